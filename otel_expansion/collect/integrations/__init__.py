@@ -1,0 +1,132 @@
+"""Framework integrations, one module each, installed once and only when the framework is used.
+
+A framework that is not imported yet is hooked on import (a tiny meta-path finder), so instrumenting
+never imports click, typer or argparse on the host's behalf.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from importlib.abc import Loader, MetaPathFinder
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Any
+
+INTEGRATIONS: dict[str, str] = {
+    "click": "otel_expansion.collect.integrations.click",
+    "typer": "otel_expansion.collect.integrations.typer",
+    "argparse": "otel_expansion.collect.integrations.argparse",
+}
+
+_installed: set[str] = set()
+_telemetry: Any = None
+
+
+def install_all(telemetry: Any) -> None:
+    global _telemetry
+    _telemetry = telemetry
+    pending = []
+    for framework in INTEGRATIONS:
+        if framework in sys.modules:
+            _install(framework)
+        else:
+            pending.append(framework)
+    if pending and not any(isinstance(f, _PostImportFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PostImportFinder(pending, _install))
+
+
+def _install(framework: str) -> None:
+    if framework in _installed or _telemetry is None:
+        return
+    _installed.add(framework)
+    try:
+        importlib.import_module(INTEGRATIONS[framework]).install(_telemetry)
+    except Exception as exc:
+        from otel_expansion.config.settings import warn
+
+        warn(f"could not instrument {framework}: {type(exc).__name__}: {exc}")
+
+
+def activate(telemetry: Any, framework: str) -> None:
+    """Instrument one framework now, or when it is first imported."""
+    global _telemetry
+    _telemetry = telemetry
+    if framework in sys.modules:
+        _install(framework)
+    else:
+        for finder in sys.meta_path:
+            if isinstance(finder, _PostImportFinder):
+                finder.names.add(framework)
+                return
+        sys.meta_path.insert(0, _PostImportFinder([framework], _install))
+
+
+def deactivate(framework: str) -> None:
+    module = sys.modules.get(INTEGRATIONS[framework])
+    if framework in _installed and module is not None:
+        module.uninstall()
+    _installed.discard(framework)
+
+
+def finish_all(telemetry: Any) -> None:
+    """End runs that only finish with the process (argparse, click usage errors)."""
+    for framework in list(_installed):
+        module = sys.modules.get(INTEGRATIONS[framework])
+        if module is not None:
+            module.finish(telemetry)
+
+
+def uninstall_all() -> None:
+    """Remove every patch (tests and ``opentelemetry-instrument`` uninstrumentation)."""
+    global _telemetry
+    for framework in list(_installed):
+        module = sys.modules.get(INTEGRATIONS[framework])
+        if module is not None:
+            module.uninstall()
+    _installed.clear()
+    _telemetry = None
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PostImportFinder)]
+
+
+class _PostImportFinder(MetaPathFinder):
+    """Runs a callback right after a watched top-level module finishes importing."""
+
+    def __init__(self, names: Sequence[str], callback: Callable[[str], None]) -> None:
+        self.names = set(names)
+        self.callback = callback
+        self._busy: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any = None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname not in self.names or fullname in self._busy:
+            return None
+        self._busy.add(fullname)
+        try:
+            from importlib.util import find_spec
+
+            spec = find_spec(fullname)
+        finally:
+            self._busy.discard(fullname)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _NotifyingLoader(spec.loader, self, fullname)
+        return spec
+
+    def done(self, fullname: str) -> None:
+        self.names.discard(fullname)
+        self.callback(fullname)
+
+
+class _NotifyingLoader(Loader):
+    def __init__(self, inner: Loader, finder: _PostImportFinder, name: str) -> None:
+        self.inner = inner
+        self.finder = finder
+        self.name = name
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.inner.exec_module(module)
+        self.finder.done(self.name)

@@ -1,0 +1,329 @@
+"""init() and the module-level recording API. Imports nothing heavy; every failure is contained.
+
+Two ways in share one recorder and one privacy model:
+- ``cli`` (default for short-lived programs): runs are kept in memory and, at exit, written as one
+  journal record; a detached sender replays them through the SDK pipeline and exports.
+- ``service`` (long-running programs, or when an OpenTelemetry SDK is already configured): the SDK
+  pipeline runs in-process and a background thread moves data to the spool and the collector.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from otel_expansion.collect.recorder import CommandRun, Recorder
+from otel_expansion.config import levels
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import Settings, resolve, warn
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_handle: Telemetry | None = None
+
+
+class Telemetry:
+    """The handle init() returns: the resolved settings and the recording API of this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.recorder = Recorder(settings)
+        self.service: Any = None  # the in-process SDK runtime, in service mode
+        self._closed = False
+        self._session_attached = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled and not self._closed
+
+    @property
+    def level(self) -> Level:
+        return self.settings.level
+
+    # -- recording -------------------------------------------------------------------------------------
+    def feature(self, name: str, **attributes: object) -> None:
+        if self.enabled:
+            try:
+                self.recorder.feature(name, attributes)
+            except Exception as exc:
+                _contained("feature", exc)
+
+    def record_exception(self, exc: BaseException) -> None:
+        if self.enabled:
+            try:
+                self.recorder.exception(exc)
+            except Exception as err:
+                _contained("record_exception", err)
+
+    def command(self, name: str) -> _CommandScope:
+        return _CommandScope(self, name)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Persist what was recorded (journal or spool). Local I/O only: never waits on the network."""
+        if not self.settings.enabled:
+            return
+        try:
+            if self.service is not None:
+                self.service.flush()
+            else:
+                _flush_to_journal(self)
+        except Exception as exc:
+            _contained("flush", exc)
+
+    def shutdown(self) -> None:
+        """Finish the active command, flush, start the sender if needed. Idempotent."""
+        if self._closed:
+            return
+        try:
+            from otel_expansion.collect.integrations import finish_all
+
+            finish_all(self)
+        except Exception as exc:
+            _contained("shutdown", exc)
+        self.flush()
+        if self.service is not None:
+            try:
+                self.service.shutdown()
+            except Exception as exc:
+                _contained("shutdown", exc)
+        self._closed = True
+
+
+class _CommandScope:
+    """``with command("deploy"):`` and ``@command("deploy")`` for programs without a CLI framework."""
+
+    def __init__(self, telemetry: Telemetry | None, name: str) -> None:
+        self.telemetry = telemetry
+        self.name = name
+        self.run: CommandRun | None = None
+
+    def __enter__(self) -> _CommandScope:
+        t = self.telemetry
+        if t is not None and t.enabled:
+            try:
+                self.run = t.recorder.begin(self.name)
+            except Exception as exc:
+                _contained("command", exc)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.run is not None and self.telemetry is not None:
+            try:
+                self.telemetry.recorder.end(self.run, exc)
+            except Exception as err:
+                _contained("command", err)
+            self.run = None
+
+    def __call__(self, fn: F) -> F:
+        name = self.name
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _CommandScope(_handle if self.telemetry is None else self.telemetry, name):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def _contained(where: str, exc: BaseException) -> None:
+    warn(f"telemetry error in {where}() ignored: {type(exc).__name__}: {exc}")
+
+
+def init(service_name: str, service_version: str | None = None, **options: Any) -> Telemetry:
+    """Start telemetry for this process; idempotent (a second call returns the first handle).
+
+    Options: ``level`` (the app's default level), ``consent`` ("notify" or "ask"), ``opt_out_env`` (the
+    app's own opt-out variable), ``instrument`` (auto-instrument click/typer/argparse, default True),
+    ``mode`` ("auto", "cli", "service"), ``home``, ``endpoint``, ``debug``, ``send``,
+    ``redact_patterns``, ``redact_allow``, ``hash_salt``.
+    """
+    global _handle
+    if _handle is not None:
+        return _handle
+    try:
+        _handle = _start(service_name, service_version, options)
+    except Exception as exc:
+        _contained("init", exc)
+        _handle = Telemetry(Settings(service_name=service_name or "unknown_service", level=Level.OFF))
+    return _handle
+
+
+def _start(service_name: str, service_version: str | None, options: dict[str, Any]) -> Telemetry:
+    from otel_expansion.config.settings import opted_out
+
+    install_global = bool(options.pop("install_global", False))
+    known = {"level", "consent", "opt_out_env", "instrument", "mode", "home", "endpoint", "debug", "send",
+             "redact_patterns", "redact_allow", "hash_salt"}
+    for key in set(options) - known:
+        warn(f"init() ignores unknown option {key!r}")
+        options.pop(key)
+    env = os.environ
+    stored = None
+    if opted_out(env, options.get("opt_out_env")) is None:
+        probe = resolve(service_name, service_version, environ=env, home=options.get("home"))
+        from otel_expansion.privacy.consent import stored_choice
+
+        stored = stored_choice(probe.home)
+    settings = resolve(service_name, service_version, environ=env, stored_choice=stored, **options)
+    if settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None:
+        from otel_expansion.privacy.consent import first_run
+
+        chosen = first_run(settings.home, settings.service_name, max(settings.level, Level.BASIC)
+                           if settings.level_source == "consent-pending" else settings.level,
+                           settings.consent_policy, settings.opt_out_env, env)
+        if chosen is not None:
+            settings = resolve(service_name, service_version, environ=env,
+                               stored_choice="denied" if chosen == Level.OFF else f"granted:{chosen}", **options)
+    telemetry = Telemetry(settings)
+    if not settings.enabled:
+        return telemetry  # off means off: no file, no thread, no socket, no hook
+    if settings.mode == "service" or (settings.mode == "auto" and _sdk_configured()):
+        from otel_expansion.sdk.service import ServiceRuntime
+
+        global _handle
+        _handle = telemetry  # the service runtime reads the resource through the handle
+        telemetry.service = ServiceRuntime(settings, telemetry.recorder, install_global=install_global)
+    if settings.instrument:
+        from otel_expansion.collect.integrations import install_all
+
+        install_all(telemetry)
+    atexit.register(telemetry.shutdown)
+    return telemetry
+
+
+def _sdk_configured() -> bool:
+    """An OpenTelemetry SDK provider is already installed (e.g. under ``opentelemetry-instrument``)."""
+    if "opentelemetry.sdk.trace" not in sys.modules:
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        return isinstance(trace.get_tracer_provider(), TracerProvider)
+    except Exception:
+        return False
+
+
+def _flush_to_journal(t: Telemetry) -> None:
+    body = t.recorder.drain()
+    if body is None:
+        return
+    s = t.settings
+    now = time.time_ns()
+    from otel_expansion.config.paths import ensure_dir
+
+    try:
+        ensure_dir(s.home)
+    except OSError as exc:
+        warn(f"telemetry disabled for this run: cannot use {s.home}: {exc.strerror or exc}")
+        return
+    record = build_record(t, body, now)
+    from otel_expansion.journal import store as journal
+
+    try:
+        journal.append(s.home, record, now)
+    except OSError as exc:  # read-only or full disk: stand down for this run, nothing more
+        warn(f"telemetry not saved for this run: {exc.strerror or exc}")
+        return
+    if s.debug:
+        _debug_print(record)
+    from otel_expansion.export import launcher
+
+    try:
+        if launcher.should_start(s.home, s.send):
+            launcher.spawn(s.home, s.endpoint, s.send)
+    except OSError as exc:
+        warn(f"could not start the telemetry sender: {exc}")
+
+
+def build_record(t: Telemetry, body: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """A journal record: the run's body plus level, session and the (redacted) resource."""
+    s = t.settings
+    record: dict[str, Any] = dict(body)
+    record["v"] = 1
+    record["level"] = int(s.level)
+    record["resource"] = resource_of(t)
+    if s.level >= levels.SESSIONS and body.get("commands"):
+        from otel_expansion.collect import session
+
+        current, ended = session.touch(s.home, now_ns, s.session_idle_s, len(body["commands"]))
+        record["session"] = current.id
+        if ended is not None:
+            record["sessions_ended"] = [{"id": ended.id, "duration": ended.duration_s, "commands": ended.commands}]
+    return record
+
+
+_resource_cache: dict[str, Any] = {}
+
+
+def resource_of(t: Telemetry) -> dict[str, Any]:
+    """Service identity, coarse environment and the anonymous installation id (computed once)."""
+    if "value" not in _resource_cache:
+        from otel_expansion.collect.environment import resource_attributes
+        from otel_expansion.privacy.identity import installation_id
+
+        s = t.settings
+        attrs: dict[str, Any] = {}
+        for key, value in s.resource_attributes:
+            attrs[key] = t.recorder.clean(value)
+        attrs.update(resource_attributes())
+        attrs["service.name"] = t.recorder.clean(s.service_name)
+        if s.service_version:
+            attrs["service.version"] = t.recorder.clean(s.service_version)
+        attrs["otel_expansion.installation.id"] = installation_id(s.home)
+        _resource_cache["value"] = attrs
+    return dict(_resource_cache["value"])
+
+
+def _debug_print(record: Mapping[str, Any]) -> None:
+    import json
+
+    try:
+        sys.stderr.write("otel-expansion debug: recorded " + json.dumps(record, default=str, sort_keys=True) + "\n")
+    except Exception:
+        pass
+
+
+# -- module-level API (acts on the handle from init(); silently a no-op before init) ------------------
+def feature(name: str, **attributes: object) -> None:
+    """Count use of a feature; its attributes are kept (redacted) only at ``full`` level."""
+    if _handle is not None:
+        _handle.feature(name, **attributes)
+
+
+def command(name: str) -> _CommandScope:
+    """Record a command: ``with command("sync"):`` or ``@command("sync")``."""
+    return _CommandScope(_handle, name)
+
+
+def record_exception(exc: BaseException) -> None:
+    """Count a handled exception by type (message and stack, redacted, at ``full``)."""
+    if _handle is not None:
+        _handle.record_exception(exc)
+
+
+def shutdown() -> None:
+    """Flush and stop; runs automatically at exit. Never waits on the network."""
+    if _handle is not None:
+        _handle.shutdown()
+
+
+def _reset_for_tests() -> None:
+    """Forget the process-wide handle (tests only)."""
+    global _handle
+    if _handle is not None:
+        try:
+            atexit.unregister(_handle.shutdown)
+        except Exception:
+            pass
+    _handle = None
+    _resource_cache.clear()

@@ -1,0 +1,48 @@
+"""One ``opentelemetry_instrumentor`` per framework, so ``opentelemetry-instrument`` (and its
+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS) drives our integrations like any other instrumentation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class _FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    framework = ""
+    dependencies: tuple[str, ...] = ()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return self.dependencies
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from otel_expansion import _runtime
+        from otel_expansion.collect import integrations
+        from otel_expansion.collect.recorder import default_executable
+
+        handle = _runtime._handle or _runtime.init(os.environ.get("OTEL_SERVICE_NAME") or default_executable(),
+                                                   instrument=False)
+        if handle.enabled:
+            integrations.activate(handle, self.framework)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        from otel_expansion.collect import integrations
+
+        integrations.deactivate(self.framework)
+
+
+class ClickInstrumentor(_FrameworkInstrumentor):
+    framework = "click"
+    dependencies = ("click >= 8.0",)
+
+
+class TyperInstrumentor(_FrameworkInstrumentor):
+    framework = "typer"
+    dependencies = ("typer >= 0.9",)
+
+
+class ArgparseInstrumentor(_FrameworkInstrumentor):
+    framework = "argparse"
+    dependencies = ()

@@ -1,0 +1,145 @@
+"""click (and typer, which runs on click's Context): one command run per root context.
+
+Why hooks on ``Context`` rather than a wrapper around ``Command.main``: a wrapper sits on the stack and
+would add its frames to every traceback the host prints. ``Context.__init__`` (a root context starts a
+run), ``__enter__`` (which subcommand is entered) and ``__exit__`` (how it ended) are called beside the
+host's code, never around it, so output, exit codes and exceptions stay exactly the host's.
+``ClickException.show`` reveals errors click reports itself (usage errors raised before any context is
+entered); a run whose root context never closed is finished at shutdown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_expansion.collect.recorder import default_executable
+
+_originals: dict[Any, dict[str, Any]] = {}
+_state: dict[str, Any] = {}
+
+
+def command_path(ctx: Any) -> str:
+    """``remote add`` for ``git remote add``: info names below the root; "" at the root itself."""
+    names = []
+    node = ctx
+    while node is not None and node.parent is not None:
+        names.append(node.info_name or "")
+        node = node.parent
+    return " ".join(reversed(names))
+
+
+def exit_status(exc: BaseException | None) -> tuple[int, BaseException | None]:
+    """The exit code click's standalone ``main`` turns ``exc`` into, and the error worth recording."""
+    import click
+    from click.exceptions import Exit
+
+    from otel_expansion.collect.recorder import exit_code_of
+
+    if exc is None:
+        return 0, None
+    if isinstance(exc, Exit):
+        return exc.exit_code, None
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code, exc
+    if isinstance(exc, (click.Abort, EOFError, KeyboardInterrupt, OSError)):
+        return 1, exc
+    return exit_code_of(exc), None if isinstance(exc, SystemExit) else exc
+
+
+def install(telemetry: Any) -> None:
+    import click
+
+    if _originals:
+        return
+    recorder = telemetry.recorder
+    ctx_cls = click.Context
+    orig = _originals.setdefault(ctx_cls, {})
+    orig["__init__"], orig["__enter__"], orig["__exit__"] = ctx_cls.__init__, ctx_cls.__enter__, ctx_cls.__exit__
+    orig_init, orig_enter, orig_exit = orig["__init__"], orig["__enter__"], orig["__exit__"]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig_init(self, *args, **kwargs)
+        if self.parent is None and recorder.active is None and "root" not in _state:
+            try:
+                run = recorder.begin(default_executable())
+                if run is not None:
+                    _state["root"], _state["run"] = self, run
+                    recorder.set_args(_argv())
+            except Exception:
+                pass
+
+    def __enter__(self: Any) -> Any:
+        result = orig_enter(self)
+        if _state.get("run") is not None and self.parent is not None:
+            try:
+                path = command_path(self)
+                if len(path) > len(_state.get("path", "")):
+                    _state["path"] = path
+            except Exception:
+                pass
+        return result
+
+    def __exit__(self: Any, exc_type: Any, exc: BaseException | None, tb: Any) -> Any:
+        result = orig_exit(self, exc_type, exc, tb)
+        try:
+            if exc is not None and _state.get("run") is not None:
+                code, error = exit_status(exc)
+                if error is not None:
+                    recorder.note_error(error)
+            if self is _state.get("root") and self._depth == 0:
+                code, error = exit_status(exc)
+                _finish(recorder, error, code)
+        except Exception:
+            pass
+        return result
+
+    ctx_cls.__init__ = __init__  # type: ignore[method-assign]
+    ctx_cls.__enter__ = __enter__  # type: ignore[method-assign]
+    ctx_cls.__exit__ = __exit__  # type: ignore[method-assign]
+    for cls in (click.ClickException, click.UsageError):
+        _originals.setdefault(cls, {})["show"] = original_show = cls.__dict__["show"]
+        cls.show = _noting_show(recorder, original_show)  # type: ignore[method-assign]
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return sys.argv[1:]
+
+
+def _noting_show(recorder: Any, original: Any) -> Any:
+    def show(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _state.get("run") is not None:
+            recorder.note_error(self)
+        return original(self, *args, **kwargs)
+
+    return show
+
+
+def _finish(recorder: Any, error: BaseException | None, code: int) -> None:
+    run = _state.pop("run", None)
+    _state.pop("root", None)
+    path = _state.pop("path", "")
+    if run is None:
+        return
+    if path:
+        run.name = path
+    recorder.end(run, error, code)
+
+
+def finish(telemetry: Any) -> None:
+    """At shutdown: end a run whose root context never closed (usage error while parsing)."""
+    run = _state.get("run")
+    if run is None:
+        return
+    error = run.error
+    code = getattr(error, "exit_code", 1) if error is not None else 0
+    _finish(telemetry.recorder, error, int(code))
+
+
+def uninstall() -> None:
+    for cls, methods in _originals.items():
+        for name, fn in methods.items():
+            setattr(cls, name, fn)
+    _originals.clear()
+    _state.clear()

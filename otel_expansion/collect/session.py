@@ -1,0 +1,73 @@
+"""CLI sessions: consecutive runs share ``session.id`` until they are ``idle`` seconds apart.
+
+State is one tiny file per service home, rewritten atomically each run. A race between two concurrent
+runs at worst splits one session in two; it never corrupts anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from otel_expansion.config.paths import SESSION_FILE, random_id, read_small, write_private
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    previous_id: str | None
+    start_ns: int
+    last_ns: int
+    commands: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndedSession:
+    """A session that went idle: recorded once, by the run that starts the next one."""
+
+    id: str
+    duration_s: float
+    commands: int
+    end_ns: int
+
+
+def _load(path: str) -> Session | None:
+    raw = read_small(path, 512)
+    if not raw:
+        return None
+    try:
+        sid, prev, start, last, count = raw.decode("ascii").split()
+        return Session(sid, None if prev == "-" else prev, int(start), int(last), int(count))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def touch(home: str, now_ns: int, idle_s: float, commands: int = 1) -> tuple[Session, EndedSession | None]:
+    """Continue or start the session at ``now_ns``; returns it and the session that ended, if any."""
+    path = os.path.join(home, SESSION_FILE)
+    current = _load(path)
+    ended = None
+    if current is None or now_ns - current.last_ns > idle_s * 1e9 or now_ns < current.start_ns:
+        if current is not None:
+            ended = EndedSession(
+                current.id, (current.last_ns - current.start_ns) / 1e9, current.commands, current.last_ns
+            )
+        current = Session(random_id(), current.id if current else None, now_ns, now_ns, 0)
+    current.last_ns = max(current.last_ns, now_ns)
+    current.commands += commands
+    data = f"{current.id} {current.previous_id or '-'} {current.start_ns} {current.last_ns} {current.commands}"
+    write_private(path, data.encode("ascii"))
+    return current, ended
+
+
+def end(home: str, now_ns: int) -> EndedSession | None:
+    """End the current session now (long-running programs at shutdown)."""
+    path = os.path.join(home, SESSION_FILE)
+    current = _load(path)
+    if current is None:
+        return None
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)

@@ -1,0 +1,347 @@
+"""The sender: journal -> SDK pipeline -> spool, then spool -> collector. Knows nothing of HTTP.
+
+Runs detached after a CLI exits (``python -m otel_expansion.export.sender --home DIR``), in a thread of a
+long-running program, or in the foreground for ``otel-expansion flush``. One at a time per home (a lock),
+with a hard deadline, so it can neither pile up nor linger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_expansion.config.levels import Level
+from otel_expansion.config.paths import SENDER_LOCK, SPOOL_FILE, ensure_dir
+from otel_expansion.config.settings import Settings, resolve
+from otel_expansion.export import launcher
+from otel_expansion.journal import store as journal
+from otel_expansion.spool.model import SUM, Attrs, MetricPoint, SeriesKey
+
+log = logging.getLogger("otel_expansion.export")
+
+CHUNK = 500  # journal records replayed per spool transaction
+MIN_BATCH = 8
+
+
+@dataclass
+class SendSummary:
+    """What one round did; ``ok`` is False when the collector refused or could not be reached."""
+
+    ingested: int = 0
+    corrupt: int = 0
+    batches_sent: int = 0
+    spans_sent: int = 0
+    points_sent: int = 0
+    bytes_sent: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    retry_at: float | None = None
+    error: str | None = None
+    pending_spans: int = 0
+    pending_series: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class SenderBusy(RuntimeError):
+    """Another sender holds the lock for this home."""
+
+
+@contextmanager
+def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Exclusive per-home lock; waits up to ``wait_s`` (0: fail at once with SenderBusy)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no cross-process lock, accept the rare overlap
+        yield
+        return
+    fd = os.open(os.path.join(ensure_dir(home), SENDER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise SenderBusy(home) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_spool(home: str, settings: Settings) -> Any:
+    from otel_expansion.spool.store import Spool
+
+    return Spool.open(
+        __import__("pathlib").Path(home) / SPOOL_FILE,
+        max_bytes=settings.spool_max_bytes,
+        max_age_s=settings.spool_max_age_s,
+    )
+
+
+class Ingestor:
+    """Replays journal records through per-(resource, level) SDK pipelines and commits them."""
+
+    def __init__(self, settings: Settings) -> None:
+        from otel_expansion.privacy.redaction import Redactor
+        from otel_expansion.sdk.staging import Staging
+
+        self.settings = settings
+        self.redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
+        self.staging = Staging()
+        self.pipelines: dict[tuple[Attrs, int], Any] = {}
+
+    def pipeline(self, resource: dict[str, Any], level: int) -> Any:
+        from otel_expansion.sdk.pipeline import Pipeline
+        from otel_expansion.spool.model import attrs_of
+
+        key = (attrs_of(resource), level)
+        if key not in self.pipelines:
+            self.pipelines[key] = Pipeline(resource, Level(level), self.redactor, self.staging)
+        return self.pipelines[key]
+
+    def run(self, home: str, spool: Any, deadline: float, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Ingest every published record; returns (ingested, corrupt)."""
+        paths = journal.pending(home)
+        ingested = corrupt = 0
+        for i in range(0, len(paths), CHUNK):
+            if time.monotonic() > deadline:
+                break
+            chunk = paths[i : i + CHUNK]
+            ids = [os.path.basename(p) for p in chunk]
+            seen = spool.seen(ids)
+            records: list[tuple[str, dict[str, Any]]] = []
+            bad: list[str] = []
+            for path, rid in zip(chunk, ids):
+                if rid in seen:
+                    continue
+                try:
+                    records.append((rid, journal.read(path)))
+                except (journal.CorruptRecord, OSError) as exc:
+                    log.warning("journal record %s is unreadable (%s); dropped", rid, exc)
+                    bad.append(path)
+            lo: int | None = None
+            hi: int | None = None
+            for _rid, record in records:
+                try:
+                    level = int(record.get("level", 0))  # type: ignore[call-overload]
+                    if level <= 0:
+                        continue
+                    p = self.pipeline(dict(record.get("resource") or {}), level)  # type: ignore[call-overload]
+                    p.ingest(record)
+                    for cmd in record.get("commands") or ():  # type: ignore[attr-defined]
+                        lo = cmd["start"] if lo is None else min(lo, cmd["start"])
+                        hi = cmd["end"] if hi is None else max(hi, cmd["end"])
+                except Exception as exc:
+                    log.warning("journal record could not be replayed (%s); dropped", exc)
+            for p in self.pipelines.values():
+                p.collect(lo, hi)
+            points, spans = self.staging.take()
+            spool.add(points, spans, source_ids=[rid for rid, _ in records])
+            if bad:
+                spool.incr("dropped.corrupt", len(bad))
+            journal.remove(chunk)
+            ingested += len(records)
+            corrupt += len(bad)
+            if progress is not None:
+                progress(min(i + CHUNK, len(paths)), len(paths))
+        return ingested, corrupt
+
+
+def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[MetricPoint]:
+    """Self-health counters not reported yet, as delta points (the spool keeps the running totals)."""
+    from otel_expansion import __version__
+    from otel_expansion.sdk.pipeline import sdk_resource
+    from otel_expansion.spool.model import attrs_of
+
+    counters = spool.counters()
+    reported_raw = spool.get_state("health.reported") or ""
+    reported = dict(item.split("=", 1) for item in reported_raw.split(",") if "=" in item)
+    res = attrs_of(sdk_resource(resource).attributes)
+    points = []
+    for name, total in sorted(counters.items()):
+        delta = total - int(reported.get(name, 0))
+        if delta <= 0:
+            continue
+        if name.startswith("dropped."):
+            metric, attrs = "otel_expansion.spool.dropped", (("reason", name.split(".", 1)[1]),)
+        elif name == "export.attempts":
+            metric, attrs = "otel_expansion.export.attempts", ()
+        elif name.startswith("export.failures."):
+            metric, attrs = "otel_expansion.export.failures", (("reason", name.split(".", 2)[2]),)
+        else:
+            continue
+        key = SeriesKey(res, "otel_expansion", __version__, metric, SUM, "{item}", "", attrs)  # type: ignore[arg-type]
+        points.append(MetricPoint(key, now_ns, now_ns, value=float(delta)))
+        reported[name] = str(total)
+    if points:
+        spool.set_state("health.reported", ",".join(f"{k}={v}" for k, v in reported.items()))
+    return points
+
+
+def send_pending(spool: Any, transport: Any, settings: Settings, protocol: str, deadline: float,
+                 summary: SendSummary, progress: Callable[[SendSummary], None] | None = None) -> None:
+    """Send batches until the spool is empty, the collector fails, or time runs out."""
+    from otel_expansion.export.encode import metrics_request, serialize, traces_request
+    from otel_expansion.export.transport import Outcome, backoff_delay
+
+    max_spans, max_points = settings.span_batch_size, 2048
+    while time.monotonic() < deadline:
+        batch = spool.next_batch(max_spans=max_spans, max_points=max_points)
+        if batch is None:
+            break
+        outcome = Outcome.SUCCESS
+        result = None
+        for signal, rows, build in (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request)):
+            if not rows:
+                continue
+            body = serialize(build(rows, batch.id), protocol)
+            spool.incr("export.attempts")
+            result = transport.send(signal, body, batch.id, deadline_s=max(0.1, deadline - time.monotonic()))
+            summary.bytes_sent += result.sent_bytes
+            summary.rejected += result.rejected
+            if result.outcome is not Outcome.SUCCESS:
+                outcome = result.outcome
+                break
+        summary.outcomes.append(outcome.name)
+        if outcome is Outcome.SUCCESS:
+            spool.ack(batch.id)
+            summary.batches_sent += 1
+            summary.spans_sent += len(batch.spans)
+            summary.points_sent += len(batch.points)
+            spool.set_state("backoff.failures", "0")
+            if progress is not None:
+                progress(summary)
+            continue
+        status = result.status if result is not None else None
+        if outcome is Outcome.DROP:
+            spool.incr(f"export.failures.http_{status}")
+            summary.dropped += spool.drop(batch.id, "rejected")
+            summary.error = f"collector rejected a batch (HTTP {status}); it was dropped"
+            continue
+        if outcome is Outcome.TOO_LARGE and (max_spans > MIN_BATCH or max_points > MIN_BATCH):
+            spool.release(batch.id)
+            max_spans, max_points = max(MIN_BATCH, max_spans // 2), max(MIN_BATCH, max_points // 2)
+            continue
+        if outcome is Outcome.TOO_LARGE:
+            summary.dropped += spool.drop(batch.id, "too_large")
+            continue
+        failures = int(spool.get_state("backoff.failures") or 0) + 1
+        spool.set_state("backoff.failures", str(failures))
+        spool.incr("export.failures.unavailable")
+        wait = backoff_delay(failures - 1, base_s=1.0, cap_s=300.0)
+        if result is not None and result.retry_after_s is not None:
+            wait = max(wait, result.retry_after_s)
+        summary.retry_at = time.time() + wait
+        summary.error = (result.error if result is not None and result.error else None) or (
+            f"collector unavailable (HTTP {status})" if status else "collector unavailable"
+        )
+        break
+
+
+def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, lock_wait_s: float = 0.0,
+              deadline_s: float | None = None, progress: Callable[[str, Any], None] | None = None) -> SendSummary:
+    """One sender round: ingest the journal, then send if due (or ``force``)."""
+    from otel_expansion.export.otlp_config import otlp_config_from_env
+    from otel_expansion.export.transport import HttpTransport
+
+    summary = SendSummary()
+    deadline = time.monotonic() + (settings.sender_timeout_s if deadline_s is None else deadline_s)
+    with sender_lock(home, lock_wait_s):
+        journal.sweep_temp(home, 600, time.time())
+        spool = open_spool(home, settings)
+        try:
+            summary.ingested, summary.corrupt = Ingestor(settings).run(
+                home, spool, deadline, (lambda d, t: progress("ingest", (d, t))) if progress else None
+            )
+            resource = _any_resource(spool)
+            if resource is not None:
+                health = health_points(spool, resource, time.time_ns())
+                if health:
+                    spool.add(health, ())
+            due = force or time.time() >= launcher.next_send_at(home)
+            if send and due:
+                config = otlp_config_from_env(endpoint=settings.endpoint)
+                transport = HttpTransport(config)
+                try:
+                    send_pending(spool, transport, settings, config.protocol, deadline, summary,
+                                 (lambda s: progress("send", s)) if progress else None)
+                finally:
+                    transport.close()
+                if summary.retry_at is not None:
+                    launcher.write_next_send_at(home, summary.retry_at)
+                else:
+                    launcher.write_next_send_at(home, time.time() + settings.metric_interval_s)
+            stats = spool.stats()
+            summary.pending_spans, summary.pending_series = stats.spans, stats.series
+        finally:
+            spool.close()
+    return summary
+
+
+def _any_resource(spool: Any) -> dict[str, Any] | None:
+    """A resource for self-health points: the newest pending data's, minus SDK-added keys."""
+    points, spans = spool.pending(limit=1)
+    rows = [p.key.resource for p in points] + [s.resource for s in spans]
+    if not rows:
+        return None
+    return {k: v for k, v in rows[0] if not k.startswith(("telemetry.sdk.", "telemetry.distro."))}
+
+
+def settings_for(home: str, endpoint: str | None = None) -> Settings:
+    """Sender settings from the environment; the service identity comes from each record."""
+    return resolve("otel-expansion-sender", home=home, endpoint=endpoint, level=Level.FULL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otel-expansion-sender", description=__doc__)
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--endpoint")
+    parser.add_argument("--no-send", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sender[%(process)d] %(levelname)s %(message)s")
+    settings = settings_for(args.home, args.endpoint)
+    _trim_log(args.home)
+    try:
+        import signal
+
+        signal.alarm(int(settings.sender_timeout_s) + 15)  # hard stop, whatever happens below
+    except (ImportError, AttributeError, ValueError):
+        pass
+    try:
+        summary = run_round(args.home, settings, send=settings.send and not args.no_send)
+    except SenderBusy:
+        return 0
+    except Exception as exc:
+        log.warning("sender round failed: %s: %s", type(exc).__name__, exc)
+        return 1
+    log.info("round: ingested=%d batches=%d spans=%d points=%d bytes=%d error=%s", summary.ingested,
+             summary.batches_sent, summary.spans_sent, summary.points_sent, summary.bytes_sent, summary.error)
+    return 0
+
+
+def _trim_log(home: str, limit: int = 1 << 20) -> None:
+    from otel_expansion.config.paths import SENDER_LOG
+
+    path = os.path.join(home, SENDER_LOG)
+    try:
+        if os.path.getsize(path) > limit:
+            os.truncate(path, 0)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""In-process mode for long-running programs: the SDK pipeline here, a daemon thread for the network.
+
+The host thread only records and stages; the thread commits staged data to the spool and runs sender
+rounds on the export interval. At exit the host commits locally and hands the rest to a detached sender:
+it never joins a thread that might be waiting on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from otel_expansion.config import levels
+from otel_expansion.config.paths import ensure_dir
+from otel_expansion.config.settings import Settings
+
+log = logging.getLogger("otel_expansion.sdk")
+
+
+class ServiceRuntime:
+    def __init__(self, settings: Settings, recorder: Any, install_global: bool = False) -> None:
+        from otel_expansion._runtime import resource_of
+        from otel_expansion.privacy.redaction import Redactor
+        from otel_expansion.sdk.pipeline import Pipeline
+        from otel_expansion.sdk.staging import Staging
+
+        ensure_dir(settings.home)
+        self.settings = settings
+        self.recorder = recorder
+        self.staging = Staging()
+        self.redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
+        from otel_expansion._runtime import _handle
+
+        resource = resource_of(_handle) if _handle is not None else {"service.name": settings.service_name}
+        self.pipeline = Pipeline(resource, settings.level, self.redactor, self.staging)
+        self.session_id: str | None = None
+        if settings.level >= levels.SESSIONS:
+            from otel_expansion.collect import session
+
+            current, self._ended = session.touch(settings.home, time.time_ns(), settings.session_idle_s, 0)
+            self.session_id = current.id
+        else:
+            self._ended = None
+        if install_global:
+            from opentelemetry import metrics, trace
+
+            trace.set_tracer_provider(self.pipeline.tracer_provider)
+            metrics.set_meter_provider(self.pipeline.meter_provider)
+        recorder._on_command = lambda _r: self.record()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
+        self._thread.start()
+
+    def record(self, heartbeat: bool = False) -> None:
+        """Replay what the recorder holds into the SDK (host thread; microseconds to a millisecond)."""
+        with self._lock:
+            body = self.recorder.drain() or {}
+            if heartbeat and self.settings.level >= levels.SESSIONS:
+                body["heartbeats"] = 1
+            if self._ended is not None:
+                body["sessions_ended"] = [{"id": self._ended.id, "duration": self._ended.duration_s,
+                                           "commands": self._ended.commands}]
+                self._ended = None
+            if not body:
+                return
+            body["level"] = int(self.settings.level)
+            body["session"] = self.session_id
+            self.pipeline.ingest(body)
+
+    def flush(self) -> int:
+        """Commit everything recorded so far to the spool (local I/O only). Returns rows written."""
+        from otel_expansion.export.sender import open_spool
+
+        self.record()
+        with self._lock:
+            self.pipeline.collect()
+            points, spans = self.staging.take()
+        if not (points or spans):
+            return 0
+        spool = open_spool(self.settings.home, self.settings)
+        try:
+            spool.add(points, spans)
+        finally:
+            spool.close()
+        return len(points) + len(spans)
+
+    def _loop(self) -> None:
+        from otel_expansion.export.sender import SenderBusy, run_round
+
+        interval = self.settings.metric_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self.record(heartbeat=True)
+                self.flush()
+                if self.settings.send:
+                    run_round(self.settings.home, self.settings, force=True,
+                              deadline_s=min(self.settings.sender_timeout_s, interval))
+            except SenderBusy:
+                pass
+            except Exception as exc:  # the thread must survive anything
+                log.warning("background send failed: %s: %s", type(exc).__name__, exc)
+
+    def shutdown(self) -> None:
+        """Stop the thread without waiting on it, end the session, commit, start a detached sender."""
+        self._stop.set()
+        if self.settings.level >= levels.SESSIONS:
+            from otel_expansion.collect import session
+
+            self._ended = session.end(self.settings.home, time.time_ns())
+        try:
+            self.flush()
+        finally:
+            self.pipeline.shutdown()
+        from otel_expansion.export import launcher
+
+        if launcher.should_start(self.settings.home, self.settings.send):
+            launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send)

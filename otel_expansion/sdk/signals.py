@@ -1,0 +1,124 @@
+"""Every signal the library emits, declared once.
+
+Instruments, the per-level metric views, the span attribute filter and TELEMETRY.md are all derived from
+these declarations, so the documentation cannot drift from what is sent. Pure data: no OTel import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from otel_expansion.config import levels
+from otel_expansion.config.levels import Level
+
+SCOPE_NAME = "otel_expansion"
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 300.0)
+MEMORY_BUCKETS = tuple(float(2**n) for n in range(23, 34))  # 8 MiB .. 8 GiB
+SESSION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
+COUNT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    name: str
+    level: Level
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    kind: str  # "counter" | "histogram"
+    unit: str
+    level: Level
+    description: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+
+
+ATTRIBUTES: dict[str, Attribute] = {
+    a.name: a
+    for a in (
+        Attribute("cli.command.name", Level.BASIC, "Command path without the program name, e.g. `remote add`."),
+        Attribute("cli.command.outcome", Level.BASIC, "`success` or `error`."),
+        Attribute("error.type", Level.BASIC, "Exception class (qualified) or the exit code; only on failure."),
+        Attribute("process.exit.code", Level.ENHANCED, "Exit status of the command."),
+        Attribute("process.executable.name", Level.ENHANCED, "The CLI's program name."),
+        Attribute("session.id", Level.ENHANCED, "Random id shared by runs less than 30 min apart."),
+        Attribute("cli.command.cpu_time", Level.ENHANCED, "CPU seconds used by the command."),
+        Attribute("cli.command.memory.peak", Level.ENHANCED, "Peak resident memory in bytes."),
+        Attribute("cli.command.args", Level.FULL, "Flag names used (never their values, never positionals)."),
+        Attribute("feature.name", Level.BASIC, "Name passed to `feature()`."),
+        Attribute("activity.hour_of_week", Level.ENHANCED, "0-167, local time, Monday 00h = 0."),
+        Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),
+        Attribute("reason", Level.BASIC, "Why self-health data was dropped (size, age, corrupt, rejected)."),
+    )
+}
+
+METRICS: tuple[Metric, ...] = (
+    Metric("cli.command.invocations", "counter", "{invocation}", Level.BASIC, "Commands run.",
+           ("cli.command.name", "cli.command.outcome", "error.type")),
+    Metric("cli.command.duration", "histogram", "s", Level.BASIC, "Wall time of a command.",
+           ("cli.command.name", "cli.command.outcome", "error.type"), DURATION_BUCKETS),
+    Metric("cli.command.errors", "counter", "{error}", Level.BASIC, "Failed commands by error type.",
+           ("cli.command.name", "error.type")),
+    Metric("cli.exceptions.handled", "counter", "{exception}", Level.BASIC,
+           "Exceptions the app reported with record_exception().", ("error.type", "exception.handled")),
+    Metric("cli.feature.usage", "counter", "{use}", levels.FEATURES, "Calls to feature().", ("feature.name",)),
+    Metric("cli.command.cpu_time", "histogram", "s", levels.PERFORMANCE, "CPU time of a command.",
+           ("cli.command.name",), DURATION_BUCKETS),
+    Metric("cli.command.memory.peak", "histogram", "By", levels.PERFORMANCE, "Peak memory of a command.",
+           ("cli.command.name",), MEMORY_BUCKETS),
+    Metric("cli.session.duration", "histogram", "s", levels.SESSIONS, "Length of an ended session.", (),
+           SESSION_BUCKETS),
+    Metric("cli.session.commands", "histogram", "{command}", levels.SESSIONS, "Commands in an ended session.",
+           (), COUNT_BUCKETS),
+    Metric("cli.session.heartbeats", "counter", "{heartbeat}", levels.SESSIONS,
+           "Periodic liveness of long-running programs.", ()),
+    Metric("cli.activity", "counter", "{invocation}", levels.ACTIVITY, "Commands by hour of the week.",
+           ("activity.hour_of_week",)),
+    Metric("otel_expansion.spool.dropped", "counter", "{item}", Level.BASIC,
+           "Telemetry dropped locally (self-health).", ("reason",)),
+    Metric("otel_expansion.export.attempts", "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
+    Metric("otel_expansion.export.failures", "counter", "{request}", Level.BASIC, "Export requests failed.",
+           ("reason",)),
+)
+
+METRICS_BY_NAME = {m.name: m for m in METRICS}
+
+SPAN_ATTRIBUTES = (
+    "cli.command.name",
+    "cli.command.outcome",
+    "process.executable.name",
+    "process.exit.code",
+    "error.type",
+    "session.id",
+    "cli.command.cpu_time",
+    "cli.command.memory.peak",
+    "cli.command.args",
+)
+
+RESOURCE_ATTRIBUTES: tuple[tuple[str, Level, str], ...] = (
+    ("service.name", Level.BASIC, "The app's name."),
+    ("service.version", Level.BASIC, "The app's version, when given."),
+    ("telemetry.sdk.*", Level.BASIC, "OpenTelemetry SDK name, language, version."),
+    ("telemetry.distro.name", Level.BASIC, "`otel-expansion`."),
+    ("telemetry.distro.version", Level.BASIC, "This library's version."),
+    ("otel_expansion.installation.id", Level.BASIC, "Random id per installation; `otel-expansion reset-id`."),
+    ("os.type", Level.BASIC, "linux, darwin, windows..."),
+    ("os.version", Level.BASIC, "Kernel release."),
+    ("host.arch", Level.BASIC, "amd64, arm64..."),
+    ("process.runtime.name", Level.BASIC, "cpython, pypy..."),
+    ("process.runtime.version", Level.BASIC, "Python version."),
+    ("ci.detected", Level.BASIC, "Whether a CI environment was detected."),
+    ("ci.provider", Level.BASIC, "github_actions, gitlab, ... when in CI."),
+    ("container.detected", Level.BASIC, "Whether the run was inside a container."),
+)
+
+SPAN_LEVEL = levels.SPANS
+
+
+def allowed_attributes(level: Level, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The subset of ``names`` the level may carry (unknown names are never allowed)."""
+    return tuple(n for n in names if n in ATTRIBUTES and ATTRIBUTES[n].level <= level)

@@ -1,0 +1,157 @@
+"""SDK-native sinks that turn spans and metric points into spool rows, held until one commit.
+
+The exporter and the reader only convert and stage; the caller commits the staged rows to the spool in
+one transaction together with the journal ids they came from, so a crash can neither lose nor double them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, ObservableUpDownCounter, UpDownCounter
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    HistogramDataPoint,
+    MetricReader,
+    MetricsData,
+    NumberDataPoint,
+)
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from opentelemetry.sdk.metrics.export import Sum as SumData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otel_expansion.export.encode import span_to_proto
+from otel_expansion.spool.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord, attrs_of
+
+log = logging.getLogger("otel_expansion.sdk")
+
+MAX_STAGED_SPANS = 50_000
+
+
+class Staging:
+    """Thread-safe holding area between the SDK and the spool."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.points: list[MetricPoint] = []
+        self.spans: list[SpanRecord] = []
+        self.dropped = 0
+
+    def add_spans(self, spans: list[SpanRecord]) -> None:
+        with self._lock:
+            room = MAX_STAGED_SPANS - len(self.spans)
+            self.spans.extend(spans[: max(room, 0)])
+            self.dropped += max(0, len(spans) - max(room, 0))
+
+    def add_points(self, points: list[MetricPoint]) -> None:
+        with self._lock:
+            self.points.extend(points)
+
+    def take(self) -> tuple[list[MetricPoint], list[SpanRecord]]:
+        with self._lock:
+            points, spans = self.points, self.spans
+            self.points, self.spans = [], []
+            return points, spans
+
+
+class StagingSpanExporter(SpanExporter):
+    """Encodes finished (already filtered and redacted) spans into spool rows."""
+
+    def __init__(self, staging: Staging) -> None:
+        self.staging = staging
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        records = []
+        for span in spans:
+            try:
+                resource = attrs_of(span.resource.attributes)
+                scope = span.instrumentation_scope
+                records.append(
+                    SpanRecord(
+                        resource,
+                        scope.name if scope else "",
+                        (scope.version or "") if scope else "",
+                        span_to_proto(span),
+                        span.end_time or 0,
+                    )
+                )
+            except Exception:
+                log.exception("could not encode span %r; dropped", getattr(span, "name", "?"))
+        self.staging.add_spans(records)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+DELTA_EVERYWHERE: dict[type, AggregationTemporality] = {
+    Counter: AggregationTemporality.DELTA,
+    UpDownCounter: AggregationTemporality.DELTA,
+    Histogram: AggregationTemporality.DELTA,
+    ObservableCounter: AggregationTemporality.DELTA,
+    ObservableUpDownCounter: AggregationTemporality.DELTA,
+}
+
+
+class StagingMetricReader(MetricReader):
+    """An aggregating reader: delta points per collection, merged across runs by the spool.
+
+    ``collect()`` is pull-based: the sender calls it after replaying a chunk of journal records, and
+    long-running programs call it on their export interval.
+    """
+
+    def __init__(self, staging: Staging, redactor: Any | None = None) -> None:
+        super().__init__(preferred_temporality=DELTA_EVERYWHERE)
+        self.staging = staging
+        self.redactor = redactor
+        self.time_override: tuple[int, int] | None = None
+
+    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+        try:
+            self.staging.add_points(self.to_points(metrics_data))
+        except Exception:
+            log.exception("could not convert collected metrics; dropped")
+
+    def to_points(self, metrics_data: MetricsData) -> list[MetricPoint]:
+        points: list[MetricPoint] = []
+        clean = self.redactor.attributes if self.redactor is not None else dict
+        for rm in metrics_data.resource_metrics:
+            resource = attrs_of(rm.resource.attributes)
+            for sm in rm.scope_metrics:
+                scope_name, scope_version = sm.scope.name, sm.scope.version or ""
+                for metric in sm.metrics:
+                    data = metric.data
+                    if isinstance(data, SumData):
+                        kind, monotonic = SUM, data.is_monotonic
+                    elif isinstance(data, HistogramData):
+                        kind, monotonic = HISTOGRAM, True
+                    else:  # gauges and exponential histograms have no cross-run merge we trust
+                        continue
+                    for dp in data.data_points:
+                        attrs = attrs_of(clean(dp.attributes or {}))
+                        start, end = dp.start_time_unix_nano, dp.time_unix_nano
+                        if self.time_override is not None:
+                            start, end = self.time_override
+                        if isinstance(dp, NumberDataPoint):
+                            if dp.value == 0 and monotonic:
+                                continue
+                            key = SeriesKey(resource, scope_name, scope_version, metric.name, kind,
+                                            metric.unit or "", metric.description or "", attrs, monotonic)
+                            points.append(MetricPoint(key, start, end, value=float(dp.value)))
+                        elif isinstance(dp, HistogramDataPoint):
+                            if dp.count == 0:
+                                continue
+                            key = SeriesKey(resource, scope_name, scope_version, metric.name, kind,
+                                            metric.unit or "", metric.description or "", attrs, True,
+                                            tuple(float(b) for b in dp.explicit_bounds))
+                            points.append(MetricPoint(key, start, end, count=dp.count, sum=float(dp.sum),
+                                                      min=float(dp.min), max=float(dp.max),
+                                                      bucket_counts=tuple(dp.bucket_counts)))
+        return points
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None

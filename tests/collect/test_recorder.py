@@ -1,0 +1,113 @@
+"""Recorder: level filtering and minimisation at the source, exit codes, error types."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_expansion.collect.recorder import Recorder, error_type, exit_code_of
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import Settings
+
+
+def recorder(level: Level) -> Recorder:
+    return Recorder(Settings(service_name="t", home="/nonexistent", level=level))
+
+
+def run_failing(r: Recorder, exc: BaseException) -> dict[str, object]:
+    run = r.begin("deploy")
+    r.set_args(["--token", "s3cr3t", "--verbose", "target"])
+    try:
+        raise exc
+    except BaseException as caught:
+        r.end(run, caught)
+    body = r.drain()
+    assert body is not None
+    return body["commands"][0]  # type: ignore[no-any-return, index]
+
+
+class TestExitCodes:
+    @pytest.mark.parametrize(
+        ("exc", "code"),
+        [(None, 0), (SystemExit(), 0), (SystemExit(3), 3), (SystemExit("msg"), 1), (KeyboardInterrupt(), 130),
+         (ValueError(), 1)],
+    )
+    def test_exit_code_matches_python(self, exc: BaseException | None, code: int) -> None:
+        """The recorded exit code is the status Python would exit with."""
+        assert exit_code_of(exc) == code
+
+    def test_error_type_is_qualified_for_non_builtins(self) -> None:
+        """error.type follows the convention: builtins short, others module-qualified."""
+
+        class Custom(Exception):
+            pass
+
+        assert error_type(ValueError()) == "ValueError"
+        assert error_type(Custom()).endswith("test_recorder.TestExitCodes.test_error_type_is_qualified_for_non_builtins.<locals>.Custom")
+
+
+class TestLevels:
+    def test_basic_keeps_only_counts_and_durations(self) -> None:
+        """basic: no CPU, memory, args or exception details."""
+        cmd = run_failing(recorder(Level.BASIC), ValueError("alice@example.com"))
+        assert set(cmd) == {"name", "exe", "start", "end", "exit", "error"}
+        assert cmd["error"] == "ValueError" and cmd["exit"] == 1
+
+    def test_enhanced_adds_performance_not_details(self) -> None:
+        """enhanced: CPU and memory, still no args and no exception message."""
+        cmd = run_failing(recorder(Level.ENHANCED), ValueError("alice@example.com"))
+        assert "cpu" in cmd and "mem" in cmd and "args" not in cmd and "exception" not in cmd
+
+    def test_full_adds_flag_names_and_redacted_details(self) -> None:
+        """full: flag names only, never values; exception message redacted."""
+        cmd = run_failing(recorder(Level.FULL), ValueError("mail alice@example.com now"))
+        assert cmd["args"] == ("--token", "--verbose")
+        details = cmd["exception"]
+        assert isinstance(details, dict)
+        assert "alice@example.com" not in details["message"] and "mail" in details["message"]
+        assert "test_recorder.py" in details["stack"]
+
+    def test_off_records_nothing(self) -> None:
+        """off: begin() refuses and nothing is drained."""
+        r = recorder(Level.OFF)
+        assert r.begin("x") is None
+        r.feature("f")
+        assert r.drain() is None
+
+
+class TestRecording:
+    def test_nested_runs_belong_to_the_outer_one(self) -> None:
+        """A command started inside another is not recorded separately."""
+        r = recorder(Level.ENHANCED)
+        outer = r.begin("outer")
+        assert r.begin("inner") is None
+        r.end(outer)
+        body = r.drain()
+        assert body is not None and [c["name"] for c in body["commands"]] == ["outer"]
+
+    def test_feature_attributes_only_at_full(self) -> None:
+        """Feature attributes are dropped below full and redacted at full."""
+        r = recorder(Level.ENHANCED)
+        r.feature("export", fmt="csv")
+        body = r.drain()
+        assert body is not None and "attrs" not in body["features"][0]
+        r = recorder(Level.FULL)
+        r.feature("export", fmt="csv", owner="bob@example.org")
+        body = r.drain()
+        assert body is not None
+        attrs = body["features"][0]["attrs"]
+        assert attrs["fmt"] == "csv" and "bob@example.org" not in str(attrs)
+
+    def test_command_names_are_redacted(self) -> None:
+        """A command name carrying PII (manual API) is redacted before it is stored."""
+        r = recorder(Level.ENHANCED)
+        r.end(r.begin("sync carol@example.com"))
+        body = r.drain()
+        assert body is not None and "carol@example.com" not in body["commands"][0]["name"]
+
+    def test_bounded_buffers(self) -> None:
+        """Runaway loops cannot grow memory without bound: excess is counted, not kept."""
+        r = recorder(Level.BASIC)
+        for _ in range(5000):
+            r.feature("f")
+        body = r.drain()
+        assert body is not None and len(body["features"]) == 1024 and body["overflow"] == 5000 - 1024

@@ -1,0 +1,89 @@
+"""Settings: environment precedence, opt-out, bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_expansion.config import settings as settings_mod
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import parse_resource_attributes, resolve
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    settings_mod._warned.clear()
+
+
+def test_defaults_are_enhanced_and_sending() -> None:
+    """With nothing set, the app's default (enhanced) applies and data is sent."""
+    s = resolve("app", environ={}, home="/tmp/x")
+    assert s.level == Level.ENHANCED and s.level_source == "default" and s.send and not s.debug
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"DO_NOT_TRACK": "1"}, {"DO_NOT_TRACK": "true"}, {"OTEL_SDK_DISABLED": "true"}, {"MYAPP_NO_TELEMETRY": "yes"}],
+)
+def test_opt_out_wins_over_everything(env: dict[str, str]) -> None:
+    """DO_NOT_TRACK, OTEL_SDK_DISABLED and the app's variable beat an explicit level and a stored grant."""
+    env = {**env, "OTEL_EXPANSION_LEVEL": "full"}
+    s = resolve("app", environ=env, opt_out_env="MYAPP_NO_TELEMETRY", stored_choice="granted:full")
+    assert s.level == Level.OFF and s.level_source == "opt-out" and s.opt_out_reason
+
+
+def test_do_not_track_zero_does_not_opt_out() -> None:
+    """DO_NOT_TRACK=0 means tracking is allowed."""
+    assert resolve("app", environ={"DO_NOT_TRACK": "0"}).level == Level.ENHANCED
+
+
+def test_env_level_beats_stored_choice_and_app_level() -> None:
+    """An explicit OTEL_EXPANSION_LEVEL is the user's choice for this run."""
+    s = resolve("app", environ={"OTEL_EXPANSION_LEVEL": "basic"}, level="full", stored_choice="granted:full")
+    assert s.level == Level.BASIC and s.level_source == "env"
+
+
+def test_stored_denial_turns_off() -> None:
+    """A persisted `consent deny` turns telemetry off."""
+    assert resolve("app", environ={}, stored_choice="denied").level == Level.OFF
+
+
+def test_ask_policy_is_off_until_granted() -> None:
+    """Opt-in apps collect nothing before the user agrees."""
+    s = resolve("app", environ={}, consent="ask")
+    assert s.level == Level.OFF and s.level_source == "consent-pending"
+    assert resolve("app", environ={}, consent="ask", stored_choice="granted").level == Level.ENHANCED
+
+
+def test_bad_values_warn_once_and_fall_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """Invalid variables give one clear warning each and the safe default, never an exception."""
+    env = {"OTEL_EXPANSION_LEVEL": "loud", "OTEL_EXPANSION_DEBUG": "maybe", "OTEL_EXPANSION_SPOOL_MAX_BYTES": "-5"}
+    s = resolve("app", environ=env)
+    resolve("app", environ=env)
+    err = capsys.readouterr().err
+    assert s.level == Level.ENHANCED and s.debug is False and s.spool_max_bytes == 20 * 2**20
+    assert err.count("OTEL_EXPANSION_LEVEL") == 1 and "loud" in err
+    assert err.count("OTEL_EXPANSION_DEBUG") == 1 and err.count("SPOOL_MAX_BYTES") == 1
+
+
+def test_service_name_env_and_home_env() -> None:
+    """OTEL_SERVICE_NAME overrides the code's name; OTEL_EXPANSION_HOME the state directory."""
+    s = resolve("app", environ={"OTEL_SERVICE_NAME": "other", "OTEL_EXPANSION_HOME": "/tmp/h"})
+    assert s.service_name == "other" and s.home == "/tmp/h"
+
+
+def test_otel_intervals_are_milliseconds() -> None:
+    """Standard OTEL_* intervals are in milliseconds."""
+    s = resolve("app", environ={"OTEL_METRIC_EXPORT_INTERVAL": "1500", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "64"})
+    assert s.metric_interval_s == 1.5 and s.span_batch_size == 64
+
+
+def test_resource_attributes_parse_and_skip_bad(capsys: pytest.CaptureFixture[str]) -> None:
+    """k=v pairs are percent-decoded; malformed members are skipped with a warning."""
+    assert parse_resource_attributes("a=1,b=x%20y,bad,=v") == (("a", "1"), ("b", "x y"))
+    assert "bad" in capsys.readouterr().err
+
+
+def test_level_parse_errors_list_names() -> None:
+    """Level.parse names the accepted values."""
+    with pytest.raises(ValueError, match="off|basic|enhanced|full"):
+        Level.parse("verbose")

@@ -1,0 +1,57 @@
+"""Shared fixtures: run real subprocesses of instrumented CLIs against a private state directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# Variables that could leak the developer's own settings into a test run.
+_SCRUB = ("DO_NOT_TRACK", "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "CI",
+          "GITHUB_ACTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "DEMOCLI_NO_TELEMETRY")
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in _SCRUB}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["OTEL_EXPANSION_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run_cli(home: Path) -> Iterator[RunCli]:
+    """Run an example CLI (default: democli.py) as a real subprocess with a private home."""
+
+    def run(*args: str, script: str = "democli.py", timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(EXAMPLES / script), *args],
+            env=clean_env(home, **env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    yield run
+
+
+def journal_records(home: Path) -> list[dict[str, object]]:
+    from otel_expansion.journal import store
+
+    return [store.read(p) for p in store.pending(str(home))]

@@ -1,0 +1,54 @@
+"""Journal: atomic, checksummed, one file per run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from otel_expansion.journal import store
+
+
+def test_roundtrip_and_order(tmp_path: Path) -> None:
+    """Records come back intact, oldest first, with private permissions."""
+    a = store.append(str(tmp_path), {"n": 1, "t": (1, 2)}, 10)
+    b = store.append(str(tmp_path), {"n": 2}, 5)
+    assert store.pending(str(tmp_path)) == [b, a]
+    assert store.read(a) == {"n": 1, "t": (1, 2)}
+    assert os.stat(a).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(a)).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_corrupt_records_are_detected(tmp_path: Path, damage: str) -> None:
+    """A damaged file raises CorruptRecord instead of yielding wrong data."""
+    path = store.append(str(tmp_path), {"commands": [{"name": "x" * 100}]}, 1)
+    data = Path(path).read_bytes()
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data = data[:-5] + bytes([data[-5] ^ 0xFF]) + data[-4:]
+    elif damage == "garbage":
+        data = os.urandom(300)
+    else:
+        data = b""
+    Path(path).write_bytes(data)
+    with pytest.raises(store.CorruptRecord):
+        store.read(path)
+
+
+def test_temp_files_are_ignored_and_swept(tmp_path: Path) -> None:
+    """A run killed mid-write leaves only a .tmp file, never listed, later removed."""
+    d = tmp_path / "journal"
+    d.mkdir()
+    (d / "0001-1-aa.rec.1.tmp").write_bytes(b"partial")
+    assert store.pending(str(tmp_path)) == []
+    assert store.sweep_temp(str(tmp_path), older_than_s=-1, now_s=0) == 0  # mtime is in the future of 0
+    assert store.sweep_temp(str(tmp_path), older_than_s=0, now_s=2e10) == 1
+
+
+def test_oversized_record_refused(tmp_path: Path) -> None:
+    """A record over the size limit is refused rather than written."""
+    with pytest.raises(ValueError):
+        store.append(str(tmp_path), {"x": "y" * (store.MAX_RECORD_BYTES + 1)}, 1)
