@@ -10,20 +10,24 @@ Two ways in share one recorder and one privacy model:
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, TypeVar
 
-from otel_expansion.collect.recorder import CommandRun, Recorder
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import TracebackType
+    from typing import Any, TypeVar
+
+    from otel_expansion.collect.recorder import CommandRun
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings, resolve, warn
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 _handle: Telemetry | None = None
 
@@ -126,11 +130,18 @@ class _CommandScope:
     def __call__(self, fn: F) -> F:
         name = self.name
 
-        @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with _CommandScope(_handle if self.telemetry is None else self.telemetry, name):
                 return fn(*args, **kwargs)
 
+        # functools.wraps without importing functools (~1 ms)
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            try:
+                setattr(wrapper, attr, getattr(fn, attr))
+            except AttributeError:
+                pass
+        wrapper.__dict__.update(getattr(fn, "__dict__", {}))
+        wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
 

@@ -6,9 +6,13 @@ so it can run in the CLI's own process (the journal records the environment of t
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
 import os
 import sys
-from collections.abc import Mapping
 
 # Environment variables that identify a CI provider, checked in order.
 CI_PROVIDERS: tuple[tuple[str, str], ...] = (

@@ -7,28 +7,24 @@ runs at worst splits one session in two; it never corrupts anything.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 from otel_expansion.config.paths import SESSION_FILE, random_id, read_small, write_private
 
 
-@dataclass(slots=True)
 class Session:
-    id: str
-    previous_id: str | None
-    start_ns: int
-    last_ns: int
-    commands: int
+    __slots__ = ("commands", "id", "last_ns", "previous_id", "start_ns")
+
+    def __init__(self, id: str, previous_id: str | None, start_ns: int, last_ns: int, commands: int) -> None:
+        self.id, self.previous_id, self.start_ns, self.last_ns, self.commands = (
+            id, previous_id, start_ns, last_ns, commands)
 
 
-@dataclass(frozen=True, slots=True)
 class EndedSession:
     """A session that went idle: recorded once, by the run that starts the next one."""
 
-    id: str
-    duration_s: float
-    commands: int
-    end_ns: int
+    __slots__ = ("commands", "duration_s", "end_ns", "id")
+
+    def __init__(self, id: str, duration_s: float, commands: int, end_ns: int) -> None:
+        self.id, self.duration_s, self.commands, self.end_ns = id, duration_s, commands, end_ns
 
 
 def _load(path: str) -> Session | None:

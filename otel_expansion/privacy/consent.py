@@ -6,10 +6,13 @@ and ``ask`` (opt-in: collect nothing until the user says yes). Non-interactive a
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
 import os
 import sys
-from collections.abc import Mapping
-from typing import TextIO
 
 from otel_expansion.collect.environment import detect_ci
 from otel_expansion.config.levels import Level

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config.levels import LEVELS, Level
 from otel_expansion.sdk import signals
 
 HEADER = """# What otel-expansion collects
@@ -21,7 +21,7 @@ def telemetry_markdown() -> str:
     lines = [HEADER]
     lines.append("## Levels\n")
     lines.append("| level | collected |\n|---|---|")
-    for level in Level:
+    for level in LEVELS:
         metrics = [m.name for m in signals.METRICS if m.level == level]
         attrs = [a.name for a in signals.ATTRIBUTES.values() if a.level == level]
         what = []

@@ -8,7 +8,9 @@ program that exits with ``raise SystemExit(n)`` at top level is recorded with ex
 from __future__ import annotations
 
 import sys
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from otel_expansion.collect.recorder import default_executable
 

@@ -10,7 +10,9 @@ entered); a run whose root context never closed is finished at shutdown.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from otel_expansion.collect.recorder import default_executable
 

@@ -5,7 +5,9 @@ Installing this module just makes sure those hooks are in place when typer is im
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def install(telemetry: Any) -> None:

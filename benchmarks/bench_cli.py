@@ -1,0 +1,196 @@
+"""Startup, exit and memory of a hello-world click CLI: bare, otel-expansion, stock OpenTelemetry.
+
+Each variant runs as a real subprocess against a collector that is up, refused or blackholed (all on
+127.0.0.1). Wall time is the median of N runs; peak RSS comes from wait4() of each child. Usage:
+
+    python benchmarks/bench_cli.py [--runs 7] [--stock-down-runs 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE = """
+import click
+@click.command()
+@click.argument("name")
+def hello(name):
+    click.echo(f"hello {name}")
+hello()
+"""
+
+OURS = """
+import click
+import otel_expansion
+otel_expansion.init("bench", "1.0")
+@click.command()
+@click.argument("name")
+def hello(name):
+    click.echo(f"hello {name}")
+hello()
+"""
+
+# Stock OpenTelemetry set up the way its documentation shows.
+STOCK = """
+import click
+from opentelemetry import trace, metrics
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+resource = Resource.create({"service.name": "bench"})
+tp = TracerProvider(resource=resource)
+tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+trace.set_tracer_provider(tp)
+mp = MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())])
+metrics.set_meter_provider(mp)
+tracer = trace.get_tracer("bench")
+meter = metrics.get_meter("bench")
+runs = meter.create_counter("cli.command.invocations")
+duration = meter.create_histogram("cli.command.duration")
+@click.command()
+@click.argument("name")
+def hello(name):
+    with tracer.start_as_current_span("hello"):
+        click.echo(f"hello {name}")
+    runs.add(1, {"cli.command.name": "hello"})
+    duration.record(0.001, {"cli.command.name": "hello"})
+hello()
+"""
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def collector_up() -> tuple[str, http.server.ThreadingHTTPServer]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{srv.server_address[1]}", srv
+
+
+def refused() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def blackholed() -> tuple[str, socket.socket, list[socket.socket]]:
+    """A listener whose accept queue is full: new connections hang in SYN."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    port = s.getsockname()[1]
+    fillers = []
+    for _ in range(8):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    return f"http://127.0.0.1:{port}", s, fillers
+
+
+def run_once(script: Path, env: dict[str, str]) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(sys.executable, [sys.executable, str(script), "world"], env,
+                         file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{script.name} failed with status {status}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def measure(script: Path, env: dict[str, str], runs: int, warmup: int = 1) -> dict[str, float]:
+    for _ in range(warmup):
+        run_once(script, env)
+    times, rss = [], []
+    for _ in range(runs):
+        t, r = run_once(script, env)
+        times.append(t)
+        rss.append(r)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "peak_rss_mib": statistics.median(rss) / 2**20, "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--stock-down-runs", type=int, default=2)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    # An installed package has bytecode compiled by pip; make the source tree match that.
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "otel_expansion"), quiet=1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    scripts = {}
+    for name, src in (("bare", BARE), ("ours", OURS), ("stock", STOCK)):
+        scripts[name] = tmp / f"{name}.py"
+        scripts[name].write_text(src)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "DO_NOT_TRACK"}
+    base_env["PYTHONPATH"] = str(ROOT)
+
+    up_url, up_srv = collector_up()
+    refused_url = refused()
+    bh_url, bh_sock, fillers = blackholed()
+    results: dict[str, dict[str, float]] = {}
+    results["bare"] = measure(scripts["bare"], base_env, args.runs)
+    for label, url in (("up", up_url), ("refused", refused_url), ("blackholed", bh_url)):
+        home = tmp / f"home-{label}"
+        env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPANSION_HOME": str(home)}
+        results[f"ours/{label}"] = measure(scripts["ours"], env, args.runs)
+        # give any sender spawned by the runs time to finish so it does not skew the next variant
+        time.sleep(1.0)
+    os.environ.pop("OTEL_SDK_DISABLED", None)
+    for label, url in (("up", up_url), ("refused", refused_url), ("blackholed", bh_url)):
+        env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url}
+        runs = args.runs if label == "up" else args.stock_down_runs
+        results[f"stock/{label}"] = measure(scripts["stock"], env, runs, warmup=1 if label == "up" else 0)
+    up_srv.shutdown()
+    bh_sock.close()
+    for c in fillers:
+        c.close()
+
+    bare = results["bare"]["median_s"]
+    bare_rss = results["bare"]["peak_rss_mib"]
+    print(f"{'variant':<18}{'median':>10}{'added':>10}{'ratio':>8}{'peak RSS':>11}{'+RSS':>9}")
+    for name, r in results.items():
+        print(f"{name:<18}{r['median_s'] * 1000:>8.1f}ms{(r['median_s'] - bare) * 1000:>+8.1f}ms"
+              f"{r['median_s'] / bare:>7.2f}x{r['peak_rss_mib']:>8.1f}MiB{r['peak_rss_mib'] - bare_rss:>+7.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,487 @@
+"""OTLP/HTTP payloads in, plain rows out: decompression with a cap, decoding, flattening.
+
+Everything here is pure (no sockets, no SQLite) so the server stays thin and each step is testable alone.
+Decoding uses the generated opentelemetry-proto classes; OTLP/JSON differs from protobuf's canonical JSON
+only in trace and span ids (hex instead of base64), which :func:`decode` converts before parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+__all__ = [
+    "BATCH_ID_ATTRIBUTE",
+    "JSON",
+    "MAX_BODY_BYTES",
+    "PROTOBUF",
+    "SIGNALS",
+    "LogRow",
+    "PayloadError",
+    "PointRow",
+    "ResourceData",
+    "SpanRow",
+    "decode",
+    "decompress",
+    "encode_response",
+    "encode_status",
+    "flatten",
+    "media_type",
+]
+
+SIGNALS = ("traces", "metrics", "logs")
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+MAX_BODY_BYTES = 32 * 2**20
+"""Largest accepted request body, compressed or not: one SDK batch is far below this."""
+
+BATCH_ID_ATTRIBUTE = "otel_expansion.batch.id"
+"""Resource attribute naming the SDK batch; it survives a collector, unlike the HTTP header."""
+
+_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+_TEMPORALITY = {1: "delta", 2: "cumulative"}
+_NO_RECORDED_VALUE = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
+
+
+class PayloadError(Exception):
+    """A request the receiver refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(content_type: str | None) -> str | None:
+    """The OTLP encoding a Content-Type names (parameters such as charset ignored), else None."""
+    base = (content_type or "").split(";", 1)[0].strip().lower()
+    if base in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if base == JSON:
+        return JSON
+    return None
+
+
+def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Undo Content-Encoding, streaming so a gzip bomb stops at ``limit`` bytes instead of filling memory."""
+    coding = (encoding or "identity").strip().lower()
+    if coding in ("", "identity"):
+        if len(body) > limit:
+            raise PayloadError(413, f"body larger than {limit} bytes")
+        return body
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        raise PayloadError(415, f"unsupported Content-Encoding {encoding!r}")
+    out = bytearray()
+    data = body
+    try:
+        while data:  # a loop because gzip allows several concatenated members
+            inflater = zlib.decompressobj(47 if coding != "deflate" else zlib.MAX_WBITS)
+            while data and not inflater.eof:
+                out += inflater.decompress(data, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise PayloadError(413, f"decompressed body larger than {limit} bytes")
+                data = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise PayloadError(400, "truncated compressed body")
+            data = inflater.unused_data
+    except zlib.error as exc:
+        raise PayloadError(400, f"bad {coding} body: {exc}") from None
+    return bytes(out)
+
+
+def _request_class(signal: str) -> Any:
+    if signal == "traces":
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        return trace_service_pb2.ExportTraceServiceRequest
+    if signal == "metrics":
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+        return metrics_service_pb2.ExportMetricsServiceRequest
+    if signal == "logs":
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+        return logs_service_pb2.ExportLogsServiceRequest
+    raise ValueError(f"unknown signal {signal!r}")
+
+
+def _response_class(signal: str) -> Any:
+    if signal == "traces":
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        return trace_service_pb2.ExportTraceServiceResponse
+    if signal == "metrics":
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+        return metrics_service_pb2.ExportMetricsServiceResponse
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    return logs_service_pb2.ExportLogsServiceResponse
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON spells ids in hex; protobuf's JSON parser expects base64 for bytes fields."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                try:
+                    value = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError:
+                    raise PayloadError(400, f"{key} is not hex: {value[:40]!r}") from None
+            else:
+                value = _hex_ids_to_base64(value)
+            out[key] = value
+        return out
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(item) for item in node]
+    return node
+
+
+def decode(signal: str, body: bytes, encoding: str) -> Any:
+    """Parse an Export*ServiceRequest; any malformed payload becomes ``PayloadError(400)``."""
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+
+    message = _request_class(signal)()
+    if not body:
+        return message
+    if encoding == PROTOBUF:
+        try:
+            message.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise PayloadError(400, f"undecodable protobuf: {exc}") from None
+        return message
+    try:
+        tree = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(400, f"undecodable JSON: {exc}") from None
+    if not isinstance(tree, dict):
+        raise PayloadError(400, "JSON body is not an object")
+    try:
+        json_format.ParseDict(_hex_ids_to_base64(tree), message, ignore_unknown_fields=True)
+    except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
+        raise PayloadError(400, f"JSON does not match OTLP: {exc}") from None
+    return message
+
+
+def encode_response(signal: str, encoding: str) -> bytes:
+    """An empty Export*ServiceResponse (full success) in the request's encoding."""
+    if encoding == JSON:
+        return b"{}"
+    return bytes(_response_class(signal)().SerializeToString())
+
+
+def encode_status(code: int, message: str, encoding: str) -> bytes:
+    """A google.rpc.Status body, as OTLP/HTTP requires for 4xx/5xx answers."""
+    from google.rpc import status_pb2  # type: ignore[import-untyped]
+
+    status = status_pb2.Status(code=code, message=message)
+    if encoding == JSON:
+        return json.dumps({"code": code, "message": message}).encode()
+    return bytes(status.SerializeToString())
+
+
+# ---------------------------------------------------------------------------------------------- flatten
+
+
+class SpanRow(NamedTuple):
+    scope_name: str
+    scope_version: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    duration_ns: int
+    status_code: int
+    status_message: str
+    attributes: str
+    events: str
+    command: str | None
+    outcome: str | None
+    error_type: str | None
+    session_id: str | None
+    exit_code: int | None
+
+
+class PointRow(NamedTuple):
+    scope_name: str
+    scope_version: str
+    name: str
+    unit: str
+    kind: str
+    temporality: str | None
+    monotonic: int | None
+    attributes: str
+    command: str | None
+    outcome: str | None
+    error_type: str | None
+    start_ns: int
+    end_ns: int
+    value: float | None
+    samples: int | None  # the histogram's count ("count" would shadow tuple.count)
+    sum: float | None
+    min: float | None
+    max: float | None
+    bounds: str | None
+    bucket_counts: str | None
+
+
+class LogRow(NamedTuple):
+    scope_name: str
+    scope_version: str
+    time_ns: int
+    observed_ns: int
+    severity_number: int
+    severity_text: str
+    event_name: str
+    body: str
+    attributes: str
+    trace_id: str
+    span_id: str
+
+
+@dataclass(slots=True)
+class ResourceData:
+    """Everything one Resource* entry of a request carries, ready to store."""
+
+    attributes: dict[str, Any]
+    batch_id: str | None
+    fingerprint: bytes
+    spans: list[SpanRow] = field(default_factory=list)
+    points: list[PointRow] = field(default_factory=list)
+    logs: list[LogRow] = field(default_factory=list)
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        number = value.double_value
+        return number if math.isfinite(number) else str(number)  # JSON has no NaN/Infinity
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None
+
+
+def _attrs(key_values: Iterable[Any]) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in key_values}
+
+
+def _json(attrs: Any) -> str:
+    return json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _text(attrs: dict[str, Any], key: str) -> str | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else _json(value)
+
+
+def _int(attrs: dict[str, Any], key: str) -> int | None:
+    value = attrs.get(key)
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _hex(raw: bytes) -> str:
+    return binascii.hexlify(raw).decode("ascii")
+
+
+def _spans(scope_spans: Sequence[Any]) -> Iterator[SpanRow]:
+    for scope_span in scope_spans:
+        scope = scope_span.scope
+        for span in scope_span.spans:
+            attrs = _attrs(span.attributes)
+            events = [
+                {"name": event.name, "time_ns": event.time_unix_nano, "attributes": _attrs(event.attributes)}
+                for event in span.events
+            ]
+            yield SpanRow(
+                scope.name,
+                scope.version,
+                _hex(span.trace_id),
+                _hex(span.span_id),
+                _hex(span.parent_span_id),
+                span.name,
+                span.kind,
+                span.start_time_unix_nano,
+                span.end_time_unix_nano,
+                span.end_time_unix_nano - span.start_time_unix_nano,
+                span.status.code,
+                span.status.message,
+                _json(attrs),
+                _json(events) if events else "[]",
+                _text(attrs, "cli.command.name"),
+                _text(attrs, "cli.command.outcome"),
+                _text(attrs, "error.type"),
+                _text(attrs, "session.id"),
+                _int(attrs, "process.exit.code"),
+            )
+
+
+_PointBase = tuple[
+    str,
+    str,
+    str,
+    str,
+    str,
+    "str | None",
+    "int | None",
+    str,
+    "str | None",
+    "str | None",
+    "str | None",
+    int,
+    int,
+]
+
+
+def _point_base(
+    scope: Any, metric: Any, kind: str, temporality: str | None, monotonic: int | None, point: Any
+) -> _PointBase:
+    attrs = _attrs(point.attributes)
+    return (
+        scope.name,
+        scope.version,
+        metric.name,
+        metric.unit,
+        kind,
+        temporality,
+        monotonic,
+        _json(attrs),
+        _text(attrs, "cli.command.name"),
+        _text(attrs, "cli.command.outcome"),
+        _text(attrs, "error.type"),
+        point.start_time_unix_nano,
+        point.time_unix_nano,
+    )
+
+
+def _optional(point: Any, name: str) -> float | None:
+    return float(getattr(point, name)) if point.HasField(name) else None
+
+
+def _points(scope_metrics: Sequence[Any]) -> Iterator[PointRow]:
+    for scope_metric in scope_metrics:
+        scope = scope_metric.scope
+        for metric in scope_metric.metrics:
+            kind = metric.WhichOneof("data")
+            if kind in ("sum", "gauge"):
+                data = getattr(metric, kind)
+                temporality = _TEMPORALITY.get(data.aggregation_temporality) if kind == "sum" else None
+                monotonic = int(data.is_monotonic) if kind == "sum" else None
+                for point in data.data_points:
+                    if point.flags & _NO_RECORDED_VALUE:
+                        continue
+                    number = point.as_int if point.WhichOneof("value") == "as_int" else point.as_double
+                    base = _point_base(scope, metric, kind, temporality, monotonic, point)
+                    yield PointRow(*base, float(number), None, None, None, None, None, None)
+            elif kind in ("histogram", "exponential_histogram", "summary"):
+                data = getattr(metric, kind)
+                temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
+                for point in data.data_points:
+                    if point.flags & _NO_RECORDED_VALUE:
+                        continue
+                    base = _point_base(scope, metric, kind, temporality, None, point)
+                    if kind == "histogram":
+                        has_sum = point.HasField("sum")
+                        bounds: str | None = _json(list(point.explicit_bounds))
+                        buckets: str | None = _json(list(point.bucket_counts))
+                    else:  # exponential buckets and summary quantiles are not kept: count/sum/min/max only
+                        has_sum = kind == "summary" or point.HasField("sum")
+                        bounds = buckets = None
+                    minimum = _optional(point, "min") if kind != "summary" else None
+                    maximum = _optional(point, "max") if kind != "summary" else None
+                    yield PointRow(
+                        *base,
+                        None,
+                        int(point.count),
+                        float(point.sum) if has_sum else None,
+                        minimum,
+                        maximum,
+                        bounds,
+                        buckets,
+                    )
+
+
+def _logs(scope_logs: Sequence[Any]) -> Iterator[LogRow]:
+    for scope_log in scope_logs:
+        scope = scope_log.scope
+        for record in scope_log.log_records:
+            yield LogRow(
+                scope.name,
+                scope.version,
+                record.time_unix_nano,
+                record.observed_time_unix_nano,
+                record.severity_number,
+                record.severity_text,
+                record.event_name,
+                _json(_value(record.body)) if record.HasField("body") else "null",
+                _json(_attrs(record.attributes)),
+                _hex(record.trace_id),
+                _hex(record.span_id),
+            )
+
+
+_FLATTEN: dict[str, tuple[str, str, Callable[[Sequence[Any]], Iterator[Any]]]] = {
+    "traces": ("resource_spans", "scope_spans", _spans),
+    "metrics": ("resource_metrics", "scope_metrics", _points),
+    "logs": ("resource_logs", "scope_logs", _logs),
+}
+
+
+def flatten(signal: str, request: Any) -> list[ResourceData]:
+    """One ResourceData per Resource* entry, with the batch id attribute lifted out of the attributes.
+
+    Byte-identical entries repeating an earlier batch id in the same request are dropped here: they are
+    what a collector produces when it batches an SDK retry together with the original.
+    """
+    resources_field, scopes_field, rows = _FLATTEN[signal]
+    out: list[ResourceData] = []
+    seen: set[tuple[str, bytes]] = set()
+    for entry in getattr(request, resources_field):
+        attrs = _attrs(entry.resource.attributes)
+        raw_batch = attrs.pop(BATCH_ID_ATTRIBUTE, None)
+        batch_id = str(raw_batch) if raw_batch not in (None, "") else None
+        fingerprint = hashlib.sha256(entry.SerializeToString(deterministic=True)).digest()
+        if batch_id is not None:
+            if (batch_id, fingerprint) in seen:
+                continue
+            seen.add((batch_id, fingerprint))
+        data = ResourceData(attrs, batch_id, fingerprint)
+        found = list(rows(getattr(entry, scopes_field)))
+        if signal == "traces":
+            data.spans = found
+        elif signal == "metrics":
+            data.points = found
+        else:
+            data.logs = found
+        out.append(data)
+    return out

@@ -1,0 +1,508 @@
+"""The redactor: turns any string or attribute value into one that is safe to store and send.
+
+Used in the CLI's own process at exit and inside the SDK pipeline, so it is built for the hot path:
+a memo cache, then a cheap trigger regex that clears most strings, then a single alternation of all
+rules (patterns.py) with one callback. Nothing is compiled until the first Redactor is built, and the
+public methods never raise: on an internal error a string becomes ``<redacted>`` (fail closed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from otel_expansion.privacy import patterns as P
+from otel_expansion.privacy.patterns import REDACTED
+
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from otel_expansion.spool.model import AttrValue
+
+__all__ = ["ID_KEYS", "REDACTED", "Redactor", "default_redactor"]
+
+MAX_ITEMS = 32  # items kept from a sequence value
+MAX_KEY_LENGTH = 128
+MAX_FLAGS = 64
+MAX_ARGS_SCANNED = 1024
+MAX_REPR_DEPTH = 4
+MAX_REPR_ITEMS = 16
+CACHE_MAX_KEY = 256  # longer strings are not memoised: bounded memory, and they rarely repeat
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+ID_KEYS = frozenset({
+    "session.id", "session.previous_id", "service.instance.id", "otel_expansion.installation.id",
+})
+"""Attribute keys holding our own random ids: a hex value there is kept (it would look like a secret)."""
+
+_HOME_DIRS_OF_NOBODY = frozenset({"shared", "public", "default", "all users", "default user", "linuxbrew"})
+_TRAILING_PUNCT = ".,;:!?)]}'\""
+_HEXDIGITS = frozenset("0123456789abcdef")
+_logged: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    """One line on the ``otel_expansion.privacy`` logger per distinct message (logging loads lazily)."""
+    if message in _logged:
+        return
+    _logged.add(message)
+    try:
+        import logging
+
+        logging.getLogger("otel_expansion.privacy.redaction").warning("%s", message, exc_info=True)
+    except Exception:  # pragma: no cover - logging itself failing must not break the host
+        pass
+
+
+def _safe_cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` chars plus a marker, never leaving a fragment of a token or number.
+
+    A cut inside a run of non-space characters drops that run (half a token would not match its rule
+    and would leak), then trailing digits and separators go too (half a spaced card or phone number).
+    """
+    head = text[:limit]
+    if len(text) > limit and not text[limit].isspace():
+        i = max(head.rfind(" "), head.rfind("\t"), head.rfind("\n"), head.rfind("\r"))
+        head = head[: i + 1]
+    return head.rstrip("0123456789 \t\r\n+-.()") + P.TRUNCATED
+
+
+def _exact_str(value: object) -> str:
+    """A plain ``str`` for any str subclass (whose __hash__/__eq__/__str__ could be hostile)."""
+    return str.__str__(value)  # type: ignore[arg-type]
+
+
+def _type_name(value: object) -> str:
+    try:
+        return str(type(value).__qualname__)[:64]
+    except Exception:
+        return "object"
+
+
+class Redactor:
+    """Configured once; ``redact``/``value``/``attributes`` then only transform. Thread-safe enough:
+    the only shared mutable state is the memo dict, whose single operations are atomic."""
+
+    def __init__(
+        self,
+        extra_patterns: Sequence[str] = (),
+        allow: Sequence[str] = (),
+        hash_salt: str | None = None,
+        max_length: int = 1024,
+        cache_size: int = 4096,
+    ) -> None:
+        import re
+
+        self._re = re
+        self.max_length = max(64, int(max_length))
+        self.cache_size = max(0, int(cache_size))
+        self.hash_salt = str(hash_salt) if hash_salt else None
+        self._cache: dict[str, str] = {}
+        self._sources = P.rule_sources()
+        self._variants: dict[frozenset[str], re.Pattern[str] | None] = {}
+        self._full = self._variant(frozenset())
+        self._trigger = re.compile(P.trigger_source())
+        self._sensitive = re.compile(P.sensitive_key_source())
+        self._extras = [rx for rx in (self._compile(p, "extra pattern") for p in _strings(extra_patterns)) if rx]
+        exact: set[str] = set()
+        allow_res: list[re.Pattern[str]] = []
+        for item in _strings(allow):
+            if item.startswith("re:"):
+                rx = self._compile(item[3:], "allow pattern")
+                if rx is not None:
+                    allow_res.append(rx)
+            elif item:
+                exact.add(item)
+        self._allow_exact = frozenset(exact)
+        self._allow_res = tuple(allow_res)
+        self._has_allow = bool(exact or allow_res)
+        self._handlers: dict[str, Callable[[re.Match[str], frozenset[str]], str | None]] = {
+            "pem": lambda m, ex: P.SECRET,
+            "slack_hook": lambda m, ex: "https://hooks.slack.com/" + P.SECRET,
+            "url": self._url,
+            "email": lambda m, ex: P.EMAIL,
+            "flag": lambda m, ex: self._keyed(m, ex, "flag"),
+            "kv": lambda m, ex: self._keyed(m, ex, "kv"),
+            "bearer": self._bearer,
+            "token": lambda m, ex: P.TOKEN,
+            "curhome": lambda m, ex: "~",
+            "homedir": self._homedir,
+            "tilde": lambda m, ex: "~" + P.USER,
+            "uuid": lambda m, ex: P.UUID,
+            "mac": lambda m, ex: P.MAC,
+            "ipv6": lambda m, ex: P.IP if P.valid_ipv6(m.group()) else None,
+            "ipv4": lambda m, ex: P.IP,
+            "ipdash": lambda m, ex: P.IP,
+            "card": self._card,
+            "phone": lambda m, ex: P.PHONE if 8 <= P.digit_count(m.group()) <= 15 else None,
+            "curuser": lambda m, ex: P.USER,
+            "generic": lambda m, ex: P.SECRET if P.looks_random(m.group()) else None,
+        }
+
+    # -- strings ---------------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        """``text`` with every rule applied; bounded to ``max_length`` (plus a marker). Never raises."""
+        try:
+            if type(text) is not str:
+                text = _exact_str(text) if issubclass(type(text), str) else self._repr(text)
+            cache = self._cache
+            hit = cache.get(text)
+            if hit is not None:
+                return hit
+            if not self._extras and len(text) <= self.max_length and self._trigger.search(text) is None:
+                out = text
+            else:
+                out = self._redact_uncached(text)
+            if self.cache_size and len(text) <= CACHE_MAX_KEY:
+                if len(cache) >= self.cache_size:
+                    cache.clear()
+                cache[text] = out
+            return out
+        except Exception:
+            _log_once("redaction failed; value replaced by <redacted>")
+            return REDACTED
+
+    def _redact_uncached(self, text: str) -> str:
+        if self._has_allow and self._allowed(text):
+            return text
+        if len(text) > self.max_length:
+            text = _safe_cut(text, self.max_length)
+        for rx in self._extras:
+            text = rx.sub(self._extra_match, text)
+        return self._apply(text, frozenset())
+
+    def _apply(self, text: str, exclude: frozenset[str]) -> str:
+        rx = self._full if not exclude else self._variant(exclude)
+        if rx is None or not text:
+            return text
+        return rx.sub(lambda m: self._replace(m, exclude), text)
+
+    def _variant(self, exclude: frozenset[str]) -> re.Pattern[str] | None:
+        """The combined alternation without the ``exclude`` rules (compiled once per distinct set)."""
+        try:
+            return self._variants[exclude]
+        except KeyError:
+            pass
+        alts = [f"(?P<{name}>{src})" for name, src in self._sources if name not in exclude]
+        rx = self._re.compile("|".join(alts)) if alts else None
+        self._variants[exclude] = rx
+        return rx
+
+    def _replace(self, m: re.Match[str], exclude: frozenset[str]) -> str:
+        matched = m.group()
+        if self._has_allow and self._allowed(matched):
+            return matched
+        name = m.lastgroup or ""
+        out = self._handlers[name](m, exclude)
+        if out is None:  # a candidate its validator rejected: look inside it with that rule off
+            return self._apply(matched, exclude | {name})
+        return out
+
+    def _extra_match(self, m: re.Match[str]) -> str:
+        matched = m.group()
+        if not matched or (self._has_allow and self._allowed(matched)):
+            return matched
+        return REDACTED
+
+    def _allowed(self, text: str) -> bool:
+        return text in self._allow_exact or any(rx.fullmatch(text) for rx in self._allow_res)
+
+    # -- rule handlers ---------------------------------------------------------------------------------
+    def _url(self, m: re.Match[str], exclude: frozenset[str]) -> str:
+        """scheme://host/path survives; credentials, query and fragment do not; host and path are
+        redacted in turn (an IP host, a home directory or a token in the path)."""
+        text = m.group()
+        end = len(text)
+        while end and text[end - 1] in _TRAILING_PUNCT:
+            end -= 1
+        url, trail = text[:end], text[end:]
+        scheme, _, rest = url.partition("://")
+        cut = len(rest)
+        for sep in "/?#":
+            i = rest.find(sep)
+            if 0 <= i < cut:
+                cut = i
+        authority, tail = rest[:cut], rest[cut:]
+        host = authority.rpartition("@")[2]
+        for sep in "?#":
+            i = tail.find(sep)
+            if i >= 0:
+                tail = tail[:i]
+        inner = exclude | {"url", "slack_hook"}
+        return f"{scheme}://{self._apply(host, inner)}{self._apply(tail, inner)}{trail}"
+
+    def _keyed(self, m: re.Match[str], exclude: frozenset[str], rule: str) -> str:
+        """key + separator + <secret>; the key itself is redacted too (it could be a token)."""
+        value = m.group(f"{rule}_val")
+        if self._has_allow and self._allowed(value):
+            return m.group()
+        key = self._apply(m.group(f"{rule}_key"), exclude | {"kv", "flag"})
+        return key + m.group(f"{rule}_sep") + P.SECRET
+
+    def _bearer(self, m: re.Match[str], exclude: frozenset[str]) -> str | None:
+        if not P.bearer_value_ok(m.group("bearer_val")):
+            return None
+        return m.group()[: m.start("bearer_val") - m.start()] + P.TOKEN
+
+    def _homedir(self, m: re.Match[str], exclude: frozenset[str]) -> str:
+        user = m.group("homedir_user")
+        if user.lower() in _HOME_DIRS_OF_NOBODY or (self._has_allow and self._allowed(user)):
+            return m.group()
+        return m.group("homedir_prefix") + P.USER
+
+    def _card(self, m: re.Match[str], exclude: frozenset[str]) -> str | None:
+        text = m.group()
+        return P.CARD if 13 <= P.digit_count(text) <= 19 and P.luhn_ok(text) else None
+
+    # -- values ----------------------------------------------------------------------------------------
+    def value(self, v: object) -> AttrValue | None:
+        """Any object as a safe, bounded OpenTelemetry attribute value; None means "drop it"."""
+        try:
+            t = type(v)
+            if t is str:
+                return self.redact(v)  # type: ignore[arg-type]
+            if v is None:
+                return None
+            if t is bool or t is float:
+                return v  # type: ignore[return-value]
+            if t is int:
+                return self._int(v)  # type: ignore[arg-type]
+            if issubclass(t, (list, tuple, set, frozenset)):
+                return self._sequence(v)  # type: ignore[arg-type]
+            return self._scalar(v)
+        except Exception:
+            _log_once("attribute value could not be converted; replaced by <redacted>")
+            return REDACTED
+
+    def _scalar(self, v: object) -> str | bool | int | float | None:
+        """One non-sequence value (or a nested container, which becomes a redacted bounded repr)."""
+        t = type(v)
+        if t is str:
+            return self.redact(v)  # type: ignore[arg-type]
+        if v is None:
+            return None
+        if t is bool:
+            return bool(v)
+        if issubclass(t, str):
+            return self.redact(_exact_str(v))
+        if issubclass(t, int):
+            return self._int(int.__int__(v))  # type: ignore[arg-type]
+        if issubclass(t, float):
+            return float.__float__(v)  # type: ignore[arg-type]
+        binary = _binary_len(v)
+        if binary is not None:
+            return f"<binary len={binary}>"
+        return self.redact(self._repr(v))
+
+    def _int(self, v: int) -> int | str:
+        """Ints stay ints, except card-length numbers (checked like text) and ones OTLP cannot carry."""
+        if _INT64_MIN <= v <= _INT64_MAX:
+            if -(10**12) < v < 10**12:
+                return v
+            text = str(v)
+            out = self.redact(text)
+            return v if out == text else out
+        try:
+            return self.redact(str(v))
+        except ValueError:  # more digits than int->str conversion allows
+            return REDACTED
+
+    def _sequence(self, v: Iterable[object]) -> AttrValue:
+        items: list[str | bool | int | float] = []
+        for i, item in enumerate(v):
+            if i >= MAX_ITEMS:
+                break
+            x = self._scalar(item) if not issubclass(type(item), (list, tuple, set, frozenset)) else (
+                self.redact(self._repr(item)))
+            if x is not None:
+                items.append(x)
+        kinds = {type(x) for x in items}
+        if kinds == {bool}:
+            return tuple(x for x in items if type(x) is bool)
+        if kinds == {int}:
+            return tuple(x for x in items if type(x) is int)
+        if kinds and kinds <= {int, float}:
+            return tuple(float(x) for x in items)
+        return tuple(x if type(x) is str else str(x) for x in items)
+
+    def _repr(self, obj: object) -> str:
+        """A repr bounded in depth, items and length, safe on recursive and hostile objects."""
+        budget = [self.max_length]
+        try:
+            return self._brepr(obj, 0, budget, set())
+        except RecursionError:
+            return f"<{_type_name(obj)}>"
+
+    def _brepr(self, obj: object, depth: int, budget: list[int], seen: set[int]) -> str:
+        if budget[0] <= 0:
+            return "..."
+        t = type(obj)
+        if t is str or issubclass(t, str):
+            s = _exact_str(obj)
+            out = repr(_safe_cut(s, budget[0]) if len(s) > budget[0] else s)
+        elif obj is None or t is bool or t is int or t is float:
+            try:
+                out = repr(obj)
+            except ValueError:
+                out = "<int>"
+        elif _binary_len(obj) is not None:
+            out = f"<binary len={_binary_len(obj)}>"
+        elif issubclass(t, (list, tuple, set, frozenset, dict)):
+            opening, closing = ("{", "}") if issubclass(t, (dict, set, frozenset)) else (
+                ("(", ")") if issubclass(t, tuple) else ("[", "]"))
+            if depth >= MAX_REPR_DEPTH or id(obj) in seen:
+                out = opening + "..." + closing
+            else:
+                seen.add(id(obj))
+                parts: list[str] = []
+                pairs = dict.items(obj) if issubclass(t, dict) else None  # type: ignore[arg-type]
+                for i, item in enumerate(pairs if pairs is not None else obj):  # type: ignore[attr-defined]
+                    if i >= MAX_REPR_ITEMS or budget[0] <= 0:
+                        parts.append("...")
+                        break
+                    if pairs is not None:
+                        k, val = item
+                        parts.append(self._brepr(k, depth + 1, budget, seen) + ": "
+                                     + self._brepr(val, depth + 1, budget, seen))
+                    else:
+                        parts.append(self._brepr(item, depth + 1, budget, seen))
+                seen.discard(id(obj))
+                out = opening + ", ".join(parts) + closing
+        else:
+            try:
+                r = repr(obj)
+                out = r if type(r) is str else f"<{_type_name(obj)}>"
+            except Exception:
+                out = f"<{_type_name(obj)}>"
+            if len(out) > budget[0]:
+                out = _safe_cut(out, budget[0])
+        budget[0] -= len(out)
+        return out
+
+    def attributes(self, attrs: Mapping[str, object] | None, max_count: int = 64) -> dict[str, AttrValue]:
+        """A redacted copy of an attribute mapping: at most ``max_count`` entries, None values dropped,
+        values of secret-named keys (password, token, api_key, ...) replaced by ``<secret>``."""
+        out: dict[str, AttrValue] = {}
+        if attrs is None:
+            return out
+        try:
+            scanned = 0
+            limit = max(256, 4 * max_count)
+            for key, val in attrs.items():
+                scanned += 1
+                if len(out) >= max_count or scanned > limit:
+                    break
+                k = self._key(key)
+                if not k or val is None:
+                    continue
+                v = self._attr_value(k, val)
+                if v is not None:
+                    out[k] = v
+        except Exception:
+            _log_once("attribute mapping could not be read completely; the rest is dropped")
+        return out
+
+    def _key(self, key: object) -> str:
+        k = key if type(key) is str else self._scalar(key)
+        return str(self.redact(str(k)))[:MAX_KEY_LENGTH] if k is not None else ""
+
+    def _attr_value(self, key: str, val: object) -> AttrValue | None:
+        if type(val) is str and key in ID_KEYS and 16 <= len(val) <= 64 and _HEXDIGITS.issuperset(val):
+            return val
+        if self._sensitive.search(key) is not None:
+            return val if type(val) is bool else P.SECRET
+        return self.value(val)
+
+    # -- arguments and identifiers ---------------------------------------------------------------------
+    def argv_shape(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """Flag names in order (``--token=abc`` -> ``--token``, ``-p 1`` -> ``-p``); values, positional
+        arguments and everything after ``--`` are dropped. Short clusters keep their first letter only
+        (``-psecret`` may be a flag with its value attached)."""
+        out: list[str] = []
+        try:
+            for i, arg in enumerate(argv):
+                if i >= MAX_ARGS_SCANNED or len(out) >= MAX_FLAGS:
+                    break
+                if not issubclass(type(arg), str):
+                    continue
+                arg = _exact_str(arg)
+                if arg == "--":
+                    break
+                if arg.startswith("--"):
+                    name = arg[2:].partition("=")[0]
+                    if _flag_name_ok(name) and self.redact(name) == name:
+                        out.append("--" + name)
+                elif len(arg) > 1 and arg[0] == "-" and arg[1].isascii() and arg[1].isalpha():
+                    out.append(arg[:2])
+        except Exception:
+            _log_once("argument shape could not be computed completely")
+        return tuple(out)
+
+    def identifier(self, ident: str) -> str:
+        """A stable pseudonym: salted HMAC-SHA256 (16 hex chars) when a salt is set, else redacted."""
+        try:
+            text = ident if type(ident) is str else (
+                _exact_str(ident) if issubclass(type(ident), str) else self._repr(ident))
+            if not self.hash_salt:
+                return self.redact(text)
+            import hashlib
+            import hmac
+
+            key = self.hash_salt.encode("utf-8", "surrogatepass")
+            return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+        except Exception:
+            _log_once("identifier could not be hashed; replaced by <redacted>")
+            return REDACTED
+
+    # -- construction helpers --------------------------------------------------------------------------
+    def _compile(self, source: str, what: str) -> re.Pattern[str] | None:
+        try:
+            return self._re.compile(source)
+        except Exception:
+            _log_once(f"ignoring invalid {what} {source[:80]!r}")
+            return None
+
+    def cache_info(self) -> tuple[int, int]:
+        """(entries, capacity) of the memo cache, for tests and ``otel-expansion debug``."""
+        return len(self._cache), self.cache_size
+
+
+def _strings(items: Sequence[str] | str | None) -> list[str]:
+    """Configuration lists, tolerating a lone string (which is a Sequence of characters)."""
+    if not items:
+        return []
+    if isinstance(items, str):
+        return [items]
+    return [str(x) for x in items if x is not None]
+
+
+def _binary_len(v: object) -> int | None:
+    t = type(v)
+    if issubclass(t, bytes):
+        return bytes.__len__(v)  # type: ignore[arg-type]
+    if issubclass(t, bytearray):
+        return bytearray.__len__(v)  # type: ignore[arg-type]
+    if t is memoryview:
+        return v.nbytes  # type: ignore[attr-defined, no-any-return]
+    return None
+
+
+def _flag_name_ok(name: str) -> bool:
+    return (
+        0 < len(name) <= 64
+        and name[0].isascii()
+        and name[0].isalnum()
+        and all(c.isascii() and (c.isalnum() or c in "-_.") for c in name)
+    )
+
+
+_default: Redactor | None = None
+
+
+def default_redactor() -> Redactor:
+    """The process-wide redactor with default rules (built on first use)."""
+    global _default
+    r = _default
+    if r is None:
+        r = _default = Redactor()
+    return r

@@ -1,0 +1,194 @@
+"""The spool's on-disk format: tables, ordered migrations and the byte encodings of keys and attributes.
+
+The version lives in ``PRAGMA user_version``; each migration runs in its own ``BEGIN IMMEDIATE``
+transaction and re-reads the version under the write lock, so many processes opening an old file at once
+upgrade it exactly once and a crash mid-migration leaves the previous version intact.
+
+Encodings use ``marshal`` at version 2: stdlib, no import cost, and deterministic for the plain values the
+model allows (versions >= 3 emit back-references that depend on object identity, which would make equal
+keys hash differently). ``key_hash`` is the sha1 of the resource hash followed by the encoded key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import sqlite3
+from collections.abc import Sequence
+
+from otel_expansion.spool.model import Attrs, SeriesKey
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SchemaError",
+    "attrs_hash",
+    "decode_attrs",
+    "decode_buckets",
+    "decode_key",
+    "encode_attrs",
+    "encode_buckets",
+    "encode_key",
+    "key_hash",
+    "migrate",
+]
+
+_MARSHAL_VERSION = 2
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: initial schema.
+    (
+        """CREATE TABLE resources (
+            id INTEGER PRIMARY KEY,
+            hash BLOB NOT NULL UNIQUE,
+            attrs BLOB NOT NULL
+        )""",
+        # One row per open series; reserved rows (batch_id set) leave the partial unique index, so points
+        # arriving while a batch is in flight start a new open row instead of changing what is being sent.
+        # REAL columns stay nullable: SQLite stores NaN as NULL, read back as NaN.
+        """CREATE TABLE series (
+            id INTEGER PRIMARY KEY,
+            key_hash BLOB NOT NULL,
+            resource_id INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            batch_id TEXT,
+            start_ns INTEGER NOT NULL,
+            time_ns INTEGER NOT NULL,
+            value REAL,
+            count INTEGER NOT NULL DEFAULT 0,
+            sum REAL,
+            min REAL,
+            max REAL,
+            buckets BLOB,
+            updated_ns INTEGER NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX series_open ON series(key_hash) WHERE batch_id IS NULL",
+        "CREATE INDEX series_batch ON series(batch_id) WHERE batch_id IS NOT NULL",
+        "CREATE INDEX series_time ON series(time_ns)",
+        "CREATE INDEX series_resource ON series(resource_id)",
+        """CREATE TABLE spans (
+            id INTEGER PRIMARY KEY,
+            resource_id INTEGER NOT NULL,
+            scope_name TEXT NOT NULL,
+            scope_version TEXT NOT NULL,
+            data BLOB NOT NULL,
+            end_ns INTEGER NOT NULL,
+            batch_id TEXT,
+            bytes INTEGER NOT NULL
+        )""",
+        "CREATE INDEX spans_batch ON spans(batch_id) WHERE batch_id IS NOT NULL",
+        "CREATE INDEX spans_end ON spans(end_ns)",
+        "CREATE INDEX spans_resource ON spans(resource_id)",
+        """CREATE TABLE batches (
+            id TEXT PRIMARY KEY,
+            created_ns INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE TABLE ingested (source_id TEXT PRIMARY KEY, at_ns INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX ingested_at ON ingested(at_ns)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(Exception):
+    """The file's schema is newer than this code understands; it is left untouched."""
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> int:
+    """Bring the file to ``len(migrations)``; ``conn`` must be in autocommit mode (isolation_level=None)."""
+    target = len(migrations)
+    version = _version(conn)
+    if version > target:
+        raise SchemaError(f"spool schema version {version} is newer than supported {target}")
+    while version < target:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(conn)  # another process may have migrated while we waited for the lock
+            if version < target:
+                for statement in migrations[version]:
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return version
+
+
+def encode_attrs(attrs: Attrs) -> bytes:
+    """Deterministic bytes of an attribute tuple; ValueError for values marshal cannot hold."""
+    return marshal.dumps(attrs, _MARSHAL_VERSION)
+
+
+def decode_attrs(blob: bytes) -> Attrs:
+    value = marshal.loads(blob)
+    if not isinstance(value, tuple):
+        raise ValueError("attributes blob does not hold a tuple")
+    return value
+
+
+def attrs_hash(blob: bytes) -> bytes:
+    return hashlib.sha1(blob).digest()
+
+
+def encode_key(key: SeriesKey) -> bytes:
+    """The key without its resource (stored once in ``resources``)."""
+    return marshal.dumps(
+        (
+            key.scope_name,
+            key.scope_version,
+            key.name,
+            key.kind,
+            key.unit,
+            key.description,
+            key.attributes,
+            key.is_monotonic,
+            key.bounds,
+        ),
+        _MARSHAL_VERSION,
+    )
+
+
+def key_hash(resource_hash: bytes, key_blob: bytes) -> bytes:
+    return hashlib.sha1(resource_hash + key_blob).digest()
+
+
+def decode_key(resource: Attrs, blob: bytes) -> SeriesKey:
+    (scope_name, scope_version, name, kind, unit, description, attributes, is_monotonic, bounds) = (
+        marshal.loads(blob)
+    )
+    return SeriesKey(
+        resource=resource,
+        scope_name=scope_name,
+        scope_version=scope_version,
+        name=name,
+        kind=kind,
+        unit=unit,
+        description=description,
+        attributes=attributes,
+        is_monotonic=is_monotonic,
+        bounds=bounds,
+    )
+
+
+def encode_buckets(counts: tuple[int, ...]) -> bytes | None:
+    return marshal.dumps(counts, _MARSHAL_VERSION) if counts else None
+
+
+def decode_buckets(blob: bytes | None) -> tuple[int, ...]:
+    if blob is None:
+        return ()
+    value = marshal.loads(blob)
+    if not isinstance(value, tuple):
+        raise ValueError("buckets blob does not hold a tuple")
+    return value

@@ -1,0 +1,822 @@
+"""The durable local spool: one SQLite file (WAL, 0600) shared by every process of one service.
+
+Producers ``add`` (one short ``BEGIN IMMEDIATE`` transaction each, points of a series merged into its open
+row); a single consumer (the sender, under its own lock) takes ``next_batch`` and then ``ack``s, ``drop``s
+or ``release``s it. A process killed at any instant leaves either the whole transaction or nothing.
+
+Failures are contained: a corrupt file is moved aside and replaced (counted in ``dropped.corrupt``); any
+condition that makes the file unusable for this run (read-only, disk full, locked past the busy timeout,
+schema from a newer version) surfaces as the single :class:`SpoolUnavailable`.
+
+Released batches: rows go back to the open pool; a row whose series already has a new open row (points
+that arrived while the batch was in flight) is merged with it immediately, keeping the older row's id so
+the data keeps its place in the oldest-first order.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from otel_expansion.spool import schema
+from otel_expansion.spool.merge import merge
+from otel_expansion.spool.model import Attrs, Batch, MetricPoint, SeriesKey, SpanRecord
+
+__all__ = ["Spool", "SpoolStats", "SpoolUnavailable"]
+
+_T = TypeVar("_T")
+
+_LOGGER = "otel_expansion.spool"
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+_SHRINK_TO = 0.9  # over the cap, drop down to this fraction so the next adds do not drop again at once
+_AGE_CHECK_EVERY_NS = 60 * 10**9
+_CACHE_LIMIT = 4096
+_IN_CHUNK = 500  # stay below SQLite's host-parameter limit on old builds (999)
+_SPAN_ROW_OVERHEAD = 64  # rough per-row bytes beyond the blob: row header, three index entries
+_SERIES_ROW_OVERHEAD = 160
+
+_UPSERT_SERIES = """
+INSERT INTO series (key_hash, resource_id, key, start_ns, time_ns, value, count, sum, min, max, buckets,
+                    updated_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key_hash) WHERE batch_id IS NULL DO UPDATE SET
+    start_ns = min(start_ns, excluded.start_ns),
+    time_ns = max(time_ns, excluded.time_ns),
+    value = value + excluded.value,
+    count = count + excluded.count,
+    sum = sum + excluded.sum,
+    min = min(min, excluded.min),
+    max = max(max, excluded.max),
+    buckets = CASE WHEN excluded.buckets IS NULL THEN buckets
+                   WHEN buckets IS NULL THEN excluded.buckets
+                   ELSE oe_bucket_add(buckets, excluded.buckets) END,
+    updated_ns = excluded.updated_ns
+"""
+_INSERT_SPAN = (
+    "INSERT INTO spans (resource_id, scope_name, scope_version, data, end_ns, bytes) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SERIES_COLUMNS = (
+    "s.id, s.key, r.attrs, s.start_ns, s.time_ns, s.value, s.count, s.sum, s.min, s.max, s.buckets"
+)
+_SPAN_COLUMNS = "s.id, r.attrs, s.scope_name, s.scope_version, s.data, s.end_ns"
+_INCR = (
+    "INSERT INTO counters (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+_GC_RESOURCES = """
+DELETE FROM resources WHERE NOT EXISTS (SELECT 1 FROM series WHERE series.resource_id = resources.id)
+                        AND NOT EXISTS (SELECT 1 FROM spans WHERE spans.resource_id = resources.id)
+"""
+
+
+class SpoolUnavailable(Exception):
+    """The spool cannot be used for this run (read-only, disk full, locked, closed, newer schema)."""
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    """A snapshot for ``otel-expansion status`` and self-health metrics."""
+
+    series: int
+    spans: int
+    batches: int
+    bytes_on_disk: int
+    oldest_ns: int | None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class _Corrupt(Exception):
+    """Internal: the file is not a usable SQLite database."""
+
+
+def _warn(message: str, *args: object) -> None:
+    import logging  # lazy: ~30 ms to import on a CLI's path
+
+    logging.getLogger(_LOGGER).warning(message, *args)
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if isinstance(code, int):
+        return (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    return type(exc) is sqlite3.DatabaseError  # NOTADB and CORRUPT map to the base class on 3.10
+
+
+def _bucket_add_sql(a: bytes | None, b: bytes | None) -> bytes | None:
+    """SQL function merging two encoded bucket tuples; lenient so a damaged row cannot wedge all writes."""
+    try:
+        x = schema.decode_buckets(a)
+    except (ValueError, EOFError, TypeError):
+        return b
+    try:
+        y = schema.decode_buckets(b)
+    except (ValueError, EOFError, TypeError):
+        return a
+    if len(x) < len(y):
+        x, y = y, x
+    return schema.encode_buckets(tuple(v + (y[i] if i < len(y) else 0) for i, v in enumerate(x)))
+
+
+def _ensure_private_dir(directory: Path) -> None:
+    """Create missing directories 0700 whatever the umask; existing ones are left as they are."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue  # another process won the race; it applies the same mode
+        os.chmod(d, 0o700)
+
+
+def _ensure_private_file(path: Path) -> int:
+    """Create the database file 0600 (umask-proof) before SQLite does; returns its inode."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o777 != 0o600 and hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        return st.st_ino
+    finally:
+        os.close(fd)
+
+
+def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A checked, migrated connection; raises _Corrupt for a damaged file, sqlite3/schema errors otherwise."""
+    conn = sqlite3.connect(
+        str(path), timeout=busy_timeout_ms / 1000.0, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise _Corrupt(str(exc)) from exc
+            raise
+        if rows != [("ok",)]:
+            raise _Corrupt("; ".join(str(r[0]) for r in rows[:3]))
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Keep the WAL near 1 MiB: checkpoint at 256 pages and truncate it back afterwards.
+        conn.execute("PRAGMA wal_autocheckpoint = 256")
+        conn.execute("PRAGMA journal_size_limit = 1048576")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.create_function("oe_bucket_add", 2, _bucket_add_sql, deterministic=True)
+        schema.migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _lock_dir(directory: Path) -> int | None:
+    """Best-effort exclusive lock on the directory so two processes do not both move the file aside."""
+    try:
+        import fcntl  # POSIX only
+
+        fd = os.open(directory, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _move_aside(path: Path, inode: int) -> Path | None:
+    """Rename a corrupt file (and its WAL) to ``<name>.corrupt-<timestamp>``; None if someone else did."""
+    lock = _lock_dir(path.parent)
+    try:
+        try:
+            if os.stat(path).st_ino != inode:
+                return None  # already replaced by a process that saw the same corruption
+        except FileNotFoundError:
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}.{n}")
+            n += 1
+        os.replace(path, aside)
+        for suffix in ("-wal", "-journal"):
+            with suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        with suppress(FileNotFoundError):
+            os.unlink(f"{path}-shm")  # only an index of the WAL; stale contents must not meet a new file
+        return aside
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _real(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Spool:
+    """A handle on the spool file; thread-safe, and safe alongside other processes using the same file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, max_bytes: int, max_age_s: float) -> None:
+        """Use :meth:`open`; this only wires an already checked connection."""
+        self._conn: sqlite3.Connection | None = conn
+        self._path = path
+        self._max_bytes = int(max_bytes)
+        self._max_age_ns = int(max_age_s * 1e9)
+        self._lock = threading.Lock()
+        self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        self._next_age_check = 0
+        # key -> (key_hash, resource_hash, resource_blob, key_blob); resource attrs -> (hash, blob)
+        self._keys: dict[SeriesKey, tuple[bytes, bytes, bytes, bytes]] = {}
+        self._resources: dict[Attrs, tuple[bytes, bytes]] = {}
+        self._decoded_keys: dict[tuple[bytes, bytes], SeriesKey] = {}
+
+    # ----------------------------------------------------------------------------------------- opening
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        max_bytes: int = 20 * 2**20,
+        max_age_s: float = 7 * 86400,
+        busy_timeout_ms: int = 5000,
+    ) -> Spool:
+        """Open or create the spool; a corrupt file is replaced, other failures raise SpoolUnavailable.
+
+        ``max_bytes`` bounds the database's used pages (the WAL adds at most ~1 MiB beside it).
+        """
+        path = Path(path)
+        try:
+            _ensure_private_dir(path.parent)
+            inode = _ensure_private_file(path)
+            try:
+                conn = _connect(path, busy_timeout_ms)
+                recovered = False
+            except _Corrupt as exc:
+                aside = _move_aside(path, inode)
+                if aside is not None:
+                    _warn("spool %s is corrupt (%s); moved aside to %s, starting fresh", path, exc, aside)
+                _ensure_private_file(path)
+                conn = _connect(path, busy_timeout_ms)
+                recovered = aside is not None
+        except (OSError, sqlite3.Error, schema.SchemaError, _Corrupt) as exc:
+            raise SpoolUnavailable(f"spool {path} unavailable: {exc}") from exc
+        spool = cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s)
+        if recovered:
+            try:
+                spool.incr("dropped.corrupt")
+            except SpoolUnavailable:
+                spool.close()
+                raise
+        return spool
+
+    def close(self) -> None:
+        """Close the connection; further calls raise SpoolUnavailable. Idempotent."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # ------------------------------------------------------------------------------------ transactions
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise SpoolUnavailable("spool is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back and SpoolUnavailable."""
+        with self._lock:
+            conn = self._require()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise SpoolUnavailable(f"spool busy or unwritable: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise SpoolUnavailable(f"spool write failed: {exc}") from exc
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` in one read transaction (a consistent snapshot, never blocking writers)."""
+        with self._lock:
+            conn = self._require()
+            try:
+                conn.execute("BEGIN")
+                try:
+                    return fn(conn)
+                finally:
+                    self._rollback(conn)
+            except sqlite3.Error as exc:
+                raise SpoolUnavailable(f"spool read failed: {exc}") from exc
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):  # a hard failure has already rolled back
+                conn.execute("ROLLBACK")
+
+    # ---------------------------------------------------------------------------------------- encoding
+
+    def _resource_parts(self, attrs: Attrs) -> tuple[bytes, bytes]:
+        parts = self._resources.get(attrs)
+        if parts is None:
+            blob = schema.encode_attrs(attrs)
+            parts = (schema.attrs_hash(blob), blob)
+            if len(self._resources) >= _CACHE_LIMIT:
+                self._resources.clear()
+            self._resources[attrs] = parts
+        return parts
+
+    def _key_parts(self, key: SeriesKey) -> tuple[bytes, bytes, bytes, bytes]:
+        parts = self._keys.get(key)
+        if parts is None:
+            res_hash, res_blob = self._resource_parts(key.resource)
+            key_blob = schema.encode_key(key)
+            parts = (schema.key_hash(res_hash, key_blob), res_hash, res_blob, key_blob)
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[key] = parts
+        return parts
+
+    def _decode_point(self, row: Sequence[Any]) -> MetricPoint:
+        _id, key_blob, res_blob, start_ns, time_ns, value, count, sum_, min_, max_, buckets = row
+        cache_key = (res_blob, key_blob)
+        key = self._decoded_keys.get(cache_key)
+        if key is None:
+            key = schema.decode_key(schema.decode_attrs(res_blob), key_blob)
+            if len(self._decoded_keys) >= _CACHE_LIMIT:
+                self._decoded_keys.clear()
+            self._decoded_keys[cache_key] = key
+        return MetricPoint(
+            key=key,
+            start_ns=int(start_ns),
+            time_ns=int(time_ns),
+            value=_real(value),
+            count=int(count),
+            sum=_real(sum_),
+            min=_real(min_),
+            max=_real(max_),
+            bucket_counts=schema.decode_buckets(buckets),
+        )
+
+    @staticmethod
+    def _decode_span(row: Sequence[Any]) -> SpanRecord:
+        _id, res_blob, scope_name, scope_version, data, end_ns = row
+        return SpanRecord(
+            resource=schema.decode_attrs(res_blob),
+            scope_name=str(scope_name),
+            scope_version=str(scope_version),
+            data=bytes(data),
+            end_ns=int(end_ns),
+        )
+
+    def _load(
+        self, conn: sqlite3.Connection, where: str, params: Sequence[Any], limit: int = -1
+    ) -> tuple[list[MetricPoint], list[SpanRecord], list[int], list[int]]:
+        """Decode rows matching ``where``; rows that fail to decode are returned by id instead."""
+        points: list[MetricPoint] = []
+        spans: list[SpanRecord] = []
+        bad_series: list[int] = []
+        bad_spans: list[int] = []
+        series_sql = (
+            f"SELECT {_SERIES_COLUMNS} FROM series s LEFT JOIN resources r ON r.id = s.resource_id "
+            f"WHERE {where} ORDER BY s.id LIMIT ?"
+        )
+        for row in conn.execute(series_sql, (*params, limit)):
+            try:
+                points.append(self._decode_point(row))
+            except (ValueError, EOFError, TypeError):
+                bad_series.append(int(row[0]))
+        span_sql = (
+            f"SELECT {_SPAN_COLUMNS} FROM spans s LEFT JOIN resources r ON r.id = s.resource_id "
+            f"WHERE {where} ORDER BY s.id LIMIT ?"
+        )
+        for row in conn.execute(span_sql, (*params, limit)):
+            try:
+                spans.append(self._decode_span(row))
+            except (ValueError, EOFError, TypeError):
+                bad_spans.append(int(row[0]))
+        return points, spans, bad_series, bad_spans
+
+    # ------------------------------------------------------------------------------------------ ingest
+
+    def add(
+        self,
+        points: Sequence[MetricPoint] = (),
+        spans: Sequence[SpanRecord] = (),
+        source_ids: Sequence[str] = (),
+    ) -> None:
+        """Store one unit of work in one transaction; points merge into their series' open row.
+
+        ``source_ids`` (journal record ids) are recorded in the same transaction; if any of them was
+        already ingested the whole call is skipped (counted in ``dropped.duplicate``), so a record can never
+        be counted twice even when two processes replay it at once. Malformed points (bucket counts that do
+        not fit the bounds, attributes marshal cannot encode) are counted in ``dropped.invalid``.
+        """
+        if not points and not spans and not source_ids:
+            return
+        merged: dict[SeriesKey, MetricPoint] = {}
+        invalid = 0
+        for p in points:
+            if p.bucket_counts and len(p.bucket_counts) != len(p.key.bounds) + 1:
+                invalid += 1
+                continue
+            prev = merged.get(p.key)
+            merged[p.key] = p if prev is None else merge(prev, p)
+        series_rows: list[tuple[tuple[bytes, bytes], MetricPoint, bytes, bytes]] = []
+        for key, p in merged.items():
+            try:
+                kh, res_hash, res_blob, key_blob = self._key_parts(key)
+            except (ValueError, TypeError):
+                invalid += 1
+                continue
+            series_rows.append(((res_hash, res_blob), p, kh, key_blob))
+        span_rows: list[tuple[tuple[bytes, bytes], SpanRecord]] = []
+        for s in spans:
+            try:
+                span_rows.append((self._resource_parts(s.resource), s))
+            except (ValueError, TypeError):
+                invalid += 1
+        ids = list(dict.fromkeys(source_ids))
+        now = time.time_ns()
+        with self._write() as conn:
+            if ids:
+                if self._seen(conn, ids):
+                    self._incr(conn, "dropped.duplicate", len(points) + len(spans))
+                    return
+                conn.executemany(
+                    "INSERT INTO ingested (source_id, at_ns) VALUES (?, ?)", [(i, now) for i in ids]
+                )
+            resource_ids: dict[bytes, int] = {}
+            conn.executemany(
+                _UPSERT_SERIES,
+                [
+                    (
+                        kh,
+                        self._resource_id(conn, resource_ids, res),
+                        key_blob,
+                        p.start_ns,
+                        p.time_ns,
+                        p.value,
+                        p.count,
+                        p.sum,
+                        p.min,
+                        p.max,
+                        schema.encode_buckets(p.bucket_counts),
+                        now,
+                    )
+                    for res, p, kh, key_blob in series_rows
+                ],
+            )
+            conn.executemany(
+                _INSERT_SPAN,
+                [
+                    (
+                        self._resource_id(conn, resource_ids, res),
+                        s.scope_name,
+                        s.scope_version,
+                        s.data,
+                        s.end_ns,
+                        len(s.data),
+                    )
+                    for res, s in span_rows
+                ],
+            )
+            if invalid:
+                self._incr(conn, "dropped.invalid", invalid)
+            self._enforce_bounds(conn, now)
+
+    @staticmethod
+    def _resource_id(conn: sqlite3.Connection, known: dict[bytes, int], res: tuple[bytes, bytes]) -> int:
+        """Row id of a resource inside the current transaction (never cached across transactions)."""
+        res_hash, blob = res
+        rid = known.get(res_hash)
+        if rid is None:
+            row = conn.execute("SELECT id FROM resources WHERE hash = ?", (res_hash,)).fetchone()
+            if row is None:
+                cur = conn.execute("INSERT INTO resources (hash, attrs) VALUES (?, ?)", (res_hash, blob))
+                rid = int(cur.lastrowid or 0)
+            else:
+                rid = int(row[0])
+            known[res_hash] = rid
+        return rid
+
+    @staticmethod
+    def _seen(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT source_id FROM ingested WHERE source_id IN ({marks})"
+            found.update(str(r[0]) for r in conn.execute(sql, chunk))
+        return found
+
+    def seen(self, source_ids: Sequence[str]) -> set[str]:
+        """The subset of ``source_ids`` already ingested (kept for ``max_age_s``)."""
+        ids = list(dict.fromkeys(source_ids))
+        if not ids:
+            return set()
+        return self._read(lambda conn: self._seen(conn, ids))
+
+    # ------------------------------------------------------------------------------------------ bounds
+
+    def _used_bytes(self, conn: sqlite3.Connection) -> int:
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * self._page_size
+
+    def _enforce_bounds(self, conn: sqlite3.Connection, now: int) -> None:
+        if now >= self._next_age_check:
+            self._expire(conn, now)
+            self._next_age_check = now + _AGE_CHECK_EVERY_NS
+        used = self._used_bytes(conn)
+        if used > self._max_bytes:
+            self._shrink(conn, used)
+
+    def _expire(self, conn: sqlite3.Connection, now: int) -> None:
+        cutoff = now - self._max_age_ns
+        n = conn.execute("DELETE FROM spans WHERE end_ns < ?", (cutoff,)).rowcount
+        n += conn.execute("DELETE FROM series WHERE time_ns < ?", (cutoff,)).rowcount
+        conn.execute("DELETE FROM ingested WHERE at_ns < ?", (cutoff,))
+        if n > 0:
+            self._incr(conn, "dropped.age", n)
+            conn.execute(_GC_RESOURCES)
+
+    def _shrink(self, conn: sqlite3.Connection, used: int) -> None:
+        """Delete oldest spans, then least recently updated open series, until under ~90 % of the cap."""
+        target = int(self._max_bytes * _SHRINK_TO)
+        dropped = 0
+        queries = (
+            ("spans", f"SELECT id, bytes + {_SPAN_ROW_OVERHEAD} FROM spans ORDER BY id LIMIT 4096"),
+            (
+                "series",
+                f"SELECT id, length(key) + coalesce(length(buckets), 0) + {_SERIES_ROW_OVERHEAD} FROM series "
+                "WHERE batch_id IS NULL ORDER BY time_ns, id LIMIT 4096",
+            ),
+        )
+        for table, query in queries:
+            while used > target:
+                excess = used - target
+                victims: list[int] = []
+                freed = 0
+                for row_id, size in conn.execute(query):
+                    victims.append(int(row_id))
+                    freed += int(size)
+                    if freed >= excess:
+                        break
+                if not victims:
+                    break
+                for chunk in _chunks(victims):
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)
+                dropped += len(victims)
+                used = self._used_bytes(conn)
+        if dropped:
+            self._incr(conn, "dropped.size", dropped)
+            conn.execute(_GC_RESOURCES)
+
+    # ---------------------------------------------------------------------------------------- batches
+
+    def next_batch(self, max_spans: int = 512, max_points: int = 2048) -> Batch | None:
+        """The oldest reserved batch again (same id, attempts + 1), else a new one of the oldest open rows.
+
+        Meant for one consumer at a time (the sender holds its own lock); producers may add meanwhile.
+        """
+        with self._write() as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT id, created_ns, attempts FROM batches ORDER BY created_ns, rowid LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    break
+                batch_id, created_ns, attempts = str(row[0]), int(row[1]), int(row[2])
+                batch = self._load_batch(conn, batch_id, created_ns, attempts + 1)
+                if batch is None:
+                    conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                    continue
+                conn.execute("UPDATE batches SET attempts = ? WHERE id = ?", (batch.attempts, batch_id))
+                return batch
+            batch_id = os.urandom(16).hex()
+            now = time.time_ns()
+            reserved = conn.execute(
+                "UPDATE spans SET batch_id = ? WHERE id IN "
+                "(SELECT id FROM spans WHERE batch_id IS NULL ORDER BY id LIMIT ?)",
+                (batch_id, max(0, int(max_spans))),
+            ).rowcount
+            reserved += conn.execute(
+                "UPDATE series SET batch_id = ? WHERE id IN "
+                "(SELECT id FROM series WHERE batch_id IS NULL ORDER BY id LIMIT ?)",
+                (batch_id, max(0, int(max_points))),
+            ).rowcount
+            if reserved == 0:
+                return None
+            conn.execute("INSERT INTO batches (id, created_ns, attempts) VALUES (?, ?, 1)", (batch_id, now))
+            return self._load_batch(conn, batch_id, now, 1)
+
+    def _load_batch(
+        self, conn: sqlite3.Connection, batch_id: str, created_ns: int, attempts: int
+    ) -> Batch | None:
+        """The batch's rows; undecodable rows are deleted and counted in ``dropped.corrupt``."""
+        points, spans, bad_series, bad_spans = self._load(conn, "s.batch_id = ?", (batch_id,))
+        for table, bad in (("series", bad_series), ("spans", bad_spans)):
+            for chunk in _chunks(bad):
+                conn.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        if bad_series or bad_spans:
+            self._incr(conn, "dropped.corrupt", len(bad_series) + len(bad_spans))
+        if not points and not spans:
+            return None
+        return Batch(id=batch_id, created_ns=created_ns, attempts=attempts, points=points, spans=spans)
+
+    def _delete_batch(self, conn: sqlite3.Connection, batch_id: str) -> int:
+        n = conn.execute("DELETE FROM series WHERE batch_id = ?", (batch_id,)).rowcount
+        n += conn.execute("DELETE FROM spans WHERE batch_id = ?", (batch_id,)).rowcount
+        conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+        conn.execute(_GC_RESOURCES)
+        return n
+
+    def ack(self, batch_id: str) -> None:
+        """The batch was delivered (2xx): forget its rows."""
+        with self._write() as conn:
+            self._delete_batch(conn, batch_id)
+
+    def drop(self, batch_id: str, reason: str) -> int:
+        """Give up on a batch (e.g. a permanent 4xx); its rows are counted in ``dropped.<reason>``."""
+        with self._write() as conn:
+            n = self._delete_batch(conn, batch_id)
+            if n:
+                self._incr(conn, f"dropped.{reason}", n)
+            return n
+
+    def release(self, batch_id: str) -> None:
+        """Return a batch's rows to the open pool (e.g. after a 413, to re-form smaller batches)."""
+        with self._write() as conn:
+            clashes = conn.execute(
+                "SELECT r.id, o.id FROM series r JOIN series o "
+                "ON o.key_hash = r.key_hash AND o.batch_id IS NULL WHERE r.batch_id = ?",
+                (batch_id,),
+            ).fetchall()
+            for reserved_id, open_id in clashes:
+                self._merge_rows(conn, int(reserved_id), int(open_id))
+            conn.execute("UPDATE series SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
+            conn.execute("UPDATE spans SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
+            conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+
+    def _merge_rows(self, conn: sqlite3.Connection, keep_id: int, other_id: int) -> None:
+        """Fold row ``other_id`` into ``keep_id`` (same series) and delete it."""
+        rows = {
+            int(r[0]): r
+            for r in conn.execute(
+                f"SELECT {_SERIES_COLUMNS} FROM series s LEFT JOIN resources r ON r.id = s.resource_id "
+                "WHERE s.id IN (?, ?)",
+                (keep_id, other_id),
+            )
+        }
+        decoded: dict[int, MetricPoint] = {}
+        for row_id in (keep_id, other_id):
+            try:
+                decoded[row_id] = self._decode_point(rows[row_id])
+            except (ValueError, EOFError, TypeError, KeyError):
+                conn.execute("DELETE FROM series WHERE id = ?", (row_id,))  # unreadable: count the loss
+                self._incr(conn, "dropped.corrupt", 1)
+        if len(decoded) < 2:
+            return
+        p = merge(decoded[keep_id], decoded[other_id])
+        conn.execute("DELETE FROM series WHERE id = ?", (other_id,))
+        conn.execute(
+            "UPDATE series SET start_ns = ?, time_ns = ?, value = ?, count = ?, sum = ?, min = ?, max = ?, "
+            "buckets = ?, updated_ns = ? WHERE id = ?",
+            (
+                p.start_ns,
+                p.time_ns,
+                p.value,
+                p.count,
+                p.sum,
+                p.min,
+                p.max,
+                schema.encode_buckets(p.bucket_counts),
+                time.time_ns(),
+                keep_id,
+            ),
+        )
+
+    # ------------------------------------------------------------------------------ counters and state
+
+    @staticmethod
+    def _incr(conn: sqlite3.Connection, name: str, n: int) -> None:
+        conn.execute(_INCR, (name, int(n)))
+
+    def incr(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to a self-health counter (``dropped.*``, ``export.*``)."""
+        with self._write() as conn:
+            self._incr(conn, name, n)
+
+    def counters(self) -> dict[str, int]:
+        return self._read(self._counters)
+
+    @staticmethod
+    def _counters(conn: sqlite3.Connection) -> dict[str, int]:
+        return {str(name): int(value) for name, value in conn.execute("SELECT name, value FROM counters")}
+
+    def get_state(self, key: str) -> str | None:
+        """A small persistent value (e.g. the sender's backoff), shared by all processes."""
+        sql = "SELECT value FROM state WHERE key = ?"
+        row = self._read(lambda conn: conn.execute(sql, (key,)).fetchone())
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # ----------------------------------------------------------------------------------- inspection
+
+    def stats(self) -> SpoolStats:
+        def query(conn: sqlite3.Connection) -> SpoolStats:
+            series, oldest_series = conn.execute("SELECT count(*), min(start_ns) FROM series").fetchone()
+            spans, oldest_span = conn.execute("SELECT count(*), min(end_ns) FROM spans").fetchone()
+            batches = conn.execute("SELECT count(*) FROM batches").fetchone()[0]
+            oldest = [int(v) for v in (oldest_series, oldest_span) if v is not None]
+            return SpoolStats(
+                series=int(series),
+                spans=int(spans),
+                batches=int(batches),
+                bytes_on_disk=self._bytes_on_disk(),
+                oldest_ns=min(oldest) if oldest else None,
+                counters=self._counters(conn),
+            )
+
+        return self._read(query)
+
+    def _bytes_on_disk(self) -> int:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(OSError):
+                total += os.stat(f"{self._path}{suffix}").st_size
+        return total
+
+    def pending(self, limit: int = 1000) -> tuple[list[MetricPoint], list[SpanRecord]]:
+        """Up to ``limit`` points and ``limit`` spans unacknowledged (open or reserved), oldest first."""
+
+        def query(conn: sqlite3.Connection) -> tuple[list[MetricPoint], list[SpanRecord]]:
+            points, spans, _, _ = self._load(conn, "1", (), max(0, int(limit)))
+            return points, spans
+
+        return self._read(query)
+
+    def clear(self) -> int:
+        """Delete all pending data (counters and state stay); returns the number of rows removed."""
+        with self._write() as conn:
+            n = conn.execute("DELETE FROM series").rowcount
+            n += conn.execute("DELETE FROM spans").rowcount
+            conn.execute("DELETE FROM batches")
+            conn.execute("DELETE FROM resources")
+            return int(n)
