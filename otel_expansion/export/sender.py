@@ -27,6 +27,8 @@ from otel_expansion.spool.model import SUM, Attrs, MetricPoint, SeriesKey
 log = logging.getLogger("otel_expansion.export")
 
 CHUNK = 500  # journal records replayed per spool transaction
+BACKOFF_BASE_S = 5.0  # a dead collector is retried after 5-10 s, then 5-15 s, 5-25 s... (full jitter)
+BACKOFF_CAP_S = 3600.0
 MIN_BATCH = 8
 
 
@@ -204,8 +206,10 @@ def send_pending(spool: Any, transport: Any, settings: Settings, protocol: str, 
             break
         outcome = Outcome.SUCCESS
         result = None
+        done_key = f"batch.{batch.id}.done"
+        done = set((spool.get_state(done_key) or "").split(","))
         for signal, rows, build in (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request)):
-            if not rows:
+            if not rows or signal in done:
                 continue
             body = serialize(build(rows, batch.id), protocol)
             spool.incr("export.attempts")
@@ -215,7 +219,11 @@ def send_pending(spool: Any, transport: Any, settings: Settings, protocol: str, 
             if result.outcome is not Outcome.SUCCESS:
                 outcome = result.outcome
                 break
+            done.add(signal)  # a retry of this batch resends only what was not accepted yet
+            spool.set_state(done_key, ",".join(sorted(done - {""})))
         summary.outcomes.append(outcome.name)
+        if outcome is not Outcome.RETRY:
+            spool.set_state(done_key, "")
         if outcome is Outcome.SUCCESS:
             spool.ack(batch.id)
             summary.batches_sent += 1
@@ -241,7 +249,7 @@ def send_pending(spool: Any, transport: Any, settings: Settings, protocol: str, 
         failures = int(spool.get_state("backoff.failures") or 0) + 1
         spool.set_state("backoff.failures", str(failures))
         spool.incr("export.failures.unavailable")
-        wait = backoff_delay(failures - 1, base_s=1.0, cap_s=300.0)
+        wait = BACKOFF_BASE_S + backoff_delay(failures - 1, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
         if result is not None and result.retry_after_s is not None:
             wait = max(wait, result.retry_after_s)
         summary.retry_at = time.time() + wait

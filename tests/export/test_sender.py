@@ -1,0 +1,272 @@
+"""Sender: journal -> SDK pipeline -> spool -> real OTLP/HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_expansion import _runtime
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import resolve
+from otel_expansion.export import launcher
+from otel_expansion.export.sender import run_round
+from otel_expansion.journal import store as journal
+from tests.conftest import ROOT, clean_env
+from tests.export.servers import blackhole, cycle, otlp_server, refused_port, respond, slow
+
+
+def write_runs(home: Path, runs: list[tuple[str, int, str | None]], level: Level = Level.ENHANCED,
+               features: tuple[str, ...] = ()) -> None:
+    """Journal records exactly as the recorder writes them, one per (command, exit code, error type)."""
+    settings = resolve("svc", "2.0", environ={}, home=str(home), level=level)
+    t = _runtime.Telemetry(settings)
+    _runtime._resource_cache.clear()
+    os.makedirs(home, exist_ok=True)
+    for i, (name, code, error) in enumerate(runs):
+        run = t.recorder.begin(name, "svc")
+        assert run is not None
+        for f in features:
+            t.recorder.feature(f)
+        exc: BaseException | None = None
+        if error is not None:
+            exc = RuntimeError("x") if error == "RuntimeError" else SystemExit(code)
+        t.recorder.end(run, exc, code)
+        body = t.recorder.drain()
+        assert body is not None
+        now = time.time_ns() + i
+        journal.append(str(home), _runtime.build_record(t, body, now), now)
+
+
+def settings_for(home: Path, url: str, **env: str) -> Any:
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, **env}
+    old = {k: os.environ.get(k) for k in environ}
+    os.environ.update(environ)
+    try:
+        return resolve("sender", environ=environ, home=str(home), level=Level.FULL)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def flush(home: Path, url: str, **env: str) -> Any:
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, **env}
+    saved = {k: os.environ.get(k) for k in environ}
+    os.environ.update(environ)
+    try:
+        s = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
+        return run_round(str(home), s, force=True, deadline_s=20)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def metric_values(requests: list[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Sum of every data point per (metric, attributes) across all metrics requests."""
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for req in requests:
+        if req.signal != "metrics":
+            continue
+        for rm in req.message().resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    points = m.sum.data_points if m.HasField("sum") else m.histogram.data_points
+                    for dp in points:
+                        attrs = tuple(sorted((kv.key, str(kv.value.ListFields()[0][1])) for kv in dp.attributes))
+                        value = dp.count if m.HasField("histogram") else (dp.as_int or dp.as_double)
+                        out[(m.name, attrs)] = out.get((m.name, attrs), 0) + value
+    return out
+
+
+def spans_of(requests: list[Any]) -> list[Any]:
+    return [s for r in requests if r.signal == "traces" for rs in r.message().resource_spans
+            for ss in rs.scope_spans for s in ss.spans]
+
+
+class TestDelivery:
+    def test_runs_arrive_aggregated_with_exact_totals(self, tmp_path: Path) -> None:
+        """300 runs of three commands become one point per series with exact sums, plus one span per run."""
+        runs = [("build", 0, None)] * 200 + [("test", 1, "RuntimeError")] * 60 + [("deploy", 0, None)] * 40
+        write_runs(tmp_path, runs, features=("cache",))
+        with otlp_server() as srv:
+            summary = flush(tmp_path, srv.url)
+            values = metric_values(srv.requests)
+            assert summary.ok and summary.ingested == 300
+            inv = {k[1]: v for k, v in values.items() if k[0] == "cli.command.invocations"}
+            assert inv[(("cli.command.name", "build"), ("cli.command.outcome", "success"))] == 200
+            assert inv[(("cli.command.name", "test"), ("cli.command.outcome", "error"),
+                        ("error.type", "RuntimeError"))] == 60
+            assert sum(v for k, v in values.items() if k[0] == "cli.command.duration") == 300
+            assert sum(v for k, v in values.items() if k[0] == "cli.feature.usage") == 300
+            points = [dp for r in srv.requests if r.signal == "metrics" for rm in r.message().resource_metrics
+                      for sm in rm.scope_metrics for m in sm.metrics if m.name == "cli.command.invocations"
+                      for dp in m.sum.data_points]
+            assert len(points) == 3  # aggregated: one point per series, not one per run
+            assert len(spans_of(srv.requests)) == 300
+            assert all(r.header("content-encoding") == "gzip" and r.batch_id for r in srv.requests)
+
+    def test_span_follows_cli_conventions(self, tmp_path: Path) -> None:
+        """The span carries exit code, error.type only on failure, session id and ERROR status."""
+        write_runs(tmp_path, [("remote add", 0, None), ("push", 1, "RuntimeError")])
+        with otlp_server() as srv:
+            flush(tmp_path, srv.url)
+            spans = {s.name: s for s in spans_of(srv.requests)}
+        ok, bad = spans["svc remote add"], spans["svc push"]
+        attrs = {kv.key: kv.value for kv in ok.attributes}
+        assert attrs["process.exit.code"].int_value == 0 and "error.type" not in attrs
+        assert attrs["cli.command.name"].string_value == "remote add" and attrs["session.id"].string_value
+        bad_attrs = {kv.key: kv.value for kv in bad.attributes}
+        assert bad_attrs["error.type"].string_value == "RuntimeError" and bad.status.code == 2
+        assert ok.kind == 1  # SPAN_KIND_INTERNAL
+
+    def test_basic_level_sends_metrics_only(self, tmp_path: Path) -> None:
+        """basic: no spans, no performance, session or activity metrics."""
+        write_runs(tmp_path, [("build", 0, None)] * 5, level=Level.BASIC)
+        with otlp_server() as srv:
+            flush(tmp_path, srv.url)
+            names = {k[0] for k in metric_values(srv.requests)}
+            assert not spans_of(srv.requests)
+        assert "cli.command.invocations" in names and "cli.command.duration" in names
+        assert not names & {"cli.command.cpu_time", "cli.command.memory.peak", "cli.activity"}
+
+    def test_json_protocol(self, tmp_path: Path) -> None:
+        """http/json sends OTLP/JSON with hex ids."""
+        write_runs(tmp_path, [("build", 0, None)])
+        with otlp_server() as srv:
+            flush(tmp_path, srv.url, OTEL_EXPORTER_OTLP_PROTOCOL="http/json")
+            traces = [r for r in srv.requests if r.signal == "traces"][0]
+            span = traces.json()["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        assert traces.content_type.startswith("application/json")
+        assert len(span["traceId"]) == 32 and int(span["traceId"], 16)
+
+
+class TestFailures:
+    def test_refused_keeps_data_and_backs_off(self, tmp_path: Path) -> None:
+        """A refused collector ends the round fast, keeps everything, and defers the next attempt."""
+        write_runs(tmp_path, [("build", 0, None)] * 3)
+        with refused_port() as addr:
+            t0 = time.monotonic()
+            summary = flush(tmp_path, addr.url)
+            assert time.monotonic() - t0 < 5
+        assert not summary.ok and summary.pending_spans == 3
+        assert launcher.next_send_at(str(tmp_path)) > time.time() + 4
+        assert not launcher.should_start(str(tmp_path), send=True)
+        with otlp_server() as srv:
+            summary = flush(tmp_path, srv.url)
+            assert summary.ok and len(spans_of(srv.requests)) == 3
+
+    def test_blackholed_round_is_bounded(self, tmp_path: Path) -> None:
+        """A collector that never answers costs at most the configured timeout."""
+        write_runs(tmp_path, [("build", 0, None)])
+        with blackhole() as addr:
+            t0 = time.monotonic()
+            summary = flush(tmp_path, addr.url, OTEL_EXPORTER_OTLP_TIMEOUT="2000")
+            assert time.monotonic() - t0 < 8
+        assert not summary.ok and summary.pending_spans == 1
+
+    def test_retry_after_is_honoured(self, tmp_path: Path) -> None:
+        """429 with Retry-After pushes the next attempt at least that far out."""
+        write_runs(tmp_path, [("build", 0, None)])
+        with otlp_server(respond(429, headers={"Retry-After": "120"})) as srv:
+            summary = flush(tmp_path, srv.url)
+            assert len(srv.requests) == 1
+        assert not summary.ok and launcher.next_send_at(str(tmp_path)) >= time.time() + 110
+
+    def test_bad_request_is_dropped_and_counted(self, tmp_path: Path) -> None:
+        """400 is not retried: the batch is dropped and the drop is reported as self-health."""
+        write_runs(tmp_path, [("build", 0, None)] * 2)
+        with otlp_server(respond(400)) as srv:
+            summary = flush(tmp_path, srv.url)
+            assert summary.dropped > 0 and summary.pending_spans == 0
+        write_runs(tmp_path, [("build", 0, None)])
+        with otlp_server() as srv:
+            flush(tmp_path, srv.url)
+            values = metric_values(srv.requests)
+        assert values[("otel_expansion.spool.dropped", (("reason", "rejected"),))] >= 1
+
+    def test_too_large_splits_batches(self, tmp_path: Path) -> None:
+        """413 makes the sender split the batch until it fits; everything arrives once."""
+        write_runs(tmp_path, [(f"cmd{i % 7}", 0, None) for i in range(120)])
+
+        def limit(req: Any) -> Any:
+            return respond(413)(req) if len(req.raw_body) > 1500 else respond(200)(req)
+
+        with otlp_server(limit) as srv:
+            summary = flush(tmp_path, srv.url)
+            accepted = [r for r in srv.requests if len(r.raw_body) <= 1500]
+            spans = spans_of([r for r in accepted if r.signal == "traces"])
+        assert summary.ok and len(spans) == 120
+
+    def test_flapping_collector_delivers_every_batch_with_stable_ids(self, tmp_path: Path) -> None:
+        """5xx then success: retries resend the same batch id, and all data arrives."""
+        write_runs(tmp_path, [("build", 0, None)] * 10)
+        inner = cycle(respond(503), respond(200), respond(200))
+        answered: list[tuple[Any, int]] = []
+
+        def flapping(req: Any) -> Any:
+            reply = inner(req)
+            answered.append((req, reply.status))
+            return reply
+
+        with otlp_server(flapping) as srv:
+            for _ in range(6):
+                launcher.write_next_send_at(str(tmp_path), 0)
+                flush(tmp_path, srv.url)
+            ok = [req for req, status in answered if status == 200]
+            ids = [r.batch_id for r in srv.requests]
+        assert len(set(ids)) < len(ids)  # a retried batch keeps its id
+        assert len({s.span_id for s in spans_of(ok)}) == 10
+        assert len(spans_of(ok)) == 10  # a signal already accepted is not sent again
+
+    def test_sender_killed_mid_send_loses_nothing(self, tmp_path: Path) -> None:
+        """kill -9 while the collector holds the request: the next round delivers the same batch id."""
+        write_runs(tmp_path, [("build", 0, None)] * 4)
+        env = clean_env(tmp_path, OTEL_EXPANSION_SENDER_TIMEOUT="30")
+        with otlp_server(slow(20)) as srv:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = srv.url
+            proc = subprocess.Popen([sys.executable, "-m", "otel_expansion.export.sender", "--home", str(tmp_path)],
+                                    env=env, cwd=ROOT)
+            srv.wait_for(1, timeout_s=20)
+            first_id = srv.requests[0].batch_id
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            srv.behaviour = respond(200)
+            summary = flush(tmp_path, srv.url)
+            later = srv.requests[1:]
+        assert summary.ok and first_id in {r.batch_id for r in later}
+        assert len(spans_of([r for r in later if r.batch_id == first_id])) == 4
+
+
+def test_cli_exit_starts_a_detached_sender(tmp_path: Path) -> None:
+    """A real CLI run with the collector up: its sender delivers without the CLI waiting for it."""
+    home = tmp_path / "home"
+    with otlp_server() as srv:
+        env = clean_env(home, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
+        result = subprocess.run([sys.executable, str(ROOT / "examples" / "democli.py"), "hello", "x"], env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0 and result.stdout == "hello x\n"
+        srv.wait_for(2, timeout_s=20)
+        spans = spans_of(srv.requests)
+    assert [s.name for s in spans] == ["democli hello"]
+    deadline = time.monotonic() + 10
+    while launcher.sender_running(str(home)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not launcher.sender_running(str(home))  # it exited on its own, nothing lingers
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_handle() -> Any:
+    yield
+    _runtime._reset_for_tests()
