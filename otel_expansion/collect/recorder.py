@@ -40,6 +40,11 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
+def _is_exit(exc: BaseException) -> bool:
+    """SystemExit, or a framework's deliberate exit (click/typer ``Exit``): an exit code, not an error."""
+    return isinstance(exc, SystemExit) or (type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"))
+
+
 def exit_code_of(exc: BaseException | None) -> int:
     """The exit status Python itself would produce for ``exc`` escaping to the top level."""
     if exc is None:
@@ -135,7 +140,7 @@ class Recorder:
             cmd["mem"] = performance.peak_rss_bytes()
         if self.level >= levels.ARGUMENT_SHAPES and run.args:
             cmd["args"] = run.args
-        if self.level >= levels.EXCEPTION_DETAILS and err is not None and code != 0:
+        if self.level >= levels.EXCEPTION_DETAILS and err is not None and code != 0 and not isinstance(err, SystemExit):
             cmd["exception"] = self._exception_details(err)
         self.commands.append(cmd)
         if self._on_command is not None:
@@ -143,7 +148,7 @@ class Recorder:
 
     def note_error(self, exc: BaseException) -> None:
         """Remember the exception a framework is about to turn into an exit code."""
-        if self.active is not None and not isinstance(exc, SystemExit):
+        if self.active is not None and not _is_exit(exc):
             self.active.error = exc
 
     def set_args(self, argv: list[str] | tuple[str, ...]) -> None:

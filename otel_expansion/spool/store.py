@@ -11,6 +11,11 @@ schema from a newer version) surfaces as the single :class:`SpoolUnavailable`.
 Released batches: rows go back to the open pool; a row whose series already has a new open row (points
 that arrived while the batch was in flight) is merged with it immediately, keeping the older row's id so
 the data keeps its place in the oldest-first order.
+
+Bounds, enforced inside ``add``'s transaction: the used size ((page_count - freelist_count) * page_size) is
+checked on every call, and over ``max_bytes`` the oldest spans, then the least recently updated open series,
+are deleted down to ~90 % of the cap (``dropped.size``); rows whose data is older than ``max_age_s`` are
+deleted on a handle's first add and then at most once a minute (``dropped.age``).
 """
 
 from __future__ import annotations
@@ -242,7 +247,11 @@ def _chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterator[Sequence[_T]
 
 
 class Spool:
-    """A handle on the spool file; thread-safe, and safe alongside other processes using the same file."""
+    """A handle on the spool file; thread-safe, and safe alongside other processes using the same file.
+
+    Open one handle per process (never carry one across ``fork``). Every method either completes or raises
+    :class:`SpoolUnavailable`; writes that fail are rolled back whole.
+    """
 
     def __init__(self, conn: sqlite3.Connection, path: Path, *, max_bytes: int, max_age_s: float) -> None:
         """Use :meth:`open`; this only wires an already checked connection."""
@@ -287,9 +296,13 @@ class Spool:
                 _ensure_private_file(path)
                 conn = _connect(path, busy_timeout_ms)
                 recovered = aside is not None
+            try:
+                spool = cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s)
+            except BaseException:
+                conn.close()
+                raise
         except (OSError, sqlite3.Error, schema.SchemaError, _Corrupt) as exc:
             raise SpoolUnavailable(f"spool {path} unavailable: {exc}") from exc
-        spool = cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s)
         if recovered:
             try:
                 spool.incr("dropped.corrupt")
@@ -301,11 +314,10 @@ class Spool:
     def close(self) -> None:
         """Close the connection; further calls raise SpoolUnavailable. Idempotent."""
         with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                finally:
-                    self._conn = None
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with suppress(sqlite3.Error):
+                    conn.close()
 
     def __enter__(self) -> Spool:
         return self
@@ -336,7 +348,7 @@ class Spool:
             try:
                 yield conn
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an integer SQLite cannot hold
                 self._rollback(conn)
                 raise SpoolUnavailable(f"spool write failed: {exc}") from exc
             except BaseException:
@@ -468,7 +480,11 @@ class Spool:
             if p.bucket_counts and len(p.bucket_counts) != len(p.key.bounds) + 1:
                 invalid += 1
                 continue
-            prev = merged.get(p.key)
+            try:
+                prev = merged.get(p.key)
+            except TypeError:  # an unhashable attribute value slipped past attrs_of
+                invalid += 1
+                continue
             merged[p.key] = p if prev is None else merge(prev, p)
         series_rows: list[tuple[tuple[bytes, bytes], MetricPoint, bytes, bytes]] = []
         for key, p in merged.items():
@@ -626,7 +642,9 @@ class Spool:
     def next_batch(self, max_spans: int = 512, max_points: int = 2048) -> Batch | None:
         """The oldest reserved batch again (same id, attempts + 1), else a new one of the oldest open rows.
 
-        Meant for one consumer at a time (the sender holds its own lock); producers may add meanwhile.
+        The limits apply when a batch is formed; a retried batch comes back whole (``release`` it to re-form
+        smaller ones). Meant for one consumer at a time (the sender holds its own lock); producers may add
+        meanwhile.
         """
         with self._write() as conn:
             while True:
@@ -638,7 +656,7 @@ class Spool:
                 batch_id, created_ns, attempts = str(row[0]), int(row[1]), int(row[2])
                 batch = self._load_batch(conn, batch_id, created_ns, attempts + 1)
                 if batch is None:
-                    conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                    self._forget_batch(conn, batch_id)
                     continue
                 conn.execute("UPDATE batches SET attempts = ? WHERE id = ?", (batch.attempts, batch_id))
                 return batch
@@ -673,10 +691,17 @@ class Spool:
             return None
         return Batch(id=batch_id, created_ns=created_ns, attempts=attempts, points=points, spans=spans)
 
+    @staticmethod
+    def _forget_batch(conn: sqlite3.Connection, batch_id: str) -> None:
+        """Delete the batch row and its scoped state (keys ``batch.<id>.*``, e.g. the sender's progress)."""
+        conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+        prefix = f"batch.{batch_id}."
+        conn.execute("DELETE FROM state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+
     def _delete_batch(self, conn: sqlite3.Connection, batch_id: str) -> int:
         n = conn.execute("DELETE FROM series WHERE batch_id = ?", (batch_id,)).rowcount
         n += conn.execute("DELETE FROM spans WHERE batch_id = ?", (batch_id,)).rowcount
-        conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+        self._forget_batch(conn, batch_id)
         conn.execute(_GC_RESOURCES)
         return n
 
@@ -705,7 +730,7 @@ class Spool:
                 self._merge_rows(conn, int(reserved_id), int(open_id))
             conn.execute("UPDATE series SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             conn.execute("UPDATE spans SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
-            conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+            self._forget_batch(conn, batch_id)
 
     def _merge_rows(self, conn: sqlite3.Connection, keep_id: int, other_id: int) -> None:
         """Fold row ``other_id`` into ``keep_id`` (same series) and delete it."""
@@ -764,7 +789,11 @@ class Spool:
         return {str(name): int(value) for name, value in conn.execute("SELECT name, value FROM counters")}
 
     def get_state(self, key: str) -> str | None:
-        """A small persistent value (e.g. the sender's backoff), shared by all processes."""
+        """A small persistent value (e.g. the sender's backoff), shared by all processes.
+
+        Keys named ``batch.<id>.<anything>`` belong to that batch and are deleted with it (ack, drop,
+        release, clear), so per-batch bookkeeping cannot pile up.
+        """
         sql = "SELECT value FROM state WHERE key = ?"
         row = self._read(lambda conn: conn.execute(sql, (key,)).fetchone())
         return None if row is None else str(row[0])
@@ -813,10 +842,11 @@ class Spool:
         return self._read(query)
 
     def clear(self) -> int:
-        """Delete all pending data (counters and state stay); returns the number of rows removed."""
+        """Delete all pending data (counters and non-batch state stay); returns the number of rows removed."""
         with self._write() as conn:
             n = conn.execute("DELETE FROM series").rowcount
             n += conn.execute("DELETE FROM spans").rowcount
             conn.execute("DELETE FROM batches")
+            conn.execute("DELETE FROM state WHERE substr(key, 1, 6) = 'batch.'")
             conn.execute("DELETE FROM resources")
             return int(n)

@@ -87,11 +87,11 @@ class TestRecording:
     def test_feature_attributes_only_at_full(self) -> None:
         """Feature attributes are dropped below full and redacted at full."""
         r = recorder(Level.ENHANCED)
-        r.feature("export", fmt="csv")
+        r.feature("export", {"fmt": "csv"})
         body = r.drain()
         assert body is not None and "attrs" not in body["features"][0]
         r = recorder(Level.FULL)
-        r.feature("export", fmt="csv", owner="bob@example.org")
+        r.feature("export", {"fmt": "csv", "owner": "bob@example.org"})
         body = r.drain()
         assert body is not None
         attrs = body["features"][0]["attrs"]

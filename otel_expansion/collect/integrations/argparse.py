@@ -1,8 +1,8 @@
 """argparse: the run starts at the first top-level ``parse_known_args`` and ends at process exit.
 
-argparse has no run boundary of its own, so the exit status is observed where Python produces it:
-``sys.exit`` (argparse's own errors call it too) and uncaught exceptions via ``sys.excepthook``. A
-program that exits with ``raise SystemExit(n)`` at top level is recorded with exit code 0: documented.
+argparse has no run boundary of its own, so the exit status is observed where Python produces it
+(see ``_exit``): ``sys.exit`` (argparse's own errors call it too) and uncaught exceptions. A program
+that ends with a bare ``raise SystemExit(n)`` at top level is recorded with exit code 0: documented.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from otel_expansion.collect.integrations import _exit
 from otel_expansion.collect.recorder import default_executable
 
 _originals: dict[str, Any] = {}
@@ -28,8 +29,7 @@ def install(telemetry: Any) -> None:
     sub_cls = argparse._SubParsersAction
     _originals["parse_known_args"] = orig_parse = parser_cls.parse_known_args
     _originals["sub_call"] = orig_sub = sub_cls.__call__
-    _originals["exit"] = orig_exit = sys.exit
-    _originals["excepthook"] = orig_hook = sys.excepthook
+    _exit.install()
 
     def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
         depth = _state.get("depth", 0)
@@ -50,18 +50,16 @@ def install(telemetry: Any) -> None:
             _state["path"].append(str(values[0]))
         return orig_sub(self, parser, namespace, values, option_string)
 
-    def exit(status: Any = None) -> Any:
-        _state.setdefault("exit", SystemExit(status))
-        return orig_exit(status)
+    _originals["error"] = orig_error = parser_cls.error
 
-    def excepthook(tp: type[BaseException], value: BaseException, tb: Any) -> Any:
-        _state.setdefault("exit", value)
-        return orig_hook(tp, value, tb)
+    def error(self: Any, message: str) -> Any:
+        if "run" in _state:
+            telemetry.recorder.note_error(argparse.ArgumentError(None, message))
+        return orig_error(self, message)
 
     parser_cls.parse_known_args = parse_known_args  # type: ignore[assignment]
     sub_cls.__call__ = sub_call  # type: ignore[method-assign]
-    sys.exit = exit
-    sys.excepthook = excepthook
+    parser_cls.error = error  # type: ignore[method-assign]
 
 
 def finish(telemetry: Any) -> None:
@@ -72,8 +70,10 @@ def finish(telemetry: Any) -> None:
     path = _state.pop("path", [])
     if path:
         run.name = " ".join(path)
-    exc = _state.pop("exit", None)
-    telemetry.recorder.end(run, exc)
+    status, error = _exit.observed()
+    if error is not None:
+        telemetry.recorder.note_error(error)
+    telemetry.recorder.end(run, status)
 
 
 def uninstall() -> None:
@@ -83,7 +83,7 @@ def uninstall() -> None:
         return
     argparse.ArgumentParser.parse_known_args = _originals["parse_known_args"]  # type: ignore[method-assign]
     argparse._SubParsersAction.__call__ = _originals["sub_call"]  # type: ignore[method-assign]
-    sys.exit = _originals["exit"]
-    sys.excepthook = _originals["excepthook"]
+    argparse.ArgumentParser.error = _originals["error"]  # type: ignore[method-assign]
+    _exit.uninstall()
     _originals.clear()
     _state.clear()

@@ -30,20 +30,20 @@ def command_path(ctx: Any) -> str:
     return " ".join(reversed(names))
 
 
-def exit_status(exc: BaseException | None) -> tuple[int, BaseException | None]:
+def exit_status(click: Any, exc: BaseException | None) -> tuple[int, BaseException | None]:
     """The exit code click's standalone ``main`` turns ``exc`` into, and the error worth recording."""
-    import click
-    from click.exceptions import Exit
-
     from otel_expansion.collect.recorder import exit_code_of
+
+    exceptions = getattr(click, "exceptions", click)
+    Exit = exceptions.Exit  # noqa: N806
 
     if exc is None:
         return 0, None
-    if isinstance(exc, Exit):
-        return exc.exit_code, None
-    if isinstance(exc, click.ClickException):
-        return exc.exit_code, exc
-    if isinstance(exc, (click.Abort, EOFError, KeyboardInterrupt, OSError)):
+    if isinstance(exc, Exit) or (type(exc).__name__ == "Exit" and hasattr(exc, "exit_code")):
+        return int(exc.exit_code), None
+    if isinstance(exc, exceptions.ClickException):
+        return int(exc.exit_code), exc
+    if isinstance(exc, (exceptions.Abort, EOFError, KeyboardInterrupt, OSError)):
         return 1, exc
     return exit_code_of(exc), None if isinstance(exc, SystemExit) else exc
 
@@ -51,10 +51,18 @@ def exit_status(exc: BaseException | None) -> tuple[int, BaseException | None]:
 def install(telemetry: Any) -> None:
     import click
 
-    if _originals:
-        return
-    recorder = telemetry.recorder
+    hook(click, telemetry)
+
+
+def hook(click: Any, telemetry: Any) -> None:
+    """Install the hooks on a click module (click itself, or a copy vendored by typer)."""
+    from otel_expansion.collect.integrations import _exit
+
     ctx_cls = click.Context
+    if ctx_cls in _originals:
+        return
+    _exit.install()
+    recorder = telemetry.recorder
     orig = _originals.setdefault(ctx_cls, {})
     orig["__init__"], orig["__enter__"], orig["__exit__"] = ctx_cls.__init__, ctx_cls.__enter__, ctx_cls.__exit__
     orig_init, orig_enter, orig_exit = orig["__init__"], orig["__enter__"], orig["__exit__"]
@@ -85,11 +93,11 @@ def install(telemetry: Any) -> None:
         result = orig_exit(self, exc_type, exc, tb)
         try:
             if exc is not None and _state.get("run") is not None:
-                code, error = exit_status(exc)
+                code, error = exit_status(click, exc)
                 if error is not None:
                     recorder.note_error(error)
             if self is _state.get("root") and self._depth == 0:
-                code, error = exit_status(exc)
+                code, error = exit_status(click, exc)
                 _finish(recorder, error, code)
         except Exception:
             pass
@@ -98,9 +106,13 @@ def install(telemetry: Any) -> None:
     ctx_cls.__init__ = __init__  # type: ignore[method-assign]
     ctx_cls.__enter__ = __enter__  # type: ignore[method-assign]
     ctx_cls.__exit__ = __exit__  # type: ignore[method-assign]
-    for cls in (click.ClickException, click.UsageError):
+    exceptions = getattr(click, "exceptions", click)
+    for name in ("ClickException", "UsageError"):  # click reports its errors via show() before exiting
+        cls = getattr(exceptions, name, None)
+        if cls is None or "show" not in cls.__dict__:
+            continue
         _originals.setdefault(cls, {})["show"] = original_show = cls.__dict__["show"]
-        cls.show = _noting_show(recorder, original_show)  # type: ignore[method-assign]
+        cls.show = _noting_show(recorder, original_show)
 
 
 def _argv() -> list[str]:
@@ -134,9 +146,15 @@ def finish(telemetry: Any) -> None:
     run = _state.get("run")
     if run is None:
         return
+    from otel_expansion.collect.integrations import _exit
+    from otel_expansion.collect.recorder import exit_code_of
+
+    status, error = _exit.observed()
+    if error is not None:
+        telemetry.recorder.note_error(error)
     error = run.error
-    code = getattr(error, "exit_code", 1) if error is not None else 0
-    _finish(telemetry.recorder, error, int(code))
+    code = exit_code_of(status) if status is not None else int(getattr(error, "exit_code", 1) if error else 0)
+    _finish(telemetry.recorder, error, code)
 
 
 def uninstall() -> None:
@@ -145,3 +163,6 @@ def uninstall() -> None:
             setattr(cls, name, fn)
     _originals.clear()
     _state.clear()
+    from otel_expansion.collect.integrations import _exit
+
+    _exit.uninstall()

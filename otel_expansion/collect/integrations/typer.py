@@ -1,6 +1,6 @@
-"""typer: its commands run on click's ``Context``, so the click integration's hooks cover typer apps.
+"""typer: its commands run on a click ``Context``, so the click integration's hooks cover typer apps.
 
-Installing this module just makes sure those hooks are in place when typer is imported first.
+Recent typer releases vendor click as ``typer._click``; the same hooks are installed on that copy.
 """
 
 from __future__ import annotations
@@ -11,13 +11,23 @@ if TYPE_CHECKING:
 
 
 def install(telemetry: Any) -> None:
-    from otel_expansion.collect.integrations import _install
+    import typer
 
-    _install("click")
+    from otel_expansion.collect.integrations import click as click_integration
+
+    vendored = getattr(typer, "_click", None)
+    if vendored is not None and hasattr(vendored, "Context"):
+        click_integration.hook(vendored, telemetry)
+    else:
+        from otel_expansion.collect.integrations import _install
+
+        _install("click")
 
 
 def finish(telemetry: Any) -> None:
-    return None
+    from otel_expansion.collect.integrations import click as click_integration
+
+    click_integration.finish(telemetry)
 
 
 def uninstall() -> None:

@@ -1,0 +1,30 @@
+"""A typer CLI instrumented with one line."""
+
+from __future__ import annotations
+
+import typer
+
+import otel_expansion
+
+otel_expansion.init("typercli", "2.1.0")
+
+app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+users = typer.Typer()
+app.add_typer(users, name="users")
+
+
+@users.command("list")
+def list_users(limit: int = 10) -> None:
+    otel_expansion.feature("users.list")
+    print(f"{limit} users")
+
+
+@app.command()
+def sync(dry_run: bool = False) -> None:
+    if not dry_run:
+        raise typer.Exit(code=3)
+    print("dry run")
+
+
+if __name__ == "__main__":
+    app()
