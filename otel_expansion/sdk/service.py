@@ -36,6 +36,7 @@ class ServiceRuntime:
         resource = resource_of(_handle) if _handle is not None else {"service.name": settings.service_name}
         self.pipeline = Pipeline(resource, settings.level, self.redactor, self.staging)
         self.session_id: str | None = None
+        self._started = time.monotonic()
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
 
@@ -106,7 +107,10 @@ class ServiceRuntime:
     def shutdown(self) -> None:
         """Stop the thread without waiting on it, end the session, commit, start a detached sender."""
         self._stop.set()
-        if self.settings.level >= levels.SESSIONS:
+        long_running = time.monotonic() - self._started > self.settings.metric_interval_s
+        if self.settings.level >= levels.SESSIONS and long_running:
+            # a daemon's session is its lifetime; a short run (a CLI under opentelemetry-instrument)
+            # leaves the session open for the next invocation, as CLI sessions are
             from otel_expansion.collect import session
 
             self._ended = session.end(self.settings.home, time.time_ns())

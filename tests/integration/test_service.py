@@ -1,0 +1,60 @@
+"""In-process (service) mode and `opentelemetry-instrument`, end to end against a real HTTP server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import EXAMPLES, clean_env
+from tests.export.servers import otlp_server
+from tests.export.test_sender import metric_values, spans_of
+
+
+def wait_until(predicate: Any, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) -> None:
+    """A service sends while running (background thread) and everything arrives exactly once."""
+    with otlp_server() as srv:
+        env = clean_env(tmp_path / "home", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_METRIC_EXPORT_INTERVAL="300")
+        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "service_app.py"), "6", "2.0"], env=env)
+        wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
+        assert proc.poll() is None  # data arrived while the program was still running
+        assert proc.wait(30) == 0
+        wait_until(lambda: sum(1 for s in spans_of(srv.requests)) >= 6)
+        time.sleep(1.0)
+        values = metric_values(srv.requests)
+        spans = spans_of(srv.requests)
+    inv = {k[1]: v for k, v in values.items() if k[0] == "cli.command.invocations"}
+    assert inv[(("cli.command.name", "process-job"), ("cli.command.outcome", "success"))] == 4
+    assert inv[(("cli.command.name", "process-job"), ("cli.command.outcome", "error"),
+                ("error.type", "RuntimeError"))] == 2
+    assert values[("cli.exceptions.handled", (("error.type", "RuntimeError"), ("exception.handled", "True")))] == 2
+    assert values[("cli.session.heartbeats", ())] >= 1
+    assert len(spans) == 6 and {s.name for s in spans} == {"service_app process-job"}
+
+
+def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
+    """`opentelemetry-instrument python plain_click.py` records the command through our distro."""
+    instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert instrument, "opentelemetry-instrument must be installed with the package"
+    with otlp_server() as srv:
+        env = clean_env(tmp_path / "home", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_SERVICE_NAME="plain")
+        result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stdout == "hi bob\n", result.stderr
+        wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
+        spans = spans_of(srv.requests)
+    assert [s.name for s in spans] == ["plain_click greet"]
+    res = [r for r in srv.requests if r.signal == "traces"][0].message().resource_spans[0].resource
+    attrs = {kv.key: kv.value.string_value for kv in res.attributes}
+    assert attrs["service.name"] == "plain" and attrs["telemetry.distro.name"] == "otel-expansion"
