@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: sets up what the tests need (idempotent, cached) and runs lint, types and pytest.
+#   .venv/                     Python environment with the package (editable) and test tools
+#   chromium                   for the dashboard test (Debian package; installed when missing)
+#   ~/.cache/otel-expansion/   the OpenTelemetry Collector built from collector-config/ (keyed by manifest)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+echo "== installing the package and test tools"
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[test]'
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (dashboard test)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+echo "== building the collector (cached)"
+bash collector-config/build.sh
+echo "== lint and types"
+.venv/bin/ruff check otel_expansion tests benchmarks examples
+.venv/bin/mypy
+echo "== tests"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,105 @@
+"""The otel-expansion command: status, show, flush, clear, level, consent, reset-id."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otel_expansion.cli.main import main
+from tests.conftest import ROOT, RunCli, clean_env
+from tests.export.servers import otlp_server, refused_port
+
+
+def ox(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "otel_expansion", *args, "--home", str(home)],
+                          env=clean_env(home, **env), capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+@pytest.fixture
+def recorded(run_cli: RunCli, home: Path) -> Path:
+    for args in (["hello", "a"], ["fail"], ["remote", "add", "u"]):
+        run_cli(*args, OTEL_EXPANSION_SEND="false")
+    return home
+
+
+def test_status_reports_pending_work(recorded: Path) -> None:
+    """status shows the level, its source and the pending journal records."""
+    result = ox(recorded, "status", "--json")
+    info = json.loads(result.stdout)
+    assert info["level"] == "enhanced" and info["journal_records"] == 3 and len(info["installation_id"]) == 32
+
+
+def test_show_prints_what_would_be_sent(recorded: Path) -> None:
+    """show lists every pending record, already redacted, as JSON."""
+    result = ox(recorded, "show")
+    data = json.loads(result.stdout)
+    assert [c["name"] for r in data["journal"] for c in r["commands"]] == ["hello", "fail", "remote add"]
+
+
+def test_flush_sends_and_reports(recorded: Path) -> None:
+    """flush sends everything now and prints a summary; exit 0 on success."""
+    with otlp_server() as srv:
+        result = ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
+        assert result.returncode == 0, result.stderr
+        assert "ingested 3 run records" in result.stdout and "3 spans" in result.stdout
+        assert {r.signal for r in srv.requests} == {"metrics", "traces"}
+    status = json.loads(ox(recorded, "status", "--json").stdout)
+    assert status["journal_records"] == 0 and status["spool_spans"] == 0
+
+
+def test_flush_fails_loudly_when_refused(recorded: Path) -> None:
+    """flush exits non-zero with the reason when the collector cannot be reached; data stays."""
+    with refused_port() as addr:
+        result = ox(recorded, "flush", "--timeout", "5", OTEL_EXPORTER_OTLP_ENDPOINT=addr.url)
+    assert result.returncode == 1 and "error:" in result.stderr
+    assert json.loads(ox(recorded, "status", "--json").stdout)["spool_spans"] == 3
+
+
+def test_clear_deletes_pending(recorded: Path) -> None:
+    """clear removes journal and spool contents."""
+    assert "cleared 3 journal records" in ox(recorded, "clear").stdout
+    assert json.loads(ox(recorded, "status", "--json").stdout)["journal_records"] == 0
+
+
+def test_level_and_consent_persist(run_cli: RunCli, home: Path) -> None:
+    """`level basic` changes what the next run records; `consent deny` stops recording."""
+    assert ox(home, "level", "basic").returncode == 0
+    run_cli("hello", "a", OTEL_EXPANSION_SEND="false")
+    from tests.conftest import journal_records
+
+    (record,) = journal_records(home)
+    assert record["level"] == 1 and "session" not in record
+    assert ox(home, "consent", "deny").returncode == 0
+    assert ox(home, "consent", "status").stdout.strip() == "denied"
+    run_cli("hello", "b", OTEL_EXPANSION_SEND="false")
+    assert len(journal_records(home)) == 1
+
+
+def test_reset_id_changes_the_installation_id(recorded: Path) -> None:
+    """reset-id replaces the anonymous id with a new random one."""
+    before = json.loads(ox(recorded, "status", "--json").stdout)["installation_id"]
+    ox(recorded, "reset-id")
+    after = json.loads(ox(recorded, "status", "--json").stdout)["installation_id"]
+    assert before != after and len(after) == 32
+
+
+def test_unknown_app_is_a_clear_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --service/--home and several known apps, the command says which ones exist."""
+    monkeypatch.delenv("OTEL_EXPANSION_HOME", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    (tmp_path / "otel-expansion" / "a").mkdir(parents=True)
+    (tmp_path / "otel-expansion" / "b").mkdir(parents=True)
+    assert main(["status"]) == 2
+    assert "Known services: a, b" in capsys.readouterr().err
+    assert main(["level", "loud", "--service", "a"]) == 2
+
+
+def test_docs_writes_telemetry_md(tmp_path: Path) -> None:
+    """docs regenerates the signal reference."""
+    assert main(["docs", "--output", str(tmp_path / "T.md")]) == 0
+    assert "cli.command.invocations" in (tmp_path / "T.md").read_text()
