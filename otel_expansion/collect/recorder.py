@@ -7,6 +7,7 @@ costs a few microseconds and imports nothing; the heavy work happens in the send
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 import time
@@ -23,8 +24,8 @@ from otel_expansion.config.settings import Settings
 
 _SAFE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789 _-.:/"
 _DIGITS = str.maketrans("", "", "0123456789")
-MAX_COMMANDS = 256  # per process between flushes; more are counted, not kept
-MAX_FEATURES = 1024
+MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
+MAX_FEATURES = 4096
 MAX_STACK_FRAMES = 20
 
 
@@ -79,7 +80,9 @@ class CommandRun:
 class Recorder:
     """Collects commands, features and exceptions of this process, filtered and redacted at the source."""
 
-    def __init__(self, settings: Settings, on_command: Callable[[Recorder], None] | None = None) -> None:
+    def __init__(self, settings: Settings, on_command: Callable[[Recorder], None] | None = None,
+                 max_commands: int = MAX_COMMANDS) -> None:
+        self.max_commands = max_commands
         self.settings = settings
         self.level = settings.level
         self.commands: list[dict[str, Any]] = []
@@ -89,6 +92,7 @@ class Recorder:
         self.active: CommandRun | None = None
         self._on_command = on_command
         self._redactor: Any = None
+        self._lock = _thread.allocate_lock()  # drain() may run on a service's export thread
 
     # -- privacy helpers -------------------------------------------------------------------------------
     @property
@@ -123,7 +127,7 @@ class Recorder:
         code = exit_code_of(exc) if exit_code is None else exit_code
         if code == 0 and isinstance(err, SystemExit):
             err = None
-        if len(self.commands) >= MAX_COMMANDS:
+        if len(self.commands) >= self.max_commands:
             self.overflow += 1
             return
         cmd: dict[str, Any] = {
@@ -142,7 +146,8 @@ class Recorder:
             cmd["args"] = run.args
         if self.level >= levels.EXCEPTION_DETAILS and err is not None and code != 0 and not isinstance(err, SystemExit):
             cmd["exception"] = self._exception_details(err)
-        self.commands.append(cmd)
+        with self._lock:
+            self.commands.append(cmd)
         if self._on_command is not None:
             self._on_command(self)
 
@@ -163,24 +168,26 @@ class Recorder:
     def feature(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
         if self.level < levels.FEATURES:
             return
-        if len(self.features) >= MAX_FEATURES:
+        if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
         item: dict[str, Any] = {"name": self.clean(name), "t": time.time_ns()}
         if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
             item["attrs"] = self.redactor.attributes(attributes, max_count=16)
-        self.features.append(item)
+        with self._lock:
+            self.features.append(item)
 
     def exception(self, exc: BaseException) -> None:
         """A handled exception the app wants counted (type always; details at ``full``)."""
-        if self.level <= Level.OFF or len(self.exceptions) >= MAX_FEATURES:
+        if self.level <= Level.OFF or len(self.exceptions) >= self.max_commands * 2:
             return
         item: dict[str, Any] = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
             item["command"] = self.clean(self.active.name)
         if self.level >= levels.EXCEPTION_DETAILS:
             item.update(self._exception_details(exc))
-        self.exceptions.append(item)
+        with self._lock:
+            self.exceptions.append(item)
 
     def _exception_details(self, exc: BaseException) -> dict[str, Any]:
         frames = []
@@ -200,16 +207,17 @@ class Recorder:
     # -- draining --------------------------------------------------------------------------------------
     def drain(self) -> dict[str, Any] | None:
         """Take everything recorded so far as one record body, or None when there is nothing."""
-        if not (self.commands or self.features or self.exceptions or self.overflow):
-            return None
-        body: dict[str, Any] = {
-            "commands": self.commands,
-            "features": self.features,
-            "exceptions": self.exceptions,
-        }
-        if self.overflow:
-            body["overflow"] = self.overflow
-        self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
+        with self._lock:
+            if not (self.commands or self.features or self.exceptions or self.overflow):
+                return None
+            body: dict[str, Any] = {
+                "commands": self.commands,
+                "features": self.features,
+                "exceptions": self.exceptions,
+            }
+            if self.overflow:
+                body["overflow"] = self.overflow
+            self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
         return body
 
 

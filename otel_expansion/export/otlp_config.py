@@ -264,7 +264,7 @@ def otlp_config_from_env(
 
     base: str | None = None
     if endpoint is not None and endpoint.strip():
-        base = _check_url(endpoint, "endpoint", insecure)
+        base = _check_url(endpoint, "init(endpoint=...)", insecure)
     if base is None and (raw := r.raw(g + "ENDPOINT")) is not None:
         base = _check_url(raw, g + "ENDPOINT", insecure)
     base = base or DEFAULT_ENDPOINT

@@ -152,6 +152,9 @@ class Ingestor:
                 p.collect(lo, hi)
             points, spans = self.staging.take()
             spool.add(points, spans, source_ids=[rid for rid, _ in records])
+            overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)  # type: ignore[call-overload]
+            if overflow:
+                spool.incr("dropped.overflow", overflow)
             if bad:
                 spool.incr("dropped.corrupt", len(bad))
             journal.remove(chunk)
@@ -193,7 +196,7 @@ def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[Met
     return points
 
 
-def send_pending(spool: Any, transport: Any, settings: Settings, protocol: str, deadline: float,
+def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, deadline: float,
                  summary: SendSummary, progress: Callable[[SendSummary], None] | None = None) -> None:
     """Send batches until the spool is empty, the collector fails, or time runs out."""
     from otel_expansion.export.encode import metrics_request, serialize, traces_request
@@ -211,7 +214,7 @@ def send_pending(spool: Any, transport: Any, settings: Settings, protocol: str, 
         for signal, rows, build in (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request)):
             if not rows or signal in done:
                 continue
-            body = serialize(build(rows, batch.id), protocol)
+            body = serialize(build(rows, batch.id), config.for_signal(signal).protocol)
             spool.incr("export.attempts")
             result = transport.send(signal, body, batch.id, deadline_s=max(0.1, deadline - time.monotonic()))
             summary.bytes_sent += result.sent_bytes
@@ -284,7 +287,7 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
                 config = otlp_config_from_env(endpoint=settings.endpoint)
                 transport = HttpTransport(config)
                 try:
-                    send_pending(spool, transport, settings, config.protocol, deadline, summary,
+                    send_pending(spool, transport, settings, config, deadline, summary,
                                  (lambda s: progress("send", s)) if progress else None)
                 finally:
                     transport.close()

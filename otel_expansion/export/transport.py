@@ -21,6 +21,7 @@ import io
 import logging
 import math
 import random
+import socket
 import ssl
 import threading
 import time
@@ -199,7 +200,7 @@ class _HTTPConnection(http.client.HTTPConnection):
 
     def __init__(self, host: str, port: int | None) -> None:
         super().__init__(host, port)
-        pass
+        self.response_class = functools.partial(_Response, conn=self)  # type: ignore[assignment]
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
@@ -207,7 +208,7 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 
     def __init__(self, host: str, port: int | None, context: ssl.SSLContext) -> None:
         super().__init__(host, port, context=context)
-        pass
+        self.response_class = functools.partial(_Response, conn=self)  # type: ignore[assignment]
 
 
 _Connection = _HTTPConnection | _HTTPSConnection
@@ -225,8 +226,9 @@ class _Failure(Exception):
 class HttpTransport:
     """POSTs encoded OTLP requests over one persistent connection per host; never raises.
 
-    Thread-safe (one request at a time); ``close()`` waits for an in-flight request, which is bounded.
-    Usable again after ``close()``: the next ``send()`` reconnects.
+    Thread-safe: one request at a time. ``close()`` never waits: called from another thread it cuts an
+    in-flight request short (handy when the sender must stop now). Usable again after ``close()``: the
+    next ``send()`` reconnects.
     """
 
     connect_timeout_cap_s: float = CONNECT_TIMEOUT_CAP_S
@@ -237,6 +239,7 @@ class HttpTransport:
         self._connections: dict[tuple[Any, ...], _Connection] = {}
         self._contexts: dict[tuple[str | None, ...], ssl.SSLContext] = {}
         self._lock = threading.Lock()
+        self._closes = 0  # close() calls so far: a request cut short by close() is not retried
 
     def __enter__(self) -> HttpTransport:
         return self
@@ -261,10 +264,13 @@ class HttpTransport:
             )
 
     def close(self) -> None:
-        """Close every kept-alive connection."""
-        with self._lock:
-            connections, self._connections = self._connections, {}
+        """Close every connection; from another thread this also aborts an in-flight request (-> RETRY)."""
+        self._closes += 1
+        connections, self._connections = self._connections, {}
         for conn in connections.values():
+            with contextlib.suppress(Exception):
+                if conn.sock is not None:
+                    conn.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked on this socket
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -292,6 +298,7 @@ class HttpTransport:
         except ValueError as exc:  # configuration, not data: keep the batch until it is fixed
             return result(Outcome.RETRY, error=f"bad URL {sc.url!r}: {exc}")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        closes = self._closes
         payload = gzip.compress(body, compresslevel=9, mtime=0) if sc.compression == "gzip" else body
         headers = self._headers(sc, batch_id)
 
@@ -305,7 +312,7 @@ class HttpTransport:
             status, reply_headers, reply = self._exchange(conn, path, payload, headers, deadline)
         except _Failure as failure:
             self._drop(key)
-            stale = reused and isinstance(failure.exc, _STALE_ERRORS)
+            stale = reused and isinstance(failure.exc, _STALE_ERRORS) and self._closes == closes
             if not (stale and time.monotonic() < deadline):
                 logger.debug("otel-expansion: %s export failed: %s", signal, failure)
                 return result(Outcome.RETRY, error=str(failure), sent_bytes=failure.sent_bytes)
@@ -395,7 +402,7 @@ class HttpTransport:
             reply = response.read(MAX_RESPONSE_BYTES + 1)
             status = response.status
             reply_headers = {k.lower(): v for k, v in response.getheaders()}
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: IDNA, bad host name
             conn.close()
             raise _Failure(phase, exc, sent) from exc
         if not response.isclosed():  # body too large to keep reading: give the connection up

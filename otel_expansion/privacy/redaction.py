@@ -1,9 +1,10 @@
 """The redactor: turns any string or attribute value into one that is safe to store and send.
 
-Used in the CLI's own process at exit and inside the SDK pipeline, so it is built for the hot path:
-a memo cache, then a cheap trigger regex that clears most strings, then a single alternation of all
-rules (patterns.py) with one callback. Nothing is compiled until the first Redactor is built, and the
-public methods never raise: on an internal error a string becomes ``<redacted>`` (fail closed).
+Used in the CLI's own process at exit and inside the SDK pipeline, so it is built for the hot path: a
+memo cache, then :func:`~otel_expansion.privacy.patterns.is_plain` (plain string methods that prove
+most short strings clean), then one left-to-right scan with a single alternation of all rules and a
+handler per rule. Nothing is compiled until the first Redactor is built, and the public methods never
+raise: on an internal error a string becomes ``<redacted>`` (fail closed).
 """
 
 from __future__ import annotations
@@ -97,13 +98,11 @@ class Redactor:
         self.cache_size = max(0, int(cache_size))
         self.hash_salt = str(hash_salt) if hash_salt else None
         self._cache: dict[str, str] = {}
-        self._sources = P.rule_sources()
-        self._variants: dict[frozenset[str], re.Pattern[str] | None] = {}
-        self._full = self._variant(frozenset())
         self._names = P.user_names()
-        self._trigger = re.compile(P.trigger_source())
-        self._candidate_trigger = re.compile(P.candidate_trigger_source())
-        self._sensitive = re.compile(P.sensitive_key_source())
+        self._families = P.rule_families()
+        self._full = self._compile_families(set())
+        self._tails: dict[str, re.Pattern[str] | None] = {}
+        self._sensitive = re.compile(P.sensitive_key_source(), re.ASCII)
         self._extras = [rx for rx in (self._compile(p, "extra pattern") for p in _strings(extra_patterns)) if rx]
         exact: set[str] = set()
         allow_res: list[re.Pattern[str]] = []
@@ -117,27 +116,28 @@ class Redactor:
         self._allow_exact = frozenset(exact)
         self._allow_res = tuple(allow_res)
         self._has_allow = bool(exact or allow_res)
-        self._handlers: dict[str, Callable[[re.Match[str], frozenset[str]], str | None]] = {
-            "pem": lambda m, ex: P.SECRET,
-            "slack_hook": lambda m, ex: "https://hooks.slack.com/" + P.SECRET,
+        self._handlers: dict[str, Callable[[re.Match[str]], str | None]] = {
+            "pem": lambda m: P.SECRET,
+            "slack_hook": lambda m: "https://hooks.slack.com/" + P.SECRET,
             "url": self._url,
-            "email": lambda m, ex: P.EMAIL,
-            "flag": lambda m, ex: self._keyed(m, ex, "flag"),
-            "kv": lambda m, ex: self._keyed(m, ex, "kv"),
-            "bearer": self._bearer,
-            "token": lambda m, ex: P.TOKEN,
-            "curhome": lambda m, ex: "~",
+            "email": lambda m: P.EMAIL,
+            "flag": lambda m: self._keyed(m, "flag"),
+            "kv": lambda m: self._keyed(m, "kv"),
+            "token": lambda m: P.TOKEN,
+            "ipdash": lambda m: P.IP,
+            "curhome": lambda m: "~",
             "homedir": self._homedir,
-            "tilde": lambda m, ex: "~" + P.USER,
-            "uuid": lambda m, ex: P.UUID,
-            "mac": lambda m, ex: P.MAC,
-            "ipv6": lambda m, ex: P.IP if P.valid_ipv6(m.group()) else None,
-            "ipv4": lambda m, ex: P.IP,
-            "ipdash": lambda m, ex: P.IP,
+            "tilde": lambda m: "~" + P.USER,
+            "uuid": lambda m: P.UUID,
+            "mac": lambda m: P.MAC,
+            "ipv4": lambda m: P.IP,
+            "curuser": lambda m: P.USER,
+            # validated: None means "not what it looked like"
+            "bearer": self._bearer,
+            "ipv6": lambda m: P.IP if P.valid_ipv6(m.group()) else None,
             "card": self._card,
-            "phone": lambda m, ex: P.PHONE if 8 <= P.digit_count(m.group()) <= 15 else None,
-            "curuser": lambda m, ex: P.USER,
-            "generic": self._generic,
+            "phone": lambda m: P.PHONE if 8 <= P.digit_count(m.group()) <= 15 else None,
+            "generic": lambda m: P.SECRET if P.looks_random(m.group()) else None,
         }
 
     # -- strings ---------------------------------------------------------------------------------------
@@ -150,10 +150,7 @@ class Redactor:
             hit = cache.get(text)
             if hit is not None:
                 return hit
-            if not self._extras and (
-                P.is_plain(text, self._names)
-                or (len(text) <= self.max_length and self._trigger.search(text) is None)
-            ):
+            if not self._extras and len(text) <= self.max_length and P.is_plain(text, self._names):
                 out = text
             else:
                 out = self._redact_uncached(text)
@@ -173,38 +170,81 @@ class Redactor:
             text = _safe_cut(text, self.max_length)
         for rx in self._extras:
             text = rx.sub(self._extra_match, text)
-        return self._apply(text, frozenset())
+        return self._apply(text)
 
-    def _apply(self, text: str, exclude: frozenset[str]) -> str:
-        rx = self._full if not exclude else self._variant(exclude)
-        if rx is None or not text:
+    def _apply(self, text: str) -> str:
+        """One left-to-right scan with the combined regex. A candidate its validator rejects is not a
+        match: the validated rules after it get their chance at the same position (``_tails``), then
+        the scan resumes one character later, so nothing inside the candidate is skipped."""
+        search = self._full.search
+        out: list[str] = []
+        last = pos = 0
+        while True:
+            m = search(text, pos)
+            if m is None:
+                break
+            start = m.start()
+            rep, end = self._resolve(m, text)
+            if rep is None:
+                pos = start + 1
+                continue
+            out.append(text[last:start])
+            out.append(rep)
+            last = end
+            pos = end if end > start else start + 1
+        if not out:
             return text
-        return rx.sub(lambda m: self._replace(m, exclude), text)
+        out.append(text[last:])
+        return "".join(out)
 
-    def _variant(self, exclude: frozenset[str]) -> re.Pattern[str] | None:
-        """The combined alternation without the ``exclude`` rules (compiled once per distinct set)."""
+    def _resolve(self, m: re.Match[str], text: str) -> tuple[str | None, int]:
+        """(replacement, end) for a match, or (None, _) when it and every later candidate rule fail."""
+        while True:
+            matched = m.group()
+            if self._has_allow and self._allowed(matched):
+                return matched, m.end()
+            name = m.lastgroup or ""
+            out = self._handlers[name](m)
+            if out is not None:
+                return out, m.end()
+            tail = self._tail(name)
+            nxt = tail.match(text, m.start()) if tail is not None else None
+            if nxt is None:
+                return None, m.end()
+            m = nxt
+
+    def _tail(self, name: str) -> re.Pattern[str] | None:
+        """The rules after ``name`` in priority order, compiled on its first rejection (most runs never
+        need one; validated rules sit late in the order, so tails are small)."""
         try:
-            return self._variants[exclude]
+            return self._tails[name]
         except KeyError:
             pass
-        families: list[str] = []
-        for guard, rules in self._sources:
-            alts = "|".join(f"(?P<{name}>{src})" for name, src in rules if name not in exclude)
-            if alts:
-                families.append(f"(?={guard})(?:{alts})" if guard else alts)
-        rx = self._re.compile("|".join(families)) if families else None
-        self._variants[exclude] = rx
+        order = [n for fams in self._families for _, rules in fams for n, _ in rules]
+        skip = set(order[: order.index(name) + 1])
+        rx = self._compile_families(skip) if len(skip) < len(order) else None
+        self._tails[name] = rx
         return rx
 
-    def _replace(self, m: re.Match[str], exclude: frozenset[str]) -> str:
-        matched = m.group()
-        if self._has_allow and self._allowed(matched):
-            return matched
-        name = m.lastgroup or ""
-        out = self._handlers[name](m, exclude)
-        if out is None:  # a candidate its validator rejected: look inside it with that rule off
-            return self._apply(matched, exclude | {name})
-        return out
+    def _compile_families(self, skip: set[str]) -> re.Pattern[str]:
+        anywhere, word_start = self._families
+
+        def join(families: list[P.Family]) -> list[str]:
+            parts = []
+            for guard, rules in families:
+                alts = "|".join(f"(?P<{name}>{src})" for name, src in rules if name not in skip)
+                if alts:
+                    parts.append(f"{guard}(?:{alts})")
+            return parts
+
+        parts = []
+        outer = join(anywhere)
+        if outer:
+            parts.append(P.ANYWHERE_GUARD + "(?:" + "|".join(outer) + ")")
+        inner = join(word_start)
+        if inner:
+            parts.append(P.WORD_START_GUARD + "(?:" + "|".join(inner) + ")")
+        return self._re.compile("|".join(parts), self._re.ASCII)
 
     def _extra_match(self, m: re.Match[str]) -> str:
         matched = m.group()
@@ -216,7 +256,7 @@ class Redactor:
         return text in self._allow_exact or any(rx.fullmatch(text) for rx in self._allow_res)
 
     # -- rule handlers ---------------------------------------------------------------------------------
-    def _url(self, m: re.Match[str], exclude: frozenset[str]) -> str:
+    def _url(self, m: re.Match[str]) -> str:
         """scheme://host/path survives; credentials, query and fragment do not; host and path are
         redacted in turn (an IP host, a home directory or a token in the path)."""
         text = m.group()
@@ -236,37 +276,28 @@ class Redactor:
             i = tail.find(sep)
             if i >= 0:
                 tail = tail[:i]
-        inner = exclude | {"url", "slack_hook"}
-        return f"{scheme}://{self._apply(host, inner)}{self._apply(tail, inner)}{trail}"
+        return f"{scheme}://{self._apply(host)}{self._apply(tail)}{trail}"
 
-    def _keyed(self, m: re.Match[str], exclude: frozenset[str], rule: str) -> str:
+    def _keyed(self, m: re.Match[str], rule: str) -> str:
         """key + separator + <secret>; the key itself is redacted too (it could be a token)."""
         value = m.group(f"{rule}_val")
         if self._has_allow and self._allowed(value):
             return m.group()
-        key = self._apply(m.group(f"{rule}_key"), exclude | {"kv", "flag"})
+        key = self._apply(m.group(f"{rule}_key"))  # no ':', '=' or space inside: cannot recurse
         return key + m.group(f"{rule}_sep") + P.SECRET
 
-    def _bearer(self, m: re.Match[str], exclude: frozenset[str]) -> str | None:
+    def _bearer(self, m: re.Match[str]) -> str | None:
         if not P.bearer_value_ok(m.group("bearer_val")):
             return None
         return m.group()[: m.start("bearer_val") - m.start()] + P.TOKEN
 
-    def _homedir(self, m: re.Match[str], exclude: frozenset[str]) -> str:
+    def _homedir(self, m: re.Match[str]) -> str:
         user = m.group("homedir_user")
         if user.lower() in _HOME_DIRS_OF_NOBODY or (self._has_allow and self._allowed(user)):
             return m.group()
         return m.group("homedir_prefix") + P.USER
 
-    def _generic(self, m: re.Match[str], exclude: frozenset[str]) -> str | None:
-        text = m.group()
-        if P.looks_random(text):
-            return P.SECRET
-        if self._candidate_trigger.search(text) is None and P.digit_count(text) < 8:
-            return text  # nothing else can match inside: skip the rescan (the common, costly case)
-        return None
-
-    def _card(self, m: re.Match[str], exclude: frozenset[str]) -> str | None:
+    def _card(self, m: re.Match[str]) -> str | None:
         text = m.group()
         return P.CARD if 13 <= P.digit_count(text) <= 19 and P.luhn_ok(text) else None
 

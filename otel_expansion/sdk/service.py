@@ -1,7 +1,7 @@
 """In-process mode for long-running programs: the SDK pipeline here, a daemon thread for the network.
 
-The host thread only records and stages; the thread commits staged data to the spool and runs sender
-rounds on the export interval. At exit the host commits locally and hands the rest to a detached sender:
+The host thread only records (the same few microseconds as a CLI); the thread replays records through
+the SDK, commits to the spool and runs sender rounds on the export interval. At exit the host commits locally and hands the rest to a detached sender:
 it never joins a thread that might be waiting on the network.
 """
 
@@ -17,6 +17,9 @@ from otel_expansion.config.paths import ensure_dir
 from otel_expansion.config.settings import Settings
 
 log = logging.getLogger("otel_expansion.sdk")
+
+WAKE_AT = 128  # buffered commands that make the export thread replay before its interval
+SERVICE_MAX_BUFFERED = 100_000  # a bound on memory should the export thread ever stall
 
 
 class ServiceRuntime:
@@ -37,6 +40,7 @@ class ServiceRuntime:
         self.pipeline = Pipeline(resource, settings.level, self.redactor, self.staging)
         self.session_id: str | None = None
         self._started = time.monotonic()
+        self._overflow = 0
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
 
@@ -49,9 +53,14 @@ class ServiceRuntime:
 
             trace.set_tracer_provider(self.pipeline.tracer_provider)
             metrics.set_meter_provider(self.pipeline.meter_provider)
-        recorder._on_command = lambda _r: self.record()
+        # The host thread only records (microseconds); replay into the SDK happens on the export thread
+        # and at flush, with each run's original timestamps. A busy program wakes the thread early so the
+        # recorder's bounded buffer never overflows.
+        recorder.max_commands = SERVICE_MAX_BUFFERED
+        recorder._on_command = lambda r: self._wake.set() if len(r.commands) >= WAKE_AT else None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
         self._thread.start()
 
@@ -69,6 +78,7 @@ class ServiceRuntime:
                 return
             body["level"] = int(self.settings.level)
             body["session"] = self.session_id
+            self._overflow += int(body.get("overflow", 0))
             self.pipeline.ingest(body)
 
     def flush(self) -> int:
@@ -79,11 +89,14 @@ class ServiceRuntime:
         with self._lock:
             self.pipeline.collect()
             points, spans = self.staging.take()
-        if not (points or spans):
+        overflow, self._overflow = self._overflow, 0
+        if not (points or spans or overflow):
             return 0
         spool = open_spool(self.settings.home, self.settings)
         try:
             spool.add(points, spans)
+            if overflow:
+                spool.incr("dropped.overflow", overflow)
         finally:
             spool.close()
         return len(points) + len(spans)
@@ -92,11 +105,19 @@ class ServiceRuntime:
         from otel_expansion.export.sender import SenderBusy, run_round
 
         interval = self.settings.metric_interval_s
-        while not self._stop.wait(interval):
+        last_beat = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
-                self.record(heartbeat=True)
+                beat = time.monotonic() - last_beat >= interval
+                if beat:
+                    last_beat = time.monotonic()
+                self.record(heartbeat=beat)
                 self.flush()
-                if self.settings.send:
+                if beat and self.settings.send:
                     run_round(self.settings.home, self.settings, force=True,
                               deadline_s=min(self.settings.sender_timeout_s, interval))
             except SenderBusy:
@@ -107,6 +128,7 @@ class ServiceRuntime:
     def shutdown(self) -> None:
         """Stop the thread without waiting on it, end the session, commit, start a detached sender."""
         self._stop.set()
+        self._wake.set()
         long_running = time.monotonic() - self._started > self.settings.metric_interval_s
         if self.settings.level >= levels.SESSIONS and long_running:
             # a daemon's session is its lifetime; a short run (a CLI under opentelemetry-instrument)

@@ -58,3 +58,28 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
     res = [r for r in srv.requests if r.signal == "traces"][0].message().resource_spans[0].resource
     attrs = {kv.key: kv.value.string_value for kv in res.attributes}
     assert attrs["service.name"] == "plain" and attrs["telemetry.distro.name"] == "otel-expansion"
+
+
+BUSY = """
+import otel_expansion
+otel_expansion.init("busy", mode="service", send=False)
+for i in range(3000):
+    with otel_expansion.command("tick"):
+        pass
+"""
+
+
+def test_busy_service_loses_no_command(tmp_path: Path) -> None:
+    """Thousands of commands in a tight loop are all counted: the export thread drains early."""
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-c", BUSY], env=clean_env(home), check=True, timeout=60)
+    from otel_expansion.config.settings import resolve
+    from otel_expansion.export.sender import open_spool
+
+    spool = open_spool(str(home), resolve("busy", environ={}, home=str(home)))
+    try:
+        points, spans = spool.pending(limit=100_000)
+    finally:
+        spool.close()
+    total = sum(p.value for p in points if p.key.name == "cli.command.invocations")
+    assert total == 3000 and len(spans) == 3000

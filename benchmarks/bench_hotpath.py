@@ -1,0 +1,126 @@
+"""Cost of recording one command in-process, redaction and level filter included.
+
+* cli path: what a short-lived CLI pays per command (recorder: level rules, redaction, a small dict).
+* service path: what a long-running program's export thread pays later per command (SDK replay: span
+  through LevelFilter -> Redacting -> staging exporter, six instrument recordings). The program's own
+  thread pays only the cli-path cost: replay happens off the host's thread.
+* stock: one span + counter + histogram on a stock SDK with BatchSpanProcessor (export not counted).
+
+    python benchmarks/bench_hotpath.py [--n 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def per_call(fn: object, n: int, repeats: int = 5) -> float:
+    """Median over repeats of the mean time per call, in microseconds."""
+    results = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()  # type: ignore[operator]
+        results.append((time.perf_counter() - t0) / n * 1e6)
+    return statistics.median(results)
+
+
+def cli_path(level: str) -> object:
+    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.config.levels import Level
+    from otel_expansion.config.settings import Settings
+
+    recorder = Recorder(Settings(service_name="b", home=tempfile.mkdtemp(), level=Level.parse(level)))
+
+    def record() -> None:
+        run = recorder.begin("remote add", "bench")
+        recorder.end(run, None)
+        if len(recorder.commands) > 200:
+            recorder.drain()
+
+    return record
+
+
+def service_path() -> object:
+    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.config.levels import Level
+    from otel_expansion.config.settings import Settings
+    from otel_expansion.privacy.redaction import Redactor
+    from otel_expansion.sdk.pipeline import Pipeline
+    from otel_expansion.sdk.staging import Staging
+
+    staging = Staging()
+    pipeline = Pipeline({"service.name": "b"}, Level.ENHANCED, Redactor(), staging)
+    recorder = Recorder(Settings(service_name="b", home=tempfile.mkdtemp(), level=Level.ENHANCED))
+
+    def record() -> None:
+        run = recorder.begin("remote add", "bench")
+        recorder.end(run, None)
+        body = recorder.drain()
+        assert body is not None
+        body["level"] = 2
+        pipeline.ingest(body)
+        if len(staging.spans) > 500:
+            staging.take()
+
+    return record
+
+
+def stock_path() -> object:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    tp = TracerProvider()
+    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces"),
+                                             max_queue_size=1_000_000, schedule_delay_millis=3_600_000))
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer = tp.get_tracer("b")
+    meter = mp.get_meter("b")
+    counter = meter.create_counter("cli.command.invocations")
+    hist = meter.create_histogram("cli.command.duration")
+
+    def record() -> None:
+        with tracer.start_as_current_span("remote add", attributes={"cli.command.name": "remote add"}):
+            pass
+        attrs = {"cli.command.name": "remote add", "cli.command.outcome": "success"}
+        counter.add(1, attrs)
+        hist.record(0.01, attrs)
+
+    return record
+
+
+def main() -> None:
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the stock exporter's retry chatter is not what we measure
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20_000)
+    args = parser.parse_args()
+    rows = [
+        ("cli path, basic", cli_path("basic")),
+        ("cli path, enhanced", cli_path("enhanced")),
+        ("cli path, full", cli_path("full")),
+        ("service export thread, enhanced (SDK replay)", service_path()),
+        ("stock OTel span + counter + histogram", stock_path()),
+    ]
+    results = {name: per_call(fn, args.n if "stock" not in name and "service" not in name else args.n // 4)
+               for name, fn in rows}
+    stock = results["stock OTel span + counter + histogram"]
+    for name, us in results.items():
+        print(f"{name:<44}{us:>8.2f} us/command   {stock / us:>6.1f}x faster than stock" if us < stock
+              else f"{name:<44}{us:>8.2f} us/command")
+
+
+if __name__ == "__main__":
+    main()
