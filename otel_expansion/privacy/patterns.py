@@ -69,7 +69,7 @@ GENERIC_USER_NAMES = frozenset(
 # "token_count"/"token_type", "author" and "authority" are ordinary words and are excluded on purpose.
 _SENSITIVE_WORDS = (
     r"passw(?:or)?d|passwd|passphrase|pwd|secret|token(?![sS]|iz|is|[-_.]?(?:count|limit|usage|type|len))"
-    r"|api[-_.]?key|auth(?!or)|credential|private[-_.]?key|access[-_.]?key|cookie"
+    r"|api[-_.]?key|auth(?!or(?!i[sz]))|credential|private[-_.]?key|access[-_.]?key|cookie"
 )
 
 

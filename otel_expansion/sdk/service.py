@@ -59,6 +59,7 @@ class ServiceRuntime:
         recorder.max_commands = SERVICE_MAX_BUFFERED
         recorder._on_command = lambda r: self._wake.set() if len(r.commands) >= WAKE_AT else None
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
@@ -81,25 +82,30 @@ class ServiceRuntime:
             self._overflow += int(body.get("overflow", 0))
             self.pipeline.ingest(body)
 
-    def flush(self) -> int:
-        """Commit everything recorded so far to the spool (local I/O only). Returns rows written."""
+    def flush(self, heartbeat: bool = False) -> int:
+        """Commit everything recorded so far to the spool (local I/O only). Returns rows written.
+
+        Held under one lock from drain to commit, so exit never races the export thread into losing rows
+        it had taken but not yet stored.
+        """
         from otel_expansion.export.sender import open_spool
 
-        self.record()
-        with self._lock:
-            self.pipeline.collect()
-            points, spans = self.staging.take()
-        overflow, self._overflow = self._overflow, 0
-        if not (points or spans or overflow):
-            return 0
-        spool = open_spool(self.settings.home, self.settings)
-        try:
-            spool.add(points, spans)
-            if overflow:
-                spool.incr("dropped.overflow", overflow)
-        finally:
-            spool.close()
-        return len(points) + len(spans)
+        with self._commit_lock:
+            self.record(heartbeat=heartbeat)
+            with self._lock:
+                self.pipeline.collect()
+                points, spans = self.staging.take()
+            overflow, self._overflow = self._overflow, 0
+            if not (points or spans or overflow):
+                return 0
+            spool = open_spool(self.settings.home, self.settings)
+            try:
+                spool.add(points, spans)
+                if overflow:
+                    spool.incr("dropped.overflow", overflow)
+            finally:
+                spool.close()
+            return len(points) + len(spans)
 
     def _loop(self) -> None:
         from otel_expansion.export.sender import SenderBusy, run_round
@@ -115,8 +121,7 @@ class ServiceRuntime:
                 beat = time.monotonic() - last_beat >= interval
                 if beat:
                     last_beat = time.monotonic()
-                self.record(heartbeat=beat)
-                self.flush()
+                self.flush(heartbeat=beat)
                 if beat and self.settings.send:
                     run_round(self.settings.home, self.settings, force=True,
                               deadline_s=min(self.settings.sender_timeout_s, interval))
