@@ -13,11 +13,10 @@ Schema notes:
 - Metric points are stored as received, with their temporality. The SDK sends delta; cumulative points
   (from other SDKs or a collector's deltatocumulative processor) are kept verbatim, and the report turns
   them into deltas per series (see report.py).
-- ``seen_batches`` records every (batch id, signal) stored, so a retried batch is dropped whether it
-  arrives directly (HTTP header) or through a collector (resource attribute). The check and the insert
-  run in one ``BEGIN IMMEDIATE`` transaction, so two concurrent copies cannot both be stored.
-  Caveat: a collector that splits one resource's data across requests (batch processor with
-  ``send_batch_max_size``) would make later parts look like duplicates; leave that option unset.
+- ``seen_batches`` records every (batch id + content digest, signal) stored, so a retried batch is dropped
+  whether it arrives directly (HTTP header) or through a collector (resource attribute), while a batch a
+  collector split into several requests is stored whole (each part has its own content). The check and
+  the insert run in one ``BEGIN IMMEDIATE`` transaction, so two concurrent copies cannot both be stored.
 """
 
 from __future__ import annotations
@@ -181,10 +180,18 @@ class Store:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if batch_id is not None and self._seen(batch_id, signal):
-                conn.execute("COMMIT")
-                return WriteResult(duplicates=len(resources))
-            kept = [r for r in resources if r.batch_id is None or not self._seen(r.batch_id, signal)]
+            kept: list[ResourceData] = []
+            keys: set[str] = set()
+            for resource in resources:
+                bid = resource.batch_id or batch_id
+                if bid is None:
+                    kept.append(resource)
+                    continue
+                key = f"{bid}:{_digest(resource)}"
+                if key in keys or self._seen(key, signal):
+                    continue
+                keys.add(key)
+                kept.append(resource)
             spans = points = logs = 0
             for resource in kept:
                 rid = self._resource_id(resource, now)
@@ -198,11 +205,8 @@ class Store:
                 if resource.logs:
                     conn.executemany(_LOG_INSERT, [(rid, *row, now) for row in resource.logs])
                     logs += len(resource.logs)
-            batch_ids = {r.batch_id for r in kept if r.batch_id is not None}
-            if batch_id is not None and resources:  # an empty request must not claim its batch id
-                batch_ids.add(batch_id)
             conn.executemany(
-                "INSERT OR IGNORE INTO seen_batches VALUES (?, ?, ?)", [(b, signal, now) for b in batch_ids]
+                "INSERT OR IGNORE INTO seen_batches VALUES (?, ?, ?)", [(k, signal, now) for k in keys]
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -241,6 +245,13 @@ class Store:
         rid = int(self._conn.execute("SELECT id FROM resources WHERE hash = ?", (digest,)).fetchone()[0])
         self._resource_ids[digest] = rid
         return rid
+
+
+def _digest(resource: ResourceData) -> str:
+    """Content of one resource entry: a retried batch repeats it exactly, a split one does not."""
+    h = hashlib.sha1(resource.fingerprint)
+    h.update(repr((resource.spans, resource.points, resource.logs)).encode())
+    return h.hexdigest()[:20]
 
 
 def _str(value: object) -> str | None:

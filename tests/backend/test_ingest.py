@@ -317,6 +317,17 @@ class TestStore:
         stored = rows(tmp_path / "s.sqlite", "SELECT attributes FROM resources")
         assert all(BATCH_ID_ATTRIBUTE not in json.loads(str(a)) for (a,) in stored)
 
+    def test_batch_split_by_a_collector_is_stored_whole(self, tmp_path: Path) -> None:
+        """Parts of one batch that a collector split into two requests are both kept."""
+        part1 = ({**LINUX, BATCH_ID_ATTRIBUTE: "b-3"}, [sum_metric("m", [({"k": "a"}, 1, ns(1))])])
+        part2 = ({**LINUX, BATCH_ID_ATTRIBUTE: "b-3"}, [sum_metric("m", [({"k": "b"}, 2, ns(1))])])
+        with Store(tmp_path / "s.sqlite") as store:
+            store.write("metrics", flatten("metrics", metrics_request(part1)))
+            second = store.write("metrics", flatten("metrics", metrics_request(part2)))
+            again = store.write("metrics", flatten("metrics", metrics_request(part2)))
+        assert (second.points, again.points, again.duplicates) == (1, 0, 1)
+        assert rows(tmp_path / "s.sqlite", "SELECT SUM(value) FROM metric_points") == [(3.0,)]
+
     def test_batch_id_is_per_signal(self, tmp_path: Path) -> None:
         """The same batch id on another signal is not a duplicate."""
         tagged = {**LINUX, BATCH_ID_ATTRIBUTE: "b-9"}
