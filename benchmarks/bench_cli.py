@@ -9,6 +9,7 @@ Each variant runs as a real subprocess against a collector that is up, refused o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import os
@@ -75,7 +76,7 @@ hello()
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         self.send_response(200)
@@ -111,10 +112,8 @@ def blackholed() -> tuple[str, socket.socket, list[socket.socket]]:
     for _ in range(8):
         c = socket.socket()
         c.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):
             c.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(c)
     return f"http://127.0.0.1:{port}", s, fillers
 

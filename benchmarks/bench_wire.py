@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from otel_expansion import _runtime  # noqa: E402
-from otel_expansion.config.levels import Level  # noqa: E402
-from otel_expansion.config.settings import resolve  # noqa: E402
-from otel_expansion.journal import store as journal  # noqa: E402
+from otel_expansion import _runtime
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import resolve
+from otel_expansion.journal import store as journal
 
 COMMANDS = [("build", 0.6), ("test", 0.25), ("deploy", 0.1), ("remote add", 0.05)]
 
@@ -32,7 +32,7 @@ class Counter(http.server.BaseHTTPRequestHandler):
     stats = {"requests": 0, "body": 0, "wire": 0}
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         header_bytes = len(self.requestline) + 2 + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + 2

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     F = TypeVar("F", bound=Callable[..., Any])
 
+import contextlib
+
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
@@ -136,10 +138,8 @@ class _CommandScope:
 
         # functools.wraps without importing functools (~1 ms)
         for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
-            try:
+            with contextlib.suppress(AttributeError):
                 setattr(wrapper, attr, getattr(fn, attr))
-            except AttributeError:
-                pass
         wrapper.__dict__.update(getattr(fn, "__dict__", {}))
         wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
@@ -298,10 +298,8 @@ def resource_of(t: Telemetry) -> dict[str, Any]:
 def _debug_print(record: Mapping[str, Any]) -> None:
     import json
 
-    try:
+    with contextlib.suppress(Exception):
         sys.stderr.write("otel-expansion debug: recorded " + json.dumps(record, default=str, sort_keys=True) + "\n")
-    except Exception:
-        pass
 
 
 # -- module-level API (acts on the handle from init(); silently a no-op before init) ------------------
@@ -332,9 +330,7 @@ def _reset_for_tests() -> None:
     """Forget the process-wide handle (tests only)."""
     global _handle
     if _handle is not None:
-        try:
+        with contextlib.suppress(Exception):
             atexit.unregister(_handle.shutdown)
-        except Exception:
-            pass
     _handle = None
     _resource_cache.clear()

@@ -38,7 +38,9 @@ def home(tmp_path: Path) -> Path:
 def run_cli(home: Path) -> Iterator[RunCli]:
     """Run an example CLI (default: democli.py) as a real subprocess with a private home."""
 
-    def run(*args: str, script: str = "democli.py", timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, script: str = "democli.py", timeout: float = 60, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(EXAMPLES / script), *args],
             env=clean_env(home, **env),

@@ -7,7 +7,7 @@ import os
 from collections.abc import Collection
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 
 class _FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]

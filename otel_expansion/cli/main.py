@@ -6,6 +6,7 @@ A leaf: the library never imports it. It reads the same home directory the libra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -92,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "next_send": _fmt_time(launcher.next_send_at(s.home)) if launcher.next_send_at(s.home) else "on next run",
     }
     id_path = os.path.join(s.home, paths.INSTALL_ID_FILE)
-    info["installation_id"] = open(id_path).read().strip() if os.path.exists(id_path) else None
+    info["installation_id"] = Path(id_path).read_text().strip() if os.path.exists(id_path) else None
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
@@ -161,7 +162,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
     except SenderBusy:
         print("a background sender is running for this app; try again in a few seconds", file=sys.stderr)
         return EXIT_FAIL
-    print(f"ingested {summary.ingested} run records" + (f" ({summary.corrupt} unreadable, dropped)" if summary.corrupt else ""))
+    unreadable = f" ({summary.corrupt} unreadable, dropped)" if summary.corrupt else ""
+    print(f"ingested {summary.ingested} run records{unreadable}")
     print(f"sent {summary.batches_sent} batches: {summary.spans_sent} spans, {summary.points_sent} metric points, "
           f"{summary.bytes_sent} bytes on the wire")
     if summary.rejected:
@@ -269,10 +271,8 @@ def cmd_backend_serve(args: argparse.Namespace) -> int:
         print(f"otel-expansion backend: OTLP/HTTP on http://{args.host}:{port} (POST /v1/traces, /v1/metrics, "
               f"/v1/logs), dashboard http://{args.host}:{port}/ , data in {db}", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(args.host, args.port, db, ready=ready)
-    except KeyboardInterrupt:
-        pass
     return EXIT_OK
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import TextIO
 
 import os
 import sys
@@ -63,7 +62,7 @@ def resource_attributes(environ: Mapping[str, str] | None = None) -> dict[str, o
     env = os.environ if environ is None else environ
     uname = os.uname() if hasattr(os, "uname") else None
     impl = sys.implementation
-    version = "%d.%d.%d" % sys.version_info[:3]
+    version = "{}.{}.{}".format(*sys.version_info[:3])
     attrs: dict[str, object] = {
         "os.type": OS_TYPES.get(sys.platform, sys.platform),
         "host.arch": _arch(uname.machine if uname else os.environ.get("PROCESSOR_ARCHITECTURE", "")),

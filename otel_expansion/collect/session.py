@@ -6,7 +6,9 @@ runs at worst splits one session in two; it never corrupts anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
+
 from otel_expansion.config.paths import SESSION_FILE, random_id, read_small, write_private
 
 
@@ -62,8 +64,6 @@ def end(home: str, now_ns: int) -> EndedSession | None:
     current = _load(path)
     if current is None:
         return None
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
     return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings anyway
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -55,9 +56,9 @@ def warn(message: str) -> None:
     if message in _warned:
         return
     _warned.add(message)
-    try:
+    try:  # noqa: SIM105 - contextlib costs an import
         sys.stderr.write(f"otel-expansion: warning: {message}\n")
-    except Exception:  # pragma: no cover - a closed stderr must not break the host
+    except Exception:  # a closed stderr must not break the host
         pass
 
 

@@ -130,15 +130,15 @@ def metrics_request(points: Sequence[MetricPoint], batch_id: str | None = None) 
                     m.sum.aggregation_temporality = DELTA
                     m.sum.is_monotonic = monotonic
                     for p in pts:
-                        dp = m.sum.data_points.add(
+                        number = m.sum.data_points.add(
                             start_time_unix_nano=p.start_ns,
                             time_unix_nano=p.time_ns,
                             attributes=key_values(p.key.attributes),
                         )
                         if float(p.value).is_integer() and abs(p.value) < 2**63:
-                            dp.as_int = int(p.value)
+                            number.as_int = int(p.value)
                         else:
-                            dp.as_double = float(p.value)
+                            number.as_double = float(p.value)
     return req
 
 

@@ -114,7 +114,9 @@ class Ingestor:
             self.pipelines[key] = Pipeline(resource, Level(level), self.redactor, self.staging)
         return self.pipelines[key]
 
-    def run(self, home: str, spool: Any, deadline: float, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    def run(
+        self, home: str, spool: Any, deadline: float, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[int, int]:
         """Ingest every published record; returns (ingested, corrupt)."""
         paths = journal.pending(home)
         ingested = corrupt = 0
@@ -126,7 +128,7 @@ class Ingestor:
             seen = spool.seen(ids)
             records: list[tuple[str, dict[str, Any]]] = []
             bad: list[str] = []
-            for path, rid in zip(chunk, ids):
+            for path, rid in zip(chunk, ids, strict=False):
                 if rid in seen:
                     continue
                 try:
@@ -180,6 +182,7 @@ def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[Met
         delta = total - int(reported.get(name, 0))
         if delta <= 0:
             continue
+        attrs: tuple[tuple[str, Any], ...]
         if name.startswith("dropped."):
             metric, attrs = "otel_expansion.spool.dropped", (("reason", name.split(".", 1)[1]),)
         elif name == "export.attempts":
@@ -211,7 +214,8 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
         result = None
         done_key = f"batch.{batch.id}.done"
         done = set((spool.get_state(done_key) or "").split(","))
-        for signal, rows, build in (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request)):
+        parts = (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request))
+        for signal, rows, build in parts:
             if not rows or signal in done:
                 continue
             body = serialize(build(rows, batch.id), config.for_signal(signal).protocol)

@@ -9,6 +9,7 @@ sender ingests records into the SQLite spool and deletes them.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import marshal
 import os
 import struct
@@ -84,10 +85,8 @@ def read(path: str) -> dict[str, object]:
 
 def remove(paths: list[str]) -> None:
     for p in paths:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
-        except FileNotFoundError:
-            pass
 
 
 def sweep_temp(home: str, older_than_s: float, now_s: float) -> int:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "ANYWHERE_GUARD",
     "CARD",
     "EMAIL",
     "GENERIC_USER_NAMES",
@@ -29,7 +30,6 @@ __all__ = [
     "USER",
     "UUID",
     "VALIDATED",
-    "ANYWHERE_GUARD",
     "WORD_START_GUARD",
     "Family",
     "bearer_value_ok",
@@ -59,11 +59,12 @@ TRUNCATED = "...<truncated>"
 
 # Account names that identify nobody (CI runners, containers, service accounts): never treated as the
 # current user's name, so words like "runner" or "build" survive on CI machines.
-GENERIC_USER_NAMES = frozenset(
-    "root admin administrator user users runner ubuntu ec2-user vagrant docker jenkins circleci nobody "
-    "build builder app node default guest travis gitlab-runner codespace vscode www-data daemon "
-    "buildkite semaphore appveyor azure cloudshell-user debian centos fedora alpine".split()
-)
+GENERIC_USER_NAMES = frozenset((
+    "root", "admin", "administrator", "user", "users", "runner", "ubuntu", "ec2-user", "vagrant", "docker",
+    "jenkins", "circleci", "nobody", "build", "builder", "app", "node", "default", "guest", "travis",
+    "gitlab-runner", "codespace", "vscode", "www-data", "daemon", "buildkite", "semaphore", "appveyor",
+    "azure", "cloudshell-user", "debian", "centos", "fedora", "alpine",
+))
 
 # Key / flag names whose value is a secret. "tokens" (max_tokens, input_tokens), "tokenizer",
 # "token_count"/"token_type", "author" and "authority" are ordinary words and are excluded on purpose.
@@ -81,7 +82,7 @@ def sensitive_key_source() -> str:
 # Lower-case substrings that every sensitive key, bearer header, PEM block, Slack token and JWT
 # contains; :func:`is_plain` relies on this covering them all.
 _KEYWORDS = (
-    "passw", "passphrase", "pwd", "secret", "token", "api", "auth", "credential", "private", "access",
+    "pass", "pwd", "secret", "token", "api", "auth", "credential", "private", "access",
     "cookie", "bearer", "basic", "digest", "xox", "xapp", "eyj",
 )
 
@@ -89,7 +90,8 @@ _H = "[0-9A-Fa-f]"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
 # A value: quoted, or everything up to whitespace or a quote (a secret may contain , ; & ...).
-_QUOTED_OR_BARE = r"""(?:"[^"\n]*"?|'[^'\n]*'?|[^\s"'`]+)"""
+# One already replaced by a placeholder is left alone, so redacting twice changes nothing.
+_QUOTED_OR_BARE = r"""(?!<(?:secret|token|redacted)>)(?:"[^"\n]*"?|'[^'\n]*'?|[^\s"'`]+)"""
 _SCHEME_WORD = r"(?i:bearer|basic|token|digest)"
 _URL_START = r"(?<![A-Za-z0-9+.-])"
 
@@ -110,19 +112,10 @@ _ANYWHERE: tuple[Family, ...] = (
     )),
     ("(?=[/\\\\~]|[A-Za-z]:)", (
         # (the environment-specific "curhome" rule is inserted first here)
-        ("homedir", r"(?P<homedir_prefix>(?:[A-Za-z]:)?(?:\\{1,2}|/)(?:(?i:users)|home|Documents and Settings)"
-                    r"(?:\\{1,2}|/))(?P<homedir_user>[^\\/\s:*?\"'<>|]+)"),
+        ("homedir", r"(?P<homedir_prefix>(?:[A-Za-z]:)?(?:\\{1,2}|/)"
+                    r"(?:(?i:users)|home|Documents and Settings)(?:\\{1,2}|/))"
+                    r"(?P<homedir_user>[^\\/\s:*?\"'<>|]+)"),
         ("tilde", r"(?<![\w~])~(?P<tilde_user>[A-Za-z_][\w.-]*)"),
-    )),
-    ("(?<![0-9])(?=[0-9+(])", (
-        # Validated: 13-19 digits with a card-network prefix, checked by luhn_ok.
-        ("card", r"(?<![\d.-])(?:4|5[1-5]|2[2-7]|3\d|6)(?:[ -]?\d){11,18}(?!\d|[.-]\d)"),
-        # Validated by digit count: international +CC, US (555) 123-4567 / 555-123-4567, trunk-prefix
-        # national forms (020 7946 0958). Versions, dates, times and ports do not fit.
-        ("phone", r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,10}){1,6}(?!\d)"
-                  r"|(?<![\w+])\+\d{7,15}(?!\d)"
-                  r"|(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[.-])\d{3}[.-]\d{4}(?![\w]|[.-]\d)"
-                  r"|(?<![\w.+-])0\d{1,4}[ /-]\d{3,4}[ -]?\d{3,5}(?![\w]|[.-]\d)"),
     )),
 )
 
@@ -161,6 +154,18 @@ _WORD_START: tuple[Family, ...] = (
         ("ipv4", rf"{_IPV4}(?:/\d{{1,2}})?(?![A-Za-z0-9]|\.\d)"),
     )),
     # (the environment-specific "curuser" family goes here)
+    # -- validated rules, last: when one rejects its candidate only these remain to try the position --
+    ("(?=[0-9+(])", (
+        # Validated: 13-19 digits with a card-network prefix, checked by luhn_ok. (Not inside a word:
+        # "x4111..." is left to the generic rule.)
+        ("card", r"(?<![\d.-])(?:4|5[1-5]|2[2-7]|3\d|6)(?:[ -]?\d){11,18}(?!\d|[.-]\d)"),
+        # Validated by digit count: international +CC, US (555) 123-4567 / 555-123-4567, trunk-prefix
+        # national forms (020 7946 0958). Versions, dates, times and ports do not fit.
+        ("phone", r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]\d{1,10}){1,6}(?!\d)"
+                  r"|(?<![\w+])\+\d{7,15}(?!\d)"
+                  r"|(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[.-])\d{3}[.-]\d{4}(?![\w]|[.-]\d)"
+                  r"|(?<![\w.+-])0\d{1,4}[ /-]\d{3,4}[ -]?\d{3,5}(?![\w]|[.-]\d)"),
+    )),
     ("(?=[BbTtDd])", (
         # Validated: a value, not a word ("Basic authentication").
         ("bearer", r"(?P<bearer_scheme>" + _SCHEME_WORD + r")[ \t]+(?P<bearer_val>[A-Za-z0-9._~+/=-]{8,})"),
@@ -179,7 +184,7 @@ VALIDATED = frozenset({"card", "phone", "bearer", "ipv6", "generic"})
 """Rules whose regex only finds candidates; a rejected one lets the rules after it try the position."""
 
 WORD_START_GUARD = "(?<![A-Za-z0-9])"
-ANYWHERE_GUARD = "(?=[-/\\\\~0-9+(]|[A-Za-z]:)"
+ANYWHERE_GUARD = "(?=[-/\\\\~]|[A-Za-z]:)"
 """Implied by every guard in ``_ANYWHERE`` (curhome included: home directories are absolute paths)."""
 
 
@@ -225,7 +230,8 @@ def rule_families(environ: Mapping[str, str] | None = None) -> tuple[list[Family
     if homes:
         forms: list[str] = []
         for home in homes:
-            for v in sorted({home, home.replace("\\", "/"), home.replace("\\", "\\\\")}, key=len, reverse=True):
+            variants = {home, home.replace("\\", "/"), home.replace("\\", "\\\\")}
+            for v in sorted(variants, key=len, reverse=True):
                 forms.append(f"(?i:{_escape(v)})" if ("\\" in v or ":" in v) else _escape(v))
         src = "(?:" + "|".join(forms) + ")" + r"(?=[/\\\s\"'`:;,)\]}>]|\Z)"
         i = next(i for i, (_, rules) in enumerate(anywhere) if rules[0][0] == "homedir")
@@ -233,7 +239,7 @@ def rule_families(environ: Mapping[str, str] | None = None) -> tuple[list[Family
         anywhere[i] = (guard, (("curhome", src), *rules))
     if names:
         alts = "|".join(f"(?i:{_escape(n)})" for n in sorted(names, key=len, reverse=True))
-        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "bearer")
+        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "card")
         word_start.insert(i, ("", (("curuser", f"(?:{alts})(?![A-Za-z0-9])"),)))
     return anywhere, word_start
 
@@ -270,10 +276,8 @@ def is_plain(text: str, names: tuple[str, ...] | None = None) -> bool:
     for k in _KEYWORDS:
         if k in low:
             return False
-    for name in user_names() if names is None else names:
-        if name in low:
-            return False
-    return True
+    names = user_names() if names is None else names
+    return not names or all(name not in low for name in names)
 
 
 # -- checks a regex cannot express --------------------------------------------------------------------

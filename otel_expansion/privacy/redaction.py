@@ -16,6 +16,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~7 ms on
 if TYPE_CHECKING:
     import re
     from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
 
     from otel_expansion.spool.model import AttrValue
 
@@ -37,19 +38,21 @@ ID_KEYS = frozenset({
 
 _HOME_DIRS_OF_NOBODY = frozenset({"shared", "public", "default", "all users", "default user", "linuxbrew"})
 _TRAILING_PUNCT = ".,;:!?)]}'\""
+_SLACK_HOOKS = "https://hooks.slack.com/"
 _HEXDIGITS = frozenset("0123456789abcdef")
 _logged: set[str] = set()
 
 
-def _log_once(message: str) -> None:
-    """One line on the ``otel_expansion.privacy`` logger per distinct message (logging loads lazily)."""
+def _log_once(message: str, trace: bool = True) -> None:
+    """One line on the ``otel_expansion.privacy.redaction`` logger per distinct message (logging loads
+    lazily: it costs ~30 ms to import); with the traceback when it is a bug rather than bad input."""
     if message in _logged:
         return
     _logged.add(message)
     try:
         import logging
 
-        logging.getLogger("otel_expansion.privacy.redaction").warning("%s", message, exc_info=True)
+        logging.getLogger("otel_expansion.privacy.redaction").warning("%s", message, exc_info=trace)
     except Exception:  # pragma: no cover - logging itself failing must not break the host
         pass
 
@@ -103,7 +106,8 @@ class Redactor:
         self._full = self._compile_families(set())
         self._tails: dict[str, re.Pattern[str] | None] = {}
         self._sensitive = re.compile(P.sensitive_key_source(), re.ASCII)
-        self._extras = [rx for rx in (self._compile(p, "extra pattern") for p in _strings(extra_patterns)) if rx]
+        extras = (self._compile(p, "extra pattern") for p in _strings(extra_patterns))
+        self._extras = [rx for rx in extras if rx is not None]
         exact: set[str] = set()
         allow_res: list[re.Pattern[str]] = []
         for item in _strings(allow):
@@ -118,7 +122,7 @@ class Redactor:
         self._has_allow = bool(exact or allow_res)
         self._handlers: dict[str, Callable[[re.Match[str]], str | None]] = {
             "pem": lambda m: P.SECRET,
-            "slack_hook": lambda m: "https://hooks.slack.com/" + P.SECRET,
+            "slack_hook": lambda m: m.group() if m.group().endswith("/") else _SLACK_HOOKS + P.SECRET,
             "url": self._url,
             "email": lambda m: P.EMAIL,
             "flag": lambda m: self._keyed(m, "flag"),
@@ -402,19 +406,23 @@ class Redactor:
             else:
                 seen.add(id(obj))
                 parts: list[str] = []
-                pairs = dict.items(obj) if issubclass(t, dict) else None  # type: ignore[arg-type]
-                for i, item in enumerate(pairs if pairs is not None else obj):  # type: ignore[attr-defined]
+                is_dict = issubclass(t, dict)
+                container: Any = obj
+                items: Iterable[Any] = dict.items(container) if is_dict else container
+                for i, item in enumerate(items):
                     if i >= MAX_REPR_ITEMS or budget[0] <= 0:
                         parts.append("...")
                         break
-                    if pairs is not None:
+                    if is_dict:
                         k, val = item
                         parts.append(self._brepr(k, depth + 1, budget, seen) + ": "
                                      + self._brepr(val, depth + 1, budget, seen))
                     else:
                         parts.append(self._brepr(item, depth + 1, budget, seen))
                 seen.discard(id(obj))
-                out = opening + ", ".join(parts) + closing
+                if len(parts) == 1 and opening == "(":
+                    parts.append("")  # (x,)
+                out = opening + ", ".join(parts).rstrip() + closing
         else:
             try:
                 r = repr(obj)
@@ -506,7 +514,7 @@ class Redactor:
         try:
             return self._re.compile(source)
         except Exception:
-            _log_once(f"ignoring invalid {what} {source[:80]!r}")
+            _log_once(f"ignoring invalid {what} {source[:80]!r}", trace=False)
             return None
 
     def cache_info(self) -> tuple[int, int]:

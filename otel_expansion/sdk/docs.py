@@ -39,8 +39,8 @@ def telemetry_markdown() -> str:
     lines.append("\n## Metrics\n")
     lines.append("| name | type | unit | from level | attributes | description |\n|---|---|---|---|---|---|")
     for m in signals.METRICS:
-        attrs = ", ".join(f"`{a}` ({signals.ATTRIBUTES[a].level})" for a in m.attributes) or "-"
-        lines.append(f"| `{m.name}` | {m.kind} | `{m.unit}` | {m.level} | {attrs} | {m.description} |")
+        listed = ", ".join(f"`{a}` ({signals.ATTRIBUTES[a].level})" for a in m.attributes) or "-"
+        lines.append(f"| `{m.name}` | {m.kind} | `{m.unit}` | {m.level} | {listed} | {m.description} |")
     lines.append("\n## Span per command (from level enhanced)\n")
     lines.append("Name `<executable> <command path>`, kind INTERNAL, status ERROR on failure.\n")
     lines.append("| attribute | from level | description |\n|---|---|---|")

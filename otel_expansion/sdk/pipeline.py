@@ -121,7 +121,8 @@ class Pipeline:
             inst["cli.command.invocations"].add(1, attrs)
             inst["cli.command.duration"].record(duration, attrs)
             if code != 0:
-                inst["cli.command.errors"].add(1, {"cli.command.name": name, "error.type": attrs.get("error.type", str(code))})
+                error_attrs = {"cli.command.name": name, "error.type": attrs.get("error.type", str(code))}
+                inst["cli.command.errors"].add(1, error_attrs)
             if cmd.get("cpu") is not None:
                 inst["cli.command.cpu_time"].record(float(cmd["cpu"]), {"cli.command.name": name})
             if cmd.get("mem"):

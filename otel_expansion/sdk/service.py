@@ -1,8 +1,8 @@
 """In-process mode for long-running programs: the SDK pipeline here, a daemon thread for the network.
 
 The host thread only records (the same few microseconds as a CLI); the thread replays records through
-the SDK, commits to the spool and runs sender rounds on the export interval. At exit the host commits locally and hands the rest to a detached sender:
-it never joins a thread that might be waiting on the network.
+the SDK, commits to the spool and runs sender rounds on the export interval. At exit the host commits
+locally and hands the rest to a detached sender: it never joins a thread that might be waiting on the network.
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ class ServiceRuntime:
         # The host thread only records (microseconds); replay into the SDK happens on the export thread
         # and at flush, with each run's original timestamps. A busy program wakes the thread early so the
         # recorder's bounded buffer never overflows.
-        recorder.max_commands = SERVICE_MAX_BUFFERED
-        recorder._on_command = lambda r: self._wake.set() if len(r.commands) >= WAKE_AT else None
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        recorder.max_commands = SERVICE_MAX_BUFFERED
+        recorder._on_command = lambda r: self._wake.set() if len(r.commands) >= WAKE_AT else None
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
         self._thread.start()
 

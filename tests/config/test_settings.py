@@ -85,5 +85,5 @@ def test_resource_attributes_parse_and_skip_bad(capsys: pytest.CaptureFixture[st
 
 def test_level_parse_errors_list_names() -> None:
     """Level.parse names the accepted values."""
-    with pytest.raises(ValueError, match="off|basic|enhanced|full"):
+    with pytest.raises(ValueError, match=r"off\|basic\|enhanced\|full"):
         Level.parse("verbose")

@@ -146,7 +146,7 @@ class TestDelivery:
         write_runs(tmp_path, [("build", 0, None)])
         with otlp_server() as srv:
             flush(tmp_path, srv.url, OTEL_EXPORTER_OTLP_PROTOCOL="http/json")
-            traces = [r for r in srv.requests if r.signal == "traces"][0]
+            traces = next(r for r in srv.requests if r.signal == "traces")
             span = traces.json()["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
         assert traces.content_type.startswith("application/json")
         assert len(span["traceId"]) == 32 and int(span["traceId"], 16)

@@ -55,7 +55,7 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
         wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
         spans = spans_of(srv.requests)
     assert [s.name for s in spans] == ["plain_click greet"]
-    res = [r for r in srv.requests if r.signal == "traces"][0].message().resource_spans[0].resource
+    res = next(r for r in srv.requests if r.signal == "traces").message().resource_spans[0].resource
     attrs = {kv.key: kv.value.string_value for kv in res.attributes}
     assert attrs["service.name"] == "plain" and attrs["telemetry.distro.name"] == "otel-expansion"
 

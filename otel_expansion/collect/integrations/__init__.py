@@ -11,6 +11,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any
@@ -115,7 +116,7 @@ class _PostImportFinder:
             self._busy.discard(fullname)
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _NotifyingLoader(spec.loader, self, fullname)
+        spec.loader = _NotifyingLoader(spec.loader, self, fullname)  # type: ignore[assignment]
         return spec
 
     def done(self, fullname: str) -> None:

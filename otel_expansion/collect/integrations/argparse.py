@@ -8,6 +8,7 @@ that ends with a bare ``raise SystemExit(n)`` at top level is recorded with exit
 from __future__ import annotations
 
 import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any

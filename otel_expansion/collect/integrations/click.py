@@ -35,7 +35,7 @@ def exit_status(click: Any, exc: BaseException | None) -> tuple[int, BaseExcepti
     from otel_expansion.collect.recorder import exit_code_of
 
     exceptions = getattr(click, "exceptions", click)
-    Exit = exceptions.Exit  # noqa: N806
+    Exit = exceptions.Exit
 
     if exc is None:
         return 0, None
@@ -96,7 +96,7 @@ def hook(click: Any, telemetry: Any) -> None:
                 code, error = exit_status(click, exc)
                 if error is not None:
                     recorder.note_error(error)
-            if self is _state.get("root") and self._depth == 0:
+            if self is _state.get("root") and getattr(self, "_depth", 0) == 0:
                 code, error = exit_status(click, exc)
                 _finish(recorder, error, code)
         except Exception:
