@@ -22,16 +22,9 @@ from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
 
-_SAFE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789 _-.:/"
-_DIGITS = str.maketrans("", "", "0123456789")
 MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
 MAX_FEATURES = 4096
 MAX_STACK_FRAMES = 20
-
-
-def _plain(text: str) -> bool:
-    """Cheap proof that a short string cannot hold PII, so the full redactor need not even load."""
-    return len(text) <= 48 and not text.strip(_SAFE_CHARS) and len(text) - len(text.translate(_DIGITS)) < 6
 
 
 def error_type(exc: BaseException) -> str:
@@ -92,6 +85,7 @@ class Recorder:
         self.active: CommandRun | None = None
         self._on_command = on_command
         self._redactor: Any = None
+        self._plain: Callable[[str], bool] | None = None
         self._lock = _thread.allocate_lock()  # drain() may run on a service's export thread
 
     # -- privacy helpers -------------------------------------------------------------------------------
@@ -105,8 +99,15 @@ class Recorder:
         return self._redactor
 
     def clean(self, text: str) -> str:
+        """Redacted ``text``; the full redactor (~3 ms to build) loads only for text that may hold PII."""
         text = str(text)
-        return text if _plain(text) else str(self.redactor.redact(text))
+        if self._plain is None:
+            from otel_expansion.privacy import patterns
+
+            names = patterns.user_names()
+            custom = bool(self.settings.redact_patterns)
+            self._plain = (lambda t: False) if custom else (lambda t: patterns.is_plain(t, names))
+        return text if self._plain(text) else str(self.redactor.redact(text))
 
     # -- commands --------------------------------------------------------------------------------------
     def begin(self, name: str, executable: str | None = None) -> CommandRun | None:

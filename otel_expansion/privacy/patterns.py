@@ -93,12 +93,16 @@ _IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
 # One already replaced by a placeholder is left alone, so redacting twice changes nothing.
 _QUOTED_OR_BARE = r"""(?!<(?:secret|token|redacted)>)(?:"[^"\n]*"?|'[^'\n]*'?|[^\s"'`]+)"""
 _SCHEME_WORD = r"(?i:bearer|basic|token|digest)"
-_URL_START = r"(?<![A-Za-z0-9+.-])"
 
 Family = tuple[str, tuple[tuple[str, str], ...]]
 """(guard, ((rule name, regex source), ...)). The guard is a zero-width test every member implies, so
 one failed test skips the whole family: the regex engine tries every alternative at every position
 (~10 ns each), and these guards keep a scan of a short string in the low microseconds."""
+
+# Priority order: at one position the first family/rule that matches wins, anywhere-families first.
+# Rules whose regex only finds candidates (VALIDATED) come last, so when one is rejected only a few
+# rules remain to try that position. Rule names double as group names; inner groups carry the rule's
+# name as prefix.
 
 # Families whose rules may start anywhere, even inside a word. Tried first at every position.
 _ANYWHERE: tuple[Family, ...] = (

@@ -97,8 +97,8 @@ class Redactor:
         import re
 
         self._re = re
-        self.max_length = max(64, int(max_length))
-        self.cache_size = max(0, int(cache_size))
+        self.max_length = max(64, _int_or(max_length, 1024))
+        self.cache_size = max(0, _int_or(cache_size, 4096))
         self.hash_salt = str(hash_salt) if hash_salt else None
         self._cache: dict[str, str] = {}
         self._names = P.user_names()
@@ -368,6 +368,8 @@ class Redactor:
             if x is not None:
                 items.append(x)
         kinds = {type(x) for x in items}
+        if kinds == {str} and issubclass(type(v), (set, frozenset)):
+            items.sort()  # type: ignore[type-var]  # a set has no order; a stable one aggregates better
         if kinds == {bool}:
             return tuple(x for x in items if type(x) is bool)
         if kinds == {int}:
@@ -390,7 +392,9 @@ class Redactor:
         t = type(obj)
         if t is str or issubclass(t, str):
             s = _exact_str(obj)
-            out = repr(_safe_cut(s, budget[0]) if len(s) > budget[0] else s)
+            # redact each string before repr(): escaping (a Windows path's backslashes doubled) would
+            # otherwise hide it from the rules that run over the finished repr
+            out = repr(self.redact(_safe_cut(s, budget[0]) if len(s) > budget[0] else s))
         elif obj is None or t is bool or t is int or t is float:
             try:
                 out = repr(obj)
@@ -529,6 +533,13 @@ def _strings(items: Sequence[str] | str | None) -> list[str]:
     if isinstance(items, str):
         return [items]
     return [str(x) for x in items if x is not None]
+
+
+def _int_or(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 def _binary_len(v: object) -> int | None:

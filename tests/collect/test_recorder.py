@@ -114,3 +114,20 @@ class TestRecording:
             r.feature("f")
         body = r.drain()
         assert body is not None and len(body["features"]) == cap and body["overflow"] == 500
+
+
+class TestPreCheck:
+    @pytest.mark.parametrize("text", ["/home/alice/x.py", "10.0.0.1", "fe80::1", "password: hunter2",
+                                      "run for dave@example.com"])
+    def test_pii_never_skips_the_redactor(self, text: str) -> None:
+        """The fast path that skips the redactor never lets PII-shaped text through."""
+        r = recorder(Level.ENHANCED)
+        r.end(r.begin(text))
+        body = r.drain()
+        assert body is not None and body["commands"][0]["name"] != text
+
+    def test_plain_names_do_not_load_the_redactor(self) -> None:
+        """Ordinary command names cost no redactor construction."""
+        r = recorder(Level.ENHANCED)
+        r.end(r.begin("remote add"))
+        assert r._redactor is None

@@ -154,6 +154,12 @@ class TestFastPaths:
         for text in ("a@b", "x:y", "10.0.0.1", "token", "AKIAABCDEFGHIJKLMNOP", "aa-bb-cc-dd-ee-ff", "alice"):
             assert not P.is_plain(text, ("alice",)), text
 
+    def test_is_plain_reads_the_user_from_the_environment(self, env: pytest.MonkeyPatch) -> None:
+        """Without explicit names, is_plain() looks up $USER itself (for callers without a Redactor)."""
+        assert not P.is_plain("build by Zorblatt")
+        env.delenv("USER")
+        assert P.is_plain("build by Zorblatt")
+
     def test_cache_is_bounded_and_used(self, env: pytest.MonkeyPatch) -> None:
         """The memo cache never exceeds its size; long strings are not memoised; size 0 disables it."""
         r = Redactor(cache_size=8)
@@ -328,6 +334,13 @@ class TestConfiguration:
         assert r.identifier("alice@example.com") == "<email>"
         assert r.identifier("plan-pro") == "plan-pro"
 
+    def test_bad_limits_fall_back(self, env: pytest.MonkeyPatch) -> None:
+        """Nonsense limits do not raise; lengths are floored at 64 so placeholders always fit."""
+        r = Redactor(max_length="lots", cache_size=None)  # type: ignore[arg-type]
+        assert r.max_length == 1024 and r.cache_size == 4096
+        assert Redactor(max_length=3, cache_size=-5).cache_info() == (0, 0)
+        assert Redactor(max_length=3).max_length == 64
+
     def test_default_redactor_is_a_singleton(self) -> None:
         """default_redactor() builds once per process."""
         assert default_redactor() is default_redactor()
@@ -411,6 +424,7 @@ class TestValue:
         assert r.value(("x@example.com", "ok")) == ("<email>", "ok")
         assert len(r.value(list(range(1000)))) == 32  # type: ignore[arg-type]
         assert r.value(frozenset({"b"})) == ("b",)
+        assert r.value({"zeta", "alpha", "mid"}) == ("alpha", "mid", "zeta")
         assert r.value([]) == ()
 
     def test_hostile_inputs_never_raise(self, r: Redactor) -> None:
@@ -492,3 +506,11 @@ class TestAttributes:
         assert r.attributes(_BadMapping()) == {}  # type: ignore[arg-type]
         out = r.attributes({1: "a", ("t",): "b", "c@example.com": "d"})  # type: ignore[dict-item]
         assert out == {"1": "a", "('t',)": "b", "<email>": "d"}
+
+
+def test_nested_values_redact_strings_before_repr() -> None:
+    """A secret inside a nested container is found even where repr() would escape it."""
+    from otel_expansion.privacy.redaction import Redactor
+
+    out = Redactor().value({"inner": ["C:\\Users\\dmitriy\\Documents\\notes.txt", "x carol@example.com"]})
+    assert isinstance(out, str) and "dmitriy" not in out and "carol@example.com" not in out
