@@ -1,0 +1,76 @@
+"""First-run notice and consent, on a real pseudo-terminal and without one."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import EXAMPLES, clean_env, journal_records
+
+
+def run_on_tty(script: str, home: Path, answer: bytes | None = None, args: tuple[str, ...] = (),
+               **env: str) -> tuple[int, str]:
+    """Run an example with stdin/stdout/stderr on a pty; type ``answer`` when asked."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / script), *args], stdin=terminal, stdout=terminal,
+                            stderr=terminal, env=clean_env(home, OTEL_EXPANSION_SEND="false", **env), close_fds=True)
+    os.close(terminal)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if answer is not None and not answered and b"[y/N]" in output:
+                os.write(controller, answer)
+                answered = True
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(10)
+    os.close(controller)
+    return code, output.decode(errors="replace")
+
+
+def test_notify_policy_shows_notice_once_on_a_terminal(tmp_path: Path) -> None:
+    """The first interactive run tells the user how to opt out; later runs do not repeat it."""
+    home = tmp_path / "home"
+    code, first = run_on_tty("democli.py", home, args=("hello", "x"))
+    assert code == 0 and "collects anonymous usage telemetry" in first and "DEMOCLI_NO_TELEMETRY=1" in first
+    _, second = run_on_tty("democli.py", home, args=("hello", "y"))
+    assert "collects anonymous usage telemetry" not in second and "hello y" in second
+    assert len(journal_records(home)) == 2
+
+
+def test_ask_policy_collects_only_after_yes(tmp_path: Path) -> None:
+    """Opt-in: 'n' records nothing and is remembered; a fresh user answering 'y' is recorded."""
+    no_home = tmp_path / "no"
+    code, out = run_on_tty("optin_cli.py", no_home, b"n\n")
+    assert code == 0 and "[y/N]" in out and "working" in out
+    assert journal_records(no_home) == [] and (no_home / "consent").read_text() == "denied"
+    _, again = run_on_tty("optin_cli.py", no_home, b"y\n")
+    assert "[y/N]" not in again and journal_records(no_home) == []
+    yes_home = tmp_path / "yes"
+    run_on_tty("optin_cli.py", yes_home, b"y\n")
+    assert len(journal_records(yes_home)) == 1
+
+
+def test_no_prompt_without_a_terminal_or_in_ci(tmp_path: Path) -> None:
+    """Piped and CI runs are never prompted; opt-in apps then collect nothing."""
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, str(EXAMPLES / "optin_cli.py")], env=clean_env(home),
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0 and result.stderr == "" and not home.exists()
+    code, out = run_on_tty("optin_cli.py", home, b"y\n", CI="true")
+    assert "[y/N]" not in out and not home.exists()
