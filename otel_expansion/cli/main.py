@@ -361,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"otel-expansion: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        from otel_expansion.spool.store import SpoolUnavailable
+
+        if not isinstance(exc, SpoolUnavailable):
+            raise
+        print(f"otel-expansion: the spool cannot be used: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except BrokenPipeError:
         return EXIT_OK
 

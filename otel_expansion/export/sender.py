@@ -340,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     except SenderBusy:
         return 0
     except Exception as exc:
+        from otel_expansion.spool.store import SpoolUnavailable
+
+        if isinstance(exc, SpoolUnavailable):  # read-only or full disk: stand down, try again next time
+            log.warning("spool unavailable, standing down: %s", exc)
+            return 0
         log.warning("sender round failed: %s: %s", type(exc).__name__, exc)
         return 1
     log.info("round: ingested=%d batches=%d spans=%d points=%d bytes=%d error=%s", summary.ingested,

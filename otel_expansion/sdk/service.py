@@ -98,11 +98,20 @@ class ServiceRuntime:
             overflow, self._overflow = self._overflow, 0
             if not (points or spans or overflow):
                 return 0
-            spool = open_spool(self.settings.home, self.settings)
+            from otel_expansion.spool.store import SpoolUnavailable
+
+            try:
+                spool = open_spool(self.settings.home, self.settings)
+            except SpoolUnavailable as exc:  # read-only or full disk: this data is dropped, the host is fine
+                log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
+                return 0
             try:
                 spool.add(points, spans)
                 if overflow:
                     spool.incr("dropped.overflow", overflow)
+            except SpoolUnavailable as exc:
+                log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
+                return 0
             finally:
                 spool.close()
             return len(points) + len(spans)

@@ -72,5 +72,5 @@ def test_no_prompt_without_a_terminal_or_in_ci(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(EXAMPLES / "optin_cli.py")], env=clean_env(home),
                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 0 and result.stderr == "" and not home.exists()
-    code, out = run_on_tty("optin_cli.py", home, b"y\n", CI="true")
+    _, out = run_on_tty("optin_cli.py", home, b"y\n", CI="true")
     assert "[y/N]" not in out and not home.exists()
