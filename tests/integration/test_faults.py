@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -88,11 +89,8 @@ def test_full_disk_never_breaks_the_cli(tmp_path: Path) -> None:
     full.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], check=True)
     try:
-        with open(full / "filler", "wb") as f:
-            try:
-                f.write(b"\0" * 10**6)
-            except OSError:
-                pass
+        with open(full / "filler", "wb") as f, contextlib.suppress(OSError):
+            f.write(b"\0" * 10**6)
         home = full / "home"
         result = subprocess.run([sys.executable, str(ROOT / "examples" / "democli.py"), "hello", "z"],
                                 env=clean_env(home), capture_output=True, text=True, timeout=60)
