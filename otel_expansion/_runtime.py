@@ -268,6 +268,8 @@ def build_record(t: Telemetry, body: dict[str, Any], now_ns: int) -> dict[str, A
 
         current, ended = session.touch(s.home, now_ns, s.session_idle_s, len(body["commands"]))
         record["session"] = current.id
+        if current.previous_id and current.commands == len(body["commands"]):  # first run of a new session
+            record["session_previous"] = current.previous_id
         if ended is not None:
             record["sessions_ended"] = [{"id": ended.id, "duration": ended.duration_s, "commands": ended.commands}]
     return record

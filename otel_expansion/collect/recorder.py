@@ -34,6 +34,12 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
+def _is_identifier_key(key: str) -> bool:
+    """``user_id``, ``org.id``, ``id``: attribute keys whose values are hashed when a salt is set."""
+    k = key.lower()
+    return k == "id" or k.endswith(("_id", ".id", "-id"))
+
+
 def _is_exit(exc: BaseException) -> bool:
     """SystemExit, or a framework's deliberate exit (click/typer ``Exit``): an exit code, not an error."""
     return isinstance(exc, SystemExit) or (type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"))
@@ -174,7 +180,13 @@ class Recorder:
             return
         item: dict[str, Any] = {"name": self.clean(name), "t": time.time_ns()}
         if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
-            item["attrs"] = self.redactor.attributes(attributes, max_count=16)
+            r = self.redactor
+            attrs = r.attributes(attributes, max_count=16)
+            if self.settings.hash_salt:  # identifiers become stable pseudonyms (salted HMAC)
+                for key in attrs:
+                    if _is_identifier_key(key) and key in attributes:
+                        attrs[key] = r.identifier(str(attributes[key]))
+            item["attrs"] = attrs
         with self._lock:
             self.features.append(item)
 

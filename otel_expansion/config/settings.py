@@ -33,7 +33,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "OTEL_EXPORTER_OTLP_TIMEOUT": ("10000", "Per-request timeout in milliseconds."),
     "OTEL_EXPORTER_OTLP_CERTIFICATE": ("unset", "CA bundle for TLS (also _CLIENT_KEY/_CLIENT_CERTIFICATE)."),
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": ("512", "Most spans in one export request."),
-    "OTEL_BSP_SCHEDULE_DELAY": ("5000", "Long-running programs: ms between span exports."),
+    "OTEL_BSP_SCHEDULE_DELAY": ("5000", "Long-running programs: ms between commits to the local spool."),
     "OTEL_METRIC_EXPORT_INTERVAL": ("60000", "Long-running programs: ms between metric collections/sends."),
     "OTEL_EXPANSION_HOME": ("per-user state dir", "State directory: journal, spool, ids, consent."),
     "OTEL_EXPANSION_LEVEL": ("init(level=) or enhanced", "off|basic|enhanced|full; counts as the user's choice."),

@@ -106,6 +106,7 @@ class Pipeline:
         features = list(body.get("features") or ())
         exceptions = list(body.get("exceptions") or ())
         session_id = body.get("session")
+        previous_id = body.get("session_previous")
         for cmd in body.get("commands") or ():
             name = str(cmd.get("name") or "(root)")
             start, end = int(cmd["start"]), int(cmd["end"])
@@ -130,7 +131,8 @@ class Pipeline:
             if level >= levels.ACTIVITY:
                 inst["cli.activity"].add(1, {"activity.hour_of_week": hour_of_week(start)})
             if level >= levels.SPANS:
-                self._span(cmd, name, attrs, start, end, code, session_id, features, exceptions)
+                self._span(cmd, name, attrs, start, end, code, (session_id, previous_id), features, exceptions)
+                previous_id = None  # only the session's first command carries it
         for feat in features:
             inst["cli.feature.usage"].add(1, {"feature.name": str(feat.get("name", ""))})
         for exc in exceptions:
@@ -142,13 +144,16 @@ class Pipeline:
             inst["cli.session.heartbeats"].add(int(body["heartbeats"]))
 
     def _span(self, cmd: Mapping[str, Any], name: str, attrs: dict[str, Any], start: int, end: int, code: int,
-              session_id: object, features: list[Any], exceptions: list[Any]) -> None:
+              session: tuple[object, object], features: list[Any], exceptions: list[Any]) -> None:
         exe = str(cmd.get("exe") or "")
         span_attrs: dict[str, Any] = dict(attrs)
         span_attrs["process.executable.name"] = exe
         span_attrs["process.exit.code"] = code
+        session_id, previous_id = session
         if session_id:
             span_attrs["session.id"] = str(session_id)
+        if previous_id:
+            span_attrs["session.previous_id"] = str(previous_id)
         if cmd.get("cpu") is not None:
             span_attrs["cli.command.cpu_time"] = float(cmd["cpu"])
         if cmd.get("mem"):

@@ -119,10 +119,11 @@ class ServiceRuntime:
     def _loop(self) -> None:
         from otel_expansion.export.sender import SenderBusy, run_round
 
-        interval = self.settings.metric_interval_s
+        interval = self.settings.metric_interval_s  # sends and heartbeats
+        commit_every = min(self.settings.span_interval_s, interval)  # local commits bound what a crash loses
         last_beat = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(interval)
+            self._wake.wait(commit_every)
             self._wake.clear()
             if self._stop.is_set():
                 break

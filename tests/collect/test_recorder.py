@@ -131,3 +131,16 @@ class TestPreCheck:
         r = recorder(Level.ENHANCED)
         r.end(r.begin("remote add"))
         assert r._redactor is None
+
+
+def test_identifiers_are_hashed_with_a_salt() -> None:
+    """With a salt, *_id feature attributes become stable salted pseudonyms; others stay as they are."""
+    def record(salt: str) -> dict[str, object]:
+        r = Recorder(Settings(service_name="t", home="/x", level=Level.FULL, hash_salt=salt))
+        r.feature("share", {"user_id": "user-42", "fmt": "csv"})
+        body = r.drain()
+        assert body is not None
+        return body["features"][0]["attrs"]  # type: ignore[no-any-return]
+
+    a, b, c = record("s1"), record("s1"), record("s2")
+    assert a["user_id"] == b["user_id"] != c["user_id"] and a["user_id"] != "user-42" and a["fmt"] == "csv"

@@ -270,3 +270,19 @@ def test_cli_exit_starts_a_detached_sender(tmp_path: Path) -> None:
 def _no_leftover_handle() -> Any:
     yield
     _runtime._reset_for_tests()
+
+
+def test_new_session_links_to_the_previous_one(tmp_path: Path) -> None:
+    """After an idle gap the first span of the new session carries session.previous_id."""
+    from otel_expansion.config.paths import SESSION_FILE
+
+    write_runs(tmp_path, [("build", 0, None)])
+    session_file = tmp_path / SESSION_FILE
+    sid, prev, start, last, count = session_file.read_text().split()
+    session_file.write_text(f"{sid} {prev} {int(start) - 10**13} {int(last) - 10**13} {count}")
+    write_runs(tmp_path, [("test", 0, None), ("lint", 0, None)])
+    with otlp_server() as srv:
+        flush(tmp_path, srv.url)
+        spans = {s.name: {kv.key: kv.value.string_value for kv in s.attributes} for s in spans_of(srv.requests)}
+    assert spans["svc test"]["session.previous_id"] == sid and spans["svc test"]["session.id"] != sid
+    assert "session.previous_id" not in spans["svc build"] and "session.previous_id" not in spans["svc lint"]

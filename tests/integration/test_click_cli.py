@@ -69,3 +69,22 @@ def test_debug_prints_the_record(run_cli: RunCli) -> None:
     result = run_cli("hello", "bob", OTEL_EXPANSION_DEBUG="1", **LOCAL)
     assert "otel-expansion debug: recorded" in result.stderr and '"name": "hello"' in result.stderr
     assert result.stdout == "hello bob\n"
+
+
+def test_real_ctrl_c(home: Path) -> None:
+    """SIGINT during a command: click's own 'Aborted!' and exit 1, recorded as KeyboardInterrupt."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import EXAMPLES, clean_env
+
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "democli.py"), "work", "--seconds", "30"],
+                            env=clean_env(home, **LOCAL), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "Aborted!" in err and "Traceback" not in err
+    (cmd,) = commands(home)
+    assert (cmd["name"], cmd["exit"], cmd["error"]) == ("work", 1, "KeyboardInterrupt")

@@ -1,0 +1,80 @@
+"""The public API: exported names, idempotent init, safe before init, decorator and context manager."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import otel_expansion
+from otel_expansion import _runtime
+from otel_expansion.collect import integrations
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("OTEL_EXPANSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OTEL_EXPANSION_SEND", "false")
+    for var in ("DO_NOT_TRACK", "OTEL_SDK_DISABLED", "OTEL_EXPANSION_LEVEL"):
+        monkeypatch.delenv(var, raising=False)
+    _runtime._reset_for_tests()
+    yield
+    integrations.uninstall_all()
+    _runtime._reset_for_tests()
+
+
+def test_exported_names() -> None:
+    """The names other tools depend on stay exported."""
+    assert set(otel_expansion.__all__) == {"Level", "Telemetry", "__version__", "command", "feature", "init",
+                                           "record_exception", "shutdown"}
+
+
+def test_init_is_idempotent() -> None:
+    """A second init() returns the first handle, whatever its arguments."""
+    first = otel_expansion.init("a", instrument=False)
+    assert otel_expansion.init("b", level="full") is first and first.settings.service_name == "a"
+
+
+def test_calls_before_init_are_noops() -> None:
+    """feature/command/record_exception/shutdown before init() do nothing and never raise."""
+    otel_expansion.feature("x", a=1)
+    otel_expansion.record_exception(ValueError())
+    with otel_expansion.command("y"):
+        pass
+    otel_expansion.shutdown()
+
+
+def test_command_decorator_and_context_manager(tmp_path: Path) -> None:
+    """Both forms record one command each and re-raise the host's exception unchanged."""
+    t = otel_expansion.init("app", instrument=False)
+
+    @otel_expansion.command("sync")
+    def sync() -> str:
+        """Docstring kept."""
+        return "done"
+
+    assert sync() == "done" and sync.__name__ == "sync" and sync.__doc__ == "Docstring kept."
+    with pytest.raises(KeyError), otel_expansion.command("lookup"):
+        raise KeyError("k")
+    body = t.recorder.drain()
+    assert body is not None
+    assert [(c["name"], c["exit"], c.get("error")) for c in body["commands"]] == [
+        ("sync", 0, None), ("lookup", 1, "KeyError")]
+
+
+def test_unknown_option_warns_and_bad_level_falls_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """init() never raises on bad options: it warns once and uses safe defaults."""
+    t = otel_expansion.init("app", level="loud", colour="blue", instrument=False)
+    err = capsys.readouterr().err
+    assert t.enabled and str(t.level) == "enhanced" and "colour" in err and "loud" in err
+
+
+def test_shutdown_writes_one_journal_record(tmp_path: Path) -> None:
+    """shutdown() persists what was recorded, locally, once."""
+    t = otel_expansion.init("app", instrument=False)
+    with otel_expansion.command("x"):
+        pass
+    otel_expansion.shutdown()
+    otel_expansion.shutdown()
+    assert len(list((tmp_path / "home" / "journal").iterdir())) == 1 and not t.enabled
