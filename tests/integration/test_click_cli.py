@@ -84,7 +84,7 @@ def test_real_ctrl_c(home: Path) -> None:
                             env=clean_env(home, **LOCAL), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "Aborted!" in err and "Traceback" not in err
     (cmd,) = commands(home)
     assert (cmd["name"], cmd["exit"], cmd["error"]) == ("work", 1, "KeyboardInterrupt")
