@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from otel_expansion.export.otlp_messages import request_class, response_class
+
 __all__ = [
     "BATCH_ID_ATTRIBUTE",
     "JSON",
@@ -96,36 +98,6 @@ def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -
     return bytes(out)
 
 
-def _request_class(signal: str) -> Any:
-    if signal == "traces":
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-        return trace_service_pb2.ExportTraceServiceRequest
-    if signal == "metrics":
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
-        return metrics_service_pb2.ExportMetricsServiceRequest
-    if signal == "logs":
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-
-        return logs_service_pb2.ExportLogsServiceRequest
-    raise ValueError(f"unknown signal {signal!r}")
-
-
-def _response_class(signal: str) -> Any:
-    if signal == "traces":
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-        return trace_service_pb2.ExportTraceServiceResponse
-    if signal == "metrics":
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
-        return metrics_service_pb2.ExportMetricsServiceResponse
-    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-
-    return logs_service_pb2.ExportLogsServiceResponse
-
-
 def _hex_ids_to_base64(node: Any) -> Any:
     """OTLP/JSON spells ids in hex; protobuf's JSON parser expects base64 for bytes fields."""
     if isinstance(node, dict):
@@ -150,7 +122,7 @@ def decode(signal: str, body: bytes, encoding: str) -> Any:
     from google.protobuf import json_format
     from google.protobuf.message import DecodeError
 
-    message = _request_class(signal)()
+    message = request_class(signal)()
     if not body:
         return message
     if encoding == PROTOBUF:
@@ -176,7 +148,7 @@ def encode_response(signal: str, encoding: str) -> bytes:
     """An empty Export*ServiceResponse (full success) in the request's encoding."""
     if encoding == JSON:
         return b"{}"
-    return bytes(_response_class(signal)().SerializeToString())
+    return bytes(response_class(signal)().SerializeToString())
 
 
 def encode_status(code: int, message: str, encoding: str) -> bytes:

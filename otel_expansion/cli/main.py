@@ -116,9 +116,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             pending_records.append({"unreadable": os.path.basename(path), "error": str(exc)})
     out: dict[str, Any] = {"journal": pending_records}
     if os.path.exists(os.path.join(s.home, paths.SPOOL_FILE)):
-        from google.protobuf.json_format import MessageToDict
-
-        from otel_expansion.export.encode import _hex_ids, metrics_request, traces_request
+        from otel_expansion.export.encode import metrics_request, to_dict, traces_request
         from otel_expansion.export.sender import open_spool
 
         spool = open_spool(s.home, s)
@@ -127,9 +125,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         finally:
             spool.close()
         for name, message in (("metrics", metrics_request(points)), ("traces", traces_request(spans))):
-            data = MessageToDict(message, use_integers_for_enums=True)
-            _hex_ids(data)
-            out[name] = data
+            out[name] = to_dict(message)
     print(json.dumps(out, indent=2, default=str))
     return EXIT_OK
 

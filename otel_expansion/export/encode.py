@@ -160,12 +160,17 @@ def _hex_ids(node: Any) -> None:
             _hex_ids(item)
 
 
-def to_json(message: Any) -> bytes:
+def to_dict(message: Any) -> dict[str, Any]:
+    """The OTLP/JSON form of a message: lowerCamelCase keys, enums as numbers, ids as hex."""
     from google.protobuf.json_format import MessageToDict
 
-    data = MessageToDict(message, use_integers_for_enums=True, preserving_proto_field_name=False)
+    data: dict[str, Any] = MessageToDict(message, use_integers_for_enums=True, preserving_proto_field_name=False)
     _hex_ids(data)
-    return json.dumps(data, separators=(",", ":")).encode()
+    return data
+
+
+def to_json(message: Any) -> bytes:
+    return json.dumps(to_dict(message), separators=(",", ":")).encode()
 
 
 def serialize(message: Any, protocol: str) -> bytes:

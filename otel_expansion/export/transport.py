@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from otel_expansion.export import otlp_messages
 from otel_expansion.export.otlp_config import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig
 from otel_expansion.spool.model import BATCH_ID_HEADER
 
@@ -58,22 +59,6 @@ _STALE_ERRORS = (
     BrokenPipeError,
     ConnectionAbortedError,
 )
-# signal -> (module under opentelemetry.proto.collector, response message, rejected field, JSON key)
-_RESPONSES = {
-    "traces": ("trace.v1.trace_service_pb2", "ExportTraceServiceResponse", "rejected_spans", "rejectedSpans"),
-    "metrics": (
-        "metrics.v1.metrics_service_pb2",
-        "ExportMetricsServiceResponse",
-        "rejected_data_points",
-        "rejectedDataPoints",
-    ),
-    "logs": (
-        "logs.v1.logs_service_pb2",
-        "ExportLogsServiceResponse",
-        "rejected_log_records",
-        "rejectedLogRecords",
-    ),
-}
 
 
 class Outcome(enum.Enum):
@@ -414,7 +399,7 @@ def _partial_success(signal: str, sc: SignalConfig, content_type: str, body: byt
     """(rejected items, server message) from an Export*ServiceResponse; (0, None) if unreadable."""
     if not body:
         return 0, None
-    module_name, message_name, field, json_key = _RESPONSES[signal]
+    field, json_key = otlp_messages.rejected_field(signal)
     is_json = "json" in content_type if content_type else sc.protocol == HTTP_JSON
     try:
         if is_json:
@@ -425,10 +410,7 @@ def _partial_success(signal: str, sc: SignalConfig, content_type: str, body: byt
             rejected = partial.get(json_key, partial.get(field, 0))
             message = partial.get("errorMessage", partial.get("error_message")) or None
             return max(0, int(rejected or 0)), (str(message) if message else None)
-        import importlib
-
-        module = importlib.import_module("opentelemetry.proto.collector." + module_name)
-        response = getattr(module, message_name).FromString(body)
+        response = otlp_messages.response_class(signal).FromString(body)
         partial = response.partial_success
         return max(0, int(getattr(partial, field))), (partial.error_message or None)
     except Exception:  # an undecodable body does not undo a 2xx

@@ -44,20 +44,6 @@ def write_runs(home: Path, runs: list[tuple[str, int, str | None]], level: Level
         journal.append(str(home), _runtime.build_record(t, body, now), now)
 
 
-def settings_for(home: Path, url: str, **env: str) -> Any:
-    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, **env}
-    old = {k: os.environ.get(k) for k in environ}
-    os.environ.update(environ)
-    try:
-        return resolve("sender", environ=environ, home=str(home), level=Level.FULL)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def flush(home: Path, url: str, **env: str) -> Any:
     environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, **env}
     saved = {k: os.environ.get(k) for k in environ}
