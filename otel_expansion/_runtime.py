@@ -245,6 +245,8 @@ def _flush_to_journal(t: Telemetry) -> None:
     except OSError as exc:  # read-only or full disk: stand down for this run, nothing more
         warn(f"telemetry not saved for this run: {exc.strerror or exc}")
         return
+    if s.endpoint:
+        _remember_endpoint(s.home, s.endpoint)
     if s.debug:
         _debug_print(record)
     from otel_expansion.export import launcher
@@ -254,6 +256,15 @@ def _flush_to_journal(t: Telemetry) -> None:
             launcher.spawn(s.home, s.endpoint, s.send)
     except OSError as exc:
         warn(f"could not start the telemetry sender: {exc}")
+
+
+def _remember_endpoint(home: str, endpoint: str) -> None:
+    """Keep init(endpoint=...) beside the data so `otel-expansion flush` sends where the app would."""
+    from otel_expansion.config.paths import ENDPOINT_FILE, read_small, write_private
+
+    path = os.path.join(home, ENDPOINT_FILE)
+    if read_small(path, 4096) != endpoint.encode():
+        write_private(path, endpoint.encode())
 
 
 def build_record(t: Telemetry, body: dict[str, Any], now_ns: int) -> dict[str, Any]:

@@ -50,7 +50,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
     home, service = find_home(args)
     from otel_expansion.privacy.consent import stored_choice
 
-    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=getattr(args, "endpoint", None))
+    from otel_expansion.export.sender import stored_endpoint
+
+    endpoint = getattr(args, "endpoint", None) or stored_endpoint(home)
+    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint)
 
 
 def _fmt_time(epoch: float) -> str:
@@ -148,13 +151,21 @@ def cmd_flush(args: argparse.Namespace) -> int:
         if stage == "ingest":
             done, total = info
             print(f"  ingesting journal: {done}/{total} records", file=sys.stderr)
+        elif info.error:
+            print(f"  collector unavailable ({info.error}); retrying", file=sys.stderr)
         else:
             print(f"  sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
                   file=sys.stderr)
 
     try:
-        summary = run_round(s.home, s, force=True, lock_wait_s=min(args.timeout, 10.0), deadline_s=args.timeout,
-                            progress=progress)
+        from otel_expansion.export.otlp_config import otlp_config_from_env
+
+        config = otlp_config_from_env(endpoint=s.endpoint)
+        if not args.quiet:
+            print(f"sending to {config.metrics_url} and {config.traces_url} (timeout {args.timeout:g} s)",
+                  file=sys.stderr)
+        summary = run_round(s.home, s, force=True, persist=True, lock_wait_s=min(args.timeout, 10.0),
+                            deadline_s=args.timeout, progress=progress)
     except SenderBusy:
         print("a background sender is running for this app; try again in a few seconds", file=sys.stderr)
         return EXIT_FAIL
@@ -166,6 +177,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
         print(f"collector reported {summary.rejected} items rejected (partial success)")
     if summary.dropped:
         print(f"dropped {summary.dropped} items the collector refused permanently")
+    if summary.retries:
+        print(f"retried {summary.retries} times after transient failures")
     print(f"pending: {summary.pending_series} series, {summary.pending_spans} spans")
     if summary.error:
         retry = f"; next automatic attempt after {_fmt_time(summary.retry_at)}" if summary.retry_at else ""
@@ -316,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000)
     p.set_defaults(func=cmd_show)
     p = target(sub.add_parser("flush", help="send everything pending now"))
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to keep trying (default 60)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to keep retrying (default 30)")
     p.add_argument("--endpoint", help="collector base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_flush)

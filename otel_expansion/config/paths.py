@@ -41,6 +41,7 @@ CONSENT_FILE = "consent"
 SENDER_LOCK = "sender.lock"
 SENDER_STATE = "sender.state"
 SENDER_LOG = "sender.log"
+ENDPOINT_FILE = "endpoint"  # init(endpoint=...), remembered for the sender and `otel-expansion flush`
 
 
 def write_private(path: str, data: bytes) -> None:

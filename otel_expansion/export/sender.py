@@ -44,6 +44,7 @@ class SendSummary:
     bytes_sent: int = 0
     dropped: int = 0
     rejected: int = 0
+    retries: int = 0
     retry_at: float | None = None
     error: str | None = None
     pending_spans: int = 0
@@ -200,8 +201,14 @@ def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[Met
 
 
 def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, deadline: float,
-                 summary: SendSummary, progress: Callable[[SendSummary], None] | None = None) -> None:
-    """Send batches until the spool is empty, the collector fails, or time runs out."""
+                 summary: SendSummary, progress: Callable[[SendSummary], None] | None = None,
+                 persist: bool = False) -> None:
+    """Send batches until the spool is empty, the collector fails, or time runs out.
+
+    A background round gives up at the first transient failure and leaves a persisted backoff behind.
+    ``persist`` (``otel-expansion flush``) keeps retrying with short backoff until the deadline instead.
+    """
+    quick_retries = 0
     from otel_expansion.export.encode import metrics_request, serialize, traces_request
     from otel_expansion.export.transport import Outcome, backoff_delay
 
@@ -253,6 +260,20 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
         if outcome is Outcome.TOO_LARGE:
             summary.dropped += spool.drop(batch.id, "too_large")
             continue
+        if persist:
+            wait = backoff_delay(quick_retries, base_s=0.5, cap_s=5.0)
+            if result is not None and result.retry_after_s is not None:
+                wait = max(wait, result.retry_after_s)
+            if time.monotonic() + wait < deadline:
+                quick_retries += 1
+                spool.incr("export.failures.unavailable")
+                summary.retries += 1
+                if progress is not None:
+                    summary.error = result.error if result is not None else None
+                    progress(summary)
+                    summary.error = None
+                time.sleep(wait)
+                continue
         failures = int(spool.get_state("backoff.failures") or 0) + 1
         spool.set_state("backoff.failures", str(failures))
         spool.incr("export.failures.unavailable")
@@ -266,9 +287,13 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
         break
 
 
-def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, lock_wait_s: float = 0.0,
+def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, persist: bool = False,
+              lock_wait_s: float = 0.0,
               deadline_s: float | None = None, progress: Callable[[str, Any], None] | None = None) -> SendSummary:
-    """One sender round: ingest the journal, then send if due (or ``force``)."""
+    """One sender round: ingest the journal, then send if due (or ``force``).
+
+    ``persist`` keeps retrying transient failures until the deadline (the foreground ``flush``).
+    """
     from otel_expansion.export.otlp_config import otlp_config_from_env
     from otel_expansion.export.transport import HttpTransport
 
@@ -292,7 +317,7 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
                 transport = HttpTransport(config)
                 try:
                     send_pending(spool, transport, settings, config, deadline, summary,
-                                 (lambda s: progress("send", s)) if progress else None)
+                                 (lambda s: progress("send", s)) if progress else None, persist=persist)
                 finally:
                     transport.close()
                 if summary.retry_at is not None:
@@ -316,8 +341,20 @@ def _any_resource(spool: Any) -> dict[str, Any] | None:
 
 
 def settings_for(home: str, endpoint: str | None = None) -> Settings:
-    """Sender settings from the environment; the service identity comes from each record."""
-    return resolve("otel-expansion-sender", home=home, endpoint=endpoint, level=Level.FULL)
+    """Sender settings from the environment; the service identity comes from each record.
+
+    The endpoint is the one given on the command line, else the one the app passed to ``init()``
+    (remembered in the home directory), else the OTLP environment variables decide.
+    """
+    return resolve("otel-expansion-sender", home=home, endpoint=endpoint or stored_endpoint(home),
+                   level=Level.FULL)
+
+
+def stored_endpoint(home: str) -> str | None:
+    from otel_expansion.config.paths import ENDPOINT_FILE, read_small
+
+    raw = read_small(os.path.join(home, ENDPOINT_FILE), 4096)
+    return raw.decode("utf-8", "replace").strip() or None if raw else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,3 +103,26 @@ def test_docs_writes_telemetry_md(tmp_path: Path) -> None:
     """docs regenerates the signal reference."""
     assert main(["docs", "--output", str(tmp_path / "T.md")]) == 0
     assert "cli.command.invocations" in (tmp_path / "T.md").read_text()
+
+
+def test_flush_retries_a_flaky_collector_within_its_timeout(recorded: Path) -> None:
+    """Transient 503s during flush are retried with short backoff; everything arrives, exit 0."""
+    from tests.export.servers import flaky
+
+    with otlp_server(flaky(2)) as srv:
+        result = ox(recorded, "flush", "--timeout", "20", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "retried 2 times" in result.stdout and "3 spans" in result.stdout
+        assert len(srv.requests) >= 4
+
+
+def test_flush_uses_the_endpoint_the_app_configured(tmp_path: Path) -> None:
+    """init(endpoint=...) is remembered, so a later flush sends there without any variable."""
+    home = tmp_path / "home"
+    with otlp_server() as srv:
+        app = f"import otel_expansion\notel_expansion.init('ep', endpoint={srv.url!r}, send=False)\n" \
+              "with otel_expansion.command('x'):\n    pass\n"
+        subprocess.run([sys.executable, "-c", app], env=clean_env(home), check=True, timeout=30, cwd=ROOT)
+        result = ox(home, "flush")
+        assert result.returncode == 0 and srv.url in result.stderr
+        assert any(r.signal == "traces" for r in srv.requests)
