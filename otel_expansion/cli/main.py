@@ -48,9 +48,8 @@ def find_home(args: argparse.Namespace) -> tuple[str, str]:
 
 def settings_of(args: argparse.Namespace) -> Settings:
     home, service = find_home(args)
-    from otel_expansion.privacy.consent import stored_choice
-
     from otel_expansion.export.sender import stored_endpoint
+    from otel_expansion.privacy.consent import stored_choice
 
     endpoint = getattr(args, "endpoint", None) or stored_endpoint(home)
     return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint)
