@@ -16,24 +16,37 @@ from otel_expansion.journal import store as journal
 
 INGEST_THRESHOLD = 64
 """Journal records that justify a sender even while sending is deferred (keeps the journal small)."""
+MIN_SPAWN_INTERVAL_S = 10.0
+"""At most one sender start per this many seconds, even if senders keep dying (no spawn storms)."""
 
 _children: list[int] = []
 
 
+def _state(home: str) -> tuple[float, float]:
+    """(next send due, last sender start), epoch seconds; zeros when unknown."""
+    raw = read_small(os.path.join(home, SENDER_STATE), 128)
+    values = [0.0, 0.0]
+    if raw:
+        for i, field in enumerate(raw.split()[:2]):
+            try:
+                values[i] = float(field)
+            except ValueError:
+                pass
+    return values[0], values[1]
+
+
+def _write_state(home: str, next_send: float, last_spawn: float) -> None:
+    from otel_expansion.config.paths import write_private
+
+    write_private(os.path.join(home, SENDER_STATE), f"{next_send:.3f} {last_spawn:.3f}\n".encode())
+
+
 def next_send_at(home: str) -> float:
-    raw = read_small(os.path.join(home, SENDER_STATE), 64)
-    if not raw:
-        return 0.0
-    try:
-        return float(raw.split()[0])
-    except (ValueError, IndexError):
-        return 0.0
+    return _state(home)[0]
 
 
 def write_next_send_at(home: str, when: float) -> None:
-    from otel_expansion.config.paths import write_private
-
-    write_private(os.path.join(home, SENDER_STATE), f"{when:.3f}\n".encode())
+    _write_state(home, when, _state(home)[1])
 
 
 def sender_running(home: str) -> bool:
@@ -57,7 +70,10 @@ def sender_running(home: str) -> bool:
 
 def should_start(home: str, send: bool, now: float | None = None) -> bool:
     now = time.time() if now is None else now
-    if send and now >= next_send_at(home):
+    next_send, last_spawn = _state(home)
+    if abs(now - last_spawn) < MIN_SPAWN_INTERVAL_S:  # abs: the state keeps milliseconds, rounded
+        return False
+    if send and now >= next_send:
         return True
     return journal.count(home) >= INGEST_THRESHOLD
 
@@ -97,6 +113,7 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True) -> int | No
             pid = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=log, creationflags=flags, close_fds=True).pid
     _children.append(pid)
+    _write_state(home, next_send_at(home), time.time())
     return pid
 
 

@@ -272,3 +272,12 @@ def test_new_session_links_to_the_previous_one(tmp_path: Path) -> None:
         spans = {s.name: {kv.key: kv.value.string_value for kv in s.attributes} for s in spans_of(srv.requests)}
     assert spans["svc test"]["session.previous_id"] == sid and spans["svc test"]["session.id"] != sid
     assert "session.previous_id" not in spans["svc build"] and "session.previous_id" not in spans["svc lint"]
+
+
+def test_sender_starts_are_rate_limited(tmp_path: Path) -> None:
+    """Even when a send is due, a sender started seconds ago blocks another start (no spawn storms)."""
+    tmp_path.mkdir(exist_ok=True)
+    assert launcher.should_start(str(tmp_path), send=True)
+    launcher._write_state(str(tmp_path), 0, time.time())
+    assert not launcher.should_start(str(tmp_path), send=True)
+    assert launcher.should_start(str(tmp_path), send=True, now=time.time() + launcher.MIN_SPAWN_INTERVAL_S + 1)
