@@ -28,7 +28,7 @@ def _state(home: str) -> tuple[float, float]:
     values = [0.0, 0.0]
     if raw:
         for i, field in enumerate(raw.split()[:2]):
-            try:
+            try:  # noqa: SIM105 - contextlib is an import this hot path does not need
                 values[i] = float(field)
             except ValueError:
                 pass
