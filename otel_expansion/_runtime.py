@@ -42,7 +42,6 @@ class Telemetry:
         self.recorder = Recorder(settings)
         self.service: Any = None  # the in-process SDK runtime, in service mode
         self._closed = False
-        self._session_attached = False
 
     @property
     def enabled(self) -> bool:
