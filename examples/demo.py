@@ -31,6 +31,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", help="keep state and database in this directory")
     args = parser.parse_args()
+    try:
+        import click  # noqa: F401 - the example CLI is a click app
+    except ImportError:
+        print("the demo's example CLI needs click: pip install -e '.[examples]'", file=sys.stderr)
+        return 2
     base = Path(args.keep or tempfile.mkdtemp(prefix="otel-expansion-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     db = base / "backend.sqlite"
