@@ -116,6 +116,8 @@ RESOURCE_ATTRIBUTES: tuple[tuple[str, Level, str], ...] = (
     ("ci.detected", Level.BASIC, "Whether a CI environment was detected."),
     ("ci.provider", Level.BASIC, "github_actions, gitlab, ... when in CI."),
     ("container.detected", Level.BASIC, "Whether the run was inside a container."),
+    ("otel_expansion.batch.id", Level.BASIC, "Added on the wire only: the export batch's id, so receivers can drop "
+     "duplicates after an ambiguous failure (also sent as header X-Otel-Expansion-Batch-Id)."),
 )
 
 SPAN_LEVEL = levels.SPANS
