@@ -90,6 +90,10 @@ def sender_argv(home: str, endpoint: str | None, send: bool) -> list[str]:
 def spawn(home: str, endpoint: str | None = None, send: bool = True) -> int | None:
     """Start a detached sender (own session, stdio away from the host's pipes); returns its pid."""
     reap()
+    if getattr(sys, "frozen", False) or not sys.executable:
+        # a frozen app's executable is the app itself: running it with sender arguments would run the
+        # user's program again. Data stays in the journal for `otel-expansion flush` instead.
+        return None
     if sender_running(home):
         return None
     argv = sender_argv(home, endpoint, send)
