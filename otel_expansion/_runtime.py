@@ -236,9 +236,12 @@ def _flush_to_journal(t: Telemetry) -> None:
     except OSError as exc:
         warn(f"telemetry disabled for this run: cannot use {s.home}: {exc.strerror or exc}")
         return
-    record = build_record(t, body, now)
     from otel_expansion.journal import store as journal
 
+    if journal.full(s.home):
+        journal.note_dropped(s.home)
+        return
+    record = build_record(t, body, now)
     try:
         journal.append(s.home, record, now)
     except OSError as exc:  # read-only or full disk: stand down for this run, nothing more

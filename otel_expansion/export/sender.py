@@ -121,6 +121,9 @@ class Ingestor:
         """Ingest every published record; returns (ingested, corrupt)."""
         paths = journal.pending(home)
         ingested = corrupt = 0
+        dropped = journal.take_dropped(home)
+        if dropped:
+            spool.incr("dropped.journal_full", dropped)
         for i in range(0, len(paths), CHUNK):
             if time.monotonic() > deadline:
                 break

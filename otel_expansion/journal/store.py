@@ -19,6 +19,8 @@ from otel_expansion.config.paths import JOURNAL_DIR, ensure_dir, random_id, writ
 MAGIC = b"OXJ1"
 SUFFIX = ".rec"
 MAX_RECORD_BYTES = 1 << 20  # a bigger record is a bug or an attack: refuse to write or read it
+MAX_PENDING = 10_000  # records waiting for a sender (~10 MB); past it new runs are dropped and counted
+DROPPED_FILE = "journal.dropped"
 
 
 class CorruptRecord(ValueError):
@@ -58,6 +60,39 @@ def append(home: str, record: dict[str, object], now_ns: int) -> str:
     path = os.path.join(directory, f"{now_ns:020d}-{os.getpid()}-{random_id(4)}{SUFFIX}")
     write_private(path, encode(record))
     return path
+
+
+def full(home: str) -> bool:
+    """True when MAX_PENDING records already wait (a sender that cannot run must not fill the disk)."""
+    return count(home) >= MAX_PENDING
+
+
+def note_dropped(home: str) -> None:
+    """Count one run dropped because the journal was full (read back by the sender as self-health)."""
+    from otel_expansion.config.paths import read_small
+
+    path = os.path.join(home, DROPPED_FILE)
+    raw = read_small(path, 32)
+    try:
+        n = int(raw or b"0") + 1
+    except ValueError:
+        n = 1
+    write_private(path, str(n).encode())
+
+
+def take_dropped(home: str) -> int:
+    """The runs dropped since the last call; resets the count."""
+    from otel_expansion.config.paths import read_small
+
+    path = os.path.join(home, DROPPED_FILE)
+    raw = read_small(path, 32)
+    if raw is None:
+        return 0
+    try:
+        os.unlink(path)
+        return max(0, int(raw))
+    except (OSError, ValueError):
+        return 0
 
 
 def pending(home: str) -> list[str]:

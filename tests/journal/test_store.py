@@ -52,3 +52,15 @@ def test_oversized_record_refused(tmp_path: Path) -> None:
     """A record over the size limit is refused rather than written."""
     with pytest.raises(ValueError):
         store.append(str(tmp_path), {"x": "y" * (store.MAX_RECORD_BYTES + 1)}, 1)
+
+
+def test_full_journal_drops_and_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_PENDING records new runs are dropped, and the drops are counted once."""
+    monkeypatch.setattr(store, "MAX_PENDING", 2)
+    store.append(str(tmp_path), {"n": 1}, 1)
+    assert not store.full(str(tmp_path))
+    store.append(str(tmp_path), {"n": 2}, 2)
+    assert store.full(str(tmp_path))
+    store.note_dropped(str(tmp_path))
+    store.note_dropped(str(tmp_path))
+    assert store.take_dropped(str(tmp_path)) == 2 and store.take_dropped(str(tmp_path)) == 0
