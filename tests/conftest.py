@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -51,6 +52,24 @@ def run_cli(home: Path) -> Iterator[RunCli]:
         )
 
     yield run
+
+
+@contextlib.contextmanager
+def temp_environ(remove: tuple[str, ...] = (), **values: str) -> Iterator[None]:
+    """Set (and remove) process environment variables for a block, then restore them exactly."""
+    names = set(values) | set(remove)
+    saved = {k: os.environ.get(k) for k in names}
+    try:
+        for k in remove:
+            os.environ.pop(k, None)
+        os.environ.update(values)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def journal_records(home: Path) -> list[dict[str, object]]:

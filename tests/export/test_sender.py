@@ -18,7 +18,7 @@ from otel_expansion.config.settings import resolve
 from otel_expansion.export import launcher
 from otel_expansion.export.sender import run_round
 from otel_expansion.journal import store as journal
-from tests.conftest import ROOT, clean_env
+from tests.conftest import ROOT, clean_env, temp_environ
 from tests.export.servers import blackhole, cycle, otlp_server, refused_port, respond, slow
 
 
@@ -45,18 +45,9 @@ def write_runs(home: Path, runs: list[tuple[str, int, str | None]], level: Level
 
 
 def flush(home: Path, url: str, **env: str) -> Any:
-    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, **env}
-    saved = {k: os.environ.get(k) for k in environ}
-    os.environ.update(environ)
-    try:
+    with temp_environ(OTEL_EXPORTER_OTLP_ENDPOINT=url, **env):
         s = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
         return run_round(str(home), s, force=True, deadline_s=20)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def metric_values(requests: list[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -17,7 +17,7 @@ import pytest
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import resolve
 from otel_expansion.export.sender import run_round
-from tests.conftest import ROOT, clean_env
+from tests.conftest import ROOT, clean_env, temp_environ
 from tests.export.servers import otlp_server
 from tests.privacy.pii_corpus import PII_CASES
 
@@ -61,14 +61,9 @@ def test_no_secret_survives(tmp_path: Path, level: str, mode: str, protocol: str
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert leaks(files_bytes(home)) == []  # nothing is stored before it is redacted
-    with otlp_server() as srv:
-        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = srv.url
-        try:
-            settings = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
-            summary = run_round(str(home), settings, force=True, deadline_s=60)
-        finally:
-            del os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"], os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    with otlp_server() as srv, temp_environ(OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url):
+        settings = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
+        summary = run_round(str(home), settings, force=True, deadline_s=60)
         assert summary.ok, summary.error
         sent = b"".join(r.body for r in srv.requests)
     assert len(sent) > 1000 and b"leakcheck" in sent

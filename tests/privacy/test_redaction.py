@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from otel_expansion.privacy import patterns as P
 from otel_expansion.privacy.redaction import ID_KEYS, REDACTED, Redactor, default_redactor
+from tests.conftest import temp_environ
 from tests.privacy.pii_corpus import CLEAN_CASES, PII_CASES, PiiCase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,19 +199,8 @@ def _fixed_user_redactor() -> Redactor:
     """A redactor for the fixed test user, built once (hypothesis runs outside function fixtures)."""
     global _FIXED
     if _FIXED is None:
-        saved = {k: os.environ.get(k) for k in USER_VARS}
-        try:
-            for k in USER_VARS:
-                os.environ.pop(k, None)
-            os.environ["USER"] = "zorblatt"
-            os.environ["HOME"] = "/home/zorblatt"
+        with temp_environ(remove=tuple(USER_VARS), USER="zorblatt", HOME="/home/zorblatt"):
             _FIXED = Redactor(cache_size=0)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     return _FIXED
 
 
