@@ -174,6 +174,7 @@ class Ingestor:
 def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[MetricPoint]:
     """Self-health counters not reported yet, as delta points (the spool keeps the running totals)."""
     from otel_expansion import __version__
+    from otel_expansion.sdk import signals
     from otel_expansion.sdk.pipeline import sdk_resource
     from otel_expansion.spool.model import attrs_of
 
@@ -195,7 +196,8 @@ def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[Met
             metric, attrs = "otel_expansion.export.failures", (("reason", name.split(".", 2)[2]),)
         else:
             continue
-        key = SeriesKey(res, "otel_expansion", __version__, metric, SUM, "{item}", "", attrs)  # type: ignore[arg-type]
+        declared = signals.METRICS_BY_NAME[metric]
+        key = SeriesKey(res, signals.SCOPE_NAME, __version__, metric, SUM, declared.unit, declared.description, attrs)
         points.append(MetricPoint(key, now_ns, now_ns, value=float(delta)))
         reported[name] = str(total)
     if points:
