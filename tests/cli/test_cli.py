@@ -126,3 +126,12 @@ def test_flush_uses_the_endpoint_the_app_configured(tmp_path: Path) -> None:
         result = ox(home, "flush")
         assert result.returncode == 0 and srv.url in result.stderr
         assert any(r.signal == "traces" for r in srv.requests)
+
+
+def test_debug_shows_effective_configuration_without_secrets(home: Path) -> None:
+    """debug prints the resolved URLs and variables, masking headers."""
+    result = ox(home, "debug", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9999",
+                OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20s3cr3t-value")
+    assert result.returncode == 0
+    assert "http://127.0.0.1:9999/v1/traces" in result.stdout and "s3cr3t-value" not in result.stdout
+    assert "OTEL_EXPORTER_OTLP_HEADERS=<set>" in result.stdout
