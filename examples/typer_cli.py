@@ -26,5 +26,10 @@ def sync(dry_run: bool = False) -> None:
     print("dry run")
 
 
+@app.command()
+def crash() -> None:
+    raise ValueError("unexpected state")
+
+
 if __name__ == "__main__":
     app()

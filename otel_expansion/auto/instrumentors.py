@@ -3,7 +3,6 @@ OTEL_PYTHON_DISABLED_INSTRUMENTATIONS) drives our integrations like any other in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from typing import Any
 
@@ -20,11 +19,9 @@ class _FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         from otel_expansion import _runtime
         from otel_expansion.collect import integrations
-        from otel_expansion.collect.recorder import default_executable
 
-        handle = _runtime._handle or _runtime.init(os.environ.get("OTEL_SERVICE_NAME") or default_executable(),
-                                                   instrument=False)
-        if handle.enabled:
+        handle = _runtime._handle  # set by our configurator; none means another set-up owns this program
+        if handle is not None and handle.enabled:
             integrations.activate(handle, self.framework)
 
     def _uninstrument(self, **kwargs: Any) -> None:

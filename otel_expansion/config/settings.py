@@ -268,7 +268,9 @@ def resolve(
     if reason:
         resolved, source = Level.OFF, "opt-out"
 
-    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(name)
+    # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
+    # OTEL_SERVICE_NAME a developer exported for their own services.
+    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
     version = service_version
     return Settings(
         service_name=name,

@@ -99,7 +99,11 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True) -> int | No
     argv = sender_argv(home, endpoint, send)
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    # The sender must not be auto-instrumented itself (opentelemetry-instrument puts its sitecustomize on
+    # PYTHONPATH): it would record its own run as a product command.
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                 if p and not p.rstrip(os.sep).endswith("auto_instrumentation")]
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *inherited])
     env.pop("OTEL_EXPANSION_DEBUG", None)
     log_path = os.path.join(home, SENDER_LOG)
     if hasattr(os, "posix_spawn"):

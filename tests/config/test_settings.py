@@ -87,3 +87,10 @@ def test_level_parse_errors_list_names() -> None:
     """Level.parse names the accepted values."""
     with pytest.raises(ValueError, match=r"off\|basic\|enhanced\|full"):
         Level.parse("verbose")
+
+
+def test_state_directory_belongs_to_the_app_not_to_otel_service_name() -> None:
+    """An exported OTEL_SERVICE_NAME renames the data, but consent and level stay the app's."""
+    a = resolve("acmecli", environ={"XDG_STATE_HOME": "/s"})
+    b = resolve("acmecli", environ={"XDG_STATE_HOME": "/s", "OTEL_SERVICE_NAME": "my-api"})
+    assert b.service_name == "my-api" and a.home == b.home

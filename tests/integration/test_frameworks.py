@@ -49,6 +49,7 @@ def test_argparse_full_level_keeps_flag_names_only(run_cli: RunCli, home: Path) 
         (["sync"], "sync", 3, "3"),
         (["sync", "--dry-run"], "sync", 0, None),
         (["nosuch"], "typer_cli", 2, "UsageError"),
+        (["crash"], "crash", 1, "ValueError"),
     ],
 )
 def test_typer(run_cli: RunCli, home: Path, args: list[str], name: str, code: int, error: str | None) -> None:

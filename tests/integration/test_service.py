@@ -48,7 +48,9 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
     instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
     assert instrument, "opentelemetry-instrument must be installed with the package"
     with otlp_server() as srv:
-        env = clean_env(tmp_path / "home", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_SERVICE_NAME="plain")
+        # opentelemetry-distro is installed in the test environment too: choose ours by name
+        env = clean_env(tmp_path / "home", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_SERVICE_NAME="plain",
+                        OTEL_PYTHON_DISTRO="otel_expansion", OTEL_PYTHON_CONFIGURATOR="otel_expansion")
         result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and result.stdout == "hi bob\n", result.stderr
@@ -83,3 +85,20 @@ def test_busy_service_loses_no_command(tmp_path: Path) -> None:
         spool.close()
     total = sum(p.value for p in points if p.key.name == "cli.command.invocations")
     assert total == 3000 and len(spans) == 3000
+
+
+def test_other_opentelemetry_setups_are_left_alone(tmp_path: Path) -> None:
+    """With another distro installed and ours not chosen, opentelemetry-instrument runs that one: we record
+    nothing, start nothing and do not touch the program's own exporters."""
+    instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert instrument
+    home = tmp_path / "home"
+    with otlp_server() as srv:
+        env = clean_env(home, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_SERVICE_NAME="websvc",
+                        OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+        result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        time.sleep(1.0)
+        assert result.returncode == 0 and result.stdout.startswith("hi bob\n"), result.stderr
+        assert srv.requests == []
+    assert not home.exists()

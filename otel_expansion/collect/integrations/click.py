@@ -35,15 +35,22 @@ def exit_status(click: Any, exc: BaseException | None) -> tuple[int, BaseExcepti
     from otel_expansion.collect.recorder import exit_code_of
 
     exceptions = getattr(click, "exceptions", click)
-    Exit = exceptions.Exit
+    # typer's vendored click lacks some classes (no Exit, no Abort): match what exists, by name otherwise
+    exit_cls = getattr(exceptions, "Exit", None)
+    click_exc = getattr(exceptions, "ClickException", None)
+    abort_cls = getattr(exceptions, "Abort", None)
 
     if exc is None:
         return 0, None
-    if isinstance(exc, Exit) or (type(exc).__name__ == "Exit" and hasattr(exc, "exit_code")):
-        return int(exc.exit_code), None
-    if isinstance(exc, exceptions.ClickException):
-        return int(exc.exit_code), exc
-    if isinstance(exc, (exceptions.Abort, EOFError, KeyboardInterrupt, OSError)):
+    if (exit_cls is not None and isinstance(exc, exit_cls)) or (
+        type(exc).__name__ == "Exit" and hasattr(exc, "exit_code")
+    ):
+        return int(getattr(exc, "exit_code", 0) or 0), None
+    if click_exc is not None and isinstance(exc, click_exc):
+        return int(getattr(exc, "exit_code", 1)), exc
+    if (abort_cls is not None and isinstance(exc, abort_cls)) or isinstance(
+        exc, (EOFError, KeyboardInterrupt, OSError)
+    ):
         return 1, exc
     return exit_code_of(exc), None if isinstance(exc, SystemExit) else exc
 
