@@ -290,6 +290,13 @@ def build_record(t: Telemetry, body: dict[str, Any], now_ns: int) -> dict[str, A
 
 _resource_cache: dict[str, Any] = {}
 
+IDENTIFYING_RESOURCE_KEYS = (
+    "host.name", "host.id", "host.ip", "host.mac", "enduser.", "user.", "client.", "net.", "network.",
+    "device.id", "process.owner", "process.command", "process.pid", "process.executable.path",
+    "k8s.pod.", "k8s.node.", "container.id", "container.name", "cloud.account.id",
+)
+"""OTEL_RESOURCE_ATTRIBUTES keys never taken over: they identify a machine or a person."""
+
 
 def resource_of(t: Telemetry) -> dict[str, Any]:
     """Service identity, coarse environment and the anonymous installation id (computed once)."""
@@ -300,7 +307,8 @@ def resource_of(t: Telemetry) -> dict[str, Any]:
         s = t.settings
         attrs: dict[str, Any] = {}
         for key, value in s.resource_attributes:
-            attrs[key] = t.recorder.clean(value)
+            if not key.startswith(IDENTIFYING_RESOURCE_KEYS):  # minimisation beats a stray variable
+                attrs[key] = t.recorder.clean(value)
         attrs.update(resource_attributes())
         attrs["service.name"] = t.recorder.clean(s.service_name)
         if s.service_version:

@@ -78,3 +78,11 @@ def test_shutdown_writes_one_journal_record(tmp_path: Path) -> None:
     otel_expansion.shutdown()
     otel_expansion.shutdown()
     assert len(list((tmp_path / "home" / "journal").iterdir())) == 1 and not t.enabled
+
+
+def test_identifying_resource_attributes_are_not_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_RESOURCE_ATTRIBUTES cannot smuggle host or user identity into the data."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "host.name=vm1,enduser.id=u12345,deployment.environment=prod")
+    t = otel_expansion.init("app", instrument=False)
+    attrs = _runtime.resource_of(t)
+    assert attrs["deployment.environment"] == "prod" and "host.name" not in attrs and "enduser.id" not in attrs

@@ -207,7 +207,7 @@ class Recorder:
         tb = exc.__traceback__
         while tb is not None:
             code = tb.tb_frame.f_code
-            frames.append(f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}")
+            frames.append(f"{_short_path(code.co_filename)}:{tb.tb_lineno} in {code.co_name}")
             tb = tb.tb_next
         frames = frames[-MAX_STACK_FRAMES:]
         r = self.redactor
@@ -232,6 +232,12 @@ class Recorder:
                 body["overflow"] = self.overflow
             self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
         return body
+
+
+def _short_path(filename: str) -> str:
+    """``click/core.py`` for ``/home/x/venv/lib/.../click/core.py``: enough to read, nothing local."""
+    parts = filename.replace("\\", "/").rstrip("/").split("/")
+    return "/".join(parts[-2:])
 
 
 def default_executable() -> str:

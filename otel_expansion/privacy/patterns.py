@@ -50,6 +50,7 @@ EMAIL = "<email>"
 IP = "<ip>"
 MAC = "<mac>"
 USER = "<user>"
+HOST = "<host>"
 TOKEN = "<token>"
 SECRET = "<secret>"
 CARD = "<card>"
@@ -213,9 +214,29 @@ def _current_user(environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
     return names, homes
 
 
+def host_names() -> list[str]:
+    """This machine's name (full and first label), when distinctive enough to hide without eating words.
+
+    From ``os.uname()`` (``socket`` costs an import). Kept only when 6+ chars or containing a dot, dash or
+    digit, so a host called ``build`` does not turn the command ``build`` into ``<host>``.
+    """
+    try:
+        node = os.uname().nodename.strip()
+    except (AttributeError, OSError):
+        node = os.environ.get("COMPUTERNAME", "").strip()
+    out: list[str] = []
+    for name in (node, node.split(".")[0]):
+        distinctive = len(name) >= 6 or any(c in name for c in ".-0123456789")
+        if len(name) >= 3 and distinctive and name.lower() not in ("localhost", "localhost.localdomain") \
+                and name not in out:
+            out.append(name)
+    return out
+
+
 def user_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The current user's names that are hidden wherever they appear, lower-cased."""
-    return tuple(n.lower() for n in _current_user(os.environ if environ is None else environ)[0])
+    """The current user's names and this host's names, hidden wherever they appear; lower-cased."""
+    names = _current_user(os.environ if environ is None else environ)[0] + host_names()
+    return tuple(n.lower() for n in names)
 
 
 def rule_families(environ: Mapping[str, str] | None = None) -> tuple[list[Family], list[Family]]:
@@ -245,6 +266,11 @@ def rule_families(environ: Mapping[str, str] | None = None) -> tuple[list[Family
         alts = "|".join(f"(?i:{_escape(n)})" for n in sorted(names, key=len, reverse=True))
         i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "card")
         word_start.insert(i, ("", (("curuser", f"(?:{alts})(?![A-Za-z0-9])"),)))
+    hosts = host_names()
+    if hosts:
+        alts = "|".join(f"(?i:{_escape(n)})" for n in sorted(hosts, key=len, reverse=True))
+        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "card")
+        word_start.insert(i, ("", (("curhost", f"(?:{alts})(?![A-Za-z0-9-])"),)))
     return anywhere, word_start
 
 

@@ -136,6 +136,7 @@ class Redactor:
             "mac": lambda m: P.MAC,
             "ipv4": lambda m: P.IP,
             "curuser": lambda m: P.USER,
+            "curhost": lambda m: P.HOST,
             # validated: None means "not what it looked like"
             "bearer": self._bearer,
             "ipv6": lambda m: P.IP if P.valid_ipv6(m.group()) else None,

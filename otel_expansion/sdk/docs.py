@@ -12,8 +12,9 @@ A signal or attribute is collected at its level and every level above it
 (off < basic < enhanced < full). At `off` nothing is collected: no file is written, no thread started,
 no socket opened. Never collected at any level: argument values, positional arguments, file contents,
 environment variables, host names, user names, IP or MAC addresses. Every string passes the redaction
-rules (e-mails, IPs, home paths, URLs' credentials and queries, tokens and keys, card and phone numbers)
-before it is stored.
+rules (e-mails, IPs, home paths, this host's and user's names, URLs' credentials and queries, tokens and
+keys, card and phone numbers) before it is stored. At `full`, exception messages are kept after
+redaction: they are free text the program wrote and may quote plain words from its input.
 """
 
 

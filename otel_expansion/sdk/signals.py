@@ -40,7 +40,8 @@ class Metric:
 ATTRIBUTES: dict[str, Attribute] = {
     a.name: a
     for a in (
-        Attribute("cli.command.name", Level.BASIC, "Command path without the program name, e.g. `remote add`."),
+        Attribute("cli.command.name", Level.BASIC,
+                  "Command path without the program name, e.g. `remote add`; the program name for the root."),
         Attribute("cli.command.outcome", Level.BASIC, "`success` or `error`."),
         Attribute("error.type", Level.BASIC, "Exception class (qualified) or the exit code; only on failure."),
         Attribute("process.exit.code", Level.ENHANCED, "Exit status of the command."),

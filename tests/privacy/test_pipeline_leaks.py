@@ -71,3 +71,24 @@ def test_no_secret_survives(tmp_path: Path, level: str, mode: str, protocol: str
     assert leaks(files_bytes(home)) == []
     if level == "full":  # the data did arrive, redacted, not silently dropped
         assert b"<email>" in sent and b"failed: " in sent
+
+
+HOST_PROBE = r"""
+import os, sys
+from otel_expansion.privacy.redaction import Redactor
+r = Redactor()
+node = os.uname().nodename
+print(r.redact(f"cannot reach {node} or build-server today"))
+"""
+
+
+def test_host_name_is_redacted(tmp_path: Path) -> None:
+    """The machine's own name never survives redaction (checked in a private UTS namespace)."""
+    script = tmp_path / "probe.py"
+    script.write_text(HOST_PROBE)
+    cmd = f"hostname build-server.internal.acme.io && {sys.executable} {script}"
+    result = subprocess.run(["unshare", "--uts", "sh", "-c", cmd], env=clean_env(tmp_path), cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "acme.io" not in result.stdout and "build-server" not in result.stdout
+    assert result.stdout.strip() == "cannot reach <host> or <host> today"
