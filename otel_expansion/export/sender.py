@@ -207,7 +207,7 @@ def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[Met
 
 def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, deadline: float,
                  summary: SendSummary, progress: Callable[[SendSummary], None] | None = None,
-                 persist: bool = False) -> None:
+                 persist: bool = False, disabled: frozenset[str] = frozenset()) -> None:
     """Send batches until the spool is empty, the collector fails, or time runs out.
 
     A background round gives up at the first transient failure and leaves a persisted backoff behind.
@@ -225,45 +225,56 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
         outcome = Outcome.SUCCESS
         result = None
         done_key = f"batch.{batch.id}.done"
-        done = set((spool.get_state(done_key) or "").split(","))
+        done = set((spool.get_state(done_key) or "").split(",")) - {""}
+        accepted = {"metrics": 0, "traces": 0}
+        refused: dict[str, int] = {}  # signal -> rows the collector refused for good (or exporter "none")
         parts = (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request))
         for signal, rows, build in parts:
             if not rows or signal in done:
+                continue
+            if signal in disabled:
+                refused[f"{signal}:exporter_none"] = len(rows)
+                done.add(signal)
                 continue
             body = serialize(build(rows, batch.id), config.for_signal(signal).protocol)
             spool.incr("export.attempts")
             result = transport.send(signal, body, batch.id, deadline_s=max(0.1, deadline - time.monotonic()))
             summary.bytes_sent += result.sent_bytes
             summary.rejected += result.rejected
-            if result.outcome is not Outcome.SUCCESS:
+            if result.outcome is Outcome.SUCCESS:
+                accepted[signal] = len(rows)
+            elif result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
+                spool.incr(f"export.failures.http_{result.status}")
+                refused[f"{signal}:rejected"] = len(rows)
+                summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
+            else:
                 outcome = result.outcome
                 break
-            done.add(signal)  # a retry of this batch resends only what was not accepted yet
-            spool.set_state(done_key, ",".join(sorted(done - {""})))
+            done.add(signal)  # a retry of this batch resends only what was not settled yet
+            spool.set_state(done_key, ",".join(sorted(done)))
         summary.outcomes.append(outcome.name)
-        if outcome is not Outcome.RETRY:
-            spool.set_state(done_key, "")
-        if outcome is Outcome.SUCCESS:
+        if outcome is Outcome.SUCCESS:  # every signal of the batch is settled: accepted or refused
             spool.ack(batch.id)
-            summary.batches_sent += 1
-            summary.spans_sent += len(batch.spans)
-            summary.points_sent += len(batch.points)
-            spool.set_state("backoff.failures", "0")
+            spool.set_state(done_key, "")
+            summary.spans_sent += accepted["traces"]
+            summary.points_sent += accepted["metrics"]
+            summary.batches_sent += 1 if any(accepted.values()) else 0
+            for key, n in refused.items():
+                spool.incr("dropped." + key.split(":", 1)[1], n)
+                summary.dropped += n
+            if any(accepted.values()):
+                spool.set_state("backoff.failures", "0")
             if progress is not None:
                 progress(summary)
             continue
         status = result.status if result is not None else None
-        if outcome is Outcome.DROP:
-            spool.incr(f"export.failures.http_{status}")
-            summary.dropped += spool.drop(batch.id, "rejected")
-            summary.error = f"collector rejected a batch (HTTP {status}); it was dropped"
-            continue
         if outcome is Outcome.TOO_LARGE and (max_spans > MIN_BATCH or max_points > MIN_BATCH):
             spool.release(batch.id)
             max_spans, max_points = max(MIN_BATCH, max_spans // 2), max(MIN_BATCH, max_points // 2)
             continue
         if outcome is Outcome.TOO_LARGE:
             summary.dropped += spool.drop(batch.id, "too_large")
+            summary.error = "collector refused a batch as too large even at the smallest size; it was dropped"
             continue
         if persist:
             wait = backoff_delay(quick_retries, base_s=0.5, cap_s=5.0)
@@ -274,9 +285,9 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
                 spool.incr("export.failures.unavailable")
                 summary.retries += 1
                 if progress is not None:
-                    summary.error = result.error if result is not None else None
+                    previous, summary.error = summary.error, (result.error if result is not None else None)
                     progress(summary)
-                    summary.error = None
+                    summary.error = previous
                 time.sleep(wait)
                 continue
         failures = int(spool.get_state("backoff.failures") or 0) + 1
@@ -290,6 +301,15 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
             f"collector unavailable (HTTP {status})" if status else "collector unavailable"
         )
         break
+
+
+def disabled_signals(environ: Any = None) -> frozenset[str]:
+    """Signals whose standard ``OTEL_<SIGNAL>_EXPORTER`` is ``none``: kept local, then dropped, counted."""
+    env = os.environ if environ is None else environ
+    return frozenset(
+        signal for signal, var in (("traces", "OTEL_TRACES_EXPORTER"), ("metrics", "OTEL_METRICS_EXPORTER"))
+        if env.get(var, "").strip().lower() == "none"
+    )
 
 
 def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, persist: bool = False,
@@ -322,7 +342,8 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
                 transport = HttpTransport(config)
                 try:
                     send_pending(spool, transport, settings, config, deadline, summary,
-                                 (lambda s: progress("send", s)) if progress else None, persist=persist)
+                                 (lambda s: progress("send", s)) if progress else None, persist=persist,
+                                 disabled=disabled_signals())
                 finally:
                     transport.close()
                 if summary.retry_at is not None:

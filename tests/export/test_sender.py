@@ -272,3 +272,26 @@ def test_sender_starts_are_rate_limited(tmp_path: Path) -> None:
     launcher._write_state(str(tmp_path), 0, time.time())
     assert not launcher.should_start(str(tmp_path), send=True)
     assert launcher.should_start(str(tmp_path), send=True, now=time.time() + launcher.MIN_SPAWN_INTERVAL_S + 1)
+
+
+class TestPerSignal:
+    def test_a_refused_signal_does_not_hold_back_the_other(self, tmp_path: Path) -> None:
+        """A traces-only backend (404 on metrics): spans still arrive; metrics are dropped and counted."""
+        write_runs(tmp_path, [("build", 0, None)] * 3)
+
+        def traces_only(req: Any) -> Any:
+            return respond(404)(req) if req.signal == "metrics" else respond(200)(req)
+
+        with otlp_server(traces_only) as srv:
+            summary = flush(tmp_path, srv.url)
+            spans = spans_of([r for r in srv.requests if r.signal == "traces"])
+        assert len(spans) == 3 and summary.spans_sent == 3 and summary.points_sent == 0
+        assert summary.dropped > 0 and summary.pending_spans == 0 and "metrics" in (summary.error or "")
+
+    def test_exporter_none_keeps_a_signal_off_the_wire(self, tmp_path: Path) -> None:
+        """OTEL_METRICS_EXPORTER=none: only traces are sent."""
+        write_runs(tmp_path, [("build", 0, None)] * 2)
+        with otlp_server() as srv:
+            summary = flush(tmp_path, srv.url, OTEL_METRICS_EXPORTER="none")
+            signals = {r.signal for r in srv.requests}
+        assert signals == {"traces"} and summary.ok and summary.spans_sent == 2
