@@ -187,9 +187,11 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     if settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None:
         from otel_expansion.privacy.consent import first_run
 
-        chosen = first_run(settings.home, settings.service_name, max(settings.level, Level.BASIC)
-                           if settings.level_source == "consent-pending" else settings.level,
-                           settings.consent_policy, settings.opt_out_env, env)
+        asked = settings.level
+        if settings.level_source == "consent-pending":  # ask for the level the app chose, not less
+            asked = resolve(service_name, service_version, environ=env, **{**options, "consent": "notify"}).level
+        chosen = first_run(settings.home, settings.service_name, asked, settings.consent_policy,
+                           settings.opt_out_env, env)
         if chosen is not None:
             settings = resolve(service_name, service_version, environ=env,
                                stored_choice="denied" if chosen == Level.OFF else f"granted:{chosen}", **options)
@@ -233,22 +235,24 @@ def _flush_to_journal(t: Telemetry) -> None:
 
     try:
         ensure_dir(s.home)
-    except OSError as exc:
-        warn(f"telemetry disabled for this run: cannot use {s.home}: {exc.strerror or exc}")
+    except OSError as exc:  # read-only home, nobody's $HOME...: stand down quietly (visible in debug)
+        if s.debug:
+            warn(f"telemetry disabled for this run: cannot use {s.home}: {exc.strerror or exc}")
         return
     from otel_expansion.journal import store as journal
 
-    if journal.full(s.home):
-        journal.note_dropped(s.home)
-        return
-    record = build_record(t, body, now)
     try:
+        if journal.full(s.home):
+            journal.note_dropped(s.home)
+            return
+        record = build_record(t, body, now)  # writes the session and id files too
         journal.append(s.home, record, now)
+        if s.endpoint:
+            _remember_endpoint(s.home, s.endpoint)
     except OSError as exc:  # read-only or full disk: stand down for this run, nothing more
-        warn(f"telemetry not saved for this run: {exc.strerror or exc}")
+        if s.debug:
+            warn(f"telemetry not saved for this run: {exc.strerror or exc}")
         return
-    if s.endpoint:
-        _remember_endpoint(s.home, s.endpoint)
     if s.debug:
         _debug_print(record)
     from otel_expansion.export import launcher
@@ -257,7 +261,8 @@ def _flush_to_journal(t: Telemetry) -> None:
         if launcher.should_start(s.home, s.send):
             launcher.spawn(s.home, s.endpoint, s.send)
     except OSError as exc:
-        warn(f"could not start the telemetry sender: {exc}")
+        if s.debug:
+            warn(f"could not start the telemetry sender: {exc}")
 
 
 def _remember_endpoint(home: str, endpoint: str) -> None:

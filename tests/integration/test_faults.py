@@ -79,8 +79,7 @@ def test_read_only_home_never_breaks_the_cli(run_cli: RunCli, home: Path, tmp_pa
                                 env=clean_env(env_home), capture_output=True, text=True, timeout=60)
     finally:
         subprocess.run(["umount", str(readonly)], check=False)
-    assert result.returncode == 0 and result.stdout == "hello z\n"
-    assert result.stderr.count("otel-expansion: warning") <= 1 and "Traceback" not in result.stderr
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello z\n", "")  # exactly as without us
 
 
 def test_full_disk_never_breaks_the_cli(tmp_path: Path) -> None:
@@ -96,5 +95,5 @@ def test_full_disk_never_breaks_the_cli(tmp_path: Path) -> None:
                                 env=clean_env(home), capture_output=True, text=True, timeout=60)
     finally:
         subprocess.run(["umount", str(full)], check=False)
-    assert result.returncode == 0 and result.stdout == "hello z\n"
-    assert "Traceback" not in result.stderr and os.geteuid() == 0
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello z\n", "")
+    assert os.geteuid() == 0

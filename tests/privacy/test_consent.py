@@ -74,3 +74,14 @@ def test_no_prompt_without_a_terminal_or_in_ci(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stderr == "" and not home.exists()
     _, out = run_on_tty("optin_cli.py", home, b"y\n", CI="true")
     assert "[y/N]" not in out and not home.exists()
+
+
+def test_ask_grants_the_level_the_app_chose(tmp_path: Path) -> None:
+    """An opt-in app that wants `full` asks for full, and a yes stores full."""
+    script = tmp_path / "optin_full.py"
+    script.write_text("import otel_expansion\notel_expansion.init('optfull', consent='ask', level='full')\n"
+                      "with otel_expansion.command('x'):\n    pass\n")
+    home = tmp_path / "home"
+    code, out = run_on_tty(str(script), home, b"y\n")
+    assert code == 0 and "(level: full)" in out
+    assert (home / "consent").read_text() == "granted:full" and journal_records(home)[0]["level"] == 3
