@@ -188,21 +188,25 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 def cmd_clear(args: argparse.Namespace) -> int:
     s = settings_of(args)
-    from otel_expansion.journal import store as journal
+    from otel_expansion.export.sender import discard_pending
 
-    records = journal.pending(s.home)
-    journal.remove(records)
-    rows = 0
-    if os.path.exists(os.path.join(s.home, paths.SPOOL_FILE)):
-        from otel_expansion.export.sender import open_spool
-
-        spool = open_spool(s.home, s)
-        try:
-            rows = spool.clear()
-        finally:
-            spool.close()
-    print(f"cleared {len(records)} journal records and {rows} spool rows")
+    records, rows = discard_pending(s.home, s)
+    print(f"cleared {records} journal records and {rows} spool rows")
     return EXIT_OK
+
+
+def _withdraw(args: argparse.Namespace, service: str) -> None:
+    """Consent withdrawn: what was recorded before is deleted too, not sent later."""
+    from otel_expansion.export.sender import discard_pending
+
+    records, rows = discard_pending(*_home_and_settings(args))
+    if records or rows:
+        print(f"{service}: deleted {records} pending run records and {rows} stored items")
+
+
+def _home_and_settings(args: argparse.Namespace) -> tuple[str, Settings]:
+    s = settings_of(args)
+    return s.home, s
 
 
 def cmd_level(args: argparse.Namespace) -> int:
@@ -218,6 +222,7 @@ def cmd_level(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if level == Level.OFF:
         consent.deny(home)
+        _withdraw(args, service)
     else:
         consent.grant(home, level)
     print(f"{service}: telemetry level set to {level} (stored in {home})")
@@ -233,7 +238,8 @@ def cmd_consent(args: argparse.Namespace) -> int:
         print(f"{service}: telemetry enabled (you can change it with `otel-expansion consent deny`)")
     elif args.action == "deny":
         consent.deny(home)
-        print(f"{service}: telemetry disabled; nothing more will be recorded")
+        print(f"{service}: telemetry disabled; nothing more will be recorded or sent")
+        _withdraw(args, service)
     else:
         print(consent.stored_choice(home) or "not asked")
     return EXIT_OK

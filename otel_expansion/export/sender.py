@@ -8,6 +8,7 @@ with a hard deadline, so it can neither pile up nor linger.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -324,6 +325,13 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
 
     summary = SendSummary()
     deadline = time.monotonic() + (settings.sender_timeout_s if deadline_s is None else deadline_s)
+    from otel_expansion.privacy.consent import stored_choice
+
+    if stored_choice(home) == "denied":  # the user withdrew consent: what was pending is deleted, not sent
+        with sender_lock(home, lock_wait_s):
+            discard_pending(home, settings)
+        summary.error = "telemetry was denied by the user; pending data was deleted, nothing sent"
+        return summary
     with sender_lock(home, lock_wait_s):
         journal.sweep_temp(home, 600, time.time())
         spool = open_spool(home, settings)
@@ -374,6 +382,27 @@ def settings_for(home: str, endpoint: str | None = None) -> Settings:
     """
     return resolve("otel-expansion-sender", home=home, endpoint=endpoint or stored_endpoint(home),
                    level=Level.FULL)
+
+
+def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
+    """Delete every pending record and spool row (and spool files moved aside as corrupt).
+
+    Returns (journal records, spool rows) removed. Used when the user clears or withdraws consent.
+    """
+    records = journal.pending(home)
+    journal.remove(records)
+    for leftover in os.listdir(home) if os.path.isdir(home) else ():
+        if leftover.startswith(SPOOL_FILE + ".corrupt-"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(home, leftover))
+    rows = 0
+    if os.path.exists(os.path.join(home, SPOOL_FILE)):
+        spool = open_spool(home, settings)
+        try:
+            rows = spool.clear()
+        finally:
+            spool.close()
+    return len(records), rows
 
 
 def stored_endpoint(home: str) -> str | None:

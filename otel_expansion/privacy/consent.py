@@ -53,12 +53,13 @@ def interactive(environ: Mapping[str, str], stream: TextIO | None = None) -> boo
 
 
 def notice_text(service: str, level: Level, opt_out_env: str | None) -> str:
-    opt = f"{opt_out_env}=1, " if opt_out_env else ""
+    opt = f"{opt_out_env}=1 or " if opt_out_env else ""
+    extra = " At this level redacted error messages and stack traces are included too." if level >= Level.FULL \
+        else ""
     return (
         f"{service} collects anonymous usage telemetry (level: {level}): which commands run, how long they "
         "take and whether they fail, plus coarse environment facts (OS, Python, CI). No argument values, "
-        "file contents or personal data. Opt out with "
-        f"{opt}DO_NOT_TRACK=1 or `otel-expansion consent deny --service {service}`.\n"
+        f"file contents or personal data.{extra} To opt out, set {opt}DO_NOT_TRACK=1 in your environment.\n"
     )
 
 

@@ -41,6 +41,7 @@ class ServiceRuntime:
         self.session_id: str | None = None
         self._started = time.monotonic()
         self._overflow = 0
+        self._failing = False
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
 
@@ -109,6 +110,7 @@ class ServiceRuntime:
                 spool.add(points, spans)
                 if overflow:
                     spool.incr("dropped.overflow", overflow)
+                self._failing = (spool.get_state("backoff.failures") or "0") != "0"
             except SpoolUnavailable as exc:
                 log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
                 return 0
@@ -157,5 +159,9 @@ class ServiceRuntime:
             self.pipeline.shutdown()
         from otel_expansion.export import launcher
 
-        if launcher.should_start(self.settings.home, self.settings.send):
-            launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send)
+        # A program that ends takes its last data with it unless a sender picks it up now: start one
+        # whatever the send interval says, but respect a failing collector's backoff.
+        home = self.settings.home
+        in_backoff = launcher.next_send_at(home) > time.time() and self._failing
+        if self.settings.send and not in_backoff:
+            launcher.spawn(home, self.settings.endpoint, self.settings.send)

@@ -66,7 +66,7 @@ def test_clear_deletes_pending(recorded: Path) -> None:
 
 
 def test_level_and_consent_persist(run_cli: RunCli, home: Path) -> None:
-    """`level basic` changes what the next run records; `consent deny` stops recording."""
+    """`level basic` changes what the next run records; `consent deny` deletes pending data and stops."""
     assert ox(home, "level", "basic").returncode == 0
     run_cli("hello", "a", OTEL_EXPANSION_SEND="false")
     from tests.conftest import journal_records
@@ -75,8 +75,9 @@ def test_level_and_consent_persist(run_cli: RunCli, home: Path) -> None:
     assert record["level"] == 1 and "session" not in record
     assert ox(home, "consent", "deny").returncode == 0
     assert ox(home, "consent", "status").stdout.strip() == "denied"
+    assert journal_records(home) == []  # withdrawing consent deleted the pending record
     run_cli("hello", "b", OTEL_EXPANSION_SEND="false")
-    assert len(journal_records(home)) == 1
+    assert journal_records(home) == []
 
 
 def test_reset_id_changes_the_installation_id(recorded: Path) -> None:
@@ -135,3 +136,14 @@ def test_debug_shows_effective_configuration_without_secrets(home: Path) -> None
     assert result.returncode == 0
     assert "http://127.0.0.1:9999/v1/traces" in result.stdout and "s3cr3t-value" not in result.stdout
     assert "OTEL_EXPORTER_OTLP_HEADERS=<set>" in result.stdout
+
+
+def test_withdrawing_consent_deletes_what_was_pending(recorded: Path) -> None:
+    """`consent deny` deletes unsent data, and a later sender sends nothing."""
+    (recorded / "spool.sqlite.corrupt-1").write_bytes(b"old")
+    result = ox(recorded, "consent", "deny")
+    assert result.returncode == 0 and "deleted 3 pending run records" in result.stdout
+    assert not list(recorded.glob("spool.sqlite.corrupt-*"))
+    with otlp_server() as srv:
+        flushed = ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
+        assert srv.requests == [] and "denied" in flushed.stderr
