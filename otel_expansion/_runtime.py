@@ -319,6 +319,11 @@ def resource_of(t: Telemetry) -> dict[str, Any]:
         if s.service_version:
             attrs["service.version"] = t.recorder.clean(s.service_version)
         attrs["otel_expansion.installation.id"] = installation_id(s.home)
+        from otel_expansion.config.paths import SERVICE_FILE, write_private
+
+        service_file = os.path.join(s.home, SERVICE_FILE)
+        if not os.path.exists(service_file):
+            write_private(service_file, s.service_name.encode())
         _resource_cache["value"] = attrs
     return dict(_resource_cache["value"])
 

@@ -32,18 +32,26 @@ def _base_dir() -> str:
 def find_home(args: argparse.Namespace) -> tuple[str, str]:
     """(home, service): --home, then --service, then OTEL_EXPANSION_HOME, then the only known service."""
     if getattr(args, "home", None):
-        return os.path.abspath(args.home), args.service or os.path.basename(os.path.abspath(args.home))
+        home = os.path.abspath(args.home)
+        return home, args.service or _service_of(home)
     if getattr(args, "service", None):
         return paths.default_home(args.service), args.service
     env_home = os.environ.get("OTEL_EXPANSION_HOME")
     if env_home:
-        return os.path.abspath(env_home), os.path.basename(os.path.abspath(env_home))
+        home = os.path.abspath(env_home)
+        return home, _service_of(home)
     base = _base_dir()
     known = sorted(os.listdir(base)) if os.path.isdir(base) else []
     if len(known) == 1:
         return os.path.join(base, known[0]), known[0]
     hint = f" Known services: {', '.join(known)}." if known else " No service has recorded telemetry yet."
     raise CliError(f"which app? pass --service NAME or --home DIR (or set OTEL_EXPANSION_HOME).{hint}")
+
+
+def _service_of(home: str) -> str:
+    """The app's name as its telemetry recorded it, else the directory's name."""
+    raw = paths.read_small(os.path.join(home, paths.SERVICE_FILE), 256)
+    return raw.decode("utf-8", "replace").strip() if raw else os.path.basename(home)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

@@ -42,6 +42,7 @@ SENDER_LOCK = "sender.lock"
 SENDER_STATE = "sender.state"
 SENDER_LOG = "sender.log"
 ENDPOINT_FILE = "endpoint"  # init(endpoint=...), remembered for the sender and `otel-expansion flush`
+SERVICE_FILE = "service"  # the app's name, so tools can label a home whatever its directory is called
 
 
 def write_private(path: str, data: bytes) -> None:

@@ -147,3 +147,8 @@ def test_withdrawing_consent_deletes_what_was_pending(recorded: Path) -> None:
     with otlp_server() as srv:
         flushed = ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
         assert srv.requests == [] and "denied" in flushed.stderr
+
+
+def test_status_names_the_app_even_in_a_custom_home(recorded: Path) -> None:
+    """A home given by path is still labelled with the app's own name."""
+    assert json.loads(ox(recorded, "status", "--json").stdout)["service"] == "democli"
