@@ -433,28 +433,8 @@ class Spool:
         self, conn: sqlite3.Connection, where: str, params: Sequence[Any], limit: int = -1
     ) -> tuple[list[MetricPoint], list[SpanRecord], list[int], list[int]]:
         """Decode rows matching ``where``; rows that fail to decode are returned by id instead."""
-        points: list[MetricPoint] = []
-        spans: list[SpanRecord] = []
-        bad_series: list[int] = []
-        bad_spans: list[int] = []
-        series_sql = (
-            f"SELECT {_SERIES_COLUMNS} FROM series s LEFT JOIN resources r ON r.id = s.resource_id "
-            f"WHERE {where} ORDER BY s.id LIMIT ?"
-        )
-        for row in conn.execute(series_sql, (*params, limit)):
-            try:
-                points.append(self._decode_point(row))
-            except (ValueError, EOFError, TypeError):
-                bad_series.append(int(row[0]))
-        span_sql = (
-            f"SELECT {_SPAN_COLUMNS} FROM spans s LEFT JOIN resources r ON r.id = s.resource_id "
-            f"WHERE {where} ORDER BY s.id LIMIT ?"
-        )
-        for row in conn.execute(span_sql, (*params, limit)):
-            try:
-                spans.append(self._decode_span(row))
-            except (ValueError, EOFError, TypeError):
-                bad_spans.append(int(row[0]))
+        points, bad_series = _decode_rows(conn, _SERIES_COLUMNS, "series", where, params, limit, self._decode_point)
+        spans, bad_spans = _decode_rows(conn, _SPAN_COLUMNS, "spans", where, params, limit, self._decode_span)
         return points, spans, bad_series, bad_spans
 
     # ------------------------------------------------------------------------------------------ ingest
@@ -850,3 +830,25 @@ class Spool:
             conn.execute("DELETE FROM state WHERE substr(key, 1, 6) = 'batch.'")
             conn.execute("DELETE FROM resources")
             return int(n)
+
+
+T = TypeVar("T")
+
+
+def _decode_rows(
+    conn: sqlite3.Connection, columns: str, table: str, where: str, params: Sequence[Any], limit: int,
+    decode: Callable[[Any], T],
+) -> tuple[list[T], list[int]]:
+    """(decoded rows, ids of rows that would not decode) for one table, oldest first."""
+    sql = (
+        f"SELECT {columns} FROM {table} s LEFT JOIN resources r ON r.id = s.resource_id "
+        f"WHERE {where} ORDER BY s.id LIMIT ?"
+    )
+    items: list[T] = []
+    bad: list[int] = []
+    for row in conn.execute(sql, (*params, limit)):
+        try:
+            items.append(decode(row))
+        except (ValueError, EOFError, TypeError):
+            bad.append(int(row[0]))
+    return items, bad
