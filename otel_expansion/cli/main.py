@@ -182,8 +182,10 @@ def cmd_flush(args: argparse.Namespace) -> int:
           f"{summary.bytes_sent} bytes on the wire")
     if summary.rejected:
         print(f"collector reported {summary.rejected} items rejected (partial success)")
-    if summary.dropped:
-        print(f"dropped {summary.dropped} items the collector refused permanently")
+    if summary.disabled:
+        print(f"kept {summary.disabled} items off the wire (OTEL_<SIGNAL>_EXPORTER=none)")
+    if summary.dropped - summary.disabled:
+        print(f"dropped {summary.dropped - summary.disabled} items the collector refused permanently")
     if summary.retries:
         print(f"retried {summary.retries} times after transient failures")
     print(f"pending: {summary.pending_series} series, {summary.pending_spans} spans")

@@ -30,7 +30,6 @@ log = logging.getLogger("otel_expansion.export")
 CHUNK = 500  # journal records replayed per spool transaction
 BACKOFF_BASE_S = 5.0  # a dead collector is retried after 5-10 s, then 5-15 s, 5-25 s... (full jitter)
 BACKOFF_CAP_S = 3600.0
-MIN_BATCH = 8
 
 
 @dataclass
@@ -46,6 +45,7 @@ class SendSummary:
     dropped: int = 0
     rejected: int = 0
     retries: int = 0
+    disabled: int = 0  # items kept off the wire by OTEL_<SIGNAL>_EXPORTER=none
     retry_at: float | None = None
     error: str | None = None
     pending_spans: int = 0
@@ -218,9 +218,32 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
     from otel_expansion.export.encode import metrics_request, serialize, traces_request
     from otel_expansion.export.transport import Outcome, backoff_delay
 
-    max_spans, max_points = settings.span_batch_size, 2048
+    builders = {"metrics": metrics_request, "traces": traces_request}
+
+    def send_rows(signal: str, rows: list[Any], batch_id: str) -> tuple[Any, int, int]:
+        """Send ``rows`` of one signal; a 413 halves the request (same batch id: a retry repeats exactly
+        the same parts, so a receiver's duplicate check still holds). Returns (last result, accepted rows,
+        rows dropped because even one alone was too large)."""
+        body = serialize(builders[signal](rows, batch_id), config.for_signal(signal).protocol)
+        spool.incr("export.attempts")
+        result = transport.send(signal, body, batch_id, deadline_s=max(0.1, deadline - time.monotonic()))
+        summary.bytes_sent += result.sent_bytes
+        summary.rejected += result.rejected
+        if result.outcome is not Outcome.TOO_LARGE:
+            return result, (len(rows) if result.outcome is Outcome.SUCCESS else 0), 0
+        if len(rows) == 1:
+            return result, 0, 1
+        half = len(rows) // 2
+        accepted = too_large = 0
+        for part in (rows[:half], rows[half:]):
+            result, ok, big = send_rows(signal, part, batch_id)
+            accepted, too_large = accepted + ok, too_large + big
+            if result.outcome not in (Outcome.SUCCESS, Outcome.TOO_LARGE):
+                break
+        return result, accepted, too_large
+
     while time.monotonic() < deadline:
-        batch = spool.next_batch(max_spans=max_spans, max_points=max_points)
+        batch = spool.next_batch(max_spans=settings.span_batch_size, max_points=2048)
         if batch is None:
             break
         outcome = Outcome.SUCCESS
@@ -228,55 +251,46 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
         done_key = f"batch.{batch.id}.done"
         done = set((spool.get_state(done_key) or "").split(",")) - {""}
         accepted = {"metrics": 0, "traces": 0}
-        refused: dict[str, int] = {}  # signal -> rows the collector refused for good (or exporter "none")
-        parts = (("metrics", batch.points, metrics_request), ("traces", batch.spans, traces_request))
-        for signal, rows, build in parts:
+        refused: dict[str, int] = {}  # "signal:reason" -> rows settled without delivery
+        for signal, rows in (("metrics", batch.points), ("traces", batch.spans)):
             if not rows or signal in done:
                 continue
             if signal in disabled:
                 refused[f"{signal}:exporter_none"] = len(rows)
                 done.add(signal)
                 continue
-            body = serialize(build(rows, batch.id), config.for_signal(signal).protocol)
-            spool.incr("export.attempts")
-            result = transport.send(signal, body, batch.id, deadline_s=max(0.1, deadline - time.monotonic()))
-            summary.bytes_sent += result.sent_bytes
-            summary.rejected += result.rejected
-            if result.outcome is Outcome.SUCCESS:
-                accepted[signal] = len(rows)
-            elif result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
+            result, ok, too_large = send_rows(signal, list(rows), batch.id)
+            accepted[signal] += ok
+            if too_large:
+                refused[f"{signal}:too_large"] = too_large
+                summary.error = f"{too_large} {signal} items were too large for the collector; they were dropped"
+            if result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
                 spool.incr(f"export.failures.http_{result.status}")
-                refused[f"{signal}:rejected"] = len(rows)
+                refused[f"{signal}:rejected"] = len(rows) - ok
                 summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
-            else:
+            elif result.outcome not in (Outcome.SUCCESS, Outcome.TOO_LARGE):
                 outcome = result.outcome
                 break
             done.add(signal)  # a retry of this batch resends only what was not settled yet
             spool.set_state(done_key, ",".join(sorted(done)))
         summary.outcomes.append(outcome.name)
+        # what was accepted is delivered even if the batch as a whole must be retried later
+        summary.spans_sent += accepted["traces"]
+        summary.points_sent += accepted["metrics"]
         if outcome is Outcome.SUCCESS:  # every signal of the batch is settled: accepted or refused
             spool.ack(batch.id)
-            spool.set_state(done_key, "")
-            summary.spans_sent += accepted["traces"]
-            summary.points_sent += accepted["metrics"]
             summary.batches_sent += 1 if any(accepted.values()) else 0
             for key, n in refused.items():
                 spool.incr("dropped." + key.split(":", 1)[1], n)
                 summary.dropped += n
+                if key.endswith(":exporter_none"):
+                    summary.disabled += n
             if any(accepted.values()):
                 spool.set_state("backoff.failures", "0")
             if progress is not None:
                 progress(summary)
             continue
         status = result.status if result is not None else None
-        if outcome is Outcome.TOO_LARGE and (max_spans > MIN_BATCH or max_points > MIN_BATCH):
-            spool.release(batch.id)
-            max_spans, max_points = max(MIN_BATCH, max_spans // 2), max(MIN_BATCH, max_points // 2)
-            continue
-        if outcome is Outcome.TOO_LARGE:
-            summary.dropped += spool.drop(batch.id, "too_large")
-            summary.error = "collector refused a batch as too large even at the smallest size; it was dropped"
-            continue
         if persist:
             wait = backoff_delay(quick_retries, base_s=0.5, cap_s=5.0)
             if result is not None and result.retry_after_s is not None:

@@ -174,7 +174,7 @@ class TestFailures:
         assert values[("otel_expansion.spool.dropped", (("reason", "rejected"),))] >= 1
 
     def test_too_large_splits_batches(self, tmp_path: Path) -> None:
-        """413 makes the sender split the batch until it fits; everything arrives once."""
+        """413 makes the sender split the request until it fits; everything arrives exactly once."""
         write_runs(tmp_path, [(f"cmd{i % 7}", 0, None) for i in range(120)])
 
         def limit(req: Any) -> Any:
@@ -184,7 +184,10 @@ class TestFailures:
             summary = flush(tmp_path, srv.url)
             accepted = [r for r in srv.requests if len(r.raw_body) <= 1500]
             spans = spans_of([r for r in accepted if r.signal == "traces"])
-        assert summary.ok and len(spans) == 120
+            values = metric_values(accepted)
+        assert summary.ok and len(spans) == 120 and summary.spans_sent == 120
+        invocations = sum(v for k, v in values.items() if k[0] == "cli.command.invocations")
+        assert invocations == 120  # split requests never resend what was already accepted
 
     def test_flapping_collector_delivers_every_batch_with_stable_ids(self, tmp_path: Path) -> None:
         """5xx then success: retries resend the same batch id, and all data arrives."""
