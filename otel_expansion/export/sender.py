@@ -218,7 +218,7 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
     from otel_expansion.export.encode import metrics_request, serialize, traces_request
     from otel_expansion.export.transport import Outcome, backoff_delay
 
-    builders = {"metrics": metrics_request, "traces": traces_request}
+    builders: dict[str, Callable[[Any, str], Any]] = {"metrics": metrics_request, "traces": traces_request}
 
     def send_rows(signal: str, rows: list[Any], batch_id: str) -> tuple[Any, int, int]:
         """Send ``rows`` of one signal; a 413 halves the request (same batch id: a retry repeats exactly
