@@ -78,8 +78,10 @@ def should_start(home: str, send: bool, now: float | None = None) -> bool:
     return journal.count(home) >= INGEST_THRESHOLD
 
 
-def sender_argv(home: str, endpoint: str | None, send: bool) -> list[str]:
+def sender_argv(home: str, endpoint: str | None, send: bool, force: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "otel_expansion.export.sender", "--home", home]
+    if force:
+        argv.append("--force")
     if endpoint:
         argv += ["--endpoint", endpoint]
     if not send:
@@ -87,7 +89,7 @@ def sender_argv(home: str, endpoint: str | None, send: bool) -> list[str]:
     return argv
 
 
-def spawn(home: str, endpoint: str | None = None, send: bool = True) -> int | None:
+def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool = False) -> int | None:
     """Start a detached sender (own session, stdio away from the host's pipes); returns its pid."""
     reap()
     if getattr(sys, "frozen", False) or not sys.executable:
@@ -96,7 +98,7 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True) -> int | No
         return None
     if sender_running(home):
         return None
-    argv = sender_argv(home, endpoint, send)
+    argv = sender_argv(home, endpoint, send, force)
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # The sender must not be auto-instrumented itself (opentelemetry-instrument puts its sitecustomize on

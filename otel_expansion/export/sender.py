@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True)
     parser.add_argument("--endpoint")
     parser.add_argument("--no-send", action="store_true")
+    parser.add_argument("--force", action="store_true", help="send even if the export interval has not passed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sender[%(process)d] %(levelname)s %(message)s")
     settings = settings_for(args.home, args.endpoint)
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, AttributeError, ValueError):
         pass
     try:
-        summary = run_round(args.home, settings, send=settings.send and not args.no_send)
+        summary = run_round(args.home, settings, send=settings.send and not args.no_send, force=args.force)
     except SenderBusy:
         return 0
     except Exception as exc:

@@ -164,4 +164,4 @@ class ServiceRuntime:
         home = self.settings.home
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
         if self.settings.send and not in_backoff:
-            launcher.spawn(home, self.settings.endpoint, self.settings.send)
+            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True)

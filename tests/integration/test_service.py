@@ -102,3 +102,17 @@ def test_other_opentelemetry_setups_are_left_alone(tmp_path: Path) -> None:
         assert result.returncode == 0 and result.stdout.startswith("hi bob\n"), result.stderr
         assert srv.requests == []
     assert not home.exists()
+
+
+def test_service_exit_delivers_its_last_data_even_inside_the_interval(tmp_path: Path) -> None:
+    """Two short service runs in a row: the second one's data is sent at its exit, not left pending."""
+    home = tmp_path / "home"
+    with otlp_server() as srv:
+        env = clean_env(home, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_METRIC_EXPORT_INTERVAL="60000")
+        for jobs in ("3", "4"):
+            subprocess.run([sys.executable, str(EXAMPLES / "service_app.py"), jobs, "0"], env=env, check=True,
+                           timeout=60)
+            time.sleep(0.5)  # the first run's sender finishes before the second run starts
+        wait_until(lambda: len(spans_of(srv.requests)) >= 7)
+        time.sleep(0.5)
+        assert len(spans_of(srv.requests)) == 7
