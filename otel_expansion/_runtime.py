@@ -41,6 +41,7 @@ class Telemetry:
         self.settings = settings
         self.recorder = Recorder(settings)
         self.service: Any = None  # the in-process SDK runtime, in service mode
+        self.auto = False  # started by opentelemetry-instrument's configurator, not by the app
         self._closed = False
 
     @property
@@ -101,6 +102,20 @@ class Telemetry:
         self._closed = True
 
 
+    def retire(self) -> None:
+        """Stand down without writing or sending anything (superseded by the app's own init())."""
+        self._closed = True
+        try:
+            atexit.unregister(self.shutdown)
+            from otel_expansion.collect import integrations
+
+            integrations.uninstall_all()
+            if self.service is not None:
+                self.service.retire()
+        except Exception as exc:
+            _contained("init", exc)
+
+
 class _CommandScope:
     """``with command("deploy"):`` and ``@command("deploy")`` for programs without a CLI framework."""
 
@@ -157,10 +172,17 @@ def init(service_name: str, service_version: str | None = None, **options: Any) 
     ``redact_patterns``, ``redact_allow``, ``hash_salt``.
     """
     global _handle
+    auto = bool(options.pop("_auto", False))
     if _handle is not None:
-        return _handle
+        if not (_handle.auto and not auto):
+            return _handle
+        # opentelemetry-instrument started us before the app's code ran; the app's own init() (its name,
+        # consent policy, opt-out variable, level) is the one that counts: hand over to it.
+        _handle.retire()
+        _handle = None
     try:
         _handle = _start(service_name, service_version, options)
+        _handle.auto = auto
     except Exception as exc:
         _contained("init", exc)
         _handle = Telemetry(Settings(service_name=service_name or "unknown_service", level=Level.OFF))

@@ -61,4 +61,4 @@ class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
         from otel_expansion.collect.recorder import default_executable
 
         service = os.environ.get("OTEL_SERVICE_NAME") or default_executable()
-        init(service, mode="service", instrument=False, install_global=True)
+        init(service, mode="service", instrument=False, install_global=True, _auto=True)

@@ -142,6 +142,11 @@ class ServiceRuntime:
             except Exception as exc:  # the thread must survive anything
                 log.warning("background send failed: %s: %s", type(exc).__name__, exc)
 
+    def retire(self) -> None:
+        """Stop the export thread; nothing is committed or sent (the app's own init() took over)."""
+        self._stop.set()
+        self._wake.set()
+
     def shutdown(self) -> None:
         """Stop the thread without waiting on it, end the session, commit, start a detached sender."""
         self._stop.set()

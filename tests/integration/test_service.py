@@ -116,3 +116,42 @@ def test_service_exit_delivers_its_last_data_even_inside_the_interval(tmp_path: 
         wait_until(lambda: len(spans_of(srv.requests)) >= 7)
         time.sleep(0.5)
         assert len(spans_of(srv.requests)) == 7
+
+
+APP_UNDER_INSTRUMENT = """
+import click
+import otel_expansion
+otel_expansion.init("acme", "2.0", opt_out_env="ACME_NO_TELEMETRY")
+
+@click.command()
+def hello():
+    click.echo("hi")
+
+hello()
+"""
+
+
+def test_app_init_wins_under_opentelemetry_instrument(tmp_path: Path) -> None:
+    """Under opentelemetry-instrument the app's own init() decides: its name, and its opt-out variable."""
+    instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert instrument
+    script = tmp_path / "acme.py"
+    script.write_text(APP_UNDER_INSTRUMENT)
+    chosen = {"OTEL_PYTHON_DISTRO": "otel_expansion", "OTEL_PYTHON_CONFIGURATOR": "otel_expansion"}
+    with otlp_server() as srv:
+        env = clean_env(tmp_path / "on", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, **chosen)
+        result = subprocess.run([instrument, sys.executable, str(script)], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 and result.stdout == "hi\n", result.stderr
+        wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
+        res = next(r for r in srv.requests if r.signal == "traces").message().resource_spans[0].resource
+        assert {kv.key: kv.value.string_value for kv in res.attributes}["service.name"] == "acme"
+        assert [s.name for s in spans_of(srv.requests)] == ["acme acme"]  # a single-command CLI: its root
+    with otlp_server() as srv:  # a fresh receiver: the first run's sender may still be finishing
+        off = clean_env(tmp_path / "off", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, ACME_NO_TELEMETRY="1", **chosen)
+        result = subprocess.run([instrument, sys.executable, str(script)], env=off, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 and result.stdout == "hi\n"
+        time.sleep(1.0)
+        assert srv.requests == []
+    assert not (tmp_path / "off" / "journal").exists() and not (tmp_path / "off" / "spool.sqlite").exists()
