@@ -42,6 +42,7 @@ class Telemetry:
         self.recorder = Recorder(settings)
         self.service: Any = None  # the in-process SDK runtime, in service mode
         self.auto = False  # started by opentelemetry-instrument's configurator, not by the app
+        self._pid = os.getpid()  # a forked child inherits this handle but must not report the parent's run
         self._closed = False
 
     @property
@@ -86,6 +87,9 @@ class Telemetry:
     def shutdown(self) -> None:
         """Finish the active command, flush, start the sender if needed. Idempotent."""
         if self._closed:
+            return
+        if os.getpid() != self._pid:  # forked child (daemonizing CLI, multiprocessing fork): not our run
+            self._closed = True
             return
         try:
             from otel_expansion.collect.integrations import finish_all

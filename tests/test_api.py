@@ -86,3 +86,27 @@ def test_identifying_resource_attributes_are_not_taken_over(monkeypatch: pytest.
     t = otel_expansion.init("app", instrument=False)
     attrs = _runtime.resource_of(t)
     assert attrs["deployment.environment"] == "prod" and "host.name" not in attrs and "enduser.id" not in attrs
+
+
+def test_forked_child_does_not_report_the_parent_run(tmp_path: Path) -> None:
+    """A CLI that forks (daemonizes) is still one invocation."""
+    import os
+
+    t = otel_expansion.init("app", instrument=False)
+    with otel_expansion.command("serve"):
+        pid = os.fork()
+        if pid == 0:
+            t.shutdown()
+            os._exit(0)
+        os.waitpid(pid, 0)
+    otel_expansion.shutdown()
+    assert len(list((tmp_path / "home" / "journal").iterdir())) == 1
+
+
+def test_control_characters_never_stored() -> None:
+    """Escape and bidi-override characters in names are neutralised before storage."""
+    t = otel_expansion.init("app", instrument=False)
+    with otel_expansion.command("evil\x1b[2J\u202ename"):
+        pass
+    body = t.recorder.drain()
+    assert body is not None and body["commands"][0]["name"] == "evil?[2J?name"

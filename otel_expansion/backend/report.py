@@ -485,6 +485,11 @@ def _table(headers: list[str], rows: list[list[str]], align: str = "") -> list[s
     return [line(headers), *(line(r) for r in rows)]
 
 
+# Telemetry is untrusted input: escape sequences in a command name must not drive the reader's terminal.
+_UNSAFE_FOR_TERMINALS = {c: "?" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0),
+                                          *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The report as plain text for a terminal: aligned tables, no colour, no width assumptions."""
     totals = report["totals"]
@@ -585,4 +590,4 @@ def render_report(report: dict[str, Any]) -> str:
         f"Stored: {stored['spans']} spans, {stored['metric_points']} metric points,"
         f" {stored['logs']} logs, {stored['resources']} resources"
     )
-    return "\n".join(out) + "\n"
+    return ("\n".join(out) + "\n").translate(_UNSAFE_FOR_TERMINALS)

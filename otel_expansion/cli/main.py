@@ -260,7 +260,9 @@ def cmd_reset_id(args: argparse.Namespace) -> int:
     from otel_expansion.privacy.identity import reset
 
     reset(home)
-    print(f"{service}: new anonymous installation id created")
+    with contextlib.suppress(FileNotFoundError):  # the running session would link old and new ids
+        os.unlink(os.path.join(home, paths.SESSION_FILE))
+    print(f"{service}: new anonymous installation id created (and a new session)")
     return EXIT_OK
 
 

@@ -34,6 +34,10 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
+_CONTROL = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
+                             *range(0x2066, 0x206A)]}
+
+
 def _is_identifier_key(key: str) -> bool:
     """``user_id``, ``org.id``, ``id``: attribute keys whose values are hashed when a salt is set."""
     k = key.lower()
@@ -107,6 +111,8 @@ class Recorder:
     def clean(self, text: str) -> str:
         """Redacted ``text``; the full redactor (~3 ms to build) loads only for text that may hold PII."""
         text = str(text)
+        if not text.isprintable():  # control, escape and bidi-override characters never get stored
+            text = text.translate(_CONTROL)
         if self._plain is None:
             from otel_expansion.privacy import patterns
 

@@ -152,3 +152,14 @@ def test_withdrawing_consent_deletes_what_was_pending(recorded: Path) -> None:
 def test_status_names_the_app_even_in_a_custom_home(recorded: Path) -> None:
     """A home given by path is still labelled with the app's own name."""
     assert json.loads(ox(recorded, "status", "--json").stdout)["service"] == "democli"
+
+
+def test_reset_id_also_starts_a_new_session(recorded: Path, run_cli: RunCli) -> None:
+    """After reset-id nothing links old and new data: the session id changes too."""
+    from tests.conftest import journal_records
+
+    before = {r["session"] for r in journal_records(recorded)}
+    ox(recorded, "reset-id")
+    run_cli("hello", "z", OTEL_EXPANSION_SEND="false")
+    after = journal_records(recorded)[-1]["session"]
+    assert after not in before
