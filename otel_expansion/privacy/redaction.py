@@ -25,6 +25,7 @@ __all__ = ["ID_KEYS", "REDACTED", "Redactor", "default_redactor"]
 MAX_ITEMS = 32  # items kept from a sequence value
 MAX_KEY_LENGTH = 128
 MAX_FLAGS = 64
+_SECRET_FLAG_WORDS = ("token", "pass", "pwd", "secret", "key", "auth", "credential")
 MAX_ARGS_SCANNED = 1024
 MAX_REPR_DEPTH = 4
 MAX_REPR_ITEMS = 16
@@ -479,6 +480,7 @@ class Redactor:
         arguments and everything after ``--`` are dropped. Short clusters keep their first letter only
         (``-psecret`` may be a flag with its value attached)."""
         out: list[str] = []
+        skip_value = False
         try:
             for i, arg in enumerate(argv):
                 if i >= MAX_ARGS_SCANNED or len(out) >= MAX_FLAGS:
@@ -486,12 +488,16 @@ class Redactor:
                 if not issubclass(type(arg), str):
                     continue
                 arg = _exact_str(arg)
+                if skip_value:  # the value of a secret-named flag, even when it looks like a flag itself
+                    skip_value = False
+                    continue
                 if arg == "--":
                     break
                 if arg.startswith("--"):
-                    name = arg[2:].partition("=")[0]
+                    name, eq, _ = arg[2:].partition("=")
                     if _flag_name_ok(name) and self.redact(name) == name:
                         out.append("--" + name)
+                    skip_value = not eq and any(w in name.lower() for w in _SECRET_FLAG_WORDS)
                 elif len(arg) > 1 and arg[0] == "-" and arg[1].isascii() and arg[1].isalpha():
                     out.append(arg[:2])
         except Exception:

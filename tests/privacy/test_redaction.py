@@ -504,3 +504,11 @@ def test_nested_values_redact_strings_before_repr() -> None:
 
     out = Redactor().value({"inner": ["C:\\Users\\dmitriy\\Documents\\notes.txt", "x carol@example.com"]})
     assert isinstance(out, str) and "dmitriy" not in out and "carol@example.com" not in out
+
+
+def test_argv_shape_skips_a_secret_flags_value_even_if_it_looks_like_a_flag() -> None:
+    """`--token --looks-like-a-flag` records only --token: the next word is its value."""
+    from otel_expansion.privacy.redaction import Redactor
+
+    shape = Redactor().argv_shape(["login", "--token", "--Zebediah-as-token", "--verbose", "--password=x"])
+    assert shape == ("--token", "--verbose", "--password")
