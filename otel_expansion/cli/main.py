@@ -219,8 +219,20 @@ def _home_and_settings(args: argparse.Namespace) -> tuple[str, Settings]:
     return s.home, s
 
 
+def _note_if_unknown(home: str, service: str) -> None:
+    """A typo in --service must not pass silently: say when nothing was ever recorded under that name."""
+    if os.path.isdir(home):
+        return
+    base = _base_dir()
+    known = sorted(os.listdir(base)) if os.path.isdir(base) else []
+    hint = f" (known: {', '.join(known)})" if known else ""
+    print(f"note: no telemetry has been recorded for {service!r} yet{hint}; the choice is stored for it anyway",
+          file=sys.stderr)
+
+
 def cmd_level(args: argparse.Namespace) -> int:
     home, service = find_home(args)
+    _note_if_unknown(home, service)
     from otel_expansion.privacy import consent
 
     if args.level is None:
@@ -241,6 +253,8 @@ def cmd_level(args: argparse.Namespace) -> int:
 
 def cmd_consent(args: argparse.Namespace) -> int:
     home, service = find_home(args)
+    if args.action != "status":
+        _note_if_unknown(home, service)
     from otel_expansion.privacy import consent
 
     if args.action == "grant":
