@@ -25,6 +25,17 @@ class CliError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
+def safe_url(url: str) -> str:
+    """A URL fit to print: credentials and query string masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = "<credentials>@" + netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, "<query>" if parts.query else "", ""))
+
+
 def _base_dir() -> str:
     return os.path.dirname(paths.default_home("x"))
 
@@ -169,7 +180,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
         config = otlp_config_from_env(endpoint=s.endpoint)
         if not args.quiet:
-            print(f"sending to {config.metrics_url} and {config.traces_url} (timeout {args.timeout:g} s)",
+            print(f"sending to {safe_url(config.metrics_url)} and {safe_url(config.traces_url)} "
+                  f"(timeout {args.timeout:g} s)",
                   file=sys.stderr)
         summary = run_round(s.home, s, force=True, persist=True, lock_wait_s=min(args.timeout, 10.0),
                             deadline_s=args.timeout, progress=progress)
@@ -290,7 +302,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     from otel_expansion.export.otlp_config import otlp_config_from_env
 
     cfg = otlp_config_from_env(endpoint=s.endpoint)
-    print(f"  {'traces_url':<18} {cfg.traces_url}\n  {'metrics_url':<18} {cfg.metrics_url}")
+    print(f"  {'traces_url':<18} {safe_url(cfg.traces_url)}\n  {'metrics_url':<18} {safe_url(cfg.metrics_url)}")
     print(f"  {'protocol':<18} {cfg.protocol}\n  {'compression':<18} {cfg.compression}")
     print("environment:")
     for name in VARIABLES:
