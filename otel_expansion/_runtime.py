@@ -202,6 +202,13 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     for key in set(options) - known:
         warn(f"init() ignores unknown option {key!r}")
         options.pop(key)
+    for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
+        value = options.get(key)
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            warn(f"init({key}=...) must be a string; ignored")
+            options.pop(key)
+        elif isinstance(value, os.PathLike):
+            options[key] = os.fspath(value)
     env = os.environ
     stored = None
     if opted_out(env, options.get("opt_out_env")) is None:

@@ -110,3 +110,9 @@ def test_control_characters_never_stored() -> None:
         pass
     body = t.recorder.drain()
     assert body is not None and body["commands"][0]["name"] == "evil?[2J?name"
+
+
+def test_option_of_wrong_type_loses_only_that_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """init(opt_out_env=5) warns and ignores that option; telemetry itself still works."""
+    t = otel_expansion.init("app", opt_out_env=5, instrument=False)  # type: ignore[arg-type]
+    assert t.enabled and "opt_out_env" in capsys.readouterr().err

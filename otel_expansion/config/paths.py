@@ -50,10 +50,17 @@ def write_private(path: str, data: bytes) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        try:  # noqa: SIM105 - a full disk must not leave temp files behind (contextlib: an import)
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def read_small(path: str, limit: int = 65536) -> bytes | None:

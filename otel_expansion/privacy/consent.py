@@ -82,8 +82,9 @@ def first_run(
     sys.stderr.flush()
     try:
         answer = sys.stdin.readline().strip().lower()
-    except (OSError, ValueError, KeyboardInterrupt):
+    except (OSError, ValueError):
         answer = ""
+    # Ctrl-C at the prompt propagates: the user stopped the program, and made no choice
     if answer in ("y", "yes"):
         grant(home, level)
         return level
