@@ -34,6 +34,8 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
+_USAGE_ERROR_MODULES = frozenset({"click.exceptions", "typer._click.exceptions", "argparse"})
+
 _CONTROL = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
                              *range(0x2066, 0x206A)]}
 
@@ -221,6 +223,8 @@ class Recorder:
             message = str(exc)
         except Exception:
             message = "<unprintable>"
+        if type(exc).__module__ in _USAGE_ERROR_MODULES:  # usage errors quote what the user typed
+            message = "<usage error message withheld>"
         return {"message": r.redact(message), "stack": "\n".join(r.redact(f) for f in frames)}
 
     # -- draining --------------------------------------------------------------------------------------

@@ -88,3 +88,14 @@ def test_real_ctrl_c(home: Path) -> None:
     assert proc.returncode == 1 and "Aborted!" in err and "Traceback" not in err
     (cmd,) = commands(home)
     assert (cmd["name"], cmd["exit"], cmd["error"]) == ("work", 1, "KeyboardInterrupt")
+
+
+def test_full_level_keeps_declared_flags_only_and_withholds_usage_messages(run_cli: RunCli, home: Path) -> None:
+    """At full: flags the command declares are kept, a mistyped flag (maybe a value) is not, and usage
+    error messages, which quote what the user typed, are withheld."""
+    run_cli("hello", "bob", "--shout", OTEL_EXPANSION_LEVEL="full", **LOCAL)
+    run_cli("hello", "bob", "--Zebediah-pass", OTEL_EXPANSION_LEVEL="full", **LOCAL)
+    first, second = commands(home)
+    assert first["args"] == ("--shout",)
+    assert "args" not in second or second["args"] == ()
+    assert "Zebediah" not in repr(journal_records(home))

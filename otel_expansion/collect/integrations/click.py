@@ -92,6 +92,7 @@ def hook(click: Any, telemetry: Any) -> None:
                 path = command_path(self)
                 if len(path) > len(_state.get("path", "")):
                     _state["path"] = path
+                    _state["ctx"] = self
             except Exception:
                 pass
         return result
@@ -139,13 +140,31 @@ def _noting_show(recorder: Any, original: Any) -> Any:
 
 def _finish(recorder: Any, error: BaseException | None, code: int) -> None:
     run = _state.pop("run", None)
-    _state.pop("root", None)
+    root = _state.pop("root", None)
     path = _state.pop("path", "")
+    ctx = _state.pop("ctx", None)
     if run is None:
         return
     if path:
         run.name = path
+    if run.args:
+        run.args = _declared_only(run.args, ctx or root)
     recorder.end(run, error, code)
+
+
+def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
+    """Keep only flags the invoked commands declare: a mistyped flag may be someone's value."""
+    declared = {"--help"}
+    node = ctx
+    try:
+        while node is not None:
+            for param in getattr(node.command, "params", ()):
+                declared.update(getattr(param, "opts", ()))
+                declared.update(getattr(param, "secondary_opts", ()))
+            node = node.parent
+    except Exception:
+        return ()
+    return tuple(f for f in flags if f in declared)
 
 
 def finish(telemetry: Any) -> None:
