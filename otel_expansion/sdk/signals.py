@@ -50,7 +50,7 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("session.previous_id", Level.ENHANCED, "On a session's first command: the session before it."),
         Attribute("cli.command.cpu_time", Level.ENHANCED, "CPU seconds used by the command."),
         Attribute("cli.command.memory.peak", Level.ENHANCED, "Peak resident memory in bytes."),
-        Attribute("cli.command.args", Level.FULL, "Flag names used (never their values, never positionals)."),
+        Attribute("cli.command.args", Level.FULL, "Flag names used that the command declares (never values, positionals or mistyped flags)."),
         Attribute("feature.name", Level.BASIC, "Name passed to `feature()`."),
         Attribute("activity.hour_of_week", Level.ENHANCED, "0-167, local time, Monday 00h = 0."),
         Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),
