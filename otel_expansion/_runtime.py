@@ -116,8 +116,24 @@ class Telemetry:
             integrations.uninstall_all()
             if self.service is not None:
                 self.service.retire()
+                self._remove_unused_home()
         except Exception as exc:
             _contained("init", exc)
+
+    def _remove_unused_home(self) -> None:
+        """Delete the provisional state directory if it never held data (only ids and session files)."""
+        from otel_expansion.config import paths
+
+        home = self.settings.home
+        bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK}
+        try:
+            names = set(os.listdir(home))
+        except OSError:
+            return
+        if names <= bookkeeping:
+            for name in names:
+                os.unlink(os.path.join(home, name))
+            os.rmdir(home)
 
 
 class _CommandScope:

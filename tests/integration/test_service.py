@@ -155,3 +155,20 @@ def test_app_init_wins_under_opentelemetry_instrument(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert srv.requests == []
     assert not (tmp_path / "off" / "journal").exists() and not (tmp_path / "off" / "spool.sqlite").exists()
+
+
+def test_configurator_leaves_no_state_when_the_app_opts_out(tmp_path: Path) -> None:
+    """The configurator's provisional start leaves no directory behind once the app's init() opts out."""
+    instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert instrument
+    script = tmp_path / "acme.py"
+    script.write_text(APP_UNDER_INSTRUMENT)
+    state = tmp_path / "state"
+    env = clean_env(tmp_path / "unused", ACME_NO_TELEMETRY="1", XDG_STATE_HOME=str(state),
+                    OTEL_PYTHON_DISTRO="otel_expansion", OTEL_PYTHON_CONFIGURATOR="otel_expansion")
+    env.pop("OTEL_EXPANSION_HOME")
+    result = subprocess.run([instrument, sys.executable, str(script)], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout == "hi\n", result.stderr
+    leftovers = [p for p in state.rglob("*")] if state.exists() else []
+    assert [p for p in leftovers if p.is_file()] == []
