@@ -498,14 +498,7 @@ class Spool:
                         kh,
                         self._resource_id(conn, resource_ids, res),
                         key_blob,
-                        p.start_ns,
-                        p.time_ns,
-                        p.value,
-                        p.count,
-                        p.sum,
-                        p.min,
-                        p.max,
-                        schema.encode_buckets(p.bucket_counts),
+                        *_point_values(p),
                         now,
                     )
                     for res, p, kh, key_blob in series_rows
@@ -736,18 +729,7 @@ class Spool:
         conn.execute(
             "UPDATE series SET start_ns = ?, time_ns = ?, value = ?, count = ?, sum = ?, min = ?, max = ?, "
             "buckets = ?, updated_ns = ? WHERE id = ?",
-            (
-                p.start_ns,
-                p.time_ns,
-                p.value,
-                p.count,
-                p.sum,
-                p.min,
-                p.max,
-                schema.encode_buckets(p.bucket_counts),
-                time.time_ns(),
-                keep_id,
-            ),
+            (*_point_values(p), time.time_ns(), keep_id),
         )
 
     # ------------------------------------------------------------------------------ counters and state
@@ -852,3 +834,8 @@ def _decode_rows(
         except (ValueError, EOFError, TypeError):
             bad.append(int(row[0]))
     return items, bad
+
+
+def _point_values(p: MetricPoint) -> tuple[Any, ...]:
+    """A point's stored columns, in schema order: start, time, value, count, sum, min, max, buckets."""
+    return (p.start_ns, p.time_ns, p.value, p.count, p.sum, p.min, p.max, schema.encode_buckets(p.bucket_counts))
