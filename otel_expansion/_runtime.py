@@ -186,7 +186,9 @@ def _contained(where: str, exc: BaseException) -> None:
 def init(service_name: str, service_version: str | None = None, **options: Any) -> Telemetry:
     """Start telemetry for this process; idempotent (a second call returns the first handle).
 
-    Options: ``level`` (the app's default level), ``consent`` ("notify" or "ask"), ``opt_out_env`` (the
+    Options: ``commands``/``features`` (the app's own names: run-time names outside them are recorded
+    as placeholders), ``resource_keys`` (OTEL_RESOURCE_ATTRIBUTES keys the app takes over; none by
+    default), ``level`` (the app's default level), ``consent`` ("notify" or "ask"), ``opt_out_env`` (the
     app's own opt-out variable), ``instrument`` (auto-instrument click/typer/argparse, default True),
     ``mode`` ("auto", "cli", "service"), ``home``, ``endpoint``, ``debug``, ``send``,
     ``redact_patterns``, ``redact_allow``, ``hash_salt``.
@@ -213,6 +215,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     from otel_expansion.config.settings import opted_out
 
     install_global = bool(options.pop("install_global", False))
+    declared = {k: options.pop(k, None) for k in ("commands", "features", "resource_keys")}
     known = {"level", "consent", "opt_out_env", "instrument", "mode", "home", "endpoint", "debug", "send",
              "redact_patterns", "redact_allow", "hash_salt"}
     for key in set(options) - known:
@@ -245,6 +248,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
             settings = resolve(service_name, service_version, environ=env,
                                stored_choice="denied" if chosen == Level.OFF else f"granted:{chosen}", **options)
     telemetry = Telemetry(settings)
+    telemetry.recorder.declare(**declared)
     if not settings.enabled:
         return telemetry  # off means off: no file, no thread, no socket, no hook
     if settings.mode == "service" or (settings.mode == "auto" and _sdk_configured()):
@@ -360,13 +364,17 @@ def resource_of(t: Telemetry) -> dict[str, Any]:
 
         s = t.settings
         attrs: dict[str, Any] = {}
-        for key, value in s.resource_attributes:
+        from otel_expansion.privacy.names import ambient_resource, public_version
+
+        # the end user's OTEL_RESOURCE_ATTRIBUTES reach product telemetry only for keys the app allow-lists
+        for key, value in ambient_resource(s.resource_attributes, t.recorder.resource_keys).items():
             if not key.startswith(IDENTIFYING_RESOURCE_KEYS):  # minimisation beats a stray variable
                 attrs[key] = t.recorder.clean(value)
         attrs.update(resource_attributes())
         attrs["service.name"] = t.recorder.clean(s.service_name)
-        if s.service_version:
-            attrs["service.version"] = t.recorder.clean(s.service_version)
+        version = public_version(s.service_version)  # 1.0+jane.laptop -> 1.0: a local label names a machine
+        if version:
+            attrs["service.version"] = version
         attrs["otel_expansion.installation.id"] = installation_id(s.home)
         from otel_expansion.config.paths import SERVICE_FILE, write_private
 

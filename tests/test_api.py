@@ -81,11 +81,20 @@ def test_shutdown_writes_one_journal_record(tmp_path: Path) -> None:
 
 
 def test_identifying_resource_attributes_are_not_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
-    """OTEL_RESOURCE_ATTRIBUTES cannot smuggle host or user identity into the data."""
+    """OTEL_RESOURCE_ATTRIBUTES reaches the data only for keys the app allow-lists, never identifying ones."""
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "host.name=vm1,enduser.id=u12345,deployment.environment=prod")
-    t = otel_expansion.init("app", instrument=False)
+    t = otel_expansion.init("app", instrument=False, resource_keys=["deployment.environment", "host.name"])
     attrs = _runtime.resource_of(t)
     assert attrs["deployment.environment"] == "prod" and "host.name" not in attrs and "enduser.id" not in attrs
+
+
+def test_ambient_resource_attributes_need_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without resource_keys nothing of the user's OTEL_RESOURCE_ATTRIBUTES is taken over."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,team=jane-doe")
+    t = otel_expansion.init("app", "1.0+jane.doe.laptop", instrument=False)
+    attrs = _runtime.resource_of(t)
+    assert "deployment.environment" not in attrs and "team" not in attrs
+    assert attrs["service.version"] == "1.0"
 
 
 def test_forked_child_does_not_report_the_parent_run(tmp_path: Path) -> None:
@@ -109,7 +118,7 @@ def test_control_characters_never_stored() -> None:
     with otel_expansion.command("evil\x1b[2J\u202ename"):
         pass
     body = t.recorder.drain()
-    assert body is not None and body["commands"][0]["name"] == "evil?[2J?name"
+    assert body is not None and body["commands"][0]["name"] == "<invalid-name>"  # names are identifiers
 
 
 def test_option_of_wrong_type_loses_only_that_option(capsys: pytest.CaptureFixture[str]) -> None:

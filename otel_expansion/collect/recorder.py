@@ -14,13 +14,14 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 from otel_expansion.collect import performance
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
+from otel_expansion.privacy import names
 
 MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
 MAX_FEATURES = 4096
@@ -70,10 +71,11 @@ def exit_code_of(exc: BaseException | None) -> int:
 class CommandRun:
     """One command invocation in progress."""
 
-    __slots__ = ("args", "error", "executable", "name", "start_cpu", "start_mono", "start_ns")
+    __slots__ = ("args", "error", "executable", "name", "origin", "start_cpu", "start_mono", "start_ns")
 
-    def __init__(self, name: str, executable: str) -> None:
+    def __init__(self, name: str, executable: str, origin: str = "app") -> None:
         self.name = name
+        self.origin = origin  # "app" (command(v)), "framework" (not yet resolved), "declared" (by the program)
         self.executable = executable
         self.start_ns = time.time_ns()
         self.start_mono = time.perf_counter_ns()
@@ -98,6 +100,9 @@ class Recorder:
         self._on_command = on_command
         self._redactor: Any = None
         self._plain: Callable[[str], bool] | None = None
+        self.declared_commands: frozenset[str] | None = None  # init(commands=...): membership beats shape
+        self.declared_features: frozenset[str] | None = None  # init(features=...)
+        self.resource_keys: tuple[str, ...] = ()  # init(resource_keys=...): ambient resource allow-list
         self._lock = _thread.allocate_lock()  # drain() may run on a service's export thread
 
     # -- privacy helpers -------------------------------------------------------------------------------
@@ -123,12 +128,24 @@ class Recorder:
             self._plain = (lambda t: False) if custom else (lambda t: patterns.is_plain(t, names))
         return text if self._plain(text) else str(self.redactor.redact(text))
 
+    def declare(self, commands: object = None, features: object = None, resource_keys: object = None) -> None:
+        """The app's own names: run-time names outside these lists become placeholders."""
+        self.declared_commands = names.declared(commands)  # type: ignore[arg-type]
+        self.declared_features = names.declared(features)  # type: ignore[arg-type]
+        self.resource_keys = tuple(names.declared(resource_keys) or ())  # type: ignore[arg-type]
+
+    def command_name(self, run: CommandRun) -> str:
+        """The name a run is recorded under: declared by the program, or identifier-shaped, or a placeholder."""
+        if run.origin == "declared":
+            return self.clean(run.name)
+        return names.name(run.name, self.declared_commands if run.origin == "app" else None)
+
     # -- commands --------------------------------------------------------------------------------------
-    def begin(self, name: str, executable: str | None = None) -> CommandRun | None:
+    def begin(self, name: str, executable: str | None = None, origin: str = "app") -> CommandRun | None:
         """Start a command; None when one is already running (nested runs belong to the outer one)."""
         if self.active is not None or self.level <= Level.OFF:
             return None
-        run = CommandRun(name, executable or default_executable())
+        run = CommandRun(name, executable or default_executable(), origin)
         self.active = run
         return run
 
@@ -146,8 +163,8 @@ class Recorder:
             self.overflow += 1
             return
         cmd: dict[str, Any] = {
-            "name": self.clean(run.name) or "(root)",
-            "exe": self.clean(run.executable),
+            "name": self.command_name(run),
+            "exe": _name(run.executable),
             "start": run.start_ns,
             "end": end_ns,
             "exit": code,
@@ -186,15 +203,9 @@ class Recorder:
         if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
-        item: dict[str, Any] = {"name": self.clean(name), "t": time.time_ns()}
+        item: dict[str, Any] = {"name": names.name(name, self.declared_features), "t": time.time_ns()}
         if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
-            r = self.redactor
-            attrs = r.attributes(attributes, max_count=16)
-            if self.settings.hash_salt:  # identifiers become stable pseudonyms (salted HMAC)
-                for key in attrs:
-                    if _is_identifier_key(key) and key in attributes:
-                        attrs[key] = r.identifier(str(attributes[key]))
-            item["attrs"] = attrs
+            item["attrs"] = self._feature_attributes(attributes)
         with self._lock:
             self.features.append(item)
 
@@ -204,27 +215,68 @@ class Recorder:
             return
         item: dict[str, Any] = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
-            item["command"] = self.clean(self.active.name)
+            item["command"] = self.command_name(self.active)
         if self.level >= levels.EXCEPTION_DETAILS:
             item.update(self._exception_details(exc))
         with self._lock:
             self.exceptions.append(item)
 
+    def _feature_attributes(self, attributes: Mapping[str, object]) -> dict[str, Any]:
+        """Attribute values at ``full``: only the caller's own text (string constants of its code) is
+        kept; whatever was computed or typed becomes a typed placeholder. Keys must be identifiers."""
+        from otel_expansion.privacy import provenance
+
+        r = self.redactor
+        consts = provenance.caller_constants(sys._getframe(1))
+        label = provenance.kind_of(r.redact)
+
+        def own(v: object) -> Any:
+            t = type(v)
+            if t is bool or t is float:
+                return v
+            if t is int:
+                return r.value(v)
+            if t is str:
+                return r.redact(provenance.own_text(v, consts, label))  # type: ignore[arg-type]
+            if t in (list, tuple, set, frozenset):
+                items: Iterable[object] = v  # type: ignore[assignment]
+                return tuple(own(x) for i, x in enumerate(items) if i < 32)
+            return r.redact(provenance.own_text(str(r.value(v)), consts, label))
+
+        attrs: dict[str, Any] = {}
+        for key, value in list(attributes.items())[:16]:
+            k = names.attribute_key(key)
+            if k is None or value is None:
+                continue
+            if self.settings.hash_salt and _is_identifier_key(k):  # identifiers become stable pseudonyms
+                attrs[k] = r.identifier(str(value))
+            else:
+                attrs[k] = r.attributes({k: own(value)}).get(k, "<redacted>")
+        return attrs
+
     def _exception_details(self, exc: BaseException) -> dict[str, Any]:
+        """Frames named by module (never by directory) and the message's provably own text."""
         frames = []
         tb = exc.__traceback__
         while tb is not None:
-            code = tb.tb_frame.f_code
-            frames.append(f"{_short_path(code.co_filename)}:{tb.tb_lineno} in {code.co_name}")
+            frame = tb.tb_frame
+            module = frame.f_globals.get("__name__")
+            module = module if type(module) is str else "?"
+            frames.append(f"{module}:{tb.tb_lineno} in {frame.f_code.co_name}")
             tb = tb.tb_next
         frames = frames[-MAX_STACK_FRAMES:]
         r = self.redactor
-        try:
-            message = str(exc)
-        except Exception:
-            message = "<unprintable>"
         if type(exc).__module__ in _USAGE_ERROR_MODULES:  # usage errors quote what the user typed
             message = "<usage error message withheld>"
+        else:
+            from otel_expansion.privacy import provenance
+
+            try:
+                text = str(exc)
+                message = provenance.own_text(text[:4096], provenance.exception_constants(exc),
+                                              provenance.kind_of(r.redact))
+            except Exception:
+                message = "<unprintable>"
         return {"message": r.redact(message), "stack": "\n".join(r.redact(f) for f in frames)}
 
     # -- draining --------------------------------------------------------------------------------------
@@ -244,10 +296,8 @@ class Recorder:
         return body
 
 
-def _short_path(filename: str) -> str:
-    """``click/core.py`` for ``/home/x/venv/lib/.../click/core.py``: enough to read, nothing local."""
-    parts = filename.replace("\\", "/").rstrip("/").split("/")
-    return "/".join(parts[-2:])
+def _name(text: str) -> str:
+    return names.name(text)
 
 
 def default_executable() -> str:

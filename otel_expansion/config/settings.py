@@ -152,7 +152,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if value in FALSY:
         return False
-    warn(f"{name}={raw!r} is not a boolean (use true/false); using {str(default).lower()}")
+    warn(f"{name} is not a boolean (use true/false); using {str(default).lower()}")
     return default
 
 
@@ -165,7 +165,7 @@ def _number(env: Mapping[str, str], name: str, default: float, scale: float = 1.
     except ValueError:
         value = float("nan")
     if not value >= minimum or value == float("inf"):
-        warn(f"{name}={raw!r} is not a valid number (>= {minimum}); using {default:g}")
+        warn(f"{name} is not a valid number (>= {minimum}); using {default:g}")
         return default
     return value
 
@@ -192,7 +192,7 @@ def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
             continue
         key, sep, value = member.partition("=")
         if not sep or not key.strip():
-            warn(f"OTEL_RESOURCE_ATTRIBUTES member {member.strip()!r} is not key=value; ignored")
+            warn(f"OTEL_RESOURCE_ATTRIBUTES member {len(out) + 1} is not key=value; ignored")
             continue
         if "%" in value:
             from urllib.parse import unquote
@@ -262,8 +262,8 @@ def resolve(
     if raw_level is not None and raw_level.strip():
         try:
             resolved, source = Level.parse(raw_level), "env"
-        except ValueError as exc:
-            warn(f"OTEL_EXPANSION_LEVEL: {exc}; keeping {resolved}")
+        except ValueError:
+            warn(f"OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; keeping {resolved}")
     reason = opted_out(env, opt_out_env)
     if reason:
         resolved, source = Level.OFF, "opt-out"

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status
 
 from otel_expansion.config.levels import Level
+from otel_expansion.privacy import names
 from otel_expansion.sdk import signals
 
 log = logging.getLogger("otel_expansion.sdk")
@@ -36,10 +37,14 @@ class _Chained(SpanProcessor):
 
 
 class LevelFilterSpanProcessor(_Chained):
-    """Drops spans below the span level, and span attributes the level does not allow.
+    """Drops spans below the span level, and whatever of a span the level does not allow.
 
-    Attributes of spans from other instrumentations (not ours) are kept only at ``full``; at lower levels
-    they pass only when our signal model declares them for that level.
+    Our spans were minimised when recorded; their attributes pass when the signal model allows the key
+    at this level. Spans of other instrumentations (under ``opentelemetry-instrument``: contrib's click,
+    HTTP clients...) fail closed at every level, ``full`` included: attributes only under keys our
+    signal model declares for the level, with identifier-shaped values; no events, no status
+    description, no link attributes; the span is named after its instrumentation scope (contrib's click
+    names it after the typed command, an HTTP client after the URL).
     """
 
     def __init__(self, level: Level, next_processor: SpanProcessor) -> None:
@@ -52,12 +57,31 @@ class LevelFilterSpanProcessor(_Chained):
             if self.level < signals.SPAN_LEVEL:
                 return
             attrs = dict(span.attributes or {})
+            scope = span.instrumentation_scope
+            if scope is None or scope.name != signals.SCOPE_NAME:
+                self.next.on_end(self._foreign(span, attrs, scope.name if scope is not None else ""))
+                return
             if self.level < Level.FULL:
                 attrs = {k: v for k, v in attrs.items() if k in self.allowed}
             events = span.events if self.level >= Level.FULL else ()
             self.next.on_end(_copy(span, attrs, events, span.status))
         except Exception:  # never let telemetry break the host
             log.exception("level filter failed; span dropped")
+
+    def _foreign(self, span: ReadableSpan, attrs: dict[str, Any], scope: str) -> ReadableSpan:
+        kept: dict[str, Any] = {}
+        for key, value in attrs.items():
+            if key not in self.allowed:
+                continue
+            if type(value) is str and not names.token_ok(value):
+                value = names.INVALID
+            elif type(value) not in (bool, int, float, str):
+                continue
+            kept[key] = value
+        # contrib click names a span by what was typed; the scope is a package name, the code's own
+        name = scope if scope.isascii() and all(p.isidentifier() for p in scope.split(".")) else "<span>"
+        status = Status(span.status.status_code)  # the description is exception text: never from others
+        return _copy(span, kept, (), status, name=name, links=())
 
 
 class RedactingSpanProcessor(_Chained):
@@ -82,7 +106,8 @@ class RedactingSpanProcessor(_Chained):
             log.exception("redaction failed; span dropped rather than sent unredacted")
 
 
-def _copy(span: ReadableSpan, attrs: Any, events: Any, status: Status, name: str | None = None) -> ReadableSpan:
+def _copy(span: ReadableSpan, attrs: Any, events: Any, status: Status, name: str | None = None,
+          links: Any = None) -> ReadableSpan:
     return ReadableSpan(
         name=span.name if name is None else name,
         context=span.context,
@@ -90,7 +115,7 @@ def _copy(span: ReadableSpan, attrs: Any, events: Any, status: Status, name: str
         resource=span.resource,
         attributes=attrs,
         events=tuple(events),
-        links=span.links,
+        links=span.links if links is None else links,
         kind=span.kind,
         status=status,
         start_time=span.start_time,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
@@ -37,11 +38,11 @@ def test_spans_dropped_below_enhanced() -> None:
 
 
 def test_unknown_attributes_dropped_below_full_and_redacted_at_full() -> None:
-    """Attributes outside the signal model are dropped below full; at full they pass, redacted."""
+    """Our own spans: attributes outside the signal model are dropped below full; at full they pass, redacted."""
     for level, expect_kept in ((Level.ENHANCED, False), (Level.FULL, True)):
         tp, out = provider(level)
-        span = tp.get_tracer("t").start_span("deploy to bob@example.com",
-                                              attributes={"cli.command.name": "deploy", "http.url": "https://h/p?token=1"})
+        span = tp.get_tracer("otel_expansion").start_span(
+            "deploy to bob@example.com", attributes={"cli.command.name": "deploy", "http.url": "https://h/p?token=1"})
         span.add_event("note", {"who": "carol@example.com"})
         span.end()
         (s,) = out.spans
@@ -50,6 +51,26 @@ def test_unknown_attributes_dropped_below_full_and_redacted_at_full() -> None:
         assert "bob@example.com" not in s.name
         text = repr(dict(s.attributes)) + repr([dict(e.attributes or {}) for e in s.events])
         assert "token=1" not in text and "carol@example.com" not in text
+
+
+@pytest.mark.parametrize("level", [Level.ENHANCED, Level.FULL])
+def test_foreign_spans_fail_closed_at_every_level(level: Level) -> None:
+    """Another instrumentation's span keeps only declared keys with token values: no events, no status text."""
+    from opentelemetry.trace import Status, StatusCode
+
+    tp, out = provider(level)
+    span = tp.get_tracer("opentelemetry.instrumentation.click").start_span(
+        "jsmith", attributes={"process.command_args": ["tool", "--user", "jsmith"], "process.pid": 4242,
+                              "process.executable.name": "/home/jsmith/tool", "error.type": "ValueError",
+                              "process.exit.code": 1})
+    span.add_event("exception", {"exception.message": "no user jsmith"})
+    span.set_status(Status(StatusCode.ERROR, "ValueError: no user jsmith"))
+    span.end()
+    (s,) = out.spans
+    assert s.name == "opentelemetry.instrumentation.click"
+    assert dict(s.attributes or {}) == {"process.executable.name": "<invalid-name>", "error.type": "ValueError",
+                                         "process.exit.code": 1}
+    assert s.events == () and s.status.status_code == StatusCode.ERROR and not s.status.description
 
 
 def test_views_drop_instruments_and_attributes_per_level() -> None:

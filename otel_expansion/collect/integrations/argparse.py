@@ -35,10 +35,11 @@ def install(telemetry: Any) -> None:
     def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
         depth = _state.get("depth", 0)
         if depth == 0 and "run" not in _state and recorder.active is None:
-            run = recorder.begin(default_executable())
+            run = recorder.begin(default_executable(), origin="framework")
             if run is not None:
                 _state["run"] = run
                 _state["path"] = []
+                _state["parsers"] = [self]
                 recorder.set_args(list(args) if args is not None else sys.argv[1:])
         _state["depth"] = depth + 1
         try:
@@ -48,7 +49,12 @@ def install(telemetry: Any) -> None:
 
     def sub_call(self: Any, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> Any:
         if "run" in _state and values:
-            _state["path"].append(str(values[0]))
+            from otel_expansion.privacy.names import UNDECLARED
+
+            name = str(values[0])
+            _state["path"].append(name if name in self._name_parser_map else UNDECLARED)
+            if name in self._name_parser_map:
+                _state["parsers"].append(self._name_parser_map[name])
         return orig_sub(self, parser, namespace, values, option_string)
 
     _originals["error"] = orig_error = parser_cls.error
@@ -69,8 +75,17 @@ def finish(telemetry: Any) -> None:
     if run is None:
         return
     path = _state.pop("path", [])
+    parsers = _state.pop("parsers", [])
     if path:
+        from otel_expansion.privacy.names import UNDECLARED
+
         run.name = " ".join(path)
+        run.origin = "framework" if UNDECLARED in path else "declared"
+    if run.args:  # only flags a parser on the way declares: a mistyped flag may be someone's value
+        declared = {"-h", "--help"}
+        for parser in parsers:
+            declared.update(getattr(parser, "_option_string_actions", {}))
+        run.args = tuple(a for a in run.args if a in declared)
     status, error = _exit.observed()
     if error is not None:
         telemetry.recorder.note_error(error)

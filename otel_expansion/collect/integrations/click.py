@@ -78,7 +78,7 @@ def hook(click: Any, telemetry: Any) -> None:
         orig_init(self, *args, **kwargs)
         if self.parent is None and recorder.active is None and "root" not in _state:
             try:
-                run = recorder.begin(default_executable())
+                run = recorder.begin(default_executable(), origin="framework")
                 if run is not None:
                     _state["root"], _state["run"] = self, run
                     recorder.set_args(_argv())
@@ -146,10 +146,35 @@ def _finish(recorder: Any, error: BaseException | None, code: int) -> None:
     if run is None:
         return
     if path:
-        run.name = path
+        run.name, declared = declared_path(ctx)
+        run.origin = "declared" if declared else "framework"
     if run.args:
         run.args = _declared_only(run.args, ctx or root)
     recorder.end(run, error, code)
+
+
+def declared_path(ctx: Any) -> tuple[str, bool]:
+    """The command path with every name its group does not declare (a plugin, a typed positional
+    that a dynamic ``get_command`` accepted) replaced by a placeholder; and whether all were declared."""
+    from otel_expansion.privacy.names import UNDECLARED
+
+    names: list[str] = []
+    node = ctx
+    while node is not None and node.parent is not None:
+        name = node.info_name or ""
+        names.append(name if _declares(node.parent, name) else UNDECLARED)
+        node = node.parent
+    return " ".join(reversed(names)), UNDECLARED not in names
+
+
+def _declares(parent: Any, name: str) -> bool:
+    group = parent.command
+    try:
+        if name in (getattr(group, "commands", None) or {}):
+            return True
+        return name in group.list_commands(parent)
+    except Exception:
+        return False
 
 
 def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
