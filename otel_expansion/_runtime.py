@@ -139,16 +139,21 @@ class Telemetry:
 class _CommandScope:
     """``with command("deploy"):`` and ``@command("deploy")`` for programs without a CLI framework."""
 
-    def __init__(self, telemetry: Telemetry | None, name: str) -> None:
+    def __init__(self, telemetry: Telemetry | None, name: str, origin: str | None = None) -> None:
         self.telemetry = telemetry
         self.name = name
         self.run: CommandRun | None = None
+        if origin is None:  # a name written in the app's code, or one it computed (kept only if declared)
+            from otel_expansion.privacy.provenance import literal_in_caller
+
+            origin = "literal" if literal_in_caller(name, sys._getframe(1)) else "app"
+        self.origin = origin
 
     def __enter__(self) -> _CommandScope:
         t = self.telemetry
         if t is not None and t.enabled:
             try:
-                self.run = t.recorder.begin(self.name)
+                self.run = t.recorder.begin(self.name, origin=self.origin)
             except Exception as exc:
                 _contained("command", exc)
         return self
@@ -167,7 +172,7 @@ class _CommandScope:
         name = self.name
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _CommandScope(_handle if self.telemetry is None else self.telemetry, name):
+            with _CommandScope(_handle if self.telemetry is None else self.telemetry, name, self.origin):
                 return fn(*args, **kwargs)
 
         # functools.wraps without importing functools (~1 ms)

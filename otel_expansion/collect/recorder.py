@@ -73,9 +73,11 @@ class CommandRun:
 
     __slots__ = ("args", "error", "executable", "name", "origin", "start_cpu", "start_mono", "start_ns")
 
-    def __init__(self, name: str, executable: str, origin: str = "app") -> None:
+    def __init__(self, name: str, executable: str, origin: str = "framework") -> None:
         self.name = name
-        self.origin = origin  # "app" (command(v)), "framework" (not yet resolved), "declared" (by the program)
+        # "declared" (by the framework's own tables), "literal" (command("x") written in the app's code),
+        # "app" (a name computed at run time), "framework" (not resolved: shape decides)
+        self.origin = origin
         self.executable = executable
         self.start_ns = time.time_ns()
         self.start_mono = time.perf_counter_ns()
@@ -135,13 +137,20 @@ class Recorder:
         self.resource_keys = tuple(names.declared(resource_keys) or ())  # type: ignore[arg-type]
 
     def command_name(self, run: CommandRun) -> str:
-        """The name a run is recorded under: declared by the program, or identifier-shaped, or a placeholder."""
-        if run.origin == "declared":
+        """The name a run is recorded under: declared by the program, or written in its code and
+        identifier-shaped, or a placeholder. A name computed at run time (``command(f"sync-{user}")``)
+        counts only when the app declared it in ``init(commands=...)``."""
+        origin = run.origin
+        if origin == "declared":
             return self.clean(run.name)
-        return names.name(run.name, self.declared_commands if run.origin == "app" else None)
+        if origin == "framework":
+            return names.name(run.name)
+        if self.declared_commands is not None:
+            return names.name(run.name, self.declared_commands)
+        return names.name(run.name) if origin == "literal" else names.INVALID
 
     # -- commands --------------------------------------------------------------------------------------
-    def begin(self, name: str, executable: str | None = None, origin: str = "app") -> CommandRun | None:
+    def begin(self, name: str, executable: str | None = None, origin: str = "framework") -> CommandRun | None:
         """Start a command; None when one is already running (nested runs belong to the outer one)."""
         if self.active is not None or self.level <= Level.OFF:
             return None
@@ -203,7 +212,13 @@ class Recorder:
         if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
-        item: dict[str, Any] = {"name": names.name(name, self.declared_features), "t": time.time_ns()}
+        if self.declared_features is not None:
+            fname = names.name(name, self.declared_features)
+        else:
+            from otel_expansion.privacy.provenance import literal_in_caller
+
+            fname = names.name(name) if literal_in_caller(name, sys._getframe(1)) else names.INVALID
+        item: dict[str, Any] = {"name": fname, "t": time.time_ns()}
         if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
             item["attrs"] = self._feature_attributes(attributes)
         with self._lock:

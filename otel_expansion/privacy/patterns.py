@@ -144,6 +144,11 @@ _WORD_START: tuple[Family, ...] = (
     ("(?<![._%+-])(?=[A-Za-z0-9._%+-])", (
         ("email", r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"),
     )),
+    # The user name of a connection string: User ID=jdoe;Password=... / user=jdoe password=...
+    ("(?<![\\w.-])(?=[UuLl])", (
+        ("userkv", r"(?P<userkv_key>(?i:user(?:[ _-]?(?:id|name))?|login))(?P<userkv_sep>[ \t]*=[ \t]*)"
+                   r"(?P<userkv_val>\"[^\"\n]*\"?|'[^'\n]*'?|[^\s;,\"'`&]+)"),
+    )),
     # password=x, "api_key": "x", Authorization: Bearer x. The lookahead (':' or '=' after the word,
     # scanned once: the backreference makes it atomic) fails fast on ordinary words.
     ("(?<![_.-])(?=[\"'\\w.-])", (

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from types import CodeType, FrameType
 
-__all__ = ["VALUE", "Constants", "caller_constants", "exception_constants", "own_text"]
+__all__ = ["VALUE", "Constants", "caller_constants", "exception_constants", "literal_in_caller", "own_text"]
 
 VALUE = "<value>"
 NUMBER = "<number>"
@@ -147,6 +147,25 @@ def caller_constants(frame: FrameType | None, skip_prefix: str = "otel_expansion
     while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(skip_prefix):
         frame = frame.f_back
     return Constants(_code_strings(frame.f_code) if frame is not None else ())
+
+
+_literal_sets: dict[CodeType, frozenset[str]] = {}
+
+
+def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "otel_expansion.") -> bool:
+    """Whether ``text`` is a string constant of the first calling frame outside this package: the app
+    wrote ``command("deploy")``, rather than passing on something it computed or was given."""
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(skip_prefix):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    code = frame.f_code
+    consts = _literal_sets.get(code)
+    if consts is None:
+        if len(_literal_sets) >= _CACHE_MAX:
+            _literal_sets.clear()
+        consts = _literal_sets[code] = frozenset(c for c in code.co_consts if type(c) is str)
+    return text in consts
 
 
 def own_text(text: str, constants: Constants, label: Callable[[str], str] | None = None) -> str:

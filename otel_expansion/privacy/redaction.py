@@ -128,6 +128,7 @@ class Redactor:
             "email": lambda m: P.EMAIL,
             "flag": lambda m: self._keyed(m, "flag"),
             "kv": lambda m: self._keyed(m, "kv"),
+            "userkv": lambda m: m.group("userkv_key") + m.group("userkv_sep") + P.USER,
             "token": lambda m: P.TOKEN,
             "ipdash": lambda m: P.IP,
             "curhome": lambda m: "~",
