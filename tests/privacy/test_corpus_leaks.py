@@ -1,0 +1,182 @@
+"""The generated PII corpus through real click, typer, argparse and manual programs: zero leaks anywhere.
+
+Every value (and its distinctive substrings) is searched for in every byte we store or send: the OTLP
+requests (protobuf and JSON), the state directory (journal, spool, ids), the embedded backend's database
+after ingesting those requests, and our own debug lines on stderr. Levels basic/enhanced/full, CLI mode,
+service mode and ``opentelemetry-instrument`` with contrib's click instrumentation. The environment
+carries values too: OTEL_RESOURCE_ATTRIBUTES (some members malformed), a version with a local label,
+the working directory and the script's own folder are named after people.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import resolve
+from tests.conftest import ROOT, clean_env, temp_environ
+from tests.privacy.corpus import Value, positive
+
+pytestmark = pytest.mark.slow
+
+APP = Path(__file__).with_name("leak_app.py")
+CORPUS = positive()
+
+# (framework, level, mode, protocol): every framework at every level in CLI mode (protobuf); JSON, service
+# mode and opentelemetry-instrument ("auto", contrib click installed) where they change what is sent.
+CONFIGS = [
+    *((fw, lvl, "cli", "http/protobuf") for fw in ("click", "typer", "argparse", "manual")
+      for lvl in ("basic", "enhanced", "full")),
+    ("argparse-usage", "full", "cli", "http/protobuf"),
+    ("click", "full", "cli", "http/json"),
+    ("manual", "full", "cli", "http/json"),
+    ("click", "full", "service", "http/protobuf"),
+    ("manual", "enhanced", "service", "http/json"),
+    ("click", "enhanced", "auto", "http/protobuf"),
+    ("click", "full", "auto", "http/json"),
+]
+
+
+class Finder:
+    """All needles at once (Aho-Corasick over the raw bytes, read as latin-1 so matching is byte-exact)."""
+
+    def __init__(self, values: Iterable[Value]) -> None:
+        import ahocorasick
+
+        self.auto = ahocorasick.Automaton()
+        for v in values:
+            for needle in v.needles:
+                key = needle.encode().decode("latin-1")
+                if key not in self.auto:
+                    self.auto.add_word(key, (v.category, v.text, needle))
+        self.auto.make_automaton()
+
+    def find(self, blob: bytes) -> set[tuple[str, str, str]]:
+        return {hit for _, hit in self.auto.iter(blob.decode("latin-1"))}
+
+
+def sqlite_text(path: Path) -> bytes:
+    """Every stored value of a SQLite file (text, and blobs as stored), beside the raw file bytes."""
+    out: list[bytes] = []
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        for table in tables:
+            for row in con.execute(f'select * from "{table}"'):
+                for cell in row:
+                    if isinstance(cell, str):
+                        out.append(cell.encode())
+                    elif isinstance(cell, bytes):
+                        out.append(cell)
+    finally:
+        con.close()
+    return b"\n".join(out)
+
+
+def state_bytes(home: Path) -> bytes:
+    from otel_expansion.journal import store
+
+    out = []
+    for p in sorted(home.rglob("*")):
+        if not p.is_file():
+            continue
+        out.append(p.read_bytes())
+        if p.suffix == store.SUFFIX:
+            out.append(json.dumps(store.read(p), ensure_ascii=False, default=str).encode())
+        elif p.read_bytes()[:16] == b"SQLite format 3\x00":
+            out.append(sqlite_text(p))
+    return b"\n".join(out)
+
+
+def wire_and_backend(requests: list[object], tmp: Path) -> tuple[bytes, bytes]:
+    """The request bodies as sent (JSON also decoded, so escaped non-ASCII is searchable), and the
+    embedded backend's database after ingesting them."""
+    from otel_expansion.backend.ingest import JSON, PROTOBUF, decode, flatten
+    from otel_expansion.backend.store import Store
+
+    wire: list[bytes] = []
+    db = tmp / "backend.sqlite"
+    for req in requests:
+        body: bytes = req.body  # type: ignore[attr-defined]
+        wire.append(body)
+        json_body = req.content_type == JSON  # type: ignore[attr-defined]
+        if json_body:
+            wire.append(json.dumps(json.loads(body), ensure_ascii=False).encode())
+        signal = req.signal  # type: ignore[attr-defined]
+        if signal:
+            with Store(db) as store:
+                store.write(signal, flatten(signal, decode(signal, body, JSON if json_body else PROTOBUF)), None)
+    backend = db.read_bytes() + sqlite_text(db) if db.exists() else b""
+    return b"\n".join(wire), backend
+
+
+def environment(home: Path, values: list[Value], level: str, protocol: str) -> dict[str, str]:
+    pick = {v.category: v.text for v in values}
+    resource = ",".join([
+        f"deployment.environment={quote(pick['internal_host'])}", f"team.owner={quote(pick['email'])}",
+        f"user.name={quote(pick['person_name'])}", f"host.name={quote(pick['internal_host'])}",
+        pick["password"].replace(",", ""),  # a malformed member: warned about without its value
+        f"build.user={pick['user_handle']}",
+    ])
+    env = clean_env(home, OTEL_EXPANSION_LEVEL=level, OTEL_EXPANSION_SEND="false", OTEL_EXPANSION_DEBUG="true",
+                    OTEL_RESOURCE_ATTRIBUTES=resource, OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+                    LEAK_VERSION="1.0+" + pick["user_handle"].lower().replace("_", "."),
+                    LEAK_AMBIENT_1=pick["ssn_us"], LEAK_AMBIENT_2=pick["github_token"])
+    return env
+
+
+def run_config(tmp_path: Path, framework: str, level: str, mode: str, protocol: str) -> tuple[list[Value], dict[str, bytes]]:
+    from otel_expansion.export.sender import run_round
+    from tests.export.servers import otlp_server
+
+    values = CORPUS
+    home = tmp_path / "state"
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps([v.text for v in values], ensure_ascii=False), encoding="utf-8")
+    folder_name = next(v.text for v in values if v.category == "person_name")
+    script_dir = tmp_path / folder_name / "tools"  # frames must not name this folder
+    script_dir.mkdir(parents=True)
+    shutil.copy(APP, script_dir / "leakapp.py")
+    cwd = tmp_path / next(v.text for v in values if v.category == "user_handle")
+    cwd.mkdir()
+    env = environment(home, values, level, protocol)
+    env["LEAK_VALUES"] = str(values_file)
+    cmd = [sys.executable, str(script_dir / "leakapp.py"), framework, "cli" if mode == "auto" else mode]
+    if mode == "auto":
+        env["LEAK_AUTO"] = "1"
+        env["OTEL_SERVICE_NAME"] = "leakapp"
+        cmd = [str(Path(sys.executable).with_name("opentelemetry-instrument")), *cmd]
+    result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode in (0, 1, 2), result.stderr.decode(errors="replace")[-3000:]
+    ours = b"\n".join(line for line in result.stderr.splitlines() if line.startswith(b"otel-expansion"))
+    before_send = state_bytes(home)
+    with otlp_server() as srv, temp_environ(OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url):
+        settings = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
+        summary = run_round(str(home), settings, force=True, deadline_s=120)
+        assert summary.ok, summary.error
+        requests = srv.requests
+    wire, backend = wire_and_backend(requests, tmp_path)
+    assert b"leakapp" in wire and len(wire) > 1000  # data did arrive
+    return values, {"stderr": ours, "state": before_send + state_bytes(home), "wire": wire, "backend": backend}
+
+
+@pytest.mark.parametrize(("framework", "level", "mode", "protocol"), CONFIGS)
+def test_no_corpus_value_leaks(tmp_path: Path, framework: str, level: str, mode: str, protocol: str) -> None:
+    """No value nor distinctive substring of the corpus is on the wire, on disk, in the backend or in debug output."""
+    values, blobs = run_config(tmp_path, framework, level, mode, protocol)
+    finder = Finder(values)
+    leaks = {where: sorted(finder.find(blob)) for where, blob in blobs.items()}
+    report = {where: [f"{c}: {t!r} via {n!r}" for c, t, n in hits[:20]] for where, hits in leaks.items() if hits}
+    assert report == {}, json.dumps(report, indent=1, ensure_ascii=False)
+    if level == "full" and framework != "argparse-usage":  # the data arrived, with placeholders
+        assert b"<value>" in blobs["wire"]
