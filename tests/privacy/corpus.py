@@ -10,6 +10,7 @@ over-redaction is measured, not forbidden. Reproducible: the same seed gives the
 from __future__ import annotations
 
 import base64
+import json
 import random
 import string
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def _needles(text: str) -> tuple[str, ...]:
             continue
         word = "".join(token).strip("._-+'")
         token = []
-        if len(word) >= 6 and any(c.isalpha() for c in word) or (len(word) >= 11 and word.isdigit()):
+        if (len(word) >= 6 and any(c.isalpha() for c in word)) or (len(word) >= 11 and word.isdigit()):
             out.add(word)
     return tuple(sorted(out, key=len, reverse=True))
 
@@ -81,7 +82,7 @@ def positive(seed: int = SEED) -> list[Value]:
             return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
         head = b64(b'{"alg":"HS256","typ":"JWT"}')
-        body = b64(('{"sub":"%s","name":"%s"}' % (rng.randrange(10**9), fakers[0].name())).encode())
+        body = b64(json.dumps({"sub": str(rng.randrange(10**9)), "name": fakers[0].name()}).encode())
         return f"{head}.{body}.{_rand(rng, alnum + '-_', 43)}"
 
     def iban_spaced() -> str:

@@ -20,7 +20,7 @@ import sys
 VALUES: list[str] = json.load(open(os.environ["LEAK_VALUES"], encoding="utf-8"))  # noqa: SIM115
 FRAMEWORK, MODE = sys.argv[1], sys.argv[2]
 
-import otel_expansion  # noqa: E402
+import otel_expansion
 
 if not os.environ.get("LEAK_AUTO"):
     otel_expansion.init("leakapp", os.environ.get("LEAK_VERSION"), mode=MODE)

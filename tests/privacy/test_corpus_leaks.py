@@ -24,7 +24,7 @@ import pytest
 
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import resolve
-from tests.conftest import ROOT, clean_env, temp_environ
+from tests.conftest import clean_env, temp_environ
 from tests.privacy.corpus import Value, positive
 
 pytestmark = pytest.mark.slow
@@ -135,7 +135,8 @@ def environment(home: Path, values: list[Value], level: str, protocol: str) -> d
     return env
 
 
-def run_config(tmp_path: Path, framework: str, level: str, mode: str, protocol: str) -> tuple[list[Value], dict[str, bytes]]:
+def run_config(tmp_path: Path, framework: str, level: str, mode: str,
+               protocol: str) -> tuple[list[Value], dict[str, bytes]]:
     from otel_expansion.export.sender import run_round
     from tests.export.servers import otlp_server
 

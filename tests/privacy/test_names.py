@@ -1,0 +1,84 @@
+"""Names are identifiers: shape, declaration and provenance decide; versions keep their public part."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import otel_expansion
+from otel_expansion.privacy import names
+
+
+@pytest.mark.parametrize("text", ["deploy", "remote add", "db-migrate", "export.csv", "sync2", "token create",
+                                  "remote <undeclared>", "getUserById"])
+def test_identifier_shaped_names_pass(text: str) -> None:
+    """Command paths and feature names as programs write them keep their shape."""
+    assert names.name(text) == text
+
+
+@pytest.mark.parametrize("text", ["Jane Smith", "jane@example.com", "123-45-6789", "DE89 3704 0044", "/home/x",
+                                  "a b c d e", "x" * 65, "müller", "ghp_" + "a" * 36, "order-12345678", ""])
+def test_text_that_is_not_a_name_is_replaced(text: str) -> None:
+    """People, addresses, numbers and tokens are not names."""
+    assert names.name(text) == names.INVALID
+
+
+def test_declared_names_need_membership() -> None:
+    """With a declared list, only its members are kept, however name-shaped the rest is."""
+    declared = names.declared(["deploy", "sync"])
+    assert names.name("deploy", declared) == "deploy"
+    assert names.name("jsmith", declared) == names.INVALID
+
+
+@pytest.mark.parametrize(("version", "public"), [
+    ("1.0+jane.doe.laptop", "1.0"), ("v2.3.4-rc.1", "2.3.4-rc.1"), ("1.0.0-jane", "1.0.0"),
+    ("2024.1.post2.dev3", "2024.1.post2.dev3"), ("1.2.3a1", "1.2.3a1"), ("jane", None), ("", None),
+])
+def test_public_version(version: str, public: str | None) -> None:
+    """A version keeps release numbers and pre/post/dev tags; local labels and other suffixes go."""
+    assert names.public_version(version) == public
+
+
+def test_ambient_resource_needs_an_allow_list() -> None:
+    """The user's OTEL_RESOURCE_ATTRIBUTES pass only under keys (or prefixes) the app names."""
+    pairs = [("deployment.environment", "prod"), ("team", "jane"), ("k8s.cluster.name", "c1")]
+    assert names.ambient_resource(pairs, ()) == {}
+    assert names.ambient_resource(pairs, ["deployment.environment", "k8s.*"]) == {
+        "deployment.environment": "prod", "k8s.cluster.name": "c1"}
+
+
+def test_computed_names_are_replaced_literal_names_kept() -> None:
+    """command("x")/feature("x") written in code are kept; names computed at run time are placeholders."""
+    t = otel_expansion.init("app", instrument=False, level="full")
+    typed = json.loads('["jsmith"]')[0]  # as if typed by the user: not a constant of this code
+    with otel_expansion.command("deploy"):
+        otel_expansion.feature("export")
+        otel_expansion.feature(typed)
+    with otel_expansion.command(typed):
+        pass
+
+    @otel_expansion.command("sync")
+    def sync() -> None:
+        pass
+
+    sync()
+    body = t.recorder.drain()
+    assert body is not None
+    assert [c["name"] for c in body["commands"]] == ["deploy", names.INVALID, "sync"]
+    assert [f["name"] for f in body["features"]] == ["export", names.INVALID]
+
+
+def test_declared_commands_and_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """init(commands=..., features=...) lets computed names through when they are members."""
+    t = otel_expansion.init("app", instrument=False, commands=["deploy", "sync"], features=["export"])
+    chosen = json.loads('["sync", "jsmith", "export"]')
+    for name in chosen[:2]:
+        with otel_expansion.command(name):
+            pass
+    otel_expansion.feature(chosen[2])
+    otel_expansion.feature(chosen[1])
+    body = t.recorder.drain()
+    assert body is not None
+    assert [c["name"] for c in body["commands"]] == ["sync", names.INVALID]
+    assert [f["name"] for f in body["features"]] == ["export", names.INVALID]

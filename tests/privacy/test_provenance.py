@@ -1,0 +1,84 @@
+"""Free text at full: only the program's own text (constants of the code involved) survives."""
+
+from __future__ import annotations
+
+import json
+
+from otel_expansion.collect.recorder import Recorder
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import Settings
+from otel_expansion.privacy import provenance
+from otel_expansion.privacy.redaction import Redactor
+
+TYPED = json.loads('["Jane Smith", "DE89 3704 0044 0532 0130 00", "jane@example.com", "48.85661, 2.35222"]')
+
+
+def message_of(exc: BaseException) -> str:
+    r = Redactor()
+    return r.redact(provenance.own_text(str(exc), provenance.exception_constants(exc), provenance.kind_of(r.redact)))
+
+
+def test_fstring_fixed_parts_kept_interpolated_parts_typed() -> None:
+    """f"..." keeps its literal parts; each interpolated value becomes a placeholder labelled by the rules."""
+    name, iban, mail, coords = TYPED
+    try:
+        raise ValueError(f"no account {name!r} for {mail} (iban {iban}) near {coords}")
+    except ValueError as exc:
+        assert message_of(exc) == "no account '<value>' for <email> (iban <value>) near <value>"
+
+
+def test_percent_and_format_templates() -> None:
+    """%-format and str.format templates contribute their literal pieces."""
+    try:
+        raise RuntimeError("user %s not found after %d tries" % (TYPED[0], 3))  # noqa: UP031
+    except RuntimeError as exc:
+        assert message_of(exc) == "user <value> not found after <number> tries"
+    try:
+        raise RuntimeError("cannot open {} for {}".format("/srv/" + TYPED[0], TYPED[2]))
+    except RuntimeError as exc:
+        assert message_of(exc) == "cannot open /srv/<value> for <email>"  # "/srv/" is this code's text
+
+
+def test_message_from_c_code_is_withheld() -> None:
+    """A message no code of the traceback wrote (KeyError's repr of a key) keeps nothing of the key."""
+    try:
+        {}[TYPED[0]]
+    except KeyError as exc:
+        assert message_of(exc) == "'<value>'"
+
+
+def test_exception_class_init_counts_as_own_code() -> None:
+    """A custom exception formatting its message in __init__ keeps that template."""
+
+    class NotFound(Exception):
+        def __init__(self, what: str) -> None:
+            super().__init__(f"{what} was not found in the catalogue")
+
+    try:
+        raise NotFound(TYPED[0])
+    except NotFound as exc:
+        assert message_of(exc) == "<value> was not found in the catalogue"
+
+
+def test_short_constants_never_slice_values() -> None:
+    """A two-letter constant matches whole words only, never the inside of an interpolated value."""
+    c = provenance.Constants(["in", " at "])
+    assert provenance.own_text("Martin at Berlin", c) == "<value> at <value>"
+
+
+def test_recorder_full_exception_and_feature_values() -> None:
+    """The recorder at full: messages and feature attribute values keep only own text; frames are modules."""
+    r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.FULL))
+    run = r.begin("deploy", origin="literal")
+    r.feature("export", {"fmt": "csv", "who": TYPED[0], "path": f"/tmp/{TYPED[0]}.csv", "n": 3})
+    try:
+        raise RuntimeError(f"deploy of {TYPED[0]} failed")
+    except RuntimeError as exc:
+        r.end(run, exc)
+    body = r.drain()
+    assert body is not None
+    details = body["commands"][0]["exception"]
+    assert details["message"] == "deploy of <value> failed"
+    assert details["stack"].endswith("in test_recorder_full_exception_and_feature_values")
+    assert "/" not in details["stack"] and ".py" not in details["stack"]
+    assert body["features"][0]["attrs"] == {"fmt": "csv", "who": "<value>", "path": "/tmp/<value>.csv", "n": 3}
