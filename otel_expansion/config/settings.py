@@ -25,7 +25,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "OTEL_SDK_DISABLED": ("false", "true turns all telemetry off (standard OTel variable)."),
     "DO_NOT_TRACK": ("unset", "1/true turns all telemetry off (consoledonottrack.com)."),
     "OTEL_SERVICE_NAME": ("init() argument", "Overrides the service name given to init()."),
-    "OTEL_RESOURCE_ATTRIBUTES": ("unset", "Extra resource attributes k=v,k2=v2 (redacted like all data)."),
+    "OTEL_RESOURCE_ATTRIBUTES": ("unset", "Resource attributes k=v,k2=v2: taken over only for keys in "
+                                 "`init(resource_keys=...)`, redacted."),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("http://localhost:4318", "Collector base URL (also *_TRACES_/*_METRICS_)."),
     "OTEL_EXPORTER_OTLP_PROTOCOL": ("http/protobuf", "http/protobuf or http/json."),
     "OTEL_EXPORTER_OTLP_COMPRESSION": ("gzip", "gzip or none."),

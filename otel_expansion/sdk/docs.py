@@ -13,8 +13,13 @@ A signal or attribute is collected at its level and every level above it
 no socket opened. Never collected at any level: argument values, positional arguments, file contents,
 environment variables, host names, user names, IP or MAC addresses. Every string passes the redaction
 rules (e-mails, IPs, home paths, this host's and user's names, URLs' credentials and queries, tokens and
-keys, card and phone numbers) before it is stored. At `full`, exception messages are kept after
-redaction: they are free text the program wrote and may quote plain words from its input.
+keys, card and phone numbers) before it is stored. Names are identifiers: a command or feature name
+is kept when the program declares it (its click/typer/argparse tables, `init(commands=..., features=...)`)
+or writes it as a literal (`command("sync")`); a name computed at run time becomes a placeholder. At
+`full`, free text (exception messages, feature attribute values) keeps only the program's own text: the
+string constants of the code that built it (an f-string's fixed parts); every interpolated part becomes
+a typed placeholder such as `<value>`, `<email>` or `<number>`. Spans of other instrumentations keep only
+the attributes declared here for the level, with identifier-shaped values, and no events or status text.
 """
 
 
@@ -31,7 +36,7 @@ def telemetry_markdown() -> str:
         if level == signals.SPAN_LEVEL:
             what.append("a span per command")
         if level == Level.FULL:
-            what.append("span events for features and exceptions (redacted message and stack)")
+            what.append("span events for features and exceptions (the message's own text, frames by module)")
         if metrics:
             what.append("metrics " + ", ".join(f"`{m}`" for m in metrics))
         if attrs:
