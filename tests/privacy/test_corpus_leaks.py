@@ -156,6 +156,7 @@ def run_config(tmp_path: Path, framework: str, level: str, mode: str,
     if mode == "auto":
         env["LEAK_AUTO"] = "1"
         env["OTEL_SERVICE_NAME"] = "leakapp"
+        env["OTEL_PYTHON_DISTRO"] = env["OTEL_PYTHON_CONFIGURATOR"] = "otel_expansion"  # opentelemetry-distro too
         cmd = [str(Path(sys.executable).with_name("opentelemetry-instrument")), *cmd]
     result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode in (0, 1, 2), result.stderr.decode(errors="replace")[-3000:]
@@ -181,3 +182,5 @@ def test_no_corpus_value_leaks(tmp_path: Path, framework: str, level: str, mode:
     assert report == {}, json.dumps(report, indent=1, ensure_ascii=False)
     if level == "full" and framework != "argparse-usage":  # the data arrived, with placeholders
         assert b"<value>" in blobs["wire"]
+    if mode == "auto":  # contrib click's spans went through our processors
+        assert b"opentelemetry.instrumentation.click" in blobs["wire"]
