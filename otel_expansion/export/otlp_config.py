@@ -141,15 +141,15 @@ def parse_headers(raw: str, name: str = "OTEL_EXPORTER_OTLP_HEADERS") -> Headers
     """
     found: dict[str, tuple[str, str]] = {}
     bad = False
-    for member in raw.split(","):
+    for i, member in enumerate(raw.split(",")):
         if not member.strip():
             continue
         key, sep, value = member.partition("=")
         key = unquote(key).strip()
         value = unquote(value).strip()
         if not sep or not _TOKEN.fullmatch(key) or _BAD_VALUE_CHAR.search(value):
-            bad = True
-            _warn(f"{name}: member {member.strip()[:40]!r} is not a valid key=value header; ignored")
+            bad = True  # named by position: a header value is often a credential, and stderr ends up in CI logs
+            _warn(f"{name}: member {i + 1} is not a valid key=value header; ignored")
             continue
         found[key.lower()] = (key, value)
     if bad and not found:
@@ -162,7 +162,7 @@ def _check_url(value: str, name: str, insecure: bool) -> str | None:
     value = value.strip()
     if "://" not in value:
         scheme = "http" if insecure else "https"
-        _warn(f"{name}={value!r} has no scheme; using {scheme}:// (set {scheme}:// explicitly)")
+        _warn(f"{name} has no scheme; using {scheme}:// (set {scheme}:// explicitly)")
         value = f"{scheme}://{value}"
     try:
         parts = urlsplit(value)
@@ -170,7 +170,7 @@ def _check_url(value: str, name: str, insecure: bool) -> str | None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        _warn(f"{name}={value!r} is not an http(s) URL with a host; ignored")
+        _warn(f"{name} is not an http(s) URL with a host; ignored")
         return None
     return value
 
@@ -225,7 +225,7 @@ class _Reader:
         except ValueError:
             ms = math.nan
         if not (ms > 0 and math.isfinite(ms)):
-            _warn(f"{name}={raw!r} is not a positive number of milliseconds; ignored")
+            _warn(f"{name} is not a positive number of milliseconds; ignored")
             return None
         return ms / 1000.0
 
@@ -241,7 +241,7 @@ class _Reader:
             return True
         if raw.lower() in _FALSE:
             return False
-        _warn(f"{name}={raw!r} is not true or false; ignored")
+        _warn(f"{name} is not true or false; ignored")
         return None
 
     def file(self, name: str) -> str | None:
