@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from otel_expansion.export import otlp_config
-from otel_expansion.export.otlp_config import OtlpConfig, otlp_config_from_env, parse_headers
+from otel_expansion.config import otlp as otlp_config
+from otel_expansion.config.otlp import OtlpConfig, otlp_config_from_env, parse_headers
 from otel_expansion.export.transport import (
     HttpTransport,
     Outcome,
@@ -28,7 +28,7 @@ from otel_expansion.export.transport import (
     classify_status,
     parse_retry_after,
 )
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 from tests.export.servers import (
     Certificates,
     blackhole,
