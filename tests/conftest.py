@@ -72,7 +72,7 @@ def temp_environ(remove: tuple[str, ...] = (), **values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float = 30, what: str = "condition") -> None:
+def wait_until(predicate: Callable[[], object], timeout_s: float = 60, what: str = "condition") -> None:
     """Readiness wait: poll ``predicate`` until it holds (never a fixed sleep standing in for a signal)."""
     import time
 

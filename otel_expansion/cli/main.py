@@ -306,10 +306,10 @@ def cmd_debug(args: argparse.Namespace) -> int:
     print(f"  {'traces_url':<18} {safe_url(cfg.traces_url)}\n  {'metrics_url':<18} {safe_url(cfg.metrics_url)}")
     print(f"  {'protocol':<18} {cfg.protocol}\n  {'compression':<18} {cfg.compression}")
     print("environment:")
-    for name in VARIABLES:
-        if name in os.environ:
-            value = "<set>" if "HEADERS" in name or "SALT" in name else os.environ[name]
-            print(f"  {name}={value}")
+    for var in VARIABLES:
+        if var.name in os.environ:
+            value = "<set>" if var.secret else os.environ[var.name]
+            print(f"  {var.name}={value}")
     print("tip: OTEL_EXPANSION_DEBUG=1 prints each run's record to stderr; `show` lists everything pending")
     return EXIT_OK
 

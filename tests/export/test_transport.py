@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from otel_expansion.config import otlp as otlp_config
+from otel_expansion.config import warn as warn_mod
 from otel_expansion.config.otlp import OtlpConfig, otlp_config_from_env, parse_headers
 from otel_expansion.export.transport import (
     HttpTransport,
@@ -78,9 +78,9 @@ def send(
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
-    otlp_config._warned.clear()
+    warn_mod.forget()
     yield
-    otlp_config._warned.clear()
+    warn_mod.forget()
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
