@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
+    from otel_expansion.journal.record import Body, CommandEntry, ExceptionDetails, FeatureEntry, HandledException
+
 from otel_expansion.collect import performance
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
@@ -94,9 +96,9 @@ class Recorder:
         self.max_commands = max_commands
         self.settings = settings
         self.level = settings.level
-        self.commands: list[dict[str, Any]] = []
-        self.features: list[dict[str, Any]] = []
-        self.exceptions: list[dict[str, Any]] = []
+        self.commands: list[CommandEntry] = []
+        self.features: list[FeatureEntry] = []
+        self.exceptions: list[HandledException] = []
         self.overflow = 0
         self.active: CommandRun | None = None
         self._on_command = on_command
@@ -171,7 +173,7 @@ class Recorder:
         if len(self.commands) >= self.max_commands:
             self.overflow += 1
             return
-        cmd: dict[str, Any] = {
+        cmd: CommandEntry = {
             "name": self.command_name(run),
             "exe": _name(run.executable),
             "start": run.start_ns,
@@ -218,7 +220,7 @@ class Recorder:
             from otel_expansion.privacy.provenance import literal_in_caller
 
             fname = names.name(name) if literal_in_caller(name, sys._getframe(1)) else names.INVALID
-        item: dict[str, Any] = {"name": fname, "t": time.time_ns()}
+        item: FeatureEntry = {"name": fname, "t": time.time_ns()}
         if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
             item["attrs"] = self._feature_attributes(attributes)
         with self._lock:
@@ -228,11 +230,12 @@ class Recorder:
         """A handled exception the app wants counted (type always; details at ``full``)."""
         if self.level <= Level.OFF or len(self.exceptions) >= self.max_commands * 2:
             return
-        item: dict[str, Any] = {"type": error_type(exc), "t": time.time_ns()}
+        item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
             item["command"] = self.command_name(self.active)
         if self.level >= levels.EXCEPTION_DETAILS:
-            item.update(self._exception_details(exc))
+            details = self._exception_details(exc)
+            item["message"], item["stack"] = details["message"], details["stack"]
         with self._lock:
             self.exceptions.append(item)
 
@@ -269,7 +272,7 @@ class Recorder:
                 attrs[k] = r.attributes({k: own(value)}).get(k, "<redacted>")
         return attrs
 
-    def _exception_details(self, exc: BaseException) -> dict[str, Any]:
+    def _exception_details(self, exc: BaseException) -> ExceptionDetails:
         """Frames named by module (never by directory) and the message's provably own text."""
         frames = []
         tb = exc.__traceback__
@@ -295,12 +298,12 @@ class Recorder:
         return {"message": r.redact(message), "stack": "\n".join(r.redact(f) for f in frames)}
 
     # -- draining --------------------------------------------------------------------------------------
-    def drain(self) -> dict[str, Any] | None:
+    def drain(self) -> Body | None:
         """Take everything recorded so far as one record body, or None when there is nothing."""
         with self._lock:
             if not (self.commands or self.features or self.exceptions or self.overflow):
                 return None
-            body: dict[str, Any] = {
+            body: Body = {
                 "commands": self.commands,
                 "features": self.features,
                 "exceptions": self.exceptions,
