@@ -82,3 +82,11 @@ def test_recorder_full_exception_and_feature_values() -> None:
     assert details["stack"].endswith("in test_recorder_full_exception_and_feature_values")
     assert "/" not in details["stack"] and ".py" not in details["stack"]
     assert body["features"][0]["attrs"] == {"fmt": "csv", "who": "<value>", "path": "/tmp/<value>.csv", "n": 3}
+
+
+def test_connection_string_user_names_are_redacted() -> None:
+    """User ID=...;Password=... and user=... password=...: the user name goes with the password."""
+    r = Redactor()
+    assert r.redact("Server=db;User ID=jdoe;Password=hunter2;") == "Server=db;User ID=<user>;Password=<secret>"
+    assert r.redact("host=db user=jdoe password=s3cret dbname=app") == (
+        "host=db user=<user> password=<secret> dbname=app")
