@@ -164,7 +164,9 @@ def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "ot
     if consts is None:
         if len(_literal_sets) >= _CACHE_MAX:
             _literal_sets.clear()
-        consts = _literal_sets[code] = frozenset(c for c in code.co_consts if type(c) is str)
+        consts = _literal_sets[code] = frozenset(
+            s for c in code.co_consts for s in ((c,) if type(c) is str else c if type(c) in (tuple, frozenset) else ())
+            if type(s) is str)  # ("sync", "deploy") in a for loop is one tuple constant
     return text in consts
 
 

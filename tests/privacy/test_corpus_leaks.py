@@ -137,7 +137,7 @@ def environment(home: Path, values: list[Value], level: str, protocol: str) -> d
 
 def run_config(tmp_path: Path, framework: str, level: str, mode: str,
                protocol: str) -> tuple[list[Value], dict[str, bytes]]:
-    from otel_expansion.export.sender import run_round
+    from otel_expansion.workers.sender import run_round
     from tests.export.servers import otlp_server
 
     values = CORPUS

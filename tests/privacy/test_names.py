@@ -63,9 +63,12 @@ def test_computed_names_are_replaced_literal_names_kept() -> None:
         pass
 
     sync()
+    for step in ("build", "publish"):  # a tuple constant of this code
+        with otel_expansion.command(step):
+            pass
     body = t.recorder.drain()
     assert body is not None
-    assert [c["name"] for c in body["commands"]] == ["deploy", names.INVALID, "sync"]
+    assert [c["name"] for c in body["commands"]] == ["deploy", names.INVALID, "sync", "build", "publish"]
     assert [f["name"] for f in body["features"]] == ["export", names.INVALID]
 
 
