@@ -58,11 +58,22 @@ class Finder:
             for needle in v.needles:
                 key = needle.encode().decode("latin-1")
                 if key not in self.auto:
-                    self.auto.add_word(key, (v.category, v.text, needle))
+                    self.auto.add_word(key, (len(key), v.category, v.text, needle))
         self.auto.make_automaton()
 
     def find(self, blob: bytes) -> set[tuple[str, str, str]]:
-        return {hit for _, hit in self.auto.iter(blob.decode("latin-1"))}
+        """Every needle found. One that starts or ends with a digit must not continue a longer number:
+        ``271048566`` inside a CPU time ``0.00271048566`` or a timestamp is a coincidence, not a leak."""
+        text = blob.decode("latin-1")
+        hits = set()
+        for end, (size, category, value, needle) in self.auto.iter(text):
+            start = end - size + 1
+            if needle[0].isdigit() and start > 0 and text[start - 1].isdigit():
+                continue
+            if needle[-1].isdigit() and end + 1 < len(text) and text[end + 1].isdigit():
+                continue
+            hits.add((category, value, needle))
+        return hits
 
 
 def sqlite_text(path: Path) -> bytes:
