@@ -45,7 +45,9 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
         assert result.returncode == 0 and result.stdout == "hi bob\n", result.stderr
         wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
         spans = spans_of(srv.requests)
-    assert [s.name for s in spans] == ["plain_click greet"]
+    # contrib's click instrumentation is in the test environment too: its span passes our processors
+    # fail-closed, named after its scope (it would name it after whatever was typed)
+    assert sorted(s.name for s in spans) == ["opentelemetry.instrumentation.click", "plain_click greet"]
     res = next(r for r in srv.requests if r.signal == "traces").message().resource_spans[0].resource
     attrs = {kv.key: kv.value.string_value for kv in res.attributes}
     assert attrs["service.name"] == "plain" and attrs["telemetry.distro.name"] == "otel-expansion"
