@@ -16,13 +16,19 @@ from otel_expansion._runtime import (
     record_exception,
     shutdown,
 )
+from otel_expansion.collect.features import Feature
+from otel_expansion.collect.features import declare as declare_features
 from otel_expansion.config.levels import Level
+from otel_expansion.controls import add_telemetry_commands
 
 __all__ = [
+    "Feature",
     "Level",
     "Telemetry",
     "__version__",
+    "add_telemetry_commands",
     "command",
+    "declare_features",
     "feature",
     "init",
     "record_exception",

@@ -342,7 +342,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     from otel_expansion.sdk.docs import telemetry_markdown
 
-    text = telemetry_markdown()
+    if getattr(args, "app", None):  # one app's document, from its own `telemetry docs` (controls/)
+        from otel_expansion.controls.commands import document_of
+
+        try:
+            text = document_of(args.app)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        text = telemetry_markdown()
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -402,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("docs", help="write TELEMETRY.md from the signal definitions")
     p.add_argument("--output", default="TELEMETRY.md")
+    p.add_argument("--app", help="an instrumented program (name on PATH or .py file): write its own document")
     p.set_defaults(func=cmd_docs)
     return parser
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+from otel_expansion.collect import features as declared
 from otel_expansion.collect import performance
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
@@ -94,6 +95,7 @@ class Recorder:
         self.features: list[dict[str, Any]] = []
         self.exceptions: list[dict[str, Any]] = []
         self.overflow = 0
+        self.undeclared = 0  # features and attributes the app's registry does not declare (dropped)
         self.active: CommandRun | None = None
         self._on_command = on_command
         self._redactor: Any = None
@@ -183,6 +185,15 @@ class Recorder:
     def feature(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
         if self.level < levels.FEATURES:
             return
+        registry = declared.registry() if self.level < Level.FULL else None
+        if registry is not None:  # declared features only, and only their declared attributes
+            spec = registry.get(name)
+            if spec is None or (attributes and any(not spec.accepts(k, v) for k, v in attributes.items())):
+                with self._lock:
+                    self.undeclared += 1 if spec is None else sum(
+                        1 for k, v in (attributes or {}).items() if not spec.accepts(k, v))
+            if spec is None or spec.level > self.level:
+                return
         if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
@@ -231,7 +242,7 @@ class Recorder:
     def drain(self) -> dict[str, Any] | None:
         """Take everything recorded so far as one record body, or None when there is nothing."""
         with self._lock:
-            if not (self.commands or self.features or self.exceptions or self.overflow):
+            if not (self.commands or self.features or self.exceptions or self.overflow or self.undeclared):
                 return None
             body: dict[str, Any] = {
                 "commands": self.commands,
@@ -240,6 +251,8 @@ class Recorder:
             }
             if self.overflow:
                 body["overflow"] = self.overflow
+            if self.undeclared:
+                body["undeclared"], self.undeclared = self.undeclared, 0
             self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
         return body
 

@@ -101,7 +101,7 @@ class Settings:
     service_version: str | None
     home: str
     level: Level
-    level_source: str  # default | app | env | user | consent-pending | opt-out
+    level_source: str  # default | app | file | env | user | consent-pending | opt-out
     opt_out_reason: str | None
     consent_policy: str  # notify (opt-out) | ask (opt-in)
     debug: bool
@@ -225,11 +225,16 @@ def resolve(
     redact_allow: Sequence[str] = (),
     hash_salt: str | None = None,
     stored_choice: str | None = None,
+    file_values: Mapping[str, Any] | None = None,
+    user_debug: bool | None = None,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
 
     ``stored_choice`` is the user's persisted consent ("granted:<level>" / "denied"), read by the caller
-    so that this function stays free of I/O.
+    so that this function stays free of I/O. ``file_values`` are the settings file's (config/file.py),
+    read from the state directory when None; ``user_debug`` is the user's `telemetry debug on|off`.
+    Precedence, lowest first: init() options < settings file < environment < the user's stored choice;
+    opt-out variables win over all of them.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     name = env.get("OTEL_SERVICE_NAME", "").strip() or service_name or "unknown_service"
@@ -240,6 +245,15 @@ def resolve(
         warn(f"mode={mode!r} is not auto|cli|service; using auto")
         mode = "auto"
 
+    # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
+    # OTEL_SERVICE_NAME a developer exported for their own services.
+    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
+    home_dir = os.path.abspath(os.path.expanduser(home_dir))
+    if file_values is None:
+        from otel_expansion.config import file as settings_file
+
+        file_values, user_debug = settings_file.load(home_dir), settings_file.debug_choice(home_dir)
+
     app_level = Level.ENHANCED
     if level is not None:
         try:
@@ -247,41 +261,46 @@ def resolve(
         except ValueError as exc:
             warn(f"init(level=...): {exc}; using enhanced")
     resolved, source = app_level, ("app" if level is not None else "default")
-    if stored_choice:
-        if stored_choice == "denied":
-            resolved, source = Level.OFF, "user"
-        elif stored_choice.startswith("granted"):
-            _, _, lvl = stored_choice.partition(":")
-            try:
-                resolved, source = (Level.parse(lvl) if lvl else app_level), "user"
-            except ValueError:
-                resolved, source = app_level, "user"
-    elif consent == "ask":
-        resolved, source = Level.OFF, "consent-pending"
+    if "level" in file_values:
+        resolved, source = file_values["level"], "file"
     raw_level = env.get("OTEL_EXPANSION_LEVEL")
     if raw_level is not None and raw_level.strip():
         try:
             resolved, source = Level.parse(raw_level), "env"
         except ValueError as exc:
             warn(f"OTEL_EXPANSION_LEVEL: {exc}; keeping {resolved}")
+    if stored_choice == "denied":
+        resolved, source = Level.OFF, "user"
+    elif stored_choice and stored_choice.startswith("granted"):
+        _, _, lvl = stored_choice.partition(":")
+        try:
+            if lvl:
+                resolved, source = Level.parse(lvl), "user"
+            elif source in ("default", "app"):  # consent without a level: the level configured below
+                source = "user"
+        except ValueError:
+            source = "user" if source in ("default", "app") else source
+    elif consent == "ask" and source in ("default", "app"):  # a file or variable level counts as a choice
+        resolved, source = Level.OFF, "consent-pending"
     reason = opted_out(env, opt_out_env)
     if reason:
         resolved, source = Level.OFF, "opt-out"
+    debug_on = _flag(env, "OTEL_EXPANSION_DEBUG", bool(file_values.get("debug", debug or False)))
+    if user_debug is not None:
+        debug_on = user_debug
+    send_on = _flag(env, "OTEL_EXPANSION_SEND", bool(file_values.get("send", True if send is None else send)))
 
-    # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
-    # OTEL_SERVICE_NAME a developer exported for their own services.
-    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
     version = service_version
     return Settings(
         service_name=name,
         service_version=version,
-        home=os.path.abspath(os.path.expanduser(home_dir)),
+        home=home_dir,
         level=resolved,
         level_source=source,
         opt_out_reason=reason,
         consent_policy=consent,
-        debug=_flag(env, "OTEL_EXPANSION_DEBUG", False) if debug is None else debug,
-        send=_flag(env, "OTEL_EXPANSION_SEND", True) if send is None else send,
+        debug=debug_on,
+        send=send_on,
         instrument=instrument,
         mode=mode,
         endpoint=endpoint,

@@ -162,6 +162,9 @@ class Ingestor:
             overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)  # type: ignore[call-overload]
             if overflow:
                 spool.incr("dropped.overflow", overflow)
+            undeclared = sum(int(r.get("undeclared", 0) or 0) for _, r in records)  # type: ignore[call-overload]
+            if undeclared:  # features/attributes the app's registry does not declare (collect/features.py)
+                spool.incr("dropped.undeclared", undeclared)
             if bad:
                 spool.incr("dropped.corrupt", len(bad))
             journal.remove(chunk)

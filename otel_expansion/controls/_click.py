@@ -1,0 +1,51 @@
+"""click and typer: one ``telemetry`` command that passes its arguments to the shared implementation.
+
+Passing arguments through (rather than one click command per subcommand) keeps registration to a
+single object and makes every framework behave, parse and print exactly alike.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from otel_expansion.controls import HELP
+
+_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "allow_interspersed_args": False}
+
+
+def _run(args: list[str], program: str, name: str, service: str | None) -> int:
+    from otel_expansion.controls.commands import run
+
+    return run(args, prog=f"{program} {name}", service=service)
+
+
+def add_click(group: Any, name: str, program: str, service: str | None) -> None:
+    import sys
+
+    click = sys.modules[type(group).__module__.split(".")[0]]  # click, or the copy typer vendors
+    if hasattr(click, "core") and not hasattr(click, "Command"):
+        click = click.core
+
+    def telemetry(args: tuple[str, ...]) -> None:
+        click.get_current_context().exit(_run(list(args), program, name, service))
+
+    command = click.Command(
+        name, callback=telemetry, help=HELP, add_help_option=False, context_settings=dict(_SETTINGS),
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+    )
+    group.add_command(command, name)
+
+
+def add_typer(app: Any, name: str, program: str, service: str | None) -> None:
+    import typer
+
+    if len(getattr(app, "registered_commands", ())) <= 1 and not getattr(app, "registered_groups", ()):
+        raise TypeError("a typer app with a single command has no subcommands to add `telemetry` beside")
+
+    def telemetry(ctx: typer.Context) -> None:
+        raise typer.Exit(_run(list(ctx.args), program, name, service))
+
+    telemetry.__annotations__ = {"ctx": typer.Context, "return": None}  # typer reads real types
+    app.command(name, help=HELP, add_help_option=False, context_settings=dict(_SETTINGS))(telemetry)
