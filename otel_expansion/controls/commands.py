@@ -66,14 +66,23 @@ def _context(service: str | None, prog: str) -> tuple[Settings, Any]:
     return resolve(name, stored_choice=stored_choice(probe.home)), None
 
 
-def _plain_invocation(t: Any) -> None:
+def _plain_invocation(t: Any) -> Any:
     """Forget the held first-run notice (running these commands is the user's choice) and the run the
-    framework hook started for this command: it is recorded by :func:`_count` as a bare invocation."""
+    framework hook started for this command: it is recorded by :func:`_count` as a bare invocation.
+
+    Returns a placeholder that stays the recorder's active run while the command runs, so the argparse
+    this module uses is not taken for a new command of the host.
+    """
     from otel_expansion.privacy import consent
 
     consent.discard_pending()
-    if t is not None:
-        t.recorder.active = None
+    if t is None:
+        return None
+    from otel_expansion.collect.recorder import CommandRun
+
+    placeholder = CommandRun("telemetry", "")
+    t.recorder.active = placeholder
+    return placeholder
 
 
 def _count(t: Any, name: str, code: int) -> None:
@@ -107,8 +116,12 @@ def _ns(s: Settings, **extra: Any) -> argparse.Namespace:
 def run(argv: list[str], prog: str, service: str | None = None) -> int:
     """Run one ``telemetry`` subcommand; returns its exit status. Errors print without a traceback."""
     s, t = _context(service, prog)
-    _plain_invocation(t)
-    code = _run(argv, prog, s, t)
+    placeholder = _plain_invocation(t)
+    try:
+        code = _run(argv, prog, s, t)
+    finally:
+        if t is not None and t.recorder.active is placeholder:
+            t.recorder.active = None
     _count(t, prog.rsplit(" ", 1)[-1], code)
     return code
 
