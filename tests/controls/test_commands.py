@@ -81,9 +81,9 @@ def test_bare_group_shows_status_and_help_lists_every_command(cli: Runner) -> No
 
 def test_unknown_subcommand_and_bad_level_are_usage_errors(cli: Runner) -> None:
     """Mistakes exit 2 with one line on stderr, no traceback, and change nothing."""
-    code, out, err = cli.telemetry("bogus")
+    code, _, err = cli.telemetry("bogus")
     assert code == 2 and "unknown command 'bogus'" in err and "Traceback" not in err
-    code, out, err = cli.telemetry("level", "loud")
+    code, _, err = cli.telemetry("level", "loud")
     assert code == 2 and "unknown telemetry level 'loud'" in err
     assert not (cli.home / "consent").exists()
 
