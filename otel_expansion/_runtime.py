@@ -229,7 +229,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     env = os.environ
     stored = None
     if opted_out(env, options.get("opt_out_env")) is None:
-        probe = resolve(service_name, service_version, environ=env, home=options.get("home"))
+        probe = resolve(service_name, service_version, environ=env, home=options.get("home"), file_values={})
         from otel_expansion.privacy.consent import stored_choice
 
         stored = stored_choice(probe.home)
