@@ -24,9 +24,11 @@ def _run(args: list[str], program: str, name: str, service: str | None) -> int:
 def add_click(group: Any, name: str, program: str, service: str | None) -> None:
     import sys
 
-    click = sys.modules[type(group).__module__.split(".")[0]]  # click, or the copy typer vendors
-    if hasattr(click, "core") and not hasattr(click, "Command"):
-        click = click.core
+    # click itself, or the copy typer vendors (typer._click): the package that defines the group's base class
+    base = next((c for c in type(group).__mro__ if c.__name__ == "Group"), type(group))
+    click = sys.modules[base.__module__.rpartition(".")[0] or base.__module__]
+    if not hasattr(group, "add_command") or not hasattr(click, "Command"):
+        raise TypeError(f"{type(group).__name__} is not a click group")
 
     def telemetry(args: tuple[str, ...]) -> None:
         click.get_current_context().exit(_run(list(args), program, name, service))
