@@ -51,8 +51,11 @@ def test_docs_app_without_the_commands_is_a_clear_error(tmp_path: Path, capsys: 
     """A program without `telemetry docs`, or none at all: exit 2 and what to do."""
     assert main(["docs", "--app", "no-such-program-xyz"]) == 2
     assert "no program 'no-such-program-xyz' on PATH" in capsys.readouterr().err
-    assert main(["docs", "--app", str(EXAMPLES / "optin_cli.py")]) == 2
-    assert "add_telemetry_commands" in capsys.readouterr().err
+    result = subprocess.run([sys.executable, "-m", "otel_expansion", "docs", "--app", str(EXAMPLES / "optin_cli.py"),
+                             "--output", str(tmp_path / "T.md")], capture_output=True, text=True, timeout=60,
+                            env=clean_env(tmp_path / "home"), cwd=ROOT)
+    assert result.returncode == 2 and "add_telemetry_commands" in result.stderr
+    assert not (tmp_path / "T.md").exists()
 
 
 def test_document_lists_declared_features_and_the_apps_controls() -> None:
