@@ -16,10 +16,27 @@ from otel_expansion._runtime import (
     record_exception,
     shutdown,
 )
-from otel_expansion.collect.features import Feature
-from otel_expansion.collect.features import declare as declare_features
 from otel_expansion.config.levels import Level
-from otel_expansion.controls import add_telemetry_commands
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.collect.features import Feature
+    from otel_expansion.collect.features import declare as declare_features
+    from otel_expansion.controls import add_telemetry_commands
+
+
+def __getattr__(name: str) -> object:
+    """Loaded on first use: a CLI that never declares features or adds the commands never imports them."""
+    if name == "add_telemetry_commands":
+        from otel_expansion.controls import add_telemetry_commands
+
+        return add_telemetry_commands
+    if name in ("Feature", "declare_features"):
+        from otel_expansion.collect import features
+
+        return features.Feature if name == "Feature" else features.declare
+    raise AttributeError(f"module 'otel_expansion' has no attribute {name!r}")
+
 
 __all__ = [
     "Feature",

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-from otel_expansion.collect import features as declared
 from otel_expansion.collect import performance
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
@@ -185,7 +184,7 @@ class Recorder:
     def feature(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
         if self.level < levels.FEATURES:
             return
-        registry = declared.registry() if self.level < Level.FULL else None
+        registry = _declared_features() if self.level < Level.FULL else None
         if registry is not None:  # declared features only, and only their declared attributes
             spec = registry.get(name)
             if spec is None or (attributes and any(not spec.accepts(k, v) for k, v in attributes.items())):
@@ -255,6 +254,12 @@ class Recorder:
                 body["undeclared"], self.undeclared = self.undeclared, 0
             self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
         return body
+
+
+def _declared_features() -> Any:
+    """The app's feature registry (collect/features.py), if it declared one; that module loads only then."""
+    module = sys.modules.get("otel_expansion.collect.features")
+    return None if module is None else module.registry()
 
 
 def _short_path(filename: str) -> str:

@@ -63,3 +63,15 @@ def test_registration_loads_nothing_heavy_and_not_the_commands(framework: str, t
     assert "otel_expansion.cli.main" not in loaded
     offenders = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
     assert offenders == []
+
+
+def test_a_cli_without_the_commands_or_declarations_never_loads_them(tmp_path: Path) -> None:
+    """The new public names are loaded on first use: an app that uses neither pays nothing for them."""
+    from tests.test_import_cost import PROBE
+
+    env = clean_env(tmp_path / "home", OTEL_EXPANSION_SEND="false")
+    result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=30,
+                            cwd=ROOT, check=True)
+    loaded = json.loads(result.stdout)
+    assert "otel_expansion.journal.store" in loaded
+    assert not [m for m in loaded if m.startswith(("otel_expansion.controls", "otel_expansion.collect.features"))]
