@@ -6,8 +6,6 @@ microseconds per command and one small file write at exit.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from otel_expansion._runtime import (
     Telemetry,
     command,
@@ -16,10 +14,11 @@ from otel_expansion._runtime import (
     record_exception,
     shutdown,
 )
+from otel_expansion._version import __version__
 from otel_expansion.config.levels import Level
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+_TYPE_CHECKING = False
+if _TYPE_CHECKING:
     from otel_expansion.collect.features import Feature
     from otel_expansion.collect.features import declare as declare_features
     from otel_expansion.controls import add_telemetry_commands
@@ -36,6 +35,10 @@ def __getattr__(name: str) -> object:
 
         return features.Feature if name == "Feature" else features.declare
     raise AttributeError(f"module 'otel_expansion' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

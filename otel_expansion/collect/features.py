@@ -90,7 +90,7 @@ def registry() -> dict[str, Feature] | None:
 def load_file(path: str) -> list[Feature]:
     """Features from a registry file; a bad entry gets a warning naming it and its line, and is skipped."""
     from otel_expansion.config.file import ParseError, parse, read_text
-    from otel_expansion.config.settings import warn
+    from otel_expansion.config.warn import warn
 
     text = read_text(path, 1 << 20)
     if text is None:

@@ -5,8 +5,8 @@ user's explicit command (``mycli telemetry level|enable|disable|debug``, stored 
 variables (``DO_NOT_TRACK``...) win over all of them.
 
 Read on every run, so the common case costs one failed ``open``. A flat file is read by a tiny parser
-for the TOML subset settings need (no import at all); anything beyond that subset goes to ``tomllib``
-(or ``tomli`` on Python 3.10 when installed), which costs ~10 ms of imports. Every problem becomes one
+for the TOML subset settings need (no import at all); anything beyond that subset goes to ``tomllib``,
+which costs ~10 ms of imports (Python 3.10, without ``tomllib``, reads the subset only). Every problem becomes one
 warning naming the file, the line and the key, and the bad entry (or a malformed file) is ignored:
 a settings file never breaks the host program.
 """
@@ -192,16 +192,13 @@ def parse(text: str) -> tuple[Table, dict[str, int]]:
         pass
     try:
         import tomllib as toml  # type: ignore[import-not-found,unused-ignore]  # Python >= 3.11
-    except ImportError:  # Python 3.10
+    except ImportError:  # Python 3.10: the subset above is all there is
         try:
-            import tomli as toml  # type: ignore[no-redef,import-not-found,unused-ignore]
-        except ImportError:
-            try:
-                parse_simple(text)
-            except ParseError as exc:
-                raise ParseError("not in the TOML subset this Python can read without tomli "
-                                 "(flat `key = value` lines and [tables])", exc.line) from None
-            raise
+            parse_simple(text)
+        except ParseError as exc:
+            raise ParseError("not in the TOML subset Python 3.10 reads (flat `key = value` lines and [tables])",
+                             exc.line) from None
+        raise
     try:
         doc = toml.loads(text)
     except toml.TOMLDecodeError as exc:
@@ -218,7 +215,7 @@ def parse(text: str) -> tuple[Table, dict[str, int]]:
 
 
 def _warn(message: str) -> None:
-    from otel_expansion.config.settings import warn
+    from otel_expansion.config.warn import warn
 
     warn(message)
 

@@ -33,7 +33,7 @@ def add_telemetry_commands(cli: C, *, name: str = "telemetry", prog: str | None 
     try:
         _add(cli, name, prog, service)
     except Exception as exc:
-        from otel_expansion.config.settings import warn
+        from otel_expansion.config.warn import warn
 
         warn(f"add_telemetry_commands(): {exc}; no `{name}` command added")
     return cli
@@ -48,17 +48,17 @@ def _add(cli: Any, name: str, prog: str | None, service: str | None) -> None:
         from otel_expansion.controls import _argparse
 
         program = prog or cli.prog
-        _argparse.add(cli, name, program, service)
+        _argparse.add(cli, name, program, service, HELP)
     elif _is(cli, "typer", "Typer"):
         from otel_expansion.controls import _click
 
         program = prog or _program()
-        _click.add_typer(cli, name, program, service)
+        _click.add_typer(cli, name, program, service, HELP)
     elif hasattr(cli, "add_command") and hasattr(cli, "commands"):  # click.Group (or typer's vendored click)
         from otel_expansion.controls import _click
 
         program = prog or _program()
-        _click.add_click(cli, name, program, service)
+        _click.add_click(cli, name, program, service, HELP)
     else:
         raise TypeError(f"{type(cli).__name__} is not a click group, typer app or argparse parser")
     _settle_notice(program, name)

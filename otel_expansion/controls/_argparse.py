@@ -13,10 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from otel_expansion.controls import HELP
 
-
-def add(parser: argparse.ArgumentParser, name: str, program: str, service: str | None) -> None:
+def add(parser: argparse.ArgumentParser, name: str, program: str, service: str | None, help: str) -> None:
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not actions:
         raise TypeError("the argparse parser has no subcommands (add_subparsers()) to add `telemetry` beside")
@@ -31,6 +29,6 @@ def add(parser: argparse.ArgumentParser, name: str, program: str, service: str |
 
     sub._parser_class = TelemetryParser
     try:
-        sub.add_parser(name, help=HELP, add_help=False)
+        sub.add_parser(name, help=help, add_help=False)
     finally:
         sub._parser_class = base

@@ -10,7 +10,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from otel_expansion.controls import HELP
 
 _SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "allow_interspersed_args": False}
 
@@ -21,7 +20,7 @@ def _run(args: list[str], program: str, name: str, service: str | None) -> int:
     return run(args, prog=f"{program} {name}", service=service)
 
 
-def add_click(group: Any, name: str, program: str, service: str | None) -> None:
+def add_click(group: Any, name: str, program: str, service: str | None, help: str) -> None:
     import sys
 
     # click itself, or the copy typer vendors (typer._click): the package that defines the group's base class
@@ -34,13 +33,13 @@ def add_click(group: Any, name: str, program: str, service: str | None) -> None:
         click.get_current_context().exit(_run(list(args), program, name, service))
 
     command = click.Command(
-        name, callback=telemetry, help=HELP, add_help_option=False, context_settings=dict(_SETTINGS),
+        name, callback=telemetry, help=help, add_help_option=False, context_settings=dict(_SETTINGS),
         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
     )
     group.add_command(command, name)
 
 
-def add_typer(app: Any, name: str, program: str, service: str | None) -> None:
+def add_typer(app: Any, name: str, program: str, service: str | None, help: str) -> None:
     import typer
 
     if len(getattr(app, "registered_commands", ())) <= 1 and not getattr(app, "registered_groups", ()):
@@ -50,4 +49,4 @@ def add_typer(app: Any, name: str, program: str, service: str | None) -> None:
         raise typer.Exit(_run(list(ctx.args), program, name, service))
 
     telemetry.__annotations__ = {"ctx": typer.Context, "return": None}  # typer reads real types
-    app.command(name, help=HELP, add_help_option=False, context_settings=dict(_SETTINGS))(telemetry)
+    app.command(name, help=help, add_help_option=False, context_settings=dict(_SETTINGS))(telemetry)

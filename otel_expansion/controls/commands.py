@@ -360,26 +360,3 @@ _HANDLERS: dict[str, tuple[Any, Any]] = {
     "docs": (_docs_args, _docs),
 }
 
-
-def document_of(app: str, timeout: float = 60.0) -> str:
-    """TELEMETRY.md of an installed program (on PATH) or script (.py), from its own `telemetry docs`.
-
-    Run with DO_NOT_TRACK=1, so generating the document records nothing and shows no notice.
-    """
-    import shutil
-    import subprocess
-
-    if app.endswith(".py") and os.path.isfile(app):
-        argv = [sys.executable, app]
-    elif shutil.which(app):
-        argv = [str(shutil.which(app))]
-    else:
-        raise ValueError(f"no program {app!r} on PATH (pass its name or its .py file)")
-    env = dict(os.environ, DO_NOT_TRACK="1")
-    result = subprocess.run([*argv, "telemetry", "docs"], env=env, capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    if result.returncode != 0 or not result.stdout.startswith("# What "):
-        tail = (result.stderr.strip().splitlines() or [""])[-1]
-        raise ValueError(f"`{app} telemetry docs` failed (exit {result.returncode}{': ' + tail if tail else ''}); "
-                         "does it call otel_expansion.add_telemetry_commands()?")
-    return result.stdout

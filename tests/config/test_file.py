@@ -11,7 +11,8 @@ import tomllib
 from otel_expansion.config import file as settings_file
 from otel_expansion.config.file import ParseError, parse, parse_simple
 from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import _warned, resolve
+from otel_expansion.config.settings import resolve
+from otel_expansion.config.warn import _said as _warned
 from otel_expansion.privacy import consent
 from tests.conftest import RunCli, journal_records
 
