@@ -83,7 +83,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_HOME", "per-user state dir", "text",
              "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
-             "off, basic, enhanced, full; counts as the user's choice."),
+             "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
     Variable("OTEL_EXPANSION_DEBUG", "false", "flag", "true prints every record, as stored, to stderr.", "debug"),
     Variable("OTEL_EXPANSION_SEND", "true", "flag", "false keeps data local (spool only); `flush` sends it later.",
              "send"),
