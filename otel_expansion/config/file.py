@@ -272,7 +272,7 @@ def load(home: str) -> dict[str, Any]:
         doc, where = parse(text)
     except ParseError as exc:
         at = f"{path}:{exc.line}" if exc.line else path
-        _warn(f"{at}: not valid TOML ({exc}); settings file ignored")
+        _warn(f"{at}: cannot be read as TOML ({exc}); settings file ignored")
         return {}
     except Exception as exc:  # a parser bug must not break the host either
         _warn(f"{path}: unreadable ({type(exc).__name__}); settings file ignored")
