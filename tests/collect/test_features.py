@@ -109,3 +109,18 @@ def test_undeclared_count_reaches_the_spool_counters(tmp_path: Path) -> None:
     status = subprocess.run([*ox, "status", "--json", "--home", str(home)], env=clean_env(home), check=True,
                             timeout=60, capture_output=True, text=True, cwd=ROOT)
     assert json.loads(status.stdout)["counters"].get("dropped.undeclared") == 1
+
+
+def test_undeclared_count_in_a_long_running_program(tmp_path: Path) -> None:
+    """Service mode counts the same drops into the same spool counter at its commit."""
+    app = tmp_path / "svc.py"
+    app.write_text("import otel_expansion\notel_expansion.init('featsvc', mode='service', send=False)\n"
+                   "otel_expansion.declare_features(otel_expansion.Feature('ok'))\n"
+                   "with otel_expansion.command('go'):\n"
+                   "    otel_expansion.feature('ok')\n    otel_expansion.feature('nope')\n"
+                   "    otel_expansion.feature('ok', extra=1)\n")
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, str(app)], env=clean_env(home), check=True, timeout=60)
+    status = subprocess.run([sys.executable, "-m", "otel_expansion", "status", "--json", "--home", str(home)],
+                            env=clean_env(home), check=True, timeout=60, capture_output=True, text=True, cwd=ROOT)
+    assert json.loads(status.stdout)["counters"].get("dropped.undeclared") == 2
