@@ -18,6 +18,7 @@ def main() -> int:
     migrate = dbsub.add_parser("migrate")
     migrate.add_argument("--password")
     sub.add_parser("crash")
+    otel_expansion.add_telemetry_commands(parser)  # argcli telemetry status|enable|disable|...
     args = parser.parse_args()
     if args.cmd == "crash":
         raise ValueError("bad state for bob@example.com")

@@ -9,6 +9,9 @@ import click
 import otel_expansion
 
 otel_expansion.init("democli", "1.0.0", opt_out_env="DEMOCLI_NO_TELEMETRY")
+otel_expansion.declare_features(  # only declared features are recorded (basic, enhanced); see democli-TELEMETRY.md
+    otel_expansion.Feature("greeting", "A greeting was printed.", {"shout": bool}, level="basic"),
+)
 
 
 @click.group()
@@ -60,6 +63,8 @@ def interrupt() -> None:
     """Simulates Ctrl-C."""
     raise KeyboardInterrupt
 
+
+otel_expansion.add_telemetry_commands(cli)  # democli telemetry status|enable|disable|level|show|flush|...
 
 if __name__ == "__main__":
     cli()

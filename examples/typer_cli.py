@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 import otel_expansion
 
 otel_expansion.init("typercli", "2.1.0")
+otel_expansion.declare_features(str(Path(__file__).with_name("typercli-features.toml")))  # a registry file
 
 app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
 users = typer.Typer()
@@ -30,6 +33,8 @@ def sync(dry_run: bool = False) -> None:
 def crash() -> None:
     raise ValueError("unexpected state")
 
+
+otel_expansion.add_telemetry_commands(app)  # typercli telemetry status|enable|disable|...
 
 if __name__ == "__main__":
     app()

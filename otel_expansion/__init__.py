@@ -17,11 +17,38 @@ from otel_expansion._runtime import (
 from otel_expansion._version import __version__
 from otel_expansion.config.levels import Level
 
+_TYPE_CHECKING = False
+if _TYPE_CHECKING:
+    from otel_expansion.collect.features import Feature
+    from otel_expansion.collect.features import declare as declare_features
+    from otel_expansion.controls import add_telemetry_commands
+
+
+def __getattr__(name: str) -> object:
+    """Loaded on first use: a CLI that never declares features or adds the commands never imports them."""
+    if name == "add_telemetry_commands":
+        from otel_expansion.controls import add_telemetry_commands
+
+        return add_telemetry_commands
+    if name in ("Feature", "declare_features"):
+        from otel_expansion.collect import features
+
+        return features.Feature if name == "Feature" else features.declare
+    raise AttributeError(f"module 'otel_expansion' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 __all__ = [
+    "Feature",
     "Level",
     "Telemetry",
     "__version__",
+    "add_telemetry_commands",
     "command",
+    "declare_features",
     "feature",
     "init",
     "record_exception",

@@ -43,6 +43,7 @@ class Telemetry:
         self.recorder = Recorder(settings)
         self.service: Any = None  # the in-process SDK runtime, in service mode
         self.auto = False  # started by opentelemetry-instrument's configurator, not by the app
+        self.init_options: dict[str, Any] = {}
         self._pid = os.getpid()  # a forked child inherits this handle but must not report the parent's run
         self._closed = False
 
@@ -273,25 +274,30 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     env = os.environ
     stored = None
     if opted_out(env, options.get("opt_out_env")) is None:
-        probe = resolve(service_name, service_version, environ=env, home=options.get("home"))
+        probe = resolve(service_name, service_version, environ=env, home=options.get("home"), file_values={})
         from otel_expansion.privacy.consent import stored_choice
 
         stored = stored_choice(probe.home)
     settings = resolve(service_name, service_version, environ=env, stored_choice=stored, **options)
+    deferred = False
     if settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None:
-        from otel_expansion.privacy.consent import first_run
+        from otel_expansion.privacy import consent
 
-        asked = settings.level
-        if settings.level_source == "consent-pending":  # ask for the level the app chose, not less
-            asked = resolve(service_name, service_version, environ=env, **{**options, "consent": "notify"}).level
-        chosen = first_run(settings.home, settings.service_name, asked, settings.consent_policy,
-                           settings.opt_out_env, env)
-        if chosen is not None:
-            settings = resolve(service_name, service_version, environ=env,
-                               stored_choice="denied" if chosen == Level.OFF else f"granted:{chosen}", **options)
+        if consent.first_run_due(settings.home, settings.consent_policy, env):
+            asked = settings.level
+            if settings.level_source == "consent-pending":  # ask for the level the app chose, not less
+                asked = resolve(service_name, service_version, environ=env, **{**options, "consent": "notify"}).level
+            saved = dict(options, install_global=install_global)
+            # shown when the app adds its `telemetry` commands (so the notice can name them), else at exit
+            consent.defer(settings.home, settings.service_name, asked, settings.consent_policy,
+                          settings.opt_out_env, on_grant=lambda: _restart(service_name, service_version, saved))
+            deferred = True
     telemetry = Telemetry(settings)
     telemetry.recorder.declare(**declared)
+    telemetry.init_options = dict(options)  # the app's own choices: `telemetry enable` reports against them
     if not settings.enabled:
+        if deferred:
+            atexit.register(_settle_first_run)
         return telemetry  # off means off: no file, no thread, no socket, no hook
     if settings.mode == "service" or (settings.mode == "auto" and _sdk_configured()):
         from otel_expansion.workers.service import ServiceRuntime
@@ -302,7 +308,24 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
 
         install_all(telemetry)
     atexit.register(telemetry.shutdown)
+    if deferred:
+        atexit.register(_settle_first_run)  # exit handlers run last-in first-out: the notice comes first
     return telemetry
+
+
+def _settle_first_run() -> None:
+    from otel_expansion.privacy import consent
+
+    consent.settle()
+
+
+def _restart(service_name: str, service_version: str | None, options: dict[str, Any]) -> None:
+    """The user said yes to the first-run question before any command ran: collect from this run on."""
+    global _handle
+    if _handle is not None:
+        _handle.retire()
+    _handle = None
+    init(service_name, service_version, **options)
 
 
 def _sdk_configured() -> bool:

@@ -27,7 +27,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def test_exported_names() -> None:
     """The names other tools depend on stay exported."""
     assert set(otel_expansion.__all__) == {"Level", "Telemetry", "__version__", "command", "feature", "init",
-                                           "record_exception", "shutdown"}
+                                           "record_exception", "shutdown", "add_telemetry_commands", "Feature",
+                                           "declare_features"}
 
 
 def test_init_is_idempotent() -> None:

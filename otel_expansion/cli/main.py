@@ -340,10 +340,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def document_of(app: str, timeout: float = 60.0) -> str:
+    """TELEMETRY.md of an installed program (on PATH) or script (.py), from its own `telemetry docs`.
+
+    Run with DO_NOT_TRACK=1, so generating the document records nothing and shows no notice.
+    """
+    import shutil
+    import subprocess
+
+    if app.endswith(".py") and os.path.isfile(app):
+        argv = [sys.executable, app]
+    elif shutil.which(app):
+        argv = [str(shutil.which(app))]
+    else:
+        raise ValueError(f"no program {app!r} on PATH (pass its name or its .py file)")
+    env = dict(os.environ, DO_NOT_TRACK="1")
+    result = subprocess.run([*argv, "telemetry", "docs"], env=env, capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    if result.returncode != 0 or not result.stdout.startswith("# What "):
+        tail = (result.stderr.strip().splitlines() or [""])[-1]
+        raise ValueError(f"`{app} telemetry docs` failed (exit {result.returncode}{': ' + tail if tail else ''}); "
+                         "does it call otel_expansion.add_telemetry_commands()?")
+    return result.stdout
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from otel_expansion.sdk.docs import telemetry_markdown
 
-    text = telemetry_markdown()
+    if getattr(args, "app", None):  # one app's document, from its own `telemetry docs` (controls/)
+        try:
+            text = document_of(args.app)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        text = telemetry_markdown()
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -403,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("docs", help="write TELEMETRY.md from the signal definitions")
     p.add_argument("--output", default="TELEMETRY.md")
+    p.add_argument("--app", help="an instrumented program (name on PATH or .py file): write its own document")
     p.set_defaults(func=cmd_docs)
     return parser
 

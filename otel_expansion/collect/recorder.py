@@ -100,6 +100,7 @@ class Recorder:
         self.features: list[FeatureEntry] = []
         self.exceptions: list[HandledException] = []
         self.overflow = 0
+        self.undeclared = 0  # features and attributes the app's registry does not declare (dropped)
         self.active: CommandRun | None = None
         self._on_command = on_command
         self._redactor: Any = None
@@ -211,6 +212,15 @@ class Recorder:
     def feature(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
         if self.level < levels.FEATURES:
             return
+        registry = _declared_features() if self.level < Level.FULL else None
+        if registry is not None:  # declared features only, and only their declared attributes
+            spec = registry.get(name)
+            if spec is None or (attributes and any(not spec.accepts(k, v) for k, v in attributes.items())):
+                with self._lock:
+                    self.undeclared += 1 if spec is None else sum(
+                        1 for k, v in (attributes or {}).items() if not spec.accepts(k, v))
+            if spec is None or spec.level > self.level:
+                return
         if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
@@ -301,7 +311,7 @@ class Recorder:
     def drain(self) -> Body | None:
         """Take everything recorded so far as one record body, or None when there is nothing."""
         with self._lock:
-            if not (self.commands or self.features or self.exceptions or self.overflow):
+            if not (self.commands or self.features or self.exceptions or self.overflow or self.undeclared):
                 return None
             body: Body = {
                 "commands": self.commands,
@@ -310,12 +320,21 @@ class Recorder:
             }
             if self.overflow:
                 body["overflow"] = self.overflow
+            if self.undeclared:
+                body["undeclared"], self.undeclared = self.undeclared, 0
             self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
         return body
 
 
 def _name(text: str) -> str:
     return names.name(text)
+
+
+def _declared_features() -> Any:
+    """The app's feature registry (collect/features.py), if it declared one; that module loads only then."""
+    module = sys.modules.get("otel_expansion.collect.features")
+    return None if module is None else module.registry()
+
 
 
 def default_executable() -> str:

@@ -84,7 +84,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_HOME", "per-user state dir", "text",
              "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
-             "off, basic, enhanced, full; counts as the user's choice."),
+             "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
     Variable("OTEL_EXPANSION_DEBUG", "false", "flag", "true prints every record, as stored, to stderr.", "debug"),
     Variable("OTEL_EXPANSION_SEND", "true", "flag", "false keeps data local (spool only); `flush` sends it later.",
              "send"),
@@ -175,7 +175,7 @@ class Settings:
     service_version: str | None
     home: str
     level: Level
-    level_source: str  # default | app | env | user | consent-pending | opt-out
+    level_source: str  # default | app | file | env | user | consent-pending | opt-out
     opt_out_reason: str | None
     consent_policy: str  # notify (opt-out) | ask (opt-in)
     debug: bool
@@ -267,11 +267,16 @@ def resolve(
     redact_allow: Sequence[str] = (),
     hash_salt: str | None = None,
     stored_choice: str | None = None,
+    file_values: Mapping[str, Any] | None = None,
+    user_debug: bool | None = None,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
 
     ``stored_choice`` is the user's persisted consent ("granted:<level>" / "denied"), read by the caller
-    so that this function stays free of I/O.
+    so that this function stays free of I/O. ``file_values`` are the settings file's (config/file.py),
+    read from the state directory when None; ``user_debug`` is the user's `telemetry debug on|off`.
+    Precedence, lowest first: init() options < settings file < environment < the user's stored choice;
+    opt-out variables win over all of them.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     name = env.get("OTEL_SERVICE_NAME", "").strip() or service_name or "unknown_service"
@@ -282,6 +287,15 @@ def resolve(
         warn(f"mode={mode!r} is not auto|cli|service; using auto")
         mode = "auto"
 
+    # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
+    # OTEL_SERVICE_NAME a developer exported for their own services.
+    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
+    home_dir = os.path.abspath(os.path.expanduser(home_dir))
+    if file_values is None:
+        from otel_expansion.config import file as settings_file
+
+        file_values, user_debug = settings_file.load(home_dir), settings_file.debug_choice(home_dir)
+
     app_level = Level.ENHANCED
     if level is not None:
         try:
@@ -289,42 +303,45 @@ def resolve(
         except ValueError as exc:
             warn(f"init(level=...): {exc}; using enhanced")
     resolved, source = app_level, ("app" if level is not None else "default")
-    if stored_choice:
-        if stored_choice == "denied":
-            resolved, source = Level.OFF, "user"
-        elif stored_choice.startswith("granted"):
-            _, _, lvl = stored_choice.partition(":")
-            try:
-                resolved, source = (Level.parse(lvl) if lvl else app_level), "user"
-            except ValueError:
-                resolved, source = app_level, "user"
-    elif consent == "ask":
-        resolved, source = Level.OFF, "consent-pending"
+    if "level" in file_values:
+        resolved, source = file_values["level"], "file"
     raw_level = env.get("OTEL_EXPANSION_LEVEL")
     if raw_level is not None and raw_level.strip():
         try:
             resolved, source = Level.parse(raw_level), "env"
         except ValueError:
             warn(f"OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; keeping {resolved}")
+    if stored_choice == "denied":
+        resolved, source = Level.OFF, "user"
+    elif stored_choice and stored_choice.startswith("granted"):
+        _, _, lvl = stored_choice.partition(":")
+        try:
+            if lvl:
+                resolved, source = Level.parse(lvl), "user"
+            elif source in ("default", "app"):  # consent without a level: the level configured below
+                source = "user"
+        except ValueError:
+            source = "user" if source in ("default", "app") else source
+    elif consent == "ask" and source in ("default", "app"):  # a file or variable level counts as a choice
+        resolved, source = Level.OFF, "consent-pending"
     reason = opted_out(env, opt_out_env)
     if reason:
         resolved, source = Level.OFF, "opt-out"
-
-    # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
-    # OTEL_SERVICE_NAME a developer exported for their own services.
-    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
     values = _from_environment(env)
-    if debug is not None:
-        values["debug"] = debug
-    if send is not None:
-        values["send"] = send
+    # init(debug=, send=) < settings file < environment < the user's `telemetry debug on|off`
+    for key, variable, given in (("debug", "OTEL_EXPANSION_DEBUG", debug), ("send", "OTEL_EXPANSION_SEND", send)):
+        chosen = file_values.get(key, given)
+        if chosen is not None and not env.get(variable, "").strip():
+            values[key] = chosen
+    if user_debug is not None:
+        values["debug"] = user_debug
     values["redact_patterns"] = tuple(redact_patterns) + values["redact_patterns"]  # type: ignore[operator]
     values["redact_allow"] = tuple(redact_allow) + values["redact_allow"]  # type: ignore[operator]
     values["hash_salt"] = values["hash_salt"] or hash_salt
     return Settings(
         service_name=name,
         service_version=service_version,
-        home=os.path.abspath(os.path.expanduser(home_dir)),
+        home=home_dir,
         level=resolved,
         level_source=source,
         opt_out_reason=reason,

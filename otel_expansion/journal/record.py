@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         features: list[FeatureEntry]
         exceptions: list[HandledException]
         overflow: int  # items not kept because the recorder's buffer was full
+        undeclared: int  # features/attributes dropped because the app's registry does not declare them
 
     class SessionPart(TypedDict, total=False):
         session: str

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import TextIO
+    from collections.abc import Callable, Mapping
+    from typing import Any, TextIO
 
 import os
 import sys
@@ -52,41 +52,100 @@ def interactive(environ: Mapping[str, str], stream: TextIO | None = None) -> boo
         return False
 
 
-def notice_text(service: str, level: Level, opt_out_env: str | None) -> str:
-    opt = f"{opt_out_env}=1 or " if opt_out_env else ""
+def notice_text(service: str, level: Level, opt_out_env: str | None, program: str | None = None,
+                policy: str = "notify") -> str:
+    """The first-run notice: short, names the level, how to see what is sent and how to opt out.
+
+    ``program`` is the host's own name when it offers ``<program> telemetry ...`` commands (an app
+    installed with pipx does not put ``otel-expansion`` on the user's PATH, so only its own name works).
+    """
     extra = " At this level redacted error messages and stack traces are included too." if level >= Level.FULL \
         else ""
-    return (
-        f"{service} collects anonymous usage telemetry (level: {level}): which commands run, how long they "
-        "take and whether they fail, plus coarse environment facts (OS, Python, CI). No argument values, "
-        f"file contents or personal data.{extra} To opt out, set {opt}DO_NOT_TRACK=1 in your environment.\n"
-    )
+    what = ("which commands run, how long they take and whether they fail, plus coarse environment facts "
+            f"(OS, Python, CI). No argument values, file contents or personal data.{extra}")
+    opt = f"{opt_out_env}=1 or " if opt_out_env else ""
+    if policy == "ask":
+        head = f"{service} would like to collect anonymous usage telemetry (level: {level}): {what}"
+        if program:
+            return (f"{head}\nNothing is collected unless you agree. Change your answer any time with "
+                    f"`{program} telemetry enable` or `{program} telemetry disable`; "
+                    f"`{program} telemetry show` shows what is sent.\n")
+        return f"{head}\nNothing is collected unless you agree.\n"
+    head = f"{service} collects anonymous usage telemetry (level: {level}): {what}"
+    if program:
+        return (f"{head}\nSee what is sent: `{program} telemetry show`. Opt out: `{program} telemetry disable`, "
+                f"or set {opt}DO_NOT_TRACK=1. More: `{program} telemetry --help`.\n")
+    return (f"{head}\nSee what is sent: set OTEL_EXPANSION_DEBUG=1. "
+            f"To opt out, set {opt}DO_NOT_TRACK=1 in your environment.\n")
+
+
+def first_run_due(home: str, policy: str, environ: Mapping[str, str]) -> bool:
+    """A person is watching and has not been told (notify) or asked (ask) yet."""
+    if not interactive(environ):
+        return False
+    return policy == "ask" or not os.path.exists(os.path.join(home, NOTICE_FILE))
+
+
+_pending: dict[str, Any] = {}
+
+
+def defer(home: str, service: str, level: Level, policy: str, opt_out_env: str | None,
+          on_grant: Callable[[], None] | None = None) -> None:
+    """Hold the first-run notice (or question) until :func:`settle`.
+
+    init() runs before the app has built its command line, so it cannot yet know whether the app offers
+    ``telemetry`` commands to name. The app's ``add_telemetry_commands()`` settles it (before any
+    command runs), and otherwise process exit does. Nothing is collected before a question is answered:
+    under ``ask`` the run stays off; ``on_grant`` restarts telemetry when the answer comes in time.
+    """
+    _pending.clear()
+    _pending.update(home=home, service=service, level=level, policy=policy, opt_out_env=opt_out_env,
+                    on_grant=on_grant)
+
+
+def discard_pending() -> None:
+    """Forget the held notice: the user is running a telemetry command, which is the choice."""
+    _pending.clear()
+
+
+def settle(program: str | None = None, in_time: bool = False) -> Level | None:
+    """Show the pending notice or ask the pending question now; returns the level chosen when asked."""
+    if not _pending:
+        return None
+    p = dict(_pending)
+    _pending.clear()
+    try:
+        level = p["level"]
+        if p["policy"] == "notify":
+            sys.stderr.write(notice_text(p["service"], level, p["opt_out_env"], program))
+            sys.stderr.flush()
+            ensure_dir(p["home"])
+            write_private(os.path.join(p["home"], NOTICE_FILE), b"1")
+            return None
+        sys.stderr.write(notice_text(p["service"], level, p["opt_out_env"], program, policy="ask"))
+        sys.stderr.write(f"Share anonymous usage data with the {p['service']} developers? [y/N] ")
+        sys.stderr.flush()
+        try:
+            answer = sys.stdin.readline().strip().lower()
+        except (OSError, ValueError):
+            answer = ""
+        # Ctrl-C at the prompt propagates: the user stopped the program, and made no choice
+        if answer in ("y", "yes"):
+            grant(p["home"], level)
+            if in_time and p["on_grant"] is not None:
+                p["on_grant"]()
+            return Level(level)
+        deny(p["home"])
+        return Level.OFF
+    except (OSError, ValueError):  # closed stderr, read-only home: never break the host
+        return None
 
 
 def first_run(
     home: str, service: str, level: Level, policy: str, opt_out_env: str | None, environ: Mapping[str, str]
 ) -> Level | None:
-    """Show the notice or ask, once; returns the level the user chose when asked, else None."""
-    if not interactive(environ):
+    """Show the notice or ask, once, right now; returns the level the user chose when asked, else None."""
+    if not first_run_due(home, policy, environ):
         return None
-    marker = os.path.join(home, NOTICE_FILE)
-    if policy == "notify":
-        if os.path.exists(marker):
-            return None
-        sys.stderr.write(notice_text(service, level, opt_out_env))
-        ensure_dir(home)
-        write_private(marker, b"1")
-        return None
-    sys.stderr.write(notice_text(service, level, opt_out_env))
-    sys.stderr.write(f"Share anonymous usage data with the {service} developers? [y/N] ")
-    sys.stderr.flush()
-    try:
-        answer = sys.stdin.readline().strip().lower()
-    except (OSError, ValueError):
-        answer = ""
-    # Ctrl-C at the prompt propagates: the user stopped the program, and made no choice
-    if answer in ("y", "yes"):
-        grant(home, level)
-        return level
-    deny(home)
-    return Level.OFF
+    defer(home, service, level, policy, opt_out_env)
+    return settle()

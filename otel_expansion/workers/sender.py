@@ -112,6 +112,9 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)
         if overflow:
             spool.incr("dropped.overflow", overflow)
+        undeclared = sum(int(r.get("undeclared", 0) or 0) for _, r in records)
+        if undeclared:  # features/attributes the app's registry does not declare (collect/features.py)
+            spool.incr("dropped.undeclared", undeclared)
         if bad:
             spool.incr("dropped.corrupt", len(bad))
         journal.remove(chunk)

@@ -39,6 +39,7 @@ class ServiceRuntime:
         self.session_id: str | None = None
         self._started = time.monotonic()
         self._overflow = 0
+        self._undeclared = 0  # features/attributes the app's registry does not declare (collect/features.py)
         self._failing = False
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
@@ -80,6 +81,7 @@ class ServiceRuntime:
             body["level"] = int(self.settings.level)
             body["session"] = self.session_id
             self._overflow += int(body.get("overflow", 0))
+            self._undeclared += int(body.get("undeclared", 0))
             self.pipeline.ingest(body)
 
     def flush(self, heartbeat: bool = False) -> int:
@@ -96,7 +98,8 @@ class ServiceRuntime:
                 self.pipeline.collect()
                 points, spans = self.staging.take()
             overflow, self._overflow = self._overflow, 0
-            if not (points or spans or overflow):
+            undeclared, self._undeclared = self._undeclared, 0
+            if not (points or spans or overflow or undeclared):
                 return 0
             from otel_expansion.spool.store import SpoolUnavailable
 
@@ -109,6 +112,8 @@ class ServiceRuntime:
                 spool.add(points, spans)
                 if overflow:
                     spool.incr("dropped.overflow", overflow)
+                if undeclared:
+                    spool.incr("dropped.undeclared", undeclared)
                 self._failing = (spool.get_state("backoff.failures") or "0") != "0"
             except SpoolUnavailable as exc:
                 log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)

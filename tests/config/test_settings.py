@@ -36,10 +36,13 @@ def test_do_not_track_zero_does_not_opt_out() -> None:
     assert resolve("app", environ={"DO_NOT_TRACK": "0"}).level == Level.ENHANCED
 
 
-def test_env_level_beats_stored_choice_and_app_level() -> None:
-    """An explicit OTEL_EXPANSION_LEVEL is the user's choice for this run."""
-    s = resolve("app", environ={"OTEL_EXPANSION_LEVEL": "basic"}, level="full", stored_choice="granted:full")
+def test_env_level_beats_app_level_and_the_stored_command_beats_env() -> None:
+    """OTEL_EXPANSION_LEVEL beats the app's level; the user's explicit `level` command beats both (issue 14)."""
+    s = resolve("app", environ={"OTEL_EXPANSION_LEVEL": "basic"}, level="full", file_values={})
     assert s.level == Level.BASIC and s.level_source == "env"
+    s = resolve("app", environ={"OTEL_EXPANSION_LEVEL": "basic"}, level="full", stored_choice="granted:full",
+                file_values={})
+    assert s.level == Level.FULL and s.level_source == "user"
 
 
 def test_stored_denial_turns_off() -> None:

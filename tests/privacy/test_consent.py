@@ -62,8 +62,10 @@ def test_ask_policy_collects_only_after_yes(tmp_path: Path) -> None:
     _, again = run_on_tty("optin_cli.py", no_home, b"y\n")
     assert "[y/N]" not in again and journal_records(no_home) == []
     yes_home = tmp_path / "yes"
-    run_on_tty("optin_cli.py", yes_home, b"y\n")
-    assert len(journal_records(yes_home)) == 1
+    run_on_tty("optin_cli.py", yes_home, b"y\n")  # asked at exit (the app has no telemetry commands to name)
+    assert (yes_home / "consent").read_text() == "granted:enhanced" and journal_records(yes_home) == []
+    _, next_run = run_on_tty("optin_cli.py", yes_home)
+    assert "[y/N]" not in next_run and len(journal_records(yes_home)) == 1
 
 
 def test_no_prompt_without_a_terminal_or_in_ci(tmp_path: Path) -> None:
@@ -83,5 +85,7 @@ def test_ask_grants_the_level_the_app_chose(tmp_path: Path) -> None:
                       "with otel_expansion.command('x'):\n    pass\n")
     home = tmp_path / "home"
     code, out = run_on_tty(str(script), home, b"y\n")
-    assert code == 0 and "(level: full)" in out
-    assert (home / "consent").read_text() == "granted:full" and journal_records(home)[0]["level"] == 3
+    assert code == 0 and "(level: full)" in out and "would like to collect" in out
+    assert (home / "consent").read_text() == "granted:full"
+    run_on_tty(str(script), home)
+    assert journal_records(home)[0]["level"] == 3
