@@ -1,8 +1,10 @@
 """argparse: the run starts at the first top-level ``parse_known_args`` and ends at process exit.
 
-argparse has no run boundary of its own, so the exit status is observed where Python produces it
-(see ``_exit``): ``sys.exit`` (argparse's own errors call it too) and uncaught exceptions. A program
-that ends with a bare ``raise SystemExit(n)`` at top level is recorded with exit code 0: documented.
+argparse has no run boundary of its own, so the run ends at shutdown with the status the process
+exits with (see ``_exit``: the last ``sys.exit`` call, or the exception that escaped). The command is
+the chain of sub-parsers chosen, or, for programs that dispatch by hand (read the subcommand from a
+positional, then parse the rest with a second parser whose ``prog`` is ``"tool check"``), the words
+that second parser's ``prog`` adds to the first one's.
 """
 
 from __future__ import annotations
@@ -34,12 +36,11 @@ def install(telemetry: Any) -> None:
 
     def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
         depth = _state.get("depth", 0)
-        if depth == 0 and "run" not in _state and recorder.active is None:
-            run = recorder.begin(default_executable())
-            if run is not None:
-                _state["run"] = run
-                _state["path"] = []
-                recorder.set_args(list(args) if args is not None else sys.argv[1:])
+        if depth == 0:
+            try:
+                _top_level_parse(recorder, self, args)
+            except Exception:
+                pass
         _state["depth"] = depth + 1
         try:
             return orig_parse(self, args, namespace)
@@ -47,8 +48,10 @@ def install(telemetry: Any) -> None:
             _state["depth"] = depth
 
     def sub_call(self: Any, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> Any:
-        if "run" in _state and values:
+        run = _state.get("run")
+        if run is not None and values:
             _state["path"].append(str(values[0]))
+            run.name = " ".join(_state["path"])  # record_exception() inside it is labelled with it
         return orig_sub(self, parser, namespace, values, option_string)
 
     _originals["error"] = orig_error = parser_cls.error
@@ -63,16 +66,35 @@ def install(telemetry: Any) -> None:
     parser_cls.error = error  # type: ignore[method-assign]
 
 
+def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
+    """First top-level parse: start the run. A later one whose ``prog`` extends the first: a subcommand."""
+    run = _state.get("run")
+    if run is None:
+        if "root_prog" in _state or recorder.active is not None:
+            return
+        run = recorder.begin(default_executable())
+        if run is not None:
+            _state["run"] = run
+            _state["path"] = []
+            _state["root_prog"] = str(parser.prog or "")
+            recorder.set_args(list(args) if args is not None else sys.argv[1:])
+        return
+    root, prog = _state["root_prog"], str(parser.prog or "")
+    if root and prog.startswith(root + " ") and not _state["path"]:
+        words = prog[len(root):].split()
+        if words:
+            _state["path"] = words
+            run.name = " ".join(words)
+
+
 def finish(telemetry: Any) -> None:
-    """End the argparse run with the exit status observed; called at shutdown."""
+    """End the argparse run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
     if run is None:
         return
-    path = _state.pop("path", [])
-    if path:
-        run.name = " ".join(path)
-    status, error = _exit.observed()
-    if error is not None:
+    _state.pop("path", None)
+    status, error, _ = _exit.final()
+    if error is not None and not isinstance(error, SystemExit):
         telemetry.recorder.note_error(error)
     telemetry.recorder.end(run, status)
 
