@@ -71,8 +71,17 @@ def exit_code_of(exc: BaseException | None) -> int:
 class CommandRun:
     """One command invocation in progress."""
 
-    __slots__ = ("args", "error", "executable", "name", "start_cpu", "start_mono", "start_ns", "startup",
-                 "outcome")
+    __slots__ = (
+        "args",
+        "error",
+        "executable",
+        "name",
+        "outcome",
+        "start_cpu",
+        "start_mono",
+        "start_ns",
+        "startup",
+    )
 
     def __init__(self, name: str, executable: str) -> None:
         self.name = name

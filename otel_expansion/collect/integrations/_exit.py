@@ -75,7 +75,7 @@ def rearm_interrupt() -> None:
     """
     if sys.implementation.name != "cpython" or not interrupted():
         return
-    try:
+    try:  # noqa: SIM105 -- no contextlib import on the exit path
         exec("raise KeyboardInterrupt")
     except KeyboardInterrupt:
         pass

@@ -37,7 +37,7 @@ def install(telemetry: Any) -> None:
     def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
         depth = _state.get("depth", 0)
         if depth == 0:
-            try:
+            try:  # noqa: SIM105
                 _top_level_parse(recorder, self, args)
             except Exception:
                 pass

@@ -99,7 +99,7 @@ def hook(click: Any, telemetry: Any) -> None:
                 except Exception:
                     pass
         elif _state.get("run") is not None:
-            try:  # created, not entered: a usage error in the subcommand's own options still names it
+            try:  # noqa: SIM105 -- created, not entered: a usage error in the subcommand's own options still names it
                 _note_subcommand(self)
             except Exception:
                 pass
