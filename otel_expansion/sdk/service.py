@@ -80,6 +80,10 @@ class ServiceRuntime:
                 return
             body["level"] = int(self.settings.level)
             body["session"] = self.session_id
+            if self.settings.debug:  # OTEL_EXPANSION_DEBUG=1: each record, as replayed, on stderr
+                from otel_expansion._runtime import _debug_print
+
+                _debug_print(body)
             self._overflow += int(body.get("overflow", 0))
             self.pipeline.ingest(body)
 

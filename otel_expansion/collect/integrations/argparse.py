@@ -61,7 +61,16 @@ def install(telemetry: Any) -> None:
             telemetry.recorder.note_error(argparse.ArgumentError(None, message))
         return orig_error(self, message)
 
+    _originals["exit"] = orig_exit = parser_cls.exit
+
+    def exit(self: Any, status: int = 0, message: str | None = None) -> Any:
+        run = _state.get("run")
+        if status and run is not None and run.error is None:  # a parser whose error() is its own
+            telemetry.recorder.note_error(argparse.ArgumentError(None, message or ""))
+        return orig_exit(self, status, message)
+
     parser_cls.parse_known_args = parse_known_args  # type: ignore[assignment]
+    parser_cls.exit = exit  # type: ignore[method-assign]
     sub_cls.__call__ = sub_call  # type: ignore[method-assign]
     parser_cls.error = error  # type: ignore[method-assign]
 
@@ -107,6 +116,7 @@ def uninstall() -> None:
     argparse.ArgumentParser.parse_known_args = _originals["parse_known_args"]  # type: ignore[method-assign]
     argparse._SubParsersAction.__call__ = _originals["sub_call"]  # type: ignore[method-assign]
     argparse.ArgumentParser.error = _originals["error"]  # type: ignore[method-assign]
+    argparse.ArgumentParser.exit = _originals["exit"]  # type: ignore[method-assign]
     _exit.uninstall()
     _originals.clear()
     _state.clear()
