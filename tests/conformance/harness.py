@@ -40,11 +40,12 @@ class Recorded:
 
 @contextmanager
 def blackhole() -> Iterator[tuple[int, threading.Event]]:
-    """A TCP server on 127.0.0.1 that accepts and never answers; the event is set on the first accept."""
+    """A TCP server on 127.0.0.1 that reads requests and never answers; the event is set once a request
+    has arrived (the client now waits for the response)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
-    accepted = threading.Event()
+    received = threading.Event()
     held: list[socket.socket] = []
     stop = threading.Event()
 
@@ -56,18 +57,38 @@ def blackhole() -> Iterator[tuple[int, threading.Event]]:
             except OSError:
                 continue
             held.append(conn)
-            accepted.set()
+            threading.Thread(target=drain, args=(conn,), daemon=True).start()
+
+    def drain(conn: socket.socket) -> None:
+        try:
+            while conn.recv(65536):
+                received.set()
+        except OSError:
+            pass
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
-        yield srv.getsockname()[1], accepted
+        yield srv.getsockname()[1], received
     finally:
         stop.set()
         thread.join(5)
         for conn in held:
             conn.close()
         srv.close()
+
+
+# syscalls of a process waiting for a network answer: read, poll, select, recvfrom, pselect6, ppoll, epoll
+_WAITING = {"x86_64": {"0", "7", "23", "45", "232", "270", "271", "281"},
+            "aarch64": {"63", "72", "73", "207", "22"}}
+
+
+def waiting_for_answer(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] in _WAITING.get(os.uname().machine, _WAITING["x86_64"])
 
 
 def blocked_reading_stdin(pid: int) -> bool:
@@ -113,7 +134,7 @@ def run(argv: list[str], env: dict[str, str], stdin: bytes | None, interrupt: st
         wait_for(lambda: blocked_reading_stdin(proc.pid), proc)
     else:
         assert port_event is not None
-        wait_for(port_event.is_set, proc)
+        wait_for(lambda: port_event.is_set() and waiting_for_answer(proc.pid), proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     return Outcome(out, err, proc.returncode)
