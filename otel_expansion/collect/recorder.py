@@ -94,7 +94,7 @@ class CommandRun:
         self.error: BaseException | None = None
         self.args: tuple[str, ...] = ()
         self.startup = False  # the process's first command: its start-up time is recorded with it
-        self.outcome: dict[str, Any] | None = None  # its record once ended, until drained
+        self.outcome: CommandEntry | None = None  # its record once ended, until drained
 
 
 class Recorder:
@@ -166,6 +166,7 @@ class Recorder:
             "exe": self.clean(run.executable),
             "start": run.start_ns,
             "end": end_ns,
+            "exit": code,
         }
         self._outcome(cmd, code, err)
         if self.level >= levels.PERFORMANCE:
@@ -183,7 +184,7 @@ class Recorder:
         if self._on_command is not None:
             self._on_command(self)
 
-    def _outcome(self, cmd: dict[str, Any], code: int, err: BaseException | None) -> None:
+    def _outcome(self, cmd: CommandEntry, code: int, err: BaseException | None) -> None:
         """Exit code, error type (the exception's class, else the exit code) and, at ``full``, details."""
         cmd["exit"] = code
         cmd.pop("error", None)

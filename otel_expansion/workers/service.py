@@ -80,9 +80,11 @@ class ServiceRuntime:
             body["level"] = int(self.settings.level)
             body["session"] = self.session_id
             if self.settings.debug:  # OTEL_EXPANSION_DEBUG=1: each record, as replayed, on stderr
-                from otel_expansion._runtime import _debug_print
+                import json
+                import sys
 
-                _debug_print(body)
+                sys.stderr.write("otel-expansion debug: recorded " + json.dumps(body, default=str, sort_keys=True)
+                                 + "\n")
             self._overflow += int(body.get("overflow", 0))
             self.pipeline.ingest(body)
 
