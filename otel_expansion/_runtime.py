@@ -106,6 +106,12 @@ class Telemetry:
             except Exception as exc:
                 _contained("shutdown", exc)
         self._closed = True
+        try:
+            from otel_expansion.collect.integrations import after_shutdown
+
+            after_shutdown()
+        except Exception as exc:
+            _contained("shutdown", exc)
 
 
     def retire(self) -> None:

@@ -7,6 +7,11 @@ level filter and redaction), data goes to the local spool, and the network is le
 Installing a library must not take over every program in the environment: when another distro or
 configurator is installed too and ``OTEL_PYTHON_DISTRO``/``OTEL_PYTHON_CONFIGURATOR`` do not name ours,
 we hand over to it and stay out of the way.
+
+When ours is the distro in use, the program's output must stay exactly its own: our configurator is the
+one that runs (the stock ``configurator`` would export to localhost:4317 and print its failures), and
+the loader's "Configuration of ... not loaded" warnings about the configurators we stand in for are
+dropped instead of reaching the program's stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
 NAME = "otel_expansion"
+_LOADER_LOGGER = "opentelemetry.instrumentation.auto_instrumentation._load"
+_CHOSE_CONFIGURATOR = "_otel_expansion_chose_configurator"
 
 
 def _other(group: str, variable: str) -> Any | None:
@@ -39,6 +46,13 @@ class ExpansionDistro(BaseDistro):  # type: ignore[misc]
     def __init__(self) -> None:
         other = _other("opentelemetry_distro", "OTEL_PYTHON_DISTRO")
         self._delegate = other.load()() if other is not None else None
+        if self._delegate is None:
+            _quiet_configurator_warnings()
+            if "OTEL_PYTHON_CONFIGURATOR" not in os.environ:
+                # read once by the loader right after this distro; our configurator removes it again, so
+                # the program never sees it
+                os.environ["OTEL_PYTHON_CONFIGURATOR"] = NAME
+                _state[_CHOSE_CONFIGURATOR] = True
 
     def _configure(self, **kwargs: Any) -> None:
         if self._delegate is not None:
@@ -51,9 +65,46 @@ class ExpansionDistro(BaseDistro):  # type: ignore[misc]
             super().load_instrumentor(entry_point, **kwargs)
 
 
+_state: dict[str, bool] = {}
+
+
+def _quiet_configurator_warnings() -> None:
+    """Drop the loader's "Configuration of X not loaded ..." lines: they are about configurators our
+    distro deliberately stands in for, and would be the only difference in the program's stderr."""
+    import logging
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("Configuration of %s not loaded")
+
+    logging.getLogger(_LOADER_LOGGER).addFilter(_Filter())
+
+
+def program_version() -> str | None:
+    """The version of the installed distribution whose console script is running (``black`` -> 26.10.1)."""
+    from importlib.metadata import entry_points
+
+    from otel_expansion.collect.recorder import default_executable
+
+    exe = default_executable()
+    for ep in entry_points(group="console_scripts"):
+        if ep.name == exe:
+            dist = getattr(ep, "dist", None)
+            return str(dist.version) if dist is not None and dist.version else None
+    return None
+
+
+def _has_resource_version() -> bool:
+    attrs = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return any(part.split("=", 1)[0].strip() == "service.version" for part in attrs.split(","))
+
+
 class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
-        other = _other("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR")
+        chosen_by_our_distro = _state.pop(_CHOSE_CONFIGURATOR, False)
+        if chosen_by_our_distro:
+            os.environ.pop("OTEL_PYTHON_CONFIGURATOR", None)
+        other = None if chosen_by_our_distro else _other("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR")
         if other is not None:  # the environment has its own OpenTelemetry set-up: run that instead
             other.load()().configure(**kwargs)
             return
@@ -61,4 +112,10 @@ class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
         from otel_expansion.collect.recorder import default_executable
 
         service = os.environ.get("OTEL_SERVICE_NAME") or default_executable()
-        _init(service, None, {"mode": "service", "instrument": False}, auto=True, install_global=True)
+        version = None
+        if not _has_resource_version():
+            try:
+                version = program_version()
+            except Exception:
+                version = None
+        _init(service, version, {"mode": "service", "instrument": False}, auto=True, install_global=True)

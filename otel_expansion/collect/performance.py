@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -33,3 +34,33 @@ def peak_rss_bytes() -> int | None:
         return None
     # Linux reports KiB, macOS bytes.
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+_TICKS: list[int] = []
+
+
+def startup_seconds(command_start_mono_ns: int) -> float | None:
+    """Seconds from the process's start to ``command_start_mono_ns`` (a ``perf_counter_ns`` reading).
+
+    Linux: ``starttime`` of ``/proc/self/stat`` (clock ticks since boot, 10 ms resolution) against
+    ``CLOCK_BOOTTIME``, with two os-level calls; no psutil. None where that is unavailable.
+    """
+    try:
+        fd = os.open("/proc/self/stat", os.O_RDONLY)
+    except (OSError, AttributeError):
+        return None
+    try:
+        raw = os.read(fd, 1024)
+        now_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+        now_mono = time.perf_counter_ns()
+        if not _TICKS:
+            _TICKS.append(os.sysconf("SC_CLK_TCK"))
+        # the command name (field 2) may hold spaces and parentheses: fields resume after the last ")"
+        start_ticks = int(raw[raw.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    finally:
+        os.close(fd)
+    started = start_ticks / _TICKS[0]
+    command_start = now_boot - (now_mono - command_start_mono_ns) / 1e9
+    return max(0.0, command_start - started)

@@ -55,7 +55,8 @@ def _is_exit(exc: BaseException) -> bool:
 
 
 def exit_code_of(exc: BaseException | None) -> int:
-    """The exit status Python itself would produce for ``exc`` escaping to the top level."""
+    """The exit status the shell sees when ``exc`` escapes the program: ``sys.exit(-1)`` is 255,
+    ``SystemExit(True)`` 1, a message 1, and a KeyboardInterrupt kills the process by SIGINT (130)."""
     if exc is None:
         return 0
     if isinstance(exc, SystemExit):
@@ -63,7 +64,7 @@ def exit_code_of(exc: BaseException | None) -> int:
         if code is None:
             return 0
         if isinstance(code, int):
-            return code & 0xFF if code >= 0 else code
+            return code & 0xFF if -(1 << 63) <= code < (1 << 63) else 0xFF  # what exit(2) keeps; overflow is -1
         return 1
     if isinstance(exc, KeyboardInterrupt):
         return 130
@@ -73,7 +74,18 @@ def exit_code_of(exc: BaseException | None) -> int:
 class CommandRun:
     """One command invocation in progress."""
 
-    __slots__ = ("args", "error", "executable", "name", "origin", "start_cpu", "start_mono", "start_ns")
+    __slots__ = (
+        "args",
+        "error",
+        "executable",
+        "name",
+        "origin",
+        "outcome",
+        "start_cpu",
+        "start_mono",
+        "start_ns",
+        "startup",
+    )
 
     def __init__(self, name: str, executable: str, origin: str = "framework") -> None:
         self.name = name
@@ -86,6 +98,8 @@ class CommandRun:
         self.start_cpu = performance.cpu_seconds()
         self.error: BaseException | None = None
         self.args: tuple[str, ...] = ()
+        self.startup = False  # the process's first command: its start-up time is recorded with it
+        self.outcome: CommandEntry | None = None  # its record once ended, until drained
 
 
 class Recorder:
@@ -109,6 +123,7 @@ class Recorder:
         self.declared_features: frozenset[str] | None = None  # init(features=...)
         self.resource_keys: tuple[str, ...] = ()  # init(resource_keys=...): ambient resource allow-list
         self._lock = _thread.allocate_lock()  # drain() may run on a service's export thread
+        self._begun = 0
 
     # -- privacy helpers -------------------------------------------------------------------------------
     @property
@@ -158,6 +173,8 @@ class Recorder:
         if self.active is not None or self.level <= Level.OFF:
             return None
         run = CommandRun(name, executable or default_executable(), origin)
+        run.startup = self._begun == 0
+        self._begun += 1
         self.active = run
         return run
 
@@ -169,8 +186,6 @@ class Recorder:
         end_ns = run.start_ns + (time.perf_counter_ns() - run.start_mono)
         err = run.error if run.error is not None and (exc is None or isinstance(exc, SystemExit)) else exc
         code = exit_code_of(exc) if exit_code is None else exit_code
-        if code == 0 and isinstance(err, SystemExit):
-            err = None
         if len(self.commands) >= self.max_commands:
             self.overflow += 1
             return
@@ -181,19 +196,52 @@ class Recorder:
             "end": end_ns,
             "exit": code,
         }
-        if code != 0:
-            cmd["error"] = error_type(err) if err is not None and not isinstance(err, SystemExit) else str(code)
+        self._outcome(cmd, code, err)
         if self.level >= levels.PERFORMANCE:
             cmd["cpu"] = max(0.0, performance.cpu_seconds() - run.start_cpu)
             cmd["mem"] = performance.peak_rss_bytes()
+            if run.startup:
+                startup = performance.startup_seconds(run.start_mono)
+                if startup is not None:
+                    cmd["startup"] = startup
         if self.level >= levels.ARGUMENT_SHAPES and run.args:
             cmd["args"] = run.args
-        if self.level >= levels.EXCEPTION_DETAILS and err is not None and code != 0 and not isinstance(err, SystemExit):
-            cmd["exception"] = self._exception_details(err)
+        run.outcome = cmd
         with self._lock:
             self.commands.append(cmd)
         if self._on_command is not None:
             self._on_command(self)
+
+    def _outcome(self, cmd: CommandEntry, code: int, err: BaseException | None) -> None:
+        """Exit code, error type (the exception's class, else the exit code) and, at ``full``, details."""
+        cmd["exit"] = code
+        cmd.pop("error", None)
+        cmd.pop("exception", None)
+        if code == 0:
+            return
+        real = err is not None and not _is_exit(err)
+        cmd["error"] = error_type(err) if real and err is not None else str(code)
+        if real and err is not None and self.level >= levels.EXCEPTION_DETAILS:
+            cmd["exception"] = self._exception_details(err)
+
+    def settle(self, run: CommandRun, code: int, err: BaseException | None = None) -> bool:
+        """The process ends with ``code``: make that the outcome of ``run``, the command it ran.
+
+        For a process that ran one command (a CLI), the status the shell sees is the last word, even when
+        the program caught its framework's exit and exited differently. ``err`` replaces the recorded
+        error only when given. False when the run's record was already handed on (drained).
+        """
+        with self._lock:
+            cmd = run.outcome
+            if cmd is None or not any(c is cmd for c in self.commands):
+                return False
+            if cmd.get("exit") == code and (err is None or code == 0):
+                return True
+            if err is None and code != 0 and not str(cmd.get("error", "0")).isdigit():
+                cmd["exit"] = code  # the exception that made it fail stays its error type
+                return True
+            self._outcome(cmd, code, err)
+            return True
 
     def note_error(self, exc: BaseException) -> None:
         """Remember the exception a framework is about to turn into an exit code."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         error: str  # error.type, only when exit != 0
         cpu: float  # seconds
         mem: int | None  # peak RSS bytes (None where the platform cannot tell)
+        startup: float  # seconds from process start to the command's start (a process's first command)
         args: Sequence[str]  # argument shape (flag names), full level
         exception: ExceptionDetails
 

@@ -61,6 +61,14 @@ def privacy_chain(level: Level, redactor: Any, inner: SpanProcessor) -> SpanProc
     return LevelFilterSpanProcessor(level, RedactingSpanProcessor(redactor, inner))
 
 
+def span_name(exe: str, command: str) -> str:
+    """``{process.executable.name}`` per the CLI span conventions, plus the subcommand path when there is
+    one (``git remote add``; low cardinality): a single-command tool's span is ``black``, not ``black black``."""
+    if not command or command in (exe, "(root)"):
+        return exe or command or "(root)"
+    return f"{exe} {command}".strip()
+
+
 def hour_of_week(ns: int) -> int:
     t = time.localtime(ns / 1e9)
     return t.tm_wday * 24 + t.tm_hour
@@ -128,6 +136,8 @@ class Pipeline:
                 inst["cli.command.cpu_time"].record(float(cmd["cpu"]), {"cli.command.name": name})
             if cmd.get("mem"):
                 inst["cli.command.memory.peak"].record(int(cmd["mem"]), {"cli.command.name": name})
+            if cmd.get("startup") is not None:
+                inst["cli.process.startup_time"].record(float(cmd["startup"]), {"cli.command.name": name})
             if level >= levels.ACTIVITY:
                 inst["cli.activity"].add(1, {"activity.hour_of_week": hour_of_week(start)})
             if level >= levels.SPANS:
@@ -158,9 +168,11 @@ class Pipeline:
             span_attrs["cli.command.cpu_time"] = float(cmd["cpu"])
         if cmd.get("mem"):
             span_attrs["cli.command.memory.peak"] = int(cmd["mem"])
+        if cmd.get("startup") is not None:
+            span_attrs["cli.process.startup_time"] = float(cmd["startup"])
         if cmd.get("args"):
             span_attrs["cli.command.args"] = [str(a) for a in cmd["args"]]
-        span = self.tracer.start_span(f"{exe} {name}".strip(), kind=SpanKind.INTERNAL, attributes=span_attrs,
+        span = self.tracer.start_span(span_name(exe, name), kind=SpanKind.INTERNAL, attributes=span_attrs,
                                       start_time=start)
         for feat in features:
             t = int(feat.get("t", 0))

@@ -50,6 +50,8 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("session.previous_id", Level.ENHANCED, "On a session's first command: the session before it."),
         Attribute("cli.command.cpu_time", Level.ENHANCED, "CPU seconds used by the command."),
         Attribute("cli.command.memory.peak", Level.ENHANCED, "Peak resident memory in bytes."),
+        Attribute("cli.process.startup_time", Level.ENHANCED,
+                  "Seconds from process start to the command's start (interpreter and imports); Linux."),
         Attribute("cli.command.args", Level.FULL,
                   "Flag names used that the command declares (never values, positionals or mistyped flags)."),
         Attribute("feature.name", Level.BASIC, "Name passed to `feature()`."),
@@ -73,6 +75,9 @@ METRICS: tuple[Metric, ...] = (
            ("cli.command.name",), DURATION_BUCKETS),
     Metric("cli.command.memory.peak", "histogram", "By", levels.PERFORMANCE, "Peak memory of a command.",
            ("cli.command.name",), MEMORY_BUCKETS),
+    Metric("cli.process.startup_time", "histogram", "s", levels.PERFORMANCE,
+           "Process start to the command's start: interpreter start-up and imports (Linux, 10 ms resolution).",
+           ("cli.command.name",), DURATION_BUCKETS),
     Metric("cli.session.duration", "histogram", "s", levels.SESSIONS, "Length of an ended session.", (),
            SESSION_BUCKETS),
     Metric("cli.session.commands", "histogram", "{command}", levels.SESSIONS, "Commands in an ended session.",
@@ -100,6 +105,7 @@ SPAN_ATTRIBUTES = (
     "session.previous_id",
     "cli.command.cpu_time",
     "cli.command.memory.peak",
+    "cli.process.startup_time",
     "cli.command.args",
 )
 

@@ -62,6 +62,13 @@ class ServiceRuntime:
         self._wake = threading.Event()
         recorder.max_commands = SERVICE_MAX_BUFFERED
         recorder._on_command = lambda r: self._wake.set() if len(r.commands) >= WAKE_AT else None
+        # What the export thread and the exit path import is loaded here, on the host thread, once: two
+        # threads importing the same modules in opposite orders can end in a "partially initialized
+        # module" ImportError on the host's stderr, and a first import at exit clears CPython's
+        # die-by-SIGINT flag.
+        from otel_expansion.spool import store  # noqa: F401
+        from otel_expansion.workers import sender  # noqa: F401
+
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
         self._thread.start()
 
@@ -80,6 +87,12 @@ class ServiceRuntime:
                 return
             body["level"] = int(self.settings.level)
             body["session"] = self.session_id
+            if self.settings.debug:  # OTEL_EXPANSION_DEBUG=1: each record, as replayed, on stderr
+                import json
+                import sys
+
+                sys.stderr.write("otel-expansion debug: recorded " + json.dumps(body, default=str, sort_keys=True)
+                                 + "\n")
             self._overflow += int(body.get("overflow", 0))
             self._undeclared += int(body.get("undeclared", 0))
             self.pipeline.ingest(body)

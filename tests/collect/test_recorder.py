@@ -29,10 +29,11 @@ class TestExitCodes:
     @pytest.mark.parametrize(
         ("exc", "code"),
         [(None, 0), (SystemExit(), 0), (SystemExit(3), 3), (SystemExit("msg"), 1), (KeyboardInterrupt(), 130),
-         (ValueError(), 1)],
+         (ValueError(), 1), (SystemExit(-1), 255), (SystemExit(True), 1), (SystemExit(256), 0),
+         (SystemExit(1 << 70), 255)],
     )
     def test_exit_code_matches_python(self, exc: BaseException | None, code: int) -> None:
-        """The recorded exit code is the status Python would exit with."""
+        """The recorded exit code is the status the shell sees (``sys.exit(-1)`` is 255)."""
         assert exit_code_of(exc) == code
 
     def test_error_type_is_qualified_for_non_builtins(self) -> None:

@@ -135,7 +135,7 @@ def test_app_init_wins_under_opentelemetry_instrument(tmp_path: Path) -> None:
         wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
         res = next(r for r in srv.requests if r.signal == "traces").message().resource_spans[0].resource
         assert {kv.key: kv.value.string_value for kv in res.attributes}["service.name"] == "acme"
-        assert [s.name for s in spans_of(srv.requests)] == ["acme acme"]  # a single-command CLI: its root
+        assert [s.name for s in spans_of(srv.requests)] == ["acme"]  # a single-command CLI: the executable, once
     with otlp_server() as srv:  # a fresh receiver: the first run's sender may still be finishing
         off = clean_env(tmp_path / "off", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, ACME_NO_TELEMETRY="1", **chosen)
         result = subprocess.run([instrument, sys.executable, str(script)], env=off, capture_output=True, text=True,

@@ -29,6 +29,7 @@ _telemetry: Any = None
 def install_all(telemetry: Any) -> None:
     global _telemetry
     _telemetry = telemetry
+    _observe_exit()
     pending = []
     for framework in INTEGRATIONS:
         if framework in sys.modules:
@@ -56,6 +57,7 @@ def activate(telemetry: Any, framework: str) -> None:
     """Instrument one framework now, or when it is first imported."""
     global _telemetry
     _telemetry = telemetry
+    _observe_exit()
     if framework in sys.modules:
         _install(framework)
     else:
@@ -64,6 +66,20 @@ def activate(telemetry: Any, framework: str) -> None:
                 finder.names.add(framework)
                 return
         sys.meta_path.insert(0, _PostImportFinder([framework], _install))
+
+
+def _observe_exit() -> None:
+    """Watch ``sys.exit`` from now on, before the program's ``sys.exit(main())`` looks it up."""
+    from otel_expansion.collect.integrations import _exit
+
+    _exit.install()
+
+
+def after_shutdown() -> None:
+    """Last step of our exit work: a program ending by Ctrl-C still dies by SIGINT (see ``_exit``)."""
+    from otel_expansion.collect.integrations import _exit
+
+    _exit.rearm_interrupt()
 
 
 def deactivate(framework: str) -> None:
@@ -90,6 +106,9 @@ def uninstall_all() -> None:
             module.uninstall()
     _installed.clear()
     _telemetry = None
+    from otel_expansion.collect.integrations import _exit
+
+    _exit.uninstall()
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PostImportFinder)]
 
 

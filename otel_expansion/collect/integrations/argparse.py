@@ -1,8 +1,10 @@
 """argparse: the run starts at the first top-level ``parse_known_args`` and ends at process exit.
 
-argparse has no run boundary of its own, so the exit status is observed where Python produces it
-(see ``_exit``): ``sys.exit`` (argparse's own errors call it too) and uncaught exceptions. A program
-that ends with a bare ``raise SystemExit(n)`` at top level is recorded with exit code 0: documented.
+argparse has no run boundary of its own, so the run ends at shutdown with the status the process
+exits with (see ``_exit``: the last ``sys.exit`` call, or the exception that escaped). The command is
+the chain of sub-parsers chosen, or, for programs that dispatch by hand (read the subcommand from a
+positional, then parse the rest with a second parser whose ``prog`` is ``"tool check"``), the words
+that second parser's ``prog`` adds to the first one's.
 """
 
 from __future__ import annotations
@@ -34,13 +36,11 @@ def install(telemetry: Any) -> None:
 
     def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
         depth = _state.get("depth", 0)
-        if depth == 0 and "run" not in _state and recorder.active is None:
-            run = recorder.begin(default_executable(), origin="framework")
-            if run is not None:
-                _state["run"] = run
-                _state["path"] = []
-                _state["parsers"] = [self]
-                recorder.set_args(list(args) if args is not None else sys.argv[1:])
+        if depth == 0:
+            try:  # noqa: SIM105
+                _top_level_parse(recorder, self, args)
+            except Exception:
+                pass
         _state["depth"] = depth + 1
         try:
             return orig_parse(self, args, namespace)
@@ -48,13 +48,16 @@ def install(telemetry: Any) -> None:
             _state["depth"] = depth
 
     def sub_call(self: Any, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> Any:
-        if "run" in _state and values:
+        run = _state.get("run")
+        if run is not None and values:
             from otel_expansion.privacy.names import UNDECLARED
 
             name = str(values[0])
-            _state["path"].append(name if name in self._name_parser_map else UNDECLARED)
-            if name in self._name_parser_map:
+            declared = name in self._name_parser_map
+            _state["path"].append(name if declared else UNDECLARED)  # only names the parser declares
+            if declared:
                 _state["parsers"].append(self._name_parser_map[name])
+            run.name = " ".join(_state["path"])  # record_exception() inside it is labelled with it
         return orig_sub(self, parser, namespace, values, option_string)
 
     _originals["error"] = orig_error = parser_cls.error
@@ -64,30 +67,64 @@ def install(telemetry: Any) -> None:
             telemetry.recorder.note_error(argparse.ArgumentError(None, message))
         return orig_error(self, message)
 
+    _originals["exit"] = orig_exit = parser_cls.exit
+
+    def exit(self: Any, status: int = 0, message: str | None = None) -> Any:
+        run = _state.get("run")
+        if status and run is not None and run.error is None:  # a parser whose error() is its own
+            telemetry.recorder.note_error(argparse.ArgumentError(None, message or ""))
+        return orig_exit(self, status, message)
+
     parser_cls.parse_known_args = parse_known_args  # type: ignore[assignment]
+    parser_cls.exit = exit  # type: ignore[method-assign]
     sub_cls.__call__ = sub_call  # type: ignore[method-assign]
     parser_cls.error = error  # type: ignore[method-assign]
 
 
+def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
+    """First top-level parse: start the run. A later one whose ``prog`` extends the first: a subcommand."""
+    run = _state.get("run")
+    if run is None:
+        if "root_prog" in _state or recorder.active is not None:
+            return
+        run = recorder.begin(default_executable(), origin="framework")
+        if run is not None:
+            _state["run"] = run
+            _state["path"] = []
+            _state["parsers"] = [parser]
+            _state["root_prog"] = str(parser.prog or "")
+            recorder.set_args(list(args) if args is not None else sys.argv[1:])
+        return
+    root, prog = _state["root_prog"], str(parser.prog or "")
+    if root and prog.startswith(root + " ") and not _state["path"]:
+        words = prog[len(root):].split()
+        if words:  # the program's own prog string: shape-checked like any name it builds
+            _state["path"] = words
+            _state["parsers"].append(parser)
+            _state["hand_dispatch"] = True
+            run.name = " ".join(words)
+
+
 def finish(telemetry: Any) -> None:
-    """End the argparse run with the exit status observed; called at shutdown."""
+    """End the argparse run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
     if run is None:
         return
     path = _state.pop("path", [])
     parsers = _state.pop("parsers", [])
+    hand = _state.pop("hand_dispatch", False)
     if path:
         from otel_expansion.privacy.names import UNDECLARED
 
         run.name = " ".join(path)
-        run.origin = "framework" if UNDECLARED in path else "declared"
+        run.origin = "framework" if hand or UNDECLARED in path else "declared"
     if run.args:  # only flags a parser on the way declares: a mistyped flag may be someone's value
         declared = {"-h", "--help"}
-        for parser in parsers:
-            declared.update(getattr(parser, "_option_string_actions", {}))
+        for p in parsers:
+            declared.update(getattr(p, "_option_string_actions", {}))
         run.args = tuple(a for a in run.args if a in declared)
-    status, error = _exit.observed()
-    if error is not None:
+    status, error, _ = _exit.final()
+    if error is not None and not isinstance(error, SystemExit):
         telemetry.recorder.note_error(error)
     telemetry.recorder.end(run, status)
 
@@ -100,6 +137,7 @@ def uninstall() -> None:
     argparse.ArgumentParser.parse_known_args = _originals["parse_known_args"]  # type: ignore[method-assign]
     argparse._SubParsersAction.__call__ = _originals["sub_call"]  # type: ignore[method-assign]
     argparse.ArgumentParser.error = _originals["error"]  # type: ignore[method-assign]
+    argparse.ArgumentParser.exit = _originals["exit"]  # type: ignore[method-assign]
     _exit.uninstall()
     _originals.clear()
     _state.clear()

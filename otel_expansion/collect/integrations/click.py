@@ -2,10 +2,15 @@
 
 Why hooks on ``Context`` rather than a wrapper around ``Command.main``: a wrapper sits on the stack and
 would add its frames to every traceback the host prints. ``Context.__init__`` (a root context starts a
-run), ``__enter__`` (which subcommand is entered) and ``__exit__`` (how it ended) are called beside the
+run; a sub-context names the subcommand) and ``__exit__`` (how it ended) are called beside the
 host's code, never around it, so output, exit codes and exceptions stay exactly the host's.
 ``ClickException.show`` reveals errors click reports itself (usage errors raised before any context is
 entered); a run whose root context never closed is finished at shutdown.
+
+The command name is the chain the user invoked: a context counts only when its parent group resolved it
+(``parent.invoked_subcommand``), so ``ctx.invoke(other)`` inside a command does not rename the run.
+The exit status is the process's last word (see ``_exit``): a process that ran one command gets the
+status the shell sees, e.g. typer's 130 for Ctrl-C, or the 1 of a wrapper that caught click's exit.
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from otel_expansion.collect.recorder import default_executable
 
 _originals: dict[Any, dict[str, Any]] = {}
 _state: dict[str, Any] = {}
+
+
+def _invoked(ctx: Any) -> bool:
+    """``ctx`` belongs to the chain the user typed: its parent group resolved it (not ``ctx.invoke``)."""
+    parent = ctx.parent
+    chosen = getattr(parent, "invoked_subcommand", None)
+    return chosen is not None and (chosen == ctx.info_name or (chosen == "*" and getattr(
+        parent.command, "chain", False)))
 
 
 def command_path(ctx: Any) -> str:
@@ -71,31 +84,25 @@ def hook(click: Any, telemetry: Any) -> None:
     _exit.install()
     recorder = telemetry.recorder
     orig = _originals.setdefault(ctx_cls, {})
-    orig["__init__"], orig["__enter__"], orig["__exit__"] = ctx_cls.__init__, ctx_cls.__enter__, ctx_cls.__exit__
-    orig_init, orig_enter, orig_exit = orig["__init__"], orig["__enter__"], orig["__exit__"]
+    orig["__init__"], orig["__exit__"] = ctx_cls.__init__, ctx_cls.__exit__
+    orig_init, orig_exit = orig["__init__"], orig["__exit__"]
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         orig_init(self, *args, **kwargs)
-        if self.parent is None and recorder.active is None and "root" not in _state:
-            try:
-                run = recorder.begin(default_executable(), origin="framework")
-                if run is not None:
-                    _state["root"], _state["run"] = self, run
-                    recorder.set_args(_argv())
+        if self.parent is None:
+            if recorder.active is None and "root" not in _state:
+                try:
+                    run = recorder.begin(default_executable(), origin="framework")
+                    if run is not None:
+                        _state["root"], _state["run"] = self, run
+                        recorder.set_args(_argv())
+                except Exception:
+                    pass
+        elif _state.get("run") is not None:
+            try:  # noqa: SIM105 -- created, not entered: a usage error in the subcommand's own options still names it
+                _note_subcommand(self)
             except Exception:
                 pass
-
-    def __enter__(self: Any) -> Any:
-        result = orig_enter(self)
-        if _state.get("run") is not None and self.parent is not None:
-            try:
-                path = command_path(self)
-                if len(path) > len(_state.get("path", "")):
-                    _state["path"] = path
-                    _state["ctx"] = self
-            except Exception:
-                pass
-        return result
 
     def __exit__(self: Any, exc_type: Any, exc: BaseException | None, tb: Any) -> Any:
         result = orig_exit(self, exc_type, exc, tb)
@@ -112,7 +119,6 @@ def hook(click: Any, telemetry: Any) -> None:
         return result
 
     ctx_cls.__init__ = __init__  # type: ignore[method-assign]
-    ctx_cls.__enter__ = __enter__  # type: ignore[method-assign]
     ctx_cls.__exit__ = __exit__  # type: ignore[method-assign]
     exceptions = getattr(click, "exceptions", click)
     for name in ("ClickException", "UsageError"):  # click reports its errors via show() before exiting
@@ -121,6 +127,28 @@ def hook(click: Any, telemetry: Any) -> None:
             continue
         _originals.setdefault(cls, {})["show"] = original_show = cls.__dict__["show"]
         cls.show = _noting_show(recorder, original_show)
+
+
+def _note_subcommand(ctx: Any) -> None:
+    """A context in the invoked chain deeper than any before: it names the run from now on."""
+    run = _state["run"]
+    if _invoked(ctx) and _in_chain(ctx):
+        path = command_path(ctx)
+        if len(path) > len(_state.get("path", "")):
+            _state["path"] = path
+            _state["ctx"] = ctx
+            run.name = path  # record_exception() inside the subcommand is labelled with it
+
+
+def _in_chain(ctx: Any) -> bool:
+    """Every context from ``ctx`` up to the run's root was resolved by its parent group."""
+    root = _state.get("root")
+    node = ctx
+    while node is not None and node is not root:
+        if node.parent is not None and node is not ctx and not _invoked(node):
+            return False
+        node = node.parent
+    return node is root
 
 
 def _argv() -> list[str]:
@@ -150,7 +178,11 @@ def _finish(recorder: Any, error: BaseException | None, code: int) -> None:
         run.origin = "declared" if declared else "framework"
     if run.args:
         run.args = _declared_only(run.args, ctx or root)
+    from otel_expansion.collect.integrations import _exit
+
     recorder.end(run, error, code)
+    _state["ended"] = _state.get("ended", 0) + 1
+    _state["last"] = (run, _exit.seq())
 
 
 def declared_path(ctx: Any) -> tuple[str, bool]:
@@ -193,19 +225,30 @@ def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
 
 
 def finish(telemetry: Any) -> None:
-    """At shutdown: end a run whose root context never closed (usage error while parsing)."""
-    run = _state.get("run")
-    if run is None:
-        return
+    """At shutdown: end a run whose root context never closed (usage error while parsing), and give the
+    process's one command the status the process exits with, when that was decided after it ended."""
     from otel_expansion.collect.integrations import _exit
     from otel_expansion.collect.recorder import exit_code_of
 
-    status, error = _exit.observed()
-    if error is not None:
-        telemetry.recorder.note_error(error)
-    error = run.error
-    code = exit_code_of(status) if status is not None else int(getattr(error, "exit_code", 1) if error else 0)
-    _finish(telemetry.recorder, error, code)
+    recorder = telemetry.recorder
+    status, error, seq = _exit.final()
+    if error is not None and _is_exit(error):
+        error = None
+    run = _state.get("run")
+    if run is not None:
+        if error is not None:
+            recorder.note_error(error)
+        error = run.error
+        code = exit_code_of(status) if status is not None else int(getattr(error, "exit_code", 1) if error else 0)
+        _finish(recorder, error, code)
+        return
+    last = _state.get("last")
+    if _state.get("ended") == 1 and last is not None and status is not None and seq > last[1]:
+        recorder.settle(last[0], exit_code_of(status), error)
+
+
+def _is_exit(exc: BaseException) -> bool:
+    return isinstance(exc, SystemExit) or (type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"))
 
 
 def uninstall() -> None:
