@@ -260,7 +260,8 @@ class Recorder:
     def feature(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
         if self.level < levels.FEATURES:
             return
-        registry = _declared_features() if self.level < Level.FULL else None
+        declarations = _declared_features()
+        registry = declarations if self.level < Level.FULL else None
         if registry is not None:  # declared features only, and only their declared attributes
             spec = registry.get(name)
             if spec is None or (attributes and any(not spec.accepts(k, v) for k, v in attributes.items())):
@@ -272,7 +273,9 @@ class Recorder:
         if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
-        if self.declared_features is not None:
+        if declarations is not None and declarations.get(name) is not None:  # declared in the registry
+            fname = names.name(name)
+        elif self.declared_features is not None:
             fname = names.name(name, self.declared_features)
         else:
             from otel_expansion.privacy.provenance import literal_in_caller
