@@ -1,0 +1,113 @@
+"""What every ``otel-expansion`` subcommand shares: finding the app, its settings, errors and output.
+
+Other front ends (the host CLI's ``telemetry`` group, the inspector page) call these too, so that every
+way in resolves the same app and prints the same words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from otel_expansion.config import paths
+from otel_expansion.config.settings import Settings, resolve
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line without a traceback, exit status 2 unless given."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def safe_url(url: str) -> str:
+    """A URL fit to print: credentials and query string masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = "<credentials>@" + netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, "<query>" if parts.query else "", ""))
+
+
+def base_dir() -> str:
+    return os.path.dirname(paths.default_home("x"))
+
+
+def known_services() -> list[str]:
+    base = base_dir()
+    return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+def find_home(args: argparse.Namespace) -> tuple[str, str]:
+    """(home, service): --home, then --service, then OTEL_EXPANSION_HOME, then the only known service."""
+    if getattr(args, "home", None):
+        home = os.path.abspath(args.home)
+        return home, args.service or service_of(home)
+    if getattr(args, "service", None):
+        return paths.default_home(args.service), args.service
+    env_home = os.environ.get("OTEL_EXPANSION_HOME")
+    if env_home:
+        home = os.path.abspath(env_home)
+        return home, service_of(home)
+    known = known_services()
+    if len(known) == 1:
+        return os.path.join(base_dir(), known[0]), known[0]
+    hint = f" Known services: {', '.join(known)}." if known else " No service has recorded telemetry yet."
+    raise CliError(f"which app? pass --service NAME or --home DIR (or set OTEL_EXPANSION_HOME).{hint}")
+
+
+def service_of(home: str) -> str:
+    """The app's name as its telemetry recorded it, else the directory's name."""
+    raw = paths.read_small(os.path.join(home, paths.SERVICE_FILE), 256)
+    return raw.decode("utf-8", "replace").strip() if raw else os.path.basename(home)
+
+
+def settings_for(home: str, service: str, endpoint: str | None = None) -> Settings:
+    """The settings a run of ``service`` would use, with the user's stored choices applied."""
+    from otel_expansion.export.sender import stored_endpoint
+    from otel_expansion.privacy.consent import stored_choice
+
+    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint or stored_endpoint(home))
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    home, service = find_home(args)
+    return settings_for(home, service, getattr(args, "endpoint", None))
+
+
+def fmt_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def emit_json(data: Any) -> None:
+    """The --json output: one JSON document on stdout."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def note_if_unknown(home: str, service: str) -> None:
+    """A typo in --service must not pass silently: say when nothing was ever recorded under that name."""
+    if os.path.isdir(home):
+        return
+    known = known_services()
+    hint = f" (known: {', '.join(known)})" if known else ""
+    note(f"note: no telemetry has been recorded for {service!r} yet{hint}; the choice is stored for it anyway")
+
+
+def add_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--service/--home: which app's telemetry a command acts on."""
+    p.add_argument("--service", help="the app's service name (as given to init())")
+    p.add_argument("--home", help="the app's telemetry state directory")
+    return p

@@ -1,0 +1,28 @@
+"""``otel-expansion docs``: write TELEMETRY.md from the signal definitions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from otel_expansion.cli.common import EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    from otel_expansion.sdk.docs import telemetry_markdown
+
+    text = telemetry_markdown()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("docs", help="write TELEMETRY.md from the signal definitions")
+    p.add_argument("--output", default="TELEMETRY.md")
+    p.set_defaults(func=run)
