@@ -70,9 +70,10 @@ def exit_code_of(exc: BaseException | None) -> int:
 class CommandRun:
     """One command invocation in progress."""
 
-    __slots__ = ("args", "error", "executable", "name", "start_cpu", "start_mono", "start_ns")
+    __slots__ = ("args", "cost_ns", "error", "executable", "name", "start_cpu", "start_mono", "start_ns")
 
     def __init__(self, name: str, executable: str) -> None:
+        self.cost_ns = 0  # the library's own time spent in begin(), for self-health
         self.name = name
         self.executable = executable
         self.start_ns = time.time_ns()
@@ -128,8 +129,10 @@ class Recorder:
         """Start a command; None when one is already running (nested runs belong to the outer one)."""
         if self.active is not None or self.level <= Level.OFF:
             return None
+        t0 = time.perf_counter_ns()
         run = CommandRun(name, executable or default_executable())
         self.active = run
+        run.cost_ns = time.perf_counter_ns() - t0
         return run
 
     def end(self, run: CommandRun | None, exc: BaseException | None = None, exit_code: int | None = None) -> None:
@@ -137,7 +140,8 @@ class Recorder:
         if run is None or run is not self.active:
             return
         self.active = None
-        end_ns = run.start_ns + (time.perf_counter_ns() - run.start_mono)
+        t0 = time.perf_counter_ns()
+        end_ns = run.start_ns + (t0 - run.start_mono)
         err = run.error if run.error is not None and (exc is None or isinstance(exc, SystemExit)) else exc
         code = exit_code_of(exc) if exit_code is None else exit_code
         if code == 0 and isinstance(err, SystemExit):
@@ -161,6 +165,7 @@ class Recorder:
             cmd["args"] = run.args
         if self.level >= levels.EXCEPTION_DETAILS and err is not None and code != 0 and not isinstance(err, SystemExit):
             cmd["exception"] = self._exception_details(err)
+        cmd["rec"] = run.cost_ns + (time.perf_counter_ns() - t0)  # our own cost, reported as self-health
         with self._lock:
             self.commands.append(cmd)
         if self._on_command is not None:

@@ -37,7 +37,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "OTEL_METRIC_EXPORT_INTERVAL": ("60000", "Long-running programs: ms between metric collections/sends."),
     "OTEL_EXPANSION_HOME": ("per-user state dir", "State directory: journal, spool, ids, consent."),
     "OTEL_EXPANSION_LEVEL": ("init(level=) or enhanced", "off|basic|enhanced|full; counts as the user's choice."),
-    "OTEL_EXPANSION_DEBUG": ("false", "true prints every record, as it will be sent, to stderr."),
+    "OTEL_EXPANSION_DEBUG": ("false", "true prints every recorded signal, as it will be sent, to stderr and to the "
+                             "`otel_expansion` logger; wins over `otel-expansion debug on|off`."),
+    "OTEL_EXPANSION_DRY_RUN": ("false", "true records and shows but never sends (wins over `debug on --dry-run`)."),
+    "OTEL_EXPANSION_SENT_MAX_BATCHES": ("50", "Recently sent requests kept locally for `show --sent` (0: none)."),
+    "OTEL_EXPANSION_SENT_MAX_BYTES": ("2097152", "Byte bound of that local history; the oldest go first."),
     "OTEL_EXPANSION_SEND": ("true", "false keeps data local (spool only); flush sends it later."),
     "OTEL_EXPANSION_SPOOL_MAX_BYTES": ("20971520", "Spool size cap; the oldest data is dropped first."),
     "OTEL_EXPANSION_SPOOL_MAX_AGE": ("604800", "Seconds pending data is kept before it is dropped."),
@@ -71,6 +75,8 @@ _DEFAULTS: dict[str, object] = {
     "opt_out_reason": None,
     "consent_policy": "notify",
     "debug": False,
+    "debug_source": "default",
+    "dry_run": False,
     "send": True,
     "instrument": True,
     "mode": "auto",
@@ -87,6 +93,8 @@ _DEFAULTS: dict[str, object] = {
     "redact_allow": (),
     "hash_salt": None,
     "opt_out_env": None,
+    "sent_max_batches": 50,
+    "sent_max_bytes": 2 * 2**20,
 }
 
 
@@ -105,6 +113,8 @@ class Settings:
     opt_out_reason: str | None
     consent_policy: str  # notify (opt-out) | ask (opt-in)
     debug: bool
+    debug_source: str  # default | app | user (otel-expansion debug on|off) | env
+    dry_run: bool
     send: bool
     instrument: bool
     mode: str  # auto | cli | service
@@ -121,6 +131,8 @@ class Settings:
     redact_allow: tuple[str, ...]
     hash_salt: str | None
     opt_out_env: str | None
+    sent_max_batches: int
+    sent_max_bytes: int
 
     def __init__(self, service_name: str, **values: Any) -> None:
         unknown = set(values) - set(_DEFAULTS)
@@ -225,11 +237,13 @@ def resolve(
     redact_allow: Sequence[str] = (),
     hash_salt: str | None = None,
     stored_choice: str | None = None,
+    stored_debug: str | None = None,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
 
     ``stored_choice`` is the user's persisted consent ("granted:<level>" / "denied"), read by the caller
-    so that this function stays free of I/O.
+    so that this function stays free of I/O. ``stored_debug`` is the content of the app's debug file
+    (``on``, ``off``, ``on dry-run``), written by ``otel-expansion debug``.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     name = env.get("OTEL_SERVICE_NAME", "").strip() or service_name or "unknown_service"
@@ -272,6 +286,16 @@ def resolve(
     # OTEL_SERVICE_NAME a developer exported for their own services.
     home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
     version = service_version
+    debug_on, debug_source = bool(debug), ("app" if debug is not None else "default")
+    dry_run = False
+    if stored_debug:
+        words = stored_debug.split()
+        debug_on, debug_source, dry_run = words[:1] == ["on"], "user", "dry-run" in words
+    if env.get("OTEL_EXPANSION_DEBUG", "").strip():
+        debug_on, debug_source = _flag(env, "OTEL_EXPANSION_DEBUG", debug_on), "env"
+    if env.get("OTEL_EXPANSION_DRY_RUN", "").strip():
+        dry_run = _flag(env, "OTEL_EXPANSION_DRY_RUN", dry_run)
+    sending = _flag(env, "OTEL_EXPANSION_SEND", True) if send is None else send
     return Settings(
         service_name=name,
         service_version=version,
@@ -280,8 +304,10 @@ def resolve(
         level_source=source,
         opt_out_reason=reason,
         consent_policy=consent,
-        debug=_flag(env, "OTEL_EXPANSION_DEBUG", False) if debug is None else debug,
-        send=_flag(env, "OTEL_EXPANSION_SEND", True) if send is None else send,
+        debug=debug_on,
+        debug_source=debug_source,
+        dry_run=dry_run,
+        send=sending and not dry_run,
         instrument=instrument,
         mode=mode,
         endpoint=endpoint,
@@ -297,4 +323,6 @@ def resolve(
         redact_allow=tuple(redact_allow) + _lines(env, "OTEL_EXPANSION_REDACT_ALLOW"),
         hash_salt=env.get("OTEL_EXPANSION_HASH_SALT") or hash_salt,
         opt_out_env=opt_out_env,
+        sent_max_batches=int(_number(env, "OTEL_EXPANSION_SENT_MAX_BATCHES", 50)),
+        sent_max_bytes=int(_number(env, "OTEL_EXPANSION_SENT_MAX_BYTES", 2 * 2**20)),
     )

@@ -88,11 +88,16 @@ def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
 def open_spool(home: str, settings: Settings) -> Any:
     from otel_expansion.spool.store import Spool
 
-    return Spool.open(
+    spool = Spool.open(
         __import__("pathlib").Path(home) / SPOOL_FILE,
         max_bytes=settings.spool_max_bytes,
         max_age_s=settings.spool_max_age_s,
     )
+    if settings.debug:  # the debug stream: everything added is shown as it will be sent
+        from otel_expansion.sdk.debug import DebugSpool
+
+        return DebugSpool(spool)
+    return spool
 
 
 class Ingestor:
@@ -225,7 +230,6 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
         the same parts, so a receiver's duplicate check still holds). Returns (last result, accepted rows,
         rows dropped because even one alone was too large)."""
         body = serialize(builders[signal](rows, batch_id), config.for_signal(signal).protocol)
-        spool.incr("export.attempts")
         result = transport.send(signal, body, batch_id, deadline_s=max(0.1, deadline - time.monotonic()))
         summary.bytes_sent += result.sent_bytes
         summary.rejected += result.rejected
@@ -265,7 +269,6 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
                 refused[f"{signal}:too_large"] = too_large
                 summary.error = f"{too_large} {signal} items were too large for the collector; they were dropped"
             if result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
-                spool.incr(f"export.failures.http_{result.status}")
                 refused[f"{signal}:rejected"] = len(rows) - ok
                 summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
             elif result.outcome not in (Outcome.SUCCESS, Outcome.TOO_LARGE):
@@ -297,7 +300,6 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
                 wait = max(wait, result.retry_after_s)
             if time.monotonic() + wait < deadline:
                 quick_retries += 1
-                spool.incr("export.failures.unavailable")
                 summary.retries += 1
                 if progress is not None:
                     previous, summary.error = summary.error, (result.error if result is not None else None)
@@ -307,7 +309,6 @@ def send_pending(spool: Any, transport: Any, settings: Settings, config: Any, de
                 continue
         failures = int(spool.get_state("backoff.failures") or 0) + 1
         spool.set_state("backoff.failures", str(failures))
-        spool.incr("export.failures.unavailable")
         wait = BACKOFF_BASE_S + backoff_delay(failures - 1, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
         if result is not None and result.retry_after_s is not None:
             wait = max(wait, result.retry_after_s)
@@ -348,7 +349,9 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
         return summary
     with sender_lock(home, lock_wait_s):
         journal.sweep_temp(home, 600, time.time())
+        started, started_cpu, backlog = time.monotonic(), time.process_time(), journal.count(home)
         spool = open_spool(home, settings)
+        transport: Any = None
         try:
             summary.ingested, summary.corrupt = Ingestor(settings).run(
                 home, spool, deadline, (lambda d, t: progress("ingest", (d, t))) if progress else None
@@ -359,19 +362,39 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
                 if health:
                     spool.add(health, ())
             due = force or time.time() >= launcher.next_send_at(home)
-            if send and due:
+            if send and due and not settings.dry_run:
+                from otel_expansion.export import health as self_health
+                from otel_expansion.export import history
+
                 config = otlp_config_from_env(endpoint=settings.endpoint)
-                transport = HttpTransport(config)
+                transport = self_health.MeteredTransport(HttpTransport(config), spool, home, settings, config)
                 try:
                     send_pending(spool, transport, settings, config, deadline, summary,
                                  (lambda s: progress("send", s)) if progress else None, persist=persist,
                                  disabled=disabled_signals())
+                    if resource is not None and summary.ok:  # self-health as of now, sent in the same round
+                        spool.add(health_points(spool, resource, time.time_ns()) + self_health.round_points(
+                            resource, transport, time.monotonic() - started, time.process_time() - started_cpu,
+                            spool.stats().bytes_on_disk, backlog, time.time_ns()), ())
+                        send_pending(spool, transport, settings, config, deadline, summary, None, persist=persist,
+                                     disabled=disabled_signals())
                 finally:
                     transport.close()
+                history.note_round(home, {"time": time.time(), "ok": summary.ok, "error": summary.error,
+                                          "endpoint": history.mask_url(config.traces_url.rsplit("/v1/", 1)[0]),
+                                          "batches": summary.batches_sent, "spans": summary.spans_sent,
+                                          "points": summary.points_sent, "bytes": summary.bytes_sent,
+                                          "retry_at": summary.retry_at})
                 if summary.retry_at is not None:
                     launcher.write_next_send_at(home, summary.retry_at)
                 else:
                     launcher.write_next_send_at(home, time.time() + settings.metric_interval_s)
+            if resource is not None and (transport is None or not summary.ok):  # measured, sent next round
+                from otel_expansion.export.health import round_points
+
+                spool.add(round_points(resource, transport, time.monotonic() - started,
+                                              time.process_time() - started_cpu, spool.stats().bytes_on_disk,
+                                              backlog, time.time_ns()), ())
             stats = spool.stats()
             summary.pending_spans, summary.pending_series = stats.spans, stats.series
         finally:
