@@ -76,7 +76,11 @@ def settings_for(home: str, service: str, endpoint: str | None = None) -> Settin
     from otel_expansion.export.sender import stored_endpoint
     from otel_expansion.privacy.consent import stored_choice
 
-    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint or stored_endpoint(home))
+    debug = paths.read_small(os.path.join(home, paths.DEBUG_FILE), 64)
+    opt_out = paths.read_small(os.path.join(home, paths.OPT_OUT_ENV_FILE), 256)
+    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint or stored_endpoint(home),
+                   stored_debug=debug.decode("ascii", "replace") if debug else None,
+                   opt_out_env=opt_out.decode("utf-8", "replace").strip() or None if opt_out else None)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -111,3 +115,61 @@ def add_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--service", help="the app's service name (as given to init())")
     p.add_argument("--home", help="the app's telemetry state directory")
     return p
+
+
+def add_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--json", action="store_true", help="print one JSON document (shapes: README, `--json` output)")
+    return p
+
+
+def require_known(home: str, service: str, args: argparse.Namespace | None = None) -> None:
+    """Read commands on an app that never recorded anything: say so (exit 2) rather than create anything."""
+    if os.path.isdir(home):
+        return
+    if args is not None and getattr(args, "home", None) and os.path.exists(home):
+        raise CliError(f"{home} is not a directory")
+    known = known_services()
+    hint = f" (known: {', '.join(known)})" if known else ""
+    raise CliError(f"no telemetry has been recorded for {service!r} at {home}{hint}")
+
+
+def spool_is_ours(home: str) -> bool:
+    """True when the home holds a spool we can read; CliError for a file that is not ours. Never writes."""
+    path = os.path.join(home, paths.SPOOL_FILE)
+    if not os.path.exists(path):
+        return False
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CliError(f"{path} is not an otel-expansion spool ({exc})", EXIT_FAIL) from None
+    if not {"series", "spans", "counters"} <= tables:
+        raise CliError(f"{path} is not an otel-expansion spool (unknown tables); left untouched", EXIT_FAIL)
+    return True
+
+
+def parse_since(value: str | None) -> float | None:
+    """``--since``: a duration back from now (90s, 10m, 2h, 7d) or a date/time (2026-11-30, 2026-11-30T10:00)."""
+    if value is None:
+        return None
+    text = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text and text[-1] in units:
+        try:
+            amount = float(text[:-1])
+        except ValueError:
+            amount = -1.0
+        if amount >= 0:
+            return time.time() - amount * units[text[-1]]
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise CliError(f"--since {value!r}: use a duration (90s, 10m, 2h, 7d) or a date (2026-11-30T10:00)") from None

@@ -1,20 +1,23 @@
 """The ``otel-expansion`` command: inspect, send, clear and control telemetry for an app's users.
 
 A leaf: the library never imports it. It reads the same home directory the library writes. Each
-subcommand lives in its own module with a ``register(subparsers)`` function; this one only wires them.
+subcommand lives in its own module with a ``register(subparsers)`` function; this one only wires them
+and turns every ordinary failure into one line on stderr and a non-zero exit (never a traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
-from otel_expansion.cli import backend, control, debug, docs, flush, show, status
+from otel_expansion.cli import backend, control, debug, docs, flush, show, status, ui
 from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, safe_url
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main", "safe_url"]
 
-COMMANDS = (status, show, flush, control, debug, backend, docs)
+COMMANDS = (status, show, flush, control, debug, ui, backend, docs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,22 +29,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """One line on stderr; with --json also ``{"error": ..., "exit_code": ...}`` on stdout."""
+    try:
+        print(f"otel-expansion: {message}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": message, "exit_code": code}))
+    except OSError:
+        pass
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except CliError as exc:
-        print(f"otel-expansion: {exc}", file=sys.stderr)
-        return exc.code
+        return _fail(args, str(exc), exc.code)
+    except BrokenPipeError:  # `otel-expansion show | head`: the reader left; say so once, quietly exit
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return _fail(args, "output closed before everything was written (broken pipe)", EXIT_FAIL)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", 130)
     except Exception as exc:
         from otel_expansion.spool.store import SpoolUnavailable
 
-        if not isinstance(exc, SpoolUnavailable):
+        if os.environ.get("OTEL_EXPANSION_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
             raise
-        print(f"otel-expansion: the spool cannot be used: {exc}", file=sys.stderr)
-        return EXIT_FAIL
-    except BrokenPipeError:
-        return EXIT_OK
+        if isinstance(exc, SpoolUnavailable):
+            return _fail(args, f"the spool cannot be used: {exc}", EXIT_FAIL)
+        if isinstance(exc, PermissionError):
+            return _fail(args, f"permission denied: {exc.filename or exc}", EXIT_FAIL)
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return _fail(args, f"{exc.strerror or exc}{where}", EXIT_FAIL)
+        return _fail(args, f"unexpected error: {type(exc).__name__}: {exc} "
+                     "(OTEL_EXPANSION_DEBUG=1 shows the traceback)", EXIT_FAIL)
 
 
 if __name__ == "__main__":

@@ -384,7 +384,8 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
                                           "endpoint": history.mask_url(config.traces_url.rsplit("/v1/", 1)[0]),
                                           "batches": summary.batches_sent, "spans": summary.spans_sent,
                                           "points": summary.points_sent, "bytes": summary.bytes_sent,
-                                          "retry_at": summary.retry_at})
+                                          "retry_at": summary.retry_at, "wall_s": time.monotonic() - started,
+                                          "cpu_s": time.process_time() - started_cpu})
                 if summary.retry_at is not None:
                     launcher.write_next_send_at(home, summary.retry_at)
                 else:
