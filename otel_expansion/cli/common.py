@@ -138,6 +138,12 @@ def spool_is_ours(home: str) -> bool:
     path = os.path.join(home, paths.SPOOL_FILE)
     if not os.path.exists(path):
         return False
+    require_tables(path, {"series", "spans", "counters"}, "an otel-expansion spool")
+    return True
+
+
+def require_tables(path: str, needed: set[str], what: str) -> None:
+    """CliError unless the SQLite file at ``path`` has ``needed`` tables; opened read-only, never changed."""
     import sqlite3
     from urllib.parse import quote
 
@@ -148,10 +154,9 @@ def spool_is_ours(home: str) -> bool:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise CliError(f"{path} is not an otel-expansion spool ({exc})", EXIT_FAIL) from None
-    if not {"series", "spans", "counters"} <= tables:
-        raise CliError(f"{path} is not an otel-expansion spool (unknown tables); left untouched", EXIT_FAIL)
-    return True
+        raise CliError(f"{path} is not {what} ({exc}); left untouched", EXIT_FAIL) from None
+    if not needed <= tables:
+        raise CliError(f"{path} is not {what} (other tables); left untouched", EXIT_FAIL)
 
 
 def parse_since(value: str | None) -> float | None:
@@ -173,3 +178,22 @@ def parse_since(value: str | None) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise CliError(f"--since {value!r}: use a duration (90s, 10m, 2h, 7d) or a date (2026-11-30T10:00)") from None
+
+
+def port_free(host: str, port: int) -> None:
+    """CliError (exit 1) when ``host:port`` cannot be listened on; checked before anything is created."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAIL) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming it (and where to look), exit status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")

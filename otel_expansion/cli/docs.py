@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.cli.common import EXIT_OK
+from otel_expansion.cli.common import EXIT_OK, add_json, emit_json
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,14 +15,21 @@ def run(args: argparse.Namespace) -> int:
 
     text = telemetry_markdown()
     if args.output == "-":
-        sys.stdout.write(text)
+        if args.json:
+            emit_json({"output": "-", "markdown": text})
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    Path(args.output).write_text(text)
+    if args.json:
+        emit_json({"output": args.output, "bytes": len(text.encode())})
     else:
-        Path(args.output).write_text(text)
         print(f"wrote {args.output}")
     return EXIT_OK
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("docs", help="write TELEMETRY.md from the signal definitions")
-    p.add_argument("--output", default="TELEMETRY.md")
+    p.add_argument("--output", default="TELEMETRY.md", help="file to write, or - for stdout")
+    add_json(p)
     p.set_defaults(func=run)

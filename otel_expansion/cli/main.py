@@ -13,7 +13,7 @@ import os
 import sys
 
 from otel_expansion.cli import backend, control, debug, docs, flush, show, status, ui
-from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, safe_url
+from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, Parser, safe_url
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main", "safe_url"]
 
@@ -21,7 +21,7 @@ COMMANDS = (status, show, flush, control, debug, ui, backend, docs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otel-expansion", description="Inspect and control product telemetry.")
+    parser = Parser(prog="otel-expansion", description="Inspect and control product telemetry.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(args, f"the spool cannot be used: {exc}", EXIT_FAIL)
         if isinstance(exc, PermissionError):
             return _fail(args, f"permission denied: {exc.filename or exc}", EXIT_FAIL)
+        import sqlite3
+
+        if isinstance(exc, sqlite3.Error):
+            return _fail(args, f"database error: {exc}", EXIT_FAIL)
         if isinstance(exc, OSError):
             where = f" ({exc.filename})" if exc.filename else ""
             return _fail(args, f"{exc.strerror or exc}{where}", EXIT_FAIL)
