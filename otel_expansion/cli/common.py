@@ -73,8 +73,8 @@ def service_of(home: str) -> str:
 
 def settings_for(home: str, service: str, endpoint: str | None = None) -> Settings:
     """The settings a run of ``service`` would use, with the user's stored choices applied."""
-    from otel_expansion.export.sender import stored_endpoint
     from otel_expansion.privacy.consent import stored_choice
+    from otel_expansion.workers.sender import stored_endpoint
 
     debug = paths.read_small(os.path.join(home, paths.DEBUG_FILE), 64)
     opt_out = paths.read_small(os.path.join(home, paths.OPT_OUT_ENV_FILE), 256)

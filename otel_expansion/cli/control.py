@@ -32,7 +32,7 @@ def clear(home: str, service: str) -> dict[str, int]:
         return {"journal_records": 0, "spool_rows": 0, "sent_entries": 0}
     from otel_expansion.cli.common import spool_is_ours
     from otel_expansion.export import history
-    from otel_expansion.export.sender import discard_pending
+    from otel_expansion.workers.sender import discard_pending
 
     spool_is_ours(home)  # a foreign file at the spool's path: refuse before touching anything
     records, rows = discard_pending(home, settings_for(home, service))

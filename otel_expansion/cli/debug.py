@@ -36,11 +36,11 @@ def set_debug(home: str, on: bool, dry_run: bool = False) -> None:
 
 def config_info(s: Settings) -> dict[str, Any]:
     """The effective configuration with where each choice comes from; secrets masked."""
-    from otel_expansion.export.otlp_config import otlp_config_from_env
+    from otel_expansion.config.otlp import otlp_config_from_env
 
     cfg = otlp_config_from_env(endpoint=s.endpoint)
-    env = {name: ("<set>" if any(w in name for w in SECRET_VARIABLES) else os.environ[name])
-           for name in VARIABLES if name in os.environ}
+    env = {v.name: ("<set>" if v.secret or any(w in v.name for w in SECRET_VARIABLES) else os.environ[v.name])
+           for v in VARIABLES if v.name in os.environ}
     if s.opt_out_env and s.opt_out_env in os.environ:
         env[s.opt_out_env] = os.environ[s.opt_out_env]
     return {

@@ -26,7 +26,7 @@ from otel_expansion.cli.common import (
 def run(args: argparse.Namespace) -> int:
     home, service = find_home(args)
     s = settings_for(home, service, args.endpoint)
-    from otel_expansion.export.sender import SenderBusy, run_round
+    from otel_expansion.workers.sender import SenderBusy, run_round
 
     say = (lambda *a, **k: None) if args.json else print
     require_known(home, service, args)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
                   file=sys.stderr)
 
-    from otel_expansion.export.otlp_config import otlp_config_from_env
+    from otel_expansion.config.otlp import otlp_config_from_env
 
     config = otlp_config_from_env(endpoint=s.endpoint)
     if not (args.quiet or args.json):

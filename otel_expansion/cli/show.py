@@ -29,7 +29,7 @@ def pending_data(s: Settings, since: float | None = None, signal: str | None = N
     records: list[dict[str, Any]] = []
     for path in journal.pending(s.home)[:limit]:
         try:
-            record = journal.read(path)
+            record: dict[str, Any] = dict(journal.read(path))
         except (journal.CorruptRecord, OSError) as exc:
             records.append({"unreadable": os.path.basename(path), "error": str(exc)})
             continue
@@ -39,8 +39,8 @@ def pending_data(s: Settings, since: float | None = None, signal: str | None = N
         records.append(record)
     out: dict[str, Any] = {"journal": records, "traces": {}, "metrics": {}}
     if spool_is_ours(s.home):
-        from otel_expansion.export.encode import metrics_request, to_dict, traces_request
-        from otel_expansion.export.sender import open_spool
+        from otel_expansion.otlp.encode import metrics_request, to_dict, traces_request
+        from otel_expansion.workers.sender import open_spool
 
         spool = open_spool(s.home, s)
         try:

@@ -25,7 +25,7 @@ from otel_expansion.config.settings import Settings
 def spool_stats(s: Settings) -> Any:
     if not spool_is_ours(s.home):
         return None
-    from otel_expansion.export.sender import open_spool
+    from otel_expansion.workers.sender import open_spool
 
     spool = open_spool(s.home, s)
     try:
@@ -54,8 +54,8 @@ def app_opt_out(home: str) -> tuple[str | None, bool]:
 
 def status_info(s: Settings) -> dict[str, Any]:
     """Everything ``status`` shows, as one dict (the --json shape; the inspector uses it too)."""
+    from otel_expansion.config.otlp import otlp_config_from_env
     from otel_expansion.export import history, launcher
-    from otel_expansion.export.otlp_config import otlp_config_from_env
     from otel_expansion.journal import store as journal
     from otel_expansion.privacy.consent import stored_choice
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from otel_expansion.export import history
-from otel_expansion.spool.model import HISTOGRAM, MetricPoint, SeriesKey
+from otel_expansion.otlp.model import HISTOGRAM, MetricPoint, SeriesKey
 
 
 def failure_class(result: Any) -> str:
@@ -71,7 +71,7 @@ def _items(signal: str, body: bytes, protocol: str) -> int:
 
             data = json.loads(body)
         else:
-            from otel_expansion.export.encode import to_dict
+            from otel_expansion.otlp.encode import to_dict
 
             data = to_dict(history._message(signal, body))
     except Exception:
@@ -90,7 +90,7 @@ def _items(signal: str, body: bytes, protocol: str) -> int:
 def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: Sequence[float], now_ns: int,
                     attributes: tuple[tuple[str, Any], ...] = ()) -> MetricPoint:
     """One delta histogram point of ``samples`` for a declared self-health metric."""
-    from otel_expansion import __version__
+    from otel_expansion._version import __version__
     from otel_expansion.sdk import signals
 
     declared = signals.METRICS_BY_NAME[name]
@@ -107,8 +107,8 @@ def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: S
 def round_points(resource: dict[str, Any], transport: MeteredTransport | None, wall_s: float, cpu_s: float,
                  spool_bytes: int, backlog: int, now_ns: int) -> list[MetricPoint]:
     """What one sender round cost, as histogram points on the data's resource (SDK keys added)."""
+    from otel_expansion.otlp.model import attrs_of
     from otel_expansion.sdk.pipeline import sdk_resource
-    from otel_expansion.spool.model import attrs_of
 
     res = attrs_of(sdk_resource(resource).attributes)
     points = [

@@ -54,7 +54,7 @@ class SentEntry:
         if self.protocol == "http/json":
             data: dict[str, Any] = json.loads(self.body)
             return data
-        from otel_expansion.export.encode import to_dict
+        from otel_expansion.otlp.encode import to_dict
 
         return to_dict(_message(self.signal, self.body))
 

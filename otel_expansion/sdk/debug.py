@@ -1,7 +1,7 @@
 """The debug stream: every signal, as it enters the spool, printed the way it will leave the machine.
 
 Signals reach the spool in one place whichever way they came in (a CLI's journal record replayed by
-:mod:`otel_expansion.export.inline`, a service's in-process pipeline, the sender's self-health points),
+:mod:`otel_expansion.workers.inline`, a service's in-process pipeline, the sender's self-health points),
 so wrapping the spool's ``add`` shows all of them, after the level filter and redaction, encoded by the
 same functions the exporter uses. Only the export-time batch id attribute is added later (and metric
 points of the same series are summed with earlier pending ones before they go).
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from otel_expansion.spool.model import MetricPoint, SpanRecord
+from otel_expansion.otlp.model import MetricPoint, SpanRecord
 
 logger = logging.getLogger("otel_expansion")
 PREFIX = "otel-expansion debug:"
@@ -23,7 +23,7 @@ PREFIX = "otel-expansion debug:"
 
 def requests_of(points: Sequence[MetricPoint], spans: Sequence[SpanRecord]) -> list[tuple[str, dict[str, Any]]]:
     """(signal, OTLP/JSON request) for the rows, exactly as the exporter encodes them (no batch id)."""
-    from otel_expansion.export.encode import metrics_request, to_dict, traces_request
+    from otel_expansion.otlp.encode import metrics_request, to_dict, traces_request
 
     out: list[tuple[str, dict[str, Any]]] = []
     if spans:

@@ -26,7 +26,7 @@ def ox(home: Path, *args: str, input: str | None = None, **env: str) -> subproce
 
 def received(requests: list[Any]) -> list[tuple[str, dict[str, Any]]]:
     """(signal, OTLP/JSON) of every request a test receiver got."""
-    from otel_expansion.export.encode import to_dict
+    from otel_expansion.otlp.encode import to_dict
 
     return [(r.signal, to_dict(r.message())) for r in requests if r.signal in ("traces", "metrics")]
 

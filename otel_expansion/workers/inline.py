@@ -2,7 +2,7 @@
 
 Normally a detached sender replays journal records through the SDK later, where nobody sees its output.
 In debug mode the CLI does that replay itself (under the sender lock, into the same spool, through the
-same :class:`Ingestor`), so the debug stream printed on the user's terminal is the very data the sender
+same replay), so the debug stream printed on the user's terminal is the very data the sender
 will export. It costs the OpenTelemetry SDK import at exit (a few hundred ms): debug mode only.
 """
 
@@ -21,13 +21,13 @@ LOCK_WAIT_S = 5.0
 
 def ingest_now(settings: Settings, record: Mapping[str, Any]) -> None:
     """Replay pending journal records (this run's included) into the spool, printing what is added."""
-    from otel_expansion.export.sender import Ingestor, SenderBusy, open_spool, sender_lock
+    from otel_expansion.workers.sender import SenderBusy, ingest_journal, open_spool, sender_lock
 
     try:
         with sender_lock(settings.home, LOCK_WAIT_S):
             spool = open_spool(settings.home, settings)  # a DebugSpool: prints each add
             try:
-                Ingestor(settings).run(settings.home, spool, time.monotonic() + settings.sender_timeout_s)
+                ingest_journal(settings.home, spool, settings, time.monotonic() + settings.sender_timeout_s)
             finally:
                 spool.close()
     except SenderBusy:
