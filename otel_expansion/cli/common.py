@@ -133,13 +133,28 @@ def require_known(home: str, service: str, args: argparse.Namespace | None = Non
     raise CliError(f"no telemetry has been recorded for {service!r} at {home}{hint}")
 
 
-def spool_is_ours(home: str) -> bool:
-    """True when the home holds a spool we can read; CliError for a file that is not ours. Never writes."""
+def spool_is_ours(home: str, recover: bool = False) -> bool:
+    """True when the home holds a spool to use. Never writes.
+
+    A valid SQLite file with other tables is not ours: CliError, left untouched. A damaged file at our
+    path is ours to recover: with ``recover`` (flush, clear) the spool's own opening moves it aside;
+    otherwise (status, show) it is reported as unreadable and read as empty.
+    """
     path = os.path.join(home, paths.SPOOL_FILE)
     if not os.path.exists(path):
         return False
-    require_tables(path, {"series", "spans", "counters"}, "an otel-expansion spool")
+    try:
+        require_tables(path, {"series", "spans", "counters"}, "an otel-expansion spool")
+    except _Damaged:
+        if recover:
+            return True
+        note(f"note: {path} is damaged; the next send moves it aside (its data is lost and counted)")
+        return False
     return True
+
+
+class _Damaged(CliError):
+    """The file at a path of ours is not a readable SQLite database."""
 
 
 def require_tables(path: str, needed: set[str], what: str) -> None:
@@ -154,7 +169,7 @@ def require_tables(path: str, needed: set[str], what: str) -> None:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise CliError(f"{path} is not {what} ({exc}); left untouched", EXIT_FAIL) from None
+        raise _Damaged(f"{path} is not {what} ({exc}); left untouched", EXIT_FAIL) from None
     if not needed <= tables:
         raise CliError(f"{path} is not {what} (other tables); left untouched", EXIT_FAIL)
 

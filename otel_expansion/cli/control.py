@@ -34,7 +34,7 @@ def clear(home: str, service: str) -> dict[str, int]:
     from otel_expansion.export import history
     from otel_expansion.workers.sender import discard_pending
 
-    spool_is_ours(home)  # a foreign file at the spool's path: refuse before touching anything
+    spool_is_ours(home, recover=True)  # a foreign file at the spool's path: refuse before touching anything
     records, rows = discard_pending(home, settings_for(home, service))
     return {"journal_records": records, "spool_rows": rows, "sent_entries": history.clear(home)}
 

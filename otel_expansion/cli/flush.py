@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if s.dry_run:
         raise CliError(f"{service} is in dry-run mode (recorded and shown, never sent); "
                        "`otel-expansion debug off` or OTEL_EXPANSION_DRY_RUN=false to send", EXIT_FAIL)
-    spool_is_ours(s.home)
+    spool_is_ours(s.home, recover=True)
     if not s.enabled:
         say(f"note: telemetry is off for new runs ({s.opt_out_reason or s.level_source}); sending what is pending")
     last = [0.0]

@@ -243,3 +243,15 @@ def test_debug_on_is_stored_and_the_variable_wins(recorded: Path) -> None:
     overridden = ox(recorded, "debug", "on", OTEL_EXPANSION_DEBUG="0")
     assert "OTEL_EXPANSION_DEBUG=0 is set and wins" in overridden.stdout
     assert js(recorded, "debug", OTEL_EXPANSION_DEBUG="0")["debug"] is False
+
+
+def test_damaged_spool_is_reported_by_reads_and_recovered_by_flush(recorded: Path) -> None:
+    """status/show name a damaged spool and leave it; flush moves it aside and still delivers."""
+    spool = recorded / "spool.sqlite"
+    spool.write_bytes(b"garbage" * 100)
+    status = ox(recorded, "status")
+    assert status.returncode == 0 and "is damaged" in status.stderr and spool.read_bytes() == b"garbage" * 100
+    with otlp_server() as srv:
+        assert ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+        assert any(r.signal == "traces" for r in srv.requests)
+    assert list(recorded.glob("spool.sqlite.corrupt-*"))
