@@ -40,7 +40,8 @@ class MeteredTransport:
         self.home = home
         self.settings = settings
         self.config = config
-        self.latencies: dict[str, list[float]] = {}
+        self.latencies: dict[str, list[float]] = {}  # not reported yet, by outcome
+        self.all_latencies: list[float] = []  # this round's requests, for the last-round summary
 
     def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> Any:
         from otel_expansion.export.transport import Outcome
@@ -49,6 +50,7 @@ class MeteredTransport:
         result = self.inner.send(signal, body, batch_id, deadline_s=deadline_s)
         outcome = result.outcome.value
         self.latencies.setdefault(outcome, []).append(result.elapsed_s)
+        self.all_latencies.append(result.elapsed_s)
         if result.outcome is not Outcome.SUCCESS:
             self.spool.incr("export.failures." + failure_class(result))
         else:
@@ -58,6 +60,13 @@ class MeteredTransport:
                                       result.status, body, "")
             history.record(self.home, entry, self.settings.sent_max_batches, self.settings.sent_max_bytes)
         return result
+
+    def latency_summary(self) -> dict[str, float | int] | None:
+        """Requests this round, median and slowest latency in seconds (None when nothing was sent)."""
+        samples = sorted(self.all_latencies)
+        if not samples:
+            return None
+        return {"requests": len(samples), "p50_s": samples[len(samples) // 2], "max_s": samples[-1]}
 
     def close(self) -> None:
         self.inner.close()

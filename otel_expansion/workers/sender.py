@@ -235,7 +235,7 @@ def _deliver(spool: Any, settings: Settings, deadline: float, summary: SendSumma
         "endpoint": history.mask_url(config.traces_url.rsplit("/v1/", 1)[0]), "batches": summary.batches_sent,
         "spans": summary.spans_sent, "points": summary.points_sent, "bytes": summary.bytes_sent,
         "retry_at": summary.retry_at, "wall_s": time.monotonic() - cost.started,
-        "cpu_s": time.process_time() - cost.started_cpu})
+        "cpu_s": time.process_time() - cost.started_cpu, "export_latency": transport.latency_summary()})
 
 
 def settings_for(home: str, endpoint: str | None = None) -> Settings:

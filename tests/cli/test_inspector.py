@@ -96,6 +96,7 @@ def test_page_follows_a_flush_and_a_clear(page: Any, home: Path, run_cli: RunCli
     expect(page.locator("#sent")).to_contain_text("democli hello")  # the decoded span, by name
     expect(page.locator("#health")).to_contain_text("export attempts")
     expect(page.locator("#health")).to_contain_text(" ok")
+    expect(page.locator("#health")).to_contain_text(f"{n_requests} requests, median")
     expect(page.locator("#pending-summary")).to_contain_text("0 run records not converted yet, 0 spans")
     run_cli("remote", "add", "x", OTEL_EXPANSION_SEND="false")
     expect(page.locator("#live li")).to_contain_text(["remote add exit 0"])
