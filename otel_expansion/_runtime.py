@@ -278,12 +278,17 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
         elif isinstance(value, os.PathLike):
             options[key] = os.fspath(value)
     env = os.environ
-    stored = None
+    stored = debug_file = None
     if opted_out(env, options.get("opt_out_env")) is None:
-        probe = resolve(service_name, service_version, environ=env, home=options.get("home"), file_values={})
+        probe = resolve(service_name, service_version, environ=env, home=options.get("home"), file_values={},
+                        stored_debug="")
+        from otel_expansion.config.paths import DEBUG_FILE, read_small
         from otel_expansion.privacy.consent import stored_choice
 
         stored = stored_choice(probe.home)
+        raw = read_small(os.path.join(probe.home, DEBUG_FILE), 64)
+        debug_file = raw.decode("ascii", "replace") if raw else None
+        options["stored_debug"] = debug_file
     settings = resolve(service_name, service_version, environ=env, stored_choice=stored, **options)
     deferred = False
     if settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None:
@@ -348,6 +353,7 @@ def _sdk_configured() -> bool:
 
 
 def _flush_to_journal(t: Telemetry) -> None:
+    t0 = time.perf_counter_ns()
     body = t.recorder.drain()
     if body is None:
         return
@@ -368,6 +374,7 @@ def _flush_to_journal(t: Telemetry) -> None:
             journal.note_dropped(s.home)
             return
         record = build_record(t, body, now)  # writes the session and id files too
+        record["exit_ns"] = time.perf_counter_ns() - t0  # the exit path's own cost, up to this write
         journal.append(s.home, record, now)
         if s.endpoint:
             _remember_endpoint(s.home, s.endpoint)
@@ -376,7 +383,7 @@ def _flush_to_journal(t: Telemetry) -> None:
             warn(f"telemetry not saved for this run: {exc.strerror or exc}")
         return
     if s.debug:
-        _debug_print(record)
+        _debug_print(record, s)
     from otel_expansion.export import launcher
 
     try:
@@ -416,11 +423,14 @@ def resource_of(t: Telemetry) -> dict[str, Any]:
     return resource_for(t.settings, t.recorder.clean, t.recorder.resource_keys)
 
 
-def _debug_print(record: Mapping[str, Any]) -> None:
-    import json
+def _debug_print(record: Mapping[str, Any], settings: Settings) -> None:
+    """Debug mode: convert this run's record now, in this process, and print it as it will be sent."""
+    try:
+        from otel_expansion.workers.inline import ingest_now
 
-    with contextlib.suppress(Exception):
-        sys.stderr.write("otel-expansion debug: recorded " + json.dumps(record, default=str, sort_keys=True) + "\n")
+        ingest_now(settings, record)
+    except Exception as exc:  # debug output must never break the host either
+        _contained("debug", exc)
 
 
 # -- module-level API (acts on the handle from init(); silently a no-op before init) ------------------

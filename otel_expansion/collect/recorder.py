@@ -76,6 +76,7 @@ class CommandRun:
 
     __slots__ = (
         "args",
+        "cost_ns",
         "error",
         "executable",
         "name",
@@ -88,6 +89,7 @@ class CommandRun:
     )
 
     def __init__(self, name: str, executable: str, origin: str = "framework") -> None:
+        self.cost_ns = 0  # the library's own time spent in begin(), for self-health
         self.name = name
         # "declared" (by the framework's own tables), "literal" (command("x") written in the app's code),
         # "app" (a name computed at run time), "framework" (not resolved: shape decides)
@@ -172,10 +174,12 @@ class Recorder:
         """Start a command; None when one is already running (nested runs belong to the outer one)."""
         if self.active is not None or self.level <= Level.OFF:
             return None
+        t0 = time.perf_counter_ns()
         run = CommandRun(name, executable or default_executable(), origin)
         run.startup = self._begun == 0
         self._begun += 1
         self.active = run
+        run.cost_ns = time.perf_counter_ns() - t0
         return run
 
     def end(self, run: CommandRun | None, exc: BaseException | None = None, exit_code: int | None = None) -> None:
@@ -183,7 +187,8 @@ class Recorder:
         if run is None or run is not self.active:
             return
         self.active = None
-        end_ns = run.start_ns + (time.perf_counter_ns() - run.start_mono)
+        t0 = time.perf_counter_ns()
+        end_ns = run.start_ns + (t0 - run.start_mono)
         err = run.error if run.error is not None and (exc is None or isinstance(exc, SystemExit)) else exc
         code = exit_code_of(exc) if exit_code is None else exit_code
         if len(self.commands) >= self.max_commands:
@@ -207,6 +212,7 @@ class Recorder:
         if self.level >= levels.ARGUMENT_SHAPES and run.args:
             cmd["args"] = run.args
         run.outcome = cmd
+        cmd["rec"] = run.cost_ns + (time.perf_counter_ns() - t0)  # our own cost, reported as self-health
         with self._lock:
             self.commands.append(cmd)
         if self._on_command is not None:

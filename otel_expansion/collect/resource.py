@@ -53,6 +53,12 @@ def resource_for(settings: Settings, clean: Callable[[str], str], allow: Sequenc
         service_file = os.path.join(s.home, SERVICE_FILE)
         if not os.path.exists(service_file):
             write_private(service_file, s.service_name.encode())
+        if s.opt_out_env:  # so `otel-expansion status` can name the app's own opt-out variable
+            from otel_expansion.config.paths import OPT_OUT_ENV_FILE, read_small
+
+            opt_file = os.path.join(s.home, OPT_OUT_ENV_FILE)
+            if read_small(opt_file, 256) != s.opt_out_env.encode():
+                write_private(opt_file, s.opt_out_env.encode())
         _cache["value"] = attrs
     return dict(_cache["value"])
 

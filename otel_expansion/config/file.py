@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 SETTINGS_FILE = "settings.toml"
-DEBUG_CHOICE_FILE = "debug"  # written by `telemetry debug on|off`: the user's explicit choice
+DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "on", "off" or "on dry-run"
 
 # key -> (type name, description). Documented in the README and validated here.
 KEYS: dict[str, tuple[str, str]] = {
@@ -280,17 +280,15 @@ def load(home: str) -> dict[str, Any]:
     return validate(doc, where, path)
 
 
-def debug_choice(home: str) -> bool | None:
-    """What the user chose with `telemetry debug on|off`, or None."""
-    text = read_text(os.path.join(home, DEBUG_CHOICE_FILE), 16)
-    if text is None:
-        return None
-    value = text.strip()
-    return True if value == "on" else False if value == "off" else None
+def stored_debug(home: str) -> str | None:
+    """The app's stored debug switch (``on``, ``off`` or ``on dry-run``), or None."""
+    text = read_text(os.path.join(home, DEBUG_CHOICE_FILE), 64)
+    return text.strip() or None if text is not None else None
 
 
-def set_debug_choice(home: str, on: bool) -> None:
+def set_debug_choice(home: str, on: bool, dry_run: bool = False) -> None:
+    """Store the app's debug switch: the one writer behind ``otel-expansion debug`` and ``telemetry debug``."""
     from otel_expansion.config.paths import ensure_dir, write_private
 
     ensure_dir(home)
-    write_private(os.path.join(home, DEBUG_CHOICE_FILE), b"on" if on else b"off")
+    write_private(os.path.join(home, DEBUG_CHOICE_FILE), b"off" if not on else b"on dry-run" if dry_run else b"on")

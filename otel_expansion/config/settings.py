@@ -85,7 +85,15 @@ VARIABLES: tuple[Variable, ...] = (
              "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
              "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
-    Variable("OTEL_EXPANSION_DEBUG", "false", "flag", "true prints every record, as stored, to stderr.", "debug"),
+    Variable("OTEL_EXPANSION_DEBUG", "false", "flag",
+             "true/false: the debug stream, every recorded signal as it will be sent, on stderr and the "
+             "`otel_expansion` logger (wins over `otel-expansion debug on\\|off`).", "debug"),
+    Variable("OTEL_EXPANSION_DRY_RUN", "false", "flag",
+             "true records and shows but never sends (wins over `debug on --dry-run`).", "dry_run"),
+    Variable("OTEL_EXPANSION_SENT_MAX_BATCHES", "50", "integer",
+             "Recently sent requests kept locally for `show --sent` and `ui` (0: none).", "sent_max_batches"),
+    Variable("OTEL_EXPANSION_SENT_MAX_BYTES", "2097152", "integer",
+             "Byte bound of that history; the oldest go first.", "sent_max_bytes"),
     Variable("OTEL_EXPANSION_SEND", "true", "flag", "false keeps data local (spool only); `flush` sends it later.",
              "send"),
     Variable("OTEL_EXPANSION_SPOOL_MAX_BYTES", "20971520", "integer",
@@ -160,6 +168,7 @@ _DEFAULTS: dict[str, object] = {
     "endpoint": None,
     "resource_attributes": (),
     "opt_out_env": None,
+    "debug_source": "default",
     **_from_environment({}),  # every variable-backed setting defaults to its variable's documented default
 }
 
@@ -179,6 +188,8 @@ class Settings:
     opt_out_reason: str | None
     consent_policy: str  # notify (opt-out) | ask (opt-in)
     debug: bool
+    debug_source: str  # default | app | user (`otel-expansion debug on|off`) | env
+    dry_run: bool
     send: bool
     instrument: bool
     mode: str  # auto | cli | service
@@ -195,6 +206,8 @@ class Settings:
     redact_allow: tuple[str, ...]
     hash_salt: str | None
     opt_out_env: str | None
+    sent_max_batches: int
+    sent_max_bytes: int
 
     def __init__(self, service_name: str, **values: Any) -> None:
         unknown = set(values) - set(_DEFAULTS)
@@ -268,15 +281,17 @@ def resolve(
     hash_salt: str | None = None,
     stored_choice: str | None = None,
     file_values: Mapping[str, Any] | None = None,
-    user_debug: bool | None = None,
+    stored_debug: str | None = None,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
 
     ``stored_choice`` is the user's persisted consent ("granted:<level>" / "denied"), read by the caller
-    so that this function stays free of I/O. ``file_values`` are the settings file's (config/file.py),
-    read from the state directory when None; ``user_debug`` is the user's `telemetry debug on|off`.
+    so that this function stays free of I/O. ``file_values`` are the settings file's (config/file.py) and
+    ``stored_debug`` the app's debug switch (``on``, ``off``, ``on dry-run``, written by ``otel-expansion
+    debug`` and ``<prog> telemetry debug``); both are read from the state directory when None.
     Precedence, lowest first: init() options < settings file < environment < the user's stored choice;
-    opt-out variables win over all of them.
+    opt-out variables win over all of them. For debug the variable wins over the stored switch (so that
+    ``OTEL_EXPANSION_DEBUG=0`` silences a switch left on).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     name = env.get("OTEL_SERVICE_NAME", "").strip() or service_name or "unknown_service"
@@ -294,7 +309,11 @@ def resolve(
     if file_values is None:
         from otel_expansion.config import file as settings_file
 
-        file_values, user_debug = settings_file.load(home_dir), settings_file.debug_choice(home_dir)
+        file_values = settings_file.load(home_dir)
+    if stored_debug is None:
+        from otel_expansion.config import file as settings_file
+
+        stored_debug = settings_file.stored_debug(home_dir)
 
     app_level = Level.ENHANCED
     if level is not None:
@@ -328,13 +347,24 @@ def resolve(
     if reason:
         resolved, source = Level.OFF, "opt-out"
     values = _from_environment(env)
-    # init(debug=, send=) < settings file < environment < the user's `telemetry debug on|off`
-    for key, variable, given in (("debug", "OTEL_EXPANSION_DEBUG", debug), ("send", "OTEL_EXPANSION_SEND", send)):
-        chosen = file_values.get(key, given)
-        if chosen is not None and not env.get(variable, "").strip():
-            values[key] = chosen
-    if user_debug is not None:
-        values["debug"] = user_debug
+    # debug: init(debug=) < settings file < stored switch < OTEL_EXPANSION_DEBUG
+    given_debug = file_values.get("debug", debug)
+    debug_on, values["debug_source"] = bool(given_debug), ("default" if given_debug is None else
+                                                          "file" if "debug" in file_values else "app")
+    stored_dry = False
+    if stored_debug:
+        words = stored_debug.split()
+        debug_on, values["debug_source"], stored_dry = words[:1] == ["on"], "user", "dry-run" in words
+    if env.get("OTEL_EXPANSION_DEBUG", "").strip():
+        debug_on, values["debug_source"] = bool(values["debug"]), "env"
+    values["debug"] = debug_on
+    if not env.get("OTEL_EXPANSION_DRY_RUN", "").strip():
+        values["dry_run"] = stored_dry
+    # send: init(send=) < settings file < OTEL_EXPANSION_SEND; dry-run never sends
+    given_send = file_values.get("send", send)
+    if given_send is not None and not env.get("OTEL_EXPANSION_SEND", "").strip():
+        values["send"] = given_send
+    values["send"] = bool(values["send"]) and not values["dry_run"]
     values["redact_patterns"] = tuple(redact_patterns) + values["redact_patterns"]  # type: ignore[operator]
     values["redact_allow"] = tuple(redact_allow) + values["redact_allow"]  # type: ignore[operator]
     values["hash_salt"] = values["hash_salt"] or hash_salt

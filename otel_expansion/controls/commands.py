@@ -146,7 +146,7 @@ def _run(argv: list[str], prog: str, s: Settings, t: Any) -> int:
     except _Stop as stop:
         return stop.code
     except Exception as exc:
-        from otel_expansion.cli.main import CliError
+        from otel_expansion.cli.common import CliError
 
         if isinstance(exc, CliError):
             sys.stderr.write(f"{prog}: {exc}\n")
@@ -167,14 +167,15 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
     import json
 
-    from otel_expansion.cli import main as ox
+    from otel_expansion.cli.common import fmt_time
+    from otel_expansion.cli.status import spool_stats
     from otel_expansion.config import paths
     from otel_expansion.config.file import SETTINGS_FILE
     from otel_expansion.export import launcher
     from otel_expansion.journal import store as journal
     from otel_expansion.privacy.consent import stored_choice
 
-    stats = ox._spool_stats(s)
+    stats = spool_stats(s)
     next_at = launcher.next_send_at(s.home) if os.path.isdir(s.home) else None
     id_raw = paths.read_small(os.path.join(s.home, paths.INSTALL_ID_FILE), 128)
     info: dict[str, Any] = {
@@ -190,7 +191,7 @@ def _status(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
         "journal_records": journal.count(s.home),
         "spool_series": stats.series if stats else 0,
         "spool_spans": stats.spans if stats else 0,
-        "next_send": ox._fmt_time(next_at) if next_at else "on next run",
+        "next_send": fmt_time(next_at) if next_at else "on next run",
         "installation_id": id_raw.decode("ascii", "replace").strip() if id_raw else None,
         "home": s.home,
         "settings_file": os.path.join(s.home, SETTINGS_FILE),
@@ -225,14 +226,15 @@ def _enable(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 
 
 def _disable(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
-    from otel_expansion.cli import main as ox
-    from otel_expansion.privacy import consent
+    from otel_expansion.cli.control import set_consent
 
     _stand_down(t)
-    consent.deny(s.home)
+    removed = set_consent(s.home, s.service_name, "deny")  # what was recorded before is deleted, not sent
     print(f"{s.service_name}: telemetry disabled; nothing more will be recorded or sent "
           f"(`{prog} enable` turns it back on)")
-    ox._withdraw(_ns(s), s.service_name)
+    if removed["journal_records"] or removed["spool_rows"]:
+        print(f"{s.service_name}: deleted {removed['journal_records']} pending run records and "
+              f"{removed['spool_rows']} stored items")
     return 0
 
 
@@ -261,12 +263,14 @@ def _level(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 
 def _show_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=1000, help="most records and items to print")
+    p.add_argument("--json", action="store_true", help="OTLP/JSON, as it will be (or was) sent")
 
 
 def _show(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
-    from otel_expansion.cli import main as ox
+    from otel_expansion.cli import show
 
-    return int(ox.cmd_show(_ns(s, limit=args.limit)))
+    return int(show.run(_ns(s, limit=args.limit, pending=False, sent=False, signal=None, since=None,
+                            json=args.json)))
 
 
 def _flush_args(p: argparse.ArgumentParser) -> None:
@@ -275,17 +279,17 @@ def _flush_args(p: argparse.ArgumentParser) -> None:
 
 
 def _flush(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
-    from otel_expansion.cli import main as ox
+    from otel_expansion.cli import flush
 
     if t is not None:
         t.flush()  # anything this process recorded before the command goes too
-    return int(ox.cmd_flush(_ns(s, timeout=args.timeout, quiet=args.quiet, endpoint=s.endpoint)))
+    return int(flush.run(_ns(s, timeout=args.timeout, quiet=args.quiet, endpoint=s.endpoint, json=False)))
 
 
 def _reset_id(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
-    from otel_expansion.cli import main as ox
+    from otel_expansion.cli.control import run_reset_id
 
-    return int(ox.cmd_reset_id(_ns(s)))
+    return int(run_reset_id(_ns(s, json=False)))
 
 
 def _debug_args(p: argparse.ArgumentParser) -> None:
@@ -294,9 +298,9 @@ def _debug_args(p: argparse.ArgumentParser) -> None:
 
 def _debug(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
     if args.state is None:
-        from otel_expansion.cli import main as ox
+        from otel_expansion.cli import debug
 
-        return int(ox.cmd_debug(_ns(s)))
+        return int(debug.run(_ns(s, action=None, dry_run=False, json=False)))
     from otel_expansion.config.file import set_debug_choice
 
     set_debug_choice(s.home, args.state == "on")

@@ -126,7 +126,6 @@ class Delivery:
                 refused[f"{signal}:too_large"] = too_large
                 summary.error = f"{too_large} {signal} items were too large for the collector; they were dropped"
             if result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
-                spool.incr(f"export.failures.http_{result.status}")
                 refused[f"{signal}:rejected"] = len(rows) - ok
                 summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
             elif result.outcome not in (Outcome.SUCCESS, Outcome.TOO_LARGE):
@@ -147,7 +146,6 @@ class Delivery:
         """Send ``rows`` of one signal; a 413 halves the request (same batch id: a retry repeats exactly
         the same parts). Returns (last result, accepted rows, rows dropped as too large even alone)."""
         body = serialize(_BUILDERS[signal](rows, batch_id), self.config.for_signal(signal).protocol)
-        self.spool.incr("export.attempts")
         result: SendResult = self.transport.send(
             signal, body, batch_id, deadline_s=max(0.1, self.deadline - time.monotonic()))
         summary.bytes_sent += result.sent_bytes
@@ -188,7 +186,6 @@ class Delivery:
             wait = max(wait, result.retry_after_s)
         if time.monotonic() + wait >= self.deadline:
             return False
-        self.spool.incr("export.failures.unavailable")
         summary.retries += 1
         if self.progress is not None:
             previous, summary.error = summary.error, (result.error if result is not None else None)
@@ -202,7 +199,6 @@ class Delivery:
         spool = self.spool
         failures = int(spool.get_state("backoff.failures") or 0) + 1
         spool.set_state("backoff.failures", str(failures))
-        spool.incr("export.failures.unavailable")
         wait = BACKOFF_BASE_S + backoff_delay(failures - 1, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
         if result is not None and result.retry_after_s is not None:
             wait = max(wait, result.retry_after_s)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         startup: float  # seconds from process start to the command's start (a process's first command)
         args: Sequence[str]  # argument shape (flag names), full level
         exception: ExceptionDetails
+        rec: int  # self-health: ns the library itself spent recording this command
 
     class ExceptionDetails(TypedDict):
         message: str
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
         v: int
         level: int
         resource: Mapping[str, AttrValue]
+        exit_ns: int  # self-health: ns the CLI's exit path spent up to the journal write
 
 
 VERSION = 1

@@ -132,6 +132,8 @@ class Pipeline:
             if code != 0:
                 error_attrs = {"cli.command.name": name, "error.type": attrs.get("error.type", str(code))}
                 inst["cli.command.errors"].add(1, error_attrs)
+            if cmd.get("rec") is not None:  # self-health: what recording this command cost us
+                inst["otel_expansion.record.duration"].record(int(cmd["rec"]) / 1e9)
             if cmd.get("cpu") is not None:
                 inst["cli.command.cpu_time"].record(float(cmd["cpu"]), {"cli.command.name": name})
             if cmd.get("mem"):
@@ -150,6 +152,8 @@ class Pipeline:
         for ended in body.get("sessions_ended") or ():
             inst["cli.session.duration"].record(float(ended["duration"]))
             inst["cli.session.commands"].record(int(ended["commands"]))
+        if body.get("exit_ns") is not None:
+            inst["otel_expansion.exit.duration"].record(int(body["exit_ns"]) / 1e9)
         if body.get("heartbeats"):
             inst["cli.session.heartbeats"].add(int(body["heartbeats"]))
 

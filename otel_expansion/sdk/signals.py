@@ -17,6 +17,9 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 MEMORY_BUCKETS = tuple(float(2**n) for n in range(23, 34))  # 8 MiB .. 8 GiB
 SESSION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
 COUNT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+OVERHEAD_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1)
+BYTES_BUCKETS = tuple(float(2**n) for n in range(10, 27, 2))  # 1 KiB .. 64 MiB
+BACKLOG_BUCKETS = (0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,9 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("feature.name", Level.BASIC, "Name passed to `feature()`."),
         Attribute("activity.hour_of_week", Level.ENHANCED, "0-167, local time, Monday 00h = 0."),
         Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),
-        Attribute("reason", Level.BASIC, "Why self-health data was dropped (size, age, corrupt, rejected)."),
+        Attribute("reason", Level.BASIC, "Why telemetry was dropped (size, age, corrupt, rejected...) or why an "
+                  "export failed (http_<status>, timeout, refused, connection, tls, other)."),
+        Attribute("outcome", Level.BASIC, "How an export request ended: success, retry, drop or too_large."),
     )
 }
 
@@ -91,6 +96,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("otel_expansion.export.attempts", "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
     Metric("otel_expansion.export.failures", "counter", "{request}", Level.BASIC, "Export requests failed.",
            ("reason",)),
+    Metric("otel_expansion.export.duration", "histogram", "s", Level.BASIC,
+           "Latency of one export request, by outcome (self-health).", ("outcome",), DURATION_BUCKETS),
+    Metric("otel_expansion.record.duration", "histogram", "s", Level.BASIC,
+           "Time the library itself spent recording one command (its begin and end hooks).", (), OVERHEAD_BUCKETS),
+    Metric("otel_expansion.exit.duration", "histogram", "s", Level.BASIC,
+           "Time a CLI's exit path spent on telemetry, up to the journal write (self-health).", (), OVERHEAD_BUCKETS),
+    Metric("otel_expansion.sender.duration", "histogram", "s", Level.BASIC,
+           "Wall time of one sender round (self-health).", (), DURATION_BUCKETS),
+    Metric("otel_expansion.sender.cpu_time", "histogram", "s", Level.BASIC,
+           "CPU time of one sender round (self-health).", (), DURATION_BUCKETS),
+    Metric("otel_expansion.spool.size", "histogram", "By", Level.BASIC,
+           "Spool file size on disk, sampled once per sender round (self-health).", (), BYTES_BUCKETS),
+    Metric("otel_expansion.journal.backlog", "histogram", "{record}", Level.BASIC,
+           "Run records waiting in the journal when a sender round starts (self-health).", (), BACKLOG_BUCKETS),
 )
 
 METRICS_BY_NAME = {m.name: m for m in METRICS}

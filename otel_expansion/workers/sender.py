@@ -73,7 +73,12 @@ def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
 def open_spool(home: str, settings: Settings) -> Any:
     from otel_expansion.spool.store import open_home
 
-    return open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s)
+    spool = open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s)
+    if settings.debug:  # the debug stream: everything added is shown as it will be sent
+        from otel_expansion.sdk.debug import DebugSpool
+
+        return DebugSpool(spool)
+    return spool
 
 
 def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
@@ -143,6 +148,7 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
         return summary
     with sender_lock(home, lock_wait_s):
         journal.sweep_temp(home, 600, time.time())
+        cost = _RoundCost(home, journal.count(home))
         spool = open_spool(home, settings)
         try:
             summary.ingested, summary.corrupt = ingest_journal(
@@ -150,13 +156,15 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
             )
             _stage_health(spool)
             due = force or time.time() >= launcher.next_send_at(home)
-            if send and due:
+            if send and due and not settings.dry_run:
                 _deliver(spool, settings, deadline, summary, persist,
-                         (lambda s: progress("send", s)) if progress else None)
+                         (lambda s: progress("send", s)) if progress else None, cost)
                 if summary.retry_at is not None:
                     launcher.write_next_send_at(home, summary.retry_at)
                 else:
                     launcher.write_next_send_at(home, time.time() + settings.metric_interval_s)
+            if not cost.staged:  # not sent this round: what it cost is sent with the next one
+                cost.stage(spool, None)
             stats = spool.stats()
             summary.pending_spans, summary.pending_series = stats.spans, stats.series
         finally:
@@ -174,19 +182,63 @@ def _stage_health(spool: Any) -> None:
             spool.add(health, ())
 
 
+class _RoundCost:
+    """What one round costs (wall, CPU, spool size, backlog), staged once as self-health points."""
+
+    def __init__(self, home: str, backlog: int) -> None:
+        self.home, self.backlog = home, backlog
+        self.started, self.started_cpu = time.monotonic(), time.process_time()
+        self.staged = False
+        self.resource: dict[str, Any] | None = None  # taken before sending: a sent spool has none left
+
+    def stage(self, spool: Any, transport: Any) -> bool:
+        from otel_expansion.export.health import round_points
+        from otel_expansion.workers.health import health_points, resource_for_health
+
+        self.staged = True
+        resource = self.resource or resource_for_health(spool)
+        if resource is None:
+            return False
+        now = time.time_ns()
+        points = health_points(spool, resource, now) + round_points(
+            resource, transport, time.monotonic() - self.started, time.process_time() - self.started_cpu,
+            spool.stats().bytes_on_disk, self.backlog, now)
+        spool.add(points, ())
+        return True
+
+
 def _deliver(spool: Any, settings: Settings, deadline: float, summary: SendSummary, persist: bool,
-             progress: Callable[[SendSummary], None] | None) -> None:
+             progress: Callable[[SendSummary], None] | None, cost: _RoundCost) -> None:
+    """Send what is pending; then the self-health of this very round (attempts, failures, latency) too,
+    so that what a report shows is current, not the state from before the last send."""
     from otel_expansion.config.otlp import otlp_config_from_env
+    from otel_expansion.export import history
     from otel_expansion.export.delivery import Delivery, disabled_signals
+    from otel_expansion.export.health import MeteredTransport
     from otel_expansion.export.transport import HttpTransport
 
     config = otlp_config_from_env(endpoint=settings.endpoint)
-    transport = HttpTransport(config)
-    try:
+    transport = MeteredTransport(HttpTransport(config), spool, cost.home, settings, config)
+
+    def deliver(report: Callable[[SendSummary], None] | None) -> None:
         Delivery(spool, transport, config, deadline=deadline, max_spans=settings.span_batch_size,
-                 persist=persist, disabled=disabled_signals(), progress=progress).run(summary)
+                 persist=persist, disabled=disabled_signals(), progress=report).run(summary)
+
+    from otel_expansion.workers.health import resource_for_health
+
+    cost.resource = resource_for_health(spool)
+    try:
+        deliver(progress)
+        if summary.ok and cost.stage(spool, transport):
+            deliver(None)
     finally:
         transport.close()
+    history.note_round(cost.home, {
+        "time": time.time(), "ok": summary.ok, "error": summary.error,
+        "endpoint": history.mask_url(config.traces_url.rsplit("/v1/", 1)[0]), "batches": summary.batches_sent,
+        "spans": summary.spans_sent, "points": summary.points_sent, "bytes": summary.bytes_sent,
+        "retry_at": summary.retry_at, "wall_s": time.monotonic() - cost.started,
+        "cpu_s": time.process_time() - cost.started_cpu, "export_latency": transport.latency_summary()})
 
 
 def settings_for(home: str, endpoint: str | None = None) -> Settings:

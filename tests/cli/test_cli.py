@@ -35,9 +35,10 @@ def test_status_reports_pending_work(recorded: Path) -> None:
 
 def test_show_prints_what_would_be_sent(recorded: Path) -> None:
     """show lists every pending record, already redacted, as JSON."""
-    result = ox(recorded, "show")
-    data = json.loads(result.stdout)
-    assert [c["name"] for r in data["journal"] for c in r["commands"]] == ["hello", "fail", "remote add"]
+    data = json.loads(ox(recorded, "show", "--json").stdout)
+    assert [c["name"] for r in data["pending"]["journal"] for c in r["commands"]] == ["hello", "fail", "remote add"]
+    readable = ox(recorded, "show").stdout
+    assert "3 run records not converted yet" in readable and "run record: remote add (exit 0)" in readable
 
 
 def test_flush_sends_and_reports(recorded: Path) -> None:

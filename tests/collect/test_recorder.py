@@ -52,7 +52,7 @@ class TestLevels:
     def test_basic_keeps_only_counts_and_durations(self) -> None:
         """basic: no CPU, memory, args or exception details."""
         cmd = run_failing(recorder(Level.BASIC), ValueError("alice@example.com"))
-        assert set(cmd) == {"name", "exe", "start", "end", "exit", "error"}
+        assert set(cmd) == {"name", "exe", "start", "end", "exit", "error", "rec"}  # rec: our own cost
         assert cmd["error"] == "ValueError" and cmd["exit"] == 1
 
     def test_enhanced_adds_performance_not_details(self) -> None:

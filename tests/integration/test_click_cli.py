@@ -65,9 +65,9 @@ def test_opt_out_writes_nothing(run_cli: RunCli, home: Path) -> None:
 
 
 def test_debug_prints_the_record(run_cli: RunCli) -> None:
-    """OTEL_EXPANSION_DEBUG=1 shows on stderr exactly what was recorded."""
+    """OTEL_EXPANSION_DEBUG=1 shows on stderr what was recorded, as the OTLP/JSON that will be sent."""
     result = run_cli("hello", "bob", OTEL_EXPANSION_DEBUG="1", **LOCAL)
-    assert "otel-expansion debug: recorded" in result.stderr and '"name": "hello"' in result.stderr
+    assert "otel-expansion debug: recorded traces" in result.stderr and '"name": "democli hello"' in result.stderr
     assert result.stdout == "hello bob\n"
 
 

@@ -1,0 +1,214 @@
+"""What every ``otel-expansion`` subcommand shares: finding the app, its settings, errors and output.
+
+Other front ends (the host CLI's ``telemetry`` group, the inspector page) call these too, so that every
+way in resolves the same app and prints the same words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from otel_expansion.config import paths
+from otel_expansion.config.settings import Settings, resolve
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line without a traceback, exit status 2 unless given."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def safe_url(url: str) -> str:
+    """A URL fit to print: credentials and query string masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = "<credentials>@" + netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, "<query>" if parts.query else "", ""))
+
+
+def base_dir() -> str:
+    return os.path.dirname(paths.default_home("x"))
+
+
+def known_services() -> list[str]:
+    base = base_dir()
+    return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+def find_home(args: argparse.Namespace) -> tuple[str, str]:
+    """(home, service): --home, then --service, then OTEL_EXPANSION_HOME, then the only known service."""
+    if getattr(args, "home", None):
+        home = os.path.abspath(args.home)
+        return home, args.service or service_of(home)
+    if getattr(args, "service", None):
+        return paths.default_home(args.service), args.service
+    env_home = os.environ.get("OTEL_EXPANSION_HOME")
+    if env_home:
+        home = os.path.abspath(env_home)
+        return home, service_of(home)
+    known = known_services()
+    if len(known) == 1:
+        return os.path.join(base_dir(), known[0]), known[0]
+    hint = f" Known services: {', '.join(known)}." if known else " No service has recorded telemetry yet."
+    raise CliError(f"which app? pass --service NAME or --home DIR (or set OTEL_EXPANSION_HOME).{hint}")
+
+
+def service_of(home: str) -> str:
+    """The app's name as its telemetry recorded it, else the directory's name."""
+    raw = paths.read_small(os.path.join(home, paths.SERVICE_FILE), 256)
+    return raw.decode("utf-8", "replace").strip() if raw else os.path.basename(home)
+
+
+def settings_for(home: str, service: str, endpoint: str | None = None) -> Settings:
+    """The settings a run of ``service`` would use, with the user's stored choices applied."""
+    from otel_expansion.privacy.consent import stored_choice
+    from otel_expansion.workers.sender import stored_endpoint
+
+    debug = paths.read_small(os.path.join(home, paths.DEBUG_FILE), 64)
+    opt_out = paths.read_small(os.path.join(home, paths.OPT_OUT_ENV_FILE), 256)
+    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint or stored_endpoint(home),
+                   stored_debug=debug.decode("ascii", "replace") if debug else None,
+                   opt_out_env=opt_out.decode("utf-8", "replace").strip() or None if opt_out else None)
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    home, service = find_home(args)
+    return settings_for(home, service, getattr(args, "endpoint", None))
+
+
+def fmt_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def emit_json(data: Any) -> None:
+    """The --json output: one JSON document on stdout."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def note_if_unknown(home: str, service: str) -> None:
+    """A typo in --service must not pass silently: say when nothing was ever recorded under that name."""
+    if os.path.isdir(home):
+        return
+    known = known_services()
+    hint = f" (known: {', '.join(known)})" if known else ""
+    note(f"note: no telemetry has been recorded for {service!r} yet{hint}; the choice is stored for it anyway")
+
+
+def add_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--service/--home: which app's telemetry a command acts on."""
+    p.add_argument("--service", help="the app's service name (as given to init())")
+    p.add_argument("--home", help="the app's telemetry state directory")
+    return p
+
+
+def add_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--json", action="store_true", help="print one JSON document (shapes: README, `--json` output)")
+    return p
+
+
+def require_known(home: str, service: str, args: argparse.Namespace | None = None) -> None:
+    """Read commands on an app that never recorded anything: say so (exit 2) rather than create anything."""
+    if os.path.isdir(home):
+        return
+    if args is not None and getattr(args, "home", None) and os.path.exists(home):
+        raise CliError(f"{home} is not a directory")
+    known = known_services()
+    hint = f" (known: {', '.join(known)})" if known else ""
+    raise CliError(f"no telemetry has been recorded for {service!r} at {home}{hint}")
+
+
+def spool_is_ours(home: str, recover: bool = False) -> bool:
+    """True when the home holds a spool to use. Never writes.
+
+    A valid SQLite file with other tables is not ours: CliError, left untouched. A damaged file at our
+    path is ours to recover: with ``recover`` (flush, clear) the spool's own opening moves it aside;
+    otherwise (status, show) it is reported as unreadable and read as empty.
+    """
+    path = os.path.join(home, paths.SPOOL_FILE)
+    if not os.path.exists(path):
+        return False
+    try:
+        require_tables(path, {"series", "spans", "counters"}, "an otel-expansion spool")
+    except _Damaged:
+        if recover:
+            return True
+        note(f"note: {path} is damaged; the next send moves it aside (its data is lost and counted)")
+        return False
+    return True
+
+
+class _Damaged(CliError):
+    """The file at a path of ours is not a readable SQLite database."""
+
+
+def require_tables(path: str, needed: set[str], what: str) -> None:
+    """CliError unless the SQLite file at ``path`` has ``needed`` tables; opened read-only, never changed."""
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise _Damaged(f"{path} is not {what} ({exc}); left untouched", EXIT_FAIL) from None
+    if not needed <= tables:
+        raise CliError(f"{path} is not {what} (other tables); left untouched", EXIT_FAIL)
+
+
+def parse_since(value: str | None) -> float | None:
+    """``--since``: a duration back from now (90s, 10m, 2h, 7d) or a date/time (2026-11-30, 2026-11-30T10:00)."""
+    if value is None:
+        return None
+    text = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text and text[-1] in units:
+        try:
+            amount = float(text[:-1])
+        except ValueError:
+            amount = -1.0
+        if amount >= 0:
+            return time.time() - amount * units[text[-1]]
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise CliError(f"--since {value!r}: use a duration (90s, 10m, 2h, 7d) or a date (2026-11-30T10:00)") from None
+
+
+def port_free(host: str, port: int) -> None:
+    """CliError (exit 1) when ``host:port`` cannot be listened on; checked before anything is created."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAIL) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming it (and where to look), exit status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")

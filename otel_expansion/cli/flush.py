@@ -1,0 +1,118 @@
+"""``otel-expansion flush``: send everything pending now, and say what happened."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from otel_expansion.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    CliError,
+    add_json,
+    add_target,
+    emit_json,
+    find_home,
+    fmt_time,
+    require_known,
+    safe_url,
+    settings_for,
+    spool_is_ours,
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    home, service = find_home(args)
+    s = settings_for(home, service, args.endpoint)
+    from otel_expansion.workers.sender import SenderBusy, run_round
+
+    say = (lambda *a, **k: None) if args.json else print
+    require_known(home, service, args)
+    if s.dry_run:
+        raise CliError(f"{service} is in dry-run mode (recorded and shown, never sent); "
+                       "`otel-expansion debug off` or OTEL_EXPANSION_DRY_RUN=false to send", EXIT_FAIL)
+    spool_is_ours(s.home, recover=True)
+    if not s.enabled:
+        say(f"note: telemetry is off for new runs ({s.opt_out_reason or s.level_source}); sending what is pending")
+    last = [0.0]
+
+    def progress(stage: str, info: Any) -> None:
+        if args.quiet or args.json or time.monotonic() - last[0] < 0.5:
+            return
+        last[0] = time.monotonic()
+        if stage == "ingest":
+            done, total = info
+            print(f"  ingesting journal: {done}/{total} records", file=sys.stderr)
+        elif info.error:
+            print(f"  collector unavailable ({info.error}); retrying", file=sys.stderr)
+        else:
+            print(f"  sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
+                  file=sys.stderr)
+
+    from otel_expansion.config.otlp import otlp_config_from_env
+
+    config = otlp_config_from_env(endpoint=s.endpoint)
+    if not (args.quiet or args.json):
+        print(f"sending to {safe_url(config.metrics_url)} and {safe_url(config.traces_url)} "
+              f"(timeout {args.timeout:g} s)", file=sys.stderr)
+    try:
+        summary = run_round(s.home, s, force=True, persist=True, lock_wait_s=min(args.timeout, 10.0),
+                            deadline_s=args.timeout, progress=progress)
+    except SenderBusy:
+        raise CliError("a background sender is running for this app; try again in a few seconds", EXIT_FAIL) from None
+    result = {
+        "service": service, "ok": summary.ok, "error": summary.error, "ingested": summary.ingested,
+        "unreadable": summary.corrupt, "batches_sent": summary.batches_sent, "spans_sent": summary.spans_sent,
+        "points_sent": summary.points_sent, "bytes_sent": summary.bytes_sent, "rejected": summary.rejected,
+        "dropped": summary.dropped, "kept_off_wire": summary.disabled, "retries": summary.retries,
+        "pending_series": summary.pending_series, "pending_spans": summary.pending_spans,
+        "retry_at": summary.retry_at,
+    }
+    unreadable = f" ({summary.corrupt} unreadable, dropped)" if summary.corrupt else ""
+    lines = [f"ingested {summary.ingested} run records{unreadable}",
+             f"sent {summary.batches_sent} batches: {summary.spans_sent} spans, {summary.points_sent} metric points, "
+             f"{summary.bytes_sent} bytes on the wire"]
+    if summary.rejected:
+        lines.append(f"collector reported {summary.rejected} items rejected (partial success)")
+    if summary.disabled:
+        lines.append(f"kept {summary.disabled} items off the wire (OTEL_<SIGNAL>_EXPORTER=none)")
+    if summary.dropped - summary.disabled:
+        lines.append(f"dropped {summary.dropped - summary.disabled} items the collector refused permanently")
+    if summary.retries:
+        lines.append(f"retried {summary.retries} times after transient failures")
+    lines.append(f"pending: {summary.pending_series} series, {summary.pending_spans} spans")
+    _done(args, result, lines)
+    if summary.error:
+        retry = f"; next automatic attempt after {fmt_time(summary.retry_at)}" if summary.retry_at else ""
+        if not args.json:
+            print(f"error: {summary.error}{retry}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _done(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) -> int:
+    if args.json:
+        emit_json(result)
+    else:
+        print("\n".join(lines))
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = add_json(add_target(sub.add_parser("flush", help="send everything pending now")))
+    p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds to keep retrying (default 30)")
+    p.add_argument("--endpoint", help="collector base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def _seconds(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < n <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
+    return n

@@ -1,0 +1,179 @@
+"""``otel-expansion show``: what is pending (not sent yet) and what was recently sent, readable or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from otel_expansion.cli.common import (
+    EXIT_OK,
+    add_json,
+    add_target,
+    emit_json,
+    find_home,
+    fmt_time,
+    parse_since,
+    require_known,
+    settings_for,
+    spool_is_ours,
+)
+from otel_expansion.config.settings import Settings
+
+
+def pending_data(s: Settings, since: float | None = None, signal: str | None = None,
+                 limit: int = 1000) -> dict[str, Any]:
+    """Journal records not converted yet, and the spool's pending data as OTLP/JSON requests."""
+    from otel_expansion.journal import store as journal
+
+    records: list[dict[str, Any]] = []
+    for path in journal.pending(s.home)[:limit]:
+        try:
+            record: dict[str, Any] = dict(journal.read(path))
+        except (journal.CorruptRecord, OSError) as exc:
+            records.append({"unreadable": os.path.basename(path), "error": str(exc)})
+            continue
+        ends = [int(c.get("end", 0)) for c in record.get("commands") or ()]  # type: ignore[attr-defined]
+        if since is not None and ends and max(ends) / 1e9 < since:
+            continue
+        records.append(record)
+    out: dict[str, Any] = {"journal": records, "traces": {}, "metrics": {}}
+    if spool_is_ours(s.home):
+        from otel_expansion.otlp.encode import metrics_request, to_dict, traces_request
+        from otel_expansion.workers.sender import open_spool
+
+        spool = open_spool(s.home, s)
+        try:
+            points, spans = spool.pending(limit=limit)
+        finally:
+            spool.close()
+        if since is not None:
+            cut = int(since * 1e9)
+            points = [p for p in points if p.time_ns >= cut]
+            spans = [r for r in spans if r.end_ns >= cut]
+        if signal in (None, "traces"):
+            out["traces"] = to_dict(traces_request(spans))
+        if signal in (None, "metrics"):
+            out["metrics"] = to_dict(metrics_request(points))
+    return out
+
+
+def sent_data(home: str, since: float | None = None, signal: str | None = None) -> list[dict[str, Any]]:
+    """The recently-sent history, oldest first, each with its decoded content."""
+    from otel_expansion.export import history
+
+    out = []
+    for entry in history.entries(home, since, signal):
+        item = entry.header()
+        try:
+            item["content"] = entry.content()
+        except Exception as exc:  # an unreadable entry is shown as such, not fatal
+            item["content"] = None
+            item["error"] = f"could not decode: {exc}"
+        out.append(item)
+    return out
+
+
+def spans_of(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [span for rs in request.get("resourceSpans", []) for ss in rs.get("scopeSpans", [])
+            for span in ss.get("spans", [])]
+
+
+def points_of(request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(metric name, kind, data point) for every point in a metrics request."""
+    out = []
+    for rm in request.get("resourceMetrics", []):
+        for sm in rm.get("scopeMetrics", []):
+            for m in sm.get("metrics", []):
+                for kind in ("sum", "histogram"):
+                    for dp in m.get(kind, {}).get("dataPoints", []):
+                        out.append((m["name"], kind, dp))
+    return out
+
+
+def _attrs(items: list[dict[str, Any]]) -> str:
+    parts = []
+    for kv in items:
+        value = next(iter(kv.get("value", {}).values()), "")
+        parts.append(f"{kv['key']}={value}")
+    return ", ".join(parts)
+
+
+def describe_span(span: dict[str, Any]) -> str:
+    start, end = int(span.get("startTimeUnixNano", 0)), int(span.get("endTimeUnixNano", 0))
+    status = "error" if span.get("status", {}).get("code") == 2 else "ok"
+    return f"span {span.get('name', '')!r} {fmt_time(start / 1e9)} {(end - start) / 1e6:.1f} ms {status}"
+
+
+def describe_point(name: str, kind: str, dp: dict[str, Any]) -> str:
+    attrs = _attrs(dp.get("attributes", []))
+    if kind == "sum":
+        value = dp.get("asInt", dp.get("asDouble", 0))
+        return f"{name} {{{attrs}}} = {value}"
+    count, total = int(dp.get("count", 0)), float(dp.get("sum", 0.0))
+    return f"{name} {{{attrs}}} count={count} sum={total:g}"
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if "pending" in data:
+        p = data["pending"]
+        spans, points = spans_of(p["traces"]), points_of(p["metrics"])
+        lines.append(f"pending (not sent yet): {len(p['journal'])} run records not converted yet, "
+                     f"{len(spans)} spans, {len(points)} metric points")
+        for record in p["journal"]:
+            cmds = ", ".join(f"{c.get('name')} (exit {c.get('exit')})" for c in record.get("commands") or ())
+            lines.append(f"  run record: {cmds or record.get('unreadable', 'no commands')}")
+        lines += [f"  {describe_span(span)}" for span in spans]
+        lines += [f"  {describe_point(*pt)}" for pt in points]
+    if "sent" in data:
+        lines.append(f"recently sent: {len(data['sent'])} requests kept")
+        for item in data["sent"]:
+            content = item.get("content") or {}
+            lines.append(f"  {fmt_time(item['time'])} {item['signal']} {item['items']} items, "
+                         f"{item['wire_bytes']} bytes on the wire, batch {item['batch_id']} -> {item['endpoint']}")
+            if item["signal"] == "traces":
+                lines += [f"    {describe_span(span)}" for span in spans_of(content)]
+            else:
+                lines += [f"    {describe_point(*pt)}" for pt in points_of(content)]
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    home, service = find_home(args)
+    require_known(home, service, args)
+    s = settings_for(home, service)
+    since = parse_since(args.since)
+    both = not (args.pending or args.sent)
+    data: dict[str, Any] = {}
+    if args.pending or both:
+        data["pending"] = pending_data(s, since, args.signal, args.limit)
+    if args.sent or both:
+        data["sent"] = sent_data(home, since, args.signal)
+    if args.json:
+        emit_json(data)
+    else:
+        print("\n".join(render(data)))
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = add_json(add_target(sub.add_parser("show", help="what is pending and what was recently sent")))
+    p.add_argument("--pending", action="store_true", help="only what has not been sent yet")
+    p.add_argument("--sent", action="store_true", help="only the recently-sent history")
+    p.add_argument("--signal", choices=("traces", "metrics"), help="only this signal")
+    p.add_argument("--since", help="only data from this time on: 10m, 2h, 7d or 2026-11-30T10:00")
+    p.add_argument("--limit", type=_positive, default=1000, help="most spans, points and records listed")
+    p.set_defaults(func=run)
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+

@@ -1,0 +1,135 @@
+"""``otel-expansion status``: level, consent, endpoint, the last send and what is pending, for one app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from otel_expansion.cli.common import (
+    EXIT_OK,
+    add_json,
+    add_target,
+    emit_json,
+    find_home,
+    fmt_time,
+    require_known,
+    safe_url,
+    settings_for,
+    spool_is_ours,
+)
+from otel_expansion.config import paths
+from otel_expansion.config.settings import Settings
+
+
+def spool_stats(s: Settings) -> Any:
+    if not spool_is_ours(s.home):
+        return None
+    from otel_expansion.workers.sender import open_spool
+
+    spool = open_spool(s.home, s)
+    try:
+        return spool.stats()
+    finally:
+        spool.close()
+
+
+def _sender_running(home: str) -> bool:
+    if not os.path.exists(os.path.join(home, paths.SENDER_LOCK)):  # never creates the lock file
+        return False
+    from otel_expansion.export import launcher
+
+    return launcher.sender_running(home)
+
+
+def app_opt_out(home: str) -> tuple[str | None, bool]:
+    """(the app's own opt-out variable as its init() declared it, whether it is set now)."""
+    raw = paths.read_small(os.path.join(home, paths.OPT_OUT_ENV_FILE), 256)
+    name = raw.decode("utf-8", "replace").strip() if raw else None
+    if not name:
+        return None, False
+    value = os.environ.get(name, "").strip().lower()
+    return name, bool(value) and value not in ("0", "false", "no", "off")
+
+
+def status_info(s: Settings) -> dict[str, Any]:
+    """Everything ``status`` shows, as one dict (the --json shape; the inspector uses it too)."""
+    from otel_expansion.config.otlp import otlp_config_from_env
+    from otel_expansion.export import history, launcher
+    from otel_expansion.journal import store as journal
+    from otel_expansion.privacy.consent import stored_choice
+
+    stats = spool_stats(s)
+    opt_var, opt_set = app_opt_out(s.home)
+    next_send = launcher.next_send_at(s.home)
+    cfg = otlp_config_from_env(endpoint=s.endpoint)
+    info: dict[str, Any] = {
+        "service": s.service_name,
+        "home": s.home,
+        "level": str(s.level),
+        "level_source": s.level_source,
+        "opted_out_by": s.opt_out_reason,
+        "app_opt_out_variable": opt_var,
+        "app_opt_out_set": opt_set,
+        "consent": stored_choice(s.home) or "not asked",
+        "debug": s.debug,
+        "dry_run": s.dry_run,
+        "endpoint": safe_url(cfg.traces_url.rsplit("/v1/", 1)[0]) if cfg.traces_url.endswith("/v1/traces")
+        else safe_url(cfg.traces_url),
+        "last_send": history.last_round(s.home),
+        "journal_records": journal.count(s.home),
+        "spool_series": stats.series if stats else 0,
+        "spool_spans": stats.spans if stats else 0,
+        "spool_batches_in_flight": stats.batches if stats else 0,
+        "spool_bytes": stats.bytes_on_disk if stats else 0,
+        "sent_kept": len(history.entries(s.home)),
+        "counters": stats.counters if stats else {},
+        "sender_running": _sender_running(s.home),
+        "next_send": fmt_time(next_send) if next_send else "on next run",
+    }
+    id_path = os.path.join(s.home, paths.INSTALL_ID_FILE)
+    raw_id = paths.read_small(id_path, 128)
+    info["installation_id"] = raw_id.decode("ascii", "replace").strip() if raw_id else None
+    return info
+
+
+def render(info: dict[str, Any]) -> list[str]:
+    """Plain words for the things people ask about first, then the rest as a table."""
+    lines = [f"{info['service']}: telemetry level {info['level']} ({info['level_source']})"]
+    if info["opted_out_by"]:
+        lines.append(f"  off because {info['opted_out_by']} is set in the environment")
+    if info["app_opt_out_variable"]:
+        state = "set: telemetry is off" if info["app_opt_out_set"] else "not set"
+        lines.append(f"  this app's own opt-out variable: {info['app_opt_out_variable']} ({state})")
+    lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
+    last = info["last_send"]
+    if last is None:
+        lines.append("  last send: never")
+    elif last.get("ok"):
+        lines.append(f"  last send: {fmt_time(last['time'])} ok, {last.get('batches', 0)} batches, "
+                     f"{last.get('bytes', 0)} bytes")
+    else:
+        lines.append(f"  last send: {fmt_time(last['time'])} FAILED: {last.get('error')}")
+    lines.append(f"  debug stream: {'on' if info['debug'] else 'off'}")
+    skip = {"service", "level", "level_source", "opted_out_by", "app_opt_out_variable", "app_opt_out_set",
+            "endpoint", "last_send", "debug", "dry_run"}
+    rest = {k: v for k, v in info.items() if k not in skip}
+    width = max(len(k) for k in rest)
+    lines += [f"  {key.replace('_', ' '):<{width}}  {value}" for key, value in rest.items()]
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    home, service = find_home(args)
+    require_known(home, service, args)
+    info = status_info(settings_for(home, service))
+    if args.json:
+        emit_json(info)
+    else:
+        print("\n".join(render(info)))
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = add_json(add_target(sub.add_parser("status", help="level, consent, endpoint, last send, what is pending")))
+    p.set_defaults(func=run)
