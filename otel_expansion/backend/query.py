@@ -1,0 +1,238 @@
+"""The report's queries on the embedded store: each reads the rollups kept at ingest, never raw rows.
+
+The report (report.py) asks an engine a fixed set of questions; this module answers them from SQLite,
+clickhouse.py answers the same questions from the collector's ClickHouse tables, with the same columns
+and value spellings, so one report builder serves both and tests can compare them. Time filters work in
+whole UTC days (the rollups' grain): ``since`` rounds down to its day, ``until`` includes its day.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from otel_expansion.backend.rollup import DAY_NS, INVOCATIONS
+from otel_expansion.backend.store import stored_counts
+
+__all__ = ["GROUPS", "Engine", "Filter", "SQLiteEngine"]
+
+GROUPS = ("day", "week", "service", "version", "command", "outcome", "error_type", "label", "metric")
+"""Dimensions a query may group by; a week is Monday-based: (days since 1970-01-01 + 3) // 7."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which data a report covers: one app and/or version, and a range of UTC days (inclusive)."""
+
+    service: str | None = None
+    version: str | None = None
+    since_day: int | None = None
+    until_day: int | None = None
+
+    @staticmethod
+    def from_ns(
+        service: str | None = None, version: str | None = None, since_ns: int | None = None, until_ns: int | None = None
+    ) -> Filter:
+        return Filter(
+            service or None,
+            version or None,
+            None if since_ns is None else since_ns // DAY_NS,
+            None if until_ns is None else until_ns // DAY_NS,
+        )
+
+
+class Engine(Protocol):
+    """The questions the report asks; every answer is a list of plain tuples."""
+
+    def apps(self, f: Filter) -> list[tuple[Any, ...]]: ...  # service, version, invocations, errors, first, last
+
+    def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]: ...  # *group, runs, errors
+
+    def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]: ...  # metric, kind, value
+
+    def environment(self, f: Filter) -> list[tuple[Any, ...]]: ...  # key, value, invocations
+
+    def active(self, f: Filter, period: str) -> list[tuple[Any, ...]]: ...  # period number, installations
+
+    def installations(self, f: Filter) -> int: ...
+
+    def sessions(self, f: Filter) -> list[tuple[Any, ...]]: ...  # kind, lo, hi, n
+
+    def open_sessions(self, f: Filter, since_ns: int) -> int: ...
+
+    def limits(self, f: Filter) -> list[tuple[Any, ...]]: ...  # what, n
+
+    def stored(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+def _where(f: Filter, *, day: str = "day", apps: bool = True) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.since_day is not None:
+        clauses.append(f"{day} >= ?")
+        params.append(f.since_day)
+    if f.until_day is not None:
+        clauses.append(f"{day} <= ?")
+        params.append(f.until_day)
+    if apps and f.service is not None:
+        clauses.append("service = ?")
+        params.append(f.service)
+    if apps and f.version is not None:
+        clauses.append("version = ?")
+        params.append(f.version)
+    return (" AND " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _cols(group: Sequence[str]) -> list[str]:
+    out = []
+    for name in group:
+        if name not in GROUPS:
+            raise ValueError(f"unknown group {name!r}")
+        out.append("(day + 3) / 7" if name == "week" else name)
+    return out
+
+
+def _in(metrics: Sequence[str]) -> tuple[str, list[Any]]:
+    return "metric IN (" + ", ".join("?" * len(metrics)) + ")", list(metrics)
+
+
+class SQLiteEngine:
+    """Answers from the embedded store's rollup tables."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql, params)]
+
+    def _grouped(self, select: str, table: str, where: str, params: list[Any], group: Sequence[str]) -> list[Any]:
+        cols = _cols(group)
+        head = ", ".join(cols) + ", " if cols else ""
+        tail = " GROUP BY " + ", ".join(cols) if cols else ""
+        return self._rows(f"SELECT {head}{select} FROM {table} WHERE {where}{tail}", params)
+
+    def apps(self, f: Filter) -> list[tuple[Any, ...]]:
+        where, params = _where(f, apps=False)
+        return self._rows(
+            "SELECT service, version, SUM(value), SUM(CASE WHEN outcome = 'error' THEN value ELSE 0 END),"
+            f" MIN(day), MAX(day) FROM r_metric WHERE metric = ?{where} GROUP BY service, version",
+            [INVOCATIONS, *params],
+        )
+
+    def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        return self._grouped(
+            "SUM(value), SUM(CASE WHEN outcome = 'error' THEN value ELSE 0 END)",
+            "r_metric",
+            f"metric = ?{where}",
+            [INVOCATIONS, *params],
+            group,
+        )
+
+    def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        names, names_params = _in(metrics)
+        return self._grouped("SUM(value)", "r_metric", f"{names}{where}", [*names_params, *params], group)
+
+    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        names, names_params = _in(metrics)
+        return self._bucket_rows(names, [*names_params, *params], where, group)
+
+    def _bucket_rows(self, names: str, params: list[Any], where: str, group: Sequence[str]) -> list[Any]:
+        cols = _cols(group)
+        keys = ", ".join([*cols, "lo", "hi"])
+        return self._rows(f"SELECT {keys}, SUM(n) FROM r_bucket WHERE {names}{where} GROUP BY {keys}", params)
+
+    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        names, names_params = _in(metrics)
+        return self._grouped(
+            "SUM(count), SUM(sum), MIN(min), MAX(max)", "r_metric", f"{names}{where}", [*names_params, *params], group
+        )
+
+    def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._rows(
+            "SELECT metric, kind, CASE kind WHEN 'histogram' THEN SUM(count) ELSE SUM(value) END FROM r_metric"
+            f" WHERE metric LIKE ? ESCAPE '\\' AND kind != 'gauge'{where} GROUP BY metric, kind",
+            [like, *params],
+        )
+        rows += self._rows(  # SQLite: the bare column comes from the row holding MAX(last_ns)
+            "SELECT metric, kind, value FROM (SELECT metric, kind, value, MAX(last_ns) FROM r_metric"
+            f" WHERE metric LIKE ? ESCAPE '\\' AND kind = 'gauge'{where} GROUP BY metric)",
+            [like, *params],
+        )
+        return rows
+
+    def environment(self, f: Filter) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        return self._rows(
+            f"SELECT key, value, SUM(invocations) FROM r_env WHERE 1 = 1{where} GROUP BY key, value", params
+        )
+
+    def _version(self, f: Filter) -> tuple[str, list[Any]]:
+        sql = " AND version = ?"
+        params: list[Any] = [f.version if f.version is not None else "*"]
+        if f.service is not None:
+            sql += " AND service = ?"
+            params.append(f.service)
+        return sql, params
+
+    def active(self, f: Filter, period: str) -> list[tuple[Any, ...]]:
+        kind = "d" if period == "day" else "w"
+        apps, params = self._version(f)
+        bounds = ""
+        if f.since_day is not None:
+            bounds += " AND period >= ?"
+            params.append(f.since_day if kind == "d" else (f.since_day + 3) // 7)
+        if f.until_day is not None:
+            bounds += " AND period <= ?"
+            params.append(f.until_day if kind == "d" else (f.until_day + 3) // 7)
+        return self._rows(
+            f"SELECT period, SUM(n) FROM active_count WHERE kind = ?{apps}{bounds} GROUP BY period", [kind, *params]
+        )
+
+    def installations(self, f: Filter) -> int:
+        apps, params = self._version(f)
+        if f.since_day is None and f.until_day is None:
+            sql = f"SELECT COUNT(DISTINCT installation_id) FROM installations WHERE 1 = 1{apps}"
+        else:
+            where, days = _where(Filter(since_day=f.since_day, until_day=f.until_day), day="period", apps=False)
+            sql = f"SELECT COUNT(DISTINCT installation_id) FROM active WHERE kind = 'd'{apps}{where}"
+            params += days
+        return int(self._conn.execute(sql, params).fetchone()[0] or 0)
+
+    def sessions(self, f: Filter) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        return self._rows(
+            f"SELECT kind, lo, hi, SUM(n) FROM r_session WHERE 1 = 1{where} GROUP BY kind, lo, hi HAVING SUM(n) > 0",
+            params,
+        )
+
+    def open_sessions(self, f: Filter, since_ns: int) -> int:
+        where, params = _where(f)
+        row = self._conn.execute(f"SELECT COUNT(*) FROM sessions WHERE last_ns >= ?{where}", [since_ns, *params])
+        return int(row.fetchone()[0])
+
+    def limits(self, f: Filter) -> list[tuple[Any, ...]]:
+        if f.service is None:
+            return self._rows("SELECT what, SUM(n) FROM limits GROUP BY what", [])
+        return self._rows("SELECT what, SUM(n) FROM limits WHERE service IN (?, '') GROUP BY what", [f.service])
+
+    def stored(self) -> dict[str, int]:
+        return stored_counts(self._conn)
