@@ -172,7 +172,7 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     conn = sqlite3.connect(str(db_path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _user_version(conn, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if version not in (0, 1) or (version == 0 and tables):
@@ -188,12 +188,21 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     return conn
 
 
+def _user_version(conn: sqlite3.Connection, db_path: Path) -> int:
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise ForeignDatabase(f"{db_path} is not an SQLite database ({exc})") from None
+
+
 def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     """A reader's connection: never creates tables; refuses a database that is not ours."""
     conn = sqlite3.connect(str(db_path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _user_version(conn, db_path)
         if version == 1:  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
@@ -219,13 +228,17 @@ class WriteResult:
 
 
 class Store:
-    """Write side of the store; one instance per thread (SQLite connections are cheap)."""
+    """Write side of the store; one instance per thread (SQLite connections are cheap).
+
+    ``retention_days`` > 0 prunes raw rows older than that (by event time) after writes; the server
+    passes its setting (default ``DEFAULT_RETENTION_DAYS``), the class alone keeps everything.
+    """
 
     def __init__(
         self,
         db_path: Path,
         limits: Limits | None = None,
-        retention_days: float = DEFAULT_RETENTION_DAYS,
+        retention_days: float = 0.0,
     ) -> None:
         self._conn = connect(db_path)
         self._resource_ids: dict[str, int] = {}
@@ -452,10 +465,10 @@ class Store:
             if last is None or row.end_ns > last[1]
             else (series, *last),
         )
+        if last is not None and row.end_ns <= last[1]:
+            return None
         if last is None or last[0] != row.start_ns:
             return row
-        if row.end_ns <= last[1]:
-            return None
         if row.kind == "sum":
             value = row.value or 0.0
             return row if value < (last[2] or 0.0) else row._replace(value=value - (last[2] or 0.0))

@@ -402,7 +402,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
     thread = threading.Thread(
         target=serve,
-        kwargs={"host": "127.0.0.1", "port": 0, "db_path": db_path, "ready": ready, "stop": stop},
+        kwargs={"host": "127.0.0.1", "port": 0, "db_path": db_path, "ready": ready, "stop": stop, "retention_days": 0},
         daemon=True,
     )
     thread.start()
