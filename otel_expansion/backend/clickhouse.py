@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import urllib.parse
 import urllib.request
@@ -195,6 +196,12 @@ class ClickHouseEngine:
         )
 
     def active(self, f: Filter, period: str) -> list[tuple[Any, ...]]:
+        if period != "day":  # weeks overlapping the range count whole, as the embedded weekly rollup does
+            f = dataclasses.replace(
+                f,
+                since_day=None if f.since_day is None else (f.since_day + 3) // 7 * 7 - 3,
+                until_day=None if f.until_day is None else (f.until_day + 3) // 7 * 7 + 3,
+            )
         head, tail = self._group(["day" if period == "day" else "week"])
         return self._rows(
             f"SELECT {head}uniqExact(ServiceName, ResourceAttributes['otel_expansion.installation.id'])"

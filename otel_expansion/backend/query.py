@@ -194,6 +194,7 @@ class SQLiteEngine:
         return sql, params
 
     def active(self, f: Filter, period: str) -> list[tuple[Any, ...]]:
+        """Distinct installations per day or per (Monday-based) week; weeks overlapping the range count whole."""
         kind = "d" if period == "day" else "w"
         apps, params = self._version(f)
         bounds = ""
