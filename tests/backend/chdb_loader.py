@@ -75,7 +75,8 @@ class ChdbDatabase:
                         common = f"{_map(res)}, '', {_q(sm.scope.name)}, {_q(sm.scope.version)}, map(), 0, '', " \
                                  f"{_q(service)}, {_q(metric.name)}, {_q(metric.description)}, {_q(metric.unit)}"
                         for p in getattr(metric, kind).data_points:
-                            times = f"toDateTime({p.start_time_unix_nano // 10**9}), toDateTime({p.time_unix_nano // 10**9})"
+                            start, end = p.start_time_unix_nano // 10**9, p.time_unix_nano // 10**9
+                            times = f"toDateTime({start}), toDateTime({end})"
                             if kind == "sum":
                                 number = p.as_int if p.WhichOneof("value") == "as_int" else p.as_double
                                 rows.setdefault("otel_metrics_sum", []).append(

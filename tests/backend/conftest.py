@@ -461,7 +461,9 @@ def dbtool_data() -> list[tuple[str, Any]]:
              ({"error.type": "OSError", "exception.handled": True}, 1, ns(9))],
         ),
         hist_metric("cli.startup.duration", STARTUP_BOUNDS, [({}, [1, 6, 3, 0, 0], 1.1, 0.04, 0.2, ns(2))]),
-        sum_metric("cli.feature.usage", [({"feature.name": "dry-run"}, 6, ns(2)), ({"feature.name": "dry-run"}, 2, ns(9))]),
+        sum_metric(
+            "cli.feature.usage", [({"feature.name": "dry-run"}, 6, ns(2)), ({"feature.name": "dry-run"}, 2, ns(9))]
+        ),
         gauge_metric("otel_expansion.spool.bytes", [({}, 4096.0, ns(2)), ({}, 1024.0, ns(9))]),
     ]
     new = [

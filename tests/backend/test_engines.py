@@ -8,7 +8,6 @@ Every section of the report must be equal, for every filter.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
