@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from otel_expansion.backend.query import GROUPS, Filter
-from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS, INVOCATIONS, LABELS, SESSION_BOUNDS
+from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS, INVOCATIONS, LABELS, SESSION_BOUNDS, expand, fold
 
 __all__ = ["ClickHouseEngine", "http_runner"]
 
@@ -154,13 +154,18 @@ class ClickHouseEngine:
         )
 
     def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        head, tail = self._group(group, ["b.1", "b.2"])
-        return self._rows(
-            f"SELECT {head}sum(b.3) FROM {self._table('otel_metrics_histogram')}"
-            " ARRAY JOIN arrayMap(i -> (if(i = 1, -inf, ExplicitBounds[i - 1]),"
-            " if(i > length(ExplicitBounds), inf, ExplicitBounds[i]), BucketCounts[i]), arrayEnumerate(BucketCounts))"
-            f" AS b WHERE {self._names(metrics)} AND AggregationTemporality = 1 AND b.3 > 0{self._where(f)}{tail}"
-        )
+        """(*group, lower, upper, count) per non-empty bucket: counts summed per layout by sumForEach."""
+        head, tail = self._group(group, ["ExplicitBounds"])
+        width = len(group)
+        out = []
+        for row in self._rows(
+            f"SELECT {head}sumForEach(BucketCounts) FROM {self._table('otel_metrics_histogram')}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1 AND length(BucketCounts) > 0"
+            f"{self._where(f)}{tail}"
+        ):
+            bounds, counts = fold(list(row[width]), list(row[width + 1]))
+            out += [(*row[:width], lower, upper, n) for lower, upper, n in expand(bounds, counts)]
+        return out
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         head, tail = self._group(group)

@@ -8,12 +8,13 @@ whole UTC days (the rollups' grain): ``since`` rounds down to its day, ``until``
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from otel_expansion.backend.rollup import DAY_NS, INVOCATIONS
+from otel_expansion.backend.rollup import BUCKET_SLOTS, DAY_NS, INVOCATIONS, expand
 from otel_expansion.backend.store import stored_counts
 
 __all__ = ["GROUPS", "Engine", "Filter", "SQLiteEngine"]
@@ -127,15 +128,16 @@ class SQLiteEngine:
     def apps(self, f: Filter) -> list[tuple[Any, ...]]:
         where, params = _where(f, apps=False)
         return self._rows(
-            "SELECT service, version, SUM(value), SUM(CASE WHEN outcome = 'error' THEN value ELSE 0 END),"
+            "SELECT service, version, SUM(value), SUM(errors),"
             f" MIN(day), MAX(day) FROM r_metric WHERE metric = ?{where} GROUP BY service, version",
             [INVOCATIONS, *params],
         )
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, invocations, errors); outcome and error_type are not groups of the invocation rollup."""
         where, params = _where(f)
         return self._grouped(
-            "SUM(value), SUM(CASE WHEN outcome = 'error' THEN value ELSE 0 END)",
+            "SUM(value), SUM(errors)",
             "r_metric",
             f"metric = ?{where}",
             [INVOCATIONS, *params],
@@ -148,14 +150,21 @@ class SQLiteEngine:
         return self._grouped("SUM(value)", "r_metric", f"{names}{where}", [*names_params, *params], group)
 
     def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
         where, params = _where(f)
         names, names_params = _in(metrics)
         return self._bucket_rows(names, [*names_params, *params], where, group)
 
     def _bucket_rows(self, names: str, params: list[Any], where: str, group: Sequence[str]) -> list[Any]:
-        cols = _cols(group)
-        keys = ", ".join([*cols, "lo", "hi"])
-        return self._rows(f"SELECT {keys}, SUM(n) FROM r_bucket WHERE {names}{where} GROUP BY {keys}", params)
+        keys = ", ".join([*_cols(group), "bounds"])
+        sums = ", ".join(f"SUM(c{i})" for i in range(BUCKET_SLOTS))
+        out = []
+        width = len(group)
+        sql = f"SELECT {keys}, {sums} FROM r_bucket WHERE {names}{where} GROUP BY {keys}"
+        for row in self._conn.execute(sql, params):
+            for lower, upper, n in expand(json.loads(row[width]), row[width + 1 :]):
+                out.append((*row[:width], lower, upper, n))
+        return out
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         where, params = _where(f)

@@ -4,8 +4,12 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
 ('' when absent), spelled as the collector's ClickHouse exporter spells attribute values (``AsString``:
 ``true``/``false``, integers in decimal), so both engines group by identical values:
 - metric rollup: (metric, UTC day, service, version, command, outcome, error type, label) -> value
-  (sum of deltas; a gauge keeps its latest value), count, sum, min, max of histograms;
-- bucket rollup: (metric, day, service, version, command, label, lower, upper) -> count;
+  (sum of deltas; a gauge keeps its latest value), errors (the part of value whose outcome is
+  ``error``), count, sum, min, max of histograms. Invocations and durations, by far the biggest
+  series, are kept without outcome and error type (``errors`` carries the outcome; error types come
+  from ``cli.command.errors``), which divides their groups by the number of outcomes;
+- bucket rollup: (metric, day, service, version, command, label, bounds) -> counts per bucket, one
+  row per bucket layout (``BUCKET_SLOTS`` columns), so percentiles merge few rows;
 - environment rollup: (day, service, version, key, value) -> invocations.
 ``label`` is the one extra attribute a metric is grouped by (feature name, drop reason, hour of week...).
 """
@@ -14,22 +18,33 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BUCKET_SLOTS",
     "DAY_NS",
     "ENVIRONMENT_KEYS",
     "INVOCATIONS",
     "LABELS",
     "SESSION_BOUNDS",
+    "WITHOUT_OUTCOME",
     "Rollup",
     "as_string",
     "bucket_of",
+    "expand",
+    "fold",
+    "layout",
 ]
 
 DAY_NS = 86_400 * 10**9
 INVOCATIONS = "cli.command.invocations"
+DURATION = "cli.command.duration"
+WITHOUT_OUTCOME = frozenset({INVOCATIONS, DURATION})
+"""Metrics rolled up without outcome and error type (see the module docstring)."""
+BUCKET_SLOTS = 32
+"""Buckets kept per histogram layout; a layout with more bounds folds its tail into the last bucket."""
 ENVIRONMENT_KEYS = ("os.type", "host.arch", "process.runtime.version", "ci.detected", "container.detected")
 LABELS = {
     "cli.feature.usage": "feature.name",
@@ -71,7 +86,7 @@ def bucket_of(value: float, bounds: tuple[float, ...]) -> tuple[float, float]:
 
 
 MetricKey = tuple[str, int, str, str, str, str, str, str]
-BucketKey = tuple[str, int, str, str, str, str, float, float]
+BucketKey = tuple[str, int, str, str, str, str, str]
 EnvKey = tuple[int, str, str, str, str]
 
 
@@ -81,21 +96,22 @@ class Rollup:
 
     metrics: dict[MetricKey, list[Any]] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
-    buckets: dict[BucketKey, int] = field(default_factory=dict)
+    buckets: dict[BucketKey, list[int]] = field(default_factory=dict)
     env: dict[EnvKey, float] = field(default_factory=dict)
     active: set[tuple[int, str, str, str]] = field(default_factory=set)
 
-    def add_number(self, key: MetricKey, kind: str, value: float, end_ns: int) -> None:
+    def add_number(self, key: MetricKey, kind: str, value: float, end_ns: int, errors: float = 0.0) -> None:
         self.kinds[key[0]] = kind
         acc = self.metrics.get(key)
         if acc is None:
-            self.metrics[key] = [value, 0, 0.0, None, None, end_ns]
+            self.metrics[key] = [value, errors, 0, 0.0, None, None, end_ns]
         elif kind == "gauge":
-            if end_ns >= acc[5]:
-                acc[0], acc[5] = value, end_ns
+            if end_ns >= acc[6]:
+                acc[0], acc[6] = value, end_ns
         else:
             acc[0] += value
-            acc[5] = max(acc[5], end_ns)
+            acc[1] += errors
+            acc[6] = max(acc[6], end_ns)
 
     def add_histogram(
         self,
@@ -111,17 +127,40 @@ class Rollup:
         self.kinds[key[0]] = "histogram"
         acc = self.metrics.get(key)
         if acc is None:
-            acc = self.metrics[key] = [0.0, 0, 0.0, None, None, end_ns]
-        acc[1] += count
-        acc[2] += total or 0.0
+            acc = self.metrics[key] = [0.0, 0.0, 0, 0.0, None, None, end_ns]
+        acc[2] += count
+        acc[3] += total or 0.0
         if minimum is not None:
-            acc[3] = minimum if acc[3] is None else min(acc[3], minimum)
+            acc[4] = minimum if acc[4] is None else min(acc[4], minimum)
         if maximum is not None:
-            acc[4] = maximum if acc[4] is None else max(acc[4], maximum)
-        acc[5] = max(acc[5], end_ns)
+            acc[5] = maximum if acc[5] is None else max(acc[5], maximum)
+        acc[6] = max(acc[6], end_ns)
+        if not counts:
+            return
+        bounds, counts = fold(bounds, counts)
         metric, day, service, version, command, _outcome, _error, label = key
-        edges = [-math.inf, *bounds, math.inf]
-        for i, n in enumerate(counts[: len(edges) - 1]):
-            if n:
-                bkey = (metric, day, service, version, command, label, edges[i], edges[i + 1])
-                self.buckets[bkey] = self.buckets.get(bkey, 0) + n
+        bkey = (metric, day, service, version, command, label, layout(bounds))
+        slots = self.buckets.get(bkey)
+        if slots is None:
+            slots = self.buckets[bkey] = [0] * BUCKET_SLOTS
+        for i, n in enumerate(counts):
+            slots[i] += n
+
+
+def fold(bounds: list[float], counts: list[int]) -> tuple[list[float], list[int]]:
+    """At most BUCKET_SLOTS buckets: the tail of a longer layout goes into the last (open) bucket."""
+    counts = list(counts[: len(bounds) + 1])
+    if len(counts) <= BUCKET_SLOTS:
+        return bounds, counts
+    return bounds[: BUCKET_SLOTS - 1], [*counts[: BUCKET_SLOTS - 1], sum(counts[BUCKET_SLOTS - 1 :])]
+
+
+def layout(bounds: list[float]) -> str:
+    """The bucket layout as stored and compared: JSON of the bounds as floats."""
+    return json.dumps([float(b) for b in bounds], separators=(",", ":"))
+
+
+def expand(bounds: list[float], counts: Sequence[Any]) -> list[tuple[float, float, int]]:
+    """(lower, upper, count) per non-empty bucket of one layout; the first and last are open-ended."""
+    edges = [-math.inf, *(float(b) for b in bounds), math.inf]
+    return [(edges[i], edges[i + 1], int(n)) for i, n in enumerate(counts[: len(edges) - 1]) if n]

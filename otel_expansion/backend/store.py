@@ -40,11 +40,13 @@ from typing import Any
 from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow
 from otel_expansion.backend.limits import OTHER, Limits, clip_resource, clip_value
 from otel_expansion.backend.rollup import (
+    BUCKET_SLOTS,
     DAY_NS,
     ENVIRONMENT_KEYS,
     INVOCATIONS,
     LABELS,
     SESSION_BOUNDS,
+    WITHOUT_OUTCOME,
     Rollup,
     as_string,
     bucket_of,
@@ -91,14 +93,14 @@ CREATE TABLE IF NOT EXISTS seen_batches (
 CREATE TABLE IF NOT EXISTS r_metric (
     metric TEXT NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
     command TEXT NOT NULL, outcome TEXT NOT NULL, error_type TEXT NOT NULL, label TEXT NOT NULL,
-    kind TEXT NOT NULL, value REAL NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL, min REAL, max REAL,
-    last_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL, value REAL NOT NULL, errors REAL NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL,
+    min REAL, max REAL, last_ns INTEGER NOT NULL,
     PRIMARY KEY (metric, day, service, version, command, outcome, error_type, label)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_bucket (
     metric TEXT NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
-    command TEXT NOT NULL, label TEXT NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (metric, day, service, version, command, label, lo, hi)
+    command TEXT NOT NULL, label TEXT NOT NULL, bounds TEXT NOT NULL, {BUCKET_COLUMNS},
+    PRIMARY KEY (metric, day, service, version, command, label, bounds)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_env (
     day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -139,22 +141,29 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
+_SCHEMA = _SCHEMA.replace(
+    "{BUCKET_COLUMNS}", ", ".join(f"c{i} INTEGER NOT NULL DEFAULT 0" for i in range(BUCKET_SLOTS))
+)
 _SPAN_INSERT = f"INSERT OR IGNORE INTO spans VALUES (NULL, ?, {', '.join(['?'] * 19)}, ?)"
 _POINT_INSERT = f"INSERT INTO metric_points VALUES (NULL, ?, {', '.join(['?'] * 20)}, ?)"
 _LOG_INSERT = f"INSERT INTO logs VALUES (NULL, ?, {', '.join(['?'] * 11)}, ?)"
 _METRIC_UPSERT = """
-INSERT INTO r_metric VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO r_metric VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO UPDATE SET
   value = CASE WHEN excluded.kind = 'gauge'
                THEN (CASE WHEN excluded.last_ns >= last_ns THEN excluded.value ELSE value END)
                ELSE value + excluded.value END,
+  errors = errors + excluded.errors,
   count = count + excluded.count,
   sum = sum + excluded.sum,
   min = CASE WHEN min IS NULL OR excluded.min < min THEN excluded.min ELSE min END,
   max = CASE WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END,
   last_ns = MAX(last_ns, excluded.last_ns)
 """
-_BUCKET_UPSERT = "INSERT INTO r_bucket VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+_BUCKET_UPSERT = (
+    f"INSERT INTO r_bucket VALUES ({', '.join(['?'] * (7 + BUCKET_SLOTS))}) ON CONFLICT DO UPDATE SET "
+    + ", ".join(f"c{i} = c{i} + excluded.c{i}" for i in range(BUCKET_SLOTS))
+)
 _ENV_UPSERT = (
     "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
@@ -426,6 +435,9 @@ class Store:
                 row = delta
             day = row.end_ns // DAY_NS
             command, outcome, error_type, label = self._dims(service, row, cache, counts)
+            failed = outcome == "error"
+            if row.name in WITHOUT_OUTCOME:
+                outcome = error_type = ""
             key = (row.name, day, service, version, command, outcome, error_type, label)
             if row.kind == "histogram":
                 rollup.add_histogram(
@@ -440,7 +452,7 @@ class Store:
                 )
                 continue
             value = row.value or 0.0
-            rollup.add_number(key, row.kind, value, row.end_ns)
+            rollup.add_number(key, row.kind, value, row.end_ns, value if failed else 0.0)
             if row.name == INVOCATIONS:
                 for env_key, env_value in env:
                     ekey = (day, service, version, env_key, env_value)
@@ -492,7 +504,7 @@ class Store:
                 [(*key, rollup.kinds[key[0]], *acc) for key, acc in rollup.metrics.items()],
             )
         if rollup.buckets:
-            conn.executemany(_BUCKET_UPSERT, [(*key, n) for key, n in rollup.buckets.items()])
+            conn.executemany(_BUCKET_UPSERT, [(*key, *slots) for key, slots in rollup.buckets.items()])
         if rollup.env:
             conn.executemany(_ENV_UPSERT, [(*key, n) for key, n in rollup.env.items()])
         for day, service, version, installation in rollup.active:
