@@ -19,6 +19,7 @@ one session per 5 invocations; the number of groups is printed, since report tim
 from __future__ import annotations
 
 import argparse
+import bisect
 import http.client
 import json
 import os
@@ -39,11 +40,20 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
-from otel_expansion.backend.ingest import PointRow, ResourceData
+from otel_expansion.backend.ingest import ResourceData
 from otel_expansion.backend.limits import Limits
 from otel_expansion.backend.query import Filter, SQLiteEngine
 from otel_expansion.backend.report import report_from
-from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS, SESSION_BOUNDS, Rollup, bucket_of
+from otel_expansion.backend.rollup import (
+    BUCKET_SLOTS,
+    DAY_NS,
+    DURATION,
+    ENVIRONMENT_KEYS,
+    INVOCATIONS,
+    SESSION_BOUNDS,
+    Rollup,
+    bucket_of,
+)
 from otel_expansion.backend.store import Store, connect, open_readonly
 
 DURATION_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0]
@@ -67,8 +77,12 @@ FIRST_DAY = int(time.time() // 86400) - DAYS + 1
 # ---------------------------------------------------------------------------------------------- bulk load
 
 
-def bulk_load(db: Path, invocations: int, seed: int = 7, chunk: int = 200_000) -> dict[str, int]:
-    """Store ``invocations`` invocations, each its own counter and histogram point (see module docstring)."""
+def bulk_load(db: Path, invocations: int, seed: int = 7, chunk: int = 100_000) -> dict[str, int]:
+    """Store ``invocations`` invocations, each its own counter and histogram point (see module docstring).
+
+    Raw rows go in with executemany, in time order (as they would arrive); the rollups are summed here
+    per group and written through the store's own upserts (``Store._flush``), the tables ingest fills.
+    """
     rng = random.Random(seed)
     conn = connect(db)
     conn.execute("PRAGMA synchronous = OFF")
@@ -84,48 +98,81 @@ def bulk_load(db: Path, invocations: int, seed: int = 7, chunk: int = 200_000) -
         env_values = [(k, str(env[k]).lower() if isinstance(env[k], bool) else str(env[k])) for k in ENVIRONMENT_KEYS]
         installs.append((rid, service, version, f"inst-{i}", env_values))
     conn.execute("COMMIT")
-    rollup = Rollup()
-    sessions: Counter[tuple[int, str, str]] = Counter()
-    bounds_json = json.dumps(DURATION_BOUNDS)
+    layout = json.dumps([float(b) for b in DURATION_BOUNDS], separators=(",", ":"))
+    attrs_json = {
+        (c, o, e): json.dumps({"cli.command.name": c, "cli.command.outcome": o, **({"error.type": e} if e else {})},
+                              separators=(",", ":"))
+        for c in COMMANDS for o, e in OUTCOMES
+    }
+    counts_json = [json.dumps([1 if i == b else 0 for i in range(len(DURATION_BOUNDS) + 1)])
+                   for b in range(len(DURATION_BOUNDS) + 1)]
+    runs: dict[tuple[int, str, str, str], list[float]] = {}
+    durations: dict[tuple[int, str, str, str], list[float]] = {}
+    slots: dict[tuple[int, str, str, str], list[int]] = {}
+    env_runs: Counter[tuple[int, str, str, str, str]] = Counter()
+    active: set[tuple[int, str, str, str]] = set()
+    last_ns: dict[tuple[int, str, str, str], int] = {}
     raw: list[tuple[object, ...]] = []
     now = time.time_ns()
-    for _ in range(invocations):
-        rid, service, version, installation, env_values = installs[rng.randrange(INSTALLATIONS)]
-        day = FIRST_DAY + rng.randrange(DAYS)
-        end = day * DAY_NS + rng.randrange(DAY_NS)
-        command = COMMANDS[min(int(rng.expovariate(0.35)), len(COMMANDS) - 1)]
-        outcome, error_type = OUTCOMES[0] if rng.random() < 0.93 else OUTCOMES[1 + rng.randrange(3)]
-        duration = rng.lognormvariate(-1.5, 1.0)
-        bucket = next((i for i, b in enumerate(DURATION_BOUNDS) if duration <= b), len(DURATION_BOUNDS))
-        counts = [0] * (len(DURATION_BOUNDS) + 1)
-        counts[bucket] = 1
-        attrs = json.dumps({"cli.command.name": command, "cli.command.outcome": outcome,
-                            **({"error.type": error_type} if error_type else {})}, separators=(",", ":"))
-        counter = PointRow("otel_expansion", "0.1.0", "cli.command.invocations", "{invocation}", "sum", "delta", 1,
-                           attrs, command, outcome, error_type or None, end - 10**9, end, 1.0, None, None, None, None,
-                           None, None)
-        histogram = PointRow("otel_expansion", "0.1.0", "cli.command.duration", "s", "histogram", "delta", None,
-                             attrs, command, outcome, error_type or None, end - 10**9, end, None, 1, duration, duration,
-                             duration, bounds_json, json.dumps(counts))
-        raw.append((rid, *counter, now))
-        raw.append((rid, *histogram, now))
-        key = ("cli.command.invocations", day, service, version, command, "", "", "")  # see WITHOUT_OUTCOME
-        rollup.add_number(key, "sum", 1.0, end, 1.0 if outcome == "error" else 0.0)
-        rollup.add_histogram(("cli.command.duration", *key[1:]), 1, duration, duration, duration, DURATION_BOUNDS,
-                             counts, end)
-        for env_key, env_value in env_values:
-            ekey = (day, service, version, env_key, env_value)
-            rollup.env[ekey] = rollup.env.get(ekey, 0.0) + 1.0
-        rollup.active.add((day, service, version, installation))
-        sessions[(day, service, version)] += 1
-        if len(raw) >= chunk:
-            _insert(conn, raw)
+    per_day = [invocations // DAYS + (1 if d < invocations % DAYS else 0) for d in range(DAYS)]
+    for d, count in enumerate(per_day):
+        day = FIRST_DAY + d
+        for offset in sorted(rng.randrange(DAY_NS) for _ in range(count)):
+            end = day * DAY_NS + offset
+            rid, service, version, installation, env_values = installs[rng.randrange(INSTALLATIONS)]
+            command = COMMANDS[min(int(rng.expovariate(0.35)), len(COMMANDS) - 1)]
+            outcome, error_type = OUTCOMES[0] if rng.random() < 0.93 else OUTCOMES[1 + rng.randrange(3)]
+            duration = rng.lognormvariate(-1.5, 1.0)
+            bucket = bisect.bisect_left(DURATION_BOUNDS, duration)
+            attrs = attrs_json[(command, outcome, error_type)]
+            err = error_type or None
+            raw.append((rid, "otel_expansion", "0.1.0", "cli.command.invocations", "{invocation}", "sum", "delta", 1,
+                        attrs, command, outcome, err, end - 10**9, end, 1.0, None, None, None, None, None, None, now))
+            raw.append((rid, "otel_expansion", "0.1.0", "cli.command.duration", "s", "histogram", "delta", None,
+                        attrs, command, outcome, err, end - 10**9, end, None, 1, duration, duration, duration, layout,
+                        counts_json[bucket], now))
+            key = (day, service, version, command)
+            acc = runs.get(key)
+            if acc is None:
+                runs[key] = [1.0, 1.0 if err else 0.0]
+                durations[key] = [1, duration, duration, duration]
+                slots[key] = [0] * BUCKET_SLOTS
+            else:
+                acc[0] += 1.0
+                acc[1] += 1.0 if err else 0.0
+                stats = durations[key]
+                stats[0] += 1
+                stats[1] += duration
+                stats[2] = min(stats[2], duration)
+                stats[3] = max(stats[3], duration)
+            slots[key][bucket] += 1
+            last_ns[key] = end
+            for env_key, env_value in env_values:
+                env_runs[(day, service, version, env_key, env_value)] += 1
+            active.add((day, service, version, installation))
+            if len(raw) >= chunk:
+                _insert(conn, raw)
     _insert(conn, raw)
+    rollup = Rollup()
+    rollup.kinds.update({INVOCATIONS: "sum", DURATION: "histogram"})
+    for (day, service, version, command), (n, errors) in runs.items():
+        end = last_ns[(day, service, version, command)]
+        rollup.metrics[(INVOCATIONS, day, service, version, command, "", "", "")] = [n, errors, 0, 0.0, None, None, end]
+        count, total, low, high = durations[(day, service, version, command)]
+        rollup.metrics[(DURATION, day, service, version, command, "", "", "")] = [0.0, 0.0, count, total, low, high,
+                                                                                 end]
+        rollup.buckets[(DURATION, day, service, version, command, "", layout)] = slots[(day, service, version,
+                                                                                         command)]
+    rollup.env.update({k: float(v) for k, v in env_runs.items()})
+    rollup.active = active
     conn.execute("BEGIN")
     store._flush(rollup)
+    sessions: Counter[tuple[int, str, str]] = Counter()
+    for (day, service, version, _), (n, _) in runs.items():
+        sessions[(day, service, version)] += int(n)
     session_rows = []
-    for (day, service, version), runs in sessions.items():  # one session per 5 invocations, 3-40 minutes long
-        for s in range(max(1, runs // 5)):
+    for (day, service, version), n in sessions.items():  # one session per 5 invocations, 3-40 minutes long
+        for s in range(max(1, n // 5)):
             first = day * DAY_NS + rng.randrange(DAY_NS // 2)
             session_rows.append((f"{service}-{day}-{version}-{s}", service, version, day, first,
                                  first + rng.randrange(3 * 60, 40 * 60) * 10**9, 5))

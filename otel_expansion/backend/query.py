@@ -94,6 +94,49 @@ def _where(f: Filter, *, day: str = "day", apps: bool = True) -> tuple[str, list
     return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
+    """Rows of the two-tier rollups covering the filter's days exactly once.
+
+    Grouped by day or week: daily rows. Otherwise: weekly rows (grain 7) for the weeks wholly inside the
+    range, daily rows (grain 1) for the days at its edges. Week w covers days 7w-3 .. 7w+3.
+    """
+    if "day" in group or "week" in group:
+        daily, daily_params = _where(f)
+        return " AND grain = 1" + daily, daily_params
+    apps, app_params = _where(Filter(f.service, f.version))
+    first = None if f.since_day is None else (f.since_day + 9) // 7
+    last = None if f.until_day is None else (f.until_day - 3) // 7
+    weeks: list[str] = ["grain = 7"]
+    days: list[str] = ["grain = 1"]
+    params: list[Any] = []
+    day_params: list[Any] = []
+    if first is not None:
+        weeks.append("day >= ?")
+        params.append(first)
+        days.append("day >= ?")
+        day_params.append(f.since_day)
+    if last is not None:
+        weeks.append("day <= ?")
+        params.append(last)
+        days.append("day <= ?")
+        day_params.append(f.until_day)
+    if first is not None and last is not None and first > last:  # no whole week: days only
+        where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
+        return " AND grain = 1" + where + apps, day_only + app_params
+    edges = []
+    if first is not None:
+        edges.append("day < ?")
+        day_params.append(7 * first - 3)
+    if last is not None:
+        edges.append("day > ?")
+        day_params.append(7 * last + 3)
+    if edges:
+        days.append("(" + " OR ".join(edges) + ")")
+        clause = f"(({' AND '.join(weeks)}) OR ({' AND '.join(days)}))"
+        return f" AND {clause}{apps}", params + day_params + app_params
+    return f" AND {' AND '.join(weeks)}{apps}", params + app_params
+
+
 def _cols(group: Sequence[str]) -> list[str]:
     out = []
     for name in group:
@@ -127,6 +170,7 @@ class SQLiteEngine:
 
     def apps(self, f: Filter) -> list[tuple[Any, ...]]:
         where, params = _where(f, apps=False)
+        where = " AND grain = 1" + where
         return self._rows(
             "SELECT service, version, SUM(value), SUM(errors),"
             f" MIN(day), MAX(day) FROM r_metric WHERE metric = ?{where} GROUP BY service, version",
@@ -135,7 +179,7 @@ class SQLiteEngine:
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
         """(*group, invocations, errors); outcome and error_type are not groups of the invocation rollup."""
-        where, params = _where(f)
+        where, params = _tiered(f, group)
         return self._grouped(
             "SUM(value), SUM(errors)",
             "r_metric",
@@ -145,13 +189,13 @@ class SQLiteEngine:
         )
 
     def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        where, params = _where(f)
+        where, params = _tiered(f, group)
         names, names_params = _in(metrics)
         return self._grouped("SUM(value)", "r_metric", f"{names}{where}", [*names_params, *params], group)
 
     def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
-        where, params = _where(f)
+        where, params = _tiered(f, group)
         names, names_params = _in(metrics)
         return self._bucket_rows(names, [*names_params, *params], where, group)
 
@@ -167,14 +211,14 @@ class SQLiteEngine:
         return out
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        where, params = _where(f)
+        where, params = _tiered(f, group)
         names, names_params = _in(metrics)
         return self._grouped(
             "SUM(count), SUM(sum), MIN(min), MAX(max)", "r_metric", f"{names}{where}", [*names_params, *params], group
         )
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
-        where, params = _where(f)
+        where, params = _tiered(f, ["metric"])
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._rows(
             "SELECT metric, kind, CASE kind WHEN 'histogram' THEN SUM(count) ELSE SUM(value) END FROM r_metric"
@@ -189,7 +233,7 @@ class SQLiteEngine:
         return rows
 
     def environment(self, f: Filter) -> list[tuple[Any, ...]]:
-        where, params = _where(f)
+        where, params = _tiered(f, ["key"])
         return self._rows(
             f"SELECT key, value, SUM(invocations) FROM r_env WHERE 1 = 1{where} GROUP BY key, value", params
         )

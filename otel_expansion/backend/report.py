@@ -19,7 +19,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -209,11 +209,12 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
         engine.buckets(f, duration_metric, ["command"]), engine.histogram_stats(f, duration_metric, ["command"]), 1
     )
     overall = _histograms(engine.buckets(f, duration_metric, []), engine.histogram_stats(f, duration_metric, []), 0)
-    daily = engine.invocations(f, ["command", "day"])
-    last_day = max((r[1] for r in daily), default=None)
+    per_day = {r[0]: (r[1], r[2]) for r in engine.invocations(f, ["day"])}
+    last_day = max(per_day, default=None)
     trend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     if last_day is not None:
-        for command, day, runs, _ in daily:
+        recent = replace(f, since_day=max(last_day - 13, f.since_day if f.since_day is not None else last_day - 13))
+        for command, day, runs, _ in engine.invocations(recent, ["command", "day"]):
             if day > last_day - 7:
                 trend[command][0] += runs
             elif day > last_day - 14:
@@ -235,7 +236,6 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
                 "previous_7_days": _number(previous),
             }
         )
-    per_day = {r[0]: (r[1], r[2]) for r in engine.invocations(f, ["day"])}
     sessions = _sessions(engine, f, now_ns)
     handled = {_label(r[0]): r[1] for r in engine.metric_sum(f, [HANDLED], ["error_type"])}
     unhandled_rows = engine.metric_sum(f, [ERRORS], ["error_type", "command"])

@@ -50,6 +50,7 @@ from otel_expansion.backend.rollup import (
     Rollup,
     as_string,
     bucket_of,
+    weekly,
 )
 
 __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
@@ -91,20 +92,20 @@ CREATE TABLE IF NOT EXISTS seen_batches (
     batch_id TEXT NOT NULL, signal TEXT NOT NULL, received_ns INTEGER NOT NULL, PRIMARY KEY (batch_id, signal)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_metric (
-    metric TEXT NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
+    metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
     command TEXT NOT NULL, outcome TEXT NOT NULL, error_type TEXT NOT NULL, label TEXT NOT NULL,
     kind TEXT NOT NULL, value REAL NOT NULL, errors REAL NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL,
     min REAL, max REAL, last_ns INTEGER NOT NULL,
-    PRIMARY KEY (metric, day, service, version, command, outcome, error_type, label)
+    PRIMARY KEY (metric, grain, day, service, version, command, outcome, error_type, label)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_bucket (
-    metric TEXT NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
+    metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
     command TEXT NOT NULL, label TEXT NOT NULL, bounds TEXT NOT NULL, {BUCKET_COLUMNS},
-    PRIMARY KEY (metric, day, service, version, command, label, bounds)
+    PRIMARY KEY (metric, grain, day, service, version, command, label, bounds)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_env (
-    day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-    invocations REAL NOT NULL, PRIMARY KEY (day, service, version, key, value)
+    grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT NOT NULL, invocations REAL NOT NULL, PRIMARY KEY (grain, day, service, version, key, value)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS active (
     kind TEXT NOT NULL, period INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
@@ -148,7 +149,7 @@ _SPAN_INSERT = f"INSERT OR IGNORE INTO spans VALUES (NULL, ?, {', '.join(['?'] *
 _POINT_INSERT = f"INSERT INTO metric_points VALUES (NULL, ?, {', '.join(['?'] * 20)}, ?)"
 _LOG_INSERT = f"INSERT INTO logs VALUES (NULL, ?, {', '.join(['?'] * 11)}, ?)"
 _METRIC_UPSERT = """
-INSERT INTO r_metric VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO r_metric VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO UPDATE SET
   value = CASE WHEN excluded.kind = 'gauge'
                THEN (CASE WHEN excluded.last_ns >= last_ns THEN excluded.value ELSE value END)
@@ -161,11 +162,11 @@ ON CONFLICT DO UPDATE SET
   last_ns = MAX(last_ns, excluded.last_ns)
 """
 _BUCKET_UPSERT = (
-    f"INSERT INTO r_bucket VALUES ({', '.join(['?'] * (7 + BUCKET_SLOTS))}) ON CONFLICT DO UPDATE SET "
+    f"INSERT INTO r_bucket VALUES ({', '.join(['?'] * (8 + BUCKET_SLOTS))}) ON CONFLICT DO UPDATE SET "
     + ", ".join(f"c{i} = c{i} + excluded.c{i}" for i in range(BUCKET_SLOTS))
 )
 _ENV_UPSERT = (
-    "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
 )
 _COUNTER_UPSERT = "INSERT INTO counters VALUES (?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
@@ -498,15 +499,18 @@ class Store:
 
     def _flush(self, rollup: Rollup) -> None:
         conn = self._conn
-        if rollup.metrics:
-            conn.executemany(
-                _METRIC_UPSERT,
-                [(*key, rollup.kinds[key[0]], *acc) for key, acc in rollup.metrics.items()],
-            )
-        if rollup.buckets:
-            conn.executemany(_BUCKET_UPSERT, [(*key, *slots) for key, slots in rollup.buckets.items()])
-        if rollup.env:
-            conn.executemany(_ENV_UPSERT, [(*key, n) for key, n in rollup.env.items()])
+        for grain, tier in ((1, rollup), (7, weekly(rollup))):
+            if tier.metrics:
+                conn.executemany(
+                    _METRIC_UPSERT,
+                    [(key[0], grain, *key[1:], tier.kinds[key[0]], *acc) for key, acc in tier.metrics.items()],
+                )
+            if tier.buckets:
+                conn.executemany(
+                    _BUCKET_UPSERT, [(key[0], grain, *key[1:], *slots) for key, slots in tier.buckets.items()]
+                )
+            if tier.env:
+                conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])
         for day, service, version, installation in rollup.active:
             for kind, period in (("d", day), ("w", (day + 3) // 7)):
                 for v in (version, "*"):

@@ -32,6 +32,12 @@ FILTERS = [
     Filter(since_day=ns(2) // DAY, until_day=ns(3) // DAY),
     Filter(service="dbtool", until_day=ns(9) // DAY),
     Filter(service="nothing-here"),
+    # weekly tier + daily edges: 2024-04-29 and 2024-05-06 are Mondays
+    Filter(since_day=ns(1) // DAY - 2, until_day=ns(12) // DAY),
+    Filter(since_day=ns(2) // DAY, until_day=ns(19) // DAY),
+    Filter(since_day=ns(3) // DAY, until_day=ns(10) // DAY),
+    Filter(until_day=ns(6) // DAY),
+    Filter(service="dbtool", since_day=ns(6) // DAY),
 ]
 
 
