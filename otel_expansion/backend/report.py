@@ -213,8 +213,8 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
     last_day = max(per_day, default=None)
     trend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     if last_day is not None:
-        recent = replace(f, since_day=max(last_day - 13, f.since_day if f.since_day is not None else last_day - 13))
-        for command, day, runs, _ in engine.invocations(recent, ["command", "day"]):
+        window = replace(f, since_day=max(last_day - 13, f.since_day if f.since_day is not None else last_day - 13))
+        for command, day, runs, _ in engine.invocations(window, ["command", "day"]):
             if day > last_day - 7:
                 trend[command][0] += runs
             elif day > last_day - 14:
