@@ -140,6 +140,21 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._guard(self._post)
 
+    def _store(self) -> Store:
+        """One store (SQLite connection) per client connection: keep-alive exporters reuse it."""
+        store: Store | None = getattr(self, "_open_store", None)
+        if store is None:
+            store = self._open_store = Store(self.server.db_path, self.server.limits, self.server.retention_days)
+        return store
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            store = getattr(self, "_open_store", None)
+            if store is not None:
+                store.close()
+
     def do_GET(self) -> None:
         self._guard(self._get)
 
@@ -268,8 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
             if batch_id is not None and len(batch_id) > _MAX_BATCH_ID:
                 logger.warning("ignoring a %d-character batch id header", len(batch_id))
                 batch_id = None
-            with Store(self.server.db_path, self.server.limits, self.server.retention_days) as store:
-                result = store.write(signal, resources, batch_id)
+            result = self._store().write(signal, resources, batch_id)
         except PayloadError as exc:
             logger.info("refused %s request: %s %s", signal, exc.status, exc.message)
             self._status(exc.status, exc.message, encoding)
@@ -384,17 +398,23 @@ def serve(
     ``engine`` makes the dashboard and /api/report read elsewhere (ClickHouse) instead of ``db_path``.
     """
     db_path = prepare_db_path(Path(db_path) if db_path is not None else default_db_path())
-    connect(db_path).close()  # create the schema now: an unwritable path fails here, not on first export
-    dashboard = Path(__file__).with_name("dashboard.html").read_bytes()
-    server = _Server(
-        (host, port),
-        db_path,
-        dashboard,
-        limits=limits or Limits(),
-        retention_days=retention_days,
-        allowed_hosts=allowed_hosts,
-        engine=engine,
-    )
+    # Create the schema now (an unwritable path fails here, not on first export), and keep this connection
+    # open while serving: the last connection to close checkpoints the whole WAL, which must not be every
+    # request's cost.
+    keeper = connect(db_path)
+    try:
+        server = _Server(
+            (host, port),
+            db_path,
+            Path(__file__).with_name("dashboard.html").read_bytes(),
+            limits=limits or Limits(),
+            retention_days=retention_days,
+            allowed_hosts=allowed_hosts,
+            engine=engine,
+        )
+    except BaseException:
+        keeper.close()
+        raise
     try:
         if stop is not None:
 
@@ -409,3 +429,4 @@ def serve(
         server.serve_forever(poll_interval=0.1)
     finally:
         server.server_close()
+        keeper.close()
