@@ -289,6 +289,68 @@ def bench_ingest(db: Path, senders: int, seconds: float, points: int) -> tuple[f
         server.wait(10)
 
 
+# ------------------------------------------------------------------------------------ ClickHouse (chDB)
+
+
+def bench_clickhouse(sizes: list[int]) -> None:
+    """The fleet report on the ClickHouse engine (chDB, in-process) over the exporter's own tables.
+
+    Rows are generated inside ClickHouse (``INSERT ... SELECT FROM numbers(N)``) with the same shape as
+    the SQLite data: one sum point and one histogram point per invocation. Needs the test extra (chdb).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.backend.chdb_loader import DATABASE, ChdbDatabase
+
+    first = FIRST_DAY * 86400
+    resource = (
+        "map('service.name', s, 'service.version', v, 'otel_expansion.installation.id', concat('inst-', toString(i)),"
+        " 'os.type', ['linux', 'linux', 'linux', 'darwin', 'windows', 'darwin'][i % 6 + 1])"
+    )
+    attrs = (
+        "map('cli.command.name', concat('command-', toString(least(15, intDiv(number % 97, 7)))),"
+        " 'cli.command.outcome', if(number % 14 = 0, 'error', 'success'))"
+    )
+    common = (
+        f" WITH number % {INSTALLATIONS} AS i, ['gitx', 'dbtool', 'deployer'][i % 3 + 1] AS s,"
+        f" ['1.0.0', '1.1.0', '1.2.0', '2.0.0'][intDiv(i, 3) % 4 + 1] AS v,"
+        f" {first} + (number * 7919) % ({DAYS} * 86400) AS t"
+    )
+    for size in sizes:
+        db = ChdbDatabase()
+        started = time.perf_counter()
+        db.session.query(
+            f"INSERT INTO {DATABASE}.otel_metrics_sum (ResourceAttributes, ServiceName, MetricName, Attributes,"
+            f" StartTimeUnix, TimeUnix, Value, AggregationTemporality, IsMonotonic){common}"
+            f" SELECT {resource}, s, 'cli.command.invocations', {attrs}, toDateTime(t - 1), toDateTime(t), 1, 1, true"
+            f" FROM numbers({size})"
+        )
+        bounds = "[" + ", ".join(str(b) for b in DURATION_BOUNDS) + "]"
+        db.session.query(
+            f"INSERT INTO {DATABASE}.otel_metrics_histogram (ResourceAttributes, ServiceName, MetricName, Attributes,"
+            " StartTimeUnix, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, Min, Max, AggregationTemporality)"
+            f"{common}, (number % 1000) / 400.0 AS d"
+            f" SELECT {resource}, s, 'cli.command.duration', {attrs}, toDateTime(t - 1), toDateTime(t), 1, d,"
+            f" arrayMap(j -> toUInt64(j = arrayFirstIndex(b -> d <= b, {bounds} || [inf])),"
+            f" range(1, {len(DURATION_BOUNDS) + 2})), {bounds}, d, d, 1 FROM numbers({size})"
+        )
+        load_s = time.perf_counter() - started
+        size_rows = db.run(
+            f"SELECT sum(data_compressed_bytes), sum(rows) FROM system.parts WHERE database = '{DATABASE}' AND active"
+        )
+        engine = db.engine()
+        samples = []
+        for _ in range(3):
+            begun = time.perf_counter()
+            report = report_from(engine, Filter())
+            samples.append(time.perf_counter() - begun)
+        assert report["totals"]["invocations"] == size
+        compressed, rows = size_rows[0]
+        print(f"ClickHouse (chDB) {size:>11,} invocations ({int(rows):,} rows, {int(compressed) / 2**20:,.0f} MiB"
+              f" compressed, {int(compressed) / max(1, int(rows)):.1f} B/row, generated in {load_s:.0f} s):"
+              f" full report {statistics.median(samples) * 1e3:.0f} ms")
+        db.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000,10000000", help="stored invocations to time reports at")
@@ -297,6 +359,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100, help="points per ingest request")
     parser.add_argument("--dir", help="where the databases go (default: a temporary directory)")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--clickhouse-sizes", default="", help="also time the report on chDB at these sizes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-backend-", dir=args.dir) as tmp:
         if not args.skip_ingest:
@@ -305,7 +369,7 @@ def main() -> None:
             print(f"ingest, {args.senders} senders x {args.points} points/request, {args.seconds:.0f} s:"
                   f" {rows:,.0f} rows/s, {requests:,.0f} requests/s, {errors} errors, server peak RSS {rss:.0f} MiB")
         baseline = None
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in () if args.skip_sqlite else (int(s) for s in args.sizes.split(",")):
             db = Path(tmp) / f"report-{size}.sqlite"
             started = time.perf_counter()
             groups = bulk_load(db, size)
@@ -319,6 +383,8 @@ def main() -> None:
                   + f"; all-time vs smallest size x{first / baseline:.2f}")
             for p in Path(tmp).glob(f"report-{size}.sqlite*"):
                 os.unlink(p)
+        if args.clickhouse_sizes:
+            bench_clickhouse([int(s) for s in args.clickhouse_sizes.split(",")])
 
 
 if __name__ == "__main__":
