@@ -244,6 +244,14 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
     for error_type, command, n in unhandled_rows:
         unhandled[_label(error_type)] += n
         error_commands[_label(error_type)][_label(command)] += n
+    errors_by_type = [
+        {
+            "error_type": error_type,
+            "count": _number(count),
+            "commands": [{"command": c, "count": _number(n)} for c, n in _ranked(error_commands[error_type])[:5]],
+        }
+        for error_type, count in _ranked(unhandled)
+    ]
     return {
         "generated_ns": now_ns,
         "filter": {
@@ -282,16 +290,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
         "errors": {
             "unhandled": _number(sum(unhandled.values())),
             "handled": _number(sum(handled.values())),
-            "by_type": [
-                {
-                    "error_type": error_type,
-                    "count": _number(count),
-                    "commands": [
-                        {"command": c, "count": _number(n)} for c, n in _ranked(error_commands[error_type])[:5]
-                    ],
-                }
-                for error_type, count in _ranked(unhandled)
-            ],
+            "by_type": errors_by_type,
             "handled_by_type": [{"error_type": t, "count": _number(n)} for t, n in _ranked(handled)],
             "by_command_version": [
                 {
@@ -307,6 +306,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
                 if e
             ],
         },
+        "errors_by_type": errors_by_type,  # kept from the first report shape (same as errors.by_type)
         "startup": _startup(engine, f),
         "sessions": sessions,
         "environment": _environment(engine, f, total),
