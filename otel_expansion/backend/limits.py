@@ -68,7 +68,8 @@ def _clip_json(text: str, limits: Limits, counts: Counter[str], what: str) -> st
 
 def _long(limits: Limits, *values: str | None) -> bool:
     """Whether any value might need cutting (cheap pre-check: most rows are short)."""
-    return any(v is not None and len(v) > limits.value_chars for v in values)
+    chars = limits.value_chars
+    return max(len(v) if v is not None else 0 for v in values) > chars
 
 
 def clip_resource(resource: ResourceData, limits: Limits, counts: Counter[str]) -> None:

@@ -425,7 +425,9 @@ class Store:
         ]
         cache: dict[tuple[str, str], str] = {}
         series_prefix = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        points = sorted(resource.points, key=lambda p: p.end_ns)
+        points = resource.points
+        if any(p.temporality == "cumulative" for p in points):  # differencing needs time order
+            points = sorted(points, key=lambda p: p.end_ns)
         for row in points:
             if row.kind not in ("sum", "gauge", "histogram"):
                 continue
