@@ -43,7 +43,7 @@ from otel_expansion.backend.paths import default_db_path, prepare_db_path
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.report import report_from
 from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Store, connect, open_readonly
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = ["BODY_TIMEOUT_S", "QueryError", "default_db_path", "parse_filter", "serve"]
 

@@ -20,7 +20,7 @@ from otel_expansion.backend.paths import BackendPathError, default_db_path, prep
 from otel_expansion.backend.report import build_report
 from otel_expansion.backend.server import BODY_TIMEOUT_S, serve
 from otel_expansion.backend.store import Store
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 from .conftest import LINUX, REMOTE_ADD, LiveServer, metrics_request, ns, sum_metric
 
