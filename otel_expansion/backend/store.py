@@ -390,9 +390,27 @@ class Store:
         return service, version
 
     def _dims(
-        self, service: str, row: PointRow, cache: dict[tuple[str, str], str], counts: Counter[str]
+        self, service: str, row: PointRow, cache: dict[Any, Any], counts: Counter[str]
     ) -> tuple[str, str, str, str]:
         label_key = LABELS.get(row.name)
+        if label_key is None:  # most points: the same few (command, outcome, error type) over and over
+            whole = (row.command, row.outcome, row.error_type)
+            known = cache.get(whole)
+            if known is None:
+                known = cache[whole] = self._admitted(service, row, None, "", cache, counts)
+            return known  # type: ignore[no-any-return]
+        raw_label = clip_value(as_string(json.loads(row.attributes).get(label_key)), self._limits, counts, "label")
+        return self._admitted(service, row, label_key, raw_label, cache, counts)
+
+    def _admitted(
+        self,
+        service: str,
+        row: PointRow,
+        label_key: str | None,
+        raw_label: str,
+        cache: dict[Any, Any],
+        counts: Counter[str],
+    ) -> tuple[str, str, str, str]:
         raw_label = ""
         if label_key is not None:
             raw_label = clip_value(as_string(json.loads(row.attributes).get(label_key)), self._limits, counts, "label")
@@ -423,7 +441,8 @@ class Store:
             (key, self._admit(service, key, clip_value(as_string(attrs.get(key)), self._limits, counts, key), counts))
             for key in ENVIRONMENT_KEYS
         ]
-        cache: dict[tuple[str, str], str] = {}
+        cache: dict[Any, Any] = {}
+        per_day: dict[int, float] = {}
         series_prefix = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         points = resource.points
         if any(p.temporality == "cumulative" for p in points):  # differencing needs time order
@@ -457,11 +476,13 @@ class Store:
             value = row.value or 0.0
             rollup.add_number(key, row.kind, value, row.end_ns, value if failed else 0.0)
             if row.name == INVOCATIONS:
-                for env_key, env_value in env:
-                    ekey = (day, service, version, env_key, env_value)
-                    rollup.env[ekey] = rollup.env.get(ekey, 0.0) + value
-                if installation and value > 0:
-                    rollup.active.add((day, service, version, installation))
+                per_day[day] = per_day.get(day, 0.0) + value
+        for day, value in per_day.items():  # the environment is the resource's: once per day, not per point
+            for env_key, env_value in env:
+                ekey = (day, service, version, env_key, env_value)
+                rollup.env[ekey] = rollup.env.get(ekey, 0.0) + value
+            if installation and value > 0:
+                rollup.active.add((day, service, version, installation))
 
     def _delta(self, prefix: str, row: PointRow) -> PointRow | None:
         """A cumulative point as the delta since the series' previous point (in full after a reset).
