@@ -127,6 +127,7 @@ class Rollup:
         bounds: list[float],
         counts: list[int],
         end_ns: int,
+        bounds_layout: str | None = None,
     ) -> None:
         self.kinds[key[0]] = "histogram"
         acc = self.metrics.get(key)
@@ -141,9 +142,13 @@ class Rollup:
         acc[6] = max(acc[6], end_ns)
         if not counts:
             return
-        bounds, counts = fold(bounds, counts)
+        if len(counts) > BUCKET_SLOTS or bounds_layout is None:
+            bounds, counts = fold(bounds, counts)
+            bounds_layout = layout(bounds)
+        else:
+            counts = counts[: len(bounds) + 1]
         metric, day, service, version, command, _outcome, _error, label = key
-        bkey = (metric, day, service, version, command, label, layout(bounds))
+        bkey = (metric, day, service, version, command, label, bounds_layout)
         slots = self.buckets.get(bkey)
         if slots is None:
             slots = self.buckets[bkey] = [0] * BUCKET_SLOTS

@@ -50,6 +50,7 @@ from otel_expansion.backend.rollup import (
     Rollup,
     as_string,
     bucket_of,
+    layout,
     weekly,
 )
 
@@ -442,6 +443,7 @@ class Store:
             for key in ENVIRONMENT_KEYS
         ]
         cache: dict[Any, Any] = {}
+        layouts: dict[str | None, tuple[list[float], str]] = {}
         per_day: dict[int, float] = {}
         series_prefix = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         points = resource.points
@@ -462,15 +464,20 @@ class Store:
                 outcome = error_type = ""
             key = (row.name, day, service, version, command, outcome, error_type, label)
             if row.kind == "histogram":
+                parsed = layouts.get(row.bounds)
+                if parsed is None:
+                    bounds = json.loads(row.bounds) if row.bounds else []
+                    parsed = layouts[row.bounds] = (bounds, layout(bounds))
                 rollup.add_histogram(
                     key,
                     row.samples or 0,
                     row.sum,
                     row.min,
                     row.max,
-                    json.loads(row.bounds) if row.bounds else [],
+                    parsed[0],
                     json.loads(row.bucket_counts) if row.bucket_counts else [],
                     row.end_ns,
+                    parsed[1],
                 )
                 continue
             value = row.value or 0.0
