@@ -8,6 +8,7 @@ Every section of the report must be equal, for every filter.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +111,26 @@ def test_time_filter_is_whole_utc_days(engines: tuple[SQLiteEngine, Any]) -> Non
     report = report_from(sqlite, Filter.from_ns(since_ns=ns(3, 23), until_ns=ns(9, 1)), now_ns=NOW)
     assert report["filter"] == {"service": None, "version": None, "since": "2024-05-03", "until": "2024-05-09"}
     assert report["totals"]["invocations"] == 40 + 5
+
+
+def test_long_bucket_layout_folds_the_same_on_both_engines(tmp_path: Path) -> None:
+    """A layout longer than the 32 kept buckets folds its tail into the last one, on either engine."""
+    from .conftest import LINUX, REMOTE_ADD, hist_metric, metrics_request
+
+    bounds = [float(b) for b in range(1, 41)]
+    counts = [1] * 41
+    request = metrics_request((LINUX, [hist_metric("cli.command.duration", bounds, [
+        (REMOTE_ADD, counts, 800.0, 0.5, 45.0, ns(1))])]))
+    chdb = ChdbDatabase()
+    with Store(tmp_path / "l.sqlite") as store:
+        store.write("metrics", flatten("metrics", request))
+    chdb.load("metrics", request)
+    sqlite = SQLiteEngine(open_readonly(tmp_path / "l.sqlite"))
+    try:
+        embedded = report_from(sqlite, Filter(), now_ns=NOW)["commands"]
+        fleet = report_from(chdb.engine(), Filter(), now_ns=NOW)["commands"]
+    finally:
+        sqlite.close()
+        chdb.close()
+    assert embedded == fleet
+    assert embedded[0]["p50_s"] == pytest.approx(20.5)  # rank 20.5 of 41 falls in (20, 21]
