@@ -282,3 +282,22 @@ def test_empty_store(tmp_path: Path) -> None:
     assert report["commands"] == [] and report["usage_by_day"] == [] and report["activity"] == []
     assert "Invocations 0" in render_report(report)
     assert not math.isnan(report["stored"]["spans"])
+
+
+def test_version_one_store_is_upgraded_with_its_rollups(tmp_path: Path) -> None:
+    """A store from before the rollups (schema 1: raw tables only) gets them derived once, on first open."""
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    load(db, known_data())
+    expected = build_report(db)
+    conn = sqlite3.connect(db)
+    for table in ("r_metric", "r_bucket", "r_env", "active", "active_count", "installations", "sessions",
+                  "r_session", "cumulative", "dim_values", "limits", "counters", "meta"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    upgraded = build_report(db)
+    for section in set(expected) - {"generated_ns"}:
+        assert upgraded[section] == expected[section], section
