@@ -299,7 +299,7 @@ def bench_clickhouse(sizes: list[int]) -> None:
     the SQLite data: one sum point and one histogram point per invocation. Needs the test extra (chdb).
     """
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.backend.chdb_loader import DATABASE, ChdbDatabase
+    from tests.backend.chdb_loader import ChdbDatabase
 
     first = FIRST_DAY * 86400
     resource = (
@@ -319,15 +319,15 @@ def bench_clickhouse(sizes: list[int]) -> None:
         db = ChdbDatabase()
         started = time.perf_counter()
         db.session.query(
-            f"INSERT INTO {DATABASE}.otel_metrics_sum (ResourceAttributes, ServiceName, MetricName, Attributes,"
+            f"INSERT INTO {db.database}.otel_metrics_sum (ResourceAttributes, ServiceName, MetricName, Attributes,"
             f" StartTimeUnix, TimeUnix, Value, AggregationTemporality, IsMonotonic){common}"
             f" SELECT {resource}, s, 'cli.command.invocations', {attrs}, toDateTime(t - 1), toDateTime(t), 1, 1, true"
             f" FROM numbers({size})"
         )
         bounds = "[" + ", ".join(str(b) for b in DURATION_BOUNDS) + "]"
         db.session.query(
-            f"INSERT INTO {DATABASE}.otel_metrics_histogram (ResourceAttributes, ServiceName, MetricName, Attributes,"
-            " StartTimeUnix, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, Min, Max, AggregationTemporality)"
+            f"INSERT INTO {db.database}.otel_metrics_histogram (ResourceAttributes, ServiceName, MetricName,"
+            " Attributes, StartTimeUnix, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, Min, Max, AggregationTemporality)"
             f"{common}, (number % 1000) / 400.0 AS d"
             f" SELECT {resource}, s, 'cli.command.duration', {attrs}, toDateTime(t - 1), toDateTime(t), 1, d,"
             f" arrayMap(j -> toUInt64(j = arrayFirstIndex(b -> d <= b, {bounds} || [inf])),"
@@ -335,7 +335,8 @@ def bench_clickhouse(sizes: list[int]) -> None:
         )
         load_s = time.perf_counter() - started
         size_rows = db.run(
-            f"SELECT sum(data_compressed_bytes), sum(rows) FROM system.parts WHERE database = '{DATABASE}' AND active"
+            "SELECT sum(data_compressed_bytes), sum(rows) FROM system.parts"
+            f" WHERE database = '{db.database}' AND active"
         )
         engine = db.engine()
         samples = []

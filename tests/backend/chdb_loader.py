@@ -17,6 +17,7 @@ from otel_expansion.backend.rollup import as_string
 from tests.backend.clickhouse_ddl import render
 
 DATABASE = "otel_expansion"
+_created = [0]
 _KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
 _STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
 
@@ -47,9 +48,12 @@ class ChdbDatabase:
     def __init__(self) -> None:
         from chdb import session
 
+        _created[0] += 1  # chDB sessions in one process share state: each instance gets its own database
+        self.database = f"{DATABASE}_{_created[0]}"
         self.session = session.Session()
-        self.session.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-        for statement in render(DATABASE):
+        self.session.query(f"DROP DATABASE IF EXISTS {self.database}")
+        self.session.query(f"CREATE DATABASE {self.database}")
+        for statement in render(self.database):
             self.session.query(statement)
 
     def run(self, sql: str) -> list[list[Any]]:
@@ -58,7 +62,7 @@ class ChdbDatabase:
         return list(json.loads(text)["data"]) if text.strip() else []
 
     def engine(self) -> ClickHouseEngine:
-        return ClickHouseEngine(self.run, DATABASE)
+        return ClickHouseEngine(self.run, self.database)
 
     def close(self) -> None:
         self.session.close()
@@ -112,4 +116,4 @@ class ChdbDatabase:
                             f" {_q(s.status.message)}, [], [], [], [], [], [], [])"
                         )
         for table, values in rows.items():
-            self.session.query(f"INSERT INTO {DATABASE}.{table} VALUES " + ", ".join(values))
+            self.session.query(f"INSERT INTO {self.database}.{table} VALUES " + ", ".join(values))

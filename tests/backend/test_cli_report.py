@@ -63,7 +63,7 @@ def clickhouse_http(loaded: tuple[Path, ChdbDatabase]) -> Iterator[tuple[str, li
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://user:secret@127.0.0.1:{server.server_address[1]}/?database=otel_expansion", seen
+    yield f"http://user:secret@127.0.0.1:{server.server_address[1]}/?database={chdb.database}", seen
     server.shutdown()
     server.server_close()
 
