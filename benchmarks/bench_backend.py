@@ -327,7 +327,8 @@ def bench_clickhouse(sizes: list[int]) -> None:
         bounds = "[" + ", ".join(str(b) for b in DURATION_BOUNDS) + "]"
         db.session.query(
             f"INSERT INTO {db.database}.otel_metrics_histogram (ResourceAttributes, ServiceName, MetricName,"
-            " Attributes, StartTimeUnix, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, Min, Max, AggregationTemporality)"
+            " Attributes, StartTimeUnix, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, Min, Max,"
+            " AggregationTemporality)"
             f"{common}, (number % 1000) / 400.0 AS d"
             f" SELECT {resource}, s, 'cli.command.duration', {attrs}, toDateTime(t - 1), toDateTime(t), 1, d,"
             f" arrayMap(j -> toUInt64(j = arrayFirstIndex(b -> d <= b, {bounds} || [inf])),"
