@@ -37,7 +37,7 @@ HANDLED = "cli.exceptions.handled"
 FEATURES = "cli.feature.usage"
 ACTIVITY = "cli.activity"
 EXPORT_DURATION = "otel_expansion.export.duration"
-STARTUP_METRICS = ("cli.startup.duration", "process.startup.duration")
+STARTUP_METRICS = ("cli.process.startup_time", "cli.startup.duration", "process.startup.duration")
 """Histograms of process start-up time (process start to the command's start), whichever name is sent."""
 SESSION_IDLE_NS = 30 * 60 * 10**9
 """A session with no command for this long is over (the SDK's rule); newer ones count as open."""

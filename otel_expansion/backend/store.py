@@ -281,9 +281,10 @@ class Store:
                     kept.append(resource)
                     continue
                 key = f"{bid}:{_digest(resource)}"
-                if key in keys or self._seen(key, signal):
+                if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
                     continue
                 keys.add(key)
+                keys.add(bid)  # a part of this batch split later (after a lost reply) is then known stored
                 kept.append(resource)
             spans = points = logs = 0
             rollup = Rollup()
@@ -659,6 +660,21 @@ def _backfill(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _ancestors(batch_id: str) -> list[str]:
+    """The batches a 413-split part came from: ``b.t1.m2`` -> ``b.t1``, ``b``.
+
+    A request stored whole whose reply was lost may be retried, refused as too large and split; its
+    parts must then count as already stored (the sender names parts ``<id>.t1``/``.m2``...).
+    """
+    out = []
+    while True:
+        head, dot, tail = batch_id.rpartition(".")
+        if not dot or len(tail) < 2 or tail[0] not in "mt" or not tail[1:].isdigit():
+            return out
+        out.append(head)
+        batch_id = head
 
 
 def _digest(resource: ResourceData) -> str:

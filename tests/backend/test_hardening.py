@@ -155,6 +155,15 @@ class TestDuplicates:
                 assert live_server.post("metrics", message, headers={BATCH_ID_HEADER: batch_id}).status == 200
         assert build_report(live_server.db_path)["totals"]["invocations"] == 9
 
+    def test_parts_of_a_batch_already_stored_are_duplicates(self, tmp_path: Path) -> None:
+        """Stored whole, reply lost, retried, refused as too large and split: the parts are not stored again."""
+        with Store(tmp_path / "d.sqlite") as store:
+            store.write("metrics", flatten("metrics", invocations("a", 6)), "b-9")
+            assert store.write("metrics", flatten("metrics", invocations("a", 2)), "b-9.m1").duplicates == 1
+            assert store.write("metrics", flatten("metrics", invocations("a", 4)), "b-9.m2.m1").duplicates == 1
+            store.write("traces", flatten("metrics", invocations("b", 3)), "b-9.t1")  # another signal: stored
+        assert build_report(tmp_path / "d.sqlite")["totals"]["invocations"] == 9
+
     def test_same_id_new_content_is_stored(self, tmp_path: Path) -> None:
         """The key is id + content digest: different content under one id is a different part."""
         with Store(tmp_path / "d.sqlite") as store:
