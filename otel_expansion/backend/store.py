@@ -668,7 +668,7 @@ def _ancestors(batch_id: str) -> list[str]:
     A request stored whole whose reply was lost may be retried, refused as too large and split; its
     parts must then count as already stored (the sender names parts ``<id>.t1``/``.m2``...).
     """
-    out = []
+    out: list[str] = []
     while True:
         head, dot, tail = batch_id.rpartition(".")
         if not dot or len(tail) < 2 or tail[0] not in "mt" or not tail[1:].isdigit():
