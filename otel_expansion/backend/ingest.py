@@ -259,8 +259,12 @@ def _attrs(key_values: Iterable[Any]) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in key_values}
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(attrs: Any) -> str:
-    return json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON (one encoder reused: json.dumps with options builds a new one per call)."""
+    return _ENCODER.encode(attrs)
 
 
 def _text(attrs: dict[str, Any], key: str) -> str | None:

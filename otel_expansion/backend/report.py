@@ -1,12 +1,11 @@
-"""The questions a CLI team asks of its telemetry, answered from the store as one JSON-ready dict.
+"""The questions a product team asks of its telemetry, answered by an engine as one JSON-ready dict.
 
-Metrics are the source of truth for counts (they exist at every collection level); spans add distinct
-session ids. Points are summed as deltas: the SDK sends delta temporality, and cumulative points are
-turned into deltas per series (resource, name, attributes) by subtracting the previous point with the
-same start time; a new start time or a decrease is a reset and counts in full. Min and max of a
-cumulative histogram cannot be differenced, so they stay the cumulative extremes (a wider range).
-Each point is dated by its end time (UTC days); the SDK merges runs into one point per send, so
-per-day usage is as fine as the send interval.
+Each section is one grouped query to an :class:`~otel_expansion.backend.query.Engine`: the embedded
+store's rollups (query.py) or the collector's ClickHouse tables (clickhouse.py); this module only merges
+the few rows that come back, so report time depends on the number of groups, not of stored rows.
+Metrics are the source of truth for counts (they exist at every collection level); sessions come from
+span session ids, open sessions included. Each point is dated by its end time (UTC days); the SDK
+merges runs into one point per send, so per-day usage is as fine as the send interval.
 
 Percentiles come from merged histogram buckets: every bucket is read as counts spread evenly over its
 range, so with one bucket layout this is the usual linear interpolation inside the bucket holding the
@@ -16,23 +15,35 @@ observed min/max, and estimates are clamped to [min, max].
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.backend.store import connect
+from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
+from otel_expansion.backend.rollup import ENVIRONMENT_KEYS
+from otel_expansion.backend.store import open_readonly
 
-__all__ = ["ENVIRONMENT_KEYS", "Histogram", "build_report", "render_report"]
+__all__ = ["ENVIRONMENT_KEYS", "STARTUP_METRICS", "Histogram", "build_report", "render_report", "report_from"]
 
-ENVIRONMENT_KEYS = ("os.type", "host.arch", "process.runtime.version", "service.version", "ci.detected")
 UNKNOWN = "(unknown)"
+DURATION = "cli.command.duration"
+ERRORS = "cli.command.errors"
+HANDLED = "cli.exceptions.handled"
+FEATURES = "cli.feature.usage"
+ACTIVITY = "cli.activity"
+EXPORT_DURATION = "otel_expansion.export.duration"
+STARTUP_METRICS = ("cli.process.startup_time", "cli.startup.duration", "process.startup.duration")
+"""Histograms of process start-up time (process start to the command's start), whichever name is sent."""
+SESSION_IDLE_NS = 30 * 60 * 10**9
+"""A session with no command for this long is over (the SDK's rule); newer ones count as open."""
+_HEALTH_SUMS = ("otel_expansion.export.attempts", "otel_expansion.export.failures", "otel_expansion.spool.dropped")
 _MAX_FILLED_DAYS = 400
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass(slots=True)
@@ -119,269 +130,260 @@ def _cdf(segments: list[tuple[float, float, int]], x: float, *, inclusive: bool)
     return total
 
 
-@dataclass(slots=True)
-class _Point:
-    resource_id: int
-    name: str
-    kind: str
-    attributes: dict[str, Any]
-    command: str | None
-    outcome: str | None
-    error_type: str | None
-    end_ns: int
-    value: float
-    count: int
-    sum: float | None
-    min: float | None
-    max: float | None
-    bounds: list[float]
-    buckets: list[int]
-
-
-_POINT_QUERY = """
-SELECT resource_id, name, kind, temporality, attributes, command, outcome, error_type, start_ns, end_ns,
-       value, count, sum, min, max, bounds, bucket_counts
-FROM metric_points
-WHERE kind IN ('sum', 'histogram', 'gauge')
-  AND (temporality = 'cumulative' OR ?1 IS NULL OR end_ns >= ?1)
-ORDER BY end_ns, id
-"""
-
-
-def _load_points(conn: Any, since_ns: int | None) -> list[_Point]:
-    out: list[_Point] = []
-    previous: dict[tuple[int, str, str], tuple[int, _Point]] = {}
-    for row in conn.execute(_POINT_QUERY, (since_ns,)):
-        (
-            rid,
-            name,
-            kind,
-            temporality,
-            attrs,
-            command,
-            outcome,
-            error_type,
-            start_ns,
-            end_ns,
-            value,
-            count,
-            total,
-            minimum,
-            maximum,
-            bounds,
-            buckets,
-        ) = row
-        point = _Point(
-            rid,
-            name,
-            kind,
-            json.loads(attrs),
-            command,
-            outcome,
-            error_type,
-            end_ns,
-            value or 0.0,
-            count or 0,
-            total,
-            minimum,
-            maximum,
-            json.loads(bounds) if bounds else [],
-            json.loads(buckets) if buckets else [],
-        )
-        if temporality == "cumulative" and kind != "gauge":
-            key = (rid, name, attrs)
-            last = previous.get(key)
-            previous[key] = (start_ns, point)
-            if last is not None and last[0] == start_ns:
-                point = _difference(point, last[1])
-        if since_ns is None or end_ns >= since_ns:
-            out.append(point)
+def _histograms(
+    bucket_rows: Iterable[tuple[Any, ...]], stat_rows: Iterable[tuple[Any, ...]], width: int
+) -> dict[tuple[Any, ...], Histogram]:
+    """Merge bucket rows ``(*key, lo, hi, n)`` and stat rows ``(*key, count, sum, min, max)`` per key."""
+    out: dict[tuple[Any, ...], Histogram] = defaultdict(Histogram)
+    for row in bucket_rows:
+        key, (lower, upper, n) = tuple(row[:width]), row[width:]
+        if n:
+            h = out[key]
+            edge = (float(lower), float(upper))
+            h.buckets[edge] = h.buckets.get(edge, 0) + int(n)
+    for row in stat_rows:
+        key, (count, total, minimum, maximum) = tuple(row[:width]), row[width:]
+        h = out[key]
+        h.count += int(count or 0)
+        h.sum += float(total or 0.0)
+        if minimum is not None and int(count or 0):
+            h.min = min(h.min, float(minimum))
+        if maximum is not None and int(count or 0):
+            h.max = max(h.max, float(maximum))
     return out
 
 
-def _difference(current: _Point, last: _Point) -> _Point:
-    """current - last for a cumulative series; the whole current point when the series was reset."""
-    if current.kind == "sum":
-        if current.value < last.value:
-            return current
-        return replace(current, value=current.value - last.value)
-    if current.count < last.count or current.bounds != last.bounds:
-        return current
-    buckets = [a - b for a, b in zip(current.buckets, last.buckets, strict=False)]
-    if any(n < 0 for n in buckets):
-        return current
-    total = None if current.sum is None or last.sum is None else current.sum - last.sum
-    return replace(current, count=current.count - last.count, sum=total, buckets=buckets)
+def _quantiles(h: Histogram | None) -> dict[str, float | None]:
+    if h is None:
+        return {"p50_s": None, "p95_s": None, "p99_s": None}
+    return {"p50_s": _round(h.quantile(0.5)), "p95_s": _round(h.quantile(0.95)), "p99_s": _round(h.quantile(0.99))}
+
+
+def _round(value: float | None) -> float | None:
+    """Twelve significant digits: both engines sum floats in different orders."""
+    return None if value is None else float(f"{value:.12g}")
+
+
+def _day_iso(day: int) -> str:
+    return (_EPOCH + timedelta(days=int(day))).isoformat()
+
+
+def _week_iso(week: int) -> str:
+    return (_EPOCH + timedelta(days=int(week) * 7 - 3)).isoformat()
 
 
 def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
-def _merge(points: Iterable[_Point]) -> Histogram:
-    histogram = Histogram()
-    for p in points:
-        histogram.add(p.bounds, p.buckets, p.count, p.sum, p.min, p.max)
-    return histogram
-
-
-def _day(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).date().isoformat()
+    return _round(part / whole) if whole else None
 
 
 def _label(value: Any) -> str:
-    if value is None:
-        return UNKNOWN
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return UNKNOWN if value in (None, "") else str(value)
 
 
 def _ranked(counts: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else value
+def _number(value: float | None) -> float | int:
+    value = float(value or 0.0)
+    return int(value) if value.is_integer() else _round(value) or 0.0
 
 
-def build_report(db_path: Path, since_ns: int | None = None) -> dict[str, Any]:
-    """Everything the terminal report and the dashboard show, computed in one read of the store."""
-    conn = connect(db_path)
+def build_report(db_path: Path, since_ns: int | None = None, **filters: Any) -> dict[str, Any]:
+    """The report from the embedded store at ``db_path`` (see :func:`report_from`)."""
+    engine = SQLiteEngine(open_readonly(db_path))
     try:
-        return _build(conn, since_ns)
+        return report_from(engine, Filter.from_ns(since_ns=since_ns, **filters))
     finally:
-        conn.close()
+        engine.close()
 
 
-def _build(conn: Any, since_ns: int | None) -> dict[str, Any]:
-    points = _load_points(conn, since_ns)
-    by_name: dict[str, list[_Point]] = defaultdict(list)
-    for p in points:
-        by_name[p.name].append(p)
-
-    invocations = by_name.get("cli.command.invocations", [])
-    total = sum(p.value for p in invocations)
-    errors = sum(p.value for p in invocations if p.outcome == "error")
-    durations = by_name.get("cli.command.duration", [])
-    all_durations = _merge(durations)
-
-    per_command: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    per_day: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    per_resource: dict[int, float] = defaultdict(float)
-    for p in invocations:
-        failed = p.value if p.outcome == "error" else 0.0
-        command = p.command or UNKNOWN
-        per_command[command][0] += p.value
-        per_command[command][1] += failed
-        per_day[_day(p.end_ns)][0] += p.value
-        per_day[_day(p.end_ns)][1] += failed
-        per_resource[p.resource_id] += p.value
-    duration_by_command: dict[str, list[_Point]] = defaultdict(list)
-    for p in durations:
-        duration_by_command[p.command or UNKNOWN].append(p)
+def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[str, Any]:
+    """Everything the terminal report and the dashboard show; each section is one engine query."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    commands_rows = engine.invocations(f, ["command"])
+    total = sum(r[1] for r in commands_rows)
+    errors = sum(r[2] for r in commands_rows)
+    duration_metric = [DURATION]
+    by_command = _histograms(
+        engine.buckets(f, duration_metric, ["command"]), engine.histogram_stats(f, duration_metric, ["command"]), 1
+    )
+    overall = _histograms(engine.buckets(f, duration_metric, []), engine.histogram_stats(f, duration_metric, []), 0)
+    per_day = {r[0]: (r[1], r[2]) for r in engine.invocations(f, ["day"])}
+    last_day = max(per_day, default=None)
+    trend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    if last_day is not None:
+        window = replace(f, since_day=max(last_day - 13, f.since_day if f.since_day is not None else last_day - 13))
+        for command, day, runs, _ in engine.invocations(window, ["command", "day"]):
+            if day > last_day - 7:
+                trend[command][0] += runs
+            elif day > last_day - 14:
+                trend[command][1] += runs
     commands = []
-    names = set(per_command) | set(duration_by_command)
-    for command in sorted(names, key=lambda c: (-per_command[c][0] if c in per_command else 0.0, c)):
-        runs, failed = per_command.get(command, (0.0, 0.0))
-        histogram = _merge(duration_by_command.get(command, []))
+    names = {r[0] for r in commands_rows} | {k[0] for k in by_command}
+    counts = {r[0]: (r[1], r[2]) for r in commands_rows}
+    for command in sorted(names, key=lambda c: (-counts.get(c, (0.0, 0.0))[0], c)):
+        runs, failed = counts.get(command, (0.0, 0.0))
+        recent, previous = trend.get(command, (0.0, 0.0))
         commands.append(
             {
-                "command": command,
+                "command": _label(command),
                 "invocations": _number(runs),
                 "errors": _number(failed),
                 "error_rate": _ratio(failed, runs),
-                "p50_s": histogram.quantile(0.5),
-                "p95_s": histogram.quantile(0.95),
+                **_quantiles(by_command.get((command,))),
+                "last_7_days": _number(recent),
+                "previous_7_days": _number(previous),
             }
         )
-
-    errors_by_type: dict[str, float] = defaultdict(float)
+    sessions = _sessions(engine, f, now_ns)
+    handled = {_label(r[0]): r[1] for r in engine.metric_sum(f, [HANDLED], ["error_type"])}
+    unhandled_rows = engine.metric_sum(f, [ERRORS], ["error_type", "command"])
+    unhandled: dict[str, float] = defaultdict(float)
     error_commands: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for p in by_name.get("cli.command.errors", []):
-        error_type = p.error_type or UNKNOWN
-        errors_by_type[error_type] += p.value
-        error_commands[error_type][p.command or UNKNOWN] += p.value
-
-    session_durations = _merge(by_name.get("cli.session.duration", []))
-    session_commands = _merge(by_name.get("cli.session.commands", []))
-    window = (since_ns,)
-    distinct_sessions = conn.execute(
-        "SELECT COUNT(DISTINCT session_id) FROM spans WHERE session_id IS NOT NULL"
-        " AND (?1 IS NULL OR start_ns >= ?1)",
-        window,
-    ).fetchone()[0]
-    installations = conn.execute(
-        "SELECT COUNT(DISTINCT installation_id) FROM resources WHERE installation_id IS NOT NULL AND id IN ("
-        " SELECT resource_id FROM metric_points WHERE ?1 IS NULL OR end_ns >= ?1"
-        " UNION SELECT resource_id FROM spans WHERE ?1 IS NULL OR start_ns >= ?1"
-        " UNION SELECT resource_id FROM logs WHERE ?1 IS NULL OR time_ns >= ?1)",
-        window,
-    ).fetchone()[0]
-
+    for error_type, command, n in unhandled_rows:
+        unhandled[_label(error_type)] += n
+        error_commands[_label(error_type)][_label(command)] += n
+    errors_by_type = [
+        {
+            "error_type": error_type,
+            "count": _number(count),
+            "commands": [{"command": c, "count": _number(n)} for c, n in _ranked(error_commands[error_type])[:5]],
+        }
+        for error_type, count in _ranked(unhandled)
+    ]
     return {
-        "generated_ns": time.time_ns(),
-        "since_ns": since_ns,
+        "generated_ns": now_ns,
+        "filter": {
+            "service": f.service,
+            "version": f.version,
+            "since": None if f.since_day is None else _day_iso(f.since_day),
+            "until": None if f.until_day is None else _day_iso(f.until_day),
+        },
+        "apps": [
+            {
+                "service": _label(s),
+                "version": _label(v),
+                "invocations": _number(n),
+                "errors": _number(e),
+                "first_day": _day_iso(first),
+                "last_day": _day_iso(last),
+            }
+            for s, v, n, e, first, last in sorted(engine.apps(f), key=lambda r: (str(r[0]), str(r[1])))
+        ],
         "totals": {
             "invocations": _number(total),
             "errors": _number(errors),
             "error_rate": _ratio(errors, total),
-            "sessions": distinct_sessions,
-            "installations": installations,
-            "p50_s": all_durations.quantile(0.5),
-            "p95_s": all_durations.quantile(0.95),
+            "installations": engine.installations(f),
+            "sessions": sessions["count"],
+            "open_sessions": sessions["open"],
+            **_quantiles(overall.get(())),
         },
         "commands": commands,
         "usage_by_day": _usage_by_day(per_day),
-        "errors_by_type": [
-            {
-                "error_type": error_type,
-                "count": _number(count),
-                "commands": [
-                    {"command": c, "count": _number(n)} for c, n in _ranked(error_commands[error_type])[:5]
-                ],
-            }
-            for error_type, count in _ranked(errors_by_type)
-        ],
-        "sessions": {
-            "count": session_durations.count,
-            "distinct_ids": distinct_sessions,
-            "median_duration_s": session_durations.quantile(0.5),
-            "p95_duration_s": session_durations.quantile(0.95),
-            "median_commands": session_commands.quantile(0.5),
-            "mean_commands": session_commands.mean(),
+        "active_installations": {
+            "daily": [{"day": _day_iso(d), "installations": int(n)} for d, n in sorted(engine.active(f, "day"))],
+            "weekly": [{"week": _week_iso(w), "installations": int(n)} for w, n in sorted(engine.active(f, "week"))],
         },
-        "environment": _environment(conn, per_resource, total),
-        "features": [
-            {"feature": name, "count": _number(n)}
-            for name, n in _ranked(_sum_by(by_name.get("cli.feature.usage", []), "feature.name"))
-        ],
-        "activity": _activity(by_name.get("cli.activity", [])),
-        "health": _health(by_name),
-        "stored": {
-            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("resources", "spans", "metric_points", "logs")
+        "versions": _versions(engine, f),
+        "errors": {
+            "unhandled": _number(sum(unhandled.values())),
+            "handled": _number(sum(handled.values())),
+            "by_type": errors_by_type,
+            "handled_by_type": [{"error_type": t, "count": _number(n)} for t, n in _ranked(handled)],
+            "by_command_version": [
+                {
+                    "command": _label(c),
+                    "version": _label(v),
+                    "invocations": _number(n),
+                    "errors": _number(e),
+                    "error_rate": _ratio(e, n),
+                }
+                for c, v, n, e in sorted(
+                    engine.invocations(f, ["command", "version"]), key=lambda r: (-r[3], -r[2], str(r[0]), str(r[1]))
+                )
+                if e
+            ],
         },
+        "errors_by_type": errors_by_type,  # kept from the first report shape (same as errors.by_type)
+        "startup": _startup(engine, f),
+        "sessions": sessions,
+        "environment": _environment(engine, f, total),
+        "features": _features(engine, f),
+        "activity": _activity(engine.metric_sum(f, [ACTIVITY], ["label"])),
+        "health": _health(engine, f),
+        "limits": [{"what": w, "count": int(n)} for w, n in sorted(engine.limits(f), key=lambda r: (-r[1], r[0]))],
+        "stored": engine.stored(),
     }
 
 
-def _sum_by(points: Iterable[_Point], attribute: str) -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for p in points:
-        out[_label(p.attributes.get(attribute))] += p.value
-    return out
+def _versions(engine: Engine, f: Filter) -> dict[str, Any]:
+    rows = engine.invocations(f, ["version"])
+    metric = [DURATION]
+    hist = _histograms(engine.buckets(f, metric, ["version"]), engine.histogram_stats(f, metric, ["version"]), 1)
+    return {
+        "by_version": [
+            {
+                "version": _label(v),
+                "invocations": _number(n),
+                "errors": _number(e),
+                "error_rate": _ratio(e, n),
+                **_quantiles(hist.get((v,))),
+            }
+            for v, n, e in sorted(rows, key=lambda r: (-r[1], str(r[0])))
+        ],
+        "adoption": [
+            {"day": _day_iso(d), "version": _label(v), "invocations": _number(n)}
+            for d, v, n, _ in sorted(engine.invocations(f, ["day", "version"]), key=lambda r: (r[0], str(r[1])))
+        ],
+    }
 
 
-def _usage_by_day(per_day: dict[str, list[float]]) -> list[dict[str, Any]]:
+def _startup(engine: Engine, f: Filter) -> dict[str, Any]:
+    metrics = list(STARTUP_METRICS)
+    overall = _histograms(engine.buckets(f, metrics, []), engine.histogram_stats(f, metrics, []), 0).get(())
+    by_version = _histograms(
+        engine.buckets(f, metrics, ["version"]), engine.histogram_stats(f, metrics, ["version"]), 1
+    )
+    return {
+        "count": overall.count if overall else 0,
+        **_quantiles(overall),
+        "by_version": [
+            {"version": _label(k[0]), "count": h.count, **_quantiles(h)}
+            for k, h in sorted(by_version.items(), key=lambda kv: str(kv[0][0]))
+        ],
+    }
+
+
+def _sessions(engine: Engine, f: Filter, now_ns: int) -> dict[str, Any]:
+    hists: dict[str, Histogram] = defaultdict(Histogram)
+    for kind, lower, upper, n in engine.sessions(f):
+        h = hists[kind]
+        h.buckets[(float(lower), float(upper))] = h.buckets.get((float(lower), float(upper)), 0) + int(n)
+        h.count += int(n)
+    length, commands = hists.get("length_s"), hists.get("commands")
+    for closed in (length, commands):
+        if closed is not None:
+            closed.min = 0.0  # only buckets are kept: open-ended edges close at 0 and at the last bound
+    return {
+        "count": length.count if length else 0,
+        "open": engine.open_sessions(f, now_ns - SESSION_IDLE_NS),
+        "median_length_s": _round(length.quantile(0.5)) if length else None,
+        "p95_length_s": _round(length.quantile(0.95)) if length else None,
+        "median_commands": _round(commands.quantile(0.5)) if commands else None,
+        "p95_commands": _round(commands.quantile(0.95)) if commands else None,
+    }
+
+
+def _usage_by_day(per_day: dict[int, tuple[float, float]]) -> list[dict[str, Any]]:
     if not per_day:
         return []
-    days = sorted(per_day)
-    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
-    if (last - first).days < _MAX_FILLED_DAYS:  # a continuous axis: days without use show as zero
-        days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    first, last = min(per_day), max(per_day)
+    days = range(first, last + 1) if last - first < _MAX_FILLED_DAYS else sorted(per_day)
     return [
         {
-            "day": day,
+            "day": _day_iso(day),
             "invocations": _number(per_day[day][0]) if day in per_day else 0,
             "errors": _number(per_day[day][1]) if day in per_day else 0,
         }
@@ -389,13 +391,11 @@ def _usage_by_day(per_day: dict[str, list[float]]) -> list[dict[str, Any]]:
     ]
 
 
-def _environment(conn: Any, per_resource: dict[int, float], total: float) -> dict[str, list[dict[str, Any]]]:
+def _environment(engine: Engine, f: Filter, total: float) -> dict[str, list[dict[str, Any]]]:
     weights: dict[str, dict[str, float]] = {key: defaultdict(float) for key in ENVIRONMENT_KEYS}
-    stored = dict(conn.execute("SELECT id, attributes FROM resources"))
-    for rid, runs in per_resource.items():
-        attrs = json.loads(stored[rid]) if rid in stored else {}
-        for key in ENVIRONMENT_KEYS:
-            weights[key][_label(attrs.get(key))] += runs
+    for key, value, n in engine.environment(f):
+        if key in weights:
+            weights[key][_label(value)] += n
     return {
         key: [
             {"value": value, "invocations": _number(n), "share": _ratio(n, total)}
@@ -405,42 +405,61 @@ def _environment(conn: Any, per_resource: dict[int, float], total: float) -> dic
     }
 
 
-def _activity(points: list[_Point]) -> list[float | int]:
-    if not points:
+def _features(engine: Engine, f: Filter) -> list[dict[str, Any]]:
+    rows = engine.metric_sum(f, [FEATURES], ["label", "day"])
+    totals: dict[str, float] = defaultdict(float)
+    per_day: dict[str, dict[int, float]] = defaultdict(dict)
+    for label, day, n in rows:
+        totals[_label(label)] += n
+        per_day[_label(label)][day] = per_day[_label(label)].get(day, 0.0) + n
+    last = max((r[1] for r in rows), default=0)
+    return [
+        {
+            "feature": name,
+            "count": _number(n),
+            "last_7_days": _number(sum(v for d, v in per_day[name].items() if d > last - 7)),
+            "previous_7_days": _number(sum(v for d, v in per_day[name].items() if last - 14 < d <= last - 7)),
+        }
+        for name, n in _ranked(totals)
+    ]
+
+
+def _activity(rows: list[tuple[Any, ...]]) -> list[float | int]:
+    if not rows:
         return []
     hours = [0.0] * 168
-    for p in points:
-        hour = p.attributes.get("activity.hour_of_week")
-        if isinstance(hour, int) and not isinstance(hour, bool) and 0 <= hour < 168:
-            hours[hour] += p.value
+    for label, n in rows:
+        try:
+            hour = int(label)
+        except (TypeError, ValueError):
+            continue
+        if 0 <= hour < 168:
+            hours[hour] += n
     return [_number(n) for n in hours]
 
 
-def _health(by_name: dict[str, list[_Point]]) -> dict[str, Any]:
-    attempts = sum(p.value for p in by_name.get("otel_expansion.export.attempts", []))
-    failures = sum(p.value for p in by_name.get("otel_expansion.export.failures", []))
-    dropped = _sum_by(by_name.get("otel_expansion.spool.dropped", []), "reason")
-    export_duration = _merge(by_name.get("otel_expansion.export.duration", []))
-    metrics = []
-    for name in sorted(n for n in by_name if n.startswith("otel_expansion.")):
-        series = by_name[name]
-        kind = series[-1].kind
-        if kind == "histogram":
-            value: float = sum(p.count for p in series)
-        elif kind == "gauge":
-            value = max(series, key=lambda p: p.end_ns).value
-        else:
-            value = sum(p.value for p in series)
-        metrics.append({"name": name, "kind": kind, "value": _number(value)})
+def _health(engine: Engine, f: Filter) -> dict[str, Any]:
+    sums = {(m, label): n for m, label, n in engine.metric_sum(f, list(_HEALTH_SUMS), ["metric", "label"])}
+    attempts = sum(n for (m, _), n in sums.items() if m == "otel_expansion.export.attempts")
+    failures = sum(n for (m, _), n in sums.items() if m == "otel_expansion.export.failures")
+    dropped: dict[str, float] = defaultdict(float)
+    for (m, label), n in sums.items():
+        if m == "otel_expansion.spool.dropped":
+            dropped[_label(label)] += n
+    metric = [EXPORT_DURATION]
+    export = _histograms(engine.buckets(f, metric, []), engine.histogram_stats(f, metric, []), 0).get(())
     return {
         "export_attempts": _number(attempts),
         "export_failures": _number(failures),
         "export_failure_rate": _ratio(failures, attempts),
-        "export_duration_p50_s": export_duration.quantile(0.5),
-        "export_duration_p95_s": export_duration.quantile(0.95),
+        "export_duration_p50_s": _round(export.quantile(0.5)) if export else None,
+        "export_duration_p95_s": _round(export.quantile(0.95)) if export else None,
         "spool_dropped": _number(sum(dropped.values())),
         "spool_dropped_by_reason": [{"reason": r, "count": _number(n)} for r, n in _ranked(dropped)],
-        "metrics": metrics,
+        "metrics": [
+            {"name": name, "kind": kind, "value": _number(value)}
+            for name, kind, value in sorted(engine.metric_totals(f, "otel_expansion."))
+        ],
     }
 
 
@@ -490,28 +509,46 @@ _UNSAFE_FOR_TERMINALS = {c: "?" for c in [*range(0x00, 0x09), *range(0x0B, 0x20)
                                           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 
+def _scope(report: dict[str, Any]) -> str:
+    f = report["filter"]
+    parts = [f["service"] or "all apps"]
+    if f["version"]:
+        parts.append(f"version {f['version']}")
+    if f["since"] or f["until"]:
+        parts.append(f"{f['since'] or 'start'} .. {f['until'] or 'today'} (UTC days)")
+    else:
+        parts.append("all time")
+    return ", ".join(parts)
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The report as plain text for a terminal: aligned tables, no colour, no width assumptions."""
     totals = report["totals"]
-    since = report.get("since_ns")
-    scope = (
-        "all time"
-        if since is None
-        else "since " + datetime.fromtimestamp(since / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    )
     out = [
-        f"otel-expansion report ({scope})",
+        f"otel-expansion report ({_scope(report)})",
         "",
         f"Invocations {_count(totals['invocations'])}  errors {_count(totals['errors'])}"
-        f" ({_percent(totals['error_rate'])})  sessions {totals['sessions']}"
-        f"  installations {totals['installations']}"
-        f"  duration p50 {_duration(totals['p50_s'])} p95 {_duration(totals['p95_s'])}",
+        f" ({_percent(totals['error_rate'])})  installations {totals['installations']}"
+        f"  sessions {totals['sessions']} ({totals['open_sessions']} open)"
+        f"  duration p50 {_duration(totals['p50_s'])} p95 {_duration(totals['p95_s'])}"
+        f" p99 {_duration(totals['p99_s'])}",
     ]
+    if len(report["apps"]) > 1 or (report["filter"]["service"] is None and report["apps"]):
+        out += ["", "Apps and versions"]
+        out += _table(
+            ["app", "version", "runs", "errors", "first day", "last day"],
+            [
+                [a["service"], a["version"], _count(a["invocations"]), _count(a["errors"]), a["first_day"],
+                 a["last_day"]]
+                for a in report["apps"][:30]
+            ],
+            "llrrll",
+        )
     commands = report["commands"]
     if commands:
-        out += ["", "Top commands"]
+        out += ["", "Top commands (trend: last 7 days vs the 7 before)"]
         out += _table(
-            ["command", "runs", "errors", "error rate", "p50", "p95"],
+            ["command", "runs", "errors", "error rate", "p50", "p95", "p99", "7d", "prev 7d"],
             [
                 [
                     c["command"],
@@ -520,43 +557,94 @@ def render_report(report: dict[str, Any]) -> str:
                     _percent(c["error_rate"]),
                     _duration(c["p50_s"]),
                     _duration(c["p95_s"]),
+                    _duration(c["p99_s"]),
+                    _count(c["last_7_days"]),
+                    _count(c["previous_7_days"]),
                 ]
                 for c in commands[:20]
+            ],
+        )
+    versions = report["versions"]["by_version"]
+    if versions:
+        out += ["", "Versions"]
+        out += _table(
+            ["version", "runs", "errors", "error rate", "p50", "p95", "p99"],
+            [
+                [
+                    v["version"],
+                    _count(v["invocations"]),
+                    _count(v["errors"]),
+                    _percent(v["error_rate"]),
+                    _duration(v["p50_s"]),
+                    _duration(v["p95_s"]),
+                    _duration(v["p99_s"]),
+                ]
+                for v in versions[:20]
             ],
         )
     days = report["usage_by_day"]
     if days:
         peak = max(d["invocations"] for d in days) or 1
+        active = {a["day"]: a["installations"] for a in report["active_installations"]["daily"]}
         out += ["", "Usage by day (UTC)"]
         out += _table(
-            ["day", "runs", "errors", ""],
+            ["day", "runs", "errors", "active installs", ""],
             [
                 [
                     d["day"],
                     _count(d["invocations"]),
                     _count(d["errors"]),
+                    str(active.get(d["day"], 0)),
                     "#" * round(30 * d["invocations"] / peak),
                 ]
                 for d in days[-31:]
             ],
-            "lrrl",
+            "lrrrl",
         )
-    if report["errors_by_type"]:
-        out += ["", "Errors by type"]
+    weekly = report["active_installations"]["weekly"]
+    if weekly:
+        out.append("Active installations per week: " + ", ".join(
+            f"{w['week']} {w['installations']}" for w in weekly[-8:]))
+    errors = report["errors"]
+    if errors["by_type"] or errors["handled_by_type"]:
+        out += ["", f"Errors: {_count(errors['unhandled'])} failed commands, {_count(errors['handled'])} handled"
+                " exceptions (record_exception)"]
         out += _table(
-            ["error.type", "count", "top commands"],
+            ["error.type", "failed", "top commands"],
             [
                 [e["error_type"], _count(e["count"]), ", ".join(c["command"] for c in e["commands"][:3])]
-                for e in report["errors_by_type"][:15]
+                for e in errors["by_type"][:15]
             ],
             "lrl",
         )
-    sessions = report["sessions"]
-    if sessions["count"] or sessions["distinct_ids"]:
+        if errors["handled_by_type"]:
+            out += _table(
+                ["handled error.type", "count"],
+                [[e["error_type"], _count(e["count"])] for e in errors["handled_by_type"][:10]],
+            )
+    if errors["by_command_version"]:
+        out += ["", "Error rate by command and version"]
+        out += _table(
+            ["command", "version", "runs", "errors", "error rate"],
+            [
+                [e["command"], e["version"], _count(e["invocations"]), _count(e["errors"]), _percent(e["error_rate"])]
+                for e in errors["by_command_version"][:15]
+            ],
+            "llrrr",
+        )
+    startup = report["startup"]
+    if startup["count"]:
         out += [
             "",
-            f"Sessions: {sessions['count']} ended ({sessions['distinct_ids']} distinct ids seen),"
-            f" median duration {_duration(sessions['median_duration_s'])},"
+            f"Start-up time: {startup['count']} runs, p50 {_duration(startup['p50_s'])},"
+            f" p95 {_duration(startup['p95_s'])}, p99 {_duration(startup['p99_s'])}",
+        ]
+    sessions = report["sessions"]
+    if sessions["count"]:
+        out += [
+            "",
+            f"Sessions: {sessions['count']} ({sessions['open']} open), median length"
+            f" {_duration(sessions['median_length_s'])} (p95 {_duration(sessions['p95_length_s'])}),"
             f" median commands {_count(sessions['median_commands'])}",
         ]
     environment = report["environment"]
@@ -568,13 +656,17 @@ def render_report(report: dict[str, Any]) -> str:
     if report["features"]:
         out += ["", "Feature usage"]
         out += _table(
-            ["feature", "count"], [[f["feature"], _count(f["count"])] for f in report["features"][:20]]
+            ["feature", "count", "7d", "prev 7d"],
+            [
+                [f["feature"], _count(f["count"]), _count(f["last_7_days"]), _count(f["previous_7_days"])]
+                for f in report["features"][:20]
+            ],
         )
     health = report["health"]
     out += [
         "",
         f"Self-health: export attempts {_count(health['export_attempts'])}, failures"
-        f" {_count(health['export_failures'])} ({_percent(health['export_failure_rate'])}), export p50"
+        f" {_count(health['export_failures'])} ({_percent(health['export_failure_rate'])}), export latency p50"
         f" {_duration(health['export_duration_p50_s'])} p95 {_duration(health['export_duration_p95_s'])},"
         f" spool dropped {_count(health['spool_dropped'])}"
         + (
@@ -585,6 +677,8 @@ def render_report(report: dict[str, Any]) -> str:
             + ")"
         ),
     ]
+    if report["limits"]:
+        out.append("Ingest limits applied: " + ", ".join(f"{x['what']} {x['count']}" for x in report["limits"]))
     stored = report["stored"]
     out.append(
         f"Stored: {stored['spans']} spans, {stored['metric_points']} metric points,"

@@ -4,20 +4,24 @@ Stdlib ``http.server`` on purpose: no framework to install, one thread per conne
 request opens its own SQLite connection (WAL lets writers and readers overlap). Every handler answers
 something: errors the client caused get 4xx with a google.rpc.Status body (as OTLP/HTTP requires),
 anything else 500 with a short message; a busy database gets 503 + Retry-After, which OTLP exporters
-retry. There is no authentication, so the default bind address is loopback.
+retry. There is no authentication, so the default bind address is loopback, and the Host header must
+name the bound address (or ``localhost`` on loopback, or a name given with ``allowed_hosts``): a page
+on another site that rebinds its DNS name to 127.0.0.1 cannot read the report. A body that stops short
+of its Content-Length gets 400 after ``BODY_TIMEOUT_S`` of silence instead of holding a thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
-import os
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -34,11 +38,19 @@ from otel_expansion.backend.ingest import (
     flatten,
     media_type,
 )
-from otel_expansion.backend.report import build_report
-from otel_expansion.backend.store import Store, connect
+from otel_expansion.backend.limits import Limits
+from otel_expansion.backend.paths import default_db_path, prepare_db_path
+from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
+from otel_expansion.backend.report import report_from
+from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Store, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
-__all__ = ["default_db_path", "serve"]
+__all__ = ["BODY_TIMEOUT_S", "QueryError", "default_db_path", "parse_filter", "serve"]
+
+BODY_TIMEOUT_S = 2.0
+"""Longest silence while reading a request body before answering 400."""
+_QUERY_KEYS = frozenset({"service", "version", "since", "until", "since_ns", "until_ns", "days"})
+_MAX_NS = 2**63 - 1
 
 logger = logging.getLogger("otel_expansion.backend.server")
 
@@ -51,21 +63,66 @@ _CSP = (
 )
 
 
-def default_db_path() -> Path:
-    """Per-user data directory: $XDG_DATA_HOME (or ~/.local/share)/otel-expansion/backend.sqlite."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "otel-expansion" / "backend.sqlite"
+class QueryError(ValueError):
+    """A report query parameter that cannot be used (answered with 400)."""
+
+
+def _allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str] | None:
+    """Host header names accepted for a bind address; None means any IP literal (wildcard bind)."""
+    names = {h.lower().strip("[]") for h in extra}
+    bare = host.strip("[]").lower()
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        return frozenset({bare, *names})
+    if address.is_unspecified:
+        return None
+    names.add(str(address))
+    if address.is_loopback:
+        names.update({"localhost", "127.0.0.1", "::1"})
+    return frozenset(names)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], db_path: Path, dashboard: bytes) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        db_path: Path,
+        dashboard: bytes,
+        *,
+        limits: Limits,
+        retention_days: float,
+        allowed_hosts: tuple[str, ...],
+        engine: Callable[[], Engine] | None,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.db_path = db_path
         self.dashboard = dashboard
+        self.limits = limits
+        self.retention_days = retention_days
+        self.hosts = _allowed_hosts(address[0], allowed_hosts)
+        self.extra_hosts = frozenset(h.lower() for h in allowed_hosts) | {socket.gethostname().lower()}
+        self.engine = engine or (lambda: SQLiteEngine(open_readonly(db_path)))
         super().__init__(address, _Handler)
+
+    def host_allowed(self, header: str | None) -> bool:
+        if not header:
+            return False
+        name = header.strip().lower()
+        if name.startswith("["):
+            name = name[1 : name.find("]")] if "]" in name else name
+        elif name.count(":") == 1:
+            name = name.rsplit(":", 1)[0]
+        if self.hosts is not None:
+            return name in self.hosts
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return name in self.extra_hosts or name == "localhost"
+        return True
 
     def handle_error(self, request: object, client_address: object) -> None:
         logger.warning("connection from %s failed", client_address, exc_info=True)
@@ -83,6 +140,21 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._guard(self._post)
 
+    def _store(self) -> Store:
+        """One store (SQLite connection) per client connection: keep-alive exporters reuse it."""
+        store: Store | None = getattr(self, "_open_store", None)
+        if store is None:
+            store = self._open_store = Store(self.server.db_path, self.server.limits, self.server.retention_days)
+        return store
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            store = getattr(self, "_open_store", None)
+            if store is not None:
+                store.close()
+
     def do_GET(self) -> None:
         self._guard(self._get)
 
@@ -91,6 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _guard(self, handler: Callable[[], None]) -> None:
         self._responded = False
         try:
+            if not self.server.host_allowed(self.headers.get("Host")):
+                self.close_connection = True
+                self._send(403, b"unexpected Host header\n", "text/plain")
+                return
             handler()
         except Exception as exc:
             logger.exception("%s %s failed", self.command, self.path)
@@ -138,13 +214,29 @@ class _Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             raise PayloadError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(length)
+        self.connection.settimeout(BODY_TIMEOUT_S)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        finally:
+            self.connection.settimeout(self.timeout)
         if len(body) != length:
             self.close_connection = True
             raise PayloadError(400, "body shorter than Content-Length")
         return body
 
     def _read_chunked(self) -> bytes:
+        self.connection.settimeout(BODY_TIMEOUT_S)
+        try:
+            return self._read_chunks()
+        except TimeoutError:
+            self.close_connection = True
+            raise PayloadError(400, "truncated chunked body") from None
+        finally:
+            self.connection.settimeout(self.timeout)
+
+    def _read_chunks(self) -> bytes:
         body = bytearray()
         while True:
             line = self.rfile.readline(1024)
@@ -191,8 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
             if batch_id is not None and len(batch_id) > _MAX_BATCH_ID:
                 logger.warning("ignoring a %d-character batch id header", len(batch_id))
                 batch_id = None
-            with Store(self.server.db_path) as store:
-                result = store.write(signal, resources, batch_id)
+            result = self._store().write(signal, resources, batch_id)
         except PayloadError as exc:
             logger.info("refused %s request: %s %s", signal, exc.status, exc.message)
             self._status(exc.status, exc.message, encoding)
@@ -222,8 +313,17 @@ class _Handler(BaseHTTPRequestHandler):
                 {"Cache-Control": "no-store", "Content-Security-Policy": _CSP},
             )
         elif url.path == "/api/report":
-            since_ns = _since(parse_qs(url.query))
-            report = build_report(self.server.db_path, since_ns)
+            try:
+                query_filter = parse_filter(parse_qs(url.query, keep_blank_values=True), time.time_ns())
+            except QueryError as exc:
+                body = json.dumps({"error": str(exc)}).encode()
+                self._send(400, body, "application/json", {"Cache-Control": "no-store"})
+                return
+            engine = self.server.engine()
+            try:
+                report = report_from(engine, query_filter)
+            finally:
+                engine.close()
             body = json.dumps(report, allow_nan=False, separators=(",", ":")).encode()
             self._send(200, body, "application/json", {"Cache-Control": "no-store"})
         elif url.path == "/healthz":
@@ -234,18 +334,51 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
 
 
-def _since(query: dict[str, list[str]]) -> int | None:
-    """?since_ns=N or ?days=N (floats allowed); anything unparsable means all time."""
+def _instant(name: str, text: str) -> int:
+    """Nanoseconds from an integer, an ISO date (UTC day start) or an ISO date-time."""
+    text = text.strip()
     try:
-        if "since_ns" in query:
-            return int(query["since_ns"][0])
-        if "days" in query:
-            days = float(query["days"][0])
-            if days > 0:
-                return time.time_ns() - int(days * 86400e9)
+        if text.lstrip("-").isdigit():
+            value = int(text)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            value = int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
     except (ValueError, OverflowError):
-        pass
-    return None
+        raise QueryError(f"{name}: not a date, date-time or nanosecond count: {text[:40]!r}") from None
+    if not 0 <= value <= _MAX_NS:
+        raise QueryError(f"{name}: out of range")
+    return value
+
+
+def parse_filter(query: dict[str, list[str]], now_ns: int) -> Filter:
+    """The report filter from query parameters; anything unusable raises QueryError (a 400)."""
+    unknown = sorted(set(query) - _QUERY_KEYS)
+    if unknown:
+        raise QueryError(f"unknown parameter {unknown[0][:40]!r}")
+    if any(len(values) > 1 for values in query.values()):
+        raise QueryError("each parameter may be given once")
+    one = {key: values[0] for key, values in query.items()}
+    for key in ("service", "version"):
+        if len(one.get(key, "")) > 1024:
+            raise QueryError(f"{key}: too long")
+    since = until = None
+    if one.get("since") or one.get("since_ns"):
+        since = _instant("since", one.get("since") or one["since_ns"])
+    if one.get("until") or one.get("until_ns"):
+        until = _instant("until", one.get("until") or one["until_ns"])
+    if one.get("days"):
+        try:
+            days = float(one["days"])
+        except ValueError:
+            raise QueryError("days: not a number") from None
+        if not 0 < days <= 36600:
+            raise QueryError("days: must be between 0 and 36600")
+        since = max(0, now_ns - int(days * 86400e9))
+    if since is not None and until is not None and since > until:
+        raise QueryError("since is after until")
+    return Filter.from_ns(one.get("service"), one.get("version"), since, until)
 
 
 def serve(
@@ -255,12 +388,33 @@ def serve(
     *,
     ready: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    limits: Limits | None = None,
+    retention_days: float = DEFAULT_RETENTION_DAYS,
+    allowed_hosts: tuple[str, ...] = (),
+    engine: Callable[[], Engine] | None = None,
 ) -> None:
-    """Run the receiver and dashboard until ``stop`` is set (or forever); ``ready`` gets the bound port."""
-    db_path = Path(db_path) if db_path is not None else default_db_path()
-    connect(db_path).close()  # create the schema now: an unwritable path fails here, not on first export
-    dashboard = Path(__file__).with_name("dashboard.html").read_bytes()
-    server = _Server((host, port), db_path, dashboard)
+    """Run the receiver and dashboard until ``stop`` is set (or forever); ``ready`` gets the bound port.
+
+    ``engine`` makes the dashboard and /api/report read elsewhere (ClickHouse) instead of ``db_path``.
+    """
+    db_path = prepare_db_path(Path(db_path) if db_path is not None else default_db_path())
+    # Create the schema now (an unwritable path fails here, not on first export), and keep this connection
+    # open while serving: the last connection to close checkpoints the whole WAL, which must not be every
+    # request's cost.
+    keeper = connect(db_path)
+    try:
+        server = _Server(
+            (host, port),
+            db_path,
+            Path(__file__).with_name("dashboard.html").read_bytes(),
+            limits=limits or Limits(),
+            retention_days=retention_days,
+            allowed_hosts=allowed_hosts,
+            engine=engine,
+        )
+    except BaseException:
+        keeper.close()
+        raise
     try:
         if stop is not None:
 
@@ -275,3 +429,4 @@ def serve(
         server.serve_forever(poll_interval=0.1)
     finally:
         server.server_close()
+        keeper.close()

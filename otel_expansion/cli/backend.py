@@ -1,27 +1,46 @@
-"""``otel-expansion backend serve`` and ``otel-expansion report``: the embedded analytics backend."""
+"""``otel-expansion backend serve`` and ``otel-expansion report``: the embedded analytics backend.
+
+The report runs against the embedded SQLite store (opened read-only; a database that is not ours is
+refused untouched) or, with ``--clickhouse``, against the tables the collector's ClickHouse exporter writes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import os
+import time
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.cli.common import EXIT_OK, CliError, base_dir, port_free, require_tables
+from otel_expansion.cli.common import EXIT_OK, CliError, port_free
 
 
-def default_db() -> str:
-    return os.path.join(os.path.dirname(base_dir()), "backend", "telemetry.sqlite")
+def _backend_db(args: argparse.Namespace) -> Path:
+    from otel_expansion.backend.paths import default_db_path
+
+    return Path(args.db).expanduser() if args.db else default_db_path()
+
+
+def _clickhouse_engine(url: str) -> Any:
+    from otel_expansion.backend.clickhouse import ClickHouseEngine, http_runner
+
+    try:
+        return ClickHouseEngine(http_runner(url))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from otel_expansion.backend.limits import Limits
+    from otel_expansion.backend.paths import BackendPathError
     from otel_expansion.backend.server import serve
+    from otel_expansion.backend.store import ForeignDatabase
 
-    db = Path(args.db).expanduser()
+    db = _backend_db(args)
     port_free(args.host, args.port)  # a busy port is reported before anything is created
-    db.parent.mkdir(parents=True, exist_ok=True)
+    engine = (lambda: _clickhouse_engine(args.clickhouse)) if args.clickhouse else None
+    limits = Limits(value_chars=args.max_value_chars, distinct_values=args.max_distinct_values)
 
     def ready(port: int) -> None:
         if args.json:
@@ -30,19 +49,47 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"otel-expansion backend: OTLP/HTTP on http://{args.host}:{port} (POST /v1/traces, /v1/metrics, "
               f"/v1/logs), dashboard http://{args.host}:{port}/ , data in {db}", flush=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        serve(args.host, args.port, db, ready=ready)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(args.host, args.port, db, ready=ready, limits=limits, retention_days=args.retention_days,
+                  allowed_hosts=tuple(args.allow_host), engine=engine)
+    except (BackendPathError, ForeignDatabase) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return EXIT_OK
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from otel_expansion.backend.report import build_report, render_report
+    from otel_expansion.backend.query import Filter, SQLiteEngine
+    from otel_expansion.backend.report import render_report, report_from
+    from otel_expansion.backend.server import QueryError, parse_filter
 
-    db = Path(args.db).expanduser()
-    if not db.exists():
-        raise CliError(f"no backend database at {db}; run `otel-expansion backend serve` first")
-    require_tables(str(db), {"spans", "metric_points"}, "an otel-expansion backend database")  # read-only check
-    report = build_report(db)
+    query = {k: [v] for k, v in (("service", args.service), ("version", args.version), ("since", args.since),
+                                 ("until", args.until)) if v}
+    try:
+        report_filter: Filter = parse_filter(query, time.time_ns())
+    except QueryError as exc:
+        raise CliError(str(exc)) from None
+    if args.clickhouse:
+        engine = _clickhouse_engine(args.clickhouse)
+    else:
+        from otel_expansion.backend.paths import BackendPathError
+        from otel_expansion.backend.store import ForeignDatabase, open_readonly
+
+        db = _backend_db(args)
+        if not db.is_file():
+            raise CliError(f"no backend database at {db}; run `otel-expansion backend serve` first")
+        try:
+            engine = SQLiteEngine(open_readonly(db))
+        except (BackendPathError, ForeignDatabase) as exc:
+            raise CliError(str(exc)) from None
+    try:
+        report = report_from(engine, report_filter)
+    except OSError as exc:  # ClickHouse unreachable or refusing the query
+        raise CliError(f"ClickHouse query failed: {exc}") from None
+    finally:
+        engine.close()
     print(json.dumps(report, indent=2, default=str) if args.json else render_report(report))
     return EXIT_OK
 
@@ -51,13 +98,28 @@ def register(sub: Any) -> None:
     backend = sub.add_parser("backend", help="the embedded analytics backend")
     bsub = backend.add_subparsers(dest="backend_command", metavar="ACTION")
     bsub.required = True
+    db_help = "SQLite database (default: <data dir>/otel-expansion/backend/telemetry.sqlite)"
     p = bsub.add_parser("serve", help="receive OTLP/HTTP and serve the dashboard")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4318)
-    p.add_argument("--db", default=default_db())
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--retention-days", type=float, default=30.0,
+                   help="days of raw spans/points/logs kept for drill-down; rollups are kept (0: keep all)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also accept this Host header name (e.g. a DNS name the backend is reached by)")
+    p.add_argument("--max-value-chars", type=int, default=256, help="longest stored grouping value")
+    p.add_argument("--max-distinct-values", type=int, default=1000,
+                   help="distinct values per app and dimension before new ones count as (other)")
+    p.add_argument("--clickhouse", metavar="URL", help="dashboard reads this ClickHouse (http://host:8123)")
     p.add_argument("--json", action="store_true", help='print {"url", "port", "db"} once listening')
     p.set_defaults(func=run_serve)
-    p = sub.add_parser("report", help="usage report from the embedded backend")
-    p.add_argument("--db", default=default_db())
+    p = sub.add_parser("report", help="usage report from the embedded backend or ClickHouse")
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--clickhouse", metavar="URL",
+                   help="read the collector's ClickHouse tables instead (http://user:pw@host:8123/?database=...)")
+    p.add_argument("--service", help="only this app (service.name)")
+    p.add_argument("--version", help="only this app version (service.version)")
+    p.add_argument("--since", help="first UTC day (YYYY-MM-DD or ISO date-time)")
+    p.add_argument("--until", help="last UTC day, included (YYYY-MM-DD or ISO date-time)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_report)

@@ -402,7 +402,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
     thread = threading.Thread(
         target=serve,
-        kwargs={"host": "127.0.0.1", "port": 0, "db_path": db_path, "ready": ready, "stop": stop},
+        kwargs={"host": "127.0.0.1", "port": 0, "db_path": db_path, "ready": ready, "stop": stop, "retention_days": 0},
         daemon=True,
     )
     thread.start()
@@ -411,3 +411,82 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     stop.set()
     thread.join(10)
     assert not thread.is_alive(), "server did not stop"
+
+
+# ---------------------------------------------------------------------------------------- a second app
+
+DBTOOL = {
+    "service.name": "dbtool",
+    "service.version": "2.0.0",
+    "os.type": "windows",
+    "host.arch": "amd64",
+    "process.runtime.version": "3.12.1",
+    "ci.detected": False,
+    "container.detected": True,
+    "otel_expansion.installation.id": "inst-c",
+}
+DBTOOL_NEW = {**DBTOOL, "service.version": "2.1.0", "otel_expansion.installation.id": "inst-d"}
+MIGRATE = {"cli.command.name": "migrate", "cli.command.outcome": "success"}
+MIGRATE_ERR = {"cli.command.name": "migrate", "cli.command.outcome": "error", "error.type": "TimeoutError"}
+STARTUP_BOUNDS = [0.05, 0.1, 0.25, 0.5]
+
+
+def gauge_metric(name: str, points: list[tuple[dict[str, Any], float, int]]) -> metrics_pb2.Metric:
+    return metrics_pb2.Metric(
+        name=name,
+        gauge=metrics_pb2.Gauge(
+            data_points=[
+                metrics_pb2.NumberDataPoint(
+                    attributes=kvs(a), start_time_unix_nano=end - 10**9, time_unix_nano=end, as_double=v
+                )
+                for a, v, end in points
+            ]
+        ),
+    )
+
+
+def dbtool_data() -> list[tuple[str, Any]]:
+    """A second app over days 2-10: two versions, handled exceptions, start-up times, sessions, a gauge."""
+    old = [
+        sum_metric("cli.command.invocations", [(MIGRATE, 7, ns(2)), (MIGRATE_ERR, 3, ns(2)), (MIGRATE, 5, ns(9))]),
+        hist_metric(
+            "cli.command.duration",
+            BOUNDS,
+            [(MIGRATE, [0, 2, 5, 5, 0], 30.0, 0.2, 4.0, ns(2)), (MIGRATE_ERR, [0, 0, 0, 1, 2], 25.0, 2.0, 9.0, ns(2))],
+        ),
+        sum_metric("cli.command.errors", [({"cli.command.name": "migrate", "error.type": "TimeoutError"}, 3, ns(2))]),
+        sum_metric(
+            "cli.exceptions.handled",
+            [({"error.type": "KeyError", "exception.handled": True}, 4, ns(2)),
+             ({"error.type": "OSError", "exception.handled": True}, 1, ns(9))],
+        ),
+        hist_metric("cli.startup.duration", STARTUP_BOUNDS, [({}, [1, 6, 3, 0, 0], 1.1, 0.04, 0.2, ns(2))]),
+        sum_metric(
+            "cli.feature.usage", [({"feature.name": "dry-run"}, 6, ns(2)), ({"feature.name": "dry-run"}, 2, ns(9))]
+        ),
+        gauge_metric("otel_expansion.spool.bytes", [({}, 4096.0, ns(2)), ({}, 1024.0, ns(9))]),
+    ]
+    new = [
+        sum_metric("cli.command.invocations", [(MIGRATE, 20, ns(10)), (MIGRATE_ERR, 1, ns(10))]),
+        hist_metric("cli.command.duration", BOUNDS, [(MIGRATE, [0, 10, 10, 0, 0], 12.0, 0.15, 0.9, ns(10))]),
+        sum_metric("cli.command.errors", [({"cli.command.name": "migrate", "error.type": "TimeoutError"}, 1, ns(10))]),
+        hist_metric("cli.startup.duration", STARTUP_BOUNDS, [({}, [0, 2, 2, 1, 0], 1.0, 0.06, 0.4, ns(10))]),
+        sum_metric("otel_expansion.export.attempts", [({}, 3, ns(10))]),
+    ]
+    sessions = traces_request(
+        (DBTOOL, [span("dbtool migrate", {**MIGRATE, "session.id": "d1"}, ns(2), ns(2) + 10**9, 10, 10),
+                  span("dbtool migrate", {**MIGRATE, "session.id": "d1"}, ns(2) + 100 * 10**9,
+                       ns(2) + 400 * 10**9, 11, 11),
+                  span("dbtool migrate", {**MIGRATE, "session.id": "d1"}, ns(2) + 500 * 10**9,
+                       ns(2) + 501 * 10**9, 12, 12)]),
+        (DBTOOL_NEW, [span("dbtool migrate", {**MIGRATE, "session.id": "d2"}, ns(10), ns(10) + 3 * 10**9, 13, 13)]),
+    )
+    return [
+        ("metrics", metrics_request((DBTOOL, old))),
+        ("metrics", metrics_request((DBTOOL_NEW, new))),
+        ("traces", sessions),
+    ]
+
+
+def two_apps() -> list[tuple[str, Any]]:
+    return known_data() + dbtool_data()

@@ -104,7 +104,7 @@ class TestKnownDataSet:
 
     def test_errors_by_type(self, report: dict[str, Any]) -> None:
         """Errors by error.type from cli.command.errors, with the commands raising them."""
-        assert report["errors_by_type"] == [
+        assert report["errors"]["by_type"] == [
             {
                 "error_type": "ConnectionError",
                 "count": 20,
@@ -114,12 +114,13 @@ class TestKnownDataSet:
         ]
 
     def test_sessions(self, report: dict[str, Any]) -> None:
-        """Session count, median duration and commands per session from the session histograms."""
+        """Sessions come from span session ids (open ones included): s1 has 2 commands over 1.1 s, s2 one."""
         sessions = report["sessions"]
-        assert sessions["count"] == 8
-        assert sessions["median_duration_s"] == pytest.approx(60 + 240 * 2 / 4)
-        assert sessions["median_commands"] == pytest.approx(1 + 4 * 4 / 6)
-        assert sessions["mean_commands"] == pytest.approx(30 / 8)
+        assert (sessions["count"], sessions["open"]) == (2, 0)  # 2024 data: idle for far more than 30 min
+        # lengths 1.1 s in (1, 10] and 0.2 s in (0, 1]: the median closes the first bucket
+        assert sessions["median_length_s"] == pytest.approx(1.0)
+        assert sessions["p95_length_s"] == pytest.approx(1 + 9 * 0.9)
+        assert sessions["median_commands"] == pytest.approx(1.0)
 
     def test_environment_weighted_by_invocations(self, report: dict[str, Any]) -> None:
         """Environment shares count invocations, not resources."""
@@ -127,13 +128,13 @@ class TestKnownDataSet:
         assert [(v["value"], v["invocations"]) for v in env["os.type"]] == [("linux", 110), ("darwin", 40)]
         assert env["ci.detected"][1]["value"] == "true"
         assert env["ci.detected"][1]["share"] == pytest.approx(40 / 150)
-        assert [v["value"] for v in env["service.version"]] == ["1.2.0", "1.3.0"]
+        assert [v["value"] for v in env["container.detected"]] == ["false"]
 
     def test_features_activity_health(self, report: dict[str, Any]) -> None:
         """Feature counts, hour-of-week activity and self-health metrics."""
         assert report["features"] == [
-            {"feature": "color-output", "count": 12},
-            {"feature": "json-output", "count": 3},
+            {"feature": "color-output", "count": 12, "last_7_days": 12, "previous_7_days": 0},
+            {"feature": "json-output", "count": 3, "last_7_days": 3, "previous_7_days": 0},
         ]
         assert len(report["activity"]) == 168
         assert (report["activity"][36], report["activity"][37], sum(report["activity"])) == (100, 50, 150)
@@ -207,8 +208,29 @@ class TestCumulative:
         report = build_report(tmp_path / "c.sqlite")
         assert report["totals"]["invocations"] == 45
         assert report["usage_by_day"][0] == {"day": "2024-05-01", "invocations": 40, "errors": 0}
-        # a window after the first points still subtracts the earlier cumulative value
-        assert build_report(tmp_path / "c.sqlite", since_ns=ns(1, 3))["totals"]["invocations"] == 15 + 5
+        # the day after holds only the reset series' 5
+        assert build_report(tmp_path / "c.sqlite", since_ns=ns(2))["totals"]["invocations"] == 5
+        # a late copy of an older cumulative point changes nothing
+        load(
+            tmp_path / "c.sqlite",
+            [
+                (
+                    "metrics",
+                    metrics_request(
+                        (
+                            LINUX,
+                            [
+                                sum_metric(
+                                    "cli.command.invocations", [(REMOTE_ADD, 25, ns(1, 2))],
+                                    temporality=CUMULATIVE, start=start,
+                                )
+                            ],
+                        )
+                    ),
+                )
+            ],
+        )
+        assert build_report(tmp_path / "c.sqlite")["totals"]["invocations"] == 45
 
     def test_cumulative_histograms_become_deltas(self, tmp_path: Path) -> None:
         """Cumulative histogram buckets are differenced before percentiles are estimated."""
@@ -226,7 +248,7 @@ class TestCumulative:
                                     [1.0, 2.0],
                                     [
                                         (REMOTE_ADD, [0, 10, 0], 15.0, 1.0, 2.0, ns(1, 1)),
-                                        (REMOTE_ADD, [0, 10, 10], 45.0, 1.0, 4.0, ns(1, 2)),
+                                        (REMOTE_ADD, [0, 10, 10], 45.0, 1.0, 4.0, ns(2, 2)),
                                     ],
                                     temporality=CUMULATIVE,
                                     start=ns(1, 0),
@@ -237,23 +259,45 @@ class TestCumulative:
                 )
             ],
         )
-        recent = build_report(tmp_path / "c.sqlite", since_ns=ns(1, 2))
-        # only the delta [0, 0, 10] remains: all in (2, max=4]
+        recent = build_report(tmp_path / "c.sqlite", since_ns=ns(2))
+        # day 2 holds only the delta [0, 0, 10]: all in (2, max=4]
         assert recent["commands"][0]["p50_s"] == pytest.approx(3.0)
 
 
 def test_empty_store(tmp_path: Path) -> None:
     """An empty store yields zeros and no estimates, and still renders."""
+    Store(tmp_path / "empty.sqlite").close()
     report = build_report(tmp_path / "empty.sqlite")
     assert report["totals"] == {
         "invocations": 0,
         "errors": 0,
         "error_rate": None,
-        "sessions": 0,
         "installations": 0,
+        "sessions": 0,
+        "open_sessions": 0,
         "p50_s": None,
         "p95_s": None,
+        "p99_s": None,
     }
     assert report["commands"] == [] and report["usage_by_day"] == [] and report["activity"] == []
     assert "Invocations 0" in render_report(report)
     assert not math.isnan(report["stored"]["spans"])
+
+
+def test_version_one_store_is_upgraded_with_its_rollups(tmp_path: Path) -> None:
+    """A store from before the rollups (schema 1: raw tables only) gets them derived once, on first open."""
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    load(db, known_data())
+    expected = build_report(db)
+    conn = sqlite3.connect(db)
+    for table in ("r_metric", "r_bucket", "r_env", "active", "active_count", "installations", "sessions",
+                  "r_session", "cumulative", "dim_values", "limits", "counters", "meta"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    upgraded = build_report(db)
+    for section in set(expected) - {"generated_ns"}:
+        assert upgraded[section] == expected[section], section

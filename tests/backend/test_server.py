@@ -261,7 +261,7 @@ class TestRefusals:
         """A Content-Length over the limit gets 413 before the body is sent, then the connection closes."""
         with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
             sock.sendall(
-                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
                 b"Content-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1)
             )
             reply = b""

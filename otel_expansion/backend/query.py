@@ -1,0 +1,292 @@
+"""The report's queries on the embedded store: each reads the rollups kept at ingest, never raw rows.
+
+The report (report.py) asks an engine a fixed set of questions; this module answers them from SQLite,
+clickhouse.py answers the same questions from the collector's ClickHouse tables, with the same columns
+and value spellings, so one report builder serves both and tests can compare them. Time filters work in
+whole UTC days (the rollups' grain): ``since`` rounds down to its day, ``until`` includes its day.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from otel_expansion.backend.rollup import BUCKET_SLOTS, DAY_NS, INVOCATIONS, expand
+from otel_expansion.backend.store import stored_counts
+
+__all__ = ["GROUPS", "Engine", "Filter", "SQLiteEngine"]
+
+GROUPS = ("day", "week", "service", "version", "command", "outcome", "error_type", "label", "metric")
+"""Dimensions a query may group by; a week is Monday-based: (days since 1970-01-01 + 3) // 7."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which data a report covers: one app and/or version, and a range of UTC days (inclusive)."""
+
+    service: str | None = None
+    version: str | None = None
+    since_day: int | None = None
+    until_day: int | None = None
+
+    @staticmethod
+    def from_ns(
+        service: str | None = None, version: str | None = None, since_ns: int | None = None, until_ns: int | None = None
+    ) -> Filter:
+        return Filter(
+            service or None,
+            version or None,
+            None if since_ns is None else since_ns // DAY_NS,
+            None if until_ns is None else until_ns // DAY_NS,
+        )
+
+
+class Engine(Protocol):
+    """The questions the report asks; every answer is a list of plain tuples."""
+
+    def apps(self, f: Filter) -> list[tuple[Any, ...]]: ...  # service, version, invocations, errors, first, last
+
+    def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]: ...  # *group, runs, errors
+
+    def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]: ...  # metric, kind, value
+
+    def environment(self, f: Filter) -> list[tuple[Any, ...]]: ...  # key, value, invocations
+
+    def active(self, f: Filter, period: str) -> list[tuple[Any, ...]]: ...  # period number, installations
+
+    def installations(self, f: Filter) -> int: ...
+
+    def sessions(self, f: Filter) -> list[tuple[Any, ...]]: ...  # kind, lo, hi, n
+
+    def open_sessions(self, f: Filter, since_ns: int) -> int: ...
+
+    def limits(self, f: Filter) -> list[tuple[Any, ...]]: ...  # what, n
+
+    def stored(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+def _where(f: Filter, *, day: str = "day", apps: bool = True) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.since_day is not None:
+        clauses.append(f"{day} >= ?")
+        params.append(f.since_day)
+    if f.until_day is not None:
+        clauses.append(f"{day} <= ?")
+        params.append(f.until_day)
+    if apps and f.service is not None:
+        clauses.append("service = ?")
+        params.append(f.service)
+    if apps and f.version is not None:
+        clauses.append("version = ?")
+        params.append(f.version)
+    return (" AND " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
+    """Rows of the two-tier rollups covering the filter's days exactly once.
+
+    Grouped by day or week: daily rows. Otherwise: weekly rows (grain 7) for the weeks wholly inside the
+    range, daily rows (grain 1) for the days at its edges. Week w covers days 7w-3 .. 7w+3.
+    """
+    if "day" in group or "week" in group:
+        daily, daily_params = _where(f)
+        return " AND grain = 1" + daily, daily_params
+    apps, app_params = _where(Filter(f.service, f.version))
+    first = None if f.since_day is None else (f.since_day + 9) // 7
+    last = None if f.until_day is None else (f.until_day - 3) // 7
+    weeks: list[str] = ["grain = 7"]
+    days: list[str] = ["grain = 1"]
+    params: list[Any] = []
+    day_params: list[Any] = []
+    if first is not None:
+        weeks.append("day >= ?")
+        params.append(first)
+        days.append("day >= ?")
+        day_params.append(f.since_day)
+    if last is not None:
+        weeks.append("day <= ?")
+        params.append(last)
+        days.append("day <= ?")
+        day_params.append(f.until_day)
+    if first is not None and last is not None and first > last:  # no whole week: days only
+        where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
+        return " AND grain = 1" + where + apps, day_only + app_params
+    edges = []
+    if first is not None:
+        edges.append("day < ?")
+        day_params.append(7 * first - 3)
+    if last is not None:
+        edges.append("day > ?")
+        day_params.append(7 * last + 3)
+    if edges:
+        days.append("(" + " OR ".join(edges) + ")")
+        clause = f"(({' AND '.join(weeks)}) OR ({' AND '.join(days)}))"
+        return f" AND {clause}{apps}", params + day_params + app_params
+    return f" AND {' AND '.join(weeks)}{apps}", params + app_params
+
+
+def _cols(group: Sequence[str]) -> list[str]:
+    out = []
+    for name in group:
+        if name not in GROUPS:
+            raise ValueError(f"unknown group {name!r}")
+        out.append("(day + 3) / 7" if name == "week" else name)
+    return out
+
+
+def _in(metrics: Sequence[str]) -> tuple[str, list[Any]]:
+    return "metric IN (" + ", ".join("?" * len(metrics)) + ")", list(metrics)
+
+
+class SQLiteEngine:
+    """Answers from the embedded store's rollup tables."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql, params)]
+
+    def _grouped(self, select: str, table: str, where: str, params: list[Any], group: Sequence[str]) -> list[Any]:
+        cols = _cols(group)
+        head = ", ".join(cols) + ", " if cols else ""
+        tail = " GROUP BY " + ", ".join(cols) if cols else ""
+        return self._rows(f"SELECT {head}{select} FROM {table} WHERE {where}{tail}", params)
+
+    def apps(self, f: Filter) -> list[tuple[Any, ...]]:
+        where, params = _where(f, apps=False)
+        where = " AND grain = 1" + where
+        return self._rows(
+            "SELECT service, version, SUM(value), SUM(errors),"
+            f" MIN(day), MAX(day) FROM r_metric WHERE metric = ?{where} GROUP BY service, version",
+            [INVOCATIONS, *params],
+        )
+
+    def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, invocations, errors); outcome and error_type are not groups of the invocation rollup."""
+        where, params = _tiered(f, group)
+        return self._grouped(
+            "SUM(value), SUM(errors)",
+            "r_metric",
+            f"metric = ?{where}",
+            [INVOCATIONS, *params],
+            group,
+        )
+
+    def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        where, params = _tiered(f, group)
+        names, names_params = _in(metrics)
+        return self._grouped("SUM(value)", "r_metric", f"{names}{where}", [*names_params, *params], group)
+
+    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
+        where, params = _tiered(f, group)
+        names, names_params = _in(metrics)
+        return self._bucket_rows(names, [*names_params, *params], where, group)
+
+    def _bucket_rows(self, names: str, params: list[Any], where: str, group: Sequence[str]) -> list[Any]:
+        keys = ", ".join([*_cols(group), "bounds"])
+        sums = ", ".join(f"SUM(c{i})" for i in range(BUCKET_SLOTS))
+        out = []
+        width = len(group)
+        sql = f"SELECT {keys}, {sums} FROM r_bucket WHERE {names}{where} GROUP BY {keys}"
+        for row in self._conn.execute(sql, params):
+            for lower, upper, n in expand(json.loads(row[width]), row[width + 1 :]):
+                out.append((*row[:width], lower, upper, n))
+        return out
+
+    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        where, params = _tiered(f, group)
+        names, names_params = _in(metrics)
+        return self._grouped(
+            "SUM(count), SUM(sum), MIN(min), MAX(max)", "r_metric", f"{names}{where}", [*names_params, *params], group
+        )
+
+    def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
+        where, params = _tiered(f, ["metric"])
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._rows(
+            "SELECT metric, kind, CASE kind WHEN 'histogram' THEN SUM(count) ELSE SUM(value) END FROM r_metric"
+            f" WHERE metric LIKE ? ESCAPE '\\' AND kind != 'gauge'{where} GROUP BY metric, kind",
+            [like, *params],
+        )
+        rows += self._rows(  # SQLite: the bare column comes from the row holding MAX(last_ns)
+            "SELECT metric, kind, value FROM (SELECT metric, kind, value, MAX(last_ns) FROM r_metric"
+            f" WHERE metric LIKE ? ESCAPE '\\' AND kind = 'gauge'{where} GROUP BY metric)",
+            [like, *params],
+        )
+        return rows
+
+    def environment(self, f: Filter) -> list[tuple[Any, ...]]:
+        where, params = _tiered(f, ["key"])
+        return self._rows(
+            f"SELECT key, value, SUM(invocations) FROM r_env WHERE 1 = 1{where} GROUP BY key, value", params
+        )
+
+    def _version(self, f: Filter) -> tuple[str, list[Any]]:
+        sql = " AND version = ?"
+        params: list[Any] = [f.version if f.version is not None else "*"]
+        if f.service is not None:
+            sql += " AND service = ?"
+            params.append(f.service)
+        return sql, params
+
+    def active(self, f: Filter, period: str) -> list[tuple[Any, ...]]:
+        """Distinct installations per day or per (Monday-based) week; weeks overlapping the range count whole."""
+        kind = "d" if period == "day" else "w"
+        apps, params = self._version(f)
+        bounds = ""
+        if f.since_day is not None:
+            bounds += " AND period >= ?"
+            params.append(f.since_day if kind == "d" else (f.since_day + 3) // 7)
+        if f.until_day is not None:
+            bounds += " AND period <= ?"
+            params.append(f.until_day if kind == "d" else (f.until_day + 3) // 7)
+        return self._rows(
+            f"SELECT period, SUM(n) FROM active_count WHERE kind = ?{apps}{bounds} GROUP BY period", [kind, *params]
+        )
+
+    def installations(self, f: Filter) -> int:
+        apps, params = self._version(f)
+        if f.since_day is None and f.until_day is None:
+            sql = f"SELECT COUNT(DISTINCT installation_id) FROM installations WHERE 1 = 1{apps}"
+        else:
+            where, days = _where(Filter(since_day=f.since_day, until_day=f.until_day), day="period", apps=False)
+            sql = f"SELECT COUNT(DISTINCT installation_id) FROM active WHERE kind = 'd'{apps}{where}"
+            params += days
+        return int(self._conn.execute(sql, params).fetchone()[0] or 0)
+
+    def sessions(self, f: Filter) -> list[tuple[Any, ...]]:
+        where, params = _where(f)
+        return self._rows(
+            f"SELECT kind, lo, hi, SUM(n) FROM r_session WHERE 1 = 1{where} GROUP BY kind, lo, hi HAVING SUM(n) > 0",
+            params,
+        )
+
+    def open_sessions(self, f: Filter, since_ns: int) -> int:
+        where, params = _where(f)
+        row = self._conn.execute(f"SELECT COUNT(*) FROM sessions WHERE last_ns >= ?{where}", [since_ns, *params])
+        return int(row.fetchone()[0])
+
+    def limits(self, f: Filter) -> list[tuple[Any, ...]]:
+        if f.service is None:
+            return self._rows("SELECT what, SUM(n) FROM limits GROUP BY what", [])
+        return self._rows("SELECT what, SUM(n) FROM limits WHERE service IN (?, '') GROUP BY what", [f.service])
+
+    def stored(self) -> dict[str, int]:
+        return stored_counts(self._conn)

@@ -1,0 +1,211 @@
+"""Rollups kept at ingest: what one request adds to the per-day aggregates the report reads.
+
+Pure functions over decoded rows, no SQL. The keys are the report's dimensions, every value a string
+('' when absent), spelled as the collector's ClickHouse exporter spells attribute values (``AsString``:
+``true``/``false``, integers in decimal), so both engines group by identical values:
+- metric rollup: (metric, UTC day, service, version, command, outcome, error type, label) -> value
+  (sum of deltas; a gauge keeps its latest value), errors (the part of value whose outcome is
+  ``error``), count, sum, min, max of histograms. Invocations and durations, by far the biggest
+  series, are kept without outcome and error type (``errors`` carries the outcome; error types come
+  from ``cli.command.errors``), which divides their groups by the number of outcomes;
+- bucket rollup: (metric, day, service, version, command, label, bounds) -> counts per bucket, one
+  row per bucket layout (``BUCKET_SLOTS`` columns), so percentiles merge few rows;
+- environment rollup: (day, service, version, key, value) -> invocations.
+Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
+the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
+all-time report reads about a seventh of the rows.
+``label`` is the one extra attribute a metric is grouped by (feature name, drop reason, hour of week...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "BUCKET_SLOTS",
+    "DAY_NS",
+    "ENVIRONMENT_KEYS",
+    "INVOCATIONS",
+    "LABELS",
+    "SESSION_BOUNDS",
+    "WITHOUT_OUTCOME",
+    "Rollup",
+    "as_string",
+    "bucket_of",
+    "expand",
+    "fold",
+    "layout",
+    "weekly",
+]
+
+DAY_NS = 86_400 * 10**9
+INVOCATIONS = "cli.command.invocations"
+DURATION = "cli.command.duration"
+WITHOUT_OUTCOME = frozenset({INVOCATIONS, DURATION})
+"""Metrics rolled up without outcome and error type (see the module docstring)."""
+BUCKET_SLOTS = 32
+"""Buckets kept per histogram layout; a layout with more bounds folds its tail into the last bucket."""
+ENVIRONMENT_KEYS = ("os.type", "host.arch", "process.runtime.version", "ci.detected", "container.detected")
+LABELS = {
+    "cli.feature.usage": "feature.name",
+    "cli.activity": "activity.hour_of_week",
+    "cli.exceptions.handled": "exception.handled",
+    "otel_expansion.spool.dropped": "reason",
+    "otel_expansion.export.failures": "reason",
+}
+"""The attribute each metric is grouped by besides command, outcome and error type."""
+
+SESSION_BOUNDS = {
+    "length_s": (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0),
+    "commands": (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0),
+}
+"""Bucket layouts of the session rollup (the SDK's own session histogram layouts)."""
+
+
+def as_string(value: Any) -> str:
+    """An attribute value as the ClickHouse exporter stores it in its String maps."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def bucket_of(value: float, bounds: tuple[float, ...]) -> tuple[float, float]:
+    """The (lower, upper] explicit-bounds bucket holding ``value`` (OTel: upper bound inclusive)."""
+    lower = -math.inf
+    for bound in bounds:
+        if value <= bound:
+            return lower, bound
+        lower = bound
+    return lower, math.inf
+
+
+MetricKey = tuple[str, int, str, str, str, str, str, str]
+BucketKey = tuple[str, int, str, str, str, str, str]
+EnvKey = tuple[int, str, str, str, str]
+
+
+@dataclass(slots=True)
+class Rollup:
+    """Aggregates of one request, merged in memory before one upsert per key."""
+
+    metrics: dict[MetricKey, list[Any]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    buckets: dict[BucketKey, list[int]] = field(default_factory=dict)
+    env: dict[EnvKey, float] = field(default_factory=dict)
+    active: set[tuple[int, str, str, str]] = field(default_factory=set)
+
+    def add_number(self, key: MetricKey, kind: str, value: float, end_ns: int, errors: float = 0.0) -> None:
+        self.kinds[key[0]] = kind
+        acc = self.metrics.get(key)
+        if acc is None:
+            self.metrics[key] = [value, errors, 0, 0.0, None, None, end_ns]
+        elif kind == "gauge":
+            if end_ns >= acc[6]:
+                acc[0], acc[6] = value, end_ns
+        else:
+            acc[0] += value
+            acc[1] += errors
+            acc[6] = max(acc[6], end_ns)
+
+    def add_histogram(
+        self,
+        key: MetricKey,
+        count: int,
+        total: float | None,
+        minimum: float | None,
+        maximum: float | None,
+        bounds: list[float],
+        counts: list[int],
+        end_ns: int,
+        bounds_layout: str | None = None,
+    ) -> None:
+        self.kinds[key[0]] = "histogram"
+        acc = self.metrics.get(key)
+        if acc is None:
+            acc = self.metrics[key] = [0.0, 0.0, 0, 0.0, None, None, end_ns]
+        acc[2] += count
+        acc[3] += total or 0.0
+        if minimum is not None:
+            acc[4] = minimum if acc[4] is None else min(acc[4], minimum)
+        if maximum is not None:
+            acc[5] = maximum if acc[5] is None else max(acc[5], maximum)
+        acc[6] = max(acc[6], end_ns)
+        if not counts:
+            return
+        if len(counts) > BUCKET_SLOTS or bounds_layout is None:
+            bounds, counts = fold(bounds, counts)
+            bounds_layout = layout(bounds)
+        else:
+            counts = counts[: len(bounds) + 1]
+        metric, day, service, version, command, _outcome, _error, label = key
+        bkey = (metric, day, service, version, command, label, bounds_layout)
+        slots = self.buckets.get(bkey)
+        if slots is None:
+            slots = self.buckets[bkey] = [0] * BUCKET_SLOTS
+        for i, n in enumerate(counts):
+            slots[i] += n
+
+
+def weekly(rollup: Rollup) -> Rollup:
+    """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier."""
+    out = Rollup(kinds=rollup.kinds)
+    metrics: dict[Any, list[Any]] = out.metrics
+    for (metric, day, *rest), acc in rollup.metrics.items():
+        key = (metric, (day + 3) // 7, *rest)
+        have = metrics.get(key)
+        if have is None:
+            metrics[key] = list(acc)
+        elif rollup.kinds.get(metric) == "gauge":
+            if acc[6] >= have[6]:
+                have[0], have[6] = acc[0], acc[6]
+        else:
+            have[0] += acc[0]
+            have[1] += acc[1]
+            have[2] += acc[2]
+            have[3] += acc[3]
+            have[4] = acc[4] if have[4] is None else (have[4] if acc[4] is None else min(have[4], acc[4]))
+            have[5] = acc[5] if have[5] is None else (have[5] if acc[5] is None else max(have[5], acc[5]))
+            have[6] = max(have[6], acc[6])
+    buckets: dict[Any, list[int]] = out.buckets
+    for (metric, day, *rest), slots in rollup.buckets.items():
+        bkey = (metric, (day + 3) // 7, *rest)
+        have_slots = buckets.get(bkey)
+        if have_slots is None:
+            buckets[bkey] = list(slots)
+        else:
+            for i, n in enumerate(slots):
+                have_slots[i] += n
+    env: dict[Any, float] = out.env
+    for (day, *erest), runs in rollup.env.items():
+        ekey = ((day + 3) // 7, *erest)
+        env[ekey] = env.get(ekey, 0.0) + runs
+    return out
+
+
+def fold(bounds: list[float], counts: list[int]) -> tuple[list[float], list[int]]:
+    """At most BUCKET_SLOTS buckets: the tail of a longer layout goes into the last (open) bucket."""
+    counts = list(counts[: len(bounds) + 1])
+    if len(counts) <= BUCKET_SLOTS:
+        return bounds, counts
+    return bounds[: BUCKET_SLOTS - 1], [*counts[: BUCKET_SLOTS - 1], sum(counts[BUCKET_SLOTS - 1 :])]
+
+
+def layout(bounds: list[float]) -> str:
+    """The bucket layout as stored and compared: JSON of the bounds as floats."""
+    return json.dumps([float(b) for b in bounds], separators=(",", ":"))
+
+
+def expand(bounds: list[float], counts: Sequence[Any]) -> list[tuple[float, float, int]]:
+    """(lower, upper, count) per non-empty bucket of one layout; the first and last are open-ended."""
+    edges = [-math.inf, *(float(b) for b in bounds), math.inf]
+    return [(edges[i], edges[i + 1], int(n)) for i, n in enumerate(counts[: len(edges) - 1]) if n]
