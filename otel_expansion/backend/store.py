@@ -205,7 +205,7 @@ def _user_version(conn: sqlite3.Connection, db_path: Path) -> int:
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise
-        raise ForeignDatabase(f"{db_path} is not an SQLite database ({exc})") from None
+        raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database (not SQLite: {exc})") from None
 
 
 def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:

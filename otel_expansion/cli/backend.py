@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.cli.common import EXIT_OK, CliError, port_free
+from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, CliError, port_free
 
 
 def _backend_db(args: argparse.Namespace) -> Path:
@@ -54,9 +54,9 @@ def run_serve(args: argparse.Namespace) -> int:
             serve(args.host, args.port, db, ready=ready, limits=limits, retention_days=args.retention_days,
                   allowed_hosts=tuple(args.allow_host), engine=engine)
     except (BackendPathError, ForeignDatabase) as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), EXIT_FAIL) from None
     except OSError as exc:
-        raise CliError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise CliError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", EXIT_FAIL) from None
     return EXIT_OK
 
 
@@ -82,12 +82,12 @@ def run_report(args: argparse.Namespace) -> int:
             raise CliError(f"no backend database at {db}; run `otel-expansion backend serve` first")
         try:
             engine = SQLiteEngine(open_readonly(db))
-        except (BackendPathError, ForeignDatabase) as exc:
-            raise CliError(str(exc)) from None
+        except (BackendPathError, ForeignDatabase) as exc:  # the command could not do its job: exit 1
+            raise CliError(str(exc), EXIT_FAIL) from None
     try:
         report = report_from(engine, report_filter)
     except OSError as exc:  # ClickHouse unreachable or refusing the query
-        raise CliError(f"ClickHouse query failed: {exc}") from None
+        raise CliError(f"ClickHouse query failed: {exc}", EXIT_FAIL) from None
     finally:
         engine.close()
     print(json.dumps(report, indent=2, default=str) if args.json else render_report(report))
