@@ -203,8 +203,12 @@ def read(path: str) -> dict[str, object]:
     return decode(b"".join(chunks))
 
 
-def remove(paths: list[str]) -> None:
-    """Delete record files, each only inside a verified journal directory (never through a link)."""
+def remove(paths: list[str]) -> list[str]:
+    """Delete record files, each only inside a verified journal directory (never through a link).
+
+    Returns the paths that are gone (deleted now or already), so their ingest marks can be dropped.
+    """
+    gone: list[str] = []
     by_dir: dict[str, list[str]] = {}
     for p in paths:
         by_dir.setdefault(os.path.dirname(p), []).append(os.path.basename(p))
@@ -215,12 +219,16 @@ def remove(paths: list[str]) -> None:
             continue
         try:
             for name in names:
-                try:  # noqa: SIM105
+                try:
                     os.unlink(name, dir_fd=fd)
                 except FileNotFoundError:
                     pass
+                except OSError:
+                    continue
+                gone.append(os.path.join(directory, name))
         finally:
             os.close(fd)
+    return gone
 
 
 def sweep_temp(home: str, older_than_s: float, now_s: float) -> int:
