@@ -413,15 +413,20 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"otel-expansion: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
     except Exception as exc:
         from otel_expansion.spool.store import SpoolUnavailable
 
-        if not isinstance(exc, SpoolUnavailable):
-            raise
-        print(f"otel-expansion: the spool cannot be used: {exc}", file=sys.stderr)
-        return EXIT_FAIL
-    except BrokenPipeError:
-        return EXIT_OK
+        if isinstance(exc, SpoolUnavailable):
+            print(f"otel-expansion: the spool cannot be used: {exc}", file=sys.stderr)
+            return EXIT_FAIL
+        if isinstance(exc, OSError):  # read-only or full disk, a state directory that is not ours: one line
+            print(f"otel-expansion: cannot use the state directory: {exc.strerror or exc}"
+                  + (f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc.strerror) else ""),
+                  file=sys.stderr)
+            return EXIT_FAIL
+        raise
 
 
 if __name__ == "__main__":

@@ -83,6 +83,12 @@ def _make_dirs(path: str) -> None:
             os.chmod(d, 0o700)  # we just made it (mkdir never follows a link); umask may have cut bits
 
 
+def check_dir(path: str) -> None:
+    """OSError unless ``path`` is an existing real directory of ours (not a link): checked before use."""
+    if sys.platform != "win32":
+        check_owned(path, os.lstat(path), _S_IFDIR)
+
+
 def ensure_dir(path: str) -> str:
     """Create ``path`` (0700) if needed; OSError when it is a link, not ours, or cannot be made private."""
     try:
@@ -149,6 +155,7 @@ def write_private(path: str, data: bytes) -> None:
     The temp name is random and created with O_EXCL | O_NOFOLLOW, so a planted file or link at any
     predictable name is never opened; the rename replaces a link at ``path`` rather than following it.
     """
+    check_dir(os.path.dirname(path) or ".")  # never into a directory that is a link or not ours
     tmp = f"{path}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o600)
     try:

@@ -77,7 +77,7 @@ def sender_running(home: str) -> bool:
     except ImportError:  # Windows: rely on the sender's own lock
         return False
     try:
-        fd = open_private(os.path.join(home, SENDER_LOCK))
+        fd = open_private(os.path.join(home, SENDER_LOCK), os.O_RDWR)  # no lock file: no sender
     except OSError:
         return False
     try:

@@ -22,6 +22,7 @@ from otel_expansion.config.paths import (
     CLOEXEC,
     JOURNAL_DIR,
     NOFOLLOW,
+    check_dir,
     ensure_dir,
     open_dir,
     open_private,
@@ -86,6 +87,7 @@ def append(home: str, record: dict[str, object], now_ns: int) -> str:
 def _names(home: str) -> list[str]:
     """Published record names (unsorted); empty when the journal is absent, a link or not ours."""
     try:
+        check_dir(home)  # a home that is a link or not ours is not read, let alone cleaned
         fd = open_dir(journal_dir(home))
     except OSError:
         return []
@@ -214,6 +216,7 @@ def remove(paths: list[str]) -> list[str]:
         by_dir.setdefault(os.path.dirname(p), []).append(os.path.basename(p))
     for directory, names in by_dir.items():
         try:
+            check_dir(os.path.dirname(directory))
             fd = open_dir(directory)
         except OSError:
             continue

@@ -45,3 +45,48 @@ def metric_total(requests: list[Any], name: str) -> float:
                     if metric.name == name:
                         total += sum(dp.as_int or dp.as_double for dp in metric.sum.data_points)
     return total
+
+
+def processes_for(home: Path) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of live processes whose command line names ``home`` (the package's senders)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if str(home) in argv:
+            found.append((int(entry), argv))
+    return found
+
+
+def wait_for_senders(home: Path, timeout_s: float = 60.0) -> None:
+    """Block (bounded) until no process started for ``home`` is alive any more."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while processes_for(home):
+        assert time.monotonic() < deadline, f"senders still running: {processes_for(home)}"
+        time.sleep(0.05)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Everything under ``root`` that a write could change: type+mode, owner, mtime and content."""
+    import hashlib
+
+    state: dict[str, tuple[int, int, int, bytes]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            content = b""
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    content = hashlib.sha256(f.read()).digest()
+            state[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_mtime_ns, content)
+    st = os.lstat(root)
+    state["."] = (st.st_mode, st.st_uid, st.st_mtime_ns, b"")
+    return state
