@@ -298,7 +298,8 @@ def cmd_debug(args: argparse.Namespace) -> int:
     print("effective settings:")
     for field in ("service_name", "home", "level", "level_source", "opt_out_reason", "debug", "send", "endpoint",
                   "spool_max_bytes", "spool_max_age_s", "sender_timeout_s", "metric_interval_s"):
-        print(f"  {field:<18} {getattr(s, field)}")
+        value = getattr(s, field)
+        print(f"  {field:<18} {safe_url(value) if field == 'endpoint' and value else value}")
     from otel_expansion.export.otlp_config import otlp_config_from_env
 
     cfg = otlp_config_from_env(endpoint=s.endpoint)
@@ -308,6 +309,8 @@ def cmd_debug(args: argparse.Namespace) -> int:
     for name in VARIABLES:
         if name in os.environ:
             value = "<set>" if "HEADERS" in name or "SALT" in name else os.environ[name]
+            if "ENDPOINT" in name:  # credentials and query strings stay out of every output
+                value = safe_url(value)
             print(f"  {name}={value}")
     print("tip: OTEL_EXPANSION_DEBUG=1 prints each run's record to stderr; `show` lists everything pending")
     return EXIT_OK

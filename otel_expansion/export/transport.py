@@ -39,6 +39,7 @@ __all__ = [
     "SendResult",
     "backoff_delay",
     "classify_status",
+    "masked_url",
     "parse_retry_after",
 ]
 
@@ -81,6 +82,18 @@ class SendResult:
     error: str | None = None
     sent_bytes: int = 0
     elapsed_s: float = 0.0
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit for logs and messages: user:password and the query string replaced by markers."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = "<credentials>@" + netloc
+    return parts._replace(netloc=netloc, query="<query>" if parts.query else "", fragment="").geturl()
 
 
 def classify_status(status: int) -> Outcome:
@@ -281,7 +294,7 @@ class HttpTransport:
             if scheme not in ("http", "https") or not host:
                 raise ValueError("not an http(s) URL with a host")
         except ValueError as exc:  # configuration, not data: keep the batch until it is fixed
-            return result(Outcome.RETRY, error=f"bad URL {sc.url!r}: {exc}")
+            return result(Outcome.RETRY, error=f"bad URL {masked_url(sc.url)!r}: {exc}")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         closes = self._closes
         payload = gzip.compress(body, compresslevel=9, mtime=0) if sc.compression == "gzip" else body
@@ -290,7 +303,7 @@ class HttpTransport:
         try:
             key, conn, reused = self._connection(sc, scheme, host, port)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: unreadable cert/key files
-            logger.warning("otel-expansion: cannot set up TLS for %s: %s", sc.url, exc)
+            logger.warning("otel-expansion: cannot set up TLS for %s: %s", masked_url(sc.url), exc)
             return result(Outcome.RETRY, error=f"tls setup: {type(exc).__name__}: {exc}")
 
         try:
