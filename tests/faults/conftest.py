@@ -90,3 +90,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes]]:
     st = os.lstat(root)
     state["."] = (st.st_mode, st.st_uid, st.st_mtime_ns, b"")
     return state
+
+
+# The real collector built from collector-config/ (fixtures shared with tests/collector).
+from tests.collector.conftest import _stop_collectors_of_each_test, collector  # noqa: F401
