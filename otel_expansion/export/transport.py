@@ -25,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -34,9 +35,12 @@ from otel_expansion.export.otlp_config import HTTP_JSON, SIGNALS, OtlpConfig, Si
 from otel_expansion.spool.model import BATCH_ID_HEADER
 
 __all__ = [
+    "Delivery",
     "HttpTransport",
+    "MemoryTransport",
     "Outcome",
     "SendResult",
+    "Transport",
     "backoff_delay",
     "classify_status",
     "masked_url",
@@ -147,6 +151,70 @@ def backoff_delay(
     ceiling = cap_s if attempt >= 64 else min(cap_s, base_s * 2.0**attempt)
     ceiling = max(0.0, ceiling)
     return (rng or random).uniform(0.0, ceiling)
+
+
+class Transport(Protocol):
+    """What the sender needs of a transport: POST one encoded request, classify the answer, never raise."""
+
+    def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> SendResult:
+        """Deliver ``body`` (an encoded Export*ServiceRequest) for ``signal``; say what happened."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport stays usable."""
+        ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request as a :class:`MemoryTransport` saw it."""
+
+    signal: str
+    body: bytes
+    batch_id: str
+
+
+Responder = Callable[[Delivery], SendResult]
+
+
+class MemoryTransport:
+    """An in-memory :class:`Transport` for fast tests of the sender's decisions (413 splits, Retry-After,
+    partial success, persisted backoff): records every request and answers from a script.
+
+    ``script`` holds one answer per request, in order (a :class:`SendResult`, or a callable taking the
+    :class:`Delivery`); once it runs out, ``default`` answers. ``accepted`` lists the requests a receiver
+    would have stored: every SUCCESS, plus those answered by a result marked in ``ambiguous`` (the receiver
+    stored them but the reply was lost, as with a connection reset after the body arrived).
+    """
+
+    def __init__(self, *script: SendResult | Responder, default: SendResult | Responder | None = None) -> None:
+        self.script: list[SendResult | Responder] = list(script)
+        self.default: SendResult | Responder = default or SendResult(Outcome.SUCCESS, status=200)
+        self.requests: list[Delivery] = []
+        self.accepted: list[Delivery] = []
+        self.ambiguous: set[int] = set()  # ids of SendResult objects that mean "stored, reply lost"
+        self.closed = 0
+
+    def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> SendResult:
+        delivery = Delivery(signal, bytes(body), batch_id)
+        self.requests.append(delivery)
+        answer = self.script.pop(0) if self.script else self.default
+        result = answer(delivery) if callable(answer) else answer
+        if result.outcome is Outcome.SUCCESS or id(result) in self.ambiguous:
+            self.accepted.append(delivery)
+        if not result.sent_bytes:
+            result = SendResult(result.outcome, result.status, result.retry_after_s, result.rejected,
+                                result.error, len(body), result.elapsed_s)
+        return result
+
+    def reset_after_storing(self) -> SendResult:
+        """An answer meaning: the receiver stored the request, then the connection was reset."""
+        result = SendResult(Outcome.RETRY, error="send: ConnectionResetError: reset after the body arrived")
+        self.ambiguous.add(id(result))
+        return result
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 class _HasDeadline(Protocol):
