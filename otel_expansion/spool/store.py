@@ -631,23 +631,32 @@ class Spool:
                 self._shrink(conn, used - overhead, overhead)
 
     def _expire(self, conn: sqlite3.Connection, now: int) -> None:
+        """Delete open rows older than the age limit; a batch in flight goes whole or not at all."""
         cutoff = now - self._max_age_ns
-        n = conn.execute("DELETE FROM spans WHERE end_ns < ?", (cutoff,)).rowcount
-        n += conn.execute("DELETE FROM series WHERE time_ns < ?", (cutoff,)).rowcount
+        n = conn.execute("DELETE FROM spans WHERE end_ns < ? AND batch_id IS NULL", (cutoff,)).rowcount
+        n += conn.execute("DELETE FROM series WHERE time_ns < ? AND batch_id IS NULL", (cutoff,)).rowcount
+        for (batch_id,) in conn.execute("SELECT id FROM batches WHERE created_ns < ?", (cutoff,)).fetchall():
+            n += self._delete_batch(conn, str(batch_id))
         conn.execute("DELETE FROM ingested WHERE at_ns < ?", (cutoff,))
         if n > 0:
             self._incr(conn, "dropped.age", n)
             conn.execute(_GC_RESOURCES)
 
     def _shrink(self, conn: sqlite3.Connection, used: int, overhead: int = 0) -> None:
-        """Delete oldest spans, then least recently updated open series, until under ~90 % of the cap.
+        """Delete oldest open spans, then least recently updated open series, then (last resort) the oldest
+        batches in flight whole, until under ~90 % of the cap.
 
-        ``used`` is the pending data's share of the file (``overhead`` excluded).
+        ``used`` is the pending data's share of the file (``overhead`` excluded). A reserved row is never
+        deleted alone: a retry must resend exactly what its batch id stood for (the receiver de-duplicates
+        by batch id and content).
         """
         target = int(self._max_bytes * _SHRINK_TO)
         dropped = 0
         queries = (
-            ("spans", f"SELECT id, bytes + {_SPAN_ROW_OVERHEAD} FROM spans ORDER BY id LIMIT 4096"),
+            (
+                "spans",
+                f"SELECT id, bytes + {_SPAN_ROW_OVERHEAD} FROM spans WHERE batch_id IS NULL ORDER BY id LIMIT 4096",
+            ),
             (
                 "series",
                 f"SELECT id, length(key) + coalesce(length(buckets), 0) + {_SERIES_ROW_OVERHEAD} FROM series "
@@ -671,6 +680,12 @@ class Spool:
                     conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)
                 dropped += len(victims)
                 used = self._used_bytes(conn) - overhead
+        while used > target:
+            row = conn.execute("SELECT id FROM batches ORDER BY created_ns, id LIMIT 1").fetchone()
+            if row is None:
+                break
+            dropped += self._delete_batch(conn, str(row[0]))
+            used = self._used_bytes(conn) - overhead
         if dropped:
             self._incr(conn, "dropped.size", dropped)
             conn.execute(_GC_RESOURCES)
@@ -687,7 +702,7 @@ class Spool:
         with self._write() as conn:
             while True:
                 row = conn.execute(
-                    "SELECT id, created_ns, attempts FROM batches ORDER BY created_ns, rowid LIMIT 1"
+                    "SELECT id, created_ns, attempts FROM batches ORDER BY created_ns, id LIMIT 1"
                 ).fetchone()
                 if row is None:
                     break
@@ -769,6 +784,39 @@ class Spool:
             conn.execute("UPDATE series SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             conn.execute("UPDATE spans SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             self._forget_batch(conn, batch_id)
+
+    def split(self, batch_id: str, signal: str) -> tuple[str, str] | None:
+        """Persist a 413 split: move the batch's rows of one signal ("metrics" or "traces") into two new
+        batches of fixed content, in order; returns their ids, or None if fewer than two rows remain.
+
+        Each part gets a derived id (``<id>.m1``/``<id>.m2`` for metrics, ``.t1``/``.t2`` for traces) that it
+        keeps through every retry, and its rows never change (reserved rows are neither merged nor evicted
+        alone), so a receiver that de-duplicates by (batch id, content) stores each part exactly once
+        whatever the order of splits, resets and retries. The parts come after the batch in send order;
+        the batch itself is forgotten once it holds no rows.
+        """
+        table = {"metrics": "series", "traces": "spans"}[signal]
+        with self._write() as conn:
+            row = conn.execute("SELECT created_ns FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is None:
+                return None
+            ids = [int(r[0]) for r in conn.execute(
+                f"SELECT id FROM {table} WHERE batch_id = ? ORDER BY id", (batch_id,))]
+            if len(ids) < 2:
+                return None
+            half = len(ids) // 2
+            parts = (f"{batch_id}.{signal[0]}1", f"{batch_id}.{signal[0]}2")
+            for part, members in zip(parts, (ids[:half], ids[half:]), strict=True):
+                conn.execute("INSERT INTO batches (id, created_ns, attempts) VALUES (?, ?, 0)", (part, int(row[0])))
+                for chunk in _chunks(members):
+                    conn.execute(f"UPDATE {table} SET batch_id = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                                 (part, *chunk))
+            left = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM series WHERE batch_id = ?) OR EXISTS (SELECT 1 FROM spans WHERE "
+                "batch_id = ?)", (batch_id, batch_id)).fetchone()[0]
+            if not left:
+                self._forget_batch(conn, batch_id)
+            return parts
 
     def _merge_rows(self, conn: sqlite3.Connection, keep_id: int, other_id: int) -> None:
         """Fold row ``other_id`` into ``keep_id`` (same series) and delete it."""
