@@ -52,13 +52,13 @@ def test_marks_are_bounded_by_the_journal_files_that_still_exist(tmp_path: Path)
         assert spool.counters()["dropped.duplicate"] == 1
 
 
-def exit_path_runs(home: Path, n: int) -> list[dict[str, object]]:
+def exit_path_runs(home: Path, n: int, level: str = "basic") -> list[dict[str, object]]:
     """``n`` real runs through init's exit path (recorder -> journal), returned as their journal records."""
     from otel_expansion import _runtime
     from otel_expansion.config.settings import resolve
     from otel_expansion.journal import store as journal
 
-    settings = resolve("volume", home=str(home), level="basic", send=False, environ={})
+    settings = resolve("volume", home=str(home), level=level, send=False, environ={})
     for _ in range(n):
         t = _runtime.Telemetry(settings)
         with t.command("deploy"):
@@ -69,19 +69,20 @@ def exit_path_runs(home: Path, n: int) -> list[dict[str, object]]:
 
 @pytest.mark.slow
 def test_every_run_is_delivered_at_volume(fast_dir: Path) -> None:
-    """RUNS runs (default 20,000: 16x the point where a 256 KiB spool used to evict every new run) reach a
-    healthy receiver as exactly RUNS invocations; nothing is dropped. ``OTEL_EXPANSION_FAULTS_RUNS=200000``
-    runs the issue's full-size case (about 10 minutes on a shared 2-core box).
+    """200,000 runs reach a healthy receiver as exactly 200,000 invocations; nothing is dropped, at a
+    256 KiB spool cap (before the fix, every run after the first ~1,250 was evicted at that cap, and
+    ~167,000 were the most a 20 MiB spool let through in 7 days). About 2 minutes on a quiet 2-core box;
+    ``OTEL_EXPANSION_FAULTS_RUNS`` sets another count.
 
     The first runs go through the real exit path; the rest publish copies of their records with the
-    same journal code (the exit path's cost here is dominated by the sandbox's slow process_time()).
-    Real sender rounds (journal -> SDK -> spool -> HTTP) run whenever the journal nears its bound.
+    same journal code (the sandbox's process_time() costs ~9 ms per run, which would make this an hour).
+    Real sender rounds (journal -> SDK -> spool -> HTTP) run every 5,000 records.
     """
     from otel_expansion.export import sender
     from otel_expansion.journal import store as journal
     from tests.export.servers import otlp_server
 
-    runs = int(os.environ.get("OTEL_EXPANSION_FAULTS_RUNS", "20000"))
+    runs = int(os.environ.get("OTEL_EXPANSION_FAULTS_RUNS", "200000"))
     home = fast_dir / "home"
     templates = exit_path_runs(home, 40)
     cap = 256 * 1024
