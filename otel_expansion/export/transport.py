@@ -35,11 +35,11 @@ from otel_expansion.export.otlp_config import HTTP_JSON, SIGNALS, OtlpConfig, Si
 from otel_expansion.spool.model import BATCH_ID_HEADER
 
 __all__ = [
-    "Delivery",
     "HttpTransport",
     "MemoryTransport",
     "Outcome",
     "SendResult",
+    "SentRequest",
     "Transport",
     "backoff_delay",
     "classify_status",
@@ -166,7 +166,7 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
-class Delivery:
+class SentRequest:
     """One request as a :class:`MemoryTransport` saw it."""
 
     signal: str
@@ -174,7 +174,7 @@ class Delivery:
     batch_id: str
 
 
-Responder = Callable[[Delivery], SendResult]
+Responder = Callable[[SentRequest], SendResult]
 
 
 class MemoryTransport:
@@ -182,7 +182,7 @@ class MemoryTransport:
     partial success, persisted backoff): records every request and answers from a script.
 
     ``script`` holds one answer per request, in order (a :class:`SendResult`, or a callable taking the
-    :class:`Delivery`); once it runs out, ``default`` answers. ``accepted`` lists the requests a receiver
+    :class:`SentRequest`); once it runs out, ``default`` answers. ``accepted`` lists the requests a receiver
     would have stored: every SUCCESS, plus those answered by a result marked in ``ambiguous`` (the receiver
     stored them but the reply was lost, as with a connection reset after the body arrived).
     """
@@ -190,13 +190,13 @@ class MemoryTransport:
     def __init__(self, *script: SendResult | Responder, default: SendResult | Responder | None = None) -> None:
         self.script: list[SendResult | Responder] = list(script)
         self.default: SendResult | Responder = default or SendResult(Outcome.SUCCESS, status=200)
-        self.requests: list[Delivery] = []
-        self.accepted: list[Delivery] = []
+        self.requests: list[SentRequest] = []
+        self.accepted: list[SentRequest] = []
         self.ambiguous: set[int] = set()  # ids of SendResult objects that mean "stored, reply lost"
         self.closed = 0
 
     def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> SendResult:
-        delivery = Delivery(signal, bytes(body), batch_id)
+        delivery = SentRequest(signal, bytes(body), batch_id)
         self.requests.append(delivery)
         answer = self.script.pop(0) if self.script else self.default
         result = answer(delivery) if callable(answer) else answer

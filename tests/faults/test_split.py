@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 from otel_expansion.spool.model import SpanRecord
 from otel_expansion.spool.store import Spool
+from tests.faults.conftest import backend_counts, embedded_backend, faulty_proxy
+from tests.faults.test_bookkeeping import exit_path_runs
 
 pytestmark = pytest.mark.faults
 
@@ -55,3 +58,41 @@ def test_rows_in_flight_are_never_evicted_alone(tmp_path: Path) -> None:
         again = spool.next_batch()
         assert spool.counters().get("dropped.size", 0) > 0
         assert again is not None and again.id == batch.id and again.spans == batch.spans
+
+
+FAULTS = ("413", "reset_after", "reset_before", "503")
+ORDERS = [list(order) for order in itertools.permutations(FAULTS)] + [
+    ["413", "413", "413", "reset_after", "reset_after"],
+    ["reset_after", "413", "reset_after", "413", "reset_after", "413"],
+    ["413", "reset_after", "413", "reset_before", "413", "reset_after", "503", "413"],
+]
+RUNS = 24
+
+
+@pytest.mark.slow
+def test_exactly_once_at_the_backend_in_every_order(tmp_path: Path) -> None:
+    """24 runs (spans and metrics), delivered to the real embedded backend through a proxy that injects a
+    413, resets before and after the body is stored, and a 503, in every order (plus nested splits): the
+    backend ends with exactly 24 command spans and 24 invocations each time."""
+    from otel_expansion.export import sender
+    from otel_expansion.journal import store as journal
+
+    source = tmp_path / "source"
+    records = exit_path_runs(source, RUNS, level="enhanced")
+    assert len(records) == RUNS
+    failures = []
+    for n, order in enumerate(ORDERS):
+        home = tmp_path / f"home-{n}"
+        for record in records:
+            journal.append(str(home), record, time.time_ns())
+        db = tmp_path / f"backend-{n}.sqlite"
+        with embedded_backend(db) as url, faulty_proxy(url, order) as proxy:
+            settings = sender.settings_for(str(home), proxy.url)
+            for _ in range(40):
+                summary = sender.run_round(str(home), settings, force=True)
+                if summary.ok and summary.pending_spans == summary.pending_series == 0:
+                    break
+            counts = backend_counts(db)
+        if counts != (RUNS, float(RUNS)):
+            failures.append((order, counts, proxy.log))
+    assert failures == []
