@@ -72,6 +72,17 @@ def temp_environ(remove: tuple[str, ...] = (), **values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def wait_until(predicate: Callable[[], object], timeout_s: float = 60, what: str = "condition") -> None:
+    """Readiness wait: poll ``predicate`` until it holds (never a fixed sleep standing in for a signal)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout_s} s")
+        time.sleep(0.02)
+
+
 def journal_records(home: Path) -> list[dict[str, object]]:
     from otel_expansion.journal import store
 

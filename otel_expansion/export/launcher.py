@@ -101,7 +101,7 @@ def should_start(home: str, send: bool, now: float | None = None) -> bool:
 
 def sender_argv(home: str, send: bool, force: bool = False) -> list[str]:
     """The sender's command line: nothing secret (the endpoint goes in ``ENDPOINT_ENV``)."""
-    argv = [sys.executable, "-m", "otel_expansion.export.sender", "--home", home]
+    argv = [sys.executable, "-m", "otel_expansion.workers.sender", "--home", home]
     if force:
         argv.append("--force")
     if not send:

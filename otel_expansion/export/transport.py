@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from otel_expansion.export import otlp_messages
-from otel_expansion.export.otlp_config import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.config.otlp import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig
+from otel_expansion.otlp import messages as otlp_messages
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = [
     "HttpTransport",

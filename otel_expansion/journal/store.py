@@ -30,6 +30,13 @@ from otel_expansion.config.paths import (
     write_private,
 )
 from otel_expansion.config.paths import sweep_temp as _sweep
+from otel_expansion.journal.record import UnsupportedRecord, check
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from otel_expansion.journal.record import Record
 
 MAGIC = b"OXJ1"
 SUFFIX = ".rec"
@@ -45,8 +52,8 @@ class CorruptRecord(ValueError):
     """A journal file that is not a whole, valid record."""
 
 
-def encode(record: dict[str, object]) -> bytes:
-    payload = marshal.dumps(record)
+def encode(record: Mapping[str, object]) -> bytes:
+    payload = marshal.dumps(dict(record))
     if len(payload) > MAX_RECORD_BYTES:
         raise ValueError(f"journal record too large ({len(payload)} bytes)")
     return MAGIC + struct.pack(">I", binascii.crc32(payload)) + payload
@@ -72,7 +79,7 @@ def journal_dir(home: str) -> str:
     return os.path.join(home, JOURNAL_DIR)
 
 
-def append(home: str, record: dict[str, object], now_ns: int) -> str:
+def append(home: str, record: Mapping[str, object], now_ns: int) -> str:
     """Publish one record atomically; returns its path."""
     data = encode(record)
     directory = ensure_dir(journal_dir(home))
@@ -188,8 +195,9 @@ def count(home: str) -> int:
     return len(_names(home))
 
 
-def read(path: str) -> dict[str, object]:
-    """Read one record; raises CorruptRecord (or OSError) for anything but a whole valid record."""
+def read(path: str) -> Record:
+    """Read one record; raises CorruptRecord (or OSError) for anything but a whole valid record of the
+    version this package writes (never through a link)."""
     fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC)
     try:
         chunks = []
@@ -202,7 +210,10 @@ def read(path: str) -> dict[str, object]:
             size += len(chunk)
     finally:
         os.close(fd)
-    return decode(b"".join(chunks))
+    try:
+        return check(decode(b"".join(chunks)))
+    except UnsupportedRecord as exc:
+        raise CorruptRecord(str(exc)) from None
 
 
 def remove(paths: list[str]) -> list[str]:

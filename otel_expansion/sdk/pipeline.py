@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_expansion import __version__
+from otel_expansion._version import __version__
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.sdk import signals

@@ -99,13 +99,15 @@ from tests.collector.conftest import _stop_collectors_of_each_test, collector  #
 class FaultyProxy:
     """A 127.0.0.1 HTTP proxy in front of a real receiver that injects one scripted fault per request.
 
-    Actions, taken from ``script`` in order (then ``"ok"``): ``"ok"`` forwards and relays the answer;
+    A body larger than ``limit`` bytes (as sent, i.e. compressed) is answered 413 without forwarding, as a
+    receiver's body limit does, and consumes no scripted action. Other requests take the next action from
+    ``script`` (then ``"ok"``): ``"ok"`` forwards and relays the answer;
     ``"413"`` answers 413 without forwarding; ``"503"`` answers 503; ``"reset_before"`` closes the
     connection without forwarding; ``"reset_after"`` forwards (the receiver stores it) and then closes the
     connection without answering: the ambiguous failure that makes retries necessary.
     """
 
-    def __init__(self, target: str, script: list[str]) -> None:
+    def __init__(self, target: str, script: list[str], limit: int | None = None) -> None:
         import http.client
         import http.server
         import threading
@@ -124,7 +126,10 @@ class FaultyProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                action = proxy.script.pop(0) if proxy.script else "ok"
+                if limit is not None and len(body) > limit:
+                    action = "413"
+                else:
+                    action = proxy.script.pop(0) if proxy.script else "ok"
                 proxy.log.append((action, self.path, len(body)))
                 if action in ("413", "503"):
                     self.send_response(int(action))
@@ -177,8 +182,8 @@ class FaultyProxy:
 
 
 @contextlib.contextmanager
-def faulty_proxy(target: str, script: list[str]) -> Iterator[FaultyProxy]:
-    proxy = FaultyProxy(target, script)
+def faulty_proxy(target: str, script: list[str], limit: int | None = None) -> Iterator[FaultyProxy]:
+    proxy = FaultyProxy(target, script, limit)
     try:
         yield proxy
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.spool.model import SUM, MetricPoint, SeriesKey
+from otel_expansion.otlp.model import SUM, MetricPoint, SeriesKey
 from otel_expansion.spool.store import Spool
 from tests.conftest import temp_environ
 from tests.faults.conftest import metric_total
@@ -78,8 +78,8 @@ def test_every_run_is_delivered_at_volume(fast_dir: Path) -> None:
     same journal code (the sandbox's process_time() costs ~9 ms per run, which would make this an hour).
     Real sender rounds (journal -> SDK -> spool -> HTTP) run every 5,000 records.
     """
-    from otel_expansion.export import sender
     from otel_expansion.journal import store as journal
+    from otel_expansion.workers import sender
     from tests.export.servers import otlp_server
 
     runs = int(os.environ.get("OTEL_EXPANSION_FAULTS_RUNS", "200000"))

@@ -120,7 +120,7 @@ def test_corrupt_spool_loss_is_counted_per_item(tmp_path: Path) -> None:
     """A spool damaged beyond use is moved aside and its pending items counted one by one, not as 1."""
     import sqlite3
 
-    from otel_expansion.spool.model import SpanRecord
+    from otel_expansion.otlp.model import SpanRecord
     from otel_expansion.spool.store import Spool
 
     path = tmp_path / "spool.sqlite"

@@ -122,7 +122,7 @@ def test_umask_000_creates_private_parents(tmp_path: Path) -> None:
 def test_temp_names_are_random_and_stale_ones_swept(tmp_path: Path) -> None:
     """Temp files use unpredictable names; leftovers of a kill -9 are swept by the next sender round."""
     from otel_expansion.config import paths
-    from otel_expansion.export import sender
+    from otel_expansion.workers import sender
 
     home = tmp_path / "home"
     paths.ensure_dir(str(home / "journal"))

@@ -7,19 +7,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from tests.conftest import EXAMPLES, clean_env
+from tests.conftest import EXAMPLES, clean_env, wait_until
 from tests.export.servers import otlp_server
 from tests.export.test_sender import metric_values, spans_of
-
-
-def wait_until(predicate: Any, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) -> None:
@@ -76,7 +67,7 @@ def test_busy_service_loses_no_command(tmp_path: Path) -> None:
     home = tmp_path / "home"
     subprocess.run([sys.executable, "-c", BUSY], env=clean_env(home), check=True, timeout=60)
     from otel_expansion.config.settings import resolve
-    from otel_expansion.export.sender import open_spool
+    from otel_expansion.workers.sender import open_spool
 
     spool = open_spool(str(home), resolve("busy", environ={}, home=str(home)))
     try:

@@ -16,7 +16,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otel_expansion.spool.model import HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
+from otel_expansion.otlp.model import HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
 
 BATCH_ID_ATTRIBUTE = "otel_expansion.batch.id"
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
