@@ -84,6 +84,7 @@ def test_home_that_is_a_link_stands_down(tmp_path: Path) -> None:
         results = exercise(home, srv.url)
     assert results[0].stdout == "hello a\n" and results[0].returncode == 0
     assert "symbolic link" in results[0].stderr  # debug says why telemetry stood down
+    assert not [r.stderr for r in results if "Traceback" in r.stderr]
     assert snapshot(outside) == before
 
 
@@ -102,6 +103,7 @@ def test_root_leaves_another_users_home_alone(tmp_path: Path) -> None:
         assert srv.requests == []
     assert results[0].stdout == "hello a\n" and results[0].returncode == 0
     assert "belongs to uid 4321" in results[0].stderr
+    assert not [r.stderr for r in results if "Traceback" in r.stderr]
     assert snapshot(home) == before
 
 
