@@ -16,7 +16,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
     from typing import Any, TypeVar
 
@@ -187,16 +187,48 @@ def _contained(where: str, exc: BaseException) -> None:
     warn(f"telemetry error in {where}() ignored: {type(exc).__name__}: {exc}")
 
 
-def init(service_name: str, service_version: str | None = None, **options: Any) -> Telemetry:
+def init(
+    service_name: str,
+    service_version: str | None = None,
+    *,
+    level: str | Level | None = None,
+    consent: str = "notify",
+    opt_out_env: str | None = None,
+    instrument: bool = True,
+    mode: str = "auto",
+    home: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    debug: bool | None = None,
+    send: bool | None = None,
+    redact_patterns: Sequence[str] = (),
+    redact_allow: Sequence[str] = (),
+    hash_salt: str | None = None,
+    **unknown: object,
+) -> Telemetry:
     """Start telemetry for this process; idempotent (a second call returns the first handle).
 
-    Options: ``level`` (the app's default level), ``consent`` ("notify" or "ask"), ``opt_out_env`` (the
-    app's own opt-out variable), ``instrument`` (auto-instrument click/typer/argparse, default True),
-    ``mode`` ("auto", "cli", "service"), ``home``, ``endpoint``, ``debug``, ``send``,
-    ``redact_patterns``, ``redact_allow``, ``hash_salt``.
+    ``level``: the app's default level (off|basic|enhanced|full); ``consent``: "notify" (opt-out, a
+    first-run notice) or "ask" (opt-in); ``opt_out_env``: the app's own opt-out variable; ``instrument``:
+    hook click/typer/argparse; ``mode``: "auto", "cli" or "service"; ``home``: state directory;
+    ``endpoint``: collector URL; ``debug``/``send``: override OTEL_EXPANSION_DEBUG/_SEND;
+    ``redact_patterns``/``redact_allow``: extra regexes / exact strings; ``hash_salt``: pseudonymise ids.
+
+    Never raises: an unknown option or a value of the wrong type warns once and loses only itself.
     """
+    options: dict[str, Any] = {
+        "level": level, "consent": consent, "opt_out_env": opt_out_env, "instrument": instrument, "mode": mode,
+        "home": home, "endpoint": endpoint, "debug": debug, "send": send, "redact_patterns": redact_patterns,
+        "redact_allow": redact_allow, "hash_salt": hash_salt,
+    }
+    for key in unknown:
+        warn(f"init() ignores unknown option {key!r}")
+    return _init(service_name, service_version, options)
+
+
+def _init(service_name: str, service_version: str | None, options: dict[str, Any], *, auto: bool = False,
+          install_global: bool = False) -> Telemetry:
+    """init() for the app (``auto=False``) and for opentelemetry-instrument's configurator (``auto=True``)."""
     global _handle
-    auto = bool(options.pop("_auto", False))
     if _handle is not None:
         if not (_handle.auto and not auto):
             return _handle
@@ -205,7 +237,7 @@ def init(service_name: str, service_version: str | None = None, **options: Any) 
         _handle.retire()
         _handle = None
     try:
-        _handle = _start(service_name, service_version, options)
+        _handle = _start(service_name, service_version, options, install_global)
         _handle.auto = auto
     except Exception as exc:
         _contained("init", exc)
@@ -213,15 +245,10 @@ def init(service_name: str, service_version: str | None = None, **options: Any) 
     return _handle
 
 
-def _start(service_name: str, service_version: str | None, options: dict[str, Any]) -> Telemetry:
+def _start(service_name: str, service_version: str | None, options: dict[str, Any],
+           install_global: bool) -> Telemetry:
     from otel_expansion.config.settings import opted_out
 
-    install_global = bool(options.pop("install_global", False))
-    known = {"level", "consent", "opt_out_env", "instrument", "mode", "home", "endpoint", "debug", "send",
-             "redact_patterns", "redact_allow", "hash_salt"}
-    for key in set(options) - known:
-        warn(f"init() ignores unknown option {key!r}")
-        options.pop(key)
     for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
         value = options.get(key)
         if value is not None and not isinstance(value, (str, os.PathLike)):

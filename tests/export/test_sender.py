@@ -18,7 +18,7 @@ from otel_expansion.config.settings import resolve
 from otel_expansion.export import launcher
 from otel_expansion.journal import store as journal
 from otel_expansion.workers.sender import run_round
-from tests.conftest import ROOT, clean_env, temp_environ
+from tests.conftest import ROOT, clean_env, temp_environ, wait_until
 from tests.export.servers import blackhole, cycle, otlp_server, refused_port, respond, slow
 
 
@@ -242,10 +242,8 @@ def test_cli_exit_starts_a_detached_sender(tmp_path: Path) -> None:
         srv.wait_for(2, timeout_s=20)
         spans = spans_of(srv.requests)
     assert [s.name for s in spans] == ["democli hello"]
-    deadline = time.monotonic() + 10
-    while launcher.sender_running(str(home)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not launcher.sender_running(str(home))  # it exited on its own, nothing lingers
+    wait_until(lambda: not launcher.sender_running(str(home)), timeout_s=10,
+               what="the sender exited on its own")  # nothing lingers
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.conftest import EXAMPLES, clean_env, wait_until
+from tests.conftest import EXAMPLES, clean_env, quiet_period, settled, wait_until
 from tests.export.servers import otlp_server
 from tests.export.test_sender import metric_values, spans_of
 
@@ -21,8 +20,7 @@ def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) 
         wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
         assert proc.poll() is None  # data arrived while the program was still running
         assert proc.wait(30) == 0
-        wait_until(lambda: sum(1 for s in spans_of(srv.requests)) >= 6)
-        time.sleep(1.0)
+        wait_until(lambda: settled(tmp_path / "home"), what="everything sent")
         values = metric_values(srv.requests)
         spans = spans_of(srv.requests)
     inv = {k[1]: v for k, v in values.items() if k[0] == "cli.command.invocations"}
@@ -89,7 +87,7 @@ def test_other_opentelemetry_setups_are_left_alone(tmp_path: Path) -> None:
                         OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
         result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
                                 env=env, capture_output=True, text=True, timeout=60)
-        time.sleep(1.0)
+        quiet_period()
         assert result.returncode == 0 and result.stdout.startswith("hi bob\n"), result.stderr
         assert srv.requests == []
     assert not home.exists()
@@ -103,9 +101,7 @@ def test_service_exit_delivers_its_last_data_even_inside_the_interval(tmp_path: 
         for jobs in ("3", "4"):
             subprocess.run([sys.executable, str(EXAMPLES / "service_app.py"), jobs, "0"], env=env, check=True,
                            timeout=60)
-            time.sleep(0.5)  # the first run's sender finishes before the second run starts
-        wait_until(lambda: len(spans_of(srv.requests)) >= 7)
-        time.sleep(0.5)
+            wait_until(lambda: settled(home), what="the run's sender finished")
         assert len(spans_of(srv.requests)) == 7
 
 
@@ -143,7 +139,7 @@ def test_app_init_wins_under_opentelemetry_instrument(tmp_path: Path) -> None:
         result = subprocess.run([instrument, sys.executable, str(script)], env=off, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0 and result.stdout == "hi\n"
-        time.sleep(1.0)
+        quiet_period()
         assert srv.requests == []
     assert not (tmp_path / "off" / "journal").exists() and not (tmp_path / "off" / "spool.sqlite").exists()
 
