@@ -1,9 +1,32 @@
-"""Where state lives. Stdlib ``os`` only: this runs in every instrumented CLI."""
+"""Where state lives, and the only ways the package creates or opens files there.
+
+Stdlib ``os`` only: this runs in every instrumented CLI. Every write goes through :func:`ensure_dir`,
+:func:`write_private` or :func:`open_private`, which never follow a link, never reuse a predictable temp
+name, and refuse a state directory that is not a real directory owned by the current user (a planted
+link or another user's home makes telemetry stand down instead of touching files it does not own).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_S_IFMT = 0o170000
+_S_IFDIR = 0o040000
+_S_IFREG = 0o100000
+TEMP_SUFFIX = ".tmp"
+"""Temp files are ``<target>.<random>.tmp``: unpredictable, created with O_EXCL, swept when stale."""
+
+
+class UnsafePath(PermissionError):
+    """A state path that is a link, not ours, or of the wrong type: the package will not write there."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(1, f"{why}: {path} (telemetry stands down)")
+        self.filename = path
 
 
 def _safe(name: str) -> str:
@@ -23,13 +46,94 @@ def default_home(service_name: str, environ: os._Environ[str] | dict[str, str] |
     return os.path.join(base, "otel-expansion", service)
 
 
+def _uid() -> int | None:
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid() if geteuid is not None else None
+
+
+def check_owned(path: str, st: os.stat_result, kind: int) -> None:
+    """Raise UnsafePath unless ``st`` (from lstat/fstat of ``path``) is a ``kind`` owned by us."""
+    if st.st_mode & _S_IFMT == 0o120000:
+        raise UnsafePath(path, "is a symbolic link")
+    if st.st_mode & _S_IFMT != kind:
+        raise UnsafePath(path, "is not a " + ("directory" if kind == _S_IFDIR else "regular file"))
+    uid = _uid()
+    if uid is not None and st.st_uid != uid:
+        raise UnsafePath(path, f"belongs to uid {st.st_uid}, not the current user ({uid})")
+    if kind == _S_IFREG and st.st_nlink > 1:
+        raise UnsafePath(path, "has other hard links")
+
+
+def _make_dirs(path: str) -> None:
+    """Create ``path`` and its missing parents 0700 whatever the umask (never world-writable parents)."""
+    missing: list[str] = []
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue  # another process won the race; checked below like any existing directory
+        if sys.platform != "win32":
+            os.chmod(d, 0o700)  # we just made it (mkdir never follows a link); umask may have cut bits
+
+
+def check_dir(path: str) -> None:
+    """OSError unless ``path`` is an existing real directory of ours (not a link): checked before use."""
+    if sys.platform != "win32":
+        check_owned(path, os.lstat(path), _S_IFDIR)
+
+
 def ensure_dir(path: str) -> str:
-    """Create ``path`` (0700) if needed; raises OSError when it cannot be made private and writable."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.stat(path)
+    """Create ``path`` (0700) if needed; OSError when it is a link, not ours, or cannot be made private."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        _make_dirs(path)
+        st = os.lstat(path)
+    if sys.platform == "win32":  # pragma: no cover - no uid or O_NOFOLLOW semantics to check
+        return path
+    check_owned(path, st, _S_IFDIR)
     if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+        fd = os.open(path, os.O_RDONLY | _DIRECTORY | NOFOLLOW | CLOEXEC)
+        try:
+            check_owned(path, os.fstat(fd), _S_IFDIR)
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
     return path
+
+
+def open_dir(path: str) -> int:
+    """An fd on an existing state directory (not a link, ours), for listing and ``dir_fd`` unlinks."""
+    fd = os.open(path, os.O_RDONLY | _DIRECTORY | NOFOLLOW | CLOEXEC)
+    if sys.platform != "win32":
+        try:
+            check_owned(path, os.fstat(fd), _S_IFDIR)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
+
+
+def open_private(path: str, flags: int = os.O_RDWR | os.O_CREAT) -> int:
+    """Open (creating 0600) a file we update in place: never through a link, only a regular file of ours."""
+    fd = os.open(path, flags | NOFOLLOW | CLOEXEC, 0o600)
+    if sys.platform != "win32":
+        try:
+            st = os.fstat(fd)
+            check_owned(path, st, _S_IFREG)
+            if st.st_mode & 0o777 != 0o600:  # umask-proof: neither wider nor narrower than 0600
+                os.fchmod(fd, 0o600)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
 
 
 # File names inside the home directory, in one place.
@@ -50,12 +154,19 @@ SERVICE_FILE = "service"  # the app's name, so tools can label a home whatever i
 
 
 def write_private(path: str, data: bytes) -> None:
-    """Write ``data`` atomically (temp file + rename) with mode 0600: readers never see half a file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``data`` atomically (temp file + rename) with mode 0600: readers never see half a file.
+
+    The temp name is random and created with O_EXCL | O_NOFOLLOW, so a planted file or link at any
+    predictable name is never opened; the rename replaces a link at ``path`` rather than following it.
+    """
+    check_dir(os.path.dirname(path) or ".")  # never into a directory that is a link or not ours
+    tmp = f"{path}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o600)
     try:
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -68,9 +179,9 @@ def write_private(path: str, data: bytes) -> None:
 
 
 def read_small(path: str, limit: int = 65536) -> bytes | None:
-    """Read a small state file; None when absent or unreadable."""
+    """Read a small state file; None when absent, unreadable or a link."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC)
     except OSError:
         return None
     try:
@@ -79,6 +190,29 @@ def read_small(path: str, limit: int = 65536) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def sweep_temp(directory: str, older_than_s: float, now_s: float) -> int:
+    """Delete our ``<name>.<random>.tmp`` leftovers of processes killed mid-write; returns how many."""
+    removed = 0
+    try:
+        fd = open_dir(directory)
+    except OSError:
+        return 0
+    try:
+        for name in os.listdir(fd):
+            if not name.endswith(TEMP_SUFFIX):
+                continue
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if now_s - st.st_mtime > older_than_s:
+                    os.unlink(name, dir_fd=fd)  # unlinking a link removes only the link
+                    removed += 1
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return removed
 
 
 def random_id(nbytes: int = 16) -> str:

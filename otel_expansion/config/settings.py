@@ -97,7 +97,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_SEND", "true", "flag", "false keeps data local (spool only); `flush` sends it later.",
              "send"),
     Variable("OTEL_EXPANSION_SPOOL_MAX_BYTES", "20971520", "integer",
-             "Spool size cap; the oldest data is dropped first, and counted.", "spool_max_bytes", minimum=65536),
+             "Cap on pending data in the spool (the file adds ~80 KiB of structure); the oldest data is dropped "
+             "first, and counted.", "spool_max_bytes", minimum=65536),
     Variable("OTEL_EXPANSION_SPOOL_MAX_AGE", "604800", "number", "Seconds pending data is kept before it is dropped.",
              "spool_max_age_s", minimum=1),
     Variable("OTEL_EXPANSION_SENDER_TIMEOUT", "60", "number",

@@ -1,8 +1,12 @@
 """Delivery: drain the spool batch by batch through a transport, settle each signal, persist the backoff.
 
-Knows batches, signals and outcomes; the transport alone knows HTTP, the spool alone knows SQLite. A
-413 halves the refused request inside its batch (same id, so a receiver's duplicate check holds);
-what a receiver accepted is never resent.
+Knows batches, signals and outcomes; the transport alone knows HTTP, the spool alone knows SQLite.
+
+Exactly once: a receiver drops a request it already stored by (batch id, content), so a batch id must
+always stand for the same bytes. A 413 therefore splits the refused signal into two parts persisted as
+batches of their own (``Spool.split``: derived ids, fixed rows); a part is resent only whole and
+unchanged, whatever the order of later splits, connection resets and retries. What a receiver accepted
+is never resent, and a signal settled as refused is counted once, when it is settled.
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ class Delivery:
             if batch is None:
                 return
             outcome, result = self._send_batch(batch, summary)
-            if outcome is Outcome.SUCCESS:
+            if outcome in (Outcome.SUCCESS, Outcome.TOO_LARGE):  # settled, or split into parts sent next
                 continue
             if self.persist and self._wait_quickly(quick_retries, result, summary):
                 quick_retries += 1
@@ -105,74 +109,67 @@ class Delivery:
 
     # -- one batch -------------------------------------------------------------------------------------
     def _send_batch(self, batch: Any, summary: SendSummary) -> tuple[Outcome, SendResult | None]:
-        """Send each unsettled signal of ``batch``; ack it once every signal is accepted or refused."""
+        """Send each unsettled signal of ``batch``; ack it once every signal is accepted or refused.
+
+        Returns TOO_LARGE when a signal was split into parts (the loop sends them next), SUCCESS when
+        the batch is settled, else the transient outcome that stopped it.
+        """
         spool = self.spool
         outcome = Outcome.SUCCESS
         result: SendResult | None = None
         done_key = f"batch.{batch.id}.done"
         done = set((spool.get_state(done_key) or "").split(",")) - {""}
         accepted = {"metrics": 0, "traces": 0}
-        refused: dict[str, int] = {}  # "signal:reason" -> rows settled without delivery
         for signal, rows in (("metrics", batch.points), ("traces", batch.spans)):
             if not rows or signal in done:
                 continue
+            refused: str | None = None
             if signal in self.disabled:
-                refused[f"{signal}:exporter_none"] = len(rows)
-                done.add(signal)
-                continue
-            result, ok, too_large = self._send_rows(signal, list(rows), batch.id, summary)
-            accepted[signal] += ok
-            if too_large:
-                refused[f"{signal}:too_large"] = too_large
-                summary.error = f"{too_large} {signal} items were too large for the collector; they were dropped"
-            if result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
-                refused[f"{signal}:rejected"] = len(rows) - ok
-                summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
-            elif result.outcome not in (Outcome.SUCCESS, Outcome.TOO_LARGE):
-                outcome = result.outcome
-                break
+                refused = "exporter_none"
+            else:
+                result = self._send_rows(signal, list(rows), batch.id, summary)
+                if result.outcome is Outcome.TOO_LARGE:
+                    if len(rows) > 1 and spool.split(batch.id, signal) is not None:
+                        outcome = Outcome.TOO_LARGE
+                        break
+                    refused = "too_large"
+                    summary.error = f"{len(rows)} {signal} items were too large for the collector; they were dropped"
+                elif result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
+                    refused = "rejected"
+                    summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
+                elif result.outcome is not Outcome.SUCCESS:
+                    outcome = result.outcome
+                    break
+                else:
+                    accepted[signal] += len(rows)
             done.add(signal)  # a retry of this batch resends only what was not settled yet
             spool.set_state(done_key, ",".join(sorted(done)))
+            if refused is not None:  # settled without delivery: counted now, exactly once
+                spool.incr(f"dropped.{refused}", len(rows))
+                summary.dropped += len(rows)
+                summary.disabled += len(rows) if refused == "exporter_none" else 0
         summary.outcomes.append(outcome.name)
         # what was accepted is delivered even if the batch as a whole must be retried later
         summary.spans_sent += accepted["traces"]
         summary.points_sent += accepted["metrics"]
         if outcome is Outcome.SUCCESS:
-            self._settle(batch, accepted, refused, summary)
+            self._settle(batch, accepted, summary)
         return outcome, result
 
-    def _send_rows(self, signal: str, rows: list[Any], batch_id: str,
-                   summary: SendSummary) -> tuple[SendResult, int, int]:
-        """Send ``rows`` of one signal; a 413 halves the request (same batch id: a retry repeats exactly
-        the same parts). Returns (last result, accepted rows, rows dropped as too large even alone)."""
+    def _send_rows(self, signal: str, rows: list[Any], batch_id: str, summary: SendSummary) -> SendResult:
+        """One request with ``rows`` of one signal under ``batch_id``."""
         body = serialize(_BUILDERS[signal](rows, batch_id), self.config.for_signal(signal).protocol)
         result: SendResult = self.transport.send(
             signal, body, batch_id, deadline_s=max(0.1, self.deadline - time.monotonic()))
         summary.bytes_sent += result.sent_bytes
         summary.rejected += result.rejected
-        if result.outcome is not Outcome.TOO_LARGE:
-            return result, (len(rows) if result.outcome is Outcome.SUCCESS else 0), 0
-        if len(rows) == 1:
-            return result, 0, 1
-        half = len(rows) // 2
-        accepted = too_large = 0
-        for part in (rows[:half], rows[half:]):
-            result, ok, big = self._send_rows(signal, part, batch_id, summary)
-            accepted, too_large = accepted + ok, too_large + big
-            if result.outcome not in (Outcome.SUCCESS, Outcome.TOO_LARGE):
-                break
-        return result, accepted, too_large
+        return result
 
-    def _settle(self, batch: Any, accepted: dict[str, int], refused: dict[str, int], summary: SendSummary) -> None:
-        """Every signal of the batch is accepted or refused: ack it and count what was refused."""
+    def _settle(self, batch: Any, accepted: dict[str, int], summary: SendSummary) -> None:
+        """Every signal of the batch is accepted or refused (and counted): ack it."""
         spool = self.spool
         spool.ack(batch.id)
         summary.batches_sent += 1 if any(accepted.values()) else 0
-        for key, n in refused.items():
-            spool.incr("dropped." + key.split(":", 1)[1], n)
-            summary.dropped += n
-            if key.endswith(":exporter_none"):
-                summary.disabled += n
         if any(accepted.values()):
             spool.set_state("backoff.failures", "0")
         if self.progress is not None:

@@ -1,8 +1,12 @@
 """Starts the detached sender from a CLI's exit path, cheaply and only when there is a reason to.
 
-Decisions read one tiny state file written by the sender (``<next-send-epoch-seconds>``), so a hundred
-runs against a dead collector start no sender until its backoff expires. A lock taken by the running
-sender means at most one runs per home. Stdlib only, no ``subprocess`` (costs ~20 ms to import).
+Decisions read one tiny state file written by the sender (``<next-send> <last-start> <written-at>``,
+epoch seconds), so a hundred runs against a dead collector start no sender until its backoff expires.
+Wall-clock times are only trusted within what the policy allows: a stored time further ahead than
+``MAX_DEFER_S``, or written "in the future" (the clock was moved back since), counts as due now, so a
+clock correction never stops sending. A lock taken by the running sender means at most one runs per
+home. Nothing secret goes on the sender's command line (``ps`` shows it to every local user): the
+endpoint travels in its environment. Stdlib only, no ``subprocess`` (costs ~20 ms to import).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import os
 import sys
 import time
 
-from otel_expansion.config.paths import SENDER_LOCK, SENDER_LOG, SENDER_STATE, read_small
+from otel_expansion.config.paths import SENDER_LOCK, SENDER_LOG, SENDER_STATE, open_private, read_small
 from otel_expansion.journal import store as journal
 
 INGEST_THRESHOLD = 64
@@ -19,30 +23,47 @@ INGEST_THRESHOLD = 64
 MIN_SPAWN_INTERVAL_S = 10.0
 """At most one sender start per this many seconds, even if senders keep dying (no spawn storms)."""
 
+MAX_DEFER_S = 86400.0
+"""The furthest ahead a next-send time may lie: the longest Retry-After honoured (the backoff cap is 1 h)."""
+CLOCK_SLACK_S = 5.0
+"""A state written more than this "in the future" means the clock moved back since: its times are void."""
+ENDPOINT_ENV = "OTEL_EXPANSION_SENDER_ENDPOINT"
+"""How the endpoint (which may hold credentials) reaches the sender: its environment, not its argv."""
+
 _children: list[int] = []
 
 
-def _state(home: str) -> tuple[float, float]:
-    """(next send due, last sender start), epoch seconds; zeros when unknown."""
+def _state(home: str, now: float | None = None) -> tuple[float, float]:
+    """(next send due, last sender start), epoch seconds, clamped to what the policy allows from now.
+
+    Zeros when unknown. A time written after ``now`` (clock moved back) or beyond ``MAX_DEFER_S`` is void.
+    """
     raw = read_small(os.path.join(home, SENDER_STATE), 128)
-    values = [0.0, 0.0]
+    values = [0.0, 0.0, 0.0]
     if raw:
-        for i, field in enumerate(raw.split()[:2]):
+        for i, field in enumerate(raw.split()[:3]):
             try:  # noqa: SIM105 - contextlib is an import this hot path does not need
                 values[i] = float(field)
             except ValueError:
                 pass
-    return values[0], values[1]
+    next_send, last_spawn, written = values
+    now = time.time() if now is None else now
+    if written > now + CLOCK_SLACK_S or next_send > now + MAX_DEFER_S:
+        return 0.0, 0.0
+    return next_send, last_spawn
 
 
 def _write_state(home: str, next_send: float, last_spawn: float) -> None:
     from otel_expansion.config.paths import write_private
 
-    write_private(os.path.join(home, SENDER_STATE), f"{next_send:.3f} {last_spawn:.3f}\n".encode())
+    now = time.time()
+    next_send = min(next_send, now + MAX_DEFER_S)
+    write_private(os.path.join(home, SENDER_STATE), f"{next_send:.3f} {last_spawn:.3f} {now:.3f}\n".encode())
 
 
-def next_send_at(home: str) -> float:
-    return _state(home)[0]
+def next_send_at(home: str, now: float | None = None) -> float:
+    """When the next send is due (0: now); never further than ``MAX_DEFER_S`` from ``now``."""
+    return _state(home, now)[0]
 
 
 def write_next_send_at(home: str, when: float) -> None:
@@ -56,7 +77,7 @@ def sender_running(home: str) -> bool:
     except ImportError:  # Windows: rely on the sender's own lock
         return False
     try:
-        fd = os.open(os.path.join(home, SENDER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(os.path.join(home, SENDER_LOCK), os.O_RDWR)  # no lock file: no sender
     except OSError:
         return False
     try:
@@ -70,7 +91,7 @@ def sender_running(home: str) -> bool:
 
 def should_start(home: str, send: bool, now: float | None = None) -> bool:
     now = time.time() if now is None else now
-    next_send, last_spawn = _state(home)
+    next_send, last_spawn = _state(home, now)
     if abs(now - last_spawn) < MIN_SPAWN_INTERVAL_S:  # abs: the state keeps milliseconds, rounded
         return False
     if send and now >= next_send:
@@ -78,12 +99,11 @@ def should_start(home: str, send: bool, now: float | None = None) -> bool:
     return journal.count(home) >= INGEST_THRESHOLD
 
 
-def sender_argv(home: str, endpoint: str | None, send: bool, force: bool = False) -> list[str]:
+def sender_argv(home: str, send: bool, force: bool = False) -> list[str]:
+    """The sender's command line: nothing secret (the endpoint goes in ``ENDPOINT_ENV``)."""
     argv = [sys.executable, "-m", "otel_expansion.workers.sender", "--home", home]
     if force:
         argv.append("--force")
-    if endpoint:
-        argv += ["--endpoint", endpoint]
     if not send:
         argv.append("--no-send")
     return argv
@@ -98,8 +118,11 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool
         return None
     if sender_running(home):
         return None
-    argv = sender_argv(home, endpoint, send, force)
+    argv = sender_argv(home, send, force)
     env = dict(os.environ)
+    env.pop(ENDPOINT_ENV, None)
+    if endpoint:
+        env[ENDPOINT_ENV] = endpoint
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # The sender must not be auto-instrumented itself (opentelemetry-instrument puts its sitecustomize on
     # PYTHONPATH): it would record its own run as a product command.
@@ -109,12 +132,16 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool
     env.pop("OTEL_EXPANSION_DEBUG", None)
     log_path = os.path.join(home, SENDER_LOG)
     if hasattr(os, "posix_spawn"):
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 2, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-        ]
-        pid = os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+        log_fd = open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # never through a link
+        try:
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ]
+            pid = os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+        finally:
+            os.close(log_fd)
     else:  # pragma: no cover - Windows
         import subprocess
 

@@ -25,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -35,10 +36,14 @@ from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = [
     "HttpTransport",
+    "MemoryTransport",
     "Outcome",
     "SendResult",
+    "SentRequest",
+    "Transport",
     "backoff_delay",
     "classify_status",
+    "masked_url",
     "parse_retry_after",
 ]
 
@@ -81,6 +86,18 @@ class SendResult:
     error: str | None = None
     sent_bytes: int = 0
     elapsed_s: float = 0.0
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit for logs and messages: user:password and the query string replaced by markers."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = "<credentials>@" + netloc
+    return parts._replace(netloc=netloc, query="<query>" if parts.query else "", fragment="").geturl()
 
 
 def classify_status(status: int) -> Outcome:
@@ -134,6 +151,70 @@ def backoff_delay(
     ceiling = cap_s if attempt >= 64 else min(cap_s, base_s * 2.0**attempt)
     ceiling = max(0.0, ceiling)
     return (rng or random).uniform(0.0, ceiling)
+
+
+class Transport(Protocol):
+    """What the sender needs of a transport: POST one encoded request, classify the answer, never raise."""
+
+    def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> SendResult:
+        """Deliver ``body`` (an encoded Export*ServiceRequest) for ``signal``; say what happened."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport stays usable."""
+        ...
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """One request as a :class:`MemoryTransport` saw it."""
+
+    signal: str
+    body: bytes
+    batch_id: str
+
+
+Responder = Callable[[SentRequest], SendResult]
+
+
+class MemoryTransport:
+    """An in-memory :class:`Transport` for fast tests of the sender's decisions (413 splits, Retry-After,
+    partial success, persisted backoff): records every request and answers from a script.
+
+    ``script`` holds one answer per request, in order (a :class:`SendResult`, or a callable taking the
+    :class:`SentRequest`); once it runs out, ``default`` answers. ``accepted`` lists the requests a receiver
+    would have stored: every SUCCESS, plus those answered by a result marked in ``ambiguous`` (the receiver
+    stored them but the reply was lost, as with a connection reset after the body arrived).
+    """
+
+    def __init__(self, *script: SendResult | Responder, default: SendResult | Responder | None = None) -> None:
+        self.script: list[SendResult | Responder] = list(script)
+        self.default: SendResult | Responder = default or SendResult(Outcome.SUCCESS, status=200)
+        self.requests: list[SentRequest] = []
+        self.accepted: list[SentRequest] = []
+        self.ambiguous: set[int] = set()  # ids of SendResult objects that mean "stored, reply lost"
+        self.closed = 0
+
+    def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> SendResult:
+        delivery = SentRequest(signal, bytes(body), batch_id)
+        self.requests.append(delivery)
+        answer = self.script.pop(0) if self.script else self.default
+        result = answer(delivery) if callable(answer) else answer
+        if result.outcome is Outcome.SUCCESS or id(result) in self.ambiguous:
+            self.accepted.append(delivery)
+        if not result.sent_bytes:
+            result = SendResult(result.outcome, result.status, result.retry_after_s, result.rejected,
+                                result.error, len(body), result.elapsed_s)
+        return result
+
+    def reset_after_storing(self) -> SendResult:
+        """An answer meaning: the receiver stored the request, then the connection was reset."""
+        result = SendResult(Outcome.RETRY, error="send: ConnectionResetError: reset after the body arrived")
+        self.ambiguous.add(id(result))
+        return result
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 class _HasDeadline(Protocol):
@@ -281,7 +362,7 @@ class HttpTransport:
             if scheme not in ("http", "https") or not host:
                 raise ValueError("not an http(s) URL with a host")
         except ValueError as exc:  # configuration, not data: keep the batch until it is fixed
-            return result(Outcome.RETRY, error=f"bad URL {sc.url!r}: {exc}")
+            return result(Outcome.RETRY, error=f"bad URL {masked_url(sc.url)!r}: {exc}")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         closes = self._closes
         payload = gzip.compress(body, compresslevel=9, mtime=0) if sc.compression == "gzip" else body
@@ -290,7 +371,7 @@ class HttpTransport:
         try:
             key, conn, reused = self._connection(sc, scheme, host, port)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: unreadable cert/key files
-            logger.warning("otel-expansion: cannot set up TLS for %s: %s", sc.url, exc)
+            logger.warning("otel-expansion: cannot set up TLS for %s: %s", masked_url(sc.url), exc)
             return result(Outcome.RETRY, error=f"tls setup: {type(exc).__name__}: {exc}")
 
         try:

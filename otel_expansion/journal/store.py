@@ -2,19 +2,34 @@
 
 Why not SQLite here: the CLI's exit path must cost well under 10 ms and import nothing heavy. A record is
 ``marshal``-encoded (a builtin, no import cost), framed with a magic and a CRC, and published with an
-atomic rename, so a crash mid-write leaves at most a ``.tmp`` file that readers ignore. The detached
-sender ingests records into the SQLite spool and deletes them.
+atomic rename, so a crash mid-write leaves at most a ``.tmp`` file that readers ignore (and the sender
+sweeps). The detached sender ingests records into the SQLite spool and deletes them.
+
+Bounds: at most ``MAX_PENDING`` records and ``MAX_PENDING_BYTES`` on disk (each file counted as at least
+one allocation block, which is what it costs on ext4), and never when the disk has less than
+``RESERVE_BYTES`` free. A run refused by these bounds is counted in a fixed-size counter file that is
+created ahead and then updated in place, so counting a drop needs no free space.
 """
 
 from __future__ import annotations
 
 import binascii
-import contextlib
 import marshal
 import os
 import struct
 
-from otel_expansion.config.paths import JOURNAL_DIR, ensure_dir, random_id, write_private
+from otel_expansion.config.paths import (
+    CLOEXEC,
+    JOURNAL_DIR,
+    NOFOLLOW,
+    check_dir,
+    ensure_dir,
+    open_dir,
+    open_private,
+    random_id,
+    write_private,
+)
+from otel_expansion.config.paths import sweep_temp as _sweep
 from otel_expansion.journal.record import UnsupportedRecord, check
 
 TYPE_CHECKING = False
@@ -26,8 +41,11 @@ if TYPE_CHECKING:
 MAGIC = b"OXJ1"
 SUFFIX = ".rec"
 MAX_RECORD_BYTES = 1 << 20  # a bigger record is a bug or an attack: refuse to write or read it
-MAX_PENDING = 10_000  # records waiting for a sender (~10 MB); past it new runs are dropped and counted
+MAX_PENDING = 10_000  # records waiting for a sender; past it new runs are dropped and counted
+MAX_PENDING_BYTES = 10 * 2**20  # ... and bytes on disk (a 200-byte record still takes a 4 KiB block)
+RESERVE_BYTES = 1 << 20  # leave this much of the disk free: the spool and the host need it more
 DROPPED_FILE = "journal.dropped"
+_COUNTER_WIDTH = 20
 
 
 class CorruptRecord(ValueError):
@@ -63,91 +81,170 @@ def journal_dir(home: str) -> str:
 
 def append(home: str, record: Mapping[str, object], now_ns: int) -> str:
     """Publish one record atomically; returns its path."""
+    data = encode(record)
     directory = ensure_dir(journal_dir(home))
+    counter = os.path.join(home, DROPPED_FILE)
+    if not os.path.lexists(counter):  # the reserve for counting drops, made while there is room
+        _counter_add(home, 0)
     path = os.path.join(directory, f"{now_ns:020d}-{os.getpid()}-{random_id(4)}{SUFFIX}")
-    write_private(path, encode(record))
+    write_private(path, data)
     return path
 
 
+def _names(home: str) -> list[str]:
+    """Published record names (unsorted); empty when the journal is absent, a link or not ours."""
+    try:
+        check_dir(home)  # a home that is a link or not ours is not read, let alone cleaned
+        fd = open_dir(journal_dir(home))
+    except OSError:
+        return []
+    try:
+        return [n for n in os.listdir(fd) if n.endswith(SUFFIX)]
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+
+
 def full(home: str) -> bool:
-    """True when MAX_PENDING records already wait (a sender that cannot run must not fill the disk)."""
-    return count(home) >= MAX_PENDING
+    """True when the journal is at its record or byte bound, or the disk is nearly full.
+
+    A sender that cannot run must not fill the disk, and a full disk must not wedge the host's exit.
+    """
+    n = len(_names(home))
+    if n >= MAX_PENDING:
+        return True
+    try:
+        vfs = os.statvfs(home)
+    except (OSError, AttributeError):  # Windows: records and bytes are bounded by count only
+        return False
+    block = max(512, vfs.f_frsize or vfs.f_bsize or 4096)
+    if (n + 1) * block > MAX_PENDING_BYTES:
+        return True
+    return vfs.f_bavail * block < RESERVE_BYTES
+
+
+def _counter_add(home: str, delta: int) -> int:
+    """Add ``delta`` to the fixed-width drop counter in place (flock-guarded); returns the old value.
+
+    The file keeps its size, so updating it on a full disk needs no new block.
+    """
+    fd = open_private(os.path.join(home, DROPPED_FILE), os.O_RDWR | os.O_CREAT)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: rare lost increments accepted
+            pass
+        raw = os.pread(fd, 64, 0) if hasattr(os, "pread") else os.read(fd, 64)
+        try:
+            old = max(0, int(raw.strip() or b"0"))
+        except ValueError:
+            old = 0
+        new = max(0, old + delta)
+        data = str(new).rjust(_COUNTER_WIDTH).encode()
+        if hasattr(os, "pwrite"):
+            os.pwrite(fd, data, 0)
+        else:  # pragma: no cover - Windows
+            os.lseek(fd, 0, 0)
+            os.write(fd, data)
+        return old
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def note_dropped(home: str) -> None:
     """Count one run dropped because the journal was full (read back by the sender as self-health)."""
-    from otel_expansion.config.paths import read_small
+    _counter_add(home, 1)
 
-    path = os.path.join(home, DROPPED_FILE)
-    raw = read_small(path, 32)
+
+def dropped(home: str) -> int:
+    """Runs dropped and not yet handed to the spool (see :func:`forget_dropped`)."""
+    if not os.path.lexists(os.path.join(home, DROPPED_FILE)):
+        return 0
     try:
-        n = int(raw or b"0") + 1
-    except ValueError:
-        n = 1
-    write_private(path, str(n).encode())
+        return _counter_add(home, 0)
+    except OSError:
+        return 0
+
+
+def forget_dropped(home: str, n: int) -> None:
+    """Subtract ``n`` once the spool has stored them: a failure in between loses no count."""
+    if n > 0:
+        _counter_add(home, -n)
 
 
 def take_dropped(home: str) -> int:
-    """The runs dropped since the last call; resets the count."""
-    from otel_expansion.config.paths import read_small
-
-    path = os.path.join(home, DROPPED_FILE)
-    raw = read_small(path, 32)
-    if raw is None:
-        return 0
+    """The runs dropped since the last call; resets the count (prefer dropped + forget_dropped)."""
+    n = dropped(home)
     try:
-        os.unlink(path)
-        return max(0, int(raw))
-    except (OSError, ValueError):
+        forget_dropped(home, n)
+    except OSError:
         return 0
+    return n
 
 
 def pending(home: str) -> list[str]:
     """Published record files, oldest first (names start with a zero-padded timestamp)."""
-    try:
-        names = os.listdir(journal_dir(home))
-    except OSError:
-        return []
-    return [os.path.join(journal_dir(home), n) for n in sorted(names) if n.endswith(SUFFIX)]
+    directory = journal_dir(home)
+    return [os.path.join(directory, n) for n in sorted(_names(home))]
 
 
 def count(home: str) -> int:
-    try:
-        return sum(1 for n in os.listdir(journal_dir(home)) if n.endswith(SUFFIX))
-    except OSError:
-        return 0
+    return len(_names(home))
 
 
 def read(path: str) -> Record:
     """Read one record; raises CorruptRecord (or OSError) for anything but a whole valid record of the
-    version this package writes."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_RECORD_BYTES + 16)
+    version this package writes (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC)
     try:
-        return check(decode(data))
+        chunks = []
+        size = 0
+        while size <= MAX_RECORD_BYTES + 8:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    try:
+        return check(decode(b"".join(chunks)))
     except UnsupportedRecord as exc:
         raise CorruptRecord(str(exc)) from None
 
 
-def remove(paths: list[str]) -> None:
+def remove(paths: list[str]) -> list[str]:
+    """Delete record files, each only inside a verified journal directory (never through a link).
+
+    Returns the paths that are gone (deleted now or already), so their ingest marks can be dropped.
+    """
+    gone: list[str] = []
+    by_dir: dict[str, list[str]] = {}
     for p in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(p)
+        by_dir.setdefault(os.path.dirname(p), []).append(os.path.basename(p))
+    for directory, names in by_dir.items():
+        try:
+            check_dir(os.path.dirname(directory))
+            fd = open_dir(directory)
+        except OSError:
+            continue
+        try:
+            for name in names:
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    continue
+                gone.append(os.path.join(directory, name))
+        finally:
+            os.close(fd)
+    return gone
 
 
 def sweep_temp(home: str, older_than_s: float, now_s: float) -> int:
-    """Delete ``.tmp`` leftovers of runs killed mid-write."""
-    removed = 0
-    try:
-        entries = list(os.scandir(journal_dir(home)))
-    except OSError:
-        return 0
-    for entry in entries:
-        if entry.name.endswith(".tmp"):
-            try:
-                if now_s - entry.stat().st_mtime > older_than_s:
-                    os.unlink(entry.path)
-                    removed += 1
-            except OSError:
-                pass
-    return removed
+    """Delete ``.tmp`` leftovers of runs killed mid-write, in the journal and the home itself."""
+    return _sweep(journal_dir(home), older_than_s, now_s) + _sweep(home, older_than_s, now_s)

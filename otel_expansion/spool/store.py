@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,39 +132,46 @@ def _bucket_add_sql(a: bytes | None, b: bytes | None) -> bytes | None:
 
 
 def _ensure_private_dir(directory: Path) -> None:
-    """Create missing directories 0700 whatever the umask; existing ones are left as they are."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            continue  # another process won the race; it applies the same mode
-        os.chmod(d, 0o700)
+    """Create missing directories 0700 whatever the umask; the spool's own must be a real one of ours."""
+    from otel_expansion.config.paths import ensure_dir
+
+    ensure_dir(str(directory))
+
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def _ensure_private_file(path: Path) -> int:
-    """Create the database file 0600 (umask-proof) before SQLite does; returns its inode."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
+    """Create the database file 0600 (umask-proof) before SQLite does; returns its inode.
+
+    Never through a link: the file and SQLite's side files (``-wal``, ``-shm``, ``-journal``, which SQLite
+    opens by name) must be regular files of ours or absent, else OSError and the spool stands down.
+    """
+    from otel_expansion.config.paths import check_owned, open_private
+
+    fd = open_private(str(path))
     try:
-        st = os.fstat(fd)
-        if st.st_mode & 0o777 != 0o600 and hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        return st.st_ino
+        inode = os.fstat(fd).st_ino
     finally:
         os.close(fd)
+    for suffix in _SIDE_FILES:
+        side = f"{path}{suffix}"
+        try:
+            st = os.lstat(side)
+        except FileNotFoundError:
+            continue
+        check_owned(side, st, 0o100000)
+    return inode
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """A checked, migrated connection; raises _Corrupt for a damaged file, sqlite3/schema errors otherwise."""
+    from urllib.parse import quote
+
+    # nofollow: SQLite itself refuses a database path that is (or runs through) a symbolic link
+    uri = f"file:{quote(str(path.absolute()))}?nofollow=1"
     conn = sqlite3.connect(
-        str(path), timeout=busy_timeout_ms / 1000.0, isolation_level=None, check_same_thread=False
+        uri, timeout=busy_timeout_ms / 1000.0, isolation_level=None, check_same_thread=False, uri=True
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
@@ -237,6 +244,24 @@ def _move_aside(path: Path, inode: int) -> Path | None:
             os.close(lock)
 
 
+def _count_lost(aside: Path | None) -> int:
+    """Pending items in a spool moved aside as corrupt, as far as they can still be counted (at least 1)."""
+    if aside is None:
+        return 1
+    lost = 0
+    try:
+        conn = sqlite3.connect(f"file:{aside}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return 1
+    try:
+        for table in ("spans", "series"):
+            with suppress(sqlite3.Error, TypeError, ValueError):
+                lost += int(conn.execute(f"SELECT count(*) FROM {table} NOT INDEXED").fetchone()[0])
+    finally:
+        conn.close()
+    return max(1, lost)
+
+
 def _real(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
@@ -289,6 +314,7 @@ class Spool:
             try:
                 conn = _connect(path, busy_timeout_ms)
                 recovered = False
+                aside = None
             except _Corrupt as exc:
                 aside = _move_aside(path, inode)
                 if aside is not None:
@@ -305,7 +331,7 @@ class Spool:
             raise SpoolUnavailable(f"spool {path} unavailable: {exc}") from exc
         if recovered:
             try:
-                spool.incr("dropped.corrupt")
+                spool.incr("dropped.corrupt", _count_lost(aside))
             except SpoolUnavailable:
                 spool.close()
                 raise
@@ -547,11 +573,34 @@ class Spool:
         return found
 
     def seen(self, source_ids: Sequence[str]) -> set[str]:
-        """The subset of ``source_ids`` already ingested (kept for ``max_age_s``)."""
+        """The subset of ``source_ids`` already ingested (kept while their journal file may still exist)."""
         ids = list(dict.fromkeys(source_ids))
         if not ids:
             return set()
         return self._read(lambda conn: self._seen(conn, ids))
+
+    def forget_sources(self, source_ids: Sequence[str]) -> None:
+        """Drop the ingest marks of journal records whose files are gone: they can never be replayed.
+
+        The marks only guard against replaying a record whose file survived its ingest (a crash between
+        the spool commit and the file's deletion); keeping them longer costs space and guards nothing.
+        """
+        ids = list(dict.fromkeys(source_ids))
+        if not ids:
+            return
+        with self._write() as conn:
+            for chunk in _chunks(ids):
+                conn.execute(f"DELETE FROM ingested WHERE source_id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def retain_sources(self, existing: Collection[str]) -> int:
+        """Keep ingest marks only for ``existing`` journal record ids (call under the sender's lock, with
+        the journal's current listing); returns how many marks were dropped."""
+        keep = set(existing)
+        with self._write() as conn:
+            stale = [str(r[0]) for r in conn.execute("SELECT source_id FROM ingested") if str(r[0]) not in keep]
+            for chunk in _chunks(stale):
+                conn.execute(f"DELETE FROM ingested WHERE source_id IN ({','.join('?' * len(chunk))})", chunk)
+        return len(stale)
 
     # ------------------------------------------------------------------------------------------ bounds
 
@@ -560,29 +609,54 @@ class Spool:
         free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         return (pages - free) * self._page_size
 
+    def _overhead_bytes(self, conn: sqlite3.Connection) -> int:
+        """Bytes that are not pending data: one root page per table and index, and the ingest marks.
+
+        The cap is about pending data: bookkeeping must never push telemetry out (issue 12).
+        """
+        roots = int(conn.execute("SELECT count(*) FROM sqlite_master WHERE rootpage > 0").fetchone()[0]) + 1
+        n, id_bytes = conn.execute("SELECT count(*), coalesce(sum(length(source_id)), 0) FROM ingested").fetchone()
+        # each mark is stored twice (table and at_ns index) with its key, ~24 bytes of headers, ~70 % full pages
+        marks = (2 * int(id_bytes) + 40 * int(n)) * 10 // 7
+        return roots * self._page_size + marks
+
     def _enforce_bounds(self, conn: sqlite3.Connection, now: int) -> None:
         if now >= self._next_age_check:
             self._expire(conn, now)
             self._next_age_check = now + _AGE_CHECK_EVERY_NS
         used = self._used_bytes(conn)
         if used > self._max_bytes:
-            self._shrink(conn, used)
+            overhead = self._overhead_bytes(conn)
+            if used - overhead > self._max_bytes:
+                self._shrink(conn, used - overhead, overhead)
 
     def _expire(self, conn: sqlite3.Connection, now: int) -> None:
+        """Delete open rows older than the age limit; a batch in flight goes whole or not at all."""
         cutoff = now - self._max_age_ns
-        n = conn.execute("DELETE FROM spans WHERE end_ns < ?", (cutoff,)).rowcount
-        n += conn.execute("DELETE FROM series WHERE time_ns < ?", (cutoff,)).rowcount
+        n = conn.execute("DELETE FROM spans WHERE end_ns < ? AND batch_id IS NULL", (cutoff,)).rowcount
+        n += conn.execute("DELETE FROM series WHERE time_ns < ? AND batch_id IS NULL", (cutoff,)).rowcount
+        for (batch_id,) in conn.execute("SELECT id FROM batches WHERE created_ns < ?", (cutoff,)).fetchall():
+            n += self._delete_batch(conn, str(batch_id))
         conn.execute("DELETE FROM ingested WHERE at_ns < ?", (cutoff,))
         if n > 0:
             self._incr(conn, "dropped.age", n)
             conn.execute(_GC_RESOURCES)
 
-    def _shrink(self, conn: sqlite3.Connection, used: int) -> None:
-        """Delete oldest spans, then least recently updated open series, until under ~90 % of the cap."""
+    def _shrink(self, conn: sqlite3.Connection, used: int, overhead: int = 0) -> None:
+        """Delete oldest open spans, then least recently updated open series, then (last resort) the oldest
+        batches in flight whole, until under ~90 % of the cap.
+
+        ``used`` is the pending data's share of the file (``overhead`` excluded). A reserved row is never
+        deleted alone: a retry must resend exactly what its batch id stood for (the receiver de-duplicates
+        by batch id and content).
+        """
         target = int(self._max_bytes * _SHRINK_TO)
         dropped = 0
         queries = (
-            ("spans", f"SELECT id, bytes + {_SPAN_ROW_OVERHEAD} FROM spans ORDER BY id LIMIT 4096"),
+            (
+                "spans",
+                f"SELECT id, bytes + {_SPAN_ROW_OVERHEAD} FROM spans WHERE batch_id IS NULL ORDER BY id LIMIT 4096",
+            ),
             (
                 "series",
                 f"SELECT id, length(key) + coalesce(length(buckets), 0) + {_SERIES_ROW_OVERHEAD} FROM series "
@@ -605,7 +679,13 @@ class Spool:
                     marks = ",".join("?" * len(chunk))
                     conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)
                 dropped += len(victims)
-                used = self._used_bytes(conn)
+                used = self._used_bytes(conn) - overhead
+        while used > target:
+            row = conn.execute("SELECT id FROM batches ORDER BY created_ns, id LIMIT 1").fetchone()
+            if row is None:
+                break
+            dropped += self._delete_batch(conn, str(row[0]))
+            used = self._used_bytes(conn) - overhead
         if dropped:
             self._incr(conn, "dropped.size", dropped)
             conn.execute(_GC_RESOURCES)
@@ -622,7 +702,7 @@ class Spool:
         with self._write() as conn:
             while True:
                 row = conn.execute(
-                    "SELECT id, created_ns, attempts FROM batches ORDER BY created_ns, rowid LIMIT 1"
+                    "SELECT id, created_ns, attempts FROM batches ORDER BY created_ns, id LIMIT 1"
                 ).fetchone()
                 if row is None:
                     break
@@ -704,6 +784,39 @@ class Spool:
             conn.execute("UPDATE series SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             conn.execute("UPDATE spans SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             self._forget_batch(conn, batch_id)
+
+    def split(self, batch_id: str, signal: str) -> tuple[str, str] | None:
+        """Persist a 413 split: move the batch's rows of one signal ("metrics" or "traces") into two new
+        batches of fixed content, in order; returns their ids, or None if fewer than two rows remain.
+
+        Each part gets a derived id (``<id>.m1``/``<id>.m2`` for metrics, ``.t1``/``.t2`` for traces) that it
+        keeps through every retry, and its rows never change (reserved rows are neither merged nor evicted
+        alone), so a receiver that de-duplicates by (batch id, content) stores each part exactly once
+        whatever the order of splits, resets and retries. The parts come after the batch in send order;
+        the batch itself is forgotten once it holds no rows.
+        """
+        table = {"metrics": "series", "traces": "spans"}[signal]
+        with self._write() as conn:
+            row = conn.execute("SELECT created_ns FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is None:
+                return None
+            ids = [int(r[0]) for r in conn.execute(
+                f"SELECT id FROM {table} WHERE batch_id = ? ORDER BY id", (batch_id,))]
+            if len(ids) < 2:
+                return None
+            half = len(ids) // 2
+            parts = (f"{batch_id}.{signal[0]}1", f"{batch_id}.{signal[0]}2")
+            for part, members in zip(parts, (ids[:half], ids[half:]), strict=True):
+                conn.execute("INSERT INTO batches (id, created_ns, attempts) VALUES (?, ?, 0)", (part, int(row[0])))
+                for chunk in _chunks(members):
+                    conn.execute(f"UPDATE {table} SET batch_id = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                                 (part, *chunk))
+            left = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM series WHERE batch_id = ?) OR EXISTS (SELECT 1 FROM spans WHERE "
+                "batch_id = ?)", (batch_id, batch_id)).fetchone()[0]
+            if not left:
+                self._forget_batch(conn, batch_id)
+            return parts
 
     def _merge_rows(self, conn: sqlite3.Connection, keep_id: int, other_id: int) -> None:
         """Fold row ``other_id`` into ``keep_id`` (same series) and delete it."""

@@ -54,7 +54,9 @@ def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: no cross-process lock, accept the rare overlap
         yield
         return
-    fd = os.open(os.path.join(ensure_dir(home), SENDER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    from otel_expansion.config.paths import open_private
+
+    fd = open_private(os.path.join(ensure_dir(home), SENDER_LOCK))  # never through a link
     try:
         deadline = time.monotonic() + wait_s
         while True:
@@ -93,9 +95,12 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
     replayer = Replayer(settings)
     paths = journal.pending(home)
     ingested = corrupt = 0
-    dropped = journal.take_dropped(home)
+    # ingest marks matter only while their file exists (we hold the sender lock: nobody else replays)
+    spool.retain_sources([os.path.basename(p) for p in paths])
+    dropped = journal.dropped(home)
     if dropped:
         spool.incr("dropped.journal_full", dropped)
+        journal.forget_dropped(home, dropped)  # after the spool has it: a failure between loses nothing
     for i in range(0, len(paths), CHUNK):
         if time.monotonic() > deadline:
             break
@@ -122,7 +127,7 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
             spool.incr("dropped.undeclared", undeclared)
         if bad:
             spool.incr("dropped.corrupt", len(bad))
-        journal.remove(chunk)
+        spool.forget_sources([os.path.basename(p) for p in journal.remove(chunk)])
         ingested += len(records)
         corrupt += len(bad)
         if progress is not None:
@@ -256,8 +261,11 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
 
     Returns (journal records, spool rows) removed. Used when the user clears or withdraws consent.
     """
+    from otel_expansion.config.paths import check_dir
     from otel_expansion.spool.store import remove_corrupt_copies
 
+    if os.path.lexists(home):
+        check_dir(home)  # OSError for a home that is a link or not ours: nothing there is ours to delete
     records = journal.pending(home)
     journal.remove(records)
     remove_corrupt_copies(home)
@@ -285,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-send", action="store_true")
     parser.add_argument("--force", action="store_true", help="send even if the export interval has not passed")
     args = parser.parse_args(argv)
+    # the launcher passes the endpoint (it may hold credentials) in the environment, never on argv
+    args.endpoint = args.endpoint or os.environ.pop(launcher.ENDPOINT_ENV, None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sender[%(process)d] %(levelname)s %(message)s")
     settings = settings_for(args.home, args.endpoint)
     _trim_log(args.home)
@@ -312,14 +322,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _trim_log(home: str, limit: int = 1 << 20) -> None:
-    from otel_expansion.config.paths import SENDER_LOG
+    from otel_expansion.config.paths import SENDER_LOG, open_private
 
-    path = os.path.join(home, SENDER_LOG)
     try:
-        if os.path.getsize(path) > limit:
-            os.truncate(path, 0)
+        fd = open_private(os.path.join(home, SENDER_LOG), os.O_WRONLY)  # never truncate through a link
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_size > limit:
+            os.ftruncate(fd, 0)
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":

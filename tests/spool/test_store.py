@@ -369,7 +369,7 @@ class TestBounds:
         assert stats.series == 1
         indices = [int.from_bytes(sp.data[:4], "big") for sp in kept]
         assert indices == list(range(400 - len(kept), 400))
-        assert used <= cap
+        assert used <= cap + 20 * 4096  # the cap bounds pending data; one root page per table/index beside it
 
     def test_size_cap_then_drops_least_recent_open_series(self, tmp_path: Path) -> None:
         """With no spans left to drop, the series updated longest ago go, and are counted."""
