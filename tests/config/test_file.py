@@ -133,7 +133,8 @@ class TestPrecedence:
         assert self.settings(home, {"OTEL_EXPANSION_LEVEL": "full"})[:2] == (Level.FULL, "env")
 
     def test_debug_and_send_layer_by_layer(self, tmp_path: Path) -> None:
-        """debug: init < file < OTEL_EXPANSION_DEBUG < `telemetry debug on|off`; send: init < file < env."""
+        """debug: init < file < `debug on|off` < OTEL_EXPANSION_DEBUG (the variable silences a switch left on,
+        as the debugging docs promise); send: init < file < env."""
         home = tmp_path / "home"
         assert self.settings(home, {}, debug=True, send=False)[2:] == (True, False)
         write(home, "debug = false\nsend = true\n")
@@ -141,7 +142,10 @@ class TestPrecedence:
         env = {"OTEL_EXPANSION_DEBUG": "true", "OTEL_EXPANSION_SEND": "false"}
         assert self.settings(home, env, debug=False, send=True)[2:] == (True, False)
         settings_file.set_debug_choice(str(home), False)
-        assert self.settings(home, env)[2:] == (False, False)
+        assert self.settings(home, env)[2:] == (True, False)  # the variable still wins
+        assert self.settings(home, {}, debug=True)[2] is False  # the stored switch beats init() and the file
+        settings_file.set_debug_choice(str(home), True)
+        assert self.settings(home, {"OTEL_EXPANSION_DEBUG": "false"})[2] is False
 
     def test_a_file_level_counts_as_a_choice_under_ask(self, tmp_path: Path) -> None:
         """An opt-in app stays off until asked, unless the user configured a level in the file."""
