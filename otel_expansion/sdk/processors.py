@@ -51,11 +51,16 @@ class LevelFilterSpanProcessor(_Chained):
         try:
             if self.level < signals.SPAN_LEVEL:
                 return
-            attrs = dict(span.attributes or {})
-            if self.level < Level.FULL:
-                attrs = {k: v for k, v in attrs.items() if k in self.allowed}
-            events = span.events if self.level >= Level.FULL else ()
-            self.next.on_end(_copy(span, attrs, events, span.status))
+            if self.level >= Level.FULL:  # everything passes: hand the span on as it is, no copy
+                self.next.on_end(span)
+                return
+            attrs = span.attributes or {}
+            allowed = self.allowed
+            if not span.events and all(k in allowed for k in attrs):
+                self.next.on_end(span)  # nothing to remove (our own spans): no copy
+                return
+            kept = {k: v for k, v in attrs.items() if k in allowed}
+            self.next.on_end(_copy(span, kept, (), span.status))
         except Exception:  # never let telemetry break the host
             log.exception("level filter failed; span dropped")
 
@@ -66,20 +71,79 @@ class RedactingSpanProcessor(_Chained):
     def __init__(self, redactor: Any, next_processor: SpanProcessor) -> None:
         super().__init__(next_processor)
         self.redactor = redactor
+        # (key, type, value) -> the redacted pairs: spans of one program repeat their attribute values
+        self._memo: dict[tuple[str, type, object], tuple[tuple[str, Any], ...]] = {}
+        self._float_keys: dict[str, Any] = {}
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
             r = self.redactor
-            attrs = r.attributes(span.attributes or {})
-            events = tuple(
-                SpanEvent(e.name, r.attributes(e.attributes or {}), e.timestamp) for e in span.events
-            )
+            source = span.attributes or {}
+            attrs = self.attributes(source)
+            name = r.redact(span.name)
             status = span.status
             if status.description:
-                status = Status(status.status_code, r.redact(status.description))
-            self.next.on_end(_copy(span, attrs, events, status, name=r.redact(span.name)))
+                description = r.redact(status.description)
+                if description != status.description:
+                    status = Status(status.status_code, description)
+            if not span.events and name == span.name and status is span.status and _same(attrs, source):
+                self.next.on_end(span)  # already clean (our own replayed spans): no copy
+                return
+            events = tuple(
+                SpanEvent(e.name, self.attributes(e.attributes or {}), e.timestamp) for e in span.events
+            )
+            self.next.on_end(_copy(span, attrs, events, status, name=name))
         except Exception:
             log.exception("redaction failed; span dropped rather than sent unredacted")
+
+    def attributes(self, attrs: Any) -> dict[str, Any]:
+        """``redactor.attributes(attrs)``, memoised per key and value (same result, fewer regex runs)."""
+        r = self.redactor
+        if len(attrs) > _MEMO_MAX_ATTRS:
+            return dict(r.attributes(attrs))
+        out: dict[str, Any] = {}
+        memo = self._memo
+        for k, v in attrs.items():
+            if type(v) is float and type(k) is str:
+                rule = self._float_keys.get(k, _MISSING)
+                if rule is _MISSING:
+                    # a float's fate depends only on its key: kept under the (redacted) key, or replaced
+                    probe = tuple(r.attributes({k: 1.5}).items())
+                    rule = (probe[0][0],) if len(probe) == 1 and probe[0][1] == 1.5 else probe
+                    self._float_keys[k] = rule
+                if len(rule) == 1 and type(rule[0]) is str:
+                    out[rule[0]] = v
+                else:
+                    out.update(rule)
+                continue
+            try:
+                ck = (k, type(v), v)
+                hit = memo.get(ck)
+            except TypeError:  # unhashable value
+                out.update(r.attributes({k: v}))
+                continue
+            if hit is None:
+                hit = tuple(r.attributes({k: v}).items())
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                memo[ck] = hit
+            out.update(hit)
+        return out
+
+
+_MEMO_LIMIT = 16384
+_MEMO_MAX_ATTRS = 64  # the redactor's own count limit: above it, let it decide what is kept
+_MISSING: Any = object()
+
+
+def _same(a: dict[str, Any], b: Any) -> bool:
+    if len(a) != len(b):
+        return False
+    for k, v in a.items():
+        w = b.get(k, _MISSING)
+        if w is _MISSING or type(w) is not type(v) or w != v:
+            return False
+    return True
 
 
 def _copy(span: ReadableSpan, attrs: Any, events: Any, status: Status, name: str | None = None) -> ReadableSpan:
