@@ -56,7 +56,7 @@ class LevelFilterSpanProcessor(_Chained):
                 return
             attrs = span.attributes or {}
             allowed = self.allowed
-            if not span.events and all(k in allowed for k in attrs):
+            if not span.events and allowed.issuperset(attrs):
                 self.next.on_end(span)  # nothing to remove (our own spans): no copy
                 return
             kept = {k: v for k, v in attrs.items() if k in allowed}
@@ -72,78 +72,85 @@ class RedactingSpanProcessor(_Chained):
         super().__init__(next_processor)
         self.redactor = redactor
         # (key, type, value) -> the redacted pairs: spans of one program repeat their attribute values
-        self._memo: dict[tuple[str, type, object], tuple[tuple[str, Any], ...]] = {}
+        self._memo: dict[tuple[str, type, object], Any] = {}  # _CLEAN or the redacted pairs
         self._float_keys: dict[str, Any] = {}
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
             r = self.redactor
             source = span.attributes or {}
-            attrs = self.attributes(source)
+            attrs, same = self.attributes(source)
             name = r.redact(span.name)
             status = span.status
             if status.description:
                 description = r.redact(status.description)
                 if description != status.description:
                     status = Status(status.status_code, description)
-            if not span.events and name == span.name and status is span.status and _same(attrs, source):
+            cleaned = [(e, *self.attributes(e.attributes or {})) for e in span.events]
+            if same and name == span.name and status is span.status and all(c[2] for c in cleaned):
                 self.next.on_end(span)  # already clean (our own replayed spans): no copy
                 return
-            events = tuple(
-                SpanEvent(e.name, self.attributes(e.attributes or {}), e.timestamp) for e in span.events
-            )
+            events = [SpanEvent(e.name, event_attrs, e.timestamp) for e, event_attrs, _ in cleaned]
             self.next.on_end(_copy(span, attrs, events, status, name=name))
         except Exception:
             log.exception("redaction failed; span dropped rather than sent unredacted")
 
-    def attributes(self, attrs: Any) -> dict[str, Any]:
-        """``redactor.attributes(attrs)``, memoised per key and value (same result, fewer regex runs)."""
+    def attributes(self, attrs: Any) -> tuple[dict[str, Any], bool]:
+        """``redactor.attributes(attrs)``, memoised per key and value (same result, fewer regex runs),
+        and whether it equals ``attrs`` (nothing to redact)."""
         r = self.redactor
         if len(attrs) > _MEMO_MAX_ATTRS:
-            return dict(r.attributes(attrs))
-        out: dict[str, Any] = {}
+            return dict(r.attributes(attrs)), False
+        try:
+            return self._memoised(attrs)
+        except TypeError:  # an unhashable value: no memo for this mapping
+            return dict(r.attributes(attrs)), False
+
+    def _memoised(self, attrs: Any) -> tuple[dict[str, Any], bool]:
+        r = self.redactor
         memo = self._memo
-        for k, v in attrs.items():
-            if type(v) is float and type(k) is str:
-                rule = self._float_keys.get(k, _MISSING)
-                if rule is _MISSING:
-                    # a float's fate depends only on its key: kept under the (redacted) key, or replaced
-                    probe = tuple(r.attributes({k: 1.5}).items())
-                    rule = (probe[0][0],) if len(probe) == 1 and probe[0][1] == 1.5 else probe
-                    self._float_keys[k] = rule
-                if len(rule) == 1 and type(rule[0]) is str:
-                    out[rule[0]] = v
-                else:
-                    out.update(rule)
-                continue
-            try:
-                ck = (k, type(v), v)
-                hit = memo.get(ck)
-            except TypeError:  # unhashable value
-                out.update(r.attributes({k: v}))
+        values = attrs.values()
+        hits = list(map(memo.get, zip(attrs.keys(), map(type, values), values, strict=True)))
+        if hits.count(_CLEAN) == len(hits):  # every pair seen before and left as it is
+            return dict(attrs), True
+        out: dict[str, Any] = {}
+        same = True
+        for (k, v), hit in zip(attrs.items(), hits, strict=True):
+            if hit is _CLEAN:
+                out[k] = v
                 continue
             if hit is None:
-                hit = tuple(r.attributes({k: v}).items())
+                if type(v) is float:
+                    rule = self._float_keys.get(k)
+                    if rule is None:
+                        # a float's fate depends only on its key: kept under the (redacted) key, or replaced
+                        probe = tuple(r.attributes({k: 1.5}).items())
+                        rule = (probe[0][0],) if len(probe) == 1 and probe[0][1] == 1.5 else probe
+                        self._float_keys[k] = rule
+                    if len(rule) == 1 and type(rule[0]) is str:
+                        out[rule[0]] = v
+                        same = same and rule[0] == k
+                    else:
+                        out.update(rule)
+                        same = False
+                    continue
+                pairs = tuple(r.attributes({k: v}).items())
+                unchanged = len(pairs) == 1 and pairs[0][0] == k and type(pairs[0][1]) is type(v) and pairs[0][1] == v
+                hit = _CLEAN if unchanged else pairs
                 if len(memo) >= _MEMO_LIMIT:
                     memo.clear()
-                memo[ck] = hit
+                memo[(k, type(v), v)] = hit
+                if unchanged:
+                    out[k] = v
+                    continue
             out.update(hit)
-        return out
+            same = False
+        return out, same and len(out) == len(attrs)
 
 
 _MEMO_LIMIT = 16384
 _MEMO_MAX_ATTRS = 64  # the redactor's own count limit: above it, let it decide what is kept
-_MISSING: Any = object()
-
-
-def _same(a: dict[str, Any], b: Any) -> bool:
-    if len(a) != len(b):
-        return False
-    for k, v in a.items():
-        w = b.get(k, _MISSING)
-        if w is _MISSING or type(w) is not type(v) or w != v:
-            return False
-    return True
+_CLEAN: Any = object()  # memo: the pair is stored as it is
 
 
 def _copy(span: ReadableSpan, attrs: Any, events: Any, status: Status, name: str | None = None) -> ReadableSpan:

@@ -12,7 +12,6 @@ protobuf classes do. Pure Python, no OTel import.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 from typing import Any
 
 _CACHE_LIMIT = 8192
@@ -64,75 +63,119 @@ def _any_value(value: object) -> bytes:
 
 
 class SpanEncoder:
-    """Encodes finished ReadableSpans; one instance per pipeline (its cache is not shared across threads
-    unsafely: a lost cache entry is recomputed, never wrong)."""
+    """Encodes finished ReadableSpans. Its caches are plain dicts: a lost entry under a thread race is
+    recomputed, never wrong."""
 
     def __init__(self) -> None:
-        self._kv: dict[tuple[str, type, object], bytes] = {}
+        self._kv: dict[tuple[str, type, object], bytes] = {}  # span attribute KeyValue, tag 9 included
+        self._event_kv: dict[tuple[str, type, object], bytes] = {}  # the same with the event's tag 3
+        self._float_prefix: dict[str, bytes] = {}  # KeyValue bytes up to a double's 8 bytes
+        self._names: dict[str, bytes] = {}  # span name field
+        self._event_names: dict[str, bytes] = {}
+        self._kinds: dict[object, bytes] = {}
+        self._statuses: dict[tuple[object, object], bytes] = {}
 
     def key_value(self, key: str, value: object) -> bytes:
-        """One encoded ``KeyValue`` (tag included), cached for hashable repeating values."""
+        """One encoded ``KeyValue`` (tag 9 included), cached for hashable repeating values."""
         t = type(value)
-        if t is float:  # measurements rarely repeat: not worth a cache slot
-            return _ld(b"\x4a", (_ld(b"\x0a", key.encode("utf-8")) if key else b"") + b"\x12\x09\x21"
-                       + _pack_d(value))  # type: ignore[arg-type]
-        ck = (key, t, value)
+        if t is float:  # measurements rarely repeat: cache the key part only
+            prefix = self._float_prefix.get(key)
+            if prefix is None:
+                kf = _ld(b"\x0a", key.encode("utf-8")) if key else b""
+                prefix = self._float_prefix[key] = b"\x4a" + _varint(len(kf) + 11) + kf + b"\x12\x09\x21"
+            return prefix + _pack_d(value)  # type: ignore[arg-type]
+        ck: tuple[str, type, object] | None = (key, t, value)
         try:
-            hit = self._kv.get(ck)
+            hit = self._kv.get(ck)  # type: ignore[arg-type]
         except TypeError:  # an unhashable value (a list): encode without caching
-            hit, ck = None, None  # type: ignore[assignment]
+            hit, ck = None, None
         if hit is not None:
             return hit
         body = _any_value(value)
-        kv = (_ld(b"\x0a", key.encode("utf-8")) if key else b"") + _ld(b"\x12", body)
-        out = _ld(b"\x4a", kv)
+        out = _ld(b"\x4a", (_ld(b"\x0a", key.encode("utf-8")) if key else b"") + _ld(b"\x12", body))
         if ck is not None:
             if len(self._kv) >= _CACHE_LIMIT:
                 self._kv.clear()
+                self._event_kv.clear()
             self._kv[ck] = out
         return out
 
-    def _attributes(self, attrs: Iterable[tuple[str, object]], tag: bytes) -> bytes:
-        parts = [self.key_value(str(k), v) for k, v in attrs]
-        if tag == b"\x4a":
-            return b"".join(parts)
-        # event attributes use field 3 (0x1a) instead of the span's field 9 (0x4a): retag the cached form
-        return b"".join(tag + p[1:] for p in parts)
+    def _attributes(self, attrs: Any, out: list[bytes]) -> None:
+        cache = self._kv
+        for k, v in attrs.items():
+            t = type(v)
+            if t is float or t is list or t is tuple:
+                out.append(self.key_value(k, v))
+                continue
+            hit = cache.get((k, t, v))
+            out.append(hit if hit is not None else self.key_value(k, v))
+
+    def _event_attributes(self, attrs: Any) -> bytes:
+        cache = self._event_kv
+        parts = []
+        for k, v in attrs.items():
+            t = type(v)
+            if t is float or t is list or t is tuple:
+                parts.append(b"\x1a" + self.key_value(k, v)[1:])  # field 3 instead of the span's 9
+                continue
+            hit = cache.get((k, t, v))
+            if hit is None:
+                hit = cache[(k, t, v)] = b"\x1a" + self.key_value(k, v)[1:]
+            parts.append(hit)
+        return b"".join(parts)
 
     def encode(self, span: Any) -> bytes:
         """The span as OTLP ``Span`` bytes (same content as ``span_to_proto``)."""
         ctx = span.context
-        out = [
-            b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"),
-            b"\x12\x08", ctx.span_id.to_bytes(8, "big"),
-        ]
+        out = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big")]
         if span.parent is not None:
             out += [b"\x22\x08", span.parent.span_id.to_bytes(8, "big")]
-        if span.name:
-            out.append(_ld(b"\x2a", span.name.encode("utf-8")))
-        out.append(b"\x30" + _varint(span.kind.value + 1))
-        if span.start_time:
-            out.append(b"\x39" + _pack_q(span.start_time))
-        if span.end_time:
-            out.append(b"\x41" + _pack_q(span.end_time))
+        name = span.name
+        field = self._names.get(name)
+        if field is None:
+            field = _ld(b"\x2a", name.encode("utf-8")) if name else b""
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
+            self._names[name] = field
+        out.append(field)
+        kind = span.kind
+        field = self._kinds.get(kind)
+        if field is None:
+            field = self._kinds[kind] = b"\x30" + _varint(kind.value + 1)
+        out.append(field)
+        start, end = span.start_time, span.end_time
+        if start:
+            out += [b"\x39", _pack_q(start)]
+        if end:
+            out += [b"\x41", _pack_q(end)]
         attrs = span.attributes
         if attrs:
-            out.append(self._attributes(attrs.items(), b"\x4a"))
+            self._attributes(attrs, out)
         dropped = getattr(span, "dropped_attributes", 0)
         if dropped:
             out.append(b"\x50" + _varint(dropped))
         for event in span.events:
-            body = []
-            if event.timestamp:
-                body.append(b"\x09" + _pack_q(event.timestamp))
-            if event.name:
-                body.append(_ld(b"\x12", event.name.encode("utf-8")))
+            body = b"\x09" + _pack_q(event.timestamp) if event.timestamp else b""
+            ename = event.name
+            field = self._event_names.get(ename)
+            if field is None:
+                field = _ld(b"\x12", ename.encode("utf-8")) if ename else b""
+                if len(self._event_names) >= _CACHE_LIMIT:
+                    self._event_names.clear()
+                self._event_names[ename] = field
+            body += field
             if event.attributes:
-                body.append(self._attributes(event.attributes.items(), b"\x1a"))
-            out.append(_ld(b"\x5a", b"".join(body)))
+                body += self._event_attributes(event.attributes)
+            out.append(_ld(b"\x5a", body))
         status = span.status
-        message = status.description
-        code = status.status_code.value
-        out.append(_ld(b"\x7a", (_ld(b"\x12", message.encode("utf-8")) if message else b"")
-                       + (b"\x18" + _varint(code) if code else b"")))
+        skey = (status.status_code, status.description)
+        field = self._statuses.get(skey)
+        if field is None:
+            message, code = status.description, status.status_code.value
+            field = _ld(b"\x7a", (_ld(b"\x12", message.encode("utf-8")) if message else b"")
+                        + (b"\x18" + _varint(code) if code else b""))
+            if len(self._statuses) >= _CACHE_LIMIT:
+                self._statuses.clear()
+            self._statuses[skey] = field
+        out.append(field)
         return b"".join(out)
