@@ -28,6 +28,7 @@ from otel_expansion.spool.model import SUM, Attrs, MetricPoint, SeriesKey
 log = logging.getLogger("otel_expansion.export")
 
 CHUNK = 500  # journal records replayed per spool transaction
+CHUNK_BYTES = 4 << 20  # and at most this much of them
 BACKOFF_BASE_S = 5.0  # a dead collector is retried after 5-10 s, then 5-15 s, 5-25 s... (full jitter)
 BACKOFF_CAP_S = 3600.0
 
@@ -125,10 +126,11 @@ class Ingestor:
         dropped = journal.take_dropped(home)
         if dropped:
             spool.incr("dropped.journal_full", dropped)
-        for i in range(0, len(paths), CHUNK):
+        done = 0
+        for chunk in _chunks(paths):
             if time.monotonic() > deadline:
                 break
-            chunk = paths[i : i + CHUNK]
+            done += len(chunk)
             ids = [os.path.basename(p) for p in chunk]
             seen = spool.seen(ids)
             records: list[tuple[str, dict[str, Any]]] = []
@@ -159,6 +161,9 @@ class Ingestor:
                 p.collect(lo, hi)
             points, spans = self.staging.take()
             spool.add(points, spans, source_ids=[rid for rid, _ in records])
+            staged_drops = self.staging.take_dropped()
+            if staged_drops:  # more spans than staging holds in one chunk: counted, never silent
+                spool.incr("dropped.staging", staged_drops)
             overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)  # type: ignore[call-overload]
             if overflow:
                 spool.incr("dropped.overflow", overflow)
@@ -168,8 +173,27 @@ class Ingestor:
             ingested += len(records)
             corrupt += len(bad)
             if progress is not None:
-                progress(min(i + CHUNK, len(paths)), len(paths))
+                progress(done, len(paths))
         return ingested, corrupt
+
+
+def _chunks(paths: list[str]) -> Iterator[list[str]]:
+    """Runs of at most CHUNK records and CHUNK_BYTES of them (a long-running program's records hold
+    many commands each: a chunk's spans must fit in staging)."""
+    chunk: list[str] = []
+    size = 0
+    for path in paths:
+        try:
+            n = os.path.getsize(path)
+        except OSError:
+            n = 0
+        if chunk and (len(chunk) >= CHUNK or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(path)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[MetricPoint]:

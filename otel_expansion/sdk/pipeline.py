@@ -7,7 +7,7 @@ level the data was recorded under, and the redaction processor runs before anyth
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -146,15 +146,19 @@ class Pipeline:
         self._hours: dict[int, int] = {}
 
     # -- replay ----------------------------------------------------------------------------------------
-    def ingest(self, body: Mapping[str, Any]) -> None:
-        """Replay one recorded body (commands, features, exceptions, sessions) through the SDK."""
+    def ingest(self, body: Mapping[str, Any], cancelled: Callable[[], bool] | None = None) -> None:
+        """Replay one recorded body (commands, features, exceptions, sessions) through the SDK.
+
+        ``cancelled`` is polled every few hundred commands: when it returns True the replay stops part
+        way (the caller discards what was staged; a service's exit handed the body to the journal).
+        """
         level = min(self.level, Level(int(body.get("level", self.level))))
         inst = self.instruments
         features = body.get("features") or ()
         exceptions = body.get("exceptions") or ()
         commands = body.get("commands") or ()
-        if commands:
-            self._commands(commands, level, body, features, exceptions)
+        if commands and not self._commands(commands, level, body, features, exceptions, cancelled):
+            return
         if features:
             uses: dict[str, int] = {}
             for feat in features:
@@ -176,8 +180,9 @@ class Pipeline:
             inst["cli.session.heartbeats"].add(int(body["heartbeats"]))
 
     def _commands(self, commands: Any, level: Level, body: Mapping[str, Any], features: Any,
-                  exceptions: Any) -> None:
-        """Per-command work: grouping for the metrics, one span each (O(log n) event lookups)."""
+                  exceptions: Any, cancelled: Callable[[], bool] | None) -> bool:
+        """Per-command work: grouping for the metrics, one span each (O(log n) event lookups).
+        Returns False when cancelled part way."""
         from otel_expansion.sdk.aggregation import ValueBatch
 
         inst = self.instruments
@@ -192,7 +197,9 @@ class Pipeline:
         feature_times = Timeline(features) if events else None
         exception_times = Timeline(exceptions) if events else None
         session = (body.get("session"), body.get("session_previous"))
-        for cmd in commands:
+        for i, cmd in enumerate(commands):
+            if cancelled is not None and not i & 255 and cancelled():
+                return False
             name = str(cmd.get("name") or "(root)")
             start, end = int(cmd["start"]), int(cmd["end"])
             code = int(cmd.get("exit", 0))
@@ -242,6 +249,7 @@ class Pipeline:
             inst["cli.command.memory.peak"].record(ValueBatch(ivalues), {"cli.command.name": name})  # type: ignore[arg-type]
         for hour, n in hours.items():
             inst["cli.activity"].add(n, {"activity.hour_of_week": hour})
+        return True
 
     def _span(self, cmd: Mapping[str, Any], name: str, code: int, error_type: str | None, start: int, end: int,
               session: tuple[object, object], feature_times: Timeline | None, exception_times: Timeline | None,

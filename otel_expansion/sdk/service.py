@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from bisect import bisect_right
+from operator import itemgetter
 from typing import Any
 
 from otel_expansion.config import levels
@@ -28,8 +29,9 @@ log = logging.getLogger("otel_expansion.sdk")
 
 WAKE_AT = 128  # buffered commands that make the export thread replay before its interval
 SLICE = 2_048  # commands replayed and committed per step (bounds the work shutdown may hand over)
-SERVICE_MAX_BUFFERED = 16_384  # recorded commands held for the export thread; past it they are dropped
+SERVICE_MAX_BUFFERED = 8_192  # recorded commands held for the export thread; past it they are dropped
 # and counted (``dropped.overflow``); with the slices in replay, memory stays under ~2x this
+JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
 
@@ -47,21 +49,35 @@ class _Slice:
 
 def split_body(body: dict[str, Any], size: int = SLICE) -> list[dict[str, Any]]:
     """Cut a drained body into bodies of at most ``size`` commands, each feature and exception going
-    with the commands of its time (commands of one process never overlap, so starts are increasing)."""
+    with the commands of its time (commands of one process never overlap, so starts are increasing).
+    Slices, not per-item work, when the items are in time order (the usual case)."""
     commands = body.get("commands") or []
     if len(commands) <= size:
         return [body]
-    parts: list[dict[str, Any]] = []
-    for i in range(0, len(commands), size):
-        parts.append({"commands": commands[i:i + size], "features": [], "exceptions": []})
+    parts: list[dict[str, Any]] = [{"commands": commands[i:i + size]} for i in range(0, len(commands), size)]
     bounds = [int(c["start"]) for c in commands[size::size]]
     for key in ("features", "exceptions"):
-        for item in body.get(key) or ():
-            parts[bisect_right(bounds, int(item.get("t", 0)))][key].append(item)
+        items = body.get(key) or []
+        try:
+            times = list(map(_TIME, items))  # the recorder's items: C-level loops for the common case
+        except (KeyError, TypeError):
+            times = [int(item.get("t", 0)) for item in items]
+        if times == sorted(times):
+            cuts = [0, *(bisect_right(times, b) for b in bounds), len(items)]
+            for part, lo, hi in zip(parts, cuts, cuts[1:], strict=False):
+                part[key] = items[lo:hi]
+        else:
+            for part in parts:
+                part[key] = []
+            for item, t in zip(items, times, strict=True):
+                parts[bisect_right(bounds, t)][key].append(item)
     for key, value in body.items():  # overflow, heartbeats, sessions ended, session ids: the first slice
         if key not in ("commands", "features", "exceptions"):
             parts[0][key] = value
     return parts
+
+
+_TIME = itemgetter("t")
 
 
 class ServiceRuntime:
@@ -84,6 +100,7 @@ class ServiceRuntime:
         self.session_id: str | None = None
         self._started = time.monotonic()
         self._failing = False
+        self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
@@ -111,7 +128,7 @@ class ServiceRuntime:
         self._thread.start()
 
     # -- taking what the host recorded ------------------------------------------------------------------
-    def _drain(self, heartbeat: bool = False) -> list[dict[str, Any]]:
+    def _drain(self, heartbeat: bool = False, size: int = SLICE) -> list[dict[str, Any]]:
         """What the recorder holds (plus heartbeat and ended session), as bodies of at most SLICE commands."""
         with self._lock:
             body = self.recorder.drain() or {}
@@ -125,7 +142,7 @@ class ServiceRuntime:
             return []
         body["level"] = int(self.settings.level)
         body["session"] = self.session_id
-        return split_body(body)
+        return split_body(body, size)
 
     # -- export thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -178,7 +195,7 @@ class ServiceRuntime:
     def _replay(self, sl: _Slice) -> int:
         try:
             if sl.body:
-                self.pipeline.ingest(sl.body)
+                self.pipeline.ingest(sl.body, cancelled=lambda: sl.handed)
             self.pipeline.collect()
         except Exception as exc:
             log.warning("telemetry replay failed (%s); %d commands dropped", exc, len(sl.body.get("commands") or ()))
@@ -234,33 +251,37 @@ class ServiceRuntime:
         """Persist what was recorded and not yet replayed, as journal records (local I/O, milliseconds;
         the export thread's next send round or the next sender replays them). Returns commands written."""
         with self._slices_lock:
-            pending = [sl.body for sl in self._backlog] + self._drain(heartbeat)
+            pending = [sl.body for sl in self._backlog] + self._drain(heartbeat, JOURNAL_COMMANDS)
             self._backlog.clear()
         return self._to_journal(pending)
 
     def _to_journal(self, bodies: list[dict[str, Any]]) -> int:
+        """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written."""
         from otel_expansion.journal import store as journal
 
+        home = self.settings.home
         written = 0
         now = time.time_ns()
-        for body in bodies:
-            if not body:
-                continue
-            record = dict(body)
-            record["v"] = 1
-            record["level"] = int(self.settings.level)
-            record["resource"] = self.resource
-            record["session"] = self.session_id
-            written += self._append(journal, record, now)
-            now += 1
+        room = journal.MAX_PENDING - journal.count(home)
+        for whole in bodies:
+            for body in split_body(whole, JOURNAL_COMMANDS) if whole else ():
+                record = dict(body)
+                record["v"] = 1
+                record["level"] = int(self.settings.level)
+                record["resource"] = self.resource
+                record["session"] = self.session_id
+                if room <= 0:  # a sender that cannot run must not fill the disk
+                    journal.note_dropped(home)
+                    continue
+                written += self._append(journal, record, now)
+                room -= 1
+                now += 1
+        self._journaled += written
         return written
 
     def _append(self, journal: Any, record: dict[str, Any], now: int) -> int:
         commands = record.get("commands") or []
         try:
-            if journal.full(self.settings.home):
-                journal.note_dropped(self.settings.home)
-                return 0
             journal.append(self.settings.home, record, now)
             return len(commands)
         except ValueError:  # over the journal's record size: halve it
@@ -295,14 +316,14 @@ class ServiceRuntime:
         with self._slices_lock:
             self._closing = True
             current = self._current
-            handed = [sl.body for sl in self._backlog] + self._drain()
+            handed = [sl.body for sl in self._backlog] + self._drain(size=JOURNAL_COMMANDS)
             self._backlog.clear()
             if current is not None and not current.claimed:
                 current.handed = True  # the thread will find it claimed by the journal and drop its copy
                 handed.insert(0, current.body)
         if current is not None and current.claimed:
             current.done.wait(COMMIT_WAIT_S)  # inside its write transaction already: milliseconds
-        written = self._to_journal(handed)
+        self._to_journal(handed)
         if current is None or (current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
         from otel_expansion.export import launcher
@@ -313,7 +334,7 @@ class ServiceRuntime:
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
         if self.settings.send and not in_backoff:
             launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True)
-        elif written:
+        elif self._journaled:
             launcher.spawn(home, self.settings.endpoint, False)  # store it locally; send another time
 
     def _commit_others(self) -> None:

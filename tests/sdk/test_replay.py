@@ -29,7 +29,7 @@ def bodies(seed: int, n_bodies: int = 4, per_body: int = 300) -> list[dict[str, 
     t = T0
     for b in range(n_bodies):
         commands, features, exceptions = [], [], []
-        for i in range(per_body):
+        for _ in range(per_body):
             start = t + rng.randrange(1, 5_000_000)
             end = start + rng.randrange(0, 3 * 10**9)
             for _ in range(rng.choice((0, 0, 1, 2))):
