@@ -74,6 +74,7 @@ class RedactingSpanProcessor(_Chained):
         # (key, type, value) -> the redacted pairs: spans of one program repeat their attribute values
         self._memo: dict[tuple[str, type, object], Any] = {}  # _CLEAN or the redacted pairs
         self._float_keys: dict[str, Any] = {}
+        self._float_memo: dict[tuple[str, type], Any] = {}  # (key, float) -> _CLEAN: floats kept as they are
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -95,9 +96,9 @@ class RedactingSpanProcessor(_Chained):
         except Exception:
             log.exception("redaction failed; span dropped rather than sent unredacted")
 
-    def attributes(self, attrs: Any) -> tuple[dict[str, Any], bool]:
+    def attributes(self, attrs: Any) -> tuple[Any, bool]:
         """``redactor.attributes(attrs)``, memoised per key and value (same result, fewer regex runs),
-        and whether it equals ``attrs`` (nothing to redact)."""
+        and whether it equals ``attrs`` (nothing to redact: then ``attrs`` itself is returned)."""
         r = self.redactor
         if len(attrs) > _MEMO_MAX_ATTRS:
             return dict(r.attributes(attrs)), False
@@ -106,13 +107,19 @@ class RedactingSpanProcessor(_Chained):
         except TypeError:  # an unhashable value: no memo for this mapping
             return dict(r.attributes(attrs)), False
 
-    def _memoised(self, attrs: Any) -> tuple[dict[str, Any], bool]:
+    def _memoised(self, attrs: Any) -> tuple[Any, bool]:
         r = self.redactor
         memo = self._memo
         values = attrs.values()
-        hits = list(map(memo.get, zip(attrs.keys(), map(type, values), values, strict=True)))
-        if hits.count(_CLEAN) == len(hits):  # every pair seen before and left as it is
-            return dict(attrs), True
+        types = list(map(type, values))
+        hits = list(map(memo.get, zip(attrs.keys(), types, values, strict=True)))
+        clean = hits.count(_CLEAN)
+        if clean == len(hits):  # every pair seen before and left as it is: nothing to build
+            return attrs, True
+        if float in types:  # floats are judged by key alone
+            clean += list(map(self._float_memo.get, zip(attrs.keys(), types, strict=True))).count(_CLEAN)
+            if clean == len(hits):
+                return attrs, True
         out: dict[str, Any] = {}
         same = True
         for (k, v), hit in zip(attrs.items(), hits, strict=True):
@@ -130,6 +137,8 @@ class RedactingSpanProcessor(_Chained):
                     if len(rule) == 1 and type(rule[0]) is str:
                         out[rule[0]] = v
                         same = same and rule[0] == k
+                        if rule[0] == k:
+                            self._float_memo[(k, float)] = _CLEAN
                     else:
                         out.update(rule)
                         same = False

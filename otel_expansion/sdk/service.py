@@ -27,7 +27,8 @@ from otel_expansion.config.settings import Settings
 
 log = logging.getLogger("otel_expansion.sdk")
 
-WAKE_AT = 128  # buffered commands that make the export thread replay before its interval
+WAKE_AT = 1_024  # buffered commands that wake the export thread early (an eighth of the bound:
+# each wake-up costs a collection and a spool transaction, spread over this many commands)
 SLICE = 2_048  # commands replayed and committed per step (bounds the work shutdown may hand over)
 SERVICE_MAX_BUFFERED = 8_192  # recorded commands held for the export thread; past it they are dropped
 # and counted (``dropped.overflow``); with the slices in replay, memory stays under ~2x this

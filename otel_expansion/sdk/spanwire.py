@@ -101,14 +101,22 @@ class SpanEncoder:
         return out
 
     def _attributes(self, attrs: Any, out: list[bytes]) -> None:
-        cache = self._kv
-        for k, v in attrs.items():
-            t = type(v)
-            if t is float or t is list or t is tuple:
-                out.append(self.key_value(k, v))
-                continue
-            hit = cache.get((k, t, v))
-            out.append(hit if hit is not None else self.key_value(k, v))
+        values = attrs.values()
+        try:
+            parts = list(map(self._kv.get, zip(attrs.keys(), map(type, values), values, strict=True)))
+        except TypeError:  # an unhashable value
+            out.extend(self.key_value(k, v) for k, v in attrs.items())
+            return
+        if None in parts:  # floats and values not seen yet
+            items = list(attrs.items())
+            i = 0
+            while True:
+                try:
+                    i = parts.index(None, i)
+                except ValueError:
+                    break
+                parts[i] = self.key_value(*items[i])
+        out.extend(parts)  # type: ignore[arg-type]
 
     def _event_attributes(self, attrs: Any) -> bytes:
         cache = self._event_kv
