@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from otel_expansion.privacy.redaction import Redactor
 from otel_expansion.sdk.pipeline import Pipeline
 from otel_expansion.sdk.staging import Staging, StagingSpanExporter
 from otel_expansion.sdk.timeline import Timeline
+from otel_expansion.spool.store import Spool
 from tests.sdk.reference import reference_ingest
 
 RESOURCE = {"service.name": "svc", "service.version": "1.0"}
@@ -114,8 +116,9 @@ def test_timeline_finds_items_by_time_in_their_own_order() -> None:
     assert list(Timeline([{"t": 1}, {"t": 2}]).between(0, 10)) == [0, 1]
 
 
-def replay_cpu(level: Level, n: int) -> float:
-    """CPU seconds to replay n commands (one feature each) recorded as one body, as the export thread does."""
+def replay_cpu(level: Level, n: int, spool_dir: Path) -> float:
+    """CPU seconds to replay n commands (one feature each) recorded as one body and store the result in a
+    spool, as the export thread does (replay, staging, spool write)."""
     commands, features = [], []
     for i in range(n):
         start = T0 + i * 20_000
@@ -126,18 +129,23 @@ def replay_cpu(level: Level, n: int) -> float:
             "session": "0123456789abcdef0123456789abcdef"}
     staging = Staging()
     pipeline = Pipeline(RESOURCE, level, Redactor(), staging)
-    t0 = time.process_time()
-    pipeline.ingest(body)
-    pipeline.collect()
-    staging.take()
-    return time.process_time() - t0
+    spool = Spool.open(spool_dir / f"{level}-{n}-{time.perf_counter_ns()}.sqlite", max_bytes=1 << 30)
+    try:
+        t0 = time.process_time()
+        pipeline.ingest(body)
+        pipeline.collect()
+        points, spans = staging.take()
+        spool.add(points, spans)
+        return time.process_time() - t0
+    finally:
+        spool.close()
 
 
 @pytest.mark.parametrize("level", [Level.ENHANCED, Level.FULL])
-def test_replay_cost_grows_linearly(level: Level) -> None:
-    """16x the commands in one body costs about 16x the CPU (the old replay: ~256x). A ratio, with slack
-    for a noisy machine; best of three at each size."""
-    replay_cpu(level, 500)  # warm caches and imports
-    small = min(replay_cpu(level, 1_000) for _ in range(3))
-    large = min(replay_cpu(level, 16_000) for _ in range(3))
+def test_replay_cost_grows_linearly(level: Level, tmp_path: Path) -> None:
+    """16x the commands in one body costs about 16x the CPU to replay and store (the old replay: ~256x).
+    A ratio, with slack for a noisy machine; best of three at each size."""
+    replay_cpu(level, 500, tmp_path)  # warm caches and imports
+    small = min(replay_cpu(level, 1_000, tmp_path) for _ in range(3))
+    large = min(replay_cpu(level, 16_000, tmp_path) for _ in range(3))
     assert large / small < 16 * 2.5, (small, large)
