@@ -161,7 +161,7 @@ def spool_counts(home: str) -> dict[str, Any]:
     """What reached the spool (after the detached sender stored any handed-over records)."""
     sys.path.insert(0, str(ROOT))
     from otel_expansion.config.settings import resolve
-    from otel_expansion.export.sender import open_spool
+    from otel_expansion.workers.sender import open_spool
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (_sender_running(home) or _journal_pending(home)):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from otel_expansion.spool.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool.store import Spool
 
 RESOURCE = (

@@ -74,7 +74,7 @@ def make_runs(home: Path, runs: int, level: Level, rng: random.Random) -> list[d
 
 def one_by_one_json_bytes(records: list[dict[str, object]], level: Level) -> tuple[int, int]:
     """Each run exported alone as OTLP/JSON (uncompressed): its spans request and its metrics request."""
-    from otel_expansion.export.encode import metrics_request, to_json, traces_request
+    from otel_expansion.otlp.encode import metrics_request, to_json, traces_request
     from otel_expansion.privacy.redaction import Redactor
     from otel_expansion.sdk.pipeline import Pipeline
     from otel_expansion.sdk.staging import Staging
@@ -110,7 +110,7 @@ def main() -> None:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counter)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{srv.server_address[1]}"
-    from otel_expansion.export.sender import run_round
+    from otel_expansion.workers.sender import run_round
 
     settings = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
     t0 = time.perf_counter()

@@ -46,8 +46,11 @@ def fail() -> None:
 
 @cli.command()
 @click.option("--seconds", default=0.05, type=float)
-def work(seconds: float) -> None:
+@click.option("--ready-file", type=click.Path(), default=None, hidden=True)
+def work(seconds: float, ready_file: str | None) -> None:
     """Sleep a little, to have a duration worth measuring."""
+    if ready_file:  # tests wait for this file instead of guessing how long start-up takes
+        open(ready_file, "w").close()
     time.sleep(seconds)
     click.echo("done")
 

@@ -6,8 +6,6 @@ microseconds per command and one small file write at exit.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from otel_expansion._runtime import (
     Telemetry,
     command,
@@ -16,6 +14,7 @@ from otel_expansion._runtime import (
     record_exception,
     shutdown,
 )
+from otel_expansion._version import __version__
 from otel_expansion.config.levels import Level
 
 __all__ = [

@@ -16,11 +16,12 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
     from typing import Any, TypeVar
 
     from otel_expansion.collect.recorder import CommandRun
+    from otel_expansion.journal.record import Body, Record
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +111,9 @@ class Telemetry:
         """Stand down without writing or sending anything (superseded by the app's own init())."""
         self._closed = True
         try:
+            from otel_expansion.collect import resource
+
+            resource.forget()  # the app's own init() names the service
             atexit.unregister(self.shutdown)
             from otel_expansion.collect import integrations
 
@@ -183,16 +187,48 @@ def _contained(where: str, exc: BaseException) -> None:
     warn(f"telemetry error in {where}() ignored: {type(exc).__name__}: {exc}")
 
 
-def init(service_name: str, service_version: str | None = None, **options: Any) -> Telemetry:
+def init(
+    service_name: str,
+    service_version: str | None = None,
+    *,
+    level: str | Level | None = None,
+    consent: str = "notify",
+    opt_out_env: str | None = None,
+    instrument: bool = True,
+    mode: str = "auto",
+    home: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    debug: bool | None = None,
+    send: bool | None = None,
+    redact_patterns: Sequence[str] = (),
+    redact_allow: Sequence[str] = (),
+    hash_salt: str | None = None,
+    **unknown: object,
+) -> Telemetry:
     """Start telemetry for this process; idempotent (a second call returns the first handle).
 
-    Options: ``level`` (the app's default level), ``consent`` ("notify" or "ask"), ``opt_out_env`` (the
-    app's own opt-out variable), ``instrument`` (auto-instrument click/typer/argparse, default True),
-    ``mode`` ("auto", "cli", "service"), ``home``, ``endpoint``, ``debug``, ``send``,
-    ``redact_patterns``, ``redact_allow``, ``hash_salt``.
+    ``level``: the app's default level (off|basic|enhanced|full); ``consent``: "notify" (opt-out, a
+    first-run notice) or "ask" (opt-in); ``opt_out_env``: the app's own opt-out variable; ``instrument``:
+    hook click/typer/argparse; ``mode``: "auto", "cli" or "service"; ``home``: state directory;
+    ``endpoint``: collector URL; ``debug``/``send``: override OTEL_EXPANSION_DEBUG/_SEND;
+    ``redact_patterns``/``redact_allow``: extra regexes / exact strings; ``hash_salt``: pseudonymise ids.
+
+    Never raises: an unknown option or a value of the wrong type warns once and loses only itself.
     """
+    options: dict[str, Any] = {
+        "level": level, "consent": consent, "opt_out_env": opt_out_env, "instrument": instrument, "mode": mode,
+        "home": home, "endpoint": endpoint, "debug": debug, "send": send, "redact_patterns": redact_patterns,
+        "redact_allow": redact_allow, "hash_salt": hash_salt,
+    }
+    for key in unknown:
+        warn(f"init() ignores unknown option {key!r}")
+    return _init(service_name, service_version, options)
+
+
+def _init(service_name: str, service_version: str | None, options: dict[str, Any], *, auto: bool = False,
+          install_global: bool = False) -> Telemetry:
+    """init() for the app (``auto=False``) and for opentelemetry-instrument's configurator (``auto=True``)."""
     global _handle
-    auto = bool(options.pop("_auto", False))
     if _handle is not None:
         if not (_handle.auto and not auto):
             return _handle
@@ -201,7 +237,7 @@ def init(service_name: str, service_version: str | None = None, **options: Any) 
         _handle.retire()
         _handle = None
     try:
-        _handle = _start(service_name, service_version, options)
+        _handle = _start(service_name, service_version, options, install_global)
         _handle.auto = auto
     except Exception as exc:
         _contained("init", exc)
@@ -209,15 +245,10 @@ def init(service_name: str, service_version: str | None = None, **options: Any) 
     return _handle
 
 
-def _start(service_name: str, service_version: str | None, options: dict[str, Any]) -> Telemetry:
+def _start(service_name: str, service_version: str | None, options: dict[str, Any],
+           install_global: bool) -> Telemetry:
     from otel_expansion.config.settings import opted_out
 
-    install_global = bool(options.pop("install_global", False))
-    known = {"level", "consent", "opt_out_env", "instrument", "mode", "home", "endpoint", "debug", "send",
-             "redact_patterns", "redact_allow", "hash_salt"}
-    for key in set(options) - known:
-        warn(f"init() ignores unknown option {key!r}")
-        options.pop(key)
     for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
         value = options.get(key)
         if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -248,10 +279,8 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     if not settings.enabled:
         return telemetry  # off means off: no file, no thread, no socket, no hook
     if settings.mode == "service" or (settings.mode == "auto" and _sdk_configured()):
-        from otel_expansion.sdk.service import ServiceRuntime
+        from otel_expansion.workers.service import ServiceRuntime
 
-        global _handle
-        _handle = telemetry  # the service runtime reads the resource through the handle
         telemetry.service = ServiceRuntime(settings, telemetry.recorder, install_global=install_global)
     if settings.instrument:
         from otel_expansion.collect.integrations import install_all
@@ -323,58 +352,24 @@ def _remember_endpoint(home: str, endpoint: str) -> None:
         write_private(path, endpoint.encode())
 
 
-def build_record(t: Telemetry, body: dict[str, Any], now_ns: int) -> dict[str, Any]:
+def build_record(t: Telemetry, body: Body, now_ns: int) -> Record:
     """A journal record: the run's body plus level, session and the (redacted) resource."""
+    from otel_expansion.journal.record import build
+
     s = t.settings
-    record: dict[str, Any] = dict(body)
-    record["v"] = 1
-    record["level"] = int(s.level)
-    record["resource"] = resource_of(t)
+    session_part = None
     if s.level >= levels.SESSIONS and body.get("commands"):
         from otel_expansion.collect import session
 
-        current, ended = session.touch(s.home, now_ns, s.session_idle_s, len(body["commands"]))
-        record["session"] = current.id
-        if current.previous_id and current.commands == len(body["commands"]):  # first run of a new session
-            record["session_previous"] = current.previous_id
-        if ended is not None:
-            record["sessions_ended"] = [{"id": ended.id, "duration": ended.duration_s, "commands": ended.commands}]
-    return record
-
-
-_resource_cache: dict[str, Any] = {}
-
-IDENTIFYING_RESOURCE_KEYS = (
-    "host.name", "host.id", "host.ip", "host.mac", "enduser.", "user.", "client.", "net.", "network.",
-    "device.id", "process.owner", "process.command", "process.pid", "process.executable.path",
-    "k8s.pod.", "k8s.node.", "container.id", "container.name", "cloud.account.id",
-)
-"""OTEL_RESOURCE_ATTRIBUTES keys never taken over: they identify a machine or a person."""
+        session_part = session.record_part(s.home, now_ns, s.session_idle_s, len(body["commands"]))
+    return build(body, int(s.level), resource_of(t), session_part)
 
 
 def resource_of(t: Telemetry) -> dict[str, Any]:
-    """Service identity, coarse environment and the anonymous installation id (computed once)."""
-    if "value" not in _resource_cache:
-        from otel_expansion.collect.environment import resource_attributes
-        from otel_expansion.privacy.identity import installation_id
+    """This process's resource (see collect/resource.py), cleaned by the handle's recorder."""
+    from otel_expansion.collect.resource import resource_for
 
-        s = t.settings
-        attrs: dict[str, Any] = {}
-        for key, value in s.resource_attributes:
-            if not key.startswith(IDENTIFYING_RESOURCE_KEYS):  # minimisation beats a stray variable
-                attrs[key] = t.recorder.clean(value)
-        attrs.update(resource_attributes())
-        attrs["service.name"] = t.recorder.clean(s.service_name)
-        if s.service_version:
-            attrs["service.version"] = t.recorder.clean(s.service_version)
-        attrs["otel_expansion.installation.id"] = installation_id(s.home)
-        from otel_expansion.config.paths import SERVICE_FILE, write_private
-
-        service_file = os.path.join(s.home, SERVICE_FILE)
-        if not os.path.exists(service_file):
-            write_private(service_file, s.service_name.encode())
-        _resource_cache["value"] = attrs
-    return dict(_resource_cache["value"])
+    return resource_for(t.settings, t.recorder.clean)
 
 
 def _debug_print(record: Mapping[str, Any]) -> None:
@@ -385,6 +380,11 @@ def _debug_print(record: Mapping[str, Any]) -> None:
 
 
 # -- module-level API (acts on the handle from init(); silently a no-op before init) ------------------
+def active() -> Telemetry | None:
+    """The handle of this process's init(), if any (for the auto-instrumentation entry points)."""
+    return _handle
+
+
 def feature(name: str, **attributes: object) -> None:
     """Count use of a feature; its attributes are kept (redacted) only at ``full`` level."""
     if _handle is not None:
@@ -415,4 +415,6 @@ def _reset_for_tests() -> None:
         with contextlib.suppress(Exception):
             atexit.unregister(_handle.shutdown)
     _handle = None
-    _resource_cache.clear()
+    from otel_expansion.collect import resource
+
+    resource.forget()

@@ -72,6 +72,50 @@ def temp_environ(remove: tuple[str, ...] = (), **values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def wait_until(predicate: Callable[[], object], timeout_s: float = 60, what: str = "condition") -> None:
+    """Readiness wait: poll ``predicate`` until it holds (never a fixed sleep standing in for a signal)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout_s} s")
+        time.sleep(0.02)
+
+
+def settled(home: Path) -> bool:
+    """Nothing of ``home`` is left to send: no journal record, no pending spool row, no sender running."""
+    import sqlite3
+
+    from otel_expansion.export import launcher
+    from otel_expansion.journal import store
+
+    if store.pending(str(home)) or launcher.sender_running(str(home)):
+        return False
+    spool = home / "spool.sqlite"
+    if not spool.exists():
+        return True
+    try:
+        conn = sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5)
+        try:
+            pending = sum(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("spans", "series"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return pending == 0
+
+
+def quiet_period(seconds: float = 1.0) -> None:
+    """A window in which something that must NOT happen (a stray request or process) would show itself.
+
+    Not a synchronisation: nothing is awaited; tests use it only to observe an absence.
+    """
+    import time
+
+    time.sleep(seconds)
+
+
 def journal_records(home: Path) -> list[dict[str, object]]:
     from otel_expansion.journal import store
 

@@ -57,8 +57,8 @@ class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
         if other is not None:  # the environment has its own OpenTelemetry set-up: run that instead
             other.load()().configure(**kwargs)
             return
-        from otel_expansion._runtime import init
+        from otel_expansion._runtime import _init
         from otel_expansion.collect.recorder import default_executable
 
         service = os.environ.get("OTEL_SERVICE_NAME") or default_executable()
-        init(service, mode="service", instrument=False, install_global=True, _auto=True)
+        _init(service, None, {"mode": "service", "instrument": False}, auto=True, install_global=True)

@@ -20,7 +20,7 @@ class _FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         from otel_expansion import _runtime
         from otel_expansion.collect import integrations
 
-        handle = _runtime._handle  # set by our configurator; none means another set-up owns this program
+        handle = _runtime.active()  # set by our configurator; none means another set-up owns this program
         if handle is not None and handle.enabled:
             integrations.activate(handle, self.framework)
 

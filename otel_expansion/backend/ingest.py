@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from otel_expansion.export.otlp_messages import request_class, response_class
+from otel_expansion.otlp.messages import request_class, response_class
 
 __all__ = [
     "BATCH_ID_ATTRIBUTE",

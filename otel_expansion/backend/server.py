@@ -36,7 +36,7 @@ from otel_expansion.backend.ingest import (
 )
 from otel_expansion.backend.report import build_report
 from otel_expansion.backend.store import Store, connect
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = ["default_db_path", "serve"]
 

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,8 @@ def _service_of(home: str) -> str:
 
 def settings_of(args: argparse.Namespace) -> Settings:
     home, service = find_home(args)
-    from otel_expansion.export.sender import stored_endpoint
     from otel_expansion.privacy.consent import stored_choice
+    from otel_expansion.workers.sender import stored_endpoint
 
     endpoint = getattr(args, "endpoint", None) or stored_endpoint(home)
     return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint)
@@ -81,7 +82,7 @@ def _fmt_time(epoch: float) -> str:
 def _spool_stats(s: Settings) -> Any:
     if not os.path.exists(os.path.join(s.home, paths.SPOOL_FILE)):
         return None
-    from otel_expansion.export.sender import open_spool
+    from otel_expansion.workers.sender import open_spool
 
     spool = open_spool(s.home, s)
     try:
@@ -129,7 +130,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     s = settings_of(args)
     from otel_expansion.journal import store as journal
 
-    pending_records = []
+    pending_records: list[Mapping[str, object]] = []
     for path in journal.pending(s.home)[: args.limit]:
         try:
             pending_records.append(journal.read(path))
@@ -137,8 +138,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             pending_records.append({"unreadable": os.path.basename(path), "error": str(exc)})
     out: dict[str, Any] = {"journal": pending_records}
     if os.path.exists(os.path.join(s.home, paths.SPOOL_FILE)):
-        from otel_expansion.export.encode import metrics_request, to_dict, traces_request
-        from otel_expansion.export.sender import open_spool
+        from otel_expansion.otlp.encode import metrics_request, to_dict, traces_request
+        from otel_expansion.workers.sender import open_spool
 
         spool = open_spool(s.home, s)
         try:
@@ -153,7 +154,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_flush(args: argparse.Namespace) -> int:
     s = settings_of(args)
-    from otel_expansion.export.sender import SenderBusy, run_round
+    from otel_expansion.workers.sender import SenderBusy, run_round
 
     if not os.path.isdir(s.home):
         print("nothing to send: no telemetry recorded yet")
@@ -176,7 +177,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
                   file=sys.stderr)
 
     try:
-        from otel_expansion.export.otlp_config import otlp_config_from_env
+        from otel_expansion.config.otlp import otlp_config_from_env
 
         config = otlp_config_from_env(endpoint=s.endpoint)
         if not args.quiet:
@@ -210,7 +211,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 def cmd_clear(args: argparse.Namespace) -> int:
     s = settings_of(args)
-    from otel_expansion.export.sender import discard_pending
+    from otel_expansion.workers.sender import discard_pending
 
     records, rows = discard_pending(s.home, s)
     print(f"cleared {records} journal records and {rows} spool rows")
@@ -219,7 +220,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 def _withdraw(args: argparse.Namespace, service: str) -> None:
     """Consent withdrawn: what was recorded before is deleted too, not sent later."""
-    from otel_expansion.export.sender import discard_pending
+    from otel_expansion.workers.sender import discard_pending
 
     records, rows = discard_pending(*_home_and_settings(args))
     if records or rows:
@@ -299,16 +300,16 @@ def cmd_debug(args: argparse.Namespace) -> int:
     for field in ("service_name", "home", "level", "level_source", "opt_out_reason", "debug", "send", "endpoint",
                   "spool_max_bytes", "spool_max_age_s", "sender_timeout_s", "metric_interval_s"):
         print(f"  {field:<18} {getattr(s, field)}")
-    from otel_expansion.export.otlp_config import otlp_config_from_env
+    from otel_expansion.config.otlp import otlp_config_from_env
 
     cfg = otlp_config_from_env(endpoint=s.endpoint)
     print(f"  {'traces_url':<18} {safe_url(cfg.traces_url)}\n  {'metrics_url':<18} {safe_url(cfg.metrics_url)}")
     print(f"  {'protocol':<18} {cfg.protocol}\n  {'compression':<18} {cfg.compression}")
     print("environment:")
-    for name in VARIABLES:
-        if name in os.environ:
-            value = "<set>" if "HEADERS" in name or "SALT" in name else os.environ[name]
-            print(f"  {name}={value}")
+    for var in VARIABLES:
+        if var.name in os.environ:
+            value = "<set>" if var.secret else os.environ[var.name]
+            print(f"  {var.name}={value}")
     print("tip: OTEL_EXPANSION_DEBUG=1 prints each run's record to stderr; `show` lists everything pending")
     return EXIT_OK
 

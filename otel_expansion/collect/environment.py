@@ -13,34 +13,11 @@ if TYPE_CHECKING:
 import os
 import sys
 
-# Environment variables that identify a CI provider, checked in order.
-CI_PROVIDERS: tuple[tuple[str, str], ...] = (
-    ("GITHUB_ACTIONS", "github_actions"),
-    ("GITLAB_CI", "gitlab"),
-    ("CIRCLECI", "circleci"),
-    ("TRAVIS", "travis"),
-    ("JENKINS_URL", "jenkins"),
-    ("BUILDKITE", "buildkite"),
-    ("TF_BUILD", "azure_pipelines"),
-    ("TEAMCITY_VERSION", "teamcity"),
-    ("BITBUCKET_BUILD_NUMBER", "bitbucket"),
-    ("CODEBUILD_BUILD_ID", "aws_codebuild"),
-    ("DRONE", "drone"),
-    ("APPVEYOR", "appveyor"),
-)
+from otel_expansion.config.ci import CI_PROVIDERS, detect_ci
+
+__all__ = ["CI_PROVIDERS", "detect_ci", "detect_container", "resource_attributes"]
 
 OS_TYPES = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
-
-
-def detect_ci(environ: Mapping[str, str]) -> str | None:
-    """The CI provider's name, "generic" for a bare ``CI=true``, or None outside CI."""
-    for var, name in CI_PROVIDERS:
-        if environ.get(var):
-            return name
-    ci = environ.get("CI", "").strip().lower()
-    if ci and ci not in ("0", "false", "no"):
-        return "generic"
-    return None
 
 
 def detect_container() -> bool:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from otel_expansion.journal.record import Body, CommandEntry, ExceptionDetails, FeatureEntry, HandledException
+
 from otel_expansion.collect import performance
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
@@ -90,9 +92,9 @@ class Recorder:
         self.max_commands = max_commands
         self.settings = settings
         self.level = settings.level
-        self.commands: list[dict[str, Any]] = []
-        self.features: list[dict[str, Any]] = []
-        self.exceptions: list[dict[str, Any]] = []
+        self.commands: list[CommandEntry] = []
+        self.features: list[FeatureEntry] = []
+        self.exceptions: list[HandledException] = []
         self.overflow = 0
         self.active: CommandRun | None = None
         self._on_command = on_command
@@ -145,7 +147,7 @@ class Recorder:
         if len(self.commands) >= self.max_commands:
             self.overflow += 1
             return
-        cmd: dict[str, Any] = {
+        cmd: CommandEntry = {
             "name": self.clean(run.name) or "(root)",
             "exe": self.clean(run.executable),
             "start": run.start_ns,
@@ -186,7 +188,7 @@ class Recorder:
         if len(self.features) >= self.max_commands * 2:
             self.overflow += 1
             return
-        item: dict[str, Any] = {"name": self.clean(name), "t": time.time_ns()}
+        item: FeatureEntry = {"name": self.clean(name), "t": time.time_ns()}
         if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
             r = self.redactor
             attrs = r.attributes(attributes, max_count=16)
@@ -202,15 +204,16 @@ class Recorder:
         """A handled exception the app wants counted (type always; details at ``full``)."""
         if self.level <= Level.OFF or len(self.exceptions) >= self.max_commands * 2:
             return
-        item: dict[str, Any] = {"type": error_type(exc), "t": time.time_ns()}
+        item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
             item["command"] = self.clean(self.active.name)
         if self.level >= levels.EXCEPTION_DETAILS:
-            item.update(self._exception_details(exc))
+            details = self._exception_details(exc)
+            item["message"], item["stack"] = details["message"], details["stack"]
         with self._lock:
             self.exceptions.append(item)
 
-    def _exception_details(self, exc: BaseException) -> dict[str, Any]:
+    def _exception_details(self, exc: BaseException) -> ExceptionDetails:
         frames = []
         tb = exc.__traceback__
         while tb is not None:
@@ -228,12 +231,12 @@ class Recorder:
         return {"message": r.redact(message), "stack": "\n".join(r.redact(f) for f in frames)}
 
     # -- draining --------------------------------------------------------------------------------------
-    def drain(self) -> dict[str, Any] | None:
+    def drain(self) -> Body | None:
         """Take everything recorded so far as one record body, or None when there is nothing."""
         with self._lock:
             if not (self.commands or self.features or self.exceptions or self.overflow):
                 return None
-            body: dict[str, Any] = {
+            body: Body = {
                 "commands": self.commands,
                 "features": self.features,
                 "exceptions": self.exceptions,

@@ -11,6 +11,10 @@ import os
 
 from otel_expansion.config.paths import SESSION_FILE, random_id, read_small, write_private
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.journal.record import EndedSessionEntry, SessionPart
+
 
 class Session:
     __slots__ = ("commands", "id", "last_ns", "previous_id", "start_ns")
@@ -67,3 +71,20 @@ def end(home: str, now_ns: int) -> EndedSession | None:
     with contextlib.suppress(OSError):
         os.unlink(path)
     return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)
+
+
+def ended_entry(ended: EndedSession) -> EndedSessionEntry:
+    """The journal/replay form of an ended session (the one place that shape is built)."""
+    return {"id": ended.id, "duration": ended.duration_s, "commands": ended.commands}
+
+
+def record_part(home: str, now_ns: int, idle_s: float, commands: int) -> SessionPart:
+    """Session fields of a CLI run's journal record: its session, the previous one on a session's first
+    run, and the session that went idle, if any."""
+    current, ended = touch(home, now_ns, idle_s, commands)
+    part: SessionPart = {"session": current.id}
+    if current.previous_id and current.commands == commands:  # first run of a new session
+        part["session_previous"] = current.previous_id
+    if ended is not None:
+        part["sessions_ended"] = [ended_entry(ended)]
+    return part

@@ -7,7 +7,6 @@ default; nothing here ever raises into the host program. Stdlib ``os``/``sys`` o
 from __future__ import annotations
 
 import os
-import sys
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings anyway
 if TYPE_CHECKING:
@@ -16,50 +15,135 @@ if TYPE_CHECKING:
 
 from otel_expansion.config import paths
 from otel_expansion.config.levels import Level
+from otel_expansion.config.warn import warn
+
+__all__ = ["VARIABLES", "Settings", "Variable", "opted_out", "parse_bool", "parse_resource_attributes", "resolve",
+           "variables_markdown", "warn"]
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 FALSY = frozenset({"0", "false", "no", "off", ""})
 
-# name -> (default, meaning). The README's configuration table is generated from this mapping.
-VARIABLES: dict[str, tuple[str, str]] = {
-    "OTEL_SDK_DISABLED": ("false", "true turns all telemetry off (standard OTel variable)."),
-    "DO_NOT_TRACK": ("unset", "1/true turns all telemetry off (consoledonottrack.com)."),
-    "OTEL_SERVICE_NAME": ("init() argument", "Overrides the service name given to init()."),
-    "OTEL_RESOURCE_ATTRIBUTES": ("unset", "Extra resource attributes k=v,k2=v2 (redacted like all data)."),
-    "OTEL_EXPORTER_OTLP_ENDPOINT": ("http://localhost:4318", "Collector base URL (also *_TRACES_/*_METRICS_)."),
-    "OTEL_EXPORTER_OTLP_PROTOCOL": ("http/protobuf", "http/protobuf or http/json."),
-    "OTEL_EXPORTER_OTLP_COMPRESSION": ("gzip", "gzip or none."),
-    "OTEL_EXPORTER_OTLP_HEADERS": ("unset", "Headers k=v,k2=v2 sent with every export."),
-    "OTEL_EXPORTER_OTLP_TIMEOUT": ("10000", "Per-request timeout in milliseconds."),
-    "OTEL_EXPORTER_OTLP_CERTIFICATE": ("unset", "CA bundle for TLS (also _CLIENT_KEY/_CLIENT_CERTIFICATE)."),
-    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": ("512", "Most spans in one export request."),
-    "OTEL_BSP_SCHEDULE_DELAY": ("5000", "Long-running programs: ms between commits to the local spool."),
-    "OTEL_METRIC_EXPORT_INTERVAL": ("60000", "Long-running programs: ms between metric collections/sends."),
-    "OTEL_EXPANSION_HOME": ("per-user state dir", "State directory: journal, spool, ids, consent."),
-    "OTEL_EXPANSION_LEVEL": ("init(level=) or enhanced", "off|basic|enhanced|full; counts as the user's choice."),
-    "OTEL_EXPANSION_DEBUG": ("false", "true prints every record, as it will be sent, to stderr."),
-    "OTEL_EXPANSION_SEND": ("true", "false keeps data local (spool only); flush sends it later."),
-    "OTEL_EXPANSION_SPOOL_MAX_BYTES": ("20971520", "Spool size cap; the oldest data is dropped first."),
-    "OTEL_EXPANSION_SPOOL_MAX_AGE": ("604800", "Seconds pending data is kept before it is dropped."),
-    "OTEL_EXPANSION_SENDER_TIMEOUT": ("60", "Seconds a background sender may live."),
-    "OTEL_EXPANSION_SESSION_IDLE": ("1800", "Seconds of inactivity that end a CLI session."),
-    "OTEL_EXPANSION_REDACT_PATTERNS": ("unset", "Extra regexes to redact, separated by newlines."),
-    "OTEL_EXPANSION_REDACT_ALLOW": ("unset", "Exact strings never redacted, separated by newlines."),
-    "OTEL_EXPANSION_HASH_SALT": ("unset", "Salt for hashing identifiers passed to feature()."),
-}
 
-_warned: set[str] = set()
+def parse_bool(raw: str) -> bool | None:
+    """The package's one reading of a boolean variable: True, False, or None when it is neither."""
+    value = raw.strip().lower()
+    if value in TRUTHY:
+        return True
+    if value in FALSY:
+        return False
+    return None
 
 
-def warn(message: str) -> None:
-    """One line on stderr, once per message per process: visible, never fatal, never repeated."""
-    if message in _warned:
-        return
-    _warned.add(message)
-    try:  # noqa: SIM105 - contextlib costs an import
-        sys.stderr.write(f"otel-expansion: warning: {message}\n")
-    except Exception:  # a closed stderr must not break the host
-        pass
+class Variable:
+    """One environment variable: its name, default (as you would write it), kind, meaning and the setting
+    it fills. The README's table, ``otel-expansion debug`` and :class:`Settings`' defaults all come from
+    :data:`VARIABLES`; a test keeps the README in sync."""
+
+    __slots__ = ("default", "doc", "field", "kind", "minimum", "name", "scale")
+
+    def __init__(self, name: str, default: str, kind: str, doc: str, field: str | None = None,
+                 scale: float = 1.0, minimum: float = 0) -> None:
+        self.name, self.default, self.kind, self.doc, self.field = name, default, kind, doc, field
+        self.scale, self.minimum = scale, minimum
+
+    @property
+    def secret(self) -> bool:
+        """Values that must never be printed (credentials, salts)."""
+        return self.name.endswith(("HEADERS", "SALT"))
+
+
+# kinds: flag | number | integer | lines | text | level | opt-out | resource | otlp (read by config/otlp.py)
+VARIABLES: tuple[Variable, ...] = (
+    Variable("OTEL_SDK_DISABLED", "false", "opt-out", "true turns all telemetry off (standard OTel variable)."),
+    Variable("DO_NOT_TRACK", "unset", "opt-out",
+             "Any value but 0/false turns all telemetry off (consoledonottrack.com)."),
+    Variable("OTEL_SERVICE_NAME", "init() argument", "text", "Overrides the service name given to init()."),
+    Variable("OTEL_RESOURCE_ATTRIBUTES", "unset", "resource",
+             "Extra resource attributes k=v,k2=v2 (redacted like all data; identifying keys ignored)."),
+    Variable("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", "otlp",
+             "Collector base URL (also `*_TRACES_`/`*_METRICS_`; init(endpoint=) wins)."),
+    Variable("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "otlp", "http/protobuf or http/json (also per signal)."),
+    Variable("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", "otlp", "gzip or none (also per signal)."),
+    Variable("OTEL_EXPORTER_OTLP_HEADERS", "unset", "otlp",
+             "Headers k=v,k2=v2 sent with every export (also per signal)."),
+    Variable("OTEL_EXPORTER_OTLP_TIMEOUT", "10000", "otlp", "Per-request timeout in milliseconds (also per signal)."),
+    Variable("OTEL_EXPORTER_OTLP_INSECURE", "false", "otlp", "true: an endpoint without a scheme uses http://."),
+    Variable("OTEL_EXPORTER_OTLP_CERTIFICATE", "unset", "otlp",
+             "CA bundle for TLS (also `_CLIENT_KEY`/`_CLIENT_CERTIFICATE`, and per signal)."),
+    Variable("OTEL_TRACES_EXPORTER", "otlp", "otlp", "none keeps spans off the wire (dropped and counted)."),
+    Variable("OTEL_METRICS_EXPORTER", "otlp", "otlp", "none keeps metrics off the wire (dropped and counted)."),
+    Variable("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512", "integer", "Most spans in one export request.",
+             "span_batch_size", minimum=1),
+    Variable("OTEL_BSP_SCHEDULE_DELAY", "5000", "number",
+             "ms between a long-running program's commits to the local spool.", "span_interval_s",
+             scale=0.001, minimum=0.01),
+    Variable("OTEL_METRIC_EXPORT_INTERVAL", "60000", "number",
+             "ms between sends: long-running programs' thread, and how often CLI runs start a sender.",
+             "metric_interval_s", scale=0.001, minimum=0.01),
+    Variable("OTEL_EXPANSION_HOME", "per-user state dir", "text",
+             "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
+    Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
+             "off, basic, enhanced, full; counts as the user's choice."),
+    Variable("OTEL_EXPANSION_DEBUG", "false", "flag", "true prints every record, as stored, to stderr.", "debug"),
+    Variable("OTEL_EXPANSION_SEND", "true", "flag", "false keeps data local (spool only); `flush` sends it later.",
+             "send"),
+    Variable("OTEL_EXPANSION_SPOOL_MAX_BYTES", "20971520", "integer",
+             "Spool size cap; the oldest data is dropped first, and counted.", "spool_max_bytes", minimum=65536),
+    Variable("OTEL_EXPANSION_SPOOL_MAX_AGE", "604800", "number", "Seconds pending data is kept before it is dropped.",
+             "spool_max_age_s", minimum=1),
+    Variable("OTEL_EXPANSION_SENDER_TIMEOUT", "60", "number",
+             "Seconds a background sender may live (a hard alarm backs it up).", "sender_timeout_s", minimum=1),
+    Variable("OTEL_EXPANSION_SESSION_IDLE", "1800", "number", "Seconds of inactivity that end a CLI session.",
+             "session_idle_s", minimum=1),
+    Variable("OTEL_EXPANSION_REDACT_PATTERNS", "unset", "lines", "Extra regexes to redact, one per line.",
+             "redact_patterns"),
+    Variable("OTEL_EXPANSION_REDACT_ALLOW", "unset", "lines", "Exact strings never redacted, one per line.",
+             "redact_allow"),
+    Variable("OTEL_EXPANSION_HASH_SALT", "unset", "text", "Salt for hashing identifiers passed to feature().",
+             "hash_salt"),
+)
+
+
+def variables_markdown() -> str:
+    """The README's configuration table, generated from :data:`VARIABLES`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{v.name}` | {v.default} | {v.doc} |" for v in VARIABLES]
+    return "\n".join(rows)
+
+
+def _parse(var: Variable, raw: str | None) -> object:
+    """``raw`` read as ``var``'s kind; a bad value warns once and gives the default."""
+    default_raw = var.default
+    if var.kind == "flag":
+        fallback = parse_bool(default_raw)
+        if raw is None:
+            return fallback
+        value = parse_bool(raw)
+        if value is None:
+            warn(f"{var.name}={raw!r} is not a boolean (use true/false); using {default_raw}")
+            return fallback
+        return value
+    if var.kind in ("number", "integer"):
+        fallback_n = float(default_raw) * var.scale
+        if raw is None or not raw.strip():
+            number = fallback_n
+        else:
+            try:
+                number = float(raw) * var.scale
+            except ValueError:
+                number = float("nan")
+            if not number >= var.minimum or number == float("inf"):
+                warn(f"{var.name}={raw!r} is not a valid number (>= {var.minimum:g}); using {default_raw}")
+                number = fallback_n
+        return int(number) if var.kind == "integer" else number
+    if var.kind == "lines":
+        return tuple(line for line in (raw or "").splitlines() if line.strip())
+    return raw if raw else None
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, object]:
+    """Every setting a variable fills, read from ``env``."""
+    return {v.field: _parse(v, env.get(v.name)) for v in VARIABLES if v.field}
 
 
 _DEFAULTS: dict[str, object] = {
@@ -70,23 +154,12 @@ _DEFAULTS: dict[str, object] = {
     "level_source": "default",
     "opt_out_reason": None,
     "consent_policy": "notify",
-    "debug": False,
-    "send": True,
     "instrument": True,
     "mode": "auto",
     "endpoint": None,
-    "spool_max_bytes": 20 * 2**20,
-    "spool_max_age_s": 7 * 86400.0,
-    "sender_timeout_s": 60.0,
-    "session_idle_s": 1800.0,
-    "span_batch_size": 512,
-    "span_interval_s": 5.0,
-    "metric_interval_s": 60.0,
     "resource_attributes": (),
-    "redact_patterns": (),
-    "redact_allow": (),
-    "hash_salt": None,
     "opt_out_env": None,
+    **_from_environment({}),  # every variable-backed setting defaults to its variable's documented default
 }
 
 
@@ -143,36 +216,9 @@ class Settings:
         return self.level > Level.OFF
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in TRUTHY:
-        return True
-    if value in FALSY:
-        return False
-    warn(f"{name}={raw!r} is not a boolean (use true/false); using {str(default).lower()}")
-    return default
-
-
-def _number(env: Mapping[str, str], name: str, default: float, scale: float = 1.0, minimum: float = 0) -> float:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw) * scale
-    except ValueError:
-        value = float("nan")
-    if not value >= minimum or value == float("inf"):
-        warn(f"{name}={raw!r} is not a valid number (>= {minimum}); using {default:g}")
-        return default
-    return value
-
-
 def opted_out(env: Mapping[str, str], opt_out_env: str | None = None) -> str | None:
     """The variable that opts this run out, if any. Opt-out wins over every other setting."""
-    if _flag(env, "OTEL_SDK_DISABLED", False):
+    if parse_bool(env.get("OTEL_SDK_DISABLED", "")):
         return "OTEL_SDK_DISABLED"
     dnt = env.get("DO_NOT_TRACK", "").strip().lower()
     if dnt and dnt not in FALSY:
@@ -200,11 +246,6 @@ def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
             value = unquote(value)
         out.append((key.strip(), value.strip()))
     return tuple(out)
-
-
-def _lines(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    raw = env.get(name, "")
-    return tuple(line for line in raw.splitlines() if line.strip())
 
 
 def resolve(
@@ -271,30 +312,26 @@ def resolve(
     # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
     # OTEL_SERVICE_NAME a developer exported for their own services.
     home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
-    version = service_version
+    values = _from_environment(env)
+    if debug is not None:
+        values["debug"] = debug
+    if send is not None:
+        values["send"] = send
+    values["redact_patterns"] = tuple(redact_patterns) + values["redact_patterns"]  # type: ignore[operator]
+    values["redact_allow"] = tuple(redact_allow) + values["redact_allow"]  # type: ignore[operator]
+    values["hash_salt"] = values["hash_salt"] or hash_salt
     return Settings(
         service_name=name,
-        service_version=version,
+        service_version=service_version,
         home=os.path.abspath(os.path.expanduser(home_dir)),
         level=resolved,
         level_source=source,
         opt_out_reason=reason,
         consent_policy=consent,
-        debug=_flag(env, "OTEL_EXPANSION_DEBUG", False) if debug is None else debug,
-        send=_flag(env, "OTEL_EXPANSION_SEND", True) if send is None else send,
         instrument=instrument,
         mode=mode,
         endpoint=endpoint,
-        spool_max_bytes=int(_number(env, "OTEL_EXPANSION_SPOOL_MAX_BYTES", 20 * 2**20, minimum=65536)),
-        spool_max_age_s=_number(env, "OTEL_EXPANSION_SPOOL_MAX_AGE", 7 * 86400.0, minimum=1),
-        sender_timeout_s=_number(env, "OTEL_EXPANSION_SENDER_TIMEOUT", 60.0, minimum=1),
-        session_idle_s=_number(env, "OTEL_EXPANSION_SESSION_IDLE", 1800.0, minimum=1),
-        span_batch_size=int(_number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, minimum=1)),
-        span_interval_s=_number(env, "OTEL_BSP_SCHEDULE_DELAY", 5.0, scale=0.001, minimum=0.01),
-        metric_interval_s=_number(env, "OTEL_METRIC_EXPORT_INTERVAL", 60.0, scale=0.001, minimum=0.01),
         resource_attributes=parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", "")),
-        redact_patterns=tuple(redact_patterns) + _lines(env, "OTEL_EXPANSION_REDACT_PATTERNS"),
-        redact_allow=tuple(redact_allow) + _lines(env, "OTEL_EXPANSION_REDACT_ALLOW"),
-        hash_salt=env.get("OTEL_EXPANSION_HASH_SALT") or hash_salt,
         opt_out_env=opt_out_env,
+        **values,
     )

@@ -79,7 +79,7 @@ def should_start(home: str, send: bool, now: float | None = None) -> bool:
 
 
 def sender_argv(home: str, endpoint: str | None, send: bool, force: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "otel_expansion.export.sender", "--home", home]
+    argv = [sys.executable, "-m", "otel_expansion.workers.sender", "--home", home]
     if force:
         argv.append("--force")
     if endpoint:

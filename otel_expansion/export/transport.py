@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from otel_expansion.export import otlp_messages
-from otel_expansion.export.otlp_config import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.config.otlp import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig
+from otel_expansion.otlp import messages as otlp_messages
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = [
     "HttpTransport",
@@ -441,35 +441,7 @@ def _error_detail(content_type: str, body: bytes) -> str | None:
 
 
 def _status_message(body: bytes) -> str | None:
-    """Field 2 (``message``) of a google.rpc.Status, read straight off the protobuf wire format."""
-    pos = 0
+    """The ``message`` of a google.rpc.Status body (the OTLP/HTTP error format)."""
+    from google.rpc import status_pb2  # type: ignore[import-untyped]
 
-    def varint() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = body[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
-    while pos < len(body):
-        tag = varint()
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            varint()
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length = varint()
-            chunk = body[pos : pos + length]
-            pos += length
-            if number == 2:
-                return chunk.decode("utf-8", "replace")
-        else:
-            return None
-    return None
+    return str(status_pb2.Status.FromString(body).message) or None

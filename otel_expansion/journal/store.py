@@ -15,6 +15,13 @@ import os
 import struct
 
 from otel_expansion.config.paths import JOURNAL_DIR, ensure_dir, random_id, write_private
+from otel_expansion.journal.record import UnsupportedRecord, check
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from otel_expansion.journal.record import Record
 
 MAGIC = b"OXJ1"
 SUFFIX = ".rec"
@@ -27,8 +34,8 @@ class CorruptRecord(ValueError):
     """A journal file that is not a whole, valid record."""
 
 
-def encode(record: dict[str, object]) -> bytes:
-    payload = marshal.dumps(record)
+def encode(record: Mapping[str, object]) -> bytes:
+    payload = marshal.dumps(dict(record))
     if len(payload) > MAX_RECORD_BYTES:
         raise ValueError(f"journal record too large ({len(payload)} bytes)")
     return MAGIC + struct.pack(">I", binascii.crc32(payload)) + payload
@@ -54,7 +61,7 @@ def journal_dir(home: str) -> str:
     return os.path.join(home, JOURNAL_DIR)
 
 
-def append(home: str, record: dict[str, object], now_ns: int) -> str:
+def append(home: str, record: Mapping[str, object], now_ns: int) -> str:
     """Publish one record atomically; returns its path."""
     directory = ensure_dir(journal_dir(home))
     path = os.path.join(directory, f"{now_ns:020d}-{os.getpid()}-{random_id(4)}{SUFFIX}")
@@ -111,11 +118,15 @@ def count(home: str) -> int:
         return 0
 
 
-def read(path: str) -> dict[str, object]:
-    """Read one record; raises CorruptRecord (or OSError) for anything but a whole valid record."""
+def read(path: str) -> Record:
+    """Read one record; raises CorruptRecord (or OSError) for anything but a whole valid record of the
+    version this package writes."""
     with open(path, "rb") as f:
         data = f.read(MAX_RECORD_BYTES + 16)
-    return decode(data)
+    try:
+        return check(decode(data))
+    except UnsupportedRecord as exc:
+        raise CorruptRecord(str(exc)) from None
 
 
 def remove(paths: list[str]) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 import os
 import sys
 
-from otel_expansion.collect.environment import detect_ci
+from otel_expansion.config.ci import detect_ci
 from otel_expansion.config.levels import Level
 from otel_expansion.config.paths import CONSENT_FILE, ensure_dir, read_small, write_private
 

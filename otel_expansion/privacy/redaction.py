@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
-    from otel_expansion.spool.model import AttrValue
+    from otel_expansion._types import AttrValue
 
 __all__ = ["ID_KEYS", "REDACTED", "Redactor", "default_redactor"]
 

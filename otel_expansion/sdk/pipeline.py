@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otel_expansion import __version__
+from otel_expansion._version import __version__
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.sdk import signals

@@ -5,7 +5,7 @@ long-running program records one span per command, so that encoding dominated th
 writes the same wire bytes directly (fields in number order, proto3 defaults omitted, oneof values always
 present), caching the encoded key/value pairs that repeat from span to span (command name, outcome,
 executable, session id). Anything it does not handle (a value OTLP cannot carry, text that is not valid
-UTF-8) falls back to :func:`otel_expansion.export.encode.span_to_proto`, which decides the same way the
+UTF-8) falls back to :func:`otel_expansion.otlp.encode.span_to_proto`, which decides the same way the
 protobuf classes do. Pure Python, no OTel import.
 """
 
@@ -19,6 +19,8 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _pack_d = struct.Struct("<d").pack
 _pack_q = struct.Struct("<Q").pack
+_FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)  # field 16, fixed32: SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE
+_FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)  # ... and SPAN_FLAGS_CONTEXT_IS_REMOTE
 
 
 class Unencodable(ValueError):
@@ -44,7 +46,7 @@ def _ld(tag: bytes, payload: bytes) -> bytes:
 
 
 def _any_value(value: object) -> bytes:
-    """An ``AnyValue`` message body, mirroring ``export.encode.any_value``'s type decisions."""
+    """An ``AnyValue`` message body, mirroring ``otlp.encode.any_value``'s type decisions."""
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
@@ -59,7 +61,7 @@ def _any_value(value: object) -> bytes:
         return _ld(b"\x3a", value)
     if isinstance(value, (list, tuple)):
         return _ld(b"\x2a", b"".join(_ld(b"\x0a", _any_value(v)) for v in value))
-    return _ld(b"\x0a", str(value).encode("utf-8"))
+    raise Unencodable(f"attribute value of type {type(value).__name__}")
 
 
 class SpanEncoder:
@@ -133,8 +135,11 @@ class SpanEncoder:
         return b"".join(parts)
 
     def encode(self, span: Any) -> bytes:
-        """The span as OTLP ``Span`` bytes (same content as ``span_to_proto``)."""
+        """The span as OTLP ``Span`` bytes (same content as ``span_to_proto``, the OTLP exporters' own
+        encoder); trace state, links and dropped counts are left to it."""
         ctx = span.context
+        if ctx.trace_state or span.links or span.dropped_events or span.dropped_links:
+            raise Unencodable("trace state, links or dropped counts")
         out = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big")]
         if span.parent is not None:
             out += [b"\x22\x08", span.parent.span_id.to_bytes(8, "big")]
@@ -163,6 +168,8 @@ class SpanEncoder:
         if dropped:
             out.append(b"\x50" + _varint(dropped))
         for event in span.events:
+            if event.dropped_attributes:
+                raise Unencodable("event with dropped attributes")
             body = b"\x09" + _pack_q(event.timestamp) if event.timestamp else b""
             ename = event.name
             field = self._event_names.get(ename)
@@ -186,4 +193,6 @@ class SpanEncoder:
                 self._statuses.clear()
             self._statuses[skey] = field
         out.append(field)
+        parent = span.parent  # flags: the context's is-remote bit is known (and set for remote parents)
+        out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         return b"".join(out)

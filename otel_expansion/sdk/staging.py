@@ -30,8 +30,8 @@ from opentelemetry.sdk.metrics.export import Sum as SumData
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_expansion.export.encode import span_to_proto
-from otel_expansion.spool.model import HISTOGRAM, SUM, Attrs, MetricPoint, SeriesKey, SpanRecord, attrs_of
+from otel_expansion.otlp.encode import span_to_proto
+from otel_expansion.otlp.model import HISTOGRAM, SUM, Attrs, MetricPoint, SeriesKey, SpanRecord, attrs_of
 
 log = logging.getLogger("otel_expansion.sdk")
 

@@ -7,7 +7,7 @@ and the order in which runs reach the spool never matters.
 
 from __future__ import annotations
 
-from otel_expansion.spool.model import MetricPoint
+from otel_expansion.otlp.model import MetricPoint
 
 __all__ = ["add_buckets", "merge"]
 

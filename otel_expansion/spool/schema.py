@@ -16,7 +16,7 @@ import marshal
 import sqlite3
 from collections.abc import Sequence
 
-from otel_expansion.spool.model import Attrs, SeriesKey
+from otel_expansion.otlp.model import Attrs, SeriesKey
 
 __all__ = [
     "MIGRATIONS",

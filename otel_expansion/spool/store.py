@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from otel_expansion.otlp.model import Attrs, Batch, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool import schema
 from otel_expansion.spool.merge import merge
-from otel_expansion.spool.model import Attrs, Batch, MetricPoint, SeriesKey, SpanRecord
 
 __all__ = ["Spool", "SpoolStats", "SpoolUnavailable"]
 
@@ -845,3 +845,23 @@ def _decode_rows(
 def _point_values(p: MetricPoint) -> tuple[Any, ...]:
     """A point's stored columns, in schema order: start, time, value, count, sum, min, max, buckets."""
     return (p.start_ns, p.time_ns, p.value, p.count, p.sum, p.min, p.max, schema.encode_buckets(p.bucket_counts))
+
+
+def open_home(home: str, *, max_bytes: int, max_age_s: float) -> Spool:
+    """The spool of a state directory (``<home>/spool.sqlite``)."""
+    from otel_expansion.config.paths import SPOOL_FILE
+
+    return Spool.open(Path(home) / SPOOL_FILE, max_bytes=max_bytes, max_age_s=max_age_s)
+
+
+def remove_corrupt_copies(home: str) -> int:
+    """Delete spool files moved aside as corrupt (their data was already counted as dropped)."""
+    from otel_expansion.config.paths import SPOOL_FILE
+
+    removed = 0
+    for name in os.listdir(home) if os.path.isdir(home) else ():
+        if name.startswith(SPOOL_FILE + ".corrupt-"):
+            with suppress(OSError):
+                os.unlink(os.path.join(home, name))
+                removed += 1
+    return removed

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from otel_expansion.backend.ingest import BATCH_ID_ATTRIBUTE, MAX_BODY_BYTES
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 from .conftest import (
     LINUX,

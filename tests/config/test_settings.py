@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from otel_expansion.config import settings as settings_mod
+from otel_expansion.config import warn as warn_mod
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import parse_resource_attributes, resolve
 
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> None:
-    settings_mod._warned.clear()
+    warn_mod.forget()
 
 
 def test_defaults_are_enhanced_and_sending() -> None:

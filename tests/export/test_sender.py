@@ -16,9 +16,9 @@ from otel_expansion import _runtime
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import resolve
 from otel_expansion.export import launcher
-from otel_expansion.export.sender import run_round
 from otel_expansion.journal import store as journal
-from tests.conftest import ROOT, clean_env, temp_environ
+from otel_expansion.workers.sender import run_round
+from tests.conftest import ROOT, clean_env, temp_environ, wait_until
 from tests.export.servers import blackhole, cycle, otlp_server, refused_port, respond, slow
 
 
@@ -27,7 +27,9 @@ def write_runs(home: Path, runs: list[tuple[str, int, str | None]], level: Level
     """Journal records exactly as the recorder writes them, one per (command, exit code, error type)."""
     settings = resolve("svc", "2.0", environ={}, home=str(home), level=level)
     t = _runtime.Telemetry(settings)
-    _runtime._resource_cache.clear()
+    from otel_expansion.collect import resource
+
+    resource.forget()
     os.makedirs(home, exist_ok=True)
     for i, (name, code, error) in enumerate(runs):
         run = t.recorder.begin(name, "svc")
@@ -216,7 +218,7 @@ class TestFailures:
         env = clean_env(tmp_path, OTEL_EXPANSION_SENDER_TIMEOUT="30")
         with otlp_server(slow(20)) as srv:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = srv.url
-            proc = subprocess.Popen([sys.executable, "-m", "otel_expansion.export.sender", "--home", str(tmp_path)],
+            proc = subprocess.Popen([sys.executable, "-m", "otel_expansion.workers.sender", "--home", str(tmp_path)],
                                     env=env, cwd=ROOT)
             srv.wait_for(1, timeout_s=20)
             first_id = srv.requests[0].batch_id
@@ -240,10 +242,8 @@ def test_cli_exit_starts_a_detached_sender(tmp_path: Path) -> None:
         srv.wait_for(2, timeout_s=20)
         spans = spans_of(srv.requests)
     assert [s.name for s in spans] == ["democli hello"]
-    deadline = time.monotonic() + 10
-    while launcher.sender_running(str(home)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not launcher.sender_running(str(home))  # it exited on its own, nothing lingers
+    wait_until(lambda: not launcher.sender_running(str(home)), timeout_s=10,
+               what="the sender exited on its own")  # nothing lingers
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from otel_expansion.export import otlp_config
-from otel_expansion.export.otlp_config import OtlpConfig, otlp_config_from_env, parse_headers
+from otel_expansion.config import warn as warn_mod
+from otel_expansion.config.otlp import OtlpConfig, otlp_config_from_env, parse_headers
 from otel_expansion.export.transport import (
     HttpTransport,
     Outcome,
@@ -28,7 +28,7 @@ from otel_expansion.export.transport import (
     classify_status,
     parse_retry_after,
 )
-from otel_expansion.spool.model import BATCH_ID_HEADER
+from otel_expansion.otlp.model import BATCH_ID_HEADER
 from tests.export.servers import (
     Certificates,
     blackhole,
@@ -78,9 +78,9 @@ def send(
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
-    otlp_config._warned.clear()
+    warn_mod.forget()
     yield
-    otlp_config._warned.clear()
+    warn_mod.forget()
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:

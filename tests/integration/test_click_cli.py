@@ -76,13 +76,14 @@ def test_real_ctrl_c(home: Path) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
-    from tests.conftest import EXAMPLES, clean_env
+    from tests.conftest import EXAMPLES, clean_env, wait_until
 
-    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "democli.py"), "work", "--seconds", "30"],
+    ready = home.parent / "ready"
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "democli.py"), "work", "--seconds", "30",
+                             "--ready-file", str(ready)],
                             env=clean_env(home, **LOCAL), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    wait_until(ready.exists, what="the command started")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "Aborted!" in err and "Traceback" not in err

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, clean_env
+from tests.conftest import ROOT, clean_env, quiet_period
 from tests.export.servers import otlp_server
 
 PROBE = r"""
@@ -54,7 +53,7 @@ def test_off_means_off(tmp_path: Path, env: dict[str, str]) -> None:
         full_env = clean_env(home, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, **env)
         result = subprocess.run([sys.executable, "-c", PROBE], env=full_env, capture_output=True, text=True,
                                 timeout=30, cwd=ROOT)
-        time.sleep(0.5)
+        quiet_period(0.5)
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout.splitlines()[-1])
         assert srv.requests == []

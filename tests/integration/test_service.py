@@ -5,23 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, clean_env
+from tests.conftest import EXAMPLES, clean_env, quiet_period, settled, wait_until
 from tests.export.servers import otlp_server
 from tests.export.test_sender import metric_values, spans_of
-
-
-def wait_until(predicate: Any, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) -> None:
@@ -32,8 +23,7 @@ def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) 
         wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
         assert proc.poll() is None  # data arrived while the program was still running
         assert proc.wait(30) == 0
-        wait_until(lambda: sum(1 for s in spans_of(srv.requests)) >= 6)
-        time.sleep(1.0)
+        wait_until(lambda: settled(tmp_path / "home"), what="everything sent")
         values = metric_values(srv.requests)
         spans = spans_of(srv.requests)
     inv = {k[1]: v for k, v in values.items() if k[0] == "cli.command.invocations"}
@@ -78,8 +68,8 @@ def stored(home: Path, timeout_s: float = 120) -> tuple[list[Any], list[Any], di
     (what a service hands over at exit is stored by the detached sender it starts)."""
     from otel_expansion.config.settings import resolve
     from otel_expansion.export.launcher import sender_running
-    from otel_expansion.export.sender import open_spool
     from otel_expansion.journal import store as journal
+    from otel_expansion.workers.sender import open_spool
 
     wait_until(lambda: not sender_running(str(home)) and journal.count(str(home)) == 0, timeout_s)
     spool = open_spool(str(home), resolve("busy", environ={}, home=str(home)))
@@ -105,7 +95,7 @@ def test_busy_service_loses_no_command(tmp_path: Path) -> None:
 HUNDRED_K = """
 import sys
 import otel_expansion
-from otel_expansion.sdk import service
+from otel_expansion.workers import service
 
 level, flush_every = sys.argv[1], int(sys.argv[2])
 t = otel_expansion.init("busy", mode="service", send=False, level=level, instrument=False)
@@ -163,7 +153,7 @@ def test_other_opentelemetry_setups_are_left_alone(tmp_path: Path) -> None:
                         OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
         result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
                                 env=env, capture_output=True, text=True, timeout=60)
-        time.sleep(1.0)
+        quiet_period()
         assert result.returncode == 0 and result.stdout.startswith("hi bob\n"), result.stderr
         assert srv.requests == []
     assert not home.exists()
@@ -177,9 +167,7 @@ def test_service_exit_delivers_its_last_data_even_inside_the_interval(tmp_path: 
         for jobs in ("3", "4"):
             subprocess.run([sys.executable, str(EXAMPLES / "service_app.py"), jobs, "0"], env=env, check=True,
                            timeout=60)
-            time.sleep(0.5)  # the first run's sender finishes before the second run starts
-        wait_until(lambda: len(spans_of(srv.requests)) >= 7)
-        time.sleep(0.5)
+            wait_until(lambda: settled(home), what="the run's sender finished")
         assert len(spans_of(srv.requests)) == 7
 
 
@@ -217,7 +205,7 @@ def test_app_init_wins_under_opentelemetry_instrument(tmp_path: Path) -> None:
         result = subprocess.run([instrument, sys.executable, str(script)], env=off, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0 and result.stdout == "hi\n"
-        time.sleep(1.0)
+        quiet_period()
         assert srv.requests == []
     assert not (tmp_path / "off" / "journal").exists() and not (tmp_path / "off" / "spool.sqlite").exists()
 

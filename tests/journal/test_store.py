@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from otel_expansion.journal import store
+from otel_expansion.journal.record import VERSION
+
+V = {"v": VERSION}
 
 
 def test_roundtrip_and_order(tmp_path: Path) -> None:
     """Records come back intact, oldest first, with private permissions."""
-    a = store.append(str(tmp_path), {"n": 1, "t": (1, 2)}, 10)
-    b = store.append(str(tmp_path), {"n": 2}, 5)
+    a = store.append(str(tmp_path), {**V, "n": 1, "t": (1, 2)}, 10)
+    b = store.append(str(tmp_path), {**V, "n": 2}, 5)
     assert store.pending(str(tmp_path)) == [b, a]
-    assert store.read(a) == {"n": 1, "t": (1, 2)}
+    assert store.read(a) == {**V, "n": 1, "t": (1, 2)}
     assert os.stat(a).st_mode & 0o777 == 0o600
     assert os.stat(os.path.dirname(a)).st_mode & 0o777 == 0o700
 
@@ -23,7 +26,7 @@ def test_roundtrip_and_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
 def test_corrupt_records_are_detected(tmp_path: Path, damage: str) -> None:
     """A damaged file raises CorruptRecord instead of yielding wrong data."""
-    path = store.append(str(tmp_path), {"commands": [{"name": "x" * 100}]}, 1)
+    path = store.append(str(tmp_path), {**V, "commands": [{"name": "x" * 100}]}, 1)
     data = Path(path).read_bytes()
     if damage == "truncate":
         data = data[: len(data) // 2]
@@ -35,6 +38,15 @@ def test_corrupt_records_are_detected(tmp_path: Path, damage: str) -> None:
         data = b""
     Path(path).write_bytes(data)
     with pytest.raises(store.CorruptRecord):
+        store.read(path)
+
+
+@pytest.mark.parametrize("version", [None, VERSION + 1, "1"])
+def test_records_of_another_version_are_refused(tmp_path: Path, version: object) -> None:
+    """A record without this package's version (older, newer, malformed) is refused whole, never half-read."""
+    record = {"commands": []} if version is None else {"v": version, "commands": []}
+    path = store.append(str(tmp_path), record, 1)
+    with pytest.raises(store.CorruptRecord, match="version"):
         store.read(path)
 
 

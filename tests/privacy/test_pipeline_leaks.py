@@ -16,7 +16,7 @@ import pytest
 
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import resolve
-from otel_expansion.export.sender import run_round
+from otel_expansion.workers.sender import run_round
 from tests.conftest import ROOT, clean_env, temp_environ
 from tests.export.servers import otlp_server
 from tests.privacy.pii_corpus import PII_CASES

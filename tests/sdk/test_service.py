@@ -8,9 +8,9 @@ from typing import Any
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import resolve
-from otel_expansion.export.sender import open_spool, sender_lock
 from otel_expansion.journal import store as journal
-from otel_expansion.sdk.service import ServiceRuntime, _Slice, split_body
+from otel_expansion.workers.sender import open_spool, sender_lock
+from otel_expansion.workers.service import ServiceRuntime, _Slice, split_body
 
 T0 = 1_764_480_000 * 10**9
 

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from otel_expansion.spool.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool.store import Spool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = """
 import os, sys, time
 from pathlib import Path
-from otel_expansion.spool.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool.store import Spool
 RES = (("service.name", "tool"),)
 KEYS = [SeriesKey(RES, "s", "1", "runs", SUM, attributes=(("cmd", c),)) for c in ("a", "b", "c")]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey
 from otel_expansion.spool.merge import add_buckets, merge
-from otel_expansion.spool.model import HISTOGRAM, SUM, MetricPoint, SeriesKey
 
 RESOURCE = (("service.name", "tool"), ("service.version", "1.2.3"))
 SUM_KEY = SeriesKey(RESOURCE, "scope", "1", "cli.command.invocations", SUM, attributes=(("cmd", "build"),))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool import schema
-from otel_expansion.spool.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool.store import Spool, SpoolUnavailable
 
 RESOURCE = (("service.name", "tool"), ("service.version", "1.2.3"), ("os.type", "linux"))

@@ -83,7 +83,7 @@ _TIME = itemgetter("t")
 
 class ServiceRuntime:
     def __init__(self, settings: Settings, recorder: Any, install_global: bool = False) -> None:
-        from otel_expansion._runtime import resource_of
+        from otel_expansion.collect.resource import resource_for
         from otel_expansion.privacy.redaction import Redactor
         from otel_expansion.sdk.pipeline import Pipeline
         from otel_expansion.sdk.staging import Staging
@@ -93,9 +93,7 @@ class ServiceRuntime:
         self.recorder = recorder
         self.staging = Staging()
         self.redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
-        from otel_expansion._runtime import _handle
-
-        resource = resource_of(_handle) if _handle is not None else {"service.name": settings.service_name}
+        resource = resource_for(settings, recorder.clean)
         self.resource = resource
         self.pipeline = Pipeline(resource, settings.level, self.redactor, self.staging)
         self.session_id: str | None = None
@@ -136,8 +134,9 @@ class ServiceRuntime:
             if heartbeat and self.settings.level >= levels.SESSIONS:
                 body["heartbeats"] = 1
             if self._ended is not None:
-                body["sessions_ended"] = [{"id": self._ended.id, "duration": self._ended.duration_s,
-                                           "commands": self._ended.commands}]
+                from otel_expansion.collect.session import ended_entry
+
+                body["sessions_ended"] = [ended_entry(self._ended)]
                 self._ended = None
         if not body:
             return []
@@ -147,7 +146,7 @@ class ServiceRuntime:
 
     # -- export thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        from otel_expansion.export.sender import SenderBusy, run_round
+        from otel_expansion.workers.sender import SenderBusy, run_round
 
         interval = self.settings.metric_interval_s  # sends and heartbeats
         commit_every = min(self.settings.span_interval_s, interval)  # local commits bound what a crash loses
@@ -237,7 +236,7 @@ class ServiceRuntime:
 
     def _open_spool(self) -> Any:
         if self._spool is None:
-            from otel_expansion.export.sender import open_spool
+            from otel_expansion.workers.sender import open_spool
 
             self._spool = open_spool(self.settings.home, self.settings)
         return self._spool

@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from otel_expansion.config.settings import parse_bool
+from otel_expansion.config.warn import warn
+
 __all__ = [
     "DEFAULT_ENDPOINT",
     "SIGNALS",
@@ -44,16 +47,11 @@ Headers = tuple[tuple[str, str], ...]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
-_warned: set[str] = set()
 
 
 def _warn(message: str) -> None:
-    """Log a configuration problem once per process: visible, never repeated, never fatal."""
-    if message not in _warned:
-        _warned.add(message)
-        logger.warning("%s", message)
+    """A configuration problem, once per process, in the sender's log."""
+    warn(message, logger=logger.name)
 
 
 @dataclass(frozen=True)
@@ -237,12 +235,10 @@ class _Reader:
         raw = self.raw(name)
         if raw is None:
             return None
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        _warn(f"{name}={raw!r} is not true or false; ignored")
-        return None
+        value: bool | None = parse_bool(raw)
+        if value is None:
+            _warn(f"{name}={raw!r} is not true or false; ignored")
+        return value
 
     def file(self, name: str) -> str | None:
         raw = self.raw(name)

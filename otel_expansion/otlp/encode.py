@@ -9,14 +9,14 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otel_expansion.spool.model import HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
+from otel_expansion.otlp.model import HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
 
 BATCH_ID_ATTRIBUTE = "otel_expansion.batch.id"
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
@@ -43,31 +43,11 @@ def key_values(attrs: Iterable[tuple[str, object]]) -> list[KeyValue]:
 
 
 def span_to_proto(span: Any) -> bytes:
-    """Encode one finished SDK ReadableSpan (already redacted) as an OTLP ``Span`` message."""
-    ctx = span.context
-    out = trace_pb2.Span(
-        trace_id=ctx.trace_id.to_bytes(16, "big"),
-        span_id=ctx.span_id.to_bytes(8, "big"),
-        name=span.name,
-        kind=span.kind.value + 1,  # SDK SpanKind.INTERNAL == 0; OTLP SPAN_KIND_INTERNAL == 1
-        start_time_unix_nano=span.start_time or 0,
-        end_time_unix_nano=span.end_time or 0,
-        attributes=key_values((span.attributes or {}).items()),
-        dropped_attributes_count=getattr(span, "dropped_attributes", 0),
-    )
-    if span.parent is not None:
-        out.parent_span_id = span.parent.span_id.to_bytes(8, "big")
-    for event in span.events:
-        out.events.append(
-            trace_pb2.Span.Event(
-                time_unix_nano=event.timestamp, name=event.name, attributes=key_values((event.attributes or {}).items())
-            )
-        )
-    code = span.status.status_code.value  # UNSET 0, OK 1, ERROR 2 in both
-    out.status.code = code
-    if span.status.description:
-        out.status.message = span.status.description
-    return out.SerializeToString()
+    """One finished SDK ReadableSpan (already redacted) as OTLP ``Span`` bytes, by the OTLP exporter
+    family's own encoder (ids, flags, trace state, events, links, status and dropped counts as the
+    stock exporters send them)."""
+    request = encode_spans([span])
+    return bytes(request.resource_spans[0].scope_spans[0].spans[0].SerializeToString())
 
 
 def _resource(attrs: Attrs, batch_id: str | None) -> Resource:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AttrValue = str | bool | int | float | tuple[str, ...] | tuple[bool, ...] | tuple[int, ...] | tuple[float, ...]
-Attrs = tuple[tuple[str, AttrValue], ...]
-"""Attributes as a tuple of (key, value) pairs sorted by key: hashable and canonical."""
+from otel_expansion._types import Attrs, AttrValue
+
+__all__ = [
+    "BATCH_ID_HEADER", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch", "MetricPoint", "SeriesKey", "SpanRecord",
+    "attrs_of",
+]
 
 SUM = "sum"
 HISTOGRAM = "histogram"

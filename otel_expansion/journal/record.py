@@ -1,0 +1,101 @@
+"""The journal record: the one format two processes share (a CLI's exit path writes, the sender reads).
+
+Declared as TypedDicts for the type checker only (``typing`` is not imported at run time: a CLI loads
+this on every exit). ``VERSION`` is written into every record and checked on read, so a record written
+by a different package version is refused whole instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import TypedDict
+
+    from otel_expansion._types import AttrValue
+
+    class _CommandRequired(TypedDict):
+        name: str
+        exe: str
+        start: int  # epoch ns
+        end: int  # epoch ns
+        exit: int  # the status the process ends with, as the shell sees it
+
+    class CommandEntry(_CommandRequired, total=False):
+        """One finished command, already minimised for its level and redacted."""
+
+        error: str  # error.type, only when exit != 0
+        cpu: float  # seconds
+        mem: int | None  # peak RSS bytes (None where the platform cannot tell)
+        args: Sequence[str]  # argument shape (flag names), full level
+        exception: ExceptionDetails
+
+    class ExceptionDetails(TypedDict):
+        message: str
+        stack: str
+
+    class _FeatureRequired(TypedDict):
+        name: str
+        t: int
+
+    class FeatureEntry(_FeatureRequired, total=False):
+        attrs: Mapping[str, AttrValue]
+
+    class _HandledRequired(TypedDict):
+        type: str
+        t: int
+
+    class HandledException(_HandledRequired, total=False):
+        command: str
+        message: str
+        stack: str
+
+    class EndedSessionEntry(TypedDict):
+        id: str
+        duration: float  # seconds
+        commands: int
+
+    class Body(TypedDict, total=False):
+        """What the recorder drains: the runs of one process since the last drain."""
+
+        commands: list[CommandEntry]
+        features: list[FeatureEntry]
+        exceptions: list[HandledException]
+        overflow: int  # items not kept because the recorder's buffer was full
+
+    class SessionPart(TypedDict, total=False):
+        session: str
+        session_previous: str
+        sessions_ended: list[EndedSessionEntry]
+        heartbeats: int
+
+    class Record(Body, SessionPart, total=False):
+        """A journal record: a body plus its version, level and (redacted) resource."""
+
+        v: int
+        level: int
+        resource: Mapping[str, AttrValue]
+
+
+VERSION = 1
+"""Bump when a field changes meaning; readers refuse records of another version."""
+
+
+class UnsupportedRecord(ValueError):
+    """A record of a version this package does not read."""
+
+
+def build(body: Body, level: int, resource: Mapping[str, AttrValue], session: SessionPart | None) -> Record:
+    """A journal record from its parts (each part built by its own module)."""
+    record: Record = {**body, "v": VERSION, "level": level, "resource": resource}  # type: ignore[typeddict-item]
+    if session:
+        record.update(session)  # type: ignore[typeddict-item]
+    return record
+
+
+def check(record: Mapping[str, object]) -> Record:
+    """``record`` if it is of the version this package writes; UnsupportedRecord otherwise."""
+    version = record.get("v")
+    if version != VERSION:
+        raise UnsupportedRecord(f"journal record version {version!r} (this package reads {VERSION})")
+    return record  # type: ignore[return-value]

@@ -1,0 +1,55 @@
+"""Replay of journal records through the SDK: one pipeline per (resource, level), staged until commit.
+
+The replayer knows records and the SDK, nothing of files or the spool: the orchestrator reads records,
+hands them here, and commits what ``take()`` returns together with their ids in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import Settings
+from otel_expansion.otlp.model import Attrs, MetricPoint, SpanRecord, attrs_of
+from otel_expansion.sdk.pipeline import Pipeline
+from otel_expansion.sdk.staging import Staging
+
+log = logging.getLogger("otel_expansion.sdk")
+
+
+class Replayer:
+    """Turns recorded runs into spans and aggregated metric points with their original timestamps."""
+
+    def __init__(self, settings: Settings) -> None:
+        from otel_expansion.privacy.redaction import Redactor
+
+        self.redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
+        self.staging = Staging()
+        self.pipelines: dict[tuple[Attrs, int], Pipeline] = {}
+
+    def pipeline(self, resource: dict[str, Any], level: int) -> Pipeline:
+        key = (attrs_of(resource), level)
+        if key not in self.pipelines:
+            self.pipelines[key] = Pipeline(resource, Level(level), self.redactor, self.staging)
+        return self.pipelines[key]
+
+    def replay(self, records: Iterable[dict[str, Any]]) -> tuple[list[MetricPoint], list[SpanRecord]]:
+        """Replay ``records`` and return the staged rows; a record that cannot be replayed is logged, skipped."""
+        lo: int | None = None
+        hi: int | None = None
+        for record in records:
+            try:
+                level = int(record.get("level", 0))
+                if level <= 0:
+                    continue
+                self.pipeline(dict(record.get("resource") or {}), level).ingest(record)
+                for cmd in record.get("commands") or ():
+                    lo = cmd["start"] if lo is None else min(lo, cmd["start"])
+                    hi = cmd["end"] if hi is None else max(hi, cmd["end"])
+            except Exception as exc:
+                log.warning("journal record could not be replayed (%s); dropped", exc)
+        for p in self.pipelines.values():
+            p.collect(lo, hi)
+        return self.staging.take()

@@ -1,0 +1,59 @@
+"""Self-health: the spool's running counters (drops, export attempts, failures) as delta metric points.
+
+The spool keeps totals; this turns what was not reported yet into points of the declared self-health
+metrics, under the resource of the data they travel with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_expansion._version import __version__
+from otel_expansion.otlp.model import SUM, MetricPoint, SeriesKey, attrs_of
+from otel_expansion.sdk import signals
+from otel_expansion.sdk.pipeline import sdk_resource
+
+__all__ = ["health_points", "resource_for_health"]
+
+
+def _metric_of(counter: str) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
+    """The self-health metric and attributes a spool counter is reported as (None: not reported)."""
+    if counter.startswith("dropped."):
+        return "otel_expansion.spool.dropped", (("reason", counter.split(".", 1)[1]),)
+    if counter == "export.attempts":
+        return "otel_expansion.export.attempts", ()
+    if counter.startswith("export.failures."):
+        return "otel_expansion.export.failures", (("reason", counter.split(".", 2)[2]),)
+    return None
+
+
+def health_points(spool: Any, resource: dict[str, Any], now_ns: int) -> list[MetricPoint]:
+    """Self-health counters not reported yet, as delta points (the spool keeps the running totals)."""
+    counters = spool.counters()
+    reported_raw = spool.get_state("health.reported") or ""
+    reported = dict(item.split("=", 1) for item in reported_raw.split(",") if "=" in item)
+    res = attrs_of(sdk_resource(resource).attributes)
+    points = []
+    for name, total in sorted(counters.items()):
+        delta = total - int(reported.get(name, 0))
+        metric = _metric_of(name)
+        if delta <= 0 or metric is None:
+            continue
+        metric_name, attrs = metric
+        declared = signals.METRICS_BY_NAME[metric_name]
+        key = SeriesKey(res, signals.SCOPE_NAME, __version__, metric_name, SUM, declared.unit,
+                        declared.description, attrs)
+        points.append(MetricPoint(key, now_ns, now_ns, value=float(delta)))
+        reported[name] = str(total)
+    if points:
+        spool.set_state("health.reported", ",".join(f"{k}={v}" for k, v in reported.items()))
+    return points
+
+
+def resource_for_health(spool: Any) -> dict[str, Any] | None:
+    """A resource for self-health points: the newest pending data's, minus SDK-added keys."""
+    points, spans = spool.pending(limit=1)
+    rows = [p.key.resource for p in points] + [s.resource for s in spans]
+    if not rows:
+        return None
+    return {k: v for k, v in rows[0] if not k.startswith(("telemetry.sdk.", "telemetry.distro."))}

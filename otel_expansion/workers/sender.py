@@ -1,0 +1,295 @@
+"""The detached sender: journal -> SDK replay -> spool, then spool -> collector, one round at a time.
+
+Runs detached after a CLI exits (``python -m otel_expansion.workers.sender --home DIR``), in a thread of a
+long-running program, or in the foreground for ``otel-expansion flush``. One at a time per home (a lock),
+with a hard deadline, so it can neither pile up nor linger. It orchestrates the stages; each stage
+(journal, sdk replay, spool, export delivery) knows nothing of the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from otel_expansion.config.levels import Level
+from otel_expansion.config.paths import SENDER_LOCK, SPOOL_FILE, ensure_dir
+from otel_expansion.config.settings import Settings, resolve
+from otel_expansion.export import launcher
+from otel_expansion.export.delivery import SendSummary
+from otel_expansion.journal import store as journal
+
+__all__ = [
+    "SendSummary",
+    "SenderBusy",
+    "discard_pending",
+    "ingest_journal",
+    "main",
+    "open_spool",
+    "run_round",
+    "sender_lock",
+    "settings_for",
+    "stored_endpoint",
+]
+
+log = logging.getLogger("otel_expansion.export")
+
+CHUNK = 500  # journal records replayed per spool transaction
+CHUNK_BYTES = 4 << 20  # and at most this much of them
+
+
+class SenderBusy(RuntimeError):
+    """Another sender holds the lock for this home."""
+
+
+@contextmanager
+def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Exclusive per-home lock; waits up to ``wait_s`` (0: fail at once with SenderBusy)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no cross-process lock, accept the rare overlap
+        yield
+        return
+    fd = os.open(os.path.join(ensure_dir(home), SENDER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise SenderBusy(home) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_spool(home: str, settings: Settings) -> Any:
+    from otel_expansion.spool.store import open_home
+
+    return open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s)
+
+
+def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Replay every published journal record into the spool, in chunks; returns (ingested, corrupt).
+
+    Each chunk's rows are committed together with the record ids they came from, then the records are
+    removed: a crash between the two replays nothing twice (the spool remembers the ids).
+    """
+    from otel_expansion.sdk.replay import Replayer
+
+    replayer = Replayer(settings)
+    paths = journal.pending(home)
+    ingested = corrupt = 0
+    dropped = journal.take_dropped(home)
+    if dropped:
+        spool.incr("dropped.journal_full", dropped)
+    done = 0
+    for chunk in _chunks(paths):
+        if time.monotonic() > deadline:
+            break
+        done += len(chunk)
+        ids = [os.path.basename(p) for p in chunk]
+        seen = spool.seen(ids)
+        records: list[tuple[str, dict[str, Any]]] = []
+        bad: list[str] = []
+        for path, rid in zip(chunk, ids, strict=False):
+            if rid in seen:
+                continue
+            try:
+                records.append((rid, dict(journal.read(path))))
+            except (journal.CorruptRecord, OSError) as exc:
+                log.warning("journal record %s is unreadable (%s); dropped", rid, exc)
+                bad.append(path)
+        points, spans = replayer.replay(record for _, record in records)
+        spool.add(points, spans, source_ids=[rid for rid, _ in records])
+        staged_drops = replayer.staging.take_dropped()
+        if staged_drops:  # more spans than staging holds in one chunk: counted, never silent
+            spool.incr("dropped.staging", staged_drops)
+        overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)
+        if overflow:
+            spool.incr("dropped.overflow", overflow)
+        if bad:
+            spool.incr("dropped.corrupt", len(bad))
+        journal.remove(chunk)
+        ingested += len(records)
+        corrupt += len(bad)
+        if progress is not None:
+            progress(done, len(paths))
+    return ingested, corrupt
+
+
+def _chunks(paths: list[str]) -> Iterator[list[str]]:
+    """Runs of at most CHUNK records and CHUNK_BYTES of them (a long-running program's records hold
+    many commands each: a chunk's spans must fit in staging)."""
+    chunk: list[str] = []
+    size = 0
+    for path in paths:
+        try:
+            n = os.path.getsize(path)
+        except OSError:
+            n = 0
+        if chunk and (len(chunk) >= CHUNK or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(path)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, persist: bool = False,
+              lock_wait_s: float = 0.0,
+              deadline_s: float | None = None, progress: Callable[[str, Any], None] | None = None) -> SendSummary:
+    """One sender round: ingest the journal, then send if due (or ``force``).
+
+    ``persist`` keeps retrying transient failures until the deadline (the foreground ``flush``).
+    """
+    summary = SendSummary()
+    deadline = time.monotonic() + (settings.sender_timeout_s if deadline_s is None else deadline_s)
+    from otel_expansion.privacy.consent import stored_choice
+
+    if stored_choice(home) == "denied":  # the user withdrew consent: what was pending is deleted, not sent
+        with sender_lock(home, lock_wait_s):
+            discard_pending(home, settings)
+        summary.error = "telemetry was denied by the user; pending data was deleted, nothing sent"
+        return summary
+    with sender_lock(home, lock_wait_s):
+        journal.sweep_temp(home, 600, time.time())
+        spool = open_spool(home, settings)
+        try:
+            summary.ingested, summary.corrupt = ingest_journal(
+                home, spool, settings, deadline, (lambda d, t: progress("ingest", (d, t))) if progress else None
+            )
+            _stage_health(spool)
+            due = force or time.time() >= launcher.next_send_at(home)
+            if send and due:
+                _deliver(spool, settings, deadline, summary, persist,
+                         (lambda s: progress("send", s)) if progress else None)
+                if summary.retry_at is not None:
+                    launcher.write_next_send_at(home, summary.retry_at)
+                else:
+                    launcher.write_next_send_at(home, time.time() + settings.metric_interval_s)
+            stats = spool.stats()
+            summary.pending_spans, summary.pending_series = stats.spans, stats.series
+        finally:
+            spool.close()
+    return summary
+
+
+def _stage_health(spool: Any) -> None:
+    from otel_expansion.workers.health import health_points, resource_for_health
+
+    resource = resource_for_health(spool)
+    if resource is not None:
+        health = health_points(spool, resource, time.time_ns())
+        if health:
+            spool.add(health, ())
+
+
+def _deliver(spool: Any, settings: Settings, deadline: float, summary: SendSummary, persist: bool,
+             progress: Callable[[SendSummary], None] | None) -> None:
+    from otel_expansion.config.otlp import otlp_config_from_env
+    from otel_expansion.export.delivery import Delivery, disabled_signals
+    from otel_expansion.export.transport import HttpTransport
+
+    config = otlp_config_from_env(endpoint=settings.endpoint)
+    transport = HttpTransport(config)
+    try:
+        Delivery(spool, transport, config, deadline=deadline, max_spans=settings.span_batch_size,
+                 persist=persist, disabled=disabled_signals(), progress=progress).run(summary)
+    finally:
+        transport.close()
+
+
+def settings_for(home: str, endpoint: str | None = None) -> Settings:
+    """Sender settings from the environment; the service identity comes from each record.
+
+    The endpoint is the one given on the command line, else the one the app passed to ``init()``
+    (remembered in the home directory), else the OTLP environment variables decide.
+    """
+    return resolve("otel-expansion-sender", home=home, endpoint=endpoint or stored_endpoint(home),
+                   level=Level.FULL)
+
+
+def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
+    """Delete every pending record and spool row (and spool files moved aside as corrupt).
+
+    Returns (journal records, spool rows) removed. Used when the user clears or withdraws consent.
+    """
+    from otel_expansion.spool.store import remove_corrupt_copies
+
+    records = journal.pending(home)
+    journal.remove(records)
+    remove_corrupt_copies(home)
+    rows = 0
+    if os.path.exists(os.path.join(home, SPOOL_FILE)):
+        spool = open_spool(home, settings)
+        try:
+            rows = spool.clear()
+        finally:
+            spool.close()
+    return len(records), rows
+
+
+def stored_endpoint(home: str) -> str | None:
+    from otel_expansion.config.paths import ENDPOINT_FILE, read_small
+
+    raw = read_small(os.path.join(home, ENDPOINT_FILE), 4096)
+    return raw.decode("utf-8", "replace").strip() or None if raw else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otel-expansion-sender", description=__doc__)
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--endpoint")
+    parser.add_argument("--no-send", action="store_true")
+    parser.add_argument("--force", action="store_true", help="send even if the export interval has not passed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sender[%(process)d] %(levelname)s %(message)s")
+    settings = settings_for(args.home, args.endpoint)
+    _trim_log(args.home)
+    try:
+        import signal
+
+        signal.alarm(int(settings.sender_timeout_s) + 15)  # hard stop, whatever happens below
+    except (ImportError, AttributeError, ValueError):
+        pass
+    try:
+        summary = run_round(args.home, settings, send=settings.send and not args.no_send, force=args.force)
+    except SenderBusy:
+        return 0
+    except Exception as exc:
+        from otel_expansion.spool.store import SpoolUnavailable
+
+        if isinstance(exc, SpoolUnavailable):  # read-only or full disk: stand down, try again next time
+            log.warning("spool unavailable, standing down: %s", exc)
+            return 0
+        log.warning("sender round failed: %s: %s", type(exc).__name__, exc)
+        return 1
+    log.info("round: ingested=%d batches=%d spans=%d points=%d bytes=%d error=%s", summary.ingested,
+             summary.batches_sent, summary.spans_sent, summary.points_sent, summary.bytes_sent, summary.error)
+    return 0
+
+
+def _trim_log(home: str, limit: int = 1 << 20) -> None:
+    from otel_expansion.config.paths import SENDER_LOG
+
+    path = os.path.join(home, SENDER_LOG)
+    try:
+        if os.path.getsize(path) > limit:
+            os.truncate(path, 0)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
