@@ -24,6 +24,7 @@ from otel_expansion._version import __version__
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.sdk import signals
+from otel_expansion.sdk.aggregation import BatchingHistogramAggregation, ValueBatch
 from otel_expansion.sdk.processors import LevelFilterSpanProcessor, RedactingSpanProcessor
 from otel_expansion.sdk.staging import Staging, StagingMetricReader, StagingSpanProcessor
 from otel_expansion.sdk.timeline import Timeline
@@ -35,8 +36,6 @@ def views_for(level: Level, batched: bool = True) -> list[View]:
     ``batched`` histograms also accept a :class:`~otel_expansion.sdk.aggregation.ValueBatch` (the replay
     records a series' values at once); ``False`` gives the SDK's plain aggregation, for comparisons.
     """
-    from otel_expansion.sdk.aggregation import BatchingHistogramAggregation
-
     histogram = BatchingHistogramAggregation if batched else ExplicitBucketHistogramAggregation
     views = []
     for m in signals.METRICS:
@@ -183,8 +182,6 @@ class Pipeline:
                   exceptions: Any, cancelled: Callable[[], bool] | None) -> bool:
         """Per-command work: grouping for the metrics, one span each (O(log n) event lookups).
         Returns False when cancelled part way."""
-        from otel_expansion.sdk.aggregation import ValueBatch
-
         inst = self.instruments
         runs: dict[tuple[str, bool, str | None], list[float]] = {}  # invocation series -> durations
         errors: dict[tuple[str, str], int] = {}

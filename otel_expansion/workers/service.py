@@ -14,6 +14,7 @@ over only unclaimed slices (a claimed one finishes its commit within millisecond
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -27,10 +28,10 @@ from otel_expansion.config.settings import Settings
 
 log = logging.getLogger("otel_expansion.sdk")
 
-WAKE_AT = 1_024  # buffered commands that wake the export thread early (an eighth of the bound:
+WAKE_AT = 1_024  # buffered commands that wake the export thread early (1/16 of the bound:
 # each wake-up costs a collection and a spool transaction, spread over this many commands)
 SLICE = 2_048  # commands replayed and committed per step (bounds the work shutdown may hand over)
-SERVICE_MAX_BUFFERED = 8_192  # recorded commands held for the export thread; past it they are dropped
+SERVICE_MAX_BUFFERED = 16_384  # recorded commands held for the export thread; past it they are dropped
 # and counted (``dropped.overflow``); with the slices in replay, memory stays under ~2x this
 JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
@@ -146,8 +147,6 @@ class ServiceRuntime:
 
     # -- export thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        from otel_expansion.workers.sender import SenderBusy, run_round
-
         interval = self.settings.metric_interval_s  # sends and heartbeats
         commit_every = min(self.settings.span_interval_s, interval)  # local commits bound what a crash loses
         last_beat = time.monotonic()
@@ -163,15 +162,21 @@ class ServiceRuntime:
                         last_beat = time.monotonic()
                     self.step(heartbeat=beat)
                     if beat and self.settings.send and not self._stop.is_set():
-                        self._close_spool()  # the round opens its own handle under the sender lock
-                        run_round(self.settings.home, self.settings, force=True,
-                                  deadline_s=min(self.settings.sender_timeout_s, interval))
-                except SenderBusy:
-                    pass
+                        self._send_round(interval)
                 except Exception as exc:  # the thread must survive anything
                     log.warning("background send failed: %s: %s", type(exc).__name__, exc)
         finally:
             self._close_spool()
+
+    def _send_round(self, interval: float) -> None:
+        # imported here, not when the thread starts: the sender's imports (HTTP, protobuf) take long
+        # enough that a busy program would fill the buffer before the first replay
+        from otel_expansion.workers.sender import SenderBusy, run_round
+
+        self._close_spool()  # the round opens its own handle under the sender lock
+        with contextlib.suppress(SenderBusy):
+            run_round(self.settings.home, self.settings, force=True,
+                      deadline_s=min(self.settings.sender_timeout_s, interval))
 
     def step(self, heartbeat: bool = False) -> int:
         """Replay and commit everything recorded so far, slice by slice (export thread). Returns rows."""
@@ -236,9 +241,10 @@ class ServiceRuntime:
 
     def _open_spool(self) -> Any:
         if self._spool is None:
-            from otel_expansion.workers.sender import open_spool
+            from otel_expansion.spool.store import open_home
 
-            self._spool = open_spool(self.settings.home, self.settings)
+            s = self.settings
+            self._spool = open_home(s.home, max_bytes=s.spool_max_bytes, max_age_s=s.spool_max_age_s)
         return self._spool
 
     def _close_spool(self) -> None:
