@@ -19,7 +19,8 @@ OPTIONAL = {"click", "typer"}
 
 # distribution -> the top-level import names it provides (only what the package uses)
 PROVIDES = {
-    "opentelemetry-api": ("opentelemetry.trace", "opentelemetry.metrics", "opentelemetry.context"),
+    "opentelemetry-api": ("opentelemetry.trace", "opentelemetry.metrics", "opentelemetry.context",
+                          "opentelemetry.attributes"),
     "opentelemetry-sdk": ("opentelemetry.sdk",),
     "opentelemetry-proto": ("opentelemetry.proto",),
     "opentelemetry-exporter-otlp-proto-common": ("opentelemetry.exporter.otlp.proto.common",),

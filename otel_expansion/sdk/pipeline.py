@@ -7,26 +7,36 @@ level the data was recorded under, and the redaction processor runs before anyth
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import DropAggregation, ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace import Event as SdkEvent
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otel_expansion._version import __version__
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.sdk import signals
+from otel_expansion.sdk.aggregation import BatchingHistogramAggregation, ValueBatch
 from otel_expansion.sdk.processors import LevelFilterSpanProcessor, RedactingSpanProcessor
-from otel_expansion.sdk.staging import Staging, StagingMetricReader, StagingSpanExporter
+from otel_expansion.sdk.staging import Staging, StagingMetricReader, StagingSpanProcessor
+from otel_expansion.sdk.timeline import Timeline
 
 
-def views_for(level: Level) -> list[View]:
-    """Metric views that drop instruments above the level and attributes the level does not allow."""
+def views_for(level: Level, batched: bool = True) -> list[View]:
+    """Metric views that drop instruments above the level and attributes the level does not allow.
+
+    ``batched`` histograms also accept a :class:`~otel_expansion.sdk.aggregation.ValueBatch` (the replay
+    records a series' values at once); ``False`` gives the SDK's plain aggregation, for comparisons.
+    """
+    histogram = BatchingHistogramAggregation if batched else ExplicitBucketHistogramAggregation
     views = []
     for m in signals.METRICS:
         if m.level > level:
@@ -35,7 +45,7 @@ def views_for(level: Level) -> list[View]:
         keys = set(signals.allowed_attributes(level, m.attributes))
         if m.kind == "histogram":
             views.append(View(instrument_name=m.name, attribute_keys=keys,
-                              aggregation=ExplicitBucketHistogramAggregation(m.buckets)))
+                              aggregation=histogram(m.buckets)))
         else:
             views.append(View(instrument_name=m.name, attribute_keys=keys))
     return views
@@ -74,8 +84,36 @@ def hour_of_week(ns: int) -> int:
     return t.tm_wday * 24 + t.tm_hour
 
 
+_QUARTER_HOUR_NS = 900 * 10**9
+"""Every UTC offset and DST switch is a multiple of 15 minutes: the local hour is constant inside one."""
+
+
+def fast_span_settings(provider: TracerProvider) -> tuple[int, int] | None:
+    """(max events, max event attributes) when spans may be built directly with the result the tracer
+    would give: an always-on sampler and span limits that cannot touch our attributes; else None."""
+    try:
+        description = provider.sampler.get_description()
+        limits = provider._span_limits  # read only: would the SDK's limits change our spans?
+    except Exception:
+        return None
+    if description != "AlwaysOnSampler" and not description.startswith("ParentBased{root:AlwaysOnSampler,"):
+        return None
+    if limits.max_attribute_length is not None or limits.max_span_attribute_length is not None:
+        return None
+    if (limits.max_span_attributes or 0) < len(signals.SPAN_ATTRIBUTES) or not limits.max_events:
+        return None
+    return int(limits.max_events), int(limits.max_event_attributes or 0)
+
+
 class Pipeline:
-    """TracerProvider + MeterProvider for one resource and level, staging into ``staging``."""
+    """TracerProvider + MeterProvider for one resource and level, staging into ``staging``.
+
+    ``ingest`` replays a recorded body in time linear in its size: measurements of one series are
+    recorded once per body (a counter add of the count, a histogram batch of the values), features and
+    exceptions are indexed by time for the span events, and each command's span is built directly and
+    handed to the provider's span processors (our level filter, redaction, staging), with the ids, flags,
+    resource and scope the tracer would give it.
+    """
 
     def __init__(
         self,
@@ -84,18 +122,20 @@ class Pipeline:
         redactor: Any,
         staging: Staging,
         span_processor: SpanProcessor | None = None,
+        batched: bool = True,
     ) -> None:
         self.level = level
         self.staging = staging
         self.resource = sdk_resource(redactor.attributes(resource, max_count=64))
-        inner = span_processor or SimpleSpanProcessor(StagingSpanExporter(staging))
+        inner = span_processor or StagingSpanProcessor(staging)
         self.tracer_provider = TracerProvider(resource=self.resource)
         self.tracer_provider.add_span_processor(privacy_chain(level, redactor, inner))
         self.reader = StagingMetricReader(staging, redactor)
         self.meter_provider = MeterProvider(
-            metric_readers=[self.reader], resource=self.resource, views=views_for(level)
+            metric_readers=[self.reader], resource=self.resource, views=views_for(level, batched)
         )
         self.tracer = self.tracer_provider.get_tracer(signals.SCOPE_NAME, __version__)
+        self.scope = InstrumentationScope(signals.SCOPE_NAME, __version__)
         meter = self.meter_provider.get_meter(signals.SCOPE_NAME, __version__)
         self.instruments: dict[str, Any] = {}
         for m in signals.METRICS:
@@ -106,49 +146,40 @@ class Pipeline:
                     m.name, unit=m.unit, description=m.description,
                     explicit_bucket_boundaries_advisory=list(m.buckets),
                 )
+        self._fast = fast_span_settings(self.tracer_provider) if batched else None
+        ids = self.tracer_provider.id_generator
+        flags = TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0)
+        self._flags = TraceFlags(flags)
+        self._hours: dict[int, int] = {}
 
-    def ingest(self, body: Mapping[str, Any]) -> None:
-        """Replay one recorded body (commands, features, exceptions, sessions) through the SDK."""
+    # -- replay ----------------------------------------------------------------------------------------
+    def ingest(self, body: Mapping[str, Any], cancelled: Callable[[], bool] | None = None) -> None:
+        """Replay one recorded body (commands, features, exceptions, sessions) through the SDK.
+
+        ``cancelled`` is polled every few hundred commands: when it returns True the replay stops part
+        way (the caller discards what was staged; a service's exit handed the body to the journal).
+        """
         level = min(self.level, Level(int(body.get("level", self.level))))
         inst = self.instruments
-        features = list(body.get("features") or ())
-        exceptions = list(body.get("exceptions") or ())
-        session_id = body.get("session")
-        previous_id = body.get("session_previous")
-        for cmd in body.get("commands") or ():
-            name = str(cmd.get("name") or "(root)")
-            start, end = int(cmd["start"]), int(cmd["end"])
-            code = int(cmd.get("exit", 0))
-            error = cmd.get("error")
-            attrs: dict[str, Any] = {
-                "cli.command.name": name,
-                "cli.command.outcome": "success" if code == 0 else "error",
-            }
-            if code != 0 and error:
-                attrs["error.type"] = str(error)
-            duration = max(0, end - start) / 1e9
-            inst["cli.command.invocations"].add(1, attrs)
-            inst["cli.command.duration"].record(duration, attrs)
-            if code != 0:
-                error_attrs = {"cli.command.name": name, "error.type": attrs.get("error.type", str(code))}
-                inst["cli.command.errors"].add(1, error_attrs)
-            if cmd.get("rec") is not None:  # self-health: what recording this command cost us
-                inst["otel_expansion.record.duration"].record(int(cmd["rec"]) / 1e9)
-            if cmd.get("cpu") is not None:
-                inst["cli.command.cpu_time"].record(float(cmd["cpu"]), {"cli.command.name": name})
-            if cmd.get("mem"):
-                inst["cli.command.memory.peak"].record(int(cmd["mem"]), {"cli.command.name": name})
-            if cmd.get("startup") is not None:
-                inst["cli.process.startup_time"].record(float(cmd["startup"]), {"cli.command.name": name})
-            if level >= levels.ACTIVITY:
-                inst["cli.activity"].add(1, {"activity.hour_of_week": hour_of_week(start)})
-            if level >= levels.SPANS:
-                self._span(cmd, name, attrs, start, end, code, (session_id, previous_id), features, exceptions)
-                previous_id = None  # only the session's first command carries it
-        for feat in features:
-            inst["cli.feature.usage"].add(1, {"feature.name": str(feat.get("name", ""))})
-        for exc in exceptions:
-            inst["cli.exceptions.handled"].add(1, {"error.type": str(exc.get("type", "")), "exception.handled": True})
+        features = body.get("features") or ()
+        exceptions = body.get("exceptions") or ()
+        commands = body.get("commands") or ()
+        if commands and not self._commands(commands, level, body, features, exceptions, cancelled):
+            return
+        if features:
+            uses: dict[str, int] = {}
+            for feat in features:
+                fname = str(feat.get("name", ""))
+                uses[fname] = uses.get(fname, 0) + 1
+            for fname, n in uses.items():
+                inst["cli.feature.usage"].add(n, {"feature.name": fname})
+        if exceptions:
+            handled: dict[str, int] = {}
+            for exc in exceptions:
+                etype = str(exc.get("type", ""))
+                handled[etype] = handled.get(etype, 0) + 1
+            for etype, n in handled.items():
+                inst["cli.exceptions.handled"].add(n, {"error.type": etype, "exception.handled": True})
         for ended in body.get("sessions_ended") or ():
             inst["cli.session.duration"].record(float(ended["duration"]))
             inst["cli.session.commands"].record(int(ended["commands"]))
@@ -157,47 +188,156 @@ class Pipeline:
         if body.get("heartbeats"):
             inst["cli.session.heartbeats"].add(int(body["heartbeats"]))
 
-    def _span(self, cmd: Mapping[str, Any], name: str, attrs: dict[str, Any], start: int, end: int, code: int,
-              session: tuple[object, object], features: list[Any], exceptions: list[Any]) -> None:
+    def _commands(self, commands: Any, level: Level, body: Mapping[str, Any], features: Any,
+                  exceptions: Any, cancelled: Callable[[], bool] | None) -> bool:
+        """Per-command work: grouping for the metrics, one span each (O(log n) event lookups).
+        Returns False when cancelled part way."""
+        inst = self.instruments
+        runs: dict[tuple[str, bool, str | None], list[float]] = {}  # invocation series -> durations
+        errors: dict[tuple[str, str], int] = {}
+        cpu: dict[str, list[float]] = {}
+        mem: dict[str, list[int]] = {}
+        hours: dict[int, int] = {}
+        costs: list[float] = []  # self-health: what recording each command cost us (s)
+        startups: dict[str, list[float]] = {}
+        activity = level >= levels.ACTIVITY
+        spans = level >= levels.SPANS
+        events = spans and self.level >= Level.FULL  # the level filter drops span events below full
+        feature_times = Timeline(features) if events else None
+        exception_times = Timeline(exceptions) if events else None
+        session = (body.get("session"), body.get("session_previous"))
+        for i, cmd in enumerate(commands):
+            if cancelled is not None and not i & 255 and cancelled():
+                return False
+            name = str(cmd.get("name") or "(root)")
+            start, end = int(cmd["start"]), int(cmd["end"])
+            code = int(cmd.get("exit", 0))
+            error = cmd.get("error") if code else None
+            error_type = str(error) if error else None
+            series = (name, code != 0, error_type)
+            durations = runs.get(series)
+            if durations is None:
+                durations = runs[series] = []
+            durations.append(max(0, end - start) / 1e9)
+            if code:
+                ekey = (name, error_type or str(code))
+                errors[ekey] = errors.get(ekey, 0) + 1
+            c = cmd.get("cpu")
+            if c is not None:
+                c = float(c)
+                if 0 <= c < _INF:  # what Histogram.record would accept
+                    cpu.setdefault(name, []).append(c)
+            m = cmd.get("mem")
+            if m:
+                m = int(m)
+                if m >= 0:
+                    mem.setdefault(name, []).append(m)
+            rec = cmd.get("rec")
+            if rec is not None and int(rec) >= 0:
+                costs.append(int(rec) / 1e9)
+            up = cmd.get("startup")
+            if up is not None and 0 <= float(up) < _INF:
+                startups.setdefault(name, []).append(float(up))
+            if activity:
+                quarter = start // _QUARTER_HOUR_NS
+                hour = self._hours.get(quarter)
+                if hour is None:
+                    if len(self._hours) > 4096:
+                        self._hours.clear()
+                    hour = self._hours[quarter] = hour_of_week(start)
+                hours[hour] = hours.get(hour, 0) + 1
+            if spans:
+                self._span(cmd, name, code, error_type, start, end, session, feature_times, exception_times,
+                           features, exceptions)
+                session = (session[0], None)  # only the session's first command carries the previous id
+        for (name, failed, error_type), durations in runs.items():
+            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if failed else "success"}
+            if error_type is not None:
+                attrs["error.type"] = error_type
+            inst["cli.command.invocations"].add(len(durations), attrs)
+            inst["cli.command.duration"].record(ValueBatch(durations), attrs)
+        for (name, error_type), n in errors.items():
+            inst["cli.command.errors"].add(n, {"cli.command.name": name, "error.type": error_type})
+        for name, values in cpu.items():
+            inst["cli.command.cpu_time"].record(ValueBatch(values), {"cli.command.name": name})
+        for name, ivalues in mem.items():
+            inst["cli.command.memory.peak"].record(ValueBatch(ivalues), {"cli.command.name": name})  # type: ignore[arg-type]
+        for hour, n in hours.items():
+            inst["cli.activity"].add(n, {"activity.hour_of_week": hour})
+        if costs:
+            inst["otel_expansion.record.duration"].record(ValueBatch(costs))
+        for name, values in startups.items():
+            inst["cli.process.startup_time"].record(ValueBatch(values), {"cli.command.name": name})
+        return True
+
+    def _span(self, cmd: Mapping[str, Any], name: str, code: int, error_type: str | None, start: int, end: int,
+              session: tuple[object, object], feature_times: Timeline | None, exception_times: Timeline | None,
+              features: Any, exceptions: Any) -> None:
         exe = str(cmd.get("exe") or "")
-        span_attrs: dict[str, Any] = dict(attrs)
-        span_attrs["process.executable.name"] = exe
-        span_attrs["process.exit.code"] = code
+        attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if code else "success"}
+        if error_type is not None:
+            attrs["error.type"] = error_type
+        attrs["process.executable.name"] = exe
+        attrs["process.exit.code"] = code
         session_id, previous_id = session
         if session_id:
-            span_attrs["session.id"] = str(session_id)
+            attrs["session.id"] = str(session_id)
         if previous_id:
-            span_attrs["session.previous_id"] = str(previous_id)
+            attrs["session.previous_id"] = str(previous_id)
         if cmd.get("cpu") is not None:
-            span_attrs["cli.command.cpu_time"] = float(cmd["cpu"])
+            attrs["cli.command.cpu_time"] = float(cmd["cpu"])
         if cmd.get("mem"):
-            span_attrs["cli.command.memory.peak"] = int(cmd["mem"])
+            attrs["cli.command.memory.peak"] = int(cmd["mem"])
         if cmd.get("startup") is not None:
-            span_attrs["cli.process.startup_time"] = float(cmd["startup"])
+            attrs["cli.process.startup_time"] = float(cmd["startup"])
         if cmd.get("args"):
-            span_attrs["cli.command.args"] = [str(a) for a in cmd["args"]]
-        span = self.tracer.start_span(span_name(exe, name), kind=SpanKind.INTERNAL, attributes=span_attrs,
-                                      start_time=start)
-        for feat in features:
-            t = int(feat.get("t", 0))
-            if start <= t <= end:
+            attrs["cli.command.args"] = tuple(str(a) for a in cmd["args"])
+        events: list[tuple[str, dict[str, Any], int]] = []
+        if feature_times is not None:
+            for i in feature_times.between(start, end):
+                feat = features[i]
                 ev: dict[str, Any] = {"feature.name": str(feat.get("name", ""))}
                 ev.update(feat.get("attrs") or {})
-                span.add_event("feature", ev, timestamp=t)
+                events.append(("feature", ev, int(feat.get("t", 0))))
         details = cmd.get("exception")
-        if details:
-            span.add_event("exception", {"exception.type": attrs.get("error.type", ""),
+        if details and feature_times is not None:
+            events.append(("exception", {"exception.type": attrs.get("error.type", ""),
                                          "exception.message": details.get("message", ""),
-                                         "exception.stacktrace": details.get("stack", "")}, timestamp=end)
-        for exc in exceptions:
-            t = int(exc.get("t", 0))
-            if start <= t <= end and exc.get("message") is not None:
-                span.add_event("exception", {"exception.type": exc.get("type", ""),
-                                             "exception.message": exc.get("message", ""),
-                                             "exception.stacktrace": exc.get("stack", ""),
-                                             "exception.handled": True}, timestamp=t)
-        if code != 0:
-            span.set_status(Status(StatusCode.ERROR, attrs.get("error.type")))
+                                         "exception.stacktrace": details.get("stack", "")}, end))
+        if exception_times is not None:
+            for i in exception_times.between(start, end):
+                exc = exceptions[i]
+                if exc.get("message") is not None:
+                    events.append(("exception", {"exception.type": exc.get("type", ""),
+                                                 "exception.message": exc.get("message", ""),
+                                                 "exception.stacktrace": exc.get("stack", ""),
+                                                 "exception.handled": True}, int(exc.get("t", 0))))
+        title = span_name(exe, name)
+        status = Status(StatusCode.ERROR, error_type) if code else _UNSET
+        fast = self._fast
+        if fast is None or len(events) > fast[0]:
+            self._span_via_tracer(title, attrs, events, status, start, end)
+            return
+        ids = self.tracer_provider.id_generator
+        trace_id = ids.generate_trace_id()
+        context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False, trace_flags=self._flags)
+        span = ReadableSpan(
+            name=title, context=context, parent=None, resource=self.resource, attributes=attrs,
+            events=tuple(SdkEvent(n, _event_attributes(a, fast[1]), t) for n, a, t in events),
+            kind=SpanKind.INTERNAL, status=status, start_time=start, end_time=end,
+            instrumentation_scope=self.scope,
+        )
+        self.tracer_provider._active_span_processor.on_end(span)  # every processor, as Span.end() does
+
+    def _span_via_tracer(self, span_name: str, attrs: dict[str, Any], events: list[tuple[str, dict[str, Any], int]],
+                         status: Status, start: int, end: int) -> None:
+        """The SDK's own path, when a sampler or span limits could change the result."""
+        span = self.tracer.start_span(span_name, context=_ROOT, kind=SpanKind.INTERNAL, attributes=attrs,
+                                      start_time=start)
+        for n, a, t in events:
+            span.add_event(n, a, timestamp=t)
+        if status is not _UNSET:
+            span.set_status(status)
         span.end(end_time=end)
 
     def collect(self, start_ns: int | None = None, end_ns: int | None = None) -> None:
@@ -208,3 +348,16 @@ class Pipeline:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+_INF = float("inf")
+_UNSET = Status(StatusCode.UNSET)
+_ROOT = Context()
+_PLAIN = (str, bool, int, float)
+
+
+def _event_attributes(attrs: dict[str, Any], limit: int) -> Any:
+    """What ``Span.add_event`` would store: plain scalars as they are, anything else cleaned by the SDK."""
+    if len(attrs) <= limit and all(type(v) in _PLAIN and type(k) is str and k for k, v in attrs.items()):
+        return attrs
+    return BoundedAttributes(limit, attrs, immutable=True, max_value_len=None)

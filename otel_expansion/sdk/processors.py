@@ -56,15 +56,20 @@ class LevelFilterSpanProcessor(_Chained):
         try:
             if self.level < signals.SPAN_LEVEL:
                 return
-            attrs = dict(span.attributes or {})
             scope = span.instrumentation_scope
-            if scope is None or scope.name != signals.SCOPE_NAME:
-                self.next.on_end(self._foreign(span, attrs, scope.name if scope is not None else ""))
+            if scope is None or scope.name != signals.SCOPE_NAME:  # another instrumentation's span: fail closed
+                self.next.on_end(self._foreign(span, dict(span.attributes or {}), scope.name if scope else ""))
                 return
-            if self.level < Level.FULL:
-                attrs = {k: v for k, v in attrs.items() if k in self.allowed}
-            events = span.events if self.level >= Level.FULL else ()
-            self.next.on_end(_copy(span, attrs, events, span.status))
+            if self.level >= Level.FULL:  # everything of ours passes: hand the span on as it is, no copy
+                self.next.on_end(span)
+                return
+            attrs = span.attributes or {}
+            allowed = self.allowed
+            if not span.events and allowed.issuperset(attrs):
+                self.next.on_end(span)  # nothing to remove: no copy
+                return
+            kept = {k: v for k, v in attrs.items() if k in allowed}
+            self.next.on_end(_copy(span, kept, (), span.status))
         except Exception:  # never let telemetry break the host
             log.exception("level filter failed; span dropped")
 
@@ -90,20 +95,95 @@ class RedactingSpanProcessor(_Chained):
     def __init__(self, redactor: Any, next_processor: SpanProcessor) -> None:
         super().__init__(next_processor)
         self.redactor = redactor
+        # (key, type, value) -> the redacted pairs: spans of one program repeat their attribute values
+        self._memo: dict[tuple[str, type, object], Any] = {}  # _CLEAN or the redacted pairs
+        self._float_keys: dict[str, Any] = {}
+        self._float_memo: dict[tuple[str, type], Any] = {}  # (key, float) -> _CLEAN: floats kept as they are
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
             r = self.redactor
-            attrs = r.attributes(span.attributes or {})
-            events = tuple(
-                SpanEvent(e.name, r.attributes(e.attributes or {}), e.timestamp) for e in span.events
-            )
+            source = span.attributes or {}
+            attrs, same = self.attributes(source)
+            name = r.redact(span.name)
             status = span.status
             if status.description:
-                status = Status(status.status_code, r.redact(status.description))
-            self.next.on_end(_copy(span, attrs, events, status, name=r.redact(span.name)))
+                description = r.redact(status.description)
+                if description != status.description:
+                    status = Status(status.status_code, description)
+            cleaned = [(e, *self.attributes(e.attributes or {})) for e in span.events]
+            if same and name == span.name and status is span.status and all(c[2] for c in cleaned):
+                self.next.on_end(span)  # already clean (our own replayed spans): no copy
+                return
+            events = [SpanEvent(e.name, event_attrs, e.timestamp) for e, event_attrs, _ in cleaned]
+            self.next.on_end(_copy(span, attrs, events, status, name=name))
         except Exception:
             log.exception("redaction failed; span dropped rather than sent unredacted")
+
+    def attributes(self, attrs: Any) -> tuple[Any, bool]:
+        """``redactor.attributes(attrs)``, memoised per key and value (same result, fewer regex runs),
+        and whether it equals ``attrs`` (nothing to redact: then ``attrs`` itself is returned)."""
+        r = self.redactor
+        if len(attrs) > _MEMO_MAX_ATTRS:
+            return dict(r.attributes(attrs)), False
+        try:
+            return self._memoised(attrs)
+        except TypeError:  # an unhashable value: no memo for this mapping
+            return dict(r.attributes(attrs)), False
+
+    def _memoised(self, attrs: Any) -> tuple[Any, bool]:
+        r = self.redactor
+        memo = self._memo
+        values = attrs.values()
+        types = list(map(type, values))
+        hits = list(map(memo.get, zip(attrs.keys(), types, values, strict=True)))
+        clean = hits.count(_CLEAN)
+        if clean == len(hits):  # every pair seen before and left as it is: nothing to build
+            return attrs, True
+        if float in types:  # floats are judged by key alone
+            clean += list(map(self._float_memo.get, zip(attrs.keys(), types, strict=True))).count(_CLEAN)
+            if clean == len(hits):
+                return attrs, True
+        out: dict[str, Any] = {}
+        same = True
+        for (k, v), hit in zip(attrs.items(), hits, strict=True):
+            if hit is _CLEAN:
+                out[k] = v
+                continue
+            if hit is None:
+                if type(v) is float:
+                    rule = self._float_keys.get(k)
+                    if rule is None:
+                        # a float's fate depends only on its key: kept under the (redacted) key, or replaced
+                        probe = tuple(r.attributes({k: 1.5}).items())
+                        rule = (probe[0][0],) if len(probe) == 1 and probe[0][1] == 1.5 else probe
+                        self._float_keys[k] = rule
+                    if len(rule) == 1 and type(rule[0]) is str:
+                        out[rule[0]] = v
+                        same = same and rule[0] == k
+                        if rule[0] == k:
+                            self._float_memo[(k, float)] = _CLEAN
+                    else:
+                        out.update(rule)
+                        same = False
+                    continue
+                pairs = tuple(r.attributes({k: v}).items())
+                unchanged = len(pairs) == 1 and pairs[0][0] == k and type(pairs[0][1]) is type(v) and pairs[0][1] == v
+                hit = _CLEAN if unchanged else pairs
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                memo[(k, type(v), v)] = hit
+                if unchanged:
+                    out[k] = v
+                    continue
+            out.update(hit)
+            same = False
+        return out, same and len(out) == len(attrs)
+
+
+_MEMO_LIMIT = 16384
+_MEMO_MAX_ATTRS = 64  # the redactor's own count limit: above it, let it decide what is kept
+_CLEAN: Any = object()  # memo: the pair is stored as it is
 
 
 def _copy(span: ReadableSpan, attrs: Any, events: Any, status: Status, name: str | None = None,

@@ -27,11 +27,11 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import Sum as SumData
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_expansion.otlp.encode import span_to_proto
-from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord, attrs_of
+from otel_expansion.otlp.model import HISTOGRAM, SUM, Attrs, MetricPoint, SeriesKey, SpanRecord, attrs_of
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -52,6 +52,19 @@ class Staging:
             room = MAX_STAGED_SPANS - len(self.spans)
             self.spans.extend(spans[: max(room, 0)])
             self.dropped += max(0, len(spans) - max(room, 0))
+
+    def add_span(self, span: SpanRecord) -> None:
+        with self._lock:
+            if len(self.spans) < MAX_STAGED_SPANS:
+                self.spans.append(span)
+            else:
+                self.dropped += 1
+
+    def take_dropped(self) -> int:
+        """Spans dropped at the staging bound since the last call (reported as ``dropped.staging``)."""
+        with self._lock:
+            n, self.dropped = self.dropped, 0
+            return n
 
     def add_points(self, points: list[MetricPoint]) -> None:
         with self._lock:
@@ -92,6 +105,54 @@ class StagingSpanExporter(SpanExporter):
 
     def shutdown(self) -> None:
         return None
+
+
+class StagingSpanProcessor(SpanProcessor):
+    """The pipeline's last SpanProcessor: encodes each finished span straight into staging.
+
+    Replaces SimpleSpanProcessor + StagingSpanExporter on the hot path: no per-span context attach/detach
+    or one-item export call, a cached resource/scope conversion, and the direct wire encoder.
+    """
+
+    def __init__(self, staging: Staging) -> None:
+        from otel_expansion.sdk.spanwire import SpanEncoder
+
+        self.staging = staging
+        self.encoder = SpanEncoder()
+        self._resources: dict[int, tuple[Any, Attrs]] = {}
+
+    def _resource(self, resource: Any) -> Attrs:
+        hit = self._resources.get(id(resource))
+        if hit is not None and hit[0] is resource:
+            return hit[1]
+        attrs = attrs_of(resource.attributes)
+        if len(self._resources) > 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, attrs)
+        return attrs
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            if not span.context.trace_flags.sampled:
+                return
+            try:
+                data = self.encoder.encode(span)
+            except (ValueError, UnicodeError):  # let the protobuf classes decide (and raise) as before
+                data = span_to_proto(span)
+            scope = span.instrumentation_scope
+            self.staging.add_span(SpanRecord(self._resource(span.resource), scope.name if scope else "",
+                                             (scope.version or "") if scope else "", data, span.end_time or 0))
+        except Exception:
+            log.exception("could not encode span %r; dropped", getattr(span, "name", "?"))
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 DELTA_EVERYWHERE: dict[type, AggregationTemporality] = {

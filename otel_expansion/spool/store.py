@@ -470,8 +470,13 @@ class Spool:
         points: Sequence[MetricPoint] = (),
         spans: Sequence[SpanRecord] = (),
         source_ids: Sequence[str] = (),
-    ) -> None:
+        claim: Callable[[], bool] | None = None,
+    ) -> bool:
         """Store one unit of work in one transaction; points merge into their series' open row.
+
+        ``claim``, when given, is called once the write lock is held: returning False abandons the call
+        with nothing written (a service hands its unfinished work to the journal at exit and must know
+        whether it was stored). Returns whether the call went ahead.
 
         ``source_ids`` (journal record ids) are recorded in the same transaction; if any of them was
         already ingested the whole call is skipped (counted in ``dropped.duplicate``), so a record can never
@@ -479,7 +484,7 @@ class Spool:
         not fit the bounds, attributes marshal cannot encode) are counted in ``dropped.invalid``.
         """
         if not points and not spans and not source_ids:
-            return
+            return claim() if claim is not None else True
         merged: dict[SeriesKey, MetricPoint] = {}
         invalid = 0
         for p in points:
@@ -501,18 +506,24 @@ class Spool:
                 continue
             series_rows.append(((res_hash, res_blob), p, kh, key_blob))
         span_rows: list[tuple[tuple[bytes, bytes], SpanRecord]] = []
+        last_resource: Attrs | None = None
+        last_parts = (b"", b"")
         for s in spans:
             try:
-                span_rows.append((self._resource_parts(s.resource), s))
+                if s.resource is not last_resource:  # spans of one batch share one resource object
+                    last_parts, last_resource = self._resource_parts(s.resource), s.resource
+                span_rows.append((last_parts, s))
             except (ValueError, TypeError):
                 invalid += 1
         ids = list(dict.fromkeys(source_ids))
         now = time.time_ns()
         with self._write() as conn:
+            if claim is not None and not claim():
+                return False
             if ids:
                 if self._seen(conn, ids):
                     self._incr(conn, "dropped.duplicate", len(points) + len(spans))
-                    return
+                    return True
                 conn.executemany(
                     "INSERT INTO ingested (source_id, at_ns) VALUES (?, ?)", [(i, now) for i in ids]
                 )
@@ -530,23 +541,18 @@ class Spool:
                     for res, p, kh, key_blob in series_rows
                 ],
             )
-            conn.executemany(
-                _INSERT_SPAN,
-                [
-                    (
-                        self._resource_id(conn, resource_ids, res),
-                        s.scope_name,
-                        s.scope_version,
-                        s.data,
-                        s.end_ns,
-                        len(s.data),
-                    )
-                    for res, s in span_rows
-                ],
-            )
+            span_values = []
+            last_res: tuple[bytes, bytes] | None = None
+            rid = 0
+            for res, s in span_rows:
+                if res is not last_res:
+                    rid, last_res = self._resource_id(conn, resource_ids, res), res
+                span_values.append((rid, s.scope_name, s.scope_version, s.data, s.end_ns, len(s.data)))
+            conn.executemany(_INSERT_SPAN, span_values)
             if invalid:
                 self._incr(conn, "dropped.invalid", invalid)
             self._enforce_bounds(conn, now)
+        return True
 
     @staticmethod
     def _resource_id(conn: sqlite3.Connection, known: dict[bytes, int], res: tuple[bytes, bytes]) -> int:

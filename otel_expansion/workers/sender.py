@@ -40,6 +40,7 @@ __all__ = [
 log = logging.getLogger("otel_expansion.export")
 
 CHUNK = 500  # journal records replayed per spool transaction
+CHUNK_BYTES = 4 << 20  # and at most this much of them
 
 
 class SenderBusy(RuntimeError):
@@ -101,10 +102,11 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
     if dropped:
         spool.incr("dropped.journal_full", dropped)
         journal.forget_dropped(home, dropped)  # after the spool has it: a failure between loses nothing
-    for i in range(0, len(paths), CHUNK):
+    done = 0
+    for chunk in _chunks(paths):
         if time.monotonic() > deadline:
             break
-        chunk = paths[i : i + CHUNK]
+        done += len(chunk)
         ids = [os.path.basename(p) for p in chunk]
         seen = spool.seen(ids)
         records: list[tuple[str, dict[str, Any]]] = []
@@ -119,6 +121,9 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
                 bad.append(path)
         points, spans = replayer.replay(record for _, record in records)
         spool.add(points, spans, source_ids=[rid for rid, _ in records])
+        staged_drops = replayer.staging.take_dropped()
+        if staged_drops:  # more spans than staging holds in one chunk: counted, never silent
+            spool.incr("dropped.staging", staged_drops)
         overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)
         if overflow:
             spool.incr("dropped.overflow", overflow)
@@ -131,8 +136,27 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         ingested += len(records)
         corrupt += len(bad)
         if progress is not None:
-            progress(min(i + CHUNK, len(paths)), len(paths))
+            progress(done, len(paths))
     return ingested, corrupt
+
+
+def _chunks(paths: list[str]) -> Iterator[list[str]]:
+    """Runs of at most CHUNK records and CHUNK_BYTES of them (a long-running program's records hold
+    many commands each: a chunk's spans must fit in staging)."""
+    chunk: list[str] = []
+    size = 0
+    for path in paths:
+        try:
+            n = os.path.getsize(path)
+        except OSError:
+            n = 0
+        if chunk and (len(chunk) >= CHUNK or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(path)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, persist: bool = False,

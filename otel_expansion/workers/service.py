@@ -1,15 +1,25 @@
 """In-process mode for long-running programs: the SDK pipeline here, a daemon thread for the network.
 
-The host thread only records (the same few microseconds as a CLI); the thread replays records through
-the SDK, commits to the spool and runs sender rounds on the export interval. At exit the host commits
-locally and hands the rest to a detached sender: it never joins a thread that might be waiting on the network.
+The host thread only records (the same few microseconds as a CLI). The export thread takes what was
+recorded, cuts it into slices of at most ``SLICE`` commands, replays each through the SDK pipeline
+(linear time) and commits it to the spool, then runs sender rounds on the export interval.
+
+Exit never waits: ``shutdown()`` stops the thread, and whatever is not committed by then (the buffer,
+the slices not replayed yet, the slice in replay) is written to the journal, exactly as a CLI's run
+would be, for the detached sender to replay. A slice is either committed by the thread or handed to
+the journal, never both: the thread claims it inside the spool's write transaction, and shutdown hands
+over only unclaimed slices (a claimed one finishes its commit within milliseconds).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import threading
 import time
+from bisect import bisect_right
+from operator import itemgetter
 from typing import Any
 
 from otel_expansion.config import levels
@@ -18,8 +28,58 @@ from otel_expansion.config.settings import Settings
 
 log = logging.getLogger("otel_expansion.sdk")
 
-WAKE_AT = 128  # buffered commands that make the export thread replay before its interval
-SERVICE_MAX_BUFFERED = 100_000  # a bound on memory should the export thread ever stall
+WAKE_AT = 1_024  # buffered commands that wake the export thread early (1/16 of the bound:
+# each wake-up costs a collection and a spool transaction, spread over this many commands)
+SLICE = 2_048  # commands replayed and committed per step (bounds the work shutdown may hand over)
+SERVICE_MAX_BUFFERED = 16_384  # recorded commands held for the export thread; past it they are dropped
+# and counted (``dropped.overflow``); with the slices in replay, memory stays under ~2x this
+JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
+COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
+
+
+class _Slice:
+    """One unit of replay: a body of at most SLICE commands (with its features and exceptions)."""
+
+    __slots__ = ("body", "claimed", "done", "handed")
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.claimed = False
+        self.handed = False
+        self.done = threading.Event()
+
+
+def split_body(body: dict[str, Any], size: int = SLICE) -> list[dict[str, Any]]:
+    """Cut a drained body into bodies of at most ``size`` commands, each feature and exception going
+    with the commands of its time (commands of one process never overlap, so starts are increasing).
+    Slices, not per-item work, when the items are in time order (the usual case)."""
+    commands = body.get("commands") or []
+    if len(commands) <= size:
+        return [body]
+    parts: list[dict[str, Any]] = [{"commands": commands[i:i + size]} for i in range(0, len(commands), size)]
+    bounds = [int(c["start"]) for c in commands[size::size]]
+    for key in ("features", "exceptions"):
+        items = body.get(key) or []
+        try:
+            times = list(map(_TIME, items))  # the recorder's items: C-level loops for the common case
+        except (KeyError, TypeError):
+            times = [int(item.get("t", 0)) for item in items]
+        if times == sorted(times):
+            cuts = [0, *(bisect_right(times, b) for b in bounds), len(items)]
+            for part, lo, hi in zip(parts, cuts, cuts[1:], strict=False):
+                part[key] = items[lo:hi]
+        else:
+            for part in parts:
+                part[key] = []
+            for item, t in zip(items, times, strict=True):
+                parts[bisect_right(bounds, t)][key].append(item)
+    for key, value in body.items():  # overflow, heartbeats, sessions ended, session ids: the first slice
+        if key not in ("commands", "features", "exceptions"):
+            parts[0][key] = value
+    return parts
+
+
+_TIME = itemgetter("t")
 
 
 class ServiceRuntime:
@@ -35,12 +95,13 @@ class ServiceRuntime:
         self.staging = Staging()
         self.redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
         resource = resource_for(settings, recorder.clean, recorder.resource_keys)
+        self.resource = resource
         self.pipeline = Pipeline(resource, settings.level, self.redactor, self.staging)
         self.session_id: str | None = None
         self._started = time.monotonic()
-        self._overflow = 0
-        self._undeclared = 0  # features/attributes the app's registry does not declare (collect/features.py)
         self._failing = False
+        self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
+        self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
 
@@ -53,15 +114,16 @@ class ServiceRuntime:
 
             trace.set_tracer_provider(self.pipeline.tracer_provider)
             metrics.set_meter_provider(self.pipeline.meter_provider)
-        # The host thread only records (microseconds); replay into the SDK happens on the export thread
-        # and at flush, with each run's original timestamps. A busy program wakes the thread early so the
-        # recorder's bounded buffer never overflows.
-        self._lock = threading.Lock()
-        self._commit_lock = threading.Lock()
+        self._lock = threading.Lock()  # draining the recorder
+        self._slices_lock = threading.Lock()  # the backlog, the slice in replay, closing
+        self._backlog: collections.deque[_Slice] = collections.deque()
+        self._current: _Slice | None = None
+        self._closing = False
         self._stop = threading.Event()
         self._wake = threading.Event()
+        wake = self._wake
         recorder.max_commands = SERVICE_MAX_BUFFERED
-        recorder._on_command = lambda r: self._wake.set() if len(r.commands) >= WAKE_AT else None
+        recorder._on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None
         # What the export thread and the exit path import is loaded here, on the host thread, once: two
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
@@ -72,8 +134,9 @@ class ServiceRuntime:
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
         self._thread.start()
 
-    def record(self, heartbeat: bool = False) -> None:
-        """Replay what the recorder holds into the SDK (host thread; microseconds to a millisecond)."""
+    # -- taking what the host recorded ------------------------------------------------------------------
+    def _drain(self, heartbeat: bool = False, size: int = SLICE) -> list[dict[str, Any]]:
+        """What the recorder holds (plus heartbeat and ended session), as bodies of at most SLICE commands."""
         with self._lock:
             body = self.recorder.drain() or {}
             if heartbeat and self.settings.level >= levels.SESSIONS:
@@ -83,81 +146,170 @@ class ServiceRuntime:
 
                 body["sessions_ended"] = [ended_entry(self._ended)]
                 self._ended = None
-            if not body:
-                return
-            body["level"] = int(self.settings.level)
-            body["session"] = self.session_id
-            if self.settings.debug:  # OTEL_EXPANSION_DEBUG=1: each record, as replayed, on stderr
-                import json
-                import sys
+        if not body:
+            return []
+        body["level"] = int(self.settings.level)
+        body["session"] = self.session_id
+        return split_body(body, size)
 
-                sys.stderr.write("otel-expansion debug: recorded " + json.dumps(body, default=str, sort_keys=True)
-                                 + "\n")
-            self._overflow += int(body.get("overflow", 0))
-            self._undeclared += int(body.get("undeclared", 0))
-            self.pipeline.ingest(body)
-
-    def flush(self, heartbeat: bool = False) -> int:
-        """Commit everything recorded so far to the spool (local I/O only). Returns rows written.
-
-        Held under one lock from drain to commit, so exit never races the export thread into losing rows
-        it had taken but not yet stored.
-        """
-        from otel_expansion.workers.sender import open_spool
-
-        with self._commit_lock:
-            self.record(heartbeat=heartbeat)
-            with self._lock:
-                self.pipeline.collect()
-                points, spans = self.staging.take()
-            overflow, self._overflow = self._overflow, 0
-            undeclared, self._undeclared = self._undeclared, 0
-            if not (points or spans or overflow or undeclared):
-                return 0
-            from otel_expansion.spool.store import SpoolUnavailable
-
-            try:
-                spool = open_spool(self.settings.home, self.settings)
-            except SpoolUnavailable as exc:  # read-only or full disk: this data is dropped, the host is fine
-                log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
-                return 0
-            try:
-                spool.add(points, spans)
-                if overflow:
-                    spool.incr("dropped.overflow", overflow)
-                if undeclared:
-                    spool.incr("dropped.undeclared", undeclared)
-                self._failing = (spool.get_state("backoff.failures") or "0") != "0"
-            except SpoolUnavailable as exc:
-                log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
-                return 0
-            finally:
-                spool.close()
-            return len(points) + len(spans)
-
+    # -- export thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        from otel_expansion.workers.sender import SenderBusy, run_round
-
         interval = self.settings.metric_interval_s  # sends and heartbeats
         commit_every = min(self.settings.span_interval_s, interval)  # local commits bound what a crash loses
         last_beat = time.monotonic()
-        while not self._stop.is_set():
-            self._wake.wait(commit_every)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                beat = time.monotonic() - last_beat >= interval
-                if beat:
-                    last_beat = time.monotonic()
-                self.flush(heartbeat=beat)
-                if beat and self.settings.send:
-                    run_round(self.settings.home, self.settings, force=True,
-                              deadline_s=min(self.settings.sender_timeout_s, interval))
-            except SenderBusy:
-                pass
-            except Exception as exc:  # the thread must survive anything
-                log.warning("background send failed: %s: %s", type(exc).__name__, exc)
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(commit_every)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                try:
+                    beat = time.monotonic() - last_beat >= interval
+                    if beat:
+                        last_beat = time.monotonic()
+                    self.step(heartbeat=beat)
+                    if beat and self.settings.send and not self._stop.is_set():
+                        self._send_round(interval)
+                except Exception as exc:  # the thread must survive anything
+                    log.warning("background send failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            self._close_spool()
+
+    def _send_round(self, interval: float) -> None:
+        # imported here, not when the thread starts: the sender's imports (HTTP, protobuf) take long
+        # enough that a busy program would fill the buffer before the first replay
+        from otel_expansion.workers.sender import SenderBusy, run_round
+
+        self._close_spool()  # the round opens its own handle under the sender lock
+        with contextlib.suppress(SenderBusy):
+            run_round(self.settings.home, self.settings, force=True,
+                      deadline_s=min(self.settings.sender_timeout_s, interval))
+
+    def step(self, heartbeat: bool = False) -> int:
+        """Replay and commit everything recorded so far, slice by slice (export thread). Returns rows."""
+        with self._slices_lock:  # drained and queued atomically with respect to shutdown's sweep
+            if self._closing:
+                return 0
+            self._backlog.extend(_Slice(b) for b in self._drain(heartbeat))
+            if not self._backlog:
+                self._backlog.append(_Slice({}))  # still collect what other instrumentations recorded
+        written = 0
+        while True:
+            with self._slices_lock:
+                if self._closing or not self._backlog:
+                    self._current = None
+                    return written
+                current = self._current = self._backlog.popleft()
+            written += self._replay(current)
+            with self._slices_lock:
+                self._current = None
+
+    def _replay(self, sl: _Slice) -> int:
+        try:
+            if sl.body:
+                self.pipeline.ingest(sl.body, cancelled=lambda: sl.handed)
+            self.pipeline.collect()
+        except Exception as exc:
+            log.warning("telemetry replay failed (%s); %d commands dropped", exc, len(sl.body.get("commands") or ()))
+        points, spans = self.staging.take()
+        try:
+            return self._commit(sl, points, spans)
+        finally:
+            sl.done.set()
+
+    def _claim(self, sl: _Slice) -> bool:
+        with self._slices_lock:
+            if sl.handed:
+                return False
+            sl.claimed = True
+            return True
+
+    def _commit(self, sl: _Slice, points: list[Any], spans: list[Any]) -> int:
+        from otel_expansion.spool.store import SpoolUnavailable
+
+        overflow = int(sl.body.get("overflow", 0) or 0)
+        undeclared = int(sl.body.get("undeclared", 0) or 0)  # features the app's registry does not declare
+        staged_drops = self.staging.take_dropped()
+        if not (points or spans or overflow or undeclared or staged_drops):
+            return 0
+        try:
+            spool = self._open_spool()
+            if not spool.add(points, spans, claim=lambda: self._claim(sl)):
+                return 0  # handed to the journal by shutdown: the journal's copy counts
+            if overflow:
+                spool.incr("dropped.overflow", overflow)
+            if undeclared:
+                spool.incr("dropped.undeclared", undeclared)
+            if staged_drops:
+                spool.incr("dropped.staging", staged_drops)
+            self._failing = (spool.get_state("backoff.failures") or "0") != "0"
+        except SpoolUnavailable as exc:  # read-only or full disk: this data is dropped, the host is fine
+            log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
+            self._close_spool()
+            return 0
+        return len(points) + len(spans)
+
+    def _open_spool(self) -> Any:
+        if self._spool is None:
+            from otel_expansion.workers.sender import open_spool
+
+            self._spool = open_spool(self.settings.home, self.settings)  # with the debug stream when on
+        return self._spool
+
+    def _close_spool(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+
+    # -- host thread ------------------------------------------------------------------------------------
+    def flush(self, heartbeat: bool = False) -> int:
+        """Persist what was recorded and not yet replayed, as journal records (local I/O, milliseconds;
+        the export thread's next send round or the next sender replays them). Returns commands written."""
+        with self._slices_lock:
+            pending = [sl.body for sl in self._backlog] + self._drain(heartbeat, JOURNAL_COMMANDS)
+            self._backlog.clear()
+        return self._to_journal(pending)
+
+    def _to_journal(self, bodies: list[dict[str, Any]]) -> int:
+        """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written."""
+        from otel_expansion.journal import store as journal
+
+        home = self.settings.home
+        written = 0
+        now = time.time_ns()
+        room = journal.MAX_PENDING - journal.count(home)
+        for whole in bodies:
+            for body in split_body(whole, JOURNAL_COMMANDS) if whole else ():
+                record = dict(body)
+                record["v"] = 1
+                record["level"] = int(self.settings.level)
+                record["resource"] = self.resource
+                record["session"] = self.session_id
+                if room <= 0:  # a sender that cannot run must not fill the disk
+                    journal.note_dropped(home)
+                    continue
+                written += self._append(journal, record, now)
+                room -= 1
+                now += 1
+        self._journaled += written
+        return written
+
+    def _append(self, journal: Any, record: dict[str, Any], now: int) -> int:
+        commands = record.get("commands") or []
+        try:
+            journal.append(self.settings.home, record, now)
+            return len(commands)
+        except ValueError:  # over the journal's record size: halve it
+            if len(commands) < 2:
+                log.warning("telemetry record too large for the journal; dropped")
+                return 0
+            first, second = split_body(record, (len(commands) + 1) // 2)[:2]
+            for key in ("v", "level", "resource", "session"):
+                second[key] = record[key]
+            return self._append(journal, first, now) + self._append(journal, second, now + 1)
+        except OSError as exc:
+            log.warning("telemetry journal unavailable, %d commands dropped: %s", len(commands), exc)
+            return 0
 
     def retire(self) -> None:
         """Stop the export thread; nothing is committed or sent (the app's own init() took over)."""
@@ -165,7 +317,8 @@ class ServiceRuntime:
         self._wake.set()
 
     def shutdown(self) -> None:
-        """Stop the thread without waiting on it, end the session, commit, start a detached sender."""
+        """Stop the thread without waiting on it, end the session, hand everything not committed to the
+        journal and start a detached sender. Bounded: never more than COMMIT_WAIT_S on the thread."""
         self._stop.set()
         self._wake.set()
         long_running = time.monotonic() - self._started > self.settings.metric_interval_s
@@ -175,10 +328,19 @@ class ServiceRuntime:
             from otel_expansion.collect import session
 
             self._ended = session.end(self.settings.home, time.time_ns())
-        try:
-            self.flush()
-        finally:
-            self.pipeline.shutdown()
+        with self._slices_lock:
+            self._closing = True
+            current = self._current
+            handed = [sl.body for sl in self._backlog] + self._drain(size=JOURNAL_COMMANDS)
+            self._backlog.clear()
+            if current is not None and not current.claimed:
+                current.handed = True  # the thread will find it claimed by the journal and drop its copy
+                handed.insert(0, current.body)
+        if current is not None and current.claimed:
+            current.done.wait(COMMIT_WAIT_S)  # inside its write transaction already: milliseconds
+        self._to_journal(handed)
+        if current is None or (current.claimed and current.done.is_set()):
+            self._commit_others()  # the thread is idle: nothing of the replay can be in staging
         from otel_expansion.export import launcher
 
         # A program that ends takes its last data with it unless a sender picks it up now: start one
@@ -187,3 +349,17 @@ class ServiceRuntime:
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
         if self.settings.send and not in_backoff:
             launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True)
+        elif self._journaled:
+            launcher.spawn(home, self.settings.endpoint, False)  # store it locally; send another time
+
+    def _commit_others(self) -> None:
+        """Spans and metrics of other instrumentations (through our providers) staged since the thread's
+        last step: commit them here, the thread has stopped taking slices."""
+        try:
+            self.pipeline.collect()
+        except Exception as exc:
+            log.warning("telemetry collection failed: %s", exc)
+        points, spans = self.staging.take()
+        if points or spans:
+            self._commit(_Slice({}), points, spans)
+            self._close_spool()

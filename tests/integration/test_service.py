@@ -6,6 +6,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import EXAMPLES, clean_env, quiet_period, settled, wait_until
 from tests.export.servers import otlp_server
@@ -62,20 +65,83 @@ for i in range(3000):
 """
 
 
+def stored(home: Path, timeout_s: float = 120) -> tuple[list[Any], list[Any], dict[str, int]]:
+    """The spool's pending points, spans and counters once no sender runs and the journal is empty
+    (what a service hands over at exit is stored by the detached sender it starts)."""
+    from otel_expansion.config.settings import resolve
+    from otel_expansion.export.launcher import sender_running
+    from otel_expansion.journal import store as journal
+    from otel_expansion.workers.sender import open_spool
+
+    wait_until(lambda: not sender_running(str(home)) and journal.count(str(home)) == 0, timeout_s)
+    spool = open_spool(str(home), resolve("busy", environ={}, home=str(home)))
+    try:
+        points, spans = spool.pending(limit=1_000_000)
+        return points, spans, spool.counters()
+    finally:
+        spool.close()
+
+
+def invocations(points: list[Any]) -> int:
+    return int(sum(p.value for p in points if p.key.name == "cli.command.invocations"))
+
+
 def test_busy_service_loses_no_command(tmp_path: Path) -> None:
     """Thousands of commands in a tight loop are all counted: the export thread drains early."""
     home = tmp_path / "home"
     subprocess.run([sys.executable, "-c", BUSY], env=clean_env(home), check=True, timeout=60)
-    from otel_expansion.config.settings import resolve
-    from otel_expansion.workers.sender import open_spool
+    points, spans, _ = stored(home)
+    assert invocations(points) == 3000 and len(spans) == 3000
 
-    spool = open_spool(str(home), resolve("busy", environ={}, home=str(home)))
-    try:
-        points, spans = spool.pending(limit=100_000)
-    finally:
-        spool.close()
-    total = sum(p.value for p in points if p.key.name == "cli.command.invocations")
-    assert total == 3000 and len(spans) == 3000
+
+HUNDRED_K = """
+import sys
+import otel_expansion
+from otel_expansion.workers import service
+
+level, flush_every = sys.argv[1], int(sys.argv[2])
+t = otel_expansion.init("busy", mode="service", send=False, level=level, instrument=False)
+peak = 0
+for i in range(100_000):
+    with otel_expansion.command("job" if i % 3 else "other"):
+        pass
+    peak = max(peak, len(t.recorder.commands))
+    if flush_every and i % flush_every == flush_every - 1:
+        t.flush()
+print(peak, service.SERVICE_MAX_BUFFERED)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level,flush_every", [("basic", 0), ("enhanced", 5_000)])
+def test_hundred_thousand_commands_are_stored_exactly(tmp_path: Path, level: str, flush_every: int) -> None:
+    """100,000 commands in service mode reach the spool exactly once each: through the export thread, the
+    app's own flush() and the hand-over at exit (at enhanced, one span per command too)."""
+    home = tmp_path / "home"
+    env = clean_env(home, OTEL_EXPANSION_SPOOL_MAX_BYTES=str(512 * 2**20))
+    subprocess.run([sys.executable, "-c", HUNDRED_K, level, str(flush_every)], env=env, check=True, timeout=600)
+    points, spans, counters = stored(home, timeout_s=300)
+    assert not {k: v for k, v in counters.items() if k.startswith("dropped.")}
+    assert invocations(points) == 100_000
+    by_name = {p.key.attributes: p.value for p in points if p.key.name == "cli.command.invocations"}
+    assert by_name[(("cli.command.name", "other"), ("cli.command.outcome", "success"))] == 33_334
+    assert len(spans) == (0 if level == "basic" else 100_000)
+
+
+@pytest.mark.slow
+def test_unsustainable_rate_keeps_memory_bounded_and_counts_drops(tmp_path: Path) -> None:
+    """A tight loop at full (spans and events cost the export thread more than the host spends per
+    command): the buffer never passes its bound, and every command is either stored or counted dropped."""
+    home = tmp_path / "home"
+    env = clean_env(home, OTEL_EXPANSION_SPOOL_MAX_BYTES=str(512 * 2**20))
+    out = subprocess.run([sys.executable, "-c", HUNDRED_K, "full", "0"], env=env, check=True, timeout=600,
+                         capture_output=True, text=True).stdout.split()
+    peak, bound = int(out[0]), int(out[1])
+    assert peak <= bound
+    points, spans, counters = stored(home, timeout_s=300)
+    dropped = counters.get("dropped.overflow", 0)
+    assert invocations(points) + dropped == 100_000
+    assert len(spans) == invocations(points)
 
 
 def test_other_opentelemetry_setups_are_left_alone(tmp_path: Path) -> None:

@@ -1,0 +1,225 @@
+"""Long-running programs: whole-process CPU per command, in-process SDK replay vs stock OpenTelemetry.
+
+Each case runs in a fresh process: a loop of N commands, each with one ``feature()`` call and ~10 us of
+its own work.
+
+* bare: the loop alone.
+* ours: ``init(mode="service", level=...)``; the export thread replays into the SDK pipeline and commits
+  to the SQLite spool (sending off). CPU is read once the thread has caught up (everything replayed and
+  committed), so it includes all of its work; then ``shutdown()`` is timed.
+* stock: OpenTelemetry as its documentation shows it, in the same run: TracerProvider +
+  BatchSpanProcessor (queue of up to 200,000 spans, so it drops nothing) + MeterProvider; per command a
+  span with one event, a counter add and a histogram record. "No network": the exporter encodes each
+  batch to OTLP protobuf, as the OTLP exporter does before it sends, and discards the bytes. CPU is
+  read after ``force_flush()``.
+
+Whole-process CPU is ``resource.getrusage(RUSAGE_SELF)`` (all threads, user + system). Added CPU per
+command = (case - bare) / N; ``us/stored`` divides by the commands that reached the spool instead (when
+the export thread cannot keep up, the rest are dropped and counted, and cost nothing to replay).
+A last case shuts down right after the loop with the buffer full, to time
+``shutdown()`` with the most it can hold.
+
+    python -m compileall -q otel_expansion && python benchmarks/bench_service.py [--sizes 1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVELS = ("basic", "enhanced", "full")
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def own_work() -> int:
+    """~10 us of the program's own work on the development box."""
+    x = 0
+    for i in range(120):
+        x += i * i
+    return x
+
+
+def child(mode: str, level: str, n: int, home: str, drain: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": mode, "level": level, "n": n}
+    if mode == "bare":
+        c0, w0 = cpu_s(), time.perf_counter()
+        for _ in range(n):
+            own_work()
+        out.update(cpu=cpu_s() - c0, wall=time.perf_counter() - w0)
+        return out
+    if mode == "stock":
+        return stock(n, out)
+    import otel_expansion
+
+    t = otel_expansion.init("bench", "1.0", mode="service", level=level, send=False, home=home,
+                            instrument=False, consent="notify")
+    service = t.service
+    command, feature = otel_expansion.command, otel_expansion.feature
+    c0, w0 = cpu_s(), time.perf_counter()
+    for _ in range(n):
+        with command("job"):
+            feature("step")
+            own_work()
+    w1 = time.perf_counter()
+    if drain:  # let the export thread finish: its CPU is part of the cost
+        service._wake.set()
+        while service.recorder.commands or service._backlog or service._current is not None:
+            time.sleep(0.005)
+            service._wake.set()
+    out.update(cpu=cpu_s() - c0, wall=w1 - w0, buffered=len(service.recorder.commands))
+    s0 = time.perf_counter()
+    t.shutdown()
+    out["shutdown"] = time.perf_counter() - s0
+    out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def stock(n: int, out: dict[str, Any]) -> dict[str, Any]:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class EncodeOnly(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            encode_spans(spans).SerializeToString()
+            return SpanExportResult.SUCCESS
+
+    res = Resource.create({"service.name": "bench"})
+    tp = TracerProvider(resource=res)
+    tp.add_span_processor(BatchSpanProcessor(EncodeOnly(), max_queue_size=min(max(n, 2048), 200_000)))
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader], resource=res)
+    tracer = tp.get_tracer("bench")
+    meter = mp.get_meter("bench")
+    counter = meter.create_counter("cli.command.invocations")
+    hist = meter.create_histogram("cli.command.duration", unit="s")
+    attrs = {"cli.command.name": "job", "cli.command.outcome": "success"}
+    c0, w0 = cpu_s(), time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        with tracer.start_as_current_span("bench job", attributes=attrs) as span:
+            span.add_event("feature", {"feature.name": "step"})
+            own_work()
+        counter.add(1, attrs)
+        hist.record(time.perf_counter() - t0, attrs)
+    w1 = time.perf_counter()
+    tp.force_flush()
+    reader.get_metrics_data()
+    out.update(cpu=cpu_s() - c0, wall=w1 - w0)
+    s0 = time.perf_counter()
+    tp.shutdown()
+    mp.shutdown()
+    out["shutdown"] = time.perf_counter() - s0
+    return out
+
+
+def run(mode: str, level: str, n: int, drain: bool = True) -> dict[str, Any]:
+    home = tempfile.mkdtemp(prefix="bench-service-")
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OTEL_EXPANSION_HOME=home)
+        for var in ("DO_NOT_TRACK", "OTEL_SDK_DISABLED", "OTEL_EXPANSION_LEVEL", "CI"):
+            env.pop(var, None)
+        argv = [sys.executable, __file__, "--child", mode, level, str(n), home, "1" if drain else "0"]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=7200)
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if mode == "ours":
+            result.update(spool_counts(home))
+        return result
+    finally:
+        # the detached sender may still be storing the last journal records: wait for its lock, then clean
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _sender_running(home):
+            time.sleep(0.1)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _sender_running(home: str) -> bool:
+    sys.path.insert(0, str(ROOT))
+    from otel_expansion.export.launcher import sender_running
+
+    return sender_running(home)
+
+
+def spool_counts(home: str) -> dict[str, Any]:
+    """What reached the spool (after the detached sender stored any handed-over records)."""
+    sys.path.insert(0, str(ROOT))
+    from otel_expansion.config.settings import resolve
+    from otel_expansion.workers.sender import open_spool
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (_sender_running(home) or _journal_pending(home)):
+        time.sleep(0.1)
+    spool = open_spool(home, resolve("bench", environ={}, home=home))
+    try:
+        points, spans = spool.pending(limit=10_000_000)
+        counters = spool.counters()
+    finally:
+        spool.close()
+    invocations = sum(p.value for p in points if p.key.name == "cli.command.invocations")
+    return {"stored_commands": int(invocations), "stored_spans": len(spans),
+            "dropped": {k: v for k, v in counters.items() if k.startswith("dropped.")}}
+
+
+def _journal_pending(home: str) -> bool:
+    d = Path(home) / "journal"
+    return d.is_dir() and any(p.suffix == ".rec" for p in d.iterdir())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--levels", default=",".join(LEVELS))
+    parser.add_argument("--no-stress", action="store_true", help="skip the full-buffer shutdown case")
+    parser.add_argument("--child", nargs=5, metavar=("MODE", "LEVEL", "N", "HOME", "DRAIN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, level, n, home, drain = args.child
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(child(mode, level, int(n), home, drain == "1")))
+        return
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"{'level':<9}{'N':>9}{'ours us/cmd':>13}{'stock us/cmd':>14}{'ratio':>7}{'us/stored':>11}"
+          f"{'host +wall':>12}{'shutdown':>10}{'stored':>10}{'spans':>9}  dropped")
+    for n in (int(s) for s in args.sizes.split(",")):
+        bare = run("bare", "-", n)
+        stock_r = run("stock", "-", n)
+        stock_us = (stock_r["cpu"] - bare["cpu"]) / n * 1e6
+        for level in args.levels.split(","):
+            ours = run("ours", level, n)
+            ours_us = (ours["cpu"] - bare["cpu"]) / n * 1e6
+            host_us = (ours["wall"] - bare["wall"]) / n * 1e6
+            per_stored = (ours["cpu"] - bare["cpu"]) / max(1, ours["stored_commands"]) * 1e6
+            print(f"{level:<9}{n:>9,}{ours_us:>13.1f}{stock_us:>14.1f}{ours_us / stock_us:>7.2f}{per_stored:>11.1f}"
+                  f"{host_us:>12.1f}"
+                  f"{ours['shutdown'] * 1000:>8.1f}ms{ours['stored_commands']:>10,}{ours['stored_spans']:>9,}"
+                  f"  {ours['dropped'] or '-'}", flush=True)
+        blank = ""
+        print(f"{'stock':<9}{n:>9,}{blank:>13}{stock_us:>14.1f}{blank:>30}{stock_r['shutdown'] * 1000:>8.1f}ms",
+              flush=True)
+    # shutdown with the buffer as full as it gets: no waiting for the export thread before shutdown()
+    for level in () if args.no_stress else ("full",):
+        r = run("ours", level, 100_000, drain=False)
+        print(f"shutdown right after 100,000 commands at {level}: {r['shutdown'] * 1000:.1f} ms "
+              f"({r['buffered']:,} still in the recorder's buffer; stored after hand-over: "
+              f"{r['stored_commands']:,} commands, {r['stored_spans']:,} spans, dropped {r['dropped'] or '-'})")
+
+
+if __name__ == "__main__":
+    main()

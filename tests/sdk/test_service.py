@@ -1,0 +1,108 @@
+"""The service runtime's exit: whatever is not committed goes to the journal, exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from otel_expansion.collect.recorder import Recorder
+from otel_expansion.config.levels import Level
+from otel_expansion.config.settings import resolve
+from otel_expansion.journal import store as journal
+from otel_expansion.workers.sender import open_spool, sender_lock
+from otel_expansion.workers.service import ServiceRuntime, _Slice, split_body
+
+T0 = 1_764_480_000 * 10**9
+
+
+def runtime(home: Path) -> ServiceRuntime:
+    settings = resolve("svc", environ={}, home=str(home), level="full", send=False)
+    rt = ServiceRuntime(settings, Recorder(settings))
+    rt.retire()  # no export thread: the test plays its part, step by step
+    rt._thread.join(5)
+    return rt
+
+
+def body(n: int, start: int = T0) -> dict[str, Any]:
+    commands = [{"name": "job", "exe": "svc", "start": start + i * 1000, "end": start + i * 1000 + 500, "exit": 0}
+                for i in range(n)]
+    features = [{"name": "f", "t": c["start"] + 1} for c in commands]
+    return {"commands": commands, "features": features, "exceptions": [], "level": 3, "session": None}
+
+
+def journaled(home: Path) -> list[dict[str, Any]]:
+    return [journal.read(p) for p in journal.pending(str(home))]
+
+
+def spool_commands(home: Path, rt: ServiceRuntime) -> int:
+    spool = open_spool(str(home), rt.settings)
+    try:
+        points, _ = spool.pending(limit=100_000)
+    finally:
+        spool.close()
+    return int(sum(p.value for p in points if p.key.name == "cli.command.invocations"))
+
+
+def test_split_keeps_features_with_their_commands() -> None:
+    b = body(10)
+    b["features"].append({"name": "late", "t": T0 + 10**9})
+    b["features"].insert(0, {"name": "early", "t": T0 - 1})
+    parts = split_body(b, 4)
+    assert [len(p["commands"]) for p in parts] == [4, 4, 2]
+    for p in parts:
+        for f in p["features"]:
+            if f["name"] == "f":
+                assert any(c["start"] < f["t"] < c["end"] for c in p["commands"])
+    assert parts[0]["features"][0]["name"] == "early" and parts[-1]["features"][-1]["name"] == "late"
+    assert sum(len(p["features"]) for p in parts) == 12 and parts[0]["level"] == 3 and "level" not in parts[1]
+    shuffled = dict(b, features=list(reversed(b["features"])))  # out of time order: same assignment
+    assert [sorted(f["t"] for f in p["features"]) for p in split_body(shuffled, 4)] == \
+        [sorted(f["t"] for f in p["features"]) for p in parts]
+
+
+def test_exit_hands_an_unclaimed_slice_to_the_journal_and_the_thread_drops_its_copy(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home)
+    in_replay = _Slice(body(300))
+    rt._current = in_replay  # the export thread is replaying this slice when the program exits
+    rt._backlog.append(_Slice(body(50, T0 + 10**9)))
+    with sender_lock(str(home)):  # held: exit starts no detached sender, the records stay to be read
+        rt.shutdown()
+    assert in_replay.handed
+    assert sum(len(r["commands"]) for r in journaled(home)) == 350
+    # the thread finishes its replay afterwards: the claim fails, nothing reaches the spool twice
+    rt.pipeline.ingest(in_replay.body)
+    rt.pipeline.collect()
+    points, spans = rt.staging.take()
+    assert points and spans
+    assert rt._commit(in_replay, points, spans) == 0
+    assert spool_commands(home, rt) == 0
+
+
+def test_a_claimed_slice_is_committed_and_not_journaled(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home)
+    sl = _Slice(body(200))
+    rt._current = sl
+    rt.pipeline.ingest(sl.body)
+    rt.pipeline.collect()
+    points, spans = rt.staging.take()
+    assert rt._commit(sl, points, spans) == len(points) + len(spans)  # claimed inside the transaction
+    sl.done.set()
+    rt._close_spool()
+    with sender_lock(str(home)):
+        rt.shutdown()
+    assert not sl.handed and journaled(home) == []
+    assert spool_commands(home, rt) == 200
+
+
+def test_flush_persists_the_buffer_as_journal_records(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home)
+    rec = rt.recorder
+    for _ in range(2500):
+        rec.end(rec.begin("job", "svc"))
+    assert rt.flush() == 2500
+    records = journaled(home)
+    assert [len(r["commands"]) for r in records] == [1000, 1000, 500]
+    assert all(r["level"] == int(Level.FULL) and r["resource"] == rt.resource for r in records)
