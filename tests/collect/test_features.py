@@ -125,6 +125,9 @@ def test_undeclared_count_in_a_long_running_program(tmp_path: Path) -> None:
                    "    otel_expansion.feature('ok', extra=1)\n")
     home = tmp_path / "home"
     subprocess.run([sys.executable, str(app)], env=clean_env(home), check=True, timeout=60)
+    # a short program hands its last commands to the journal at exit; the sender's ingest counts them
+    subprocess.run([sys.executable, "-m", "otel_expansion.workers.sender", "--home", str(home), "--no-send"],
+                   env=clean_env(home), check=True, timeout=60, cwd=ROOT)
     status = subprocess.run([sys.executable, "-m", "otel_expansion", "status", "--json", "--home", str(home)],
                             env=clean_env(home), check=True, timeout=60, capture_output=True, text=True, cwd=ROOT)
     assert json.loads(status.stdout)["counters"].get("dropped.undeclared") == 2
