@@ -98,19 +98,33 @@ def test_ambient_resource_attributes_need_an_allow_list(monkeypatch: pytest.Monk
     assert attrs["service.version"] == "1.0"
 
 
-def test_forked_child_does_not_report_the_parent_run(tmp_path: Path) -> None:
-    """A CLI that forks (daemonizes) is still one invocation."""
-    import os
+FORKING_CLI = """
+import os, otel_expansion
+t = otel_expansion.init("app", instrument=False)
+with otel_expansion.command("serve"):
+    pid = os.fork()
+    if pid == 0:
+        t.shutdown()
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
 
-    t = otel_expansion.init("app", instrument=False)
-    with otel_expansion.command("serve"):
-        pid = os.fork()
-        if pid == 0:
-            t.shutdown()
-            os._exit(0)
-        os.waitpid(pid, 0)
-    otel_expansion.shutdown()
-    assert len(list((tmp_path / "home" / "journal").iterdir())) == 1
+
+def test_forked_child_does_not_report_the_parent_run(tmp_path: Path) -> None:
+    """A CLI that forks (daemonizes) is still one invocation.
+
+    Run as its own program: forking the test runner itself (threads of earlier tests holding locks)
+    can deadlock the child in the interpreter's at-fork handlers.
+    """
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_env
+
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-c", FORKING_CLI], env=clean_env(home, OTEL_EXPANSION_SEND="false"),
+                   check=True, timeout=60)
+    assert len(list((home / "journal").iterdir())) == 1
 
 
 def test_control_characters_never_stored() -> None:
