@@ -14,7 +14,17 @@ if TYPE_CHECKING:
     from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
     from types import ModuleType
-    from typing import Any
+    from typing import Any, Protocol
+
+    class Integration(Protocol):
+        """What each integration module (click, typer, argparse) provides: hooks installed once, a run
+        finished at exit when the framework has no end of its own, and a clean removal."""
+
+        def install(self, telemetry: Any) -> None: ...
+
+        def finish(self, telemetry: Any) -> None: ...
+
+        def uninstall(self) -> None: ...
 
 INTEGRATIONS: dict[str, str] = {
     "click": "otel_expansion.collect.integrations.click",
@@ -45,12 +55,19 @@ def _install(framework: str) -> None:
         return
     _installed.add(framework)
     try:
-        __import__(INTEGRATIONS[framework])
-        sys.modules[INTEGRATIONS[framework]].install(_telemetry)
+        _module(framework).install(_telemetry)
     except Exception as exc:
         from otel_expansion.config.settings import warn
 
         warn(f"could not instrument {framework}: {type(exc).__name__}: {exc}")
+
+
+def _module(framework: str) -> Integration:
+    """The integration module of ``framework``, imported on first use."""
+    name = INTEGRATIONS[framework]
+    __import__(name)
+    module: Integration = sys.modules[name]  # type: ignore[assignment]  # a module implementing the protocol
+    return module
 
 
 def activate(telemetry: Any, framework: str) -> None:
@@ -82,8 +99,14 @@ def after_shutdown() -> None:
     _exit.rearm_interrupt()
 
 
+def _loaded(framework: str) -> Integration | None:
+    """The integration module if it was imported (an installed integration always is)."""
+    module: Integration | None = sys.modules.get(INTEGRATIONS[framework])  # type: ignore[assignment]
+    return module
+
+
 def deactivate(framework: str) -> None:
-    module = sys.modules.get(INTEGRATIONS[framework])
+    module = _loaded(framework)
     if framework in _installed and module is not None:
         module.uninstall()
     _installed.discard(framework)
@@ -92,7 +115,7 @@ def deactivate(framework: str) -> None:
 def finish_all(telemetry: Any) -> None:
     """End runs that only finish with the process (argparse, click usage errors)."""
     for framework in list(_installed):
-        module = sys.modules.get(INTEGRATIONS[framework])
+        module = _loaded(framework)
         if module is not None:
             module.finish(telemetry)
 
@@ -101,7 +124,7 @@ def uninstall_all() -> None:
     """Remove every patch (tests and ``opentelemetry-instrument`` uninstrumentation)."""
     global _telemetry
     for framework in list(_installed):
-        module = sys.modules.get(INTEGRATIONS[framework])
+        module = _loaded(framework)
         if module is not None:
             module.uninstall()
     _installed.clear()
