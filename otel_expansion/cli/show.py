@@ -18,6 +18,7 @@ from otel_expansion.cli.common import (
     settings_for,
     spool_is_ours,
 )
+from otel_expansion.config import paths
 from otel_expansion.config.settings import Settings
 
 
@@ -40,9 +41,9 @@ def pending_data(s: Settings, since: float | None = None, signal: str | None = N
     out: dict[str, Any] = {"journal": records, "traces": {}, "metrics": {}}
     if spool_is_ours(s.home):
         from otel_expansion.otlp.encode import metrics_request, to_dict, traces_request
-        from otel_expansion.workers.sender import open_spool
+        from otel_expansion.spool.store import Spool
 
-        spool = open_spool(s.home, s)
+        spool = Spool.open_readonly(os.path.join(s.home, paths.SPOOL_FILE))  # a read command never writes
         try:
             points, spans = spool.pending(limit=limit)
         finally:

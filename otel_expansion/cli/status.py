@@ -25,9 +25,9 @@ from otel_expansion.config.settings import Settings
 def spool_stats(s: Settings) -> Any:
     if not spool_is_ours(s.home):
         return None
-    from otel_expansion.workers.sender import open_spool
+    from otel_expansion.spool.store import Spool
 
-    spool = open_spool(s.home, s)
+    spool = Spool.open_readonly(os.path.join(s.home, paths.SPOOL_FILE))  # a read command never writes
     try:
         return spool.stats()
     finally:

@@ -337,6 +337,27 @@ class Spool:
                 raise
         return spool
 
+    @classmethod
+    def open_readonly(cls, path: Path | str, *, busy_timeout_ms: int = 5000) -> Spool:
+        """A reader's view for ``status``/``show``: creates, migrates and writes nothing, not even SQLite's
+        side files (without a live WAL the file is read as immutable). SpoolUnavailable if unreadable."""
+        from urllib.parse import quote
+
+        path = Path(path)
+        live_wal = path.with_name(path.name + "-wal").exists()  # a writer's WAL: read through it
+        params = "mode=ro&nofollow=1" + ("" if live_wal else "&immutable=1")
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?{params}", uri=True,
+                                   timeout=busy_timeout_ms / 1000.0, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                return cls(conn, path, max_bytes=1 << 62, max_age_s=1e18)
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as exc:
+            raise SpoolUnavailable(f"spool {path} unreadable: {exc}") from exc
+
     def close(self) -> None:
         """Close the connection; further calls raise SpoolUnavailable. Idempotent."""
         with self._lock:

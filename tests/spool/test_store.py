@@ -625,3 +625,19 @@ class TestMisc:
         assert (stats.series, stats.spans, stats.batches) == (0, 0, 0)
         assert stats.counters == {"export.attempts": 1}
         assert spool.next_batch() is None
+
+
+def test_readonly_view_creates_no_side_files(tmp_path: Path) -> None:
+    """status/show read through open_readonly: no WAL or shm file appears, even while it is open."""
+    from otel_expansion.spool.store import Spool
+
+    path = tmp_path / "spool.sqlite"
+    Spool.open(path).close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    view = Spool.open_readonly(path)
+    try:
+        assert view.stats().series == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    finally:
+        view.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
