@@ -298,7 +298,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
             asked = settings.level
             if settings.level_source == "consent-pending":  # ask for the level the app chose, not less
                 asked = resolve(service_name, service_version, environ=env, **{**options, "consent": "notify"}).level
-            saved = dict(options, install_global=install_global)
+            saved = dict(options, install_global=install_global, _declared=declared)
             # shown when the app adds its `telemetry` commands (so the notice can name them), else at exit
             consent.defer(settings.home, settings.service_name, asked, settings.consent_policy,
                           settings.opt_out_env, on_grant=lambda: _restart(service_name, service_version, saved))
@@ -336,7 +336,9 @@ def _restart(service_name: str, service_version: str | None, options: dict[str, 
     if _handle is not None:
         _handle.retire()
     _handle = None
-    init(service_name, service_version, **options)
+    internal = ("install_global", "stored_debug")  # set by _start itself, not the app's options
+    _init(service_name, service_version, {k: v for k, v in options.items() if k not in internal},
+          install_global=bool(options.get("install_global")))
 
 
 def _sdk_configured() -> bool:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, CliError, port_free
+from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, CliError, port_free, port_number
 
 
 def _backend_db(args: argparse.Namespace) -> Path:
@@ -90,8 +90,22 @@ def run_report(args: argparse.Namespace) -> int:
         raise CliError(f"ClickHouse query failed: {exc}", EXIT_FAIL) from None
     finally:
         engine.close()
+    _require_known_app(report, args.service, args.version)
     print(json.dumps(report, indent=2, default=str) if args.json else render_report(report))
     return EXIT_OK
+
+
+def _require_known_app(report: dict[str, Any], service: str | None, version: str | None) -> None:
+    """A filter naming an app or version the store has never seen is a typo, not "no usage": exit 1."""
+    apps = report.get("apps") or []
+    if service is not None and apps and service not in {a["service"] for a in apps}:
+        known = ", ".join(sorted({str(a["service"]) for a in apps})[:20])
+        raise CliError(f"no data for app {service!r} (known apps: {known})", EXIT_FAIL)
+    if version is not None and apps:
+        versions = {a["version"] for a in apps if service is None or a["service"] == service}
+        if version not in versions:
+            known = ", ".join(sorted(str(v) for v in versions)[:20])
+            raise CliError(f"no data for version {version!r} (known versions: {known})", EXIT_FAIL)
 
 
 def register(sub: Any) -> None:
@@ -101,7 +115,7 @@ def register(sub: Any) -> None:
     db_help = "SQLite database (default: <data dir>/otel-expansion/backend/telemetry.sqlite)"
     p = bsub.add_parser("serve", help="receive OTLP/HTTP and serve the dashboard")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=4318)
+    p.add_argument("--port", type=port_number, default=4318)
     p.add_argument("--db", help=db_help)
     p.add_argument("--retention-days", type=float, default=30.0,
                    help="days of raw spans/points/logs kept for drill-down; rollups are kept (0: keep all)")

@@ -195,6 +195,17 @@ def parse_since(value: str | None) -> float | None:
         raise CliError(f"--since {value!r}: use a duration (90s, 10m, 2h, 7d) or a date (2026-11-30T10:00)") from None
 
 
+def port_number(value: str) -> int:
+    """argparse type of a TCP port: 0-65535 (0 picks a free one); anything else is a usage mistake."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n} is not a port number (0-65535; 0 picks a free one)")
+    return n
+
+
 def port_free(host: str, port: int) -> None:
     """CliError (exit 1) when ``host:port`` cannot be listened on; checked before anything is created."""
     import socket

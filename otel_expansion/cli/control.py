@@ -109,7 +109,8 @@ def run_consent(args: argparse.Namespace) -> int:
         if args.json:
             emit_json({"service": service, "consent": choice})
         else:
-            print(choice)
+            kind, _, level = choice.partition(":")  # "granted:enhanced" is the stored form, not words
+            print(f"granted (level {level})" if kind == "granted" and level else kind)
         return EXIT_OK
     note_if_unknown(home, service)
     counts = set_consent(home, service, args.action)

@@ -115,8 +115,15 @@ def render(info: dict[str, Any]) -> list[str]:
             "endpoint", "last_send", "debug", "dry_run"}
     rest = {k: v for k, v in info.items() if k not in skip}
     width = max(len(k) for k in rest)
-    lines += [f"  {key.replace('_', ' '):<{width}}  {value}" for key, value in rest.items()]
+    lines += [f"  {key.replace('_', ' '):<{width}}  {_plain(value)}" for key, value in rest.items()]
     return lines
+
+
+def _plain(value: Any) -> str:
+    """A value in words: mappings as ``name=value`` pairs (``none`` when empty), not Python reprs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "none"
+    return str(value)
 
 
 def run(args: argparse.Namespace) -> int:

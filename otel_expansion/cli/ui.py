@@ -16,7 +16,16 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from otel_expansion.cli.common import EXIT_OK, CliError, add_json, add_target, find_home, require_known, settings_for
+from otel_expansion.cli.common import (
+    EXIT_OK,
+    CliError,
+    add_json,
+    add_target,
+    find_home,
+    port_number,
+    require_known,
+    settings_for,
+)
 
 MAX_BODY = 4096
 
@@ -221,19 +230,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _port(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"{n} is not a port number (0-65535; 0 picks a free one)")
-    return n
-
-
 def register(sub: Any) -> None:
     p = add_json(add_target(sub.add_parser("ui", help="the inspector page on 127.0.0.1: settings, pending, sent")))
-    p.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
+    p.add_argument("--port", type=port_number, default=0, help="port to listen on (default: a free one)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.set_defaults(func=run)
 

@@ -167,10 +167,15 @@ def _check_url(value: str, name: str, insecure: bool) -> str | None:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         parts = None
-    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or not _HOST.fullmatch(parts.hostname)):
         _warn(f"{name} is not an http(s) URL with a host; ignored")
         return None
     return value
+
+
+_HOST = re.compile(r"[A-Za-z0-9._~%-]+|[0-9A-Fa-f:.]+")
+"""A host name, IPv4 or (bracket-less, as urlsplit gives it) IPv6 address: no spaces, no odd characters."""
 
 
 def _signal_url(base: str, signal: str) -> str:

@@ -323,8 +323,9 @@ class HttpTransport:
         try:
             with self._lock:
                 return self._send(signal, body, batch_id, deadline_s, start)
-        except Exception as exc:  # a bug here must not kill the sender; keep the data
-            logger.exception("otel-expansion: unexpected error sending %s", signal)
+        except Exception as exc:  # a bug or a bad configuration must not kill the sender; keep the data
+            logger.warning("otel-expansion: could not send %s: %s: %s", signal, type(exc).__name__, exc)
+            logger.debug("details", exc_info=True)
             return SendResult(
                 Outcome.RETRY, error=f"internal error: {exc!r}", elapsed_s=time.monotonic() - start
             )

@@ -154,9 +154,10 @@ def _counter_add(home: str, delta: int) -> int:
         os.close(fd)  # closing releases the lock
 
 
-def note_dropped(home: str) -> None:
-    """Count one run dropped because the journal was full (read back by the sender as self-health)."""
-    _counter_add(home, 1)
+def note_dropped(home: str, n: int = 1) -> None:
+    """Count ``n`` runs (commands) dropped because the journal was full (read back by the sender as
+    self-health)."""
+    _counter_add(home, n)
 
 
 def dropped(home: str) -> int:

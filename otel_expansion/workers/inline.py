@@ -16,7 +16,7 @@ from typing import Any
 
 from otel_expansion.config.settings import Settings
 
-LOCK_WAIT_S = 5.0
+LOCK_WAIT_S = 0.0  # never wait for a running sender (it may be stuck on the network): print the raw record
 
 
 def ingest_now(settings: Settings, record: Mapping[str, Any]) -> None:

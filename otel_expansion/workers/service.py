@@ -273,6 +273,7 @@ class ServiceRuntime:
     def _to_journal(self, bodies: list[dict[str, Any]]) -> int:
         """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written."""
         from otel_expansion.journal import store as journal
+        from otel_expansion.journal.record import VERSION
 
         home = self.settings.home
         written = 0
@@ -281,12 +282,12 @@ class ServiceRuntime:
         for whole in bodies:
             for body in split_body(whole, JOURNAL_COMMANDS) if whole else ():
                 record = dict(body)
-                record["v"] = 1
+                record["v"] = VERSION
                 record["level"] = int(self.settings.level)
                 record["resource"] = self.resource
                 record["session"] = self.session_id
-                if room <= 0:  # a sender that cannot run must not fill the disk
-                    journal.note_dropped(home)
+                if room <= 0 or journal.full(home):  # a sender that cannot run must not fill the disk
+                    journal.note_dropped(home, len(body.get("commands") or ()) or 1)
                     continue
                 written += self._append(journal, record, now)
                 room -= 1
@@ -341,6 +342,13 @@ class ServiceRuntime:
         self._to_journal(handed)
         if current is None or (current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
+        if self.settings.debug and self._journaled:  # debug mode: show what was handed over, as a CLI does
+            from otel_expansion.workers.inline import ingest_now
+
+            try:
+                ingest_now(self.settings, {})
+            except Exception as exc:  # the debug view never costs the host
+                log.warning("debug conversion failed: %s", exc)
         from otel_expansion.export import launcher
 
         # A program that ends takes its last data with it unless a sender picks it up now: start one
