@@ -148,18 +148,28 @@ def journal_commands(home: Path) -> list[Recorded]:
 
 
 def spool_commands(home: Path) -> list[Recorded]:
-    """Spans committed to the SQLite spool by the in-process SDK pipeline (opentelemetry-instrument)."""
+    """Our spans from the in-process SDK pipeline (opentelemetry-instrument): what the export thread
+    committed to the spool, plus what the program's exit handed to the journal, replayed by the sender's
+    own code (under the sender lock, as a detached sender would). Other instrumentations' spans (contrib's
+    click, installed in the test environment) are not ours."""
+    import time
+
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     from otel_expansion.config.paths import SPOOL_FILE
+    from otel_expansion.sdk.signals import SCOPE_NAME
     from otel_expansion.spool.store import Spool
+    from otel_expansion.workers.sender import ingest_journal, sender_lock, settings_for
 
-    if not (home / SPOOL_FILE).exists():
+    if not (home / SPOOL_FILE).exists() and not (home / "journal").exists():
         return []
     found = []
-    with Spool.open(home / SPOOL_FILE, max_bytes=1 << 30, max_age_s=1e9) as spool:
+    with sender_lock(str(home), 60.0), Spool.open(home / SPOOL_FILE, max_bytes=1 << 30, max_age_s=1e9) as spool:
+        ingest_journal(str(home), spool, settings_for(str(home)), time.monotonic() + 60)
         batch = spool.next_batch(max_spans=1000)
         for record in batch.spans if batch else ():
+            if record.scope_name != SCOPE_NAME:
+                continue
             span = Span.FromString(record.data)
             attrs = {a.key: a.value for a in span.attributes}
             error = attrs["error.type"].string_value if "error.type" in attrs else None
