@@ -144,7 +144,8 @@ def spool_is_ours(home: str, recover: bool = False) -> bool:
     if not os.path.exists(path):
         return False
     try:
-        require_tables(path, {"series", "spans", "counters"}, "an otel-expansion spool")
+        if not require_tables(path, {"series", "spans", "counters"}, "an otel-expansion spool"):
+            return recover  # created but never finished: empty to a reader, made whole by flush/clear
     except _Damaged:
         if recover:
             return True
@@ -157,8 +158,9 @@ class _Damaged(CliError):
     """The file at a path of ours is not a readable SQLite database."""
 
 
-def require_tables(path: str, needed: set[str], what: str) -> None:
-    """CliError unless the SQLite file at ``path`` has ``needed`` tables; opened read-only, never changed."""
+def require_tables(path: str, needed: set[str], what: str) -> set[str]:
+    """CliError unless the SQLite file at ``path`` has ``needed`` tables (or none yet); opened read-only,
+    never changed. Returns the tables found."""
     import sqlite3
     from urllib.parse import quote
 
@@ -170,8 +172,9 @@ def require_tables(path: str, needed: set[str], what: str) -> None:
             conn.close()
     except sqlite3.Error as exc:
         raise _Damaged(f"{path} is not {what} ({exc}); left untouched", EXIT_FAIL) from None
-    if not needed <= tables:
+    if tables and not needed <= tables:  # no table at all: ours, never finished (a full disk at creation)
         raise CliError(f"{path} is not {what} (other tables); left untouched", EXIT_FAIL)
+    return tables
 
 
 def parse_since(value: str | None) -> float | None:

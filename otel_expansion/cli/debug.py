@@ -26,6 +26,13 @@ from otel_expansion.config.settings import VARIABLES, Settings
 SECRET_VARIABLES = ("HEADERS", "SALT", "CERTIFICATE", "CLIENT_KEY")
 
 
+def _shown(name: str, value: str, secret: bool) -> str:
+    """A variable's value fit to print: secrets as <set>, endpoints without credentials or query."""
+    if secret or any(w in name for w in SECRET_VARIABLES):
+        return "<set>"
+    return safe_url(value) if "ENDPOINT" in name else value
+
+
 def set_debug(home: str, on: bool, dry_run: bool = False) -> None:
     """Store the app's debug switch (the function every front end uses)."""
     from otel_expansion.config.file import set_debug_choice
@@ -38,8 +45,7 @@ def config_info(s: Settings) -> dict[str, Any]:
     from otel_expansion.config.otlp import otlp_config_from_env
 
     cfg = otlp_config_from_env(endpoint=s.endpoint)
-    env = {v.name: ("<set>" if v.secret or any(w in v.name for w in SECRET_VARIABLES) else os.environ[v.name])
-           for v in VARIABLES if v.name in os.environ}
+    env = {v.name: _shown(v.name, os.environ[v.name], v.secret) for v in VARIABLES if v.name in os.environ}
     if s.opt_out_env and s.opt_out_env in os.environ:
         env[s.opt_out_env] = os.environ[s.opt_out_env]
     return {

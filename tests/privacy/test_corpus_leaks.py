@@ -175,7 +175,7 @@ def run_config(tmp_path: Path, framework: str, level: str, mode: str,
     before_send = state_bytes(home)
     with otlp_server() as srv, temp_environ(OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url):
         settings = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
-        summary = run_round(str(home), settings, force=True, deadline_s=120)
+        summary = run_round(str(home), settings, force=True, deadline_s=120, lock_wait_s=60)  # exit may start one
         assert summary.ok, summary.error
         requests = srv.requests
     wire, backend = wire_and_backend(requests, tmp_path)

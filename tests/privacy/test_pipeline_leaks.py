@@ -63,7 +63,7 @@ def test_no_secret_survives(tmp_path: Path, level: str, mode: str, protocol: str
     assert leaks(files_bytes(home)) == []  # nothing is stored before it is redacted
     with otlp_server() as srv, temp_environ(OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url):
         settings = resolve("sender", environ=os.environ, home=str(home), level=Level.FULL)
-        summary = run_round(str(home), settings, force=True, deadline_s=60)
+        summary = run_round(str(home), settings, force=True, deadline_s=60, lock_wait_s=60)
         assert summary.ok, summary.error
         sent = b"".join(r.body for r in srv.requests)
     assert len(sent) > 1000 and b"leakcheck" in sent
