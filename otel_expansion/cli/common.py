@@ -14,9 +14,12 @@ import time
 from typing import Any
 
 from otel_expansion.config import paths
+from otel_expansion.config.otlp import masked_url
 from otel_expansion.config.settings import Settings, resolve
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+safe_url = masked_url  # the CLI's name for it: credentials and query string masked before printing
 
 
 class CliError(Exception):
@@ -25,17 +28,6 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
-
-
-def safe_url(url: str) -> str:
-    """A URL fit to print: credentials and query string masked."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    if "@" in parts.netloc:
-        netloc = "<credentials>@" + netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, "<query>" if parts.query else "", ""))
 
 
 def base_dir() -> str:

@@ -155,6 +155,18 @@ def parse_headers(raw: str, name: str = "OTEL_EXPORTER_OTLP_HEADERS") -> Headers
     return tuple(found.values())
 
 
+def masked_url(url: str) -> str:
+    """``url`` fit for logs and messages: user:password and the query string replaced by markers."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = "<credentials>@" + netloc
+    return parts._replace(netloc=netloc, query="<query>" if parts.query else "", fragment="").geturl()
+
+
 def _check_url(value: str, name: str, insecure: bool) -> str | None:
     """A usable http(s) URL, or None after a warning. A URL without scheme gets one (spec: gRPC style)."""
     value = value.strip()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from otel_expansion.config.otlp import masked_url
 from otel_expansion.export import history
 from otel_expansion.otlp.model import HISTOGRAM, MetricPoint, SeriesKey
 
@@ -55,7 +56,7 @@ class MeteredTransport:
             self.spool.incr("export.failures." + failure_class(result))
         else:
             sc = self.config.for_signal(signal)
-            entry = history.SentEntry(time.time(), history.mask_url(sc.url), batch_id, signal,
+            entry = history.SentEntry(time.time(), masked_url(sc.url), batch_id, signal,
                                       _items(signal, body, sc.protocol), result.sent_bytes, sc.protocol,
                                       result.status, body, "")
             history.record(self.home, entry, self.settings.sent_max_batches, self.settings.sent_max_bytes)

@@ -18,17 +18,6 @@ from typing import Any
 from otel_expansion.config.paths import LAST_SEND_FILE, SENT_DIR, ensure_dir, read_small, write_private
 
 
-def mask_url(url: str) -> str:
-    """A URL fit to store and print: credentials and query string masked."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    if "@" in parts.netloc:
-        netloc = "<credentials>@" + netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, "<query>" if parts.query else "", ""))
-
-
 @dataclass(frozen=True)
 class SentEntry:
     """One accepted request; ``body`` is the uncompressed encoded request (protobuf or JSON)."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from otel_expansion.config.otlp import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig
+from otel_expansion.config.otlp import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig, masked_url
 from otel_expansion.otlp import messages as otlp_messages
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
@@ -86,18 +86,6 @@ class SendResult:
     error: str | None = None
     sent_bytes: int = 0
     elapsed_s: float = 0.0
-
-
-def masked_url(url: str) -> str:
-    """``url`` fit for logs and messages: user:password and the query string replaced by markers."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    if "@" in parts.netloc:
-        netloc = "<credentials>@" + netloc
-    return parts._replace(netloc=netloc, query="<query>" if parts.query else "", fragment="").geturl()
 
 
 def classify_status(status: int) -> Outcome:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from otel_expansion.config.levels import Level
+from otel_expansion.config.otlp import masked_url
 from otel_expansion.config.paths import SENDER_LOCK, SPOOL_FILE, ensure_dir
 from otel_expansion.config.settings import Settings, resolve
 from otel_expansion.export import launcher
@@ -264,7 +265,7 @@ def _deliver(spool: Any, settings: Settings, deadline: float, summary: SendSumma
         transport.close()
     history.note_round(cost.home, {
         "time": time.time(), "ok": summary.ok, "error": summary.error,
-        "endpoint": history.mask_url(config.traces_url.rsplit("/v1/", 1)[0]), "batches": summary.batches_sent,
+        "endpoint": masked_url(config.traces_url.rsplit("/v1/", 1)[0]), "batches": summary.batches_sent,
         "spans": summary.spans_sent, "points": summary.points_sent, "bytes": summary.bytes_sent,
         "retry_at": summary.retry_at, "wall_s": time.monotonic() - cost.started,
         "cpu_s": time.process_time() - cost.started_cpu, "export_latency": transport.latency_summary()})
