@@ -44,13 +44,18 @@ def test_debug_prints_each_record(tmp_path: Path) -> None:
 
 def test_service_version_from_the_programs_distribution(tmp_path: Path) -> None:
     """Nobody gave a version: the running console script's distribution metadata supplies it."""
+    import time
     from importlib.metadata import version
 
     from otel_expansion.config.paths import SPOOL_FILE
     from otel_expansion.spool.store import Spool
+    from otel_expansion.workers.sender import ingest_journal, sender_lock, settings_for
 
     assert _run(tmp_path, "-V", OTEL_PYTHON_DISTRO="otel_expansion").returncode == 0
-    with Spool.open(tmp_path / "state" / SPOOL_FILE) as spool:
+    home = tmp_path / "state"
+    # the short run's exit handed its command to the journal: replay it with the sender's own code
+    with sender_lock(str(home), 60.0), Spool.open(home / SPOOL_FILE) as spool:
+        ingest_journal(str(home), spool, settings_for(str(home)), time.monotonic() + 60)
         batch = spool.next_batch()
     assert batch is not None and batch.spans
     resource = dict(batch.spans[0].resource)
