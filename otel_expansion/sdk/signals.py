@@ -60,8 +60,10 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("feature.name", Level.BASIC, "Name passed to `feature()`."),
         Attribute("activity.hour_of_week", Level.ENHANCED, "0-167, local time, Monday 00h = 0."),
         Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),
-        Attribute("reason", Level.BASIC, "Why telemetry was dropped (size, age, corrupt, rejected...) or why an "
-                  "export failed (http_<status>, timeout, refused, connection, tls, other)."),
+        Attribute("reason", Level.BASIC, "Why telemetry was dropped (size, age, corrupt, journal_full, overflow: "
+                  "a service's buffer was full, staging, undeclared: a feature the app's registry does not "
+                  "declare, too_large, rejected, exporter_none) or why an export failed (http_<status>, "
+                  "timeout, refused, connection, tls, dns, other)."),
         Attribute("outcome", Level.BASIC, "How an export request ended: success, retry, drop or too_large."),
     )
 }
