@@ -73,7 +73,8 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "otel_expansion", "flush", "--home", str(home)], env=env, check=False)
     print("\n$ otel-expansion report")
     subprocess.run([sys.executable, "-m", "otel_expansion", "report", "--db", str(db)], env=env, check=False)
-    print(f"\ndashboard: run `otel-expansion backend serve --db {db}` and open http://127.0.0.1:4318/")
+    tool = Path(sys.executable).with_name("otel-expansion")  # the venv's command (it may not be on PATH)
+    print(f"\ndashboard: run `{tool} backend serve --db {db} --port 0` and open the URL it prints")
     stop.set()
     return 0
 
