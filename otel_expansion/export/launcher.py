@@ -99,26 +99,33 @@ def should_start(home: str, send: bool, now: float | None = None) -> bool:
     return journal.count(home) >= INGEST_THRESHOLD
 
 
-def sender_argv(home: str, send: bool, force: bool = False) -> list[str]:
+def sender_argv(home: str, send: bool, force: bool = False, lock_wait_s: float = 0.0) -> list[str]:
     """The sender's command line: nothing secret (the endpoint goes in ``ENDPOINT_ENV``)."""
     argv = [sys.executable, "-m", "otel_expansion.workers.sender", "--home", home]
     if force:
         argv.append("--force")
+    if lock_wait_s > 0:
+        argv += ["--lock-wait", f"{lock_wait_s:g}"]
     if not send:
         argv.append("--no-send")
     return argv
 
 
-def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool = False) -> int | None:
-    """Start a detached sender (own session, stdio away from the host's pipes); returns its pid."""
+def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool = False,
+          lock_wait_s: float = 0.0) -> int | None:
+    """Start a detached sender (own session, stdio away from the host's pipes); returns its pid.
+
+    ``lock_wait_s``: the sender lock is held by this very process (a service's export thread inside a
+    round, which ends with the process): start one anyway, to wait that long for the lock and then run.
+    """
     reap()
     if getattr(sys, "frozen", False) or not sys.executable:
         # a frozen app's executable is the app itself: running it with sender arguments would run the
         # user's program again. Data stays in the journal for `otel-expansion flush` instead.
         return None
-    if sender_running(home):
+    if not lock_wait_s and sender_running(home):
         return None
-    argv = sender_argv(home, send, force)
+    argv = sender_argv(home, send, force, lock_wait_s)
     env = dict(os.environ)
     env.pop(ENDPOINT_ENV, None)
     if endpoint:

@@ -7,6 +7,7 @@ between the SDK side (which produces them) and the export side (which encodes an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from otel_expansion._types import Attrs, AttrValue
 
@@ -64,9 +65,11 @@ class MetricPoint:
     bucket_counts: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SpanRecord:
-    """One finished span, already redacted and encoded as an OTLP ``Span`` protobuf message."""
+class SpanRecord(NamedTuple):
+    """One finished span, already redacted and encoded as an OTLP ``Span`` protobuf message.
+
+    A named tuple, not a frozen dataclass: a long-running program makes one per command, and a frozen
+    dataclass's ``__init__`` cost more than the rest of staging the span."""
 
     resource: Attrs
     scope_name: str

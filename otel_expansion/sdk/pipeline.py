@@ -6,6 +6,7 @@ level the data was recorded under, and the redaction processor runs before anyth
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,10 +16,10 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import DropAggregation, ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event as SdkEvent
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
 
 from otel_expansion._version import __version__
 from otel_expansion.config import levels
@@ -26,6 +27,7 @@ from otel_expansion.config.levels import Level
 from otel_expansion.sdk import signals
 from otel_expansion.sdk.aggregation import BatchingHistogramAggregation, ValueBatch
 from otel_expansion.sdk.processors import LevelFilterSpanProcessor, RedactingSpanProcessor
+from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate, batch_handler, processors_of
 from otel_expansion.sdk.staging import Staging, StagingMetricReader, StagingSpanProcessor
 from otel_expansion.sdk.timeline import Timeline
 
@@ -151,6 +153,8 @@ class Pipeline:
         flags = TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0)
         self._flags = TraceFlags(flags)
         self._hours: dict[int, int] = {}
+        # the SDK's RandomIdGenerator draws ids from `random`; so do we, without two calls per span
+        self._ids = random.getrandbits if type(ids) is RandomIdGenerator else None
 
     # -- replay ----------------------------------------------------------------------------------------
     def ingest(self, body: Mapping[str, Any], cancelled: Callable[[], bool] | None = None) -> None:
@@ -206,6 +210,7 @@ class Pipeline:
         feature_times = Timeline(features) if events else None
         exception_times = Timeline(exceptions) if events else None
         session = (body.get("session"), body.get("session_previous"))
+        batch = _BatchBuilder()
         for i, cmd in enumerate(commands):
             if cancelled is not None and not i & 255 and cancelled():
                 return False
@@ -247,9 +252,10 @@ class Pipeline:
                     hour = self._hours[quarter] = hour_of_week(start)
                 hours[hour] = hours.get(hour, 0) + 1
             if spans:
-                self._span(cmd, name, code, error_type, start, end, session, feature_times, exception_times,
-                           features, exceptions)
+                self._span_row(batch, cmd, name, code, error_type, start, end, session, feature_times,
+                               exception_times, features, exceptions)
                 session = (session[0], None)  # only the session's first command carries the previous id
+        self._emit(batch)
         for (name, failed, error_type), durations in runs.items():
             attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if failed else "success"}
             if error_type is not None:
@@ -270,40 +276,60 @@ class Pipeline:
             inst["cli.process.startup_time"].record(ValueBatch(values), {"cli.command.name": name})
         return True
 
-    def _span(self, cmd: Mapping[str, Any], name: str, code: int, error_type: str | None, start: int, end: int,
-              session: tuple[object, object], feature_times: Timeline | None, exception_times: Timeline | None,
-              features: Any, exceptions: Any) -> None:
+    def _span_row(self, batch: _BatchBuilder, cmd: Mapping[str, Any], name: str, code: int, error_type: str | None,
+                  start: int, end: int, session: tuple[object, object], feature_times: Timeline | None,
+                  exception_times: Timeline | None, features: Any, exceptions: Any) -> None:
+        """One command's span: its shared part looked up (or made) once per series, the rest per span.
+        Attributes keep the per-span order: name, outcome, error type, executable, exit code, session id
+        (shared), then previous session, CPU, memory, start-up, argument shapes (per span)."""
         exe = str(cmd.get("exe") or "")
-        attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if code else "success"}
-        if error_type is not None:
-            attrs["error.type"] = error_type
-        attrs["process.executable.name"] = exe
-        attrs["process.exit.code"] = code
         session_id, previous_id = session
-        if session_id:
-            attrs["session.id"] = str(session_id)
+        key = (name, code, error_type, exe, session_id)
+        index = batch.index.get(key)
+        if index is None:
+            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if code else "success"}
+            if error_type is not None:
+                attrs["error.type"] = error_type
+            attrs["process.executable.name"] = exe
+            attrs["process.exit.code"] = code
+            if session_id:
+                attrs["session.id"] = str(session_id)
+            status = Status(StatusCode.ERROR, error_type) if code else _UNSET
+            index = batch.index[key] = len(batch.templates)
+            batch.templates.append(SpanTemplate(span_name(exe, name), attrs, status))
+        extra: dict[str, Any] | None = None
         if previous_id:
-            attrs["session.previous_id"] = str(previous_id)
-        if cmd.get("cpu") is not None:
-            attrs["cli.command.cpu_time"] = float(cmd["cpu"])
-        if cmd.get("mem"):
-            attrs["cli.command.memory.peak"] = int(cmd["mem"])
+            extra = {"session.previous_id": str(previous_id)}
+        cpu = cmd.get("cpu")
+        if cpu is not None:
+            if extra is None:
+                extra = {}
+            extra["cli.command.cpu_time"] = float(cpu)
+        mem = cmd.get("mem")
+        if mem:
+            if extra is None:
+                extra = {}
+            extra["cli.command.memory.peak"] = int(mem)
         if cmd.get("startup") is not None:
-            attrs["cli.process.startup_time"] = float(cmd["startup"])
+            if extra is None:
+                extra = {}
+            extra["cli.process.startup_time"] = float(cmd["startup"])
         if cmd.get("args"):
-            attrs["cli.command.args"] = tuple(str(a) for a in cmd["args"])
-        events: list[tuple[str, dict[str, Any], int]] = []
+            if extra is None:
+                extra = {}
+            extra["cli.command.args"] = tuple(str(a) for a in cmd["args"])
+        events: list[tuple[str, Any, int]] = []
         if feature_times is not None:
             for i in feature_times.between(start, end):
                 feat = features[i]
                 ev: dict[str, Any] = {"feature.name": str(feat.get("name", ""))}
                 ev.update(feat.get("attrs") or {})
                 events.append(("feature", ev, int(feat.get("t", 0))))
-        details = cmd.get("exception")
-        if details and feature_times is not None:
-            events.append(("exception", {"exception.type": attrs.get("error.type", ""),
-                                         "exception.message": details.get("message", ""),
-                                         "exception.stacktrace": details.get("stack", "")}, end))
+            details = cmd.get("exception")
+            if details:
+                events.append(("exception", {"exception.type": error_type or "",
+                                             "exception.message": details.get("message", ""),
+                                             "exception.stacktrace": details.get("stack", "")}, end))
         if exception_times is not None:
             for i in exception_times.between(start, end):
                 exc = exceptions[i]
@@ -312,22 +338,39 @@ class Pipeline:
                                                  "exception.message": exc.get("message", ""),
                                                  "exception.stacktrace": exc.get("stack", ""),
                                                  "exception.handled": True}, int(exc.get("t", 0))))
-        title = span_name(exe, name)
-        status = Status(StatusCode.ERROR, error_type) if code else _UNSET
         fast = self._fast
-        if fast is None or len(events) > fast[0]:
-            self._span_via_tracer(title, attrs, events, status, start, end)
+        if fast is None or len(events) > fast[0]:  # the SDK's own path decides what a limit drops
+            template = batch.templates[index]
+            attrs = template.attributes if extra is None else {**template.attributes, **extra}
+            self._span_via_tracer(template.name, attrs, events, template.status, start, end)
             return
-        ids = self.tracer_provider.id_generator
-        trace_id = ids.generate_trace_id()
-        context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False, trace_flags=self._flags)
-        span = ReadableSpan(
-            name=title, context=context, parent=None, resource=self.resource, attributes=attrs,
-            events=tuple(SdkEvent(n, _event_attributes(a, fast[1]), t) for n, a, t in events),
-            kind=SpanKind.INTERNAL, status=status, start_time=start, end_time=end,
-            instrumentation_scope=self.scope,
-        )
-        self.tracer_provider._active_span_processor.on_end(span)  # every processor, as Span.end() does
+        limit = fast[1]
+        ids = self._ids
+        if ids is None:
+            gen = self.tracer_provider.id_generator
+            trace_id, span_id = gen.generate_trace_id(), gen.generate_span_id()
+        else:
+            trace_id, span_id = ids(128), ids(64)
+            while not trace_id:
+                trace_id = ids(128)
+            while not span_id:
+                span_id = ids(64)
+        batch.rows.append(SpanRow(index, trace_id, span_id, start, end, extra,
+                                  tuple((n, _event_attributes(a, limit), t) for n, a, t in events) if events else ()))
+
+    def _emit(self, batch: _BatchBuilder) -> None:
+        """Hand the batch to the provider's span processors, as ``Span.end()`` hands each span."""
+        if not batch.rows:
+            return
+        spans = SpanBatch(self.resource, self.scope, self._flags, batch.templates, batch.rows)
+        active = self.tracer_provider._active_span_processor
+        processors = processors_of(active)
+        if processors is None:
+            for span in spans.spans():
+                active.on_end(span)
+            return
+        for processor in processors:
+            batch_handler(processor)(spans)
 
     def _span_via_tracer(self, span_name: str, attrs: dict[str, Any], events: list[tuple[str, dict[str, Any], int]],
                          status: Status, start: int, end: int) -> None:
@@ -348,6 +391,17 @@ class Pipeline:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+class _BatchBuilder:
+    """The span batch of one replayed body, being built: templates by series, rows in command order."""
+
+    __slots__ = ("index", "rows", "templates")
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[Any, ...], int] = {}
+        self.templates: list[SpanTemplate] = []
+        self.rows: list[SpanRow] = []
 
 
 _INF = float("inf")

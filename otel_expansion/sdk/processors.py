@@ -18,6 +18,7 @@ from opentelemetry.trace import Status
 from otel_expansion.config.levels import Level
 from otel_expansion.privacy import names
 from otel_expansion.sdk import signals
+from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate, batch_handler
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -25,6 +26,7 @@ log = logging.getLogger("otel_expansion.sdk")
 class _Chained(SpanProcessor):
     def __init__(self, next_processor: SpanProcessor) -> None:
         self.next = next_processor
+        self.next_batch = batch_handler(next_processor)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self.next.on_start(span, parent_context=parent_context)
@@ -73,6 +75,31 @@ class LevelFilterSpanProcessor(_Chained):
         except Exception:  # never let telemetry break the host
             log.exception("level filter failed; span dropped")
 
+    def on_end_batch(self, batch: SpanBatch) -> None:
+        """The same decisions as ``on_end``, taken once per template (a batch holds our spans only)."""
+        try:
+            if self.level < signals.SPAN_LEVEL:
+                return
+            if self.level >= Level.FULL or batch.scope.name != signals.SCOPE_NAME:
+                if self.level >= Level.FULL and batch.scope.name == signals.SCOPE_NAME:
+                    self.next_batch(batch)
+                else:
+                    for span in batch.spans():
+                        self.on_end(span)
+                return
+            allowed = self.allowed
+            templates = batch.templates
+            if not all(allowed.issuperset(t.attributes) for t in templates):
+                templates = [t._replace(attributes={k: v for k, v in t.attributes.items() if k in allowed})
+                             for t in templates]
+            rows = batch.rows
+            if any(row.events or (row.extra and not allowed.issuperset(row.extra)) for row in rows):
+                rows = [row._replace(events=(), extra={k: v for k, v in row.extra.items() if k in allowed}
+                                     if row.extra else row.extra) for row in rows]
+            self.next_batch(batch.replace(templates, rows))
+        except Exception:  # never let telemetry break the host
+            log.exception("level filter failed; %d spans dropped", len(batch))
+
     def _foreign(self, span: ReadableSpan, attrs: dict[str, Any], scope: str) -> ReadableSpan:
         kept: dict[str, Any] = {}
         for key, value in attrs.items():
@@ -119,6 +146,58 @@ class RedactingSpanProcessor(_Chained):
             self.next.on_end(_copy(span, attrs, events, status, name=name))
         except Exception:
             log.exception("redaction failed; span dropped rather than sent unredacted")
+
+    def on_end_batch(self, batch: SpanBatch) -> None:
+        """``on_end`` for a batch: names, statuses and shared attributes once per template, then what
+        varies per span (memoised per key and value, as for single spans)."""
+        try:
+            r = self.redactor
+            templates: list[SpanTemplate] = []
+            changed = False
+            for t in batch.templates:
+                attrs, same = self.attributes(t.attributes)
+                name = r.redact(t.name)
+                status = t.status
+                if status.description:
+                    description = r.redact(status.description)
+                    if description != status.description:
+                        status = Status(status.status_code, description)
+                if not same or name != t.name or status is not t.status:
+                    changed = True
+                    t = SpanTemplate(name, attrs, status)
+                templates.append(t)
+            rows: list[SpanRow] = []
+            attributes, known = self.attributes, self._known_clean
+            for row in batch.rows:
+                extra, events = row.extra, row.events
+                same = True
+                if extra and not known(extra):
+                    extra, same = attributes(extra)
+                if events and not all(known(a) for _, a, _ in events if a):
+                    cleaned = [(n, *attributes(a or {}), t) for n, a, t in events]
+                    if not all(c[2] for c in cleaned):
+                        same = False
+                        events = tuple((n, a, t) for n, a, _, t in cleaned)
+                if not same:
+                    changed = True
+                    row = row._replace(extra=extra, events=events)
+                rows.append(row)
+            self.next_batch(batch.replace(templates, rows) if changed else batch)
+        except Exception:
+            log.exception("redaction failed; %d spans dropped rather than sent unredacted", len(batch))
+
+    def _known_clean(self, attrs: Any) -> bool:
+        """Whether every pair of ``attrs`` was seen before and left as it is (a span's measured values and
+        repeated names): the common case, decided without building anything."""
+        memo, floats = self._memo, self._float_memo
+        try:
+            for k, v in attrs.items():
+                t = type(v)
+                if (floats.get((k, t)) if t is float else memo.get((k, t, v))) is not _CLEAN:
+                    return False
+        except TypeError:  # an unhashable value
+            return False
+        return len(attrs) <= _MEMO_MAX_ATTRS
 
     def attributes(self, attrs: Any) -> tuple[Any, bool]:
         """``redactor.attributes(attrs)``, memoised per key and value (same result, fewer regex runs),

@@ -60,6 +60,10 @@ class Staging:
             else:
                 self.dropped += 1
 
+    def count_dropped(self, n: int) -> None:
+        with self._lock:
+            self.dropped += n
+
     def take_dropped(self) -> int:
         """Spans dropped at the staging bound since the last call (reported as ``dropped.staging``)."""
         with self._lock:
@@ -147,6 +151,29 @@ class StagingSpanProcessor(SpanProcessor):
                                              (scope.version or "") if scope else "", data, span.end_time or 0))
         except Exception:
             log.exception("could not encode span %r; dropped", getattr(span, "name", "?"))
+
+    def on_end_batch(self, batch: Any) -> None:
+        """A :class:`~otel_expansion.sdk.spanbatch.SpanBatch` encoded at once: resource and scope converted
+        once, each span's bytes from the encoder's batch path (the protobuf classes for what it leaves)."""
+        try:
+            if not batch.flags.sampled:
+                return
+            resource = self._resource(batch.resource)
+            scope = batch.scope
+            name, version = scope.name, scope.version or ""
+            records = []
+            for row, data in zip(batch.rows, self.encoder.encode_batch(batch), strict=True):
+                if data is None:
+                    try:
+                        data = span_to_proto(batch.span(row))
+                    except Exception as exc:  # a value OTLP cannot carry: this span only, counted
+                        log.warning("could not encode span %r (%s); dropped", batch.templates[row.template].name, exc)
+                        self.staging.count_dropped(1)
+                        continue
+                records.append(SpanRecord(resource, name, version, data, row.end))
+            self.staging.add_spans(records)
+        except Exception:
+            log.exception("could not encode %d spans; dropped", len(batch))
 
     def shutdown(self) -> None:
         return None

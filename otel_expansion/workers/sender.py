@@ -74,10 +74,11 @@ def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
         os.close(fd)
 
 
-def open_spool(home: str, settings: Settings) -> Any:
+def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> Any:
     from otel_expansion.spool.store import open_home
 
-    spool = open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s)
+    spool = open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s,
+                      busy_timeout_ms=busy_timeout_ms)
     if settings.debug:  # the debug stream: everything added is shown as it will be sent
         from otel_expansion.sdk.debug import DebugSpool
 
@@ -217,7 +218,7 @@ class _RoundCost:
 
     def __init__(self, home: str, backlog: int) -> None:
         self.home, self.backlog = home, backlog
-        self.started, self.started_cpu = time.monotonic(), time.process_time()
+        self.started, self.started_cpu = time.monotonic(), time.thread_time()  # the round's own thread
         self.staged = False
         self.resource: dict[str, Any] | None = None  # taken before sending: a sent spool has none left
 
@@ -231,7 +232,7 @@ class _RoundCost:
             return False
         now = time.time_ns()
         points = health_points(spool, resource, now) + round_points(
-            resource, transport, time.monotonic() - self.started, time.process_time() - self.started_cpu,
+            resource, transport, time.monotonic() - self.started, time.thread_time() - self.started_cpu,
             spool.stats().bytes_on_disk, self.backlog, now)
         spool.add(points, ())
         return True
@@ -317,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint")
     parser.add_argument("--no-send", action="store_true")
     parser.add_argument("--force", action="store_true", help="send even if the export interval has not passed")
+    parser.add_argument("--lock-wait", type=float, default=0.0,
+                        help="seconds to wait for another sender (the exiting program's own round) to finish")
     args = parser.parse_args(argv)
     # the launcher passes the endpoint (it may hold credentials) in the environment, never on argv
     args.endpoint = args.endpoint or os.environ.pop(launcher.ENDPOINT_ENV, None)
@@ -330,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, AttributeError, ValueError):
         pass
     try:
-        summary = run_round(args.home, settings, send=settings.send and not args.no_send, force=args.force)
+        summary = run_round(args.home, settings, send=settings.send and not args.no_send, force=args.force,
+                            lock_wait_s=max(0.0, min(float(args.lock_wait), 300.0)))
     except SenderBusy:
         return 0
     except Exception as exc:

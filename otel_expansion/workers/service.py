@@ -33,7 +33,17 @@ WAKE_AT = 1_024  # buffered commands that wake the export thread early (1/16 of 
 SLICE = 2_048  # commands replayed and committed per step (bounds the work shutdown may hand over)
 SERVICE_MAX_BUFFERED = 16_384  # recorded commands held for the export thread; past it they are dropped
 # and counted (``dropped.overflow``); with the slices in replay, memory stays under ~2x this
+SPILL_AT = SERVICE_MAX_BUFFERED // 2  # buffered commands, seen between two slices, that mean the thread
+# is behind: what the host recorded meanwhile goes to the journal (JSON, a tenth of a replay's cost) for a
+# sender round or the exit's detached sender to replay, instead of filling the buffer until it drops
+REPLAY_SHARE = 0.1  # of the wall time, what the thread may spend replaying while the program is busy
+REPLAY_BURST_S = 0.05  # replay time a quiet program saves up (~2,000 commands: a burst replays here)
+SPAWN_AFTER = 4 * 1_000  # spilled commands that start a detached sender while the program runs
 JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
+CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains of the recorder
+SENDER_LOCK_WAIT_S = 30.0  # how long the exit's sender waits for a round the thread had under way
+SPOOL_BUSY_MS = 250  # the export thread's wait for the spool's write lock, before it journals the slice
+SENDER_CHECK_S = 0.05
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
 
@@ -101,6 +111,14 @@ class ServiceRuntime:
         self._started = time.monotonic()
         self._failing = False
         self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
+        self.spilled = 0  # commands the thread could not keep up with, handed to the journal (self-health)
+        self._spill_pending = 0  # ... not yet reported to the spool's counters
+        self._catch_up = False  # spilled records wait in the journal: replay them when the host is quieter
+        self._in_round = False  # the thread holds the sender lock (a round), until the process ends
+        self._budget, self._budget_at = REPLAY_BURST_S, time.monotonic()  # replay time the thread may use
+        self._unsent_spill = 0  # spilled commands since the last detached sender was started
+        self._spawned_at = 0.0
+        self._sender_checked_at, self._sender_seen = 0.0, False
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
@@ -159,7 +177,7 @@ class ServiceRuntime:
         last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
-                self._wake.wait(commit_every)
+                quiet = not self._wake.wait(commit_every)  # no wake-up from the host for a whole period
                 self._wake.clear()
                 if self._stop.is_set():
                     break
@@ -170,20 +188,34 @@ class ServiceRuntime:
                     self.step(heartbeat=beat)
                     if beat and self.settings.send and not self._stop.is_set():
                         self._send_round(interval)
+                        self._catch_up = False  # the round replayed the journal
+                    elif self._catch_up and quiet and not self._stop.is_set():
+                        # the host slowed down: replay what was spilled, a bounded slice of time at once
+                        self._catch_up = self._send_round(CATCH_UP_S, send=False) > 0
                 except Exception as exc:  # the thread must survive anything
                     log.warning("background send failed: %s: %s", type(exc).__name__, exc)
         finally:
             self._close_spool()
 
-    def _send_round(self, interval: float) -> None:
+    def _send_round(self, interval: float, send: bool = True) -> int:
+        """A sender round in this thread (journal replay, then delivery when ``send``); returns the journal
+        records still waiting after it."""
         # imported here, not when the thread starts: the sender's imports (HTTP, protobuf) take long
         # enough that a busy program would fill the buffer before the first replay
+        from otel_expansion.journal import store as journal
         from otel_expansion.workers.sender import SenderBusy, run_round
 
         self._close_spool()  # the round opens its own handle under the sender lock
-        with contextlib.suppress(SenderBusy):
-            run_round(self.settings.home, self.settings, force=True,
-                      deadline_s=min(self.settings.sender_timeout_s, interval))
+        self._in_round = True  # set before looking at stop: shutdown sets stop, then reads this
+        try:
+            if self._stop.is_set():
+                return 0
+            with contextlib.suppress(SenderBusy):
+                run_round(self.settings.home, self.settings, send=send, force=True,
+                          deadline_s=min(self.settings.sender_timeout_s, interval))
+        finally:
+            self._in_round = False
+        return journal.count(self.settings.home)
 
     def step(self, heartbeat: bool = False) -> int:
         """Replay and commit everything recorded so far, slice by slice (export thread). Returns rows."""
@@ -199,10 +231,55 @@ class ServiceRuntime:
                 if self._closing or not self._backlog:
                     self._current = None
                     return written
-                current = self._current = self._backlog.popleft()
+                if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
+                    self._spill(self._drain(size=JOURNAL_COMMANDS))
+                current = self._backlog.popleft()
+                if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
+                    self._spill([current.body])  # over the replay budget, or a sender is writing: journal it
+                    continue
+                self._current = current
+            started = time.thread_time()
             written += self._replay(current)
+            self._budget -= time.thread_time() - started
             with self._slices_lock:
                 self._current = None
+
+    def _may_replay(self) -> bool:
+        """Whether the replay budget allows another slice now. The thread earns ``REPLAY_SHARE`` of the wall
+        time (up to ``REPLAY_BURST_S`` saved up): a program busy on the CPU keeps at least the rest, and
+        its host thread's added time stays small; a quieter one has everything replayed here."""
+        now = time.monotonic()
+        self._budget = min(REPLAY_BURST_S, self._budget + REPLAY_SHARE * (now - self._budget_at))
+        self._budget_at = now
+        return self._budget > 0
+
+    def _sender_busy(self) -> bool:
+        """Whether a sender process holds the lock (and will write to the spool), looked up at most every
+        ``SENDER_CHECK_S``: a slice replayed now would wait for its commit while the buffer fills."""
+        now = time.monotonic()
+        if now - self._sender_checked_at >= SENDER_CHECK_S:
+            from otel_expansion.export.launcher import sender_running
+
+            self._sender_checked_at = now
+            self._sender_seen = not self._in_round and sender_running(self.settings.home)
+        return self._sender_seen
+
+    def _spill(self, bodies: list[dict[str, Any]]) -> None:
+        """Journal what the thread will not replay now (under the slices lock, so shutdown's hand-over sees
+        it written before it starts its sender). A detached sender replays it, in parallel on another core
+        while the program is busy, or this thread does once the program is quiet."""
+        n = self._to_journal(bodies)
+        self.spilled += n
+        self._spill_pending += n
+        self._catch_up = True
+        self._unsent_spill += n
+        now = time.monotonic()
+        if self._unsent_spill >= SPAWN_AFTER and now - self._spawned_at >= 1.0:
+            from otel_expansion.export import launcher
+
+            self._spawned_at = now
+            if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send) is not None:
+                self._unsent_spill = 0
 
     def _replay(self, sl: _Slice) -> int:
         try:
@@ -230,7 +307,8 @@ class ServiceRuntime:
         overflow = int(sl.body.get("overflow", 0) or 0)
         undeclared = int(sl.body.get("undeclared", 0) or 0)  # features the app's registry does not declare
         staged_drops = self.staging.take_dropped()
-        if not (points or spans or overflow or undeclared or staged_drops):
+        spilled, self._spill_pending = self._spill_pending, 0
+        if not (points or spans or overflow or undeclared or staged_drops or spilled):
             return 0
         try:
             spool = self._open_spool()
@@ -242,10 +320,19 @@ class ServiceRuntime:
                 spool.incr("dropped.undeclared", undeclared)
             if staged_drops:
                 spool.incr("dropped.staging", staged_drops)
+            if spilled:
+                spool.incr("service.spilled", spilled)
             self._failing = (spool.get_state("backoff.failures") or "0") != "0"
-        except SpoolUnavailable as exc:  # read-only or full disk: this data is dropped, the host is fine
-            log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
+        except SpoolUnavailable as exc:  # busy (a sender's write), read-only or full disk
             self._close_spool()
+            with self._slices_lock:
+                body = None if sl.handed or sl.claimed else sl.body
+                sl.claimed = True
+                if body and body.get("commands"):  # what was recorded goes to the journal: replayed later
+                    self._spill([body])
+                    return 0
+            if not sl.handed:
+                log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
             return 0
         return len(points) + len(spans)
 
@@ -253,7 +340,8 @@ class ServiceRuntime:
         if self._spool is None:
             from otel_expansion.workers.sender import open_spool
 
-            self._spool = open_spool(self.settings.home, self.settings)  # with the debug stream when on
+            # a short busy wait: while a sender holds the write lock, the slice goes to the journal instead
+            self._spool = open_spool(self.settings.home, self.settings, SPOOL_BUSY_MS)  # debug stream when on
         return self._spool
 
     def _close_spool(self) -> None:
@@ -355,10 +443,14 @@ class ServiceRuntime:
         # whatever the send interval says, but respect a failing collector's backoff.
         home = self.settings.home
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
+        # A round under way in the thread dies with the process, lock and all; a sender started for what
+        # was spilled may still be replaying records listed before the last ones were written: either
+        # way the exit's sender waits for the lock rather than leaving the newest records for next time.
+        wait = SENDER_LOCK_WAIT_S if self._in_round or self._journaled else 0.0
         if self.settings.send and not in_backoff:
-            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True)
-        elif self._journaled:
-            launcher.spawn(home, self.settings.endpoint, False)  # store it locally; send another time
+            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait)
+        elif self._journaled or self._catch_up:
+            launcher.spawn(home, self.settings.endpoint, False, lock_wait_s=wait)  # store it; send another time
 
     def _commit_others(self) -> None:
         """Spans and metrics of other instrumentations (through our providers) staged since the thread's
