@@ -135,6 +135,7 @@ class Recorder:
         self.exceptions: list[HandledException] = []
         self.overflow = 0  # commands not kept because the buffer was full (``dropped.overflow``)
         self.overflow_features = 0  # features not kept: buffer full, or their command was not kept
+        self.overflow_exceptions = 0  # handled exceptions not kept: buffer full
         self.undeclared = 0  # features and attributes the app's registry does not declare (dropped)
         self.active: CommandRun | None = None
         self._on_command = on_command
@@ -377,7 +378,11 @@ class Recorder:
 
     def exception(self, exc: BaseException) -> None:
         """A handled exception the app wants counted (type always; details at ``full``)."""
-        if self.level <= Level.OFF or len(self.exceptions) >= self.max_commands * 2:
+        if self.level <= Level.OFF:
+            return
+        if len(self.exceptions) >= self.max_commands * 2:
+            with self._lock:
+                self.overflow_exceptions += 1
             return
         item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
@@ -451,7 +456,7 @@ class Recorder:
         with self._lock:
             commands, features, exceptions = self.commands, self.features, self.exceptions
             if not (commands or features or exceptions or self.overflow or self.undeclared
-                    or self.overflow_features):
+                    or self.overflow_features or self.overflow_exceptions):
                 return None
             # items are taken by count: an append racing with this lands after them and stays for next time
             n_commands, n_features, n_exceptions = len(commands), len(features), len(exceptions)
@@ -468,6 +473,8 @@ class Recorder:
                 body["undeclared"], self.undeclared = self.undeclared, 0
             if self.overflow_features:
                 body["overflow_features"], self.overflow_features = self.overflow_features, 0
+            if self.overflow_exceptions:
+                body["overflow_exceptions"], self.overflow_exceptions = self.overflow_exceptions, 0
         return body
 
 

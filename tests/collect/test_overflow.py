@@ -79,6 +79,16 @@ def test_full_feature_buffer_counts_features_not_commands() -> None:
     assert "overflow" not in body
 
 
+def test_full_exception_buffer_is_counted() -> None:
+    """Handled exceptions past their bound are counted too (they used to vanish)."""
+    r = recorder(1, Level.BASIC)
+    for _ in range(5):
+        r.exception(ValueError("x"))
+    body = r.drain()
+    assert body is not None and len(body["exceptions"]) == 2 and body["overflow_exceptions"] == 3
+    assert "overflow" not in body
+
+
 BUSY_TINY_BUFFER = """
 import json, sys
 import otel_expansion
