@@ -57,9 +57,9 @@ class Telemetry:
 
     # -- recording -------------------------------------------------------------------------------------
     def feature(self, name: str, **attributes: object) -> None:
-        if self.enabled:
+        if not self._closed:  # the recorder itself does nothing when the level is off
             try:
-                self.recorder.feature(name, attributes)
+                self.recorder.feature(name, attributes, _caller=sys._getframe(1))
             except Exception as exc:
                 _contained("feature", exc)
 

@@ -142,3 +142,21 @@ def test_lock_free_appends_lose_nothing_to_a_concurrent_drain() -> None:
     assert sum(len(b["commands"]) for b in bodies) == 20_000
     assert sum(len(b["features"]) for b in bodies) == 20_000
     assert sum(c["exit"] for b in bodies for c in b["commands"]) == 10_000
+
+
+def test_handle_methods_judge_the_apps_own_code() -> None:
+    """``t.command(...)``/``t.feature(...)`` on the handle: a name written in the calling code is kept, one
+    computed at run time is the placeholder (the frame handed down is the app's, not the package's)."""
+    from otel_expansion._runtime import Telemetry
+
+    t = Telemetry(Settings(service_name="t", home="/nonexistent", level=Level.ENHANCED))
+    typed = json.loads('["jsmith"]')[0]  # as if typed by the user
+    with t.command("deploy"):
+        t.feature("export")
+        t.feature(typed)
+    with t.command(typed):
+        pass
+    body = t.recorder.drain()
+    assert body is not None
+    assert [c["name"] for c in body["commands"]] == ["deploy", names.INVALID]
+    assert [f["name"] for f in body["features"]] == ["export", names.INVALID]
