@@ -17,7 +17,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from types import TracebackType
+    from types import FrameType, TracebackType
     from typing import Any, TypeVar
 
     from otel_expansion.collect.recorder import CommandRun
@@ -57,9 +57,9 @@ class Telemetry:
 
     # -- recording -------------------------------------------------------------------------------------
     def feature(self, name: str, **attributes: object) -> None:
-        if self.enabled:
+        if not self._closed:  # the recorder itself does nothing when the level is off
             try:
-                self.recorder.feature(name, attributes)
+                self.recorder.feature(name, attributes, _caller=sys._getframe(1))
             except Exception as exc:
                 _contained("feature", exc)
 
@@ -71,7 +71,7 @@ class Telemetry:
                 _contained("record_exception", err)
 
     def command(self, name: str) -> _CommandScope:
-        return _CommandScope(self, name)
+        return _CommandScope(self, name, _origin(name, sys._getframe(1)))
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -147,24 +147,42 @@ class Telemetry:
             os.rmdir(home)
 
 
+_literal: Callable[[str, FrameType | None], bool] | None = None
+
+
+def _load_literal() -> Callable[[str, FrameType | None], bool]:
+    """privacy.provenance.literal_in_caller, imported on the first command, not per call."""
+    global _literal
+    from otel_expansion.privacy.provenance import literal_in_caller
+
+    _literal = literal_in_caller
+    return literal_in_caller
+
+
+def _origin(name: str, frame: FrameType | None) -> str:
+    """"literal" when ``name`` is written in the code of ``frame`` (or of the first frame outside this
+    package above it), else "app": a name it computed, kept only if declared."""
+    literal = _literal or _load_literal()
+    return "literal" if literal(name, frame) else "app"
+
+
 class _CommandScope:
     """``with command("deploy"):`` and ``@command("deploy")`` for programs without a CLI framework."""
+
+    __slots__ = ("name", "origin", "run", "telemetry")
 
     def __init__(self, telemetry: Telemetry | None, name: str, origin: str | None = None) -> None:
         self.telemetry = telemetry
         self.name = name
         self.run: CommandRun | None = None
-        if origin is None:  # a name written in the app's code, or one it computed (kept only if declared)
-            from otel_expansion.privacy.provenance import literal_in_caller
-
-            origin = "literal" if literal_in_caller(name, sys._getframe(1)) else "app"
-        self.origin = origin
+        # a name written in the app's code, or one it computed (kept only if declared)
+        self.origin = _origin(name, sys._getframe(1)) if origin is None else origin
 
     def __enter__(self) -> _CommandScope:
         t = self.telemetry
-        if t is not None and t.enabled:
+        if t is not None and not t._closed:  # the recorder itself does nothing when the level is off
             try:
-                self.run = t.recorder.begin(self.name, origin=self.origin)
+                self.run = t.recorder.begin(self.name, None, self.origin)
             except Exception as exc:
                 _contained("command", exc)
         return self
@@ -172,12 +190,13 @@ class _CommandScope:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.run is not None and self.telemetry is not None:
+        run = self.run
+        if run is not None:
+            self.run = None
             try:
-                self.telemetry.recorder.end(self.run, exc)
+                self.telemetry.recorder.end(run, exc)  # type: ignore[union-attr]  # run implies telemetry
             except Exception as err:
                 _contained("command", err)
-            self.run = None
 
     def __call__(self, fn: F) -> F:
         name = self.name
@@ -443,13 +462,18 @@ def active() -> Telemetry | None:
 
 def feature(name: str, **attributes: object) -> None:
     """Count use of a feature; its attributes are kept (redacted) only at ``full`` level."""
-    if _handle is not None:
-        _handle.feature(name, **attributes)
+    t = _handle
+    if t is not None and not t._closed:  # Telemetry.feature, one call shorter (the recorder checks the level)
+        try:
+            t.recorder.feature(name, attributes, _caller=sys._getframe(1))
+        except Exception as exc:
+            _contained("feature", exc)
 
 
 def command(name: str) -> _CommandScope:
     """Record a command: ``with command("sync"):`` or ``@command("sync")``."""
-    return _CommandScope(_handle, name)
+    literal = _literal or _load_literal()
+    return _CommandScope(_handle, name, "literal" if literal(name, sys._getframe(1)) else "app")
 
 
 def record_exception(exc: BaseException) -> None:

@@ -10,30 +10,57 @@ import os
 import sys
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def cpu_seconds() -> float:
     """User + system CPU seconds consumed by this process so far."""
     return time.process_time()
 
 
-def peak_rss_bytes() -> int | None:
-    """Peak resident set size of this process in bytes, or None when unknown."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        try:
-            import psutil
+_rusage: list[Any] = []  # [resource.getrusage, RUSAGE_SELF] once loaded, [None, 0] without ``resource``
 
-            info = psutil.Process().memory_info()
-            return int(getattr(info, "peak_wset", info.rss))
-        except Exception:
-            return None
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process in bytes, or None when unknown.
+
+    Called once per command at ``enhanced``: ``resource`` is looked up once, not imported per call.
+    """
+    if not _rusage:
+        _load_rusage()
+    getrusage, who = _rusage
+    if getrusage is None:
+        return _psutil_peak()
     try:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = getrusage(who).ru_maxrss
     except (OSError, ValueError):
         return None
     # Linux reports KiB, macOS bytes.
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+    return int(peak) * _SCALE
+
+
+_SCALE = 1 if sys.platform == "darwin" else 1024
+
+
+def _load_rusage() -> None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        _rusage[:] = [None, 0]
+        return
+    _rusage[:] = [resource.getrusage, resource.RUSAGE_SELF]
+
+
+def _psutil_peak() -> int | None:
+    try:
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return int(getattr(info, "peak_wset", info.rss))
+    except Exception:
+        return None
 
 
 _TICKS: list[int] = []

@@ -15,6 +15,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from types import FrameType
     from typing import Any
 
     from otel_expansion.journal.record import Body, CommandEntry, ExceptionDetails, FeatureEntry, HandledException
@@ -24,6 +25,16 @@ from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
 from otel_expansion.privacy import names
+
+_time_ns = time.time_ns
+_perf_ns = time.perf_counter_ns
+_process_time = time.process_time  # performance.cpu_seconds() without the extra call
+_OFF = Level.OFF
+_FULL = Level.FULL
+_FEATURES = levels.FEATURES
+_PERFORMANCE = levels.PERFORMANCE
+_FEATURE_ATTRIBUTES = levels.FEATURE_ATTRIBUTES
+_ARGUMENT_SHAPES = levels.ARGUMENT_SHAPES
 
 MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
 MAX_FEATURES = 4096
@@ -77,8 +88,10 @@ class CommandRun:
     __slots__ = (
         "args",
         "cost_ns",
+        "drains_at",
         "error",
         "executable",
+        "features_at",
         "name",
         "origin",
         "outcome",
@@ -88,20 +101,25 @@ class CommandRun:
         "startup",
     )
 
-    def __init__(self, name: str, executable: str, origin: str = "framework") -> None:
+    def __init__(self, name: str, executable: str, origin: str = "framework", cpu: bool = True) -> None:
         self.cost_ns = 0  # the library's own time spent in begin(), for self-health
         self.name = name
         # "declared" (by the framework's own tables), "literal" (command("x") written in the app's code),
         # "app" (a name computed at run time), "framework" (not resolved: shape decides)
         self.origin = origin
         self.executable = executable
-        self.start_ns = time.time_ns()
-        self.start_mono = time.perf_counter_ns()
-        self.start_cpu = performance.cpu_seconds()
+        self.start_ns = _time_ns()
+        self.start_mono = _perf_ns()
+        # a system call (~0.7 us): only read where the CPU time is recorded (``cpu``: level >= enhanced)
+        self.start_cpu = _process_time() if cpu else 0.0
         self.error: BaseException | None = None
         self.args: tuple[str, ...] = ()
         self.startup = False  # the process's first command: its start-up time is recorded with it
         self.outcome: CommandEntry | None = None  # its record once ended, until drained
+        # where the recorder's features list stood at begin(): a command dropped for overflow takes the
+        # features recorded during it along (begin() sets them; -1: not begun by a Recorder)
+        self.features_at = -1
+        self.drains_at = 0
 
 
 class Recorder:
@@ -115,7 +133,9 @@ class Recorder:
         self.commands: list[CommandEntry] = []
         self.features: list[FeatureEntry] = []
         self.exceptions: list[HandledException] = []
-        self.overflow = 0
+        self.overflow = 0  # commands not kept because the buffer was full (``dropped.overflow``)
+        self.overflow_features = 0  # features not kept: buffer full, or their command was not kept
+        self.overflow_exceptions = 0  # handled exceptions not kept: buffer full
         self.undeclared = 0  # features and attributes the app's registry does not declare (dropped)
         self.active: CommandRun | None = None
         self._on_command = on_command
@@ -124,8 +144,15 @@ class Recorder:
         self.declared_commands: frozenset[str] | None = None  # init(commands=...): membership beats shape
         self.declared_features: frozenset[str] | None = None  # init(features=...)
         self.resource_keys: tuple[str, ...] = ()  # init(resource_keys=...): ambient resource allow-list
-        self._lock = _thread.allocate_lock()  # drain() may run on a service's export thread
+        # drain() may run on a service's export thread. Appends take no lock (list.append is atomic, and
+        # drain() takes items by count from the same lists, never swapping them); the lock serialises
+        # drain() with the counters and the rarer paths (settle, overflow).
+        self._lock = _thread.allocate_lock()
+        self._drains = 0
         self._begun = 0
+        self._names: dict[tuple[str, str], str] = {}  # (name, origin) -> recorded name; see command_name
+        self._names_for: frozenset[str] | None = None  # the declared_commands _names was computed with
+        self._exe: tuple[object, str] = (None, "")  # (executable, its recorded name): one process, one name
 
     # -- privacy helpers -------------------------------------------------------------------------------
     @property
@@ -159,7 +186,24 @@ class Recorder:
     def command_name(self, run: CommandRun) -> str:
         """The name a run is recorded under: declared by the program, or written in its code and
         identifier-shaped, or a placeholder. A name computed at run time (``command(f"sync-{user}")``)
-        counts only when the app declared it in ``init(commands=...)``."""
+        counts only when the app declared it in ``init(commands=...)``.
+
+        Remembered per (name, origin) until the declarations change: a long-running program runs the
+        same few commands again and again, and the answer depends on nothing else."""
+        name, origin = run.name, run.origin
+        if type(name) is not str or type(origin) is not str:
+            return self._command_name(run)
+        memo = self._names
+        if self._names_for is not self.declared_commands or len(memo) >= 1024:
+            memo = self._names = {}
+            self._names_for = self.declared_commands
+        key = (name, origin)
+        known = memo.get(key)
+        if known is None:
+            known = memo[key] = self._command_name(run)
+        return known
+
+    def _command_name(self, run: CommandRun) -> str:
         origin = run.origin
         if origin == "declared":
             return self.clean(run.name)
@@ -172,14 +216,17 @@ class Recorder:
     # -- commands --------------------------------------------------------------------------------------
     def begin(self, name: str, executable: str | None = None, origin: str = "framework") -> CommandRun | None:
         """Start a command; None when one is already running (nested runs belong to the outer one)."""
-        if self.active is not None or self.level <= Level.OFF:
+        level = self.level
+        if self.active is not None or level <= _OFF:
             return None
-        t0 = time.perf_counter_ns()
-        run = CommandRun(name, executable or default_executable(), origin)
-        run.startup = self._begun == 0
+        t0 = _perf_ns()
+        run = CommandRun(name, executable or default_executable(), origin, level >= _PERFORMANCE)
+        run.startup = not self._begun
         self._begun += 1
+        run.features_at = len(self.features)
+        run.drains_at = self._drains
         self.active = run
-        run.cost_ns = time.perf_counter_ns() - t0
+        run.cost_ns = _perf_ns() - t0
         return run
 
     def end(self, run: CommandRun | None, exc: BaseException | None = None, exit_code: int | None = None) -> None:
@@ -187,36 +234,68 @@ class Recorder:
         if run is None or run is not self.active:
             return
         self.active = None
-        t0 = time.perf_counter_ns()
-        end_ns = run.start_ns + (t0 - run.start_mono)
-        err = run.error if run.error is not None and (exc is None or isinstance(exc, SystemExit)) else exc
-        code = exit_code_of(exc) if exit_code is None else exit_code
+        t0 = _perf_ns()
+        start_ns = run.start_ns
+        end_ns = start_ns + (t0 - run.start_mono)
+        if exc is None:
+            err = run.error
+            code = 0 if exit_code is None else exit_code
+        else:
+            err = run.error if run.error is not None and isinstance(exc, SystemExit) else exc
+            code = exit_code_of(exc) if exit_code is None else exit_code
         if len(self.commands) >= self.max_commands:
-            self.overflow += 1
+            self._drop(run)
             return
+        executable = run.executable
+        exe = self._exe
+        if exe[0] != executable or type(executable) is not str:
+            exe = (executable, _name(executable))
+            if type(executable) is str:
+                self._exe = exe
+        name = run.name
+        recorded = self._names.get((name, run.origin)) if type(name) is str and (
+            self._names_for is self.declared_commands) else None  # command_name(run), remembered
         cmd: CommandEntry = {
-            "name": self.command_name(run),
-            "exe": _name(run.executable),
-            "start": run.start_ns,
+            "name": recorded or self.command_name(run),
+            "exe": exe[1],
+            "start": start_ns,
             "end": end_ns,
             "exit": code,
         }
-        self._outcome(cmd, code, err)
-        if self.level >= levels.PERFORMANCE:
-            cmd["cpu"] = max(0.0, performance.cpu_seconds() - run.start_cpu)
+        if code:  # a success has neither error nor exception (what _outcome would leave)
+            self._outcome(cmd, code, err)
+        level = self.level
+        if level >= _PERFORMANCE:
+            cmd["cpu"] = max(0.0, _process_time() - run.start_cpu)
             cmd["mem"] = performance.peak_rss_bytes()
             if run.startup:
                 startup = performance.startup_seconds(run.start_mono)
                 if startup is not None:
                     cmd["startup"] = startup
-        if self.level >= levels.ARGUMENT_SHAPES and run.args:
+        if run.args and level >= _ARGUMENT_SHAPES:
             cmd["args"] = run.args
         run.outcome = cmd
-        cmd["rec"] = run.cost_ns + (time.perf_counter_ns() - t0)  # our own cost, reported as self-health
-        with self._lock:
-            self.commands.append(cmd)
+        cmd["rec"] = run.cost_ns + (_perf_ns() - t0)  # our own cost, reported as self-health
+        self.commands.append(cmd)  # atomic; see _lock
         if self._on_command is not None:
             self._on_command(self)
+
+    def _drop(self, run: CommandRun) -> None:
+        """The buffer is full: ``run`` is counted, not kept, and so are the features recorded during it
+        (they would otherwise count as use without the command they belong to). Features recorded by
+        other threads while it ran go with it: they fall within its time, and are counted too."""
+        with self._lock:  # no drain() meanwhile; other threads may still append (at the end)
+            self.overflow += 1
+            at = run.features_at
+            if at < 0:  # not begun by this recorder
+                return
+            if run.drains_at != self._drains:  # drained since begin(): what is left came after
+                at = 0
+            features = self.features
+            end = len(features)
+            if end > at:
+                del features[at:end]
+                self.overflow_features += end - at
 
     def _outcome(self, cmd: CommandEntry, code: int, err: BaseException | None) -> None:
         """Exit code, error type (the exception's class, else the exit code) and, at ``full``, details."""
@@ -263,39 +342,47 @@ class Recorder:
                 self.active.args = ()
 
     # -- features and exceptions -----------------------------------------------------------------------
-    def feature(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
-        if self.level < levels.FEATURES:
+    def feature(self, name: str, attributes: Mapping[str, object] | None = None, *,
+                _caller: FrameType | None = None) -> None:
+        """Count use of ``name``. ``_caller``: the app's frame, when the caller (the module-level
+        ``feature()``) has it at hand; else the first frame outside this package is looked for."""
+        level = self.level
+        if level < _FEATURES:
             return
-        declarations = _declared_features()
-        registry = declarations if self.level < Level.FULL else None
+        module = sys.modules.get("otel_expansion.collect.features")  # the app declared a feature registry
+        declarations = None if module is None else module.registry()
+        registry = declarations if level < _FULL else None
         if registry is not None:  # declared features only, and only their declared attributes
             spec = registry.get(name)
             if spec is None or (attributes and any(not spec.accepts(k, v) for k, v in attributes.items())):
                 with self._lock:
                     self.undeclared += 1 if spec is None else sum(
                         1 for k, v in (attributes or {}).items() if not spec.accepts(k, v))
-            if spec is None or spec.level > self.level:
+            if spec is None or spec.level > level:
                 return
         if len(self.features) >= self.max_commands * 2:
-            self.overflow += 1
+            with self._lock:
+                self.overflow_features += 1
             return
         if declarations is not None and declarations.get(name) is not None:  # declared in the registry
             fname = names.name(name)
         elif self.declared_features is not None:
             fname = names.name(name, self.declared_features)
         else:
-            from otel_expansion.privacy.provenance import literal_in_caller
-
-            fname = names.name(name) if literal_in_caller(name, sys._getframe(1)) else names.INVALID
-        item: FeatureEntry = {"name": fname, "t": time.time_ns()}
-        if attributes and self.level >= levels.FEATURE_ATTRIBUTES:
+            literal = _literal or _load_literal()
+            fname = names.name(name) if literal(name, _caller or sys._getframe(1)) else names.INVALID
+        item: FeatureEntry = {"name": fname, "t": _time_ns()}
+        if attributes and level >= _FEATURE_ATTRIBUTES:
             item["attrs"] = self._feature_attributes(attributes)
-        with self._lock:
-            self.features.append(item)
+        self.features.append(item)  # atomic; see _lock
 
     def exception(self, exc: BaseException) -> None:
         """A handled exception the app wants counted (type always; details at ``full``)."""
-        if self.level <= Level.OFF or len(self.exceptions) >= self.max_commands * 2:
+        if self.level <= Level.OFF:
+            return
+        if len(self.exceptions) >= self.max_commands * 2:
+            with self._lock:
+                self.overflow_exceptions += 1
             return
         item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
@@ -303,8 +390,7 @@ class Recorder:
         if self.level >= levels.EXCEPTION_DETAILS:
             details = self._exception_details(exc)
             item["message"], item["stack"] = details["message"], details["stack"]
-        with self._lock:
-            self.exceptions.append(item)
+        self.exceptions.append(item)  # atomic; see _lock
 
     def _feature_attributes(self, attributes: Mapping[str, object]) -> dict[str, Any]:
         """Attribute values at ``full``: only the caller's own text (string constants of its code) is
@@ -368,18 +454,27 @@ class Recorder:
     def drain(self) -> Body | None:
         """Take everything recorded so far as one record body, or None when there is nothing."""
         with self._lock:
-            if not (self.commands or self.features or self.exceptions or self.overflow or self.undeclared):
+            commands, features, exceptions = self.commands, self.features, self.exceptions
+            if not (commands or features or exceptions or self.overflow or self.undeclared
+                    or self.overflow_features or self.overflow_exceptions):
                 return None
+            # items are taken by count: an append racing with this lands after them and stays for next time
+            n_commands, n_features, n_exceptions = len(commands), len(features), len(exceptions)
             body: Body = {
-                "commands": self.commands,
-                "features": self.features,
-                "exceptions": self.exceptions,
+                "commands": commands[:n_commands],
+                "features": features[:n_features],
+                "exceptions": exceptions[:n_exceptions],
             }
+            del commands[:n_commands], features[:n_features], exceptions[:n_exceptions]
+            self._drains += 1
             if self.overflow:
-                body["overflow"] = self.overflow
+                body["overflow"], self.overflow = self.overflow, 0
             if self.undeclared:
                 body["undeclared"], self.undeclared = self.undeclared, 0
-            self.commands, self.features, self.exceptions, self.overflow = [], [], [], 0
+            if self.overflow_features:
+                body["overflow_features"], self.overflow_features = self.overflow_features, 0
+            if self.overflow_exceptions:
+                body["overflow_exceptions"], self.overflow_exceptions = self.overflow_exceptions, 0
         return body
 
 
@@ -387,16 +482,37 @@ def _name(text: str) -> str:
     return names.name(text)
 
 
-def _declared_features() -> Any:
-    """The app's feature registry (collect/features.py), if it declared one; that module loads only then."""
-    module = sys.modules.get("otel_expansion.collect.features")
-    return None if module is None else module.registry()
+_literal: Callable[[str, FrameType | None], bool] | None = None
 
+
+def _load_literal() -> Callable[[str, FrameType | None], bool]:
+    """privacy.provenance.literal_in_caller, imported on the first feature() that needs it (not per call)."""
+    global _literal
+    from otel_expansion.privacy.provenance import literal_in_caller
+
+    _literal = literal_in_caller
+    return literal_in_caller
+
+
+_executable: tuple[object, str] = (None, "")  # (sys.argv[0], its executable name): computed once per argv[0]
 
 
 def default_executable() -> str:
-    """The CLI's own name as the user typed it (``python -m pkg`` reports ``pkg``)."""
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    """The CLI's own name as the user typed it (``python -m pkg`` reports ``pkg``).
+
+    Recomputed only when ``sys.argv[0]`` changes (a long-running program asks once per command)."""
+    global _executable
+    argv = sys.argv
+    argv0 = argv[0] if argv and argv[0] else ""
+    known = _executable
+    if known[0] is argv0 or (type(argv0) is str and known[0] == argv0):
+        return known[1]
+    exe = _executable_of(argv0)
+    _executable = (argv0, exe)
+    return exe
+
+
+def _executable_of(argv0: str) -> str:
     if argv0 in ("", "-c", "-m"):
         return "python"
     base = os.path.basename(argv0)

@@ -63,7 +63,9 @@ if TYPE_CHECKING:
         commands: list[CommandEntry]
         features: list[FeatureEntry]
         exceptions: list[HandledException]
-        overflow: int  # items not kept because the recorder's buffer was full
+        overflow: int  # commands not kept because the recorder's buffer was full (dropped.overflow)
+        overflow_features: int  # features not kept: the buffer was full, or their command was not kept
+        overflow_exceptions: int  # handled exceptions not kept: the buffer was full
         undeclared: int  # features/attributes dropped because the app's registry does not declare them
 
     class SessionPart(TypedDict, total=False):

@@ -101,9 +101,12 @@ def name(text: object, declared: frozenset[str] | None = None, placeholder: str 
     """``text`` when it is a declared name (or, with nothing declared, identifier-shaped), else ``placeholder``."""
     if type(text) is not str:
         return placeholder
-    if declared is not None:
-        return text if text in declared and name_ok(text) else placeholder
-    return text if name_ok(text) else placeholder
+    if declared is not None and text not in declared:
+        return placeholder
+    ok = _cache.get(text)  # name_ok(text), without the call on the common (known) path
+    if ok is None:
+        ok = name_ok(text)
+    return text if ok else placeholder
 
 
 def attribute_key(key: object) -> str | None:

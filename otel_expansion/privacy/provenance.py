@@ -22,7 +22,10 @@ VALUE = "<value>"
 NUMBER = "<number>"
 MAX_CODES = 64  # code objects looked at per exception (a deep traceback keeps its innermost frames)
 _CACHE_MAX = 2048
-_code_cache: dict[CodeType, tuple[str, ...]] = {}
+# Caches keyed by id(code), each entry holding its code object: a code object's own hash is computed
+# afresh on every lookup from all its constants, nested functions included (~20 us for a module of 300
+# functions), while id() is free. The entry keeps its code alive, so the id cannot be reused meanwhile.
+_code_cache: dict[int, tuple[CodeType, tuple[str, ...]]] = {}
 _QUOTES = "'\"()[]<>,;"
 
 
@@ -103,9 +106,9 @@ def _pieces(const: str) -> list[str]:
 
 
 def _code_strings(code: CodeType, depth: int = 0) -> tuple[str, ...]:
-    hit = _code_cache.get(code)
-    if hit is not None:
-        return hit
+    hit = _code_cache.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
     strings: list[str] = []
     for const in code.co_consts:
         t = type(const)
@@ -118,7 +121,7 @@ def _code_strings(code: CodeType, depth: int = 0) -> tuple[str, ...]:
     out = tuple(strings)
     if len(_code_cache) >= _CACHE_MAX:
         _code_cache.clear()
-    _code_cache[code] = out
+    _code_cache[id(code)] = (code, out)
     return out
 
 
@@ -149,25 +152,30 @@ def caller_constants(frame: FrameType | None, skip_prefix: str = "otel_expansion
     return Constants(_code_strings(frame.f_code) if frame is not None else ())
 
 
-_literal_sets: dict[CodeType, frozenset[str]] = {}
+_literal_sets: dict[int, tuple[CodeType, frozenset[str]]] = {}  # id(code) -> (code, its constants)
 
 
 def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "otel_expansion.") -> bool:
     """Whether ``text`` is a string constant of the first calling frame outside this package: the app
-    wrote ``command("deploy")``, rather than passing on something it computed or was given."""
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(skip_prefix):
+    wrote ``command("deploy")``, rather than passing on something it computed or was given.
+
+    Runs on every ``command()`` and ``feature()``: one frame (or two) looked at, one dict lookup."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not (module if type(module) is str else str(module)).startswith(skip_prefix):
+            break
         frame = frame.f_back
     if frame is None:
         return False
     code = frame.f_code
-    consts = _literal_sets.get(code)
-    if consts is None:
+    entry = _literal_sets.get(id(code))
+    if entry is None or entry[0] is not code:
         if len(_literal_sets) >= _CACHE_MAX:
             _literal_sets.clear()
-        consts = _literal_sets[code] = frozenset(
+        entry = _literal_sets[id(code)] = (code, frozenset(
             s for c in code.co_consts for s in ((c,) if type(c) is str else c if type(c) in (tuple, frozenset) else ())
-            if type(s) is str)  # ("sync", "deploy") in a for loop is one tuple constant
-    return text in consts
+            if type(s) is str))  # ("sync", "deploy") in a for loop is one tuple constant
+    return text in entry[1]
 
 
 def own_text(text: str, constants: Constants, label: Callable[[str], str] | None = None) -> str:

@@ -114,7 +114,8 @@ class TestRecording:
         for _ in range(cap + 500):
             r.feature("f")
         body = r.drain()
-        assert body is not None and len(body["features"]) == cap and body["overflow"] == 500
+        assert body is not None and len(body["features"]) == cap and body["overflow_features"] == 500
+        assert "overflow" not in body  # dropped.overflow counts commands only
 
 
 class TestPreCheck:
