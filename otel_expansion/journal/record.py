@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         overflow: int  # commands not kept because the recorder's buffer was full (dropped.overflow)
         overflow_features: int  # features not kept: the buffer was full, or their command was not kept
         overflow_exceptions: int  # handled exceptions not kept: the buffer was full
+        spilled: int  # a service's export thread was behind and journaled these commands (service.spilled)
         undeclared: int  # features/attributes dropped because the app's registry does not declare them
 
     class SessionPart(TypedDict, total=False):

@@ -61,7 +61,8 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("activity.hour_of_week", Level.ENHANCED, "0-167, local time, Monday 00h = 0."),
         Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),
         Attribute("reason", Level.BASIC, "Why telemetry was dropped (size, age, corrupt, journal_full, overflow: "
-                  "a service's buffer was full, staging, undeclared: a feature the app's registry does not "
+                  "commands past a full buffer, overflow_features and overflow_exceptions: what was recorded "
+                  "during those commands or past its own bound, staging, undeclared: a feature the app's registry does not "
                   "declare, too_large, rejected, exporter_none) or why an export failed (http_<status>, "
                   "timeout, refused, connection, tls, dns, other)."),
         Attribute("outcome", Level.BASIC, "How an export request ended: success, retry, drop or too_large."),
@@ -95,6 +96,9 @@ METRICS: tuple[Metric, ...] = (
            ("activity.hour_of_week",)),
     Metric("otel_expansion.spool.dropped", "counter", "{item}", Level.BASIC,
            "Telemetry dropped locally (self-health).", ("reason",)),
+    Metric("otel_expansion.service.spilled", "counter", "{command}", Level.BASIC,
+           "Commands a long-running program's export thread handed to the journal, for a sender to replay, "
+           "because the program was busy or a sender was writing (delayed, not dropped; self-health).", ()),
     Metric("otel_expansion.export.attempts", "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
     Metric("otel_expansion.export.failures", "counter", "{request}", Level.BASIC, "Export requests failed.",
            ("reason",)),

@@ -20,6 +20,8 @@ def _metric_of(counter: str) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
     """The self-health metric and attributes a spool counter is reported as (None: not reported)."""
     if counter.startswith("dropped."):
         return "otel_expansion.spool.dropped", (("reason", counter.split(".", 1)[1]),)
+    if counter == "service.spilled":
+        return "otel_expansion.service.spilled", ()
     if counter == "export.attempts":
         return "otel_expansion.export.attempts", ()
     if counter.startswith("export.failures."):

@@ -126,9 +126,13 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         staged_drops = replayer.staging.take_dropped()
         if staged_drops:  # more spans than staging holds in one chunk: counted, never silent
             spool.incr("dropped.staging", staged_drops)
-        overflow = sum(int(r.get("overflow", 0) or 0) for _, r in records)
-        if overflow:
-            spool.incr("dropped.overflow", overflow)
+        for key in ("overflow", "overflow_features", "overflow_exceptions"):  # commands, features, exceptions
+            lost = sum(int(r.get(key, 0) or 0) for _, r in records)
+            if lost:
+                spool.incr(f"dropped.{key}", lost)
+        spilled = sum(int(r.get("spilled", 0) or 0) for _, r in records)
+        if spilled:  # a busy service's export thread handed these over: stored late, not lost (self-health)
+            spool.incr("service.spilled", spilled)
         undeclared = sum(int(r.get("undeclared", 0) or 0) for _, r in records)
         if undeclared:  # features/attributes the app's registry does not declare (collect/features.py)
             spool.incr("dropped.undeclared", undeclared)

@@ -112,7 +112,6 @@ class ServiceRuntime:
         self._failing = False
         self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
         self.spilled = 0  # commands the thread could not keep up with, handed to the journal (self-health)
-        self._spill_pending = 0  # ... not yet reported to the spool's counters
         self._catch_up = False  # spilled records wait in the journal: replay them when the host is quieter
         self._in_round = False  # the thread holds the sender lock (a round), until the process ends
         self._budget, self._budget_at = REPLAY_BURST_S, time.monotonic()  # replay time the thread may use
@@ -232,10 +231,12 @@ class ServiceRuntime:
                     self._current = None
                     return written
                 if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
-                    self._spill(self._drain(size=JOURNAL_COMMANDS))
+                    self._spill(self._drain(size=SLICE))
                 current = self._backlog.popleft()
                 if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
-                    self._spill([current.body])  # over the replay budget, or a sender is writing: journal it
+                    # over the replay budget, or a sender is writing: the journal takes the whole backlog
+                    self._spill([current.body] + [sl.body for sl in self._backlog])
+                    self._backlog.clear()
                     continue
                 self._current = current
             started = time.thread_time()
@@ -268,9 +269,8 @@ class ServiceRuntime:
         """Journal what the thread will not replay now (under the slices lock, so shutdown's hand-over sees
         it written before it starts its sender). A detached sender replays it, in parallel on another core
         while the program is busy, or this thread does once the program is quiet."""
-        n = self._to_journal(bodies)
+        n = self._to_journal(bodies, spilled=True)
         self.spilled += n
-        self._spill_pending += n
         self._catch_up = True
         self._unsent_spill += n
         now = time.monotonic()
@@ -305,10 +305,11 @@ class ServiceRuntime:
         from otel_expansion.spool.store import SpoolUnavailable
 
         overflow = int(sl.body.get("overflow", 0) or 0)
+        lost_items = {f"dropped.{key}": int(sl.body.get(key, 0) or 0)  # features, exceptions past their bounds
+                      for key in ("overflow_features", "overflow_exceptions") if sl.body.get(key)}
         undeclared = int(sl.body.get("undeclared", 0) or 0)  # features the app's registry does not declare
         staged_drops = self.staging.take_dropped()
-        spilled, self._spill_pending = self._spill_pending, 0
-        if not (points or spans or overflow or undeclared or staged_drops or spilled):
+        if not (points or spans or overflow or undeclared or staged_drops or lost_items):
             return 0
         try:
             spool = self._open_spool()
@@ -316,12 +317,12 @@ class ServiceRuntime:
                 return 0  # handed to the journal by shutdown: the journal's copy counts
             if overflow:
                 spool.incr("dropped.overflow", overflow)
+            for name, n in lost_items.items():
+                spool.incr(name, n)
             if undeclared:
                 spool.incr("dropped.undeclared", undeclared)
             if staged_drops:
                 spool.incr("dropped.staging", staged_drops)
-            if spilled:
-                spool.incr("service.spilled", spilled)
             self._failing = (spool.get_state("backoff.failures") or "0") != "0"
         except SpoolUnavailable as exc:  # busy (a sender's write), read-only or full disk
             self._close_spool()
@@ -358,8 +359,10 @@ class ServiceRuntime:
             self._backlog.clear()
         return self._to_journal(pending)
 
-    def _to_journal(self, bodies: list[dict[str, Any]]) -> int:
-        """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written."""
+    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False) -> int:
+        """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written.
+        ``spilled`` records say so (``spilled``: their command count), for the self-health counter the
+        sender keeps when it stores them."""
         from otel_expansion.journal import store as journal
         from otel_expansion.journal.record import VERSION
 
@@ -367,14 +370,20 @@ class ServiceRuntime:
         written = 0
         now = time.time_ns()
         room = journal.MAX_PENDING - journal.count(home)
+        # looked up once per call, not per record: under a busy program every system call here waits a
+        # switch interval for the interpreter lock (one call writes a few MB at most)
+        blocked = room <= 0 or journal.full(home)  # a sender that cannot run must not fill the disk
+        size = SLICE if spilled else JOURNAL_COMMANDS  # fewer, larger records: fewer system calls
         for whole in bodies:
-            for body in split_body(whole, JOURNAL_COMMANDS) if whole else ():
+            for body in split_body(whole, size) if whole else ():
                 record = dict(body)
                 record["v"] = VERSION
                 record["level"] = int(self.settings.level)
                 record["resource"] = self.resource
                 record["session"] = self.session_id
-                if room <= 0 or journal.full(home):  # a sender that cannot run must not fill the disk
+                if spilled and body.get("commands"):
+                    record["spilled"] = len(body["commands"])
+                if blocked or room <= 0:
                     journal.note_dropped(home, len(body.get("commands") or ()) or 1)
                     continue
                 written += self._append(journal, record, now)
@@ -443,10 +452,10 @@ class ServiceRuntime:
         # whatever the send interval says, but respect a failing collector's backoff.
         home = self.settings.home
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
-        # A round under way in the thread dies with the process, lock and all; a sender started for what
-        # was spilled may still be replaying records listed before the last ones were written: either
-        # way the exit's sender waits for the lock rather than leaving the newest records for next time.
-        wait = SENDER_LOCK_WAIT_S if self._in_round or self._journaled else 0.0
+        # A round under way in the thread dies with the process, lock and all; a sender this program
+        # started for what it spilled may still be replaying records listed before the last ones were
+        # written: either way the exit's sender waits for the lock instead of leaving them for next time.
+        wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at else 0.0
         if self.settings.send and not in_backoff:
             launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait)
         elif self._journaled or self._catch_up:

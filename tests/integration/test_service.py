@@ -139,9 +139,44 @@ def test_unsustainable_rate_keeps_memory_bounded_and_counts_drops(tmp_path: Path
     peak, bound = int(out[0]), int(out[1])
     assert peak <= bound
     points, spans, counters = stored(home, timeout_s=300)
-    dropped = counters.get("dropped.overflow", 0)
+    dropped = counters.get("dropped.overflow", 0) + counters.get("dropped.journal_full", 0)
     assert invocations(points) + dropped == 100_000
     assert len(spans) == invocations(points)
+    assert counters.get("service.spilled", 0) > 0  # the thread handed what it could not replay to a sender
+
+
+SPILLING = """
+import sys
+import otel_expansion
+from otel_expansion.workers import service
+
+service.REPLAY_SHARE = service.REPLAY_BURST_S = 0.0  # a program so busy the thread replays nothing itself
+t = otel_expansion.init("busy", mode="service", send=False, level="enhanced", instrument=False)
+for i in range(int(sys.argv[1])):
+    with otel_expansion.command("job"):
+        otel_expansion.feature("step")
+print(t.service.spilled)
+"""
+
+
+def test_what_a_busy_program_spilled_is_stored_after_it_exits_even_past_a_running_sender(tmp_path: Path) -> None:
+    """Another sender holds the lock all along (the one the program started for its spill, or any other):
+    the exit's sender waits for it, then stores every command once. Without waiting, the newest records
+    would sit in the journal until some later run."""
+    from otel_expansion.journal import store as journal
+    from otel_expansion.workers.sender import sender_lock
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    with sender_lock(str(home)):
+        out = subprocess.run([sys.executable, "-c", SPILLING, "20000"], env=clean_env(home), check=True,
+                             timeout=300, capture_output=True, text=True).stdout
+        assert int(out) > 0  # handed over by the thread while the program ran (the rest by its exit)
+        assert journal.count(str(home)) > 0  # still there: nobody could store it while we hold the lock
+    points, spans, counters = stored(home, timeout_s=120)
+    assert invocations(points) == 20_000 and len(spans) == 20_000
+    assert int(out) <= counters.get("service.spilled", 0) <= 20_000  # the thread may spill on until exit
+    assert not {k: v for k, v in counters.items() if k.startswith("dropped.")}
 
 
 def test_other_opentelemetry_setups_are_left_alone(tmp_path: Path) -> None:

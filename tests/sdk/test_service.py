@@ -106,3 +106,71 @@ def test_flush_persists_the_buffer_as_journal_records(tmp_path: Path) -> None:
     records = journaled(home)
     assert [len(r["commands"]) for r in records] == [1000, 1000, 500]
     assert all(r["level"] == int(Level.FULL) and r["resource"] == rt.resource for r in records)
+
+
+def record(rt: ServiceRuntime, n: int) -> None:
+    rec = rt.recorder
+    for _ in range(n):
+        rec.end(rec.begin("job", "svc"))
+
+
+def ingest(home: Path, rt: ServiceRuntime) -> None:
+    from otel_expansion.workers.sender import run_round
+
+    rt._close_spool()
+    run_round(str(home), rt.settings, send=False, force=True)
+
+
+def counters(home: Path, rt: ServiceRuntime) -> dict[str, int]:
+    spool = open_spool(str(home), rt.settings)
+    try:
+        return dict(spool.counters())
+    finally:
+        spool.close()
+
+
+def test_over_its_replay_budget_the_thread_journals_slices_and_a_sender_stores_them(tmp_path: Path) -> None:
+    """A program busier than the thread's share of the time: slices go to the journal (marked as spilled),
+    none is dropped, and the sender that replays them stores each command once and counts them."""
+    home = tmp_path / "home"
+    rt = runtime(home)
+    record(rt, 5000)
+    rt._budget = -10.0  # the thread has used more than its share (a busy program)
+    rt._spawned_at = 1e18  # no detached sender from inside a test
+    rt.step()
+    assert rt.spilled == 5000 and spool_commands(home, rt) == 0
+    records = journaled(home)
+    assert sum(len(r["commands"]) for r in records) == 5000 == sum(r["spilled"] for r in records)
+    ingest(home, rt)
+    assert spool_commands(home, rt) == 5000
+    assert counters(home, rt).get("service.spilled") == 5000
+    assert not [k for k in counters(home, rt) if k.startswith("dropped.")]
+    record(rt, 300)
+    rt._budget = 1.0  # a quiet program again: replayed here
+    rt.step()
+    assert rt.spilled == 5000 and spool_commands(home, rt) == 5300
+
+
+def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_path: Path) -> None:
+    """A sender holding the spool's write lock longer than the thread waits: the replayed slice's commands
+    are journaled as recorded (the staged copy is discarded), then stored once."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    rt = runtime(home)
+    rt._spawned_at = 1e18
+    record(rt, 10)
+    rt.step()  # creates the spool
+    assert spool_commands(home, rt) == 10
+    record(rt, 700)
+    other = sqlite3.connect(str(home / "spool.sqlite"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # a writer holds the lock
+        rt.step()
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert sum(len(r["commands"]) for r in journaled(home)) == 700 and rt.spilled == 700
+    ingest(home, rt)
+    assert spool_commands(home, rt) == 710
+    assert not [k for k in counters(home, rt) if k.startswith("dropped.")]
