@@ -156,6 +156,19 @@ class Pipeline:
         # the SDK's RandomIdGenerator draws ids from `random`; so do we, without two calls per span
         self._ids = random.getrandbits if type(ids) is RandomIdGenerator else None
 
+    def warm(self) -> None:
+        """Resolve every instrument's views now, not on its first measurement (the SDK matches each view's
+        pattern then): a long-running program's first replay then costs what later ones do. Records
+        nothing: zero adds and empty batches, collected and discarded."""
+        for m in signals.METRICS:
+            instrument = self.instruments[m.name]
+            if m.kind == "counter":
+                instrument.add(0)
+            else:
+                instrument.record(ValueBatch(()))
+        self.reader.collect()
+        self.staging.take()
+
     # -- replay ----------------------------------------------------------------------------------------
     def ingest(self, body: Mapping[str, Any], cancelled: Callable[[], bool] | None = None) -> None:
         """Replay one recorded body (commands, features, exceptions, sessions) through the SDK.

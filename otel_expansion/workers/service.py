@@ -37,7 +37,7 @@ SPILL_AT = SERVICE_MAX_BUFFERED // 2  # buffered commands, seen between two slic
 # is behind: what the host recorded meanwhile goes to the journal (JSON, a tenth of a replay's cost) for a
 # sender round or the exit's detached sender to replay, instead of filling the buffer until it drops
 REPLAY_SHARE = 0.1  # of the wall time, what the thread may spend replaying while the program is busy
-REPLAY_BURST_S = 0.05  # replay time a quiet program saves up (~2,000 commands: a burst replays here)
+REPLAY_BURST_S = 0.01  # replay time a quiet program saves up (a few hundred commands: a burst replays here)
 SPAWN_AFTER = 4 * 1_000  # spilled commands that start a detached sender while the program runs
 JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
 CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains of the recorder
@@ -148,6 +148,12 @@ class ServiceRuntime:
         from otel_expansion.spool import store  # noqa: F401
         from otel_expansion.workers import sender  # noqa: F401
 
+        # The SDK's one-time view resolution, done here rather than in the middle of the program's first
+        # commands (the spool is not opened yet: an app's own init() may still opt out and leave no file)
+        try:
+            self.pipeline.warm()
+        except Exception as exc:  # nothing of the host depends on this
+            log.debug("service warm-up incomplete: %s", exc)
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
         self._thread.start()
 
@@ -186,8 +192,11 @@ class ServiceRuntime:
                         last_beat = time.monotonic()
                     self.step(heartbeat=beat)
                     if beat and self.settings.send and not self._stop.is_set():
-                        self._send_round(interval)
-                        self._catch_up = False  # the round replayed the journal
+                        if self._catch_up and not quiet:  # spilled records and a busy program: replaying
+                            self._spawn_sender(force=True)  # them here would starve the buffer's drains
+                        else:
+                            self._send_round(interval)
+                            self._catch_up = False  # the round replayed the journal
                     elif self._catch_up and quiet and not self._stop.is_set():
                         # the host slowed down: replay what was spilled, a bounded slice of time at once
                         self._catch_up = self._send_round(CATCH_UP_S, send=False) > 0
@@ -273,13 +282,16 @@ class ServiceRuntime:
         self.spilled += n
         self._catch_up = True
         self._unsent_spill += n
-        now = time.monotonic()
-        if self._unsent_spill >= SPAWN_AFTER and now - self._spawned_at >= 1.0:
-            from otel_expansion.export import launcher
+        if self._unsent_spill >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= 1.0:
+            self._spawn_sender()
 
-            self._spawned_at = now
-            if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send) is not None:
-                self._unsent_spill = 0
+    def _spawn_sender(self, force: bool = False) -> None:
+        """A detached sender for what was spilled (one at a time; it sends too when sending is due)."""
+        from otel_expansion.export import launcher
+
+        self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
+        if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send, force=force) is not None:
+            self._unsent_spill = 0
 
     def _replay(self, sl: _Slice) -> int:
         try:
