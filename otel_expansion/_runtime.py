@@ -276,7 +276,7 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
         _handle.retire()
         _handle = None
     try:
-        _handle = _start(service_name, service_version, options, install_global)
+        _handle = _start(service_name, service_version, options, install_global, provisional=auto)
         _handle.auto = auto
     except Exception as exc:
         _contained("init", exc)
@@ -285,7 +285,7 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
 
 
 def _start(service_name: str, service_version: str | None, options: dict[str, Any],
-           install_global: bool) -> Telemetry:
+           install_global: bool, provisional: bool = False) -> Telemetry:
     from otel_expansion.config.settings import opted_out
 
     declared = options.pop("_declared", None) or {}
@@ -332,7 +332,8 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     if settings.mode == "service" or (settings.mode == "auto" and _sdk_configured()):
         from otel_expansion.workers.service import ServiceRuntime
 
-        telemetry.service = ServiceRuntime(settings, telemetry.recorder, install_global=install_global)
+        telemetry.service = ServiceRuntime(settings, telemetry.recorder, install_global=install_global,
+                                           provisional=provisional)
     if settings.instrument:
         from otel_expansion.collect.integrations import install_all
 

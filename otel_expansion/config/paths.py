@@ -153,14 +153,18 @@ SENT_DIR = "sent"  # recently sent requests (bounded), for `show --sent` and the
 SERVICE_FILE = "service"  # the app's name, so tools can label a home whatever its directory is called
 
 
-def write_private(path: str, data: bytes) -> None:
+def write_private(path: str, data: bytes, *, token: str | None = None) -> None:
     """Write ``data`` atomically (temp file + rename) with mode 0600: readers never see half a file.
 
     The temp name is random and created with O_EXCL | O_NOFOLLOW, so a planted file or link at any
     predictable name is never opened; the rename replaces a link at ``path`` rather than following it.
+    ``token``: the caller checked the directory already (``check_dir``) and gives the random part of the
+    temp name (a fresh ``random_id`` per batch of writes to distinct paths).
     """
-    check_dir(os.path.dirname(path) or ".")  # never into a directory that is a link or not ours
-    tmp = f"{path}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
+    if token is None:
+        check_dir(os.path.dirname(path) or ".")  # never into a directory that is a link or not ours
+        token = os.urandom(6).hex()
+    tmp = f"{path}.{token}{TEMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o600)
     try:
         try:

@@ -39,10 +39,11 @@ SPILL_AT = SERVICE_MAX_BUFFERED // 2  # buffered commands, seen between two slic
 REPLAY_SHARE = 0.1  # of the wall time, what the thread may spend replaying while the program is busy
 REPLAY_BURST_S = 0.01  # replay time a quiet program saves up (a few hundred commands: a burst replays here)
 SPAWN_AFTER = 4 * 1_000  # spilled commands that start a detached sender while the program runs
+SPILL_COMMANDS = 4_096  # commands per spilled record (~0.6-0.9 MB; a larger one is halved until it fits)
 JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
 CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains of the recorder
 SENDER_LOCK_WAIT_S = 30.0  # how long the exit's sender waits for a round the thread had under way
-SPOOL_BUSY_MS = 250  # the export thread's wait for the spool's write lock, before it journals the slice
+SPOOL_BUSY_MS = 50  # the export thread's wait for the spool's write lock, before it journals the slice
 SENDER_CHECK_S = 0.05
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
@@ -93,7 +94,10 @@ _TIME = itemgetter("t")
 
 
 class ServiceRuntime:
-    def __init__(self, settings: Settings, recorder: Any, install_global: bool = False) -> None:
+    def __init__(self, settings: Settings, recorder: Any, install_global: bool = False,
+                 provisional: bool = False) -> None:
+        """``provisional``: started by opentelemetry-instrument's configurator, before the app's own init()
+        (which may opt out, leaving no file behind): the spool is then opened by the thread, not here."""
         from otel_expansion.collect.resource import resource_for
         from otel_expansion.privacy.redaction import Redactor
         from otel_expansion.sdk.pipeline import Pipeline
@@ -148,11 +152,14 @@ class ServiceRuntime:
         from otel_expansion.spool import store  # noqa: F401
         from otel_expansion.workers import sender  # noqa: F401
 
-        # The SDK's one-time view resolution, done here rather than in the middle of the program's first
-        # commands (the spool is not opened yet: an app's own init() may still opt out and leave no file)
+        # The one-time work of the first replay, done here rather than in the middle of the program's first
+        # commands, where it would wait on the interpreter lock behind every one of its system calls (the
+        # spool's creation took 0.5 s of wall time there): the SDK's view resolution, opening the spool.
         try:
             self.pipeline.warm()
-        except Exception as exc:  # nothing of the host depends on this
+            if not provisional:
+                self._open_spool()
+        except Exception as exc:  # the thread opens the spool itself; nothing of the host depends on this
             log.debug("service warm-up incomplete: %s", exc)
         self._thread = threading.Thread(target=self._loop, name="otel-expansion-sender", daemon=True)
         self._thread.start()
@@ -240,7 +247,7 @@ class ServiceRuntime:
                     self._current = None
                     return written
                 if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
-                    self._spill(self._drain(size=SLICE))
+                    self._spill(self._drain(size=SPILL_COMMANDS))
                 current = self._backlog.popleft()
                 if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
                     # over the replay budget, or a sender is writing: the journal takes the whole backlog
@@ -248,9 +255,9 @@ class ServiceRuntime:
                     self._backlog.clear()
                     continue
                 self._current = current
-            started = time.thread_time()
+            started = time.monotonic()  # wall time: what the buffer waits for, convoy on the GIL included
             written += self._replay(current)
-            self._budget -= time.thread_time() - started
+            self._budget -= time.monotonic() - started
             with self._slices_lock:
                 self._current = None
 
@@ -379,15 +386,17 @@ class ServiceRuntime:
         from otel_expansion.journal.record import VERSION
 
         home = self.settings.home
-        written = 0
-        now = time.time_ns()
         room = journal.MAX_PENDING - journal.count(home)
         # looked up once per call, not per record: under a busy program every system call here waits a
         # switch interval for the interpreter lock (one call writes a few MB at most)
         blocked = room <= 0 or journal.full(home)  # a sender that cannot run must not fill the disk
-        size = SLICE if spilled else JOURNAL_COMMANDS  # fewer, larger records: fewer system calls
+        size = SPILL_COMMANDS if spilled else JOURNAL_COMMANDS  # fewer, larger records: fewer system calls
+        records: list[dict[str, Any]] = []
         for whole in bodies:
             for body in split_body(whole, size) if whole else ():
+                if blocked or room <= 0:
+                    journal.note_dropped(home, len(body.get("commands") or ()) or 1)
+                    continue
                 record = dict(body)
                 record["v"] = VERSION
                 record["level"] = int(self.settings.level)
@@ -395,12 +404,18 @@ class ServiceRuntime:
                 record["session"] = self.session_id
                 if spilled and body.get("commands"):
                     record["spilled"] = len(body["commands"])
-                if blocked or room <= 0:
-                    journal.note_dropped(home, len(body.get("commands") or ()) or 1)
-                    continue
-                written += self._append(journal, record, now)
+                records.append(record)
                 room -= 1
-                now += 1
+        now = time.time_ns()
+        try:
+            journal.append_many(home, records, now)
+            written = sum(len(r.get("commands") or ()) for r in records)
+        except ValueError:  # a record over the journal's size: one at a time, halving what is too large
+            written = sum(self._append(journal, record, now + 2 * i) for i, record in enumerate(records))
+        except OSError as exc:
+            log.warning("telemetry journal unavailable, %d commands dropped: %s",
+                        sum(len(r.get("commands") or ()) for r in records), exc)
+            written = 0
         self._journaled += written
         return written
 
