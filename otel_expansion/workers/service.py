@@ -156,8 +156,8 @@ class ServiceRuntime:
         # commands, where it would wait on the interpreter lock behind every one of its system calls (the
         # spool's creation took 0.5 s of wall time there): the SDK's view resolution, opening the spool.
         try:
-            self.pipeline.warm()
-            if not provisional:
+            if not provisional:  # (a provisional runtime is often a short CLI run, or replaced at once)
+                self.pipeline.warm()
                 self._open_spool()
         except Exception as exc:  # the thread opens the spool itself; nothing of the host depends on this
             log.debug("service warm-up incomplete: %s", exc)
