@@ -168,5 +168,8 @@ def reap() -> None:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except (ChildProcessError, OSError):
             done = pid
-        if done:
-            _children.remove(pid)
+        if done and pid in _children:  # a service's thread and its exit may reap at the same moment
+            try:  # noqa: SIM105 - contextlib is an import this exit path does without
+                _children.remove(pid)
+            except ValueError:
+                pass

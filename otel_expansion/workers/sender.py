@@ -105,7 +105,10 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         spool.incr("dropped.journal_full", dropped)
         journal.forget_dropped(home, dropped)  # after the spool has it: a failure between loses nothing
     done = 0
-    for chunk in _chunks(paths):
+    seen_paths = set(paths)
+    chunks = list(_chunks(paths))
+    while chunks:
+        chunk = chunks.pop(0)
         if time.monotonic() > deadline:
             break
         done += len(chunk)
@@ -143,6 +146,11 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         corrupt += len(bad)
         if progress is not None:
             progress(done, len(paths))
+        if not chunks and time.monotonic() < deadline:  # records published while this round ran (a
+            newer = [p for p in journal.pending(home) if p not in seen_paths]  # service's last ones)
+            seen_paths.update(newer)
+            paths = paths + newer
+            chunks = list(_chunks(newer))
     return ingested, corrupt
 
 
@@ -182,6 +190,8 @@ def run_round(home: str, settings: Settings, *, send: bool = True, force: bool =
         summary.error = "telemetry was denied by the user; pending data was deleted, nothing sent"
         return summary
     with sender_lock(home, lock_wait_s):
+        # the round's time starts once it holds the lock (a sender may have waited for another one)
+        deadline = time.monotonic() + (settings.sender_timeout_s if deadline_s is None else deadline_s)
         journal.sweep_temp(home, 600, time.time())
         cost = _RoundCost(home, journal.count(home))
         spool = open_spool(home, settings)
@@ -333,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import signal
 
-        signal.alarm(int(settings.sender_timeout_s) + 15)  # hard stop, whatever happens below
+        # hard stop, whatever happens below (a wait for another sender's lock included)
+        signal.alarm(int(settings.sender_timeout_s + max(0.0, min(float(args.lock_wait), 300.0))) + 15)
     except (ImportError, AttributeError, ValueError):
         pass
     try:

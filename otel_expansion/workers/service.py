@@ -48,6 +48,9 @@ SENDER_CHECK_S = 0.05
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
 
+_BODY_COUNTS = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")  # body key -> dropped.<key>
+
+
 class _Slice:
     """One unit of replay: a body of at most SLICE commands (with its features and exceptions)."""
 
@@ -122,6 +125,8 @@ class ServiceRuntime:
         self._unsent_spill = 0  # spilled commands since the last detached sender was started
         self._spawned_at = 0.0
         self._sender_checked_at, self._sender_seen = 0.0, False
+        self._spawn_every, self._backlog_at_spawn = 1.0, 0
+        self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import session
@@ -251,13 +256,15 @@ class ServiceRuntime:
                 current = self._backlog.popleft()
                 if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
                     # over the replay budget, or a sender is writing: the journal takes the whole backlog
-                    self._spill([current.body] + [sl.body for sl in self._backlog])
-                    self._backlog.clear()
+                    bodies = [current.body] + [sl.body for sl in self._backlog]
+                    self._backlog.clear()  # before writing: whatever happens next, never replayed too
+                    self._spill(bodies)
                     continue
                 self._current = current
             started = time.monotonic()  # wall time: what the buffer waits for, convoy on the GIL included
             written += self._replay(current)
-            self._budget -= time.monotonic() - started
+            # charged in wall time, with a floor: one slow replay (a GC pause) is not owed for minutes
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.monotonic() - started))
             with self._slices_lock:
                 self._current = None
 
@@ -289,16 +296,29 @@ class ServiceRuntime:
         self.spilled += n
         self._catch_up = True
         self._unsent_spill += n
-        if self._unsent_spill >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= 1.0:
+        if self._unsent_spill >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= self._spawn_every:
             self._spawn_sender()
 
     def _spawn_sender(self, force: bool = False) -> None:
-        """A detached sender for what was spilled (one at a time; it sends too when sending is due)."""
+        """A detached sender for what was spilled (one at a time; it sends too when sending is due). When
+        the journal did not shrink since the last one (a spool that stays unavailable), the next waits
+        twice as long, up to a minute, rather than a process a second."""
         from otel_expansion.export import launcher
+        from otel_expansion.journal import store as journal
 
-        self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
-        if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send, force=force) is not None:
-            self._unsent_spill = 0
+        try:
+            backlog = journal.count(self.settings.home)
+            if self._spawned_at and backlog >= self._backlog_at_spawn:
+                self._spawn_every = min(60.0, self._spawn_every * 2)
+            else:
+                self._spawn_every = 1.0
+            self._backlog_at_spawn = backlog
+            self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
+            if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send,
+                              force=force) is not None:
+                self._unsent_spill = 0
+        except Exception as exc:  # the records stay in the journal for the exit's or a later sender
+            log.warning("could not start a sender: %s: %s", type(exc).__name__, exc)
 
     def _replay(self, sl: _Slice) -> int:
         try:
@@ -321,38 +341,46 @@ class ServiceRuntime:
             return True
 
     def _commit(self, sl: _Slice, points: list[Any], spans: list[Any]) -> int:
+        """Store what a slice replayed to (plus what other instrumentations recorded meanwhile). When the
+        spool cannot take it, the slice's recorded body goes to the journal instead (replayed later, once),
+        other instrumentations' items go back to staging, and drop counts wait for the next commit."""
         from otel_expansion.spool.store import SpoolUnavailable
 
-        overflow = int(sl.body.get("overflow", 0) or 0)
-        lost_items = {f"dropped.{key}": int(sl.body.get(key, 0) or 0)  # features, exceptions past their bounds
-                      for key in ("overflow_features", "overflow_exceptions") if sl.body.get(key)}
-        undeclared = int(sl.body.get("undeclared", 0) or 0)  # features the app's registry does not declare
+        body_counts = {f"dropped.{key}": int(sl.body.get(key, 0) or 0) for key in _BODY_COUNTS if sl.body.get(key)}
         staged_drops = self.staging.take_dropped()
-        if not (points or spans or overflow or undeclared or staged_drops or lost_items):
+        if staged_drops:
+            self._counts["dropped.staging"] = self._counts.get("dropped.staging", 0) + staged_drops
+        if not (points or spans or body_counts or self._counts):
             return 0
+        added = False
         try:
             spool = self._open_spool()
             if not spool.add(points, spans, claim=lambda: self._claim(sl)):
                 return 0  # handed to the journal by shutdown: the journal's copy counts
-            if overflow:
-                spool.incr("dropped.overflow", overflow)
-            for name, n in lost_items.items():
+            added = True
+            for name, n in body_counts.items():
+                self._counts[name] = self._counts.get(name, 0) + n
+            for name, n in list(self._counts.items()):  # each its own small write: kept until it gets in
                 spool.incr(name, n)
-            if undeclared:
-                spool.incr("dropped.undeclared", undeclared)
-            if staged_drops:
-                spool.incr("dropped.staging", staged_drops)
+                del self._counts[name]
             self._failing = (spool.get_state("backoff.failures") or "0") != "0"
         except SpoolUnavailable as exc:  # busy (a sender's write), read-only or full disk
             self._close_spool()
+            if added:
+                return len(points) + len(spans)  # stored; the counts not written yet wait in _counts
+            from otel_expansion.sdk.signals import SCOPE_NAME
+
+            # other instrumentations' spans and points (opentelemetry-instrument) exist only here: keep them
+            self.staging.add_points([p for p in points if p.key.scope_name != SCOPE_NAME])
+            self.staging.add_spans([x for x in spans if x.scope_name != SCOPE_NAME])
             with self._slices_lock:
-                body = None if sl.handed or sl.claimed else sl.body
-                sl.claimed = True
-                if body and body.get("commands"):  # what was recorded goes to the journal: replayed later
-                    self._spill([body])
+                if sl.handed:
+                    return 0  # shutdown's hand-over has it
+                sl.claimed = True  # never handed now; a claim inside the rolled-back transaction stays
+                if sl.body:  # what was recorded goes to the journal, its counts with it: replayed later
+                    self._spill([sl.body])
                     return 0
-            if not sl.handed:
-                log.warning("telemetry spool unavailable, %d items dropped: %s", len(points) + len(spans), exc)
+            log.warning("telemetry spool unavailable, kept for the next commit: %s", exc)
             return 0
         return len(points) + len(spans)
 
@@ -386,7 +414,10 @@ class ServiceRuntime:
         from otel_expansion.journal.record import VERSION
 
         home = self.settings.home
-        room = journal.MAX_PENDING - journal.count(home)
+        pending = journal.count(home)
+        room = journal.MAX_PENDING - pending
+        if spilled:  # spilled records are large (up to 1 MiB): bounded by the spool's own cap, twice over
+            room = min(room, max(16, 2 * self.settings.spool_max_bytes // 2**20) - pending)
         # looked up once per call, not per record: under a busy program every system call here waits a
         # switch interval for the interpreter lock (one call writes a few MB at most)
         blocked = room <= 0 or journal.full(home)  # a sender that cannot run must not fill the disk

@@ -174,3 +174,24 @@ def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_
     ingest(home, rt)
     assert spool_commands(home, rt) == 710
     assert not [k for k in counters(home, rt) if k.startswith("dropped.")]
+
+
+def test_a_sender_that_cannot_start_leaves_spilled_slices_in_the_journal_only(tmp_path: Path,
+                                                                              monkeypatch: Any) -> None:
+    """The interpreter was replaced under a running service (no executable to start a sender with): the
+    spill is not undone, nothing is replayed a second time, and a later sender stores each command once."""
+    import sys
+
+    home = tmp_path / "home"
+    rt = runtime(home)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "gone" / "python3"))
+    record(rt, 5000)
+    rt._budget = -10.0
+    rt.step()  # spills 5,000 commands: the sender start fails (logged), the backlog is already cleared
+    assert rt.spilled == 5000 and not rt._backlog
+    rt._budget = 1.0
+    rt.step()  # nothing left to replay here
+    monkeypatch.undo()
+    assert spool_commands(home, rt) == 0
+    ingest(home, rt)
+    assert spool_commands(home, rt) == 5000
