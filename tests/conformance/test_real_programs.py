@@ -3,7 +3,9 @@ the same exit status (death by SIGINT included), and what is recorded is what ha
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import socket
 import sqlite3
 import sys
@@ -108,6 +110,14 @@ def _variant(case: Case, work: Path, how: str, home: Path | None, off: bool, ser
 
 
 _baselines: dict[Case, Outcome] = {}
+_FROZEN_FRAME = re.compile(rb'^  File "<frozen [^"]+>", line \d+, in \S+\n', re.MULTILINE)
+
+
+def _interrupt_frames_dropped(outcome: Outcome) -> Outcome:
+    """The outcome without traceback lines of frozen stdlib frames: a SIGINT sent while a program blocks
+    reading stdin lands in the read or, a few microseconds later, in the codec decoding it (observed in
+    CI with and without telemetry alike); the program's own frames and the exception still must match."""
+    return dataclasses.replace(outcome, stderr=_FROZEN_FRAME.sub(b"", outcome.stderr))
 
 
 @pytest.mark.parametrize("how", ["init", "instrument"])
@@ -134,6 +144,8 @@ def test_same_output_and_exact_record(case: Case, how: str, workdir: Path, tmp_p
                 off = pool.submit(_variant, case, workdir, how, off_home, True, server)
                 with_telemetry, opted_out = on.result(), off.result()
     assert base.returncode == case.returncode, base.stderr.decode(errors="replace")[-2000:]
+    if case.interrupt is not None:  # where a real Ctrl-C lands inside the stdlib is the kernel's timing
+        base, with_telemetry, opted_out = (_interrupt_frames_dropped(o) for o in (base, with_telemetry, opted_out))
     assert with_telemetry == base, with_telemetry.stderr.decode(errors="replace")[-2000:]
     assert opted_out == base
     recorded = journal_commands(on_home) if how == "init" else spool_commands(on_home)
