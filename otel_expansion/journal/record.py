@@ -85,6 +85,8 @@ if TYPE_CHECKING:
 
 
 VERSION = 1
+DROP_COUNTS = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")
+"""Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""
 """Bump when a field changes meaning; readers refuse records of another version."""
 
 

@@ -80,12 +80,12 @@ class LevelFilterSpanProcessor(_Chained):
         try:
             if self.level < signals.SPAN_LEVEL:
                 return
-            if self.level >= Level.FULL or batch.scope.name != signals.SCOPE_NAME:
-                if self.level >= Level.FULL and batch.scope.name == signals.SCOPE_NAME:
-                    self.next_batch(batch)
-                else:
-                    for span in batch.spans():
-                        self.on_end(span)
+            if batch.scope.name != signals.SCOPE_NAME:  # not ours: the per-span, fail-closed path
+                for span in batch.spans():
+                    self.on_end(span)
+                return
+            if self.level >= Level.FULL:  # everything of ours passes as it is
+                self.next_batch(batch)
                 return
             allowed = self.allowed
             templates = batch.templates

@@ -237,29 +237,8 @@ class SpanEncoder:
         for event in span.events:
             if event.dropped_attributes:
                 raise Unencodable("event with dropped attributes")
-            body = b"\x09" + _pack_q(event.timestamp) if event.timestamp else b""
-            ename = event.name
-            field = self._event_names.get(ename)
-            if field is None:
-                field = _ld(b"\x12", ename.encode("utf-8")) if ename else b""
-                if len(self._event_names) >= _CACHE_LIMIT:
-                    self._event_names.clear()
-                self._event_names[ename] = field
-            body += field
-            if event.attributes:
-                body += self._event_attributes(event.attributes)
-            out.append(_ld(b"\x5a", body))
-        status = span.status
-        skey = (status.status_code, status.description)
-        field = self._statuses.get(skey)
-        if field is None:
-            message, code = status.description, status.status_code.value
-            field = _ld(b"\x7a", (_ld(b"\x12", message.encode("utf-8")) if message else b"")
-                        + (b"\x18" + _varint(code) if code else b""))
-            if len(self._statuses) >= _CACHE_LIMIT:
-                self._statuses.clear()
-            self._statuses[skey] = field
-        out.append(field)
+            out.append(self._event(event.name, event.attributes, event.timestamp))
+        out.append(self._status(span.status))
         parent = span.parent  # flags: the context's is-remote bit is known (and set for remote parents)
         out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         return b"".join(out)

@@ -48,9 +48,6 @@ SENDER_CHECK_S = 0.05
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
 
-_BODY_COUNTS = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")  # body key -> dropped.<key>
-
-
 class _Slice:
     """One unit of replay: a body of at most SLICE commands (with its features and exceptions)."""
 
@@ -285,7 +282,7 @@ class ServiceRuntime:
             from otel_expansion.export.launcher import sender_running
 
             self._sender_checked_at = now
-            self._sender_seen = not self._in_round and sender_running(self.settings.home)
+            self._sender_seen = sender_running(self.settings.home)
         return self._sender_seen
 
     def _spill(self, bodies: list[dict[str, Any]]) -> None:
@@ -344,9 +341,10 @@ class ServiceRuntime:
         """Store what a slice replayed to (plus what other instrumentations recorded meanwhile). When the
         spool cannot take it, the slice's recorded body goes to the journal instead (replayed later, once),
         other instrumentations' items go back to staging, and drop counts wait for the next commit."""
+        from otel_expansion.journal.record import DROP_COUNTS
         from otel_expansion.spool.store import SpoolUnavailable
 
-        body_counts = {f"dropped.{key}": int(sl.body.get(key, 0) or 0) for key in _BODY_COUNTS if sl.body.get(key)}
+        body_counts = {f"dropped.{key}": int(sl.body.get(key, 0) or 0) for key in DROP_COUNTS if sl.body.get(key)}
         staged_drops = self.staging.take_dropped()
         if staged_drops:
             self._counts["dropped.staging"] = self._counts.get("dropped.staging", 0) + staged_drops
