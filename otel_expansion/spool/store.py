@@ -183,6 +183,23 @@ def _ensure_private_file(path: Path) -> int:
     return inode
 
 
+def _wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> object:
+    """Switch a new file to WAL. Why a loop: the switch needs the file to itself, and SQLite answers
+    "locked" at once, without its busy handler, while another process opens the same new file (a
+    service's init() and a detached sender, or many senders of one app): retried until the busy timeout."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000.0
+    while True:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() == "wal":
+            return mode
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """A checked, migrated connection; raises _Corrupt for a damaged file, sqlite3/schema errors otherwise."""
     from urllib.parse import quote
@@ -195,9 +212,7 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
         try:
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _wal(conn, busy_timeout_ms)
             rows = conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
             if _is_corruption(exc):
