@@ -1,4 +1,5 @@
-"""Regenerate every generated document: TELEMETRY.md, the README's variable table, the examples' docs.
+"""Regenerate every generated document: TELEMETRY.md, the docs site's configuration
+reference (docs/configuration.md, from the variable table), the examples' docs.
 
 Run after changing signals, variables or declared features: `.venv/bin/python scripts/regenerate_docs.py`.
 Tests (tests/sdk/test_docs.py, tests/config/test_variables.py, tests/sdk/test_app_docs.py) fail until the
@@ -24,10 +25,10 @@ def main() -> int:
     from otel_expansion.sdk.docs import telemetry_markdown
 
     (ROOT / "TELEMETRY.md").write_text(telemetry_markdown())
-    readme = ROOT / "README.md"
+    reference = ROOT / "docs" / "configuration.md"
     text = re.sub(r"(<!-- variables:[^\n]*-->\n)(.*?)(\n<!-- /variables -->)",
-                  lambda m: m.group(1) + variables_markdown() + m.group(3), readme.read_text(), flags=re.S)
-    readme.write_text(text)
+                  lambda m: m.group(1) + variables_markdown() + m.group(3), reference.read_text(), flags=re.S)
+    reference.write_text(text)
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(OTEL_EXPANSION_HOME=home, PYTHONPATH=str(ROOT))
@@ -35,7 +36,7 @@ def main() -> int:
             out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "telemetry", "docs"],
                                  env=env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
             (ROOT / "examples" / doc).write_text(out.stdout)
-    print("regenerated TELEMETRY.md, the README's variable table and", ", ".join(EXAMPLE_DOCS.values()))
+    print("regenerated TELEMETRY.md, docs/configuration.md's variable table and", ", ".join(EXAMPLE_DOCS.values()))
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need (idempotent, cached) and runs lint, types and pytest.
 #   .venv/                     Python environment with the package (editable) and test tools
+#   (docs extra) mkdocs, for the strict site build in tests/docs/test_site.py (cached by its inputs)
 #   chromium                   for the dashboard test (Debian package; installed when missing)
 #   ~/.cache/otel-expansion/   the OpenTelemetry Collector built from collector-config/ (keyed by manifest)
 set -euo pipefail
@@ -12,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== installing the package and test tools"
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q -e '.[test,docs]'
 if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing chromium (dashboard test)"
   if [ "$(id -u)" = 0 ]; then

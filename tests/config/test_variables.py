@@ -1,4 +1,4 @@
-"""The variable table is the one source of configuration: Settings, debug and the README follow it."""
+"""The variable table is the one source of configuration: Settings, debug and the docs' configuration reference follow it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 from otel_expansion.config.settings import _DEFAULTS, VARIABLES, Settings, resolve, variables_markdown
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-def test_readme_table_is_generated_from_the_code() -> None:
-    """The README's configuration table is exactly what VARIABLES generates."""
-    text = README.read_text()
+def test_reference_table_is_generated_from_the_code() -> None:
+    """The configuration reference's table (docs/configuration.md) is exactly what VARIABLES generates."""
+    text = REFERENCE.read_text()
     match = re.search(r"<!-- variables:[^\n]*-->\n(.*?)\n<!-- /variables -->", text, re.S)
-    assert match is not None, "README lacks the generated variables table"
+    assert match is not None, "docs/configuration.md lacks the generated variables table"
     assert match.group(1) == variables_markdown()
 
 
