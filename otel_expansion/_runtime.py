@@ -397,7 +397,7 @@ def _flush_to_journal(t: Telemetry) -> None:
             return
         record = build_record(t, body, now)  # writes the session and id files too
         record["exit_ns"] = time.perf_counter_ns() - t0  # the exit path's own cost, up to this write
-        journal.append(s.home, record, now)
+        written = journal.append(s.home, record, now)
         if s.endpoint:
             _remember_endpoint(s.home, s.endpoint)
     except OSError as exc:  # read-only or full disk: stand down for this run, nothing more
@@ -405,7 +405,7 @@ def _flush_to_journal(t: Telemetry) -> None:
             warn(f"telemetry not saved for this run: {exc.strerror or exc}")
         return
     if s.debug:
-        _debug_print(record, s)
+        _debug_print(record, s, written)
     from otel_expansion.export import launcher
 
     try:
@@ -445,12 +445,12 @@ def resource_of(t: Telemetry) -> dict[str, Any]:
     return resource_for(t.settings, t.recorder.clean, t.recorder.resource_keys)
 
 
-def _debug_print(record: Mapping[str, Any], settings: Settings) -> None:
+def _debug_print(record: Mapping[str, Any], settings: Settings, path: str) -> None:
     """Debug mode: convert this run's record now, in this process, and print it as it will be sent."""
     try:
         from otel_expansion.workers.inline import ingest_now
 
-        ingest_now(settings, record)
+        ingest_now(settings, record, path)
     except Exception as exc:  # debug output must never break the host either
         _contained("debug", exc)
 

@@ -99,6 +99,16 @@ def _has_resource_version() -> bool:
     return any(part.split("=", 1)[0].strip() == "service.version" for part in attrs.split(","))
 
 
+def _is_program() -> bool:
+    """False for ``python -c CODE``, ``python -`` and an interactive interpreter: there is no program whose
+    usage this would be, so under ``opentelemetry-instrument`` nothing is recorded for a service ``python``
+    (no state directory, no sender round). Name one with ``OTEL_SERVICE_NAME`` to record such runs."""
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 not in ("", "-c", "-")
+
+
 class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         chosen_by_our_distro = _state.pop(_CHOSE_CONFIGURATOR, False)
@@ -111,7 +121,10 @@ class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
         from otel_expansion._runtime import _init
         from otel_expansion.collect.recorder import default_executable
 
-        service = os.environ.get("OTEL_SERVICE_NAME") or default_executable()
+        named = os.environ.get("OTEL_SERVICE_NAME")
+        if not named and not _is_program():
+            return  # `python -c ...` or an interactive interpreter: no program to name, nothing recorded
+        service = named or default_executable()
         version = None
         if not _has_resource_version():
             try:

@@ -33,11 +33,11 @@ def _shown(name: str, value: str, secret: bool) -> str:
     return safe_url(value) if "ENDPOINT" in name else value
 
 
-def set_debug(home: str, on: bool, dry_run: bool = False) -> None:
+def set_debug(home: str, on: bool, dry_run: bool = False, json: bool = False) -> None:
     """Store the app's debug switch (the function every front end uses)."""
     from otel_expansion.config.file import set_debug_choice
 
-    set_debug_choice(home, on, dry_run)
+    set_debug_choice(home, on, dry_run, json)
 
 
 def config_info(s: Settings) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def config_info(s: Settings) -> dict[str, Any]:
         "opted_out_by": s.opt_out_reason,
         "debug": s.debug,
         "debug_source": s.debug_source,
+        "debug_json": s.debug_json,
         "dry_run": s.dry_run,
         "send": s.send,
         "endpoint": safe_url(s.endpoint) if s.endpoint else None,
@@ -77,15 +78,20 @@ def run(args: argparse.Namespace) -> int:
     home, service = find_home(args)
     if args.action in ("on", "off"):
         note_if_unknown(home, service)
-        set_debug(home, args.action == "on", args.dry_run)
+        on = args.action == "on"
+        set_debug(home, on, args.dry_run, on and args.full_json)
         s = settings_for(home, service)
-        result = {"service": service, "debug": args.action == "on", "dry_run": args.action == "on" and args.dry_run,
-                  "effective_debug": s.debug, "debug_source": s.debug_source}
+        result = {"service": service, "debug": on, "dry_run": on and args.dry_run,
+                  "effective_debug": s.debug, "debug_source": s.debug_source, "debug_json": s.debug_json}
         if args.json:
             emit_json(result)
             return EXIT_OK
         mode = " (dry run: recorded and shown, never sent)" if result["dry_run"] else ""
-        print(f"{service}: debug {args.action}{mode}; stored in {home}")
+        if on:
+            shape = "in full as OTLP/JSON" if s.debug_json else "as a short summary (`debug on --otlp`: in full)"
+            print(f"{service}: debug on{mode}: each run's telemetry is printed to stderr {shape}; stored in {home}")
+        else:
+            print(f"{service}: debug off; stored in {home}")
         if s.debug != result["debug"]:
             print(f"note: OTEL_EXPANSION_DEBUG={os.environ.get('OTEL_EXPANSION_DEBUG')} is set and wins")
         return EXIT_OK
@@ -100,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
     print("environment:")
     for name, value in info["environment"].items():
         print(f"  {name}={value}")
-    print("tip: `otel-expansion debug on` prints each recorded signal to stderr; `show` lists what is pending "
-          "and what was sent")
+    prog = getattr(args, "prog", None)
+    debug_cmd, show_cmd = (f"{prog} debug on", f"{prog} show") if prog else ("otel-expansion debug on",
+                                                                             "otel-expansion show")
+    print(f"tip: `{debug_cmd}` prints a summary of each run's telemetry to stderr; `{show_cmd}` lists what is "
+          "pending")
     return EXIT_OK
 
 
@@ -110,4 +119,6 @@ def register(sub: Any) -> None:
         "debug", help="debug on|off: print every recorded signal to stderr; alone: the effective configuration")))
     p.add_argument("action", nargs="?", choices=("on", "off"), help="turn the debug stream on or off for this app")
     p.add_argument("--dry-run", action="store_true", help="with `on`: record and show, never send")
+    p.add_argument("--otlp", dest="full_json", action="store_true",
+                   help="with `on`: print each record in full as OTLP/JSON instead of a summary")
     p.set_defaults(func=run)

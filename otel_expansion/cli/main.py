@@ -15,9 +15,11 @@ import sys
 from otel_expansion.cli import backend, control, debug, docs, flush, show, status, ui
 from otel_expansion.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, Parser, safe_url
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main", "safe_url"]
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "CliError", "build_parser", "main", "safe_url"]
 
 COMMANDS = (status, show, flush, control, debug, ui, backend, docs)
+EXIT_PIPE = 141
+"""A closed pipe (`otel-expansion show | head`): no message, 128 + SIGPIPE, the status git leaves."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except CliError as exc:
         return _fail(args, str(exc), exc.code)
-    except BrokenPipeError:  # `otel-expansion show | head`: the reader left; say so once, quietly exit
+    except BrokenPipeError:  # `otel-expansion show | head`: the reader left; end quietly, as git and grep do
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not complain either
+            os.close(devnull)
         except (OSError, ValueError):
             pass
-        return _fail(args, "output closed before everything was written (broken pipe)", EXIT_FAIL)
+        return EXIT_PIPE
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130)
     except Exception as exc:

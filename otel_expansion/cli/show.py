@@ -1,4 +1,5 @@
-"""``otel-expansion show``: what is pending (not sent yet) and what was recently sent, readable or as JSON."""
+"""``otel-expansion show``: a summary of what is pending (not sent yet); the recently-sent history with ``--sent``;
+every item with ``--detail``; OTLP/JSON with ``--json``."""
 
 from __future__ import annotations
 
@@ -115,28 +116,77 @@ def describe_point(name: str, kind: str, dp: dict[str, Any]) -> str:
     return f"{name} {{{attrs}}} count={count} sum={total:g}"
 
 
-def render(data: dict[str, Any]) -> list[str]:
+def _grouped(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} x{n}" if n > 1 else key for key, n in counts.items())
+
+
+def summarise_pending(p: dict[str, Any]) -> list[str]:
+    """Pending data sized for a person: run records, spans and metric series grouped by name."""
+    spans, points = spans_of(p["traces"]), points_of(p["metrics"])
+    lines = [f"pending (not sent yet): {len(p['journal'])} run records not converted yet, "
+             f"{len(spans)} spans, {len(points)} metric points"]
+    runs: dict[str, int] = {}
+    for record in p["journal"]:
+        cmds = ", ".join(f"{c.get('name')} (exit {c.get('exit')})" for c in record.get("commands") or ())
+        key = cmds or str(record.get("unreadable", "no commands"))
+        runs[key] = runs.get(key, 0) + 1
+    if runs:
+        lines.append(f"  run records: {_grouped(runs)}")
+    by_span: dict[str, int] = {}
+    for span in spans:
+        status = "error" if span.get("status", {}).get("code") == 2 else "ok"
+        key = f"{span.get('name', '')!r} {status}"
+        by_span[key] = by_span.get(key, 0) + 1
+    if by_span:
+        lines.append(f"  spans: {_grouped(by_span)}")
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    kinds: dict[str, str] = {}
+    for name, kind, dp in points:
+        metrics.setdefault(name, []).append(dp)
+        kinds[name] = kind
+    for name, dps in metrics.items():
+        series = f"{len(dps)} series" if len(dps) > 1 else "1 series"
+        if kinds[name] == "sum":
+            total = sum(dp.get("asInt", dp.get("asDouble", 0)) for dp in dps)
+            lines.append(f"  metric {name}: total {total:g} in {series}")
+        else:
+            count = sum(int(dp.get("count", 0)) for dp in dps)
+            total_f = sum(float(dp.get("sum", 0.0)) for dp in dps)
+            lines.append(f"  metric {name}: {count} values, sum {total_f:g} in {series}")
+    return lines
+
+
+def render(data: dict[str, Any], detail: bool = False) -> list[str]:
     lines: list[str] = []
     if "pending" in data:
         p = data["pending"]
-        spans, points = spans_of(p["traces"]), points_of(p["metrics"])
-        lines.append(f"pending (not sent yet): {len(p['journal'])} run records not converted yet, "
-                     f"{len(spans)} spans, {len(points)} metric points")
-        for record in p["journal"]:
-            cmds = ", ".join(f"{c.get('name')} (exit {c.get('exit')})" for c in record.get("commands") or ())
-            lines.append(f"  run record: {cmds or record.get('unreadable', 'no commands')}")
-        lines += [f"  {describe_span(span)}" for span in spans]
-        lines += [f"  {describe_point(*pt)}" for pt in points]
+        if detail:
+            spans, points = spans_of(p["traces"]), points_of(p["metrics"])
+            lines.append(f"pending (not sent yet): {len(p['journal'])} run records not converted yet, "
+                         f"{len(spans)} spans, {len(points)} metric points")
+            for record in p["journal"]:
+                cmds = ", ".join(f"{c.get('name')} (exit {c.get('exit')})" for c in record.get("commands") or ())
+                lines.append(f"  run record: {cmds or record.get('unreadable', 'no commands')}")
+            lines += [f"  {describe_span(span)}" for span in spans]
+            lines += [f"  {describe_point(*pt)}" for pt in points]
+        else:
+            lines += summarise_pending(p)
     if "sent" in data:
         lines.append(f"recently sent: {len(data['sent'])} requests kept")
         for item in data["sent"]:
             content = item.get("content") or {}
             lines.append(f"  {fmt_time(item['time'])} {item['signal']} {item['items']} items, "
                          f"{item['wire_bytes']} bytes on the wire, batch {item['batch_id']} -> {item['endpoint']}")
+            if not detail:
+                continue
             if item["signal"] == "traces":
                 lines += [f"    {describe_span(span)}" for span in spans_of(content)]
             else:
                 lines += [f"    {describe_point(*pt)}" for pt in points_of(content)]
+    elif "sent_kept" in data:
+        kept = data["sent_kept"]
+        lines.append(f"recently sent: {kept} request{'s' * (kept != 1)} kept"
+                     + (" (`show --sent` lists them)" if kept else ""))
     return lines
 
 
@@ -145,23 +195,31 @@ def run(args: argparse.Namespace) -> int:
     require_known(home, service, args)
     s = settings_for(home, service)
     since = parse_since(args.since)
-    both = not (args.pending or args.sent)
+    # JSON keeps its documented shape (both parts unless one is asked for); a person gets the pending
+    # summary, and the sent history only when asked (--sent)
+    pending = args.pending or not args.sent
+    sent = args.sent or (args.json and not args.pending)
     data: dict[str, Any] = {}
-    if args.pending or both:
+    if pending:
         data["pending"] = pending_data(s, since, args.signal, args.limit)
-    if args.sent or both:
+    if sent:
         data["sent"] = sent_data(home, since, args.signal)
     if args.json:
         emit_json(data)
     else:
-        print("\n".join(render(data)))
+        if not sent and not args.pending:
+            from otel_expansion.export import history
+
+            data["sent_kept"] = len(history.entries(home, since, args.signal))
+        print("\n".join(render(data, getattr(args, "detail", False))))
     return EXIT_OK
 
 
 def register(sub: Any) -> None:
-    p = add_json(add_target(sub.add_parser("show", help="what is pending and what was recently sent")))
+    p = add_json(add_target(sub.add_parser("show", help="a summary of what is pending; --sent: what was sent")))
     p.add_argument("--pending", action="store_true", help="only what has not been sent yet")
-    p.add_argument("--sent", action="store_true", help="only the recently-sent history")
+    p.add_argument("--sent", action="store_true", help="the recently-sent history (with --pending: both)")
+    p.add_argument("--detail", action="store_true", help="every record, span and metric point, one line each")
     p.add_argument("--signal", choices=("traces", "metrics"), help="only this signal")
     p.add_argument("--since", help="only data from this time on: 10m, 2h, 7d or 2026-11-30T10:00")
     p.add_argument("--limit", type=_positive, default=1000, help="most spans, points and records listed")

@@ -28,6 +28,70 @@ from otel_expansion.cli.common import (
 )
 
 MAX_BODY = 4096
+PENDING_SHOWN = 500
+LIVE_SHOWN = 200
+
+SOURCES = {"default": "the program's default", "app": "set by the program", "file": "the settings file",
+           "env": "an environment variable", "user": "set by the user", "consent-pending": "waiting for consent",
+           "opt-out": "an opt-out variable", "environment": "the environment", "state directory": "where it is kept",
+           "init()/--endpoint": "set by the program"}
+"""Where a setting comes from, in words (the page shows these, not the internal source names)."""
+
+DROP_MEANINGS = {
+    "overflow": "commands dropped because the program recorded faster than they could be handed over",
+    "overflow_features": "features of those dropped commands",
+    "overflow_exceptions": "handled exceptions of those dropped commands",
+    "undeclared": "features or attributes not declared by the program (data minimisation)",
+    "journal_full": "runs not saved because the journal was full",
+    "staging": "spans beyond what one conversion holds",
+    "corrupt": "run records that could not be read",
+    "age": "pending data older than the spool's age limit",
+    "size": "pending data beyond the spool's size cap (oldest first)",
+    "duplicate": "data already stored once",
+    "invalid": "data the collector refused as invalid",
+}
+"""One line per drop reason; an unknown reason is still shown, counted, with a generic meaning."""
+
+
+def _consent_words(raw: str) -> str:
+    """``granted:basic`` -> words a person reads; the raw word stays in the text (tests, grep)."""
+    if raw.startswith("granted"):
+        level = raw.partition(":")[2]
+        return "allowed by the user (granted" + (f", level {level})" if level else ")")
+    if raw == "denied":
+        return "refused by the user (denied): nothing is recorded or sent"
+    return "not asked yet"
+
+
+def _settings_words(config: dict[str, Any], info: dict[str, Any], s: Any, home: str) -> dict[str, Any]:
+    def one(value: Any, words: str, source: str) -> dict[str, Any]:
+        return {"value": value, "words": words, "source": source, "source_words": SOURCES.get(source, source)}
+
+    dry = config["dry_run"]
+    return {
+        "level": one(config["level"], {"off": "off: nothing is recorded", "basic": "basic: counts and durations",
+                                       "enhanced": "enhanced: + a span per command, sessions",
+                                       "full": "full: + own-text messages and flags"}.get(config["level"],
+                                                                                        config["level"]),
+                     config["level_source"]),
+        "consent": one(info["consent"], _consent_words(str(info["consent"])),
+                       "user" if info["consent"] != "not asked" else "default"),
+        "debug": one(config["debug"], ("on: each run is printed to stderr" + (" in full (OTLP/JSON)"
+                                                                              if config.get("debug_json") else
+                                                                              " as a summary"))
+                     if config["debug"] else "off", config["debug_source"]),
+        "dry_run": one(dry, "on: recorded and shown, never sent" if dry else "off: data is sent",
+                       config["debug_source"]),
+        "endpoint": one(info["endpoint"], f"data is sent to {info['endpoint']}" if info["endpoint"] else
+                        "the OpenTelemetry default (http://localhost:4318)",
+                        "init()/--endpoint" if s.endpoint else "environment"),
+        "opted_out_by": one(info["opted_out_by"], f"{info['opted_out_by']} is set: telemetry is off"
+                            if info["opted_out_by"] else "no opt-out variable is set", "environment"),
+        "app_opt_out_variable": one(info["app_opt_out_variable"],
+                                    f"the program's own opt-out variable is {info['app_opt_out_variable']}"
+                                    if info["app_opt_out_variable"] else "the program declares none", "app"),
+        "home": one(home, home, "state directory"),
+    }
 
 
 def state(home: str, service: str) -> dict[str, Any]:
@@ -39,7 +103,7 @@ def state(home: str, service: str) -> dict[str, Any]:
     s = settings_for(home, service)
     info = status_info(s)
     config = config_info(s)
-    pending = show.pending_data(s, limit=500)
+    pending = show.pending_data(s, limit=PENDING_SHOWN)
     sent = show.sent_data(home)
     counters: dict[str, int] = info["counters"]
     live: list[dict[str, Any]] = []
@@ -56,27 +120,25 @@ def state(home: str, service: str) -> dict[str, Any]:
     live.sort(key=lambda e: e["time"])
     return {
         "service": service,
-        "settings": {
-            "level": {"value": config["level"], "source": config["level_source"]},
-            "consent": {"value": info["consent"], "source": "user" if info["consent"] != "not asked" else "default"},
-            "debug": {"value": config["debug"], "source": config["debug_source"]},
-            "dry_run": {"value": config["dry_run"], "source": config["debug_source"]},
-            "endpoint": {"value": info["endpoint"], "source": "init()/--endpoint" if s.endpoint else "environment"},
-            "opted_out_by": {"value": info["opted_out_by"], "source": "environment"},
-            "app_opt_out_variable": {"value": info["app_opt_out_variable"], "source": "app"},
-            "home": {"value": home, "source": "state directory"},
-        },
+        "settings": _settings_words(config, info, s, home),
         "status": info,
         "pending": {
             "journal": len(pending["journal"]),
             "spans": [show.describe_span(span) for span in show.spans_of(pending["traces"])],
             "points": [show.describe_point(*pt) for pt in show.points_of(pending["metrics"])],
             "content": {"traces": pending["traces"], "metrics": pending["metrics"]},
+            "shown_at_most": PENDING_SHOWN,
+            "spans_total": info["spool_spans"],
+            "series_total": info["spool_series"],
+            "journal_total": info["journal_records"],
         },
         "sent": [dict(item, lines=[show.describe_span(sp) for sp in show.spans_of(item.get("content") or {})]
                       + [show.describe_point(*pt) for pt in show.points_of(item.get("content") or {})])
                  for item in reversed(sent)],
         "drops": {name.split(".", 1)[1]: n for name, n in sorted(counters.items()) if name.startswith("dropped.")},
+        "drop_meanings": {name.split(".", 1)[1]: DROP_MEANINGS.get(name.split(".", 1)[1].split(".")[0],
+                                                                    "counted drops of this kind")
+                          for name in counters if name.startswith("dropped.")},
         "health": {
             "export_attempts": counters.get("export.attempts", 0),
             "export_failures": {name.split(".", 2)[2]: n for name, n in sorted(counters.items())
@@ -86,7 +148,8 @@ def state(home: str, service: str) -> dict[str, Any]:
             "sender_running": info["sender_running"],
             "last_send": info["last_send"],
         },
-        "live": live[-200:],
+        "live": live[-LIVE_SHOWN:],
+        "live_total": len(live),
     }
 
 
@@ -151,6 +214,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/":
             page = _page().replace("__TOKEN__", self.server.token).replace("__SERVICE__", _html(self.server.service))
             self._send(200, page.encode(), "text/html; charset=utf-8")
+        elif path == "/look.css":
+            self._send(200, shared_style().encode(), "text/css; charset=utf-8")
         elif path == "/api/state":
             try:
                 with self.server.lock:
@@ -203,6 +268,20 @@ def _page() -> str:
     from importlib.resources import files
 
     return files("otel_expansion.cli").joinpath("inspector.html").read_text(encoding="utf-8")
+
+
+def shared_style() -> str:
+    """The dashboard's stylesheet (its one ``<style>`` block), which the inspector links as /look.css.
+
+    Read from dashboard.html itself, so the two pages share one look by construction: a change to the
+    dashboard's style is the inspector's too. Only the file is read; the backend package is not imported.
+    """
+    import re
+    from importlib.resources import files
+
+    page = files("otel_expansion").joinpath("backend").joinpath("dashboard.html").read_text(encoding="utf-8")
+    found = re.search(r"<style>(.*?)</style>", page, re.S)
+    return found.group(1) if found else ""
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 SETTINGS_FILE = "settings.toml"
-DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "on", "off" or "on dry-run"
+DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "off", or "on" [dry-run] [json]
 
 # key -> (type name, description). Documented in the README and validated here.
 KEYS: dict[str, tuple[str, str]] = {
@@ -281,14 +281,18 @@ def load(home: str) -> dict[str, Any]:
 
 
 def stored_debug(home: str) -> str | None:
-    """The app's stored debug switch (``on``, ``off`` or ``on dry-run``), or None."""
+    """The app's stored debug switch (``off``, or ``on`` with ``dry-run`` and/or ``json``), or None."""
     text = read_text(os.path.join(home, DEBUG_CHOICE_FILE), 64)
     return text.strip() or None if text is not None else None
 
 
-def set_debug_choice(home: str, on: bool, dry_run: bool = False) -> None:
-    """Store the app's debug switch: the one writer behind ``otel-expansion debug`` and ``telemetry debug``."""
+def set_debug_choice(home: str, on: bool, dry_run: bool = False, json: bool = False) -> None:
+    """Store the app's debug switch: the one writer behind ``otel-expansion debug`` and ``telemetry debug``.
+
+    Written as words: ``off``, or ``on`` followed by ``dry-run`` and/or ``json`` (full OTLP/JSON output).
+    """
     from otel_expansion.config.paths import ensure_dir, write_private
 
+    words = ["on", *(["dry-run"] if dry_run else []), *(["json"] if json else [])] if on else ["off"]
     ensure_dir(home)
-    write_private(os.path.join(home, DEBUG_CHOICE_FILE), b"off" if not on else b"on dry-run" if dry_run else b"on")
+    write_private(os.path.join(home, DEBUG_CHOICE_FILE), " ".join(words).encode())

@@ -146,7 +146,7 @@ SENDER_LOCK = "sender.lock"
 SENDER_STATE = "sender.state"
 SENDER_LOG = "sender.log"
 ENDPOINT_FILE = "endpoint"  # init(endpoint=...), remembered for the sender and `otel-expansion flush`
-DEBUG_FILE = "debug"  # `otel-expansion debug on|off [--dry-run]`: "on", "off" or "on dry-run"
+DEBUG_FILE = "debug"  # `otel-expansion debug on|off [--dry-run] [--json]`: "off", or "on" [dry-run] [json]
 OPT_OUT_ENV_FILE = "opt-out-env"  # the app's own opt-out variable, so tools can name it
 LAST_SEND_FILE = "last-send.json"  # the last sender round's result, for `status` and the inspector
 SENT_DIR = "sent"  # recently sent requests (bounded), for `show --sent` and the inspector

@@ -88,6 +88,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_DEBUG", "false", "flag",
              "true/false: the debug stream, every recorded signal as it will be sent, on stderr and the "
              "`otel_expansion` logger (wins over `otel-expansion debug on\\|off`).", "debug"),
+    Variable("OTEL_EXPANSION_DEBUG_JSON", "false", "flag",
+             "true: the debug stream prints each record in full as OTLP/JSON, not one readable summary per run "
+             "(wins over `debug on --otlp`).", "debug_json"),
     Variable("OTEL_EXPANSION_DRY_RUN", "false", "flag",
              "true records and shows but never sends (wins over `debug on --dry-run`).", "dry_run"),
     Variable("OTEL_EXPANSION_SENT_MAX_BATCHES", "50", "integer",
@@ -115,7 +118,7 @@ VARIABLES: tuple[Variable, ...] = (
 
 
 def variables_markdown() -> str:
-    """The README's configuration table, generated from :data:`VARIABLES`."""
+    """The configuration reference's table (docs/configuration.md), generated from :data:`VARIABLES`."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     rows += [f"| `{v.name}` | {v.default} | {v.doc} |" for v in VARIABLES]
     return "\n".join(rows)
@@ -190,6 +193,7 @@ class Settings:
     consent_policy: str  # notify (opt-out) | ask (opt-in)
     debug: bool
     debug_source: str  # default | app | user (`otel-expansion debug on|off`) | env
+    debug_json: bool  # the debug stream as full OTLP/JSON instead of a summary
     dry_run: bool
     send: bool
     instrument: bool
@@ -288,7 +292,7 @@ def resolve(
 
     ``stored_choice`` is the user's persisted consent ("granted:<level>" / "denied"), read by the caller
     so that this function stays free of I/O. ``file_values`` are the settings file's (config/file.py) and
-    ``stored_debug`` the app's debug switch (``on``, ``off``, ``on dry-run``, written by ``otel-expansion
+    ``stored_debug`` the app's debug switch (``off``, ``on`` [``dry-run``] [``json``], written by ``otel-expansion
     debug`` and ``<prog> telemetry debug``); both are read from the state directory when None.
     Precedence, lowest first: init() options < settings file < environment < the user's stored choice;
     opt-out variables win over all of them. For debug the variable wins over the stored switch (so that
@@ -356,6 +360,8 @@ def resolve(
     if stored_debug:
         words = stored_debug.split()
         debug_on, values["debug_source"], stored_dry = words[:1] == ["on"], "user", "dry-run" in words
+        if "json" in words and not env.get("OTEL_EXPANSION_DEBUG_JSON", "").strip():
+            values["debug_json"] = True
     if env.get("OTEL_EXPANSION_DEBUG", "").strip():
         debug_on, values["debug_source"] = bool(values["debug"]), "env"
     values["debug"] = debug_on

@@ -26,10 +26,10 @@ commands:
   enable          turn telemetry on (at the level configured)
   disable         turn telemetry off and delete what was not sent yet
   level [LEVEL]   show or set the level: off, basic, enhanced or full
-  show            print everything pending, exactly as it will be sent
+  show            a summary of what is pending (--sent: also what was sent; --json: as sent)
   flush           send everything pending now
   reset-id        replace the anonymous installation id
-  debug [on|off]  show the effective configuration, or print each run's record to stderr
+  debug [on|off]  show the effective configuration, or print a summary of each run to stderr
   docs            print what {service} collects (TELEMETRY.md for this program)
 
 Settings, lowest precedence first: the program's defaults < {settings_file}
@@ -142,17 +142,36 @@ def _run(argv: list[str], prog: str, s: Settings, t: Any) -> int:
     handler[0](parser)
     try:
         args = parser.parse_args(rest)
-        return int(handler[1](args, s, t, prog))
+        code = int(handler[1](args, s, t, prog))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except _Stop as stop:
         return stop.code
     except Exception as exc:
         from otel_expansion.cli.common import CliError
 
+        if isinstance(exc, BrokenPipeError):  # `mycli telemetry show | head`: the reader left; end quietly
+            _quiet_stdout()
+            return EXIT_PIPE
         if isinstance(exc, CliError):
             sys.stderr.write(f"{prog}: {exc}\n")
-            return 2
+            return exc.code
         sys.stderr.write(f"{prog}: {type(exc).__name__}: {exc}\n")
         return 1
+
+
+EXIT_PIPE = 141
+"""A closed pipe ends the command quietly with 128 + SIGPIPE, the status ``git log | head`` leaves."""
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot complain about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 # -- subcommands -----------------------------------------------------------------------------------------
@@ -264,13 +283,15 @@ def _level(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 def _show_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=1000, help="most records and items to print")
     p.add_argument("--json", action="store_true", help="OTLP/JSON, as it will be (or was) sent")
+    p.add_argument("--sent", action="store_true", help="also what was sent recently")
+    p.add_argument("--detail", action="store_true", help="every record, span and metric point, one line each")
 
 
 def _show(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
     from otel_expansion.cli import show
 
-    return int(show.run(_ns(s, limit=args.limit, pending=False, sent=False, signal=None, since=None,
-                            json=args.json)))
+    return int(show.run(_ns(s, limit=args.limit, pending=args.sent, sent=args.sent, signal=None, since=None,
+                            json=args.json, detail=args.detail)))
 
 
 def _flush_args(p: argparse.ArgumentParser) -> None:
@@ -294,21 +315,26 @@ def _reset_id(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 
 def _debug_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("state", nargs="?", choices=("on", "off"), help="print each run's record to stderr, or stop")
+    p.add_argument("--otlp", action="store_true", help="with `on`: the full OTLP/JSON instead of a summary")
 
 
 def _debug(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
     if args.state is None:
         from otel_expansion.cli import debug
 
-        return int(debug.run(_ns(s, action=None, dry_run=False, json=False)))
+        return int(debug.run(_ns(s, action=None, dry_run=False, json=False, prog=prog)))
     from otel_expansion.config.file import set_debug_choice
 
-    set_debug_choice(s.home, args.state == "on")
-    if args.state == "on":
-        print(f"{s.service_name}: each run's telemetry record will be printed to stderr, exactly as stored "
+    on = args.state == "on"
+    set_debug_choice(s.home, on, json=on and args.otlp)
+    if t is not None and t.settings.debug and not on:
+        t.settings = _effective(s)  # switched off by this very command: this run is not printed either
+    if on:
+        shape = "in full, as OTLP/JSON" if args.otlp else "as a short summary"
+        print(f"{s.service_name}: from the next run, each run's telemetry is printed to stderr {shape} "
               f"(`{prog} debug off` stops it)")
     else:
-        print(f"{s.service_name}: telemetry records are no longer printed")
+        print(f"{s.service_name}: telemetry is no longer printed")
     return 0
 
 

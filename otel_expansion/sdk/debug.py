@@ -1,4 +1,8 @@
-"""The debug stream: every signal, as it enters the spool, printed the way it will leave the machine.
+"""The debug stream: every signal, as it enters the spool, shown the way it will leave the machine.
+
+By default each addition is one readable summary sized for a person (a line per span and per metric
+series, the resource once); ``OTEL_EXPANSION_DEBUG_JSON=1`` or ``debug on --otlp`` prints the full
+OTLP/JSON instead. The ``otel_expansion`` logger always gets the full OTLP/JSON at DEBUG.
 
 Signals reach the spool in one place whichever way they came in (a CLI's journal record replayed by
 :mod:`otel_expansion.workers.inline`, a service's in-process pipeline, the sender's self-health points),
@@ -33,19 +37,73 @@ def requests_of(points: Sequence[MetricPoint], spans: Sequence[SpanRecord]) -> l
     return out
 
 
-def emit(points: Sequence[MetricPoint], spans: Sequence[SpanRecord], where: str = "recorded") -> None:
-    """Print the rows to stderr (readable JSON after a one-line header) and log them at DEBUG."""
-    for signal, request in requests_of(points, spans):
-        count = len(spans) if signal == "traces" else len(points)
-        unit = "spans" if signal == "traces" else "metric points"
-        header = f"{PREFIX} {where} {signal}: {count} {unit}, as they will be sent (OTLP/JSON)"
-        text = json.dumps(request, indent=2, sort_keys=True)
+def emit(points: Sequence[MetricPoint], spans: Sequence[SpanRecord], where: str = "recorded",
+         full: bool = True) -> None:
+    """Print the rows to stderr and log them at DEBUG: a summary, or (``full``) readable OTLP/JSON."""
+    requests = requests_of(points, spans)
+    if full:
+        text = ""
+        for signal, request in requests:
+            count = len(spans) if signal == "traces" else len(points)
+            unit = "spans" if signal == "traces" else "metric points"
+            text += f"{PREFIX} {where} {signal}: {count} {unit}, as they will be sent (OTLP/JSON)\n"
+            text += json.dumps(request, indent=2, sort_keys=True) + "\n"
+    else:
+        text = "\n".join(summary(requests, where)) + "\n" if requests else ""
+    if text:
         try:
-            sys.stderr.write(f"{header}\n{text}\n")
+            sys.stderr.write(text)
             sys.stderr.flush()
         except Exception:  # a closed stderr must not break the host
             pass
+    for signal, request in requests:
         logger.debug("%s %s %s: %s", PREFIX, where, signal, json.dumps(request, sort_keys=True))
+
+
+def _value(v: dict[str, Any]) -> str:
+    if "arrayValue" in v:
+        return "[" + ", ".join(_value(x) for x in v["arrayValue"].get("values", [])) + "]"
+    return str(next(iter(v.values()), "")) if v else ""
+
+
+def _attrs(items: list[dict[str, Any]]) -> str:
+    return " ".join(f"{kv['key']}={_value(kv.get('value', {}))}" for kv in items)
+
+
+def summary(requests: list[tuple[str, dict[str, Any]]], where: str = "recorded") -> list[str]:
+    """One header line, the resource once, then one line per span and per metric series."""
+    spans = [sp for _, r in requests for rs in r.get("resourceSpans", []) for ss in rs.get("scopeSpans", [])
+             for sp in ss.get("spans", [])]
+    metrics = [(m, kind, dp) for _, r in requests for rm in r.get("resourceMetrics", [])
+               for sm in rm.get("scopeMetrics", []) for m in sm.get("metrics", [])
+               for kind in ("sum", "histogram", "exponentialHistogram", "gauge")
+               for dp in m.get(kind, {}).get("dataPoints", [])]
+    resource: list[dict[str, Any]] = next(
+        (rs.get("resource", {}).get("attributes", []) for _, r in requests
+         for rs in r.get("resourceSpans", []) + r.get("resourceMetrics", [])), [])
+    out = [f"{PREFIX} {where}: {len(spans)} span{'s' * (len(spans) != 1)}, {len(metrics)} metric "
+           f"point{'s' * (len(metrics) != 1)} (a summary; `debug on --otlp` or OTEL_EXPANSION_DEBUG_JSON=1 "
+           "print the OTLP/JSON)"]
+    if resource:
+        out.append(f"  resource: {_attrs(resource)}")
+    for sp in spans:
+        ms = (int(sp.get("endTimeUnixNano", 0)) - int(sp.get("startTimeUnixNano", 0))) / 1e6
+        status = "error" if sp.get("status", {}).get("code") in (2, "STATUS_CODE_ERROR") else "ok"
+        events = len(sp.get("events", []))
+        more = f", {events} event{'s' * (events != 1)}" if events else ""
+        out.append(f"  span {sp.get('name', '')!r} {ms:.1f} ms {status}{more}: {_attrs(sp.get('attributes', []))}")
+    for m, kind, dp in metrics:
+        unit = f" {m['unit']}" if m.get("unit") else ""
+        if kind in ("sum", "gauge"):
+            shown = f"{dp.get('asInt', dp.get('asDouble', 0))}{unit}"
+        else:
+            count = int(dp.get("count", 0))
+            shown = f"{count} value{'s' * (count != 1)}, sum {float(dp.get('sum', 0.0)):g}{unit}"
+            if "min" in dp and "max" in dp:
+                shown += f", min {float(dp['min']):g} max {float(dp['max']):g}"
+        attrs = _attrs(dp.get("attributes", []))
+        out.append(f"  metric {m.get('name', '')} = {shown}" + (f" ({attrs})" if attrs else ""))
+    return out
 
 
 def parse_stream(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -69,14 +127,19 @@ def parse_stream(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 class DebugSpool:
-    """A spool whose ``add`` first shows what is added; everything else passes through unchanged."""
+    """A spool whose ``add`` first shows what is added; everything else passes through unchanged.
 
-    def __init__(self, spool: Any) -> None:
+    ``full`` prints OTLP/JSON instead of the summary (``debug_json``); ``where`` names what is shown.
+    """
+
+    def __init__(self, spool: Any, full: bool = False, where: str = "recorded") -> None:
         self._spool = spool
+        self._full = full
+        self._where = where
 
     def add(self, points: Sequence[MetricPoint], spans: Sequence[SpanRecord], *args: Any, **kwargs: Any) -> Any:
         try:
-            emit(points, spans)
+            emit(points, spans, self._where, self._full)
         except Exception as exc:  # the debug view must never cost the data
             logger.warning("otel-expansion: debug output failed: %s", exc)
         return self._spool.add(points, spans, *args, **kwargs)

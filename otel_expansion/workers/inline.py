@@ -19,17 +19,45 @@ from otel_expansion.config.settings import Settings
 LOCK_WAIT_S = 0.0  # never wait for a running sender (it may be stuck on the network): print the raw record
 
 
-def ingest_now(settings: Settings, record: Mapping[str, Any]) -> None:
-    """Replay pending journal records (this run's included) into the spool, printing what is added."""
-    from otel_expansion.workers.sender import SenderBusy, ingest_journal, open_spool, sender_lock
+def ingest_now(settings: Settings, record: Mapping[str, Any], path: str | None = None) -> None:
+    """Replay pending journal records into the spool, showing only this run's (the record at ``path``).
+
+    Records written before (a backlog from before debug was turned on, say) are converted first,
+    silently, with one line saying how many: turning debug on never floods the terminal with old runs.
+    Without ``path`` (a long-running program's hand-over) everything pending is this process's and shown.
+    """
+    from otel_expansion.journal import store as journal
+    from otel_expansion.sdk.debug import PREFIX, DebugSpool
+    from otel_expansion.spool.store import open_home
+    from otel_expansion.workers.sender import SenderBusy, ingest_journal, sender_lock
 
     try:
         with sender_lock(settings.home, LOCK_WAIT_S):
-            spool = open_spool(settings.home, settings)  # a DebugSpool: prints each add
+            spool = open_home(settings.home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s,
+                              busy_timeout_ms=5000)
             try:
-                ingest_journal(settings.home, spool, settings, time.monotonic() + settings.sender_timeout_s)
+                deadline = time.monotonic() + settings.sender_timeout_s
+                shown = DebugSpool(spool, full=settings.debug_json, where="this run" if path else "recorded")
+                if path is None:
+                    ingest_journal(settings.home, shown, settings, deadline)
+                    return
+                earlier = [p for p in journal.pending(settings.home) if p != path]
+                if earlier:
+                    done, _ = ingest_journal(settings.home, spool, settings, deadline, only=earlier)
+                    if done:
+                        sys.stderr.write(f"{PREFIX} {done} earlier run record{'s' * (done != 1)} converted too, "
+                                         "not shown (`show` lists what is pending)\n")
+                ingest_journal(settings.home, shown, settings, deadline, only=[path])
             finally:
                 spool.close()
     except SenderBusy:
-        sys.stderr.write("otel-expansion debug: a sender is busy; this run's record will be converted by it:\n"
-                         + json.dumps(dict(record), default=str, sort_keys=True, indent=2) + "\n")
+        sys.stderr.write(f"{PREFIX} a sender is busy; this run's record will be converted by it: "
+                         + _brief(record) + "\n")
+
+
+def _brief(record: Mapping[str, Any]) -> str:
+    """This run's commands in one line (what a busy sender will convert), the whole record only as JSON."""
+    commands = record.get("commands") or ()
+    if not commands:
+        return json.dumps(dict(record), default=str, sort_keys=True)
+    return ", ".join(f"{c.get('name')} (exit {c.get('exit')})" for c in commands)

@@ -82,13 +82,15 @@ def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> An
     if settings.debug:  # the debug stream: everything added is shown as it will be sent
         from otel_expansion.sdk.debug import DebugSpool
 
-        return DebugSpool(spool)
+        return DebugSpool(spool, full=settings.debug_json)
     return spool
 
 
 def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
-    """Replay every published journal record into the spool, in chunks; returns (ingested, corrupt).
+                   progress: Callable[[int, int], None] | None = None,
+                   only: list[str] | None = None) -> tuple[int, int]:
+    """Replay every published journal record (or ``only`` these paths) into the spool, in chunks;
+    returns (ingested, corrupt).
 
     Each chunk's rows are committed together with the record ids they came from, then the records are
     removed: a crash between the two replays nothing twice (the spool remembers the ids).
@@ -97,10 +99,10 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
     from otel_expansion.sdk.replay import Replayer
 
     replayer = Replayer(settings)
-    paths = journal.pending(home)
+    paths = journal.pending(home) if only is None else [p for p in only if os.path.exists(p)]
     ingested = corrupt = 0
     # ingest marks matter only while their file exists (we hold the sender lock: nobody else replays)
-    spool.retain_sources([os.path.basename(p) for p in paths])
+    spool.retain_sources([os.path.basename(p) for p in (paths if only is None else journal.pending(home))])
     dropped = journal.dropped(home)
     if dropped:
         spool.incr("dropped.journal_full", dropped)
@@ -144,8 +146,8 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         corrupt += len(bad)
         if progress is not None:
             progress(done, len(paths))
-        if not chunks and time.monotonic() < deadline:  # records published while this round ran (a
-            newer = [p for p in journal.pending(home) if p not in seen_paths]  # service's last ones)
+        if not chunks and only is None and time.monotonic() < deadline:  # records published while this
+            newer = [p for p in journal.pending(home) if p not in seen_paths]  # round ran (a service's last)
             seen_paths.update(newer)
             paths = paths + newer
             chunks = list(_chunks(newer))

@@ -78,7 +78,7 @@ def test_page_shows_settings_pending_and_sources(page: Any) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator("#pending-summary")).to_contain_text("2 run records not converted yet")
-    assert "enhanced" in setting(page, "level") and "from default" in setting(page, "level")
+    assert "enhanced" in setting(page, "level") and "the program's default" in setting(page, "level")
     assert "not asked" in setting(page, "consent")
     assert "http://localhost:4318" in setting(page, "endpoint")
     expect(page.locator("#sent")).to_contain_text("nothing sent yet")
@@ -113,14 +113,58 @@ def test_page_changes_level_and_consent(page: Any, home: Path) -> None:
     page.select_option("#level-select", "basic")
     page.click("#level-apply")
     expect(page.locator('#settings tr[data-setting="level"]')).to_contain_text("basic")
-    expect(page.locator('#settings tr[data-setting="level"]')).to_contain_text("from user")
+    expect(page.locator('#settings tr[data-setting="level"]')).to_contain_text("set by the user")
     assert ox(home, "level").stdout.strip() == "basic"
     page.click("#consent-deny")
     expect(page.locator('#settings tr[data-setting="consent"]')).to_contain_text("denied")
     assert ox(home, "consent", "status").stdout.strip() == "denied"
     expect(page.locator("#pending-summary")).to_contain_text("0 run records")  # denying deleted them
     page.click("#consent-grant")
-    expect(page.locator('#settings tr[data-setting="consent"]')).to_contain_text("granted")
+    expect(page.locator('#settings tr[data-setting="consent"]')).to_contain_text("allowed by the user (granted")
+    assert "granted:" not in setting(page, "consent")  # settings in words, not the stored encoding
+
+
+def test_page_at_1400px_has_units_meanings_and_nothing_clipped(page: Any, home: Path, tmp_path: Path) -> None:
+    """Screenshot at 1400 px after a flush: every self-health figure has a unit and a one-line meaning,
+    the page uses the dashboard's stylesheet, and no number or label is cut off by its box."""
+    from playwright.sync_api import expect
+
+    with otlp_server() as srv:
+        assert ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.reload()
+    expect(page.locator("#sent details.sent-entry").first).to_be_visible()
+    page.screenshot(path=str(tmp_path / "inspector-1400.png"), full_page=True)
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(245, 246, 248)"  # --bg
+    figures = page.locator("#health tr")
+    assert figures.count() >= 6
+    units = ("request", "byte", "KiB", "MiB", "run record", " s ", " ms", "yes", "no", "none", "ok")
+    for i in range(figures.count()):
+        name, value = figures.nth(i).locator("td").nth(0), figures.nth(i).locator("td").nth(1)
+        assert name.locator(".meaning").inner_text().strip(), name.inner_text()
+        shown = " " + value.inner_text() + " "
+        assert any(u in shown for u in units), f"{name.inner_text()!r}: {shown!r} has no unit"
+    clipped = page.evaluate("""() => [...document.querySelectorAll('td, th, .kpi .value, .kpi .label, h1, h2')]
+        .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+        .map(e => e.textContent.slice(0, 60))""")
+    assert clipped == [], clipped
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+
+
+def test_last_send_is_explained_after_the_history_is_cleared(page: Any, home: Path) -> None:
+    """Refuse then allow after a send: the attempts stay counted, and "last send" says why none is kept
+    instead of a bare "never" beside them."""
+    from playwright.sync_api import expect
+
+    with otlp_server() as srv:
+        assert ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+    page.click("#consent-deny")
+    page.click("#consent-grant")
+    row = page.locator('#health tr[data-figure="last send"]')
+    expect(row).to_contain_text("none kept")
+    attempts = page.locator('#health tr[data-figure="export attempts"]').inner_text()
+    if not attempts.split("\n")[-1].startswith("0 "):
+        expect(row).to_contain_text("the attempts above were counted before")
 
 
 def test_changes_need_the_token_and_a_local_host(inspector: Inspector) -> None:

@@ -1,4 +1,4 @@
-"""The variable table is the one source of configuration: Settings, debug and the docs' configuration reference follow it."""
+"""The variable table is the one source of configuration: Settings, debug and the docs' reference follow it."""
 
 from __future__ import annotations
 

@@ -61,8 +61,9 @@ def _top_commands(report: str) -> dict[str, tuple[int, int]]:
     lines = report.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Top commands"))
     rows: dict[str, tuple[int, int]] = {}
-    for line in lines[start + 3:]:  # title, header, rule
-        if not line.strip():
+    assert lines[start + 1].split()[:3] == ["command", "runs", "errors"], lines[start + 1]
+    for line in lines[start + 2:]:  # after the title and the header row
+        if not line.strip() or set(line.strip()) <= set("-| "):
             break
         cells = line.split()
         rows[cells[0]] = (int(cells[1].replace(",", "")), int(cells[2].replace(",", "")))
