@@ -147,7 +147,7 @@ def summarise_pending(p: dict[str, Any]) -> list[str]:
     for name, dps in metrics.items():
         series = f"{len(dps)} series" if len(dps) > 1 else "1 series"
         if kinds[name] == "sum":
-            total = sum(dp.get("asInt", dp.get("asDouble", 0)) for dp in dps)
+            total = sum(float(dp.get("asInt", dp.get("asDouble", 0))) for dp in dps)  # OTLP/JSON int64: a string
             lines.append(f"  metric {name}: total {total:g} in {series}")
         else:
             count = sum(int(dp.get("count", 0)) for dp in dps)

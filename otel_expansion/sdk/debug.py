@@ -70,8 +70,21 @@ def _attrs(items: list[dict[str, Any]]) -> str:
     return " ".join(f"{kv['key']}={_value(kv.get('value', {}))}" for kv in items)
 
 
+def _quantity(value: float, unit: str) -> str:
+    """A value with its unit, scaled for reading: seconds as ms below one, bytes as KiB/MiB."""
+    if unit == "s" and abs(value) < 1:
+        return f"{value * 1000:.3g} ms"
+    if unit == "By" and abs(value) >= 1024:
+        return f"{value / 1048576:.1f} MiB" if abs(value) >= 1048576 else f"{value / 1024:.1f} KiB"
+    if unit.startswith("{") and unit.endswith("}"):  # an annotation: {invocation} -> "1 invocation"
+        word = unit[1:-1]
+        return f"{value:g} {word}{'s' * (value != 1 and not word.endswith('s'))}"
+    return f"{value:g} {unit}".rstrip()
+
+
 def summary(requests: list[tuple[str, dict[str, Any]]], where: str = "recorded") -> list[str]:
-    """One header line, the resource once, then one line per span and per metric series."""
+    """One header line (naming the app: this is printed inside it), the resource once, then one line per
+    span and per metric series."""
     spans = [sp for _, r in requests for rs in r.get("resourceSpans", []) for ss in rs.get("scopeSpans", [])
              for sp in ss.get("spans", [])]
     metrics = [(m, kind, dp) for _, r in requests for rm in r.get("resourceMetrics", [])
@@ -81,9 +94,10 @@ def summary(requests: list[tuple[str, dict[str, Any]]], where: str = "recorded")
     resource: list[dict[str, Any]] = next(
         (rs.get("resource", {}).get("attributes", []) for _, r in requests
          for rs in r.get("resourceSpans", []) + r.get("resourceMetrics", [])), [])
-    out = [f"{PREFIX} {where}: {len(spans)} span{'s' * (len(spans) != 1)}, {len(metrics)} metric "
-           f"point{'s' * (len(metrics) != 1)} (a summary; `debug on --otlp` or OTEL_EXPANSION_DEBUG_JSON=1 "
-           "print the OTLP/JSON)"]
+    app = next((_value(kv.get("value", {})) for kv in resource if kv.get("key") == "service.name"), "")
+    out = [f"{app + ' telemetry' if app else PREFIX.rstrip(':')} (debug) {where}: {len(spans)} "
+           f"span{'s' * (len(spans) != 1)}, {len(metrics)} metric point{'s' * (len(metrics) != 1)} "
+           "(a summary; `telemetry debug on --otlp` or OTEL_EXPANSION_DEBUG_JSON=1 prints the OTLP/JSON)"]
     if resource:
         out.append(f"  resource: {_attrs(resource)}")
     for sp in spans:
@@ -93,14 +107,14 @@ def summary(requests: list[tuple[str, dict[str, Any]]], where: str = "recorded")
         more = f", {events} event{'s' * (events != 1)}" if events else ""
         out.append(f"  span {sp.get('name', '')!r} {ms:.1f} ms {status}{more}: {_attrs(sp.get('attributes', []))}")
     for m, kind, dp in metrics:
-        unit = f" {m['unit']}" if m.get("unit") else ""
+        unit = str(m.get("unit", ""))
         if kind in ("sum", "gauge"):
-            shown = f"{dp.get('asInt', dp.get('asDouble', 0))}{unit}"
+            shown = _quantity(float(dp.get("asInt", dp.get("asDouble", 0))), unit)
         else:
             count = int(dp.get("count", 0))
-            shown = f"{count} value{'s' * (count != 1)}, sum {float(dp.get('sum', 0.0)):g}{unit}"
-            if "min" in dp and "max" in dp:
-                shown += f", min {float(dp['min']):g} max {float(dp['max']):g}"
+            shown = f"{count} value{'s' * (count != 1)}, sum {_quantity(float(dp.get('sum', 0.0)), unit)}"
+            if "min" in dp and "max" in dp and count > 1:
+                shown += f", min {_quantity(float(dp['min']), unit)} max {_quantity(float(dp['max']), unit)}"
         attrs = _attrs(dp.get("attributes", []))
         out.append(f"  metric {m.get('name', '')} = {shown}" + (f" ({attrs})" if attrs else ""))
     return out

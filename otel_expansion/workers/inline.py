@@ -27,7 +27,7 @@ def ingest_now(settings: Settings, record: Mapping[str, Any], path: str | None =
     Without ``path`` (a long-running program's hand-over) everything pending is this process's and shown.
     """
     from otel_expansion.journal import store as journal
-    from otel_expansion.sdk.debug import PREFIX, DebugSpool
+    from otel_expansion.sdk.debug import DebugSpool
     from otel_expansion.spool.store import open_home
     from otel_expansion.workers.sender import SenderBusy, ingest_journal, sender_lock
 
@@ -45,13 +45,15 @@ def ingest_now(settings: Settings, record: Mapping[str, Any], path: str | None =
                 if earlier:
                     done, _ = ingest_journal(settings.home, spool, settings, deadline, only=earlier)
                     if done:
-                        sys.stderr.write(f"{PREFIX} {done} earlier run record{'s' * (done != 1)} converted too, "
-                                         "not shown (`show` lists what is pending)\n")
+                        sys.stderr.write(f"{settings.service_name} telemetry (debug): {done} earlier run "
+                                         f"record{'s' * (done != 1)} converted too, not shown "
+                                         "(`telemetry show` lists what is pending)\n")
                 ingest_journal(settings.home, shown, settings, deadline, only=[path])
             finally:
                 spool.close()
     except SenderBusy:
-        sys.stderr.write(f"{PREFIX} a sender is busy; this run's record will be converted by it: "
+        sys.stderr.write(f"{settings.service_name} telemetry (debug): a sender is busy; this run's record will "
+                         "be converted by it: "
                          + _brief(record) + "\n")
 
 

@@ -38,7 +38,24 @@ def test_show_prints_what_would_be_sent(recorded: Path) -> None:
     data = json.loads(ox(recorded, "show", "--json").stdout)
     assert [c["name"] for r in data["pending"]["journal"] for c in r["commands"]] == ["hello", "fail", "remote add"]
     readable = ox(recorded, "show").stdout
-    assert "3 run records not converted yet" in readable and "run record: remote add (exit 0)" in readable
+    assert "3 run records not converted yet" in readable
+    assert "run records: hello (exit 0), fail (exit 1), remote add (exit 0)" in readable  # grouped, one line
+    assert readable.rstrip().endswith("recently sent: 0 requests kept")  # the history only when asked
+    detail = ox(recorded, "show", "--detail").stdout
+    assert "run record: remote add (exit 0)" in detail  # one line per item on request
+
+
+def test_show_summarises_and_keeps_the_sent_history_for_sent(recorded: Path) -> None:
+    """After a flush, `show` is a few lines (a count of sent requests); `show --sent` lists them."""
+    with otlp_server() as srv:
+        assert ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+        n = len(srv.requests)
+    brief = ox(recorded, "show").stdout.splitlines()
+    assert brief[-1] == f"recently sent: {n} requests kept (`show --sent` lists them)"
+    assert len(brief) <= 6, brief
+    sent = ox(recorded, "show", "--sent").stdout
+    assert sent.count(" bytes on the wire, batch ") == n and "span 'democli" not in sent
+    assert "span 'democli" in ox(recorded, "show", "--sent", "--detail").stdout
 
 
 def test_flush_sends_and_reports(recorded: Path) -> None:

@@ -11,14 +11,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import ox
-from tests.conftest import ROOT, RunCli, clean_env
+from tests.conftest import EXAMPLES, ROOT, RunCli, clean_env
 from tests.export.servers import otlp_server
 
 STATUS_KEYS = {
@@ -60,7 +59,8 @@ def test_json_shapes(recorded: Path) -> None:
     assert set(js(recorded, "consent", "status")) == {"service", "consent"}
     assert set(js(recorded, "debug")) >= {"service", "level", "level_source", "debug", "debug_source", "dry_run",
                                           "traces_url", "metrics_url", "environment"}
-    assert set(js(recorded, "debug", "off")) == {"service", "debug", "dry_run", "effective_debug", "debug_source"}
+    assert set(js(recorded, "debug", "off")) == {"service", "debug", "dry_run", "effective_debug", "debug_source",
+                                               "debug_json"}
     with otlp_server() as srv:
         flushed = js(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
     assert set(flushed) == FLUSH_KEYS and flushed["ok"] is True and flushed["spans_sent"] == 2
@@ -213,23 +213,43 @@ def test_bad_input_with_json_gives_a_json_error(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing").exists()
 
 
-def test_closed_pipe_is_one_line(recorded: Path) -> None:
-    """`otel-expansion show --json | head -c 10`: no traceback, exit 1, one line saying why."""
-    from otel_expansion.journal import store
+def _closed_pipe_run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` with stdout a pipe whose reader is already gone (as `| head` leaves it)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(argv, env=env, stdout=write_end, stderr=subprocess.PIPE, cwd=ROOT, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    finally:
+        os.close(write_end)
+    return proc.returncode, proc.stderr.decode()
 
-    now = time.time_ns()
-    for i in range(400):  # well past a pipe's 64 KiB buffer once shown as JSON
-        cmd = {"name": f"cmd{i}", "exe": "democli", "start": now, "end": now + 1, "exit": 0}
-        store.append(str(recorded), {"v": 1, "level": 2, "commands": [cmd], "resource": {}}, now + i)  # type: ignore[typeddict-item]
-    proc = subprocess.Popen([sys.executable, "-m", "otel_expansion", "show", "--json", "--home", str(recorded)],
-                            env=clean_env(recorded), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.read(10)
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(30) == 1
-    assert "Traceback" not in err and "Exception ignored" not in err
-    assert err.strip() == "otel-expansion: output closed before everything was written (broken pipe)"
+
+def test_closed_pipe_ends_quietly(recorded: Path, tmp_path: Path) -> None:
+    """`otel-expansion COMMAND | head` for every command that prints, `report` included: no message,
+    no traceback, exit 141 (128 + SIGPIPE, what `git log | head` leaves)."""
+    from otel_expansion.backend.store import Store
+
+    db = tmp_path / "report.sqlite"
+    with Store(db):
+        pass
+    env = clean_env(recorded)
+    home = ["--home", str(recorded)]
+    for args in (["status", *home], ["status", "--json", *home], ["show", *home], ["show", "--json", *home],
+                 ["show", "--sent", *home], ["debug", *home], ["level", *home], ["consent", "status", *home],
+                 ["docs", "--output", "-"], ["report", "--db", str(db)], ["report", "--json", "--db", str(db)]):
+        code, err = _closed_pipe_run([sys.executable, "-m", "otel_expansion", *args], env)
+        assert (code, err) == (141, ""), args
+    code, err = _closed_pipe_run([sys.executable, "-m", "otel_expansion", "--help"], env)
+    assert err == "" and code == 0  # argparse's own help ignores a closed pipe: quiet as well
+
+
+def test_closed_pipe_inside_a_host_app_ends_quietly(recorded: Path) -> None:
+    """`democli telemetry status | head` (the controls inside the host): quiet too, nothing says otel-expansion."""
+    env = clean_env(recorded)
+    for args in (["status"], ["show"], ["show", "--json"], ["debug"], ["docs"]):
+        code, err = _closed_pipe_run([sys.executable, str(EXAMPLES / "democli.py"), "telemetry", *args], env)
+        assert (code, err) == (141, ""), args
 
 
 def test_read_commands_never_write(recorded: Path) -> None:

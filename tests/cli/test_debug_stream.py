@@ -27,8 +27,8 @@ def flush_to(home: Path, url: str) -> subprocess.CompletedProcess[str]:
 def test_cli_mode_debug_stream_is_what_leaves(run_cli: RunCli, home: Path) -> None:
     """`debug on` (stored): each run prints its spans and points; after a flush the receiver got the same."""
     assert ox(home, "level", "full").returncode == 0
-    on = ox(home, "debug", "on")
-    assert on.returncode == 0 and "debug on" in on.stdout
+    on = ox(home, "debug", "on", "--otlp")  # the OTLP/JSON, to compare with what arrives
+    assert on.returncode == 0 and "debug on" in on.stdout and "in full as OTLP/JSON" in on.stdout
     stream = ""
     for args in (["hello", "ann"], ["fail"], ["remote", "add", "origin"]):
         result = run_cli(*args, OTEL_EXPANSION_SEND="false")
@@ -66,7 +66,8 @@ def test_cli_debug_logs_through_python_logging(tmp_path: Path) -> None:
 def test_service_mode_debug_stream_is_what_leaves(tmp_path: Path) -> None:
     """A long-running program prints every commit to the spool; the flush sends the same signals."""
     home = tmp_path / "home"
-    env = clean_env(home, OTEL_EXPANSION_DEBUG="1", OTEL_EXPANSION_SEND="false", OTEL_BSP_SCHEDULE_DELAY="100")
+    env = clean_env(home, OTEL_EXPANSION_DEBUG="1", OTEL_EXPANSION_DEBUG_JSON="1", OTEL_EXPANSION_SEND="false",
+                    OTEL_BSP_SCHEDULE_DELAY="100")
     result = subprocess.run([sys.executable, str(EXAMPLES / "service_app.py"), "4", "0.5"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -85,7 +86,8 @@ def test_opentelemetry_instrument_debug_stream_is_what_leaves(tmp_path: Path) ->
     instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
     assert instrument
     home = tmp_path / "home"
-    env = clean_env(home, OTEL_EXPANSION_DEBUG="1", OTEL_EXPANSION_SEND="false", OTEL_SERVICE_NAME="plain",
+    env = clean_env(home, OTEL_EXPANSION_DEBUG="1", OTEL_EXPANSION_DEBUG_JSON="1", OTEL_EXPANSION_SEND="false",
+                    OTEL_SERVICE_NAME="plain",
                     OTEL_PYTHON_DISTRO="otel_expansion", OTEL_PYTHON_CONFIGURATOR="otel_expansion")
     result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
                             env=env, capture_output=True, text=True, timeout=60)
@@ -138,7 +140,7 @@ def test_sent_history_is_bounded(run_cli: RunCli, home: Path) -> None:
 def test_dry_run_records_and_shows_but_never_sends(run_cli: RunCli, home: Path) -> None:
     """`debug on --dry-run`: the run is shown and kept; flush refuses to send; nothing reaches a receiver."""
     assert ox(home, "level", "basic").returncode == 0
-    assert ox(home, "debug", "on", "--dry-run").returncode == 0
+    assert ox(home, "debug", "on", "--dry-run", "--otlp").returncode == 0
     with otlp_server() as srv:
         result = run_cli("hello", "x", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
         assert parse_stream(result.stderr)

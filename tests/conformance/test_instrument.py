@@ -37,7 +37,8 @@ def test_no_configurator_warning_on_stderr(tmp_path: Path, chosen: dict[str, str
 
 def test_debug_prints_each_record(tmp_path: Path) -> None:
     """OTEL_EXPANSION_DEBUG=1 prints the run's record on stderr under opentelemetry-instrument too."""
-    result = _run(tmp_path, "-V", OTEL_PYTHON_DISTRO="otel_expansion", OTEL_EXPANSION_DEBUG="1")
+    result = _run(tmp_path, "-V", OTEL_PYTHON_DISTRO="otel_expansion", OTEL_EXPANSION_DEBUG="1",
+                  OTEL_EXPANSION_DEBUG_JSON="1")
     assert result.returncode == 0
     assert b'otel-expansion debug: recorded' in result.stderr and b'"name": "pygmentize"' in result.stderr
 

@@ -186,21 +186,48 @@ def test_reset_id_replaces_the_installation_id(cli: Runner) -> None:
 
 
 def test_debug_on_prints_records_and_the_variable_still_wins(cli: Runner) -> None:
-    """debug on: each later run prints what it records to stderr; OTEL_EXPANSION_DEBUG=false silences it
-    (the variable wins, as `otel-expansion debug` documents); off stops; the variable alone turns it on."""
+    """debug on: each later run prints a short summary of what it records to stderr; OTEL_EXPANSION_DEBUG=false
+    silences it (the variable wins, as `otel-expansion debug` documents); off stops; the variable alone turns it
+    on."""
+    shown = f"{cli.app.service} telemetry (debug) this run:"
     code, out, _ = cli.telemetry("debug", "on")
-    assert code == 0 and "will be printed to stderr" in out
+    assert code == 0 and "printed to stderr as a short summary" in out
     code, _, err = cli(*cli.app.work)
-    assert code == 0 and "otel-expansion debug:" in err
+    assert code == 0 and shown in err
     code, _, err = cli(*cli.app.work, OTEL_EXPANSION_DEBUG="false")
-    assert code == 0 and "otel-expansion debug:" not in err
+    assert code == 0 and "(debug)" not in err
     cli.telemetry("debug", "off")
     code, _, err = cli(*cli.app.work)
-    assert code == 0 and "otel-expansion debug:" not in err
+    assert code == 0 and "(debug)" not in err
     code, _, err = cli(*cli.app.work, OTEL_EXPANSION_DEBUG="true")
-    assert code == 0 and "otel-expansion debug:" in err
+    assert code == 0 and shown in err
     code, out, _ = cli.telemetry("debug")
     assert code == 0 and "effective settings:" in out
+
+
+def test_debug_output_is_sized_for_a_person(cli: Runner) -> None:
+    """With a backlog pending, the first run after `debug on` shows only itself, as a summary of a few dozen
+    lines naming the app; `debug off` prints one line and nothing of its own run; --otlp gives the OTLP/JSON."""
+    from otel_expansion.sdk.debug import parse_stream
+
+    for _ in range(5):
+        cli.work()  # a backlog from before debug was on (OTEL_EXPANSION_SEND=false keeps it pending)
+    cli.telemetry("debug", "on")
+    code, _, err = cli(*cli.app.work)
+    lines = err.splitlines()
+    assert code == 0 and any("earlier run records converted too, not shown" in line for line in lines), err
+    assert sum(1 for line in lines if line.startswith("  span ")) == 1, err  # this run's span only
+    assert len(lines) < 40 and "{" not in err.replace("{invocation}", ""), err  # no JSON dump
+    assert all(line.startswith(("  ", f"{cli.app.service} telemetry (debug)")) for line in lines), err
+    code, out, err = cli.telemetry("debug", "off")
+    assert code == 0 and out.count("\n") == 1 and err == "", (out, err)
+    cli.telemetry("debug", "on", "--otlp")
+    code, _, err = cli(*cli.app.work)
+    requests = parse_stream(err)
+    assert code == 0 and {signal for signal, _ in requests} == {"traces", "metrics"}
+    spans = [sp for signal, r in requests if signal == "traces" for rs in r["resourceSpans"]
+             for ss in rs["scopeSpans"] for sp in ss["spans"]]
+    assert len(spans) == 1
 
 
 def test_docs_prints_this_programs_document(cli: Runner) -> None:

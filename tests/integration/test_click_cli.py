@@ -65,9 +65,14 @@ def test_opt_out_writes_nothing(run_cli: RunCli, home: Path) -> None:
 
 
 def test_debug_prints_the_record(run_cli: RunCli) -> None:
-    """OTEL_EXPANSION_DEBUG=1 shows on stderr what was recorded, as the OTLP/JSON that will be sent."""
+    """OTEL_EXPANSION_DEBUG=1 shows on stderr a summary of what was recorded; with OTEL_EXPANSION_DEBUG_JSON=1
+    the OTLP/JSON that will be sent."""
     result = run_cli("hello", "bob", OTEL_EXPANSION_DEBUG="1", **LOCAL)
-    assert "otel-expansion debug: recorded traces" in result.stderr and '"name": "democli hello"' in result.stderr
+    assert "democli telemetry (debug) this run: 1 span" in result.stderr
+    assert "  span 'democli hello' " in result.stderr and '"name"' not in result.stderr
+    assert result.stdout == "hello bob\n"
+    result = run_cli("hello", "bob", OTEL_EXPANSION_DEBUG="1", OTEL_EXPANSION_DEBUG_JSON="1", **LOCAL)
+    assert "otel-expansion debug: this run traces" in result.stderr and '"name": "democli hello"' in result.stderr
     assert result.stdout == "hello bob\n"
 
 

@@ -56,6 +56,28 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
     assert attrs["service.name"] == "plain" and attrs["telemetry.distro.name"] == "otel-expansion"
 
 
+def test_bare_python_c_under_opentelemetry_instrument_records_nothing(tmp_path: Path) -> None:
+    """`opentelemetry-instrument python -c pass` names no program: no state directory for a service
+    `python`, no sender, nothing sent; a script beside it is recorded under its own name."""
+    instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert instrument
+    state = tmp_path / "state"
+    with otlp_server() as srv:
+        env = clean_env(tmp_path / "unused", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_PYTHON_DISTRO="otel_expansion",
+                        OTEL_PYTHON_CONFIGURATOR="otel_expansion", XDG_STATE_HOME=str(state))
+        env.pop("OTEL_EXPANSION_HOME")  # the default, per-service state directory
+        for code in ("pass", "import sys; sys.exit(3)"):
+            result = subprocess.run([instrument, sys.executable, "-c", code], env=env, capture_output=True,
+                                    text=True, timeout=60)
+            assert result.stderr == "" and result.returncode in (0, 3)
+        assert not (state / "otel-expansion").exists()
+        result = subprocess.run([instrument, sys.executable, str(EXAMPLES / "plain_click.py"), "greet", "bob"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
+    assert sorted(p.name for p in (state / "otel-expansion").iterdir()) == ["plain_click"]
+
+
 BUSY = """
 import otel_expansion
 otel_expansion.init("busy", mode="service", send=False)

@@ -47,10 +47,36 @@ def test_otel_expansion_docs_app_writes_the_same_document(tmp_path: Path) -> Non
     assert not home.exists()  # generating the document recorded nothing
 
 
+@pytest.mark.parametrize("form", ["name in the current directory", "executable with a shebang", "name without .py"])
+def test_docs_app_accepts_a_script(tmp_path: Path, form: str) -> None:
+    """`otel-expansion docs --app clkc` for a script that is not on PATH: its file, run directly when it has
+    a shebang and is executable, else with this Python; `clkc` finds `clkc.py` too."""
+    source = (EXAMPLES / "democli.py").read_text()
+    name = "clkc"
+    if form == "name in the current directory":
+        (tmp_path / name).write_text(source)  # not executable, no .py: run with this Python
+    elif form == "executable with a shebang":
+        script = tmp_path / name
+        script.write_text(f"#!{sys.executable}\n{source}")
+        script.chmod(0o755)
+    else:
+        (tmp_path / f"{name}.py").write_text(source)
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, "-m", "otel_expansion", "docs", "--app", name, "--output", "-"],
+                            capture_output=True, text=True, timeout=60, env=clean_env(home), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = (EXAMPLES / "democli-TELEMETRY.md").read_text()
+    # the same document, naming the program as this script is called
+    assert result.stdout.startswith("# What democli collects") and "`otel-expansion docs --app clkc`" in result.stdout
+    assert result.stdout.splitlines()[3:] == [line.replace("democli telemetry", "clkc telemetry")
+                                              for line in expected.splitlines()[3:]]
+    assert not home.exists()
+
+
 def test_docs_app_without_the_commands_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A program without `telemetry docs`, or none at all: exit 2 and what to do."""
     assert main(["docs", "--app", "no-such-program-xyz"]) == 2
-    assert "no program 'no-such-program-xyz' on PATH" in capsys.readouterr().err
+    assert "no program 'no-such-program-xyz' on PATH and no script" in capsys.readouterr().err
     result = subprocess.run([sys.executable, "-m", "otel_expansion", "docs", "--app", str(EXAMPLES / "optin_cli.py"),
                              "--output", str(tmp_path / "T.md")], capture_output=True, text=True, timeout=60,
                             env=clean_env(tmp_path / "home"), cwd=ROOT)
