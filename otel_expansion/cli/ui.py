@@ -199,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; "
-                         "style-src 'unsafe-inline'; connect-src 'self'")
+                         "style-src 'self' 'unsafe-inline'; connect-src 'self'")
         self.end_headers()
         self.wfile.write(body)
 

@@ -59,8 +59,8 @@ def test_cli_debug_logs_through_python_logging(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     logged = [line for line in result.stdout.splitlines() if line.startswith("otel_expansion DEBUG")]
-    assert any("recorded traces" in line and 'work' in line for line in logged)
-    assert any("recorded metrics" in line for line in logged)
+    assert any("this run traces" in line and 'work' in line for line in logged)
+    assert any("this run metrics" in line for line in logged)
 
 
 def test_service_mode_debug_stream_is_what_leaves(tmp_path: Path) -> None:
