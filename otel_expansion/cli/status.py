@@ -93,6 +93,17 @@ def status_info(s: Settings) -> dict[str, Any]:
     return info
 
 
+def consent_words(raw: str) -> str:
+    """The stored consent (``granted:basic``, ``denied``) in words a person reads; the stored word stays in
+    the text so it can still be searched for."""
+    if raw.startswith("granted"):
+        level = raw.partition(":")[2]
+        return "allowed by the user (granted" + (f", level {level})" if level else ")")
+    if raw == "denied":
+        return "refused by the user (denied): nothing is recorded or sent"
+    return "not asked yet"
+
+
 def render(info: dict[str, Any]) -> list[str]:
     """Plain words for the things people ask about first, then the rest as a table."""
     lines = [f"{info['service']}: telemetry level {info['level']} ({info['level_source']})"]
@@ -104,7 +115,9 @@ def render(info: dict[str, Any]) -> list[str]:
     lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
     last = info["last_send"]
     if last is None:
-        lines.append("  last send: never")
+        attempts = int((info.get("counters") or {}).get("export.attempts", 0) or 0)
+        lines.append("  last send: none kept" + (f" (the sent history was cleared; {attempts} earlier attempts "
+                                                 "are still counted)" if attempts else ""))
     elif last.get("ok"):
         lines.append(f"  last send: {fmt_time(last['time'])} ok, {last.get('batches', 0)} batches, "
                      f"{last.get('bytes', 0)} bytes")
@@ -115,6 +128,7 @@ def render(info: dict[str, Any]) -> list[str]:
             "endpoint", "last_send", "debug", "dry_run"}
     rest = {k: v for k, v in info.items() if k not in skip}
     width = max(len(k) for k in rest)
+    rest["consent"] = consent_words(str(rest.get("consent")))
     lines += [f"  {key.replace('_', ' '):<{width}}  {_plain(value)}" for key, value in rest.items()]
     return lines
 

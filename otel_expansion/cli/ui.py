@@ -53,17 +53,9 @@ DROP_MEANINGS = {
 """One line per drop reason; an unknown reason is still shown, counted, with a generic meaning."""
 
 
-def _consent_words(raw: str) -> str:
-    """``granted:basic`` -> words a person reads; the raw word stays in the text (tests, grep)."""
-    if raw.startswith("granted"):
-        level = raw.partition(":")[2]
-        return "allowed by the user (granted" + (f", level {level})" if level else ")")
-    if raw == "denied":
-        return "refused by the user (denied): nothing is recorded or sent"
-    return "not asked yet"
-
-
 def _settings_words(config: dict[str, Any], info: dict[str, Any], s: Any, home: str) -> dict[str, Any]:
+    from otel_expansion.cli.status import consent_words
+
     def one(value: Any, words: str, source: str) -> dict[str, Any]:
         return {"value": value, "words": words, "source": source, "source_words": SOURCES.get(source, source)}
 
@@ -74,7 +66,7 @@ def _settings_words(config: dict[str, Any], info: dict[str, Any], s: Any, home: 
                                        "full": "full: + own-text messages and flags"}.get(config["level"],
                                                                                         config["level"]),
                      config["level_source"]),
-        "consent": one(info["consent"], _consent_words(str(info["consent"])),
+        "consent": one(info["consent"], consent_words(str(info["consent"])),
                        "user" if info["consent"] != "not asked" else "default"),
         "debug": one(config["debug"], ("on: each run is printed to stderr" + (" in full (OTLP/JSON)"
                                                                               if config.get("debug_json") else
