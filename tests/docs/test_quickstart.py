@@ -83,6 +83,7 @@ def test_every_quickstart_page_is_runnable_or_marked_pending() -> None:
             assert any(lang == "bash" for lang, _, _ in blocks(page)), page.name
 
 
+@pytest.mark.slow  # one real backend and a handful of CLI runs per page: ~1 min for all on a busy 2-core box
 @pytest.mark.parametrize("page", RUNNABLE, ids=[p.relative_to(ROOT).as_posix() for p in RUNNABLE])
 def test_quickstart_runs_as_written(page: Path, tmp_path: Path) -> None:
     """Run the page's blocks in order; the report it prints shows each expected command exactly."""
