@@ -101,7 +101,7 @@ class Delivery:
             outcome, result = self._send_batch(batch, summary)
             if outcome in (Outcome.SUCCESS, Outcome.TOO_LARGE):  # settled, or split into parts sent next
                 continue
-            if self.persist and self._wait_quickly(quick_retries, result, summary):
+            if outcome is not Outcome.HOLD and self.persist and self._wait_quickly(quick_retries, result, summary):
                 quick_retries += 1
                 continue
             self._back_off(result, summary)

@@ -42,10 +42,12 @@ def _state(home: str, now: float | None = None) -> tuple[float, float]:
     values = [0.0, 0.0, 0.0]
     if raw:
         for i, field in enumerate(raw.split()[:3]):
-            try:  # noqa: SIM105 - contextlib is an import this hot path does not need
-                values[i] = float(field)
+            try:
+                value = float(field)
             except ValueError:
-                pass
+                continue
+            if value - value == 0.0:  # finite: nan and inf (a damaged or hand-edited file) count as unknown
+                values[i] = value
     next_send, last_spawn, written = values
     now = time.time() if now is None else now
     if written > now + CLOCK_SLACK_S or next_send > now + MAX_DEFER_S:
