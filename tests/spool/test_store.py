@@ -331,6 +331,42 @@ class TestFiles:
             Spool.open(spool_path)
         assert [p.name for p in spool_path.parent.iterdir() if "corrupt" in p.name] == []
 
+    def test_a_previous_release_spool_gains_the_additions_and_keeps_its_rows(self, spool_path: Path) -> None:
+        """A spool of format 1.0 (0.2.x: no ``stored_ns``, no ``meta``) is upgraded in place: its rows stay,
+        the major version stays (so 0.2.x still opens it), and ``meta`` records the format and the writer."""
+        spool_path.parent.mkdir(parents=True)
+        with contextlib.closing(sqlite3.connect(spool_path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            schema.migrate(conn)  # exactly what 0.2.x creates
+            conn.execute("INSERT INTO resources (id, hash, attrs) VALUES (1, x'00', ?)", (schema.encode_attrs(()),))
+            conn.execute("INSERT INTO spans (resource_id, scope_name, scope_version, data, end_ns, bytes) "
+                         "VALUES (1, 's', '1', x'01', 5, 1)")
+        with Spool.open(spool_path) as s:
+            assert s.pending()[1][0].data == b"\x01"
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 1
+            assert dict(conn.execute("SELECT key, value FROM meta")) == {"format": schema.FORMAT,
+                                                                          "written_by": "0.3.0"}
+            assert schema.has_column(conn, "spans", "stored_ns")
+            # what 0.2.x writes into it still works (it names its columns)
+            conn.execute("INSERT INTO spans (resource_id, scope_name, scope_version, data, end_ns, bytes) "
+                         "VALUES (1, 's', '1', x'02', 6, 1)")
+            conn.commit()
+        with Spool.open(spool_path) as s:
+            assert [sp.data for sp in s.pending()[1]] == [b"\x01", b"\x02"]
+
+    def test_a_newer_minor_format_is_kept(self, spool_path: Path) -> None:
+        """A file whose meta says a newer minor format (a later release's additions) is used as is and its
+        format mark is not lowered."""
+        Spool.open(spool_path).close()
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            conn.execute("UPDATE meta SET value = '1.99' WHERE key = 'format'")
+            conn.commit()
+        with Spool.open(spool_path) as s:
+            s.add([counter(1.0)])
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0] == "1.99"
+
     def test_migrations_run_once_and_in_order(self, tmp_path: Path) -> None:
         """migrate applies only missing steps, each under the version it produces."""
         steps = (("CREATE TABLE a (x)",), ("CREATE TABLE b (x)", "INSERT INTO b VALUES (1)"))
