@@ -404,8 +404,8 @@ class HttpTransport:
         detail = _error_detail(content_type, reply)
         error = f"HTTP {status}" + (f": {detail}" if detail else "")
         if outcome is Outcome.HOLD:
-            error = (f"collector answered HTTP {status} at {masked_url(sc.url)}: check the endpoint (path, "
-                     "credentials); the data is kept and sent once it is fixed")
+            error += (f" from {masked_url(sc.url)}: check the endpoint (path, credentials); the data is kept and "
+                      "sent once it is fixed")
         logger.debug("otel-expansion: %s export got %s", signal, error)
         return result(outcome, status=status, retry_after_s=retry_after, error=error, sent_bytes=payload_sent)
 

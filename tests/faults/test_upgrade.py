@@ -119,8 +119,10 @@ class Machine:
     def install(self, which: str) -> None:
         """pip installs that release over whatever is there (dependencies stay)."""
         wait_for_senders(self.home)
-        _run(self.python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", self.wheels[which])
-        reported = _run(self.python, "-c", "import otel_expansion; print(otel_expansion.__version__)").stdout
+        _run(self.python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", self.wheels[which],
+             cwd=self.scripts)
+        reported = _run(self.python, "-c", "import otel_expansion; print(otel_expansion.__version__)",
+                        cwd=self.scripts).stdout
         assert reported.strip() == ("0.3.0" if which == "new" else "0.1.0"), reported
         self.version = which
 
@@ -150,7 +152,8 @@ class Machine:
         assert r.returncode == 0, r.stderr
 
     def status(self) -> dict[str, Any]:
-        r = _run(self.python, "-m", "otel_expansion", "status", "--json", "--home", self.home, env=self.env())
+        r = _run(self.python, "-m", "otel_expansion", "status", "--json", "--home", self.home, env=self.env(),
+                 cwd=self.scripts)
         info: dict[str, Any] = json.loads(r.stdout)
         return info
 
