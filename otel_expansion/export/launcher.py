@@ -1,7 +1,8 @@
 """Starts the detached sender from a CLI's exit path, cheaply and only when there is a reason to.
 
 Decisions read one tiny state file written by the sender (``<next-send> <last-start> <written-at>``,
-epoch seconds), so a hundred runs against a dead collector start no sender until its backoff expires.
+epoch seconds; format 1 since 0.1: a later field is appended, readers take the first three; nan or inf
+read as unknown), so a hundred runs against a dead collector start no sender until its backoff expires.
 Wall-clock times are only trusted within what the policy allows: a stored time further ahead than
 ``MAX_DEFER_S``, or written "in the future" (the clock was moved back since), counts as due now, so a
 clock correction never stops sending. A lock taken by the running sender means at most one runs per
