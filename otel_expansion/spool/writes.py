@@ -118,7 +118,8 @@ class SpoolWrites(SpoolCore):
             if invalid:
                 self._incr(conn, "dropped.invalid", invalid)
             self._enforce_bounds(conn, wall, age_due)
-            self._pending_changed(conn)
+            if ids:  # runs came in (the sender's ingest): note what is pending (a service's adds skip it)
+                self._pending_changed(conn)
         return True
 
     @staticmethod

@@ -285,6 +285,7 @@ def _threads(pid: int) -> int:
     raise AssertionError("no thread count")
 
 
+@pytest.mark.slow
 def test_8_the_inspector_keeps_no_thread_per_idle_connection(tmp_path: Path) -> None:
     """300 half-sent requests to `otel-expansion ui` hold a bounded number of threads, and the page is
     served again once they are gone."""
