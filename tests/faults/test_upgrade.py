@@ -218,6 +218,10 @@ def test_downgrade_and_upgrade_again_loses_nothing(base: tuple[Path, Path], new_
     m.install("new")
     with refused_port() as port:
         m.cli_runs(3, OTEL_EXPANSION_SEND="false")
+        # a record of a future format, where a future release writes it: nobody here may touch it
+        future = m.home / "journal-v2" / "00000000000000000001-1-future.rec"
+        future.parent.mkdir(mode=0o700)
+        future.write_bytes(b"OXJ1 future format")
         m.offline_sender_round(port)
         m.service_run(6, port)
         m.cli_runs(2, OTEL_EXPANSION_SEND="false")
@@ -233,6 +237,7 @@ def test_downgrade_and_upgrade_again_loses_nothing(base: tuple[Path, Path], new_
             assert _service_invocations(server.requests) == 6
             assert metric_total(server.requests, "cli.command.invocations") == m.expected + 6
     _no_losses(m.status())
+    assert future.read_bytes() == b"OXJ1 future format"
 
 
 def test_two_releases_side_by_side(base: tuple[Path, Path], new_wheel: Path, tmp_path: Path) -> None:
