@@ -49,7 +49,11 @@ def _run(*argv: str | Path, cwd: Path | None = None, env: dict[str, str] | None 
 
 
 def _commit() -> str:
-    return _run("git", "rev-parse", PREVIOUS, cwd=ROOT).stdout.strip()
+    r = subprocess.run(["git", "rev-parse", "--verify", f"{PREVIOUS}^{{commit}}"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, f"the upgrade test builds the previous release from history: {PREVIOUS} is not in " \
+                              "this clone (a shallow clone? fetch the full history)"
+    return r.stdout.strip()
 
 
 @contextlib.contextmanager
