@@ -1,4 +1,5 @@
 """The spool's batch side: forming, retrying, acknowledging, dropping, releasing and splitting batches."""
+
 from __future__ import annotations
 
 import os

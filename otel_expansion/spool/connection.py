@@ -4,6 +4,7 @@ Why a module of its own: everything here runs before a :class:`~otel_expansion.s
 (creating the file 0600 and never through a link, switching it to WAL, checking and migrating it, moving a
 corrupt file aside and counting what it held), and the read-only opening that ``status``/``show`` use.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 The write side (:mod:`~otel_expansion.spool.writes`) and the batch side (:mod:`~otel_expansion.spool.batches`)
 both extend :class:`SpoolCore`; :class:`~otel_expansion.spool.store.Spool` combines them.
 """
+
 from __future__ import annotations
 
 import sqlite3

@@ -14,9 +14,16 @@ the data keeps its place in the oldest-first order.
 
 Bounds, enforced inside ``add``'s transaction: the used size ((page_count - freelist_count) * page_size) is
 checked on every call, and over ``max_bytes`` the oldest spans, then the least recently updated open series,
-are deleted down to ~90 % of the cap (``dropped.size``); rows whose data is older than ``max_age_s`` are
-deleted on a handle's first add and then at most once a minute (``dropped.age``).
+are deleted down to ~90 % of the cap (``dropped.size``); rows the spool has held longer than ``max_age_s``
+(on its own clock, which a clock correction cannot jump: see ``SpoolCore._sync_clock``) are deleted on a
+handle's first add and then at most once a minute (``dropped.age``).
+
+The handle is assembled from one module per job: :mod:`.connection` (creating, checking, migrating and
+recovering the file; the read-only URI), :mod:`.core` (transactions, row encodings, counters, state, the
+spool's clock), :mod:`.writes` (``add``, ingest marks, bounds), :mod:`.batches` (the consumer's side),
+:mod:`.accounting` (the pending note that lets a lost spool be counted in runs) and :mod:`.schema` (format).
 """
+
 from __future__ import annotations
 
 import os

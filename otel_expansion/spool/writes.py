@@ -1,4 +1,5 @@
 """The spool's write side: ``add`` (one transaction per unit of work), ingest marks, and the size and age bounds."""
+
 from __future__ import annotations
 
 import sqlite3
