@@ -16,11 +16,7 @@ echo "== installing the package and test tools"
 .venv/bin/pip install -q -e '.[test,docs]'
 if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing chromium (dashboard test)"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
+  bash scripts/apt_install.sh chromium  # waits for another apt's lock; shows apt's output on failure
 fi
 echo "== building the collector (cached)"
 bash collector-config/build.sh

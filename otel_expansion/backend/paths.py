@@ -43,7 +43,12 @@ def prepare_db_path(db_path: Path, *, create: bool = True) -> Path:
     if not folder.exists():
         if not create:
             raise BackendPathError(f"no backend database at {db_path}")
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        from otel_expansion.config.paths import make_private_dirs
+
+        try:  # every missing folder 0700 whatever the umask (os.makedirs applies the mode to the last only)
+            make_private_dirs(str(folder))
+        except OSError as exc:
+            raise BackendPathError(f"cannot create {folder}: {exc.strerror or exc}") from None
         ours = True
     if folder.is_symlink() and ours:
         raise BackendPathError(f"{folder} is a symbolic link; refusing to store telemetry through it")

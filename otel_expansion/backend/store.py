@@ -184,6 +184,7 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
+        _not_newer(version, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if version not in (0, 1) or (version == 0 and tables):
@@ -197,6 +198,13 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _not_newer(version: int, db_path: Path) -> None:
+    """A store written by a newer release is left exactly as it is (its data waits for that release)."""
+    if version > SCHEMA_VERSION:
+        raise ForeignDatabase(f"{db_path} was written by a newer otel-expansion (format {version}; this release "
+                              f"reads up to {SCHEMA_VERSION}); left untouched")
 
 
 def _user_version(conn: sqlite3.Connection, db_path: Path) -> int:
@@ -214,6 +222,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
+        _not_newer(version, db_path)
         if version == 1:  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()

@@ -154,10 +154,11 @@ def require_tables(path: str, needed: set[str], what: str) -> set[str]:
     """CliError unless the SQLite file at ``path`` has ``needed`` tables (or none yet); opened read-only,
     never changed. Returns the tables found."""
     import sqlite3
-    from urllib.parse import quote
 
-    try:
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    from otel_expansion.spool.connection import readonly_uri
+
+    try:  # read-only for real: no -wal/-shm created, none rewritten (issue 24, #1)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:

@@ -163,18 +163,46 @@ def apply(home: str, service: str, action: str, payload: dict[str, Any]) -> dict
     raise CliError(f"unknown action {action!r}")
 
 
+MAX_CONNECTIONS = 16
+"""Connections served at once; more are closed at once (a page needs a handful; nothing may pile up)."""
+IDLE_TIMEOUT_S = 15.0
+"""Seconds a connection may sit idle or half-sent before its thread lets it go."""
+
+
 class Inspector(ThreadingHTTPServer):
+    """The local page's server: a bounded number of threads, each freed when its client goes quiet."""
+
     daemon_threads = True
+    block_on_close = False
 
     def __init__(self, port: int, home: str, service: str) -> None:
         self.home, self.service = home, service
         self.token = os.urandom(16).hex()
         self.lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(("127.0.0.1", port), Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``MAX_CONNECTIONS``: beyond that the connection is closed."""
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class Handler(BaseHTTPRequestHandler):
     server: Inspector
+    timeout = IDLE_TIMEOUT_S  # a half-sent or idle connection lets its thread go
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows only the URL
         return

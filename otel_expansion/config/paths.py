@@ -64,7 +64,7 @@ def check_owned(path: str, st: os.stat_result, kind: int) -> None:
         raise UnsafePath(path, "has other hard links")
 
 
-def _make_dirs(path: str) -> None:
+def make_private_dirs(path: str) -> None:
     """Create ``path`` and its missing parents 0700 whatever the umask (never world-writable parents)."""
     missing: list[str] = []
     current = os.path.abspath(path)
@@ -74,6 +74,13 @@ def _make_dirs(path: str) -> None:
         if parent == current:
             break
         current = parent
+    uid = _uid()
+    if missing and uid is not None:
+        # Creating inside someone else's tree (root running a CLI with another user's HOME) would leave
+        # root-owned folders in their home: the nearest existing folder must be ours or root's (/, /tmp).
+        owner = os.stat(current).st_uid
+        if owner not in (uid, 0):
+            raise UnsafePath(current, f"belongs to uid {owner}, not the current user ({uid})")
     for d in reversed(missing):
         try:
             os.mkdir(d, 0o700)
@@ -94,7 +101,7 @@ def ensure_dir(path: str) -> str:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        _make_dirs(path)
+        make_private_dirs(path)
         st = os.lstat(path)
     if sys.platform == "win32":  # pragma: no cover - no uid or O_NOFOLLOW semantics to check
         return path
@@ -107,6 +114,25 @@ def ensure_dir(path: str) -> str:
         finally:
             os.close(fd)
     return path
+
+
+def ensure_own_dir(path: str) -> str:
+    """:func:`ensure_dir` for a folder inside a checked state directory, where a regular file, FIFO or
+    socket of ours at its name (a hand's mistake, a tool's stray output) would otherwise stop every run
+    from recording for good: such a file is renamed aside (``<name>.moved-<random>``, kept, never
+    deleted) and the folder made. A link or someone else's file is refused as by ensure_dir."""
+    try:
+        return ensure_dir(path)
+    except UnsafePath:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise
+        uid = _uid()
+        if st.st_mode & _S_IFMT in (_S_IFDIR, 0o120000) or (uid is not None and st.st_uid != uid):
+            raise
+        os.rename(path, f"{path}.moved-{random_id(4)}")
+        return ensure_dir(path)
 
 
 def open_dir(path: str) -> int:

@@ -101,7 +101,7 @@ class Delivery:
             outcome, result = self._send_batch(batch, summary)
             if outcome in (Outcome.SUCCESS, Outcome.TOO_LARGE):  # settled, or split into parts sent next
                 continue
-            if self.persist and self._wait_quickly(quick_retries, result, summary):
+            if outcome is not Outcome.HOLD and self.persist and self._wait_quickly(quick_retries, result, summary):
                 quick_retries += 1
                 continue
             self._back_off(result, summary)
@@ -120,6 +120,7 @@ class Delivery:
         done_key = f"batch.{batch.id}.done"
         done = set((spool.get_state(done_key) or "").split(",")) - {""}
         accepted = {"metrics": 0, "traces": 0}
+        held: list[tuple[str, Any, SendResult]] = []
         for signal, rows in (("metrics", batch.points), ("traces", batch.spans)):
             if not rows or signal in done:
                 continue
@@ -137,17 +138,24 @@ class Delivery:
                 elif result.outcome is Outcome.DROP:  # this signal is refused for good; the other still goes
                     refused = "rejected"
                     summary.error = f"collector refused {signal} (HTTP {result.status}); they were dropped"
+                elif result.outcome is Outcome.HOLD:  # decided below, once the other signal was tried
+                    held.append((signal, rows, result))
+                    continue
                 elif result.outcome is not Outcome.SUCCESS:
                     outcome = result.outcome
                     break
                 else:
                     accepted[signal] += len(rows)
-            done.add(signal)  # a retry of this batch resends only what was not settled yet
-            spool.set_state(done_key, ",".join(sorted(done)))
-            if refused is not None:  # settled without delivery: counted now, exactly once
-                spool.incr(f"dropped.{refused}", len(rows))
-                summary.dropped += len(rows)
-                summary.disabled += len(rows) if refused == "exporter_none" else 0
+            self._settle_signal(batch.id, done, signal, len(rows), refused, summary)
+        if held and outcome is Outcome.SUCCESS:
+            if any(accepted.values()) or done - {signal for signal, _, _ in held}:
+                # the endpoint took the other signal: it is right, and only refuses this one (a traces-only
+                # backend answers 404 on /v1/metrics): refused for good, counted
+                for signal, rows, refusal in held:
+                    summary.error = f"collector refused {signal} (HTTP {refusal.status}); they were dropped"
+                    self._settle_signal(batch.id, done, signal, len(rows), "rejected", summary)
+            else:  # nothing was taken: a wrong path or credentials; the data waits (within the spool's cap)
+                outcome, result = Outcome.HOLD, held[0][2]
         summary.outcomes.append(outcome.name)
         # what was accepted is delivered even if the batch as a whole must be retried later
         summary.spans_sent += accepted["traces"]
@@ -155,6 +163,17 @@ class Delivery:
         if outcome is Outcome.SUCCESS:
             self._settle(batch, accepted, summary)
         return outcome, result
+
+    def _settle_signal(self, batch_id: str, done: set[str], signal: str, n: int, refused: str | None,
+                       summary: SendSummary) -> None:
+        """One signal of the batch is settled: remembered (a retry resends only the rest) and, when refused,
+        counted now, exactly once."""
+        done.add(signal)
+        self.spool.set_state(f"batch.{batch_id}.done", ",".join(sorted(done)))
+        if refused is not None:
+            self.spool.incr(f"dropped.{refused}", n)
+            summary.dropped += n
+            summary.disabled += n if refused == "exporter_none" else 0
 
     def _send_rows(self, signal: str, rows: list[Any], batch_id: str, summary: SendSummary) -> SendResult:
         """One request with ``rows`` of one signal under ``batch_id``."""

@@ -1,7 +1,8 @@
 """Starts the detached sender from a CLI's exit path, cheaply and only when there is a reason to.
 
 Decisions read one tiny state file written by the sender (``<next-send> <last-start> <written-at>``,
-epoch seconds), so a hundred runs against a dead collector start no sender until its backoff expires.
+epoch seconds; format 1 since 0.1: a later field is appended, readers take the first three; nan or inf
+read as unknown), so a hundred runs against a dead collector start no sender until its backoff expires.
 Wall-clock times are only trusted within what the policy allows: a stored time further ahead than
 ``MAX_DEFER_S``, or written "in the future" (the clock was moved back since), counts as due now, so a
 clock correction never stops sending. A lock taken by the running sender means at most one runs per
@@ -42,10 +43,12 @@ def _state(home: str, now: float | None = None) -> tuple[float, float]:
     values = [0.0, 0.0, 0.0]
     if raw:
         for i, field in enumerate(raw.split()[:3]):
-            try:  # noqa: SIM105 - contextlib is an import this hot path does not need
-                values[i] = float(field)
+            try:
+                value = float(field)
             except ValueError:
-                pass
+                continue
+            if value - value == 0.0:  # finite: nan and inf (a damaged or hand-edited file) count as unknown
+                values[i] = value
     next_send, last_spawn, written = values
     now = time.time() if now is None else now
     if written > now + CLOCK_SLACK_S or next_send > now + MAX_DEFER_S:

@@ -73,6 +73,12 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # transient: keep it, back off (honouring retry_after_s), send again
     DROP = "drop"  # the collector will never take it: delete it and count the loss
     TOO_LARGE = "too_large"  # 413: split the batch and send the halves
+    HOLD = "hold"  # the endpoint looks misconfigured (404, 401...): keep the data, back off, say so
+
+
+MISCONFIGURED = frozenset({401, 403, 404, 405, 407, 410, 421})
+"""Statuses that say "wrong endpoint, path or credentials", not "bad data": a user can fix them, so the data
+is held (within the spool's cap) rather than destroyed."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,16 @@ class SendResult:
 
 
 def classify_status(status: int) -> Outcome:
-    """HTTP status to outcome: 2xx success; 408, 429 and 5xx but 501 retry; 413 too large; others drop."""
+    """HTTP status to outcome: 2xx success; 408, 429 and 5xx but 501 retry; 413 too large; a misconfigured
+    endpoint (404, 401, 403...) holds; others drop."""
     if 200 <= status < 300:
         return Outcome.SUCCESS
     if status == 413:
         return Outcome.TOO_LARGE
     if status in (408, 429) or (500 <= status < 600 and status != 501):
         return Outcome.RETRY
+    if status in MISCONFIGURED:
+        return Outcome.HOLD
     return Outcome.DROP
 
 
@@ -394,6 +403,9 @@ class HttpTransport:
             retry_after = parse_retry_after(reply_headers.get("retry-after"))
         detail = _error_detail(content_type, reply)
         error = f"HTTP {status}" + (f": {detail}" if detail else "")
+        if outcome is Outcome.HOLD:
+            error += (f" from {masked_url(sc.url)}: check the endpoint (path, credentials); the data is kept and "
+                      "sent once it is fixed")
         logger.debug("otel-expansion: %s export got %s", signal, error)
         return result(outcome, status=status, retry_after_s=retry_after, error=error, sent_bytes=payload_sent)
 

@@ -1,8 +1,17 @@
 """The journal record: the one format two processes share (a CLI's exit path writes, the sender reads).
 
 Declared as TypedDicts for the type checker only (``typing`` is not imported at run time: a CLI loads
-this on every exit). ``VERSION`` is written into every record and checked on read, so a record written
-by a different package version is refused whole instead of being half-understood.
+this on every exit). ``VERSION`` is written into every record and checked on read.
+
+Versions across releases (upgrades and downgrades lose nothing):
+
+- Adding a field is compatible: readers ignore fields they do not know, the version stays.
+- A field that changes meaning bumps ``VERSION`` and adds an upgrade to :data:`UPGRADES` (records of every
+  older version are read by upgrading them step by step), and version N > 1 records are written to their own
+  directory, ``journal-vN`` (:func:`directory_for`), never to ``journal``: releases up to 0.2 read
+  ``journal`` only and count a record of another version there as corrupt (deleting it), so a newer record
+  must never be where they look. A record of a newer version met anyway is left in place (NewerRecord)
+  until a release that reads it comes: it is neither deleted nor counted.
 """
 
 from __future__ import annotations
@@ -85,13 +94,28 @@ if TYPE_CHECKING:
 
 
 VERSION = 1
+"""Bump when a field changes meaning (see the module docstring: an upgrade in UPGRADES, a new directory)."""
 DROP_COUNTS = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")
 """Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""
-"""Bump when a field changes meaning; readers refuse records of another version."""
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+UPGRADES: dict[int, Callable[[dict[str, object]], dict[str, object]]] = {}
+"""``UPGRADES[n]`` turns a version-n record into a version n+1 one; every version below VERSION has one."""
+
+
+def directory_for(version: int) -> str:
+    """The journal directory (inside the home) holding records of ``version`` (see the module docstring)."""
+    return "journal" if version <= 1 else f"journal-v{version:d}"
 
 
 class UnsupportedRecord(ValueError):
     """A record of a version this package does not read."""
+
+
+class NewerRecord(UnsupportedRecord):
+    """A record of a newer version than this release reads: left in place for a newer release."""
 
 
 def build(body: Body, level: int, resource: Mapping[str, AttrValue], session: SessionPart | None) -> Record:
@@ -103,8 +127,19 @@ def build(body: Body, level: int, resource: Mapping[str, AttrValue], session: Se
 
 
 def check(record: Mapping[str, object]) -> Record:
-    """``record`` if it is of the version this package writes; UnsupportedRecord otherwise."""
+    """``record`` at the version this package writes, upgraded from an older one if need be; NewerRecord
+    for a newer version (leave it), UnsupportedRecord for anything else."""
     version = record.get("v")
-    if version != VERSION:
-        raise UnsupportedRecord(f"journal record version {version!r} (this package reads {VERSION})")
-    return record  # type: ignore[return-value]
+    if type(version) is not int or version < 1:
+        raise UnsupportedRecord(f"journal record version {version!r} (this package reads 1 to {VERSION})")
+    if version > VERSION:
+        raise NewerRecord(f"journal record version {version} is newer than this release reads ({VERSION})")
+    upgraded = dict(record)
+    while version < VERSION:
+        upgrade = UPGRADES.get(version)
+        if upgrade is None:
+            raise UnsupportedRecord(f"no upgrade from journal record version {version}")
+        upgraded = upgrade(upgraded)
+        version += 1
+        upgraded["v"] = version
+    return upgraded  # type: ignore[return-value]

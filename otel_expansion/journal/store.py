@@ -23,14 +23,14 @@ from otel_expansion.config.paths import (
     JOURNAL_DIR,
     NOFOLLOW,
     check_dir,
-    ensure_dir,
+    ensure_own_dir,
     open_dir,
     open_private,
     random_id,
     write_private,
 )
 from otel_expansion.config.paths import sweep_temp as _sweep
-from otel_expansion.journal.record import UnsupportedRecord, check
+from otel_expansion.journal.record import NewerRecord, UnsupportedRecord, check
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,6 +50,10 @@ _COUNTER_WIDTH = 20
 
 class CorruptRecord(ValueError):
     """A journal file that is not a whole, valid record."""
+
+
+class WaitingRecord(ValueError):
+    """A whole record of a newer format than this release reads: left in place for a newer release."""
 
 
 def encode(record: Mapping[str, object]) -> bytes:
@@ -82,7 +86,7 @@ def journal_dir(home: str) -> str:
 def append(home: str, record: Mapping[str, object], now_ns: int) -> str:
     """Publish one record atomically; returns its path."""
     data = encode(record)
-    directory = ensure_dir(journal_dir(home))
+    directory = ensure_own_dir(journal_dir(home))  # a stray file there: moved aside
     counter = os.path.join(home, DROPPED_FILE)
     if not os.path.lexists(counter):  # the reserve for counting drops, made while there is room
         _counter_add(home, 0)
@@ -97,7 +101,7 @@ def append_many(home: str, records: Sequence[Mapping[str, object]], now_ns: int)
     service's export thread waits a switch interval (5 ms) for the interpreter lock after every system
     call while its program is on the CPU. ValueError (nothing written) when a record is too large."""
     datas = [encode(record) for record in records]
-    directory = ensure_dir(journal_dir(home))
+    directory = ensure_own_dir(journal_dir(home))  # a stray file there: moved aside
     if not os.path.lexists(os.path.join(home, DROPPED_FILE)):
         _counter_add(home, 0)
     token, pid = random_id(6), os.getpid()
@@ -215,8 +219,8 @@ def count(home: str) -> int:
 
 
 def read(path: str) -> Record:
-    """Read one record; raises CorruptRecord (or OSError) for anything but a whole valid record of the
-    version this package writes (never through a link)."""
+    """Read one record, upgraded to the version this package writes; WaitingRecord for a whole record of a
+    newer version, CorruptRecord (or OSError) for anything else (never through a link)."""
     fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC)
     try:
         chunks = []
@@ -231,6 +235,8 @@ def read(path: str) -> Record:
         os.close(fd)
     try:
         return check(decode(b"".join(chunks)))
+    except NewerRecord as exc:
+        raise WaitingRecord(str(exc)) from None
     except UnsupportedRecord as exc:
         raise CorruptRecord(str(exc)) from None
 

@@ -19,9 +19,12 @@ from collections.abc import Sequence
 from otel_expansion.otlp.model import Attrs, SeriesKey
 
 __all__ = [
+    "ADDITIONS",
+    "FORMAT",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SchemaError",
+    "add_compatible",
     "attrs_hash",
     "decode_attrs",
     "decode_buckets",
@@ -29,6 +32,7 @@ __all__ = [
     "encode_attrs",
     "encode_buckets",
     "encode_key",
+    "has_column",
     "key_hash",
     "migrate",
 ]
@@ -92,6 +96,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+"""The format's major version (``PRAGMA user_version``): a release refuses a file of a newer major and leaves
+it untouched (its data waits for a newer release). Bump it only for a change older readers would misread."""
+
+ADDITIONS: tuple[tuple[str, str, str], ...] = (
+    # (table, column, definition): compatible additions within a major. Releases of the same major that
+    # predate a column neither read nor write it (their statements name their columns), so older and newer
+    # releases can share one spool; a row an older release wrote has the column's default.
+    # 1.1 (0.3.0): when a span was stored, on the spool's skew-proof clock (0: unknown, use end_ns).
+    ("spans", "stored_ns", "INTEGER NOT NULL DEFAULT 0"),
+)
+FORMAT = f"{SCHEMA_VERSION}.{len(ADDITIONS)}"
+"""The full format version, kept in the ``meta`` table (``format``) beside the release that last wrote it."""
 
 
 class SchemaError(Exception):
@@ -123,6 +139,57 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGR
                 conn.execute("ROLLBACK")
             raise
     return version
+
+
+def add_compatible(conn: sqlite3.Connection, release: str = "") -> None:
+    """Apply :data:`ADDITIONS` missing from the file, and record :data:`FORMAT` (once, under the write lock).
+
+    Reads first and writes only when something is missing, so a file already at this format costs one
+    query per open. A file with additions this release does not know keeps them (and its ``format``).
+    """
+    if _has_additions(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, definition in ADDITIONS:
+            if column not in _columns(conn, table):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None or _newer(FORMAT, str(row[0])):
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)", (FORMAT,))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('written_by', ?)", (release,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _has_additions(conn: sqlite3.Connection) -> bool:
+    if not all(column in _columns(conn, table) for table, column, _ in ADDITIONS):
+        return False
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    except sqlite3.OperationalError:  # no meta table yet
+        return False
+    return row is not None and not _newer(FORMAT, str(row[0]))
+
+
+def _newer(a: str, b: str) -> bool:
+    """Format ``a`` (major.minor) is newer than ``b``; an unreadable ``b`` counts as older."""
+    try:
+        return tuple(int(x) for x in a.split(".")) > tuple(int(x) for x in b.split("."))
+    except ValueError:
+        return True
+
+
+def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return column in _columns(conn, table)
 
 
 def encode_attrs(attrs: Attrs) -> bytes:

@@ -100,7 +100,7 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
 
     replayer = Replayer(settings)
     paths = journal.pending(home) if only is None else [p for p in only if os.path.exists(p)]
-    ingested = corrupt = 0
+    ingested = corrupt = waiting = 0
     # ingest marks matter only while their file exists (we hold the sender lock: nobody else replays)
     spool.retain_sources([os.path.basename(p) for p in (paths if only is None else journal.pending(home))])
     dropped = journal.dropped(home)
@@ -124,9 +124,13 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
                 continue
             try:
                 records.append((rid, dict(journal.read(path))))
+            except journal.WaitingRecord:  # a newer release's record: neither ours to delete nor a loss
+                waiting += 1
+                continue
             except (journal.CorruptRecord, OSError) as exc:
                 log.warning("journal record %s is unreadable (%s); dropped", rid, exc)
                 bad.append(path)
+        done_ids = seen | {rid for rid, _ in records}
         points, spans = replayer.replay(record for _, record in records)
         spool.add(points, spans, source_ids=[rid for rid, _ in records])
         staged_drops = replayer.staging.take_dropped()
@@ -141,7 +145,8 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
             spool.incr("service.spilled", spilled)
         if bad:
             spool.incr("dropped.corrupt", len(bad))
-        spool.forget_sources([os.path.basename(p) for p in journal.remove(chunk)])
+        spool.forget_sources([os.path.basename(p) for p in journal.remove(
+            [p for p in chunk if os.path.basename(p) in done_ids or p in bad])])
         ingested += len(records)
         corrupt += len(bad)
         if progress is not None:
@@ -151,6 +156,8 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
             seen_paths.update(newer)
             paths = paths + newer
             chunks = list(_chunks(newer))
+    if waiting:
+        log.info("%d journal records are of a newer format; left for a newer release", waiting)
     return ingested, corrupt
 
 

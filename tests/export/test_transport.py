@@ -385,10 +385,10 @@ class TestBackoffDelay:
         (504, Outcome.RETRY),
         (413, Outcome.TOO_LARGE),
         (400, Outcome.DROP),
-        (401, Outcome.DROP),
-        (403, Outcome.DROP),
-        (404, Outcome.DROP),
-        (405, Outcome.DROP),
+        (401, Outcome.HOLD),  # a misconfigured endpoint: data held (issue 24)
+        (403, Outcome.HOLD),  # a misconfigured endpoint: data held (issue 24)
+        (404, Outcome.HOLD),  # a misconfigured endpoint: data held (issue 24)
+        (405, Outcome.HOLD),  # a misconfigured endpoint: data held (issue 24)
         (501, Outcome.DROP),
         (301, Outcome.DROP),
     ],
@@ -563,12 +563,20 @@ class TestStatuses:
         assert (result.outcome, result.status, result.retry_after_s) == (Outcome.RETRY, status, None)
         assert result.error is not None and str(status) in result.error
 
-    @pytest.mark.parametrize("status", [400, 401, 403, 404, 501])
+    @pytest.mark.parametrize("status", [400, 501])
     def test_client_errors_drop(self, status: int) -> None:
         """Requests the collector will never accept are dropped."""
         with otlp_server(respond(status)) as srv:
             result = send(config(srv.url))
         assert (result.outcome, result.status) == (Outcome.DROP, status)
+
+    @pytest.mark.parametrize("status", [401, 403, 404])
+    def test_a_misconfigured_endpoint_holds(self, status: int) -> None:
+        """A wrong path or credentials: the data is held and the error says what to check (issue 24, #10)."""
+        with otlp_server(respond(status)) as srv:
+            result = send(config(srv.url))
+        assert (result.outcome, result.status) == (Outcome.HOLD, status)
+        assert result.error is not None and str(status) in result.error and "endpoint" in result.error
 
     def test_payload_too_large(self) -> None:
         """413 tells the sender to split the batch."""
@@ -618,7 +626,7 @@ class TestStatuses:
         """JSON ``message`` and plain-text error bodies are kept too, whitespace collapsed and bounded."""
         body = json.dumps({"code": 7, "message": "no such tenant"}).encode()
         with otlp_server(respond(403, body, {"Content-Type": "application/json"})) as srv:
-            assert send(config(srv.url)).error == "HTTP 403: no such tenant"
+            assert (send(config(srv.url)).error or "").startswith("HTTP 403: no such tenant from http://127.0.0.1:")
         with otlp_server(
             respond(502, b"bad\n  gateway " + b"z" * 500, {"Content-Type": "text/plain"})
         ) as srv:

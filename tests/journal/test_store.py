@@ -41,13 +41,59 @@ def test_corrupt_records_are_detected(tmp_path: Path, damage: str) -> None:
         store.read(path)
 
 
-@pytest.mark.parametrize("version", [None, VERSION + 1, "1"])
-def test_records_of_another_version_are_refused(tmp_path: Path, version: object) -> None:
-    """A record without this package's version (older, newer, malformed) is refused whole, never half-read."""
+@pytest.mark.parametrize("version", [None, 0, "1", 1.0, True])
+def test_records_without_a_valid_version_are_refused(tmp_path: Path, version: object) -> None:
+    """A record without a valid version (missing, malformed) is refused whole, never half-read."""
     record = {"commands": []} if version is None else {"v": version, "commands": []}
     path = store.append(str(tmp_path), record, 1)
     with pytest.raises(store.CorruptRecord, match="version"):
         store.read(path)
+
+
+def test_records_of_a_newer_version_wait(tmp_path: Path) -> None:
+    """A newer release's record is not corrupt: it is left for a release that reads it (issue 24)."""
+    path = store.append(str(tmp_path), {"v": VERSION + 1, "commands": []}, 1)
+    with pytest.raises(store.WaitingRecord, match="newer"):
+        store.read(path)
+    assert os.path.exists(path)
+
+
+def test_records_of_an_older_version_are_upgraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every older version is read, upgraded step by step to the one this release writes."""
+    from otel_expansion.journal import record as rec
+
+    monkeypatch.setattr(rec, "VERSION", 3)
+    monkeypatch.setattr(rec, "UPGRADES", {1: lambda r: {**r, "a": 1}, 2: lambda r: {**r, "b": r.get("a", 0) + 1}})
+    path = store.append(str(tmp_path), {"v": 1, "commands": []}, 1)
+    assert dict(store.read(path)) == {"v": 3, "commands": [], "a": 1, "b": 2}
+    monkeypatch.setattr(rec, "UPGRADES", {2: lambda r: r})  # a missing step is refused, not guessed
+    with pytest.raises(store.CorruptRecord, match="upgrade"):
+        store.read(path)
+
+
+def test_newer_formats_live_where_older_releases_do_not_look() -> None:
+    """Releases up to 0.2 read ``journal`` only and delete other versions found there: version 1 stays there,
+    any later version gets a directory of its own."""
+    from otel_expansion.journal.record import directory_for
+
+    assert directory_for(1) == "journal" and directory_for(2) == "journal-v2"
+
+
+def test_the_sender_leaves_newer_records_in_place(tmp_path: Path) -> None:
+    """Ingest skips a newer record: not deleted, not counted as corrupt; its neighbours are ingested."""
+    from otel_expansion.config.settings import resolve
+    from otel_expansion.spool.store import Spool
+    from otel_expansion.workers.sender import ingest_journal
+
+    home = str(tmp_path)
+    newer = store.append(home, {"v": VERSION + 1, "commands": []}, 1)
+    ours = store.append(home, {"v": VERSION, "level": 2, "resource": {}, "commands": []}, 2)
+    settings = resolve("app", home=home, file_values={})
+    with Spool.open(tmp_path / "spool.sqlite") as spool:
+        ingested, corrupt = ingest_journal(home, spool, settings, deadline=1e18)
+        assert (ingested, corrupt) == (1, 0)
+        assert "dropped.corrupt" not in spool.counters()
+    assert os.path.exists(newer) and not os.path.exists(ours)
 
 
 def test_temp_files_are_ignored_and_swept(tmp_path: Path) -> None:

@@ -331,6 +331,42 @@ class TestFiles:
             Spool.open(spool_path)
         assert [p.name for p in spool_path.parent.iterdir() if "corrupt" in p.name] == []
 
+    def test_a_previous_release_spool_gains_the_additions_and_keeps_its_rows(self, spool_path: Path) -> None:
+        """A spool of format 1.0 (0.2.x: no ``stored_ns``, no ``meta``) is upgraded in place: its rows stay,
+        the major version stays (so 0.2.x still opens it), and ``meta`` records the format and the writer."""
+        spool_path.parent.mkdir(parents=True)
+        with contextlib.closing(sqlite3.connect(spool_path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            schema.migrate(conn)  # exactly what 0.2.x creates
+            conn.execute("INSERT INTO resources (id, hash, attrs) VALUES (1, x'00', ?)", (schema.encode_attrs(()),))
+            conn.execute("INSERT INTO spans (resource_id, scope_name, scope_version, data, end_ns, bytes) "
+                         "VALUES (1, 's', '1', x'01', 5, 1)")
+        with Spool.open(spool_path) as s:
+            assert s.pending()[1][0].data == b"\x01"
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 1
+            assert dict(conn.execute("SELECT key, value FROM meta")) == {"format": schema.FORMAT,
+                                                                          "written_by": "0.3.0"}
+            assert schema.has_column(conn, "spans", "stored_ns")
+            # what 0.2.x writes into it still works (it names its columns)
+            conn.execute("INSERT INTO spans (resource_id, scope_name, scope_version, data, end_ns, bytes) "
+                         "VALUES (1, 's', '1', x'02', 6, 1)")
+            conn.commit()
+        with Spool.open(spool_path) as s:
+            assert [sp.data for sp in s.pending()[1]] == [b"\x01", b"\x02"]
+
+    def test_a_newer_minor_format_is_kept(self, spool_path: Path) -> None:
+        """A file whose meta says a newer minor format (a later release's additions) is used as is and its
+        format mark is not lowered."""
+        Spool.open(spool_path).close()
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            conn.execute("UPDATE meta SET value = '1.99' WHERE key = 'format'")
+            conn.commit()
+        with Spool.open(spool_path) as s:
+            s.add([counter(1.0)])
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0] == "1.99"
+
     def test_migrations_run_once_and_in_order(self, tmp_path: Path) -> None:
         """migrate applies only missing steps, each under the version it produces."""
         steps = (("CREATE TABLE a (x)",), ("CREATE TABLE b (x)", "INSERT INTO b VALUES (1)"))
@@ -385,29 +421,42 @@ class TestBounds:
         kept = sorted(int(cmd_of(p)[:5]) for p in points)
         assert kept == list(range(3000 - len(kept), 3000))
 
-    def test_age_bound_deletes_and_counts_old_rows(self, tmp_path: Path) -> None:
-        """Rows whose data is older than max_age_s are deleted and counted in dropped.age."""
-        old = now_ns() - 2 * 3600 * 10**9
+    def test_age_bound_deletes_and_counts_old_rows(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Rows the spool has held longer than max_age_s (on its own clock) are deleted and counted in
+        dropped.age; the data's own timestamps do not decide (issue 24: a wrong clock is not an age)."""
+        real = time.time_ns
+        monkeypatch.setattr(time, "time_ns", lambda: real() - 2 * 3600 * 10**9)
         with Spool.open(tmp_path / "spool.sqlite", max_age_s=3600) as s:
-            s.add(
-                [counter(1.0, sum_key(cmd="old"), t=old), counter(1.0, sum_key(cmd="new"))],
-                [span(b"old", t=old), span(b"new")],
-            )
+            s.add([counter(1.0, sum_key(cmd="old"))], [span(b"old")])
+            monkeypatch.setattr(time, "time_ns", real)
+            s._next_age_check = 0  # white-box: the age check is due (it runs once a minute)
+            s.add([counter(1.0, sum_key(cmd="new"))], [span(b"new")])
             points, spans = s.pending()
             assert [cmd_of(p) for p in points] == ["new"]
             assert [sp.data for sp in spans] == [b"new"]
             assert s.counters()["dropped.age"] == 2
 
-    def test_age_bound_applies_to_existing_rows_on_reopen(self, spool_path: Path) -> None:
+    def test_old_timestamps_are_not_an_age(self, tmp_path: Path) -> None:
+        """Data stamped long ago but stored now is kept (it may come from a run under a wrong clock)."""
+        old = now_ns() - 2 * 3600 * 10**9
+        with Spool.open(tmp_path / "spool.sqlite", max_age_s=3600) as s:
+            s.add([counter(1.0, sum_key(cmd="old"), t=old)], [span(b"old", t=old)])
+            s.add([counter(1.0, sum_key(cmd="new"))])
+            assert (s.stats().series, s.stats().spans) == (2, 1)
+            assert "dropped.age" not in s.counters()
+
+    def test_age_bound_applies_to_existing_rows_on_reopen(self, spool_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
         """Old rows already in the file are removed by the first add of a spool with a shorter bound."""
-        t = now_ns() - 3 * 3600 * 10**9
+        real = time.time_ns
+        monkeypatch.setattr(time, "time_ns", lambda: real() - 3 * 3600 * 10**9)
         with Spool.open(spool_path) as s:
-            s.add([counter(1.0, t=t)], [span(t=t)], source_ids=["old-record"])
+            s.add([counter(1.0)], [span()], source_ids=["old-record"])
+        monkeypatch.setattr(time, "time_ns", real)
         with Spool.open(spool_path, max_age_s=3600) as s:
             s.add([counter(1.0, sum_key(cmd="new"))])
             stats = s.stats()
             assert (stats.series, stats.spans, stats.counters["dropped.age"]) == (1, 0, 2)
-
 
 def self_used_bytes(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(path)) as conn:
@@ -445,7 +494,9 @@ class TestCorruption:
         os.truncate(spool_path, size // 2)
         with Spool.open(spool_path) as s:
             stats = s.stats()
-            assert (stats.series, stats.spans, stats.counters) == (0, 0, {"dropped.corrupt": 1})
+            # the 300 runs (one invocation each) and 600 rows it held, not "one" (issue 24, #2)
+            assert (stats.series, stats.spans, stats.counters) == (
+                0, 0, {"dropped.corrupt": 600, "dropped.corrupt_runs": 300})
         (aside,) = spool_path.parent.glob("spool.sqlite.corrupt-*")
         assert aside.stat().st_size == size // 2
 
