@@ -20,7 +20,8 @@ import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
-from opentelemetry.sdk._configuration import _BaseConfigurator
+
+from otel_expansion.sdk.otel_internals import base_configurator
 
 NAME = "otel_expansion"
 _LOADER_LOGGER = "opentelemetry.instrumentation.auto_instrumentation._load"
@@ -99,7 +100,7 @@ def _has_resource_version() -> bool:
     return any(part.split("=", 1)[0].strip() == "service.version" for part in attrs.split(","))
 
 
-class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
+class ExpansionConfigurator(base_configurator()):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         chosen_by_our_distro = _state.pop(_CHOSE_CONFIGURATOR, False)
         if chosen_by_our_distro:

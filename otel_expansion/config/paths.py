@@ -142,6 +142,7 @@ SPOOL_FILE = "spool.sqlite"
 SESSION_FILE = "session"
 INSTALL_ID_FILE = "installation-id"
 CONSENT_FILE = "consent"
+LEVEL_CHOICE_FILE = "level-choice"  # the last level the user chose (`telemetry level X`); kept across disable
 SENDER_LOCK = "sender.lock"
 SENDER_STATE = "sender.state"
 SENDER_LOG = "sender.log"

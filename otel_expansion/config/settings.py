@@ -17,7 +17,8 @@ from otel_expansion.config import paths
 from otel_expansion.config.levels import Level
 from otel_expansion.config.warn import warn
 
-__all__ = ["VARIABLES", "Settings", "Variable", "opted_out", "parse_bool", "parse_resource_attributes", "resolve",
+__all__ = ["VARIABLES", "Settings", "Stored", "Variable", "endpoint_problem", "home_of", "load", "opt_out_set",
+           "opted_out", "parse_bool", "parse_resource_attributes", "read_stored", "resolve", "variable",
            "variables_markdown", "warn"]
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -231,18 +232,28 @@ class Settings:
         return self.level > Level.OFF
 
 
+def opt_out_set(env: Mapping[str, str], name: str) -> bool:
+    """An opt-out variable (``DO_NOT_TRACK``, the app's own) is set: any value but empty, 0, false, no, off."""
+    raw = env.get(name, "").strip().lower()
+    return bool(raw) and raw not in FALSY
+
+
 def opted_out(env: Mapping[str, str], opt_out_env: str | None = None) -> str | None:
     """The variable that opts this run out, if any. Opt-out wins over every other setting."""
     if parse_bool(env.get("OTEL_SDK_DISABLED", "")):
         return "OTEL_SDK_DISABLED"
-    dnt = env.get("DO_NOT_TRACK", "").strip().lower()
-    if dnt and dnt not in FALSY:
+    if opt_out_set(env, "DO_NOT_TRACK"):
         return "DO_NOT_TRACK"
-    if opt_out_env:
-        raw = env.get(opt_out_env, "").strip().lower()
-        if raw and raw not in FALSY:
-            return opt_out_env
+    if opt_out_env and opt_out_set(env, opt_out_env):
+        return opt_out_env
     return None
+
+
+def variable(name: str, environ: Mapping[str, str] | None = None) -> object:
+    """One table-backed variable read from the environment by its row in :data:`VARIABLES` (its kind's
+    parser, its default, its warning): for code that needs a single setting without a whole resolve."""
+    row = next(v for v in VARIABLES if v.name == name)
+    return _parse(row, (os.environ if environ is None else environ).get(name))
 
 
 def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
@@ -261,6 +272,14 @@ def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
             value = unquote(value)
         out.append((key.strip(), value.strip()))
     return tuple(out)
+
+
+def home_of(service_name: str, home: str | None, env: Mapping[str, str]) -> str:
+    """The app's state directory: OTEL_EXPANSION_HOME, else init(home=...), else the per-user default.
+
+    It belongs to the app, not to whatever OTEL_SERVICE_NAME a developer exported for their own services."""
+    return os.path.abspath(os.path.expanduser(env.get("OTEL_EXPANSION_HOME", "").strip() or home
+                                              or paths.default_home(service_name)))
 
 
 def resolve(
@@ -305,16 +324,13 @@ def resolve(
 
     # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
     # OTEL_SERVICE_NAME a developer exported for their own services.
-    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
-    home_dir = os.path.abspath(os.path.expanduser(home_dir))
+    home_dir = home_of(service_name or name, home, env)
     if file_values is None:
         from otel_expansion.config import file as settings_file
 
         file_values = settings_file.load(home_dir)
     if stored_debug is None:
-        from otel_expansion.config import file as settings_file
-
-        stored_debug = settings_file.stored_debug(home_dir)
+        stored_debug = read_debug(home_dir)
 
     app_level = Level.ENHANCED
     if level is not None:
@@ -326,11 +342,12 @@ def resolve(
     if "level" in file_values:
         resolved, source = file_values["level"], "file"
     raw_level = env.get("OTEL_EXPANSION_LEVEL")
+    bad_level = False
     if raw_level is not None and raw_level.strip():
         try:
             resolved, source = Level.parse(raw_level), "env"
         except ValueError:
-            warn(f"OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; keeping {resolved}")
+            bad_level = True  # said below, with the level that is in effect once everything is applied
     if stored_choice == "denied":
         resolved, source = Level.OFF, "user"
     elif stored_choice and stored_choice.startswith("granted"):
@@ -347,6 +364,14 @@ def resolve(
     reason = opted_out(env, opt_out_env)
     if reason:
         resolved, source = Level.OFF, "opt-out"
+    if bad_level:
+        warn(f"OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; ignored (level in effect: {resolved})")
+    if endpoint is not None and (problem := endpoint_problem(endpoint)):
+        warn(f"the collector endpoint (init(endpoint=...) or a stored one) {problem}; nothing will be sent until "
+             "it is fixed")
+    elif (raw_endpoint := env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()) and (
+            problem := endpoint_problem(raw_endpoint if "://" in raw_endpoint else "http://" + raw_endpoint)):
+        warn(f"OTEL_EXPORTER_OTLP_ENDPOINT {problem}; nothing will be sent until it is fixed")
     values = _from_environment(env)
     # debug: init(debug=) < settings file < stored switch < OTEL_EXPANSION_DEBUG
     given_debug = file_values.get("debug", debug)
@@ -384,3 +409,81 @@ def resolve(
         opt_out_env=opt_out_env,
         **values,
     )
+
+
+def endpoint_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a collector base URL (None when it can): an http(s) scheme and a host, no
+    spaces. String operations only (``urllib.parse`` would cost a CLI's process its import); the sender
+    checks the URL fully again (config/otlp.py). The reason never quotes the value: it may hold a token."""
+    v = value.strip()
+    scheme, sep, rest = v.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "is not an http(s) URL (scheme://host[:port][/path])"
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if not host or host.startswith(":") or any(c.isspace() for c in v):
+        return "is not an http(s) URL with a host"
+    port = host.rpartition("]")[2].partition(":")[2] if host.startswith("[") else host.partition(":")[2]
+    if ":" in host and not (port.isdigit() and int(port) <= 65535):
+        return "has an invalid port"
+    return None
+
+
+class Stored:
+    """The user's and the app's choices stored in one state directory, read once by :func:`read_stored`.
+
+    ``choice``: consent (``granted``, ``granted:<level>``, ``denied``) or None; ``debug``: the debug switch
+    (``on``, ``off``, ``on dry-run``) or None; ``endpoint``: init(endpoint=...) as remembered for the sender
+    and ``flush``; ``opt_out_env``: the app's own opt-out variable, remembered so tools can honour it.
+    """
+
+    __slots__ = ("choice", "debug", "endpoint", "opt_out_env")
+
+    def __init__(self, choice: str | None = None, debug: str | None = None, endpoint: str | None = None,
+                 opt_out_env: str | None = None) -> None:
+        self.choice, self.debug, self.endpoint, self.opt_out_env = choice, debug, endpoint, opt_out_env
+
+
+def _read_text(home: str, name: str, limit: int) -> str | None:
+    raw = paths.read_small(os.path.join(home, name), limit)
+    return raw.decode("utf-8", "replace").strip() or None if raw else None
+
+
+def read_choice(home: str) -> str | None:
+    """The stored consent: ``granted``, ``granted:<level>``, ``denied``; None when the user never chose."""
+    text = _read_text(home, paths.CONSENT_FILE, 64)
+    return text if text and (text == "denied" or text.startswith("granted")) else None
+
+
+def read_debug(home: str) -> str | None:
+    """The stored debug switch (``on``, ``off`` or ``on dry-run``): the one reader of the debug file."""
+    return _read_text(home, paths.DEBUG_FILE, 64)
+
+
+def read_stored(home: str) -> Stored:
+    """Every stored choice of ``home``, each file read once (absent, unreadable or linked files: None)."""
+    return Stored(read_choice(home), read_debug(home), _read_text(home, paths.ENDPOINT_FILE, 4096),
+                  _read_text(home, paths.OPT_OUT_ENV_FILE, 256))
+
+
+def load(service_name: str, service_version: str | None = None, *, environ: Mapping[str, str] | None = None,
+         home: str | None = None, endpoint: str | None = None, opt_out_env: str | None = None,
+         stored: Stored | None = None, **options: Any) -> Settings:
+    """The one settings loader: the library (``init``), the sender and the CLI all call it.
+
+    It finds the state directory, reads the stored choices there once (:func:`read_stored`; nothing when an
+    opt-out variable is set, so an opted-out run touches no file), and resolves them with the options and
+    the environment (:func:`resolve`). The app's own endpoint and opt-out variable win over the stored ones
+    (which remember them for the tools). A caller that must leave some stored choice out passes ``stored``
+    (the library: its own endpoint and opt-out variable come from init(); the sender: each record carries
+    the level it was recorded at, so the consent is not its level).
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    if stored is None:
+        stored = Stored()
+        if opted_out(env, opt_out_env) is None:
+            stored = read_stored(home_of(service_name or env.get("OTEL_SERVICE_NAME", "").strip() or "unknown_service",
+                                         home, env))
+    return resolve(service_name, service_version, environ=env, home=home, endpoint=endpoint or stored.endpoint,
+                   opt_out_env=opt_out_env or stored.opt_out_env,
+                   stored_choice=stored.choice, stored_debug=stored.debug or "",
+                   **options)

@@ -18,7 +18,8 @@ from opentelemetry.trace import Status
 from otel_expansion.config.levels import Level
 from otel_expansion.privacy import names
 from otel_expansion.sdk import signals
-from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate, batch_handler
+from otel_expansion.sdk.otel_internals import batch_handler
+from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate
 
 log = logging.getLogger("otel_expansion.sdk")
 

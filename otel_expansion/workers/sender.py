@@ -20,7 +20,7 @@ from typing import Any
 from otel_expansion.config.levels import Level
 from otel_expansion.config.otlp import masked_url
 from otel_expansion.config.paths import SENDER_LOCK, SPOOL_FILE, ensure_dir
-from otel_expansion.config.settings import Settings, resolve
+from otel_expansion.config.settings import Settings, Stored, load, read_stored
 from otel_expansion.export import launcher
 from otel_expansion.export.delivery import SendSummary
 from otel_expansion.journal import store as journal
@@ -261,6 +261,9 @@ def _deliver(spool: Any, settings: Settings, deadline: float, summary: SendSumma
     from otel_expansion.export.transport import HttpTransport
 
     config = otlp_config_from_env(endpoint=settings.endpoint)
+    if config.endpoint_problem:  # misconfigured: hold the data (within the spool cap) and say so
+        summary.error = f"{config.endpoint_problem}; nothing sent, the data waits"
+        return
     transport = MeteredTransport(HttpTransport(config), spool, cost.home, settings, config)
 
     def deliver(report: Callable[[SendSummary], None] | None) -> None:
@@ -290,8 +293,9 @@ def settings_for(home: str, endpoint: str | None = None) -> Settings:
     The endpoint is the one given on the command line, else the one the app passed to ``init()``
     (remembered in the home directory), else the OTLP environment variables decide.
     """
-    return resolve("otel-expansion-sender", home=home, endpoint=endpoint or stored_endpoint(home),
-                   level=Level.FULL)
+    stored = read_stored(home)  # not the consent (each record carries its level) nor the app's opt-out variable
+    return load("otel-expansion-sender", home=home, endpoint=endpoint, level=Level.FULL,
+                stored=Stored(None, stored.debug, stored.endpoint))
 
 
 def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
@@ -318,10 +322,8 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
 
 
 def stored_endpoint(home: str) -> str | None:
-    from otel_expansion.config.paths import ENDPOINT_FILE, read_small
-
-    raw = read_small(os.path.join(home, ENDPOINT_FILE), 4096)
-    return raw.decode("utf-8", "replace").strip() or None if raw else None
+    """init(endpoint=...) as remembered in ``home`` (read by the settings loader)."""
+    return read_stored(home).endpoint
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 from otel_expansion.config import levels
 from otel_expansion.config.paths import ensure_dir
 from otel_expansion.config.settings import Settings
+from otel_expansion.workers import SENDER_ENTRY
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -312,7 +313,7 @@ class ServiceRuntime:
             self._backlog_at_spawn = backlog
             self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
             if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send,
-                              force=force) is not None:
+                              force=force, entry=SENDER_ENTRY) is not None:
                 self._unsent_spill = 0
         except Exception as exc:  # the records stay in the journal for the exit's or a later sender
             log.warning("could not start a sender: %s: %s", type(exc).__name__, exc)
@@ -513,9 +514,10 @@ class ServiceRuntime:
         # written: either way the exit's sender waits for the lock instead of leaving them for next time.
         wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at else 0.0
         if self.settings.send and not in_backoff:
-            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait)
+            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait,
+                           entry=SENDER_ENTRY)
         elif self._journaled or self._catch_up:
-            launcher.spawn(home, self.settings.endpoint, False, lock_wait_s=wait)  # store it; send another time
+            launcher.spawn(home, self.settings.endpoint, False, lock_wait_s=wait, entry=SENDER_ENTRY)  # send later
 
     def _commit_others(self) -> None:
         """Spans and metrics of other instrumentations (through our providers) staged since the thread's
