@@ -283,11 +283,11 @@ def otlp_config_from_env(
         base = _check_url(endpoint, "init(endpoint=...)", insecure)
         if base is None:
             problem = "the collector endpoint (init(endpoint=...), --endpoint or a stored one) is not a valid URL"
-    elif (raw := r.raw(g + "ENDPOINT")) is not None:
+    if base is None and (raw := r.raw(g + "ENDPOINT")) is not None:
         base = _check_url(raw, g + "ENDPOINT", insecure)
-        if base is None:
-            problem = f"{g}ENDPOINT is not a valid URL"
-    # a malformed endpoint is a misconfiguration: nothing is sent (data waits) rather than sent to the default
+        problem = f"{g}ENDPOINT is not a valid URL" if base is None else None  # a valid next level is used
+    # a malformed endpoint and no valid one behind it is a misconfiguration: nothing is sent (the data waits)
+    # rather than sent to the default endpoint
     base = base or DEFAULT_ENDPOINT
 
     urls: dict[str, str] = {}

@@ -45,7 +45,7 @@ class _Stop(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that returns its exit status instead of ending the host's process."""
 
-    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
         if message:
             sys.stderr.write(message)
         raise _Stop(status)

@@ -289,7 +289,7 @@ class Pipeline:
         for name, values in cpu.items():
             inst[signals.CPU_TIME].record(ValueBatch(values), {"cli.command.name": name})
         for name, ivalues in mem.items():
-            inst[signals.MEMORY_PEAK].record(ValueBatch(ivalues), {"cli.command.name": name})  # type: ignore[arg-type]
+            inst[signals.MEMORY_PEAK].record(ValueBatch(ivalues), {"cli.command.name": name})
         for hour, n in hours.items():
             inst[signals.ACTIVITY].add(n, {"activity.hour_of_week": hour})
         if costs:

@@ -66,7 +66,7 @@ def _module(framework: str) -> Integration:
     """The integration module of ``framework``, imported on first use."""
     name = INTEGRATIONS[framework]
     __import__(name)
-    module: Integration = sys.modules[name]  # type: ignore[assignment]  # a module implementing the protocol
+    module: Integration = sys.modules[name]  # a module implementing the protocol
     return module
 
 
@@ -101,7 +101,7 @@ def after_shutdown() -> None:
 
 def _loaded(framework: str) -> Integration | None:
     """The integration module if it was imported (an installed integration always is)."""
-    module: Integration | None = sys.modules.get(INTEGRATIONS[framework])  # type: ignore[assignment]
+    module: Integration | None = sys.modules.get(INTEGRATIONS[framework])
     return module
 
 

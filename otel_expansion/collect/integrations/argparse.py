@@ -75,7 +75,7 @@ def install(telemetry: Any) -> None:
             telemetry.recorder.note_error(argparse.ArgumentError(None, message or ""))
         return orig_exit(self, status, message)
 
-    parser_cls.parse_known_args = parse_known_args  # type: ignore[assignment]
+    parser_cls.parse_known_args = parse_known_args  # type: ignore[method-assign]
     parser_cls.exit = exit  # type: ignore[method-assign]
     sub_cls.__call__ = sub_call  # type: ignore[method-assign]
     parser_cls.error = error  # type: ignore[method-assign]

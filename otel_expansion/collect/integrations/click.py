@@ -118,8 +118,8 @@ def hook(click: Any, telemetry: Any) -> None:
             pass
         return result
 
-    ctx_cls.__init__ = __init__  # type: ignore[method-assign]
-    ctx_cls.__exit__ = __exit__  # type: ignore[method-assign]
+    ctx_cls.__init__ = __init__
+    ctx_cls.__exit__ = __exit__
     exceptions = getattr(click, "exceptions", click)
     for name in ("ClickException", "UsageError"):  # click reports its errors via show() before exiting
         cls = getattr(exceptions, name, None)
