@@ -17,7 +17,16 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypedDict
+
+    from otel_expansion.config.levels import Level
+
+    class FileValues(TypedDict, total=False):
+        """The valid entries of a settings file, typed (see :data:`KEYS`)."""
+
+        level: Level
+        debug: bool
+        send: bool
 
 SETTINGS_FILE = "settings.toml"
 DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "on", "off" or "on dry-run"
@@ -238,7 +247,7 @@ def read_text(path: str, limit: int = 65536) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def validate(doc: Table, where: dict[str, int], path: str) -> dict[str, Any]:
+def validate(doc: Table, where: dict[str, int], path: str) -> FileValues:
     """The valid settings in ``doc``; one warning per bad entry, naming the key and its line."""
     from otel_expansion.config.levels import Level
 
@@ -259,10 +268,10 @@ def validate(doc: Table, where: dict[str, int], path: str) -> dict[str, Any]:
                 out[key] = Level.parse(value) if isinstance(value, str) else Level.parse(repr(value))
             except ValueError as exc:
                 _warn(f"{at}: {key}: {exc}; ignored")
-    return out
+    return out  # type: ignore[return-value]  # each key of KEYS checked against its declared type above
 
 
-def load(home: str) -> dict[str, Any]:
+def load(home: str) -> FileValues:
     """The valid settings from ``<home>/settings.toml``; {} when absent or malformed (with a warning)."""
     path = os.path.join(home, SETTINGS_FILE)
     text = read_text(path)

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from otel_expansion.config.file import FileValues
+
 from otel_expansion.config import paths
 from otel_expansion.config.levels import Level
 from otel_expansion.config.warn import warn
@@ -300,7 +302,7 @@ def resolve(
     redact_allow: Sequence[str] = (),
     hash_salt: str | None = None,
     stored_choice: str | None = None,
-    file_values: Mapping[str, Any] | None = None,
+    file_values: FileValues | None = None,
     stored_debug: str | None = None,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).

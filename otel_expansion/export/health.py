@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from otel_expansion.config.otlp import OtlpConfig, masked_url
 from otel_expansion.export import history
-from otel_expansion.otlp.model import HISTOGRAM, MetricPoint, SeriesKey
+from otel_expansion.otlp.model import HISTOGRAM, Attrs, MetricPoint, SeriesKey
 from otel_expansion.sdk import signals
 
 TYPE_CHECKING = False
@@ -105,8 +104,8 @@ def _items(signal: str, body: bytes, protocol: str) -> int:
     return total
 
 
-def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: Sequence[float], now_ns: int,
-                    attributes: tuple[tuple[str, Any], ...] = ()) -> MetricPoint:
+def histogram_point(resource: Attrs, name: str, samples: Sequence[float], now_ns: int,
+                    attributes: Attrs = ()) -> MetricPoint:
     """One delta histogram point of ``samples`` for a declared self-health metric."""
     from otel_expansion._version import __version__
 
@@ -121,7 +120,7 @@ def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: S
                        max=float(max(samples)), bucket_counts=tuple(counts))
 
 
-def round_points(resource: dict[str, Any], transport: MeteredTransport | None, wall_s: float, cpu_s: float,
+def round_points(resource: Mapping[str, object], transport: MeteredTransport | None, wall_s: float, cpu_s: float,
                  spool_bytes: int, backlog: int, now_ns: int) -> list[MetricPoint]:
     """What one sender round cost, as histogram points on the data's resource (SDK keys added)."""
     from otel_expansion.otlp.model import attrs_of

@@ -39,6 +39,11 @@ from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate
 from otel_expansion.sdk.staging import Staging, StagingMetricReader, StagingSpanProcessor
 from otel_expansion.sdk.timeline import Timeline
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.journal.record import Record
+    from otel_expansion.privacy.redaction import Redactor
+
 
 def views_for(level: Level, batched: bool = True) -> list[View]:
     """Metric views that drop instruments above the level and attributes the level does not allow.
@@ -76,7 +81,7 @@ def sdk_resource(attributes: Mapping[str, object]) -> Resource:
     return Resource(attrs)
 
 
-def privacy_chain(level: Level, redactor: Any, inner: SpanProcessor) -> SpanProcessor:
+def privacy_chain(level: Level, redactor: Redactor, inner: SpanProcessor) -> SpanProcessor:
     """Level filter first (cheapest, drops most), then redaction, then the exporting processor."""
     return LevelFilterSpanProcessor(level, RedactingSpanProcessor(redactor, inner))
 
@@ -131,7 +136,7 @@ class Pipeline:
         self,
         resource: Mapping[str, object],
         level: Level,
-        redactor: Any,
+        redactor: Redactor,
         staging: Staging,
         span_processor: SpanProcessor | None = None,
         batched: bool = True,
@@ -179,7 +184,7 @@ class Pipeline:
         self.staging.take()
 
     # -- replay ----------------------------------------------------------------------------------------
-    def ingest(self, body: Mapping[str, Any], cancelled: Callable[[], bool] | None = None) -> None:
+    def ingest(self, body: Record, cancelled: Callable[[], bool] | None = None) -> None:
         """Replay one recorded body (commands, features, exceptions, sessions) through the SDK.
 
         ``cancelled`` is polled every few hundred commands: when it returns True the replay stops part

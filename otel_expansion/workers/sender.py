@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_expansion.config.levels import Level
 from otel_expansion.config.otlp import masked_url
@@ -24,6 +24,11 @@ from otel_expansion.config.settings import Settings, Stored, load, read_stored
 from otel_expansion.export import launcher
 from otel_expansion.export.delivery import SendSummary
 from otel_expansion.journal import store as journal
+
+if TYPE_CHECKING:
+    from otel_expansion.journal.record import Record
+    from otel_expansion.sdk.debug import DebugSpool
+    from otel_expansion.spool.store import Spool
 
 __all__ = [
     "SendSummary",
@@ -74,7 +79,7 @@ def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
         os.close(fd)
 
 
-def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> Any:
+def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> Spool | DebugSpool:
     from otel_expansion.spool.store import open_home
 
     spool = open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s,
@@ -86,7 +91,7 @@ def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> An
     return spool
 
 
-def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
+def ingest_journal(home: str, spool: Spool | DebugSpool, settings: Settings, deadline: float,
                    progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Replay every published journal record into the spool, in chunks; returns (ingested, corrupt).
 
@@ -115,13 +120,13 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         done += len(chunk)
         ids = [os.path.basename(p) for p in chunk]
         seen = spool.seen(ids)
-        records: list[tuple[str, dict[str, Any]]] = []
+        records: list[tuple[str, Record]] = []
         bad: list[str] = []
         for path, rid in zip(chunk, ids, strict=False):
             if rid in seen:
                 continue
             try:
-                records.append((rid, dict(journal.read(path))))
+                records.append((rid, journal.read(path)))
             except (journal.CorruptRecord, OSError) as exc:
                 log.warning("journal record %s is unreadable (%s); dropped", rid, exc)
                 bad.append(path)
@@ -173,7 +178,7 @@ def _chunks(paths: list[str]) -> Iterator[list[str]]:
 
 def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, persist: bool = False,
               lock_wait_s: float = 0.0,
-              deadline_s: float | None = None, progress: Callable[[str, Any], None] | None = None) -> SendSummary:
+              deadline_s: float | None = None, progress: Callable[[str, object], None] | None = None) -> SendSummary:
     """One sender round: ingest the journal, then send if due (or ``force``).
 
     ``persist`` keeps retrying transient failures until the deadline (the foreground ``flush``).

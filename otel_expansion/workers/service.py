@@ -20,12 +20,16 @@ import threading
 import time
 from bisect import bisect_right
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from otel_expansion.config import levels
 from otel_expansion.config.paths import ensure_dir
 from otel_expansion.config.settings import Settings
 from otel_expansion.workers import SENDER_ENTRY
+
+if TYPE_CHECKING:
+    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.journal.record import Record
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -95,7 +99,7 @@ _TIME = itemgetter("t")
 
 
 class ServiceRuntime:
-    def __init__(self, settings: Settings, recorder: Any, install_global: bool = False,
+    def __init__(self, settings: Settings, recorder: Recorder, install_global: bool = False,
                  provisional: bool = False) -> None:
         """``provisional``: started by opentelemetry-instrument's configurator, before the app's own init()
         (which may opt out, leaving no file behind): the spool is then opened by the thread, not here."""
@@ -171,7 +175,7 @@ class ServiceRuntime:
     def _drain(self, heartbeat: bool = False, size: int = SLICE) -> list[dict[str, Any]]:
         """What the recorder holds (plus heartbeat and ended session), as bodies of at most SLICE commands."""
         with self._lock:
-            body = self.recorder.drain() or {}
+            body: dict[str, Any] = dict(self.recorder.drain() or {})  # gains level, session, heartbeats
             if heartbeat and self.settings.level >= levels.SESSIONS:
                 body["heartbeats"] = 1
             if self._ended is not None:
@@ -321,7 +325,8 @@ class ServiceRuntime:
     def _replay(self, sl: _Slice) -> int:
         try:
             if sl.body:
-                self.pipeline.ingest(sl.body, cancelled=lambda: sl.handed)
+                # a drained body plus level and session: a Record (the slices are still plain dicts here)
+                self.pipeline.ingest(cast("Record", sl.body), cancelled=lambda: sl.handed)
             self.pipeline.collect()
         except Exception as exc:
             log.warning("telemetry replay failed (%s); %d commands dropped", exc, len(sl.body.get("commands") or ()))

@@ -16,13 +16,22 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any, Protocol
 
+    from otel_expansion.collect.recorder import Recorder
+
+    class TelemetryHandle(Protocol):
+        """What an integration uses of the handle ``init()`` returns (``_runtime.Telemetry``): its recorder.
+        A Protocol, because the handle belongs to a later layer than the integrations."""
+
+        @property
+        def recorder(self) -> Recorder: ...
+
     class Integration(Protocol):
         """What each integration module (click, typer, argparse) provides: hooks installed once, a run
         finished at exit when the framework has no end of its own, and a clean removal."""
 
-        def install(self, telemetry: Any) -> None: ...
+        def install(self, telemetry: TelemetryHandle) -> None: ...
 
-        def finish(self, telemetry: Any) -> None: ...
+        def finish(self, telemetry: TelemetryHandle) -> None: ...
 
         def uninstall(self) -> None: ...
 
@@ -33,10 +42,10 @@ INTEGRATIONS: dict[str, str] = {
 }
 
 _installed: set[str] = set()
-_telemetry: Any = None
+_telemetry: TelemetryHandle | None = None
 
 
-def install_all(telemetry: Any) -> None:
+def install_all(telemetry: TelemetryHandle) -> None:
     global _telemetry
     _telemetry = telemetry
     _observe_exit()
@@ -70,7 +79,7 @@ def _module(framework: str) -> Integration:
     return module
 
 
-def activate(telemetry: Any, framework: str) -> None:
+def activate(telemetry: TelemetryHandle, framework: str) -> None:
     """Instrument one framework now, or when it is first imported."""
     global _telemetry
     _telemetry = telemetry
@@ -112,7 +121,7 @@ def deactivate(framework: str) -> None:
     _installed.discard(framework)
 
 
-def finish_all(telemetry: Any) -> None:
+def finish_all(telemetry: TelemetryHandle) -> None:
     """End runs that only finish with the process (argparse, click usage errors)."""
     for framework in list(_installed):
         module = _loaded(framework)

@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from otel_expansion.collect.integrations import TelemetryHandle
+
 from otel_expansion.collect.integrations import _exit
 from otel_expansion.collect.recorder import default_executable
 
@@ -22,7 +24,7 @@ _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}
 
 
-def install(telemetry: Any) -> None:
+def install(telemetry: TelemetryHandle) -> None:
     import argparse
 
     if _originals:
@@ -105,7 +107,7 @@ def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
             run.name = " ".join(words)
 
 
-def finish(telemetry: Any) -> None:
+def finish(telemetry: TelemetryHandle) -> None:
     """End the argparse run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
     if run is None:
