@@ -304,7 +304,8 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     settings = load(service_name, service_version, environ=env, stored=Stored(stored.choice, stored.debug),
                     **options)
     deferred = False
-    if settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None:
+    if (settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None
+            and _first_run_possible(settings)):
         from otel_expansion.privacy import consent
 
         if consent.first_run_due(settings.home, settings.consent_policy, env):
@@ -337,6 +338,20 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     if deferred:
         atexit.register(_settle_first_run)  # exit handlers run last-in first-out: the notice comes first
     return telemetry
+
+
+def _first_run_possible(s: Settings) -> bool:
+    """What ``consent.first_run_due`` needs before it can say yes (stdin and stderr are terminals; the
+    notice is not shown yet, or the app asks), checked without importing it: a piped or already-told run
+    loads neither the consent module nor CI detection. ``first_run_due`` still decides."""
+    try:
+        if not (sys.stderr.isatty() and sys.stdin is not None and sys.stdin.isatty()):
+            return False
+    except (AttributeError, ValueError):
+        return False
+    from otel_expansion.config.paths import NOTICE_FILE
+
+    return s.consent_policy == "ask" or not os.path.exists(os.path.join(s.home, NOTICE_FILE))
 
 
 def _settle_first_run() -> None:

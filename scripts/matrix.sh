@@ -60,15 +60,16 @@ run_cell() {
   echo "== matrix $cell: $("$venv/bin/pip" list --format=freeze 2>/dev/null \
     | grep -iE '^(opentelemetry-(api|sdk|proto|instrumentation)|protobuf|click|typer|psutil|googleapis)' | tr '\n' ' ')"
   log="$(mktemp)"
+  tmp="$(mktemp -d)"  # each cell its own pytest temp root: cells run side by side
   # the PII corpus (slow, and its generators faker/pyahocorasick) is not part of the subset
   if (cd "$ROOT" && PYTHONPATH="$ROOT" "$venv/bin/python" -m pytest -q -x -m "not slow" -p no:cacheprovider \
-        --ignore=tests/privacy/test_corpus_leaks.py "${TESTS[@]}" >"$log" 2>&1); then
+        --basetemp="$tmp/t" --ignore=tests/privacy/test_corpus_leaks.py "${TESTS[@]}" >"$log" 2>&1); then
     echo "== matrix $cell: passed ($(tail -1 "$log"))"
-    rm -f "$log"
+    rm -rf "$log" "$tmp"
   else
     echo "== matrix $cell: FAILED"
     tail -60 "$log"
-    rm -f "$log"
+    rm -rf "$log" "$tmp"
     return 1
   fi
 }

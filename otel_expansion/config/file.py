@@ -28,7 +28,8 @@ if TYPE_CHECKING:
         debug: bool
         send: bool
 
-SETTINGS_FILE = "settings.toml"
+from otel_expansion.config.paths import SETTINGS_FILE as SETTINGS_FILE  # re-exported: callers name it here
+
 DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "on", "off" or "on dry-run"
 
 # key -> (type name, description). Documented in the README and validated here.

@@ -327,10 +327,12 @@ def resolve(
     # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
     # OTEL_SERVICE_NAME a developer exported for their own services.
     home_dir = home_of(service_name or name, home, env)
-    if file_values is None:
-        from otel_expansion.config import file as settings_file
+    if file_values is None:  # the parser is imported only when there is a file (most homes have none)
+        file_values = {}
+        if os.path.lexists(os.path.join(home_dir, paths.SETTINGS_FILE)):
+            from otel_expansion.config import file as settings_file
 
-        file_values = settings_file.load(home_dir)
+            file_values = settings_file.load(home_dir)
     if stored_debug is None:
         stored_debug = read_debug(home_dir)
 
