@@ -43,7 +43,7 @@ key() {
 }
 
 run_cell() {
-  local cell="$1" pins venv log
+  local cell="$1" pins venv log started=$SECONDS
   pins="$(pins "$cell")" || { echo "matrix: unknown cell '$cell' (cells: ${CELLS[*]})" >&2; return 2; }
   venv="$CACHE/$cell-$(key "$pins")"
   if [ ! -f "$venv/.complete" ]; then
@@ -62,12 +62,12 @@ run_cell() {
   log="$(mktemp)"
   tmp="$(mktemp -d)"  # each cell its own pytest temp root: cells run side by side
   # the PII corpus (slow, and its generators faker/pyahocorasick) is not part of the subset
-  if (cd "$ROOT" && PYTHONPATH="$ROOT" "$venv/bin/python" -m pytest -q -x -m "not slow" -p no:cacheprovider \
+  if (cd "$ROOT" && PYTHONPATH="$ROOT" "$venv/bin/python" -m pytest -x -m "not slow" -p no:cacheprovider \
         --basetemp="$tmp/t" --ignore=tests/privacy/test_corpus_leaks.py "${TESTS[@]}" >"$log" 2>&1); then
-    echo "== matrix $cell: passed ($(tail -1 "$log"))"
+    echo "== matrix $cell: $(grep -E '[0-9]+ passed' "$log" | tail -1) ($((SECONDS - started)) s in all)"
     rm -rf "$log" "$tmp"
   else
-    echo "== matrix $cell: FAILED"
+    echo "== matrix $cell: FAILED ($((SECONDS - started)) s)"
     tail -60 "$log"
     rm -rf "$log" "$tmp"
     return 1
