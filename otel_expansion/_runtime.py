@@ -286,7 +286,7 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
 
 def _start(service_name: str, service_version: str | None, options: dict[str, Any],
            install_global: bool, provisional: bool = False) -> Telemetry:
-    from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored
+    from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored, variable
 
     declared = options.pop("_declared", None) or {}
     for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
@@ -299,7 +299,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     env = os.environ
     stored = Stored()
     if opted_out(env, options.get("opt_out_env")) is None:  # an opted-out run reads no file
-        stored = read_stored(home_of(service_name or env.get("OTEL_SERVICE_NAME", "").strip() or "unknown_service",
+        stored = read_stored(home_of(service_name or str(variable("OTEL_SERVICE_NAME", env) or "unknown_service"),
                                      options.get("home"), env))
     settings = load(service_name, service_version, environ=env, stored=Stored(stored.choice, stored.debug),
                     **options)

@@ -96,8 +96,10 @@ def program_version() -> str | None:
 
 
 def _has_resource_version() -> bool:
-    attrs = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    return any(part.split("=", 1)[0].strip() == "service.version" for part in attrs.split(","))
+    from otel_expansion.config.settings import variable
+
+    pairs = variable("OTEL_RESOURCE_ATTRIBUTES")
+    return isinstance(pairs, tuple) and any(key == "service.version" for key, _ in pairs)
 
 
 class ExpansionConfigurator(base_configurator()):  # type: ignore[misc]
@@ -111,8 +113,9 @@ class ExpansionConfigurator(base_configurator()):  # type: ignore[misc]
             return
         from otel_expansion._runtime import _init
         from otel_expansion.collect.recorder import default_executable
+        from otel_expansion.config.settings import variable
 
-        service = os.environ.get("OTEL_SERVICE_NAME") or default_executable()
+        service = str(variable("OTEL_SERVICE_NAME") or default_executable())
         version = None
         if not _has_resource_version():
             try:

@@ -46,8 +46,10 @@ def find_home(args: argparse.Namespace) -> tuple[str, str]:
         return home, args.service or service_of(home)
     if getattr(args, "service", None):
         return paths.default_home(args.service), args.service
-    env_home = os.environ.get("OTEL_EXPANSION_HOME")
-    if env_home:
+    from otel_expansion.config.settings import variable
+
+    env_home = variable("OTEL_EXPANSION_HOME")
+    if isinstance(env_home, str):
         home = os.path.abspath(env_home)
         return home, service_of(home)
     known = known_services()

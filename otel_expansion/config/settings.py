@@ -55,12 +55,13 @@ class Variable:
         return self.name.endswith(("HEADERS", "SALT"))
 
 
-# kinds: flag | number | integer | lines | text | level | opt-out | resource | otlp (read by config/otlp.py)
+# kinds: flag | number | integer | lines | text | name | level | opt-out | resource | otlp; each is parsed by
+# ``_parse`` (name: stripped text), except otlp, whose family (with its per-signal variants) config/otlp.py reads
 VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_SDK_DISABLED", "false", "opt-out", "true turns all telemetry off (standard OTel variable)."),
     Variable("DO_NOT_TRACK", "unset", "opt-out",
              "Any value but 0/false turns all telemetry off (consoledonottrack.com)."),
-    Variable("OTEL_SERVICE_NAME", "init() argument", "text", "Overrides the service name given to init()."),
+    Variable("OTEL_SERVICE_NAME", "init() argument", "name", "Overrides the service name given to init()."),
     Variable("OTEL_RESOURCE_ATTRIBUTES", "unset", "resource",
              "Resource attributes k=v,k2=v2: taken over only for keys in `init(resource_keys=...)`; "
              "identifying keys never."),
@@ -84,7 +85,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_METRIC_EXPORT_INTERVAL", "60000", "number",
              "ms between sends: long-running programs' thread, and how often CLI runs start a sender.",
              "metric_interval_s", scale=0.001, minimum=0.01),
-    Variable("OTEL_EXPANSION_HOME", "per-user state dir", "text",
+    Variable("OTEL_EXPANSION_HOME", "per-user state dir", "name",
              "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
              "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
@@ -115,6 +116,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_HASH_SALT", "unset", "text", "Salt for hashing identifiers passed to feature().",
              "hash_salt"),
 )
+
+
+_ROWS = {v.name: v for v in VARIABLES}
 
 
 def variables_markdown() -> str:
@@ -151,7 +155,29 @@ def _parse(var: Variable, raw: str | None) -> object:
         return int(number) if var.kind == "integer" else number
     if var.kind == "lines":
         return tuple(line for line in (raw or "").splitlines() if line.strip())
+    if var.kind == "name":
+        return (raw or "").strip() or None
+    if var.kind == "level":  # None when unset; BAD_VALUE is said by resolve(), with the level in effect
+        text = (raw or "").strip()
+        if not text:
+            return None
+        try:
+            return Level.parse(text)
+        except ValueError:
+            return BAD_VALUE
+    if var.kind == "opt-out":  # OTEL_SDK_DISABLED is a standard boolean; DO_NOT_TRACK is set by any value but
+        if var.name == "OTEL_SDK_DISABLED":  # empty, 0, false, no, off
+            return bool(parse_bool(raw or ""))
+        return opt_out_set({var.name: raw or ""}, var.name)
+    if var.kind == "resource":
+        return parse_resource_attributes(raw or "")
+    if var.kind == "otlp":
+        raise ValueError(f"{var.name} is read with its per-signal variants by config/otlp.py")
     return raw if raw else None
+
+
+BAD_VALUE = object()
+"""What :func:`variable` gives for a value its row cannot read and whose warning needs more context."""
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, object]:
@@ -242,10 +268,9 @@ def opt_out_set(env: Mapping[str, str], name: str) -> bool:
 
 def opted_out(env: Mapping[str, str], opt_out_env: str | None = None) -> str | None:
     """The variable that opts this run out, if any. Opt-out wins over every other setting."""
-    if parse_bool(env.get("OTEL_SDK_DISABLED", "")):
-        return "OTEL_SDK_DISABLED"
-    if opt_out_set(env, "DO_NOT_TRACK"):
-        return "DO_NOT_TRACK"
+    for name in ("OTEL_SDK_DISABLED", "DO_NOT_TRACK"):  # the table's opt-out rows
+        if variable(name, env):
+            return name
     if opt_out_env and opt_out_set(env, opt_out_env):
         return opt_out_env
     return None
@@ -254,8 +279,7 @@ def opted_out(env: Mapping[str, str], opt_out_env: str | None = None) -> str | N
 def variable(name: str, environ: Mapping[str, str] | None = None) -> object:
     """One table-backed variable read from the environment by its row in :data:`VARIABLES` (its kind's
     parser, its default, its warning): for code that needs a single setting without a whole resolve."""
-    row = next(v for v in VARIABLES if v.name == name)
-    return _parse(row, (os.environ if environ is None else environ).get(name))
+    return _parse(_ROWS[name], (os.environ if environ is None else environ).get(name))
 
 
 def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
@@ -280,8 +304,8 @@ def home_of(service_name: str, home: str | None, env: Mapping[str, str]) -> str:
     """The app's state directory: OTEL_EXPANSION_HOME, else init(home=...), else the per-user default.
 
     It belongs to the app, not to whatever OTEL_SERVICE_NAME a developer exported for their own services."""
-    return os.path.abspath(os.path.expanduser(env.get("OTEL_EXPANSION_HOME", "").strip() or home
-                                              or paths.default_home(service_name)))
+    return os.path.abspath(os.path.expanduser(str(variable("OTEL_EXPANSION_HOME", env) or home
+                                                  or paths.default_home(service_name))))
 
 
 def resolve(
@@ -316,7 +340,7 @@ def resolve(
     ``OTEL_EXPANSION_DEBUG=0`` silences a switch left on).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    name = env.get("OTEL_SERVICE_NAME", "").strip() or service_name or "unknown_service"
+    name = str(variable("OTEL_SERVICE_NAME", env) or service_name or "unknown_service")
     if consent not in ("notify", "ask"):
         warn(f"consent={consent!r} is not 'notify' or 'ask'; using 'ask' (the stricter policy)")
         consent = "ask"
@@ -345,13 +369,10 @@ def resolve(
     resolved, source = app_level, ("app" if level is not None else "default")
     if "level" in file_values:
         resolved, source = file_values["level"], "file"
-    raw_level = env.get("OTEL_EXPANSION_LEVEL")
-    bad_level = False
-    if raw_level is not None and raw_level.strip():
-        try:
-            resolved, source = Level.parse(raw_level), "env"
-        except ValueError:
-            bad_level = True  # said below, with the level that is in effect once everything is applied
+    env_level = variable("OTEL_EXPANSION_LEVEL", env)
+    bad_level = env_level is BAD_VALUE  # said below, with the level that is in effect once everything is applied
+    if isinstance(env_level, Level):
+        resolved, source = env_level, "env"
     if stored_choice == "denied":
         resolved, source = Level.OFF, "user"
     elif stored_choice and stored_choice.startswith("granted"):
@@ -409,7 +430,7 @@ def resolve(
         instrument=instrument,
         mode=mode,
         endpoint=endpoint,
-        resource_attributes=parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", "")),
+        resource_attributes=variable("OTEL_RESOURCE_ATTRIBUTES", env),
         opt_out_env=opt_out_env,
         **values,
     )
@@ -485,7 +506,7 @@ def load(service_name: str, service_version: str | None = None, *, environ: Mapp
     if stored is None:
         stored = Stored()
         if opted_out(env, opt_out_env) is None:
-            stored = read_stored(home_of(service_name or env.get("OTEL_SERVICE_NAME", "").strip() or "unknown_service",
+            stored = read_stored(home_of(service_name or str(variable("OTEL_SERVICE_NAME", env) or "unknown_service"),
                                          home, env))
     return resolve(service_name, service_version, environ=env, home=home, endpoint=endpoint or stored.endpoint,
                    opt_out_env=opt_out_env or stored.opt_out_env,

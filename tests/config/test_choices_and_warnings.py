@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from otel_expansion.config.settings import Stored, endpoint_problem, load, read_stored
 from tests.cli.helpers import ox
 from tests.conftest import ROOT, RunCli, clean_env
@@ -127,3 +129,26 @@ def test_endpoint_check_never_quotes_the_value() -> None:
         assert problem and SECRET not in problem
     for good in ("http://localhost:4318", "https://u:p@collector.example/otlp", "http://[::1]:4318"):
         assert endpoint_problem(good) is None
+
+
+def test_every_variable_row_is_read_by_the_table() -> None:
+    """Each VARIABLES row has a parser in the table (OTLP rows: config/otlp.py reads the family), and the
+    library reads the environment through it: what a row's parser says is what the settings hold."""
+    from otel_expansion.config.levels import Level
+    from otel_expansion.config.settings import BAD_VALUE, VARIABLES, resolve, variable
+
+    for row in VARIABLES:
+        if row.kind == "otlp":
+            with pytest.raises(ValueError, match=r"config/otlp\.py"):
+                variable(row.name, {})
+            continue
+        variable(row.name, {})  # unset: the row's default, no error
+    env = {"OTEL_SERVICE_NAME": "  svc  ", "OTEL_EXPANSION_HOME": " /tmp/x-home ", "OTEL_EXPANSION_LEVEL": "basic",
+           "OTEL_RESOURCE_ATTRIBUTES": "team=a%20b", "DO_NOT_TRACK": "no"}
+    assert variable("OTEL_SERVICE_NAME", env) == "svc"
+    assert variable("OTEL_EXPANSION_LEVEL", env) is Level.BASIC
+    assert variable("OTEL_EXPANSION_LEVEL", {"OTEL_EXPANSION_LEVEL": "loud"}) is BAD_VALUE
+    assert variable("DO_NOT_TRACK", env) is False and variable("DO_NOT_TRACK", {"DO_NOT_TRACK": "1"}) is True
+    s = resolve("app", environ=env, file_values={}, stored_debug="")
+    assert (s.service_name, s.home, s.level, s.resource_attributes, s.opt_out_reason) == (
+        "svc", "/tmp/x-home", Level.BASIC, (("team", "a b"),), None)
