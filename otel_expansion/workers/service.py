@@ -151,7 +151,7 @@ class ServiceRuntime:
         self._wake = threading.Event()
         wake = self._wake
         recorder.max_commands = SERVICE_MAX_BUFFERED
-        recorder._on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None
+        recorder.on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None
         # What the export thread and the exit path import is loaded here, on the host thread, once: two
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
