@@ -4,6 +4,11 @@ Each variant runs as a real subprocess against a collector that is up, refused o
 127.0.0.1). Wall time is the median of N runs; peak RSS comes from wait4() of each child. Usage:
 
     python benchmarks/bench_cli.py [--runs 7] [--stock-down-runs 2] [--json out.json]
+    python benchmarks/bench_cli.py --paired 41     # bare and ours (collector up) alternately: the added
+                                                   # time as the median of per-pair differences
+
+``--paired`` is for a shared, busy machine: a burst of load hits both runs of a pair alike, where
+separate medians taken minutes apart mostly measure the load.
 """
 
 from __future__ import annotations
@@ -119,6 +124,12 @@ def blackholed() -> tuple[str, socket.socket, list[socket.socket]]:
 
 
 def run_once(script: Path, env: dict[str, str]) -> tuple[float, int]:
+    elapsed, rss, _ = run_measured(script, env)
+    return elapsed, rss
+
+
+def run_measured(script: Path, env: dict[str, str]) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS bytes, CPU seconds user+system) of one run of ``script``."""
     t0 = time.perf_counter()
     pid = os.posix_spawn(sys.executable, [sys.executable, str(script), "world"], env,
                          file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
@@ -126,7 +137,7 @@ def run_once(script: Path, env: dict[str, str]) -> tuple[float, int]:
     elapsed = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{script.name} failed with status {status}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def wait_for_sender(env: dict[str, str], limit_s: float = 30.0) -> None:
@@ -162,6 +173,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--stock-down-runs", type=int, default=2)
     parser.add_argument("--json")
+    parser.add_argument("--paired", type=int, default=0, metavar="N",
+                        help="only bare vs ours (collector up), N alternating pairs")
     args = parser.parse_args()
 
     # An installed package has bytecode compiled by pip; make the source tree match that.
@@ -177,6 +190,10 @@ def main() -> None:
     base_env["PYTHONPATH"] = str(ROOT)
 
     up_url, up_srv = collector_up()
+    if args.paired:
+        paired(scripts, base_env, up_url, tmp, args.paired)
+        up_srv.shutdown()
+        return
     refused_url = refused()
     bh_url, bh_sock, fillers = blackholed()
     results: dict[str, dict[str, float]] = {}
@@ -205,6 +222,28 @@ def main() -> None:
               f"{r['median_s'] / bare:>7.2f}x{r['peak_rss_mib']:>8.1f}MiB{r['peak_rss_mib'] - bare_rss:>+7.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def paired(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path, pairs: int) -> None:
+    """Bare and ours alternately (order flipped every pair); the added time is the median difference."""
+    env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPANSION_HOME": str(tmp / "home-paired")}
+    run_once(scripts["ours"], env)  # creates the home: the steady state is measured
+    wait_for_sender(env)
+    wall: dict[str, list[float]] = {"bare": [], "ours": []}
+    cpu: dict[str, list[float]] = {"bare": [], "ours": []}
+    for i in range(pairs):
+        order = ("bare", "ours") if i % 2 == 0 else ("ours", "bare")
+        for name in order:
+            t, _, c = run_measured(scripts[name], base_env if name == "bare" else env)
+            wall[name].append(t)
+            cpu[name].append(c)
+        wait_for_sender(env)
+    for label, series in (("wall", wall), ("CPU (user+system)", cpu)):
+        diffs = sorted(o - b for b, o in zip(series["bare"], series["ours"], strict=True))
+        q1, q3 = diffs[len(diffs) // 4], diffs[(3 * len(diffs)) // 4]
+        print(f"{label}, {pairs} pairs: bare median {statistics.median(series['bare']) * 1000:.1f} ms, "
+              f"ours median {statistics.median(series['ours']) * 1000:.1f} ms; added per pair: median "
+              f"{statistics.median(diffs) * 1000:+.1f} ms (quartiles {q1 * 1000:+.1f} .. {q3 * 1000:+.1f} ms)")
 
 
 if __name__ == "__main__":

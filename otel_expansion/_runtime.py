@@ -30,7 +30,7 @@ import contextlib
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings, resolve, warn
+from otel_expansion.config.settings import Settings, warn
 
 _handle: Telemetry | None = None
 
@@ -286,7 +286,7 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
 
 def _start(service_name: str, service_version: str | None, options: dict[str, Any],
            install_global: bool, provisional: bool = False) -> Telemetry:
-    from otel_expansion.config.settings import opted_out
+    from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored, variable
 
     declared = options.pop("_declared", None) or {}
     for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
@@ -297,26 +297,22 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
         elif isinstance(value, os.PathLike):
             options[key] = os.fspath(value)
     env = os.environ
-    stored = debug_file = None
-    if opted_out(env, options.get("opt_out_env")) is None:
-        probe = resolve(service_name, service_version, environ=env, home=options.get("home"), file_values={},
-                        stored_debug="")
-        from otel_expansion.config.paths import DEBUG_FILE, read_small
-        from otel_expansion.privacy.consent import stored_choice
-
-        stored = stored_choice(probe.home)
-        raw = read_small(os.path.join(probe.home, DEBUG_FILE), 64)
-        debug_file = raw.decode("ascii", "replace") if raw else None
-        options["stored_debug"] = debug_file
-    settings = resolve(service_name, service_version, environ=env, stored_choice=stored, **options)
+    stored = Stored()
+    if opted_out(env, options.get("opt_out_env")) is None:  # an opted-out run reads no file
+        stored = read_stored(home_of(service_name or str(variable("OTEL_SERVICE_NAME", env) or "unknown_service"),
+                                     options.get("home"), env))
+    settings = load(service_name, service_version, environ=env, stored=Stored(stored.choice, stored.debug),
+                    **options)
     deferred = False
-    if settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None:
+    if (settings.level_source in ("default", "app", "consent-pending") and settings.opt_out_reason is None
+            and _first_run_possible(settings)):
         from otel_expansion.privacy import consent
 
         if consent.first_run_due(settings.home, settings.consent_policy, env):
             asked = settings.level
             if settings.level_source == "consent-pending":  # ask for the level the app chose, not less
-                asked = resolve(service_name, service_version, environ=env, **{**options, "consent": "notify"}).level
+                asked = load(service_name, service_version, environ=env, stored=Stored(None, stored.debug),
+                             **{**options, "consent": "notify"}).level
             saved = dict(options, install_global=install_global, _declared=declared)
             # shown when the app adds its `telemetry` commands (so the notice can name them), else at exit
             consent.defer(settings.home, settings.service_name, asked, settings.consent_policy,
@@ -344,6 +340,20 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     return telemetry
 
 
+def _first_run_possible(s: Settings) -> bool:
+    """What ``consent.first_run_due`` needs before it can say yes (stdin and stderr are terminals; the
+    notice is not shown yet, or the app asks), checked without importing it: a piped or already-told run
+    loads neither the consent module nor CI detection. ``first_run_due`` still decides."""
+    try:
+        if not (sys.stderr.isatty() and sys.stdin is not None and sys.stdin.isatty()):
+            return False
+    except (AttributeError, ValueError):
+        return False
+    from otel_expansion.config.paths import NOTICE_FILE
+
+    return s.consent_policy == "ask" or not os.path.exists(os.path.join(s.home, NOTICE_FILE))
+
+
 def _settle_first_run() -> None:
     from otel_expansion.privacy import consent
 
@@ -356,7 +366,7 @@ def _restart(service_name: str, service_version: str | None, options: dict[str, 
     if _handle is not None:
         _handle.retire()
     _handle = None
-    internal = ("install_global", "stored_debug")  # set by _start itself, not the app's options
+    internal = ("install_global",)  # set by _start itself, not the app's options
     _init(service_name, service_version, {k: v for k, v in options.items() if k not in internal},
           install_global=bool(options.get("install_global")))
 
@@ -410,7 +420,9 @@ def _flush_to_journal(t: Telemetry) -> None:
 
     try:
         if launcher.should_start(s.home, s.send):
-            launcher.spawn(s.home, s.endpoint, s.send)
+            from otel_expansion.workers import SENDER_ENTRY
+
+            launcher.spawn(s.home, s.endpoint, s.send, entry=SENDER_ENTRY)
     except OSError as exc:
         if s.debug:
             warn(f"could not start the telemetry sender: {exc}")

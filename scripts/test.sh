@@ -3,7 +3,8 @@
 #   .venv/                     Python environment with the package (editable) and test tools
 #   (docs extra) mkdocs, for the strict site build in tests/docs/test_site.py (cached by its inputs)
 #   chromium                   for the dashboard test (Debian package; installed when missing)
-#   ~/.cache/otel-expansion/   the OpenTelemetry Collector built from collector-config/ (keyed by manifest)
+#   ~/.cache/otel-expansion/   the OpenTelemetry Collector built from collector-config/ (keyed by manifest),
+#                              and the version matrix's venvs (matrix/, keyed by each cell's pins)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY="${PYTHON:-python3}"
@@ -24,4 +25,11 @@ echo "== lint and types"
 .venv/bin/ruff check otel_expansion tests benchmarks examples
 .venv/bin/mypy
 echo "== tests"
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+# The version matrix (scripts/matrix.sh): lowest and newest declared dependencies, each in its own cached
+# venv under ~/.cache/otel-expansion/matrix/; a full run (no pytest arguments) runs every cell, two at a time.
+# OTEL_EXPANSION_MATRIX=0 skips it (e.g. a developer's quick full run).
+if [ $# -eq 0 ] && [ "${OTEL_EXPANSION_MATRIX:-1}" != 0 ]; then
+  echo "== version matrix"
+  bash scripts/matrix.sh all
+fi

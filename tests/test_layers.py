@@ -85,6 +85,20 @@ def _imports(path: Path) -> Iterator[tuple[int, str]]:
                     yield node.lineno, base
 
 
+def _named_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) for every string constant that names a module of the package: ``python -m NAME``,
+    ``importlib.import_module(NAME)``, ``sys.modules.get(NAME)`` depend on that module as much as an import.
+    A package's name alone (``"otel_expansion.export"``) is a logger name here, not something run, unless
+    the package has a ``__main__``; a string naming a module file always counts."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and node.value.startswith("otel_expansion.") and all(node.value.split("."))):
+            continue
+        rel = PACKAGE.parent / Path(*node.value.split("."))
+        if rel.with_suffix(".py").exists() or (rel / "__main__.py").exists():
+            yield node.lineno, node.value
+
+
 def _exists(module: str) -> bool:
     rel = Path(*module.split("."))
     return (PACKAGE.parent / rel.with_suffix(".py")).exists() or (PACKAGE.parent / rel / "__init__.py").exists()
@@ -116,7 +130,7 @@ def test_imports_run_down_the_layers(path: Path) -> None:
     """No stage imports a later stage, an orchestrator, or a leaf."""
     source = _component(_module_name(path))
     wrong = []
-    for line, target in _imports(path):
+    for line, target in [*_imports(path), *_named_modules(path)]:
         dest = _component(target)
         if source in LEAVES:
             if dest in LEAVES and dest != source and dest not in LEAF_MAY_IMPORT.get(source, set()):
@@ -170,3 +184,15 @@ def test_public_api_is_explicit() -> None:
     assert public == set(otel_expansion.__all__) - {"__version__"}
     for name in otel_expansion.__all__:
         assert hasattr(otel_expansion, name)
+
+
+def test_module_names_in_strings_are_seen(tmp_path: Path) -> None:
+    """The sender is started by module name: the orchestrator's entry counts as a dependency of whoever
+    names it, so a stage that starts ``otel_expansion.workers.sender`` by string fails the layer check."""
+    launcher = PACKAGE / "export" / "launcher.py"
+    assert [m for _, m in _named_modules(launcher)] == []  # the launcher is given the entry
+    named = {(p.relative_to(PACKAGE).as_posix(), m) for p in _sources() for _, m in _named_modules(p)}
+    assert ("workers/__init__.py", "otel_expansion.workers.sender") in named
+    fake = tmp_path / "launcher.py"
+    fake.write_text('ARGV = ["-m", "otel_expansion.workers.sender"]\n')
+    assert [m for _, m in _named_modules(fake)] == ["otel_expansion.workers.sender"]

@@ -20,7 +20,8 @@ import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
-from opentelemetry.sdk._configuration import _BaseConfigurator
+
+from otel_expansion.sdk.otel_internals import base_configurator
 
 NAME = "otel_expansion"
 _LOADER_LOGGER = "opentelemetry.instrumentation.auto_instrumentation._load"
@@ -95,8 +96,10 @@ def program_version() -> str | None:
 
 
 def _has_resource_version() -> bool:
-    attrs = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    return any(part.split("=", 1)[0].strip() == "service.version" for part in attrs.split(","))
+    from otel_expansion.config.settings import variable
+
+    pairs = variable("OTEL_RESOURCE_ATTRIBUTES")
+    return isinstance(pairs, tuple) and any(key == "service.version" for key, _ in pairs)
 
 
 def _is_program() -> bool:
@@ -109,7 +112,7 @@ def _is_program() -> bool:
     return argv0 not in ("", "-c", "-")
 
 
-class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
+class ExpansionConfigurator(base_configurator()):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         chosen_by_our_distro = _state.pop(_CHOSE_CONFIGURATOR, False)
         if chosen_by_our_distro:
@@ -120,11 +123,12 @@ class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
             return
         from otel_expansion._runtime import _init
         from otel_expansion.collect.recorder import default_executable
+        from otel_expansion.config.settings import variable
 
-        named = os.environ.get("OTEL_SERVICE_NAME")
+        named = variable("OTEL_SERVICE_NAME")
         if not named and not _is_program():
             return  # `python -c ...` or an interactive interpreter: no program to name, nothing recorded
-        service = named or default_executable()
+        service = str(named or default_executable())
         version = None
         if not _has_resource_version():
             try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from otel_expansion.otlp.messages import request_class, response_class
+from otel_expansion.otlp.model import BATCH_ID_ATTRIBUTE
 
 __all__ = [
     "BATCH_ID_ATTRIBUTE",
@@ -44,8 +45,6 @@ JSON = "application/json"
 MAX_BODY_BYTES = 32 * 2**20
 """Largest accepted request body, compressed or not: one SDK batch is far below this."""
 
-BATCH_ID_ATTRIBUTE = "otel_expansion.batch.id"
-"""Resource attribute naming the SDK batch; it survives a collector, unlike the HTTP header."""
 
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 _TEMPORALITY = {1: "delta", 2: "cumulative"}

@@ -27,21 +27,22 @@ from typing import Any
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.rollup import ENVIRONMENT_KEYS
 from otel_expansion.backend.store import open_readonly
+from otel_expansion.sdk import signals
 
 __all__ = ["ENVIRONMENT_KEYS", "STARTUP_METRICS", "Histogram", "build_report", "render_report", "report_from"]
 
 UNKNOWN = "(unknown)"
-DURATION = "cli.command.duration"
-ERRORS = "cli.command.errors"
-HANDLED = "cli.exceptions.handled"
-FEATURES = "cli.feature.usage"
-ACTIVITY = "cli.activity"
-EXPORT_DURATION = "otel_expansion.export.duration"
-STARTUP_METRICS = ("cli.process.startup_time", "cli.startup.duration", "process.startup.duration")
+DURATION = signals.DURATION
+ERRORS = signals.ERRORS
+HANDLED = signals.HANDLED
+FEATURES = signals.FEATURE_USAGE
+ACTIVITY = signals.ACTIVITY
+EXPORT_DURATION = signals.EXPORT_DURATION
+STARTUP_METRICS = (signals.STARTUP_TIME, "cli.startup.duration", "process.startup.duration")
 """Histograms of process start-up time (process start to the command's start), whichever name is sent."""
 SESSION_IDLE_NS = 30 * 60 * 10**9
 """A session with no command for this long is over (the SDK's rule); newer ones count as open."""
-_HEALTH_SUMS = ("otel_expansion.export.attempts", "otel_expansion.export.failures", "otel_expansion.spool.dropped")
+_HEALTH_SUMS = (signals.EXPORT_ATTEMPTS, signals.EXPORT_FAILURES, signals.SPOOL_DROPPED)
 _MAX_FILLED_DAYS = 400
 _EPOCH = date(1970, 1, 1)
 
@@ -440,11 +441,11 @@ def _activity(rows: list[tuple[Any, ...]]) -> list[float | int]:
 
 def _health(engine: Engine, f: Filter) -> dict[str, Any]:
     sums = {(m, label): n for m, label, n in engine.metric_sum(f, list(_HEALTH_SUMS), ["metric", "label"])}
-    attempts = sum(n for (m, _), n in sums.items() if m == "otel_expansion.export.attempts")
-    failures = sum(n for (m, _), n in sums.items() if m == "otel_expansion.export.failures")
+    attempts = sum(n for (m, _), n in sums.items() if m == signals.EXPORT_ATTEMPTS)
+    failures = sum(n for (m, _), n in sums.items() if m == signals.EXPORT_FAILURES)
     dropped: dict[str, float] = defaultdict(float)
     for (m, label), n in sums.items():
-        if m == "otel_expansion.spool.dropped":
+        if m == signals.SPOOL_DROPPED:
             dropped[_label(label)] += n
     metric = [EXPORT_DURATION]
     export = _histograms(engine.buckets(f, metric, []), engine.histogram_stats(f, metric, []), 0).get(())

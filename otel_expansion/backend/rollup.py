@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_expansion.sdk import signals
+
 __all__ = [
     "BUCKET_SLOTS",
     "DAY_NS",
@@ -43,19 +45,19 @@ __all__ = [
 ]
 
 DAY_NS = 86_400 * 10**9
-INVOCATIONS = "cli.command.invocations"
-DURATION = "cli.command.duration"
+INVOCATIONS = signals.INVOCATIONS
+DURATION = signals.DURATION
 WITHOUT_OUTCOME = frozenset({INVOCATIONS, DURATION})
 """Metrics rolled up without outcome and error type (see the module docstring)."""
 BUCKET_SLOTS = 32
 """Buckets kept per histogram layout; a layout with more bounds folds its tail into the last bucket."""
 ENVIRONMENT_KEYS = ("os.type", "host.arch", "process.runtime.version", "ci.detected", "container.detected")
 LABELS = {
-    "cli.feature.usage": "feature.name",
-    "cli.activity": "activity.hour_of_week",
-    "cli.exceptions.handled": "exception.handled",
-    "otel_expansion.spool.dropped": "reason",
-    "otel_expansion.export.failures": "reason",
+    signals.FEATURE_USAGE: "feature.name",
+    signals.ACTIVITY: "activity.hour_of_week",
+    signals.HANDLED: "exception.handled",
+    signals.SPOOL_DROPPED: "reason",
+    signals.EXPORT_FAILURES: "reason",
 }
 """The attribute each metric is grouped by besides command, outcome and error type."""
 

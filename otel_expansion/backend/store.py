@@ -409,7 +409,7 @@ class Store:
             known = cache.get(whole)
             if known is None:
                 known = cache[whole] = self._admitted(service, row, None, "", cache, counts)
-            return known  # type: ignore[no-any-return]
+            return known
         raw_label = clip_value(as_string(json.loads(row.attributes).get(label_key)), self._limits, counts, "label")
         return self._admitted(service, row, label_key, raw_label, cache, counts)
 

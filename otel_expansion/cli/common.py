@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_expansion.config import paths
 from otel_expansion.config.otlp import masked_url
-from otel_expansion.config.settings import Settings, resolve
+from otel_expansion.config.settings import Settings, load
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -46,8 +46,10 @@ def find_home(args: argparse.Namespace) -> tuple[str, str]:
         return home, args.service or service_of(home)
     if getattr(args, "service", None):
         return paths.default_home(args.service), args.service
-    env_home = os.environ.get("OTEL_EXPANSION_HOME")
-    if env_home:
+    from otel_expansion.config.settings import variable
+
+    env_home = variable("OTEL_EXPANSION_HOME")
+    if isinstance(env_home, str):
         home = os.path.abspath(env_home)
         return home, service_of(home)
     known = known_services()
@@ -65,14 +67,7 @@ def service_of(home: str) -> str:
 
 def settings_for(home: str, service: str, endpoint: str | None = None) -> Settings:
     """The settings a run of ``service`` would use, with the user's stored choices applied."""
-    from otel_expansion.privacy.consent import stored_choice
-    from otel_expansion.workers.sender import stored_endpoint
-
-    debug = paths.read_small(os.path.join(home, paths.DEBUG_FILE), 64)
-    opt_out = paths.read_small(os.path.join(home, paths.OPT_OUT_ENV_FILE), 256)
-    return resolve(service, home=home, stored_choice=stored_choice(home), endpoint=endpoint or stored_endpoint(home),
-                   stored_debug=debug.decode("ascii", "replace") if debug else None,
-                   opt_out_env=opt_out.decode("utf-8", "replace").strip() or None if opt_out else None)
+    return load(service, home=home, endpoint=endpoint)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

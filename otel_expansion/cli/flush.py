@@ -54,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from otel_expansion.config.otlp import otlp_config_from_env
 
     config = otlp_config_from_env(endpoint=s.endpoint)
-    if not (args.quiet or args.json):
+    if config.endpoint_problem:
+        if not args.json:
+            print(f"otel-expansion: warning: {config.endpoint_problem}; nothing is sent until it is fixed",
+                  file=sys.stderr)
+    elif not (args.quiet or args.json):
         print(f"sending to {safe_url(config.metrics_url)} and {safe_url(config.traces_url)} "
               f"(timeout {args.timeout:g} s)", file=sys.stderr)
     try:

@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130)
     except Exception as exc:
+        from otel_expansion.config.settings import variable
         from otel_expansion.spool.store import SpoolUnavailable
 
-        if os.environ.get("OTEL_EXPANSION_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        if variable("OTEL_EXPANSION_DEBUG") is True:
             raise
         if isinstance(exc, SpoolUnavailable):
             return _fail(args, f"the spool cannot be used: {exc}", EXIT_FAIL)

@@ -35,7 +35,7 @@ def pending_data(s: Settings, since: float | None = None, signal: str | None = N
         except (journal.CorruptRecord, OSError) as exc:
             records.append({"unreadable": os.path.basename(path), "error": str(exc)})
             continue
-        ends = [int(c.get("end", 0)) for c in record.get("commands") or ()]  # type: ignore[attr-defined]
+        ends = [int(c.get("end", 0)) for c in record.get("commands") or ()]
         if since is not None and ends and max(ends) / 1e9 < since:
             continue
         records.append(record)

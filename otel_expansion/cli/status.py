@@ -44,12 +44,10 @@ def _sender_running(home: str) -> bool:
 
 def app_opt_out(home: str) -> tuple[str | None, bool]:
     """(the app's own opt-out variable as its init() declared it, whether it is set now)."""
-    raw = paths.read_small(os.path.join(home, paths.OPT_OUT_ENV_FILE), 256)
-    name = raw.decode("utf-8", "replace").strip() if raw else None
-    if not name:
-        return None, False
-    value = os.environ.get(name, "").strip().lower()
-    return name, bool(value) and value not in ("0", "false", "no", "off")
+    from otel_expansion.config.settings import opt_out_set, read_stored
+
+    name = read_stored(home).opt_out_env
+    return (name, opt_out_set(os.environ, name)) if name else (None, False)
 
 
 def status_info(s: Settings) -> dict[str, Any]:
@@ -74,6 +72,7 @@ def status_info(s: Settings) -> dict[str, Any]:
         "consent": stored_choice(s.home) or "not asked",
         "debug": s.debug,
         "dry_run": s.dry_run,
+        "endpoint_problem": cfg.endpoint_problem,  # misconfigured: nothing is sent, the data waits
         "endpoint": safe_url(cfg.traces_url.rsplit("/v1/", 1)[0]) if cfg.traces_url.endswith("/v1/traces")
         else safe_url(cfg.traces_url),
         "last_send": history.last_round(s.home),
@@ -113,6 +112,8 @@ def render(info: dict[str, Any]) -> list[str]:
         state = "set: telemetry is off" if info["app_opt_out_set"] else "not set"
         lines.append(f"  this app's own opt-out variable: {info['app_opt_out_variable']} ({state})")
     lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
+    if info.get("endpoint_problem"):
+        lines.append(f"  NOT SENDING: {info['endpoint_problem']}; pending data waits until it is fixed")
     last = info["last_send"]
     if last is None:
         attempts = int((info.get("counters") or {}).get("export.attempts", 0) or 0)

@@ -138,7 +138,8 @@ class Recorder:
         self.overflow_exceptions = 0  # handled exceptions not kept: buffer full
         self.undeclared = 0  # features and attributes the app's registry does not declare (dropped)
         self.active: CommandRun | None = None
-        self._on_command = on_command
+        self.on_command = on_command
+        """Called after each recorded command (a service's export thread wakes on it); settable."""
         self._redactor: Any = None
         self._plain: Callable[[str], bool] | None = None
         self.declared_commands: frozenset[str] | None = None  # init(commands=...): membership beats shape
@@ -277,8 +278,8 @@ class Recorder:
         run.outcome = cmd
         cmd["rec"] = run.cost_ns + (_perf_ns() - t0)  # our own cost, reported as self-health
         self.commands.append(cmd)  # atomic; see _lock
-        if self._on_command is not None:
-            self._on_command(self)
+        if self.on_command is not None:
+            self.on_command(self)
 
     def _drop(self, run: CommandRun) -> None:
         """The buffer is full: ``run`` is counted, not kept, and so are the features recorded during it

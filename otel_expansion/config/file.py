@@ -17,9 +17,19 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypedDict
 
-SETTINGS_FILE = "settings.toml"
+    from otel_expansion.config.levels import Level
+
+    class FileValues(TypedDict, total=False):
+        """The valid entries of a settings file, typed (see :data:`KEYS`)."""
+
+        level: Level
+        debug: bool
+        send: bool
+
+from otel_expansion.config.paths import SETTINGS_FILE as SETTINGS_FILE  # re-exported: callers name it here
+
 DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "off", or "on" [dry-run] [json]
 
 # key -> (type name, description). Documented in the README and validated here.
@@ -238,7 +248,7 @@ def read_text(path: str, limit: int = 65536) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def validate(doc: Table, where: dict[str, int], path: str) -> dict[str, Any]:
+def validate(doc: Table, where: dict[str, int], path: str) -> FileValues:
     """The valid settings in ``doc``; one warning per bad entry, naming the key and its line."""
     from otel_expansion.config.levels import Level
 
@@ -259,10 +269,10 @@ def validate(doc: Table, where: dict[str, int], path: str) -> dict[str, Any]:
                 out[key] = Level.parse(value) if isinstance(value, str) else Level.parse(repr(value))
             except ValueError as exc:
                 _warn(f"{at}: {key}: {exc}; ignored")
-    return out
+    return out  # type: ignore[return-value]  # each key of KEYS checked against its declared type above
 
 
-def load(home: str) -> dict[str, Any]:
+def load(home: str) -> FileValues:
     """The valid settings from ``<home>/settings.toml``; {} when absent or malformed (with a warning)."""
     path = os.path.join(home, SETTINGS_FILE)
     text = read_text(path)

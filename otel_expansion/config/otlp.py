@@ -99,6 +99,8 @@ class OtlpConfig:
     client_certificate_file: str | None = None
     insecure: bool = False
     overrides: tuple[SignalOverride, ...] = ()
+    endpoint_problem: str | None = None
+    """Set when the configured endpoint is malformed: the sender then sends nothing (the data waits)."""
 
     def url(self, signal: str) -> str:
         """The URL requests for ``signal`` go to (ValueError for an unknown signal)."""
@@ -219,7 +221,7 @@ class _Reader:
         if value == "grpc":
             _warn(f"{name}=grpc is not supported by otel-expansion; using {HTTP_PROTOBUF}")
             return HTTP_PROTOBUF
-        _warn(f"{name}={raw!r} is not one of {', '.join(PROTOCOLS)}; ignored")
+        _warn(f"{name} is not one of {', '.join(PROTOCOLS)}; ignored")  # never the value: it may be a secret
         return None
 
     def compression(self, name: str) -> str | None:
@@ -228,7 +230,7 @@ class _Reader:
             return None
         if raw.lower() in COMPRESSIONS:
             return raw.lower()
-        _warn(f"{name}={raw!r} is not gzip or none; ignored")
+        _warn(f"{name} is not gzip or none; ignored")
         return None
 
     def timeout(self, name: str) -> float | None:
@@ -262,7 +264,7 @@ class _Reader:
         if raw is None:
             return None
         if not os.path.isfile(raw):
-            _warn(f"{name}={raw!r} is not a readable file; ignored")
+            _warn(f"{name} is not a readable file; ignored")
             return None
         return raw
 
@@ -276,10 +278,16 @@ def otlp_config_from_env(
     insecure = r.flag(g + "INSECURE") or False
 
     base: str | None = None
+    problem: str | None = None
     if endpoint is not None and endpoint.strip():
         base = _check_url(endpoint, "init(endpoint=...)", insecure)
+        if base is None:
+            problem = "the collector endpoint (init(endpoint=...), --endpoint or a stored one) is not a valid URL"
     if base is None and (raw := r.raw(g + "ENDPOINT")) is not None:
         base = _check_url(raw, g + "ENDPOINT", insecure)
+        problem = f"{g}ENDPOINT is not a valid URL" if base is None else None  # a valid next level is used
+    # a malformed endpoint and no valid one behind it is a misconfiguration: nothing is sent (the data waits)
+    # rather than sent to the default endpoint
     base = base or DEFAULT_ENDPOINT
 
     urls: dict[str, str] = {}
@@ -321,4 +329,5 @@ def otlp_config_from_env(
         client_certificate_file=client_cert,
         insecure=insecure,
         overrides=tuple(overrides),
+        endpoint_problem=problem,
     )

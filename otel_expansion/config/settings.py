@@ -13,11 +13,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from otel_expansion.config.file import FileValues
+
 from otel_expansion.config import paths
 from otel_expansion.config.levels import Level
 from otel_expansion.config.warn import warn
 
-__all__ = ["VARIABLES", "Settings", "Variable", "opted_out", "parse_bool", "parse_resource_attributes", "resolve",
+__all__ = ["VARIABLES", "Settings", "Stored", "Variable", "endpoint_problem", "home_of", "load", "opt_out_set",
+           "opted_out", "parse_bool", "parse_resource_attributes", "read_stored", "resolve", "variable",
            "variables_markdown", "warn"]
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -52,12 +55,13 @@ class Variable:
         return self.name.endswith(("HEADERS", "SALT"))
 
 
-# kinds: flag | number | integer | lines | text | level | opt-out | resource | otlp (read by config/otlp.py)
+# kinds: flag | number | integer | lines | text | name | level | opt-out | resource | otlp; each is parsed by
+# ``_parse`` (name: stripped text), except otlp, whose family (with its per-signal variants) config/otlp.py reads
 VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_SDK_DISABLED", "false", "opt-out", "true turns all telemetry off (standard OTel variable)."),
     Variable("DO_NOT_TRACK", "unset", "opt-out",
              "Any value but 0/false turns all telemetry off (consoledonottrack.com)."),
-    Variable("OTEL_SERVICE_NAME", "init() argument", "text", "Overrides the service name given to init()."),
+    Variable("OTEL_SERVICE_NAME", "init() argument", "name", "Overrides the service name given to init()."),
     Variable("OTEL_RESOURCE_ATTRIBUTES", "unset", "resource",
              "Resource attributes k=v,k2=v2: taken over only for keys in `init(resource_keys=...)`; "
              "identifying keys never."),
@@ -81,7 +85,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_METRIC_EXPORT_INTERVAL", "60000", "number",
              "ms between sends: long-running programs' thread, and how often CLI runs start a sender.",
              "metric_interval_s", scale=0.001, minimum=0.01),
-    Variable("OTEL_EXPANSION_HOME", "per-user state dir", "text",
+    Variable("OTEL_EXPANSION_HOME", "per-user state dir", "name",
              "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
              "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
@@ -115,6 +119,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_HASH_SALT", "unset", "text", "Salt for hashing identifiers passed to feature().",
              "hash_salt"),
 )
+
+
+_ROWS = {v.name: v for v in VARIABLES}
 
 
 def variables_markdown() -> str:
@@ -151,7 +158,29 @@ def _parse(var: Variable, raw: str | None) -> object:
         return int(number) if var.kind == "integer" else number
     if var.kind == "lines":
         return tuple(line for line in (raw or "").splitlines() if line.strip())
+    if var.kind == "name":
+        return (raw or "").strip() or None
+    if var.kind == "level":  # None when unset; BAD_VALUE is said by resolve(), with the level in effect
+        text = (raw or "").strip()
+        if not text:
+            return None
+        try:
+            return Level.parse(text)
+        except ValueError:
+            return BAD_VALUE
+    if var.kind == "opt-out":  # OTEL_SDK_DISABLED is a standard boolean; DO_NOT_TRACK is set by any value but
+        if var.name == "OTEL_SDK_DISABLED":  # empty, 0, false, no, off
+            return bool(parse_bool(raw or ""))
+        return opt_out_set({var.name: raw or ""}, var.name)
+    if var.kind == "resource":
+        return parse_resource_attributes(raw or "")
+    if var.kind == "otlp":
+        raise ValueError(f"{var.name} is read with its per-signal variants by config/otlp.py")
     return raw if raw else None
+
+
+BAD_VALUE = object()
+"""What :func:`variable` gives for a value its row cannot read and whose warning needs more context."""
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, object]:
@@ -235,18 +264,26 @@ class Settings:
         return self.level > Level.OFF
 
 
+def opt_out_set(env: Mapping[str, str], name: str) -> bool:
+    """An opt-out variable (``DO_NOT_TRACK``, the app's own) is set: any value but empty, 0, false, no, off."""
+    raw = env.get(name, "").strip().lower()
+    return bool(raw) and raw not in FALSY
+
+
 def opted_out(env: Mapping[str, str], opt_out_env: str | None = None) -> str | None:
     """The variable that opts this run out, if any. Opt-out wins over every other setting."""
-    if parse_bool(env.get("OTEL_SDK_DISABLED", "")):
-        return "OTEL_SDK_DISABLED"
-    dnt = env.get("DO_NOT_TRACK", "").strip().lower()
-    if dnt and dnt not in FALSY:
-        return "DO_NOT_TRACK"
-    if opt_out_env:
-        raw = env.get(opt_out_env, "").strip().lower()
-        if raw and raw not in FALSY:
-            return opt_out_env
+    for name in ("OTEL_SDK_DISABLED", "DO_NOT_TRACK"):  # the table's opt-out rows
+        if variable(name, env):
+            return name
+    if opt_out_env and opt_out_set(env, opt_out_env):
+        return opt_out_env
     return None
+
+
+def variable(name: str, environ: Mapping[str, str] | None = None) -> object:
+    """One table-backed variable read from the environment by its row in :data:`VARIABLES` (its kind's
+    parser, its default, its warning): for code that needs a single setting without a whole resolve."""
+    return _parse(_ROWS[name], (os.environ if environ is None else environ).get(name))
 
 
 def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
@@ -267,6 +304,14 @@ def parse_resource_attributes(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def home_of(service_name: str, home: str | None, env: Mapping[str, str]) -> str:
+    """The app's state directory: OTEL_EXPANSION_HOME, else init(home=...), else the per-user default.
+
+    It belongs to the app, not to whatever OTEL_SERVICE_NAME a developer exported for their own services."""
+    return os.path.abspath(os.path.expanduser(str(variable("OTEL_EXPANSION_HOME", env) or home
+                                                  or paths.default_home(service_name))))
+
+
 def resolve(
     service_name: str,
     service_version: str | None = None,
@@ -285,7 +330,7 @@ def resolve(
     redact_allow: Sequence[str] = (),
     hash_salt: str | None = None,
     stored_choice: str | None = None,
-    file_values: Mapping[str, Any] | None = None,
+    file_values: FileValues | None = None,
     stored_debug: str | None = None,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
@@ -299,7 +344,7 @@ def resolve(
     ``OTEL_EXPANSION_DEBUG=0`` silences a switch left on).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    name = env.get("OTEL_SERVICE_NAME", "").strip() or service_name or "unknown_service"
+    name = str(variable("OTEL_SERVICE_NAME", env) or service_name or "unknown_service")
     if consent not in ("notify", "ask"):
         warn(f"consent={consent!r} is not 'notify' or 'ask'; using 'ask' (the stricter policy)")
         consent = "ask"
@@ -309,16 +354,15 @@ def resolve(
 
     # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
     # OTEL_SERVICE_NAME a developer exported for their own services.
-    home_dir = env.get("OTEL_EXPANSION_HOME", "").strip() or home or paths.default_home(service_name or name)
-    home_dir = os.path.abspath(os.path.expanduser(home_dir))
-    if file_values is None:
-        from otel_expansion.config import file as settings_file
+    home_dir = home_of(service_name or name, home, env)
+    if file_values is None:  # the parser is imported only when there is a file (most homes have none)
+        file_values = {}
+        if os.path.lexists(os.path.join(home_dir, paths.SETTINGS_FILE)):
+            from otel_expansion.config import file as settings_file
 
-        file_values = settings_file.load(home_dir)
+            file_values = settings_file.load(home_dir)
     if stored_debug is None:
-        from otel_expansion.config import file as settings_file
-
-        stored_debug = settings_file.stored_debug(home_dir)
+        stored_debug = read_debug(home_dir)
 
     app_level = Level.ENHANCED
     if level is not None:
@@ -329,12 +373,10 @@ def resolve(
     resolved, source = app_level, ("app" if level is not None else "default")
     if "level" in file_values:
         resolved, source = file_values["level"], "file"
-    raw_level = env.get("OTEL_EXPANSION_LEVEL")
-    if raw_level is not None and raw_level.strip():
-        try:
-            resolved, source = Level.parse(raw_level), "env"
-        except ValueError:
-            warn(f"OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; keeping {resolved}")
+    env_level = variable("OTEL_EXPANSION_LEVEL", env)
+    bad_level = env_level is BAD_VALUE  # said below, with the level that is in effect once everything is applied
+    if isinstance(env_level, Level):
+        resolved, source = env_level, "env"
     if stored_choice == "denied":
         resolved, source = Level.OFF, "user"
     elif stored_choice and stored_choice.startswith("granted"):
@@ -351,6 +393,14 @@ def resolve(
     reason = opted_out(env, opt_out_env)
     if reason:
         resolved, source = Level.OFF, "opt-out"
+    if bad_level:
+        warn(f"OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; ignored (level in effect: {resolved})")
+    if endpoint is not None and (problem := endpoint_problem(endpoint)):
+        warn(f"the collector endpoint (init(endpoint=...) or a stored one) {problem}; nothing will be sent until "
+             "it is fixed")
+    elif (raw_endpoint := env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()) and (
+            problem := endpoint_problem(raw_endpoint if "://" in raw_endpoint else "http://" + raw_endpoint)):
+        warn(f"OTEL_EXPORTER_OTLP_ENDPOINT {problem}; nothing will be sent until it is fixed")
     values = _from_environment(env)
     # debug: init(debug=) < settings file < stored switch < OTEL_EXPANSION_DEBUG
     given_debug = file_values.get("debug", debug)
@@ -386,7 +436,85 @@ def resolve(
         instrument=instrument,
         mode=mode,
         endpoint=endpoint,
-        resource_attributes=parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", "")),
+        resource_attributes=variable("OTEL_RESOURCE_ATTRIBUTES", env),
         opt_out_env=opt_out_env,
         **values,
     )
+
+
+def endpoint_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a collector base URL (None when it can): an http(s) scheme and a host, no
+    spaces. String operations only (``urllib.parse`` would cost a CLI's process its import); the sender
+    checks the URL fully again (config/otlp.py). The reason never quotes the value: it may hold a token."""
+    v = value.strip()
+    scheme, sep, rest = v.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "is not an http(s) URL (scheme://host[:port][/path])"
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if not host or host.startswith(":") or any(c.isspace() for c in v):
+        return "is not an http(s) URL with a host"
+    port = host.rpartition("]")[2].partition(":")[2] if host.startswith("[") else host.partition(":")[2]
+    if ":" in host and not (port.isdigit() and int(port) <= 65535):
+        return "has an invalid port"
+    return None
+
+
+class Stored:
+    """The user's and the app's choices stored in one state directory, read once by :func:`read_stored`.
+
+    ``choice``: consent (``granted``, ``granted:<level>``, ``denied``) or None; ``debug``: the debug switch
+    (``on``, ``off``, ``on dry-run``) or None; ``endpoint``: init(endpoint=...) as remembered for the sender
+    and ``flush``; ``opt_out_env``: the app's own opt-out variable, remembered so tools can honour it.
+    """
+
+    __slots__ = ("choice", "debug", "endpoint", "opt_out_env")
+
+    def __init__(self, choice: str | None = None, debug: str | None = None, endpoint: str | None = None,
+                 opt_out_env: str | None = None) -> None:
+        self.choice, self.debug, self.endpoint, self.opt_out_env = choice, debug, endpoint, opt_out_env
+
+
+def _read_text(home: str, name: str, limit: int) -> str | None:
+    raw = paths.read_small(os.path.join(home, name), limit)
+    return raw.decode("utf-8", "replace").strip() or None if raw else None
+
+
+def read_choice(home: str) -> str | None:
+    """The stored consent: ``granted``, ``granted:<level>``, ``denied``; None when the user never chose."""
+    text = _read_text(home, paths.CONSENT_FILE, 64)
+    return text if text and (text == "denied" or text.startswith("granted")) else None
+
+
+def read_debug(home: str) -> str | None:
+    """The stored debug switch (``on``, ``off`` or ``on dry-run``): the one reader of the debug file."""
+    return _read_text(home, paths.DEBUG_FILE, 64)
+
+
+def read_stored(home: str) -> Stored:
+    """Every stored choice of ``home``, each file read once (absent, unreadable or linked files: None)."""
+    return Stored(read_choice(home), read_debug(home), _read_text(home, paths.ENDPOINT_FILE, 4096),
+                  _read_text(home, paths.OPT_OUT_ENV_FILE, 256))
+
+
+def load(service_name: str, service_version: str | None = None, *, environ: Mapping[str, str] | None = None,
+         home: str | None = None, endpoint: str | None = None, opt_out_env: str | None = None,
+         stored: Stored | None = None, **options: Any) -> Settings:
+    """The one settings loader: the library (``init``), the sender and the CLI all call it.
+
+    It finds the state directory, reads the stored choices there once (:func:`read_stored`; nothing when an
+    opt-out variable is set, so an opted-out run touches no file), and resolves them with the options and
+    the environment (:func:`resolve`). The app's own endpoint and opt-out variable win over the stored ones
+    (which remember them for the tools). A caller that must leave some stored choice out passes ``stored``
+    (the library: its own endpoint and opt-out variable come from init(); the sender: each record carries
+    the level it was recorded at, so the consent is not its level).
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    if stored is None:
+        stored = Stored()
+        if opted_out(env, opt_out_env) is None:
+            stored = read_stored(home_of(service_name or str(variable("OTEL_SERVICE_NAME", env) or "unknown_service"),
+                                         home, env))
+    return resolve(service_name, service_version, environ=env, home=home, endpoint=endpoint or stored.endpoint,
+                   opt_out_env=opt_out_env or stored.opt_out_env,
+                   stored_choice=stored.choice, stored_debug=stored.debug or "",
+                   **options)

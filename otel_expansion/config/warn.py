@@ -23,7 +23,7 @@ def warn(message: str, *, logger: str | None = None) -> None:
         else:
             import logging
 
-            logging.getLogger(logger).warning("%s", message)
+            logging.getLogger(logger).warning("otel-expansion: warning: %s", message)  # unconfigured logging too
     except Exception:  # a closed stderr must not break the host
         pass
 

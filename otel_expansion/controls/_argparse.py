@@ -21,7 +21,7 @@ def add(parser: argparse.ArgumentParser, name: str, program: str, service: str |
     sub = actions[0]
     base: Any = sub._parser_class
 
-    class TelemetryParser(base):  # type: ignore[misc,valid-type]
+    class TelemetryParser(base):  # type: ignore[misc]
         def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
             from otel_expansion.controls.commands import run
 

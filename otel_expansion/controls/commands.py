@@ -45,7 +45,7 @@ class _Stop(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that returns its exit status instead of ending the host's process."""
 
-    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
         if message:
             sys.stderr.write(message)
         raise _Stop(status)
@@ -58,12 +58,9 @@ def _context(service: str | None, prog: str) -> tuple[Settings, Any]:
     t = _runtime._handle
     if t is not None:
         return t.settings, t
-    from otel_expansion.config.settings import resolve
-    from otel_expansion.privacy.consent import stored_choice
+    from otel_expansion.config.settings import load
 
-    name = service or prog.split()[0]
-    probe = resolve(name)
-    return resolve(name, stored_choice=stored_choice(probe.home)), None
+    return load(service or prog.split()[0]), None
 
 
 def _plain_invocation(t: Any) -> Any:
@@ -360,14 +357,14 @@ def _docs(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 def _effective(s: Settings) -> Settings:
     """Settings as the next run will see them (after a choice made by this command)."""
     from otel_expansion import _runtime
-    from otel_expansion.config.settings import resolve
-    from otel_expansion.privacy.consent import stored_choice
+    from otel_expansion.config.settings import Stored, load, read_stored
 
     t = _runtime._handle
     options = dict(getattr(t, "init_options", None) or {}) if t is not None else {}
     options = {k: v for k, v in options.items() if k in ("level", "opt_out_env", "home", "debug", "send")}
     options["home"] = s.home
-    return resolve(s.service_name, stored_choice=stored_choice(s.home), **options)
+    stored = read_stored(s.home)
+    return load(s.service_name, stored=Stored(stored.choice, stored.debug), **options)
 
 
 def _note_opt_out(s: Settings) -> None:

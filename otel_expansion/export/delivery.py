@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_expansion.config.otlp import OtlpConfig
-from otel_expansion.export.transport import Outcome, SendResult, backoff_delay
+from otel_expansion.export.ports import DeliverySpool
+from otel_expansion.export.transport import Outcome, SendResult, Transport, backoff_delay
 from otel_expansion.otlp.encode import metrics_request, serialize, traces_request
+from otel_expansion.otlp.model import Batch
 
 __all__ = ["BACKOFF_BASE_S", "BACKOFF_CAP_S", "Delivery", "SendSummary", "disabled_signals"]
 
@@ -73,8 +75,8 @@ class Delivery:
 
     def __init__(
         self,
-        spool: Any,
-        transport: Any,
+        spool: DeliverySpool,
+        transport: Transport,
         config: OtlpConfig,
         *,
         deadline: float,
@@ -108,7 +110,7 @@ class Delivery:
             return
 
     # -- one batch -------------------------------------------------------------------------------------
-    def _send_batch(self, batch: Any, summary: SendSummary) -> tuple[Outcome, SendResult | None]:
+    def _send_batch(self, batch: Batch, summary: SendSummary) -> tuple[Outcome, SendResult | None]:
         """Send each unsettled signal of ``batch``; ack it once every signal is accepted or refused.
 
         Returns TOO_LARGE when a signal was split into parts (the loop sends them next), SUCCESS when
@@ -184,7 +186,7 @@ class Delivery:
         summary.rejected += result.rejected
         return result
 
-    def _settle(self, batch: Any, accepted: dict[str, int], summary: SendSummary) -> None:
+    def _settle(self, batch: Batch, accepted: dict[str, int], summary: SendSummary) -> None:
         """Every signal of the batch is accepted or refused (and counted): ack it."""
         spool = self.spool
         spool.ack(batch.id)

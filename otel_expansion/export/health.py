@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from otel_expansion.config.otlp import masked_url
+from otel_expansion.config.otlp import OtlpConfig, masked_url
 from otel_expansion.export import history
-from otel_expansion.otlp.model import HISTOGRAM, MetricPoint, SeriesKey
+from otel_expansion.otlp.model import HISTOGRAM, Attrs, MetricPoint, SeriesKey
+from otel_expansion.sdk import signals
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.config.settings import Settings
+    from otel_expansion.export.ports import DeliverySpool
+    from otel_expansion.export.transport import SendResult, Transport
 
 
-def failure_class(result: Any) -> str:
+def failure_class(result: SendResult) -> str:
     """``http_<status>`` when the collector answered, else the network-level cause."""
     if result.status is not None:
         return f"http_{result.status}"
@@ -35,7 +41,8 @@ def failure_class(result: Any) -> str:
 class MeteredTransport:
     """A transport that measures itself and remembers what the collector accepted."""
 
-    def __init__(self, inner: Any, spool: Any, home: str, settings: Any, config: Any) -> None:
+    def __init__(self, inner: Transport, spool: DeliverySpool, home: str, settings: Settings,
+                 config: OtlpConfig) -> None:
         self.inner = inner
         self.spool = spool
         self.home = home
@@ -44,7 +51,7 @@ class MeteredTransport:
         self.latencies: dict[str, list[float]] = {}  # not reported yet, by outcome
         self.all_latencies: list[float] = []  # this round's requests, for the last-round summary
 
-    def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> Any:
+    def send(self, signal: str, body: bytes, batch_id: str, deadline_s: float | None = None) -> SendResult:
         from otel_expansion.export.transport import Outcome
 
         self.spool.incr("export.attempts")
@@ -97,11 +104,10 @@ def _items(signal: str, body: bytes, protocol: str) -> int:
     return total
 
 
-def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: Sequence[float], now_ns: int,
-                    attributes: tuple[tuple[str, Any], ...] = ()) -> MetricPoint:
+def histogram_point(resource: Attrs, name: str, samples: Sequence[float], now_ns: int,
+                    attributes: Attrs = ()) -> MetricPoint:
     """One delta histogram point of ``samples`` for a declared self-health metric."""
     from otel_expansion._version import __version__
-    from otel_expansion.sdk import signals
 
     declared = signals.METRICS_BY_NAME[name]
     bounds = tuple(float(b) for b in declared.buckets)
@@ -114,7 +120,7 @@ def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: S
                        max=float(max(samples)), bucket_counts=tuple(counts))
 
 
-def round_points(resource: dict[str, Any], transport: MeteredTransport | None, wall_s: float, cpu_s: float,
+def round_points(resource: Mapping[str, object], transport: MeteredTransport | None, wall_s: float, cpu_s: float,
                  spool_bytes: int, backlog: int, now_ns: int) -> list[MetricPoint]:
     """What one sender round cost, as histogram points on the data's resource (SDK keys added)."""
     from otel_expansion.otlp.model import attrs_of
@@ -122,15 +128,15 @@ def round_points(resource: dict[str, Any], transport: MeteredTransport | None, w
 
     res = attrs_of(sdk_resource(resource).attributes)
     points = [
-        histogram_point(res, "otel_expansion.sender.duration", [wall_s], now_ns),
-        histogram_point(res, "otel_expansion.sender.cpu_time", [cpu_s], now_ns),
-        histogram_point(res, "otel_expansion.spool.size", [float(spool_bytes)], now_ns),
-        histogram_point(res, "otel_expansion.journal.backlog", [float(backlog)], now_ns),
+        histogram_point(res, signals.SENDER_DURATION, [wall_s], now_ns),
+        histogram_point(res, signals.SENDER_CPU_TIME, [cpu_s], now_ns),
+        histogram_point(res, signals.SPOOL_SIZE, [float(spool_bytes)], now_ns),
+        histogram_point(res, signals.JOURNAL_BACKLOG, [float(backlog)], now_ns),
     ]
     if transport is not None:
         for outcome, samples in sorted(transport.latencies.items()):
             if samples:
-                points.append(histogram_point(res, "otel_expansion.export.duration", samples, now_ns,
+                points.append(histogram_point(res, signals.EXPORT_DURATION, samples, now_ns,
                                               (("outcome", outcome),)))
         transport.latencies.clear()
     return points

@@ -102,9 +102,12 @@ def should_start(home: str, send: bool, now: float | None = None) -> bool:
     return journal.count(home) >= INGEST_THRESHOLD
 
 
-def sender_argv(home: str, send: bool, force: bool = False, lock_wait_s: float = 0.0) -> list[str]:
-    """The sender's command line: nothing secret (the endpoint goes in ``ENDPOINT_ENV``)."""
-    argv = [sys.executable, "-m", "otel_expansion.workers.sender", "--home", home]
+def sender_argv(home: str, send: bool, force: bool = False, lock_wait_s: float = 0.0, *, entry: str) -> list[str]:
+    """The sender's command line: nothing secret (the endpoint goes in ``ENDPOINT_ENV``).
+
+    ``entry`` is the module the sender runs, given by the caller (``otel_expansion.workers.SENDER_ENTRY``):
+    this stage starts a process, it does not know the orchestrator that runs in it."""
+    argv = [sys.executable, "-m", entry, "--home", home]
     if force:
         argv.append("--force")
     if lock_wait_s > 0:
@@ -115,7 +118,7 @@ def sender_argv(home: str, send: bool, force: bool = False, lock_wait_s: float =
 
 
 def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool = False,
-          lock_wait_s: float = 0.0) -> int | None:
+          lock_wait_s: float = 0.0, *, entry: str) -> int | None:
     """Start a detached sender (own session, stdio away from the host's pipes); returns its pid.
 
     ``lock_wait_s``: the sender lock is held by this very process (a service's export thread inside a
@@ -128,7 +131,7 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool
         return None
     if not lock_wait_s and sender_running(home):
         return None
-    argv = sender_argv(home, send, force, lock_wait_s)
+    argv = sender_argv(home, send, force, lock_wait_s, entry=entry)
     env = dict(os.environ)
     env.pop(ENDPOINT_ENV, None)
     if endpoint:

@@ -19,7 +19,9 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import TypedDict
+    from typing import Literal, TypedDict
+
+    DropCount = Literal["overflow", "overflow_features", "overflow_exceptions", "undeclared"]
 
     from otel_expansion._types import AttrValue
 
@@ -95,7 +97,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 """Bump when a field changes meaning (see the module docstring: an upgrade in UPGRADES, a new directory)."""
-DROP_COUNTS = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")
+DROP_COUNTS: tuple[DropCount, ...] = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")
 """Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""
 
 if TYPE_CHECKING:

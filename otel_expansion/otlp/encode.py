@@ -16,9 +16,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from otel_expansion.otlp.model import HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
+from otel_expansion.otlp.model import BATCH_ID_ATTRIBUTE, HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
 
-BATCH_ID_ATTRIBUTE = "otel_expansion.batch.id"
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 
 

@@ -12,9 +12,13 @@ from typing import NamedTuple
 from otel_expansion._types import Attrs, AttrValue
 
 __all__ = [
-    "BATCH_ID_HEADER", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch", "MetricPoint", "SeriesKey", "SpanRecord",
-    "attrs_of",
+    "BATCH_ID_ATTRIBUTE", "BATCH_ID_HEADER", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch", "MetricPoint",
+    "SeriesKey", "SpanRecord", "attrs_of",
 ]
+
+BATCH_ID_ATTRIBUTE = "otel_expansion.batch.id"
+"""Resource attribute naming the SDK batch; it survives a collector, unlike the HTTP header. Defined once:
+the encoder writes it, the embedded backend reads it."""
 
 SUM = "sum"
 HISTOGRAM = "histogram"

@@ -14,32 +14,46 @@ if TYPE_CHECKING:
 import os
 import sys
 
+from otel_expansion.config import paths
 from otel_expansion.config.ci import detect_ci
 from otel_expansion.config.levels import Level
-from otel_expansion.config.paths import CONSENT_FILE, ensure_dir, read_small, write_private
+from otel_expansion.config.paths import CONSENT_FILE, LEVEL_CHOICE_FILE, ensure_dir, read_small, write_private
+from otel_expansion.config.settings import read_choice
 
-NOTICE_FILE = "notice-shown"
+NOTICE_FILE = paths.NOTICE_FILE
 
 
 def stored_choice(home: str) -> str | None:
-    """``granted:<level>``, ``denied`` or None when the user never chose."""
-    raw = read_small(os.path.join(home, CONSENT_FILE), 64)
-    if not raw:
+    """``granted:<level>``, ``denied`` or None when the user never chose (read by the settings loader)."""
+    return read_choice(home)
+
+
+def remembered_level(home: str) -> Level | None:
+    """The last level the user chose with ``telemetry level``, kept while telemetry is disabled."""
+    raw = read_small(os.path.join(home, LEVEL_CHOICE_FILE), 64)
+    try:
+        return Level.parse(raw.decode("ascii", "replace").strip()) if raw else None
+    except ValueError:
         return None
-    text = raw.decode("ascii", "replace").strip()
-    if text == "denied" or text.startswith("granted"):
-        return text
-    return None
 
 
 def grant(home: str, level: Level | None = None) -> None:
+    """Consent at ``level``; without one (``enable``), at the level the user chose last, if any: a
+    ``level basic`` then ``disable`` then ``enable`` comes back at basic, not at the app's default."""
     ensure_dir(home)
+    if level is None:
+        level = remembered_level(home)
+    else:
+        write_private(os.path.join(home, LEVEL_CHOICE_FILE), str(level).encode("ascii"))
     choice = "granted" if level is None else f"granted:{level}"
     write_private(os.path.join(home, CONSENT_FILE), choice.encode("ascii"))
 
 
 def deny(home: str) -> None:
     ensure_dir(home)
+    choice = read_choice(home) or ""
+    if choice.startswith("granted:") and remembered_level(home) is None:  # chosen before the file existed
+        write_private(os.path.join(home, LEVEL_CHOICE_FILE), choice.partition(":")[2].encode("ascii", "replace"))
     write_private(os.path.join(home, CONSENT_FILE), b"denied")
 
 

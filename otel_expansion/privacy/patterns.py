@@ -7,7 +7,6 @@ is first built, and :func:`is_plain` proves most short strings clean with plain 
 
 from __future__ import annotations
 
-import math
 import os
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~7 ms on a CLI's exit path)
@@ -364,6 +363,7 @@ def shannon_entropy(text: str) -> float:
     n = len(text)
     if not n:
         return 0.0
+    import math  # here, not at the top: a CLI's import of the package never needs it (~0.2 ms)
     from collections import Counter  # loaded with ``re`` anyway; its counting loop is in C
 
     return -sum(k / n * math.log2(k / n) for k in Counter(text).values())
@@ -405,6 +405,8 @@ def looks_random(text: str) -> bool:
         return n >= 32 and 0 < digit_count(text) < n
     if consonants.search(text) is None and len(switches.findall(text)) < 4:
         return False
+    import math
+
     return shannon_entropy(text) >= 0.7 * math.log2(min(n, 64))
 
 

@@ -73,7 +73,7 @@ def _safe_cut(text: str, limit: int) -> str:
 
 def _exact_str(value: object) -> str:
     """A plain ``str`` for any str subclass (whose __hash__/__eq__/__str__ could be hostile)."""
-    return str.__str__(value)  # type: ignore[arg-type]
+    return str.__str__(value)
 
 
 def _type_name(value: object) -> str:
@@ -372,7 +372,7 @@ class Redactor:
                 items.append(x)
         kinds = {type(x) for x in items}
         if kinds == {str} and issubclass(type(v), (set, frozenset)):
-            items.sort()  # type: ignore[type-var]  # a set has no order; a stable one aggregates better
+            items.sort()  # a set has no order; a stable one aggregates better
         if kinds == {bool}:
             return tuple(x for x in items if type(x) is bool)
         if kinds == {int}:

@@ -19,17 +19,30 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_expansion._version import __version__
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.sdk import signals
-from otel_expansion.sdk.aggregation import BatchingHistogramAggregation, ValueBatch
+from otel_expansion.sdk.aggregation import ValueBatch
+from otel_expansion.sdk.otel_internals import (
+    BatchingHistogramAggregation,
+    active_span_processor,
+    batch_handler,
+    span_limits,
+    span_processors,
+    trace_flags,
+)
 from otel_expansion.sdk.processors import LevelFilterSpanProcessor, RedactingSpanProcessor
-from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate, batch_handler, processors_of
+from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate
 from otel_expansion.sdk.staging import Staging, StagingMetricReader, StagingSpanProcessor
 from otel_expansion.sdk.timeline import Timeline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.journal.record import Record
+    from otel_expansion.privacy.redaction import Redactor
 
 
 def views_for(level: Level, batched: bool = True) -> list[View]:
@@ -68,7 +81,7 @@ def sdk_resource(attributes: Mapping[str, object]) -> Resource:
     return Resource(attrs)
 
 
-def privacy_chain(level: Level, redactor: Any, inner: SpanProcessor) -> SpanProcessor:
+def privacy_chain(level: Level, redactor: Redactor, inner: SpanProcessor) -> SpanProcessor:
     """Level filter first (cheapest, drops most), then redaction, then the exporting processor."""
     return LevelFilterSpanProcessor(level, RedactingSpanProcessor(redactor, inner))
 
@@ -95,8 +108,10 @@ def fast_span_settings(provider: TracerProvider) -> tuple[int, int] | None:
     would give: an always-on sampler and span limits that cannot touch our attributes; else None."""
     try:
         description = provider.sampler.get_description()
-        limits = provider._span_limits  # read only: would the SDK's limits change our spans?
+        limits = span_limits(provider)  # read only: would the SDK's limits change our spans?
     except Exception:
+        return None
+    if limits is None or active_span_processor(provider) is None:  # an SDK without these internals: its own path
         return None
     if description != "AlwaysOnSampler" and not description.startswith("ParentBased{root:AlwaysOnSampler,"):
         return None
@@ -121,7 +136,7 @@ class Pipeline:
         self,
         resource: Mapping[str, object],
         level: Level,
-        redactor: Any,
+        redactor: Redactor,
         staging: Staging,
         span_processor: SpanProcessor | None = None,
         batched: bool = True,
@@ -150,8 +165,7 @@ class Pipeline:
                 )
         self._fast = fast_span_settings(self.tracer_provider) if batched else None
         ids = self.tracer_provider.id_generator
-        flags = TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0)
-        self._flags = TraceFlags(flags)
+        self._flags = trace_flags(ids)
         self._hours: dict[int, int] = {}
         # the SDK's RandomIdGenerator draws ids from `random`; so do we, without two calls per span
         self._ids = random.getrandbits if type(ids) is RandomIdGenerator else None
@@ -170,7 +184,7 @@ class Pipeline:
         self.staging.take()
 
     # -- replay ----------------------------------------------------------------------------------------
-    def ingest(self, body: Mapping[str, Any], cancelled: Callable[[], bool] | None = None) -> None:
+    def ingest(self, body: Record, cancelled: Callable[[], bool] | None = None) -> None:
         """Replay one recorded body (commands, features, exceptions, sessions) through the SDK.
 
         ``cancelled`` is polled every few hundred commands: when it returns True the replay stops part
@@ -189,21 +203,21 @@ class Pipeline:
                 fname = str(feat.get("name", ""))
                 uses[fname] = uses.get(fname, 0) + 1
             for fname, n in uses.items():
-                inst["cli.feature.usage"].add(n, {"feature.name": fname})
+                inst[signals.FEATURE_USAGE].add(n, {"feature.name": fname})
         if exceptions:
             handled: dict[str, int] = {}
             for exc in exceptions:
                 etype = str(exc.get("type", ""))
                 handled[etype] = handled.get(etype, 0) + 1
             for etype, n in handled.items():
-                inst["cli.exceptions.handled"].add(n, {"error.type": etype, "exception.handled": True})
+                inst[signals.HANDLED].add(n, {"error.type": etype, "exception.handled": True})
         for ended in body.get("sessions_ended") or ():
-            inst["cli.session.duration"].record(float(ended["duration"]))
-            inst["cli.session.commands"].record(int(ended["commands"]))
+            inst[signals.SESSION_DURATION].record(float(ended["duration"]))
+            inst[signals.SESSION_COMMANDS].record(int(ended["commands"]))
         if body.get("exit_ns") is not None:
-            inst["otel_expansion.exit.duration"].record(int(body["exit_ns"]) / 1e9)
+            inst[signals.EXIT_DURATION].record(int(body["exit_ns"]) / 1e9)
         if body.get("heartbeats"):
-            inst["cli.session.heartbeats"].add(int(body["heartbeats"]))
+            inst[signals.HEARTBEATS].add(int(body["heartbeats"]))
 
     def _commands(self, commands: Any, level: Level, body: Mapping[str, Any], features: Any,
                   exceptions: Any, cancelled: Callable[[], bool] | None) -> bool:
@@ -273,20 +287,20 @@ class Pipeline:
             attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if failed else "success"}
             if error_type is not None:
                 attrs["error.type"] = error_type
-            inst["cli.command.invocations"].add(len(durations), attrs)
-            inst["cli.command.duration"].record(ValueBatch(durations), attrs)
+            inst[signals.INVOCATIONS].add(len(durations), attrs)
+            inst[signals.DURATION].record(ValueBatch(durations), attrs)
         for (name, error_type), n in errors.items():
-            inst["cli.command.errors"].add(n, {"cli.command.name": name, "error.type": error_type})
+            inst[signals.ERRORS].add(n, {"cli.command.name": name, "error.type": error_type})
         for name, values in cpu.items():
-            inst["cli.command.cpu_time"].record(ValueBatch(values), {"cli.command.name": name})
+            inst[signals.CPU_TIME].record(ValueBatch(values), {"cli.command.name": name})
         for name, ivalues in mem.items():
-            inst["cli.command.memory.peak"].record(ValueBatch(ivalues), {"cli.command.name": name})  # type: ignore[arg-type]
+            inst[signals.MEMORY_PEAK].record(ValueBatch(ivalues), {"cli.command.name": name})
         for hour, n in hours.items():
-            inst["cli.activity"].add(n, {"activity.hour_of_week": hour})
+            inst[signals.ACTIVITY].add(n, {"activity.hour_of_week": hour})
         if costs:
-            inst["otel_expansion.record.duration"].record(ValueBatch(costs))
+            inst[signals.RECORD_DURATION].record(ValueBatch(costs))
         for name, values in startups.items():
-            inst["cli.process.startup_time"].record(ValueBatch(values), {"cli.command.name": name})
+            inst[signals.STARTUP_TIME].record(ValueBatch(values), {"cli.command.name": name})
         return True
 
     def _span_row(self, batch: _BatchBuilder, cmd: Mapping[str, Any], name: str, code: int, error_type: str | None,
@@ -317,16 +331,16 @@ class Pipeline:
         if cpu is not None:
             if extra is None:
                 extra = {}
-            extra["cli.command.cpu_time"] = float(cpu)
+            extra[signals.CPU_TIME] = float(cpu)
         mem = cmd.get("mem")
         if mem:
             if extra is None:
                 extra = {}
-            extra["cli.command.memory.peak"] = int(mem)
+            extra[signals.MEMORY_PEAK] = int(mem)
         if cmd.get("startup") is not None:
             if extra is None:
                 extra = {}
-            extra["cli.process.startup_time"] = float(cmd["startup"])
+            extra[signals.STARTUP_TIME] = float(cmd["startup"])
         if cmd.get("args"):
             if extra is None:
                 extra = {}
@@ -376,8 +390,9 @@ class Pipeline:
         if not batch.rows:
             return
         spans = SpanBatch(self.resource, self.scope, self._flags, batch.templates, batch.rows)
-        active = self.tracer_provider._active_span_processor
-        processors = processors_of(active)
+        active = active_span_processor(self.tracer_provider)
+        assert active is not None  # checked by fast_span_settings, which is why a batch is built at all
+        processors = span_processors(active)
         if processors is None:
             for span in spans.spans():
                 active.on_end(span)

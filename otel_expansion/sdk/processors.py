@@ -18,7 +18,12 @@ from opentelemetry.trace import Status
 from otel_expansion.config.levels import Level
 from otel_expansion.privacy import names
 from otel_expansion.sdk import signals
-from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate, batch_handler
+from otel_expansion.sdk.otel_internals import batch_handler
+from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.privacy.redaction import Redactor
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -119,7 +124,7 @@ class LevelFilterSpanProcessor(_Chained):
 class RedactingSpanProcessor(_Chained):
     """Applies the redactor to span names, attribute values, events and status messages."""
 
-    def __init__(self, redactor: Any, next_processor: SpanProcessor) -> None:
+    def __init__(self, redactor: Redactor, next_processor: SpanProcessor) -> None:
         super().__init__(next_processor)
         self.redactor = redactor
         # (key, type, value) -> the redacted pairs: spans of one program repeat their attribute values
@@ -231,7 +236,7 @@ class RedactingSpanProcessor(_Chained):
                 continue
             if hit is None:
                 if type(v) is float:
-                    rule = self._float_keys.get(k)
+                    rule: Any = self._float_keys.get(k)  # (key,) or the redacted pairs
                     if rule is None:
                         # a float's fate depends only on its key: kept under the (redacted) key, or replaced
                         probe = tuple(r.attributes({k: 1.5}).items())

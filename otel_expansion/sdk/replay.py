@@ -7,14 +7,17 @@ hands them here, and commits what ``take()`` returns together with their ids in 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
-from otel_expansion.otlp.model import Attrs, MetricPoint, SpanRecord, attrs_of
+from otel_expansion.otlp.model import Attrs, AttrValue, MetricPoint, SpanRecord, attrs_of
 from otel_expansion.sdk.pipeline import Pipeline
 from otel_expansion.sdk.staging import Staging
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.journal.record import Record
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -29,13 +32,13 @@ class Replayer:
         self.staging = Staging()
         self.pipelines: dict[tuple[Attrs, int], Pipeline] = {}
 
-    def pipeline(self, resource: dict[str, Any], level: int) -> Pipeline:
+    def pipeline(self, resource: Mapping[str, AttrValue], level: int) -> Pipeline:
         key = (attrs_of(resource), level)
         if key not in self.pipelines:
             self.pipelines[key] = Pipeline(resource, Level(level), self.redactor, self.staging)
         return self.pipelines[key]
 
-    def replay(self, records: Iterable[dict[str, Any]]) -> tuple[list[MetricPoint], list[SpanRecord]]:
+    def replay(self, records: Iterable[Record]) -> tuple[list[MetricPoint], list[SpanRecord]]:
         """Replay ``records`` and return the staged rows; a record that cannot be replayed is logged, skipped."""
         lo: int | None = None
         hi: int | None = None

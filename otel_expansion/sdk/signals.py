@@ -13,6 +13,32 @@ from otel_expansion.config.levels import Level
 
 SCOPE_NAME = "otel_expansion"
 
+# Metric names, declared once: the pipeline, the export self-health, the workers and the backend name
+# metrics by these constants, never by literal strings.
+INVOCATIONS = "cli.command.invocations"
+DURATION = "cli.command.duration"
+ERRORS = "cli.command.errors"
+HANDLED = "cli.exceptions.handled"
+FEATURE_USAGE = "cli.feature.usage"
+CPU_TIME = "cli.command.cpu_time"
+MEMORY_PEAK = "cli.command.memory.peak"
+STARTUP_TIME = "cli.process.startup_time"
+SESSION_DURATION = "cli.session.duration"
+SESSION_COMMANDS = "cli.session.commands"
+HEARTBEATS = "cli.session.heartbeats"
+ACTIVITY = "cli.activity"
+SPOOL_DROPPED = "otel_expansion.spool.dropped"
+SERVICE_SPILLED = "otel_expansion.service.spilled"
+EXPORT_ATTEMPTS = "otel_expansion.export.attempts"
+EXPORT_FAILURES = "otel_expansion.export.failures"
+EXPORT_DURATION = "otel_expansion.export.duration"
+RECORD_DURATION = "otel_expansion.record.duration"
+EXIT_DURATION = "otel_expansion.exit.duration"
+SENDER_DURATION = "otel_expansion.sender.duration"
+SENDER_CPU_TIME = "otel_expansion.sender.cpu_time"
+SPOOL_SIZE = "otel_expansion.spool.size"
+JOURNAL_BACKLOG = "otel_expansion.journal.backlog"
+
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 300.0)
 MEMORY_BUCKETS = tuple(float(2**n) for n in range(23, 34))  # 8 MiB .. 8 GiB
 SESSION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
@@ -70,51 +96,51 @@ ATTRIBUTES: dict[str, Attribute] = {
 }
 
 METRICS: tuple[Metric, ...] = (
-    Metric("cli.command.invocations", "counter", "{invocation}", Level.BASIC, "Commands run.",
+    Metric(INVOCATIONS, "counter", "{invocation}", Level.BASIC, "Commands run.",
            ("cli.command.name", "cli.command.outcome", "error.type")),
-    Metric("cli.command.duration", "histogram", "s", Level.BASIC, "Wall time of a command.",
+    Metric(DURATION, "histogram", "s", Level.BASIC, "Wall time of a command.",
            ("cli.command.name", "cli.command.outcome", "error.type"), DURATION_BUCKETS),
-    Metric("cli.command.errors", "counter", "{error}", Level.BASIC, "Failed commands by error type.",
+    Metric(ERRORS, "counter", "{error}", Level.BASIC, "Failed commands by error type.",
            ("cli.command.name", "error.type")),
-    Metric("cli.exceptions.handled", "counter", "{exception}", Level.BASIC,
+    Metric(HANDLED, "counter", "{exception}", Level.BASIC,
            "Exceptions the app reported with record_exception().", ("error.type", "exception.handled")),
-    Metric("cli.feature.usage", "counter", "{use}", levels.FEATURES, "Calls to feature().", ("feature.name",)),
-    Metric("cli.command.cpu_time", "histogram", "s", levels.PERFORMANCE, "CPU time of a command.",
+    Metric(FEATURE_USAGE, "counter", "{use}", levels.FEATURES, "Calls to feature().", ("feature.name",)),
+    Metric(CPU_TIME, "histogram", "s", levels.PERFORMANCE, "CPU time of a command.",
            ("cli.command.name",), DURATION_BUCKETS),
-    Metric("cli.command.memory.peak", "histogram", "By", levels.PERFORMANCE, "Peak memory of a command.",
+    Metric(MEMORY_PEAK, "histogram", "By", levels.PERFORMANCE, "Peak memory of a command.",
            ("cli.command.name",), MEMORY_BUCKETS),
-    Metric("cli.process.startup_time", "histogram", "s", levels.PERFORMANCE,
+    Metric(STARTUP_TIME, "histogram", "s", levels.PERFORMANCE,
            "Process start to the command's start: interpreter start-up and imports (Linux, 10 ms resolution).",
            ("cli.command.name",), DURATION_BUCKETS),
-    Metric("cli.session.duration", "histogram", "s", levels.SESSIONS, "Length of an ended session.", (),
+    Metric(SESSION_DURATION, "histogram", "s", levels.SESSIONS, "Length of an ended session.", (),
            SESSION_BUCKETS),
-    Metric("cli.session.commands", "histogram", "{command}", levels.SESSIONS, "Commands in an ended session.",
+    Metric(SESSION_COMMANDS, "histogram", "{command}", levels.SESSIONS, "Commands in an ended session.",
            (), COUNT_BUCKETS),
-    Metric("cli.session.heartbeats", "counter", "{heartbeat}", levels.SESSIONS,
+    Metric(HEARTBEATS, "counter", "{heartbeat}", levels.SESSIONS,
            "Periodic liveness of long-running programs.", ()),
-    Metric("cli.activity", "counter", "{invocation}", levels.ACTIVITY, "Commands by hour of the week.",
+    Metric(ACTIVITY, "counter", "{invocation}", levels.ACTIVITY, "Commands by hour of the week.",
            ("activity.hour_of_week",)),
-    Metric("otel_expansion.spool.dropped", "counter", "{item}", Level.BASIC,
+    Metric(SPOOL_DROPPED, "counter", "{item}", Level.BASIC,
            "Telemetry dropped locally (self-health).", ("reason",)),
-    Metric("otel_expansion.service.spilled", "counter", "{command}", Level.BASIC,
+    Metric(SERVICE_SPILLED, "counter", "{command}", Level.BASIC,
            "Commands a long-running program's export thread handed to the journal, for a sender to replay, "
            "because the program was busy or a sender was writing (delayed, not dropped; self-health).", ()),
-    Metric("otel_expansion.export.attempts", "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
-    Metric("otel_expansion.export.failures", "counter", "{request}", Level.BASIC, "Export requests failed.",
+    Metric(EXPORT_ATTEMPTS, "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
+    Metric(EXPORT_FAILURES, "counter", "{request}", Level.BASIC, "Export requests failed.",
            ("reason",)),
-    Metric("otel_expansion.export.duration", "histogram", "s", Level.BASIC,
+    Metric(EXPORT_DURATION, "histogram", "s", Level.BASIC,
            "Latency of one export request, by outcome (self-health).", ("outcome",), DURATION_BUCKETS),
-    Metric("otel_expansion.record.duration", "histogram", "s", Level.BASIC,
+    Metric(RECORD_DURATION, "histogram", "s", Level.BASIC,
            "Time the library itself spent recording one command (its begin and end hooks).", (), OVERHEAD_BUCKETS),
-    Metric("otel_expansion.exit.duration", "histogram", "s", Level.BASIC,
+    Metric(EXIT_DURATION, "histogram", "s", Level.BASIC,
            "Time a CLI's exit path spent on telemetry, up to the journal write (self-health).", (), OVERHEAD_BUCKETS),
-    Metric("otel_expansion.sender.duration", "histogram", "s", Level.BASIC,
+    Metric(SENDER_DURATION, "histogram", "s", Level.BASIC,
            "Wall time of one sender round (self-health).", (), DURATION_BUCKETS),
-    Metric("otel_expansion.sender.cpu_time", "histogram", "s", Level.BASIC,
+    Metric(SENDER_CPU_TIME, "histogram", "s", Level.BASIC,
            "CPU time of one sender round (self-health).", (), DURATION_BUCKETS),
-    Metric("otel_expansion.spool.size", "histogram", "By", Level.BASIC,
+    Metric(SPOOL_SIZE, "histogram", "By", Level.BASIC,
            "Spool file size on disk, sampled once per sender round (self-health).", (), BYTES_BUCKETS),
-    Metric("otel_expansion.journal.backlog", "histogram", "{record}", Level.BASIC,
+    Metric(JOURNAL_BACKLOG, "histogram", "{record}", Level.BASIC,
            "Run records waiting in the journal when a sender round starts (self-health).", (), BACKLOG_BUCKETS),
 )
 

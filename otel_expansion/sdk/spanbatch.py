@@ -7,18 +7,18 @@ Python was most of the export thread's cost. A :class:`SpanBatch` keeps the shar
 :class:`SpanTemplate` and per span only what varies (ids, times, measured attributes, events).
 
 Span processors that know batches (ours: the level filter, redaction, staging) implement
-``on_end_batch``; for any other processor the batch is materialised into the very ``ReadableSpan``
-objects the per-span path would have built (:meth:`SpanBatch.spans`), so what a processor sees, and what
-is exported, is the same either way (``tests/sdk/test_replay.py`` holds the bytes equal).
+``on_end_batch`` (the hook and its dispatch are in :mod:`otel_expansion.sdk.otel_internals`); for any
+other processor the batch is materialised into the very ``ReadableSpan`` objects the per-span path would
+have built (:meth:`SpanBatch.spans`), so what a processor sees, and what is exported, is the same either
+way (``tests/sdk/test_replay.py`` holds the bytes equal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.trace import Event as SdkEvent
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
 
@@ -80,23 +80,3 @@ class SpanBatch:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-
-def batch_handler(processor: SpanProcessor) -> Callable[[SpanBatch], None]:
-    """``processor.on_end_batch`` when it has one, else a loop of ``on_end`` over the materialised spans."""
-    handler: Callable[[SpanBatch], None] | None = getattr(processor, "on_end_batch", None)
-    if handler is not None:
-        return handler
-
-    def each(batch: SpanBatch) -> None:
-        for span in batch.spans():
-            processor.on_end(span)
-
-    return each
-
-
-def processors_of(active: Any) -> Sequence[SpanProcessor] | None:
-    """The processors behind a provider's multi-processor, or None when they cannot be read (then every
-    span goes through ``on_end`` of the provider's own active processor)."""
-    found = getattr(active, "_span_processors", None)
-    return found if isinstance(found, tuple) else None

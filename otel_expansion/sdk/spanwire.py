@@ -88,7 +88,7 @@ class SpanEncoder:
             if prefix is None:
                 kf = _ld(b"\x0a", key.encode("utf-8")) if key else b""
                 prefix = self._float_prefix[key] = b"\x4a" + _varint(len(kf) + 11) + kf + b"\x12\x09\x21"
-            return prefix + _pack_d(value)  # type: ignore[arg-type]
+            return prefix + _pack_d(value)
         ck: tuple[str, type, object] | None = (key, t, value)
         try:
             hit = self._kv.get(ck)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
@@ -27,11 +28,16 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import Sum as SumData
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_expansion.otlp.encode import span_to_proto
 from otel_expansion.otlp.model import HISTOGRAM, SUM, Attrs, MetricPoint, SeriesKey, SpanRecord, attrs_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_expansion.privacy.redaction import Redactor
+    from otel_expansion.sdk.spanbatch import SpanBatch
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -135,7 +141,7 @@ class StagingSpanProcessor(SpanProcessor):
         self._resources[id(resource)] = (resource, attrs)
         return attrs
 
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -152,7 +158,7 @@ class StagingSpanProcessor(SpanProcessor):
         except Exception:
             log.exception("could not encode span %r; dropped", getattr(span, "name", "?"))
 
-    def on_end_batch(self, batch: Any) -> None:
+    def on_end_batch(self, batch: SpanBatch) -> None:
         """A :class:`~otel_expansion.sdk.spanbatch.SpanBatch` encoded at once: resource and scope converted
         once, each span's bytes from the encoder's batch path (the protobuf classes for what it leaves)."""
         try:
@@ -198,7 +204,7 @@ class StagingMetricReader(MetricReader):
     long-running programs call it on their export interval.
     """
 
-    def __init__(self, staging: Staging, redactor: Any | None = None) -> None:
+    def __init__(self, staging: Staging, redactor: Redactor | None = None) -> None:
         super().__init__(preferred_temporality=DELTA_EVERYWHERE)
         self.staging = staging
         self.redactor = redactor
@@ -247,5 +253,5 @@ class StagingMetricReader(MetricReader):
                                                       bucket_counts=tuple(dp.bucket_counts)))
         return points
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
         return None

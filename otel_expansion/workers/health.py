@@ -19,13 +19,13 @@ __all__ = ["health_points", "resource_for_health"]
 def _metric_of(counter: str) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
     """The self-health metric and attributes a spool counter is reported as (None: not reported)."""
     if counter.startswith("dropped."):
-        return "otel_expansion.spool.dropped", (("reason", counter.split(".", 1)[1]),)
+        return signals.SPOOL_DROPPED, (("reason", counter.split(".", 1)[1]),)
     if counter == "service.spilled":
-        return "otel_expansion.service.spilled", ()
+        return signals.SERVICE_SPILLED, ()
     if counter == "export.attempts":
-        return "otel_expansion.export.attempts", ()
+        return signals.EXPORT_ATTEMPTS, ()
     if counter.startswith("export.failures."):
-        return "otel_expansion.export.failures", (("reason", counter.split(".", 2)[2]),)
+        return signals.EXPORT_FAILURES, (("reason", counter.split(".", 2)[2]),)
     return None
 
 

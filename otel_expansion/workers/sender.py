@@ -15,15 +15,20 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_expansion.config.levels import Level
 from otel_expansion.config.otlp import masked_url
 from otel_expansion.config.paths import SENDER_LOCK, SPOOL_FILE, ensure_dir
-from otel_expansion.config.settings import Settings, resolve
+from otel_expansion.config.settings import Settings, Stored, load, read_stored
 from otel_expansion.export import launcher
 from otel_expansion.export.delivery import SendSummary
 from otel_expansion.journal import store as journal
+
+if TYPE_CHECKING:
+    from otel_expansion.journal.record import Record
+    from otel_expansion.sdk.debug import DebugSpool
+    from otel_expansion.spool.store import Spool
 
 __all__ = [
     "SendSummary",
@@ -74,7 +79,7 @@ def sender_lock(home: str, wait_s: float = 0.0) -> Iterator[None]:
         os.close(fd)
 
 
-def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> Any:
+def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> Spool | DebugSpool:
     from otel_expansion.spool.store import open_home
 
     spool = open_home(home, max_bytes=settings.spool_max_bytes, max_age_s=settings.spool_max_age_s,
@@ -86,7 +91,7 @@ def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> An
     return spool
 
 
-def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
+def ingest_journal(home: str, spool: Spool | DebugSpool, settings: Settings, deadline: float,
                    progress: Callable[[int, int], None] | None = None,
                    only: list[str] | None = None) -> tuple[int, int]:
     """Replay every published journal record (or ``only`` these paths) into the spool, in chunks;
@@ -117,13 +122,13 @@ def ingest_journal(home: str, spool: Any, settings: Settings, deadline: float,
         done += len(chunk)
         ids = [os.path.basename(p) for p in chunk]
         seen = spool.seen(ids)
-        records: list[tuple[str, dict[str, Any]]] = []
+        records: list[tuple[str, Record]] = []
         bad: list[str] = []
         for path, rid in zip(chunk, ids, strict=False):
             if rid in seen:
                 continue
             try:
-                records.append((rid, dict(journal.read(path))))
+                records.append((rid, journal.read(path)))
             except journal.WaitingRecord:  # a newer release's record: neither ours to delete nor a loss
                 waiting += 1
                 continue
@@ -182,7 +187,7 @@ def _chunks(paths: list[str]) -> Iterator[list[str]]:
 
 def run_round(home: str, settings: Settings, *, send: bool = True, force: bool = False, persist: bool = False,
               lock_wait_s: float = 0.0,
-              deadline_s: float | None = None, progress: Callable[[str, Any], None] | None = None) -> SendSummary:
+              deadline_s: float | None = None, progress: Callable[[str, object], None] | None = None) -> SendSummary:
     """One sender round: ingest the journal, then send if due (or ``force``).
 
     ``persist`` keeps retrying transient failures until the deadline (the foreground ``flush``).
@@ -270,6 +275,9 @@ def _deliver(spool: Any, settings: Settings, deadline: float, summary: SendSumma
     from otel_expansion.export.transport import HttpTransport
 
     config = otlp_config_from_env(endpoint=settings.endpoint)
+    if config.endpoint_problem:  # misconfigured: hold the data (within the spool cap) and say so
+        summary.error = f"{config.endpoint_problem}; nothing sent, the data waits"
+        return
     transport = MeteredTransport(HttpTransport(config), spool, cost.home, settings, config)
 
     def deliver(report: Callable[[SendSummary], None] | None) -> None:
@@ -299,8 +307,9 @@ def settings_for(home: str, endpoint: str | None = None) -> Settings:
     The endpoint is the one given on the command line, else the one the app passed to ``init()``
     (remembered in the home directory), else the OTLP environment variables decide.
     """
-    return resolve("otel-expansion-sender", home=home, endpoint=endpoint or stored_endpoint(home),
-                   level=Level.FULL)
+    stored = read_stored(home)  # not the consent (each record carries its level) nor the app's opt-out variable
+    return load("otel-expansion-sender", home=home, endpoint=endpoint, level=Level.FULL,
+                stored=Stored(None, stored.debug, stored.endpoint))
 
 
 def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
@@ -327,10 +336,8 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
 
 
 def stored_endpoint(home: str) -> str | None:
-    from otel_expansion.config.paths import ENDPOINT_FILE, read_small
-
-    raw = read_small(os.path.join(home, ENDPOINT_FILE), 4096)
-    return raw.decode("utf-8", "replace").strip() or None if raw else None
+    """init(endpoint=...) as remembered in ``home`` (read by the settings loader)."""
+    return read_stored(home).endpoint
 
 
 def main(argv: list[str] | None = None) -> int:

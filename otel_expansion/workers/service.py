@@ -20,11 +20,16 @@ import threading
 import time
 from bisect import bisect_right
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from otel_expansion.config import levels
 from otel_expansion.config.paths import ensure_dir
 from otel_expansion.config.settings import Settings
+from otel_expansion.workers import SENDER_ENTRY
+
+if TYPE_CHECKING:
+    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.journal.record import Record
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -94,7 +99,7 @@ _TIME = itemgetter("t")
 
 
 class ServiceRuntime:
-    def __init__(self, settings: Settings, recorder: Any, install_global: bool = False,
+    def __init__(self, settings: Settings, recorder: Recorder, install_global: bool = False,
                  provisional: bool = False) -> None:
         """``provisional``: started by opentelemetry-instrument's configurator, before the app's own init()
         (which may opt out, leaving no file behind): the spool is then opened by the thread, not here."""
@@ -146,7 +151,7 @@ class ServiceRuntime:
         self._wake = threading.Event()
         wake = self._wake
         recorder.max_commands = SERVICE_MAX_BUFFERED
-        recorder._on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None
+        recorder.on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None
         # What the export thread and the exit path import is loaded here, on the host thread, once: two
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
@@ -170,7 +175,7 @@ class ServiceRuntime:
     def _drain(self, heartbeat: bool = False, size: int = SLICE) -> list[dict[str, Any]]:
         """What the recorder holds (plus heartbeat and ended session), as bodies of at most SLICE commands."""
         with self._lock:
-            body = self.recorder.drain() or {}
+            body: dict[str, Any] = dict(self.recorder.drain() or {})  # gains level, session, heartbeats
             if heartbeat and self.settings.level >= levels.SESSIONS:
                 body["heartbeats"] = 1
             if self._ended is not None:
@@ -312,7 +317,7 @@ class ServiceRuntime:
             self._backlog_at_spawn = backlog
             self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
             if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send,
-                              force=force) is not None:
+                              force=force, entry=SENDER_ENTRY) is not None:
                 self._unsent_spill = 0
         except Exception as exc:  # the records stay in the journal for the exit's or a later sender
             log.warning("could not start a sender: %s: %s", type(exc).__name__, exc)
@@ -320,7 +325,8 @@ class ServiceRuntime:
     def _replay(self, sl: _Slice) -> int:
         try:
             if sl.body:
-                self.pipeline.ingest(sl.body, cancelled=lambda: sl.handed)
+                # a drained body plus level and session: a Record (the slices are still plain dicts here)
+                self.pipeline.ingest(cast("Record", sl.body), cancelled=lambda: sl.handed)
             self.pipeline.collect()
         except Exception as exc:
             log.warning("telemetry replay failed (%s); %d commands dropped", exc, len(sl.body.get("commands") or ()))
@@ -513,9 +519,10 @@ class ServiceRuntime:
         # written: either way the exit's sender waits for the lock instead of leaving them for next time.
         wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at else 0.0
         if self.settings.send and not in_backoff:
-            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait)
+            launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait,
+                           entry=SENDER_ENTRY)
         elif self._journaled or self._catch_up:
-            launcher.spawn(home, self.settings.endpoint, False, lock_wait_s=wait)  # store it; send another time
+            launcher.spawn(home, self.settings.endpoint, False, lock_wait_s=wait, entry=SENDER_ENTRY)  # send later
 
     def _commit_others(self) -> None:
         """Spans and metrics of other instrumentations (through our providers) staged since the thread's

@@ -23,7 +23,7 @@ from tests.export.servers import otlp_server
 
 STATUS_KEYS = {
     "service", "home", "level", "level_source", "opted_out_by", "app_opt_out_variable", "app_opt_out_set", "consent",
-    "debug", "dry_run", "endpoint", "last_send", "journal_records", "spool_series", "spool_spans",
+    "debug", "dry_run", "endpoint_problem", "endpoint", "last_send", "journal_records", "spool_series", "spool_spans",
     "spool_batches_in_flight", "spool_bytes", "sent_kept", "counters", "sender_running", "next_send",
     "installation_id",
 }

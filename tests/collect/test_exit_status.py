@@ -178,10 +178,15 @@ app()
 
 
 def test_typer_ctrl_c_is_130(tmp_path: Path) -> None:
-    """typer turns KeyboardInterrupt into exit 130: recorded as 130 / KeyboardInterrupt."""
+    """typer turns KeyboardInterrupt into exit 130: recorded as 130 / KeyboardInterrupt. (typer 0.12, the
+    lowest declared, ends such a run through click's Abort with exit 1: whatever the version does, the status
+    is the program's own, as without telemetry, and the record says exactly that.)"""
     result, cmds = run_program(tmp_path, TYPER_CTRL_C, "wait")
-    assert result.returncode == 130
-    assert [outcome(c) for c in cmds] == [("wait", 130, "KeyboardInterrupt")]
+    bare, _ = run_program(tmp_path, TYPER_CTRL_C, "wait", DO_NOT_TRACK="1")
+    assert result.returncode == bare.returncode
+    assert [(name, code) for name, code, _ in map(outcome, cmds)] == [("wait", result.returncode)]
+    if result.returncode == 130:
+        assert [outcome(c) for c in cmds] == [("wait", 130, "KeyboardInterrupt")]
 
 
 UNCAUGHT_CTRL_C = """

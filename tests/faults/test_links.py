@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.skipif(os.geteuid() != 0, reason="
 
 WRITTEN = ("sender.log", "sender.lock", "sender.state", "spool.sqlite", "spool.sqlite-wal", "spool.sqlite-shm",
            "spool.sqlite-journal", "session", "installation-id", "consent", "endpoint", "service",
-           "journal.dropped", "journal")
+           "journal.dropped", "journal", "level-choice")
 """Every path the package writes inside a home (files, SQLite side files, the journal directory)."""
 
 

@@ -16,13 +16,22 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any, Protocol
 
+    from otel_expansion.collect.recorder import Recorder
+
+    class TelemetryHandle(Protocol):
+        """What an integration uses of the handle ``init()`` returns (``_runtime.Telemetry``): its recorder.
+        A Protocol, because the handle belongs to a later layer than the integrations."""
+
+        @property
+        def recorder(self) -> Recorder: ...
+
     class Integration(Protocol):
         """What each integration module (click, typer, argparse) provides: hooks installed once, a run
         finished at exit when the framework has no end of its own, and a clean removal."""
 
-        def install(self, telemetry: Any) -> None: ...
+        def install(self, telemetry: TelemetryHandle) -> None: ...
 
-        def finish(self, telemetry: Any) -> None: ...
+        def finish(self, telemetry: TelemetryHandle) -> None: ...
 
         def uninstall(self) -> None: ...
 
@@ -33,10 +42,10 @@ INTEGRATIONS: dict[str, str] = {
 }
 
 _installed: set[str] = set()
-_telemetry: Any = None
+_telemetry: TelemetryHandle | None = None
 
 
-def install_all(telemetry: Any) -> None:
+def install_all(telemetry: TelemetryHandle) -> None:
     global _telemetry
     _telemetry = telemetry
     _observe_exit()
@@ -66,11 +75,11 @@ def _module(framework: str) -> Integration:
     """The integration module of ``framework``, imported on first use."""
     name = INTEGRATIONS[framework]
     __import__(name)
-    module: Integration = sys.modules[name]  # type: ignore[assignment]  # a module implementing the protocol
+    module: Integration = sys.modules[name]  # a module implementing the protocol
     return module
 
 
-def activate(telemetry: Any, framework: str) -> None:
+def activate(telemetry: TelemetryHandle, framework: str) -> None:
     """Instrument one framework now, or when it is first imported."""
     global _telemetry
     _telemetry = telemetry
@@ -101,7 +110,7 @@ def after_shutdown() -> None:
 
 def _loaded(framework: str) -> Integration | None:
     """The integration module if it was imported (an installed integration always is)."""
-    module: Integration | None = sys.modules.get(INTEGRATIONS[framework])  # type: ignore[assignment]
+    module: Integration | None = sys.modules.get(INTEGRATIONS[framework])
     return module
 
 
@@ -112,7 +121,7 @@ def deactivate(framework: str) -> None:
     _installed.discard(framework)
 
 
-def finish_all(telemetry: Any) -> None:
+def finish_all(telemetry: TelemetryHandle) -> None:
     """End runs that only finish with the process (argparse, click usage errors)."""
     for framework in list(_installed):
         module = _loaded(framework)

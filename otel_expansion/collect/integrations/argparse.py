@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from otel_expansion.collect.integrations import TelemetryHandle
+
 from otel_expansion.collect.integrations import _exit
 from otel_expansion.collect.recorder import default_executable
 
@@ -22,7 +24,7 @@ _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}
 
 
-def install(telemetry: Any) -> None:
+def install(telemetry: TelemetryHandle) -> None:
     import argparse
 
     if _originals:
@@ -75,7 +77,7 @@ def install(telemetry: Any) -> None:
             telemetry.recorder.note_error(argparse.ArgumentError(None, message or ""))
         return orig_exit(self, status, message)
 
-    parser_cls.parse_known_args = parse_known_args  # type: ignore[assignment]
+    parser_cls.parse_known_args = parse_known_args  # type: ignore[method-assign]
     parser_cls.exit = exit  # type: ignore[method-assign]
     sub_cls.__call__ = sub_call  # type: ignore[method-assign]
     parser_cls.error = error  # type: ignore[method-assign]
@@ -105,7 +107,7 @@ def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
             run.name = " ".join(words)
 
 
-def finish(telemetry: Any) -> None:
+def finish(telemetry: TelemetryHandle) -> None:
     """End the argparse run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
     if run is None:

@@ -19,6 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from otel_expansion.collect.integrations import TelemetryHandle
+
 from otel_expansion.collect.recorder import default_executable
 
 _originals: dict[Any, dict[str, Any]] = {}
@@ -68,13 +70,13 @@ def exit_status(click: Any, exc: BaseException | None) -> tuple[int, BaseExcepti
     return exit_code_of(exc), None if isinstance(exc, SystemExit) else exc
 
 
-def install(telemetry: Any) -> None:
+def install(telemetry: TelemetryHandle) -> None:
     import click
 
     hook(click, telemetry)
 
 
-def hook(click: Any, telemetry: Any) -> None:
+def hook(click: Any, telemetry: TelemetryHandle) -> None:
     """Install the hooks on a click module (click itself, or a copy vendored by typer)."""
     from otel_expansion.collect.integrations import _exit
 
@@ -118,8 +120,8 @@ def hook(click: Any, telemetry: Any) -> None:
             pass
         return result
 
-    ctx_cls.__init__ = __init__  # type: ignore[method-assign]
-    ctx_cls.__exit__ = __exit__  # type: ignore[method-assign]
+    ctx_cls.__init__ = __init__
+    ctx_cls.__exit__ = __exit__
     exceptions = getattr(click, "exceptions", click)
     for name in ("ClickException", "UsageError"):  # click reports its errors via show() before exiting
         cls = getattr(exceptions, name, None)
@@ -224,7 +226,7 @@ def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
     return tuple(f for f in flags if f in declared)
 
 
-def finish(telemetry: Any) -> None:
+def finish(telemetry: TelemetryHandle) -> None:
     """At shutdown: end a run whose root context never closed (usage error while parsing), and give the
     process's one command the status the process exits with, when that was decided after it ended."""
     from otel_expansion.collect.integrations import _exit

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+
+    from otel_expansion.collect.integrations import TelemetryHandle
 
 
-def install(telemetry: Any) -> None:
+def install(telemetry: TelemetryHandle) -> None:
     import typer
 
     from otel_expansion.collect.integrations import click as click_integration
@@ -24,7 +25,7 @@ def install(telemetry: Any) -> None:
         _install("click")
 
 
-def finish(telemetry: Any) -> None:
+def finish(telemetry: TelemetryHandle) -> None:
     from otel_expansion.collect.integrations import click as click_integration
 
     click_integration.finish(telemetry)
