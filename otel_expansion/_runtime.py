@@ -45,6 +45,8 @@ class Telemetry:
         self.auto = False  # started by opentelemetry-instrument's configurator, not by the app
         self.init_options: dict[str, Any] = {}
         self._pid = os.getpid()  # a forked child inherits this handle but must not report the parent's run
+        # when init() ran: a run no framework names is recorded from here (wall, monotonic, CPU)
+        self.started = (time.time_ns(), time.perf_counter_ns(), time.process_time())
         self._closed = False
 
     @property
@@ -94,9 +96,10 @@ class Telemetry:
             self._closed = True
             return
         try:
-            from otel_expansion.collect.integrations import finish_all
+            from otel_expansion.collect.integrations import finish_all, finish_fallback
 
             finish_all(self)
+            finish_fallback(self)
         except Exception as exc:
             _contained("shutdown", exc)
         self.flush()
@@ -338,6 +341,10 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
         from otel_expansion.collect.integrations import install_all
 
         install_all(telemetry)
+    else:  # every run is recorded, framework or not: its exit is watched from here
+        from otel_expansion.collect.integrations import observe_exit
+
+        observe_exit()
     atexit.register(telemetry.shutdown)
     if deferred:
         atexit.register(_settle_first_run)  # exit handlers run last-in first-out: the notice comes first
