@@ -128,7 +128,7 @@ def finish_fallback(telemetry: Any) -> None:
     recorder = telemetry.recorder
     if recorder._begun or recorder.active is not None or recorder.commands:
         return
-    named = program_name(telemetry.settings.service_name)
+    named = getattr(telemetry, "command_name", None) or program_name(telemetry.settings.service_name)
     if named is None:
         return
     run = recorder.begin(named[0], None, named[1])
@@ -147,6 +147,42 @@ def finish_fallback(telemetry: Any) -> None:
         recorder.end(run, None, unknown=True)
     else:
         recorder.end(run, status)
+
+
+_exec_originals: dict[str, Any] = {}
+
+
+def watch_exec() -> None:
+    """Wrap ``os.execv`` and ``os.execve`` (once; every ``os.exec*`` function ends in one of them): the
+    run is finished and written to the journal before the process image is replaced."""
+    import os
+
+    if _exec_originals:
+        return
+    for name in ("execv", "execve"):
+        original = getattr(os, name, None)
+        if original is not None:
+            _exec_originals[name] = original
+            setattr(os, name, _before_exec(original))
+
+
+def _before_exec(original: Callable[..., Any]) -> Callable[..., Any]:
+    def exec_(*args: Any, **kwargs: Any) -> Any:
+        try:
+            from otel_expansion import _runtime
+            from otel_expansion.collect.integrations import _exit
+
+            handle = _runtime.active()
+            if handle is not None and not handle._closed:
+                _exit.execs()
+                handle.shutdown()  # finish, journal, sender: local work of milliseconds
+        except Exception:
+            pass
+        return original(*args, **kwargs)
+
+    exec_.__name__ = exec_.__qualname__ = original.__name__
+    exec_.__doc__ = original.__doc__
+    return exec_
 
 
 def after_shutdown() -> None:
@@ -190,6 +226,12 @@ def uninstall_all() -> None:
 
     _exit.uninstall()
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PostImportFinder)]
+    if _exec_originals:
+        import os
+
+        for name, original in _exec_originals.items():
+            setattr(os, name, original)
+        _exec_originals.clear()
 
 
 class _PostImportFinder:

@@ -14,9 +14,11 @@ returned; python-fire and pyflakes ``raise SystemExit`` themselves). What is rea
   frame left by an exception exits with the last ``sys.exit`` call (or ``FireExit``/``DocoptExit``,
   reported by their integrations through :func:`observe`) made from the main thread while that frame
   stood at the very instruction it was left at; otherwise the status is ``UNKNOWN`` (a hand-written
-  ``raise SystemExit(n)``, pyflakes' ``raise SystemExit(warnings > 0)``). The one blind spot left: a
-  ``SystemExit`` caught inside the call the main frame was making and replaced there by a hand-raised
-  one. The explicit entry-point wrapper (``otel_expansion.wrap``) is exact everywhere.
+  ``raise SystemExit(n)``, pyflakes' ``raise SystemExit(warnings > 0)``), unless the program's entry
+  point is wrapped (``otel_expansion.wrap``, exact everywhere: :func:`entry`). The observed exit must
+  be the one that left: see :func:`_escaped`; the one blind spot left is a frame that swallows it and
+  raises a new ``SystemExit`` by hand at the very instruction it was raised through (a loop).
+- ``os.exec*`` (:func:`execs`): the new program decides the status: ``UNKNOWN``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,18 @@ def observe(status: BaseException, error: BaseException | None = None) -> None:
     _observed["at"] = frame.f_lasti if frame is not None else None
 
 
+def entry(status: BaseException) -> None:
+    """The program's declared entry point (``otel_expansion.wrap``) ended with ``status``: the SystemExit
+    that left it, or ``SystemExit(returned)`` that ``sys.exit(main())`` exits with. Exact by contract:
+    nothing above the entry point handles it (a console script's ``sys.exit(main())``)."""
+    _observed["entry"] = status
+
+
+def execs() -> None:
+    """The process is about to replace its image (``os.exec*``): its exit status is the new program's."""
+    _observed["exec"] = True
+
+
 def seq() -> int:
     """Sequence number of the latest observation (0 before any)."""
     return _seq[0]
@@ -96,6 +110,8 @@ def final() -> tuple[BaseException | None, BaseException | None, int]:
     escaped = getattr(sys, "last_value", None)
     if escaped is not None and escaped is not _originals.get("last") and not isinstance(escaped, SystemExit):
         return escaped, escaped, LATEST
+    if _observed.get("exec"):  # the exec'd program decides the status the shell sees
+        return UNKNOWN, None, LATEST
     if not _originals:
         return _observed.get("status"), _observed.get("error"), int(_observed.get("seq", 0))
     if _monitor:  # 3.12+: every SystemExit leaving the main frame was seen
@@ -105,7 +121,9 @@ def final() -> tuple[BaseException | None, BaseException | None, int]:
         error = _observed.get("error") if _observed.get("status") is unwound else None
         return unwound, error, LATEST
     frame = _main[0]
-    if frame is None:  # no main frame to consult: the last sys.exit, else nothing provable
+    if frame is None:  # no main frame to consult: the entry point's, the last sys.exit, else nothing
+        if _observed.get("entry") is not None:
+            return _observed["entry"], None, LATEST
         status = _observed.get("status")
         return (status, _observed.get("error"), int(_observed["seq"])) if status is not None else (UNKNOWN, None,
                                                                                                      LATEST)
@@ -114,6 +132,8 @@ def final() -> tuple[BaseException | None, BaseException | None, int]:
     status = _observed.get("status")
     if status is not None and _escaped(status, frame):
         return status, _observed.get("error"), int(_observed["seq"])
+    if _observed.get("entry") is not None:
+        return _observed["entry"], None, LATEST
     return UNKNOWN, None, LATEST
 
 
