@@ -348,7 +348,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
         observe_exit()
     from otel_expansion.collect.integrations import watch_exec
 
-    watch_exec()  # a run that replaces its image (os.exec*) is recorded first
+    watch_exec(telemetry)  # a run that replaces its image (os.exec*) is recorded first
     atexit.register(telemetry.shutdown)
     if deferred:
         atexit.register(_settle_first_run)  # exit handlers run last-in first-out: the notice comes first

@@ -150,13 +150,15 @@ def finish_fallback(telemetry: Any) -> None:
 
 
 _exec_originals: dict[str, Any] = {}
+_exec_handle: list[Any] = [None]
 
 
-def watch_exec() -> None:
+def watch_exec(telemetry: Any) -> None:
     """Wrap ``os.execv`` and ``os.execve`` (once; every ``os.exec*`` function ends in one of them): the
-    run is finished and written to the journal before the process image is replaced."""
+    run of ``telemetry`` is finished and written to the journal before the process image is replaced."""
     import os
 
+    _exec_handle[0] = telemetry
     if _exec_originals:
         return
     for name in ("execv", "execve"):
@@ -169,10 +171,9 @@ def watch_exec() -> None:
 def _before_exec(original: Callable[..., Any]) -> Callable[..., Any]:
     def exec_(*args: Any, **kwargs: Any) -> Any:
         try:
-            from otel_expansion import _runtime
             from otel_expansion.collect.integrations import _exit
 
-            handle = _runtime.active()
+            handle = _exec_handle[0]
             if handle is not None and not handle._closed:
                 _exit.execs()
                 handle.shutdown()  # finish, journal, sender: local work of milliseconds
@@ -232,6 +233,7 @@ def uninstall_all() -> None:
         for name, original in _exec_originals.items():
             setattr(os, name, original)
         _exec_originals.clear()
+    _exec_handle[0] = None
 
 
 class _PostImportFinder:
