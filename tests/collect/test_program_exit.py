@@ -144,3 +144,35 @@ def test_a_command_run_suppresses_the_fallback(tmp_path: Path) -> None:
     result, cmds = run(tmp_path, sys.executable, source)
     assert result.returncode == 3
     assert [c["name"] for c in cmds] == ["sync"]
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_explicit_shutdown_before_exit_is_unknown(tmp_path: Path, python: str) -> None:
+    """``shutdown()`` called while the program still runs cannot know the exit to come: ``unknown``."""
+    source = """
+    import sys
+    import otel_expansion
+    otel_expansion.init("tool")
+    otel_expansion.shutdown()
+    sys.exit(3)
+    """
+    result, cmds = run(tmp_path, python, source)
+    assert result.returncode == 3
+    assert [outcome(c) for c in cmds] == [("tool", None, None, "unknown")]
+
+
+def test_set_command_names_the_run(tmp_path: Path) -> None:
+    """``set_command()`` names the process's run for programs no integration names (getopt here)."""
+    source = """
+    import getopt
+    import sys
+    import otel_expansion
+    otel_expansion.init("tool")
+    opts, args = getopt.getopt(sys.argv[1:], "v")
+    if args[:1] == ["install"]:
+        otel_expansion.set_command("install")
+    sys.exit(len(args))
+    """
+    result, cmds = run(tmp_path, sys.executable, source, "-v", "install", "pkg")
+    assert result.returncode == 2
+    assert [outcome(c) for c in cmds] == [("install", 2, "2", None)]

@@ -57,8 +57,8 @@ def install() -> None:
     _originals["last"] = getattr(sys, "last_value", None)
     threading = sys.modules.get("threading")
     _main[1] = threading.main_thread().ident if threading is not None else _thread.get_ident()
-    if not _monitoring():
-        _find_main_frame()
+    _monitoring()
+    _find_main_frame()
 
     def exit(status: Any = None) -> Any:
         try:
@@ -110,8 +110,8 @@ def final() -> tuple[BaseException | None, BaseException | None, int]:
     escaped = getattr(sys, "last_value", None)
     if escaped is not None and escaped is not _originals.get("last") and not isinstance(escaped, SystemExit):
         return escaped, escaped, LATEST
-    if _observed.get("exec"):  # the exec'd program decides the status the shell sees
-        return UNKNOWN, None, LATEST
+    if _observed.get("exec") or _still_running():  # an exec'd program decides the status the shell
+        return UNKNOWN, None, LATEST  # sees; an explicit shutdown() while the program runs cannot know it
     if not _originals:
         return _observed.get("status"), _observed.get("error"), int(_observed.get("seq", 0))
     if _monitor:  # 3.12+: every SystemExit leaving the main frame was seen
@@ -135,6 +135,20 @@ def final() -> tuple[BaseException | None, BaseException | None, int]:
     if _observed.get("entry") is not None:
         return _observed["entry"], None, LATEST
     return UNKNOWN, None, LATEST
+
+
+def _still_running() -> bool:
+    """The program's main frame is still on the main thread's stack: it has not ended (an explicit
+    ``shutdown()`` before exit, from any thread)."""
+    main = _main[0]
+    if main is None:
+        return False
+    frame = sys._current_frames().get(_main[1])
+    while frame is not None:
+        if frame is main:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _escaped(exc: BaseException, main: FrameType) -> bool:
