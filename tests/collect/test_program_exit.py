@@ -85,6 +85,8 @@ def main():
             sys.exit(7)
     if mode == "boom":
         raise ValueError("x")
+    if mode == "builtin":  # site's exit(), as pycln ends
+        exit(8)
     return 0
 
 try:
@@ -104,6 +106,7 @@ def test_no_framework_every_exit(tmp_path: Path, python: str) -> None:
         "caught": (0, None, None),
         "with": (7, "7", None),
         "boom": (1, "ValueError", None),
+        "builtin": (8, "8", None),
         "raise": (3, "3", None) if monitoring else (None, None, "unknown"),
         "replaced": (6, "6", None) if monitoring else (None, None, "unknown"),
     }

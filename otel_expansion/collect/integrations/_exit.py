@@ -69,8 +69,32 @@ def install() -> None:
             raise
 
     exit.__doc__ = orig_exit.__doc__
-    _originals["code"] = exit.__code__
+    _originals["codes"] = (exit.__code__,)
     sys.exit = exit
+    _watch_quitter()
+
+
+def _watch_quitter() -> None:
+    """The builtins ``exit()`` and ``quit()`` (site's ``Quitter``, used by scripts and by CLIs such as
+    pycln): observed like ``sys.exit``, through their class, calls passing straight through."""
+    import builtins
+
+    cls = type(getattr(builtins, "exit", None))
+    orig_call = cls.__dict__.get("__call__") if cls.__module__ == "_sitebuiltins" else None
+    if orig_call is None:
+        return
+
+    def __call__(self: Any, code: Any = None) -> Any:
+        try:
+            return orig_call(self, code)
+        except SystemExit as exc:
+            handling = exc.__context__
+            observe(exc, handling if handling is not None and not isinstance(handling, SystemExit) else None)
+            raise
+
+    _originals["quitter"] = (cls, orig_call)
+    _originals["codes"] += (__call__.__code__,)
+    cls.__call__ = __call__  # type: ignore[method-assign]
 
 
 def observe(status: BaseException, error: BaseException | None = None) -> None:
@@ -162,7 +186,7 @@ def _escaped(exc: BaseException, main: FrameType) -> bool:
     ``exc`` was raised, unless it is that last handler itself) was left by ``exc``."""
     tb = exc.__traceback__
     last = tb.tb_frame if tb is not None else None
-    if last is None or last.f_code is _originals.get("code"):  # handled by nobody but our sys.exit wrapper
+    if last is None or last.f_code in _originals.get("codes", ()):  # handled by nobody but our own wrapper
         return _observed.get("at") == main.f_lasti
     if last.f_lasti != tb.tb_lasti and _last_op(last) != "RERAISE":  # type: ignore[union-attr]
         return False  # it went on after handling it: swallowed (3.11 restores the raising instruction's
@@ -262,6 +286,9 @@ def rearm_interrupt() -> None:
 def uninstall() -> None:
     if _originals:
         sys.exit = _originals.pop("exit")
+        if "quitter" in _originals:
+            cls, orig_call = _originals["quitter"]
+            cls.__call__ = orig_call
         if _originals.get("profile") is not None and sys.getprofile() is _originals["profile"]:
             sys.setprofile(None)
         _originals.clear()
