@@ -87,6 +87,11 @@ def main():
         raise ValueError("x")
     if mode == "builtin":  # site's exit(), as pycln ends
         exit(8)
+    if mode == "thread":  # sys.exit in another thread ends that thread only
+        import threading
+        t = threading.Thread(target=sys.exit, args=(9,))
+        t.start()
+        t.join()
     return 0
 
 try:
@@ -107,12 +112,13 @@ def test_no_framework_every_exit(tmp_path: Path, python: str) -> None:
         "with": (7, "7", None),
         "boom": (1, "ValueError", None),
         "builtin": (8, "8", None),
+        "thread": (0, None, None),
         "raise": (3, "3", None) if monitoring else (None, None, "unknown"),
         "replaced": (6, "6", None) if monitoring else (None, None, "unknown"),
     }
     for mode, (code, error, verdict) in cases.items():
         result, cmds = run(tmp_path / mode, python, PLAIN, mode)
-        assert result.returncode == {"normal": 0, "caught": 0, "boom": 1, "raise": 3, "replaced": 6}.get(
+        assert result.returncode == {"normal": 0, "caught": 0, "boom": 1, "raise": 3, "replaced": 6, "thread": 0}.get(
             mode, code), (mode, result.stderr)
         assert [outcome(c) for c in cmds] == [("tool", code, error, verdict)], mode
         assert cmds[0]["exe"] == "tool" and cmds[0]["end"] >= cmds[0]["start"]
