@@ -185,3 +185,22 @@ def test_set_command_names_the_run(tmp_path: Path) -> None:
     result, cmds = run(tmp_path, sys.executable, source, "-v", "install", "pkg")
     assert result.returncode == 2
     assert [outcome(c) for c in cmds] == [("install", 2, "2", None)]
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_ctrl_c_without_framework_still_dies_by_sigint(tmp_path: Path, python: str) -> None:
+    """A real SIGINT: the process dies by it as without telemetry, and the run is 130 / KeyboardInterrupt."""
+    import signal
+
+    script = tmp_path / "sleepy.py"
+    script.write_text("import time, otel_expansion\notel_expansion.init('sleepy')\nprint('ready', flush=True)\n"
+                      "time.sleep(60)\n")
+    home = tmp_path / "home"
+    proc = subprocess.Popen([python, str(script)], env=clean_env(home, **LOCAL), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT and err.rstrip().endswith(b"KeyboardInterrupt")
+    cmds = [c for r in journal_records(home) for c in r["commands"]]  # type: ignore[attr-defined]
+    assert [outcome(c) for c in cmds] == [("sleepy", 130, "KeyboardInterrupt", None)]
