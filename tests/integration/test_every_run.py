@@ -270,3 +270,33 @@ def _sender_running(home: Path) -> bool:
     from otel_expansion.export import launcher
 
     return launcher.sender_running(str(home))
+
+
+def test_console_script_form_of_the_wrapper(tmp_path: Path) -> None:
+    """A console script pointed at ``otel_expansion.entry:main``, its real entry point named in the
+    ``otel_expansion.entry`` group: no code change, every exit exact, the distribution's version."""
+    site = tmp_path / "site"
+    (site / "mytool-1.2.dist-info").mkdir(parents=True)
+    (site / "mytool-1.2.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: mytool\nVersion: 1.2\n")
+    (site / "mytool-1.2.dist-info" / "entry_points.txt").write_text(
+        "[console_scripts]\nmytool = otel_expansion.entry:main\n\n[otel_expansion.entry]\nmytool = mytool_cli:main\n")
+    (site / "mytool_cli.py").write_text(textwrap.dedent("""
+        import sys
+
+        def main():
+            print("argv0", sys.argv[0].rsplit("/", 1)[-1], sys.argv[1:])
+            if sys.argv[1:] == ["raise"]:
+                raise SystemExit(5)
+        """))
+    script = tmp_path / "bin" / "mytool"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\nimport re\nimport sys\nfrom otel_expansion.entry import main\n"
+                      "if __name__ == '__main__':\n    sys.exit(main())\n")
+    for args, code, expected in ((["raise"], 5, ("mytool", 5, "5", None)), (["x"], 0, ("mytool", 0, None, None))):
+        shutil.rmtree(tmp_path / "home", ignore_errors=True)
+        result = run(tmp_path, [sys.executable, str(script), *args])
+        assert result.returncode == code, result.stderr
+        assert result.stdout == f"argv0 mytool {args}\n".encode()
+        assert commands(tmp_path / "home") == [expected]
+        record = journal_records(tmp_path / "home")[0]
+        assert record["resource"]["service.version"] == "1.2"  # type: ignore[index]
