@@ -60,6 +60,8 @@ def run(tmp_path: Path, argv: list[str], instrument: bool = False, telemetry: bo
 
 
 FIRE = """
+import sys
+
 import fire
 
 class Calc:
@@ -74,7 +76,13 @@ class Calc:
             return "purged"
 
 def main():
-    fire.Fire(Calc)
+    if sys.argv[1:2] == ["--as-dict"]:
+        del sys.argv[1]
+        commands = {"add": Calc().add, "admin": Calc.admin}
+        commands.setdefault(sys.argv[1], print)  # a key the user typed
+        fire.Fire(commands)
+    else:
+        fire.Fire(Calc)
 """
 
 DOCOPT = '''
@@ -114,6 +122,8 @@ FRAMEWORK_CASES = [
     ("calc", FIRE, ["nope"], 2, ("calc", 2, "fire.core.FireError", None)),
     ("calc", FIRE, ["fail"], 1, ("fail", 1, "ValueError", None)),
     ("calc", FIRE, ["--help"], 0, ("calc", 0, None, None)),
+    ("calc", FIRE, ["--as-dict", "admin", "purge"], 0, ("admin purge", 0, None, None)),  # literal keys
+    ("calc", FIRE, ["--as-dict", "jane", "x"], 0, ("<undeclared>", 0, None, None)),  # a key from argv
     ("ship", DOCOPT, ["remote", "add", "x", "--force"], 0, ("remote add", 0, None, None)),
     ("ship", DOCOPT, ["send", "bad"], 1, ("send", 1, "RuntimeError", None)),
     ("ship", DOCOPT, ["wrong"], 1, ("ship", 1, "docopt.DocoptExit", None)),

@@ -6,9 +6,10 @@ internal argparse parser runs) starts the run; ``FireTrace.__init__`` hands over
 components Fire walks; ``FireExit.__init__`` reports fire's own exits (usage error 2, help 0) to the
 exit observer, since fire raises them itself rather than calling ``sys.exit``.
 
-The command is the chain of members the user's words reached (``calc sub deep``): names written in the
-program's code (attributes of its classes and modules) are kept; a dict key or list index the words
-picked is ``<undeclared>``. The exit status is the process's last word (see ``_exit``).
+The command is the chain of members the user's words reached (``calc sub deep``): names of the program's
+code (members of its classes and modules, keys of a dict written as literals where ``Fire`` is called)
+are kept; any other dict key or a list index the words picked is ``<undeclared>``. The exit status is
+the process's last word (see ``_exit``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def install(telemetry: Any) -> None:
                 run = recorder.begin(default_executable(), origin="framework")
                 if run is not None:
                     _state["run"] = run
+                    _state["caller"] = _caller_of_fire()
                     recorder.set_args(list(args) if isinstance(args, (list, tuple)) else [])
             except Exception:
                 pass
@@ -71,6 +73,16 @@ def install(telemetry: Any) -> None:
     exit_cls.__init__ = exit_init
 
 
+def _caller_of_fire() -> Any:
+    """The frame that called ``fire.Fire`` (its string constants: the keys of a dict it passed)."""
+    import sys
+
+    frame: Any = sys._getframe(2)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(("fire.", "otel_expansion.")):
+        frame = frame.f_back
+    return frame
+
+
 def _trace_error(trace: Any) -> BaseException | None:
     """The FireError of a trace that ended in a usage error (fire exits 2 with it)."""
     try:
@@ -82,9 +94,12 @@ def _trace_error(trace: Any) -> BaseException | None:
     return None
 
 
-def command_words(trace: Any) -> tuple[list[str], bool]:
-    """The members the user's words reached, and whether all are names of the program's code."""
+def command_words(trace: Any, caller: Any = None) -> tuple[list[str], bool]:
+    """The members the user's words reached, and whether all are names of the program's code: members
+    of its modules and classes, or keys of a dict written as string literals in the code that called
+    ``Fire`` (``fire.Fire({"add": add})``)."""
     from otel_expansion.privacy.names import UNDECLARED
+    from otel_expansion.privacy.provenance import literal_in_caller
 
     words: list[str] = []
     declared = True
@@ -92,7 +107,9 @@ def command_words(trace: Any) -> tuple[list[str], bool]:
     for element in getattr(trace, "elements", ()):
         target = getattr(element, "_target", None)
         if getattr(element, "_action", None) == _ACCESSED:
-            member = isinstance(target, str) and target.isidentifier() and _declares(parent, target)
+            member = isinstance(target, str) and target.isidentifier() and (
+                _declares(parent, target) or (isinstance(parent, dict) and caller is not None
+                                              and literal_in_caller(target, caller)))
             words.append(target if member else UNDECLARED)  # type: ignore[arg-type]  # member implies str
             declared = declared and member
         parent = getattr(element, "component", None)
@@ -120,9 +137,10 @@ def finish(telemetry: Any) -> None:
     """End the fire run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
     trace = _state.pop("trace", None)
+    caller = _state.pop("caller", None)
     if run is None:
         return
-    words, declared = command_words(trace)
+    words, declared = command_words(trace, caller)
     if words:
         run.name = " ".join(words)
         run.origin = "declared" if declared else "framework"
