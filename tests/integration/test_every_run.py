@@ -135,7 +135,7 @@ FRAMEWORK_CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["init", "instrument"])
+@pytest.mark.parametrize("mode", ["init", pytest.param("instrument", marks=pytest.mark.slow)])
 def test_fire_docopt_optparse_programs(tmp_path: Path, mode: str) -> None:
     """Command names and usage errors like click's, exit status as the shell saw it, output untouched."""
     for i, (name, source, args, code, expected) in enumerate(FRAMEWORK_CASES):
