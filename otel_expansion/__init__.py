@@ -12,6 +12,7 @@ from otel_expansion._runtime import (
     feature,
     init,
     record_exception,
+    set_command,
     shutdown,
 )
 from otel_expansion._version import __version__
@@ -22,6 +23,7 @@ if _TYPE_CHECKING:
     from otel_expansion.collect.features import Feature
     from otel_expansion.collect.features import declare as declare_features
     from otel_expansion.controls import add_telemetry_commands
+    from otel_expansion.entry import wrap
 
 
 def __getattr__(name: str) -> object:
@@ -30,6 +32,10 @@ def __getattr__(name: str) -> object:
         from otel_expansion.controls import add_telemetry_commands
 
         return add_telemetry_commands
+    if name == "wrap":
+        from otel_expansion.entry import wrap
+
+        return wrap
     if name in ("Feature", "declare_features"):
         from otel_expansion.collect import features
 
@@ -52,5 +58,7 @@ __all__ = [
     "feature",
     "init",
     "record_exception",
+    "set_command",
     "shutdown",
+    "wrap",
 ]

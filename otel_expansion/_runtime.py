@@ -45,6 +45,9 @@ class Telemetry:
         self.auto = False  # started by opentelemetry-instrument's configurator, not by the app
         self.init_options: dict[str, Any] = {}
         self._pid = os.getpid()  # a forked child inherits this handle but must not report the parent's run
+        # when init() ran: a run no framework names is recorded from here (wall, monotonic, CPU)
+        self.started = (time.time_ns(), time.perf_counter_ns(), time.process_time())
+        self.command_name: tuple[str, str] | None = None  # set_command() before any run began: (name, origin)
         self._closed = False
 
     @property
@@ -94,9 +97,10 @@ class Telemetry:
             self._closed = True
             return
         try:
-            from otel_expansion.collect.integrations import finish_all
+            from otel_expansion.collect.integrations import finish_all, finish_fallback
 
             finish_all(self)
+            finish_fallback(self)
         except Exception as exc:
             _contained("shutdown", exc)
         self.flush()
@@ -334,6 +338,13 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
         from otel_expansion.collect.integrations import install_all
 
         install_all(telemetry)
+    else:  # every run is recorded, framework or not: its exit is watched from here
+        from otel_expansion.collect.integrations import observe_exit
+
+        observe_exit()
+    from otel_expansion.collect.integrations import watch_exec
+
+    watch_exec(telemetry)  # a run that replaces its image (os.exec*) is recorded first
     atexit.register(telemetry.shutdown)
     if deferred:
         atexit.register(_settle_first_run)  # exit handlers run last-in first-out: the notice comes first
@@ -487,6 +498,26 @@ def command(name: str) -> _CommandScope:
     """Record a command: ``with command("sync"):`` or ``@command("sync")``."""
     literal = _literal or _load_literal()
     return _CommandScope(_handle, name, "literal" if literal(name, sys._getframe(1)) else "app")
+
+
+def set_command(name: str) -> None:
+    """Name this process's run, for programs no integration names (getopt, plain ``sys.argv``, invoke,
+    plumbum): ``set_command("install")`` once the program knows which command the user chose. The run
+    is still the process's one recorded invocation, from ``init()`` to exit, with its exact exit status;
+    a framework's run in progress is renamed. Like ``command()``, a name written in the code is kept,
+    one computed at run time only when listed in ``init(commands=...)``."""
+    t = _handle
+    if t is None or t._closed or type(name) is not str:
+        return
+    try:
+        origin = _origin(name, sys._getframe(1))
+        active = t.recorder.active
+        if active is not None:
+            active.name, active.origin = name, origin
+        else:
+            t.command_name = (name, origin)
+    except Exception as exc:
+        _contained("set_command", exc)
 
 
 def record_exception(exc: BaseException) -> None:

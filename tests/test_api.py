@@ -28,7 +28,7 @@ def test_exported_names() -> None:
     """The names other tools depend on stay exported."""
     assert set(otel_expansion.__all__) == {"Level", "Telemetry", "__version__", "command", "feature", "init",
                                            "record_exception", "shutdown", "add_telemetry_commands", "Feature",
-                                           "declare_features"}
+                                           "declare_features", "set_command", "wrap"}
 
 
 def test_init_is_idempotent() -> None:

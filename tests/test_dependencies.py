@@ -14,7 +14,7 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parent.parent
 
-OPTIONAL = {"click", "typer"}
+OPTIONAL = {"click", "typer", "fire", "docopt"}
 """Frameworks the integrations hook into only when the host program itself imports them."""
 
 # distribution -> the top-level import names it provides (only what the package uses)

@@ -36,15 +36,16 @@ The journal sits below collect although runs flow collect -> journal: it is the 
 (and its file store) that the recorder writes to, and knows nothing of how records are made.
 """
 
-LEAVES = {"cli", "backend", "auto", "__main__", "controls"}
+LEAVES = {"cli", "backend", "auto", "__main__", "controls", "entry"}
 """Entry points and side doors: they may use the library, the library never imports them."""
 
 LEAF_MAY_IMPORT = {"cli": {"backend"}, "__main__": {"cli"}, "controls": {"cli"}}
 """The ``otel-expansion`` command serves the embedded backend's report and dashboard; ``python -m`` runs it;
 ``mycli telemetry ...`` (controls/) runs the ``otel-expansion`` commands inside the host program."""
 
-ROOT_MAY_EXPOSE = {"controls"}
-"""Leaves whose entry point the package top exposes, imported on first use (``add_telemetry_commands``)."""
+ROOT_MAY_EXPOSE = {"controls", "entry"}
+"""Leaves whose entry point the package top exposes, imported on first use (``add_telemetry_commands``,
+``wrap``)."""
 
 
 def _component(module: str) -> str:

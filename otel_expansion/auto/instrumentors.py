@@ -43,3 +43,18 @@ class TyperInstrumentor(_FrameworkInstrumentor):
 class ArgparseInstrumentor(_FrameworkInstrumentor):
     framework = "argparse"
     dependencies = ()
+
+
+class OptparseInstrumentor(_FrameworkInstrumentor):
+    framework = "optparse"
+    dependencies = ()
+
+
+class FireInstrumentor(_FrameworkInstrumentor):
+    framework = "fire"
+    dependencies = ("fire >= 0.5",)
+
+
+class DocoptInstrumentor(_FrameworkInstrumentor):
+    framework = "docopt"
+    dependencies = ()  # docopt 0.6 and docopt-ng both install the module ``docopt``

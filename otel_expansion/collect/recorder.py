@@ -48,7 +48,8 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
-_USAGE_ERROR_MODULES = frozenset({"click.exceptions", "typer._click.exceptions", "argparse"})
+_USAGE_ERROR_MODULES = frozenset({"click.exceptions", "typer._click.exceptions", "argparse", "optparse", "docopt",
+                                  "fire.core"})
 
 _CONTROL = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
                              *range(0x2066, 0x206A)]}
@@ -230,8 +231,12 @@ class Recorder:
         run.cost_ns = _perf_ns() - t0
         return run
 
-    def end(self, run: CommandRun | None, exc: BaseException | None = None, exit_code: int | None = None) -> None:
-        """Finish ``run``; the exit code defaults to what ``exc`` would make Python exit with."""
+    def end(self, run: CommandRun | None, exc: BaseException | None = None, exit_code: int | None = None,
+            *, unknown: bool = False) -> None:
+        """Finish ``run``; the exit code defaults to what ``exc`` would make Python exit with.
+
+        ``unknown``: the process was left by an exception nobody could observe: outcome ``unknown``, no
+        exit code (never success); the error noted during the run, if any, is kept as its error type."""
         if run is None or run is not self.active:
             return
         self.active = None
@@ -263,7 +268,9 @@ class Recorder:
             "end": end_ns,
             "exit": code,
         }
-        if code:  # a success has neither error nor exception (what _outcome would leave)
+        if unknown:
+            _unknown(cmd, run.error)
+        elif code:  # a success has neither error nor exception (what _outcome would leave)
             self._outcome(cmd, code, err)
         level = self.level
         if level >= _PERFORMANCE:
@@ -301,6 +308,7 @@ class Recorder:
     def _outcome(self, cmd: CommandEntry, code: int, err: BaseException | None) -> None:
         """Exit code, error type (the exception's class, else the exit code) and, at ``full``, details."""
         cmd["exit"] = code
+        cmd.pop("outcome", None)
         cmd.pop("error", None)
         cmd.pop("exception", None)
         if code == 0:
@@ -323,10 +331,19 @@ class Recorder:
                 return False
             if cmd.get("exit") == code and (err is None or code == 0):
                 return True
-            if err is None and code != 0 and not str(cmd.get("error", "0")).isdigit():
+            if err is None and code != 0 and "exit" in cmd and not str(cmd.get("error", "0")).isdigit():
                 cmd["exit"] = code  # the exception that made it fail stays its error type
                 return True
             self._outcome(cmd, code, err)
+            return True
+
+    def settle_unknown(self, run: CommandRun) -> bool:
+        """The process was left by an exception nobody could observe: ``run``'s outcome is ``unknown``."""
+        with self._lock:
+            cmd = run.outcome
+            if cmd is None or not any(c is cmd for c in self.commands):
+                return False
+            _unknown(cmd, run.error)
             return True
 
     def note_error(self, exc: BaseException) -> None:
@@ -477,6 +494,17 @@ class Recorder:
             if self.overflow_exceptions:
                 body["overflow_exceptions"], self.overflow_exceptions = self.overflow_exceptions, 0
         return body
+
+
+def _unknown(cmd: CommandEntry, error: BaseException | None) -> None:
+    """Outcome ``unknown``: no exit code; the error type of what the run noted (a usage error), if any."""
+    cmd.pop("exit", None)  # the one entry without an exit code
+    cmd.pop("exception", None)
+    cmd["outcome"] = "unknown"
+    if error is not None and not _is_exit(error):
+        cmd["error"] = error_type(error)
+    else:
+        cmd.pop("error", None)
 
 
 def _name(text: str) -> str:

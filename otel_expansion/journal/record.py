@@ -30,12 +30,14 @@ if TYPE_CHECKING:
         exe: str
         start: int  # epoch ns
         end: int  # epoch ns
-        exit: int  # the status the process ends with, as the shell sees it
 
     class CommandEntry(_CommandRequired, total=False):
         """One finished command, already minimised for its level and redacted."""
 
-        error: str  # error.type, only when exit != 0
+        exit: int  # the status the process ends with, as the shell sees it; absent when unknown
+        outcome: str  # "unknown" (no exit code: the process was left by an exception nobody could see)
+
+        error: str  # error.type, only when exit != 0 (or the outcome is unknown and an error was seen)
         cpu: float  # seconds
         mem: int | None  # peak RSS bytes (None where the platform cannot tell)
         startup: float  # seconds from process start to the command's start (a process's first command)

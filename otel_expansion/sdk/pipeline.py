@@ -224,7 +224,7 @@ class Pipeline:
         """Per-command work: grouping for the metrics, one span each (O(log n) event lookups).
         Returns False when cancelled part way."""
         inst = self.instruments
-        runs: dict[tuple[str, bool, str | None], list[float]] = {}  # invocation series -> durations
+        runs: dict[tuple[str, str, str | None], list[float]] = {}  # invocation series -> durations
         errors: dict[tuple[str, str], int] = {}
         cpu: dict[str, list[float]] = {}
         mem: dict[str, list[int]] = {}
@@ -243,10 +243,13 @@ class Pipeline:
                 return False
             name = str(cmd.get("name") or "(root)")
             start, end = int(cmd["start"]), int(cmd["end"])
-            code = int(cmd.get("exit", 0))
-            error = cmd.get("error") if code else None
+            raw_exit = cmd.get("exit")
+            unknown = raw_exit is None and cmd.get("outcome") == "unknown"  # left by an unobservable exit
+            code = int(raw_exit or 0)
+            error = cmd.get("error") if code or unknown else None
             error_type = str(error) if error else None
-            series = (name, code != 0, error_type)
+            outcome = "unknown" if unknown else "error" if code else "success"
+            series = (name, outcome, error_type)
             durations = runs.get(series)
             if durations is None:
                 durations = runs[series] = []
@@ -279,12 +282,12 @@ class Pipeline:
                     hour = self._hours[quarter] = hour_of_week(start)
                 hours[hour] = hours.get(hour, 0) + 1
             if spans:
-                self._span_row(batch, cmd, name, code, error_type, start, end, session, feature_times,
-                               exception_times, features, exceptions)
+                self._span_row(batch, cmd, name, None if unknown else code, error_type, start, end, session,
+                               feature_times, exception_times, features, exceptions)
                 session = (session[0], None)  # only the session's first command carries the previous id
         self._emit(batch)
-        for (name, failed, error_type), durations in runs.items():
-            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if failed else "success"}
+        for (name, outcome, error_type), durations in runs.items():
+            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": outcome}
             if error_type is not None:
                 attrs["error.type"] = error_type
             inst[signals.INVOCATIONS].add(len(durations), attrs)
@@ -303,7 +306,8 @@ class Pipeline:
             inst[signals.STARTUP_TIME].record(ValueBatch(values), {"cli.command.name": name})
         return True
 
-    def _span_row(self, batch: _BatchBuilder, cmd: Mapping[str, Any], name: str, code: int, error_type: str | None,
+    def _span_row(self, batch: _BatchBuilder, cmd: Mapping[str, Any], name: str, code: int | None,
+                  error_type: str | None,
                   start: int, end: int, session: tuple[object, object], feature_times: Timeline | None,
                   exception_times: Timeline | None, features: Any, exceptions: Any) -> None:
         """One command's span: its shared part looked up (or made) once per series, the rest per span.
@@ -314,11 +318,13 @@ class Pipeline:
         key = (name, code, error_type, exe, session_id)
         index = batch.index.get(key)
         if index is None:
-            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if code else "success"}
+            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome":
+                                     "unknown" if code is None else "error" if code else "success"}
             if error_type is not None:
                 attrs["error.type"] = error_type
             attrs["process.executable.name"] = exe
-            attrs["process.exit.code"] = code
+            if code is not None:  # an unknown outcome has no exit code
+                attrs["process.exit.code"] = code
             if session_id:
                 attrs["session.id"] = str(session_id)
             status = Status(StatusCode.ERROR, error_type) if code else _UNSET

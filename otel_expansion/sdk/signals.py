@@ -71,7 +71,8 @@ ATTRIBUTES: dict[str, Attribute] = {
     for a in (
         Attribute("cli.command.name", Level.BASIC,
                   "Command path without the program name, e.g. `remote add`; the program name for the root."),
-        Attribute("cli.command.outcome", Level.BASIC, "`success` or `error`."),
+        Attribute("cli.command.outcome", Level.BASIC,
+                  "`success`, `error`, or `unknown` (left by an exit that could not be observed: no exit code)."),
         Attribute("error.type", Level.BASIC, "Exception class (qualified) or the exit code; only on failure."),
         Attribute("process.exit.code", Level.ENHANCED, "Exit status of the command."),
         Attribute("process.executable.name", Level.ENHANCED, "The CLI's program name."),

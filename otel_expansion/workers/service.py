@@ -118,6 +118,10 @@ class ServiceRuntime:
         self.pipeline = Pipeline(resource, settings.level, self.redactor, self.staging)
         self.session_id: str | None = None
         self._started = time.monotonic()
+        # a program that may be a short CLI run (opentelemetry-instrument, or init() finding an SDK already
+        # set up): when it ends before an export interval, its sender starts as a CLI's does, batched and
+        # backed off, instead of a forced send per run
+        self.cli_like = provisional or settings.mode == "auto"
         self._failing = False
         self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
         self.spilled = 0  # commands the thread could not keep up with, handed to the journal (self-health)
@@ -518,6 +522,12 @@ class ServiceRuntime:
         # started for what it spilled may still be replaying records listed before the last ones were
         # written: either way the exit's sender waits for the lock instead of leaving them for next time.
         wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at else 0.0
+        if self.cli_like and not long_running:
+            # a CLI run: one sender when sending is due (or the journal has grown), like init()'s CLI runs;
+            # a forced send per run made every run of a CLI its own three requests
+            if launcher.should_start(home, self.settings.send):
+                launcher.spawn(home, self.settings.endpoint, self.settings.send, lock_wait_s=wait, entry=SENDER_ENTRY)
+            return
         if self.settings.send and not in_backoff:
             launcher.spawn(home, self.settings.endpoint, self.settings.send, force=True, lock_wait_s=wait,
                            entry=SENDER_ENTRY)

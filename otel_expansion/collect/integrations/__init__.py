@@ -1,7 +1,8 @@
 """Framework integrations, one module each, installed once and only when the framework is used.
 
 A framework that is not imported yet is hooked on import (a tiny meta-path finder), so instrumenting
-never imports click, typer or argparse on the host's behalf.
+never imports click, typer, argparse, optparse, python-fire or docopt on the host's behalf. A program on
+none of them is still recorded: ``finish_fallback`` names its one run after the program.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ INTEGRATIONS: dict[str, str] = {
     "click": "otel_expansion.collect.integrations.click",
     "typer": "otel_expansion.collect.integrations.typer",
     "argparse": "otel_expansion.collect.integrations.argparse",
+    "optparse": "otel_expansion.collect.integrations.optparse",
+    "fire": "otel_expansion.collect.integrations.fire",
+    "docopt": "otel_expansion.collect.integrations.docopt",
 }
 
 _installed: set[str] = set()
@@ -101,6 +105,96 @@ def _observe_exit() -> None:
     _exit.install()
 
 
+def observe_exit() -> None:
+    """Watch how the process ends from ``init()`` on, framework or not (see ``_exit``)."""
+    _observe_exit()
+
+
+def program_name(service_name: str) -> tuple[str, str] | None:
+    """(name, origin) of the program for a run no framework named: the console script's name as typed
+    (``pipreqs``), else the service name given to ``init()`` (never a script's file name); None for
+    ``python -c``, the REPL and code read from stdin: no program to name."""
+    argv = sys.argv
+    argv0 = argv[0] if argv and isinstance(argv[0], str) else ""
+    if argv0 in ("", "-c", "-"):
+        return None
+    main = sys.modules.get("__main__")
+    if getattr(main, "__spec__", None) is not None or argv0.endswith((".py", ".pyw", ".pyz", ".pyc")):
+        return service_name, "declared"  # python -m pkg, python tool.py
+    import os
+
+    if os.path.isdir(argv0):  # python some_dir/ (a __main__.py inside)
+        return service_name, "declared"
+    from otel_expansion.collect.recorder import default_executable
+
+    return default_executable(), "framework"
+
+
+def finish_fallback(telemetry: Any) -> None:
+    """Every run of a process that called ``init()`` is recorded: when no framework integration and no
+    ``command()`` began a command, one invocation named after the program, from ``init()`` to exit,
+    with the status the process exits with (or ``unknown``)."""
+    recorder = telemetry.recorder
+    if recorder._begun or recorder.active is not None or recorder.commands:
+        return
+    named = getattr(telemetry, "command_name", None) or program_name(telemetry.settings.service_name)
+    if named is None:
+        return
+    run = recorder.begin(named[0], None, named[1])
+    if run is None:
+        return
+    started = getattr(telemetry, "started", None)
+    if started is not None:
+        run.start_ns, run.start_mono, run.start_cpu = started[0], started[1], (
+            started[2] if run.start_cpu else 0.0)
+    from otel_expansion.collect.integrations import _exit
+
+    status, error, _ = _exit.final()
+    if error is not None and not isinstance(error, SystemExit):
+        recorder.note_error(error)
+    if status is _exit.UNKNOWN:
+        recorder.end(run, None, unknown=True)
+    else:
+        recorder.end(run, status)
+
+
+_exec_originals: dict[str, Any] = {}
+_exec_handle: list[Any] = [None]
+
+
+def watch_exec(telemetry: Any) -> None:
+    """Wrap ``os.execv`` and ``os.execve`` (once; every ``os.exec*`` function ends in one of them): the
+    run of ``telemetry`` is finished and written to the journal before the process image is replaced."""
+    import os
+
+    _exec_handle[0] = telemetry
+    if _exec_originals:
+        return
+    for name in ("execv", "execve"):
+        original = getattr(os, name, None)
+        if original is not None:
+            _exec_originals[name] = original
+            setattr(os, name, _before_exec(original))
+
+
+def _before_exec(original: Callable[..., Any]) -> Callable[..., Any]:
+    def exec_(*args: Any, **kwargs: Any) -> Any:
+        try:
+            from otel_expansion.collect.integrations import _exit
+
+            handle = _exec_handle[0]
+            if handle is not None and not handle._closed:
+                _exit.execs()
+                handle.shutdown()  # finish, journal, sender: local work of milliseconds
+        except Exception:
+            pass
+        return original(*args, **kwargs)
+
+    exec_.__name__ = exec_.__qualname__ = original.__name__
+    exec_.__doc__ = original.__doc__
+    return exec_
+
+
 def after_shutdown() -> None:
     """Last step of our exit work: a program ending by Ctrl-C still dies by SIGINT (see ``_exit``)."""
     from otel_expansion.collect.integrations import _exit
@@ -142,6 +236,13 @@ def uninstall_all() -> None:
 
     _exit.uninstall()
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PostImportFinder)]
+    if _exec_originals:
+        import os
+
+        for name, original in _exec_originals.items():
+            setattr(os, name, original)
+        _exec_originals.clear()
+    _exec_handle[0] = None
 
 
 class _PostImportFinder:

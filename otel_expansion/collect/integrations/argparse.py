@@ -128,7 +128,10 @@ def finish(telemetry: TelemetryHandle) -> None:
     status, error, _ = _exit.final()
     if error is not None and not isinstance(error, SystemExit):
         telemetry.recorder.note_error(error)
-    telemetry.recorder.end(run, status)
+    if status is _exit.UNKNOWN:
+        telemetry.recorder.end(run, None, unknown=True)
+    else:
+        telemetry.recorder.end(run, status)
 
 
 def uninstall() -> None:

@@ -168,7 +168,7 @@ def _noting_show(recorder: Any, original: Any) -> Any:
     return show
 
 
-def _finish(recorder: Any, error: BaseException | None, code: int) -> None:
+def _finish(recorder: Any, error: BaseException | None, code: int, unknown: bool = False) -> None:
     run = _state.pop("run", None)
     root = _state.pop("root", None)
     path = _state.pop("path", "")
@@ -182,7 +182,7 @@ def _finish(recorder: Any, error: BaseException | None, code: int) -> None:
         run.args = _declared_only(run.args, ctx or root)
     from otel_expansion.collect.integrations import _exit
 
-    recorder.end(run, error, code)
+    recorder.end(run, error, code, unknown=unknown)
     _state["ended"] = _state.get("ended", 0) + 1
     _state["last"] = (run, _exit.seq())
 
@@ -241,12 +241,18 @@ def finish(telemetry: TelemetryHandle) -> None:
         if error is not None:
             recorder.note_error(error)
         error = run.error
+        if status is _exit.UNKNOWN:
+            _finish(recorder, error, 0, unknown=True)
+            return
         code = exit_code_of(status) if status is not None else int(getattr(error, "exit_code", 1) if error else 0)
         _finish(recorder, error, code)
         return
     last = _state.get("last")
     if _state.get("ended") == 1 and last is not None and status is not None and seq > last[1]:
-        recorder.settle(last[0], exit_code_of(status), error)
+        if status is _exit.UNKNOWN:
+            recorder.settle_unknown(last[0])
+        else:
+            recorder.settle(last[0], exit_code_of(status), error)
 
 
 def _is_exit(exc: BaseException) -> bool:

@@ -1,0 +1,106 @@
+"""optparse: the run starts at the first ``OptionParser.parse_args`` and ends at process exit.
+
+optparse has no subcommands and no run boundary: as for argparse, the run ends at shutdown with the
+status the process exits with (see ``_exit``). Programs that dispatch by hand to a second parser whose
+``prog`` is ``"tool check"`` are named by the words that ``prog`` adds to the first one's. Hooks sit
+beside optparse's code (``_get_args``, the first step of ``parse_args``, returns at once), so no frame of
+ours is on the stack while the program's callbacks run. A usage error (``error()``, exit 2) is recorded
+with error type ``optparse.OptParseError``; its message (it quotes what the user typed) is never kept.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from otel_expansion.collect.integrations import _exit
+from otel_expansion.collect.recorder import default_executable
+
+_originals: dict[str, Any] = {}
+_state: dict[str, Any] = {}
+
+
+def install(telemetry: Any) -> None:
+    import optparse
+
+    if _originals:
+        return
+    _exit.install()
+    recorder = telemetry.recorder
+    cls = optparse.OptionParser
+    _originals["_get_args"] = orig_get_args = cls._get_args
+    _originals["error"] = orig_error = cls.error
+
+    def _get_args(self: Any, args: Any) -> Any:
+        try:  # noqa: SIM105 -- no contextlib import on the CLI path
+            _parse_starts(recorder, self, args)
+        except Exception:
+            pass
+        return orig_get_args(self, args)
+
+    def error(self: Any, msg: str) -> Any:
+        if "run" in _state:
+            recorder.note_error(optparse.OptParseError(msg))
+        return orig_error(self, msg)
+
+    cls._get_args = _get_args  # type: ignore[method-assign]
+    cls.error = error  # type: ignore[method-assign]
+
+
+def _parse_starts(recorder: Any, parser: Any, args: Any) -> None:
+    """First parse: start the run. A later one whose ``prog`` extends the first: the subcommand."""
+    run = _state.get("run")
+    prog = str(parser.get_prog_name() or "")
+    if run is None:
+        if "root_prog" in _state or recorder.active is not None:
+            return
+        run = recorder.begin(default_executable(), origin="framework")
+        if run is not None:
+            _state.update(run=run, path=[], parsers=[parser], root_prog=prog)
+            recorder.set_args(list(args) if args is not None else sys.argv[1:])
+        return
+    _state["parsers"].append(parser)
+    root = _state["root_prog"]
+    if root and prog.startswith(root + " ") and not _state["path"]:
+        words = prog[len(root):].split()
+        if words:  # the program's own prog string: shape-checked like any name it builds
+            _state["path"] = words
+            run.name = " ".join(words)
+
+
+def finish(telemetry: Any) -> None:
+    """End the optparse run with the status the process exits with; called at shutdown."""
+    run = _state.pop("run", None)
+    if run is None:
+        return
+    path = _state.pop("path", [])
+    parsers = _state.pop("parsers", [])
+    if path:
+        run.name, run.origin = " ".join(path), "framework"
+    if run.args:  # only options a parser on the way declares: a mistyped flag may be someone's value
+        declared: set[str] = set()
+        for p in parsers:
+            declared.update(getattr(p, "_long_opt", {}))
+            declared.update(getattr(p, "_short_opt", {}))
+        run.args = tuple(a for a in run.args if a in declared)
+    status, error, _ = _exit.final()
+    if error is not None and not isinstance(error, SystemExit):
+        telemetry.recorder.note_error(error)
+    if status is _exit.UNKNOWN:
+        telemetry.recorder.end(run, None, unknown=True)
+    else:
+        telemetry.recorder.end(run, status)
+
+
+def uninstall() -> None:
+    import optparse
+
+    if not _originals:
+        return
+    optparse.OptionParser._get_args = _originals["_get_args"]  # type: ignore[method-assign]
+    optparse.OptionParser.error = _originals["error"]  # type: ignore[method-assign]
+    _originals.clear()
+    _state.clear()
