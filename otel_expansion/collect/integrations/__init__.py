@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.config.settings import Settings
 
     class TelemetryHandle(Protocol):
         """What an integration uses of the handle ``init()`` returns (``_runtime.Telemetry``): its recorder.
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
 
         @property
         def recorder(self) -> Recorder: ...
+
+        settings: Settings
+        started: tuple[int, int, float]  # init()'s wall ns, monotonic ns and CPU s: the fallback run's start
+        command_name: tuple[str, str] | None  # set_command() before any run began: (name, origin)
+        _closed: bool
+
+        def shutdown(self) -> None: ...
 
     class Integration(Protocol):
         """What each integration module (click, typer, argparse) provides: hooks installed once, a run
@@ -130,21 +138,21 @@ def program_name(service_name: str) -> tuple[str, str] | None:
     return default_executable(), "framework"
 
 
-def finish_fallback(telemetry: Any) -> None:
+def finish_fallback(telemetry: TelemetryHandle) -> None:
     """Every run of a process that called ``init()`` is recorded: when no framework integration and no
     ``command()`` began a command, one invocation named after the program, from ``init()`` to exit,
     with the status the process exits with (or ``unknown``)."""
     recorder = telemetry.recorder
     if recorder._begun or recorder.active is not None or recorder.commands:
         return
-    named = getattr(telemetry, "command_name", None) or program_name(telemetry.settings.service_name)
+    named = telemetry.command_name or program_name(telemetry.settings.service_name)
     if named is None:
         return
     run = recorder.begin(named[0], None, named[1])
     if run is None:
         return
-    started = getattr(telemetry, "started", None)
-    if started is not None:
+    started = telemetry.started
+    if started:
         run.start_ns, run.start_mono, run.start_cpu = started[0], started[1], (
             started[2] if run.start_cpu else 0.0)
     from otel_expansion.collect.integrations import _exit
@@ -162,7 +170,7 @@ _exec_originals: dict[str, Any] = {}
 _exec_handle: list[Any] = [None]
 
 
-def watch_exec(telemetry: Any) -> None:
+def watch_exec(telemetry: TelemetryHandle) -> None:
     """Wrap ``os.execv`` and ``os.execve`` (once; every ``os.exec*`` function ends in one of them): the
     run of ``telemetry`` is finished and written to the journal before the process image is replaced."""
     import os
