@@ -2,7 +2,8 @@
 
 Fleet topology (collector-config/README.md): SDKs -> edge collectors -> gateways (gateway-clickhouse.yaml)
 -> ClickHouse. The exporter (contrib clickhouseexporter, pinned in collector-config/manifest.yaml) writes
-raw points: ``otel_metrics_sum``, ``otel_metrics_histogram``, ``otel_metrics_gauge`` and ``otel_traces``,
+raw points: ``otel_metrics_sum``, ``otel_metrics_histogram``, ``otel_metrics_exponential_histogram``,
+``otel_metrics_gauge`` and ``otel_traces``,
 with attributes in ``Map(LowCardinality(String), String)`` columns. ClickHouse aggregates raw points fast
 enough that no rollup is kept; each method below is the same question query.py answers from SQLite's
 rollups, with the same columns and value spellings, so report.py builds the same report from either.
@@ -28,6 +29,7 @@ from typing import Any
 
 from otel_expansion.backend.query import GROUPS, Filter
 from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS, INVOCATIONS, LABELS, SESSION_BOUNDS, expand, fold
+from otel_expansion.otlp.exponential import Accumulator, Buckets
 
 __all__ = ["ClickHouseEngine", "http_runner"]
 
@@ -167,10 +169,33 @@ class ClickHouseEngine:
             out += [(*row[:width], lower, upper, n) for lower, upper, n in expand(bounds, counts)]
         return out
 
+    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, Buckets): points summed per (scale, offsets) by sumForEach, merged exactly here."""
+        head, tail = self._group(group, ["Scale", "PositiveOffset", "NegativeOffset"])
+        width = len(group)
+        merged: dict[tuple[Any, ...], Accumulator] = {}
+        for row in self._rows(
+            f"SELECT {head}sum(ZeroCount), sumForEach(PositiveBucketCounts), sumForEach(NegativeBucketCounts)"
+            f" FROM {self._table('otel_metrics_exponential_histogram')}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
+        ):
+            key = tuple(row[:width])
+            scale, offset, n_offset, zero, counts, n_counts = row[width:]
+            acc = merged.get(key)
+            if acc is None:
+                acc = merged[key] = Accumulator()
+            acc.add(Buckets(int(scale), int(zero), int(offset), tuple(int(n) for n in counts), int(n_offset),
+                            tuple(int(n) for n in n_counts)))
+        return [(*key, acc.result()) for key, acc in merged.items()]
+
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         head, tail = self._group(group)
+        cols = ("ServiceName, MetricName, ResourceAttributes, Attributes, TimeUnix, Count, Sum, Min, Max,"
+                " AggregationTemporality")
+        table = (f"(SELECT {cols} FROM {self._table('otel_metrics_histogram')}"
+                 f" UNION ALL SELECT {cols} FROM {self._table('otel_metrics_exponential_histogram')})")
         return self._rows(
-            f"SELECT {head}sum(Count), sum(Sum), min(Min), max(Max) FROM {self._table('otel_metrics_histogram')}"
+            f"SELECT {head}sum(Count), sum(Sum), min(Min), max(Max) FROM {table}"
             f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
         )
 
@@ -180,6 +205,9 @@ class ClickHouseEngine:
             f"SELECT MetricName, 'sum', sum(Value) FROM {self._table('otel_metrics_sum')}"
             f" WHERE {where} AND AggregationTemporality = 1 GROUP BY MetricName"
             f" UNION ALL SELECT MetricName, 'histogram', sum(Count) FROM {self._table('otel_metrics_histogram')}"
+            f" WHERE {where} AND AggregationTemporality = 1 GROUP BY MetricName"
+            " UNION ALL SELECT MetricName, 'histogram', sum(Count) FROM"
+            f" {self._table('otel_metrics_exponential_histogram')}"
             f" WHERE {where} AND AggregationTemporality = 1 GROUP BY MetricName"
             f" UNION ALL SELECT MetricName, 'gauge', argMax(Value, TimeUnix) FROM {self._table('otel_metrics_gauge')}"
             f" WHERE {where} GROUP BY MetricName"
@@ -265,7 +293,7 @@ class ClickHouseEngine:
                 counts[key] = int(self._rows(f"SELECT count() FROM {self._table(table)}")[0][0])
             except Exception:  # a deployment may not create every table (e.g. no logs pipeline)
                 counts[key] = 0
-        for table in ("otel_metrics_histogram", "otel_metrics_gauge"):
+        for table in ("otel_metrics_histogram", "otel_metrics_exponential_histogram", "otel_metrics_gauge"):
             with contextlib.suppress(Exception):
                 counts["metric_points"] += int(self._rows(f"SELECT count() FROM {self._table(table)}")[0][0])
         counts["resources"] = 0

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from otel_expansion.backend.rollup import BUCKET_SLOTS, DAY_NS, INVOCATIONS, expand
+from otel_expansion.backend.rollup import BUCKET_SLOTS, DAY_NS, INVOCATIONS, decode_exponential, expand
 from otel_expansion.backend.store import stored_counts
+from otel_expansion.otlp.exponential import Accumulator, Buckets
 
-__all__ = ["GROUPS", "Engine", "Filter", "SQLiteEngine"]
+__all__ = ["GROUPS", "Buckets", "Engine", "Filter", "SQLiteEngine"]
 
 GROUPS = ("day", "week", "service", "version", "command", "outcome", "error_type", "label", "metric")
 """Dimensions a query may group by; a week is Monday-based: (days since 1970-01-01 + 3) // 7."""
@@ -56,6 +57,9 @@ class Engine(Protocol):
     def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        ...  # *group, Buckets (base-2 exponential, merged per group)
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]: ...  # metric, kind, value
 
@@ -209,6 +213,23 @@ class SQLiteEngine:
             for lower, upper, n in expand(json.loads(row[width]), row[width + 1 :]):
                 out.append((*row[:width], lower, upper, n))
         return out
+
+    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, Buckets): the exponential rollup's rows merged per group (exactly, at the coarsest scale)."""
+        where, params = _tiered(f, group)
+        names, names_params = _in(metrics)
+        cols = _cols(group)
+        head = ", ".join(cols) + ", " if cols else ""
+        merged: dict[tuple[Any, ...], Accumulator] = {}
+        width = len(cols)
+        sql = f"SELECT {head}buckets FROM r_exp WHERE {names}{where}"
+        for row in self._conn.execute(sql, [*names_params, *params]):
+            key = tuple(row[:width])
+            acc = merged.get(key)
+            if acc is None:
+                acc = merged[key] = Accumulator()
+            acc.add(decode_exponential(row[width]))
+        return [(*key, acc.result()) for key, acc in merged.items()]
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         where, params = _tiered(f, group)

@@ -10,6 +10,9 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
   from ``cli.command.errors``), which divides their groups by the number of outcomes;
 - bucket rollup: (metric, day, service, version, command, label, bounds) -> counts per bucket, one
   row per bucket layout (``BUCKET_SLOTS`` columns), so percentiles merge few rows;
+- exponential rollup: (metric, day, service, version, command, label) -> base-2 exponential buckets
+  (scale, zero count, offsets and counts; see otel_expansion.otlp.exponential), merged at the coarser
+  scale, so durations keep their bounded relative error however many runs and days are merged;
 - environment rollup: (day, service, version, key, value) -> invocations.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
@@ -20,10 +23,13 @@ all-time report reads about a seventh of the rows.
 from __future__ import annotations
 
 import json
+import marshal
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from otel_expansion.otlp import exponential
 
 __all__ = [
     "BUCKET_SLOTS",
@@ -36,7 +42,10 @@ __all__ = [
     "Rollup",
     "as_string",
     "bucket_of",
+    "decode_exponential",
+    "encode_exponential",
     "expand",
+    "exponential_of",
     "fold",
     "layout",
     "weekly",
@@ -91,6 +100,7 @@ def bucket_of(value: float, bounds: tuple[float, ...]) -> tuple[float, float]:
 
 MetricKey = tuple[str, int, str, str, str, str, str, str]
 BucketKey = tuple[str, int, str, str, str, str, str]
+ExpKey = tuple[str, int, str, str, str, str]
 EnvKey = tuple[int, str, str, str, str]
 
 
@@ -101,6 +111,7 @@ class Rollup:
     metrics: dict[MetricKey, list[Any]] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     buckets: dict[BucketKey, list[int]] = field(default_factory=dict)
+    exp: dict[ExpKey, exponential.Buckets] = field(default_factory=dict)
     env: dict[EnvKey, float] = field(default_factory=dict)
     active: set[tuple[int, str, str, str]] = field(default_factory=set)
 
@@ -156,6 +167,44 @@ class Rollup:
             slots[i] += n
 
 
+    def add_exponential(
+        self,
+        key: MetricKey,
+        count: int,
+        total: float | None,
+        minimum: float | None,
+        maximum: float | None,
+        buckets: exponential.Buckets,
+        end_ns: int,
+    ) -> None:
+        """A base-2 exponential point: its stats like any histogram's, its buckets into the exponential rollup."""
+        self.add_histogram(key, count, total, minimum, maximum, [], [], end_ns)
+        metric, day, service, version, command, _outcome, _error, label = key
+        ekey = (metric, day, service, version, command, label)
+        have = self.exp.get(ekey)
+        self.exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
+
+
+def exponential_of(meta: str | None, counts: str | None) -> exponential.Buckets:
+    """Buckets of a stored raw exponential point: ``bounds`` holds scale, zero count and offsets as JSON."""
+    info = json.loads(meta) if meta else {}
+    return exponential.Buckets(
+        int(info.get("scale", 0)), int(info.get("zero_count", 0)), int(info.get("offset", 0)),
+        tuple(json.loads(counts)) if counts else (), int(info.get("negative_offset", 0)),
+        tuple(info.get("negative_counts", ())),
+    )
+
+
+def encode_exponential(b: exponential.Buckets) -> bytes:
+    """The exponential rollup's BLOB (marshal: C-speed to read back at report time)."""
+    return marshal.dumps((b.scale, b.zero_count, b.offset, b.counts, b.negative_offset, b.negative_counts), 2)
+
+
+def decode_exponential(blob: bytes) -> exponential.Buckets:
+    scale, zero, offset, counts, n_offset, n_counts = marshal.loads(blob)
+    return exponential.Buckets(scale, zero, offset, counts, n_offset, n_counts)
+
+
 def weekly(rollup: Rollup) -> Rollup:
     """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier."""
     out = Rollup(kinds=rollup.kinds)
@@ -185,6 +234,11 @@ def weekly(rollup: Rollup) -> Rollup:
         else:
             for i, n in enumerate(slots):
                 have_slots[i] += n
+    exp: dict[Any, exponential.Buckets] = out.exp
+    for (metric, day, *rest), b in rollup.exp.items():
+        xkey = (metric, (day + 3) // 7, *rest)
+        have_exp = exp.get(xkey)
+        exp[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
     env: dict[Any, float] = out.env
     for (day, *erest), runs in rollup.env.items():
         ekey = ((day + 3) // 7, *erest)

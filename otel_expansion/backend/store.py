@@ -50,13 +50,17 @@ from otel_expansion.backend.rollup import (
     Rollup,
     as_string,
     bucket_of,
+    decode_exponential,
+    encode_exponential,
+    exponential_of,
     layout,
     weekly,
 )
+from otel_expansion.otlp import exponential
 
 __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 
@@ -103,6 +107,11 @@ CREATE TABLE IF NOT EXISTS r_bucket (
     metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
     command TEXT NOT NULL, label TEXT NOT NULL, bounds TEXT NOT NULL, {BUCKET_COLUMNS},
     PRIMARY KEY (metric, grain, day, service, version, command, label, bounds)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS r_exp (
+    metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
+    command TEXT NOT NULL, label TEXT NOT NULL, buckets BLOB NOT NULL,
+    PRIMARY KEY (metric, grain, day, service, version, command, label)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_env (
     grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL,
@@ -166,6 +175,10 @@ _BUCKET_UPSERT = (
     f"INSERT INTO r_bucket VALUES ({', '.join(['?'] * (8 + BUCKET_SLOTS))}) ON CONFLICT DO UPDATE SET "
     + ", ".join(f"c{i} = c{i} + excluded.c{i}" for i in range(BUCKET_SLOTS))
 )
+_EXP_UPSERT = (
+    "INSERT INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET buckets = oe_exp_merge(buckets, excluded.buckets)"
+)
 _ENV_UPSERT = (
     "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
@@ -186,17 +199,53 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         version = _user_version(conn, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1) or (version == 0 and tables):
+            if version not in (0, 1, 2) or (version == 0 and tables):
                 raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database")
+            # 2 -> 3 adds the exponential rollup (r_exp); explicit-bucket rows already stored stay as they are
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
                 _backfill(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _exponential_delta(row: PointRow, last: Any) -> PointRow:
+    """A cumulative exponential point minus the previous one, at the current (never finer) scale."""
+    now = exponential_of(row.bounds, row.bucket_counts)
+    before = exponential.downscale(exponential_of(last[5], last[6]), now.scale)
+    if (row.samples or 0) < (last[3] or 0) or before.scale != now.scale:
+        return row
+
+    def minus(off: int, counts: tuple[int, ...], p_off: int, p_counts: tuple[int, ...]) -> list[int] | None:
+        out = list(counts)
+        for i, n in enumerate(p_counts):
+            j = p_off + i - off
+            if n and not 0 <= j < len(out):
+                return None
+            if n:
+                out[j] -= n
+        return None if any(v < 0 for v in out) else out
+
+    pos = minus(now.offset, now.counts, before.offset, before.counts)
+    neg = minus(now.negative_offset, now.negative_counts, before.negative_offset, before.negative_counts)
+    zero = now.zero_count - before.zero_count
+    if pos is None or neg is None or zero < 0:
+        return row
+    total = None if row.sum is None or last[4] is None else row.sum - last[4]
+    meta = json.dumps({"scale": now.scale, "zero_count": zero, "offset": now.offset,
+                       "negative_offset": now.negative_offset, "negative_counts": neg})
+    return row._replace(samples=(row.samples or 0) - (last[3] or 0), sum=total, bounds=meta,
+                        bucket_counts=json.dumps(pos))
+
+
+def _exp_merge_sql(a: bytes, b: bytes) -> bytes:
+    """SQL function merging two exponential rollup BLOBs at the coarser scale (exact, see exponential.merge)."""
+    return encode_exponential(exponential.merge(decode_exponential(a), decode_exponential(b)))
 
 
 def _user_version(conn: sqlite3.Connection, db_path: Path) -> int:
@@ -214,7 +263,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
-        if version == 1:  # an older store of ours: upgrade it once (adds the rollups)
+        if version in (1, 2):  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
             return open_readonly(db_path, timeout_s)
@@ -451,7 +500,7 @@ class Store:
         if any(p.temporality == "cumulative" for p in points):  # differencing needs time order
             points = sorted(points, key=lambda p: p.end_ns)
         for row in points:
-            if row.kind not in ("sum", "gauge", "histogram"):
+            if row.kind not in ("sum", "gauge", "histogram", "exponential_histogram"):
                 continue
             if row.temporality == "cumulative" and row.kind != "gauge":
                 delta = self._delta(series_prefix, row)
@@ -464,6 +513,10 @@ class Store:
             if row.name in WITHOUT_OUTCOME:
                 outcome = error_type = ""
             key = (row.name, day, service, version, command, outcome, error_type, label)
+            if row.kind == "exponential_histogram":
+                rollup.add_exponential(key, row.samples or 0, row.sum, row.min, row.max,
+                                       exponential_of(row.bounds, row.bucket_counts), row.end_ns)
+                continue
             if row.kind == "histogram":
                 parsed = layouts.get(row.bounds)
                 if parsed is None:
@@ -516,6 +569,8 @@ class Store:
         if row.kind == "sum":
             value = row.value or 0.0
             return row if value < (last[2] or 0.0) else row._replace(value=value - (last[2] or 0.0))
+        if row.kind == "exponential_histogram":
+            return _exponential_delta(row, last)
         if (row.samples or 0) < (last[3] or 0) or row.bounds != last[5]:
             return row
         current = json.loads(row.bucket_counts or "[]")
@@ -539,6 +594,10 @@ class Store:
             if tier.buckets:
                 conn.executemany(
                     _BUCKET_UPSERT, [(key[0], grain, *key[1:], *slots) for key, slots in tier.buckets.items()]
+                )
+            if tier.exp:
+                conn.executemany(
+                    _EXP_UPSERT, [(key[0], grain, *key[1:], encode_exponential(b)) for key, b in tier.exp.items()]
                 )
             if tier.env:
                 conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])

@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_expansion.config.otlp import masked_url
 from otel_expansion.export import history
-from otel_expansion.otlp.model import HISTOGRAM, MetricPoint, SeriesKey
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, HISTOGRAM, MetricPoint, SeriesKey
 
 
 def failure_class(result: Any) -> str:
@@ -104,6 +104,16 @@ def histogram_point(resource: tuple[tuple[str, Any], ...], name: str, samples: S
     from otel_expansion.sdk import signals
 
     declared = signals.METRICS_BY_NAME[name]
+    if declared.exponential:  # the same base-2 buckets the views give the SDK's histograms
+        from otel_expansion.otlp.exponential import from_values
+
+        e = from_values(samples)
+        key = SeriesKey(resource, signals.SCOPE_NAME, __version__, name, EXPONENTIAL_HISTOGRAM, declared.unit,
+                        declared.description, attributes, True)
+        return MetricPoint(key, now_ns, now_ns, count=len(samples), sum=float(sum(samples)),
+                           min=float(min(samples)), max=float(max(samples)), bucket_counts=e.counts, scale=e.scale,
+                           zero_count=e.zero_count, offset=e.offset, negative_offset=e.negative_offset,
+                           negative_counts=e.negative_counts)
     bounds = tuple(float(b) for b in declared.buckets)
     counts = [0] * (len(bounds) + 1)
     for value in samples:

@@ -12,12 +12,13 @@ from typing import NamedTuple
 from otel_expansion._types import Attrs, AttrValue
 
 __all__ = [
-    "BATCH_ID_HEADER", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch", "MetricPoint", "SeriesKey", "SpanRecord",
-    "attrs_of",
+    "BATCH_ID_HEADER", "EXPONENTIAL_HISTOGRAM", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch", "MetricPoint",
+    "SeriesKey", "SpanRecord", "attrs_of",
 ]
 
 SUM = "sum"
 HISTOGRAM = "histogram"
+EXPONENTIAL_HISTOGRAM = "exponential_histogram"
 
 
 def attrs_of(mapping: object) -> Attrs:
@@ -42,7 +43,7 @@ class SeriesKey:
     scope_name: str
     scope_version: str
     name: str
-    kind: str  # SUM or HISTOGRAM
+    kind: str  # SUM, HISTOGRAM or EXPONENTIAL_HISTOGRAM
     unit: str = ""
     description: str = ""
     attributes: Attrs = ()
@@ -52,7 +53,12 @@ class SeriesKey:
 
 @dataclass(frozen=True, slots=True)
 class MetricPoint:
-    """One delta point. For sums only ``value`` matters; for histograms the rest."""
+    """One delta point. For sums only ``value`` matters; for histograms the rest.
+
+    Explicit-bucket histograms keep one count per bucket of ``key.bounds`` in ``bucket_counts``; base-2
+    exponential ones keep their positive buckets there (from ``offset``, at ``scale``), plus ``zero_count``
+    and the negative buckets (see :mod:`otel_expansion.otlp.exponential`).
+    """
 
     key: SeriesKey
     start_ns: int
@@ -63,6 +69,11 @@ class MetricPoint:
     min: float = float("inf")
     max: float = float("-inf")
     bucket_counts: tuple[int, ...] = ()
+    scale: int = 0
+    zero_count: int = 0
+    offset: int = 0
+    negative_offset: int = 0
+    negative_counts: tuple[int, ...] = ()
 
 
 class SpanRecord(NamedTuple):

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from otel_expansion.otlp.model import Attrs, Batch, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp import exponential
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, Attrs, Batch, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool import schema
 from otel_expansion.spool.merge import merge
 
@@ -145,6 +146,14 @@ def _bucket_add_sql(a: bytes | None, b: bytes | None) -> bytes | None:
         y = schema.decode_buckets(b)
     except (ValueError, EOFError, TypeError):
         return a
+    if schema.is_exponential(x) or schema.is_exponential(y):
+        try:
+            e = exponential.merge(exponential.Buckets(*schema.exponential_parts(x)),
+                                  exponential.Buckets(*schema.exponential_parts(y)))
+        except (TypeError, ValueError):
+            return a
+        return schema.encode_exponential(e.scale, e.zero_count, e.offset, e.counts, e.negative_offset,
+                                         e.negative_counts)
     if len(x) < len(y):
         x, y = y, x
     return schema.encode_buckets(tuple(v + (y[i] if i < len(y) else 0) for i, v in enumerate(x)))
@@ -487,6 +496,15 @@ class Spool:
             if len(self._decoded_keys) >= _CACHE_LIMIT:
                 self._decoded_keys.clear()
             self._decoded_keys[cache_key] = key
+        decoded = schema.decode_buckets(buckets)
+        if schema.is_exponential(decoded):
+            scale, zero, offset, counts, n_offset, n_counts = schema.exponential_parts(decoded)
+            return MetricPoint(
+                key=key, start_ns=int(start_ns), time_ns=int(time_ns), value=_real(value), count=int(count),
+                sum=_real(sum_), min=_real(min_), max=_real(max_), bucket_counts=counts, scale=int(scale),
+                zero_count=int(zero), offset=int(offset), negative_offset=int(n_offset),
+                negative_counts=n_counts,
+            )
         return MetricPoint(
             key=key,
             start_ns=int(start_ns),
@@ -496,7 +514,7 @@ class Spool:
             sum=_real(sum_),
             min=_real(min_),
             max=_real(max_),
-            bucket_counts=schema.decode_buckets(buckets),
+            bucket_counts=decoded,
         )
 
     @staticmethod
@@ -543,7 +561,8 @@ class Spool:
         merged: dict[SeriesKey, MetricPoint] = {}
         invalid = 0
         for p in points:
-            if p.bucket_counts and len(p.bucket_counts) != len(p.key.bounds) + 1:
+            explicit = p.key.kind != EXPONENTIAL_HISTOGRAM
+            if p.bucket_counts and explicit and len(p.bucket_counts) != len(p.key.bounds) + 1:
                 invalid += 1
                 continue
             try:
@@ -1012,6 +1031,10 @@ def _decode_rows(
 
 def _point_values(p: MetricPoint) -> tuple[Any, ...]:
     """A point's stored columns, in schema order: start, time, value, count, sum, min, max, buckets."""
+    if p.key.kind == EXPONENTIAL_HISTOGRAM:
+        blob = schema.encode_exponential(p.scale, p.zero_count, p.offset, p.bucket_counts, p.negative_offset,
+                                         p.negative_counts)
+        return (p.start_ns, p.time_ns, p.value, p.count, p.sum, p.min, p.max, blob)
     return (p.start_ns, p.time_ns, p.value, p.count, p.sum, p.min, p.max, schema.encode_buckets(p.bucket_counts))
 
 
