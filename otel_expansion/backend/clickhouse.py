@@ -279,8 +279,21 @@ class ClickHouseEngine:
             )
         return self._rows(" UNION ALL ".join(parts))
 
-    def open_sessions(self, f: Filter, since_ns: int) -> int:
-        rows = self._rows(f"SELECT count() FROM ({self._session_rows(f)}) WHERE last >= {int(since_ns)}")
+    def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
+        """Exact nearest-rank values from the per-session rows (sorted once per kind)."""
+        parts = []
+        for kind, expr in (("length_s", "(last - first) / 1e9"), ("commands", "toFloat64(commands)")):
+            picks = "".join(f", v[toUInt64(greatest(1, ceil({float(q)!r} * n - 1e-9)))]" for q in quantiles)
+            parts.append(
+                f"SELECT {_quote(kind)}, n, v[1], v[n]{picks} FROM (SELECT count() AS n,"
+                f" arraySort(groupArray({expr})) AS v FROM ({self._session_rows(f)})) WHERE n > 0"
+            )
+        return self._rows(" UNION ALL ".join(parts))
+
+    def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int:
+        rows = self._rows(
+            f"SELECT count() FROM ({self._session_rows(f)}) WHERE last >= {int(since_ns)} AND last <= {int(until_ns)}"
+        )
         return int(rows[0][0]) if rows else 0
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]:

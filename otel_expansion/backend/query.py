@@ -9,6 +9,7 @@ whole UTC days (the rollups' grain): ``since`` rounds down to its day, ``until``
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,7 +72,10 @@ class Engine(Protocol):
 
     def sessions(self, f: Filter) -> list[tuple[Any, ...]]: ...  # kind, lo, hi, n
 
-    def open_sessions(self, f: Filter, since_ns: int) -> int: ...
+    def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
+        ...  # kind ("length_s" | "commands"), count, min, max, *exact nearest-rank quantiles
+
+    def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int: ...
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]: ...  # what, n
 
@@ -299,9 +303,47 @@ class SQLiteEngine:
             params,
         )
 
-    def open_sessions(self, f: Filter, since_ns: int) -> int:
+    def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
+        """Exact per-session values: the rollup finds the bucket holding each rank, the sessions table (by
+        the index on the same expression) the value inside it; commands are kept exactly in the rollup."""
         where, params = _where(f)
-        row = self._conn.execute(f"SELECT COUNT(*) FROM sessions WHERE last_ns >= ?{where}", [since_ns, *params])
+        counts: dict[str, list[tuple[float, float, int]]] = {"length_s": [], "commands": []}
+        for kind, lo, hi, n in self.sessions(f):
+            if kind in counts:
+                counts[kind].append((float(lo), float(hi), int(n)))
+        out = []
+        for kind, buckets in counts.items():
+            buckets.sort()
+            total = sum(n for _, _, n in buckets)
+            if total <= 0:
+                continue
+            ranks = [1, total, *(max(1, math.ceil(q * total - 1e-9)) for q in quantiles)]
+            values = []
+            for rank in ranks:
+                seen = 0
+                for lo, hi, n in buckets:
+                    if seen + n >= rank:
+                        values.append(lo if lo == hi else self._session_value(kind, lo, hi, rank - seen, where, params))
+                        break
+                    seen += n
+            out.append((kind, total, *values))
+        return out
+
+    def _session_value(self, kind: str, lo: float, hi: float, k: int, where: str, params: list[Any]) -> float:
+        """The k-th smallest session value in (lo, hi] under the filter (an index range, not a table scan)."""
+        expr = "(last_ns - first_ns) / 1e9" if kind == "length_s" else "commands"
+        row = self._conn.execute(
+            f"SELECT {expr} FROM sessions WHERE {expr} > ? AND {expr} <= ?{where} ORDER BY {expr} LIMIT 1 OFFSET ?",
+            [lo, hi, *params, k - 1],
+        ).fetchone()
+        return float(row[0]) if row is not None else hi
+
+    def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int:
+        """Sessions with a command in [since_ns, until_ns]: a clock ahead of ours does not make one open."""
+        where, params = _where(f)
+        row = self._conn.execute(
+            f"SELECT COUNT(*) FROM sessions WHERE last_ns >= ? AND last_ns <= ?{where}", [since_ns, until_ns, *params]
+        )
         return int(row.fetchone()[0])
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]:

@@ -397,22 +397,25 @@ def _startup(engine: Engine, f: Filter) -> dict[str, Any]:
 
 
 def _sessions(engine: Engine, f: Filter, now_ns: int) -> dict[str, Any]:
-    hists: dict[str, Histogram] = defaultdict(Histogram)
-    for kind, lower, upper, n in engine.sessions(f):
-        h = hists[kind]
-        h.buckets[(float(lower), float(upper))] = h.buckets.get((float(lower), float(upper)), 0) + int(n)
-        h.count += int(n)
-    length, commands = hists.get("length_s"), hists.get("commands")
-    for closed in (length, commands):
-        if closed is not None:
-            closed.min = 0.0  # only buckets are kept: open-ended edges close at 0 and at the last bound
+    """Exact statistics of per-session values (nearest rank): never above the longest or below the shortest."""
+    stats = {row[0]: row[1:] for row in engine.session_stats(f, (0.5, 0.95))}
+    length = stats.get("length_s")
+    commands = stats.get("commands")
+
+    def pick(row: tuple[Any, ...] | None, i: int) -> float | None:
+        return None if row is None else _round(float(row[i]))
+
     return {
-        "count": length.count if length else 0,
-        "open": engine.open_sessions(f, now_ns - SESSION_IDLE_NS),
-        "median_length_s": _round(length.quantile(0.5)) if length else None,
-        "p95_length_s": _round(length.quantile(0.95)) if length else None,
-        "median_commands": _round(commands.quantile(0.5)) if commands else None,
-        "p95_commands": _round(commands.quantile(0.95)) if commands else None,
+        "count": int(length[0]) if length else 0,
+        "open": engine.open_sessions(f, now_ns - SESSION_IDLE_NS, now_ns),
+        "min_length_s": pick(length, 1),
+        "median_length_s": pick(length, 3),
+        "p95_length_s": pick(length, 4),
+        "max_length_s": pick(length, 2),
+        "min_commands": pick(commands, 1),
+        "median_commands": pick(commands, 3),
+        "p95_commands": pick(commands, 4),
+        "max_commands": pick(commands, 2),
     }
 
 

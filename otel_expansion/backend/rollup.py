@@ -38,6 +38,7 @@ __all__ = [
     "INVOCATIONS",
     "LABELS",
     "SESSION_BOUNDS",
+    "SESSION_SCALE",
     "WITHOUT_OUTCOME",
     "Rollup",
     "as_string",
@@ -48,6 +49,7 @@ __all__ = [
     "exponential_of",
     "fold",
     "layout",
+    "session_bucket",
     "weekly",
 ]
 
@@ -72,7 +74,17 @@ SESSION_BOUNDS = {
     "length_s": (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0),
     "commands": (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0),
 }
-"""Bucket layouts of the session rollup (the SDK's own session histogram layouts)."""
+"""Bucket layouts of the session rollup before schema 3 (kept for reading old benchmarks' data only)."""
+SESSION_SCALE = 3
+"""Scale of the session-length rollup's base-2 buckets; the report then reads exact values inside one."""
+
+
+def session_bucket(kind: str, value: float) -> tuple[float, float]:
+    """The session rollup's (lo, hi] for a session's value: the exact value for commands (lo == hi), the
+    base-2 exponential bucket at SESSION_SCALE for lengths (0 has its own (0, 0] bucket)."""
+    if kind != "length_s" or value <= 0:
+        return value, value
+    return exponential.bucket_bounds(exponential.index_of(value, SESSION_SCALE), SESSION_SCALE)
 
 
 def as_string(value: Any) -> str:

@@ -45,15 +45,14 @@ from otel_expansion.backend.rollup import (
     ENVIRONMENT_KEYS,
     INVOCATIONS,
     LABELS,
-    SESSION_BOUNDS,
     WITHOUT_OUTCOME,
     Rollup,
     as_string,
-    bucket_of,
     decode_exponential,
     encode_exponential,
     exponential_of,
     layout,
+    session_bucket,
     weekly,
 )
 from otel_expansion.otlp import exponential
@@ -134,6 +133,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, commands INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_last ON sessions(last_ns);
+CREATE INDEX IF NOT EXISTS sessions_length ON sessions((last_ns - first_ns) / 1e9);
+CREATE INDEX IF NOT EXISTS sessions_commands ON sessions(commands);
 CREATE TABLE IF NOT EXISTS r_session (
     kind TEXT NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, lo REAL NOT NULL,
     hi REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, day, service, version, lo, hi)
@@ -206,6 +207,8 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
                 _backfill(conn)
+            elif version == 2:
+                _rebuild_session_rollup(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
     except BaseException:
@@ -684,11 +687,26 @@ def _session_histogram(
     conn: sqlite3.Connection, service: str, version: str, day: int, first: int, last: int, n: int, sign: int
 ) -> None:
     for kind, value in (("length_s", (last - first) / 1e9), ("commands", float(n))):
-        lo, hi = bucket_of(value, SESSION_BOUNDS[kind])
+        lo, hi = session_bucket(kind, value)
         conn.execute(
             "INSERT INTO r_session VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
             (kind, day, service, version, lo, hi, sign),
         )
+
+
+def _rebuild_session_rollup(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: the session rollup re-derived from the sessions table in the new buckets."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM r_session")
+        for service, version, day, first, last, n in conn.execute(
+            "SELECT service, version, day, first_ns, last_ns, commands FROM sessions"
+        ).fetchall():
+            _session_histogram(conn, service, version, day, first, last, n, 1)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _backfill(conn: sqlite3.Connection) -> None:

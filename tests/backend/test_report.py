@@ -117,10 +117,11 @@ class TestKnownDataSet:
         """Sessions come from span session ids (open ones included): s1 has 2 commands over 1.1 s, s2 one."""
         sessions = report["sessions"]
         assert (sessions["count"], sessions["open"]) == (2, 0)  # 2024 data: idle for far more than 30 min
-        # lengths 1.1 s in (1, 10] and 0.2 s in (0, 1]: the median closes the first bucket
-        assert sessions["median_length_s"] == pytest.approx(1.0)
-        assert sessions["p95_length_s"] == pytest.approx(1 + 9 * 0.9)
-        assert sessions["median_commands"] == pytest.approx(1.0)
+        # exact per-session values, nearest rank: lengths 0.2 s and 1.1 s, commands 1 and 2
+        assert sessions["median_length_s"] == pytest.approx(0.2)
+        assert sessions["p95_length_s"] == pytest.approx(1.1)  # never above the longest session
+        assert (sessions["min_length_s"], sessions["max_length_s"]) == (pytest.approx(0.2), pytest.approx(1.1))
+        assert (sessions["median_commands"], sessions["p95_commands"], sessions["max_commands"]) == (1, 2, 2)
 
     def test_environment_weighted_by_invocations(self, report: dict[str, Any]) -> None:
         """Environment shares count invocations, not resources."""
