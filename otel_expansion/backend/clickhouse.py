@@ -136,8 +136,14 @@ class ClickHouseEngine:
         return self._rows(
             f"SELECT ServiceName, {_VERSION}, sum(Value), sumIf(Value, Attributes['cli.command.outcome'] = 'error'),"
             f" min({_DAY}), max({_DAY}) FROM {self._table('otel_metrics_sum')}"
-            f" WHERE MetricName = {_quote(INVOCATIONS)} AND AggregationTemporality = 1{self._where(f, apps=False)}"
+            f" WHERE MetricName = {_quote(INVOCATIONS)} AND AggregationTemporality = 1{self._where(f)}"
             f" GROUP BY ServiceName, {_VERSION}"
+        )
+
+    def catalog(self) -> list[tuple[Any, ...]]:
+        return self._rows(
+            f"SELECT DISTINCT ServiceName, {_VERSION} FROM {self._table('otel_metrics_sum')}"
+            f" WHERE MetricName = {_quote(INVOCATIONS)} ORDER BY 1, 2"
         )
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -51,6 +51,8 @@ class Engine(Protocol):
 
     def apps(self, f: Filter) -> list[tuple[Any, ...]]: ...  # service, version, invocations, errors, first, last
 
+    def catalog(self) -> list[tuple[Any, ...]]: ...  # service, version: everything stored, unfiltered
+
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]: ...  # *group, runs, errors
 
     def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
@@ -177,13 +179,24 @@ class SQLiteEngine:
         return self._rows(f"SELECT {head}{select} FROM {table} WHERE {where}{tail}", params)
 
     def apps(self, f: Filter) -> list[tuple[Any, ...]]:
-        where, params = _where(f, apps=False)
-        where = " AND grain = 1" + where
-        return self._rows(
-            "SELECT service, version, SUM(value), SUM(errors),"
-            f" MIN(day), MAX(day) FROM r_metric WHERE metric = ?{where} GROUP BY service, version",
-            [INVOCATIONS, *params],
-        )
+        """Apps and versions inside the filter (app, version and days): runs from the tiered rollup, first
+        and last day from app_days over all time, else from the daily rows of the range only."""
+        counts = {(r[0], r[1]): r[2:] for r in self.invocations(f, ["service", "version"])}
+        if f.since_day is None and f.until_day is None:
+            apps, params = _where(f)
+            days = self._rows(f"SELECT service, version, first_day, last_day FROM app_days WHERE 1 = 1{apps}", params)
+        else:
+            where, params = _where(f)
+            days = self._rows(
+                f"SELECT service, version, MIN(day), MAX(day) FROM r_metric WHERE metric = ? AND grain = 1{where}"
+                " GROUP BY service, version",
+                [INVOCATIONS, *params],
+            )
+        return [(s, v, *counts[(s, v)], first, last) for s, v, first, last in days if (s, v) in counts]
+
+    def catalog(self) -> list[tuple[Any, ...]]:
+        """Every app and version ever stored, whatever the filter (for pickers and typo checks)."""
+        return self._rows("SELECT service, version FROM app_days ORDER BY service, version", [])
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
         """(*group, invocations, errors); outcome and error_type are not groups of the invocation rollup."""

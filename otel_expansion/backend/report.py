@@ -313,6 +313,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
             }
             for s, v, n, e, first, last in sorted(engine.apps(f), key=lambda r: (str(r[0]), str(r[1])))
         ],
+        "catalog": [{"service": _label(s), "version": _label(v)} for s, v in engine.catalog()],
         "totals": {
             "invocations": _number(total),
             "errors": _number(errors),
@@ -361,23 +362,27 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
 
 
 def _versions(engine: Engine, f: Filter) -> dict[str, Any]:
-    rows = engine.invocations(f, ["version"])
+    """Per app and version: two apps' "1.0.0" are two versions."""
+    rows = engine.invocations(f, ["service", "version"])
     metric = [DURATION]
-    hist = _hists(engine, f, metric, ["version"])
+    hist = _hists(engine, f, metric, ["service", "version"])
     return {
         "by_version": [
             {
+                "service": _label(s),
                 "version": _label(v),
                 "invocations": _number(n),
                 "errors": _number(e),
                 "error_rate": _ratio(e, n),
-                **_quantiles(hist.get((v,))),
+                **_quantiles(hist.get((s, v))),
             }
-            for v, n, e in sorted(rows, key=lambda r: (-r[1], str(r[0])))
+            for s, v, n, e in sorted(rows, key=lambda r: (-r[2], str(r[0]), str(r[1])))
         ],
         "adoption": [
-            {"day": _day_iso(d), "version": _label(v), "invocations": _number(n)}
-            for d, v, n, _ in sorted(engine.invocations(f, ["day", "version"]), key=lambda r: (r[0], str(r[1])))
+            {"day": _day_iso(d), "service": _label(s), "version": _label(v), "invocations": _number(n)}
+            for d, s, v, n, _ in sorted(
+                engine.invocations(f, ["day", "service", "version"]), key=lambda r: (r[0], str(r[1]), str(r[2]))
+            )
         ],
     }
 
@@ -385,13 +390,13 @@ def _versions(engine: Engine, f: Filter) -> dict[str, Any]:
 def _startup(engine: Engine, f: Filter) -> dict[str, Any]:
     metrics = list(STARTUP_METRICS)
     overall = _hists(engine, f, metrics, []).get(())
-    by_version = _hists(engine, f, metrics, ["version"])
+    by_version = _hists(engine, f, metrics, ["service", "version"])
     return {
         "count": overall.count if overall else 0,
         **_quantiles(overall),
         "by_version": [
-            {"version": _label(k[0]), "count": h.count, **_quantiles(h)}
-            for k, h in sorted(by_version.items(), key=lambda kv: str(kv[0][0]))
+            {"service": _label(k[0]), "version": _label(k[1]), "count": h.count, **_quantiles(h)}
+            for k, h in sorted(by_version.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
     }
 
@@ -611,9 +616,10 @@ def render_report(report: dict[str, Any]) -> str:
     if versions:
         out += ["", "Versions"]
         out += _table(
-            ["version", "runs", "errors", "error rate", "p50", "p95", "p99"],
+            ["app", "version", "runs", "errors", "error rate", "p50", "p95", "p99"],
             [
                 [
+                    v["service"],
                     v["version"],
                     _count(v["invocations"]),
                     _count(v["errors"]),
@@ -624,6 +630,7 @@ def render_report(report: dict[str, Any]) -> str:
                 ]
                 for v in versions[:20]
             ],
+            "llrrrrrr",
         )
     days = report["usage_by_day"]
     if days:

@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import socket
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ from otel_expansion.backend.limits import Limits
 from otel_expansion.backend.paths import default_db_path, prepare_db_path
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.report import report_from
+from otel_expansion.backend.rollup import DAY_NS
 from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Store, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
@@ -375,7 +377,8 @@ def parse_filter(query: dict[str, list[str]], now_ns: int) -> Filter:
             raise QueryError("days: not a number") from None
         if not 0 < days <= 36600:
             raise QueryError("days: must be between 0 and 36600")
-        since = max(0, now_ns - int(days * 86400e9))
+        # N UTC days: today and the N - 1 before it (a fraction counts as a whole day)
+        since = max(0, (now_ns // DAY_NS - math.ceil(days) + 1) * DAY_NS)
     if since is not None and until is not None and since > until:
         raise QueryError("since is after until")
     return Filter.from_ns(one.get("service"), one.get("version"), since, until)

@@ -112,6 +112,10 @@ CREATE TABLE IF NOT EXISTS r_exp (
     command TEXT NOT NULL, label TEXT NOT NULL, buckets BLOB NOT NULL,
     PRIMARY KEY (metric, grain, day, service, version, command, label)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS app_days (
+    service TEXT NOT NULL, version TEXT NOT NULL, first_day INTEGER NOT NULL, last_day INTEGER NOT NULL,
+    PRIMARY KEY (service, version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_env (
     grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL,
     value TEXT NOT NULL, invocations REAL NOT NULL, PRIMARY KEY (grain, day, service, version, key, value)
@@ -180,6 +184,10 @@ _EXP_UPSERT = (
     "INSERT INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET buckets = oe_exp_merge(buckets, excluded.buckets)"
 )
+_APP_DAYS_UPSERT = (
+    "INSERT INTO app_days VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+    " first_day = MIN(first_day, excluded.first_day), last_day = MAX(last_day, excluded.last_day)"
+)
 _ENV_UPSERT = (
     "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
@@ -209,6 +217,10 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
                 _backfill(conn)
             elif version == 2:
                 _rebuild_session_rollup(conn)
+                conn.execute(
+                    "INSERT OR IGNORE INTO app_days SELECT service, version, MIN(day), MAX(day) FROM r_metric"
+                    " WHERE metric = ? AND grain = 1 GROUP BY service, version", (INVOCATIONS,)
+                )
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
     except BaseException:
@@ -602,6 +614,16 @@ class Store:
                 conn.executemany(
                     _EXP_UPSERT, [(key[0], grain, *key[1:], encode_exponential(b)) for key, b in tier.exp.items()]
                 )
+            if grain == 1:
+                spans: dict[tuple[str, str], list[int]] = {}
+                for key in tier.metrics:
+                    if key[0] == INVOCATIONS:
+                        have = spans.get((key[2], key[3]))
+                        if have is None:
+                            spans[(key[2], key[3])] = [key[1], key[1]]
+                        else:
+                            have[0], have[1] = min(have[0], key[1]), max(have[1], key[1])
+                conn.executemany(_APP_DAYS_UPSERT, [(*k, lo, hi) for k, (lo, hi) in spans.items()])
             if tier.env:
                 conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])
         for day, service, version, installation in rollup.active:

@@ -112,7 +112,7 @@ def _emit(text: str) -> None:
 
 def _require_known_app(report: dict[str, Any], service: str | None, version: str | None) -> None:
     """A filter naming an app or version the store has never seen is a typo, not "no usage": exit 1."""
-    apps = report.get("apps") or []
+    apps = report.get("catalog") or []
     if service is not None and apps and service not in {a["service"] for a in apps}:
         known = ", ".join(sorted({str(a["service"]) for a in apps})[:20])
         raise CliError(f"no data for app {service!r} (known apps: {known})", EXIT_FAIL)

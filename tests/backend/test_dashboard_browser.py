@@ -36,7 +36,7 @@ def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
     errors: list[Any] = []
     page.on("pageerror", lambda error: errors.append(error))
     page.goto(live_server.url + "/")
-    expect(page.locator("#status")).to_contain_text("points")
+    expect(page.locator("#status")).to_contain_text("invocations")
     yield page
     assert not errors, errors
     page.close()
@@ -54,6 +54,8 @@ def test_picker_lists_both_apps_and_filters_every_chart(page: Page) -> None:
 
     page.select_option("#service", "dbtool")
     expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("36")
+    expect(page.locator("#status")).to_contain_text("dbtool · all time: 36 invocations")  # the header is filtered
+    assert page.locator("#service option").all_inner_texts() == ["All apps", "dbtool", "gitx"]  # still switchable
     assert page.locator("#version option").all_inner_texts() == ["All versions", "2.0.0", "2.1.0"]
     expect(page.locator("#chart-commands g.bar")).to_have_count(1)
     assert page.locator("#chart-commands g.bar").get_attribute("data-label") == "migrate"
@@ -79,6 +81,13 @@ def test_picker_lists_both_apps_and_filters_every_chart(page: Page) -> None:
     assert page.locator("#version").input_value() == ""  # a new app resets the version
     assert [b.get_attribute("data-label") for b in page.locator("#chart-errors g.bar").all()] == [
         "ConnectionError", "ValueError"]
+
+
+def test_all_apps_view_keeps_versions_per_app(page: Page) -> None:
+    """Two apps' versions are never merged: each bar and adoption line names its app."""
+    labels = [b.get_attribute("data-label") or "" for b in page.locator("#chart-versions g.bar").all()]
+    assert labels and all(label.split(" ")[0] in ("dbtool", "gitx") for label in labels)
+    assert len(labels) == len(set(labels))
 
 
 def test_range_buttons_keep_the_app(page: Page) -> None:
