@@ -257,16 +257,17 @@ class SQLiteEngine:
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
         where, params = _tiered(f, ["metric"])
-        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # a range on the primary key's first column (LIKE with ESCAPE cannot use it: a full scan per report)
+        above = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
         rows = self._rows(
             "SELECT metric, kind, CASE kind WHEN 'histogram' THEN SUM(count) ELSE SUM(value) END FROM r_metric"
-            f" WHERE metric LIKE ? ESCAPE '\\' AND kind != 'gauge'{where} GROUP BY metric, kind",
-            [like, *params],
+            f" WHERE metric >= ? AND metric < ? AND kind != 'gauge'{where} GROUP BY metric, kind",
+            [prefix, above, *params],
         )
         rows += self._rows(  # SQLite: the bare column comes from the row holding MAX(last_ns)
             "SELECT metric, kind, value FROM (SELECT metric, kind, value, MAX(last_ns) FROM r_metric"
-            f" WHERE metric LIKE ? ESCAPE '\\' AND kind = 'gauge'{where} GROUP BY metric)",
-            [like, *params],
+            f" WHERE metric >= ? AND metric < ? AND kind = 'gauge'{where} GROUP BY metric)",
+            [prefix, above, *params],
         )
         return rows
 
@@ -312,7 +313,8 @@ class SQLiteEngine:
     def sessions(self, f: Filter) -> list[tuple[Any, ...]]:
         where, params = _where(f)
         return self._rows(
-            f"SELECT kind, lo, hi, SUM(n) FROM r_session WHERE 1 = 1{where} GROUP BY kind, lo, hi HAVING SUM(n) > 0",
+            f"SELECT kind, lo, hi, SUM(n) FROM r_session WHERE kind IN ('commands', 'length_s'){where}"
+            " GROUP BY kind, lo, hi HAVING SUM(n) > 0",
             params,
         )
 

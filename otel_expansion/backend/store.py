@@ -132,6 +132,7 @@ CREATE TABLE IF NOT EXISTS installations (
     service TEXT NOT NULL, version TEXT NOT NULL, installation_id TEXT NOT NULL, first_day INTEGER NOT NULL,
     last_day INTEGER NOT NULL, PRIMARY KEY (service, version, installation_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS installations_version ON installations(version, installation_id);
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, service TEXT NOT NULL, version TEXT NOT NULL, day INTEGER NOT NULL,
     first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, commands INTEGER NOT NULL
