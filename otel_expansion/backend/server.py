@@ -426,10 +426,41 @@ def serve(
                 server.shutdown()
 
             threading.Thread(target=stopper, name="otel-expansion-backend-stop", daemon=True).start()
+        done = threading.Event()
+        threading.Thread(target=_bound_wal, args=(db_path, done), name="otel-expansion-backend-wal",
+                         daemon=True).start()
         logger.info("listening on %s:%d, storing into %s", host, server.server_address[1], db_path)
         if ready is not None:
             ready(int(server.server_address[1]))
-        server.serve_forever(poll_interval=0.1)
+        try:
+            server.serve_forever(poll_interval=0.1)
+        finally:
+            done.set()
     finally:
         server.server_close()
         keeper.close()
+
+
+WAL_LIMIT_BYTES = 64 * 2**20
+"""Past this, the WAL is checkpointed and truncated: SQLite's automatic checkpoints never restart the file
+while writers and readers keep it busy, so under steady ingest it would grow without bound."""
+
+
+def _bound_wal(db_path: Path, done: threading.Event, every_s: float = 2.0) -> None:
+    """Every few seconds: if the WAL is over WAL_LIMIT_BYTES, checkpoint it fully and truncate it (waits
+    for the writers of the moment, up to the busy timeout; failures are retried next round)."""
+    wal = Path(str(db_path) + "-wal")
+    conn: sqlite3.Connection | None = None
+    try:
+        while not done.wait(every_s):
+            try:
+                if wal.stat().st_size <= WAL_LIMIT_BYTES:
+                    continue
+                if conn is None:
+                    conn = connect(db_path)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except (OSError, sqlite3.Error) as exc:
+                logger.debug("WAL checkpoint skipped: %s", exc)
+    finally:
+        if conn is not None:
+            conn.close()

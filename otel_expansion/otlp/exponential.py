@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import add
 
 __all__ = ["MAX_SCALE", "MAX_SIZE", "Accumulator", "Buckets", "bucket_bounds", "downscale", "from_values", "index_of",
            "merge", "quantile", "relative_error", "trimmed"]
@@ -122,13 +123,14 @@ def _add(a_off: int, a: Sequence[int], b_off: int, b: Sequence[int]) -> tuple[in
         return trimmed(b_off, b)
     if not b:
         return trimmed(a_off, a)
+    if a_off == b_off and len(a) == len(b):  # the common case: one series, one layout
+        return trimmed(a_off, tuple(map(add, a, b)))
     start = min(a_off, b_off)
-    end = max(a_off + len(a), b_off + len(b))
-    out = [0] * (end - start)
-    for i, n in enumerate(a):
-        out[a_off - start + i] += n
-    for i, n in enumerate(b):
-        out[b_off - start + i] += n
+    out = [0] * (max(a_off + len(a), b_off + len(b)) - start)
+    i = a_off - start
+    out[i: i + len(a)] = a
+    j = b_off - start
+    out[j: j + len(b)] = map(add, out[j: j + len(b)], b)
     return trimmed(start, out)
 
 
