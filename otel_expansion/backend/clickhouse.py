@@ -28,8 +28,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from otel_expansion.backend.query import GROUPS, Filter
-from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS, INVOCATIONS, LABELS, SESSION_BOUNDS, expand, fold
-from otel_expansion.otlp.exponential import Accumulator, Buckets
+from otel_expansion.backend.rollup import (
+    DAY_NS,
+    ENVIRONMENT_KEYS,
+    INVOCATIONS,
+    LABELS,
+    ROLLUP_SCALE,
+    SESSION_BOUNDS,
+    expand,
+    fold,
+)
+from otel_expansion.otlp.exponential import Accumulator, Buckets, downscale
 
 __all__ = ["ClickHouseEngine", "http_runner"]
 
@@ -176,7 +185,8 @@ class ClickHouseEngine:
         return out
 
     def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(*group, Buckets): points summed per (scale, offsets) by sumForEach, merged exactly here."""
+        """(*group, Buckets): points summed per (scale, offsets) by sumForEach, merged exactly here at no finer
+        a scale than the embedded rollup keeps (ROLLUP_SCALE), so both engines report the same quantiles."""
         head, tail = self._group(group, ["Scale", "PositiveOffset", "NegativeOffset"])
         width = len(group)
         merged: dict[tuple[Any, ...], Accumulator] = {}
@@ -190,8 +200,8 @@ class ClickHouseEngine:
             acc = merged.get(key)
             if acc is None:
                 acc = merged[key] = Accumulator()
-            acc.add(Buckets(int(scale), int(zero), int(offset), tuple(int(n) for n in counts), int(n_offset),
-                            tuple(int(n) for n in n_counts)))
+            acc.add(downscale(Buckets(int(scale), int(zero), int(offset), tuple(int(n) for n in counts),
+                                      int(n_offset), tuple(int(n) for n in n_counts)), ROLLUP_SCALE))
         return [(*key, acc.result()) for key, acc in merged.items()]
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:

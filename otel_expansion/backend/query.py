@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from otel_expansion.backend.rollup import BUCKET_SLOTS, DAY_NS, INVOCATIONS, decode_exponential, expand
+from otel_expansion.backend.rollup import ALL, BUCKET_SLOTS, DAY_NS, INVOCATIONS, decode_exponential, expand
 from otel_expansion.backend.store import stored_counts
 from otel_expansion.otlp.exponential import Accumulator, Buckets
 
@@ -239,7 +239,14 @@ class SQLiteEngine:
         head = ", ".join(cols) + ", " if cols else ""
         merged: dict[tuple[Any, ...], Accumulator] = {}
         width = len(cols)
-        sql = f"SELECT {head}buckets FROM r_exp WHERE {names}{where}"
+        if "command" not in group:  # the app version's all-commands rows
+            rows_of = " AND command = ? AND service != ?"
+        elif f.service is None and f.version is None and "service" not in group and "version" not in group:
+            rows_of = " AND service = ? AND command != ?"  # the command's all-apps rows
+        else:
+            rows_of = " AND service != ? AND command != ?"
+        params = [*params, ALL, ALL]
+        sql = f"SELECT {head}buckets FROM r_exp WHERE {names}{where}{rows_of}"
         for row in self._conn.execute(sql, [*names_params, *params]):
             key = tuple(row[:width])
             acc = merged.get(key)

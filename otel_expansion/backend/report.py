@@ -57,6 +57,7 @@ class Histogram:
 
     buckets: dict[tuple[float, float], int] = field(default_factory=dict)
     exp: Accumulator | None = None  # base-2 exponential buckets (durations since 0.3)
+    _merged: Buckets | None = None  # exp's result, once all rows are in
     count: int = 0
     sum: float = 0.0
     min: float = math.inf
@@ -87,6 +88,7 @@ class Histogram:
         if self.exp is None:
             self.exp = Accumulator()
         self.exp.add(b)
+        self._merged = None
 
     def quantile(self, q: float) -> float | None:
         """Estimate the q-quantile (0 < q < 1); None when there is nothing to estimate from.
@@ -99,7 +101,9 @@ class Histogram:
         hi = self.max if math.isfinite(self.max) else None
         buckets = self.buckets
         if self.exp is not None:
-            merged = self.exp.result()
+            if self._merged is None:
+                self._merged = self.exp.result()
+            merged = self._merged
             if not buckets:
                 return exponential.quantile(merged, q, lo, hi)
             buckets = dict(buckets)

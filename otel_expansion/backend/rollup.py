@@ -32,11 +32,13 @@ from typing import Any
 from otel_expansion.otlp import exponential
 
 __all__ = [
+    "ALL",
     "BUCKET_SLOTS",
     "DAY_NS",
     "ENVIRONMENT_KEYS",
     "INVOCATIONS",
     "LABELS",
+    "ROLLUP_SCALE",
     "SESSION_BOUNDS",
     "SESSION_SCALE",
     "WITHOUT_OUTCOME",
@@ -75,6 +77,13 @@ SESSION_BOUNDS = {
     "commands": (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0),
 }
 """Bucket layouts of the session rollup before schema 3 (kept for reading old benchmarks' data only)."""
+ROLLUP_SCALE = 3
+"""Finest scale the exponential rollup keeps: every quantile within 4.33% (exponential.relative_error(3)),
+and a row holds 8 buckets per doubling at most, so a report merges few buckets per row."""
+ALL = "*"
+"""Service, version or command of the exponential rollup's pre-merged rows: (app, version, ALL) holds all
+commands of an app version, (ALL, ALL, command) a command over every app, so the report's overall, per
+version and per command (all apps) percentiles read one row per app version or per command and period."""
 SESSION_SCALE = 3
 """Scale of the session-length rollup's base-2 buckets; the report then reads exact values inside one."""
 
@@ -192,9 +201,13 @@ class Rollup:
         """A base-2 exponential point: its stats like any histogram's, its buckets into the exponential rollup."""
         self.add_histogram(key, count, total, minimum, maximum, [], [], end_ns)
         metric, day, service, version, command, _outcome, _error, label = key
-        ekey = (metric, day, service, version, command, label)
-        have = self.exp.get(ekey)
-        self.exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
+        buckets = exponential.downscale(buckets, ROLLUP_SCALE)
+        exp = self.exp
+        # the exact row, all commands of this app version, and this command over all apps (see ALL)
+        for ekey in ((metric, day, service, version, command, label), (metric, day, service, version, ALL, label),
+                     (metric, day, ALL, ALL, command, label)):
+            have = exp.get(ekey)
+            exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
 
 
 def exponential_of(meta: str | None, counts: str | None) -> exponential.Buckets:

@@ -220,38 +220,56 @@ def quantile(b: Buckets, q: float, minimum: float | None = None, maximum: float 
 
 
 class Accumulator:
-    """Merges many histograms (e.g. a report's stored rows) without rebuilding tuples per merge."""
+    """Merges many histograms (e.g. a report's stored rows) into one, adding whole bucket ranges at once."""
 
-    __slots__ = ("negative", "positive", "scale", "zero_count")
+    __slots__ = ("counts", "negative", "offset", "scale", "zero_count")
 
     def __init__(self) -> None:
         self.scale = MAX_SCALE
         self.zero_count = 0
-        self.positive: dict[int, int] = {}
+        self.offset = 0
+        self.counts: list[int] = []
         self.negative: dict[int, int] = {}
 
     def add(self, b: Buckets) -> None:
         if b.scale < self.scale:
             by = self.scale - b.scale
-            for side in (self.positive, self.negative):
-                moved: dict[int, int] = {}
-                for i, n in side.items():
-                    j = i >> by
-                    moved[j] = moved.get(j, 0) + n
-                side.clear()
-                side.update(moved)
+            if self.counts:
+                self.offset, down = _down(self.offset, self.counts, by)
+                self.counts = list(down)
+            self.negative = _shifted(self.negative, by)
             self.scale = b.scale
-        by = b.scale - self.scale
         self.zero_count += b.zero_count
-        for side, offset, counts in ((self.positive, b.offset, b.counts),
-                                     (self.negative, b.negative_offset, b.negative_counts)):
-            get = side.get
-            for i, n in enumerate(counts, offset):
+        offset, counts = b.offset, b.counts
+        if b.scale > self.scale:
+            offset, counts = _down(offset, counts, b.scale - self.scale)
+        if counts:
+            if not self.counts:
+                self.offset, self.counts = offset, list(counts)
+            else:
+                if offset < self.offset:
+                    self.counts[:0] = [0] * (self.offset - offset)
+                    self.offset = offset
+                end = offset + len(counts) - self.offset
+                if end > len(self.counts):
+                    self.counts.extend([0] * (end - len(self.counts)))
+                i = offset - self.offset
+                self.counts[i:end] = map(add, self.counts[i:end], counts)
+        if b.negative_counts:
+            by = b.scale - self.scale
+            for i, n in enumerate(b.negative_counts, b.negative_offset):
                 if n:
                     j = i >> by
-                    side[j] = get(j, 0) + n
+                    self.negative[j] = self.negative.get(j, 0) + n
 
     def result(self) -> Buckets:
-        offset, counts = _dense(self.positive)
+        offset, counts = trimmed(self.offset, self.counts)
         n_offset, n_counts = _dense(self.negative)
         return Buckets(self.scale, self.zero_count, offset, counts, n_offset, n_counts)
+
+
+def _shifted(side: dict[int, int], by: int) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for i, n in side.items():
+        out[i >> by] = out.get(i >> by, 0) + n
+    return out

@@ -211,3 +211,19 @@ def test_spool_merges_runs_at_different_scales(tmp_path: Path) -> None:
     assert point.count == 6 and b.total == 6 and point.min == 1e-5 and point.max == 30.0
     for v in (0.001, 0.0011, 0.0012, 1e-5, 30.0, 0.5):
         assert b.counts[exponential.index_of(v, b.scale) - b.offset] >= 1
+
+
+def test_accumulator_equals_pairwise_merges() -> None:
+    """The report's accumulator (whole ranges added at once) gives exactly the pairwise merge's buckets."""
+    rng = random.Random(3)
+    for _ in range(200):
+        hists = [exponential.from_values([math.exp(rng.uniform(-12, 5)) for _ in range(rng.randint(1, 50))]
+                                         + ([0.0] if rng.random() < 0.2 else []), scale=rng.choice([-1, 0, 3, 5, 20]))
+                 for _ in range(rng.randint(1, 8))]
+        acc = exponential.Accumulator()
+        for h in hists:
+            acc.add(h)
+        merged = hists[0]
+        for h in hists[1:]:
+            merged = exponential.merge(merged, h, max_size=1 << 30)
+        assert acc.result() == merged
