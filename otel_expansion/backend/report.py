@@ -201,10 +201,12 @@ def _histograms(
     return out
 
 
-def _quantiles(h: Histogram | None) -> dict[str, float | None]:
+def _quantiles(h: Histogram | None) -> dict[str, float | int | None]:
+    """p50/p95/p99 in seconds and ``samples``: how many durations they were read from."""
     if h is None:
-        return {"p50_s": None, "p95_s": None, "p99_s": None}
-    return {"p50_s": _round(h.quantile(0.5)), "p95_s": _round(h.quantile(0.95)), "p99_s": _round(h.quantile(0.99))}
+        return {"p50_s": None, "p95_s": None, "p99_s": None, "samples": 0}
+    return {"p50_s": _round(h.quantile(0.5)), "p95_s": _round(h.quantile(0.95)), "p99_s": _round(h.quantile(0.99)),
+            "samples": h.count}
 
 
 def _round(value: float | None) -> float | None:

@@ -120,7 +120,7 @@ def test_charts_render_real_data(live_server: LiveServer, tmp_path: Path) -> Non
     assert "500 ms / 950 ms" in svg.texts["chart-durations"]
     assert "70 ms / 400 ms" in svg.texts["chart-durations"]
     assert "linux 73%" in svg.texts["chart-environment"]
-    assert svg.kpis[:5] == ["150", "25", "16.7%", "2", "2 (0 open)"]
+    assert svg.kpis[:5] == ["150", "25", "16.7%", "2", "2"]  # sessions; "0 open now" below the figure
     assert "all apps · all time: 150 invocations, 25 errors · updated" in status_text(dom)  # filtered figures
     assert re.search(r"<td>remote add</td><td>100</td><td>20</td><td>20\.0%</td>", dom)
 

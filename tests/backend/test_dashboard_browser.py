@@ -97,3 +97,32 @@ def test_range_buttons_keep_the_app(page: Page) -> None:
         page.click("#range button[data-days='7']")
     assert "service=dbtool" in response.value.url and "days=7" in response.value.url
     expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("0")
+
+
+def test_a_million_fits_with_sample_sizes_and_cut_tables(browser: Browser, live_server: LiveServer) -> None:
+    """At 1400 px, 1,000,000 invocations fit their KPI box (nothing clipped or overflowing), each duration
+    percentile says how many durations it was read from, and a cut table says how much it shows."""
+    from .conftest import metrics_request, ns, sum_metric
+
+    runs = [({"cli.command.name": f"cmd-{i:02d}", "cli.command.outcome": "success"}, 1_000_000 // 60, ns(3))
+            for i in range(60)]
+    runs.append(({"cli.command.name": "cmd-00", "cli.command.outcome": "success"}, 1_000_000 - 60 * (1_000_000 // 60),
+                 ns(3)))
+    request = metrics_request(({"service.name": "big", "service.version": "1.0",
+                                "otel_expansion.installation.id": "i"}, [sum_metric("cli.command.invocations", runs)]))
+    assert live_server.post("metrics", request).status == 200
+    for signal, message in two_apps():
+        assert live_server.post(signal, message).status == 200
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(live_server.url + "/?")
+    page.select_option("#service", "big")
+    expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("1,000,000")
+    for box in page.locator(".kpi").all():
+        value = box.locator(".value")
+        assert value.evaluate("e => e.scrollWidth <= e.clientWidth"), value.inner_text()
+        assert box.evaluate("e => e.scrollWidth <= e.clientWidth"), box.inner_text()
+    page.select_option("#service", "")
+    expect(page.locator(".kpi", has_text="Duration p50").locator(".sub")).to_contain_text("n = ")
+    expect(page.locator("#commands-table .cut")).to_have_text("50 of 63 shown")
+    expect(page.locator("#commands .cut")).to_have_text("12 of 63 shown")
+    page.close()

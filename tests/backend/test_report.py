@@ -279,6 +279,7 @@ def test_empty_store(tmp_path: Path) -> None:
         "p50_s": None,
         "p95_s": None,
         "p99_s": None,
+        "samples": 0,
     }
     assert report["commands"] == [] and report["usage_by_day"] == [] and report["activity"] == []
     assert "Invocations 0" in render_report(report)
