@@ -112,6 +112,8 @@ CREATE TABLE IF NOT EXISTS r_exp (
     command TEXT NOT NULL, label TEXT NOT NULL, buckets BLOB NOT NULL,
     PRIMARY KEY (metric, grain, day, service, version, command, label)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS r_exp_all_commands ON r_exp(metric, command, grain, day);
+CREATE INDEX IF NOT EXISTS r_exp_all_apps ON r_exp(metric, service, grain, day);
 CREATE TABLE IF NOT EXISTS app_days (
     service TEXT NOT NULL, version TEXT NOT NULL, first_day INTEGER NOT NULL, last_day INTEGER NOT NULL,
     PRIMARY KEY (service, version)
