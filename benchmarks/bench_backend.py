@@ -1,25 +1,26 @@
-"""Embedded backend benchmark: ingest from concurrent senders, and report latency at 100k-10M invocations.
+"""Embedded backend benchmark: ingest from concurrent senders, and report latency through the real ingest path.
 
-Run: ``python -m compileall -q otel_expansion && python benchmarks/bench_backend.py [--sizes 100000,1000000]``
-Budgets (DESIGN.md): report under 300 ms with 10M invocations stored, worst case; ingest >= 50k rows/s.
+Run: ``python -m compileall -q otel_expansion && python benchmarks/bench_backend.py``
+(``--sizes 10000000 --cardinality 15`` and ``--sizes 2000000 --cardinality 1000`` for the two budgets).
+Budgets (DESIGN.md): report under 300 ms with 10M invocations stored and with 1,000 distinct commands x 2M
+invocations; ingest >= 50k rows/s from 8 senders, WAL bounded.
 
-Ingest: ``otel-expansion backend serve`` runs as its own process; N sender threads POST real OTLP/protobuf
-metric requests (each a batch of points for distinct series, every point with its own attributes) over
-keep-alive connections for a fixed time.
+Ingest: ``otel-expansion backend serve`` runs as its own process; 1, 4 and 8 sender threads POST realistic
+gzip OTLP/protobuf over keep-alive connections for a fixed time, alternating metrics requests (per command a
+delta sum and a base-2 exponential histogram, as the SDK's views aggregate them) and traces requests (command
+spans with session ids). Rows are points plus spans; the WAL's size at the end is printed.
 
-Report latency: 10M requests through HTTP would take hours on a 2-core box, so the stored data is
-generated in bulk, straight into the store's tables, with the store's own code paths: raw rows go into
-``metric_points`` with ``executemany`` (two rows per invocation: a counter point of 1 and a duration
-histogram point with one sample, so every invocation is its own point: the worst case), and the rollups
-are folded with the same ``Rollup`` aggregation and upserts (``Store._flush``) ingest uses. The data
-spans 90 days, 3 apps x 4 versions, 15 commands, 4 outcomes, 2,000 installations on 6 environments and
-one session per 5 invocations; the number of groups is printed, since report time follows it.
+Report latency: the data is stored through the same HTTP ingest (installations' sends spread over 90 days,
+20-400 runs per command per send, 3 spans per send), then report_from() is timed for three filters. The
+legacy bulk load (``--bulk-sizes``: one raw point per invocation written straight into the tables, with
+explicit buckets as before 0.3) is kept for the raw-row worst case.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import gzip
 import http.client
 import json
 import os
@@ -218,63 +219,120 @@ def time_reports(db: Path, repeats: int = 5) -> dict[str, float]:
 # -------------------------------------------------------------------------------------------------- ingest
 
 
-def _request(sender: int, batch: int, points: int) -> bytes:
-    def kv(k: str, v: str) -> common_pb2.KeyValue:
-        return common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v))
-
-    now = time.time_ns()
-    data = [
-        metrics_pb2.NumberDataPoint(
-            attributes=[kv("cli.command.name", COMMANDS[i % len(COMMANDS)]), kv("cli.command.outcome", "success"),
-                        kv("run", f"{sender}-{batch}-{i}")],
-            start_time_unix_nano=now - 10**9, time_unix_nano=now, as_int=1)
-        for i in range(points)
-    ]
-    request = metrics_service_pb2.ExportMetricsServiceRequest(resource_metrics=[metrics_pb2.ResourceMetrics(
-        resource=resource_pb2.Resource(attributes=[kv("service.name", SERVICES[sender % 3]),
-                                                   kv("service.version", "1.0.0"),
-                                                   kv("otel_expansion.installation.id", f"inst-{sender}")]),
-        scope_metrics=[metrics_pb2.ScopeMetrics(metrics=[metrics_pb2.Metric(
-            name="cli.command.invocations",
-            sum=metrics_pb2.Sum(data_points=data, is_monotonic=True, aggregation_temporality=1))])])])
-    return bytes(request.SerializeToString())
+def _kv(k: str, v: str) -> common_pb2.KeyValue:
+    return common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v))
 
 
-def bench_ingest(db: Path, senders: int, seconds: float, points: int) -> tuple[float, float, int, float]:
-    """(rows/s, requests/s, errors, server peak RSS MiB) with ``senders`` concurrent keep-alive clients."""
+def _sender_requests(rng: random.Random, installation: int, end_ns: int, commands: list[str], runs: list[int],
+                     spans: int) -> tuple[bytes, bytes]:
+    """One installation's send as the SDK makes it (gzip OTLP/protobuf): per command a delta sum of its runs
+    and a base-2 exponential histogram of their durations (the views' aggregation, from_values at the SDK's
+    max size), plus ``spans`` command spans with session ids. Returns (metrics body, traces body)."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from otel_expansion.otlp.exponential import from_values
+
+    service = SERVICES[installation % 3]
+    version = VERSIONS[(installation // 3) % 4]
+    env = ENVS[installation % len(ENVS)]
+    res = resource_pb2.Resource(attributes=[
+        _kv("service.name", service), _kv("service.version", version),
+        _kv("otel_expansion.installation.id", f"inst-{installation}"),
+        *(_kv(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items())])
+    sums, hists = [], []
+    for command, n in zip(commands, runs, strict=True):
+        attrs = [_kv("cli.command.name", command), _kv("cli.command.outcome", "success")]
+        sums.append(metrics_pb2.NumberDataPoint(attributes=attrs, start_time_unix_nano=end_ns - 60 * 10**9,
+                                                time_unix_nano=end_ns, as_int=n))
+        values = [rng.lognormvariate(-1.5, 1.2) for _ in range(n)]
+        b = from_values(values)
+        point = metrics_pb2.ExponentialHistogramDataPoint(
+            attributes=attrs, start_time_unix_nano=end_ns - 60 * 10**9, time_unix_nano=end_ns, count=n,
+            sum=sum(values), min=min(values), max=max(values), scale=b.scale, zero_count=b.zero_count)
+        point.positive.offset = b.offset
+        point.positive.bucket_counts.extend(b.counts)
+        hists.append(point)
+    scope = common_pb2.InstrumentationScope(name="otel_expansion", version="0.3.0")
+    metrics = metrics_service_pb2.ExportMetricsServiceRequest(resource_metrics=[metrics_pb2.ResourceMetrics(
+        resource=res, scope_metrics=[metrics_pb2.ScopeMetrics(scope=scope, metrics=[
+            metrics_pb2.Metric(name=INVOCATIONS, unit="{invocation}", sum=metrics_pb2.Sum(
+                data_points=sums, is_monotonic=True, aggregation_temporality=1)),
+            metrics_pb2.Metric(name=DURATION, unit="s", exponential_histogram=metrics_pb2.ExponentialHistogram(
+                data_points=hists, aggregation_temporality=1)),
+        ])])])
+    span_list = []
+    session = f"{installation}-{end_ns // (1800 * 10**9)}"
+    for i in range(spans):
+        start = end_ns - rng.randrange(60 * 10**9)
+        span_list.append(trace_pb2.Span(
+            trace_id=rng.getrandbits(128).to_bytes(16, "big"), span_id=rng.getrandbits(64).to_bytes(8, "big"),
+            name=commands[i % len(commands)], kind=trace_pb2.Span.SPAN_KIND_INTERNAL, start_time_unix_nano=start,
+            end_time_unix_nano=start + int(rng.lognormvariate(-1.5, 1.2) * 1e9),
+            attributes=[_kv("cli.command.name", commands[i % len(commands)]), _kv("cli.command.outcome", "success"),
+                        _kv("session.id", session)]))
+    traces = trace_service_pb2.ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(
+        resource=res, scope_spans=[trace_pb2.ScopeSpans(scope=scope, spans=span_list)])])
+    return gzip.compress(metrics.SerializeToString(), 1), gzip.compress(traces.SerializeToString(), 1)
+
+
+def _start_server(db: Path) -> tuple[subprocess.Popen[str], int]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", "0", "--db", str(db)],
+        [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", "0", "--db", str(db),
+         "--retention-days", "0"],
         stdout=subprocess.PIPE, text=True,
     )
+    line = server.stdout.readline() if server.stdout else ""
+    return server, int(line.split("http://127.0.0.1:")[1].split(" ")[0])
+
+
+def _post_all(port: int, bodies: list[list[tuple[str, bytes, int]]], stop_at: float | None = None) -> tuple[int, int]:
+    """Each sender thread POSTs its (path, gzip body, rows) list over one keep-alive connection; (rows, errors)."""
+    rows = [0] * len(bodies)
+    errors = [0] * len(bodies)
+
+    def send(s: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        i = 0
+        while i < len(bodies[s]) if stop_at is None else time.monotonic() < stop_at:
+            path, body, n = bodies[s][i % len(bodies[s])]
+            conn.request("POST", path, body, {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
+                                              "X-Otel-Expansion-Batch-Id": f"{s}-{i}"})
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                rows[s] += n
+            else:
+                errors[s] += 1
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=send, args=(s,)) for s in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(rows), sum(errors)
+
+
+def bench_ingest(db: Path, senders: int, seconds: float, points: int) -> tuple[float, int, float, float]:
+    """(rows/s, errors, server peak RSS MiB, WAL MiB at the end) with ``senders`` concurrent keep-alive clients
+    sending realistic gzip OTLP: per request ``points`` points (half sums, half exponential histograms) or
+    ``points`` spans, alternately."""
+    rng = random.Random(senders)
+    commands = [f"command-{i}" for i in range(max(1, points // 2))]
+    bodies = []
+    for s in range(senders):
+        mine = []
+        for b in range(10):
+            metrics, traces = _sender_requests(rng, s * 100 + b, time.time_ns() - b * 10**9, commands,
+                                               [rng.randint(1, 20) for _ in commands], points)
+            mine += [("/v1/metrics", metrics, 2 * len(commands)), ("/v1/traces", traces, points)]
+        bodies.append(mine)
+    server, port = _start_server(db)
     try:
-        line = server.stdout.readline() if server.stdout else ""
-        port = int(line.split("http://127.0.0.1:")[1].split(" ")[0])
-        bodies = [[_request(s, b, points) for b in range(20)] for s in range(senders)]
-        stop = time.monotonic() + seconds
-        done = [0] * senders
-        errors = [0] * senders
-
-        def send(s: int) -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            i = 0
-            while time.monotonic() < stop:
-                conn.request("POST", "/v1/metrics", bodies[s][i % 20],
-                             {"Content-Type": "application/x-protobuf", "X-Otel-Expansion-Batch-Id": f"{s}-{i}"})
-                response = conn.getresponse()
-                response.read()
-                if response.status == 200:
-                    done[s] += 1
-                else:
-                    errors[s] += 1
-                i += 1
-            conn.close()
-
-        threads = [threading.Thread(target=send, args=(s,)) for s in range(senders)]
         started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        rows, errors = _post_all(port, bodies, stop_at=started + seconds)
         elapsed = time.monotonic() - started
         rss = 0.0
         try:
@@ -283,10 +341,47 @@ def bench_ingest(db: Path, senders: int, seconds: float, points: int) -> tuple[f
                     rss = int(status_line.split()[1]) / 1024
         except OSError:
             pass
-        return sum(done) * points / elapsed, sum(done) / elapsed, sum(errors), rss
+        wal = Path(str(db) + "-wal")
+        wal_mib = wal.stat().st_size / 2**20 if wal.exists() else 0.0
+        return rows / elapsed, errors, rss, wal_mib
     finally:
         server.terminate()
         server.wait(10)
+
+
+def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, seed: int = 11) -> dict[str, float]:
+    """Store ``invocations`` through the real ingest path: installations' sends over 90 days as the SDK
+    makes them (see _sender_requests), POSTed gzip to ``backend serve`` by ``senders`` threads."""
+    rng = random.Random(seed)
+    names = [f"command-{i}" for i in range(commands)]
+    bodies: list[list[tuple[str, bytes, int]]] = [[] for _ in range(senders)]
+    left = invocations
+    i = 0
+    now = time.time_ns()
+    while left > 0:
+        chosen = rng.sample(names, min(len(names), rng.randint(5, 40)))
+        runs = [min(left, rng.randint(20, 400)) for _ in chosen]
+        runs = [r for r in runs if r > 0]
+        chosen = chosen[: len(runs)]
+        while sum(runs) > left:
+            runs[-1] -= sum(runs) - left
+            if runs[-1] <= 0:
+                runs.pop()
+                chosen.pop()
+        left -= sum(runs)
+        end = now - rng.randrange(DAYS * DAY_NS)
+        metrics, traces = _sender_requests(rng, rng.randrange(INSTALLATIONS), end, chosen, runs, 3)
+        bodies[i % senders] += [("/v1/metrics", metrics, 2 * len(chosen)), ("/v1/traces", traces, 3)]
+        i += 1
+    server, port = _start_server(db)
+    try:
+        started = time.monotonic()
+        rows, errors = _post_all(port, bodies)
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(10)
+    return {"rows": rows, "errors": errors, "seconds": elapsed, "requests": sum(len(b) for b in bodies)}
 
 
 # ------------------------------------------------------------------------------------ ClickHouse (chDB)
@@ -355,10 +450,12 @@ def bench_clickhouse(sizes: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,1000000,10000000", help="stored invocations to time reports at")
-    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--sizes", default="10000000", help="invocations stored through the ingest path")
+    parser.add_argument("--cardinality", default="15,1000", help="distinct commands, one report run per value")
+    parser.add_argument("--senders", default="1,4,8", help="concurrent senders for the ingest measurement")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--points", type=int, default=100, help="points per ingest request")
+    parser.add_argument("--points", type=int, default=200, help="points (or spans) per ingest request")
+    parser.add_argument("--bulk-sizes", default="", help="also the legacy bulk load (one raw point per invocation)")
     parser.add_argument("--dir", help="where the databases go (default: a temporary directory)")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
@@ -366,24 +463,32 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-backend-", dir=args.dir) as tmp:
         if not args.skip_ingest:
-            rows, requests, errors, rss = bench_ingest(Path(tmp) / "ingest.sqlite", args.senders, args.seconds,
-                                                       args.points)
-            print(f"ingest, {args.senders} senders x {args.points} points/request, {args.seconds:.0f} s:"
-                  f" {rows:,.0f} rows/s, {requests:,.0f} requests/s, {errors} errors, server peak RSS {rss:.0f} MiB")
-        baseline = None
+            for senders in (int(s) for s in args.senders.split(",")):
+                db = Path(tmp) / f"ingest-{senders}.sqlite"
+                rows, errors, rss, wal = bench_ingest(db, senders, args.seconds, args.points)
+                print(f"ingest, {senders} senders, gzip OTLP ({args.points} points or spans per request),"
+                      f" {args.seconds:.0f} s: {rows:,.0f} rows/s, {errors} errors, server peak RSS {rss:.0f} MiB,"
+                      f" WAL {wal:.0f} MiB at the end")
         for size in () if args.skip_sqlite else (int(s) for s in args.sizes.split(",")):
-            db = Path(tmp) / f"report-{size}.sqlite"
+            for commands in (int(c) for c in args.cardinality.split(",")):
+                db = Path(tmp) / f"report-{size}-{commands}.sqlite"
+                loaded = ingest_load(db, size, commands)
+                times = time_reports(db)
+                mib = sum(p.stat().st_size for p in Path(tmp).glob(f"report-{size}-{commands}.sqlite*")) / 2**20
+                print(f"{size:>11,} invocations x {commands} commands via HTTP ingest ({loaded['requests']:,.0f}"
+                      f" requests, {loaded['rows']:,.0f} rows in {loaded['seconds']:.0f} s, {loaded['errors']:.0f}"
+                      f" errors, {mib:,.0f} MiB): " + ", ".join(f"{k} {v:.0f} ms" for k, v in times.items()))
+                for p in Path(tmp).glob(f"report-{size}-{commands}.sqlite*"):
+                    os.unlink(p)
+        for size in (int(s) for s in args.bulk_sizes.split(",") if s):
+            db = Path(tmp) / f"bulk-{size}.sqlite"
             started = time.perf_counter()
             groups = bulk_load(db, size)
             load_s = time.perf_counter() - started
             times = time_reports(db)
-            mib = sum(p.stat().st_size for p in Path(tmp).glob(f"report-{size}.sqlite*")) / 2**20
-            first = next(iter(times.values()))
-            baseline = baseline or first
-            print(f"{size:>11,} invocations ({2 * size:,} raw points, {mib:,.0f} MiB, loaded in {load_s:.0f} s;"
-                  f" groups {groups}): " + ", ".join(f"{k} {v:.0f} ms" for k, v in times.items())
-                  + f"; all-time vs smallest size x{first / baseline:.2f}")
-            for p in Path(tmp).glob(f"report-{size}.sqlite*"):
+            print(f"{size:>11,} invocations, bulk (2 raw points each, loaded in {load_s:.0f} s; groups {groups}): "
+                  + ", ".join(f"{k} {v:.0f} ms" for k, v in times.items()))
+            for p in Path(tmp).glob(f"bulk-{size}.sqlite*"):
                 os.unlink(p)
         if args.clickhouse_sizes:
             bench_clickhouse([int(s) for s in args.clickhouse_sizes.split(",")])

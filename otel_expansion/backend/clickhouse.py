@@ -2,7 +2,8 @@
 
 Fleet topology (collector-config/README.md): SDKs -> edge collectors -> gateways (gateway-clickhouse.yaml)
 -> ClickHouse. The exporter (contrib clickhouseexporter, pinned in collector-config/manifest.yaml) writes
-raw points: ``otel_metrics_sum``, ``otel_metrics_histogram``, ``otel_metrics_gauge`` and ``otel_traces``,
+raw points: ``otel_metrics_sum``, ``otel_metrics_histogram``, ``otel_metrics_exponential_histogram``,
+``otel_metrics_gauge`` and ``otel_traces``,
 with attributes in ``Map(LowCardinality(String), String)`` columns. ClickHouse aggregates raw points fast
 enough that no rollup is kept; each method below is the same question query.py answers from SQLite's
 rollups, with the same columns and value spellings, so report.py builds the same report from either.
@@ -27,7 +28,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from otel_expansion.backend.query import GROUPS, Filter
-from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS, INVOCATIONS, LABELS, SESSION_BOUNDS, expand, fold
+from otel_expansion.backend.rollup import (
+    DAY_NS,
+    ENVIRONMENT_KEYS,
+    INVOCATIONS,
+    LABELS,
+    ROLLUP_SCALE,
+    SESSION_BOUNDS,
+    expand,
+    fold,
+)
+from otel_expansion.otlp.exponential import Accumulator, Buckets, downscale
 
 __all__ = ["ClickHouseEngine", "http_runner"]
 
@@ -134,8 +145,14 @@ class ClickHouseEngine:
         return self._rows(
             f"SELECT ServiceName, {_VERSION}, sum(Value), sumIf(Value, Attributes['cli.command.outcome'] = 'error'),"
             f" min({_DAY}), max({_DAY}) FROM {self._table('otel_metrics_sum')}"
-            f" WHERE MetricName = {_quote(INVOCATIONS)} AND AggregationTemporality = 1{self._where(f, apps=False)}"
+            f" WHERE MetricName = {_quote(INVOCATIONS)} AND AggregationTemporality = 1{self._where(f)}"
             f" GROUP BY ServiceName, {_VERSION}"
+        )
+
+    def catalog(self) -> list[tuple[Any, ...]]:
+        return self._rows(
+            f"SELECT DISTINCT ServiceName, {_VERSION} FROM {self._table('otel_metrics_sum')}"
+            f" WHERE MetricName = {_quote(INVOCATIONS)} ORDER BY 1, 2"
         )
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -167,10 +184,34 @@ class ClickHouseEngine:
             out += [(*row[:width], lower, upper, n) for lower, upper, n in expand(bounds, counts)]
         return out
 
+    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, Buckets): points summed per (scale, offsets) by sumForEach, merged exactly here at no finer
+        a scale than the embedded rollup keeps (ROLLUP_SCALE), so both engines report the same quantiles."""
+        head, tail = self._group(group, ["Scale", "PositiveOffset", "NegativeOffset"])
+        width = len(group)
+        merged: dict[tuple[Any, ...], Accumulator] = {}
+        for row in self._rows(
+            f"SELECT {head}sum(ZeroCount), sumForEach(PositiveBucketCounts), sumForEach(NegativeBucketCounts)"
+            f" FROM {self._table('otel_metrics_exponential_histogram')}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
+        ):
+            key = tuple(row[:width])
+            scale, offset, n_offset, zero, counts, n_counts = row[width:]
+            acc = merged.get(key)
+            if acc is None:
+                acc = merged[key] = Accumulator()
+            acc.add(downscale(Buckets(int(scale), int(zero), int(offset), tuple(int(n) for n in counts),
+                                      int(n_offset), tuple(int(n) for n in n_counts)), ROLLUP_SCALE))
+        return [(*key, acc.result()) for key, acc in merged.items()]
+
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         head, tail = self._group(group)
+        cols = ("ServiceName, MetricName, ResourceAttributes, Attributes, TimeUnix, Count, Sum, Min, Max,"
+                " AggregationTemporality")
+        table = (f"(SELECT {cols} FROM {self._table('otel_metrics_histogram')}"
+                 f" UNION ALL SELECT {cols} FROM {self._table('otel_metrics_exponential_histogram')})")
         return self._rows(
-            f"SELECT {head}sum(Count), sum(Sum), min(Min), max(Max) FROM {self._table('otel_metrics_histogram')}"
+            f"SELECT {head}sum(Count), sum(Sum), min(Min), max(Max) FROM {table}"
             f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
         )
 
@@ -180,6 +221,9 @@ class ClickHouseEngine:
             f"SELECT MetricName, 'sum', sum(Value) FROM {self._table('otel_metrics_sum')}"
             f" WHERE {where} AND AggregationTemporality = 1 GROUP BY MetricName"
             f" UNION ALL SELECT MetricName, 'histogram', sum(Count) FROM {self._table('otel_metrics_histogram')}"
+            f" WHERE {where} AND AggregationTemporality = 1 GROUP BY MetricName"
+            " UNION ALL SELECT MetricName, 'histogram', sum(Count) FROM"
+            f" {self._table('otel_metrics_exponential_histogram')}"
             f" WHERE {where} AND AggregationTemporality = 1 GROUP BY MetricName"
             f" UNION ALL SELECT MetricName, 'gauge', argMax(Value, TimeUnix) FROM {self._table('otel_metrics_gauge')}"
             f" WHERE {where} GROUP BY MetricName"
@@ -251,8 +295,21 @@ class ClickHouseEngine:
             )
         return self._rows(" UNION ALL ".join(parts))
 
-    def open_sessions(self, f: Filter, since_ns: int) -> int:
-        rows = self._rows(f"SELECT count() FROM ({self._session_rows(f)}) WHERE last >= {int(since_ns)}")
+    def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
+        """Exact nearest-rank values from the per-session rows (sorted once per kind)."""
+        parts = []
+        for kind, expr in (("length_s", "(last - first) / 1e9"), ("commands", "toFloat64(commands)")):
+            picks = "".join(f", v[toUInt64(greatest(1, ceil({float(q)!r} * n - 1e-9)))]" for q in quantiles)
+            parts.append(
+                f"SELECT {_quote(kind)}, n, v[1], v[n]{picks} FROM (SELECT count() AS n,"
+                f" arraySort(groupArray({expr})) AS v FROM ({self._session_rows(f)})) WHERE n > 0"
+            )
+        return self._rows(" UNION ALL ".join(parts))
+
+    def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int:
+        rows = self._rows(
+            f"SELECT count() FROM ({self._session_rows(f)}) WHERE last >= {int(since_ns)} AND last <= {int(until_ns)}"
+        )
         return int(rows[0][0]) if rows else 0
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]:
@@ -265,7 +322,7 @@ class ClickHouseEngine:
                 counts[key] = int(self._rows(f"SELECT count() FROM {self._table(table)}")[0][0])
             except Exception:  # a deployment may not create every table (e.g. no logs pipeline)
                 counts[key] = 0
-        for table in ("otel_metrics_histogram", "otel_metrics_gauge"):
+        for table in ("otel_metrics_histogram", "otel_metrics_exponential_histogram", "otel_metrics_gauge"):
             with contextlib.suppress(Exception):
                 counts["metric_points"] += int(self._rows(f"SELECT count() FROM {self._table(table)}")[0][0])
         counts["resources"] = 0

@@ -389,7 +389,13 @@ def _points(scope_metrics: Sequence[Any]) -> Iterator[PointRow]:
                         has_sum = point.HasField("sum")
                         bounds: str | None = _json(list(point.explicit_bounds))
                         buckets: str | None = _json(list(point.bucket_counts))
-                    else:  # exponential buckets and summary quantiles are not kept: count/sum/min/max only
+                    elif kind == "exponential_histogram":  # scale, zero count, offsets in bounds; positive counts
+                        has_sum = point.HasField("sum")
+                        bounds = _json({"scale": point.scale, "zero_count": point.zero_count,
+                                        "offset": point.positive.offset, "negative_offset": point.negative.offset,
+                                        "negative_counts": list(point.negative.bucket_counts)})
+                        buckets = _json(list(point.positive.bucket_counts))
+                    else:  # summary quantiles are not kept: count/sum/min/max only
                         has_sum = kind == "summary" or point.HasField("sum")
                         bounds = buckets = None
                     minimum = _optional(point, "min") if kind != "summary" else None

@@ -9,15 +9,17 @@ whole UTC days (the rollups' grain): ``since`` rounds down to its day, ``until``
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from otel_expansion.backend.rollup import BUCKET_SLOTS, DAY_NS, INVOCATIONS, expand
+from otel_expansion.backend.rollup import ALL, BUCKET_SLOTS, DAY_NS, INVOCATIONS, decode_exponential, expand
 from otel_expansion.backend.store import stored_counts
+from otel_expansion.otlp.exponential import Accumulator, Buckets
 
-__all__ = ["GROUPS", "Engine", "Filter", "SQLiteEngine"]
+__all__ = ["GROUPS", "Buckets", "Engine", "Filter", "SQLiteEngine"]
 
 GROUPS = ("day", "week", "service", "version", "command", "outcome", "error_type", "label", "metric")
 """Dimensions a query may group by; a week is Monday-based: (days since 1970-01-01 + 3) // 7."""
@@ -49,6 +51,8 @@ class Engine(Protocol):
 
     def apps(self, f: Filter) -> list[tuple[Any, ...]]: ...  # service, version, invocations, errors, first, last
 
+    def catalog(self) -> list[tuple[Any, ...]]: ...  # service, version: everything stored, unfiltered
+
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]: ...  # *group, runs, errors
 
     def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
@@ -56,6 +60,9 @@ class Engine(Protocol):
     def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
 
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        ...  # *group, Buckets (base-2 exponential, merged per group)
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]: ...  # metric, kind, value
 
@@ -67,7 +74,10 @@ class Engine(Protocol):
 
     def sessions(self, f: Filter) -> list[tuple[Any, ...]]: ...  # kind, lo, hi, n
 
-    def open_sessions(self, f: Filter, since_ns: int) -> int: ...
+    def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
+        ...  # kind ("length_s" | "commands"), count, min, max, *exact nearest-rank quantiles
+
+    def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int: ...
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]: ...  # what, n
 
@@ -169,13 +179,24 @@ class SQLiteEngine:
         return self._rows(f"SELECT {head}{select} FROM {table} WHERE {where}{tail}", params)
 
     def apps(self, f: Filter) -> list[tuple[Any, ...]]:
-        where, params = _where(f, apps=False)
-        where = " AND grain = 1" + where
-        return self._rows(
-            "SELECT service, version, SUM(value), SUM(errors),"
-            f" MIN(day), MAX(day) FROM r_metric WHERE metric = ?{where} GROUP BY service, version",
-            [INVOCATIONS, *params],
-        )
+        """Apps and versions inside the filter (app, version and days): runs from the tiered rollup, first
+        and last day from app_days over all time, else from the daily rows of the range only."""
+        counts = {(r[0], r[1]): r[2:] for r in self.invocations(f, ["service", "version"])}
+        if f.since_day is None and f.until_day is None:
+            apps, params = _where(f)
+            days = self._rows(f"SELECT service, version, first_day, last_day FROM app_days WHERE 1 = 1{apps}", params)
+        else:
+            where, params = _where(f)
+            days = self._rows(
+                f"SELECT service, version, MIN(day), MAX(day) FROM r_metric WHERE metric = ? AND grain = 1{where}"
+                " GROUP BY service, version",
+                [INVOCATIONS, *params],
+            )
+        return [(s, v, *counts[(s, v)], first, last) for s, v, first, last in days if (s, v) in counts]
+
+    def catalog(self) -> list[tuple[Any, ...]]:
+        """Every app and version ever stored, whatever the filter (for pickers and typo checks)."""
+        return self._rows("SELECT service, version FROM app_days ORDER BY service, version", [])
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
         """(*group, invocations, errors); outcome and error_type are not groups of the invocation rollup."""
@@ -210,6 +231,30 @@ class SQLiteEngine:
                 out.append((*row[:width], lower, upper, n))
         return out
 
+    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(*group, Buckets): the exponential rollup's rows merged per group (exactly, at the coarsest scale)."""
+        where, params = _tiered(f, group)
+        names, names_params = _in(metrics)
+        cols = _cols(group)
+        head = ", ".join(cols) + ", " if cols else ""
+        merged: dict[tuple[Any, ...], Accumulator] = {}
+        width = len(cols)
+        if "command" not in group:  # the app version's all-commands rows
+            rows_of = " AND command = ? AND service != ?"
+        elif f.service is None and f.version is None and "service" not in group and "version" not in group:
+            rows_of = " AND service = ? AND command != ?"  # the command's all-apps rows
+        else:
+            rows_of = " AND service != ? AND command != ?"
+        params = [*params, ALL, ALL]
+        sql = f"SELECT {head}buckets FROM r_exp WHERE {names}{where}{rows_of}"
+        for row in self._conn.execute(sql, [*names_params, *params]):
+            key = tuple(row[:width])
+            acc = merged.get(key)
+            if acc is None:
+                acc = merged[key] = Accumulator()
+            acc.add(decode_exponential(row[width]))
+        return [(*key, acc.result()) for key, acc in merged.items()]
+
     def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
         where, params = _tiered(f, group)
         names, names_params = _in(metrics)
@@ -219,16 +264,17 @@ class SQLiteEngine:
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
         where, params = _tiered(f, ["metric"])
-        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # a range on the primary key's first column (LIKE with ESCAPE cannot use it: a full scan per report)
+        above = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
         rows = self._rows(
             "SELECT metric, kind, CASE kind WHEN 'histogram' THEN SUM(count) ELSE SUM(value) END FROM r_metric"
-            f" WHERE metric LIKE ? ESCAPE '\\' AND kind != 'gauge'{where} GROUP BY metric, kind",
-            [like, *params],
+            f" WHERE metric >= ? AND metric < ? AND kind != 'gauge'{where} GROUP BY metric, kind",
+            [prefix, above, *params],
         )
         rows += self._rows(  # SQLite: the bare column comes from the row holding MAX(last_ns)
             "SELECT metric, kind, value FROM (SELECT metric, kind, value, MAX(last_ns) FROM r_metric"
-            f" WHERE metric LIKE ? ESCAPE '\\' AND kind = 'gauge'{where} GROUP BY metric)",
-            [like, *params],
+            f" WHERE metric >= ? AND metric < ? AND kind = 'gauge'{where} GROUP BY metric)",
+            [prefix, above, *params],
         )
         return rows
 
@@ -274,13 +320,52 @@ class SQLiteEngine:
     def sessions(self, f: Filter) -> list[tuple[Any, ...]]:
         where, params = _where(f)
         return self._rows(
-            f"SELECT kind, lo, hi, SUM(n) FROM r_session WHERE 1 = 1{where} GROUP BY kind, lo, hi HAVING SUM(n) > 0",
+            f"SELECT kind, lo, hi, SUM(n) FROM r_session WHERE kind IN ('commands', 'length_s'){where}"
+            " GROUP BY kind, lo, hi HAVING SUM(n) > 0",
             params,
         )
 
-    def open_sessions(self, f: Filter, since_ns: int) -> int:
+    def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
+        """Exact per-session values: the rollup finds the bucket holding each rank, the sessions table (by
+        the index on the same expression) the value inside it; commands are kept exactly in the rollup."""
         where, params = _where(f)
-        row = self._conn.execute(f"SELECT COUNT(*) FROM sessions WHERE last_ns >= ?{where}", [since_ns, *params])
+        counts: dict[str, list[tuple[float, float, int]]] = {"length_s": [], "commands": []}
+        for kind, lo, hi, n in self.sessions(f):
+            if kind in counts:
+                counts[kind].append((float(lo), float(hi), int(n)))
+        out = []
+        for kind, buckets in counts.items():
+            buckets.sort()
+            total = sum(n for _, _, n in buckets)
+            if total <= 0:
+                continue
+            ranks = [1, total, *(max(1, math.ceil(q * total - 1e-9)) for q in quantiles)]
+            values = []
+            for rank in ranks:
+                seen = 0
+                for lo, hi, n in buckets:
+                    if seen + n >= rank:
+                        values.append(lo if lo == hi else self._session_value(kind, lo, hi, rank - seen, where, params))
+                        break
+                    seen += n
+            out.append((kind, total, *values))
+        return out
+
+    def _session_value(self, kind: str, lo: float, hi: float, k: int, where: str, params: list[Any]) -> float:
+        """The k-th smallest session value in (lo, hi] under the filter (an index range, not a table scan)."""
+        expr = "(last_ns - first_ns) / 1e9" if kind == "length_s" else "commands"
+        row = self._conn.execute(
+            f"SELECT {expr} FROM sessions WHERE {expr} > ? AND {expr} <= ?{where} ORDER BY {expr} LIMIT 1 OFFSET ?",
+            [lo, hi, *params, k - 1],
+        ).fetchone()
+        return float(row[0]) if row is not None else hi
+
+    def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int:
+        """Sessions with a command in [since_ns, until_ns]: a clock ahead of ours does not make one open."""
+        where, params = _where(f)
+        row = self._conn.execute(
+            f"SELECT COUNT(*) FROM sessions WHERE last_ns >= ? AND last_ns <= ?{where}", [since_ns, until_ns, *params]
+        )
         return int(row.fetchone()[0])
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]:

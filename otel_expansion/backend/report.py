@@ -7,10 +7,13 @@ Metrics are the source of truth for counts (they exist at every collection level
 span session ids, open sessions included. Each point is dated by its end time (UTC days); the SDK
 merges runs into one point per send, so per-day usage is as fine as the send interval.
 
-Percentiles come from merged histogram buckets: every bucket is read as counts spread evenly over its
-range, so with one bucket layout this is the usual linear interpolation inside the bucket holding the
-rank, and points with different layouts still merge. Open-ended first/last buckets are closed with the
-observed min/max, and estimates are clamped to [min, max].
+Percentiles of durations come from base-2 exponential buckets (sent as OTLP ExponentialHistogram since
+0.3): the nearest-rank quantile read from the bucket holding it, within 4.4% of the true value from
+microseconds to minutes, clamped to [min, max]. Explicit-bucket data (older data, other histograms) is
+read as before: every bucket's counts spread evenly over its range, so with one bucket layout this is
+the usual linear interpolation inside the bucket holding the rank, and points with different layouts
+still merge. Open-ended first/last buckets are closed with the observed min/max, and estimates are
+clamped to [min, max].
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,6 +30,8 @@ from typing import Any
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.rollup import ENVIRONMENT_KEYS
 from otel_expansion.backend.store import open_readonly
+from otel_expansion.otlp import exponential
+from otel_expansion.otlp.exponential import Accumulator, Buckets
 from otel_expansion.sdk import signals
 
 __all__ = ["ENVIRONMENT_KEYS", "STARTUP_METRICS", "Histogram", "build_report", "render_report", "report_from"]
@@ -52,6 +57,8 @@ class Histogram:
     """Merged histogram: bucket counts keyed by (lower, upper) edges, infinite edges kept open."""
 
     buckets: dict[tuple[float, float], int] = field(default_factory=dict)
+    exp: Accumulator | None = None  # base-2 exponential buckets (durations since 0.3)
+    _merged: Buckets | None = None  # exp's result, once all rows are in
     count: int = 0
     sum: float = 0.0
     min: float = math.inf
@@ -78,12 +85,33 @@ class Histogram:
         if maximum is not None:
             self.max = max(self.max, maximum)
 
+    def add_exponential(self, b: Buckets) -> None:
+        if self.exp is None:
+            self.exp = Accumulator()
+        self.exp.add(b)
+        self._merged = None
+
     def quantile(self, q: float) -> float | None:
-        """Estimate the q-quantile (0 < q < 1); None when there is nothing to estimate from."""
+        """Estimate the q-quantile (0 < q < 1); None when there is nothing to estimate from.
+
+        Exponential buckets alone: the nearest-rank quantile within exponential.relative_error(scale) (<= 4.4%
+        for durations up to 1e6 times apart), clamped to [min, max]. Mixed with explicit buckets (data stored
+        before 0.3 in the same range), both are read as buckets with counts spread evenly, as before.
+        """
         lo = self.min if math.isfinite(self.min) else None
         hi = self.max if math.isfinite(self.max) else None
+        buckets = self.buckets
+        if self.exp is not None:
+            if self._merged is None:
+                self._merged = self.exp.result()
+            merged = self._merged
+            if not buckets:
+                return exponential.quantile(merged, q, lo, hi)
+            buckets = dict(buckets)
+            for lower, upper, n in _exponential_segments(merged):
+                buckets[(lower, upper)] = buckets.get((lower, upper), 0) + n
         segments: list[tuple[float, float, int]] = []
-        for (lower, upper), n in self.buckets.items():
+        for (lower, upper), n in buckets.items():
             if lower == -math.inf:
                 lower = lo if lo is not None and lo <= upper else min(0.0, upper)
             if upper == math.inf:
@@ -115,6 +143,26 @@ class Histogram:
 
     def mean(self) -> float | None:
         return self.sum / self.count if self.count else None
+
+
+def _exponential_segments(b: Buckets) -> list[tuple[float, float, int]]:
+    out = [(*exponential.bucket_bounds(b.offset + i, b.scale), n) for i, n in enumerate(b.counts) if n]
+    if b.zero_count:
+        out.append((0.0, 0.0, b.zero_count))
+    for i, n in enumerate(b.negative_counts):
+        if n:
+            lower, upper = exponential.bucket_bounds(b.negative_offset + i, b.scale)
+            out.append((-upper, -lower, n))
+    return out
+
+
+def _hists(engine: Engine, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> dict[tuple[Any, ...], Histogram]:
+    """Per group: explicit buckets (older data), exponential buckets and count/sum/min/max, merged."""
+    width = len(group)
+    out = _histograms(engine.buckets(f, metrics, group), engine.histogram_stats(f, metrics, group), width)
+    for row in engine.exponential(f, metrics, group):
+        out[tuple(row[:width])].add_exponential(row[width])
+    return out
 
 
 def _cdf(segments: list[tuple[float, float, int]], x: float, *, inclusive: bool) -> float:
@@ -154,10 +202,12 @@ def _histograms(
     return out
 
 
-def _quantiles(h: Histogram | None) -> dict[str, float | None]:
+def _quantiles(h: Histogram | None) -> dict[str, float | int | None]:
+    """p50/p95/p99 in seconds and ``samples``: how many durations they were read from."""
     if h is None:
-        return {"p50_s": None, "p95_s": None, "p99_s": None}
-    return {"p50_s": _round(h.quantile(0.5)), "p95_s": _round(h.quantile(0.95)), "p99_s": _round(h.quantile(0.99))}
+        return {"p50_s": None, "p95_s": None, "p99_s": None, "samples": 0}
+    return {"p50_s": _round(h.quantile(0.5)), "p95_s": _round(h.quantile(0.95)), "p99_s": _round(h.quantile(0.99)),
+            "samples": h.count}
 
 
 def _round(value: float | None) -> float | None:
@@ -206,10 +256,8 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
     total = sum(r[1] for r in commands_rows)
     errors = sum(r[2] for r in commands_rows)
     duration_metric = [DURATION]
-    by_command = _histograms(
-        engine.buckets(f, duration_metric, ["command"]), engine.histogram_stats(f, duration_metric, ["command"]), 1
-    )
-    overall = _histograms(engine.buckets(f, duration_metric, []), engine.histogram_stats(f, duration_metric, []), 0)
+    by_command = _hists(engine, f, duration_metric, ["command"])
+    overall = _hists(engine, f, duration_metric, [])
     per_day = {r[0]: (r[1], r[2]) for r in engine.invocations(f, ["day"])}
     last_day = max(per_day, default=None)
     trend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -272,6 +320,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
             }
             for s, v, n, e, first, last in sorted(engine.apps(f), key=lambda r: (str(r[0]), str(r[1])))
         ],
+        "catalog": [{"service": _label(s), "version": _label(v)} for s, v in engine.catalog()],
         "totals": {
             "invocations": _number(total),
             "errors": _number(errors),
@@ -320,60 +369,65 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
 
 
 def _versions(engine: Engine, f: Filter) -> dict[str, Any]:
-    rows = engine.invocations(f, ["version"])
+    """Per app and version: two apps' "1.0.0" are two versions."""
+    rows = engine.invocations(f, ["service", "version"])
     metric = [DURATION]
-    hist = _histograms(engine.buckets(f, metric, ["version"]), engine.histogram_stats(f, metric, ["version"]), 1)
+    hist = _hists(engine, f, metric, ["service", "version"])
     return {
         "by_version": [
             {
+                "service": _label(s),
                 "version": _label(v),
                 "invocations": _number(n),
                 "errors": _number(e),
                 "error_rate": _ratio(e, n),
-                **_quantiles(hist.get((v,))),
+                **_quantiles(hist.get((s, v))),
             }
-            for v, n, e in sorted(rows, key=lambda r: (-r[1], str(r[0])))
+            for s, v, n, e in sorted(rows, key=lambda r: (-r[2], str(r[0]), str(r[1])))
         ],
         "adoption": [
-            {"day": _day_iso(d), "version": _label(v), "invocations": _number(n)}
-            for d, v, n, _ in sorted(engine.invocations(f, ["day", "version"]), key=lambda r: (r[0], str(r[1])))
+            {"day": _day_iso(d), "service": _label(s), "version": _label(v), "invocations": _number(n)}
+            for d, s, v, n, _ in sorted(
+                engine.invocations(f, ["day", "service", "version"]), key=lambda r: (r[0], str(r[1]), str(r[2]))
+            )
         ],
     }
 
 
 def _startup(engine: Engine, f: Filter) -> dict[str, Any]:
     metrics = list(STARTUP_METRICS)
-    overall = _histograms(engine.buckets(f, metrics, []), engine.histogram_stats(f, metrics, []), 0).get(())
-    by_version = _histograms(
-        engine.buckets(f, metrics, ["version"]), engine.histogram_stats(f, metrics, ["version"]), 1
-    )
+    overall = _hists(engine, f, metrics, []).get(())
+    by_version = _hists(engine, f, metrics, ["service", "version"])
     return {
         "count": overall.count if overall else 0,
         **_quantiles(overall),
         "by_version": [
-            {"version": _label(k[0]), "count": h.count, **_quantiles(h)}
-            for k, h in sorted(by_version.items(), key=lambda kv: str(kv[0][0]))
+            {"service": _label(k[0]), "version": _label(k[1]), "count": h.count, **_quantiles(h)}
+            for k, h in sorted(by_version.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
     }
 
 
 def _sessions(engine: Engine, f: Filter, now_ns: int) -> dict[str, Any]:
-    hists: dict[str, Histogram] = defaultdict(Histogram)
-    for kind, lower, upper, n in engine.sessions(f):
-        h = hists[kind]
-        h.buckets[(float(lower), float(upper))] = h.buckets.get((float(lower), float(upper)), 0) + int(n)
-        h.count += int(n)
-    length, commands = hists.get("length_s"), hists.get("commands")
-    for closed in (length, commands):
-        if closed is not None:
-            closed.min = 0.0  # only buckets are kept: open-ended edges close at 0 and at the last bound
+    """Exact statistics of per-session values (nearest rank): never above the longest or below the shortest."""
+    stats = {row[0]: row[1:] for row in engine.session_stats(f, (0.5, 0.95))}
+    length = stats.get("length_s")
+    commands = stats.get("commands")
+
+    def pick(row: tuple[Any, ...] | None, i: int) -> float | None:
+        return None if row is None else _round(float(row[i]))
+
     return {
-        "count": length.count if length else 0,
-        "open": engine.open_sessions(f, now_ns - SESSION_IDLE_NS),
-        "median_length_s": _round(length.quantile(0.5)) if length else None,
-        "p95_length_s": _round(length.quantile(0.95)) if length else None,
-        "median_commands": _round(commands.quantile(0.5)) if commands else None,
-        "p95_commands": _round(commands.quantile(0.95)) if commands else None,
+        "count": int(length[0]) if length else 0,
+        "open": engine.open_sessions(f, now_ns - SESSION_IDLE_NS, now_ns),
+        "min_length_s": pick(length, 1),
+        "median_length_s": pick(length, 3),
+        "p95_length_s": pick(length, 4),
+        "max_length_s": pick(length, 2),
+        "min_commands": pick(commands, 1),
+        "median_commands": pick(commands, 3),
+        "p95_commands": pick(commands, 4),
+        "max_commands": pick(commands, 2),
     }
 
 
@@ -448,7 +502,7 @@ def _health(engine: Engine, f: Filter) -> dict[str, Any]:
         if m == signals.SPOOL_DROPPED:
             dropped[_label(label)] += n
     metric = [EXPORT_DURATION]
-    export = _histograms(engine.buckets(f, metric, []), engine.histogram_stats(f, metric, []), 0).get(())
+    export = _hists(engine, f, metric, []).get(())
     return {
         "export_attempts": _number(attempts),
         "export_failures": _number(failures),
@@ -569,9 +623,10 @@ def render_report(report: dict[str, Any]) -> str:
     if versions:
         out += ["", "Versions"]
         out += _table(
-            ["version", "runs", "errors", "error rate", "p50", "p95", "p99"],
+            ["app", "version", "runs", "errors", "error rate", "p50", "p95", "p99"],
             [
                 [
+                    v["service"],
                     v["version"],
                     _count(v["invocations"]),
                     _count(v["errors"]),
@@ -582,6 +637,7 @@ def render_report(report: dict[str, Any]) -> str:
                 ]
                 for v in versions[:20]
             ],
+            "llrrrrrr",
         )
     days = report["usage_by_day"]
     if days:

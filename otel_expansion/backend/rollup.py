@@ -10,6 +10,9 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
   from ``cli.command.errors``), which divides their groups by the number of outcomes;
 - bucket rollup: (metric, day, service, version, command, label, bounds) -> counts per bucket, one
   row per bucket layout (``BUCKET_SLOTS`` columns), so percentiles merge few rows;
+- exponential rollup: (metric, day, service, version, command, label) -> base-2 exponential buckets
+  (scale, zero count, offsets and counts; see otel_expansion.otlp.exponential), merged at the coarser
+  scale, so durations keep their bounded relative error however many runs and days are merged;
 - environment rollup: (day, service, version, key, value) -> invocations.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
@@ -20,27 +23,36 @@ all-time report reads about a seventh of the rows.
 from __future__ import annotations
 
 import json
+import marshal
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_expansion.otlp import exponential
 from otel_expansion.sdk import signals
 
 __all__ = [
+    "ALL",
     "BUCKET_SLOTS",
     "DAY_NS",
     "ENVIRONMENT_KEYS",
     "INVOCATIONS",
     "LABELS",
+    "ROLLUP_SCALE",
     "SESSION_BOUNDS",
+    "SESSION_SCALE",
     "WITHOUT_OUTCOME",
     "Rollup",
     "as_string",
     "bucket_of",
+    "decode_exponential",
+    "encode_exponential",
     "expand",
+    "exponential_of",
     "fold",
     "layout",
+    "session_bucket",
     "weekly",
 ]
 
@@ -65,7 +77,24 @@ SESSION_BOUNDS = {
     "length_s": (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0),
     "commands": (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0),
 }
-"""Bucket layouts of the session rollup (the SDK's own session histogram layouts)."""
+"""Bucket layouts of the session rollup before schema 3 (kept for reading old benchmarks' data only)."""
+ROLLUP_SCALE = 3
+"""Finest scale the exponential rollup keeps: every quantile within 4.33% (exponential.relative_error(3)),
+and a row holds 8 buckets per doubling at most, so a report merges few buckets per row."""
+ALL = "*"
+"""Service, version or command of the exponential rollup's pre-merged rows: (app, version, ALL) holds all
+commands of an app version, (ALL, ALL, command) a command over every app, so the report's overall, per
+version and per command (all apps) percentiles read one row per app version or per command and period."""
+SESSION_SCALE = 3
+"""Scale of the session-length rollup's base-2 buckets; the report then reads exact values inside one."""
+
+
+def session_bucket(kind: str, value: float) -> tuple[float, float]:
+    """The session rollup's (lo, hi] for a session's value: the exact value for commands (lo == hi), the
+    base-2 exponential bucket at SESSION_SCALE for lengths (0 has its own (0, 0] bucket)."""
+    if kind != "length_s" or value <= 0:
+        return value, value
+    return exponential.bucket_bounds(exponential.index_of(value, SESSION_SCALE), SESSION_SCALE)
 
 
 def as_string(value: Any) -> str:
@@ -93,6 +122,7 @@ def bucket_of(value: float, bounds: tuple[float, ...]) -> tuple[float, float]:
 
 MetricKey = tuple[str, int, str, str, str, str, str, str]
 BucketKey = tuple[str, int, str, str, str, str, str]
+ExpKey = tuple[str, int, str, str, str, str]
 EnvKey = tuple[int, str, str, str, str]
 
 
@@ -103,6 +133,7 @@ class Rollup:
     metrics: dict[MetricKey, list[Any]] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     buckets: dict[BucketKey, list[int]] = field(default_factory=dict)
+    exp: dict[ExpKey, exponential.Buckets] = field(default_factory=dict)
     env: dict[EnvKey, float] = field(default_factory=dict)
     active: set[tuple[int, str, str, str]] = field(default_factory=set)
 
@@ -158,6 +189,48 @@ class Rollup:
             slots[i] += n
 
 
+    def add_exponential(
+        self,
+        key: MetricKey,
+        count: int,
+        total: float | None,
+        minimum: float | None,
+        maximum: float | None,
+        buckets: exponential.Buckets,
+        end_ns: int,
+    ) -> None:
+        """A base-2 exponential point: its stats like any histogram's, its buckets into the exponential rollup."""
+        self.add_histogram(key, count, total, minimum, maximum, [], [], end_ns)
+        metric, day, service, version, command, _outcome, _error, label = key
+        buckets = exponential.downscale(buckets, ROLLUP_SCALE)
+        exp = self.exp
+        # the exact row, all commands of this app version, and this command over all apps (see ALL)
+        for ekey in ((metric, day, service, version, command, label), (metric, day, service, version, ALL, label),
+                     (metric, day, ALL, ALL, command, label)):
+            have = exp.get(ekey)
+            exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
+
+
+def exponential_of(meta: str | None, counts: str | None) -> exponential.Buckets:
+    """Buckets of a stored raw exponential point: ``bounds`` holds scale, zero count and offsets as JSON."""
+    info = json.loads(meta) if meta else {}
+    return exponential.Buckets(
+        int(info.get("scale", 0)), int(info.get("zero_count", 0)), int(info.get("offset", 0)),
+        tuple(json.loads(counts)) if counts else (), int(info.get("negative_offset", 0)),
+        tuple(info.get("negative_counts", ())),
+    )
+
+
+def encode_exponential(b: exponential.Buckets) -> bytes:
+    """The exponential rollup's BLOB (marshal: C-speed to read back at report time)."""
+    return marshal.dumps((b.scale, b.zero_count, b.offset, b.counts, b.negative_offset, b.negative_counts), 2)
+
+
+def decode_exponential(blob: bytes) -> exponential.Buckets:
+    scale, zero, offset, counts, n_offset, n_counts = marshal.loads(blob)
+    return exponential.Buckets(scale, zero, offset, counts, n_offset, n_counts)
+
+
 def weekly(rollup: Rollup) -> Rollup:
     """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier."""
     out = Rollup(kinds=rollup.kinds)
@@ -187,6 +260,11 @@ def weekly(rollup: Rollup) -> Rollup:
         else:
             for i, n in enumerate(slots):
                 have_slots[i] += n
+    exp: dict[Any, exponential.Buckets] = out.exp
+    for (metric, day, *rest), b in rollup.exp.items():
+        xkey = (metric, (day + 3) // 7, *rest)
+        have_exp = exp.get(xkey)
+        exp[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
     env: dict[Any, float] = out.env
     for (day, *erest), runs in rollup.env.items():
         ekey = ((day + 3) // 7, *erest)

@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import socket
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ from otel_expansion.backend.limits import Limits
 from otel_expansion.backend.paths import default_db_path, prepare_db_path
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.report import report_from
+from otel_expansion.backend.rollup import DAY_NS
 from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Store, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
@@ -375,7 +377,8 @@ def parse_filter(query: dict[str, list[str]], now_ns: int) -> Filter:
             raise QueryError("days: not a number") from None
         if not 0 < days <= 36600:
             raise QueryError("days: must be between 0 and 36600")
-        since = max(0, now_ns - int(days * 86400e9))
+        # N UTC days: today and the N - 1 before it (a fraction counts as a whole day)
+        since = max(0, (now_ns // DAY_NS - math.ceil(days) + 1) * DAY_NS)
     if since is not None and until is not None and since > until:
         raise QueryError("since is after until")
     return Filter.from_ns(one.get("service"), one.get("version"), since, until)
@@ -423,10 +426,41 @@ def serve(
                 server.shutdown()
 
             threading.Thread(target=stopper, name="otel-expansion-backend-stop", daemon=True).start()
+        done = threading.Event()
+        threading.Thread(target=_bound_wal, args=(db_path, done), name="otel-expansion-backend-wal",
+                         daemon=True).start()
         logger.info("listening on %s:%d, storing into %s", host, server.server_address[1], db_path)
         if ready is not None:
             ready(int(server.server_address[1]))
-        server.serve_forever(poll_interval=0.1)
+        try:
+            server.serve_forever(poll_interval=0.1)
+        finally:
+            done.set()
     finally:
         server.server_close()
         keeper.close()
+
+
+WAL_LIMIT_BYTES = 64 * 2**20
+"""Past this, the WAL is checkpointed and truncated: SQLite's automatic checkpoints never restart the file
+while writers and readers keep it busy, so under steady ingest it would grow without bound."""
+
+
+def _bound_wal(db_path: Path, done: threading.Event, every_s: float = 2.0) -> None:
+    """Every few seconds: if the WAL is over WAL_LIMIT_BYTES, checkpoint it fully and truncate it (waits
+    for the writers of the moment, up to the busy timeout; failures are retried next round)."""
+    wal = Path(str(db_path) + "-wal")
+    conn: sqlite3.Connection | None = None
+    try:
+        while not done.wait(every_s):
+            try:
+                if wal.stat().st_size <= WAL_LIMIT_BYTES:
+                    continue
+                if conn is None:
+                    conn = connect(db_path)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except (OSError, sqlite3.Error) as exc:
+                logger.debug("WAL checkpoint skipped: %s", exc)
+    finally:
+        if conn is not None:
+            conn.close()

@@ -45,18 +45,21 @@ from otel_expansion.backend.rollup import (
     ENVIRONMENT_KEYS,
     INVOCATIONS,
     LABELS,
-    SESSION_BOUNDS,
     WITHOUT_OUTCOME,
     Rollup,
     as_string,
-    bucket_of,
+    decode_exponential,
+    encode_exponential,
+    exponential_of,
     layout,
+    session_bucket,
     weekly,
 )
+from otel_expansion.otlp import exponential
 
 __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 
@@ -104,6 +107,17 @@ CREATE TABLE IF NOT EXISTS r_bucket (
     command TEXT NOT NULL, label TEXT NOT NULL, bounds TEXT NOT NULL, {BUCKET_COLUMNS},
     PRIMARY KEY (metric, grain, day, service, version, command, label, bounds)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS r_exp (
+    metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
+    command TEXT NOT NULL, label TEXT NOT NULL, buckets BLOB NOT NULL,
+    PRIMARY KEY (metric, grain, day, service, version, command, label)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS r_exp_all_commands ON r_exp(metric, command, grain, day);
+CREATE INDEX IF NOT EXISTS r_exp_all_apps ON r_exp(metric, service, grain, day);
+CREATE TABLE IF NOT EXISTS app_days (
+    service TEXT NOT NULL, version TEXT NOT NULL, first_day INTEGER NOT NULL, last_day INTEGER NOT NULL,
+    PRIMARY KEY (service, version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r_env (
     grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL,
     value TEXT NOT NULL, invocations REAL NOT NULL, PRIMARY KEY (grain, day, service, version, key, value)
@@ -120,11 +134,14 @@ CREATE TABLE IF NOT EXISTS installations (
     service TEXT NOT NULL, version TEXT NOT NULL, installation_id TEXT NOT NULL, first_day INTEGER NOT NULL,
     last_day INTEGER NOT NULL, PRIMARY KEY (service, version, installation_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS installations_version ON installations(version, installation_id);
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, service TEXT NOT NULL, version TEXT NOT NULL, day INTEGER NOT NULL,
     first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, commands INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_last ON sessions(last_ns);
+CREATE INDEX IF NOT EXISTS sessions_length ON sessions((last_ns - first_ns) / 1e9);
+CREATE INDEX IF NOT EXISTS sessions_commands ON sessions(commands);
 CREATE TABLE IF NOT EXISTS r_session (
     kind TEXT NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, lo REAL NOT NULL,
     hi REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, day, service, version, lo, hi)
@@ -166,6 +183,14 @@ _BUCKET_UPSERT = (
     f"INSERT INTO r_bucket VALUES ({', '.join(['?'] * (8 + BUCKET_SLOTS))}) ON CONFLICT DO UPDATE SET "
     + ", ".join(f"c{i} = c{i} + excluded.c{i}" for i in range(BUCKET_SLOTS))
 )
+_EXP_UPSERT = (
+    "INSERT INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET buckets = oe_exp_merge(buckets, excluded.buckets)"
+)
+_APP_DAYS_UPSERT = (
+    "INSERT INTO app_days VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+    " first_day = MIN(first_day, excluded.first_day), last_day = MAX(last_day, excluded.last_day)"
+)
 _ENV_UPSERT = (
     "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
@@ -187,13 +212,21 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         _not_newer(version, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1) or (version == 0 and tables):
+            if version not in (0, 1, 2) or (version == 0 and tables):
                 raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database")
+            # 2 -> 3 adds the exponential rollup (r_exp); explicit-bucket rows already stored stay as they are
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
                 _backfill(conn)
+            elif version == 2:
+                _rebuild_session_rollup(conn)
+                conn.execute(
+                    "INSERT OR IGNORE INTO app_days SELECT service, version, MIN(day), MAX(day) FROM r_metric"
+                    " WHERE metric = ? AND grain = 1 GROUP BY service, version", (INVOCATIONS,)
+                )
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
     except BaseException:
         conn.close()
         raise
@@ -205,6 +238,40 @@ def _not_newer(version: int, db_path: Path) -> None:
     if version > SCHEMA_VERSION:
         raise ForeignDatabase(f"{db_path} was written by a newer otel-expansion (format {version}; this release "
                               f"reads up to {SCHEMA_VERSION}); left untouched")
+
+
+def _exponential_delta(row: PointRow, last: Any) -> PointRow:
+    """A cumulative exponential point minus the previous one, at the current (never finer) scale."""
+    now = exponential_of(row.bounds, row.bucket_counts)
+    before = exponential.downscale(exponential_of(last[5], last[6]), now.scale)
+    if (row.samples or 0) < (last[3] or 0) or before.scale != now.scale:
+        return row
+
+    def minus(off: int, counts: tuple[int, ...], p_off: int, p_counts: tuple[int, ...]) -> list[int] | None:
+        out = list(counts)
+        for i, n in enumerate(p_counts):
+            j = p_off + i - off
+            if n and not 0 <= j < len(out):
+                return None
+            if n:
+                out[j] -= n
+        return None if any(v < 0 for v in out) else out
+
+    pos = minus(now.offset, now.counts, before.offset, before.counts)
+    neg = minus(now.negative_offset, now.negative_counts, before.negative_offset, before.negative_counts)
+    zero = now.zero_count - before.zero_count
+    if pos is None or neg is None or zero < 0:
+        return row
+    total = None if row.sum is None or last[4] is None else row.sum - last[4]
+    meta = json.dumps({"scale": now.scale, "zero_count": zero, "offset": now.offset,
+                       "negative_offset": now.negative_offset, "negative_counts": neg})
+    return row._replace(samples=(row.samples or 0) - (last[3] or 0), sum=total, bounds=meta,
+                        bucket_counts=json.dumps(pos))
+
+
+def _exp_merge_sql(a: bytes, b: bytes) -> bytes:
+    """SQL function merging two exponential rollup BLOBs at the coarser scale (exact, see exponential.merge)."""
+    return encode_exponential(exponential.merge(decode_exponential(a), decode_exponential(b)))
 
 
 def _user_version(conn: sqlite3.Connection, db_path: Path) -> int:
@@ -223,7 +290,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
         _not_newer(version, db_path)
-        if version == 1:  # an older store of ours: upgrade it once (adds the rollups)
+        if version in (1, 2):  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
             return open_readonly(db_path, timeout_s)
@@ -460,7 +527,7 @@ class Store:
         if any(p.temporality == "cumulative" for p in points):  # differencing needs time order
             points = sorted(points, key=lambda p: p.end_ns)
         for row in points:
-            if row.kind not in ("sum", "gauge", "histogram"):
+            if row.kind not in ("sum", "gauge", "histogram", "exponential_histogram"):
                 continue
             if row.temporality == "cumulative" and row.kind != "gauge":
                 delta = self._delta(series_prefix, row)
@@ -473,6 +540,10 @@ class Store:
             if row.name in WITHOUT_OUTCOME:
                 outcome = error_type = ""
             key = (row.name, day, service, version, command, outcome, error_type, label)
+            if row.kind == "exponential_histogram":
+                rollup.add_exponential(key, row.samples or 0, row.sum, row.min, row.max,
+                                       exponential_of(row.bounds, row.bucket_counts), row.end_ns)
+                continue
             if row.kind == "histogram":
                 parsed = layouts.get(row.bounds)
                 if parsed is None:
@@ -525,6 +596,8 @@ class Store:
         if row.kind == "sum":
             value = row.value or 0.0
             return row if value < (last[2] or 0.0) else row._replace(value=value - (last[2] or 0.0))
+        if row.kind == "exponential_histogram":
+            return _exponential_delta(row, last)
         if (row.samples or 0) < (last[3] or 0) or row.bounds != last[5]:
             return row
         current = json.loads(row.bucket_counts or "[]")
@@ -549,6 +622,20 @@ class Store:
                 conn.executemany(
                     _BUCKET_UPSERT, [(key[0], grain, *key[1:], *slots) for key, slots in tier.buckets.items()]
                 )
+            if tier.exp:
+                conn.executemany(
+                    _EXP_UPSERT, [(key[0], grain, *key[1:], encode_exponential(b)) for key, b in tier.exp.items()]
+                )
+            if grain == 1:
+                spans: dict[tuple[str, str], list[int]] = {}
+                for key in tier.metrics:
+                    if key[0] == INVOCATIONS:
+                        have = spans.get((key[2], key[3]))
+                        if have is None:
+                            spans[(key[2], key[3])] = [key[1], key[1]]
+                        else:
+                            have[0], have[1] = min(have[0], key[1]), max(have[1], key[1])
+                conn.executemany(_APP_DAYS_UPSERT, [(*k, lo, hi) for k, (lo, hi) in spans.items()])
             if tier.env:
                 conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])
         for day, service, version, installation in rollup.active:
@@ -634,11 +721,26 @@ def _session_histogram(
     conn: sqlite3.Connection, service: str, version: str, day: int, first: int, last: int, n: int, sign: int
 ) -> None:
     for kind, value in (("length_s", (last - first) / 1e9), ("commands", float(n))):
-        lo, hi = bucket_of(value, SESSION_BOUNDS[kind])
+        lo, hi = session_bucket(kind, value)
         conn.execute(
             "INSERT INTO r_session VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
             (kind, day, service, version, lo, hi, sign),
         )
+
+
+def _rebuild_session_rollup(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: the session rollup re-derived from the sessions table in the new buckets."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM r_session")
+        for service, version, day, first, last, n in conn.execute(
+            "SELECT service, version, day, first_ns, last_ns, commands FROM sessions"
+        ).fetchall():
+            _session_histogram(conn, service, version, day, first, last, n, 1)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _backfill(conn: sqlite3.Connection) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -91,13 +93,26 @@ def run_report(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     _require_known_app(report, args.service, args.version)
-    print(json.dumps(report, indent=2, default=str) if args.json else render_report(report))
+    _emit(json.dumps(report, indent=2, default=str) if args.json else render_report(report))
     return EXIT_OK
+
+
+def _emit(text: str) -> None:
+    """Print the report; a reader that stops early (``report | head``) is a normal end, not an error:
+    the rest goes to /dev/null so neither this write nor the interpreter's final flush complains."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def _require_known_app(report: dict[str, Any], service: str | None, version: str | None) -> None:
     """A filter naming an app or version the store has never seen is a typo, not "no usage": exit 1."""
-    apps = report.get("apps") or []
+    apps = report.get("catalog") or []
     if service is not None and apps and service not in {a["service"] for a in apps}:
         known = ", ".join(sorted({str(a["service"]) for a in apps})[:20])
         raise CliError(f"no data for app {service!r} (known apps: {known})", EXIT_FAIL)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from otel_expansion.config.otlp import OtlpConfig, masked_url
 from otel_expansion.export import history
-from otel_expansion.otlp.model import HISTOGRAM, Attrs, MetricPoint, SeriesKey
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, HISTOGRAM, Attrs, MetricPoint, SeriesKey
 from otel_expansion.sdk import signals
 
 TYPE_CHECKING = False
@@ -110,6 +110,16 @@ def histogram_point(resource: Attrs, name: str, samples: Sequence[float], now_ns
     from otel_expansion._version import __version__
 
     declared = signals.METRICS_BY_NAME[name]
+    if declared.exponential:  # the same base-2 buckets the views give the SDK's histograms
+        from otel_expansion.otlp.exponential import from_values
+
+        e = from_values(samples)
+        key = SeriesKey(resource, signals.SCOPE_NAME, __version__, name, EXPONENTIAL_HISTOGRAM, declared.unit,
+                        declared.description, attributes, True)
+        return MetricPoint(key, now_ns, now_ns, count=len(samples), sum=float(sum(samples)),
+                           min=float(min(samples)), max=float(max(samples)), bucket_counts=e.counts, scale=e.scale,
+                           zero_count=e.zero_count, offset=e.offset, negative_offset=e.negative_offset,
+                           negative_counts=e.negative_counts)
     bounds = tuple(float(b) for b in declared.buckets)
     counts = [0] * (len(bounds) + 1)
     for value in samples:

@@ -16,7 +16,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from otel_expansion.otlp.model import BATCH_ID_ATTRIBUTE, HISTOGRAM, Attrs, AttrValue, MetricPoint, SpanRecord
+from otel_expansion.otlp.model import (
+    BATCH_ID_ATTRIBUTE,
+    EXPONENTIAL_HISTOGRAM,
+    HISTOGRAM,
+    Attrs,
+    AttrValue,
+    MetricPoint,
+    SpanRecord,
+)
 
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 
@@ -105,6 +113,25 @@ def metrics_request(points: Sequence[MetricPoint], batch_id: str | None = None) 
                         )
                         if p.count:
                             dp.min, dp.max = p.min, p.max
+                elif kind == EXPONENTIAL_HISTOGRAM:
+                    m.exponential_histogram.aggregation_temporality = DELTA
+                    for p in pts:
+                        edp = m.exponential_histogram.data_points.add(
+                            start_time_unix_nano=p.start_ns,
+                            time_unix_nano=p.time_ns,
+                            count=p.count,
+                            sum=p.sum,
+                            scale=p.scale,
+                            zero_count=p.zero_count,
+                            attributes=key_values(p.key.attributes),
+                        )
+                        edp.positive.offset = p.offset
+                        edp.positive.bucket_counts.extend(p.bucket_counts)
+                        if p.negative_counts:
+                            edp.negative.offset = p.negative_offset
+                            edp.negative.bucket_counts.extend(p.negative_counts)
+                        if p.count:
+                            edp.min, edp.max = p.min, p.max
                 else:
                     m.sum.aggregation_temporality = DELTA
                     m.sum.is_monotonic = monotonic

@@ -12,7 +12,8 @@ from typing import NamedTuple
 from otel_expansion._types import Attrs, AttrValue
 
 __all__ = [
-    "BATCH_ID_ATTRIBUTE", "BATCH_ID_HEADER", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch", "MetricPoint",
+    "BATCH_ID_ATTRIBUTE", "BATCH_ID_HEADER", "EXPONENTIAL_HISTOGRAM", "HISTOGRAM", "SUM", "AttrValue", "Attrs", "Batch",
+    "MetricPoint",
     "SeriesKey", "SpanRecord", "attrs_of",
 ]
 
@@ -22,6 +23,7 @@ the encoder writes it, the embedded backend reads it."""
 
 SUM = "sum"
 HISTOGRAM = "histogram"
+EXPONENTIAL_HISTOGRAM = "exponential_histogram"
 
 
 def attrs_of(mapping: object) -> Attrs:
@@ -46,7 +48,7 @@ class SeriesKey:
     scope_name: str
     scope_version: str
     name: str
-    kind: str  # SUM or HISTOGRAM
+    kind: str  # SUM, HISTOGRAM or EXPONENTIAL_HISTOGRAM
     unit: str = ""
     description: str = ""
     attributes: Attrs = ()
@@ -56,7 +58,12 @@ class SeriesKey:
 
 @dataclass(frozen=True, slots=True)
 class MetricPoint:
-    """One delta point. For sums only ``value`` matters; for histograms the rest."""
+    """One delta point. For sums only ``value`` matters; for histograms the rest.
+
+    Explicit-bucket histograms keep one count per bucket of ``key.bounds`` in ``bucket_counts``; base-2
+    exponential ones keep their positive buckets there (from ``offset``, at ``scale``), plus ``zero_count``
+    and the negative buckets (see :mod:`otel_expansion.otlp.exponential`).
+    """
 
     key: SeriesKey
     start_ns: int
@@ -67,6 +74,11 @@ class MetricPoint:
     min: float = float("inf")
     max: float = float("-inf")
     bucket_counts: tuple[int, ...] = ()
+    scale: int = 0
+    zero_count: int = 0
+    offset: int = 0
+    negative_offset: int = 0
+    negative_counts: tuple[int, ...] = ()
 
 
 class SpanRecord(NamedTuple):

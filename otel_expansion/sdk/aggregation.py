@@ -1,12 +1,14 @@
-"""A histogram View aggregation that also accepts a batch of values in one measurement.
+"""Histogram View aggregations (explicit and base-2 exponential) that also accept a batch of values.
 
 Why: replaying N commands into the SDK used to cost N ``Histogram.record`` calls per histogram, each
 walking the SDK's measurement path (attribute copy and hash, view matching, a lock) for one bucket
 increment. The replay now groups the values of one series and records them as one :class:`ValueBatch`;
-the aggregation in :mod:`otel_expansion.sdk.otel_internals` (the SDK's explicit-bucket histogram,
-selected by our Views; it subclasses SDK internals, so it lives with the others) folds the batch in value by
-value, in order, so count, sum (same float additions in the same order), min, max and bucket counts are
+the aggregations in :mod:`otel_expansion.sdk.otel_internals` (the SDK's explicit-bucket and exponential
+histograms, selected by our Views; they subclass SDK internals, so they live with the others) fold the batch in value
+by value, in order, so count, sum (same float additions in the same order), min, max and bucket counts are
 exactly what N single records would have produced. Single values from anyone else take the SDK's path.
+The exponential one (durations) hands each value of the batch to the SDK's own exponential aggregation,
+so scale changes, bucket growth and counts are the SDK's, by construction.
 """
 
 from __future__ import annotations

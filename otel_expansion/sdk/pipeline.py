@@ -14,7 +14,12 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.view import DropAggregation, ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.metrics.view import (
+    DropAggregation,
+    ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
+    View,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -24,9 +29,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otel_expansion._version import __version__
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
+from otel_expansion.otlp.exponential import MAX_SCALE, MAX_SIZE
 from otel_expansion.sdk import signals
 from otel_expansion.sdk.aggregation import ValueBatch
 from otel_expansion.sdk.otel_internals import (
+    BatchingExponentialHistogramAggregation,
     BatchingHistogramAggregation,
     active_span_processor,
     batch_handler,
@@ -50,15 +57,22 @@ def views_for(level: Level, batched: bool = True) -> list[View]:
 
     ``batched`` histograms also accept a :class:`~otel_expansion.sdk.aggregation.ValueBatch` (the replay
     records a series' values at once); ``False`` gives the SDK's plain aggregation, for comparisons.
+    The only place that decides a histogram's aggregation: durations (``Metric.exponential``) get the SDK's
+    base-2 exponential buckets (``MAX_SIZE`` buckets: scale >= 3, <= 4.4% error, from 10 us to 60 s),
+    the others their declared explicit bounds.
     """
     histogram = BatchingHistogramAggregation if batched else ExplicitBucketHistogramAggregation
+    exponential = BatchingExponentialHistogramAggregation if batched else ExponentialBucketHistogramAggregation
     views = []
     for m in signals.METRICS:
         if m.level > level:
             views.append(View(instrument_name=m.name, aggregation=DropAggregation()))
             continue
         keys = set(signals.allowed_attributes(level, m.attributes))
-        if m.kind == "histogram":
+        if m.exponential:
+            views.append(View(instrument_name=m.name, attribute_keys=keys,
+                              aggregation=exponential(max_size=MAX_SIZE, max_scale=MAX_SCALE)))
+        elif m.kind == "histogram":
             views.append(View(instrument_name=m.name, attribute_keys=keys,
                               aggregation=histogram(m.buckets)))
         else:
@@ -161,7 +175,7 @@ class Pipeline:
             else:
                 self.instruments[m.name] = meter.create_histogram(
                     m.name, unit=m.unit, description=m.description,
-                    explicit_bucket_boundaries_advisory=list(m.buckets),
+                    explicit_bucket_boundaries_advisory=list(m.buckets) or None,
                 )
         self._fast = fast_span_settings(self.tracer_provider) if batched else None
         ids = self.tracer_provider.id_generator

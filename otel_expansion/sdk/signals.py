@@ -39,11 +39,11 @@ SENDER_CPU_TIME = "otel_expansion.sender.cpu_time"
 SPOOL_SIZE = "otel_expansion.spool.size"
 JOURNAL_BACKLOG = "otel_expansion.journal.backlog"
 
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 300.0)
+EXPONENTIAL = ()
+"""``buckets`` of a duration histogram: base-2 exponential buckets (bounded relative error from microseconds to
+minutes, see otel_expansion.otlp.exponential) instead of explicit bounds; the views decide, nothing else."""
 MEMORY_BUCKETS = tuple(float(2**n) for n in range(23, 34))  # 8 MiB .. 8 GiB
-SESSION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
 COUNT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
-OVERHEAD_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1)
 BYTES_BUCKETS = tuple(float(2**n) for n in range(10, 27, 2))  # 1 KiB .. 64 MiB
 BACKLOG_BUCKETS = (0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
@@ -63,7 +63,12 @@ class Metric:
     level: Level
     description: str
     attributes: tuple[str, ...]
-    buckets: tuple[float, ...] = ()
+    buckets: tuple[float, ...] = ()  # explicit bounds; EXPONENTIAL (empty) for base-2 exponential buckets
+
+    @property
+    def exponential(self) -> bool:
+        """Whether the views aggregate this histogram into base-2 exponential buckets."""
+        return self.kind == "histogram" and not self.buckets
 
 
 ATTRIBUTES: dict[str, Attribute] = {
@@ -100,21 +105,21 @@ METRICS: tuple[Metric, ...] = (
     Metric(INVOCATIONS, "counter", "{invocation}", Level.BASIC, "Commands run.",
            ("cli.command.name", "cli.command.outcome", "error.type")),
     Metric(DURATION, "histogram", "s", Level.BASIC, "Wall time of a command.",
-           ("cli.command.name", "cli.command.outcome", "error.type"), DURATION_BUCKETS),
+           ("cli.command.name", "cli.command.outcome", "error.type"), EXPONENTIAL),
     Metric(ERRORS, "counter", "{error}", Level.BASIC, "Failed commands by error type.",
            ("cli.command.name", "error.type")),
     Metric(HANDLED, "counter", "{exception}", Level.BASIC,
            "Exceptions the app reported with record_exception().", ("error.type", "exception.handled")),
     Metric(FEATURE_USAGE, "counter", "{use}", levels.FEATURES, "Calls to feature().", ("feature.name",)),
     Metric(CPU_TIME, "histogram", "s", levels.PERFORMANCE, "CPU time of a command.",
-           ("cli.command.name",), DURATION_BUCKETS),
+           ("cli.command.name",), EXPONENTIAL),
     Metric(MEMORY_PEAK, "histogram", "By", levels.PERFORMANCE, "Peak memory of a command.",
            ("cli.command.name",), MEMORY_BUCKETS),
     Metric(STARTUP_TIME, "histogram", "s", levels.PERFORMANCE,
            "Process start to the command's start: interpreter start-up and imports (Linux, 10 ms resolution).",
-           ("cli.command.name",), DURATION_BUCKETS),
+           ("cli.command.name",), EXPONENTIAL),
     Metric(SESSION_DURATION, "histogram", "s", levels.SESSIONS, "Length of an ended session.", (),
-           SESSION_BUCKETS),
+           EXPONENTIAL),
     Metric(SESSION_COMMANDS, "histogram", "{command}", levels.SESSIONS, "Commands in an ended session.",
            (), COUNT_BUCKETS),
     Metric(HEARTBEATS, "counter", "{heartbeat}", levels.SESSIONS,
@@ -130,15 +135,15 @@ METRICS: tuple[Metric, ...] = (
     Metric(EXPORT_FAILURES, "counter", "{request}", Level.BASIC, "Export requests failed.",
            ("reason",)),
     Metric(EXPORT_DURATION, "histogram", "s", Level.BASIC,
-           "Latency of one export request, by outcome (self-health).", ("outcome",), DURATION_BUCKETS),
+           "Latency of one export request, by outcome (self-health).", ("outcome",), EXPONENTIAL),
     Metric(RECORD_DURATION, "histogram", "s", Level.BASIC,
-           "Time the library itself spent recording one command (its begin and end hooks).", (), OVERHEAD_BUCKETS),
+           "Time the library itself spent recording one command (its begin and end hooks).", (), EXPONENTIAL),
     Metric(EXIT_DURATION, "histogram", "s", Level.BASIC,
-           "Time a CLI's exit path spent on telemetry, up to the journal write (self-health).", (), OVERHEAD_BUCKETS),
+           "Time a CLI's exit path spent on telemetry, up to the journal write (self-health).", (), EXPONENTIAL),
     Metric(SENDER_DURATION, "histogram", "s", Level.BASIC,
-           "Wall time of one sender round (self-health).", (), DURATION_BUCKETS),
+           "Wall time of one sender round (self-health).", (), EXPONENTIAL),
     Metric(SENDER_CPU_TIME, "histogram", "s", Level.BASIC,
-           "CPU time of one sender round (self-health).", (), DURATION_BUCKETS),
+           "CPU time of one sender round (self-health).", (), EXPONENTIAL),
     Metric(SPOOL_SIZE, "histogram", "By", Level.BASIC,
            "Spool file size on disk, sampled once per sender round (self-health).", (), BYTES_BUCKETS),
     Metric(JOURNAL_BACKLOG, "histogram", "{record}", Level.BASIC,

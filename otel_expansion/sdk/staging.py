@@ -21,18 +21,30 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    ExponentialHistogramDataPoint,
     HistogramDataPoint,
     MetricReader,
     MetricsData,
     NumberDataPoint,
 )
+from opentelemetry.sdk.metrics.export import ExponentialHistogram as ExponentialHistogramData
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import Sum as SumData
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_expansion.otlp.encode import span_to_proto
-from otel_expansion.otlp.model import HISTOGRAM, SUM, Attrs, MetricPoint, SeriesKey, SpanRecord, attrs_of
+from otel_expansion.otlp.exponential import trimmed
+from otel_expansion.otlp.model import (
+    EXPONENTIAL_HISTOGRAM,
+    HISTOGRAM,
+    SUM,
+    Attrs,
+    MetricPoint,
+    SeriesKey,
+    SpanRecord,
+    attrs_of,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -229,7 +241,9 @@ class StagingMetricReader(MetricReader):
                         kind, monotonic = SUM, data.is_monotonic
                     elif isinstance(data, HistogramData):
                         kind, monotonic = HISTOGRAM, True
-                    else:  # gauges and exponential histograms have no cross-run merge we trust
+                    elif isinstance(data, ExponentialHistogramData):
+                        kind, monotonic = EXPONENTIAL_HISTOGRAM, True
+                    else:  # gauges have no cross-run merge we trust
                         continue
                     for dp in data.data_points:
                         attrs = attrs_of(clean(dp.attributes or {}))
@@ -251,6 +265,18 @@ class StagingMetricReader(MetricReader):
                             points.append(MetricPoint(key, start, end, count=dp.count, sum=float(dp.sum),
                                                       min=float(dp.min), max=float(dp.max),
                                                       bucket_counts=tuple(dp.bucket_counts)))
+                        elif isinstance(dp, ExponentialHistogramDataPoint):
+                            if dp.count == 0:
+                                continue
+                            key = SeriesKey(resource, scope_name, scope_version, metric.name, kind,
+                                            metric.unit or "", metric.description or "", attrs, True)
+                            offset, counts = trimmed(dp.positive.offset, dp.positive.bucket_counts)
+                            n_offset, n_counts = trimmed(dp.negative.offset, dp.negative.bucket_counts)
+                            points.append(MetricPoint(
+                                key, start, end, count=dp.count, sum=float(dp.sum), min=float(dp.min),
+                                max=float(dp.max), bucket_counts=counts, scale=dp.scale, zero_count=dp.zero_count,
+                                offset=offset, negative_offset=n_offset, negative_counts=n_counts,
+                            ))
         return points
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:

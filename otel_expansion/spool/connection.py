@@ -54,6 +54,16 @@ def _bucket_add_sql(a: bytes | None, b: bytes | None) -> bytes | None:
         y = schema.decode_buckets(b)
     except (ValueError, EOFError, TypeError):
         return a
+    if schema.is_exponential(x) or schema.is_exponential(y):
+        from otel_expansion.otlp import exponential
+
+        try:
+            e = exponential.merge(exponential.Buckets(*schema.exponential_parts(x)),
+                                  exponential.Buckets(*schema.exponential_parts(y)))
+        except (TypeError, ValueError):
+            return a
+        return schema.encode_exponential(e.scale, e.zero_count, e.offset, e.counts, e.negative_offset,
+                                         e.negative_counts)
     if len(x) < len(y):
         x, y = y, x
     return schema.encode_buckets(tuple(v + (y[i] if i < len(y) else 0) for i, v in enumerate(x)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from otel_expansion.otlp.model import Attrs, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, Attrs, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool import accounting, schema
 from otel_expansion.spool.connection import SpoolUnavailable
 
@@ -236,6 +236,15 @@ class SpoolCore:
             if len(self._decoded_keys) >= _CACHE_LIMIT:
                 self._decoded_keys.clear()
             self._decoded_keys[cache_key] = key
+        decoded = schema.decode_buckets(buckets)
+        if schema.is_exponential(decoded):
+            scale, zero, offset, counts, n_offset, n_counts = schema.exponential_parts(decoded)
+            return MetricPoint(
+                key=key, start_ns=int(start_ns), time_ns=int(time_ns), value=_real(value), count=int(count),
+                sum=_real(sum_), min=_real(min_), max=_real(max_), bucket_counts=counts, scale=int(scale),
+                zero_count=int(zero), offset=int(offset), negative_offset=int(n_offset),
+                negative_counts=n_counts,
+            )
         return MetricPoint(
             key=key,
             start_ns=int(start_ns),
@@ -245,7 +254,7 @@ class SpoolCore:
             sum=_real(sum_),
             min=_real(min_),
             max=_real(max_),
-            bucket_counts=schema.decode_buckets(buckets),
+            bucket_counts=decoded,
         )
 
     @staticmethod
@@ -363,6 +372,10 @@ def _decode_rows(
 
 def _point_values(p: MetricPoint) -> tuple[Any, ...]:
     """A point's stored columns, in schema order: start, time, value, count, sum, min, max, buckets."""
+    if p.key.kind == EXPONENTIAL_HISTOGRAM:
+        blob = schema.encode_exponential(p.scale, p.zero_count, p.offset, p.bucket_counts, p.negative_offset,
+                                         p.negative_counts)
+        return (p.start_ns, p.time_ns, p.value, p.count, p.sum, p.min, p.max, blob)
     return (p.start_ns, p.time_ns, p.value, p.count, p.sum, p.min, p.max, schema.encode_buckets(p.bucket_counts))
 
 

@@ -1,15 +1,23 @@
 """Merging two delta points of one series into one: how the spool keeps one row per series across runs.
 
-Pure and kind-agnostic: every field merges the same way whatever the kind (a sum's histogram fields hold
-their neutral values, a histogram's ``value`` stays 0), so the operation is associative and commutative
-and the order in which runs reach the spool never matters.
+Pure: every field merges the same way whatever the kind (a sum's histogram fields hold their neutral
+values, a histogram's ``value`` stays 0); exponential histograms merge their buckets at the coarser of the
+two scales (pairwise downscaling, exact), so the operation is associative and commutative and the order in
+which runs reach the spool never matters.
 """
 
 from __future__ import annotations
 
-from otel_expansion.otlp.model import MetricPoint
+from otel_expansion.otlp import exponential
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, MetricPoint
 
-__all__ = ["add_buckets", "merge"]
+__all__ = ["add_buckets", "buckets_of", "merge"]
+
+
+def buckets_of(p: MetricPoint) -> exponential.Buckets:
+    """An exponential point's buckets."""
+    return exponential.Buckets(p.scale, p.zero_count, p.offset, p.bucket_counts, p.negative_offset,
+                               p.negative_counts)
 
 
 def add_buckets(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -29,6 +37,14 @@ def merge(a: MetricPoint, b: MetricPoint) -> MetricPoint:
         raise ValueError(f"histogram bounds differ for {a.key.name!r}: {a.key.bounds} != {b.key.bounds}")
     if a.key != b.key:
         raise ValueError(f"cannot merge points of different series: {a.key.name!r} and {b.key.name!r}")
+    if a.key.kind == EXPONENTIAL_HISTOGRAM:  # exact at the coarser scale of the two (downscaled pairwise)
+        e = exponential.merge(buckets_of(a), buckets_of(b))
+        return MetricPoint(
+            key=a.key, start_ns=min(a.start_ns, b.start_ns), time_ns=max(a.time_ns, b.time_ns),
+            count=a.count + b.count, sum=a.sum + b.sum, min=min(a.min, b.min), max=max(a.max, b.max),
+            bucket_counts=e.counts, scale=e.scale, zero_count=e.zero_count, offset=e.offset,
+            negative_offset=e.negative_offset, negative_counts=e.negative_counts,
+        )
     return MetricPoint(
         key=a.key,
         start_ns=min(a.start_ns, b.start_ns),

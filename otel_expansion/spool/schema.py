@@ -15,6 +15,7 @@ import hashlib
 import marshal
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from otel_expansion.otlp.model import Attrs, SeriesKey
 
@@ -31,8 +32,11 @@ __all__ = [
     "decode_key",
     "encode_attrs",
     "encode_buckets",
+    "encode_exponential",
     "encode_key",
+    "exponential_parts",
     "has_column",
+    "is_exponential",
     "key_hash",
     "migrate",
 ]
@@ -248,8 +252,29 @@ def decode_key(resource: Attrs, blob: bytes) -> SeriesKey:
     )
 
 
+_EXPONENTIAL = "exp"
+"""First item of an exponential point's buckets blob; explicit counts are a plain tuple of ints."""
+
+
 def encode_buckets(counts: tuple[int, ...]) -> bytes | None:
     return marshal.dumps(counts, _MARSHAL_VERSION) if counts else None
+
+
+def encode_exponential(scale: int, zero_count: int, offset: int, counts: tuple[int, ...], negative_offset: int,
+                       negative_counts: tuple[int, ...]) -> bytes:
+    """An exponential point's buckets: self-describing, so old explicit rows need no migration."""
+    return marshal.dumps((_EXPONENTIAL, scale, zero_count, offset, counts, negative_offset, negative_counts),
+                         _MARSHAL_VERSION)
+
+
+def is_exponential(value: tuple[object, ...]) -> bool:
+    return bool(value) and value[0] == _EXPONENTIAL
+
+
+def exponential_parts(value: tuple[Any, ...]) -> tuple[int, int, int, tuple[int, ...], int, tuple[int, ...]]:
+    """scale, zero count, offset, counts, negative offset, negative counts of a decoded exponential blob."""
+    _, scale, zero, offset, counts, n_offset, n_counts = value
+    return int(scale), int(zero), int(offset), tuple(counts), int(n_offset), tuple(n_counts)
 
 
 def decode_buckets(blob: bytes | None) -> tuple[int, ...]:

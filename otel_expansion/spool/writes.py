@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 
-from otel_expansion.otlp.model import Attrs, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, Attrs, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool.core import (
     _AGE_CHECK_EVERY_NS,
     _GC_RESOURCES,
@@ -51,7 +51,8 @@ class SpoolWrites(SpoolCore):
         merged: dict[SeriesKey, MetricPoint] = {}
         invalid = 0
         for p in points:
-            if p.bucket_counts and len(p.bucket_counts) != len(p.key.bounds) + 1:
+            explicit = p.key.kind != EXPONENTIAL_HISTOGRAM
+            if p.bucket_counts and explicit and len(p.bucket_counts) != len(p.key.bounds) + 1:
                 invalid += 1
                 continue
             try:

@@ -101,6 +101,15 @@ class ChdbDatabase:
                                     f" [], [], [], [], [], {p.flags}, {_float(p.min)}, {_float(p.max)},"
                                     f" {metric.histogram.aggregation_temporality})"
                                 )
+                            elif kind == "exponential_histogram":
+                                rows.setdefault("otel_metrics_exponential_histogram", []).append(
+                                    f"({common}, {_map(p.attributes)}, {times}, {p.count}, {_float(p.sum)},"
+                                    f" {p.scale}, {p.zero_count}, {p.positive.offset},"
+                                    f" {list(p.positive.bucket_counts)}, {p.negative.offset},"
+                                    f" {list(p.negative.bucket_counts)}, [], [], [], [], [], {p.flags},"
+                                    f" {_float(p.min)}, {_float(p.max)},"
+                                    f" {metric.exponential_histogram.aggregation_temporality})"
+                                )
         elif signal == "traces":
             for rs in request.resource_spans:
                 res = rs.resource.attributes

@@ -110,3 +110,24 @@ def test_clickhouse_report_equals_embedded(
         for section in set(embedded) - {"generated_ns", "stored", "limits"}:
             assert fleet[section] == embedded[section], section
     assert seen and seen[0]["auth"] == "Basic dXNlcjpzZWNyZXQ="
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_report_into_a_reader_that_left_ends_quietly(loaded: tuple[Path, ChdbDatabase], as_json: bool) -> None:
+    """`otel-expansion report | head`: a reader leaving early is a normal end (no broken-pipe message,
+    exit 0). The pipe's read end is closed before the report is written, so every write fails (EPIPE)."""
+    import os
+    import subprocess
+    import sys
+
+    db, _ = loaded
+    cmd = [sys.executable, "-m", "otel_expansion", "report", "--db", str(db), *(["--json"] if as_json else [])]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        done = subprocess.run(cmd, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 0

@@ -49,7 +49,7 @@ def dump_dom(url: str, profile: Path) -> str:
 
 
 def status_text(dom: str) -> str:
-    """The header status line: 'N points · M spans · updated ...' once the report loaded."""
+    """The header status line: '<scope>: N invocations, M errors · updated ...' once the report loaded."""
     match = re.search(r'<span id="status"[^>]*>([^<]*)</span>', dom)
     assert match, "status element missing"
     return match.group(1)
@@ -120,15 +120,15 @@ def test_charts_render_real_data(live_server: LiveServer, tmp_path: Path) -> Non
     assert "500 ms / 950 ms" in svg.texts["chart-durations"]
     assert "70 ms / 400 ms" in svg.texts["chart-durations"]
     assert "linux 73%" in svg.texts["chart-environment"]
-    assert svg.kpis[:5] == ["150", "25", "16.7%", "2", "2 (0 open)"]
-    assert "points · 3 spans · updated" in status_text(dom)
+    assert svg.kpis[:5] == ["150", "25", "16.7%", "2", "2"]  # sessions; "0 open now" below the figure
+    assert "all apps · all time: 150 invocations, 25 errors · updated" in status_text(dom)  # filtered figures
     assert re.search(r"<td>remote add</td><td>100</td><td>20</td><td>20\.0%</td>", dom)
 
 
 def test_empty_store_shows_empty_states(live_server: LiveServer, tmp_path: Path) -> None:
     """With no data the page still loads the report and shows empty states instead of charts."""
     dom = dump_dom(live_server.url + "/", tmp_path / "profile")
-    assert "0 points · 0 spans · updated" in status_text(dom)
+    assert "all apps · all time: 0 invocations, 0 errors · updated" in status_text(dom)
     assert "No data in this range yet." in dom
     assert 'id="chart-commands"' not in dom
 

@@ -36,7 +36,7 @@ def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
     errors: list[Any] = []
     page.on("pageerror", lambda error: errors.append(error))
     page.goto(live_server.url + "/")
-    expect(page.locator("#status")).to_contain_text("points")
+    expect(page.locator("#status")).to_contain_text("invocations")
     yield page
     assert not errors, errors
     page.close()
@@ -54,6 +54,8 @@ def test_picker_lists_both_apps_and_filters_every_chart(page: Page) -> None:
 
     page.select_option("#service", "dbtool")
     expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("36")
+    expect(page.locator("#status")).to_contain_text("dbtool · all time: 36 invocations")  # the header is filtered
+    assert page.locator("#service option").all_inner_texts() == ["All apps", "dbtool", "gitx"]  # still switchable
     assert page.locator("#version option").all_inner_texts() == ["All versions", "2.0.0", "2.1.0"]
     expect(page.locator("#chart-commands g.bar")).to_have_count(1)
     assert page.locator("#chart-commands g.bar").get_attribute("data-label") == "migrate"
@@ -81,6 +83,13 @@ def test_picker_lists_both_apps_and_filters_every_chart(page: Page) -> None:
         "ConnectionError", "ValueError"]
 
 
+def test_all_apps_view_keeps_versions_per_app(page: Page) -> None:
+    """Two apps' versions are never merged: each bar and adoption line names its app."""
+    labels = [b.get_attribute("data-label") or "" for b in page.locator("#chart-versions g.bar").all()]
+    assert labels and all(label.split(" ")[0] in ("dbtool", "gitx") for label in labels)
+    assert len(labels) == len(set(labels))
+
+
 def test_range_buttons_keep_the_app(page: Page) -> None:
     page.select_option("#service", "dbtool")
     expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("36")
@@ -88,3 +97,32 @@ def test_range_buttons_keep_the_app(page: Page) -> None:
         page.click("#range button[data-days='7']")
     assert "service=dbtool" in response.value.url and "days=7" in response.value.url
     expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("0")
+
+
+def test_a_million_fits_with_sample_sizes_and_cut_tables(browser: Browser, live_server: LiveServer) -> None:
+    """At 1400 px, 1,000,000 invocations fit their KPI box (nothing clipped or overflowing), each duration
+    percentile says how many durations it was read from, and a cut table says how much it shows."""
+    from .conftest import metrics_request, ns, sum_metric
+
+    runs = [({"cli.command.name": f"cmd-{i:02d}", "cli.command.outcome": "success"}, 1_000_000 // 60, ns(3))
+            for i in range(60)]
+    runs.append(({"cli.command.name": "cmd-00", "cli.command.outcome": "success"}, 1_000_000 - 60 * (1_000_000 // 60),
+                 ns(3)))
+    request = metrics_request(({"service.name": "big", "service.version": "1.0",
+                                "otel_expansion.installation.id": "i"}, [sum_metric("cli.command.invocations", runs)]))
+    assert live_server.post("metrics", request).status == 200
+    for signal, message in two_apps():
+        assert live_server.post(signal, message).status == 200
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(live_server.url + "/?")
+    page.select_option("#service", "big")
+    expect(page.locator(".kpi", has_text="Invocations").locator(".value")).to_have_text("1,000,000")
+    for box in page.locator(".kpi").all():
+        value = box.locator(".value")
+        assert value.evaluate("e => e.scrollWidth <= e.clientWidth"), value.inner_text()
+        assert box.evaluate("e => e.scrollWidth <= e.clientWidth"), box.inner_text()
+    page.select_option("#service", "")
+    expect(page.locator(".kpi", has_text="Duration p50").locator(".sub")).to_contain_text("n = ")
+    expect(page.locator("#commands-table .cut")).to_have_text("50 of 63 shown")
+    expect(page.locator("#commands .cut")).to_have_text("12 of 63 shown")
+    page.close()

@@ -117,10 +117,11 @@ class TestKnownDataSet:
         """Sessions come from span session ids (open ones included): s1 has 2 commands over 1.1 s, s2 one."""
         sessions = report["sessions"]
         assert (sessions["count"], sessions["open"]) == (2, 0)  # 2024 data: idle for far more than 30 min
-        # lengths 1.1 s in (1, 10] and 0.2 s in (0, 1]: the median closes the first bucket
-        assert sessions["median_length_s"] == pytest.approx(1.0)
-        assert sessions["p95_length_s"] == pytest.approx(1 + 9 * 0.9)
-        assert sessions["median_commands"] == pytest.approx(1.0)
+        # exact per-session values, nearest rank: lengths 0.2 s and 1.1 s, commands 1 and 2
+        assert sessions["median_length_s"] == pytest.approx(0.2)
+        assert sessions["p95_length_s"] == pytest.approx(1.1)  # never above the longest session
+        assert (sessions["min_length_s"], sessions["max_length_s"]) == (pytest.approx(0.2), pytest.approx(1.1))
+        assert (sessions["median_commands"], sessions["p95_commands"], sessions["max_commands"]) == (1, 2, 2)
 
     def test_environment_weighted_by_invocations(self, report: dict[str, Any]) -> None:
         """Environment shares count invocations, not resources."""
@@ -278,6 +279,7 @@ def test_empty_store(tmp_path: Path) -> None:
         "p50_s": None,
         "p95_s": None,
         "p99_s": None,
+        "samples": 0,
     }
     assert report["commands"] == [] and report["usage_by_day"] == [] and report["activity"] == []
     assert "Invocations 0" in render_report(report)
@@ -301,3 +303,51 @@ def test_version_one_store_is_upgraded_with_its_rollups(tmp_path: Path) -> None:
     upgraded = build_report(db)
     for section in set(expected) - {"generated_ns"}:
         assert upgraded[section] == expected[section], section
+
+
+def test_version_two_store_keeps_its_explicit_buckets_and_sessions(tmp_path: Path) -> None:
+    """A round-2 store (schema 2: explicit duration buckets, session rollup in fixed bounds, no exponential
+    rollup or app_days) opens as schema 3 with the same report: old durations read from their buckets,
+    sessions re-derived exactly; new exponential points then merge with the old ones."""
+    import sqlite3
+
+    from otel_expansion.backend.rollup import SESSION_BOUNDS, bucket_of
+    from otel_expansion.backend.store import open_readonly
+    from otel_expansion.otlp.encode import metrics_request as encode_points
+    from otel_expansion.otlp.exponential import from_values
+    from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, MetricPoint, SeriesKey
+
+    db = tmp_path / "round2.sqlite"
+    load(db, known_data())
+    expected = build_report(db)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE r_exp")
+    conn.execute("DROP TABLE app_days")
+    for index in ("sessions_length", "sessions_commands", "installations_version"):
+        conn.execute(f"DROP INDEX {index}")
+    conn.execute("DELETE FROM r_session")
+    for service, version, day, first, last, n in conn.execute(
+            "SELECT service, version, day, first_ns, last_ns, commands FROM sessions").fetchall():
+        for kind, value in (("length_s", (last - first) / 1e9), ("commands", float(n))):
+            conn.execute("INSERT INTO r_session VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET n = n + 1",
+                         (kind, day, service, version, *bucket_of(value, SESSION_BOUNDS[kind])))
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    upgraded = build_report(db)
+    for section in set(expected) - {"generated_ns"}:
+        assert upgraded[section] == expected[section], section
+    assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == 3
+
+    before = next(c for c in upgraded["commands"] if c["command"] == "remote add")
+    values = [0.2, 0.3, 0.4]
+    b = from_values(values)
+    key = SeriesKey(tuple(sorted(LINUX.items())), "otel_expansion", "0.3.0", "cli.command.duration",
+                    EXPONENTIAL_HISTOGRAM, "s", "", (("cli.command.name", "remote add"),))
+    point = MetricPoint(key, ns(3) - 10**9, ns(3), count=3, sum=0.9, min=0.2, max=0.4, bucket_counts=b.counts,
+                        scale=b.scale, offset=b.offset)
+    with Store(db) as store:
+        store.write("metrics", flatten("metrics", encode_points([point])))
+    after = next(c for c in build_report(db)["commands"] if c["command"] == "remote add")
+    assert after["samples"] == before["samples"] + 3
+    assert after["p50_s"] is not None and after["p99_s"] is not None

@@ -56,7 +56,7 @@ def flatten(blocks: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], d
         for rm in request.get("resourceMetrics", []):
             for sm in rm.get("scopeMetrics", []):
                 for m in sm.get("metrics", []):
-                    for kind in ("sum", "histogram"):
+                    for kind in ("sum", "histogram", "exponentialHistogram"):
                         for dp in m.get(kind, {}).get("dataPoints", []):
                             key = (_resource(rm), sm.get("scope", {}).get("name"), m["name"], kind,
                                    _attrs(dp.get("attributes", [])))
@@ -70,6 +70,8 @@ def flatten(blocks: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], d
                             else:
                                 agg["count"] += int(dp.get("count", 0))
                                 agg["sum"] = round(agg["sum"] + float(dp.get("sum", 0.0)), 9)
+                                if kind == "exponentialHistogram":  # durations: scale and offsets vary by run
+                                    continue
                                 counts = [int(c) for c in dp.get("bucketCounts", [])]
                                 agg["buckets"] = counts if agg["buckets"] is None else [
                                     a + b for a, b in zip(agg["buckets"], counts, strict=True)]

@@ -9,6 +9,8 @@ import pytest
 from otel_expansion.export import history
 from otel_expansion.export.health import failure_class, histogram_point
 from otel_expansion.export.transport import Outcome, SendResult
+from otel_expansion.otlp.exponential import bucket_bounds, index_of
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM
 
 
 @pytest.mark.parametrize(("result", "expected"), [
@@ -27,11 +29,26 @@ def test_failure_class(result: SendResult, expected: str) -> None:
 
 def test_histogram_point_uses_upper_inclusive_buckets() -> None:
     """A value equal to a bound lands in that bound's bucket, as OpenTelemetry defines it."""
-    point = histogram_point((), "otel_expansion.export.duration", [0.005, 0.006, 1000.0], 7,
-                            (("outcome", "success"),))
-    assert point.count == 3 and point.min == 0.005 and point.max == 1000.0
+    point = histogram_point((), "otel_expansion.spool.size", [1024.0, 1500.0, 1e12], 7)
+    assert point.count == 3 and point.min == 1024.0 and point.max == 1e12
     assert point.bucket_counts[0] == 1 and point.bucket_counts[1] == 1 and point.bucket_counts[-1] == 1
     assert len(point.bucket_counts) == len(point.key.bounds) + 1
+
+
+def test_duration_point_is_base2_exponential_with_every_value_in_its_bucket() -> None:
+    """Self-health durations use the views' exponential buckets: each value inside (lower, upper] of its
+    bucket, an exact power of two on its bucket's upper edge, nothing lost."""
+    values = [0.005, 0.006, 0.25, 1000.0, 1e-5]
+    point = histogram_point((), "otel_expansion.export.duration", values, 7, (("outcome", "success"),))
+    assert point.key.kind == EXPONENTIAL_HISTOGRAM and point.key.bounds == ()
+    assert point.count == 5 and sum(point.bucket_counts) == 5 and point.zero_count == 0
+    assert point.scale >= 3  # 1e-5 .. 1000 s fits MAX_SIZE buckets at scale 3 or finer
+    for v in values:
+        i = index_of(v, point.scale)
+        lower, upper = bucket_bounds(i, point.scale)
+        assert lower < v <= upper
+        assert point.bucket_counts[i - point.offset] >= 1
+    assert bucket_bounds(index_of(0.25, point.scale), point.scale)[1] == 0.25
 
 
 def _entry(i: int, size: int) -> history.SentEntry:

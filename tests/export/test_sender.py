@@ -61,10 +61,10 @@ def metric_values(requests: list[Any]) -> dict[tuple[str, tuple[tuple[str, str],
         for rm in req.message().resource_metrics:
             for sm in rm.scope_metrics:
                 for m in sm.metrics:
-                    points = m.sum.data_points if m.HasField("sum") else m.histogram.data_points
-                    for dp in points:
+                    kind = m.WhichOneof("data")
+                    for dp in getattr(m, kind).data_points:
                         attrs = tuple(sorted((kv.key, str(kv.value.ListFields()[0][1])) for kv in dp.attributes))
-                        value = dp.count if m.HasField("histogram") else (dp.as_int or dp.as_double)
+                        value = (dp.as_int or dp.as_double) if kind in ("sum", "gauge") else dp.count
                         out[(m.name, attrs)] = out.get((m.name, attrs), 0) + value
     return out
 

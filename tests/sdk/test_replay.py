@@ -85,7 +85,8 @@ def exported(level: Level, items: list[dict[str, Any]], fast: bool) -> tuple[lis
     pipeline.collect(T0, T0 + 10**12)
     points, spans = staging.take()
     rows = sorted((p.key.name, p.key.attributes, p.key.bounds, p.value, p.count, p.sum, p.min, p.max,
-                   p.bucket_counts, p.start_ns, p.time_ns, p.key.resource, p.key.unit) for p in points)
+                   p.bucket_counts, p.scale, p.offset, p.zero_count, p.negative_counts, p.start_ns, p.time_ns,
+                   p.key.resource, p.key.unit) for p in points)
     decoded = []
     for s in spans:
         msg = trace_pb2.Span()

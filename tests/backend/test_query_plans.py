@@ -1,0 +1,89 @@
+"""The report path never scans a growing table: every statement report_from runs is checked with
+EXPLAIN QUERY PLAN (SQLite's own plan, on a real store), for each kind of filter.
+
+A full scan is allowed only of tables bounded by the number of apps and versions or of fixed names
+(app_days, limits, counters) and of a subquery's already-grouped rows; every rollup, session, install
+and raw table must be reached by a SEARCH on an index.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from otel_expansion.backend.ingest import flatten
+from otel_expansion.backend.query import Filter, SQLiteEngine
+from otel_expansion.backend.report import report_from
+from otel_expansion.backend.rollup import DAY_NS
+from otel_expansion.backend.store import Store, open_readonly
+
+from .conftest import ns, two_apps
+
+BOUNDED = {"app_days", "limits", "counters"}
+FILTERS = [
+    Filter(),
+    Filter(service="gitx"),
+    Filter(version="1.3.0"),
+    Filter(service="dbtool", version="2.0.0"),
+    Filter(since_day=ns(3) // DAY_NS),
+    Filter(since_day=ns(2) // DAY_NS, until_day=ns(3) // DAY_NS),
+    Filter(service="dbtool", since_day=ns(1) // DAY_NS - 2, until_day=ns(19) // DAY_NS),
+]
+
+
+@pytest.mark.parametrize("report_filter", FILTERS, ids=repr)
+def test_no_full_scan_on_the_report_path(tmp_path: Path, report_filter: Filter) -> None:
+    db = tmp_path / "b.sqlite"
+    with Store(db) as store:
+        for signal, message in two_apps():
+            store.write(signal, flatten(signal, message))
+    conn = open_readonly(db)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    report = report_from(SQLiteEngine(conn), report_filter, now_ns=ns(10))
+    conn.set_trace_callback(None)
+    assert report["totals"]["invocations"] > 0 or report_filter.since_day is not None
+    selects = sorted({s for s in statements if s.lstrip().upper().startswith("SELECT")})
+    assert len(selects) >= 15  # every section's query was seen
+    for sql in selects:
+        for row in conn.execute("EXPLAIN QUERY PLAN " + sql):
+            step = str(row[-1])
+            match = re.match(r"SCAN (\S+)", step)
+            if match is None:
+                continue
+            table = match.group(1)
+            assert table in BOUNDED or table.startswith("(subquery"), f"{step} in: {sql}"
+    conn.close()
+
+
+def test_wal_is_checkpointed_and_truncated_past_its_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store kept busy (a connection that never closes, as the server's) does not grow its WAL without
+    bound: past the limit the server's checkpointer truncates it."""
+    import threading
+
+    from otel_expansion.backend import server
+
+    db = tmp_path / "b.sqlite"
+    keeper = Store(db)  # stays open, like the server's connections: no checkpoint-on-close
+    for _ in range(20):
+        for signal, message in two_apps():
+            keeper.write(signal, flatten(signal, message))
+    wal = Path(str(db) + "-wal")
+    assert wal.stat().st_size > 64 * 1024
+    monkeypatch.setattr(server, "WAL_LIMIT_BYTES", 64 * 1024)
+    done = threading.Event()
+    worker = threading.Thread(target=server._bound_wal, args=(db, done, 0.05))
+    worker.start()
+    try:
+        for _ in range(200):
+            if wal.stat().st_size == 0:
+                break
+            done.wait(0.05)
+        assert wal.stat().st_size == 0
+    finally:
+        done.set()
+        worker.join()
+        keeper.close()
+    assert open_readonly(db).execute("SELECT COUNT(*) FROM r_metric").fetchone()[0] > 0
