@@ -39,7 +39,7 @@ def test_dashboard_at_1400px_clips_nothing_and_shares_the_inspectors_stylesheet(
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(live_server.url + "/")
-        expect(page.locator("#status")).to_contain_text("points")
+        expect(page.locator("#status")).to_contain_text("invocations")
         page.screenshot(path=str(tmp_path / "dashboard-1400.png"), full_page=True)
         clipped = page.evaluate("""() => [...document.querySelectorAll('td, th, .kpi .value, .kpi .label, h1, h2')]
             .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
