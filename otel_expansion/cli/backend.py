@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -98,16 +97,10 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def _emit(text: str) -> None:
-    """Print the report; a reader that stops early (``report | head``) is a normal end, not an error:
-    the rest goes to /dev/null so neither this write nor the interpreter's final flush complains."""
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+    """Print the report; a reader that stops early (``report | head``) ends the command quietly with
+    the shell's broken-pipe status (141), as every ``otel-expansion`` command does (cli/main.py)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _require_known_app(report: dict[str, Any], service: str | None, version: str | None) -> None:
