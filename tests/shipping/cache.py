@@ -70,7 +70,8 @@ def cached_venv(name: str, pins: Iterable[str]) -> Path:
     def build(folder: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True)
         pip = [str(folder / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, *pins], check=True, timeout=1800)
+        if pins:
+            subprocess.run([*pip, *pins], check=True, timeout=1800)
 
     return cached_build(f"venvs/{name}", [p.encode() for p in pins], build) / "venv"
 
