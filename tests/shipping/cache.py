@@ -52,15 +52,31 @@ def cached_build(name: str, inputs: Iterable[bytes], build: Callable[[Path], Non
     that died half-way leaves no marker, and the next one starts that folder again.
     """
     final = CACHE / name / _key([python_tag(), *inputs])
-    if (final / ".complete").exists():
-        return final
-    with _locked(final.with_suffix(".lock")):
-        if not (final / ".complete").exists():
-            shutil.rmtree(final, ignore_errors=True)
-            final.mkdir(parents=True)
-            build(final)
-            (final / ".complete").write_text("")
+    if not (final / ".complete").exists():
+        with _locked(final.with_suffix(".lock")):
+            if not (final / ".complete").exists():
+                shutil.rmtree(final, ignore_errors=True)
+                final.mkdir(parents=True)
+                build(final)
+                (final / ".complete").write_text("")
+        _prune(final.parent, keep=final)
+    os.utime(final / ".complete")  # last used: what pruning goes by
     return final
+
+
+def _prune(folder: Path, keep: Path, unused_s: float = 7 * 86400) -> None:
+    """Remove builds of other inputs (older sources, other pins) not used for a week: every change of the
+    package's sources makes a new frozen build, and checkouts sharing this cache may still use recent ones."""
+    import time
+
+    for entry in folder.iterdir():
+        marker = entry / ".complete"
+        if entry == keep or not entry.is_dir() or not marker.exists():
+            continue
+        if time.time() - marker.stat().st_mtime > unused_s:
+            with _locked(entry.with_suffix(".lock")):
+                shutil.rmtree(entry, ignore_errors=True)
+            entry.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def cached_venv(name: str, pins: Iterable[str]) -> Path:
