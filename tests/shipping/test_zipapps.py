@@ -1,4 +1,4 @@
-"""A CLI shipped as a zipapp (stdlib zipapp, shiv), or installed with pipx, delivers its telemetry: the
+"""A CLI shipped as a zipapp (stdlib zipapp, shiv, pex), or installed with pipx, delivers its telemetry: the
 sender the exiting CLI starts imports the package and its dependencies from where the CLI did.
 
 The tools (shiv, pipx, a build backend) come from PyPI into a cached venv, and the wheels, the shiv app
@@ -22,7 +22,11 @@ from tests.shipping.delivery import wait_delivered
 
 pytestmark = pytest.mark.slow
 
-TOOLS = ["shiv==1.0.8", "pipx==1.8.0", "setuptools==80.9.0", "wheel==0.45.1"]
+TOOLS = ["shiv==1.0.8", "pex==2.73.1", "pipx==1.8.0", "setuptools==80.9.0", "wheel==0.45.1"]
+PEX_PINS = ["opentelemetry-api==1.45.1", "opentelemetry-sdk==1.45.1", "opentelemetry-proto==1.45.1",
+            "opentelemetry-exporter-otlp-proto-common==1.45.1", "opentelemetry-semantic-conventions==0.66b1",
+            "opentelemetry-instrumentation==0.66b1"]
+"""pex resolves each distribution on its own and can pick an API release newer than the SDK allows: pinned."""
 
 APP = '''"""shipcli: a tiny CLI with telemetry in one line."""
 import argparse
@@ -61,7 +65,7 @@ shipcli = "shipcli:main"
 
 
 def _inputs() -> list[bytes]:
-    return [*(t.encode() for t in TOOLS), APP.encode(), APP_PYPROJECT.encode(),
+    return [*(t.encode() for t in TOOLS + PEX_PINS), APP.encode(), APP_PYPROJECT.encode(),
             *source_inputs(ROOT / "otel_expansion", ROOT / "pyproject.toml")]
 
 
@@ -81,6 +85,9 @@ def _build(out: Path) -> None:
     subprocess.run([str(tools / "bin" / "shiv"), "-q", "-o", str(out / "shipcli-shiv.pyz"), "-c", "shipcli",
                     "--find-links", str(wheels), "--disable-pip-version-check", "shipcli"],
                    check=True, timeout=1800)
+    subprocess.run([str(tools / "bin" / "pex"), "shipcli", *PEX_PINS, "--find-links", str(wheels), "-c", "shipcli",
+                    "-o", str(out / "shipcli.pex"), "--pex-root", str(out / "pex-root")], check=True, timeout=1800)
+    shutil.rmtree(out / "pex-root")
     env = dict(os.environ, PIPX_HOME=str(out / "pipx"), PIPX_BIN_DIR=str(out / "pipx-bin"),
                PIPX_MAN_DIR=str(out / "pipx-man"))
     app_wheel = next(wheels.glob("shipcli-*.whl"))
@@ -120,9 +127,9 @@ def _stdlib_zipapp(tmp_path: Path) -> Path:
     return target
 
 
-def _deliver(argv: list[str], tmp_path: Path) -> None:
+def _deliver(argv: list[str], tmp_path: Path, **extra: str) -> None:
     with otlp_server() as srv:
-        result = subprocess.run([*argv, "greet", "bob"], env=_env(tmp_path, srv.url), capture_output=True,
+        result = subprocess.run([*argv, "greet", "bob"], env={**_env(tmp_path, srv.url), **extra}, capture_output=True,
                                 timeout=120, cwd=tmp_path)
         assert (result.returncode, result.stdout, result.stderr) == (0, b"hello bob\n", b""), result.stderr
         spans = wait_delivered(srv, 1)
@@ -141,6 +148,12 @@ def test_stdlib_zipapp(tmp_path: Path) -> None:
 def test_shiv(built: Path, bare_python: str, tmp_path: Path) -> None:
     """Everything inside the .pyz, unpacked by shiv on first run; the interpreter has nothing installed."""
     _deliver([bare_python, str(built / "shipcli-shiv.pyz")], tmp_path)
+
+
+def test_pex(built: Path, bare_python: str, tmp_path: Path) -> None:
+    """Everything inside the .pex, each wheel unpacked to its own folder under PEX_ROOT on first run: the
+    sender must get every one of them on its path, not only the package's."""
+    _deliver([bare_python, str(built / "shipcli.pex")], tmp_path, PEX_ROOT=str(tmp_path / "pex"))
 
 
 def test_pipx(built: Path, tmp_path: Path) -> None:
