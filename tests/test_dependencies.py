@@ -14,8 +14,9 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parent.parent
 
-OPTIONAL = {"click", "typer", "fire", "docopt"}
-"""Frameworks the integrations hook into only when the host program itself imports them."""
+OPTIONAL = {"click", "typer", "fire", "docopt", "PyInstaller"}
+"""Frameworks the integrations hook into only when the host program itself imports them; PyInstaller runs
+the package's hooks (otel_expansion/_pyinstaller) only while it freezes an app."""
 
 # distribution -> the top-level import names it provides (only what the package uses)
 PROVIDES = {

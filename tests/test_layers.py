@@ -36,8 +36,9 @@ The journal sits below collect although runs flow collect -> journal: it is the 
 (and its file store) that the recorder writes to, and knows nothing of how records are made.
 """
 
-LEAVES = {"cli", "backend", "auto", "__main__", "controls", "entry"}
-"""Entry points and side doors: they may use the library, the library never imports them."""
+LEAVES = {"cli", "backend", "auto", "__main__", "controls", "entry", "_pyinstaller"}
+"""Entry points and side doors: they may use the library, the library never imports them (_pyinstaller:
+PyInstaller's hooks, loaded by the freezer through the ``pyinstaller40`` entry point)."""
 
 LEAF_MAY_IMPORT = {"cli": {"backend"}, "__main__": {"cli"}, "controls": {"cli"}}
 """The ``otel-expansion`` command serves the embedded backend's report and dashboard; ``python -m`` runs it;

@@ -31,6 +31,15 @@ CLOCK_SLACK_S = 5.0
 ENDPOINT_ENV = "OTEL_EXPANSION_SENDER_ENDPOINT"
 """How the endpoint (which may hold credentials) reaches the sender: its environment, not its argv."""
 
+FROZEN_FLAG = "--otel-expansion-sender="
+"""First argument of a frozen app started as its own sender: ``FROZEN_FLAG + token``."""
+FROZEN_TOKEN_ENV = "OTEL_EXPANSION_FROZEN_SENDER"
+"""The same random token in the sender's environment: both must match, so no user triggers it by accident."""
+
+self_sender = False
+"""Set by a freezer's runtime hook (workers.frozen) that runs before the program: this executable, started
+with ``FROZEN_FLAG`` and the token, runs the sender instead of the program."""
+
 _children: list[int] = []
 
 
@@ -125,23 +134,24 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool
     round, which ends with the process): start one anyway, to wait that long for the lock and then run.
     """
     reap()
-    if getattr(sys, "frozen", False) or not sys.executable:
-        # a frozen app's executable is the app itself: running it with sender arguments would run the
-        # user's program again. Data stays in the journal for `otel-expansion flush` instead.
+    frozen = getattr(sys, "frozen", False)
+    if not sys.executable or (frozen and not self_sender):
+        # a frozen app's executable is the app itself: unless its freezer's runtime hook serves the sender
+        # before the program runs (``self_sender``), running it again would run the user's program again.
+        # Data stays in the journal for `otel-expansion flush` instead.
         return None
     if not lock_wait_s and sender_running(home):
         return None
     argv = sender_argv(home, send, force, lock_wait_s, entry=entry)
     env = dict(os.environ)
     env.pop(ENDPOINT_ENV, None)
+    env.pop(FROZEN_TOKEN_ENV, None)
     if endpoint:
         env[ENDPOINT_ENV] = endpoint
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    # The sender must not be auto-instrumented itself (opentelemetry-instrument puts its sitecustomize on
-    # PYTHONPATH): it would record its own run as a product command.
-    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                 if p and not p.rstrip(os.sep).endswith("auto_instrumentation")]
-    env["PYTHONPATH"] = os.pathsep.join([package_root, *inherited])
+    if frozen:
+        argv, env = _frozen_sender(argv, env)
+    else:
+        env["PYTHONPATH"] = _sender_path(env.get("PYTHONPATH", ""))
     env.pop("OTEL_EXPANSION_DEBUG", None)
     log_path = os.path.join(home, SENDER_LOG)
     if hasattr(os, "posix_spawn"):
@@ -165,6 +175,38 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool
     _children.append(pid)
     _write_state(home, next_send_at(home), time.time())
     return pid
+
+
+def _sender_path(inherited: str) -> str:
+    """PYTHONPATH for a sender started with ``sys.executable``: the package's root, then every absolute
+    entry of this process's ``sys.path``, so the package and its dependencies import as they did here from
+    wherever they came (a zipapp, shiv's or pex's unpacked wheels, a pipx venv, ``--target`` folders).
+
+    The sender must not be auto-instrumented itself (opentelemetry-instrument puts its sitecustomize on
+    PYTHONPATH): it would record its own run as a product command.
+    """
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    entries: list[str] = []
+    for p in [package_root, *inherited.split(os.pathsep), *sys.path]:
+        if (p and os.path.isabs(p) and p not in entries
+                and not p.rstrip(os.sep).endswith("auto_instrumentation")):
+            entries.append(p)
+    return os.pathsep.join(entries)
+
+
+def _frozen_sender(argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The frozen app itself as the sender: a fresh token on argv and in the environment (the runtime hook
+    requires both to match before the program would run), and a fresh start of its bootloader."""
+    token = os.urandom(16).hex()
+    env[FROZEN_TOKEN_ENV] = token
+    # PyInstaller's one-file bootloader marks its child with these; inherited, the new process would take
+    # itself for that child and use a temporary folder that is deleted when the app exits.
+    for key in [k for k in env if k.startswith("_PYI_") or k == "_MEIPASS2"]:
+        del env[key]
+    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    if "LD_LIBRARY_PATH_ORIG" in env:  # the user's library path, saved by the bootloader that replaced it
+        env["LD_LIBRARY_PATH"] = env.pop("LD_LIBRARY_PATH_ORIG")
+    return [sys.executable, FROZEN_FLAG + token, *argv[3:]], env
 
 
 def reap() -> None:

@@ -33,7 +33,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Recorded:
     name: str
-    exit: int
+    exit: int | None  # None: the outcome is unknown (no exit code recorded)
     error: str | None
     span_name: str | None = None
 
@@ -110,12 +110,12 @@ def wait_for(predicate: Any, proc: subprocess.Popen[bytes], timeout_s: float = 6
         time.sleep(0.01)
 
 
-def wrapper_text(tool: str) -> tuple[str, str]:
+def wrapper_text(tool: str, bin_dir: Path = BIN) -> tuple[str, str]:
     """(the tool's console script, the same with the one line a CLI author adds: ``otel_expansion.init``).
 
     The call shares the script's first statement line, so line numbers (and tracebacks) stay the same.
     """
-    original = (BIN / tool).read_text()
+    original = (bin_dir / tool).read_text()
     lines = original.splitlines(keepends=True)
     first = 1 if lines and lines[0].startswith("#!") else 0
     lines[first] = f"import otel_expansion; otel_expansion.init({tool!r}); " + lines[first]
@@ -144,7 +144,7 @@ def journal_commands(home: Path) -> list[Recorded]:
     from otel_expansion.journal import store
 
     cmds = [c for p in store.pending(str(home)) for c in store.read(p)["commands"]]
-    return [Recorded(c["name"], c["exit"], c.get("error")) for c in cmds]
+    return [Recorded(c["name"], c.get("exit"), c.get("error")) for c in cmds]
 
 
 def spool_commands(home: Path) -> list[Recorded]:
@@ -173,6 +173,6 @@ def spool_commands(home: Path) -> list[Recorded]:
             span = Span.FromString(record.data)
             attrs = {a.key: a.value for a in span.attributes}
             error = attrs["error.type"].string_value if "error.type" in attrs else None
-            found.append(Recorded(attrs["cli.command.name"].string_value, attrs["process.exit.code"].int_value,
-                                  error, span.name))
+            code = attrs["process.exit.code"].int_value if "process.exit.code" in attrs else None
+            found.append(Recorded(attrs["cli.command.name"].string_value, code, error, span.name))
     return found

@@ -27,7 +27,8 @@ from tests.conformance.harness import (
     spool_commands,
     wrapper_text,
 )
-from tests.conformance.programs import CASES, Case
+from tests.conformance.programs import AWAITING, CASES, Case
+from tests.conformance.venv import conformance_bin
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +65,30 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # hf fetches a registry of "agent harnesses" from its endpoint on import, unless cached: cache it, so
     # the interrupted request is the command's own
     (work / "hf" / ".agent_harnesses.json").write_text('{"standardEnvVars": [], "harnesses": {}}')
+    # round 3's tools: tabulate's table, an rst page, a project for pipreqs, invoke's tasks, a copier
+    # template, dotenv's file, and a script that waits for its input (coverage run)
+    (work / "t.txt").write_text("a b\n1 2\n")
+    (work / "ok.rst").write_text("Title\n=====\n\nSome *text*.\n")
+    (work / "proj").mkdir()
+    (work / "proj" / "main.py").write_text("import os\nimport requests_not_installed_here\n")
+    (work / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef hello(c):\n    print('hello')\n\n\n"
+                                   "@task\ndef fail(c):\n    raise SystemExit(3)\n\n\n"
+                                   "@task\ndef ask(c):\n    input()\n")
+    (work / "tpl").mkdir()
+    (work / "tpl" / "a.txt").write_text("hi\n")
+    (work / ".env").write_text("A=1\n")
+    (work / "readall.py").write_text("import sys\nsys.stdin.read()\n")
+    (work / "waits.py").write_text("def ask():\n    return input()\n")
     (work / "home").mkdir()
     (work / "bin").mkdir()
-    for tool in {c.tool for c in CASES}:
-        (work / "bin" / tool).write_text(wrapper_text(tool)[0])
+    for tool, venv in {(c.tool, c.venv) for c in CASES}:
+        (work / "bin" / tool).write_text(wrapper_text(tool, _bin(venv))[0])
     return work
+
+
+def _bin(venv: str) -> Path:
+    """The bin folder of the environment a tool is installed in."""
+    return BIN if venv == "test" else conformance_bin()
 
 
 def _closed_port() -> int:
@@ -98,9 +118,10 @@ def _variant(case: Case, work: Path, how: str, home: Path | None, off: bool, ser
     env = _base_env(work)
     env["HF_ENDPOINT"] = f"http://127.0.0.1:{port or _CLOSED}"
     script = str(work / "bin" / case.tool)  # the console script; for "init", with init() added
-    argv = [sys.executable, script, *args]
+    bin_dir = _bin(case.venv)
+    argv = [str(bin_dir / "python") if case.venv != "test" else sys.executable, script, *args]
     if how == "instrument":
-        argv = [str(BIN / "opentelemetry-instrument"), *argv]
+        argv = [str(bin_dir / "opentelemetry-instrument"), *argv]
         env["OTEL_PYTHON_DISTRO"] = "otel_expansion"  # opentelemetry-distro is installed too
     if home is not None:
         env.update(OTEL_EXPANSION_HOME=str(home), OTEL_EXPANSION_SEND="false")
@@ -126,23 +147,31 @@ def test_same_output_and_exact_record(case: Case, how: str, workdir: Path, tmp_p
     """Output and exit status byte-identical with telemetry on, off and absent; the record is exact."""
     on_home, off_home = tmp_path / "on", tmp_path / "off"
     script = workdir / "bin" / case.tool
-    original, wrapped = wrapper_text(case.tool)
+    original, wrapped = wrapper_text(case.tool, _bin(case.venv))
     with ExitStack() as stack:
         server = stack.enter_context(blackhole()) if case.interrupt == "server" else (0, None)
-        if case not in _baselines or case.interrupt == "server":  # the server's port is in the output
-            _baselines[case] = _variant(case, workdir, "absent", None, False, server)
-        base = _baselines[case]
-        if how == "init":
-            script.write_text(wrapped)
-            stack.callback(script.write_text, original)
         if case.interrupt == "server":  # one server: one program at a time, so readiness is unambiguous
+            base = _variant(case, workdir, "absent", None, False, server)  # the server's port is in the output
+            if how == "init":
+                script.write_text(wrapped)
+                stack.callback(script.write_text, original)
             with_telemetry = _variant(case, workdir, how, on_home, False, server)
             opted_out = _variant(case, workdir, how, off_home, True, server)
-        else:
-            with ThreadPoolExecutor(2) as pool:
+        else:  # runs at once; tracebacks name the script's path, so the bare run needs the unchanged script
+            if how == "init" and case not in _baselines:
+                _baselines[case] = _variant(case, workdir, "absent", None, False, server)
+            if how == "init":
+                script.write_text(wrapped)
+                stack.callback(script.write_text, original)
+            with ThreadPoolExecutor(3) as pool:
+                absent = pool.submit(_variant, case, workdir, "absent", None, False, server) \
+                    if case not in _baselines else None
                 on = pool.submit(_variant, case, workdir, how, on_home, False, server)
                 off = pool.submit(_variant, case, workdir, how, off_home, True, server)
                 with_telemetry, opted_out = on.result(), off.result()
+                if absent is not None:
+                    _baselines[case] = absent.result()
+            base = _baselines[case]
     assert base.returncode == case.returncode, base.stderr.decode(errors="replace")[-2000:]
     if case.interrupt is not None:  # where a real Ctrl-C lands inside the stdlib is the kernel's timing
         base, with_telemetry, opted_out = (_interrupt_frames_dropped(o) for o in (base, with_telemetry, opted_out))
@@ -150,8 +179,12 @@ def test_same_output_and_exact_record(case: Case, how: str, workdir: Path, tmp_p
     assert opted_out == base
     recorded = journal_commands(on_home) if how == "init" else spool_commands(on_home)
     expected = Recorded(case.name, case.exit, case.error)
-    assert [Recorded(r.name, r.exit, r.error) for r in recorded] == [expected]
+    found = [Recorded(r.name, r.exit, r.error) for r in recorded]
+    assert not off_home.exists() or not any(off_home.iterdir())
+    if case.pending in AWAITING:  # output identical already; the record comes with the pending work
+        assert found != [expected], f"recorded as expected now: remove {case.pending!r} from AWAITING"
+        pytest.xfail(f"records {found} until {case.pending} is merged")
+    assert found == [expected]
     if how == "instrument":
         exe = case.tool
         assert recorded[0].span_name == (exe if case.name == exe else f"{exe} {case.name}")
-    assert not off_home.exists() or not any(off_home.iterdir())
