@@ -119,7 +119,8 @@ def run(argv: list[str], prog: str, service: str | None = None) -> int:
     finally:
         if t is not None and t.recorder.active is placeholder:
             t.recorder.active = None
-    _count(t, prog.rsplit(" ", 1)[-1], code)
+    # a reader that left (`mycli telemetry show | head`) got what it wanted: not a failed command
+    _count(t, prog.rsplit(" ", 1)[-1], 0 if code == EXIT_PIPE else code)
     return code
 
 
