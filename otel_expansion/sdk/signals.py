@@ -99,6 +99,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("otel_expansion.service.spilled", "counter", "{command}", Level.BASIC,
            "Commands a long-running program's export thread handed to the journal, for a sender to replay, "
            "because the program was busy or a sender was writing (delayed, not dropped; self-health).", ()),
+    Metric("otel_expansion.spans.sampled_out", "counter", "{span}", Level.BASIC,
+           "Spans of a long-running program's commands left out of the sample when they could not all be kept "
+           "(the kept spans carry the sampling threshold in their tracestate, ot=th; self-health).", ()),
     Metric("otel_expansion.export.attempts", "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
     Metric("otel_expansion.export.failures", "counter", "{request}", Level.BASIC, "Export requests failed.",
            ("reason",)),
