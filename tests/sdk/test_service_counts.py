@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from otel_expansion.collect.recorder import Recorder
-from otel_expansion.collect.usage import Usage, split_usage
 from otel_expansion.config.settings import resolve
 from otel_expansion.journal import store as journal
 from otel_expansion.workers.sender import open_spool, run_round, sender_lock
@@ -80,6 +79,8 @@ def cmds(n: int, start: int = T0) -> list[dict[str, Any]]:
 # -- usage is aggregated where the command ends --------------------------------------------------------------
 
 def test_usage_counts_every_command_even_past_the_buffer() -> None:
+    from otel_expansion.collect.usage import Usage
+
     settings = resolve("svc", environ={}, level="enhanced", send=False)
     rec = Recorder(settings, max_commands=10)
     rec.usage = Usage()
@@ -99,6 +100,8 @@ def test_usage_counts_every_command_even_past_the_buffer() -> None:
 
 def test_basic_level_buffers_nothing_in_a_service() -> None:
     """No spans at basic: the aggregate is the whole record, nothing waits in the buffer."""
+    from otel_expansion.collect.usage import Usage
+
     settings = resolve("svc", environ={}, level="basic", send=False)
     rec = Recorder(settings)
     rec.usage = Usage(activity=False)
@@ -110,6 +113,8 @@ def test_basic_level_buffers_nothing_in_a_service() -> None:
 
 
 def test_usage_snapshot_merges_back_and_splits_by_values() -> None:
+    from otel_expansion.collect.usage import Usage, split_usage
+
     u = Usage()
     for i in range(10):
         u.command({"name": "a", "exe": "x", "start": T0 + i, "end": T0 + i + 5, "exit": 0, "rec": 100})
@@ -130,7 +135,7 @@ def test_values_past_the_bound_are_counted_and_counts_stay_exact(monkeypatch: An
     from otel_expansion.collect import usage
 
     monkeypatch.setattr(usage, "MAX_VALUES", 5)
-    u = Usage()
+    u = usage.Usage()
     for i in range(8):
         u.command({"name": "a", "exe": "x", "start": T0 + i, "end": T0 + i + 5, "exit": 0})
     snap = u.take()
