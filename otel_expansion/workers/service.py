@@ -141,7 +141,8 @@ class ServiceRuntime:
         self.session_id: str | None = None
         self._started = time.monotonic()
         self._failing = False
-        self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
+        self._journaled = 0  # handed to the journal (flush, shutdown; commands, or 1 for a usage-only
+        # record): a sender must store them
         self.spilled = 0  # commands the thread could not keep up with, handed to the journal (self-health)
         self._catch_up = False  # spilled records wait in the journal: replay them when the host is quieter
         self._in_round = False  # the thread holds the sender lock (a round), until the process ends
@@ -505,6 +506,7 @@ class ServiceRuntime:
                 records.append(self._record(body, spilled))
                 room -= 1
         now = time.time_ns()
+        failed = False
         try:
             journal.append_many(home, records, now)
             written = sum(len(r.get("commands") or ()) for r in records)
@@ -514,10 +516,11 @@ class ServiceRuntime:
             log.warning("telemetry journal unavailable: %s", exc)
             for record in records:
                 _refuse(record, residue)
-            written = 0
+            written, failed = 0, True
         if residue:
             self._keep(residue, final, now + 2 * len(records) + 1)
-        self._journaled += written
+        if records and not failed:  # records (usage alone, at basic, has no commands) a sender must store
+            self._journaled += max(1, written)
         return written
 
     def _parts(self, whole: dict[str, Any], size: int) -> list[dict[str, Any]]:
@@ -592,6 +595,7 @@ class ServiceRuntime:
             parts.insert(0, {**residue, "metered": 1})
         try:
             journal.append_many(self.settings.home, [self._record(p) for p in parts], now)
+            self._journaled += 1 if parts else 0
         except (OSError, ValueError) as exc:
             log.warning("telemetry journal unavailable at exit; usage of this run's last interval lost: %s", exc)
 

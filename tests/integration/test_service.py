@@ -177,7 +177,7 @@ import otel_expansion
 
 t = otel_expansion.init("shared", mode="service", send=False, level="enhanced", instrument=False)
 for i in range(int(sys.argv[2])):
-    with otel_expansion.command(sys.argv[1]):
+    with otel_expansion.command("svc-1" if sys.argv[1] == "1" else "svc-2"):
         pass
 """
 
@@ -196,7 +196,7 @@ def test_two_services_and_cli_loops_on_one_home_drop_no_service_command(tmp_path
     locks, the journal): every command of each service and every CLI run is in the stored metrics."""
     home = tmp_path / "home"
     env = clean_env(home, OTEL_EXPANSION_SPOOL_MAX_BYTES=str(512 * 2**20))
-    services = [subprocess.Popen([sys.executable, "-c", SERVICE, f"svc-{i}", "20000"], env=env) for i in (1, 2)]
+    services = [subprocess.Popen([sys.executable, "-c", SERVICE, str(i), "20000"], env=env) for i in (1, 2)]
     loops = [subprocess.Popen([sys.executable, "-c", f"import subprocess, sys\nfor _ in range(8): "
                                f"subprocess.run([sys.executable, '-c', {CLI!r}], check=True)"], env=env)
              for _ in range(2)]
