@@ -45,7 +45,7 @@ CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains
 SENDER_LOCK_WAIT_S = 30.0  # how long the exit's sender waits for a round the thread had under way
 SPOOL_BUSY_MS = 50  # the export thread's wait for the spool's write lock, before it journals the slice
 SENDER_CHECK_S = 0.05
-SAMPLE_EVERY_S = 0.25  # how often the span sample may halve or double
+SAMPLE_EVERY_S = 0.1  # how often the span sample may halve or double
 MAX_SAMPLE_SHIFT = 16  # the smallest sample keeps 1 span in 2**16
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
