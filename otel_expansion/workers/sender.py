@@ -315,6 +315,8 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
         spool = open_spool(home, settings)
         try:
             rows = spool.clear()
+            if spool.get_state("health.resource") is not None:  # what self-health travelled with: gone too
+                spool.set_state("health.resource", "null")
         finally:
             spool.close()
     return len(records), rows
