@@ -421,6 +421,8 @@ class Recorder:
             return
         if self.usage is not None:
             self.usage.exception(error_type(exc))  # the count; the item is only a span event from here
+            if self.level < levels.EXCEPTION_DETAILS:  # (events carry details, kept at full only)
+                return
         if len(self.exceptions) >= self.max_commands * 2:
             with self._lock:
                 self.overflow_exceptions += 1

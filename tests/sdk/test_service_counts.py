@@ -381,3 +381,16 @@ def test_large_records_reach_the_byte_bound_from_their_names(tmp_path: Path) -> 
 def test_blocks_are_counted_from_the_names(block: int) -> None:
     names = ["1-1-a~10.rec", f"2-1-b~{3 * block + 1:x}.rec", "3-1-c.rec"]
     assert journal.blocks_of(names, block) == 1 + 4 + 1
+
+
+def test_handled_exceptions_are_counted_past_the_buffer() -> None:
+    from otel_expansion.collect.usage import Usage
+
+    settings = resolve("svc", environ={}, level="full", send=False)
+    rec = Recorder(settings, max_commands=2)
+    rec.usage = Usage()
+    for _ in range(50):
+        rec.exception(KeyError("k"))
+    assert len(rec.exceptions) == 4 and rec.overflow_exceptions == 46  # the span events: bounded
+    snap = rec.usage.take()
+    assert snap is not None and snap["handled"] == [["KeyError", 50]]
