@@ -22,7 +22,12 @@ sender process also pays ~0.1 s to start) and ``total/stock`` compares the sum w
 A last case shuts down right after the loop with the buffer full, to time ``shutdown()`` with the most
 it can hold.
 
-    python -m compileall -q otel_expansion && python benchmarks/bench_service.py [--sizes 1000,10000]
+Every case runs twice: alone, and beside a CPU-bound neighbour process (a busy loop started before the
+case and killed after it), as a program on a shared machine runs. Each row checks the counts:
+``invocations`` stored must equal the commands run, and at enhanced and full ``spans stored + sampled out
++ dropped`` must too (basic records no spans). A row that does not add up is marked ``MISMATCH``.
+
+    python -m compileall -q otel_expansion && python benchmarks/bench_service.py [--quick | --sizes 1000,10000]
 """
 
 from __future__ import annotations
@@ -59,10 +64,10 @@ def own_work() -> int:
 def child(mode: str, level: str, n: int, home: str, drain: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": mode, "level": level, "n": n}
     if mode == "bare":
-        c0, w0 = cpu_s(), time.perf_counter()
+        c0, w0, h0 = cpu_s(), time.perf_counter(), time.thread_time()
         for _ in range(n):
             own_work()
-        out.update(cpu=cpu_s() - c0, wall=time.perf_counter() - w0)
+        out.update(cpu=cpu_s() - c0, wall=time.perf_counter() - w0, host=time.thread_time() - h0)
         return out
     if mode == "stock":
         return stock(n, out)
@@ -72,18 +77,19 @@ def child(mode: str, level: str, n: int, home: str, drain: bool) -> dict[str, An
                             instrument=False, consent="notify")
     service = t.service
     command, feature = otel_expansion.command, otel_expansion.feature
-    c0, w0 = cpu_s(), time.perf_counter()
+    c0, w0, h0 = cpu_s(), time.perf_counter(), time.thread_time()
     for _ in range(n):
         with command("job"):
             feature("step")
             own_work()
-    w1 = time.perf_counter()
+    w1, h1 = time.perf_counter(), time.thread_time()
     if drain:  # let the export thread finish: its CPU is part of the cost
         service._wake.set()
-        while service.recorder.commands or service._backlog or service._current is not None:
+        while (service.recorder.commands or service._backlog or service._current is not None
+               or service.usage.counts):
             time.sleep(0.005)
             service._wake.set()
-    out.update(cpu=cpu_s() - c0, wall=w1 - w0, buffered=len(service.recorder.commands))
+    out.update(cpu=cpu_s() - c0, wall=w1 - w0, host=h1 - h0, buffered=len(service.recorder.commands))
     s0 = time.perf_counter()
     t.shutdown()
     out["shutdown"] = time.perf_counter() - s0
@@ -179,9 +185,34 @@ def spool_counts(home: str) -> dict[str, Any]:
         spool.close()
     invocations = sum(p.value for p in points if p.key.name == "cli.command.invocations")
     sender_cpu = sum(p.sum for p in points if p.key.name == "otel_expansion.sender.cpu_time")
+    dropped = {k: v for k, v in counters.items() if k.startswith("dropped.")}
     return {"stored_commands": int(invocations), "stored_spans": len(spans), "sender_cpu": sender_cpu,
             "spilled": int(counters.get("service.spilled", 0)),
-            "dropped": {k: v for k, v in counters.items() if k.startswith("dropped.")}}
+            "sampled_out": int(counters.get("spans.sampled_out", 0)),
+            "dropped_spans": sum(int(dropped.get(f"dropped.{k}", 0)) for k in SPAN_DROPS),
+            "dropped": dropped}
+
+
+SPAN_DROPS = ("overflow", "journal_full", "replay", "staging", "size")
+"""Drop reasons that stand for a command's span (each counts commands or spans, never both)."""
+
+
+class Neighbour:
+    """A CPU-bound process beside the case (a busy loop), for the duration of a ``with`` block."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Neighbour:
+        if self.on:
+            self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _journal_pending(home: str) -> bool:
@@ -192,7 +223,9 @@ def _journal_pending(home: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--quick", action="store_true", help="sizes 1,000, 10,000 and 100,000 only")
     parser.add_argument("--levels", default=",".join(LEVELS))
+    parser.add_argument("--neighbour", default="no,yes", help="no, yes or both (default): a CPU-bound neighbour")
     parser.add_argument("--no-stress", action="store_true", help="skip the full-buffer shutdown case")
     parser.add_argument("--child", nargs=5, metavar=("MODE", "LEVEL", "N", "HOME", "DRAIN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -201,31 +234,41 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         print(json.dumps(child(mode, level, int(n), home, drain == "1")))
         return
+    sizes = "1000,10000,100000" if args.quick else args.sizes
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    print(f"{'level':<9}{'N':>10}{'ours us/cmd':>12}{'stock':>8}{'ratio':>7}{'host +wall':>11}{'shutdown':>10}"
-          f"{'stored':>11}{'spans':>11}{'spilled':>10}{'+sender':>9}{'total/stock':>12}  dropped")
-    for n in (int(s) for s in args.sizes.split(",")):
-        bare = run("bare", "-", n)
-        stock_r = run("stock", "-", n)
-        stock_us = (stock_r["cpu"] - bare["cpu"]) / n * 1e6
-        for level in args.levels.split(","):
-            ours = run("ours", level, n)
-            ours_us = (ours["cpu"] - bare["cpu"]) / n * 1e6
-            host_us = (ours["wall"] - bare["wall"]) / n * 1e6
-            sender_us = ours["sender_cpu"] / n * 1e6
-            print(f"{level:<9}{n:>10,}{ours_us:>12.1f}{stock_us:>8.1f}{ours_us / stock_us:>7.2f}{host_us:>11.1f}"
-                  f"{ours['shutdown'] * 1000:>8.1f}ms{ours['stored_commands']:>11,}{ours['stored_spans']:>11,}"
-                  f"{ours['spilled']:>10,}{sender_us:>9.1f}{(ours_us + sender_us) / stock_us:>12.2f}"
-                  f"  {ours['dropped'] or '-'}", flush=True)
-        blank = ""
-        print(f"{'stock':<9}{n:>10,}{blank:>12}{stock_us:>8.1f}{blank:>18}{stock_r['shutdown'] * 1000:>8.1f}ms",
-              flush=True)
+    print("| neighbour | level | N | ours us/cmd | stock | ratio | +sender | (ours+sender)/stock | host +wall | "
+          "host +CPU | shutdown | invocations stored | spans stored | sampled out | spans dropped | check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for neighbour in args.neighbour.split(","):
+        for n in (int(x) for x in sizes.split(",")):
+            with Neighbour(neighbour == "yes"):
+                bare = run("bare", "-", n)
+                stock_r = run("stock", "-", n)
+                stock_us = (stock_r["cpu"] - bare["cpu"]) / n * 1e6
+                for level in args.levels.split(","):
+                    ours = run("ours", level, n)
+                    ours_us = (ours["cpu"] - bare["cpu"]) / n * 1e6
+                    host_us = (ours["wall"] - bare["wall"]) / n * 1e6
+                    host_cpu_us = (ours["host"] - bare["host"]) / n * 1e6  # the host thread's own CPU
+                    sender_us = ours["sender_cpu"] / n * 1e6
+                    spans = level != "basic"
+                    accounted = ours["stored_spans"] + ours["sampled_out"] + ours["dropped_spans"]
+                    ok = ours["stored_commands"] == n and (not spans or accounted == n)
+                    ratio = ours_us / stock_us
+                    print(f"| {neighbour} | {level} | {n:,} | {ours_us:.1f} | {stock_us:.1f} | {ratio:.2f} | "
+                          f"{sender_us:.1f} | {(ours_us + sender_us) / stock_us:.2f} | {host_us:.1f} | "
+                          f"{host_cpu_us:.1f} | "
+                          f"{ours['shutdown'] * 1000:.1f} ms | {ours['stored_commands']:,} | "
+                          + (f"{ours['stored_spans']:,} | {ours['sampled_out']:,} | {ours['dropped_spans']:,} | "
+                             if spans else "- | - | - | ")
+                          + ("ok" if ok else f"MISMATCH {ours['dropped']}") + " |", flush=True)
     # shutdown with the buffer as full as it gets: no waiting for the export thread before shutdown()
     for level in () if args.no_stress else ("full",):
         r = run("ours", level, 100_000, drain=False)
         print(f"shutdown right after 100,000 commands at {level}: {r['shutdown'] * 1000:.1f} ms "
               f"({r['buffered']:,} still in the recorder's buffer; stored after hand-over: "
-              f"{r['stored_commands']:,} commands, {r['stored_spans']:,} spans, dropped {r['dropped'] or '-'})")
+              f"{r['stored_commands']:,} commands, {r['stored_spans']:,} spans, {r['sampled_out']:,} sampled out, "
+              f"dropped {r['dropped'] or '-'})")
 
 
 if __name__ == "__main__":

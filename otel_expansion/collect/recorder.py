@@ -32,6 +32,7 @@ _process_time = time.process_time  # performance.cpu_seconds() without the extra
 _OFF = Level.OFF
 _FULL = Level.FULL
 _FEATURES = levels.FEATURES
+_SPANS = levels.SPANS
 _PERFORMANCE = levels.PERFORMANCE
 _FEATURE_ATTRIBUTES = levels.FEATURE_ATTRIBUTES
 _ARGUMENT_SHAPES = levels.ARGUMENT_SHAPES
@@ -138,6 +139,15 @@ class Recorder:
         self.overflow_features = 0  # features not kept: buffer full, or their command was not kept
         self.overflow_exceptions = 0  # handled exceptions not kept: buffer full
         self.undeclared = 0  # features and attributes the app's registry does not declare (dropped)
+        # A long-running program's usage aggregate (collect/usage.Usage; None for a CLI): every finished
+        # command, feature and handled exception is added there first, so the metrics stay exact whatever
+        # happens to the command's span. ``sample_shift`` k > 0 keeps a command's span with probability
+        # 2**-k (set by the service's export thread when spans cannot all be kept); the others are counted
+        # in ``sampled_out``.
+        self.usage: Any = None
+        self.sample_shift = 0
+        self.sample_bits: Callable[[int], int] = _no_bits  # random.getrandbits, given by the service
+        self.sampled_out = 0
         self.active: CommandRun | None = None
         self.on_command = on_command
         """Called after each recorded command (a service's export thread wakes on it); settable."""
@@ -249,7 +259,8 @@ class Recorder:
         else:
             err = run.error if run.error is not None and isinstance(exc, SystemExit) else exc
             code = exit_code_of(exc) if exit_code is None else exit_code
-        if len(self.commands) >= self.max_commands:
+        usage = self.usage
+        if usage is None and len(self.commands) >= self.max_commands:
             self._drop(run)
             return
         executable = run.executable
@@ -284,16 +295,34 @@ class Recorder:
             cmd["args"] = run.args
         run.outcome = cmd
         cmd["rec"] = run.cost_ns + (_perf_ns() - t0)  # our own cost, reported as self-health
+        if usage is not None:
+            usage.command(cmd)  # counted before anything can drop its span
+            if level < _SPANS:  # no spans at this level: the aggregate is the whole record
+                return
+            shift = self.sample_shift
+            if shift:
+                if self.sample_bits(shift):  # not in the sample: its span (and span events) are not kept
+                    self._drop(run, sampled=True)
+                    return
+                cmd["th"] = shift  # kept with probability 2**-shift (its span says so in its tracestate)
+            if len(self.commands) >= self.max_commands:
+                self._drop(run)
+                return
         self.commands.append(cmd)  # atomic; see _lock
         if self.on_command is not None:
             self.on_command(self)
 
-    def _drop(self, run: CommandRun) -> None:
+    def _drop(self, run: CommandRun, sampled: bool = False) -> None:
         """The buffer is full: ``run`` is counted, not kept, and so are the features recorded during it
         (they would otherwise count as use without the command they belong to). Features recorded by
-        other threads while it ran go with it: they fall within its time, and are counted too."""
+        other threads while it ran go with it: they fall within its time, and are counted too.
+        ``sampled``: its span was sampled out (counted in ``sampled_out``); its features were already
+        counted in the usage aggregate and were kept only as its span's events."""
         with self._lock:  # no drain() meanwhile; other threads may still append (at the end)
-            self.overflow += 1
+            if sampled:
+                self.sampled_out += 1
+            else:
+                self.overflow += 1
             at = run.features_at
             if at < 0:  # not begun by this recorder
                 return
@@ -303,7 +332,8 @@ class Recorder:
             end = len(features)
             if end > at:
                 del features[at:end]
-                self.overflow_features += end - at
+                if self.usage is None:  # (a service counted them in its usage aggregate already)
+                    self.overflow_features += end - at
 
     def _outcome(self, cmd: CommandEntry, code: int, err: BaseException | None) -> None:
         """Exit code, error type (the exception's class, else the exit code) and, at ``full``, details."""
@@ -378,7 +408,8 @@ class Recorder:
                         1 for k, v in (attributes or {}).items() if not spec.accepts(k, v))
             if spec is None or spec.level > level:
                 return
-        if len(self.features) >= self.max_commands * 2:
+        usage = self.usage
+        if usage is None and len(self.features) >= self.max_commands * 2:
             with self._lock:
                 self.overflow_features += 1
             return
@@ -389,6 +420,14 @@ class Recorder:
         else:
             literal = _literal or _load_literal()
             fname = names.name(name) if literal(name, _caller or sys._getframe(1)) else names.INVALID
+        if usage is not None:
+            usage.feature(fname)  # the count; the item below is only its command's span event (full)
+            if level < _FULL:
+                return
+            if len(self.features) >= self.max_commands * 2:
+                with self._lock:
+                    self.overflow_features += 1
+                return
         item: FeatureEntry = {"name": fname, "t": _time_ns()}
         if attributes and level >= _FEATURE_ATTRIBUTES:
             item["attrs"] = self._feature_attributes(attributes)
@@ -398,6 +437,10 @@ class Recorder:
         """A handled exception the app wants counted (type always; details at ``full``)."""
         if self.level <= Level.OFF:
             return
+        if self.usage is not None:
+            self.usage.exception(error_type(exc))  # the count; the item is only a span event from here
+            if self.level < levels.EXCEPTION_DETAILS:  # (events carry details, kept at full only)
+                return
         if len(self.exceptions) >= self.max_commands * 2:
             with self._lock:
                 self.overflow_exceptions += 1
@@ -474,7 +517,7 @@ class Recorder:
         with self._lock:
             commands, features, exceptions = self.commands, self.features, self.exceptions
             if not (commands or features or exceptions or self.overflow or self.undeclared
-                    or self.overflow_features or self.overflow_exceptions):
+                    or self.overflow_features or self.overflow_exceptions or self.sampled_out):
                 return None
             # items are taken by count: an append racing with this lands after them and stays for next time
             n_commands, n_features, n_exceptions = len(commands), len(features), len(exceptions)
@@ -493,6 +536,8 @@ class Recorder:
                 body["overflow_features"], self.overflow_features = self.overflow_features, 0
             if self.overflow_exceptions:
                 body["overflow_exceptions"], self.overflow_exceptions = self.overflow_exceptions, 0
+            if self.sampled_out:
+                body["sampled_out"], self.sampled_out = self.sampled_out, 0
         return body
 
 
@@ -505,6 +550,10 @@ def _unknown(cmd: CommandEntry, error: BaseException | None) -> None:
         cmd["error"] = error_type(error)
     else:
         cmd.pop("error", None)
+
+
+def _no_bits(k: int) -> int:
+    return 0
 
 
 def _name(text: str) -> str:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Literal, TypedDict
 
-    DropCount = Literal["overflow", "overflow_features", "overflow_exceptions", "undeclared"]
+    DropCount = Literal["overflow", "overflow_features", "overflow_exceptions", "undeclared", "usage_values",
+                        "replay", "staging"]
 
     from otel_expansion._types import AttrValue
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         args: Sequence[str]  # argument shape (flag names), full level
         exception: ExceptionDetails
         rec: int  # self-health: ns the library itself spent recording this command
+        th: int  # a service's span sample: kept with probability 2**-th (tracestate ot=th), a sampled span
 
     class ExceptionDetails(TypedDict):
         message: str
@@ -81,6 +83,10 @@ if TYPE_CHECKING:
         overflow_exceptions: int  # handled exceptions not kept: the buffer was full
         spilled: int  # a service's export thread was behind and journaled these commands (service.spilled)
         undeclared: int  # features/attributes dropped because the app's registry does not declare them
+        usage_values: int  # a service's raw histogram values past its usage aggregate's bound
+        sampled_out: int  # a service's commands whose spans were not in the sample (counted, not lost)
+        metered: int  # 1: a service's body, its commands' metrics are in a ``usage`` aggregate
+        usage: Mapping[str, object]  # a service's usage aggregate (collect.usage.Usage.take)
 
     class SessionPart(TypedDict, total=False):
         session: str
@@ -99,8 +105,11 @@ if TYPE_CHECKING:
 
 VERSION = 1
 """Bump when a field changes meaning (see the module docstring: an upgrade in UPGRADES, a new directory)."""
-DROP_COUNTS: tuple[DropCount, ...] = ("overflow", "overflow_features", "overflow_exceptions", "undeclared")
+DROP_COUNTS: tuple[DropCount, ...] = ("overflow", "overflow_features", "overflow_exceptions", "undeclared",
+                                      "usage_values", "replay", "staging")
 """Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""
+SAMPLED_OUT = "sampled_out"
+"""Body key: a service's commands whose spans were not in the sample (spool counter ``spans.sampled_out``)."""
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -112,6 +121,14 @@ UPGRADES: dict[int, Callable[[dict[str, object]], dict[str, object]]] = {}
 def directory_for(version: int) -> str:
     """The journal directory (inside the home) holding records of ``version`` (see the module docstring)."""
     return "journal" if version <= 1 else f"journal-v{version:d}"
+
+
+def counters_of(body: Mapping[str, object]) -> dict[str, int]:
+    """The spool counters a body's tallies add to (``dropped.<key>``, ``spans.sampled_out``)."""
+    out = {f"dropped.{key}": int(body[key] or 0) for key in DROP_COUNTS if body.get(key)}  # type: ignore[call-overload]
+    if body.get(SAMPLED_OUT):
+        out["spans.sampled_out"] = int(body[SAMPLED_OUT] or 0)  # type: ignore[call-overload]
+    return out
 
 
 class UnsupportedRecord(ValueError):

@@ -5,10 +5,14 @@ Why not SQLite here: the CLI's exit path must cost well under 10 ms and import n
 atomic rename, so a crash mid-write leaves at most a ``.tmp`` file that readers ignore (and the sender
 sweeps). The detached sender ingests records into the SQLite spool and deletes them.
 
-Bounds: at most ``MAX_PENDING`` records and ``MAX_PENDING_BYTES`` on disk (each file counted as at least
-one allocation block, which is what it costs on ext4), and never when the disk has less than
-``RESERVE_BYTES`` free. A run refused by these bounds is counted in a fixed-size counter file that is
-created ahead and then updated in place, so counting a drop needs no free space.
+Bounds: at most ``MAX_PENDING`` records and ``MAX_PENDING_BYTES`` on disk, and never when the disk has
+less than ``RESERVE_BYTES`` free. Each file is counted as the whole allocation blocks its size takes (what
+it costs on ext4); the size is part of the file's name (``~<hex>``), so the bound is checked from one
+directory listing, without a stat per file. On a 4 KiB-block filesystem a CLI run's record (well under
+4 KiB) takes one block: 10,000 of them take 39 MiB, so the record bound binds; a long-running program's
+records (up to 1 MiB each) reach the byte bound first. A run refused by these bounds is counted in a
+fixed-size counter file that is created ahead and then updated in place, so counting a drop needs no free
+space.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ MAGIC = b"OXJ1"
 SUFFIX = ".rec"
 MAX_RECORD_BYTES = 1 << 20  # a bigger record is a bug or an attack: refuse to write or read it
 MAX_PENDING = 10_000  # records waiting for a sender; past it new runs are dropped and counted
-MAX_PENDING_BYTES = 10 * 2**20  # ... and bytes on disk (a 200-byte record still takes a 4 KiB block)
+MAX_PENDING_BYTES = 64 * 2**20  # ... and bytes on disk (a 200-byte record still takes a 4 KiB block)
 RESERVE_BYTES = 1 << 20  # leave this much of the disk free: the spool and the host need it more
 DROPPED_FILE = "journal.dropped"
 _COUNTER_WIDTH = 20
@@ -90,7 +94,7 @@ def append(home: str, record: Mapping[str, object], now_ns: int) -> str:
     counter = os.path.join(home, DROPPED_FILE)
     if not os.path.lexists(counter):  # the reserve for counting drops, made while there is room
         _counter_add(home, 0)
-    path = os.path.join(directory, f"{now_ns:020d}-{os.getpid()}-{random_id(4)}{SUFFIX}")
+    path = os.path.join(directory, f"{now_ns:020d}-{os.getpid()}-{random_id(4)}~{len(data):x}{SUFFIX}")
     write_private(path, data)
     return path
 
@@ -107,7 +111,7 @@ def append_many(home: str, records: Sequence[Mapping[str, object]], now_ns: int)
     token, pid = random_id(6), os.getpid()
     paths = []
     for i, data in enumerate(datas):
-        path = os.path.join(directory, f"{now_ns + i:020d}-{pid}-{token}{i:x}{SUFFIX}")
+        path = os.path.join(directory, f"{now_ns + i:020d}-{pid}-{token}{i:x}~{len(data):x}{SUFFIX}")
         write_private(path, data, token=token)
         paths.append(path)
     return paths
@@ -133,7 +137,8 @@ def full(home: str) -> bool:
 
     A sender that cannot run must not fill the disk, and a full disk must not wedge the host's exit.
     """
-    n = len(_names(home))
+    names = _names(home)
+    n = len(names)
     if n >= MAX_PENDING:
         return True
     try:
@@ -141,9 +146,25 @@ def full(home: str) -> bool:
     except (OSError, AttributeError):  # Windows: records and bytes are bounded by count only
         return False
     block = max(512, vfs.f_frsize or vfs.f_bsize or 4096)
-    if (n + 1) * block > MAX_PENDING_BYTES:
+    if (blocks_of(names, block) + 1) * block > MAX_PENDING_BYTES:
         return True
     return vfs.f_bavail * block < RESERVE_BYTES
+
+
+def blocks_of(names: Sequence[str], block: int) -> int:
+    """Allocation blocks the named records take: their sizes are in their names (``~<hex>.rec``); a name
+    without one (an older record) counts one block."""
+    total = len(names)
+    for name in names:
+        i = name.rfind("~")
+        if i > 0:
+            try:
+                size = int(name[i + 1:-len(SUFFIX)], 16)
+            except ValueError:
+                continue
+            if size > block:
+                total += (size - 1) // block
+    return total
 
 
 def _counter_add(home: str, delta: int) -> int:

@@ -209,8 +209,58 @@ class Pipeline:
         features = body.get("features") or ()
         exceptions = body.get("exceptions") or ()
         commands = body.get("commands") or ()
-        if commands and not self._commands(commands, level, body, features, exceptions, cancelled):
-            return
+        usage = body.get("usage")
+        if usage:
+            self.record_usage(usage, level)
+        if body.get("metered"):  # a service's commands: their metrics came in its usage aggregate
+            if commands and level >= levels.SPANS:
+                self._spans_only(commands, body, features, exceptions, cancelled)
+        else:
+            if commands and not self._commands(commands, level, body, features, exceptions, cancelled):
+                return
+            self._uses(features, exceptions)
+        for ended in body.get("sessions_ended") or ():
+            inst[signals.SESSION_DURATION].record(float(ended["duration"]))
+            inst[signals.SESSION_COMMANDS].record(int(ended["commands"]))
+        if body.get("exit_ns") is not None:
+            inst[signals.EXIT_DURATION].record(int(body["exit_ns"]) / 1e9)
+        if body.get("heartbeats"):
+            inst[signals.HEARTBEATS].add(int(body["heartbeats"]))
+
+    def record_usage(self, usage: Mapping[str, Any], level: Level | None = None) -> None:
+        """A service's usage aggregate (``collect.usage.Usage.take``) into the instruments: counts as adds,
+        histogram values as one batch per series (the View's aggregation folds them in, whatever it is)."""
+        inst = self.instruments
+        for name, failed, error_type, n, durations in usage.get("runs") or ():
+            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if failed else "success"}
+            if error_type is not None:
+                attrs["error.type"] = error_type
+            inst[signals.INVOCATIONS].add(int(n), attrs)
+            if durations:
+                inst[signals.DURATION].record(ValueBatch(durations), attrs)
+        for name, error_type, n in usage.get("errors") or ():
+            inst[signals.ERRORS].add(int(n), {"cli.command.name": name, "error.type": error_type})
+        performance = level is None or level >= levels.PERFORMANCE
+        for key, metric in (("cpu", signals.CPU_TIME), ("mem", signals.MEMORY_PEAK),
+                            ("startup", signals.STARTUP_TIME)):
+            if performance:
+                for name, values in usage.get(key) or ():
+                    if values:
+                        inst[metric].record(ValueBatch(values), {"cli.command.name": name})
+        if level is None or level >= levels.ACTIVITY:
+            for hour, n in usage.get("hours") or ():
+                inst[signals.ACTIVITY].add(int(n), {"activity.hour_of_week": int(hour)})
+        costs = usage.get("costs")
+        if costs:
+            inst[signals.RECORD_DURATION].record(ValueBatch(costs))
+        for fname, n in usage.get("features") or ():
+            inst[signals.FEATURE_USAGE].add(int(n), {"feature.name": fname})
+        for etype, n in usage.get("handled") or ():
+            inst[signals.HANDLED].add(int(n), {"error.type": etype, "exception.handled": True})
+
+    def _uses(self, features: Any, exceptions: Any) -> None:
+        """Feature uses and handled exceptions of a recorded (not pre-aggregated) body."""
+        inst = self.instruments
         if features:
             uses: dict[str, int] = {}
             for feat in features:
@@ -225,13 +275,28 @@ class Pipeline:
                 handled[etype] = handled.get(etype, 0) + 1
             for etype, n in handled.items():
                 inst[signals.HANDLED].add(n, {"error.type": etype, "exception.handled": True})
-        for ended in body.get("sessions_ended") or ():
-            inst[signals.SESSION_DURATION].record(float(ended["duration"]))
-            inst[signals.SESSION_COMMANDS].record(int(ended["commands"]))
-        if body.get("exit_ns") is not None:
-            inst[signals.EXIT_DURATION].record(int(body["exit_ns"]) / 1e9)
-        if body.get("heartbeats"):
-            inst[signals.HEARTBEATS].add(int(body["heartbeats"]))
+
+    def _spans_only(self, commands: Any, body: Mapping[str, Any], features: Any, exceptions: Any,
+                    cancelled: Callable[[], bool] | None) -> None:
+        """One span per command, nothing else (a service's metrics were aggregated as it ran)."""
+        events = self.level >= Level.FULL
+        feature_times = Timeline(features) if events else None
+        exception_times = Timeline(exceptions) if events else None
+        session = (body.get("session"), body.get("session_previous"))
+        batch = _BatchBuilder()
+        for i, cmd in enumerate(commands):
+            if cancelled is not None and not i & 255 and cancelled():
+                return
+            raw_exit = cmd.get("exit")
+            unknown = raw_exit is None and cmd.get("outcome") == "unknown"  # left by an unobservable exit
+            code = 0 if raw_exit is None else int(raw_exit)
+            error = cmd.get("error") if code or unknown else None
+            self._span_row(batch, cmd, str(cmd.get("name") or "(root)"), None if unknown else code,
+                           str(error) if error else None,
+                           int(cmd["start"]), int(cmd["end"]), session, feature_times, exception_times,
+                           features, exceptions)
+            session = (session[0], None)
+        self._emit(batch)
 
     def _commands(self, commands: Any, level: Level, body: Mapping[str, Any], features: Any,
                   exceptions: Any, cancelled: Callable[[], bool] | None) -> bool:
@@ -329,7 +394,8 @@ class Pipeline:
         (shared), then previous session, CPU, memory, start-up, argument shapes (per span)."""
         exe = str(cmd.get("exe") or "")
         session_id, previous_id = session
-        key = (name, code, error_type, exe, session_id)
+        shift = cmd.get("th")  # kept by probability sampling, with probability 2**-shift
+        key = (name, code, error_type, exe, session_id, shift)
         index = batch.index.get(key)
         if index is None:
             attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome":
@@ -343,7 +409,8 @@ class Pipeline:
                 attrs["session.id"] = str(session_id)
             status = Status(StatusCode.ERROR, error_type) if code else _UNSET
             index = batch.index[key] = len(batch.templates)
-            batch.templates.append(SpanTemplate(span_name(exe, name), attrs, status))
+            batch.templates.append(SpanTemplate(span_name(exe, name), attrs, status,
+                                                trace_state(int(shift)) if shift else ""))
         extra: dict[str, Any] | None = None
         if previous_id:
             extra = {"session.previous_id": str(previous_id)}
@@ -402,6 +469,9 @@ class Pipeline:
                 trace_id = ids(128)
             while not span_id:
                 span_id = ids(64)
+        if shift:  # the trace id's randomness (its low 56 bits) at or above the threshold: consistent sampling
+            low = 56 - int(shift)
+            trace_id = (trace_id >> 56 << 56) | (threshold(int(shift)) | (trace_id & ((1 << low) - 1)))
         batch.rows.append(SpanRow(index, trace_id, span_id, start, end, extra,
                                   tuple((n, _event_attributes(a, limit), t) for n, a, t in events) if events else ()))
 
@@ -439,6 +509,19 @@ class Pipeline:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+def threshold(shift: int) -> int:
+    """The OpenTelemetry sampling threshold (rejection threshold over 56 bits of randomness) that keeps
+    a span with probability ``2**-shift``: its adjusted count is ``2**shift``."""
+    return ((1 << shift) - 1) << (56 - shift)
+
+
+def trace_state(shift: int) -> str:
+    """The ``ot`` tracestate entry of a span kept with probability ``2**-shift`` (``ot=th:8`` for 1/2),
+    as the OpenTelemetry specification's probability sampling defines it: the threshold in hex, 14
+    digits with trailing zeros removed."""
+    return "ot=th:" + (f"{threshold(shift):014x}".rstrip("0") or "0")
 
 
 class _BatchBuilder:

@@ -169,7 +169,7 @@ class RedactingSpanProcessor(_Chained):
                         status = Status(status.status_code, description)
                 if not same or name != t.name or status is not t.status:
                     changed = True
-                    t = SpanTemplate(name, attrs, status)
+                    t = SpanTemplate(name, attrs, status, t.trace_state)
                 templates.append(t)
             rows: list[SpanRow] = []
             attributes, known = self.attributes, self._known_clean

@@ -29,6 +29,7 @@ HEARTBEATS = "cli.session.heartbeats"
 ACTIVITY = "cli.activity"
 SPOOL_DROPPED = "otel_expansion.spool.dropped"
 SERVICE_SPILLED = "otel_expansion.service.spilled"
+SPANS_SAMPLED_OUT = "otel_expansion.spans.sampled_out"
 EXPORT_ATTEMPTS = "otel_expansion.export.attempts"
 EXPORT_FAILURES = "otel_expansion.export.failures"
 EXPORT_DURATION = "otel_expansion.export.duration"
@@ -131,6 +132,9 @@ METRICS: tuple[Metric, ...] = (
     Metric(SERVICE_SPILLED, "counter", "{command}", Level.BASIC,
            "Commands a long-running program's export thread handed to the journal, for a sender to replay, "
            "because the program was busy or a sender was writing (delayed, not dropped; self-health).", ()),
+    Metric(SPANS_SAMPLED_OUT, "counter", "{span}", Level.BASIC,
+           "Spans of a long-running program's commands left out of the sample when they could not all be kept "
+           "(the kept spans carry the sampling threshold in their tracestate, ot=th; self-health).", ()),
     Metric(EXPORT_ATTEMPTS, "counter", "{request}", Level.BASIC, "Export requests sent.", ()),
     Metric(EXPORT_FAILURES, "counter", "{request}", Level.BASIC, "Export requests failed.",
            ("reason",)),

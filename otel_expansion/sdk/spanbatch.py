@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from opentelemetry.sdk.trace import Event as SdkEvent
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags, TraceState
 
 
 class SpanTemplate(NamedTuple):
@@ -29,6 +29,7 @@ class SpanTemplate(NamedTuple):
     name: str
     attributes: dict[str, Any]
     status: Status
+    trace_state: str = ""  # "ot=th:..." for spans kept by probability sampling (their adjusted count)
 
 
 class SpanRow(NamedTuple):
@@ -68,7 +69,9 @@ class SpanBatch:
         attributes = template.attributes if not row.extra else {**template.attributes, **row.extra}
         return ReadableSpan(
             name=template.name,
-            context=SpanContext(row.trace_id, row.span_id, is_remote=False, trace_flags=self.flags),
+            context=SpanContext(row.trace_id, row.span_id, is_remote=False, trace_flags=self.flags,
+                                trace_state=TraceState.from_header([template.trace_state])
+                                if template.trace_state else None),
             parent=None, resource=self.resource, attributes=attributes,
             events=tuple(SdkEvent(n, a, t) for n, a, t in row.events),
             kind=SpanKind.INTERNAL, status=template.status, start_time=row.start, end_time=row.end,

@@ -169,7 +169,8 @@ class SpanEncoder:
         parts_of: list[tuple[bytes, bytes, bytes] | None] = []
         for t in batch.templates:
             try:
-                head = (_ld(b"\x2a", t.name.encode("utf-8")) if t.name else b"") + b"\x30\x01"  # kind INTERNAL
+                head = (_ld(b"\x1a", t.trace_state.encode("utf-8")) if t.trace_state else b"") + (
+                    _ld(b"\x2a", t.name.encode("utf-8")) if t.name else b"") + b"\x30\x01"  # kind INTERNAL
                 shared: list[bytes] = []
                 if t.attributes:
                     self._attributes(t.attributes, shared)

@@ -22,6 +22,8 @@ def _metric_of(counter: str) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
         return signals.SPOOL_DROPPED, (("reason", counter.split(".", 1)[1]),)
     if counter == "service.spilled":
         return signals.SERVICE_SPILLED, ()
+    if counter == "spans.sampled_out":
+        return signals.SPANS_SAMPLED_OUT, ()
     if counter == "export.attempts":
         return signals.EXPORT_ATTEMPTS, ()
     if counter.startswith("export.failures."):
@@ -57,5 +59,29 @@ def resource_for_health(spool: Any) -> dict[str, Any] | None:
     points, spans = spool.pending(limit=1)
     rows = [p.key.resource for p in points] + [s.resource for s in spans]
     if not rows:
-        return None
-    return {k: v for k, v in rows[0] if not k.startswith(("telemetry.sdk.", "telemetry.distro."))}
+        # nothing pending (all of it sent): the resource the last data had, so a drop counted after it
+        # (a program that stops after a burst) is reported in this round, not when some later data comes
+        import json
+
+        try:
+            stored = json.loads(spool.get_state("health.resource") or "null")
+        except ValueError:
+            return None
+        if not isinstance(stored, dict):
+            return None
+        return {str(k): tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    resource = {k: v for k, v in rows[0] if not k.startswith(("telemetry.sdk.", "telemetry.distro."))}
+    remember(spool, resource)
+    return resource
+
+
+def remember(spool: Any, resource: dict[str, Any]) -> None:
+    """Keep ``resource`` as the one self-health points travel with when nothing else is pending."""
+    import json
+
+    try:
+        text = json.dumps(resource, sort_keys=True)
+        if spool.get_state("health.resource") != text:
+            spool.set_state("health.resource", text)
+    except (TypeError, ValueError):
+        pass

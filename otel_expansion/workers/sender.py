@@ -100,7 +100,7 @@ def ingest_journal(home: str, spool: Spool | DebugSpool, settings: Settings, dea
     Each chunk's rows are committed together with the record ids they came from, then the records are
     removed: a crash between the two replays nothing twice (the spool remembers the ids).
     """
-    from otel_expansion.journal.record import DROP_COUNTS
+    from otel_expansion.journal.record import counters_of
     from otel_expansion.sdk.replay import Replayer
 
     replayer = Replayer(settings)
@@ -141,10 +141,13 @@ def ingest_journal(home: str, spool: Spool | DebugSpool, settings: Settings, dea
         staged_drops = replayer.staging.take_dropped()
         if staged_drops:  # more spans than staging holds in one chunk: counted, never silent
             spool.incr("dropped.staging", staged_drops)
-        for key in DROP_COUNTS:  # commands, features and exceptions not kept; undeclared features
-            lost = sum(int(r.get(key, 0) or 0) for _, r in records)
-            if lost:
-                spool.incr(f"dropped.{key}", lost)
+        tallies: dict[str, int] = {}  # commands, features and exceptions not kept; spans sampled out
+        for _, r in records:
+            for name, n in counters_of(r).items():
+                tallies[name] = tallies.get(name, 0) + n
+        for name, n in tallies.items():
+            if n:
+                spool.incr(name, n)
         spilled = sum(int(r.get("spilled", 0) or 0) for _, r in records)
         if spilled:  # a busy service's export thread handed these over: stored late, not lost (self-health)
             spool.incr("service.spilled", spilled)
@@ -330,6 +333,8 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
         spool = open_spool(home, settings)
         try:
             rows = spool.clear()
+            if spool.get_state("health.resource") is not None:  # what self-health travelled with: gone too
+                spool.set_state("health.resource", "null")
         finally:
             spool.close()
     return len(records), rows

@@ -50,6 +50,8 @@ CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains
 SENDER_LOCK_WAIT_S = 30.0  # how long the exit's sender waits for a round the thread had under way
 SPOOL_BUSY_MS = 50  # the export thread's wait for the spool's write lock, before it journals the slice
 SENDER_CHECK_S = 0.05
+SAMPLE_EVERY_S = 0.1  # how often the span sample may halve or double
+MAX_SAMPLE_SHIFT = 16  # the smallest sample keeps 1 span in 2**16
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
 
 
@@ -89,13 +91,38 @@ def split_body(body: dict[str, Any], size: int = SLICE) -> list[dict[str, Any]]:
                 part[key] = []
             for item, t in zip(items, times, strict=True):
                 parts[bisect_right(bounds, t)][key].append(item)
-    for key, value in body.items():  # overflow, heartbeats, sessions ended, session ids: the first slice
-        if key not in ("commands", "features", "exceptions"):
+    for key, value in body.items():  # overflow, heartbeats, sessions ended, usage: the first slice
+        if key in _EVERY_PART:
+            for part in parts:
+                part[key] = value
+        elif key not in ("commands", "features", "exceptions"):
             parts[0][key] = value
     return parts
 
 
+_EVERY_PART = ("metered", "level", "session", "v", "resource")  # what describes, not counts
+
+
 _TIME = itemgetter("t")
+
+
+def _refuse(body: dict[str, Any], residue: dict[str, Any]) -> None:
+    """Fold what a refused journal part carried into ``residue``: its commands and the overflow tally
+    they travel with become dropped spans; everything else is kept for :meth:`ServiceRuntime._keep`."""
+    residue["dropped"] = residue.get("dropped", 0) + len(body.get("commands") or ()) + int(body.get("overflow") or 0)
+    for key in ("overflow_features", "overflow_exceptions", "undeclared", "usage_values", "replay", "staging",
+                "sampled_out", "heartbeats"):
+        if body.get(key):
+            residue[key] = residue.get(key, 0) + int(body[key])
+    if body.get("sessions_ended"):
+        residue.setdefault("sessions_ended", []).extend(body["sessions_ended"])
+    usage = body.get("usage")
+    if usage:
+        if "usage" not in residue:
+            from otel_expansion.collect.usage import Usage
+
+            residue["usage"] = Usage(activity=True)
+        residue["usage"].merge(usage)
 
 
 class ServiceRuntime:
@@ -123,7 +150,8 @@ class ServiceRuntime:
         # backed off, instead of a forced send per run
         self.cli_like = provisional or settings.mode == "auto"
         self._failing = False
-        self._journaled = 0  # commands handed to the journal (flush, shutdown): a sender must store them
+        self._journaled = 0  # handed to the journal (flush, shutdown; commands, or 1 for a usage-only
+        # record): a sender must store them
         self.spilled = 0  # commands the thread could not keep up with, handed to the journal (self-health)
         self._catch_up = False  # spilled records wait in the journal: replay them when the host is quieter
         self._in_round = False  # the thread holds the sender lock (a round), until the process ends
@@ -154,6 +182,18 @@ class ServiceRuntime:
         self._stop = threading.Event()
         self._wake = threading.Event()
         wake = self._wake
+        import random
+
+        from otel_expansion.collect.usage import Usage
+
+        # usage metrics: aggregated on the host thread as commands end (exact whatever happens to spans)
+        self.usage = Usage(activity=settings.level >= levels.ACTIVITY)
+        self._heartbeats = 0  # heartbeats a full journal sent back, for the next drain
+        self._ended_back: list[Any] = []  # ended-session entries a full journal sent back
+        self._shift_at = time.monotonic()
+        self._behind = False  # the last step could not replay everything within the share
+        recorder.usage = self.usage
+        recorder.sample_bits = random.getrandbits
         recorder.max_commands = SERVICE_MAX_BUFFERED
         recorder.on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None
         # What the export thread and the exit path import is loaded here, on the host thread, once: two
@@ -180,15 +220,27 @@ class ServiceRuntime:
         """What the recorder holds (plus heartbeat and ended session), as bodies of at most SLICE commands."""
         with self._lock:
             body: dict[str, Any] = dict(self.recorder.drain() or {})  # gains level, session, heartbeats
-            if heartbeat and self.settings.level >= levels.SESSIONS:
-                body["heartbeats"] = 1
+            usage = self.usage.take()
+            if usage:
+                lost = usage.pop("lost", 0)
+                if lost:  # raw histogram values past the bound (their commands are counted)
+                    body["usage_values"] = lost
+                body["usage"] = usage
+            beats = self._heartbeats + (1 if heartbeat and self.settings.level >= levels.SESSIONS else 0)
+            self._heartbeats = 0
+            if beats:
+                body["heartbeats"] = beats
+            ended, self._ended_back = self._ended_back, []
             if self._ended is not None:
                 from otel_expansion.collect.session import ended_entry
 
-                body["sessions_ended"] = [ended_entry(self._ended)]
+                ended.append(ended_entry(self._ended))
                 self._ended = None
+            if ended:
+                body["sessions_ended"] = ended
         if not body:
             return []
+        body["metered"] = 1  # its commands' metrics are in ``usage`` (this body's or an earlier one's)
         body["level"] = int(self.settings.level)
         body["session"] = self.session_id
         return split_body(body, size)
@@ -256,11 +308,14 @@ class ServiceRuntime:
             with self._slices_lock:
                 if self._closing or not self._backlog:
                     self._current = None
+                    self._sample()
                     return written
                 if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
+                    self._behind = True
                     self._spill(self._drain(size=SPILL_COMMANDS))
                 current = self._backlog.popleft()
                 if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
+                    self._behind = True
                     # over the replay budget, or a sender is writing: the journal takes the whole backlog
                     bodies = [current.body] + [sl.body for sl in self._backlog]
                     self._backlog.clear()  # before writing: whatever happens next, never replayed too
@@ -273,6 +328,21 @@ class ServiceRuntime:
             self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.monotonic() - started))
             with self._slices_lock:
                 self._current = None
+
+    def _sample(self) -> None:
+        """Adjust the span sample (on the host, ``recorder.sample_shift``: keep 1 span in 2**k): halve it
+        while the thread cannot replay the spans within its share (it spilled), double it back once it
+        can. Usage metrics do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
+        now = time.monotonic()
+        if now - self._shift_at < SAMPLE_EVERY_S:
+            return
+        recorder = self.recorder
+        if self._behind:
+            recorder.sample_shift = min(MAX_SAMPLE_SHIFT, recorder.sample_shift + 1)
+        elif recorder.sample_shift and self._budget > 0:
+            recorder.sample_shift -= 1
+        self._behind = False
+        self._shift_at = now
 
     def _may_replay(self) -> bool:
         """Whether the replay budget allows another slice now. The thread earns ``REPLAY_SHARE`` of the wall
@@ -332,8 +402,10 @@ class ServiceRuntime:
                 # a drained body plus level and session: a Record (the slices are still plain dicts here)
                 self.pipeline.ingest(cast("Record", sl.body), cancelled=lambda: sl.handed)
             self.pipeline.collect()
-        except Exception as exc:
-            log.warning("telemetry replay failed (%s); %d commands dropped", exc, len(sl.body.get("commands") or ()))
+        except Exception as exc:  # counted: the commands' spans are lost (their usage was recorded first)
+            lost = len(sl.body.get("commands") or ())
+            self._counts["dropped.replay"] = self._counts.get("dropped.replay", 0) + lost
+            log.warning("telemetry replay failed (%s); %d commands dropped", exc, lost)
         points, spans = self.staging.take()
         try:
             return self._commit(sl, points, spans)
@@ -351,10 +423,10 @@ class ServiceRuntime:
         """Store what a slice replayed to (plus what other instrumentations recorded meanwhile). When the
         spool cannot take it, the slice's recorded body goes to the journal instead (replayed later, once),
         other instrumentations' items go back to staging, and drop counts wait for the next commit."""
-        from otel_expansion.journal.record import DROP_COUNTS
+        from otel_expansion.journal.record import counters_of
         from otel_expansion.spool.store import SpoolUnavailable
 
-        body_counts = {f"dropped.{key}": int(sl.body.get(key, 0) or 0) for key in DROP_COUNTS if sl.body.get(key)}
+        body_counts = counters_of(sl.body)
         staged_drops = self.staging.take_dropped()
         if staged_drops:
             self._counts["dropped.staging"] = self._counts.get("dropped.staging", 0) + staged_drops
@@ -414,12 +486,16 @@ class ServiceRuntime:
             self._backlog.clear()
         return self._to_journal(pending)
 
-    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False) -> int:
+    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False, final: bool = False) -> int:
         """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written.
         ``spilled`` records say so (``spilled``: their command count), for the self-health counter the
-        sender keeps when it stores them."""
+        sender keeps when it stores them. A body's usage aggregate travels in records of its own.
+
+        What the journal refuses (its bounds, a failed write) is never lost uncounted: the commands (and
+        the overflow tally they carry) are counted as dropped spans (``dropped.journal_full``), and the
+        rest (usage, tallies, heartbeats, ended sessions) waits in this process for the next drain, or, at
+        exit (``final``), is written regardless of the journal's bounds (a few small records)."""
         from otel_expansion.journal import store as journal
-        from otel_expansion.journal.record import VERSION
 
         home = self.settings.home
         pending = journal.count(home)
@@ -431,48 +507,123 @@ class ServiceRuntime:
         blocked = room <= 0 or journal.full(home)  # a sender that cannot run must not fill the disk
         size = SPILL_COMMANDS if spilled else JOURNAL_COMMANDS  # fewer, larger records: fewer system calls
         records: list[dict[str, Any]] = []
+        residue: dict[str, Any] = {}
         for whole in bodies:
-            for body in split_body(whole, size) if whole else ():
+            for body in self._parts(whole, size):
                 if blocked or room <= 0:
-                    journal.note_dropped(home, len(body.get("commands") or ()) or 1)
+                    _refuse(body, residue)
                     continue
-                record = dict(body)
-                record["v"] = VERSION
-                record["level"] = int(self.settings.level)
-                record["resource"] = self.resource
-                record["session"] = self.session_id
-                if spilled and body.get("commands"):
-                    record["spilled"] = len(body["commands"])
-                records.append(record)
+                records.append(self._record(body, spilled))
                 room -= 1
         now = time.time_ns()
+        failed = False
         try:
             journal.append_many(home, records, now)
             written = sum(len(r.get("commands") or ()) for r in records)
         except ValueError:  # a record over the journal's size: one at a time, halving what is too large
-            written = sum(self._append(journal, record, now + 2 * i) for i, record in enumerate(records))
+            written = sum(self._append(journal, record, now + 2 * i, residue) for i, record in enumerate(records))
         except OSError as exc:
-            log.warning("telemetry journal unavailable, %d commands dropped: %s",
-                        sum(len(r.get("commands") or ()) for r in records), exc)
-            written = 0
-        self._journaled += written
+            log.warning("telemetry journal unavailable: %s", exc)
+            for record in records:
+                _refuse(record, residue)
+            written, failed = 0, True
+        if residue:
+            self._keep(residue, final, now + 2 * len(records) + 1)
+        if records and not failed:  # records (usage alone, at basic, has no commands) a sender must store
+            self._journaled += max(1, written)
         return written
 
-    def _append(self, journal: Any, record: dict[str, Any], now: int) -> int:
+    def _parts(self, whole: dict[str, Any], size: int) -> list[dict[str, Any]]:
+        """A body as journal parts: its usage aggregate in records of its own (bounded in size), then its
+        commands cut to ``size``; a part that carries nothing is left out."""
+        if not whole:
+            return []
+        from otel_expansion.collect.usage import split_usage
+
+        body = dict(whole)
+        usage = body.pop("usage", None)
+        parts = [{"usage": u, "metered": 1} for u in split_usage(usage)] if usage else []
+        parts += [p for p in split_body(body, size) if any(k not in _EVERY_PART for k in p)]
+        return parts
+
+    def _record(self, body: dict[str, Any], spilled: bool = False) -> dict[str, Any]:
+        from otel_expansion.journal.record import VERSION
+
+        record = dict(body)
+        record["v"] = VERSION
+        record["level"] = int(self.settings.level)
+        record["resource"] = self.resource
+        record["session"] = self.session_id
+        if spilled and body.get("commands"):
+            record["spilled"] = len(body["commands"])
+        return record
+
+    def _keep(self, residue: dict[str, Any], final: bool, now: int) -> None:
+        """What the journal refused: dropped spans counted in the journal's drop counter (kept across
+        exit), the rest back in this process, or written regardless of the bounds at exit."""
+        from otel_expansion.journal import store as journal
+
+        dropped = residue.pop("dropped", 0)
+        if dropped:
+            try:
+                journal.note_dropped(self.settings.home, dropped)
+            except OSError:  # the counter file too: counted in this process until a commit takes it
+                self._counts["dropped.journal_full"] = self._counts.get("dropped.journal_full", 0) + dropped
+        aggregate = residue.pop("usage", None)
+        usage = aggregate.take() if aggregate is not None else None
+        if not final:
+            if usage is not None:
+                self.usage.merge(usage)
+            self._heartbeats += residue.pop("heartbeats", 0)
+            self._ended_back.extend(residue.pop("sessions_ended", ()))
+            from otel_expansion.journal.record import counters_of
+
+            for name, n in counters_of(residue).items():
+                self._counts[name] = self._counts.get(name, 0) + n
+            return
+        # exit: nothing of this process outlives it but files. A few small records past the bounds (the
+        # disk's reserve still applies: ``full`` is not asked, but the write fails on a full disk)
+        from otel_expansion.collect.usage import split_usage
+        from otel_expansion.journal.record import DROP_COUNTS
+
+        for name, n in list(self._counts.items()):  # counts no commit took
+            key = name.split(".", 1)[-1]
+            if name == "dropped.journal_full":
+                with contextlib.suppress(OSError):
+                    journal.note_dropped(self.settings.home, n)
+                    del self._counts[name]
+                continue
+            if name.startswith("dropped.") and key in DROP_COUNTS:
+                residue[key] = residue.get(key, 0) + n
+            elif name == "spans.sampled_out":
+                residue["sampled_out"] = residue.get("sampled_out", 0) + n
+            else:
+                continue
+            del self._counts[name]
+        parts = [{"usage": u, "metered": 1} for u in split_usage(usage)] if usage else []
+        if residue:
+            parts.insert(0, {**residue, "metered": 1})
+        try:
+            journal.append_many(self.settings.home, [self._record(p) for p in parts], now)
+            self._journaled += 1 if parts else 0
+        except (OSError, ValueError) as exc:
+            log.warning("telemetry journal unavailable at exit; usage of this run's last interval lost: %s", exc)
+
+    def _append(self, journal: Any, record: dict[str, Any], now: int, residue: dict[str, Any]) -> int:
         commands = record.get("commands") or []
         try:
             journal.append(self.settings.home, record, now)
             return len(commands)
         except ValueError:  # over the journal's record size: halve it
             if len(commands) < 2:
-                log.warning("telemetry record too large for the journal; dropped")
+                log.warning("telemetry record too large for the journal; its command's span dropped (counted)")
+                _refuse(record, residue)
                 return 0
             first, second = split_body(record, (len(commands) + 1) // 2)[:2]
-            for key in ("v", "level", "resource", "session"):
-                second[key] = record[key]
-            return self._append(journal, first, now) + self._append(journal, second, now + 1)
+            return self._append(journal, first, now, residue) + self._append(journal, second, now + 1, residue)
         except OSError as exc:
-            log.warning("telemetry journal unavailable, %d commands dropped: %s", len(commands), exc)
+            log.warning("telemetry journal unavailable, %d commands' spans dropped (counted): %s", len(commands), exc)
+            _refuse(record, residue)
             return 0
 
     def retire(self) -> None:
@@ -502,7 +653,7 @@ class ServiceRuntime:
                 handed.insert(0, current.body)
         if current is not None and current.claimed:
             current.done.wait(COMMIT_WAIT_S)  # inside its write transaction already: milliseconds
-        self._to_journal(handed)
+        self._to_journal(handed, final=True)
         if current is None or (current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
         if self.settings.debug and self._journaled:  # debug mode: show what was handed over, as a CLI does

@@ -112,8 +112,8 @@ def test_busy_service_loses_no_command(tmp_path: Path) -> None:
     """Thousands of commands in a tight loop are all counted: the export thread drains early."""
     home = tmp_path / "home"
     subprocess.run([sys.executable, "-c", BUSY], env=clean_env(home), check=True, timeout=60)
-    points, spans, _ = stored(home)
-    assert invocations(points) == 3000 and len(spans) == 3000
+    points, spans, counters = stored(home)
+    assert invocations(points) == 3000 and len(spans) + counters.get("spans.sampled_out", 0) == 3000
 
 
 HUNDRED_K = """
@@ -147,7 +147,8 @@ def test_hundred_thousand_commands_are_stored_exactly(tmp_path: Path, level: str
     assert invocations(points) == 100_000
     by_name = {p.key.attributes: p.value for p in points if p.key.name == "cli.command.invocations"}
     assert by_name[(("cli.command.name", "other"), ("cli.command.outcome", "success"))] == 33_334
-    assert len(spans) == (0 if level == "basic" else 100_000)
+    sampled = counters.get("spans.sampled_out", 0)  # a thread behind its share samples spans (counted)
+    assert len(spans) + sampled == (0 if level == "basic" else 100_000)
 
 
 @pytest.mark.slow
@@ -161,10 +162,76 @@ def test_unsustainable_rate_keeps_memory_bounded_and_counts_drops(tmp_path: Path
     peak, bound = int(out[0]), int(out[1])
     assert peak <= bound
     points, spans, counters = stored(home, timeout_s=300)
+    assert invocations(points) == 100_000  # usage is aggregated in the process: exact at any rate
     dropped = counters.get("dropped.overflow", 0) + counters.get("dropped.journal_full", 0)
-    assert invocations(points) + dropped == 100_000
-    assert len(spans) == invocations(points)
-    assert counters.get("service.spilled", 0) > 0  # the thread handed what it could not replay to a sender
+    assert len(spans) + counters.get("spans.sampled_out", 0) + dropped == 100_000
+
+
+TIGHT = """
+import sys
+import otel_expansion
+
+t = otel_expansion.init("busy", mode="service", send=False, level=sys.argv[1], instrument=False)
+for i in range(int(sys.argv[2])):
+    with otel_expansion.command("job" if i % 3 else "other"):
+        otel_expansion.feature("step")
+"""
+
+
+@pytest.mark.parametrize("level", ["basic", "full"])
+def test_a_tight_loop_stores_exact_usage_and_accounts_for_every_span(tmp_path: Path, level: str) -> None:
+    """A loop that does nothing but record (faster than any export thread on a busy box): every command
+    is in the stored metrics; at full, spans stored + sampled out + dropped == commands run."""
+    home = tmp_path / "home"
+    env = clean_env(home, OTEL_EXPANSION_SPOOL_MAX_BYTES=str(512 * 2**20))
+    subprocess.run([sys.executable, "-c", TIGHT, level, "30000"], env=env, check=True, timeout=300)
+    points, spans, counters = stored(home, timeout_s=200)
+    assert invocations(points) == 30_000
+    by_name = {p.key.attributes: p.value for p in points if p.key.name == "cli.command.invocations"}
+    assert by_name[(("cli.command.name", "other"), ("cli.command.outcome", "success"))] == 10_000
+    assert sum(p.value for p in points if p.key.name == "cli.feature.usage") == 30_000
+    dropped = counters.get("dropped.overflow", 0) + counters.get("dropped.journal_full", 0)
+    assert len(spans) + counters.get("spans.sampled_out", 0) + dropped == (0 if level == "basic" else 30_000)
+
+
+SERVICE = """
+import sys
+import otel_expansion
+
+t = otel_expansion.init("shared", mode="service", send=False, level="enhanced", instrument=False)
+for i in range(int(sys.argv[2])):
+    with otel_expansion.command("svc-1" if sys.argv[1] == "1" else "svc-2"):
+        pass
+"""
+
+CLI = """
+import sys
+import otel_expansion
+
+otel_expansion.init("shared", mode="cli", send=False, level="enhanced", instrument=False)
+with otel_expansion.command("cli-run"):
+    pass
+"""
+
+
+def test_two_services_and_cli_loops_on_one_home_drop_no_service_command(tmp_path: Path) -> None:
+    """Two long-running programs and two loops of CLI runs share one state directory (senders, spool
+    locks, the journal): every command of each service and every CLI run is in the stored metrics."""
+    home = tmp_path / "home"
+    env = clean_env(home, OTEL_EXPANSION_SPOOL_MAX_BYTES=str(512 * 2**20))
+    services = [subprocess.Popen([sys.executable, "-c", SERVICE, str(i), "20000"], env=env) for i in (1, 2)]
+    loops = [subprocess.Popen([sys.executable, "-c", f"import subprocess, sys\nfor _ in range(8): "
+                               f"subprocess.run([sys.executable, '-c', {CLI!r}], check=True)"], env=env)
+             for _ in range(2)]
+    for proc in services + loops:
+        assert proc.wait(300) == 0
+    points, _, _ = stored(home, timeout_s=300)
+    by_name: dict[str, float] = {}
+    for p in points:
+        if p.key.name == "cli.command.invocations":
+            name = dict(p.key.attributes)["cli.command.name"]
+            by_name[name] = by_name.get(name, 0) + p.value
+    assert by_name == {"svc-1": 20_000, "svc-2": 20_000, "cli-run": 16}
 
 
 SPILLING = """
@@ -196,7 +263,8 @@ def test_what_a_busy_program_spilled_is_stored_after_it_exits_even_past_a_runnin
         assert int(out) > 0  # handed over by the thread while the program ran (the rest by its exit)
         assert journal.count(str(home)) > 0  # still there: nobody could store it while we hold the lock
     points, spans, counters = stored(home, timeout_s=120)
-    assert invocations(points) == 20_000 and len(spans) == 20_000
+    assert invocations(points) == 20_000
+    assert len(spans) + counters.get("spans.sampled_out", 0) == 20_000  # the thread behind: spans sampled
     assert int(out) <= counters.get("service.spilled", 0) <= 20_000  # the thread may spill on until exit
     assert not {k: v for k, v in counters.items() if k.startswith("dropped.")}
 

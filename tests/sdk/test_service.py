@@ -54,7 +54,7 @@ def test_split_keeps_features_with_their_commands() -> None:
             if f["name"] == "f":
                 assert any(c["start"] < f["t"] < c["end"] for c in p["commands"])
     assert parts[0]["features"][0]["name"] == "early" and parts[-1]["features"][-1]["name"] == "late"
-    assert sum(len(p["features"]) for p in parts) == 12 and parts[0]["level"] == 3 and "level" not in parts[1]
+    assert sum(len(p["features"]) for p in parts) == 12 and all(p["level"] == 3 for p in parts)
     shuffled = dict(b, features=list(reversed(b["features"])))  # out of time order: same assignment
     assert [sorted(f["t"] for f in p["features"]) for p in split_body(shuffled, 4)] == \
         [sorted(f["t"] for f in p["features"]) for p in parts]
@@ -103,7 +103,7 @@ def test_flush_persists_the_buffer_as_journal_records(tmp_path: Path) -> None:
     for _ in range(2500):
         rec.end(rec.begin("job", "svc"))
     assert rt.flush() == 2500
-    records = journaled(home)
+    records = [r for r in journaled(home) if r.get("commands")]  # (and the usage aggregate's record)
     assert [len(r["commands"]) for r in records] == [1000, 1000, 500]
     assert all(r["level"] == int(Level.FULL) and r["resource"] == rt.resource for r in records)
 
@@ -140,7 +140,7 @@ def test_over_its_replay_budget_the_thread_journals_slices_and_a_sender_stores_t
     rt.step()
     assert rt.spilled == 5000 and spool_commands(home, rt) == 0
     records = journaled(home)
-    assert sum(len(r["commands"]) for r in records) == 5000 == sum(r["spilled"] for r in records)
+    assert sum(len(r.get("commands", ())) for r in records) == 5000 == sum(r.get("spilled", 0) for r in records)
     ingest(home, rt)
     assert spool_commands(home, rt) == 5000
     assert counters(home, rt).get("service.spilled") == 5000
@@ -170,7 +170,7 @@ def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_
         other.execute("ROLLBACK")
     finally:
         other.close()
-    assert sum(len(r["commands"]) for r in journaled(home)) == 700 and rt.spilled == 700
+    assert sum(len(r.get("commands", ())) for r in journaled(home)) == 700 and rt.spilled == 700
     ingest(home, rt)
     assert spool_commands(home, rt) == 710
     assert not [k for k in counters(home, rt) if k.startswith("dropped.")]

@@ -146,3 +146,27 @@ def test_encode_batch_equals_encode_of_the_materialised_span() -> None:
     for batch in captured:
         for row, data in zip(batch.rows, encoder.encode_batch(batch), strict=True):
             assert data == SpanEncoder().encode(batch.span(row)) == span_to_proto(batch.span(row))
+
+
+def test_sampled_rows_encode_their_tracestate_as_the_protobuf_classes_do() -> None:
+    """Commands kept by the service's span sample (``th``): the batch encoder writes the template's
+    tracestate (``ot=th:...``) where ``span_to_proto`` does, bytes equal."""
+    staging = Staging()
+    pipeline = Pipeline(RESOURCE, Level.FULL, Redactor(), staging)
+    captured: list[Any] = []
+
+    class Capture(SpanProcessor):
+        def on_end_batch(self, batch: Any) -> None:
+            captured.append(batch)
+
+    pipeline.tracer_provider.add_span_processor(Capture())
+    for body in bodies(seed=7, n_bodies=1, per_body=60):
+        commands = [dict(c, th=1 + i % 3) if i % 2 else c for i, c in enumerate(body["commands"])]
+        pipeline.ingest(dict(body, commands=commands, level=int(Level.FULL)))
+    encoder = SpanEncoder()
+    states = set()
+    for batch in captured:
+        for row, data in zip(batch.rows, encoder.encode_batch(batch), strict=True):
+            assert data == span_to_proto(batch.span(row))
+            states.add(trace_pb2.Span.FromString(data).trace_state)
+    assert states == {"", "ot=th:8", "ot=th:c", "ot=th:e"}

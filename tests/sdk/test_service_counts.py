@@ -1,0 +1,396 @@
+"""Service mode counts: usage aggregated in process (exact whatever happens to spans), spans sampled with
+OpenTelemetry's threshold, and every branch where the journal refuses something counted.
+
+The branch tests drive ``ServiceRuntime`` step by step (no export thread) against a real home: journal
+files, the journal's drop counter and the SQLite spool, replayed by a real sender round.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_expansion.collect.recorder import Recorder
+from otel_expansion.config.settings import resolve
+from otel_expansion.journal import store as journal
+from otel_expansion.workers.sender import open_spool, run_round, sender_lock
+from otel_expansion.workers.service import ServiceRuntime, _Slice
+
+T0 = 1_764_480_000 * 10**9
+
+
+def runtime(home: Path, level: str = "full") -> ServiceRuntime:
+    settings = resolve("svc", environ={}, home=str(home), level=level, send=False)
+    rt = ServiceRuntime(settings, Recorder(settings))
+    rt.retire()  # no export thread: the test plays its part, step by step
+    rt._thread.join(5)
+    rt._spawned_at = 1e18  # no detached sender from inside a test
+    return rt
+
+
+def run(rt: ServiceRuntime, n: int, name: str = "job", fail: bool = False) -> None:
+    rec = rt.recorder
+    for _ in range(n):
+        r = rec.begin(name, "svc")
+        rec.feature("step")
+        rec.end(r, exit_code=2 if fail else 0)
+
+
+def ingest(home: Path, rt: ServiceRuntime) -> None:
+    """A sender round here, after the one a shutdown may have started (it waits for the lock)."""
+    from otel_expansion.export.launcher import sender_running
+    from tests.conftest import wait_until
+
+    rt._close_spool()
+    wait_until(lambda: not sender_running(str(home)), 60, what="the exit's sender done")
+    run_round(str(home), rt.settings, send=False, force=True, lock_wait_s=30)
+
+
+def spool(home: Path, rt: ServiceRuntime) -> tuple[dict[str, float], int, dict[str, int]]:
+    """(metric name -> total of its sums / histogram counts, spans, counters) pending in the spool."""
+    s = open_spool(str(home), rt.settings)
+    try:
+        points, spans = s.pending(limit=1_000_000)
+        totals: dict[str, float] = {}
+        for p in points:
+            value = p.count or p.value
+            totals[p.key.name] = totals.get(p.key.name, 0) + float(value or 0)
+        return totals, len(spans), dict(s.counters())
+    finally:
+        s.close()
+
+
+def fill_journal(home: Path, monkeypatch: Any, bound: int = 3) -> None:
+    """A journal at its record bound (a sender that cannot run)."""
+    monkeypatch.setattr(journal, "MAX_PENDING", bound)
+    for i in range(bound):
+        journal.append(str(home), {"v": 1, "level": 1, "heartbeats": 0}, T0 + i)
+
+
+def cmds(n: int, start: int = T0) -> list[dict[str, Any]]:
+    return [{"name": "job", "exe": "svc", "start": start + i * 1000, "end": start + i * 1000 + 500, "exit": 0}
+            for i in range(n)]
+
+
+# -- usage is aggregated where the command ends --------------------------------------------------------------
+
+def test_usage_counts_every_command_even_past_the_buffer() -> None:
+    from otel_expansion.collect.usage import Usage
+
+    settings = resolve("svc", environ={}, level="enhanced", send=False)
+    rec = Recorder(settings, max_commands=10)
+    rec.usage = Usage()
+    for i in range(100):
+        r = rec.begin("job", "svc")
+        rec.feature("step")
+        rec.end(r, exit_code=1 if i % 4 == 0 else 0)
+    assert len(rec.commands) == 10 and rec.overflow == 90  # the spans: 10 kept, 90 counted
+    snap = rec.usage.take()
+    assert snap is not None
+    runs = {(n, f): (c, len(v)) for n, f, _, c, v in snap["runs"]}
+    assert runs == {("job", False): (75, 75), ("job", True): (25, 25)}
+    assert dict((n, c) for n, c in snap["features"]) == {"step": 100}
+    assert rec.overflow_features == 0  # the features were counted in the aggregate, not lost
+    assert rec.usage.take() is None  # taken once
+
+
+def test_basic_level_buffers_nothing_in_a_service() -> None:
+    """No spans at basic: the aggregate is the whole record, nothing waits in the buffer."""
+    from otel_expansion.collect.usage import Usage
+
+    settings = resolve("svc", environ={}, level="basic", send=False)
+    rec = Recorder(settings)
+    rec.usage = Usage(activity=False)
+    for _ in range(50):
+        rec.end(rec.begin("job", "svc"))
+    assert rec.commands == [] and rec.overflow == 0
+    snap = rec.usage.take()
+    assert snap is not None and snap["runs"][0][3] == 50
+
+
+def test_usage_snapshot_merges_back_and_splits_by_values() -> None:
+    from otel_expansion.collect.usage import Usage, split_usage
+
+    u = Usage()
+    for i in range(10):
+        u.command({"name": "a", "exe": "x", "start": T0 + i, "end": T0 + i + 5, "exit": 0, "rec": 100})
+    snap = u.take()
+    assert snap is not None
+    u.merge(snap)
+    u.merge(snap)
+    again = u.take()
+    assert again is not None and again["runs"][0][3] == 20 and len(again["runs"][0][4]) == 20
+    parts = split_usage(again, max_values=7)
+    assert sum(r[3] for p in parts for r in p.get("runs", ())) == 20  # counts once
+    assert sum(len(r[4]) for p in parts for r in p.get("runs", ())) == 20  # every value once
+    assert sum(len(p.get("costs", ())) for p in parts) == 20
+    assert all(sum(len(r[4]) for r in p.get("runs", ())) + len(p.get("costs", ())) <= 7 for p in parts)
+
+
+def test_values_past_the_bound_are_counted_and_counts_stay_exact(monkeypatch: Any) -> None:
+    from otel_expansion.collect import usage
+
+    monkeypatch.setattr(usage, "MAX_VALUES", 5)
+    u = usage.Usage()
+    for i in range(8):
+        u.command({"name": "a", "exe": "x", "start": T0 + i, "end": T0 + i + 5, "exit": 0})
+    snap = u.take()
+    assert snap is not None and snap["runs"][0][3] == 8 and len(snap["runs"][0][4]) == 5 and snap["lost"] == 3
+
+
+def test_a_service_stores_exact_usage_while_its_spans_are_dropped(tmp_path: Path) -> None:
+    """The buffer overflows (the thread did not drain): every command is still in the metrics; the spans
+    stored plus those counted dropped are every command."""
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    rt.recorder.max_commands = 100
+    run(rt, 700)
+    run(rt, 300, fail=True)
+    rt.step()
+    totals, spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 1000
+    assert totals["cli.command.duration"] == 1000  # histogram count: every value, through the View
+    assert totals["cli.command.errors"] == 300
+    assert totals["cli.feature.usage"] == 1000
+    assert spans == 100 and counters["dropped.overflow"] == 900
+
+
+def test_sampled_spans_carry_the_threshold_and_the_rest_are_counted(tmp_path: Path) -> None:
+    """Keep 1 span in 4: kept spans say ``ot=th:c`` (adjusted count 4) in their tracestate, their trace
+    ids' randomness is at or above the threshold, and stored + sampled out == commands run."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    rt.recorder.sample_shift = 2
+    run(rt, 2000)
+    rt.step()
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 2000
+    assert n_spans + counters["spans.sampled_out"] == 2000
+    assert 300 < n_spans < 700  # ~500
+    s = open_spool(str(home), rt.settings)
+    try:
+        _, rows = s.pending(limit=10_000)
+    finally:
+        s.close()
+    threshold = 0xC0000000000000
+    for row in rows:
+        span = Span.FromString(row.data)
+        assert span.trace_state == "ot=th:c"
+        assert int.from_bytes(span.trace_id, "big") & ((1 << 56) - 1) >= threshold
+
+
+def test_the_sample_shrinks_while_the_thread_is_behind_and_grows_back(tmp_path: Path) -> None:
+    rt = runtime(tmp_path / "home", "enhanced")
+    rt._shift_at = 0.0
+    rt._behind = True
+    rt._sample()
+    assert rt.recorder.sample_shift == 1
+    rt._shift_at = 0.0
+    rt._budget = 0.01
+    rt._sample()
+    assert rt.recorder.sample_shift == 0
+
+
+# -- every branch where the journal refuses something is counted ---------------------------------------------
+
+def test_full_journal_counts_the_overflow_tally_of_a_refused_slice(tmp_path: Path, monkeypatch: Any) -> None:
+    """The defect of round 2: a slice refused by a full journal carried the tally of the commands the
+    buffer had dropped before it; only the slice's own commands were counted."""
+    home = tmp_path / "home"
+    rt = runtime(home)
+    fill_journal(home, monkeypatch)
+    rt._to_journal([{"commands": cmds(5), "overflow": 7}], spilled=True)
+    assert journal.dropped(str(home)) == 12
+
+
+def test_full_journal_keeps_usage_and_tallies_in_process_for_the_next_drain(tmp_path: Path,
+                                                                            monkeypatch: Any) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home)
+    run(rt, 40)
+    bodies = rt._drain(heartbeat=True)
+    bodies[0]["overflow_features"] = 3
+    fill_journal(home, monkeypatch)
+    assert rt._to_journal(bodies, spilled=True) == 0
+    assert journal.dropped(str(home)) == 40  # the spans
+    assert rt._counts == {"dropped.overflow_features": 3}
+    assert rt._heartbeats == 1
+    again = rt.usage.take()
+    assert again is not None and again["runs"][0][3] == 40  # waits for the next drain
+
+
+def test_full_journal_at_exit_writes_the_usage_past_the_bound(tmp_path: Path, monkeypatch: Any) -> None:
+    """At exit nothing of the process outlives it but files: the usage and tallies go into a small record
+    past the journal's bound; a sender stores every command's metrics once."""
+    home = tmp_path / "home"
+    rt = runtime(home)
+    run(rt, 250)
+    rt.recorder.overflow += 5  # five more the buffer had dropped (their usage is in the aggregate too)
+    fill_journal(home, monkeypatch)
+    with sender_lock(str(home)):
+        rt.shutdown()
+        assert journal.dropped(str(home)) == 255  # 250 spans refused + 5 overflowed
+    monkeypatch.undo()
+    ingest(home, rt)
+    totals, spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 250
+    assert counters["dropped.journal_full"] == 255 and spans == 0
+
+
+def test_a_record_too_large_for_the_journal_is_counted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home)
+    big = cmds(1)
+    big[0]["args"] = tuple(f"--flag-{i}-{'x' * 200}" for i in range(6000))  # > 1 MiB as one record
+    assert rt._to_journal([{"commands": big}]) == 0
+    assert journal.dropped(str(home)) == 1
+
+
+def test_a_failed_journal_write_is_counted(tmp_path: Path, monkeypatch: Any) -> None:
+    """The disk fails the write (injected: EIO cannot be produced on demand here): the spans are counted
+    and the usage waits in the process."""
+    home = tmp_path / "home"
+    rt = runtime(home)
+    run(rt, 30)
+    bodies = rt._drain()
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal, "append_many", failing)
+    assert rt._to_journal(bodies) == 0
+    monkeypatch.undo()
+    assert journal.dropped(str(home)) == 30
+    again = rt.usage.take()
+    assert again is not None and again["runs"][0][3] == 30
+
+
+def test_a_failed_replay_is_counted(tmp_path: Path, monkeypatch: Any) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    sl = _Slice({"commands": cmds(3), "metered": 1})
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(rt.pipeline, "ingest", broken)
+    rt._replay(sl)
+    monkeypatch.undo()
+    _, _, counters = spool(home, rt)
+    assert counters["dropped.replay"] == 3
+
+
+def test_a_busy_spool_hands_the_usage_to_the_journal_and_it_is_stored_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    home = tmp_path / "home"
+    rt = runtime(home)
+    run(rt, 10)
+    rt.step()  # creates the spool
+    run(rt, 700)
+    other = sqlite3.connect(str(home / "spool.sqlite"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        rt.step()
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert any(r.get("usage") for r in map(journal.read, journal.pending(str(home))))
+    ingest(home, rt)
+    totals, spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 710 and spans == 710
+    assert not [k for k in counters if k.startswith("dropped.")]
+
+
+def test_exit_hands_the_slice_in_replay_with_its_usage_exactly_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rt = runtime(home)
+    run(rt, 300)
+    bodies = rt._drain()
+    sl = _Slice(bodies[0])
+    rt._current = sl  # the thread is replaying it when the program exits
+    run(rt, 20)
+    with sender_lock(str(home)):
+        rt.shutdown()
+    assert sl.handed
+    rt._replay(sl)  # the thread finishes afterwards: its claim fails, its copy is discarded
+    ingest(home, rt)
+    totals, spans, _ = spool(home, rt)
+    assert totals["cli.command.invocations"] == 320 and spans == 320
+
+
+# -- drop counters travel in the round they happen in --------------------------------------------------------
+
+def test_drop_counters_are_delivered_with_nothing_else_pending(tmp_path: Path) -> None:
+    """A program stops after a burst: its data was sent, then drops were counted. The next round stages
+    them as self-health points although no data is pending (before: only with some later data)."""
+    from otel_expansion.workers.sender import _stage_health
+
+    home = tmp_path / "home"
+    rt = runtime(home)
+    run(rt, 5)
+    rt.step()
+    rt._close_spool()
+    s = open_spool(str(home), rt.settings)
+    try:
+        _stage_health(s)  # a round with data pending (what a send round does before delivering)
+        s.clear()  # everything sent
+        assert s.pending(limit=10) == ([], [])
+        s.incr("dropped.journal_full", 4)
+        _stage_health(s)
+        points, _ = s.pending(limit=10)
+    finally:
+        s.close()
+    assert [(p.key.name, p.value) for p in points] == [("otel_expansion.spool.dropped", 4.0)]
+
+
+# -- journal bounds ------------------------------------------------------------------------------------------
+
+def test_an_offline_burst_of_ten_thousand_cli_runs_is_kept(tmp_path: Path) -> None:
+    """10,000 small records (one 4 KiB block each) fit the byte bound: the record bound binds, at 10,000."""
+    home = str(tmp_path / "home")
+    record: dict[str, object] = {"v": 1, "level": 1, "commands": cmds(1)}
+    n = 0
+    now = time.time_ns()
+    while not journal.full(home):
+        journal.append(home, record, now + n)
+        n += 1
+    assert n == journal.MAX_PENDING == 10_000
+
+
+def test_large_records_reach_the_byte_bound_from_their_names(tmp_path: Path) -> None:
+    """Records of ~600 KB: the byte bound binds (counted from the sizes in the names, no stat). It is
+    checked before each write: the last record may pass it by its own size."""
+    home = str(tmp_path / "home")
+    record: dict[str, object] = {"v": 1, "level": 1, "pad": os.urandom(600_000)}
+    n = 0
+    while not journal.full(home):
+        journal.append(home, record, time.time_ns() + n)
+        n += 1
+    on_disk = sum(os.lstat(p).st_blocks * 512 for p in journal.pending(home))
+    assert n < 200 and journal.MAX_PENDING_BYTES - 700_000 < on_disk <= journal.MAX_PENDING_BYTES + 700_000
+
+
+@pytest.mark.parametrize("block", [512, 4096, 65536])
+def test_blocks_are_counted_from_the_names(block: int) -> None:
+    names = ["1-1-a~10.rec", f"2-1-b~{3 * block + 1:x}.rec", "3-1-c.rec"]
+    assert journal.blocks_of(names, block) == 1 + 4 + 1
+
+
+def test_handled_exceptions_are_counted_past_the_buffer() -> None:
+    from otel_expansion.collect.usage import Usage
+
+    settings = resolve("svc", environ={}, level="full", send=False)
+    rec = Recorder(settings, max_commands=2)
+    rec.usage = Usage()
+    for _ in range(50):
+        rec.exception(KeyError("k"))
+    assert len(rec.exceptions) == 4 and rec.overflow_exceptions == 46  # the span events: bounded
+    snap = rec.usage.take()
+    assert snap is not None and snap["handled"] == [["KeyError", 50]]
