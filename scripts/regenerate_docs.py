@@ -27,6 +27,10 @@ def main() -> int:
     readme = ROOT / "README.md"
     text = re.sub(r"(<!-- variables:[^\n]*-->\n)(.*?)(\n<!-- /variables -->)",
                   lambda m: m.group(1) + variables_markdown() + m.group(3), readme.read_text(), flags=re.S)
+    from otel_expansion.privacy.vocabulary import rules_markdown
+
+    text = re.sub(r"(<!-- privacy-rule:[^\n]*-->\n)(.*?)(<!-- /privacy-rule -->)",
+                  lambda m: m.group(1) + rules_markdown() + m.group(3), text, flags=re.S)
     readme.write_text(text)
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}

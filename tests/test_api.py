@@ -133,7 +133,7 @@ def test_control_characters_never_stored() -> None:
     with otel_expansion.command("evil\x1b[2J\u202ename"):
         pass
     body = t.recorder.drain()
-    assert body is not None and body["commands"][0]["name"] == "<invalid-name>"  # names are identifiers
+    assert body is not None and body["commands"][0]["name"] == "<dynamic>"  # unprintable: never kept
 
 
 def test_option_of_wrong_type_loses_only_that_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,14 +108,19 @@ class ExpansionConfigurator(_BaseConfigurator):  # type: ignore[misc]
         if other is not None:  # the environment has its own OpenTelemetry set-up: run that instead
             other.load()().configure(**kwargs)
             return
-        from otel_expansion._runtime import _init
-        from otel_expansion.collect.recorder import default_executable
+        import sys
 
-        service = os.environ.get("OTEL_SERVICE_NAME") or default_executable()
+        from otel_expansion._runtime import _init
+        from otel_expansion.privacy.vocabulary import executable_name
+
+        # the program's installed console script (never a script file's name); opentelemetry-instrument's
+        # configuration is the environment, so its OTEL_SERVICE_NAME may rename it (identifier-shaped)
+        service = executable_name(sys.argv[0] if sys.argv else "", "unknown_service")
         version = None
         if not _has_resource_version():
             try:
                 version = program_version()
             except Exception:
                 version = None
-        _init(service, version, {"mode": "service", "instrument": False}, auto=True, install_global=True)
+        _init(service, version, {"mode": "service", "instrument": False, "service_name_env": True}, auto=True,
+              install_global=True)
