@@ -85,7 +85,9 @@ def app_markdown(service: str, program: str | None = None, *, version: str | Non
     Deterministic (no paths, times or ids), so an app can keep the file in its repository and test it.
     """
     from otel_expansion.collect.features import registry
+    from otel_expansion.privacy.names import public_version
 
+    version = public_version(version) if version else None  # 1.0+jane.laptop -> 1.0, as on the wire
     prog = program or service
     default = Level.parse(str(level)) if level is not None else Level.ENHANCED
     what = "nothing until you agree (it asks once, on a terminal)" if consent_policy == "ask" else \

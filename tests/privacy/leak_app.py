@@ -60,7 +60,8 @@ def round3(v: str, i: int) -> None:
     """Doors every framework shares: run-time exception classes, numeric and computed feature
     attributes, and a settings file's literals (exec'd)."""
     digits = "".join(c for c in v if c.isdigit())
-    attrs: dict[str, object] = {v: 1, "count": int(digits[:15]) if digits else 7, "lat": float(len(v)) + 0.123456}
+    # undeclared: a key computed at run time, an account number as an int, a coordinate as a float
+    attrs: dict[str, object] = {v: 1, "account": int(digits[:15]) if digits else 7, "lat": float(len(v)) + 0.123456}
     otel_expansion.feature("sync.started", **attrs)  # type: ignore[arg-type]
     try:
         raise type(v, (RuntimeError,), {})("made at run time")
