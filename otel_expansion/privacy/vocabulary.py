@@ -148,8 +148,35 @@ def _module_files() -> frozenset[str]:
 
 
 def own_code(code: CodeType) -> bool:
-    """Code compiled from a module file or the main script, not from a string or another file."""
-    return code.co_filename in _module_files()
+    """Code compiled from a module file or the main script (a file, or the ``python -c`` string itself),
+    not from another string or file (``exec`` of a ``settings.py`` or of text the program was given)."""
+    filename = code.co_filename
+    return filename in _module_files() or (filename == "<string>" and _in_command_string(code))
+
+
+_command_codes: list[dict[int, CodeType]] = []  # the ``python -c`` program's code objects, by id
+
+
+def _in_command_string(code: CodeType) -> bool:
+    """``code`` belongs to the ``python -c`` program itself: nested in the outermost frame's code of the
+    main thread, which runs that string. Code ``exec``'d from any other string is not nested there."""
+    if not sys.argv or sys.argv[0] != "-c":
+        return False
+    if not _command_codes:
+        frame = sys._getframe()
+        while frame.f_back is not None:
+            frame = frame.f_back
+        top = frame.f_code
+        if top.co_filename != "<string>" or top.co_name != "<module>" or frame.f_globals.get("__name__") != "__main__":
+            return False  # not on the main thread's stack (no cache: asked again from there)
+        codes: dict[int, CodeType] = {}
+        stack = [top]
+        while stack:
+            c = stack.pop()
+            codes[id(c)] = c
+            stack.extend(k for k in c.co_consts if hasattr(k, "co_consts"))
+        _command_codes.append(codes)
+    return _command_codes[0].get(id(code)) is code
 
 
 def _code_literals(code: CodeType) -> frozenset[str]:

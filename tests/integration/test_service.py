@@ -32,7 +32,7 @@ def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) 
                 ("error.type", "RuntimeError"))] == 2
     assert values[("cli.exceptions.handled", (("error.type", "RuntimeError"), ("exception.handled", "True")))] == 2
     assert values[("cli.session.heartbeats", ())] >= 1
-    assert len(spans) == 6 and {s.name for s in spans} == {"service_app process-job"}
+    assert len(spans) == 6 and {s.name for s in spans} == {"worker process-job"}  # a script: named by its service
 
 
 def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
