@@ -46,7 +46,9 @@ def test_ambient_resource_needs_an_allow_list() -> None:
     pairs = [("deployment.environment", "prod"), ("team", "jane"), ("k8s.cluster.name", "c1")]
     assert names.ambient_resource(pairs, ()) == {}
     assert names.ambient_resource(pairs, ["deployment.environment", "k8s.*"]) == {
-        "deployment.environment": "prod", "k8s.cluster.name": "c1"}
+        "deployment.environment": DYNAMIC, "k8s.cluster.name": DYNAMIC}  # in no code: their shape admits nothing
+    assert names.ambient_resource(pairs, {"deployment.environment": frozenset({"prod", "dev"}), "k8s.*": None}) == {
+        "deployment.environment": "prod", "k8s.cluster.name": DYNAMIC}  # the app's vocabulary for the key
 
 
 def test_computed_names_are_replaced_literal_names_kept() -> None:
