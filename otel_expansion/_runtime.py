@@ -136,7 +136,8 @@ class Telemetry:
         from otel_expansion.config import paths
 
         home = self.settings.home
-        bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK}
+        bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK,
+                       paths.PUBLISHED_FILE}
         try:
             names = set(os.listdir(home))
         except OSError:

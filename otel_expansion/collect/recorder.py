@@ -222,11 +222,16 @@ class Recorder:
         return vocabulary.admit(name, self.declared_commands, origin in ("declared", "literal"))
 
     def executable_name(self, executable: object) -> str:
-        """``process.executable.name`` for ``executable`` (remembered): a console script, else the service."""
-        """``process.executable.name`` for ``executable`` (remembered): a console script, else the service."""
+        """``process.executable.name`` for ``executable`` (remembered): a console script, else the service.
+
+        The usual ``executable`` is ``default_executable()``, the display form of ``sys.argv[0]``; the
+        decision is taken on ``sys.argv[0]`` itself, so a script file (``tool.py``) is the service name
+        without looking further."""
         exe = self._exe
         if exe[0] != executable or type(executable) is not str:
-            exe = (executable, _name(executable, self.settings.service_name))
+            argv = sys.argv
+            raw = argv[0] if argv and executable == default_executable() else executable
+            exe = (executable, _name(raw, self.settings))
             if type(executable) is str:
                 self._exe = exe
         return exe[1]
@@ -502,10 +507,30 @@ class Recorder:
         return body
 
 
-def _name(executable: object, service_name: str) -> str:
+def _name(executable: object, settings: Settings) -> str:
+    """The console script's name (checked against the names this state directory already proved
+    published, else by the scan), or the service name."""
     from otel_expansion.privacy.vocabulary import executable_name
 
-    return executable_name(executable, service_name)
+    service = settings.service_name
+    if type(executable) is not str or executable.endswith((".py", ".pyw", ".pyz")) or executable in ("", "-c", "-m"):
+        return service
+    base = os.path.basename(executable)
+    home = settings.home
+    from otel_expansion.config.paths import PUBLISHED_FILE, read_small, write_private
+
+    # console script names proved published before (public names, one a line): later runs skip the scan
+    path = os.path.join(home, PUBLISHED_FILE)
+    known = (read_small(path, 16384) or b"").decode("utf-8", "replace").split("\n")
+    if base and base in known:
+        return base
+    name = executable_name(executable, service)
+    if name != service and os.path.isdir(home):
+        try:  # noqa: SIM105 -- a published name: public by construction, never a value of the user's
+            write_private(path, "\n".join([*known[-255:], name]).strip("\n").encode())
+        except OSError:
+            pass
+    return name
 
 
 _literal: Callable[[str, FrameType | None], bool] | None = None

@@ -111,3 +111,26 @@ def test_executable_name_is_a_published_console_script_or_the_service() -> None:
     assert vocabulary.executable_name("", "acme") == "acme"
     bindir = Path(sys.executable).parent
     assert vocabulary.executable_name(str(bindir / "otel-expansion"), "acme") == "otel-expansion"
+
+
+def test_script_files_are_never_scanned_and_console_scripts_are_remembered(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script file is the service name at once; a console script proved published is remembered in the
+    state directory (a public name), so later runs skip the scan of sys.path."""
+    from otel_expansion.collect import recorder
+    from otel_expansion.config.levels import Level
+    from otel_expansion.config.settings import Settings
+
+    def fresh() -> recorder.Recorder:
+        return recorder.Recorder(Settings(service_name="acme", home=str(tmp_path), level=Level.ENHANCED))
+
+    calls: list[str] = []
+    scan = vocabulary.published
+    monkeypatch.setattr(vocabulary, "published", lambda text: calls.append(text) or scan(text))
+    monkeypatch.setattr(sys, "argv", ["/home/łukasz/bin/Łukasz Żółć.py"])
+    assert fresh().executable_name(recorder.default_executable()) == "acme" and calls == []
+    monkeypatch.setattr(sys, "argv", [str(Path(sys.executable).with_name("otel-expansion"))])
+    assert fresh().executable_name(recorder.default_executable()) == "otel-expansion" and calls
+    assert (tmp_path / "published").read_text(encoding="utf-8") == "otel-expansion"
+    calls.clear()
+    assert fresh().executable_name(recorder.default_executable()) == "otel-expansion" and calls == []
