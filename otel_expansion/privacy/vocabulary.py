@@ -106,8 +106,8 @@ DYNAMIC = "<dynamic>"
 MAX_LITERAL = 128
 FRAMEWORK_MODULES = ("otel_expansion", "click", "typer", "argparse", "optparse", "fire", "docopt", "runpy",
                      "importlib", "contextlib", "functools")
-"""Frames of these modules are skipped when the code on the stack is searched: their literals (``help``,
-``--version``) are theirs, not the program's."""
+"""Top-level packages whose frames and files are skipped when the program's code is searched: their
+literals (``help``, ``--version``) are theirs, not the program's."""
 
 _CACHE_MAX = 4096
 _literals: dict[int, tuple[CodeType, frozenset[str]]] = {}  # id(code) -> (code, its string constants)
@@ -276,7 +276,7 @@ def in_code(text: str, frame: FrameType | None = None, functions: Iterable[objec
     while f is not None and depth < 64:
         depth += 1
         module = f.f_globals.get("__name__", "")
-        if type(module) is str and not module.startswith(FRAMEWORK_MODULES):
+        if type(module) is str and module.partition(".")[0] not in FRAMEWORK_MODULES:
             code = f.f_code
             if own_code(code) and text in _code_literals(code):
                 return True
@@ -287,7 +287,7 @@ def in_code(text: str, frame: FrameType | None = None, functions: Iterable[objec
         if type(module) is str:
             names.append(module)
     for name in dict.fromkeys(names):
-        if not name.startswith(FRAMEWORK_MODULES) and text in _module_literals(name):
+        if name.partition(".")[0] not in FRAMEWORK_MODULES and text in _module_literals(name):
             return True
     return False
 
