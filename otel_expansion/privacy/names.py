@@ -96,7 +96,10 @@ def token_ok(text: object) -> bool:
 
 
 def name(text: object, declared: frozenset[str] | None = None, placeholder: str = INVALID) -> str:
-    """``text`` when it is a declared name (or, with nothing declared, identifier-shaped), else ``placeholder``."""
+    """``text`` when it is a declared name (or, with nothing declared, identifier-shaped), else ``placeholder``.
+
+    A shape check, an extra redaction only: it must never be what admits a name. Integrations admit
+    names with ``privacy.vocabulary.command_word``/``admit`` (literal in code, declared, published)."""
     if type(text) is not str:
         return placeholder
     if declared is not None and text not in declared:
