@@ -179,8 +179,18 @@ def _in_command_string(code: CodeType) -> bool:
     return _command_codes[0].get(id(code)) is code
 
 
+def _parts(text: str, out: set[str]) -> None:
+    """A short literal and its parts: ``"list | ls"`` (an alias table a group splits at run time)
+    also gives ``list`` and ``ls``; the parts are as fixed by the code as the whole."""
+    out.add(text)
+    if len(text) <= MAX_LITERAL and any(sep in text for sep in "|,; "):
+        for piece in text.replace("|", " ").replace(",", " ").replace(";", " ").split():
+            out.add(piece)
+
+
 def _code_literals(code: CodeType) -> frozenset[str]:
-    """String constants of ``code`` and of every code object nested in it, and their ``def`` names."""
+    """String constants of ``code`` and of every code object nested in it (short ones also split into
+    their words), and their ``def`` names."""
     hit = _literals.get(id(code))
     if hit is not None and hit[0] is code:
         return hit[1]
@@ -192,13 +202,13 @@ def _code_literals(code: CodeType) -> frozenset[str]:
         for const in c.co_consts:
             t = type(const)
             if t is str:
-                out.add(const)
+                _parts(const, out)
             elif t is tuple or t is frozenset:
                 stack_items = [const]
                 while stack_items:  # nested tuples of constants (("a", ("b", "c")))
                     for item in stack_items.pop():
                         if type(item) is str:
-                            out.add(item)
+                            _parts(item, out)
                         elif type(item) in (tuple, frozenset):
                             stack_items.append(item)
             elif hasattr(const, "co_consts"):

@@ -17,6 +17,7 @@ class ProbeError(Exception):
 
 
 NAMES = ("GET", ".csv", "1.2.0", "application/json")
+ALIASES = "list | ls"
 
 
 def sync_all():
@@ -59,7 +60,7 @@ def test_run_time_names_need_declaration() -> None:
 
 def test_in_code_finds_constants_and_def_names_of_module_files(probe: object) -> None:
     """Tuple constants, function bodies' strings and click/typer's name for a def all count."""
-    for text in ("GET", "application/json", "remote add"):
+    for text in ("GET", "application/json", "remote add", "list", "ls"):  # an alias table's parts too
         assert vocabulary.in_code(text, modules=["vocab_probe"])
     assert vocabulary.in_code("sync-all", functions=[probe.sync_all])  # type: ignore[attr-defined]
     assert not vocabulary.in_code("jane.doe", functions=[probe.sync_all], modules=["vocab_probe"])  # type: ignore[attr-defined]
