@@ -56,7 +56,8 @@ RULE = ("A string leaves only if it belongs to a closed vocabulary fixed by the 
 RULES: tuple[tuple[str, str, str], ...] = (
     ("command names (`cli.command.name`, span names)", "basic",
      "written literally in the program's own code (a decorator's or `add_parser`'s literal, a `def` name, a "
-     "literal list), listed in `init(commands=...)`, or published by an installed distribution's entry points; "
+     "literal list, a word of a short literal such as an alias table of names), listed in "
+     "`init(commands=...)`, or published by an installed distribution's entry points; "
      "kept whatever their shape (printable, at most 128 characters); else `<dynamic>`, counted"),
     ("`error.type`", "basic",
      "a builtin exception, or a class made by a class statement of an importable module (module and qualified "
