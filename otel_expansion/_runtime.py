@@ -140,7 +140,8 @@ class Telemetry:
         from otel_expansion.config import paths
 
         home = self.settings.home
-        bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK}
+        bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK,
+                       paths.PUBLISHED_FILE}
         try:
             names = set(os.listdir(home))
         except OSError:
@@ -240,7 +241,8 @@ def init(
     hash_salt: str | None = None,
     commands: Sequence[str] | None = None,
     features: Sequence[str] | None = None,
-    resource_keys: Sequence[str] = (),
+    resource_keys: Sequence[str] | Mapping[str, Sequence[str]] = (),
+    service_name_env: bool = False,
     **unknown: object,
 ) -> Telemetry:
     """Start telemetry for this process; idempotent (a second call returns the first handle).
@@ -253,14 +255,16 @@ def init(
     ``commands``/``features``: the app's own names (a name computed at run time is kept only if listed;
     one written in the code, ``command("sync")``, always counts); ``resource_keys``: the
     OTEL_RESOURCE_ATTRIBUTES keys (or ``prefix.*``) the app takes over from the user's environment (none
-    by default).
+    by default; a mapping gives each key the values it admits, anything else becomes ``<dynamic>``);
+    ``service_name_env``: let the user's OTEL_SERVICE_NAME (identifier-shaped) rename the
+    service (ignored by default: the service name is the app's own).
 
     Never raises: an unknown option or a value of the wrong type warns once and loses only itself.
     """
     options: dict[str, Any] = {
         "level": level, "consent": consent, "opt_out_env": opt_out_env, "instrument": instrument, "mode": mode,
         "home": home, "endpoint": endpoint, "debug": debug, "send": send, "redact_patterns": redact_patterns,
-        "redact_allow": redact_allow, "hash_salt": hash_salt,
+        "redact_allow": redact_allow, "hash_salt": hash_salt, "service_name_env": bool(service_name_env),
         "_declared": {"commands": commands, "features": features, "resource_keys": resource_keys},
     }
     for key in unknown:

@@ -1,5 +1,5 @@
 """Regenerate every generated document: TELEMETRY.md, the docs site's configuration
-reference (docs/configuration.md, from the variable table), the examples' docs.
+reference (docs/configuration.md, from the variable table), the privacy rule (docs/privacy.md), the examples' docs.
 
 Run after changing signals, variables or declared features: `.venv/bin/python scripts/regenerate_docs.py`.
 Tests (tests/sdk/test_docs.py, tests/config/test_variables.py, tests/sdk/test_app_docs.py) fail until the
@@ -29,6 +29,12 @@ def main() -> int:
     text = re.sub(r"(<!-- variables:[^\n]*-->\n)(.*?)(\n<!-- /variables -->)",
                   lambda m: m.group(1) + variables_markdown() + m.group(3), reference.read_text(), flags=re.S)
     reference.write_text(text)
+    from otel_expansion.privacy.vocabulary import rules_markdown
+
+    privacy = ROOT / "docs" / "privacy.md"
+    text = re.sub(r"(<!-- privacy-rule:[^\n]*-->\n)(.*?)(<!-- /privacy-rule -->)",
+                  lambda m: m.group(1) + rules_markdown() + m.group(3), privacy.read_text(), flags=re.S)
+    privacy.write_text(text)
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(OTEL_EXPANSION_HOME=home, PYTHONPATH=str(ROOT))
@@ -36,7 +42,8 @@ def main() -> int:
             out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "telemetry", "docs"],
                                  env=env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
             (ROOT / "examples" / doc).write_text(out.stdout)
-    print("regenerated TELEMETRY.md, docs/configuration.md's variable table and", ", ".join(EXAMPLE_DOCS.values()))
+    print("regenerated TELEMETRY.md, docs/configuration.md's variable table, docs/privacy.md's rule and",
+          ", ".join(EXAMPLE_DOCS.values()))
     return 0
 
 

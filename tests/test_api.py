@@ -83,10 +83,13 @@ def test_shutdown_writes_one_journal_record(tmp_path: Path) -> None:
 
 def test_identifying_resource_attributes_are_not_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
     """OTEL_RESOURCE_ATTRIBUTES reaches the data only for keys the app allow-lists, never identifying ones."""
-    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "host.name=vm1,enduser.id=u12345,deployment.environment=prod")
-    t = otel_expansion.init("app", instrument=False, resource_keys=["deployment.environment", "host.name"])
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
+                       "host.name=vm1,enduser.id=u12345,deployment.environment=prod,deployment.region=jdoe")
+    t = otel_expansion.init("app", instrument=False, resource_keys={
+        "deployment.environment": ["prod", "staging"], "host.name": None, "deployment.region": None})
     attrs = _runtime.resource_of(t)
     assert attrs["deployment.environment"] == "prod" and "host.name" not in attrs and "enduser.id" not in attrs
+    assert attrs["deployment.region"] == "<dynamic>"  # allow-listed, but its value is in no vocabulary
 
 
 def test_ambient_resource_attributes_need_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +136,7 @@ def test_control_characters_never_stored() -> None:
     with otel_expansion.command("evil\x1b[2J\u202ename"):
         pass
     body = t.recorder.drain()
-    assert body is not None and body["commands"][0]["name"] == "<invalid-name>"  # names are identifiers
+    assert body is not None and body["commands"][0]["name"] == "<dynamic>"  # unprintable: never kept
 
 
 def test_option_of_wrong_type_loses_only_that_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -121,18 +121,22 @@ class ExpansionConfigurator(base_configurator()):  # type: ignore[misc]
         if other is not None:  # the environment has its own OpenTelemetry set-up: run that instead
             other.load()().configure(**kwargs)
             return
-        from otel_expansion._runtime import _init
-        from otel_expansion.collect.recorder import default_executable
-        from otel_expansion.config.settings import variable
+        import sys
 
-        named = variable("OTEL_SERVICE_NAME")
-        if not named and not _is_program():
+        from otel_expansion._runtime import _init
+        from otel_expansion.config.settings import variable
+        from otel_expansion.privacy.vocabulary import executable_name
+
+        if not variable("OTEL_SERVICE_NAME") and not _is_program():
             return  # `python -c ...` or an interactive interpreter: no program to name, nothing recorded
-        service = str(named or default_executable())
+        # the program's installed console script (never a script file's name); opentelemetry-instrument's
+        # configuration is the environment, so its OTEL_SERVICE_NAME may rename it (identifier-shaped)
+        service = executable_name(sys.argv[0] if sys.argv else "", "unknown_service")
         version = None
         if not _has_resource_version():
             try:
                 version = program_version()
             except Exception:
                 version = None
-        _init(service, version, {"mode": "service", "instrument": False}, auto=True, install_global=True)
+        _init(service, version, {"mode": "service", "instrument": False, "service_name_env": True}, auto=True,
+              install_global=True)

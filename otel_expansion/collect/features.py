@@ -11,12 +11,14 @@ An app may declare the features it records, in code or in a small TOML registry 
     [features."export.csv"]
     description = "Exports a table as CSV."
     level = "basic"            # the lowest level at which the feature is counted
-    attributes.rows = "int"    # string, int, float or bool
+    attributes.rows = "int"    # string, int, float or bool; ["int", "full"]: its own level
 
-Once a registry exists, at ``basic`` and ``enhanced`` a feature that is not declared, or declared for a
-higher level, is not recorded, and attributes that are not declared (or not of the declared type) are
-dropped; every undeclared feature and attribute is counted (``dropped.undeclared`` in the spool's
-counters). The per-app TELEMETRY.md lists the declared features. Pure data; no imports on the hot path.
+Feature attributes leave only when declared (name, type and level), at every level, ``full`` included
+and numbers included: without a registry no attribute leaves. Once a registry exists, a feature that is
+not declared, or declared for a higher level, is not recorded at any level; every undeclared feature and
+attribute is counted (``dropped.undeclared`` in the spool's counters). Attributes travel on feature
+events, which exist at ``full`` only. The per-app TELEMETRY.md lists the declared features. Pure data;
+no imports on the hot path.
 """
 
 from __future__ import annotations
@@ -43,23 +45,30 @@ def _type_name(kind: object) -> str:
 class Feature:
     """One declared feature: its name, what it means, its attributes' names and types, and its level."""
 
-    __slots__ = ("attributes", "description", "level", "name")
+    __slots__ = ("attribute_levels", "attributes", "description", "level", "name")
 
     def __init__(self, name: str, description: str = "", attributes: Mapping[str, object] | None = None,
                  level: str | Level = "basic") -> None:
         self.name = str(name)
         self.description = str(description)
-        self.attributes = {str(k): _type_name(v) for k, v in (attributes or {}).items()}
         self.level = level if isinstance(level, Level) else Level.parse(str(level))
+        self.attributes: dict[str, str] = {}
+        self.attribute_levels: dict[str, Level] = {}
+        for k, v in (attributes or {}).items():
+            kind, own_level = (v[0], v[1]) if isinstance(v, (tuple, list)) and len(v) == 2 else (v, self.level)
+            self.attributes[str(k)] = _type_name(kind)
+            self.attribute_levels[str(k)] = own_level if isinstance(own_level, Level) else Level.parse(
+                str(own_level))
         if self.level == Level.OFF:
             raise ValueError(f"feature {name!r}: level off would never record it")
 
     def __repr__(self) -> str:
         return f"Feature({self.name!r}, level={self.level}, attributes={self.attributes!r})"
 
-    def accepts(self, key: str, value: object) -> bool:
+    def accepts(self, key: str, value: object, level: Level | None = None) -> bool:
+        """``value`` is of the declared type of ``key`` (and ``key`` is declared for ``level``)."""
         kind = self.attributes.get(key)
-        if kind is None:
+        if kind is None or (level is not None and self.attribute_levels.get(key, self.level) > level):
             return False
         if kind != "bool" and isinstance(value, bool):
             return False

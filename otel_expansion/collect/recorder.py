@@ -24,7 +24,7 @@ from otel_expansion.collect import performance
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
-from otel_expansion.privacy import names
+from otel_expansion.privacy import names, vocabulary
 
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns
@@ -36,6 +36,7 @@ _SPANS = levels.SPANS
 _PERFORMANCE = levels.PERFORMANCE
 _FEATURE_ATTRIBUTES = levels.FEATURE_ATTRIBUTES
 _ARGUMENT_SHAPES = levels.ARGUMENT_SHAPES
+_DYNAMIC = vocabulary.DYNAMIC
 
 MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
 MAX_FEATURES = 4096
@@ -43,10 +44,11 @@ MAX_STACK_FRAMES = 20
 
 
 def error_type(exc: BaseException) -> str:
-    """Fully qualified class name, per the ``error.type`` convention (builtins stay short)."""
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    """Fully qualified class name, per the ``error.type`` convention (builtins stay short), of the class
+    statement that made it, else its nearest such base (see ``privacy.vocabulary.error_type``)."""
+    from otel_expansion.privacy.vocabulary import error_type as static_error_type
+
+    return static_error_type(exc)
 
 
 _USAGE_ERROR_MODULES = frozenset({"click.exceptions", "typer._click.exceptions", "argparse", "optparse", "docopt",
@@ -155,7 +157,9 @@ class Recorder:
         self._plain: Callable[[str], bool] | None = None
         self.declared_commands: frozenset[str] | None = None  # init(commands=...): membership beats shape
         self.declared_features: frozenset[str] | None = None  # init(features=...)
-        self.resource_keys: tuple[str, ...] = ()  # init(resource_keys=...): ambient resource allow-list
+        # init(resource_keys=...): ambient resource allow-list, keys (or ``prefix.*``), or a mapping of key
+        # to the values the app admits (a closed vocabulary)
+        self.resource_keys: tuple[str, ...] | dict[str, frozenset[str] | None] = ()
         # drain() may run on a service's export thread. Appends take no lock (list.append is atomic, and
         # drain() takes items by count from the same lists, never swapping them); the lock serialises
         # drain() with the counters and the rarer paths (settle, overflow).
@@ -193,7 +197,11 @@ class Recorder:
         """The app's own names: run-time names outside these lists become placeholders."""
         self.declared_commands = names.declared(commands)  # type: ignore[arg-type]
         self.declared_features = names.declared(features)  # type: ignore[arg-type]
-        self.resource_keys = tuple(names.declared(resource_keys) or ())  # type: ignore[arg-type]
+        if isinstance(resource_keys, dict):
+            self.resource_keys = {str(k): (None if v is None else names.declared(v))
+                                  for k, v in resource_keys.items()}
+        else:
+            self.resource_keys = tuple(names.declared(resource_keys) or ())  # type: ignore[arg-type]
 
     def command_name(self, run: CommandRun) -> str:
         """The name a run is recorded under: declared by the program, or written in its code and
@@ -216,14 +224,29 @@ class Recorder:
         return known
 
     def _command_name(self, run: CommandRun) -> str:
-        origin = run.origin
-        if origin == "declared":
-            return self.clean(run.name)
-        if origin == "framework":
-            return names.name(run.name)
-        if self.declared_commands is not None:
-            return names.name(run.name, self.declared_commands)
-        return names.name(run.name) if origin == "literal" else names.INVALID
+        """The closed vocabulary (``privacy.vocabulary``): a name an integration proved declared or
+        written in the code ("declared"), a ``command("x")`` literal ("literal") or one listed in
+        ``init(commands=...)`` is kept whatever its shape (printable, bounded); the root command of a
+        framework run is the executable's name; anything else is ``<dynamic>``, counted."""
+        origin, name = run.origin, run.name
+        if origin == "framework" and name == run.executable:
+            return self.executable_name(run.executable)
+        return vocabulary.admit(name, self.declared_commands, origin in ("declared", "literal"))
+
+    def executable_name(self, executable: object) -> str:
+        """``process.executable.name`` for ``executable`` (remembered): a console script, else the service.
+
+        The usual ``executable`` is ``default_executable()``, the display form of ``sys.argv[0]``; the
+        decision is taken on ``sys.argv[0]`` itself, so a script file (``tool.py``) is the service name
+        without looking further."""
+        exe = self._exe
+        if exe[0] != executable or type(executable) is not str:
+            argv = sys.argv
+            raw = argv[0] if argv and executable == default_executable() else executable
+            exe = (executable, _name(raw, self.settings))
+            if type(executable) is str:
+                self._exe = exe
+        return exe[1]
 
     # -- commands --------------------------------------------------------------------------------------
     def begin(self, name: str, executable: str | None = None, origin: str = "framework") -> CommandRun | None:
@@ -263,18 +286,17 @@ class Recorder:
         if usage is None and len(self.commands) >= self.max_commands:
             self._drop(run)
             return
-        executable = run.executable
-        exe = self._exe
-        if exe[0] != executable or type(executable) is not str:
-            exe = (executable, _name(executable))
-            if type(executable) is str:
-                self._exe = exe
+        exe_name = self.executable_name(run.executable)
         name = run.name
         recorded = self._names.get((name, run.origin)) if type(name) is str and (
             self._names_for is self.declared_commands) else None  # command_name(run), remembered
+        recorded = recorded or self.command_name(run)
+        if _DYNAMIC in recorded:  # a placeholder left instead of a name: counted
+            with self._lock:
+                self.undeclared += 1
         cmd: CommandEntry = {
-            "name": recorded or self.command_name(run),
-            "exe": exe[1],
+            "name": recorded,
+            "exe": exe_name,
             "start": start_ns,
             "end": end_ns,
             "exit": code,
@@ -399,27 +421,34 @@ class Recorder:
             return
         module = sys.modules.get("otel_expansion.collect.features")  # the app declared a feature registry
         declarations = None if module is None else module.registry()
-        registry = declarations if level < _FULL else None
-        if registry is not None:  # declared features only, and only their declared attributes
-            spec = registry.get(name)
-            if spec is None or (attributes and any(not spec.accepts(k, v) for k, v in attributes.items())):
-                with self._lock:
-                    self.undeclared += 1 if spec is None else sum(
-                        1 for k, v in (attributes or {}).items() if not spec.accepts(k, v))
+        spec = None
+        if declarations is not None:  # declared features only, at every level
+            spec = declarations.get(name)
             if spec is None or spec.level > level:
+                with self._lock:
+                    self.undeclared += 1  # not declared, or not at this level: counted, not recorded
                 return
         usage = self.usage
         if usage is None and len(self.features) >= self.max_commands * 2:
             with self._lock:
                 self.overflow_features += 1
             return
-        if declarations is not None and declarations.get(name) is not None:  # declared in the registry
-            fname = names.name(name)
-        elif self.declared_features is not None:
-            fname = names.name(name, self.declared_features)
-        else:
+        declared = self.declared_features
+        if spec is not None or (declared is not None and name in declared):  # in the registry or init()
+            fname = vocabulary.admit(name, literal=True)
+        else:  # written in the app's own code, or a placeholder (counted)
             literal = _literal or _load_literal()
-            fname = names.name(name) if literal(name, _caller or sys._getframe(1)) else names.INVALID
+            fname = vocabulary.admit(name, literal=literal(name, _caller or sys._getframe(1)))
+        if fname is _DYNAMIC:
+            with self._lock:
+                self.undeclared += 1
+        kept: dict[str, object] = {}
+        if attributes:  # only attributes the registry declares (name, type, level) ever leave
+            kept = {k: v for k, v in attributes.items() if spec is not None and spec.accepts(k, v, level)}
+            dropped = len(attributes) - len(kept)
+            if dropped:
+                with self._lock:
+                    self.undeclared += dropped
         if usage is not None:
             usage.feature(fname)  # the count; the item below is only its command's span event (full)
             if level < _FULL:
@@ -429,8 +458,8 @@ class Recorder:
                     self.overflow_features += 1
                 return
         item: FeatureEntry = {"name": fname, "t": _time_ns()}
-        if attributes and level >= _FEATURE_ATTRIBUTES:
-            item["attrs"] = self._feature_attributes(attributes)
+        if kept and level >= _FEATURE_ATTRIBUTES:
+            item["attrs"] = self._feature_attributes(kept)
         self.features.append(item)  # atomic; see _lock
 
     def exception(self, exc: BaseException) -> None:
@@ -454,8 +483,9 @@ class Recorder:
         self.exceptions.append(item)  # atomic; see _lock
 
     def _feature_attributes(self, attributes: Mapping[str, object]) -> dict[str, Any]:
-        """Attribute values at ``full``: only the caller's own text (string constants of its code) is
-        kept; whatever was computed or typed becomes a typed placeholder. Keys must be identifiers."""
+        """Declared attribute values at ``full``: numbers and booleans of a declared type as they are;
+        of text, only the caller's own text (string constants of its code) is kept, whatever was
+        computed or typed becomes a typed placeholder."""
         from otel_expansion.privacy import provenance
 
         r = self.redactor
@@ -556,8 +586,30 @@ def _no_bits(k: int) -> int:
     return 0
 
 
-def _name(text: str) -> str:
-    return names.name(text)
+def _name(executable: object, settings: Settings) -> str:
+    """The console script's name (checked against the names this state directory already proved
+    published, else by the scan), or the service name."""
+    from otel_expansion.privacy.vocabulary import executable_name
+
+    service = settings.service_name
+    if type(executable) is not str or executable.endswith((".py", ".pyw", ".pyz")) or executable in ("", "-c", "-m"):
+        return service
+    base = os.path.basename(executable)
+    home = settings.home
+    from otel_expansion.config.paths import PUBLISHED_FILE, read_small, write_private
+
+    # console script names proved published before (public names, one a line): later runs skip the scan
+    path = os.path.join(home, PUBLISHED_FILE)
+    known = (read_small(path, 16384) or b"").decode("utf-8", "replace").split("\n")
+    if base and base in known:
+        return base
+    name = executable_name(executable, service)
+    if name != service and os.path.isdir(home):
+        try:  # noqa: SIM105 -- a published name: public by construction, never a value of the user's
+            write_private(path, "\n".join([*known[-255:], name]).strip("\n").encode())
+        except OSError:
+            pass
+    return name
 
 
 _literal: Callable[[str, FrameType | None], bool] | None = None

@@ -11,7 +11,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     from otel_expansion.config.settings import Settings
@@ -26,7 +26,8 @@ IDENTIFYING_RESOURCE_KEYS = (
 """OTEL_RESOURCE_ATTRIBUTES keys never taken over: they identify a machine or a person."""
 
 
-def resource_for(settings: Settings, clean: Callable[[str], str], allow: Sequence[str] = ()) -> dict[str, Any]:
+def resource_for(settings: Settings, clean: Callable[[str], str],
+                 allow: Sequence[str] | Mapping[str, frozenset[str] | None] = ()) -> dict[str, Any]:
     """Service identity, coarse environment and the anonymous installation id (computed once).
 
     ``clean`` is the recorder's redaction of free text, applied to every value taken from outside.

@@ -179,6 +179,7 @@ DEBUG_FILE = "debug"  # `otel-expansion debug on|off [--dry-run] [--json]`: "off
 OPT_OUT_ENV_FILE = "opt-out-env"  # the app's own opt-out variable, so tools can name it
 LAST_SEND_FILE = "last-send.json"  # the last sender round's result, for `status` and the inspector
 SENT_DIR = "sent"  # recently sent requests (bounded), for `show --sent` and the inspector
+PUBLISHED_FILE = "published"  # console script names proved published by entry points (public; see recorder)
 SERVICE_FILE = "service"  # the app's name, so tools can label a home whatever its directory is called
 
 

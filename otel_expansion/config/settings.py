@@ -61,7 +61,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_SDK_DISABLED", "false", "opt-out", "true turns all telemetry off (standard OTel variable)."),
     Variable("DO_NOT_TRACK", "unset", "opt-out",
              "Any value but 0/false turns all telemetry off (consoledonottrack.com)."),
-    Variable("OTEL_SERVICE_NAME", "init() argument", "name", "Overrides the service name given to init()."),
+    Variable("OTEL_SERVICE_NAME", "init() argument", "text",
+             "Ignored unless the app opts in with `init(service_name_env=True)` (and under "
+             "`opentelemetry-instrument`); then names the service when identifier-shaped."),
     Variable("OTEL_RESOURCE_ATTRIBUTES", "unset", "resource",
              "Resource attributes k=v,k2=v2: taken over only for keys in `init(resource_keys=...)`; "
              "identifying keys never."),
@@ -312,6 +314,20 @@ def home_of(service_name: str, home: str | None, env: Mapping[str, str]) -> str:
                                                   or paths.default_home(service_name))))
 
 
+def service_name_of(app_name: object, env_name: str, from_env: bool) -> str:
+    """``service.name`` is the app's own: the end user's ``OTEL_SERVICE_NAME`` counts only when the app
+    opted in (``init(service_name_env=True)``, and ``opentelemetry-instrument``, whose configuration is
+    the environment), and then only an identifier-shaped value (lower-case first, ASCII letters, digits and
+    ``-_.``, at most four digits); otherwise the app's name stands."""
+    app = app_name if isinstance(app_name, str) and app_name else "unknown_service"
+    candidate = env_name.strip() if from_env and isinstance(env_name, str) else ""
+    if (candidate and len(candidate) <= 64 and candidate.isascii() and candidate[0].islower()
+            and candidate.replace("-", "").replace("_", "").replace(".", "").isalnum()
+            and sum(c.isdigit() for c in candidate) <= 4):
+        return candidate
+    return app
+
+
 def resolve(
     service_name: str,
     service_version: str | None = None,
@@ -332,6 +348,7 @@ def resolve(
     stored_choice: str | None = None,
     file_values: FileValues | None = None,
     stored_debug: str | None = None,
+    service_name_env: bool = False,
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
 
@@ -344,7 +361,7 @@ def resolve(
     ``OTEL_EXPANSION_DEBUG=0`` silences a switch left on).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    name = str(variable("OTEL_SERVICE_NAME", env) or service_name or "unknown_service")
+    name = service_name_of(service_name, env.get("OTEL_SERVICE_NAME", ""), service_name_env)
     if consent not in ("notify", "ask"):
         warn(f"consent={consent!r} is not 'notify' or 'ask'; using 'ask' (the stricter policy)")
         consent = "ask"

@@ -91,7 +91,8 @@ def _count(t: Any, name: str, code: int) -> None:
     from otel_expansion.collect.recorder import default_executable
 
     now = time.time_ns()
-    cmd = {"name": name, "exe": t.recorder.clean(default_executable()), "start": now, "end": now, "exit": code}
+    exe = t.recorder.executable_name(default_executable())  # a console script's name, else the service's
+    cmd = {"name": name, "exe": exe, "start": now, "end": now, "exit": code}
     if code:
         cmd["error"] = str(code)
     t.recorder.commands.append(cmd)

@@ -1,10 +1,8 @@
-"""Names are identifiers, not text: shape checks for command, feature and attribute names, and versions.
+"""Shape checks for names (attribute keys, identifier tokens), public versions, ambient resource values.
 
-A name the program declares (a click command, an argparse sub-parser, a feature in ``init(features=...)``)
-is kept; a name built at run time is kept only when it has the shape of an identifier (lower-case first
-letter, ASCII letters, digits and ``-_.:``, at most four space-separated words, a few digits) and no
-redaction rule would touch it. Anything else becomes a fixed placeholder, so a typed positional, a user
-name or an e-mail address can never become a metric dimension. Pure string methods: no ``re`` import.
+Shape never admits a value: which names may leave is decided by the closed vocabulary
+(``privacy.vocabulary``); the checks here only add redaction on top (an attribute key must also be
+identifier-shaped). Pure string methods: no ``re`` import.
 """
 
 from __future__ import annotations
@@ -98,7 +96,10 @@ def token_ok(text: object) -> bool:
 
 
 def name(text: object, declared: frozenset[str] | None = None, placeholder: str = INVALID) -> str:
-    """``text`` when it is a declared name (or, with nothing declared, identifier-shaped), else ``placeholder``."""
+    """``text`` when it is a declared name (or, with nothing declared, identifier-shaped), else ``placeholder``.
+
+    A shape check, an extra redaction only: it must never be what admits a name. Integrations admit
+    names with ``privacy.vocabulary.command_word``/``admit`` (literal in code, declared, published)."""
     if type(text) is not str:
         return placeholder
     if declared is not None and text not in declared:
@@ -168,27 +169,48 @@ def public_version(version: object) -> str | None:
     return out
 
 
-def ambient_resource(pairs: Iterable[tuple[str, str]], allow: Iterable[str]) -> dict[str, str]:
+DYNAMIC = "<dynamic>"
+
+
+def ambient_resource(pairs: Iterable[tuple[str, str]],
+                     allow: Iterable[str] | Mapping[str, frozenset[str] | None]) -> dict[str, str]:
     """Members of ``OTEL_RESOURCE_ATTRIBUTES`` the app allow-listed (exact keys or ``prefix.*``).
 
     The variable belongs to the end user's own observability set-up, not to the app: nothing of it
-    reaches the app's product telemetry unless the app names the key. Allowed values still pass the
-    redactor (the caller's job); a disallowed key is dropped without a trace.
+    reaches the app's product telemetry unless the app names the key. A value leaves only when it is in
+    the vocabulary the app gave for the key (``resource_keys={"deployment.environment": ["prod",
+    "staging"]}``), or, for a key given without values, when it passes the rule for names: written
+    literally in the main program's code or published by an installed distribution
+    (``vocabulary.in_code``/``published``); otherwise it becomes ``<dynamic>``. Its shape never admits
+    it. A disallowed key is dropped.
     """
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    for key in allow:
+    from otel_expansion.privacy import vocabulary as closed
+
+    exact: dict[str, frozenset[str] | None] = {}
+    prefixes: list[tuple[str, frozenset[str] | None]] = []
+    items = allow.items() if isinstance(allow, dict) else ((k, None) for k in allow)
+    for key, values in items:
         if isinstance(key, str) and key:
             if key.endswith(".*"):
-                prefixes.append(key[:-1])
+                prefixes.append((key[:-1], values))
             else:
-                exact.add(key)
+                exact[key] = values
     if not exact and not prefixes:
         return {}
     out: dict[str, str] = {}
     for key, value in pairs:
-        if key in exact or (prefixes and key.startswith(tuple(prefixes))):
-            out[key] = value
+        if key in exact:
+            vocabulary: frozenset[str] | None = exact[key]
+        else:
+            match = next((p for p in prefixes if key.startswith(p[0])), None)
+            if match is None:
+                continue
+            vocabulary = match[1]
+        if vocabulary is not None:
+            out[key] = value if value in vocabulary and closed.printable(value) else DYNAMIC
+        else:
+            out[key] = value if closed.printable(value) and (
+                closed.in_code(value) or closed.published(value)) else DYNAMIC
     return out
 
 

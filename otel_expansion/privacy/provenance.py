@@ -4,7 +4,10 @@ Patterns alone cannot keep personal data out of free text (a name, a street, a p
 like any other words). What can be proved is provenance: the fixed parts of ``f"no account {user!r}
 in {region}"`` are string constants of the code object that built it. So a message is rebuilt from
 the string constants of the code involved (the frames of an exception's traceback, its class's
-``__init__``/``__str__``, the caller of ``feature()``): each run of text found among them is kept, each
+``__init__``/``__str__``, the caller of ``feature()``), and only of code compiled from the program's own
+files (an imported module's file or the main script, see ``vocabulary.own_code``): code compiled from a
+string, or ``exec`` of a ``settings.py``, is the user's text, not the program's. Each run of text found
+among them is kept, each
 run that is not (what was interpolated) is replaced by a placeholder the redaction rules only label
 (``<email>``, ``<ip>``, ``<number>``, ``<value>``). Used at ``full`` level only, off the common path.
 """
@@ -15,6 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from types import CodeType, FrameType
+
+from otel_expansion.privacy.vocabulary import own_code
 
 __all__ = ["VALUE", "Constants", "caller_constants", "exception_constants", "literal_in_caller", "own_text"]
 
@@ -141,7 +146,8 @@ def exception_constants(exc: BaseException) -> Constants:
                 codes.append(code)
     strings: list[str] = []
     for code in codes:
-        strings.extend(_code_strings(code))
+        if own_code(code):
+            strings.extend(_code_strings(code))
     return Constants(strings)
 
 
@@ -149,7 +155,7 @@ def caller_constants(frame: FrameType | None, skip_prefix: str = "otel_expansion
     """String constants of the first frame outside this package (the app's call to ``feature()``)."""
     while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(skip_prefix):
         frame = frame.f_back
-    return Constants(_code_strings(frame.f_code) if frame is not None else ())
+    return Constants(_code_strings(frame.f_code) if frame is not None and own_code(frame.f_code) else ())
 
 
 _literal_sets: dict[int, tuple[CodeType, frozenset[str]]] = {}  # id(code) -> (code, its constants)
@@ -168,6 +174,8 @@ def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "ot
     if frame is None:
         return False
     code = frame.f_code
+    if not own_code(code):  # exec'd text (a settings.py, a string) is not the program's code
+        return False
     entry = _literal_sets.get(id(code))
     if entry is None or entry[0] is not code:
         if len(_literal_sets) >= _CACHE_MAX:

@@ -13,18 +13,17 @@ A signal or attribute is collected at its level and every level above it
 no socket opened. Never collected at any level: argument values, positional arguments, file contents,
 environment variables, host names, user names, IP or MAC addresses. Every string passes the redaction
 rules (e-mails, IPs, home paths, this host's and user's names, URLs' credentials and queries, tokens and
-keys, card and phone numbers) before it is stored. Names are identifiers: a command or feature name
-is kept when the program declares it (its click/typer/argparse tables, `init(commands=..., features=...)`)
-or writes it as a literal (`command("sync")`); a name computed at run time becomes a placeholder. At
-`full`, free text (exception messages, feature attribute values) keeps only the program's own text: the
-string constants of the code that built it (an f-string's fixed parts); every interpolated part becomes
-a typed placeholder such as `<value>`, `<email>` or `<number>`. Spans of other instrumentations keep only
-the attributes declared here for the level, with identifier-shaped values, and no events or status text.
+keys, card and phone numbers) before it is stored; but redaction never admits a string, the vocabulary
+below does. At `full`, free text (exception messages, feature attribute values) keeps only the
+program's own text: the string constants of the code that built it (an f-string's fixed parts); every
+interpolated part becomes a typed placeholder such as `<value>`, `<email>` or `<number>`.
 """
 
 
 def telemetry_markdown() -> str:
-    return HEADER + "\n" + reference_markdown()
+    from otel_expansion.privacy.vocabulary import rules_markdown
+
+    return HEADER + "\n## What may leave\n\n" + rules_markdown() + "\n" + reference_markdown()
 
 
 def reference_markdown() -> str:
@@ -86,7 +85,9 @@ def app_markdown(service: str, program: str | None = None, *, version: str | Non
     Deterministic (no paths, times or ids), so an app can keep the file in its repository and test it.
     """
     from otel_expansion.collect.features import registry
+    from otel_expansion.privacy.names import public_version
 
+    version = public_version(version) if version else None  # 1.0+jane.laptop -> 1.0, as on the wire
     prog = program or service
     default = Level.parse(str(level)) if level is not None else Level.ENHANCED
     what = "nothing until you agree (it asks once, on a terminal)" if consent_policy == "ask" else \
@@ -113,17 +114,20 @@ def app_markdown(service: str, program: str | None = None, *, version: str | Non
     ]
     features = registry()
     if not features:
-        lines.append(f"{service} declares no features: any `feature()` call is counted by name only, and its "
-                     "attributes are kept (redacted) at `full` only.\n")
+        lines.append(f"{service} declares no features: a `feature()` call is counted by name only (a name "
+                     "written in its code), and no attribute is ever sent.\n")
     else:
-        lines.append("Only these are recorded at `basic` and `enhanced`; anything else is dropped and counted. "
-                     "A feature is counted from its level up; its attributes are kept (redacted) at `full`.\n")
+        lines.append("Only these are recorded, at every level; anything else is dropped and counted. "
+                     "A feature is counted from its level up; its declared attributes are kept at `full`.\n")
         lines.append("| feature | from level | attributes | description |\n|---|---|---|---|")
         for f in sorted(features.values(), key=lambda f: f.name):
             attrs = ", ".join(f"`{k}` ({v})" for k, v in sorted(f.attributes.items())) or "-"
             lines.append(f"| `{f.name}` | {f.level} | {attrs} | {f.description} |")
         lines.append("")
     lines.append("## Built-in signals\n")
+    from otel_expansion.privacy.vocabulary import rules_markdown
+
     lines.append(HEADER.split("\n", 3)[3].strip() + "\n")
+    lines.append(rules_markdown())
     lines.append(reference_markdown())
     return "\n".join(lines)

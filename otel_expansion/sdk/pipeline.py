@@ -161,7 +161,7 @@ class Pipeline:
         inner = span_processor or StagingSpanProcessor(staging)
         self.tracer_provider = TracerProvider(resource=self.resource)
         self.tracer_provider.add_span_processor(privacy_chain(level, redactor, inner))
-        self.reader = StagingMetricReader(staging, redactor)
+        self.reader = StagingMetricReader(staging, redactor, level)
         self.meter_provider = MeterProvider(
             metric_readers=[self.reader], resource=self.resource, views=views_for(level, batched)
         )

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status
 
 from otel_expansion.config.levels import Level
-from otel_expansion.privacy import names
+from otel_expansion.privacy import foreign
 from otel_expansion.sdk import signals
 from otel_expansion.sdk.otel_internals import batch_handler
 from otel_expansion.sdk.spanbatch import SpanBatch, SpanRow, SpanTemplate
@@ -48,8 +48,8 @@ class LevelFilterSpanProcessor(_Chained):
 
     Our spans were minimised when recorded; their attributes pass when the signal model allows the key
     at this level. Spans of other instrumentations (under ``opentelemetry-instrument``: contrib's click,
-    HTTP clients...) fail closed at every level, ``full`` included: attributes only under keys our
-    signal model declares for the level, with identifier-shaped values; no events, no status
+    HTTP clients...) fail closed at every level, ``full`` included: attributes only under keys
+    ``privacy.foreign`` lists for the level, each value passing its rule; no events, no status
     description, no link attributes; the span is named after its instrumentation scope (contrib's click
     names it after the typed command, an HTTP client after the URL).
     """
@@ -58,6 +58,7 @@ class LevelFilterSpanProcessor(_Chained):
         super().__init__(next_processor)
         self.level = level
         self.allowed = frozenset(n for n, a in signals.ATTRIBUTES.items() if a.level <= level)
+        self.withheld = 0  # attributes of other instrumentations' spans not sent (privacy.foreign)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -106,17 +107,12 @@ class LevelFilterSpanProcessor(_Chained):
             log.exception("level filter failed; %d spans dropped", len(batch))
 
     def _foreign(self, span: ReadableSpan, attrs: dict[str, Any], scope: str) -> ReadableSpan:
-        kept: dict[str, Any] = {}
-        for key, value in attrs.items():
-            if key not in self.allowed:
-                continue
-            if type(value) is str and not names.token_ok(value):
-                value = names.INVALID
-            elif type(value) not in (bool, int, float, str):
-                continue
-            kept[key] = value
-        # contrib click names a span by what was typed; the scope is a package name, the code's own
-        name = scope if scope.isascii() and all(p.isidentifier() for p in scope.split(".")) else "<span>"
+        # only keys privacy.foreign lists for the level, each value passing its key's rule
+        kept, withheld = foreign.attributes(attrs, self.level)
+        if withheld:
+            self.withheld += withheld
+        # contrib click names a span by what was typed; the scope is an imported module's name, code's own
+        name = foreign.scope_name(scope)
         status = Status(span.status.status_code)  # the description is exception text: never from others
         return _copy(span, kept, (), status, name=name, links=())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import Sum as SumData
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_expansion.config.levels import Level
 from otel_expansion.otlp.encode import span_to_proto
 from otel_expansion.otlp.exponential import trimmed
 from otel_expansion.otlp.model import (
@@ -45,6 +46,8 @@ from otel_expansion.otlp.model import (
     SpanRecord,
     attrs_of,
 )
+from otel_expansion.privacy import foreign
+from otel_expansion.sdk.signals import SCOPE_NAME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ class Staging:
         self.points: list[MetricPoint] = []
         self.spans: list[SpanRecord] = []
         self.dropped = 0
+        self.withheld = 0
 
     def add_spans(self, spans: list[SpanRecord]) -> None:
         with self._lock:
@@ -81,6 +85,16 @@ class Staging:
     def count_dropped(self, n: int) -> None:
         with self._lock:
             self.dropped += n
+
+    def count_withheld(self, n: int) -> None:
+        """Other instrumentations' metric points and attributes not sent (``dropped.foreign``)."""
+        with self._lock:
+            self.withheld += n
+
+    def take_withheld(self) -> int:
+        with self._lock:
+            n, self.withheld = self.withheld, 0
+        return n
 
     def take_dropped(self) -> int:
         """Spans dropped at the staging bound since the last call (reported as ``dropped.staging``)."""
@@ -216,10 +230,11 @@ class StagingMetricReader(MetricReader):
     long-running programs call it on their export interval.
     """
 
-    def __init__(self, staging: Staging, redactor: Redactor | None = None) -> None:
+    def __init__(self, staging: Staging, redactor: Redactor | None = None, level: Level = Level.FULL) -> None:
         super().__init__(preferred_temporality=DELTA_EVERYWHERE)
         self.staging = staging
         self.redactor = redactor
+        self.level = level  # other instrumentations' metrics fail closed per level (privacy.foreign)
         self.time_override: tuple[int, int] | None = None
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
@@ -235,7 +250,11 @@ class StagingMetricReader(MetricReader):
             resource = attrs_of(rm.resource.attributes)
             for sm in rm.scope_metrics:
                 scope_name, scope_version = sm.scope.name, sm.scope.version or ""
+                ours = scope_name == SCOPE_NAME
                 for metric in sm.metrics:
+                    if not ours and not foreign.metric_allowed(metric.name, self.level):
+                        self.staging.count_withheld(len(getattr(metric.data, "data_points", ())) or 1)
+                        continue
                     data = metric.data
                     if isinstance(data, SumData):
                         kind, monotonic = SUM, data.is_monotonic
@@ -246,7 +265,12 @@ class StagingMetricReader(MetricReader):
                     else:  # gauges have no cross-run merge we trust
                         continue
                     for dp in data.data_points:
-                        attrs = attrs_of(clean(dp.attributes or {}))
+                        raw: Mapping[str, Any] = dp.attributes or {}
+                        if not ours:  # an allow-list of keys with value rules: never a URL, path or header
+                            raw, withheld = foreign.attributes(raw, self.level)
+                            if withheld:
+                                self.staging.count_withheld(withheld)
+                        attrs = attrs_of(clean(raw))
                         start, end = dp.start_time_unix_nano, dp.time_unix_nano
                         if self.time_override is not None:
                             start, end = self.time_override

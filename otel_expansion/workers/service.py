@@ -427,6 +427,9 @@ class ServiceRuntime:
         from otel_expansion.spool.store import SpoolUnavailable
 
         body_counts = counters_of(sl.body)
+        withheld = self.staging.take_withheld()  # other instrumentations' data not sent (privacy.foreign)
+        if withheld:
+            self._counts["dropped.foreign"] = self._counts.get("dropped.foreign", 0) + withheld
         staged_drops = self.staging.take_dropped()
         if staged_drops:
             self._counts["dropped.staging"] = self._counts.get("dropped.staging", 0) + staged_drops

@@ -35,12 +35,13 @@ def record(level: Level, *calls: tuple[str, dict[str, object]]) -> dict[str, obj
     return r.drain() or {}
 
 
-def test_without_a_registry_nothing_changes() -> None:
-    """No declarations: every feature is counted, as before."""
-    r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.BASIC))
+def test_without_a_registry_features_count_and_attributes_never_leave() -> None:
+    """No declarations: every feature written in the code is counted; its attributes are dropped, counted."""
+    r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.FULL))
     r.feature("anything", {"x": 1})  # a name written in the code (a computed one is a placeholder anyway)
     body = r.drain() or {}
-    assert [f["name"] for f in body["features"]] == ["anything"] and "undeclared" not in body  # type: ignore[attr-defined]
+    assert [f["name"] for f in body["features"]] == ["anything"]  # type: ignore[attr-defined]
+    assert "attrs" not in body["features"][0] and body["undeclared"] == 1  # type: ignore[index]
 
 
 @pytest.mark.parametrize("level", [Level.BASIC, Level.ENHANCED])
@@ -55,20 +56,31 @@ def test_undeclared_features_and_attributes_are_dropped_and_counted(level: Level
 
 
 def test_a_feature_declared_for_a_higher_level_waits_for_it() -> None:
-    """A feature declared at enhanced is not counted at basic (and that is not a violation)."""
+    """A feature declared at enhanced is not recorded at basic (counted as withheld)."""
     features.declare(Feature("deep", level="enhanced"))
-    assert record(Level.BASIC, ("deep", {})) == {}
+    assert record(Level.BASIC, ("deep", {})) == {"commands": [], "features": [], "exceptions": [], "undeclared": 1}
     assert [f["name"] for f in record(Level.ENHANCED, ("deep", {}))["features"]] == ["deep"]  # type: ignore[attr-defined]
 
 
-def test_full_keeps_undeclared_data_redacted() -> None:
-    """At full the registry does not filter: attributes are kept after redaction, as without one."""
-    features.declare(Feature("known"))
+def test_full_filters_by_the_registry_too() -> None:
+    """At full the registry filters as at every level: undeclared features and attributes (numbers too)
+    are dropped and counted; declared ones keep only the program's own text."""
+    features.declare(Feature("known", attributes={"mail": str, "n": int, "when": ("float", "full")}))
     r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.FULL))
-    r.feature("other", {"mail": "alice@example.com"})  # a name written in the code: kept at full
+    r.feature("other", {"mail": "alice@example.com"})
+    r.feature("known", {"mail": json.loads('"alice@example.com"'), "n": 7, "when": 1.5, "account": 4402817733})
     body = r.drain() or {}
     (feat,) = body["features"]  # type: ignore[misc]
-    assert feat["name"] == "other" and "alice" not in json.dumps(feat["attrs"]) and "undeclared" not in body
+    assert feat["name"] == "known" and "alice" not in json.dumps(feat["attrs"])
+    assert feat["attrs"]["n"] == 7 and feat["attrs"]["when"] == 1.5 and "account" not in feat["attrs"]
+    assert body["undeclared"] == 2  # the undeclared feature, the undeclared number
+
+
+def test_an_attribute_declared_for_full_never_leaves_below_it() -> None:
+    """An attribute's own level: below it the attribute is withheld and counted."""
+    spec = Feature("f", attributes={"n": ("int", "full"), "m": "int"}, level="basic")
+    assert spec.accepts("n", 1, Level.FULL) and not spec.accepts("n", 1, Level.ENHANCED)
+    assert spec.accepts("m", 1, Level.BASIC)
 
 
 def test_bool_is_not_an_int_and_bad_declarations_are_rejected() -> None:

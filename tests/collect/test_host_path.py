@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import types
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +15,8 @@ from otel_expansion.collect import performance, recorder
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
-from otel_expansion.privacy import names
 from otel_expansion.privacy.provenance import literal_in_caller
+from otel_expansion.privacy.vocabulary import DYNAMIC
 
 
 def make(level: Level = Level.ENHANCED) -> Recorder:
@@ -34,16 +35,17 @@ def test_default_executable_follows_argv0(monkeypatch: pytest.MonkeyPatch, argv0
 
 
 def test_changed_argv0_reaches_the_recorded_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands record the executable of the moment, not the first one seen."""
+    """Commands record the executable of the moment, not the first one seen: an installed console
+    script by its name, anything else (a script file, ``-c``) as the service name."""
     r = make()
     monkeypatch.setattr(sys, "argv", ["/opt/first.py"])
     r.end(r.begin("job", origin="literal"))
-    monkeypatch.setattr(sys, "argv", ["/opt/second"])
+    monkeypatch.setattr(sys, "argv", [str(Path(sys.executable).with_name("otel-expansion"))])
     r.end(r.begin("job", origin="literal"))
     monkeypatch.setattr(sys, "argv", [])
     r.end(r.begin("job", origin="literal"))
     body = r.drain()
-    assert body is not None and [c["exe"] for c in body["commands"]] == ["first", "second", "python"]
+    assert body is not None and [c["exe"] for c in body["commands"]] == ["t", "otel-expansion", "t"]
 
 
 def test_remembered_names_follow_the_declarations() -> None:
@@ -59,10 +61,10 @@ def test_remembered_names_follow_the_declarations() -> None:
     r.declared_commands = None  # set directly: nothing declared, so a computed name is never kept
     for name in chosen:
         r.end(r.begin(name, origin="app"))
-    r.end(r.begin(chosen[0], origin="literal"))  # same text, written in code: kept by shape
+    r.end(r.begin(chosen[0], origin="literal"))  # same text, written in code: kept
     body = r.drain()
     assert body is not None
-    inv = names.INVALID
+    inv = DYNAMIC
     assert [c["name"] for c in body["commands"]] == ["alpha", inv, inv, "beta", inv, inv, "alpha"]
 
 
@@ -71,18 +73,23 @@ def test_non_string_names_are_placeholders_not_errors() -> None:
     r = make()
     r.end(r.begin(["not", "a", "name"], origin="literal"))  # type: ignore[arg-type]
     body = r.drain()
-    assert body is not None and body["commands"][0]["name"] == names.INVALID
+    assert body is not None and body["commands"][0]["name"] == DYNAMIC
 
 
-def test_literal_check_never_mixes_up_code_objects() -> None:
+def test_literal_check_never_mixes_up_code_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-code cache holds each code object it describes, so a new code object (which may reuse a
     freed one's address) is always looked at afresh: a computed name never passes as a literal."""
+    (tmp_path / "literal_host.py").write_text("", encoding="utf-8")  # a module file: the program's own code
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import literal_host  # noqa: F401
+
+    own = str(tmp_path / "literal_host.py")
     results = []
     for i in range(300):
         # same shape either way (a freed code object's memory is reused): "deploy" a constant of every other
         src = 'f = sys._getframe(0)\n' + ('x = "deploy"' if i % 2 else 'x = "deplox"')
         scope: dict[str, object] = {"sys": sys}
-        exec(compile(src, f"<gen {i}>", "exec"), scope)  # a fresh code object each time, freed after
+        exec(compile(src, own, "exec"), scope)  # a fresh code object each time, freed after
         frame = scope.pop("f")
         assert isinstance(frame, types.FrameType)
         results.append(literal_in_caller("deploy", frame))
@@ -158,5 +165,5 @@ def test_handle_methods_judge_the_apps_own_code() -> None:
         pass
     body = t.recorder.drain()
     assert body is not None
-    assert [c["name"] for c in body["commands"]] == ["deploy", names.INVALID]
-    assert [f["name"] for f in body["features"]] == ["export", names.INVALID]
+    assert [c["name"] for c in body["commands"]] == ["deploy", DYNAMIC]
+    assert [f["name"] for f in body["features"]] == ["export", DYNAMIC]

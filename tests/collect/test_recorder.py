@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from otel_expansion.collect import features
 from otel_expansion.collect.recorder import Recorder, error_type, exit_code_of
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
@@ -37,15 +38,15 @@ class TestExitCodes:
         assert exit_code_of(exc) == code
 
     def test_error_type_is_qualified_for_non_builtins(self) -> None:
-        """error.type follows the convention: builtins short, others module-qualified."""
+        """error.type follows the convention: builtins short, others module-qualified; a class no class
+        statement of an importable module names (a local one) is reported as its nearest such base."""
 
-        class Custom(Exception):
+        class Custom(KeyError):
             pass
 
         assert error_type(ValueError()) == "ValueError"
-        qualified = error_type(Custom())
-        assert qualified.startswith("tests.collect.test_recorder.") or qualified.startswith("collect.test_recorder.")
-        assert qualified.endswith("<locals>.Custom")
+        assert error_type(ModuleLevelError()).endswith("test_recorder.ModuleLevelError")
+        assert error_type(Custom()) == "KeyError"
 
 
 class TestLevels:
@@ -77,25 +78,33 @@ class TestLevels:
         assert r.drain() is None
 
 
+class ModuleLevelError(Exception):
+    pass
+
+
 class TestRecording:
     def test_nested_runs_belong_to_the_outer_one(self) -> None:
         """A command started inside another is not recorded separately."""
         r = recorder(Level.ENHANCED)
-        outer = r.begin("outer")
-        assert r.begin("inner") is None
+        outer = r.begin("outer", origin="literal")
+        assert r.begin("inner", origin="literal") is None
         r.end(outer)
         body = r.drain()
         assert body is not None and [c["name"] for c in body["commands"]] == ["outer"]
 
     def test_feature_attributes_only_at_full(self) -> None:
-        """Feature attributes are dropped below full and redacted at full."""
-        r = recorder(Level.ENHANCED)
-        r.feature("export", {"fmt": "csv"})
-        body = r.drain()
-        assert body is not None and "attrs" not in body["features"][0]
-        r = recorder(Level.FULL)
-        r.feature("export", {"fmt": "csv", "owner": "bob@example.org"})
-        body = r.drain()
+        """Declared feature attributes are dropped below full and redacted at full."""
+        features.declare(features.Feature("export", attributes={"fmt": str, "owner": str}))
+        try:
+            r = recorder(Level.ENHANCED)
+            r.feature("export", {"fmt": "csv"})
+            body = r.drain()
+            assert body is not None and "attrs" not in body["features"][0]
+            r = recorder(Level.FULL)
+            r.feature("export", {"fmt": "csv", "owner": "bob@example.org"})
+            body = r.drain()
+        finally:
+            features._reset_for_tests()
         assert body is not None
         attrs = body["features"][0]["attrs"]
         assert attrs["fmt"] == "csv" and "bob@example.org" not in str(attrs)
@@ -138,9 +147,13 @@ class TestPreCheck:
 def test_identifiers_are_hashed_with_a_salt() -> None:
     """With a salt, *_id feature attributes become stable salted pseudonyms; others stay as they are."""
     def record(salt: str) -> dict[str, object]:
-        r = Recorder(Settings(service_name="t", home="/x", level=Level.FULL, hash_salt=salt))
-        r.feature("share", {"user_id": "user-42", "fmt": "csv"})
-        body = r.drain()
+        features.declare(features.Feature("share", attributes={"user_id": str, "fmt": str}))
+        try:
+            r = Recorder(Settings(service_name="t", home="/x", level=Level.FULL, hash_salt=salt))
+            r.feature("share", {"user_id": "user-42", "fmt": "csv"})
+            body = r.drain()
+        finally:
+            features._reset_for_tests()
         assert body is not None
         return body["features"][0]["attrs"]  # type: ignore[no-any-return]
 

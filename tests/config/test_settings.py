@@ -69,9 +69,13 @@ def test_bad_values_warn_once_and_fall_back(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_service_name_env_and_home_env() -> None:
-    """OTEL_SERVICE_NAME overrides the code's name; OTEL_EXPANSION_HOME the state directory."""
+    """OTEL_SERVICE_NAME is the app's own choice: ignored unless opted in, then only identifier-shaped;
+    OTEL_EXPANSION_HOME the state directory."""
     s = resolve("app", environ={"OTEL_SERVICE_NAME": "other", "OTEL_EXPANSION_HOME": "/tmp/h"})
-    assert s.service_name == "other" and s.home == "/tmp/h"
+    assert s.service_name == "app" and s.home == "/tmp/h"
+    assert resolve("app", environ={"OTEL_SERVICE_NAME": "other"}, service_name_env=True).service_name == "other"
+    for raw in ("Jan Novák", "jan.novak@example.cz", "ops-420612345", "/home/jan"):
+        assert resolve("app", environ={"OTEL_SERVICE_NAME": raw}, service_name_env=True).service_name == "app"
 
 
 def test_otel_intervals_are_milliseconds() -> None:
@@ -94,7 +98,7 @@ def test_level_parse_errors_list_names() -> None:
 
 
 def test_state_directory_belongs_to_the_app_not_to_otel_service_name() -> None:
-    """An exported OTEL_SERVICE_NAME renames the data, but consent and level stay the app's."""
+    """An exported OTEL_SERVICE_NAME (opted in) renames the data, but consent and level stay the app's."""
     a = resolve("acmecli", environ={"XDG_STATE_HOME": "/s"})
-    b = resolve("acmecli", environ={"XDG_STATE_HOME": "/s", "OTEL_SERVICE_NAME": "my-api"})
+    b = resolve("acmecli", environ={"XDG_STATE_HOME": "/s", "OTEL_SERVICE_NAME": "my-api"}, service_name_env=True)
     assert b.service_name == "my-api" and a.home == b.home

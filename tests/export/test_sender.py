@@ -32,7 +32,7 @@ def write_runs(home: Path, runs: list[tuple[str, int, str | None]], level: Level
     resource.forget()
     os.makedirs(home, exist_ok=True)
     for i, (name, code, error) in enumerate(runs):
-        run = t.recorder.begin(name, "svc")
+        run = t.recorder.begin(name, "svc", origin="literal")
         assert run is not None
         for f in features:
             t.recorder.feature(f)

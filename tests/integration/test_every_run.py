@@ -123,7 +123,7 @@ FRAMEWORK_CASES = [
     ("calc", FIRE, ["fail"], 1, ("fail", 1, "ValueError", None)),
     ("calc", FIRE, ["--help"], 0, ("calc", 0, None, None)),
     ("calc", FIRE, ["--as-dict", "admin", "purge"], 0, ("admin purge", 0, None, None)),  # literal keys
-    ("calc", FIRE, ["--as-dict", "jane", "x"], 0, ("<undeclared>", 0, None, None)),  # a key from argv
+    ("calc", FIRE, ["--as-dict", "jane", "x"], 0, ("<dynamic>", 0, None, None)),  # a key from argv
     ("ship", DOCOPT, ["remote", "add", "x", "--force"], 0, ("remote add", 0, None, None)),
     ("ship", DOCOPT, ["send", "bad"], 1, ("send", 1, "RuntimeError", None)),
     ("ship", DOCOPT, ["wrong"], 1, ("ship", 1, "docopt.DocoptExit", None)),

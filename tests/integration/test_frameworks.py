@@ -22,7 +22,7 @@ def only_command(home: Path) -> dict[str, object]:
     [
         (["db", "migrate", "--password", "hunter2"], "db migrate", 0, None),
         (["crash"], "crash", 1, "ValueError"),
-        (["nope"], "argparse_cli", 2, "argparse.ArgumentError"),
+        (["nope"], "argcli", 2, "argparse.ArgumentError"),  # a script: the root is the service name
     ],
 )
 def test_argparse(run_cli: RunCli, home: Path, args: list[str], name: str, code: int, error: str | None) -> None:
@@ -48,7 +48,7 @@ def test_argparse_full_level_keeps_flag_names_only(run_cli: RunCli, home: Path) 
         (["users", "list", "--limit", "3"], "users list", 0, None),
         (["sync"], "sync", 3, "3"),
         (["sync", "--dry-run"], "sync", 0, None),
-        (["nosuch"], "typer_cli", 2, "UsageError"),
+        (["nosuch"], "typercli", 2, "UsageError"),  # a script: the root is the service name
         (["crash"], "crash", 1, "ValueError"),
     ],
 )

@@ -32,7 +32,7 @@ def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) 
                 ("error.type", "RuntimeError"))] == 2
     assert values[("cli.exceptions.handled", (("error.type", "RuntimeError"), ("exception.handled", "True")))] == 2
     assert values[("cli.session.heartbeats", ())] >= 1
-    assert len(spans) == 6 and {s.name for s in spans} == {"service_app process-job"}
+    assert len(spans) == 6 and {s.name for s in spans} == {"worker process-job"}  # a script: named by its service
 
 
 def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
         spans = spans_of(srv.requests)
     # contrib's click instrumentation is in the test environment too: its span passes our processors
     # fail-closed, named after its scope (it would name it after whatever was typed)
-    assert sorted(s.name for s in spans) == ["opentelemetry.instrumentation.click", "plain_click greet"]
+    assert sorted(s.name for s in spans) == ["opentelemetry.instrumentation.click", "plain greet"]
     res = next(r for r in srv.requests if r.signal == "traces").message().resource_spans[0].resource
     attrs = {kv.key: kv.value.string_value for kv in res.attributes}
     assert attrs["service.name"] == "plain" and attrs["telemetry.distro.name"] == "otel-expansion"

@@ -153,6 +153,83 @@ def positive(seed: int = SEED) -> list[Value]:
     return _distinctive(out)
 
 
+SEED_3 = 20_2026_1207
+LOCALES_3 = ("ru_RU", "zh_CN", "ko_KR", "tr_TR", "sv_SE", "cs_CZ", "hi_IN", "he_IL", "el_GR", "uk_UA",
+             "fi_FI", "vi_VN")
+"""Round 3 (issue 20): a new seed and locales no earlier corpus used (native scripts, diacritics)."""
+PER_CATEGORY_3 = 24
+
+
+def third(seed: int = SEED_3) -> list[Value]:
+    """A new corpus for the round-3 doors: every category of ``positive()`` generated afresh from new
+    locales, plus categories no earlier corpus had (IPv6 with zones, MACs in dash notation, medical
+    record numbers, PEM keys, git remotes with tokens, Windows paths with user names, IDN e-mails,
+    E.164 numbers, native-script names, account numbers as they appear in integers)."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    fakers = [Faker(loc) for loc in LOCALES_3]
+    for i, f in enumerate(fakers):
+        f.seed_instance(seed + i)
+    alnum = string.ascii_letters + string.digits
+
+    def f() -> Faker:
+        return rng.choice(fakers)
+
+    def pem() -> str:
+        body = base64.b64encode(bytes(rng.randrange(256) for _ in range(48))).decode()
+        return f"pem:-----BEGIN PRIVATE KEY-----{body}-----END PRIVATE KEY-----"
+
+    def idn_email() -> str:
+        g = f()
+        tld = rng.choice(["рф", "中国", "com.tr", "se", "cz"])
+        return f"{g.first_name().lower()}.{g.last_name().lower()}@{g.last_name().lower()}.{tld}"
+
+    gens = {
+        "native_name": lambda: f().name(),
+        "name_ascii_handle": lambda: f"{fakers[rng.randrange(len(fakers))].user_name()}{rng.randrange(100, 999)}",
+        "email_3": lambda: f().email(),
+        "idn_email": idn_email,
+        "phone_3": lambda: f().phone_number(),
+        "e164": lambda: "+" + str(rng.choice([7, 86, 82, 90, 46, 420, 91, 972, 30, 380, 358, 84]))
+                        + str(rng.randrange(10**8, 10**10)),
+        "address_3": lambda: f().address().replace("\n", ", "),
+        "iban_3": lambda: f().iban(),
+        "passport_3": lambda: f().passport_number() + rng.choice("KLMNPQRS") + str(rng.randrange(10, 99)),
+        "medical_record": lambda: f"MRN-{rng.randrange(10**7, 10**8)}-{rng.choice('ABCDEFGH')}",
+        "license_plate_3": lambda: f().license_plate(),
+        "mac_dash": lambda: "-".join(f"{rng.randrange(256):02X}" for _ in range(6)),
+        "ipv6_zone": lambda: f"fe80::{rng.randrange(1, 65535):x}:{rng.randrange(1, 65535):x}%eth{rng.randrange(9)}",
+        "ipv6_3": lambda: f().ipv6(),
+        "coordinates_3": lambda: f"{f().latitude():.6f},{f().longitude():.6f}",
+        "pem_key": pem,
+        "git_remote_token": lambda: (f"https://oauth2:glpat-{''.join(rng.choice(alnum) for _ in range(20))}"
+                                     f"@git.{f().domain_word()}.internal/{f().user_name()}/repo.git"),
+        "windows_home": lambda: f"C:\\Users\\{f().user_name()}\\Documents\\{f().word()}.xlsx",
+        "discord_token": lambda: ("M" + "".join(rng.choice(alnum) for _ in range(23)) + "."
+                                  + "".join(rng.choice(alnum) for _ in range(6)) + "."
+                                  + "".join(rng.choice(alnum + "_-") for _ in range(27))),
+        "gcp_key": lambda: "AIza" + "".join(rng.choice(alnum + "_-") for _ in range(35)),
+        "company_3": lambda: f().company(),
+        "ssn_3": lambda: f().ssn(),
+        "account_number": lambda: str(rng.randrange(10**11, 10**13)),
+        "password_3": lambda: f().password(length=rng.randrange(12, 20)),
+    }
+    out: list[Value] = []
+    seen: set[str] = set()
+    for category, gen in gens.items():
+        count = tries = 0
+        while count < PER_CATEGORY_3 and tries < PER_CATEGORY_3 * 6:
+            tries += 1
+            text = str(gen()).strip()
+            if len(text) < 6 or text in seen or text.startswith("-"):
+                continue
+            seen.add(text)
+            out.append(Value(category, text, _needles(text)))
+            count += 1
+    return _distinctive(out)
+
+
 NEGATIVE: dict[str, tuple[str, ...]] = {
     "command_names": ("deploy", "sync", "remote add", "db migrate", "build", "init", "status", "config set",
                       "cache clear", "login", "plugin list", "export", "import", "run", "test", "lint",

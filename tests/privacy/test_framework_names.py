@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, clean_env, journal_records
 
 CLICK_PLUGINS = r"""
@@ -56,7 +58,7 @@ def run(tmp_path: Path, source: str, *args: str) -> list[dict[str, object]]:
 
 def test_click_plugin_name_is_a_placeholder(tmp_path: Path) -> None:
     """git/kubectl-style groups: a typed name that runs a plugin is not a declared command."""
-    assert [c["name"] for c in run(tmp_path, CLICK_PLUGINS, "jane.doe")] == ["<undeclared>"]
+    assert [c["name"] for c in run(tmp_path, CLICK_PLUGINS, "jane.doe")] == ["<dynamic>"]
 
 
 def test_click_declared_command_is_kept(tmp_path: Path) -> None:
@@ -69,3 +71,119 @@ def test_argparse_keeps_only_declared_flags(tmp_path: Path) -> None:
     """argparse at full: a mistyped flag (maybe someone's value) is dropped, declared ones kept."""
     (cmd,) = run(tmp_path, ARGPARSE, "-v", "sync", "--name", "x", "--jane-doe-1985", "--pasword=hunter2")
     assert cmd["name"] == "sync" and cmd["args"] == ("-v", "--name")
+
+
+NAMES_FILE = "import json, os\nNAMES = json.load(open(os.environ['NAMES_FILE']))\n"
+
+CLICK_LISTED_PLUGINS = NAMES_FILE + r"""
+import click, otel_expansion
+otel_expansion.init("plugins")
+
+class DiskPlugins(click.Group):
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *NAMES])
+
+    def get_command(self, ctx, name):
+        if name in NAMES:
+            return click.Command(name, callback=lambda: None)
+        return super().get_command(ctx, name)
+
+@click.group(cls=DiskPlugins)
+def cli():
+    pass
+
+@cli.command("GET")
+def get():
+    pass
+
+cli()
+"""
+
+TYPER_LOOP = NAMES_FILE + r"""
+import typer, otel_expansion
+otel_expansion.init("loop")
+app = typer.Typer(add_completion=False)
+
+def make(name):
+    def run():
+        pass
+    return run
+
+for name in NAMES:
+    app.command(name)(make(name))
+
+@app.command("application/json")
+def as_json():
+    pass
+
+app()
+"""
+
+ARGPARSE_LIST = NAMES_FILE + r"""
+import argparse, otel_expansion
+otel_expansion.init("argp")
+parser = argparse.ArgumentParser(prog="tool")
+sub = parser.add_subparsers(dest="cmd")
+for name in NAMES:
+    sub.add_parser(name)
+for name in ("1.2.0", ".csv"):
+    sub.add_parser(name)
+parser.parse_args()
+"""
+
+HAND_DISPATCH = NAMES_FILE + r"""
+import argparse, sys, otel_expansion
+otel_expansion.init("hand")
+top = argparse.ArgumentParser(prog="tool")
+top.add_argument("cmd")
+args, rest = top.parse_known_args()
+second = argparse.ArgumentParser(prog=f"tool {args.cmd}")
+second.add_argument("--x")
+second.parse_args(rest)
+"""
+
+_RUNS = __import__("itertools").count()
+DYNAMIC_NAMES = ["Łukasz Żółć", "ψ-ops.Ωmega", "pl61109010140000071219812874"]
+
+
+def run_names(tmp_path: Path, source: str, *args: str) -> list[str]:
+    import json
+    import os
+
+    tmp_path = tmp_path / f"run{next(_RUNS)}"
+    tmp_path.mkdir()
+    names_file = tmp_path / "names.json"
+    names_file.write_text(json.dumps(DYNAMIC_NAMES), encoding="utf-8")
+    os.environ["NAMES_FILE"] = str(names_file)
+    try:
+        return [str(c["name"]) for c in run(tmp_path, source, *args)]
+    finally:
+        del os.environ["NAMES_FILE"]
+
+
+@pytest.mark.parametrize("name", DYNAMIC_NAMES)
+def test_click_group_listing_plugins_is_not_a_declaration(tmp_path: Path, name: str) -> None:
+    """A name found in a group's own list_commands()/get_command() (plugins on disk) is <dynamic>."""
+    assert run_names(tmp_path, CLICK_LISTED_PLUGINS, name) == ["<dynamic>"]
+
+
+def test_click_literal_name_keeps_its_shape(tmp_path: Path) -> None:
+    """@cli.command("GET"): written in code, kept as written."""
+    assert run_names(tmp_path, CLICK_LISTED_PLUGINS, "GET") == ["GET"]
+
+
+def test_typer_commands_registered_in_a_loop_are_dynamic(tmp_path: Path) -> None:
+    """app.command(name) over names read at run time: <dynamic>; a literal one is kept."""
+    assert run_names(tmp_path, TYPER_LOOP, DYNAMIC_NAMES[1]) == ["<dynamic>"]
+    assert run_names(tmp_path, TYPER_LOOP, "application/json") == ["application/json"]
+
+
+def test_argparse_subparsers_from_a_list_are_dynamic(tmp_path: Path) -> None:
+    """add_parser(name) over names read at run time: <dynamic>; names from a literal tuple are kept."""
+    assert run_names(tmp_path, ARGPARSE_LIST, DYNAMIC_NAMES[0]) == ["<dynamic>"]
+    assert run_names(tmp_path, ARGPARSE_LIST, "1.2.0") == ["1.2.0"]
+
+
+def test_hand_dispatch_prog_from_user_input_is_dynamic(tmp_path: Path) -> None:
+    """A second parser whose prog is built from the typed word names nobody."""
+    assert run_names(tmp_path, HAND_DISPATCH, DYNAMIC_NAMES[2], "--x", "1") == ["<dynamic>"]

@@ -8,6 +8,7 @@ import pytest
 
 import otel_expansion
 from otel_expansion.privacy import names
+from otel_expansion.privacy.vocabulary import DYNAMIC
 
 
 @pytest.mark.parametrize("text", ["deploy", "remote add", "db-migrate", "export.csv", "sync2", "token create",
@@ -45,7 +46,9 @@ def test_ambient_resource_needs_an_allow_list() -> None:
     pairs = [("deployment.environment", "prod"), ("team", "jane"), ("k8s.cluster.name", "c1")]
     assert names.ambient_resource(pairs, ()) == {}
     assert names.ambient_resource(pairs, ["deployment.environment", "k8s.*"]) == {
-        "deployment.environment": "prod", "k8s.cluster.name": "c1"}
+        "deployment.environment": DYNAMIC, "k8s.cluster.name": DYNAMIC}  # in no code: their shape admits nothing
+    assert names.ambient_resource(pairs, {"deployment.environment": frozenset({"prod", "dev"}), "k8s.*": None}) == {
+        "deployment.environment": "prod", "k8s.cluster.name": DYNAMIC}  # the app's vocabulary for the key
 
 
 def test_computed_names_are_replaced_literal_names_kept() -> None:
@@ -68,8 +71,8 @@ def test_computed_names_are_replaced_literal_names_kept() -> None:
             pass
     body = t.recorder.drain()
     assert body is not None
-    assert [c["name"] for c in body["commands"]] == ["deploy", names.INVALID, "sync", "build", "publish"]
-    assert [f["name"] for f in body["features"]] == ["export", names.INVALID]
+    assert [c["name"] for c in body["commands"]] == ["deploy", DYNAMIC, "sync", "build", "publish"]
+    assert [f["name"] for f in body["features"]] == ["export", DYNAMIC]
 
 
 def test_declared_commands_and_features(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,5 +86,5 @@ def test_declared_commands_and_features(monkeypatch: pytest.MonkeyPatch) -> None
     otel_expansion.feature(chosen[1])
     body = t.recorder.drain()
     assert body is not None
-    assert [c["name"] for c in body["commands"]] == ["sync", names.INVALID]
-    assert [f["name"] for f in body["features"]] == ["export", names.INVALID]
+    assert [c["name"] for c in body["commands"]] == ["sync", DYNAMIC]
+    assert [f["name"] for f in body["features"]] == ["export", DYNAMIC]

@@ -57,8 +57,10 @@ def test_no_secret_survives(tmp_path: Path, level: str, mode: str, protocol: str
     home = tmp_path / "home"
     env = clean_env(home, OTEL_EXPANSION_LEVEL=level, OTEL_EXPANSION_SEND="false",
                     OTEL_RESOURCE_ATTRIBUTES="deployment.owner=qwertina.smith@example.org")
-    result = subprocess.run([sys.executable, "-c", APP, mode], env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    script = tmp_path / "leakcheck_app.py"  # a file: code from `python -c` is nobody's own text
+    script.write_text(APP, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script), mode], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert leaks(files_bytes(home)) == []  # nothing is stored before it is redacted
     with otlp_server() as srv, temp_environ(OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url):

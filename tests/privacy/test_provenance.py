@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from otel_expansion.collect import features
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
@@ -67,10 +68,17 @@ def test_short_constants_never_slice_values() -> None:
 
 
 def test_recorder_full_exception_and_feature_values() -> None:
-    """The recorder at full: messages and feature attribute values keep only own text; frames are modules."""
-    r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.FULL))
-    run = r.begin("deploy", origin="literal")
-    r.feature("export", {"fmt": "csv", "who": TYPED[0], "path": f"/tmp/{TYPED[0]}.csv", "n": 3})
+    """The recorder at full: messages and declared feature attribute values keep only own text; frames
+    are modules; undeclared attributes (numbers too) are dropped and counted."""
+    features._reset_for_tests()
+    features.declare(features.Feature("export", attributes={"fmt": str, "who": str, "path": str, "n": int}))
+    try:
+        r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.FULL))
+        run = r.begin("deploy", origin="literal")
+        r.feature("export", {"fmt": "csv", "who": TYPED[0], "path": f"/tmp/{TYPED[0]}.csv", "n": 3,
+                             "account": 4402817733, "lat": 48.85661, TYPED[2]: 1})
+    finally:
+        features._reset_for_tests()
     try:
         raise RuntimeError(f"deploy of {TYPED[0]} failed")
     except RuntimeError as exc:
@@ -82,6 +90,17 @@ def test_recorder_full_exception_and_feature_values() -> None:
     assert details["stack"].endswith("in test_recorder_full_exception_and_feature_values")
     assert "/" not in details["stack"] and ".py" not in details["stack"]
     assert body["features"][0]["attrs"] == {"fmt": "csv", "who": "<value>", "path": "/tmp/<value>.csv", "n": 3}
+    assert body["undeclared"] == 3  # account, lat and a key computed at run time
+
+
+def test_feature_attributes_without_a_registry_never_leave() -> None:
+    """At full, without declarations, a feature is counted by name and none of its attributes leave."""
+    r = Recorder(Settings(service_name="t", home="/nonexistent", level=Level.FULL))
+    r.feature("export", {"fmt": "csv", "account": 4402817733, "lat": 48.85661})
+    body = r.drain()
+    assert body is not None
+    assert body["features"][0]["name"] == "export" and "attrs" not in body["features"][0]
+    assert body["undeclared"] == 3
 
 
 def test_connection_string_user_names_are_redacted() -> None:

@@ -101,7 +101,7 @@ def test_flush_persists_the_buffer_as_journal_records(tmp_path: Path) -> None:
     rt = runtime(home)
     rec = rt.recorder
     for _ in range(2500):
-        rec.end(rec.begin("job", "svc"))
+        rec.end(rec.begin("job", "svc", origin="literal"))
     assert rt.flush() == 2500
     records = [r for r in journaled(home) if r.get("commands")]  # (and the usage aggregate's record)
     assert [len(r["commands"]) for r in records] == [1000, 1000, 500]
@@ -111,7 +111,7 @@ def test_flush_persists_the_buffer_as_journal_records(tmp_path: Path) -> None:
 def record(rt: ServiceRuntime, n: int) -> None:
     rec = rt.recorder
     for _ in range(n):
-        rec.end(rec.begin("job", "svc"))
+        rec.end(rec.begin("job", "svc", origin="literal"))
 
 
 def ingest(home: Path, rt: ServiceRuntime) -> None:

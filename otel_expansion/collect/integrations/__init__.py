@@ -296,3 +296,10 @@ class _NotifyingLoader:
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
         self.finder.done(self.name)
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the real loader's (``get_code``, ``get_source``: tracebacks, the
+        privacy vocabulary's reading of the module's literals)."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

@@ -4,7 +4,8 @@ argparse has no run boundary of its own, so the run ends at shutdown with the st
 exits with (see ``_exit``: the last ``sys.exit`` call, or the exception that escaped). The command is
 the chain of sub-parsers chosen, or, for programs that dispatch by hand (read the subcommand from a
 positional, then parse the rest with a second parser whose ``prog`` is ``"tool check"``), the words
-that second parser's ``prog`` adds to the first one's.
+that second parser's ``prog`` adds to the first one's. Every word passes the closed vocabulary
+(``privacy.vocabulary.command_word``): a prog built from what the user typed names nobody.
 """
 
 from __future__ import annotations
@@ -52,14 +53,10 @@ def install(telemetry: TelemetryHandle) -> None:
     def sub_call(self: Any, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> Any:
         run = _state.get("run")
         if run is not None and values:
-            from otel_expansion.privacy.names import UNDECLARED
-
-            name = str(values[0])
-            declared = name in self._name_parser_map
-            _state["path"].append(name if declared else UNDECLARED)  # only names the parser declares
-            if declared:
-                _state["parsers"].append(self._name_parser_map[name])
-            run.name = " ".join(_state["path"])  # record_exception() inside it is labelled with it
+            try:  # noqa: SIM105
+                _subcommand(run, self, str(values[0]), recorder.declared_commands)
+            except Exception:
+                pass
         return orig_sub(self, parser, namespace, values, option_string)
 
     _originals["error"] = orig_error = parser_cls.error
@@ -83,6 +80,23 @@ def install(telemetry: TelemetryHandle) -> None:
     parser_cls.error = error  # type: ignore[method-assign]
 
 
+def _subcommand(run: Any, action: Any, name: str, declared: frozenset[str] | None) -> None:
+    """A sub-parser chosen: its name joins the path when the closed vocabulary admits it.
+
+    Being in the parser's own table proves nothing (sub-parsers may be built from a list read at run
+    time): the name must be written in the program's code (``add_parser("sync")``, a literal list),
+    declared in ``init(commands=...)`` or published as an entry point (``vocabulary.command_word``)."""
+    from otel_expansion.privacy.vocabulary import DYNAMIC, command_word
+
+    known = name in action._name_parser_map
+    word = command_word(name, declared, sys._getframe(2)) if known else DYNAMIC
+    _state["path"].append(word)
+    if known:
+        _state["parsers"].append(action._name_parser_map[name])
+    run.name = " ".join(_state["path"])  # record_exception() inside it is labelled with it
+    run.origin = "declared"
+
+
 def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
     """First top-level parse: start the run. A later one whose ``prog`` extends the first: a subcommand."""
     run = _state.get("run")
@@ -100,11 +114,15 @@ def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
     root, prog = _state["root_prog"], str(parser.prog or "")
     if root and prog.startswith(root + " ") and not _state["path"]:
         words = prog[len(root):].split()
-        if words:  # the program's own prog string: shape-checked like any name it builds
-            _state["path"] = words
+        if words:  # a prog built at run time (f"tool {cmd}"): each word must be in the vocabulary
+            from otel_expansion.privacy.vocabulary import command_word
+
+            frame = sys._getframe(2)
+            _state["path"] = [command_word(w, recorder.declared_commands, frame) for w in words]
             _state["parsers"].append(parser)
             _state["hand_dispatch"] = True
-            run.name = " ".join(words)
+            run.name = " ".join(_state["path"])
+            run.origin = "declared"
 
 
 def finish(telemetry: TelemetryHandle) -> None:
@@ -114,12 +132,10 @@ def finish(telemetry: TelemetryHandle) -> None:
         return
     path = _state.pop("path", [])
     parsers = _state.pop("parsers", [])
-    hand = _state.pop("hand_dispatch", False)
-    if path:
-        from otel_expansion.privacy.names import UNDECLARED
-
+    _state.pop("hand_dispatch", None)
+    if path:  # every word admitted by the vocabulary, or a placeholder
         run.name = " ".join(path)
-        run.origin = "framework" if hand or UNDECLARED in path else "declared"
+        run.origin = "declared"
     if run.args:  # only flags a parser on the way declares: a mistyped flag may be someone's value
         declared = {"-h", "--help"}
         for p in parsers:

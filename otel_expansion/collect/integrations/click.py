@@ -97,6 +97,7 @@ def hook(click: Any, telemetry: TelemetryHandle) -> None:
                     run = recorder.begin(default_executable(), origin="framework")
                     if run is not None:
                         _state["root"], _state["run"] = self, run
+                        _state["declared"] = recorder.declared_commands
                         recorder.set_args(_argv())
                 except Exception:
                     pass
@@ -139,7 +140,9 @@ def _note_subcommand(ctx: Any) -> None:
         if len(path) > len(_state.get("path", "")):
             _state["path"] = path
             _state["ctx"] = ctx
-            run.name = path  # record_exception() inside the subcommand is labelled with it
+            # record_exception() inside the subcommand is labelled with it: the admitted path already
+            run.name, _ = declared_path(ctx, _state.get("declared"))
+            run.origin = "declared"
 
 
 def _in_chain(ctx: Any) -> bool:
@@ -173,11 +176,12 @@ def _finish(recorder: Any, error: BaseException | None, code: int, unknown: bool
     root = _state.pop("root", None)
     path = _state.pop("path", "")
     ctx = _state.pop("ctx", None)
+    declared = _state.pop("declared", None)
     if run is None:
         return
     if path:
-        run.name, declared = declared_path(ctx)
-        run.origin = "declared" if declared else "framework"
+        run.name, _ = declared_path(ctx, declared)
+        run.origin = "declared"  # every word admitted by the vocabulary, or a placeholder
     if run.args:
         run.args = _declared_only(run.args, ctx or root)
     from otel_expansion.collect.integrations import _exit
@@ -187,28 +191,50 @@ def _finish(recorder: Any, error: BaseException | None, code: int, unknown: bool
     _state["last"] = (run, _exit.seq())
 
 
-def declared_path(ctx: Any) -> tuple[str, bool]:
-    """The command path with every name its group does not declare (a plugin, a typed positional
-    that a dynamic ``get_command`` accepted) replaced by a placeholder; and whether all were declared."""
-    from otel_expansion.privacy.names import UNDECLARED
+def declared_path(ctx: Any, declared: frozenset[str] | None = None) -> tuple[str, bool]:
+    """The command path with every name the closed vocabulary does not admit replaced by ``<dynamic>``;
+    and whether all were admitted.
 
+    A group's own listing proves nothing (``list_commands``/``get_command`` may serve plugins found on
+    disk, typer may register commands in a loop over a file): a name counts only when written in the
+    program's code (a decorator's literal, the function's ``def`` name), declared in
+    ``init(commands=...)``, or published by an installed distribution's entry points
+    (``privacy.vocabulary.command_word``)."""
+    import sys
+
+    from otel_expansion.privacy.vocabulary import DYNAMIC, command_word
+
+    frame = sys._getframe(1)
     names: list[str] = []
     node = ctx
     while node is not None and node.parent is not None:
         name = node.info_name or ""
-        names.append(name if _declares(node.parent, name) else UNDECLARED)
+        names.append(command_word(name, declared, frame, _functions(node), _modules(node)))
         node = node.parent
-    return " ".join(reversed(names)), UNDECLARED not in names
+    return " ".join(reversed(names)), DYNAMIC not in names
 
 
-def _declares(parent: Any, name: str) -> bool:
-    group = parent.command
-    try:
-        if name in (getattr(group, "commands", None) or {}):
-            return True
-        return name in group.list_commands(parent)
-    except Exception:
-        return False
+def _functions(ctx: Any) -> list[Any]:
+    """The command's callback: its ``def`` name and constants may name it (``@cli.command()``)."""
+    callback = getattr(ctx.command, "callback", None)
+    return [callback] if callback is not None else []
+
+
+def _modules(ctx: Any) -> list[str]:
+    """Modules whose files may hold the literal naming ``ctx``'s command: those defining the callbacks
+    of the chain and of the parent group's registered commands (``app.add_typer(sub, name="remote")``)."""
+    out: list[str] = []
+    node = ctx
+    while node is not None:
+        for cmd in [node.command, *list((getattr(node.command, "commands", None) or {}).values())[:8]]:
+            fn = getattr(cmd, "callback", None)
+            while getattr(fn, "__wrapped__", None) is not None:
+                fn = fn.__wrapped__  # type: ignore[union-attr]
+            module = getattr(fn, "__module__", None)
+            if type(module) is str and module not in out:
+                out.append(module)
+        node = node.parent
+    return out
 
 
 def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:

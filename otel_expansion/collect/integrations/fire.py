@@ -8,7 +8,7 @@ exit observer, since fire raises them itself rather than calling ``sys.exit``.
 
 The command is the chain of members the user's words reached (``calc sub deep``): names of the program's
 code (members of its classes and modules, keys of a dict written as literals where ``Fire`` is called)
-are kept; any other dict key or a list index the words picked is ``<undeclared>``. The exit status is
+are kept; any other dict key or a list index the words picked is ``<dynamic>``. The exit status is
 the process's last word (see ``_exit``).
 """
 
@@ -98,7 +98,7 @@ def command_words(trace: Any, caller: Any = None) -> tuple[list[str], bool]:
     """The members the user's words reached, and whether all are names of the program's code: members
     of its modules and classes, or keys of a dict written as string literals in the code that called
     ``Fire`` (``fire.Fire({"add": add})``)."""
-    from otel_expansion.privacy.names import UNDECLARED
+    from otel_expansion.privacy.vocabulary import DYNAMIC
     from otel_expansion.privacy.provenance import literal_in_caller
 
     words: list[str] = []
@@ -110,7 +110,7 @@ def command_words(trace: Any, caller: Any = None) -> tuple[list[str], bool]:
             member = isinstance(target, str) and target.isidentifier() and (
                 _declares(parent, target) or (isinstance(parent, dict) and caller is not None
                                               and literal_in_caller(target, caller)))
-            words.append(target if member else UNDECLARED)  # type: ignore[arg-type]  # member implies str
+            words.append(target if member else DYNAMIC)  # type: ignore[arg-type]  # member implies str
             declared = declared and member
         parent = getattr(element, "component", None)
     return words, declared

@@ -1,0 +1,419 @@
+"""The closed vocabulary: the only strings that may leave this process as names.
+
+The rule, in one sentence: a string leaves only if it belongs to a closed vocabulary fixed by the
+program's code or declarations, or is one of the library's own signal values; everything else becomes
+a typed placeholder and is counted. Heuristics (patterns, shapes) may add redaction, never admit a value.
+
+What counts as *fixed by the program's code* is decided by construction, never by the look of a value:
+
+- ``in_code(text, ...)``: ``text`` is a string constant (or a ``def``'s name) of code compiled from a
+  module file the interpreter imported, or from the main script: the code on the stack, the functions
+  given, the modules given. Code compiled from a string or from any other file (``exec`` of a
+  ``settings.py``) is not the program's own and admits nothing.
+- ``published(text)``: a name an installed distribution publishes as an entry point (a plugin's command
+  name is public).
+- ``admit(text, declared=..., literal=...)``: the one decision every integration calls: a declared or
+  literal name is kept whatever its shape (printable, at most ``MAX_LITERAL`` characters); anything
+  else is ``DYNAMIC``.
+- ``command_word(...)``: ``admit`` for one word of a command path, proving literalness on the way;
+  the function click, typer, argparse (and later optparse, fire, docopt) integrations call.
+- ``executable_name``, ``error_type``: the same rule for ``process.executable.name`` and ``error.type``.
+
+Pure standard library, nothing imported at module load but ``os`` and ``sys``; every proof is cached.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import CodeType, FrameType
+
+__all__ = [
+    "DYNAMIC",
+    "MAX_LITERAL",
+    "RULE",
+    "RULES",
+    "admit",
+    "command_path",
+    "command_word",
+    "error_type",
+    "executable_name",
+    "in_code",
+    "own_code",
+    "printable",
+    "published",
+]
+
+RULE = ("A string leaves only if it belongs to a closed vocabulary fixed by the program's code or "
+        "declarations, or is one of the library's own signal values; everything else becomes a typed "
+        "placeholder and is counted. Heuristics (patterns, shapes) may add redaction, never admit a value.")
+"""The privacy rule, as README.md and TELEMETRY.md state it (generated from here)."""
+
+RULES: tuple[tuple[str, str, str], ...] = (
+    ("command names (`cli.command.name`, span names)", "basic",
+     "written literally in the program's own code (a decorator's or `add_parser`'s literal, a `def` name, a "
+     "literal list, a word of a short literal such as an alias table of names), listed in "
+     "`init(commands=...)`, or published by an installed distribution's entry points; "
+     "kept whatever their shape (printable, at most 128 characters); else `<dynamic>`, counted"),
+    ("`error.type`", "basic",
+     "a builtin exception, or a class made by a class statement of an importable module (module and qualified "
+     "name resolve to it); a class made at run time is reported as its nearest such base"),
+    ("`process.executable.name`", "enhanced",
+     "the installed console script's name (published by an entry point), else the service name; never a "
+     "script file's name"),
+    ("`service.name`", "basic",
+     "the name the app passes to `init()`; the user's `OTEL_SERVICE_NAME` only when the app opts in "
+     "(`init(service_name_env=True)`; `opentelemetry-instrument`) and identifier-shaped"),
+    ("feature names", "basic",
+     "declared (`declare_features`, `init(features=...)`) or written literally in the calling code; else "
+     "`<dynamic>`, counted"),
+    ("feature attributes", "full",
+     "only attributes a declared feature declares (name, type, level), numbers included; text keeps only the "
+     "program's own literal text; undeclared ones are dropped and counted"),
+    ("free text (exception messages)", "full",
+     "only literal parts of code compiled from the program's own files (an imported module's file or the "
+     "main script), never of code compiled from another file or a string; the rest becomes `<value>`, "
+     "`<email>`..."),
+    ("`OTEL_RESOURCE_ATTRIBUTES` values", "basic",
+     "only keys the app allow-lists (`init(resource_keys=...)`), each value in the vocabulary the app gives "
+     "for the key, or identifier-shaped; else `<dynamic>`"),
+    ("other instrumentations' spans and metrics", "basic",
+     "only the instruments and attributes listed below for the level, each value passing its rule; never a "
+     "URL, path, query, header or user value"),
+)
+"""What may leave, by kind: (what, from level, the rule). Generated into README.md and TELEMETRY.md."""
+
+
+def rules_markdown() -> str:
+    """The rule and the table of what each kind of string may be (README.md and TELEMETRY.md)."""
+    from otel_expansion.privacy import foreign
+
+    lines = [f"**{RULE}**", "", "| what | from level | what may leave |", "|---|---|---|"]
+    lines += [f"| {what} | {level} | {rule} |" for what, level, rule in RULES]
+    lines += ["", "Other instrumentations (under `opentelemetry-instrument`): instruments "
+              + ", ".join(f"`{name}` ({level})" for name, level in foreign.METRICS.items())
+              + "; attributes of their spans and metrics:", "",
+              "| attribute | from level | values |", "|---|---|---|"]
+    lines += [f"| `{key}` | {spec[0]} | {spec[2]} |" for key, spec in foreign.ATTRIBUTES.items()]
+    return "\n".join(lines) + "\n"
+
+
+DYNAMIC = "<dynamic>"
+"""A name that exists only at run time: a plugin found on disk, a typed word, a computed string."""
+MAX_LITERAL = 128
+FRAMEWORK_MODULES = ("otel_expansion", "click", "typer", "argparse", "optparse", "fire", "docopt", "runpy",
+                     "importlib", "contextlib", "functools")
+"""Top-level packages whose frames and files are skipped when the program's code is searched: their
+literals (``help``, ``--version``) are theirs, not the program's."""
+
+_CACHE_MAX = 4096
+_literals: dict[int, tuple[CodeType, frozenset[str]]] = {}  # id(code) -> (code, its string constants)
+_modules: dict[str, frozenset[str]] = {}  # module name -> literals of its whole file
+_files: list[object] = [0, frozenset()]  # [len(sys.modules) when built, files of imported modules]
+_entry_points: list[frozenset[str]] = []
+_error_types: dict[type, str] = {}
+
+
+def printable(text: object) -> bool:
+    """The only shape rule a literal name meets: a printable string of at most ``MAX_LITERAL`` characters."""
+    return type(text) is str and 0 < len(text) <= MAX_LITERAL and text.isprintable()
+
+
+def admit(text: object, declared: frozenset[str] | None = None, literal: bool = False) -> str:
+    """``text`` when the program declared it or wrote it literally (and it is printable), else ``DYNAMIC``."""
+    if not printable(text):
+        return DYNAMIC
+    if literal or (declared is not None and text in declared):
+        return text  # type: ignore[return-value]  # printable() proved it is a str
+    return DYNAMIC
+
+
+def _module_files() -> frozenset[str]:
+    """Files of every imported module, and the main script: where the program's own code comes from."""
+    modules = sys.modules
+    if _files[0] == len(modules):
+        return _files[1]  # type: ignore[return-value]
+    files: set[str] = set()
+    for module in list(modules.values()):
+        f = getattr(module, "__file__", None)
+        if type(f) is str:
+            files.add(f)
+            if f.endswith((".pyc", ".pyo")):  # sourceless or legacy layout
+                files.add(f[:-1])
+    _files[0], _files[1] = len(modules), frozenset(files)
+    return _files[1]  # type: ignore[return-value]
+
+
+def own_code(code: CodeType) -> bool:
+    """Code compiled from a module file or the main script (a file, or the ``python -c`` string itself),
+    not from another string or file (``exec`` of a ``settings.py`` or of text the program was given)."""
+    filename = code.co_filename
+    return filename in _module_files() or (filename == "<string>" and _in_command_string(code))
+
+
+_command_codes: list[dict[int, CodeType]] = []  # the ``python -c`` program's code objects, by id
+
+
+def _in_command_string(code: CodeType) -> bool:
+    """``code`` belongs to the ``python -c`` program itself: nested in the outermost frame's code of the
+    main thread, which runs that string. Code ``exec``'d from any other string is not nested there."""
+    if not sys.argv or sys.argv[0] != "-c":
+        return False
+    if not _command_codes:
+        frame = sys._getframe()
+        while frame.f_back is not None:
+            frame = frame.f_back
+        top = frame.f_code
+        if top.co_filename != "<string>" or top.co_name != "<module>" or frame.f_globals.get("__name__") != "__main__":
+            return False  # not on the main thread's stack (no cache: asked again from there)
+        codes: dict[int, CodeType] = {}
+        stack = [top]
+        while stack:
+            c = stack.pop()
+            codes[id(c)] = c
+            stack.extend(k for k in c.co_consts if hasattr(k, "co_consts"))
+        _command_codes.append(codes)
+    return _command_codes[0].get(id(code)) is code
+
+
+def _parts(text: str, out: set[str]) -> None:
+    """A short literal and its parts: ``"list | ls"`` (an alias table a group splits at run time)
+    also gives ``list`` and ``ls``; the parts are as fixed by the code as the whole."""
+    out.add(text)
+    if len(text) <= MAX_LITERAL and any(sep in text for sep in "|,; "):
+        for piece in text.replace("|", " ").replace(",", " ").replace(";", " ").split():
+            out.add(piece)
+
+
+def _code_literals(code: CodeType) -> frozenset[str]:
+    """String constants of ``code`` and of every code object nested in it (short ones also split into
+    their words), and their ``def`` names."""
+    hit = _literals.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    out: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        out.add(c.co_name)
+        for const in c.co_consts:
+            t = type(const)
+            if t is str:
+                _parts(const, out)
+            elif t is tuple or t is frozenset:
+                stack_items = [const]
+                while stack_items:  # nested tuples of constants (("a", ("b", "c")))
+                    for item in stack_items.pop():
+                        if type(item) is str:
+                            _parts(item, out)
+                        elif type(item) in (tuple, frozenset):
+                            stack_items.append(item)
+            elif hasattr(const, "co_consts"):
+                stack.append(const)
+    literals = frozenset(out)
+    if len(_literals) >= _CACHE_MAX:
+        _literals.clear()
+    _literals[id(code)] = (code, literals)
+    return literals
+
+
+def _module_literals(name: str) -> frozenset[str]:
+    """Literals of a whole module file (its code as the loader compiles it), or nothing when unknown."""
+    known = _modules.get(name)
+    if known is not None:
+        return known
+    literals: frozenset[str] = frozenset()
+    module = sys.modules.get(name)
+    try:
+        loader = getattr(module, "__loader__", None)
+        get_code = getattr(loader, "get_code", None)
+        spec = getattr(module, "__spec__", None)
+        code = get_code(getattr(spec, "name", None) or name) if get_code is not None else None
+        file = getattr(module, "__file__", None)
+        if code is None and type(file) is str and file.endswith(".py"):  # a loader without get_code
+            with open(file, "rb") as fh:
+                code = compile(fh.read(), file, "exec", dont_inherit=True)
+        if code is not None and own_code(code):
+            literals = _code_literals(code)
+    except Exception:
+        literals = frozenset()
+    if len(_modules) >= 256:
+        _modules.clear()
+    _modules[name] = literals
+    return literals
+
+
+def _derived(name: str, code_name: str) -> bool:
+    """``name`` is what click or typer makes of a function's ``def`` name (``sync_all`` -> ``sync-all``)."""
+    if name == code_name:
+        return True
+    base = code_name.lower().replace("_", "-")
+    if name == base:
+        return True
+    for suffix in ("-command", "-cmd", "-group", "-grp"):
+        if base.endswith(suffix) and name == base[: -len(suffix)]:
+            return True
+    return name == base.strip("-")
+
+
+def _unwrap(fn: object) -> object:
+    for _ in range(8):
+        inner = getattr(fn, "__wrapped__", None)
+        if inner is None:
+            break
+        fn = inner
+    return fn
+
+
+def in_code(text: str, frame: FrameType | None = None, functions: Iterable[object] = (),
+            modules: Iterable[str] = ()) -> bool:
+    """Whether ``text`` is written in the program's own code: a string constant (or ``def`` name) of
+    the own-code frames on the stack from ``frame`` up (framework frames skipped), of ``functions``
+    (``text`` may also be click's/typer's name for the function), or of the whole files of ``modules``
+    (``__main__`` always included). Each code object's constants are computed once."""
+    if type(text) is not str or not text:
+        return False
+    fns = [_unwrap(f) for f in functions]
+    for fn in fns:
+        code = getattr(fn, "__code__", None)
+        if code is not None and own_code(code) and (_derived(text, code.co_name) or text in _code_literals(code)):
+            return True
+    f = frame
+    depth = 0
+    while f is not None and depth < 64:
+        depth += 1
+        module = f.f_globals.get("__name__", "")
+        if type(module) is str and module.partition(".")[0] not in FRAMEWORK_MODULES:
+            code = f.f_code
+            if own_code(code) and text in _code_literals(code):
+                return True
+        f = f.f_back
+    names = ["__main__", *modules]
+    for fn in fns:
+        module = getattr(fn, "__module__", None)
+        if type(module) is str:
+            names.append(module)
+    for name in dict.fromkeys(names):
+        if name.partition(".")[0] not in FRAMEWORK_MODULES and text in _module_literals(name):
+            return True
+    return False
+
+
+def published(text: str) -> bool:
+    """Whether ``text`` is the name of an entry point an installed distribution publishes (a plugin's
+    or a console script's name is public). Read once per process from the ``entry_points.txt`` files
+    on ``sys.path``, without importing ``importlib.metadata``."""
+    if not _entry_points:
+        names: set[str] = set()
+        for entry in list(sys.path):
+            try:
+                if not entry or not os.path.isdir(entry):
+                    continue
+                listing = os.listdir(entry)
+            except OSError:
+                continue
+            for item in listing:
+                if not item.endswith((".dist-info", ".egg-info")):
+                    continue
+                try:
+                    with open(os.path.join(entry, item, "entry_points.txt"), encoding="utf-8") as fh:
+                        lines = fh.read(1 << 20).splitlines()
+                except OSError:
+                    continue
+                for line in lines:
+                    key, eq, _ = line.partition("=")
+                    if eq and not line.lstrip().startswith(("#", ";", "[")):
+                        names.add(key.strip())
+        _entry_points.append(frozenset(names))
+    return text in _entry_points[0]
+
+
+def command_word(word: object, declared: frozenset[str] | None = None, frame: FrameType | None = None,
+                 functions: Iterable[object] = (), modules: Iterable[str] = ()) -> str:
+    """One word of a command path: kept when declared (``init(commands=...)``), written in the program's
+    code (see ``in_code``) or published as an entry point; else ``DYNAMIC``. Integrations call this for
+    every name a framework resolved (a group's listing proves nothing: plugins live there too)."""
+    if not printable(word):
+        return DYNAMIC
+    text: str = word  # type: ignore[assignment]
+    if declared is not None and text in declared:
+        return text
+    if in_code(text, frame, functions, modules) or published(text):
+        return text
+    return DYNAMIC
+
+
+def command_path(words: Iterable[str], declared: frozenset[str] | None = None, frame: FrameType | None = None,
+                 functions: Iterable[object] = (), modules: Iterable[str] = ()) -> str:
+    """A whole command path (``remote add``): the path itself when declared, else word by word."""
+    words = list(words)
+    path = " ".join(words)
+    if declared is not None and path in declared and printable(path):
+        return path
+    fns = list(functions)
+    return " ".join(command_word(w, declared, frame, fns, modules) for w in words)
+
+
+def executable_name(argv0: object, service_name: str) -> str:
+    """``process.executable.name``: the installed console script the user ran (its name is published by
+    a distribution's entry points), else the app's service name; never a script file's own name."""
+    if type(argv0) is str and argv0 not in ("", "-c", "-m"):
+        base = os.path.basename(argv0)
+        for suffix in ("-script.pyw", "-script.py", ".exe"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        if base and not base.endswith((".py", ".pyw", ".pyz")) and printable(base) and published(base):
+            return base
+    return service_name
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type``: the exception's class when a class statement of an importable module (or a builtin)
+    made it, else its nearest such base: a class made at run time (``type(code, (Exception,), {})``)
+    may carry anything in its name."""
+    cls = type(exc)
+    known = _error_types.get(cls)
+    if known is not None:
+        return known
+    name = "Exception"
+    for base in cls.__mro__:
+        found = _static_name(base)
+        if found is not None:
+            name = found
+            break
+    if len(_error_types) >= 1024:
+        _error_types.clear()
+    _error_types[cls] = name
+    return name
+
+
+def _static_name(cls: type) -> str | None:
+    module_name = getattr(cls, "__module__", None)
+    qualname = getattr(cls, "__qualname__", None)
+    if type(module_name) is not str or type(qualname) is not str or not printable(qualname):
+        return None
+    if module_name == "builtins":
+        import builtins
+
+        return qualname if getattr(builtins, qualname, None) is cls else None
+    module = sys.modules.get(module_name)
+    if module is None or "<" in qualname:
+        return None
+    obj: object = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    if obj is not cls:
+        return None
+    file = getattr(module, "__file__", None)
+    if type(file) is str and file.endswith((".py", ".pyc")):
+        # a Python module: the class statement itself must be in its file (``class Name:`` compiles to
+        # a code object of that name), not a class made at run time and stored under a module attribute
+        if qualname.rpartition(".")[2] not in _module_literals(module_name):
+            return None
+    elif module_name != "__main__" and file is None and module_name not in sys.builtin_module_names:
+        return None
+    return qualname if module_name == "__main__" else f"{module_name}.{qualname}"
