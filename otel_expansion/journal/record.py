@@ -103,8 +103,14 @@ if TYPE_CHECKING:
         exit_ns: int  # self-health: ns the CLI's exit path spent up to the journal write
 
 
-VERSION = 1
-"""Bump when a field changes meaning (see the module docstring: an upgrade in UPGRADES, a new directory)."""
+VERSION = 2
+"""Bump when a field changes meaning (see the module docstring: an upgrade in UPGRADES, a new directory).
+
+2 (0.3): a command may have no exit code (outcome ``unknown``: an exit nobody could observe), and a body
+may carry a long-running program's usage aggregate (``usage``; its commands, ``metered``, are spans only).
+A 0.2 sender would read the first as success and count the second's sampled commands as all there were,
+so such records are version 2, in ``journal-v2``, where 0.2 never looks. Every other record is still
+written as version 1 (:func:`version_of`): an older release keeps reading what it can read right."""
 DROP_COUNTS: tuple[DropCount, ...] = ("overflow", "overflow_features", "overflow_exceptions", "undeclared",
                                       "usage_values", "replay", "staging")
 """Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""
@@ -116,6 +122,26 @@ if TYPE_CHECKING:
 
 UPGRADES: dict[int, Callable[[dict[str, object]], dict[str, object]]] = {}
 """``UPGRADES[n]`` turns a version-n record into a version n+1 one; every version below VERSION has one."""
+
+
+def _same(record: dict[str, object]) -> dict[str, object]:
+    return record  # a version-1 record means the same in version 2: every command has its exit code
+
+
+UPGRADES[1] = _same
+
+
+def version_of(record: Mapping[str, object]) -> int:
+    """The oldest version that can carry ``record``'s meaning: 2 when it has a command without an exit
+    code or a service's usage aggregate (see :data:`VERSION`), else 1."""
+    if record.get("metered") or record.get("usage"):
+        return 2
+    commands = record.get("commands")
+    if isinstance(commands, (list, tuple)):
+        for cmd in commands:
+            if isinstance(cmd, dict) and "exit" not in cmd:
+                return 2
+    return 1
 
 
 def directory_for(version: int) -> str:
@@ -141,7 +167,8 @@ class NewerRecord(UnsupportedRecord):
 
 def build(body: Body, level: int, resource: Mapping[str, AttrValue], session: SessionPart | None) -> Record:
     """A journal record from its parts (each part built by its own module)."""
-    record: Record = {**body, "v": VERSION, "level": level, "resource": resource}  # type: ignore[typeddict-item]
+    v = version_of(body)
+    record: Record = {**body, "v": v, "level": level, "resource": resource}  # type: ignore[typeddict-item]
     if session:
         record.update(session)  # type: ignore[typeddict-item]
     return record

@@ -24,7 +24,6 @@ import struct
 
 from otel_expansion.config.paths import (
     CLOEXEC,
-    JOURNAL_DIR,
     NOFOLLOW,
     check_dir,
     ensure_own_dir,
@@ -34,7 +33,7 @@ from otel_expansion.config.paths import (
     write_private,
 )
 from otel_expansion.config.paths import sweep_temp as _sweep
-from otel_expansion.journal.record import NewerRecord, UnsupportedRecord, check
+from otel_expansion.journal.record import VERSION, NewerRecord, UnsupportedRecord, check, directory_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,14 +82,24 @@ def decode(data: bytes) -> dict[str, object]:
     return record
 
 
-def journal_dir(home: str) -> str:
-    return os.path.join(home, JOURNAL_DIR)
+DIRECTORIES = tuple(directory_for(v) for v in range(1, VERSION + 1))
+"""Where records of each version this release reads live (``journal``, ``journal-v2``...): a record is
+written where the oldest release that reads it right looks (see journal.record.VERSION)."""
+
+
+def journal_dir(home: str, version: int = 1) -> str:
+    return os.path.join(home, directory_for(version))
+
+
+def _version(record: Mapping[str, object]) -> int:
+    v = record.get("v")
+    return v if type(v) is int and 1 <= v <= VERSION else 1
 
 
 def append(home: str, record: Mapping[str, object], now_ns: int) -> str:
     """Publish one record atomically; returns its path."""
     data = encode(record)
-    directory = ensure_own_dir(journal_dir(home))  # a stray file there: moved aside
+    directory = ensure_own_dir(journal_dir(home, _version(record)))  # a stray file there: moved aside
     counter = os.path.join(home, DROPPED_FILE)
     if not os.path.lexists(counter):  # the reserve for counting drops, made while there is room
         _counter_add(home, 0)
@@ -105,31 +114,49 @@ def append_many(home: str, records: Sequence[Mapping[str, object]], now_ns: int)
     service's export thread waits a switch interval (5 ms) for the interpreter lock after every system
     call while its program is on the CPU. ValueError (nothing written) when a record is too large."""
     datas = [encode(record) for record in records]
-    directory = ensure_own_dir(journal_dir(home))  # a stray file there: moved aside
+    directories: dict[int, str] = {}
+    for record in records:
+        v = _version(record)
+        if v not in directories:
+            directories[v] = ensure_own_dir(journal_dir(home, v))  # a stray file there: moved aside
     if not os.path.lexists(os.path.join(home, DROPPED_FILE)):
         _counter_add(home, 0)
     token, pid = random_id(6), os.getpid()
     paths = []
-    for i, data in enumerate(datas):
+    for i, (record, data) in enumerate(zip(records, datas, strict=True)):
+        directory = directories[_version(record)]
         path = os.path.join(directory, f"{now_ns + i:020d}-{pid}-{token}{i:x}~{len(data):x}{SUFFIX}")
         write_private(path, data, token=token)
         paths.append(path)
     return paths
 
 
-def _names(home: str) -> list[str]:
-    """Published record names (unsorted); empty when the journal is absent, a link or not ours."""
+def _entries(home: str) -> list[tuple[str, str]]:
+    """Published records as (directory, name), unsorted, from every version's directory this release
+    reads; none from a journal that is absent, a link or not ours."""
     try:
         check_dir(home)  # a home that is a link or not ours is not read, let alone cleaned
-        fd = open_dir(journal_dir(home))
     except OSError:
         return []
-    try:
-        return [n for n in os.listdir(fd) if n.endswith(SUFFIX)]
-    except OSError:
-        return []
-    finally:
-        os.close(fd)
+    found: list[tuple[str, str]] = []
+    for sub in DIRECTORIES:
+        directory = os.path.join(home, sub)
+        try:
+            fd = open_dir(directory)
+        except OSError:
+            continue
+        try:
+            found.extend((directory, n) for n in os.listdir(fd) if n.endswith(SUFFIX))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return found
+
+
+def _names(home: str) -> list[str]:
+    """Published record names (unsorted; unique: a time, a pid and a random part)."""
+    return [name for _, name in _entries(home)]
 
 
 def full(home: str) -> bool:
@@ -231,8 +258,7 @@ def take_dropped(home: str) -> int:
 
 def pending(home: str) -> list[str]:
     """Published record files, oldest first (names start with a zero-padded timestamp)."""
-    directory = journal_dir(home)
-    return [os.path.join(directory, n) for n in sorted(_names(home))]
+    return [os.path.join(d, n) for d, n in sorted(_entries(home), key=lambda entry: entry[1])]
 
 
 def count(home: str) -> int:
@@ -293,4 +319,5 @@ def remove(paths: list[str]) -> list[str]:
 
 def sweep_temp(home: str, older_than_s: float, now_s: float) -> int:
     """Delete ``.tmp`` leftovers of runs killed mid-write, in the journal and the home itself."""
-    return _sweep(journal_dir(home), older_than_s, now_s) + _sweep(home, older_than_s, now_s)
+    return sum(_sweep(os.path.join(home, sub), older_than_s, now_s) for sub in DIRECTORIES) + _sweep(
+        home, older_than_s, now_s)

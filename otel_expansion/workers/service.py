@@ -550,10 +550,10 @@ class ServiceRuntime:
         return parts
 
     def _record(self, body: dict[str, Any], spilled: bool = False) -> dict[str, Any]:
-        from otel_expansion.journal.record import VERSION
+        from otel_expansion.journal.record import version_of
 
         record = dict(body)
-        record["v"] = VERSION
+        record["v"] = version_of(body)
         record["level"] = int(self.settings.level)
         record["resource"] = self.resource
         record["session"] = self.session_id

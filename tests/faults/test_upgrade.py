@@ -223,7 +223,7 @@ def test_downgrade_and_upgrade_again_loses_nothing(base: tuple[Path, Path], new_
     with refused_port() as port:
         m.cli_runs(3, OTEL_EXPANSION_SEND="false")
         # a record of a future format, where a future release writes it: nobody here may touch it
-        future = m.home / "journal-v2" / "00000000000000000001-1-future.rec"
+        future = m.home / "journal-v9" / "00000000000000000001-1-future.rec"
         future.parent.mkdir(mode=0o700)
         future.write_bytes(b"OXJ1 future format")
         m.offline_sender_round(port)

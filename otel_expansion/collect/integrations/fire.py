@@ -98,8 +98,8 @@ def command_words(trace: Any, caller: Any = None) -> tuple[list[str], bool]:
     """The members the user's words reached, and whether all are names of the program's code: members
     of its modules and classes, or keys of a dict written as string literals in the code that called
     ``Fire`` (``fire.Fire({"add": add})``)."""
-    from otel_expansion.privacy.vocabulary import DYNAMIC
     from otel_expansion.privacy.provenance import literal_in_caller
+    from otel_expansion.privacy.vocabulary import DYNAMIC
 
     words: list[str] = []
     declared = True
