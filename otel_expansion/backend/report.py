@@ -512,10 +512,26 @@ def _health(engine: Engine, f: Filter) -> dict[str, Any]:
         "spool_dropped": _number(sum(dropped.values())),
         "spool_dropped_by_reason": [{"reason": r, "count": _number(n)} for r, n in _ranked(dropped)],
         "metrics": [
-            {"name": name, "kind": kind, "value": _number(value)}
+            {"name": name, "kind": kind, "value": _number(value), **_meaning(str(name), str(kind))}
             for name, kind, value in sorted(engine.metric_totals(f, "otel_expansion."))
         ],
     }
+
+
+_UNIT_WORDS = {"{request}": "requests", "{span}": "spans", "{item}": "items", "{command}": "commands",
+               "{run}": "runs", "{record}": "records"}
+
+
+def _meaning(name: str, kind: str) -> dict[str, str]:
+    """What a self-health figure is (its declared description) and what its number counts: a counter's
+    total in its unit, a histogram's number of measurements (its values are in ``unit``)."""
+    declared = {m.name: m for m in signals.METRICS}.get(name)
+    if declared is None:
+        return {"meaning": name, "unit": "measurements" if kind == "histogram" else ""}
+    meaning = declared.description.split(" (self-health)")[0].rstrip(".")
+    if kind == "histogram":
+        return {"meaning": meaning, "unit": "measurements"}
+    return {"meaning": meaning, "unit": _UNIT_WORDS.get(declared.unit, declared.unit.strip("{}"))}
 
 
 # ---------------------------------------------------------------------------------------------- render

@@ -101,7 +101,8 @@ def test_two_apps_known_numbers(engines: tuple[SQLiteEngine, Any]) -> None:
     ]
     assert [w["installations"] for w in dbtool["active_installations"]["weekly"]] == [1, 2]
     assert dbtool["features"] == [{"feature": "dry-run", "count": 8, "last_7_days": 2, "previous_7_days": 6}]
-    assert {"name": "otel_expansion.spool.bytes", "kind": "gauge", "value": 1024} in dbtool["health"]["metrics"]
+    assert {"name": "otel_expansion.spool.bytes", "kind": "gauge", "value": 1024,
+            "meaning": "otel_expansion.spool.bytes", "unit": ""} in dbtool["health"]["metrics"]
     assert [c["command"] for c in dbtool["commands"]] == ["migrate"]
     assert dbtool["environment"]["os.type"] == [{"value": "windows", "invocations": 36, "share": 1.0}]
 
