@@ -551,6 +551,11 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
+def _more(rows: Sequence[Any], shown: int) -> list[str]:
+    """A table cut to ``shown`` rows says so (the JSON output and the dashboard hold every row)."""
+    return [f"  ({shown} of {len(rows)} shown; --json for all)"] if len(rows) > shown else []
+
+
 def _percent(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio * 100:.1f}%"
 
@@ -615,6 +620,7 @@ def render_report(report: dict[str, Any]) -> str:
             ],
             "llrrll",
         )
+        out += _more(report["apps"], 30)
     commands = report["commands"]
     if commands:
         out += ["", "Top commands (trend: last 7 days vs the 7 before)"]
@@ -635,6 +641,7 @@ def render_report(report: dict[str, Any]) -> str:
                 for c in commands[:20]
             ],
         )
+        out += _more(commands, 20)
     versions = report["versions"]["by_version"]
     if versions:
         out += ["", "Versions"]
@@ -655,6 +662,7 @@ def render_report(report: dict[str, Any]) -> str:
             ],
             "llrrrrrr",
         )
+        out += _more(versions, 20)
     days = report["usage_by_day"]
     if days:
         peak = max(d["invocations"] for d in days) or 1
@@ -674,6 +682,7 @@ def render_report(report: dict[str, Any]) -> str:
             ],
             "lrrrl",
         )
+        out += _more(days, 31)
     weekly = report["active_installations"]["weekly"]
     if weekly:
         out.append("Active installations per week: " + ", ".join(
@@ -690,11 +699,13 @@ def render_report(report: dict[str, Any]) -> str:
             ],
             "lrl",
         )
+        out += _more(errors["by_type"], 15)
         if errors["handled_by_type"]:
             out += _table(
                 ["handled error.type", "count"],
                 [[e["error_type"], _count(e["count"])] for e in errors["handled_by_type"][:10]],
             )
+            out += _more(errors["handled_by_type"], 10)
     if errors["by_command_version"]:
         out += ["", "Error rate by command and version"]
         out += _table(
@@ -705,6 +716,7 @@ def render_report(report: dict[str, Any]) -> str:
             ],
             "llrrr",
         )
+        out += _more(errors["by_command_version"], 15)
     startup = report["startup"]
     if startup["count"]:
         out += [
@@ -735,6 +747,7 @@ def render_report(report: dict[str, Any]) -> str:
                 for f in report["features"][:20]
             ],
         )
+        out += _more(report["features"], 20)
     health = report["health"]
     out += [
         "",

@@ -351,3 +351,15 @@ def test_version_two_store_keeps_its_explicit_buckets_and_sessions(tmp_path: Pat
     after = next(c for c in build_report(db)["commands"] if c["command"] == "remote add")
     assert after["samples"] == before["samples"] + 3
     assert after["p50_s"] is not None and after["p99_s"] is not None
+
+
+def test_text_report_says_when_a_table_is_cut(report: dict[str, Any]) -> None:
+    """A table cut to its first rows says how many it shows of how many (nothing is dropped silently)."""
+    errors = report["errors"]
+    template = errors["by_type"][0]
+    errors["by_type"] = [{**template, "error_type": f"E{i}"} for i in range(17)]
+    text = render_report(report)
+    assert "(15 of 17 shown; --json for all)" in text
+    assert "E14" in text and "E15" not in text
+    errors["by_type"] = errors["by_type"][:3]
+    assert "shown; --json" not in render_report(report).split("Error rate by command")[0]
