@@ -242,7 +242,7 @@ class Recorder:
         exe = self._exe
         if exe[0] != executable or type(executable) is not str:
             argv = sys.argv
-            raw = argv[0] if argv and executable == default_executable() else executable
+            raw = (argv[0] if argv else "") if executable == default_executable() else executable
             exe = (executable, _name(raw, self.settings))
             if type(executable) is str:
                 self._exe = exe

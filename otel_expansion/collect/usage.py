@@ -51,8 +51,8 @@ class Usage:
         self._reset()
 
     def _reset(self) -> None:
-        self.counts: dict[tuple[str, bool, str | None], int] = {}  # invocation series -> commands
-        self.durations: dict[tuple[str, bool, str | None], array[float]] = {}
+        self.counts: dict[tuple[str, bool | None, str | None], int] = {}  # invocation series -> commands
+        self.durations: dict[tuple[str, bool | None, str | None], array[float]] = {}
         self.errors: dict[tuple[str, str], int] = {}
         self.cpu: dict[str, array[float]] = {}
         self.mem: dict[str, array[float]] = {}
@@ -68,9 +68,13 @@ class Usage:
     def command(self, cmd: CommandEntry) -> None:
         """One finished command: a handful of dict and array operations under an uncontended lock."""
         name = cmd["name"]
-        code = cmd["exit"]
-        error = cmd.get("error") if code else None
-        series = (name, code != 0, error)
+        code = cmd.get("exit")
+        if code is None:  # outcome unknown (an exit nobody could observe): neither success nor a failure
+            error = cmd.get("error")
+            series: tuple[str, bool | None, str | None] = (name, None, error)
+        else:
+            error = cmd.get("error") if code else None
+            series = (name, code != 0, error)
         with self._lock:
             counts = self.counts
             counts[series] = counts.get(series, 0) + 1

@@ -116,6 +116,7 @@ _modules: dict[str, frozenset[str]] = {}  # module name -> literals of its whole
 _files: list[object] = [0, frozenset()]  # [len(sys.modules) when built, files of imported modules]
 _entry_points: list[frozenset[str]] = []
 _error_types: dict[type, str] = {}
+_stand_ins: dict[type, str] = {}  # an integration's own exception class -> the framework class it reports
 
 
 def printable(text: object) -> bool:
@@ -376,7 +377,7 @@ def error_type(exc: BaseException) -> str:
     made it, else its nearest such base: a class made at run time (``type(code, (Exception,), {})``)
     may carry anything in its name."""
     cls = type(exc)
-    known = _error_types.get(cls)
+    known = _error_types.get(cls) or _stand_ins.get(cls)
     if known is not None:
         return known
     name = "Exception"
@@ -389,6 +390,15 @@ def error_type(exc: BaseException) -> str:
         _error_types.clear()
     _error_types[cls] = name
     return name
+
+
+def stand_in(cls: type, real: type) -> None:
+    """Report the integration's own exception class ``cls`` as the framework's ``real`` one (a usage error
+    recorded without raising the framework's class, which may be a SystemExit): under ``real``'s static
+    name when ``real`` is a class statement of an importable module, else as ``cls`` would be."""
+    name = _static_name(real)
+    if name is not None:
+        _stand_ins[cls] = name
 
 
 def _static_name(cls: type) -> str | None:

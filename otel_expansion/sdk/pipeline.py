@@ -227,12 +227,14 @@ class Pipeline:
         if body.get("heartbeats"):
             inst[signals.HEARTBEATS].add(int(body["heartbeats"]))
 
-    def record_usage(self, usage: Mapping[str, Any], level: Level | None = None) -> None:
+    def record_usage(self, snapshot: Mapping[str, object], level: Level | None = None) -> None:
         """A service's usage aggregate (``collect.usage.Usage.take``) into the instruments: counts as adds,
         histogram values as one batch per series (the View's aggregation folds them in, whatever it is)."""
         inst = self.instruments
+        usage: Mapping[str, Any] = snapshot  # a plain marshal-able snapshot: lists of lists, read by position
         for name, failed, error_type, n, durations in usage.get("runs") or ():
-            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": "error" if failed else "success"}
+            outcome = "unknown" if failed is None else "error" if failed else "success"  # None: no exit code
+            attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome": outcome}
             if error_type is not None:
                 attrs["error.type"] = error_type
             inst[signals.INVOCATIONS].add(int(n), attrs)

@@ -25,11 +25,9 @@ _state: dict[str, Any] = {}
 
 
 class UsageError(Exception):
-    """Stands for a ``DocoptExit`` in the record: its error type is ``docopt.DocoptExit`` (a SystemExit
-    itself would be recorded as its exit code only); the message is never kept."""
-
-
-UsageError.__module__, UsageError.__qualname__, UsageError.__name__ = "docopt", "DocoptExit", "DocoptExit"
+    """Stands for a ``DocoptExit`` in the record: reported as ``docopt.DocoptExit``
+    (``privacy.vocabulary.stand_in``: a SystemExit itself would be recorded as its exit code only); the
+    message is never kept."""
 
 
 def install(telemetry: Any) -> None:
@@ -41,6 +39,9 @@ def install(telemetry: Any) -> None:
     recorder = telemetry.recorder
     result_cls = getattr(docopt, "ParsedOptions", None) or docopt.Dict
     exit_cls = docopt.DocoptExit
+    from otel_expansion.privacy.vocabulary import stand_in
+
+    stand_in(UsageError, exit_cls)
     _originals[result_cls] = {"__init__": result_cls.__dict__.get("__init__")}
     _originals[exit_cls] = {"__init__": exit_cls.__dict__.get("__init__")}
     base_init = dict.__init__

@@ -66,9 +66,20 @@ def _parse_starts(recorder: Any, parser: Any, args: Any) -> None:
     root = _state["root_prog"]
     if root and prog.startswith(root + " ") and not _state["path"]:
         words = prog[len(root):].split()
-        if words:  # the program's own prog string: shape-checked like any name it builds
-            _state["path"] = words
-            run.name = " ".join(words)
+        if words:  # a prog built at run time (f"tool {cmd}"): each word must be in the vocabulary
+            from otel_expansion.privacy.vocabulary import command_word
+
+            frame = _program_frame()
+            _state["path"] = [command_word(w, recorder.declared_commands, frame) for w in words]
+            run.name, run.origin = " ".join(_state["path"]), "declared"
+
+
+def _program_frame() -> Any:
+    """The program's frame that made the parser parse (its code holds the words it may name)."""
+    frame: Any = sys._getframe(2)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(("optparse", "otel_expansion.")):
+        frame = frame.f_back
+    return frame
 
 
 def finish(telemetry: Any) -> None:
@@ -78,8 +89,8 @@ def finish(telemetry: Any) -> None:
         return
     path = _state.pop("path", [])
     parsers = _state.pop("parsers", [])
-    if path:
-        run.name, run.origin = " ".join(path), "framework"
+    if path:  # each word passed the vocabulary when its parser parsed
+        run.name, run.origin = " ".join(path), "declared"
     if run.args:  # only options a parser on the way declares: a mistyped flag may be someone's value
         declared: set[str] = set()
         for p in parsers:
