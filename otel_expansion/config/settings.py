@@ -61,7 +61,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_SDK_DISABLED", "false", "opt-out", "true turns all telemetry off (standard OTel variable)."),
     Variable("DO_NOT_TRACK", "unset", "opt-out",
              "Any value but 0/false turns all telemetry off (consoledonottrack.com)."),
-    Variable("OTEL_SERVICE_NAME", "init() argument", "text",
+    Variable("OTEL_SERVICE_NAME", "init() argument", "name",
              "Ignored unless the app opts in with `init(service_name_env=True)` (and under "
              "`opentelemetry-instrument`); then names the service when identifier-shaped."),
     Variable("OTEL_RESOURCE_ATTRIBUTES", "unset", "resource",

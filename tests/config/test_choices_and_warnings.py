@@ -150,5 +150,7 @@ def test_every_variable_row_is_read_by_the_table() -> None:
     assert variable("OTEL_EXPANSION_LEVEL", {"OTEL_EXPANSION_LEVEL": "loud"}) is BAD_VALUE
     assert variable("DO_NOT_TRACK", env) is False and variable("DO_NOT_TRACK", {"DO_NOT_TRACK": "1"}) is True
     s = resolve("app", environ=env, file_values={}, stored_debug="")
+    # the service name is the app's own unless it opts in to the environment's (privacy.vocabulary)
     assert (s.service_name, s.home, s.level, s.resource_attributes, s.opt_out_reason) == (
-        "svc", "/tmp/x-home", Level.BASIC, (("team", "a b"),), None)
+        "app", "/tmp/x-home", Level.BASIC, (("team", "a b"),), None)
+    assert resolve("app", environ=env, file_values={}, stored_debug="", service_name_env=True).service_name == "svc"

@@ -58,7 +58,8 @@ def test_opentelemetry_instrument_needs_no_code_change(tmp_path: Path) -> None:
 
 def test_bare_python_c_under_opentelemetry_instrument_records_nothing(tmp_path: Path) -> None:
     """`opentelemetry-instrument python -c pass` names no program: no state directory for a service
-    `python`, no sender, nothing sent; a script beside it is recorded under its own name."""
+    `python`, no sender, nothing sent; a script beside it is recorded, under the service name (a script
+    file's name is no published console script: without OTEL_SERVICE_NAME, OpenTelemetry's unknown_service)."""
     instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
     assert instrument
     state = tmp_path / "state"
@@ -75,7 +76,7 @@ def test_bare_python_c_under_opentelemetry_instrument_records_nothing(tmp_path: 
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         wait_until(lambda: any(r.signal == "traces" for r in srv.requests))
-    assert sorted(p.name for p in (state / "otel-expansion").iterdir()) == ["plain_click"]
+    assert sorted(p.name for p in (state / "otel-expansion").iterdir()) == ["unknown_service"]
 
 
 BUSY = """
