@@ -35,7 +35,7 @@ def runtime(home: Path, level: str = "full") -> ServiceRuntime:
 def run(rt: ServiceRuntime, n: int, name: str = "job", fail: bool = False) -> None:
     rec = rt.recorder
     for _ in range(n):
-        r = rec.begin(name, "svc")
+        r = rec.begin(name, "svc", origin="literal")
         rec.feature("step")
         rec.end(r, exit_code=2 if fail else 0)
 
@@ -85,7 +85,7 @@ def test_usage_counts_every_command_even_past_the_buffer() -> None:
     rec = Recorder(settings, max_commands=10)
     rec.usage = Usage()
     for i in range(100):
-        r = rec.begin("job", "svc")
+        r = rec.begin("job", "svc", origin="literal")
         rec.feature("step")
         rec.end(r, exit_code=1 if i % 4 == 0 else 0)
     assert len(rec.commands) == 10 and rec.overflow == 90  # the spans: 10 kept, 90 counted
@@ -106,7 +106,7 @@ def test_basic_level_buffers_nothing_in_a_service() -> None:
     rec = Recorder(settings)
     rec.usage = Usage(activity=False)
     for _ in range(50):
-        rec.end(rec.begin("job", "svc"))
+        rec.end(rec.begin("job", "svc", origin="literal"))
     assert rec.commands == [] and rec.overflow == 0
     snap = rec.usage.take()
     assert snap is not None and snap["runs"][0][3] == 50

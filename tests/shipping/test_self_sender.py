@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from otel_expansion.export import launcher
+from otel_expansion.workers import SENDER_ENTRY
 from tests.conftest import clean_env
 
 _PROGRAM = ("import sys; sys.argv = [sys.executable, *sys.argv[1:]]\n"
@@ -45,20 +46,20 @@ def test_frozen_without_the_hook_starts_no_sender(tmp_path: Path, monkeypatch: p
     """A frozen app whose freezer ran no runtime hook of ours would run the program again: no start."""
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(launcher, "self_sender", False)
-    assert launcher.spawn(str(tmp_path), "http://127.0.0.1:9", send=False) is None
+    assert launcher.spawn(str(tmp_path), "http://127.0.0.1:9", send=False, entry=SENDER_ENTRY) is None
 
 
 def test_frozen_start_is_a_fresh_app_with_a_fresh_token(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"_PYI_APPLICATION_HOME_DIR": "/tmp/_MEI1", "_PYI_PARENT_PROCESS_LEVEL": "1", "_MEIPASS2": "/tmp/_MEI1",
            "LD_LIBRARY_PATH": "/tmp/_MEI1", "LD_LIBRARY_PATH_ORIG": "/opt/lib", "KEEP": "1"}
-    argv, out = launcher._frozen_sender(launcher.sender_argv("/h", send=True), dict(env))
+    argv, out = launcher._frozen_sender(launcher.sender_argv("/h", send=True, entry=SENDER_ENTRY), dict(env))
     assert argv[0] == sys.executable and argv[2:] == ["--home", "/h"]
     token = out[launcher.FROZEN_TOKEN_ENV]
     assert len(token) == 32 and argv[1] == launcher.FROZEN_FLAG + token
     assert out["PYINSTALLER_RESET_ENVIRONMENT"] == "1" and out["LD_LIBRARY_PATH"] == "/opt/lib"
     assert not [k for k in out if k.startswith("_PYI_") or k.startswith("_MEI") or k.endswith("_ORIG")]
     assert out["KEEP"] == "1"
-    assert launcher._frozen_sender(launcher.sender_argv("/h", send=True), dict(env))[1][
+    assert launcher._frozen_sender(launcher.sender_argv("/h", send=True, entry=SENDER_ENTRY), dict(env))[1][
         launcher.FROZEN_TOKEN_ENV] != token
 
 
