@@ -138,7 +138,9 @@ def _module_files() -> frozenset[str]:
     modules = sys.modules
     if _files[0] == len(modules):
         return _files[1]  # type: ignore[return-value]
-    files: set[str] = set()
+    # once a module's file, always: at exit the main module may be gone from sys.modules (or lose its
+    # __file__) while the frames of a traceback still point into it
+    files: set[str] = set(_files[1] or ())  # type: ignore[call-overload]
     for module in list(modules.values()):
         f = getattr(module, "__file__", None)
         if type(f) is str:
