@@ -15,11 +15,11 @@ from otel_expansion._runtime import (
     set_command,
     shutdown,
 )
-from otel_expansion._version import __version__
 from otel_expansion.config.levels import Level
 
 _TYPE_CHECKING = False
 if _TYPE_CHECKING:
+    from otel_expansion._version import __version__
     from otel_expansion.collect.features import Feature
     from otel_expansion.collect.features import declare as declare_features
     from otel_expansion.controls import add_telemetry_commands
@@ -27,7 +27,12 @@ if _TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> object:
-    """Loaded on first use: a CLI that never declares features or adds the commands never imports them."""
+    """Loaded on first use: a CLI that never declares features, adds the commands or asks for the version
+    never imports them (each module on a CLI's path costs it startup time)."""
+    if name == "__version__":
+        from otel_expansion._version import __version__
+
+        return __version__
     if name == "add_telemetry_commands":
         from otel_expansion.controls import add_telemetry_commands
 

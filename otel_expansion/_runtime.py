@@ -431,10 +431,9 @@ def _flush_to_journal(t: Telemetry) -> None:
         return
     if s.debug:
         _debug_print(record, s, written)
-    from otel_expansion.export import launcher
-
     try:
-        if launcher.should_start(s.home, s.send):
+        if journal.should_start(s.home, s.send):  # the launcher (two modules) loads only to start a sender
+            from otel_expansion.export import launcher
             from otel_expansion.workers import SENDER_ENTRY
 
             launcher.spawn(s.home, s.endpoint, s.send, entry=SENDER_ENTRY)
@@ -459,9 +458,9 @@ def build_record(t: Telemetry, body: Body, now_ns: int) -> Record:
     s = t.settings
     session_part = None
     if s.level >= levels.SESSIONS and body.get("commands"):
-        from otel_expansion.collect import session
+        from otel_expansion.collect.resource import session_part as part_of
 
-        session_part = session.record_part(s.home, now_ns, s.session_idle_s, len(body["commands"]))
+        session_part = part_of(s.home, now_ns, s.session_idle_s, len(body["commands"]))
     return build(body, int(s.level), resource_of(t), session_part)
 
 

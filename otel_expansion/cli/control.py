@@ -128,7 +128,7 @@ def run_consent(args: argparse.Namespace) -> int:
 
 def reset_id(home: str) -> str:
     """A new anonymous installation id (and a new session); returns the id."""
-    from otel_expansion.privacy.identity import reset
+    from otel_expansion.collect.resource import reset_installation_id as reset
 
     new_id = reset(home)
     with contextlib.suppress(FileNotFoundError):  # the running session would link old and new ids

@@ -1,13 +1,17 @@
-"""The resource every signal of this process carries: service identity, coarse environment, anonymous id.
+"""Who and where this run is: the resource every signal carries (service identity, coarse environment, the
+anonymous installation id) and the CLI session its record belongs to.
 
-Computed once per process. Ambient resource attributes (OTEL_RESOURCE_ATTRIBUTES) are taken over only
-for keys the app allow-lists, and those that identify a machine or a person never; a version is sent
-as its public part.
+One module, not four: every recorded run needs all of it, and each module a CLI imports costs it startup
+time (DESIGN.md, CLI path). The resource is computed once per process. Ambient resource attributes
+(OTEL_RESOURCE_ATTRIBUTES) are taken over only for keys the app allow-lists, and those that identify a
+machine or a person never; a version is sent as its public part.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,6 +19,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from otel_expansion.config.settings import Settings
+    from otel_expansion.journal.record import EndedSessionEntry, SessionPart
+
+from otel_expansion.config.paths import INSTALL_ID_FILE, SESSION_FILE, ensure_dir, random_id, read_small, write_private
+from otel_expansion.config.settings import CI_PROVIDERS, detect_ci
 
 _cache: dict[str, dict[str, Any]] = {}
 
@@ -35,9 +43,7 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
     variable belongs to the end user's own observability set-up, so by default nothing of it is used.
     """
     if "value" not in _cache:
-        from otel_expansion.collect.environment import resource_attributes
-        from otel_expansion.config.paths import SERVICE_FILE, write_private
-        from otel_expansion.privacy.identity import installation_id
+        from otel_expansion.config.paths import SERVICE_FILE
         from otel_expansion.privacy.names import ambient_resource, public_version
 
         s = settings
@@ -55,7 +61,7 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
         if not os.path.exists(service_file):
             write_private(service_file, s.service_name.encode())
         if s.opt_out_env:  # so `otel-expansion status` can name the app's own opt-out variable
-            from otel_expansion.config.paths import OPT_OUT_ENV_FILE, read_small
+            from otel_expansion.config.paths import OPT_OUT_ENV_FILE
 
             opt_file = os.path.join(s.home, OPT_OUT_ENV_FILE)
             if read_small(opt_file, 256) != s.opt_out_env.encode():
@@ -67,3 +73,159 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
 def forget() -> None:
     """Drop the cached resource (a new init() in the same process, or tests)."""
     _cache.clear()
+
+
+# -- the coarse environment, from os/sys alone (``platform`` costs ~20 ms to import; everything here comes
+# from already-loaded modules and a few stats, so it runs in the CLI's own process) --------------------------
+__all__ = ["CI_PROVIDERS", "detect_ci", "detect_container", "resource_attributes"]  # CI detection: config.settings
+
+OS_TYPES = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
+
+
+def detect_container() -> bool:
+    """Cheap container heuristics: marker files, then the init process's cgroup."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return True
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    try:
+        with open("/proc/1/cgroup", "rb") as f:
+            data = f.read(4096)
+    except OSError:
+        return False
+    return any(marker in data for marker in (b"docker", b"kubepods", b"containerd", b"libpod", b"lxc"))
+
+
+def resource_attributes(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Coarse environment only: nothing that identifies a host or a person (no hostname, no user)."""
+    env = os.environ if environ is None else environ
+    uname = os.uname() if hasattr(os, "uname") else None
+    impl = sys.implementation
+    version = "{}.{}.{}".format(*sys.version_info[:3])
+    attrs: dict[str, object] = {
+        "os.type": OS_TYPES.get(sys.platform, sys.platform),
+        "host.arch": _arch(uname.machine if uname else os.environ.get("PROCESSOR_ARCHITECTURE", "")),
+        "process.runtime.name": impl.name,
+        "process.runtime.version": version,
+    }
+    if uname is not None:
+        attrs["os.version"] = uname.release
+    ci = detect_ci(env)
+    attrs["ci.detected"] = ci is not None
+    if ci is not None:
+        attrs["ci.provider"] = ci
+    attrs["container.detected"] = detect_container()
+    return attrs
+
+
+def _arch(machine: str) -> str:
+    """Map ``uname -m`` spellings to the semantic-convention values of ``host.arch``."""
+    m = machine.lower()
+    return {
+        "x86_64": "amd64",
+        "amd64": "amd64",
+        "aarch64": "arm64",
+        "arm64": "arm64",
+        "i386": "x86",
+        "i686": "x86",
+        "x86": "x86",
+        "ppc64le": "ppc64",
+        "s390x": "s390x",
+    }.get(m, m or "unknown")
+
+
+# -- the anonymous installation id: random bytes, persisted, never derived from the machine or the user -----
+def installation_id(home: str) -> str:
+    """Read the id, creating it on first use. Only hex survives a tampered file."""
+    path = os.path.join(home, INSTALL_ID_FILE)
+    raw = read_small(path, 128)
+    if raw:
+        text = raw.decode("ascii", "replace").strip()
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            return text
+    return reset_installation_id(home)
+
+
+def reset_installation_id(home: str) -> str:
+    """Forget the old id and start a new, unlinkable one."""
+    ensure_dir(home)
+    new = random_id(16)
+    write_private(os.path.join(home, INSTALL_ID_FILE), new.encode("ascii"))
+    return new
+
+
+# -- CLI sessions: consecutive runs share ``session.id`` until they are ``idle`` seconds apart. State is one
+# tiny file per service home, rewritten atomically each run; a race between two concurrent runs at worst
+# splits one session in two, it never corrupts anything. ----------------------------------------------------
+class Session:
+    __slots__ = ("commands", "id", "last_ns", "previous_id", "start_ns")
+
+    def __init__(self, id: str, previous_id: str | None, start_ns: int, last_ns: int, commands: int) -> None:
+        self.id, self.previous_id, self.start_ns, self.last_ns, self.commands = (
+            id, previous_id, start_ns, last_ns, commands)
+
+
+class EndedSession:
+    """A session that went idle: recorded once, by the run that starts the next one."""
+
+    __slots__ = ("commands", "duration_s", "end_ns", "id")
+
+    def __init__(self, id: str, duration_s: float, commands: int, end_ns: int) -> None:
+        self.id, self.duration_s, self.commands, self.end_ns = id, duration_s, commands, end_ns
+
+
+def _load_session(path: str) -> Session | None:
+    raw = read_small(path, 512)
+    if not raw:
+        return None
+    try:
+        sid, prev, start, last, count = raw.decode("ascii").split()
+        return Session(sid, None if prev == "-" else prev, int(start), int(last), int(count))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def touch_session(home: str, now_ns: int, idle_s: float, commands: int = 1) -> tuple[Session, EndedSession | None]:
+    """Continue or start the session at ``now_ns``; returns it and the session that ended, if any."""
+    path = os.path.join(home, SESSION_FILE)
+    current = _load_session(path)
+    ended = None
+    if current is None or now_ns - current.last_ns > idle_s * 1e9 or now_ns < current.start_ns:
+        if current is not None:
+            ended = EndedSession(
+                current.id, (current.last_ns - current.start_ns) / 1e9, current.commands, current.last_ns
+            )
+        current = Session(random_id(), current.id if current else None, now_ns, now_ns, 0)
+    current.last_ns = max(current.last_ns, now_ns)
+    current.commands += commands
+    data = f"{current.id} {current.previous_id or '-'} {current.start_ns} {current.last_ns} {current.commands}"
+    write_private(path, data.encode("ascii"))
+    return current, ended
+
+
+def end_session(home: str, now_ns: int) -> EndedSession | None:
+    """End the current session now (long-running programs at shutdown)."""
+    path = os.path.join(home, SESSION_FILE)
+    current = _load_session(path)
+    if current is None:
+        return None
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)
+
+
+def ended_session_entry(ended: EndedSession) -> EndedSessionEntry:
+    """The journal/replay form of an ended session (the one place that shape is built)."""
+    return {"id": ended.id, "duration": ended.duration_s, "commands": ended.commands}
+
+
+def session_part(home: str, now_ns: int, idle_s: float, commands: int) -> SessionPart:
+    """Session fields of a CLI run's journal record: its session, the previous one on a session's first
+    run, and the session that went idle, if any."""
+    current, ended = touch_session(home, now_ns, idle_s, commands)
+    part: SessionPart = {"session": current.id}
+    if current.previous_id and current.commands == commands:  # first run of a new session
+        part["session_previous"] = current.previous_id
+    if ended is not None:
+        part["sessions_ended"] = [ended_session_entry(ended)]
+    return part

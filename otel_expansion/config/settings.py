@@ -17,11 +17,65 @@ if TYPE_CHECKING:
 
 from otel_expansion.config import paths
 from otel_expansion.config.levels import Level
-from otel_expansion.config.warn import warn
 
-__all__ = ["VARIABLES", "Settings", "Stored", "Variable", "endpoint_problem", "home_of", "load", "opt_out_set",
-           "opted_out", "parse_bool", "parse_resource_attributes", "read_stored", "resolve", "variable",
-           "variables_markdown", "warn"]
+__all__ = [
+    "CI_PROVIDERS",
+    "VARIABLES",
+    "Settings",
+    "Stored",
+    "Variable",
+    "detect_ci",
+    "endpoint_problem",
+    "home_of",
+    "load",
+    "opt_out_set",
+    "opted_out",
+    "parse_bool",
+    "parse_resource_attributes",
+    "read_stored",
+    "resolve",
+    "variable",
+    "variables_markdown",
+    "warn",
+]
+
+
+def warn(message: str, *, logger: str | None = None) -> None:
+    """Say a problem once (config/warn.py), imported on the first problem: a run without one never loads it."""
+    from otel_expansion.config.warn import warn as say_once
+
+    say_once(message, logger=logger)
+
+
+# -- is this run inside CI? Read from the environment alone. Two stages ask: privacy (never prompt or
+# notify in CI) and collect (the ``ci.detected`` resource flag), so it lives with the settings. --------
+# Environment variables that identify a CI provider, checked in order.
+CI_PROVIDERS: tuple[tuple[str, str], ...] = (
+    ("GITHUB_ACTIONS", "github_actions"),
+    ("GITLAB_CI", "gitlab"),
+    ("CIRCLECI", "circleci"),
+    ("TRAVIS", "travis"),
+    ("JENKINS_URL", "jenkins"),
+    ("BUILDKITE", "buildkite"),
+    ("TF_BUILD", "azure_pipelines"),
+    ("TEAMCITY_VERSION", "teamcity"),
+    ("BITBUCKET_BUILD_NUMBER", "bitbucket"),
+    ("CODEBUILD_BUILD_ID", "aws_codebuild"),
+    ("DRONE", "drone"),
+    ("APPVEYOR", "appveyor"),
+)
+
+
+def detect_ci(environ: Mapping[str, str]) -> str | None:
+    """The CI provider's name, "generic" for a bare ``CI=true``, or None outside CI."""
+    for var, name in CI_PROVIDERS:
+        if environ.get(var):
+            return name
+    ci = environ.get("CI", "").strip().lower()
+    if ci and ci not in ("0", "false", "no"):
+        return "generic"
+    return None
+
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 FALSY = frozenset({"0", "false", "no", "off", ""})

@@ -16,18 +16,20 @@ import os
 import sys
 import time
 
-from otel_expansion.config.paths import SENDER_LOCK, SENDER_LOG, SENDER_STATE, open_private, read_small
-from otel_expansion.journal import store as journal
+from otel_expansion.config.paths import SENDER_LOCK, SENDER_LOG, SENDER_STATE, open_private
+from otel_expansion.journal.store import (
+    CLOCK_SLACK_S,
+    INGEST_THRESHOLD,
+    MAX_DEFER_S,
+    MIN_SPAWN_INTERVAL_S,
+    _state,
+    next_send_at,
+    should_start,
+)
 
-INGEST_THRESHOLD = 64
-"""Journal records that justify a sender even while sending is deferred (keeps the journal small)."""
-MIN_SPAWN_INTERVAL_S = 10.0
-"""At most one sender start per this many seconds, even if senders keep dying (no spawn storms)."""
+__all__ = ["CLOCK_SLACK_S", "INGEST_THRESHOLD", "MAX_DEFER_S", "MIN_SPAWN_INTERVAL_S", "next_send_at",
+           "should_start"]  # the decision itself lives in journal.store (it is on every run's exit path)
 
-MAX_DEFER_S = 86400.0
-"""The furthest ahead a next-send time may lie: the longest Retry-After honoured (the backoff cap is 1 h)."""
-CLOCK_SLACK_S = 5.0
-"""A state written more than this "in the future" means the clock moved back since: its times are void."""
 ENDPOINT_ENV = "OTEL_EXPANSION_SENDER_ENDPOINT"
 """How the endpoint (which may hold credentials) reaches the sender: its environment, not its argv."""
 
@@ -43,39 +45,12 @@ with ``FROZEN_FLAG`` and the token, runs the sender instead of the program."""
 _children: list[int] = []
 
 
-def _state(home: str, now: float | None = None) -> tuple[float, float]:
-    """(next send due, last sender start), epoch seconds, clamped to what the policy allows from now.
-
-    Zeros when unknown. A time written after ``now`` (clock moved back) or beyond ``MAX_DEFER_S`` is void.
-    """
-    raw = read_small(os.path.join(home, SENDER_STATE), 128)
-    values = [0.0, 0.0, 0.0]
-    if raw:
-        for i, field in enumerate(raw.split()[:3]):
-            try:
-                value = float(field)
-            except ValueError:
-                continue
-            if value - value == 0.0:  # finite: nan and inf (a damaged or hand-edited file) count as unknown
-                values[i] = value
-    next_send, last_spawn, written = values
-    now = time.time() if now is None else now
-    if written > now + CLOCK_SLACK_S or next_send > now + MAX_DEFER_S:
-        return 0.0, 0.0
-    return next_send, last_spawn
-
-
 def _write_state(home: str, next_send: float, last_spawn: float) -> None:
     from otel_expansion.config.paths import write_private
 
     now = time.time()
     next_send = min(next_send, now + MAX_DEFER_S)
     write_private(os.path.join(home, SENDER_STATE), f"{next_send:.3f} {last_spawn:.3f} {now:.3f}\n".encode())
-
-
-def next_send_at(home: str, now: float | None = None) -> float:
-    """When the next send is due (0: now); never further than ``MAX_DEFER_S`` from ``now``."""
-    return _state(home, now)[0]
 
 
 def write_next_send_at(home: str, when: float) -> None:
@@ -99,16 +74,6 @@ def sender_running(home: str) -> bool:
     finally:
         os.close(fd)  # closing releases the lock we may have taken
     return False
-
-
-def should_start(home: str, send: bool, now: float | None = None) -> bool:
-    now = time.time() if now is None else now
-    next_send, last_spawn = _state(home, now)
-    if abs(now - last_spawn) < MIN_SPAWN_INTERVAL_S:  # abs: the state keeps milliseconds, rounded
-        return False
-    if send and now >= next_send:
-        return True
-    return journal.count(home) >= INGEST_THRESHOLD
 
 
 def sender_argv(home: str, send: bool, force: bool = False, lock_wait_s: float = 0.0, *, entry: str) -> list[str]:

@@ -21,15 +21,18 @@ import binascii
 import marshal
 import os
 import struct
+import time
 
 from otel_expansion.config.paths import (
     CLOEXEC,
     NOFOLLOW,
+    SENDER_STATE,
     check_dir,
     ensure_own_dir,
     open_dir,
     open_private,
     random_id,
+    read_small,
     write_private,
 )
 from otel_expansion.config.paths import sweep_temp as _sweep
@@ -321,3 +324,54 @@ def sweep_temp(home: str, older_than_s: float, now_s: float) -> int:
     """Delete ``.tmp`` leftovers of runs killed mid-write, in the journal and the home itself."""
     return sum(_sweep(os.path.join(home, sub), older_than_s, now_s) for sub in DIRECTORIES) + _sweep(
         home, older_than_s, now_s)
+
+
+# -- is a sender due? Decided on every recorded run's exit, so it lives here, beside the records it drains,
+# and not in export/launcher.py (which starts the sender, a rarer branch: importing it costs a CLI two
+# modules). It reads one tiny state file written by the sender: ``<next-send> <last-start> <written-at>``.
+INGEST_THRESHOLD = 64
+"""Journal records that justify a sender even while sending is deferred (keeps the journal small)."""
+MIN_SPAWN_INTERVAL_S = 10.0
+"""At most one sender start per this many seconds, even if senders keep dying (no spawn storms)."""
+
+MAX_DEFER_S = 86400.0
+"""The furthest ahead a next-send time may lie: the longest Retry-After honoured (the backoff cap is 1 h)."""
+CLOCK_SLACK_S = 5.0
+"""A state written more than this "in the future" means the clock moved back since: its times are void."""
+
+
+def _state(home: str, now: float | None = None) -> tuple[float, float]:
+    """(next send due, last sender start), epoch seconds, clamped to what the policy allows from now.
+
+    Zeros when unknown. A time written after ``now`` (clock moved back) or beyond ``MAX_DEFER_S`` is void.
+    """
+    raw = read_small(os.path.join(home, SENDER_STATE), 128)
+    values = [0.0, 0.0, 0.0]
+    if raw:
+        for i, field in enumerate(raw.split()[:3]):
+            try:
+                value = float(field)
+            except ValueError:
+                continue
+            if value - value == 0.0:  # finite: nan and inf (a damaged or hand-edited file) count as unknown
+                values[i] = value
+    next_send, last_spawn, written = values
+    now = time.time() if now is None else now
+    if written > now + CLOCK_SLACK_S or next_send > now + MAX_DEFER_S:
+        return 0.0, 0.0
+    return next_send, last_spawn
+
+
+def next_send_at(home: str, now: float | None = None) -> float:
+    """When the next send is due (0: now); never further than ``MAX_DEFER_S`` from ``now``."""
+    return _state(home, now)[0]
+
+
+def should_start(home: str, send: bool, now: float | None = None) -> bool:
+    now = time.time() if now is None else now
+    next_send, last_spawn = _state(home, now)
+    if abs(now - last_spawn) < MIN_SPAWN_INTERVAL_S:  # abs: the state keeps milliseconds, rounded
+        return False
+    if send and now >= next_send:
+        return True
+    return count(home) >= INGEST_THRESHOLD

@@ -163,9 +163,9 @@ class ServiceRuntime:
         self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
-            from otel_expansion.collect import session
+            from otel_expansion.collect import resource as session
 
-            current, self._ended = session.touch(settings.home, time.time_ns(), settings.session_idle_s, 0)
+            current, self._ended = session.touch_session(settings.home, time.time_ns(), settings.session_idle_s, 0)
             self.session_id = current.id
         else:
             self._ended = None
@@ -232,7 +232,7 @@ class ServiceRuntime:
                 body["heartbeats"] = beats
             ended, self._ended_back = self._ended_back, []
             if self._ended is not None:
-                from otel_expansion.collect.session import ended_entry
+                from otel_expansion.collect.resource import ended_session_entry as ended_entry
 
                 ended.append(ended_entry(self._ended))
                 self._ended = None
@@ -643,9 +643,9 @@ class ServiceRuntime:
         if self.settings.level >= levels.SESSIONS and long_running:
             # a daemon's session is its lifetime; a short run (a CLI under opentelemetry-instrument)
             # leaves the session open for the next invocation, as CLI sessions are
-            from otel_expansion.collect import session
+            from otel_expansion.collect import resource as session
 
-            self._ended = session.end(self.settings.home, time.time_ns())
+            self._ended = session.end_session(self.settings.home, time.time_ns())
         with self._slices_lock:
             self._closing = True
             current = self._current

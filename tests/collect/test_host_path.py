@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.collect import performance, recorder
+from otel_expansion.collect import recorder
+from otel_expansion.collect import recorder as performance
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
