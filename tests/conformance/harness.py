@@ -143,7 +143,7 @@ def run(argv: list[str], env: dict[str, str], stdin: bytes | None, interrupt: st
 def journal_commands(home: Path) -> list[Recorded]:
     from otel_expansion.journal import store
 
-    cmds = [c for p in store.pending(str(home)) for c in store.read(p)["commands"]]
+    cmds = [c for p in store.pending(str(home)) for c in store.read(p).get("commands") or ()]
     return [Recorded(c["name"], c.get("exit"), c.get("error")) for c in cmds]
 
 
@@ -161,7 +161,9 @@ def spool_commands(home: Path) -> list[Recorded]:
     from otel_expansion.spool.store import Spool
     from otel_expansion.workers.sender import ingest_journal, sender_lock, settings_for
 
-    if not (home / SPOOL_FILE).exists() and not (home / "journal").exists():
+    from otel_expansion.journal.store import DIRECTORIES
+
+    if not (home / SPOOL_FILE).exists() and not any((home / d).exists() for d in DIRECTORIES):
         return []
     found = []
     with sender_lock(str(home), 60.0), Spool.open(home / SPOOL_FILE, max_bytes=1 << 30, max_age_s=1e9) as spool:
