@@ -294,7 +294,7 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
 
 def _start(service_name: str, service_version: str | None, options: dict[str, Any],
            install_global: bool, provisional: bool = False) -> Telemetry:
-    from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored, variable
+    from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored, state_name
 
     declared = options.pop("_declared", None) or {}
     for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
@@ -307,7 +307,7 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
     env = os.environ
     stored = Stored()
     if opted_out(env, options.get("opt_out_env")) is None:  # an opted-out run reads no file
-        stored = read_stored(home_of(service_name or str(variable("OTEL_SERVICE_NAME", env) or "unknown_service"),
+        stored = read_stored(home_of(state_name(service_name, env, bool(options.get("service_name_env"))),
                                      options.get("home"), env))
     settings = load(service_name, service_version, environ=env, stored=Stored(stored.choice, stored.debug),
                     **options)

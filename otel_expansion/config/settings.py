@@ -368,6 +368,15 @@ def home_of(service_name: str, home: str | None, env: Mapping[str, str]) -> str:
                                                   or paths.default_home(service_name))))
 
 
+def state_name(service_name: object, env: Mapping[str, str], from_env: bool) -> str:
+    """The name the app's state directory (its consent and level) is kept under: the app's own name, even
+    when an opted-in OTEL_SERVICE_NAME renames its data; a program with no name of its own (a script under
+    ``opentelemetry-instrument``, whose configuration is the environment) is the one the environment names."""
+    app = service_name if isinstance(service_name, str) and service_name else "unknown_service"
+    return service_name_of(app, env.get("OTEL_SERVICE_NAME", ""), True) if from_env and app == "unknown_service" \
+        else app
+
+
 def service_name_of(app_name: object, env_name: str, from_env: bool) -> str:
     """``service.name`` is the app's own: the end user's ``OTEL_SERVICE_NAME`` counts only when the app
     opted in (``init(service_name_env=True)``, and ``opentelemetry-instrument``, whose configuration is
@@ -425,7 +434,7 @@ def resolve(
 
     # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
     # OTEL_SERVICE_NAME a developer exported for their own services.
-    home_dir = home_of(service_name or name, home, env)
+    home_dir = home_of(state_name(service_name, env, service_name_env), home, env)
     if file_values is None:  # the parser is imported only when there is a file (most homes have none)
         file_values = {}
         if os.path.lexists(os.path.join(home_dir, paths.SETTINGS_FILE)):
