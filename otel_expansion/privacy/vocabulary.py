@@ -141,10 +141,16 @@ def _module_files() -> frozenset[str]:
     # once a module's file, always: at exit the main module may be gone from sys.modules (or lose its
     # __file__) while the frames of a traceback still point into it
     files: set[str] = set(_files[1] or ())  # type: ignore[call-overload]
+    # a PyInstaller app runs its modules from its bundle (``sys._MEIPASS``) with code whose file names were
+    # made relative to it when it was built: those are the same files
+    bundle = getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
+    prefix = os.path.join(bundle, "") if type(bundle) is str and bundle else None
     for module in list(modules.values()):
         f = getattr(module, "__file__", None)
         if type(f) is str:
             files.add(f)
+            if prefix is not None and f.startswith(prefix):
+                files.add(f[len(prefix):])
             if f.endswith((".pyc", ".pyo")):  # sourceless or legacy layout
                 files.add(f[:-1])
     _files[0], _files[1] = len(modules), frozenset(files)
