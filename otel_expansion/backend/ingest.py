@@ -8,7 +8,6 @@ only in trace and span ids (hex instead of base64), which :func:`decode` convert
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import math
@@ -286,7 +285,7 @@ def _int(attrs: dict[str, Any], key: str) -> int | None:
 
 
 def _hex(raw: bytes) -> str:
-    return binascii.hexlify(raw).decode("ascii")
+    return raw.hex()
 
 
 def _spans(scope_spans: Sequence[Any]) -> Iterator[SpanRow]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow
+from otel_expansion.backend.ingest import LogRow, PointRow, ResourceData, SpanRow
 from otel_expansion.backend.limits import OTHER, Limits, clip_resource, clip_value
 from otel_expansion.backend.rollup import (
     BUCKET_SLOTS,
@@ -303,6 +303,10 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     return conn
 
 
+Request = tuple[str, Sequence[ResourceData], "str | None"]
+"""One decoded OTLP request: (signal, resources, batch id header)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """What one request added; ``duplicates`` counts resources dropped as already-stored batches."""
@@ -328,6 +332,7 @@ class Store:
         retention_days: float = 0.0,
     ) -> None:
         self._conn = connect(db_path)
+        self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the rollups' and indexes' hot pages stay
         self._resource_ids: dict[str, int] = {}
         self._limits = limits or Limits()
         self._retention_days = retention_days
@@ -345,61 +350,99 @@ class Store:
         self, signal: str, resources: Sequence[ResourceData], batch_id: str | None = None
     ) -> WriteResult:
         """Store one decoded request, dropping batches already stored; atomic per request."""
+        outcome = self.write_group([(signal, resources, batch_id)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def write_group(self, requests: Sequence[Request]) -> list[WriteResult | Exception]:
+        """Store several decoded requests in one transaction (group commit), each atomic on its own.
+
+        Each request runs inside its own SAVEPOINT: one that fails is rolled back alone and its exception
+        returned in its place; the others commit together, so a result here means stored. A failed COMMIT
+        raises (nothing of the group is stored).
+        """
         now = time.time_ns()
         conn = self._conn
+        results: list[WriteResult | Exception] = []
+        group = Rollup()  # the group's rollups, merged in memory: one upsert per key per group
         conn.execute("BEGIN IMMEDIATE")
         try:
-            kept: list[ResourceData] = []
-            keys: set[str] = set()
-            for resource in resources:
-                bid = resource.batch_id or batch_id
-                if bid is None:
-                    kept.append(resource)
-                    continue
-                key = f"{bid}:{_digest(resource)}"
-                if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
-                    continue
-                keys.add(key)
-                keys.add(bid)  # a part of this batch split later (after a lost reply) is then known stored
-                kept.append(resource)
-            spans = points = logs = 0
-            rollup = Rollup()
-            cut: Counter[tuple[str, str]] = Counter()
-            for resource in kept:
-                counts: Counter[str] = Counter()
-                clip_resource(resource, self._limits, counts)
-                rid = self._resource_id(resource, now)
-                service, version = self._app(resource, counts)
-                if resource.spans:
-                    inserted = self._insert_spans(rid, resource.spans, now)
-                    spans += len(inserted)
-                    self._sessions(service, version, inserted)
-                if resource.points:
-                    conn.executemany(_POINT_INSERT, [(rid, *row, now) for row in resource.points])
-                    points += len(resource.points)
-                    self._roll(rollup, resource, service, version, counts)
-                if resource.logs:
-                    conn.executemany(_LOG_INSERT, [(rid, *row, now) for row in resource.logs])
-                    logs += len(resource.logs)
-                for what, n in counts.items():
-                    cut[(service, what)] += n
-            self._flush(rollup)
-            if cut:
-                conn.executemany(_LIMIT_UPSERT, [(s, w, n) for (s, w), n in cut.items()])
-            conn.executemany(
-                _COUNTER_UPSERT, [(name, n) for name, n in (("spans", spans), ("metric_points", points),
-                                                            ("logs", logs)) if n]
-            )
-            conn.executemany(
-                "INSERT OR IGNORE INTO seen_batches VALUES (?, ?, ?)", [(k, signal, now) for k in keys]
-            )
+            for signal, resources, batch_id in requests:
+                conn.execute("SAVEPOINT oe_request")
+                try:
+                    result, rollup = self._write_one(signal, resources, batch_id, now)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO oe_request")
+                    self._resource_ids.clear()  # ids inserted in the rolled-back savepoint are gone
+                    results.append(exc)
+                else:
+                    if any(group.kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
+                        self._flush(group)  # a metric whose kind changed: keep the per-request upsert order
+                        group = Rollup()
+                    group.absorb(rollup)
+                    results.append(result)
+                conn.execute("RELEASE oe_request")
+            self._flush(group)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             self._resource_ids.clear()  # ids inserted in the rolled-back transaction are gone
             raise
         self._maybe_prune(now)
-        return WriteResult(len(kept), len(resources) - len(kept), spans, points, logs)
+        return results
+
+    def _write_one(
+        self, signal: str, resources: Sequence[ResourceData], batch_id: str | None, now: int
+    ) -> tuple[WriteResult, Rollup]:
+        """One request's raw rows, sessions and bookkeeping, inside the caller's transaction; its rollup
+        aggregates are returned for the caller to flush (rollup tables are read nowhere during ingest)."""
+        conn = self._conn
+        kept: list[ResourceData] = []
+        keys: set[str] = set()
+        for resource in resources:
+            bid = resource.batch_id or batch_id
+            if bid is None:
+                kept.append(resource)
+                continue
+            key = f"{bid}:{_digest(resource)}"
+            if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
+                continue
+            keys.add(key)
+            keys.add(bid)  # a part of this batch split later (after a lost reply) is then known stored
+            kept.append(resource)
+        spans = points = logs = 0
+        rollup = Rollup()
+        cut: Counter[tuple[str, str]] = Counter()
+        for resource in kept:
+            counts: Counter[str] = Counter()
+            clip_resource(resource, self._limits, counts)
+            rid = self._resource_id(resource, now)
+            service, version = self._app(resource, counts)
+            if resource.spans:
+                inserted = self._insert_spans(rid, resource.spans, now)
+                spans += len(inserted)
+                self._sessions(service, version, inserted)
+            if resource.points:
+                conn.executemany(_POINT_INSERT, [(rid, *row, now) for row in resource.points])
+                points += len(resource.points)
+                self._roll(rollup, resource, service, version, counts)
+            if resource.logs:
+                conn.executemany(_LOG_INSERT, [(rid, *row, now) for row in resource.logs])
+                logs += len(resource.logs)
+            for what, n in counts.items():
+                cut[(service, what)] += n
+        if cut:
+            conn.executemany(_LIMIT_UPSERT, [(s, w, n) for (s, w), n in cut.items()])
+        conn.executemany(
+            _COUNTER_UPSERT, [(name, n) for name, n in (("spans", spans), ("metric_points", points),
+                                                        ("logs", logs)) if n]
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO seen_batches VALUES (?, ?, ?)", [(k, signal, now) for k in keys]
+        )
+        return WriteResult(len(kept), len(resources) - len(kept), spans, points, logs), rollup
 
     # ------------------------------------------------------------------------------------------ raw rows
 
@@ -433,10 +476,20 @@ class Store:
         return rid
 
     def _insert_spans(self, rid: int, rows: list[SpanRow], now: int) -> list[SpanRow]:
-        """Insert spans one by one so that only spans new to the store reach the session rollup."""
+        """Only spans new to the store reach the session rollup: all rows in one executemany when every one
+        of them is new (the rule: its change count says so), else again one by one to learn which were."""
+        conn = self._conn
+        conn.execute("SAVEPOINT oe_spans")
+        before = conn.total_changes
+        conn.executemany(_SPAN_INSERT, [(rid, *row, now) for row in rows])
+        if conn.total_changes - before == len(rows):
+            conn.execute("RELEASE oe_spans")
+            return rows
+        conn.execute("ROLLBACK TO oe_spans")
+        conn.execute("RELEASE oe_spans")
         inserted = []
         for row in rows:
-            if self._conn.execute(_SPAN_INSERT, (rid, *row, now)).rowcount:
+            if conn.execute(_SPAN_INSERT, (rid, *row, now)).rowcount:
                 inserted.append(row)
         return inserted
 
@@ -788,10 +841,25 @@ def _ancestors(batch_id: str) -> list[str]:
         batch_id = head
 
 
+_ROW_FORMATS = {
+    cls: cls.__name__ + "(" + ", ".join(f"{name}=%r" for name in cls._fields) + ")"
+    for cls in (SpanRow, PointRow, LogRow)
+}
+
+
+def _rows_repr(rows: Sequence[Any]) -> str:
+    """``repr(rows)`` of a list of row tuples, byte for byte, without namedtuple's per-row __repr__ call."""
+    return "[" + ", ".join(_ROW_FORMATS[type(row)] % row for row in rows) + "]"
+
+
 def _digest(resource: ResourceData) -> str:
-    """Content of one resource entry: a retried batch repeats it exactly, a split one does not."""
+    """Content of one resource entry: a retried batch repeats it exactly, a split one does not.
+
+    The text hashed is ``repr((spans, points, logs))`` as before (stored ids stay comparable across releases).
+    """
     h = hashlib.sha1(resource.fingerprint)
-    h.update(repr((resource.spans, resource.points, resource.logs)).encode())
+    text = "(" + ", ".join(_rows_repr(rows) for rows in (resource.spans, resource.points, resource.logs)) + ")"
+    h.update(text.encode())
     return h.hexdigest()[:20]
 
 
