@@ -594,8 +594,9 @@ class Store:
                 outcome = error_type = ""
             key = (row.name, day, service, version, command, outcome, error_type, label)
             if row.kind == "exponential_histogram":
+                decoded = resource.exp.get((row.bounds or "", row.bucket_counts or ""))
                 rollup.add_exponential(key, row.samples or 0, row.sum, row.min, row.max,
-                                       exponential_of(row.bounds, row.bucket_counts), row.end_ns)
+                                       decoded or exponential_of(row.bounds, row.bucket_counts), row.end_ns)
                 continue
             if row.kind == "histogram":
                 parsed = layouts.get(row.bounds)
