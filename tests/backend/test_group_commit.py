@@ -176,3 +176,19 @@ def test_concurrent_senders_all_stored_exactly(live_server: LiveServer) -> None:
         assert conn.execute(
             "SELECT SUM(value) FROM r_metric WHERE metric = 'cli.command.invocations' AND grain = 1"
         ).fetchone()[0] == 15 * sum(range(1, 9))
+
+
+def test_resent_spans_counted_once(tmp_path: Path) -> None:
+    """Spans already stored (or twice in one request) are inserted and counted in their session once."""
+    attrs = {**STATUS, "session.id": "s-9"}
+    a, b, c = (span("status", attrs, ns(2, h), ns(2, h) + 10**9, 7, h) for h in (1, 2, 3))
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        first = store.write("traces", flatten("traces", traces_request((LINUX, [a, b]))), "t-1")
+        again = store.write("traces", flatten("traces", traces_request((LINUX, [a, c, c]))), "t-2")
+        grouped = store.write_group([("traces", flatten("traces", traces_request((LINUX, [b, c]))), "t-3")])
+    assert (first.spans, again.spans, grouped) == (2, 1, [WriteResult(1, 0, 0, 0, 0)])
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 3
+        assert conn.execute("SELECT commands FROM sessions WHERE session_id = 's-9'").fetchall() == [(3,)]
+        assert conn.execute("SELECT SUM(n) FROM r_session WHERE kind = 'commands'").fetchone()[0] == 1
