@@ -23,6 +23,10 @@ it arrives by; each part of a 413-split batch has its own stable id and fixed co
 stored exactly once and a retried part is dropped. The check, the raw rows and the rollup updates
 commit in one ``BEGIN IMMEDIATE`` transaction, so a duplicate can never be counted in the rollups and
 two concurrent copies cannot both be stored. Requests without a batch id are all stored.
+
+Group commit: ``write_group`` stores several requests in one transaction, each in a SAVEPOINT (a failing
+request is rolled back alone), their rollups merged in memory and upserted once per key; the receiver's
+single writer thread uses it, so N senders no longer contend for SQLite's write lock.
 """
 
 from __future__ import annotations
