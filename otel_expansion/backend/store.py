@@ -66,6 +66,8 @@ __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect
 SCHEMA_VERSION = 3
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
+_RESOURCE_CACHE = 50_000
+"""Resource ids a Store remembers (digest -> id) before starting over; a miss costs one indexed lookup."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -476,6 +478,8 @@ class Store:
             ),
         )
         rid = int(self._conn.execute("SELECT id FROM resources WHERE hash = ?", (digest,)).fetchone()[0])
+        if len(self._resource_ids) >= _RESOURCE_CACHE:  # the server's one writer lives long: stay bounded
+            self._resource_ids.clear()
         self._resource_ids[digest] = rid
         return rid
 
