@@ -8,7 +8,6 @@ only in trace and span ids (hex instead of base64), which :func:`decode` convert
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import math
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from otel_expansion.otlp.exponential import Buckets
 from otel_expansion.otlp.messages import request_class, response_class
 from otel_expansion.otlp.model import BATCH_ID_ATTRIBUTE
 
@@ -232,6 +232,9 @@ class ResourceData:
     spans: list[SpanRow] = field(default_factory=list)
     points: list[PointRow] = field(default_factory=list)
     logs: list[LogRow] = field(default_factory=list)
+    exp: dict[tuple[str, str], Buckets] = field(default_factory=dict)
+    """Exponential points' buckets as decoded, keyed by the (bounds, bucket_counts) text stored for them:
+    the rollup reads them here instead of parsing that JSON back (a row whose text changed misses)."""
 
 
 def _value(value: Any) -> Any:
@@ -286,7 +289,7 @@ def _int(attrs: dict[str, Any], key: str) -> int | None:
 
 
 def _hex(raw: bytes) -> str:
-    return binascii.hexlify(raw).decode("ascii")
+    return raw.hex()
 
 
 def _spans(scope_spans: Sequence[Any]) -> Iterator[SpanRow]:
@@ -363,7 +366,7 @@ def _optional(point: Any, name: str) -> float | None:
     return float(getattr(point, name)) if point.HasField(name) else None
 
 
-def _points(scope_metrics: Sequence[Any]) -> Iterator[PointRow]:
+def _points(scope_metrics: Sequence[Any], exp: dict[tuple[str, str], Buckets] | None = None) -> Iterator[PointRow]:
     for scope_metric in scope_metrics:
         scope = scope_metric.scope
         for metric in scope_metric.metrics:
@@ -391,10 +394,18 @@ def _points(scope_metrics: Sequence[Any]) -> Iterator[PointRow]:
                         buckets: str | None = _json(list(point.bucket_counts))
                     elif kind == "exponential_histogram":  # scale, zero count, offsets in bounds; positive counts
                         has_sum = point.HasField("sum")
+                        negative = point.negative
+                        negative_counts = list(negative.bucket_counts)
+                        positive = point.positive
+                        positive_counts = list(positive.bucket_counts)
                         bounds = _json({"scale": point.scale, "zero_count": point.zero_count,
-                                        "offset": point.positive.offset, "negative_offset": point.negative.offset,
-                                        "negative_counts": list(point.negative.bucket_counts)})
-                        buckets = _json(list(point.positive.bucket_counts))
+                                        "offset": positive.offset, "negative_offset": negative.offset,
+                                        "negative_counts": negative_counts})
+                        buckets = _json(positive_counts)
+                        if exp is not None:
+                            exp[(bounds, buckets)] = Buckets(point.scale, point.zero_count, positive.offset,
+                                                             tuple(positive_counts), negative.offset,
+                                                             tuple(negative_counts))
                     else:  # summary quantiles are not kept: count/sum/min/max only
                         has_sum = kind == "summary" or point.HasField("sum")
                         bounds = buckets = None
@@ -457,7 +468,8 @@ def flatten(signal: str, request: Any) -> list[ResourceData]:
                 continue
             seen.add((batch_id, fingerprint))
         data = ResourceData(attrs, batch_id, fingerprint)
-        found = list(rows(getattr(entry, scopes_field)))
+        scopes = getattr(entry, scopes_field)
+        found = list(_points(scopes, data.exp) if signal == "metrics" else rows(scopes))
         if signal == "traces":
             data.spans = found
         elif signal == "metrics":

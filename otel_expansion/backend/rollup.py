@@ -211,6 +211,50 @@ class Rollup:
             exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
 
 
+    def absorb(self, other: Rollup) -> None:
+        """Add another request's aggregates (same keys, same grain): what two upserts in a row would store.
+
+        The group writer merges its requests' rollups here so each key is upserted once per group.
+        """
+        self.kinds.update(other.kinds)
+        _merge_metrics(self.metrics, other.metrics.items(), self.kinds)
+        buckets = self.buckets
+        for bkey, slots in other.buckets.items():
+            have = buckets.get(bkey)
+            if have is None:
+                buckets[bkey] = list(slots)
+            else:
+                for i, n in enumerate(slots):
+                    have[i] += n
+        exp = self.exp
+        for xkey, b in other.exp.items():
+            have_exp = exp.get(xkey)
+            exp[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
+        env = self.env
+        for ekey, runs in other.env.items():
+            env[ekey] = env.get(ekey, 0.0) + runs
+        self.active |= other.active
+
+
+def _merge_metrics(into: dict[Any, list[Any]], items: Any, kinds: dict[str, str]) -> None:
+    """Metric accumulators added key by key, as the upsert does: a gauge keeps its latest value."""
+    for key, acc in items:
+        have = into.get(key)
+        if have is None:
+            into[key] = list(acc)
+        elif kinds.get(key[0]) == "gauge":
+            if acc[6] >= have[6]:
+                have[0], have[6] = acc[0], acc[6]
+        else:
+            have[0] += acc[0]
+            have[1] += acc[1]
+            have[2] += acc[2]
+            have[3] += acc[3]
+            have[4] = acc[4] if have[4] is None else (have[4] if acc[4] is None else min(have[4], acc[4]))
+            have[5] = acc[5] if have[5] is None else (have[5] if acc[5] is None else max(have[5], acc[5]))
+            have[6] = max(have[6], acc[6])
+
+
 def exponential_of(meta: str | None, counts: str | None) -> exponential.Buckets:
     """Buckets of a stored raw exponential point: ``bounds`` holds scale, zero count and offsets as JSON."""
     info = json.loads(meta) if meta else {}
@@ -234,23 +278,10 @@ def decode_exponential(blob: bytes) -> exponential.Buckets:
 def weekly(rollup: Rollup) -> Rollup:
     """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier."""
     out = Rollup(kinds=rollup.kinds)
-    metrics: dict[Any, list[Any]] = out.metrics
-    for (metric, day, *rest), acc in rollup.metrics.items():
-        key = (metric, (day + 3) // 7, *rest)
-        have = metrics.get(key)
-        if have is None:
-            metrics[key] = list(acc)
-        elif rollup.kinds.get(metric) == "gauge":
-            if acc[6] >= have[6]:
-                have[0], have[6] = acc[0], acc[6]
-        else:
-            have[0] += acc[0]
-            have[1] += acc[1]
-            have[2] += acc[2]
-            have[3] += acc[3]
-            have[4] = acc[4] if have[4] is None else (have[4] if acc[4] is None else min(have[4], acc[4]))
-            have[5] = acc[5] if have[5] is None else (have[5] if acc[5] is None else max(have[5], acc[5]))
-            have[6] = max(have[6], acc[6])
+    _merge_metrics(
+        out.metrics, (((metric, (day + 3) // 7, *rest), acc) for (metric, day, *rest), acc in rollup.metrics.items()),
+        rollup.kinds,
+    )
     buckets: dict[Any, list[int]] = out.buckets
     for (metric, day, *rest), slots in rollup.buckets.items():
         bkey = (metric, (day + 3) // 7, *rest)

@@ -1,7 +1,10 @@
 """The embedded backend's HTTP face: an OTLP/HTTP receiver plus the report API and dashboard.
 
-Stdlib ``http.server`` on purpose: no framework to install, one thread per connection, and each
-request opens its own SQLite connection (WAL lets writers and readers overlap). Every handler answers
+Stdlib ``http.server`` on purpose: no framework to install, one thread per connection. Request threads
+decode in parallel and hand their rows to one writer thread (:class:`_Writer`), which commits whatever has
+queued up in one transaction (group commit, each request in its own savepoint) and only then lets each
+request answer 200: no transaction per request fighting over SQLite's single write lock, and WAL lets the
+report's readers overlap the writer. Every handler answers
 something: errors the client caused get 4xx with a google.rpc.Status body (as OTLP/HTTP requires),
 anything else 500 with a short message; a busy database gets 503 + Retry-After, which OTLP exporters
 retry. There is no authentication, so the default bind address is loopback, and the Host header must
@@ -17,6 +20,7 @@ import ipaddress
 import json
 import logging
 import math
+import queue
 import socket
 import sqlite3
 import threading
@@ -44,7 +48,7 @@ from otel_expansion.backend.paths import default_db_path, prepare_db_path
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.report import report_from
 from otel_expansion.backend.rollup import DAY_NS
-from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Store, connect, open_readonly
+from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Request, Store, WriteResult, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = ["BODY_TIMEOUT_S", "QueryError", "default_db_path", "parse_filter", "serve"]
@@ -85,6 +89,89 @@ def _allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str] | None:
     return frozenset(names)
 
 
+class _Pending:
+    """One request waiting for the writer: set ``outcome`` then ``done``."""
+
+    __slots__ = ("done", "outcome", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.outcome: WriteResult | BaseException | None = None
+        self.done = threading.Event()
+
+
+class _Writer:
+    """The one thread that writes: group commit of every request queued while the last group committed.
+
+    Why: with a transaction per request, N request threads contend for SQLite's single write lock (busy
+    waits and sleeps; more senders were slower). Here request threads only decode; this thread takes all
+    queued requests (up to ``MAX_GROUP``) into one transaction, each in its own savepoint so a failing
+    request is rolled back alone, and wakes each request after the COMMIT: a 200 still means stored.
+    """
+
+    MAX_GROUP = 64
+
+    def __init__(self, db_path: Path, limits: Limits, retention_days: float) -> None:
+        self._db_path, self._limits, self._retention_days = db_path, limits, retention_days
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="otel-expansion-backend-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: Request) -> WriteResult:
+        """Store one request (raising what storing it raised) once its group has committed."""
+        pending = _Pending(request)
+        with self._lock:
+            if self._closed:
+                raise sqlite3.OperationalError("database busy: the backend is stopping")
+            self._queue.put(pending)
+        pending.done.wait()
+        if isinstance(pending.outcome, BaseException):
+            raise pending.outcome
+        assert pending.outcome is not None
+        return pending.outcome
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        store: Store | None = None
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                group = [first]
+                while len(group) < self.MAX_GROUP:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    group.append(more)
+                outcomes: list[WriteResult | Exception] | list[BaseException]
+                try:
+                    if store is None:
+                        store = Store(self._db_path, self._limits, self._retention_days)
+                    outcomes = store.write_group([p.request for p in group])
+                except BaseException as exc:  # handed to every waiting request to answer
+                    outcomes = [exc] * len(group)
+                for pending, outcome in zip(group, outcomes, strict=True):
+                    pending.outcome = outcome
+                    pending.done.set()
+        finally:
+            if store is not None:
+                store.close()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -109,6 +196,13 @@ class _Server(ThreadingHTTPServer):
         self.extra_hosts = frozenset(h.lower() for h in allowed_hosts) | {socket.gethostname().lower()}
         self.engine = engine or (lambda: SQLiteEngine(open_readonly(db_path)))
         super().__init__(address, _Handler)
+        self.writer = _Writer(db_path, limits, retention_days)
+
+    def server_close(self) -> None:
+        try:
+            super().server_close()
+        finally:
+            self.writer.close()
 
     def host_allowed(self, header: str | None) -> bool:
         if not header:
@@ -141,21 +235,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._guard(self._post)
-
-    def _store(self) -> Store:
-        """One store (SQLite connection) per client connection: keep-alive exporters reuse it."""
-        store: Store | None = getattr(self, "_open_store", None)
-        if store is None:
-            store = self._open_store = Store(self.server.db_path, self.server.limits, self.server.retention_days)
-        return store
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            store = getattr(self, "_open_store", None)
-            if store is not None:
-                store.close()
 
     def do_GET(self) -> None:
         self._guard(self._get)
@@ -285,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
             if batch_id is not None and len(batch_id) > _MAX_BATCH_ID:
                 logger.warning("ignoring a %d-character batch id header", len(batch_id))
                 batch_id = None
-            result = self._store().write(signal, resources, batch_id)
+            result = self.server.writer.submit((signal, resources, batch_id))
         except PayloadError as exc:
             logger.info("refused %s request: %s %s", signal, exc.status, exc.message)
             self._status(exc.status, exc.message, encoding)
