@@ -157,11 +157,10 @@ def spool_commands(home: Path) -> list[Recorded]:
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     from otel_expansion.config.paths import SPOOL_FILE
+    from otel_expansion.journal.store import DIRECTORIES
     from otel_expansion.sdk.signals import SCOPE_NAME
     from otel_expansion.spool.store import Spool
     from otel_expansion.workers.sender import ingest_journal, sender_lock, settings_for
-
-    from otel_expansion.journal.store import DIRECTORIES
 
     if not (home / SPOOL_FILE).exists() and not any((home / d).exists() for d in DIRECTORIES):
         return []

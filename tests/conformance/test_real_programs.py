@@ -126,6 +126,8 @@ def _variant(case: Case, work: Path, how: str, home: Path | None, off: bool, ser
         # contrib's HTTP and logging instrumentations (installed for tests/privacy) wrap requests and show in
         # a Ctrl-C's traceback: their behaviour, not ours; this suite compares ours
         env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "requests,urllib,logging"
+        if case.tool == "fire":  # `python -m fire` as a console script of ours, published by no distribution:
+            env["OTEL_SERVICE_NAME"] = "fire"  # named the way opentelemetry-instrument is configured
     if home is not None:
         env.update(OTEL_EXPANSION_HOME=str(home), OTEL_EXPANSION_SEND="false")
     if off:
