@@ -157,13 +157,7 @@ def finish_fallback(telemetry: TelemetryHandle) -> None:
             started[2] if run.start_cpu else 0.0)
     from otel_expansion.collect.integrations import _exit
 
-    status, error, _ = _exit.final()
-    if error is not None and not isinstance(error, SystemExit):
-        recorder.note_error(error)
-    if status is _exit.UNKNOWN:
-        recorder.end(run, None, unknown=True)
-    else:
-        recorder.end(run, status)
+    _exit.end_run(recorder, run)
 
 
 _exec_originals: dict[str, Any] = {}

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from types import CodeType, FrameType
     from typing import Any
 
+    from otel_expansion.collect.recorder import CommandRun, Recorder
+
 _originals: dict[str, Any] = {}
 _observed: dict[str, Any] = {}
 _seq = [0]  # a counter of observations, so a run can tell which exits came after it ended
@@ -300,3 +302,15 @@ def uninstall() -> None:
         monitoring.free_tool_id(tool)
     _main[0] = None
     _observed.clear()
+
+
+def end_run(recorder: Recorder, run: CommandRun) -> None:
+    """End an integration's ``run`` with the process's last word: the status the shell sees (or
+    ``unknown`` when nobody could observe it), noting the exception that ended it as its error."""
+    status, error, _ = final()
+    if error is not None and not isinstance(error, SystemExit):
+        recorder.note_error(error)
+    if status is UNKNOWN:
+        recorder.end(run, None, unknown=True)
+    else:
+        recorder.end(run, status)

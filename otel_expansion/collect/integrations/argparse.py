@@ -141,13 +141,7 @@ def finish(telemetry: TelemetryHandle) -> None:
         for p in parsers:
             declared.update(getattr(p, "_option_string_actions", {}))
         run.args = tuple(a for a in run.args if a in declared)
-    status, error, _ = _exit.final()
-    if error is not None and not isinstance(error, SystemExit):
-        telemetry.recorder.note_error(error)
-    if status is _exit.UNKNOWN:
-        telemetry.recorder.end(run, None, unknown=True)
-    else:
-        telemetry.recorder.end(run, status)
+    _exit.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:

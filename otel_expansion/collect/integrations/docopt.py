@@ -111,13 +111,7 @@ def finish(telemetry: Any) -> None:
         return
     if run.args:  # only options the usage text declares: a mistyped flag may be someone's value
         run.args = tuple(a for a in run.args if a in flags or a in ("-h", "--help", "--version"))
-    status, error, _ = _exit.final()
-    if error is not None and not isinstance(error, SystemExit):
-        telemetry.recorder.note_error(error)
-    if status is _exit.UNKNOWN:
-        telemetry.recorder.end(run, None, unknown=True)
-    else:
-        telemetry.recorder.end(run, status)
+    _exit.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:

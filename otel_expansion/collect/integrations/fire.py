@@ -147,13 +147,7 @@ def finish(telemetry: Any) -> None:
     if run.args:  # only flags fire itself understands: others are the program's values
         run.args = tuple(a for a in run.args if a in ("--", "-h", "--help", "--interactive", "-i", "--trace", "-t",
                                                       "--verbose", "-v", "--separator", "--completion"))
-    status, error, _ = _exit.final()
-    if error is not None and not isinstance(error, SystemExit):
-        telemetry.recorder.note_error(error)
-    if status is _exit.UNKNOWN:
-        telemetry.recorder.end(run, None, unknown=True)
-    else:
-        telemetry.recorder.end(run, status)
+    _exit.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:

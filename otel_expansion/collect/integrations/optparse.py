@@ -97,13 +97,7 @@ def finish(telemetry: Any) -> None:
             declared.update(getattr(p, "_long_opt", {}))
             declared.update(getattr(p, "_short_opt", {}))
         run.args = tuple(a for a in run.args if a in declared)
-    status, error, _ = _exit.final()
-    if error is not None and not isinstance(error, SystemExit):
-        telemetry.recorder.note_error(error)
-    if status is _exit.UNKNOWN:
-        telemetry.recorder.end(run, None, unknown=True)
-    else:
-        telemetry.recorder.end(run, status)
+    _exit.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:
