@@ -168,7 +168,7 @@ class _BatchingExponentialHistogram(_ExponentialBucketHistogramAggregation):
             for v in values:  # the same additions, in the same order, as one record() per value
                 total += v
             state._sum = total
-            if self._record_min_max:
+            if getattr(self, "_record_min_max", True):  # absent in older SDKs (1.30), which always record them
                 state._min = min(state._min, min(values))
                 state._max = max(state._max, max(values))
             state._count += len(values)
