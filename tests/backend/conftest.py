@@ -490,3 +490,21 @@ def dbtool_data() -> list[tuple[str, Any]]:
 
 def two_apps() -> list[tuple[str, Any]]:
     return known_data() + dbtool_data()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium through Playwright: the Debian ``chromium`` (PLAYWRIGHT_CHROMIUM_EXECUTABLE_PATH, else
+    ``chromium`` on PATH); Playwright's own browser download is not needed."""
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("PLAYWRIGHT_CHROMIUM_EXECUTABLE_PATH") or shutil.which("chromium")
+    if not executable:
+        pytest.fail("Chromium is required: apt-get install -y chromium (scripts/test.sh does it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()

@@ -6,26 +6,11 @@ Units and meanings of the dashboard's own figures are its content (tests/backend
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from .conftest import LiveServer, two_apps
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = os.environ.get("PLAYWRIGHT_CHROMIUM_EXECUTABLE_PATH") or shutil.which("chromium")
-    if not executable:
-        pytest.fail("Chromium is required: apt-get install -y chromium (scripts/test.sh does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 def test_dashboard_at_1400px_clips_nothing_and_shares_the_inspectors_stylesheet(
