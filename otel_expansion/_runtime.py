@@ -30,7 +30,7 @@ import contextlib
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings, warn
+from otel_expansion.config.settings import Settings, speak_for, warn
 
 _handle: Telemetry | None = None
 
@@ -261,6 +261,7 @@ def init(
 
     Never raises: an unknown option or a value of the wrong type warns once and loses only itself.
     """
+    speak_for(service_name)  # from here on, a warning names the app it appears in
     options: dict[str, Any] = {
         "level": level, "consent": consent, "opt_out_env": opt_out_env, "instrument": instrument, "mode": mode,
         "home": home, "endpoint": endpoint, "debug": debug, "send": send, "redact_patterns": redact_patterns,
@@ -276,6 +277,8 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
           install_global: bool = False) -> Telemetry:
     """init() for the app (``auto=False``) and for opentelemetry-instrument's configurator (``auto=True``)."""
     global _handle
+    if auto:
+        speak_for(service_name)
     if _handle is not None:
         if not (_handle.auto and not auto):
             return _handle

@@ -20,6 +20,7 @@ from otel_expansion.config.levels import Level
 
 __all__ = [
     "CI_PROVIDERS",
+    "HOST",
     "VARIABLES",
     "Settings",
     "Stored",
@@ -34,10 +35,21 @@ __all__ = [
     "parse_resource_attributes",
     "read_stored",
     "resolve",
+    "speak_for",
     "variable",
     "variables_markdown",
     "warn",
 ]
+
+
+HOST: list[str] = []
+"""The host program's name once ``init()`` (or opentelemetry-instrument) has named it: warnings then speak
+for that program (config/warn.py). Empty in the package's own CLI and the sender."""
+
+
+def speak_for(program: str) -> None:
+    """Let warnings name ``program``, the host they appear in (called by ``init()``)."""
+    HOST[:] = [program] if isinstance(program, str) and program.strip() else []
 
 
 def warn(message: str, *, logger: str | None = None) -> None:

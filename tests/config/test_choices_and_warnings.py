@@ -48,8 +48,8 @@ def test_bad_level_variable_warns_with_the_level_in_effect(run_cli: RunCli, home
     result = run_cli("hello", "a", OTEL_EXPANSION_SEND="false", OTEL_EXPANSION_LEVEL="banana")
     assert (result.returncode, result.stdout) == (0, "hello a\n")
     warnings = [line for line in result.stderr.splitlines() if "OTEL_EXPANSION_LEVEL" in line]
-    assert warnings == ["otel-expansion: warning: OTEL_EXPANSION_LEVEL is not off|basic|enhanced|full; "
-                        "ignored (level in effect: full)"]
+    assert warnings == ["democli telemetry (otel-expansion): warning: OTEL_EXPANSION_LEVEL is not "
+                        "off|basic|enhanced|full; ignored (level in effect: full)"]
     assert "banana" not in result.stderr
 
 
@@ -58,7 +58,8 @@ def test_malformed_endpoint_warns_in_the_run_and_flush_sends_nothing(run_cli: Ru
     bad = f"http://{SECRET}@collector:43x8"
     result = run_cli("hello", "a", OTEL_EXPANSION_SEND="false", OTEL_EXPORTER_OTLP_ENDPOINT=bad)
     assert (result.returncode, result.stdout) == (0, "hello a\n")
-    assert "otel-expansion: warning: OTEL_EXPORTER_OTLP_ENDPOINT has an invalid port" in result.stderr
+    assert "democli telemetry (otel-expansion): warning: OTEL_EXPORTER_OTLP_ENDPOINT has an invalid port" in (
+        result.stderr)
     flushed = ox(home, "flush", "--timeout", "5", OTEL_EXPORTER_OTLP_ENDPOINT=bad)
     assert flushed.returncode == 1
     assert "localhost:4318" not in flushed.stderr and "sending to" not in flushed.stderr
@@ -76,24 +77,27 @@ def test_malformed_init_endpoint_is_held_not_replaced(tmp_path: Path) -> None:
               "with otel_expansion.command('go'):\n    pass\n")
     run = subprocess.run([sys.executable, "-c", script], env=clean_env(home, OTEL_EXPANSION_SEND="false"),
                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
-    assert "otel-expansion: warning: the collector endpoint" in run.stderr and SECRET not in run.stderr
+    assert "mycli telemetry (otel-expansion): warning: the collector endpoint" in run.stderr
+    assert SECRET not in run.stderr
     flushed = ox(home, "flush", "--timeout", "5")
     assert flushed.returncode == 1 and "localhost:4318" not in flushed.stderr
     assert "not a valid URL" in flushed.stderr and SECRET not in flushed.stderr
 
 
 def test_every_warning_has_the_prefix_and_no_value(run_cli: RunCli, home: Path) -> None:
-    """Bad values in many variables: each warning starts with the prefix and none repeats the value."""
+    """Bad values in many variables: each warning starts with the prefix and none repeats the value. In the
+    app's run the prefix names the app (its user never chose otel-expansion); in our own CLI, ours."""
     env = {"OTEL_EXPANSION_LEVEL": SECRET, "OTEL_EXPANSION_DEBUG": SECRET, "OTEL_EXPANSION_SEND": "false",
            "OTEL_EXPORTER_OTLP_PROTOCOL": SECRET, "OTEL_EXPORTER_OTLP_COMPRESSION": SECRET,
            "OTEL_EXPORTER_OTLP_CERTIFICATE": f"/nonexistent/{SECRET}", "OTEL_EXPORTER_OTLP_TIMEOUT": SECRET,
            "OTEL_EXPANSION_SESSION_IDLE": SECRET, "OTEL_RESOURCE_ATTRIBUTES": SECRET}
     run = run_cli("hello", "a", **env)
     flushed = ox(home, "flush", "--timeout", "3", **{**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
-    for stream in (run.stderr, flushed.stderr):
+    for stream, prefix in ((run.stderr, "democli telemetry (otel-expansion): warning: "),
+                           (flushed.stderr, "otel-expansion: warning: ")):
         warnings = [line for line in stream.splitlines() if "warning" in line.lower()]
         assert warnings, stream
-        assert all(line.startswith("otel-expansion: warning: ") for line in warnings), warnings
+        assert all(line.startswith(prefix) for line in warnings), warnings
         assert SECRET not in stream
 
 
