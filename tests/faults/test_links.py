@@ -20,8 +20,24 @@ pytestmark = [pytest.mark.faults, pytest.mark.skipif(os.geteuid() != 0, reason="
 
 WRITTEN = ("sender.log", "sender.lock", "sender.state", "spool.sqlite", "spool.sqlite-wal", "spool.sqlite-shm",
            "spool.sqlite-journal", "session", "installation-id", "consent", "endpoint", "service",
-           "journal.dropped", "journal", "level-choice")
-"""Every path the package writes inside a home (files, SQLite side files, the journal directory)."""
+           "journal.dropped", "journal", "journal-v2", "level-choice")
+"""Every path the package writes inside a home (files, SQLite side files, the journal directories: a run
+whose exit nobody could observe is a version-2 record, in ``journal-v2``)."""
+
+DIRECTORIES = ("journal", "journal-v2")
+
+EXECS = """
+import os
+import sys
+
+import otel_expansion
+
+otel_expansion.init("democli", "1.0.0")
+otel_expansion.set_command("hello")
+print("before exec", flush=True)
+os.execv(sys.executable, [sys.executable, "-c", "print('after exec')"])
+"""
+"""A run that replaces its image: journaled first with outcome ``unknown``, so into ``journal-v2``."""
 
 
 def victim(tmp_path: Path) -> Path:
@@ -45,6 +61,9 @@ def exercise(home: Path, url: str) -> list[subprocess.CompletedProcess[str]]:
     results = [run([cli, "hello", "a"], home, OTEL_EXPANSION_LEVEL="enhanced", OTEL_EXPORTER_OTLP_ENDPOINT=url,
                    OTEL_EXPANSION_DEBUG="1")]
     wait_for_senders(home)
+    execs = home.parent / "execs.py"
+    execs.write_text(EXECS)
+    results.append(run([str(execs)], home, OTEL_EXPANSION_SEND="false"))  # a journal-v2 record
     results.append(run([cli, "hello", "b"], home, OTEL_EXPANSION_SEND="false", OTEL_EXPANSION_LEVEL="enhanced"))
     for command in (["flush", "--timeout", "5"], ["level", "enhanced"], ["reset-id"], ["status"],
                     ["consent", "deny"], ["clear"]):
@@ -62,12 +81,13 @@ def test_planted_link_is_never_followed(tmp_path: Path, name: str) -> None:
     outside = victim(tmp_path)
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    os.symlink(outside / ("dir" if name == "journal" else "file"), home / name)
+    os.symlink(outside / ("dir" if name in DIRECTORIES else "file"), home / name)
     before = snapshot(outside)
     with otlp_server() as srv:
         results = exercise(home, srv.url)
     assert results[0].stdout == "hello a\n" and results[0].returncode == 0
-    assert results[1].stdout == "hello b\n" and results[1].returncode == 0
+    assert results[1].stdout == "before exec\nafter exec\n" and results[1].returncode == 0
+    assert results[2].stdout == "hello b\n" and results[2].returncode == 0
     for r in results:
         assert "Traceback" not in r.stderr, r.stderr
     assert snapshot(outside) == before
