@@ -41,7 +41,8 @@ DROP_MEANINGS = {
     "overflow": "commands dropped because the program recorded faster than they could be handed over",
     "overflow_features": "features of those dropped commands",
     "overflow_exceptions": "handled exceptions of those dropped commands",
-    "undeclared": "features or attributes not declared by the program (data minimisation)",
+    "undeclared": ("features or attributes not declared by the program, and names no declaration or code "
+                   "fixes, sent as <dynamic> (data minimisation)"),
     "journal_full": "runs not saved because the journal was full",
     "staging": "spans beyond what one conversion holds",
     "corrupt": "run records that could not be read",

@@ -95,8 +95,9 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),
         Attribute("reason", Level.BASIC, "Why telemetry was dropped (size, age, corrupt, journal_full, overflow: "
                   "commands past a full buffer, overflow_features and overflow_exceptions: what was recorded "
-                  "during those commands or past its own bound, staging, undeclared: a feature the app's "
-                  "registry does not declare, too_large, rejected, exporter_none) or why an export failed "
+                  "during those commands or past its own bound, staging, undeclared: a feature or "
+                  "attribute the app's registry does not declare, or a name sent as "
+                  "`<dynamic>`, too_large, rejected, exporter_none) or why an export failed "
                   "(http_<status>, timeout, refused, connection, tls, dns, other)."),
         Attribute("outcome", Level.BASIC, "How an export request ended: success, retry, drop or too_large."),
     )
