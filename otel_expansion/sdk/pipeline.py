@@ -95,9 +95,11 @@ def sdk_resource(attributes: Mapping[str, object]) -> Resource:
     return Resource(attrs)
 
 
-def privacy_chain(level: Level, redactor: Redactor, inner: SpanProcessor) -> SpanProcessor:
-    """Level filter first (cheapest, drops most), then redaction, then the exporting processor."""
-    return LevelFilterSpanProcessor(level, RedactingSpanProcessor(redactor, inner))
+def privacy_chain(level: Level, redactor: Redactor, inner: SpanProcessor,
+                  count_withheld: Callable[[int], None] | None = None) -> SpanProcessor:
+    """Level filter first (cheapest, drops most), then redaction, then the exporting processor.
+    ``count_withheld`` counts other instrumentations' span attributes the filter keeps back."""
+    return LevelFilterSpanProcessor(level, RedactingSpanProcessor(redactor, inner), count_withheld)
 
 
 def span_name(exe: str, command: str) -> str:
@@ -160,7 +162,7 @@ class Pipeline:
         self.resource = sdk_resource(redactor.attributes(resource, max_count=64))
         inner = span_processor or StagingSpanProcessor(staging)
         self.tracer_provider = TracerProvider(resource=self.resource)
-        self.tracer_provider.add_span_processor(privacy_chain(level, redactor, inner))
+        self.tracer_provider.add_span_processor(privacy_chain(level, redactor, inner, staging.count_withheld))
         self.reader = StagingMetricReader(staging, redactor, level)
         self.meter_provider = MeterProvider(
             metric_readers=[self.reader], resource=self.resource, views=views_for(level, batched)

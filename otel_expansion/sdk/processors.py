@@ -8,6 +8,7 @@ mutating SDK internals. They never raise and never block.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
@@ -54,11 +55,13 @@ class LevelFilterSpanProcessor(_Chained):
     names it after the typed command, an HTTP client after the URL).
     """
 
-    def __init__(self, level: Level, next_processor: SpanProcessor) -> None:
+    def __init__(self, level: Level, next_processor: SpanProcessor,
+                 count_withheld: Callable[[int], None] | None = None) -> None:
         super().__init__(next_processor)
         self.level = level
         self.allowed = frozenset(n for n, a in signals.ATTRIBUTES.items() if a.level <= level)
         self.withheld = 0  # attributes of other instrumentations' spans not sent (privacy.foreign)
+        self.count_withheld = count_withheld  # where they are counted for the backend (``dropped.foreign``)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -111,6 +114,8 @@ class LevelFilterSpanProcessor(_Chained):
         kept, withheld = foreign.attributes(attrs, self.level)
         if withheld:
             self.withheld += withheld
+            if self.count_withheld is not None:
+                self.count_withheld(withheld)
         # contrib click names a span by what was typed; the scope is an imported module's name, code's own
         name = foreign.scope_name(scope)
         status = Status(span.status.status_code)  # the description is exception text: never from others

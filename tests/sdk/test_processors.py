@@ -98,3 +98,18 @@ def test_replay_keeps_original_timestamps() -> None:
     points, spans = staging.take()
     assert spans and spans[0].end_ns == 5_000
     assert all(pt.start_ns == 1_000 and pt.time_ns == 5_000 for pt in points)
+
+
+def test_withheld_foreign_attributes_are_counted_where_the_backend_sees_them() -> None:
+    """What the filter keeps back of another instrumentation's span is counted in the pipeline's staging
+    (taken into ``dropped.foreign`` by the service loop), not only on the processor object."""
+    import opentelemetry.instrumentation.instrumentor  # noqa: F401
+
+    staging = Staging()
+    p = Pipeline({"service.name": "s"}, Level.ENHANCED, Redactor(), staging)
+    tracer = p.tracer_provider.get_tracer("opentelemetry.instrumentation.instrumentor")
+    for _ in range(3):  # two attributes withheld each time, one kept
+        tracer.start_span("GET /users/jsmith", attributes={
+            "url.full": "https://h/users/jsmith", "user.name": "jsmith", "error.type": "ValueError"}).end()
+    assert staging.take_withheld() == 6
+    assert staging.take_withheld() == 0  # taken once
