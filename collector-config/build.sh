@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the otel-expansion collector from manifest.yaml with ocb, cached under ~/.cache keyed by the
-# manifest's hash and the Go version. Prints the binary's path on stdout (and nothing else).
+# manifest's hash and the Go version. Prints the binary's path on stdout (and nothing else). Concurrent
+# calls (scripts/test.sh starts one in the background; the collector tests call it too) build once: the
+# later ones wait on a lock, then find the binary.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 manifest="$here/manifest.yaml"
@@ -13,6 +15,12 @@ if [ -x "$bin" ]; then
   exit 0
 fi
 mkdir -p "$cache"
+exec 9>"$cache.lock"
+flock 9  # another build of this key is running: wait for it, then use what it built
+if [ -x "$bin" ]; then
+  echo "$bin"
+  exit 0
+fi
 export GOBIN="$HOME/.cache/otel-expansion/ocb-$ocb_version"
 if [ ! -x "$GOBIN/builder" ]; then
   echo "installing ocb $ocb_version into $GOBIN" >&2

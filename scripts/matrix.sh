@@ -4,6 +4,7 @@
 #   scripts/matrix.sh              list the cells and their pins
 #   scripts/matrix.sh CELL [...]   run those cells (one venv each), e.g. scripts/matrix.sh lowest
 #   scripts/matrix.sh all          run every cell, MATRIX_JOBS at a time (default 2)
+#   scripts/matrix.sh prepare      build every cell's venv and run nothing
 #
 # Each cell is its own venv under ~/.cache/otel-expansion/matrix/, keyed by a hash of the cell's pins, the
 # Python version and this file's test requirements: a warm cell installs nothing. Cells with open
@@ -42,20 +43,36 @@ key() {
     | sha256sum | cut -c1-16
 }
 
+venv_of() {
+  local pins
+  pins="$(pins "$1")" || { echo "matrix: unknown cell '$1' (cells: ${CELLS[*]})" >&2; return 2; }
+  echo "$CACHE/$1-$(key "$pins")"
+}
+
+build_cell() {
+  # the cell's venv, built once: concurrent calls (test.sh prepares cells in the background while the suite
+  # runs) wait on the cell's lock, then find it complete
+  local cell="$1" pins venv
+  pins="$(pins "$cell")" && venv="$(venv_of "$cell")" || return 2
+  mkdir -p "$CACHE"
+  (
+    flock 9
+    if [ ! -f "$venv/.complete" ]; then
+      echo "== matrix $cell: building $venv"
+      rm -rf "$venv"
+      "$PY" -m venv "$venv"
+      # shellcheck disable=SC2086
+      "$venv/bin/pip" install -q $pins $TEST_TOOLS
+      touch "$venv/.complete"
+      ls -d "$CACHE/$cell"-* 2>/dev/null | grep -v -e "^$venv\$" -e '\.lock$' | xargs -r rm -rf  # older keys
+    fi
+  ) 9>"$CACHE/$cell.lock"
+}
+
 run_cell() {
-  local cell="$1" pins venv log started=$SECONDS
-  pins="$(pins "$cell")" || { echo "matrix: unknown cell '$cell' (cells: ${CELLS[*]})" >&2; return 2; }
-  venv="$CACHE/$cell-$(key "$pins")"
-  if [ ! -f "$venv/.complete" ]; then
-    echo "== matrix $cell: building $venv"
-    rm -rf "$venv"
-    mkdir -p "$CACHE"
-    "$PY" -m venv "$venv"
-    # shellcheck disable=SC2086
-    "$venv/bin/pip" install -q $pins $TEST_TOOLS
-    touch "$venv/.complete"
-    ls -d "$CACHE/$cell"-* 2>/dev/null | grep -v "^$venv\$" | xargs -r rm -rf  # older keys of this cell
-  fi
+  local cell="$1" venv log started=$SECONDS
+  venv="$(venv_of "$cell")" || return 2
+  build_cell "$cell" || { echo "== matrix $cell: FAILED to build its venv"; return 1; }
   "$venv/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/otel_expansion_src.pth", "w").write(sys.argv[1] + "\n")' "$ROOT"
   echo "== matrix $cell: $("$venv/bin/pip" list --format=freeze 2>/dev/null \
     | grep -iE '^(opentelemetry-(api|sdk|proto|instrumentation)|protobuf|click|typer|psutil|googleapis)' | tr '\n' ' ')"
@@ -76,6 +93,11 @@ run_cell() {
 
 if [ $# -eq 0 ]; then
   for c in "${CELLS[@]}"; do printf '%-10s %s\n' "$c" "$(pins "$c")"; done
+  exit 0
+fi
+if [ "$1" = prepare ]; then
+  # build every cell's venv, no tests (scripts/test.sh runs this in the background while the suite runs)
+  for c in "${CELLS[@]}"; do build_cell "$c" || exit 1; done
   exit 0
 fi
 if [ "$1" = all ]; then

@@ -29,6 +29,14 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
+COLLECTOR_TESTS = str(ROOT / "tests" / "collector")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The collector's tests run last: scripts/test.sh builds the collector in the background meanwhile (a
+    cold build takes ~11 min), and the first of them waits for it on build.sh's lock. Order only."""
+    items.sort(key=lambda item: str(item.path).startswith(COLLECTOR_TESTS))
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
