@@ -535,14 +535,16 @@ class Recorder:
         return attrs
 
     def _exception_details(self, exc: BaseException) -> ExceptionDetails:
-        """Frames named by module (never by directory) and the message's provably own text."""
+        """Frames named by module (never by directory) as the code fixes them, and the message's provably
+        own text."""
         frames = []
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
-            module = frame.f_globals.get("__name__")
-            module = module if type(module) is str else "?"
-            frames.append(f"{module}:{tb.tb_lineno} in {frame.f_code.co_name}")
+            # module and function only as the program's code fixes them (a module imported under a name made
+            # at run time, code renamed at run time: <dynamic>), as in cli.error.signature
+            module, _, function = vocabulary.frame_label(frame.f_code, frame.f_globals.get("__name__")).rpartition(":")
+            frames.append(f"{module or _DYNAMIC}:{tb.tb_lineno} in {function}")
             tb = tb.tb_next
         frames = frames[-MAX_STACK_FRAMES:]
         r = self.redactor

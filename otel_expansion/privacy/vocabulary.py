@@ -42,6 +42,7 @@ __all__ = [
     "command_word",
     "error_type",
     "executable_name",
+    "frame_label",
     "in_code",
     "own_code",
     "printable",
@@ -465,6 +466,7 @@ _PACKAGE_DIRS = ("site-packages", "dist-packages")
 # id(code) -> (code, module name seen, kind, text): kind "own", "third" (an installed distribution's module),
 # "stdlib" (text: the bare top-level module), "dynamic" (a placeholder), "hidden" (never shown)
 _frames: dict[int, tuple[CodeType, object, str, str]] = {}
+_labels: dict[int, tuple[CodeType, object, str]] = {}  # id(code) -> (code, module name seen, frame_label)
 _program: list[frozenset[str]] = []  # top-level packages of the program itself (its entry point, ``-m``)
 _entry_targets: dict[str, set[str]] = {}  # entry point name -> top-level packages of its targets
 _roots: list[object] = [None, frozenset()]  # [sys.path as a tuple, its entries made absolute]
@@ -540,27 +542,54 @@ def _frame_text(code: CodeType, module: object) -> tuple[str, str]:
     if type(module) is not str or not module:
         return "dynamic", DYNAMIC
     top = module.partition(".")[0]
-    if top in FRAMEWORK_MODULES:
+    if top in FRAMEWORK_MODULES or code.co_name in _COMPREHENSIONS:
         return "hidden", ""
-    name = code.co_name
-    if name in _COMPREHENSIONS:
-        return "hidden", ""
-    filename = code.co_filename
-    stdlib = _stdlib_top(filename)
+    stdlib = _stdlib_top(code.co_filename)
     if stdlib is not None:
         return ("stdlib", stdlib) if stdlib.partition(".")[0] not in FRAMEWORK_MODULES else ("hidden", "")
-    if not own_code(code):
-        _files[0] = -1  # the set of module files is rebuilt when the module count changes: make sure
-        if not own_code(code):
-            return "dynamic", DYNAMIC
-    if module != "__main__" and not _import_name(filename, module):
+    text = frame_label(code, module)
+    if text == DYNAMIC:
         return "dynamic", DYNAMIC
-    fixed = name in _FIXED_CODE_NAMES or name in _signature_literals(module, filename)
-    text = f"{module}:{name if fixed and printable(name) else DYNAMIC}"
-    installed = any(os.sep + d + os.sep in filename for d in _PACKAGE_DIRS)
+    installed = any(os.sep + d + os.sep in code.co_filename for d in _PACKAGE_DIRS)
     if installed and top not in _program_packages():
         return "third", text
     return "own", text
+
+
+def frame_label(code: CodeType, module: object) -> str:
+    """``module:function`` of a frame running ``code`` in the module named ``module`` (its globals'
+    ``__name__``), each part only as the program's code fixes it: the module when ``code`` was compiled from
+    an imported module's file (or the main script, or is a frozen standard module) and ``module`` is the name
+    the import system gives that file; the function when it is a ``def``/``class`` name or literal of that
+    file, or a name CPython gives (``<lambda>``, ``<module>``...). Else ``<dynamic>`` in its place (the
+    whole label when the module is not proved). Remembered per code object."""
+    hit = _labels.get(id(code))
+    if hit is not None and hit[0] is code and hit[1] == module:
+        return hit[2]
+    try:
+        label = _label(code, module)
+    except Exception:
+        label = DYNAMIC
+    if len(_labels) >= _CACHE_MAX:
+        _labels.clear()
+    _labels[id(code)] = (code, module, label)
+    return label
+
+
+def _label(code: CodeType, module: object) -> str:
+    if type(module) is not str or not module or not printable(module):
+        return DYNAMIC
+    filename = code.co_filename
+    if filename != f"<frozen {module}>":
+        if not own_code(code):
+            _files[0] = -1  # the set of module files is rebuilt when the module count changes: make sure
+            if not own_code(code):
+                return DYNAMIC
+        if module != "__main__" and not _import_name(filename, module):
+            return DYNAMIC
+    name = code.co_name
+    fixed = name in _FIXED_CODE_NAMES or name in _COMPREHENSIONS or name in _signature_literals(module, filename)
+    return f"{module}:{name if fixed and printable(name) else DYNAMIC}"
 
 
 def _stdlib_top(filename: str) -> str | None:

@@ -226,3 +226,39 @@ class TestReplay:
         }
         assert attributes_of(values, signals.HANDLED) == {
             (("cli.error.signature", "m:a"), ("error.type", "KeyError"), ("exception.handled", True)): 1}
+
+
+def test_full_stack_names_frames_only_as_the_code_fixes_them(tmp_path: Any) -> None:
+    """The full level's ``exception.stacktrace`` names frames as the signature does: code renamed at run time
+    and a module imported under a name made at run time leave ``<dynamic>``, never the name."""
+    import importlib.util
+    import sys
+    import types
+
+    secret = "_".join(["riku", "virta", str(7 * 11)])  # made at run time: in no code
+
+    def fail() -> None:
+        raise ValueError("x")
+
+    renamed = types.FunctionType(fail.__code__.replace(co_name=secret), globals())
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("def run():\n    raise ValueError('x')\n", encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(secret, plugin)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[secret] = module
+    try:
+        spec.loader.exec_module(module)
+        for door in (renamed, module.run):
+            rec = recorder("full")
+            try:
+                door()
+            except ValueError as exc:
+                rec.exception(exc)
+            body = rec.drain()
+            assert body is not None
+            (item,) = body["exceptions"]
+            assert secret not in repr(item) and "<dynamic>" in item["stack"] and "<dynamic>" in item["sig"]
+            assert body.get("undeclared") == 1  # the placeholder in the signature, counted
+    finally:
+        sys.modules.pop(secret, None)
