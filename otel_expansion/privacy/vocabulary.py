@@ -463,9 +463,10 @@ gives one signature whatever the interpreter."""
 _FIXED_CODE_NAMES = frozenset({"<lambda>", "<module>"})
 """Names CPython gives code, never taken from the program's text: kept as they are."""
 _PACKAGE_DIRS = ("site-packages", "dist-packages")
-# id(code) -> (code, module name seen, kind, text): kind "own", "third" (an installed distribution's module),
-# "stdlib" (text: the bare top-level module), "dynamic" (a placeholder), "hidden" (never shown)
-_frames: dict[int, tuple[CodeType, object, str, str]] = {}
+# id(code) -> (code, module name seen, lowest level shown, text, whether it names a frame); see _classify:
+# kinds "own", "third" (an installed distribution's module), "stdlib" (text: the bare top-level module),
+# "dynamic" (a placeholder), "hidden" (never shown)
+_frames: dict[int, tuple[CodeType, object, int, str, bool]] = {}
 _labels: dict[int, tuple[CodeType, object, str]] = {}  # id(code) -> (code, module name seen, frame_label)
 _program: list[frozenset[str]] = []  # top-level packages of the program itself (its entry point, ``-m``)
 _entry_targets: dict[str, set[str]] = {}  # entry point name -> top-level packages of its targets
@@ -499,22 +500,20 @@ def signature(exc: BaseException, level: int) -> str | None:
         return None
     parts: list[str] = []
     allowed = False
+    frames = _frames
     tb = exc.__traceback__
-    depth = 0
-    while tb is not None and depth < 1000:
-        depth += 1
+    while tb is not None:  # every frame: the innermost ones (kept) come last
         frame = tb.tb_frame
         tb = tb.tb_next
         code = frame.f_code
         module = frame.f_globals.get("__name__")
-        hit = _frames.get(id(code))
-        if hit is None or hit[0] is not code or hit[1] != module:
+        hit = frames.get(id(code))
+        if hit is None or hit[0] is not code or hit[1] is not module and hit[1] != module:
             hit = _classify(code, module)
-        kind, text = hit[2], hit[3]
-        if kind == "hidden" or (level < 2 and kind in ("third", "stdlib")):
+        if hit[2] > level:  # hidden (4), or from enhanced (2) at basic
             continue
-        if kind != "dynamic" and not text.endswith(":" + DYNAMIC):
-            allowed = True
+        allowed = allowed or hit[4]
+        text = hit[3]
         if not parts or parts[-1] != text:
             parts.append(text)
     if not allowed:
@@ -524,14 +523,18 @@ def signature(exc: BaseException, level: int) -> str | None:
     return SIGNATURE_SEPARATOR.join(parts)
 
 
-def _classify(code: CodeType, module: object) -> tuple[CodeType, object, str, str]:
-    """One frame's kind and text (see ``signature``), remembered per code object."""
-    kind, text = "hidden", ""
+_KIND_LEVEL = {"own": 1, "dynamic": 1, "third": 2, "stdlib": 2, "hidden": 4}
+"""The lowest level at which a frame of each kind is shown (4: never)."""
+
+
+def _classify(code: CodeType, module: object) -> tuple[CodeType, object, int, str, bool]:
+    """One frame's (code, module, lowest level shown, text, names a frame) (see ``signature``), remembered
+    per code object."""
     try:
         kind, text = _frame_text(code, module)
     except Exception:
         kind, text = "dynamic", DYNAMIC
-    entry = (code, module, kind, text)
+    entry = (code, module, _KIND_LEVEL[kind], text, kind != "dynamic" and not text.endswith(":" + DYNAMIC))
     if len(_frames) >= _CACHE_MAX:
         _frames.clear()
     _frames[id(code)] = entry
