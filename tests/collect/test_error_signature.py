@@ -262,3 +262,35 @@ def test_full_stack_names_frames_only_as_the_code_fixes_them(tmp_path: Any) -> N
             assert body.get("undeclared") == 1  # the placeholder in the signature, counted
     finally:
         sys.modules.pop(secret, None)
+
+
+def test_a_service_counts_each_signature_exactly_past_a_full_buffer(tmp_path: Any) -> None:
+    """Service mode: 300 failures on two paths, the buffer holding only 50 commands: the errors counter
+    in the spool has each signature's exact count (from the in-process usage aggregate)."""
+    from otel_expansion.workers.sender import open_spool
+    from tests.sdk.test_service_counts import runtime
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    rt.recorder.max_commands = 50
+    rec = rt.recorder
+    for i in range(300):
+        r = rec.begin("sync", "svc", origin="literal")
+        try:
+            (pull if i % 3 else fetch)()
+        except ConnectionError as exc:
+            rec.end(r, exc)
+    rt.step()
+    rt._close_spool()
+    s = open_spool(str(home), rt.settings)
+    try:
+        points, _ = s.pending(limit=1_000_000)
+    finally:
+        s.close()
+    errors: dict[str | None, float] = {}
+    for p in points:
+        if p.key.name == signals.ERRORS:
+            sig = dict(p.key.attributes).get("cli.error.signature")
+            errors[sig] = errors.get(sig, 0) + p.value  # type: ignore[arg-type]
+    where = f"{HERE}:test_a_service_counts_each_signature_exactly_past_a_full_buffer"
+    assert errors == {f"{where} > {HERE}:pull > {HERE}:fetch": 200, f"{where} > {HERE}:fetch": 100}
