@@ -508,7 +508,7 @@ def signature(exc: BaseException, level: int) -> str | None:
         code = frame.f_code
         module = frame.f_globals.get("__name__")
         hit = frames.get(id(code))
-        if hit is None or hit[0] is not code or hit[1] is not module and hit[1] != module:
+        if hit is None or hit[0] is not code or (hit[1] is not module and hit[1] != module):
             hit = _classify(code, module)
         if hit[2] > level:  # hidden (4), or from enhanced (2) at basic
             continue
