@@ -470,7 +470,7 @@ _frames: dict[int, tuple[CodeType, object, int, str, bool]] = {}
 _labels: dict[int, tuple[CodeType, object, str]] = {}  # id(code) -> (code, module name seen, frame_label)
 _program: list[frozenset[str]] = []  # top-level packages of the program itself (its entry point, ``-m``)
 _entry_targets: dict[str, set[str]] = {}  # entry point name -> top-level packages of its targets
-_roots: list[object] = [None, frozenset()]  # [sys.path as a tuple, its entries made absolute]
+_roots: list[object] = [None, frozenset(), None]  # [sys.path as a tuple, its entries made absolute, resolved]
 
 
 def signature(exc: BaseException, level: int) -> str | None:
@@ -621,18 +621,19 @@ def _import_name(filename: str, module: str) -> bool:
     if not stem.endswith(tail):
         return False
     root = stem[: -len(tail)] or os.sep
-    return root in _sys_path_roots() or os.path.realpath(root) in _sys_path_roots()
+    if root in _sys_path_roots(False):
+        return True
+    return os.path.realpath(root) in _sys_path_roots(True)  # a link on the way: compare resolved paths
 
 
-def _sys_path_roots() -> frozenset[str]:
+def _sys_path_roots(resolved: bool) -> frozenset[str]:
+    """The entries of ``sys.path`` made absolute (``resolved``: with links resolved, computed when asked)."""
     path = tuple(p for p in sys.path if type(p) is str)
     if _roots[0] != path:
-        roots: set[str] = set()
-        for entry in path:
-            absolute = os.path.abspath(entry or os.curdir)
-            roots.update((absolute, os.path.realpath(absolute)))
-        _roots[0], _roots[1] = path, frozenset(roots)
-    return _roots[1]  # type: ignore[return-value]
+        _roots[:] = [path, frozenset(os.path.abspath(entry or os.curdir) for entry in path), None]
+    if resolved and _roots[2] is None:
+        _roots[2] = frozenset(os.path.realpath(entry) for entry in _roots[1])  # type: ignore[attr-defined]
+    return _roots[2 if resolved else 1]  # type: ignore[return-value]
 
 
 def _signature_literals(module: str, filename: str) -> frozenset[str]:
