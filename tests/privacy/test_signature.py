@@ -303,3 +303,19 @@ def test_same_code_path_same_signature_wherever_it_is_installed(tmp_path: Path) 
         assert r.returncode == 0, r.stderr
         outputs.append(r.stdout.strip())
     assert outputs == ["__main__:<module> > tool:main > tool:helper"] * 2
+
+
+def test_the_console_script_the_user_ran_names_the_program_packages(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sys.argv[0]`` is a console script an installed distribution publishes: the top-level packages of
+    its target are the program's own (read from ``entry_points.txt``, no importlib.metadata)."""
+    dist = tmp_path / "mytool-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text("[console_scripts]\nmytool = mytool_pkg.cli:main\n"
+                                           "other = elsewhere:main\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "bin" / "mytool"), "sync"])
+    for name, empty in (("_program", []), ("_entry_points", []), ("_entry_targets", {})):
+        monkeypatch.setattr(vocabulary, name, empty)
+    tops = vocabulary._program_packages()  # (plus pytest's own package when run as ``python -m pytest``)
+    assert "mytool_pkg" in tops and "elsewhere" not in tops
