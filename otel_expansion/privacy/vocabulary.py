@@ -618,6 +618,8 @@ def _import_name(filename: str, module: str) -> bool:
     if os.path.basename(stem) == "__init__":
         stem = os.path.dirname(stem)
     tail = os.sep + module.replace(".", os.sep)
+    if not os.path.isabs(stem) and getattr(sys, "frozen", False):  # PyInstaller: relative to the bundle
+        return os.sep + stem == tail
     if not stem.endswith(tail):
         return False
     root = stem[: -len(tail)] or os.sep
