@@ -5,6 +5,8 @@
   through LevelFilter -> Redacting -> staging exporter, six instrument recordings). The program's own
   thread pays only the cli-path cost: replay happens off the host's thread.
 * stock: one span + counter + histogram on a stock SDK with BatchSpanProcessor (export not counted).
+* failing command: the same with an exception raised three frames deep and recorded (error type, the
+  ``cli.error.signature``, details at full); stock records it with ``Span.record_exception``.
 
     python benchmarks/bench_hotpath.py [--n 20000]
 """
@@ -49,6 +51,35 @@ def cli_path(level: str) -> object:
     return record
 
 
+def _fail(depth: int) -> None:
+    """A failure three of the program's own frames deep (a raise, a lookup, the command's function)."""
+    if depth:
+        _fail(depth - 1)
+    raise ValueError("no such volume")
+
+
+def cli_failing_path(level: str) -> object:
+    """A failing command: the exception raised through the program's frames, then recorded (error type,
+    ``cli.error.signature``, at full the redacted details). The raise itself is in the figure, as it is in
+    stock's failing row."""
+    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.config.levels import Level
+    from otel_expansion.config.settings import Settings
+
+    recorder = Recorder(Settings(service_name="b", home=tempfile.mkdtemp(), level=Level.parse(level)))
+
+    def record() -> None:
+        run = recorder.begin("remote add", "bench")
+        try:
+            _fail(3)
+        except ValueError as exc:
+            recorder.end(run, exc)
+        if len(recorder.commands) > 200:
+            recorder.drain()
+
+    return record
+
+
 def service_path() -> object:
     from otel_expansion.collect.recorder import Recorder
     from otel_expansion.config.levels import Level
@@ -74,7 +105,7 @@ def service_path() -> object:
     return record
 
 
-def stock_path() -> object:
+def stock_path(failing: bool = False) -> object:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -97,7 +128,18 @@ def stock_path() -> object:
         counter.add(1, attrs)
         hist.record(0.01, attrs)
 
-    return record
+    def record_failure() -> None:
+        span = tracer.start_span("remote add", attributes={"cli.command.name": "remote add"})
+        try:
+            _fail(3)
+        except ValueError as exc:  # what a stock-instrumented CLI records: the exception event, the error type
+            span.record_exception(exc)
+            attrs = {"cli.command.name": "remote add", "cli.command.outcome": "error", "error.type": "ValueError"}
+        span.end()
+        counter.add(1, attrs)
+        hist.record(0.01, attrs)
+
+    return record_failure if failing else record
 
 
 def main() -> None:
@@ -113,11 +155,16 @@ def main() -> None:
         ("cli path, full", cli_path("full")),
         ("service export thread, enhanced (SDK replay)", service_path()),
         ("stock OTel span + counter + histogram", stock_path()),
+        ("failing command, cli path, basic", cli_failing_path("basic")),
+        ("failing command, cli path, enhanced", cli_failing_path("enhanced")),
+        ("failing command, cli path, full", cli_failing_path("full")),
+        ("failing command, stock OTel (record_exception)", stock_path(failing=True)),
     ]
     results = {name: per_call(fn, args.n if "stock" not in name and "service" not in name else args.n // 4)
                for name, fn in rows}
-    stock = results["stock OTel span + counter + histogram"]
     for name, us in results.items():
+        stock = results["failing command, stock OTel (record_exception)" if name.startswith("failing")
+                        else "stock OTel span + counter + histogram"]
         print(f"{name:<44}{us:>8.2f} us/command   {stock / us:>6.1f}x faster than stock" if us < stock
               else f"{name:<44}{us:>8.2f} us/command")
 

@@ -300,10 +300,14 @@ class Recorder:
             "end": end_ns,
             "exit": code,
         }
-        if unknown:
-            _unknown(cmd, run.error)
-        elif code:  # a success has neither error nor exception (what _outcome would leave)
-            self._outcome(cmd, code, err)
+        if unknown or code:  # a success has neither error nor exception (what _outcome would leave)
+            if unknown:
+                _unknown(cmd, run.error, self.level)
+            else:
+                self._outcome(cmd, code, err)
+            if _DYNAMIC in cmd.get("sig", ""):  # a placeholder left in the signature: counted
+                with self._lock:
+                    self.undeclared += 1
         level = self.level
         if level >= _PERFORMANCE:
             cmd["cpu"] = max(0.0, _process_time() - run.start_cpu)
@@ -364,10 +368,21 @@ class Recorder:
         cmd.pop("exception", None)
         if code == 0:
             return
+        cmd.pop("sig", None)
         real = err is not None and not _is_exit(err)
         cmd["error"] = error_type(err) if real and err is not None else str(code)
-        if real and err is not None and self.level >= levels.EXCEPTION_DETAILS:
-            cmd["exception"] = self._exception_details(err)
+        if real and err is not None:
+            self._signature(cmd, err)
+            if self.level >= levels.EXCEPTION_DETAILS:
+                cmd["exception"] = self._exception_details(err)
+
+    def _signature(self, item: CommandEntry | HandledException, exc: BaseException) -> str | None:
+        """``cli.error.signature`` of ``exc`` into ``item`` (only on failure: nothing on the success path).
+        A placeholder left in it is counted by the caller (``end``, ``exception``), like a name's."""
+        sig = signature_of(exc, self.level)
+        if sig is not None:
+            item["sig"] = sig
+        return sig
 
     def settle(self, run: CommandRun, code: int, err: BaseException | None = None) -> bool:
         """The process ends with ``code``: make that the outcome of ``run``, the command it ran.
@@ -394,7 +409,7 @@ class Recorder:
             cmd = run.outcome
             if cmd is None or not any(c is cmd for c in self.commands):
                 return False
-            _unknown(cmd, run.error)
+            _unknown(cmd, run.error, self.level)
             return True
 
     def note_error(self, exc: BaseException) -> None:
@@ -465,15 +480,19 @@ class Recorder:
         """A handled exception the app wants counted (type always; details at ``full``)."""
         if self.level <= Level.OFF:
             return
+        item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
+        sig = self._signature(item, exc)
+        if sig is not None and _DYNAMIC in sig:
+            with self._lock:
+                self.undeclared += 1
         if self.usage is not None:
-            self.usage.exception(error_type(exc))  # the count; the item is only a span event from here
+            self.usage.exception(item["type"], sig)  # the count; the item is only a span event from here
             if self.level < levels.EXCEPTION_DETAILS:  # (events carry details, kept at full only)
                 return
         if len(self.exceptions) >= self.max_commands * 2:
             with self._lock:
                 self.overflow_exceptions += 1
             return
-        item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
         if self.active is not None:
             item["command"] = self.command_name(self.active)
         if self.level >= levels.EXCEPTION_DETAILS:
@@ -516,14 +535,16 @@ class Recorder:
         return attrs
 
     def _exception_details(self, exc: BaseException) -> ExceptionDetails:
-        """Frames named by module (never by directory) and the message's provably own text."""
+        """Frames named by module (never by directory) as the code fixes them, and the message's provably
+        own text."""
         frames = []
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
-            module = frame.f_globals.get("__name__")
-            module = module if type(module) is str else "?"
-            frames.append(f"{module}:{tb.tb_lineno} in {frame.f_code.co_name}")
+            # module and function only as the program's code fixes them (a module imported under a name made
+            # at run time, code renamed at run time: <dynamic>), as in cli.error.signature
+            module, _, function = vocabulary.frame_label(frame.f_code, frame.f_globals.get("__name__")).rpartition(":")
+            frames.append(f"{module or _DYNAMIC}:{tb.tb_lineno} in {function}")
             tb = tb.tb_next
         frames = frames[-MAX_STACK_FRAMES:]
         r = self.redactor
@@ -570,15 +591,28 @@ class Recorder:
         return body
 
 
-def _unknown(cmd: CommandEntry, error: BaseException | None) -> None:
+def _unknown(cmd: CommandEntry, error: BaseException | None, level: int | None = None) -> None:
     """Outcome ``unknown``: no exit code; the error type of what the run noted (a usage error), if any."""
     cmd.pop("exit", None)  # the one entry without an exit code
     cmd.pop("exception", None)
+    cmd.pop("sig", None)
     cmd["outcome"] = "unknown"
     if error is not None and not _is_exit(error):
         cmd["error"] = error_type(error)
+        if level is not None:
+            sig = signature_of(error, level)
+            if sig is not None:
+                cmd["sig"] = sig
     else:
         cmd.pop("error", None)
+
+
+def signature_of(exc: BaseException, level: int) -> str | None:
+    """``privacy.vocabulary.signature``, never raising: a failure to compute it leaves no signature."""
+    try:
+        return vocabulary.signature(exc, level)
+    except Exception:
+        return None
 
 
 def _no_bits(k: int) -> int:

@@ -20,6 +20,7 @@ from array import array
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from otel_expansion.journal.record import CommandEntry
@@ -42,7 +43,8 @@ class Usage:
     """
 
     __slots__ = ("_activity", "_hours_memo", "_lock", "costs", "counts", "cpu", "durations", "errors",
-                 "features", "handled", "held", "hours", "lost", "mem", "startups")
+                 "features", "handled", "handled_signatures", "held", "hours", "lost", "mem", "signatures",
+                 "startups")
 
     def __init__(self, activity: bool = True) -> None:
         self._activity = activity
@@ -53,7 +55,10 @@ class Usage:
     def _reset(self) -> None:
         self.counts: dict[tuple[str, bool | None, str | None], int] = {}  # invocation series -> commands
         self.durations: dict[tuple[str, bool | None, str | None], array[float]] = {}
-        self.errors: dict[tuple[str, str], int] = {}
+        self.errors: dict[tuple[str, str], int] = {}  # (command, error type) -> failed commands, all of them
+        # (command, error type, cli.error.signature) -> those of them with a signature: part of the key, so
+        # each signature's count is exact; the totals stay in ``errors`` for a release that reads only those
+        self.signatures: dict[tuple[str, str, str], int] = {}
         self.cpu: dict[str, array[float]] = {}
         self.mem: dict[str, array[float]] = {}
         self.startups: dict[str, array[float]] = {}
@@ -61,6 +66,7 @@ class Usage:
         self.hours: dict[int, int] = {}
         self.features: dict[str, int] = {}
         self.handled: dict[str, int] = {}
+        self.handled_signatures: dict[tuple[str, str], int] = {}  # (error type, signature) -> of ``handled``
         self.held = 0  # raw values held
         self.lost = 0  # raw values past MAX_VALUES (counted; their commands are still counted)
 
@@ -81,6 +87,10 @@ class Usage:
             if code:
                 ekey = (name, error or str(code))
                 self.errors[ekey] = self.errors.get(ekey, 0) + 1
+                sig = cmd.get("sig")
+                if sig is not None:
+                    skey = (name, error or str(code), sig)
+                    self.signatures[skey] = self.signatures.get(skey, 0) + 1
             if self._activity:
                 quarter = cmd["start"] // _QUARTER_HOUR_NS
                 hour = self._hours_memo.get(quarter)
@@ -119,9 +129,11 @@ class Usage:
         with self._lock:
             self.features[name] = self.features.get(name, 0) + 1
 
-    def exception(self, etype: str) -> None:
+    def exception(self, etype: str, sig: str | None = None) -> None:
         with self._lock:
             self.handled[etype] = self.handled.get(etype, 0) + 1
+            if sig is not None:
+                self.handled_signatures[(etype, sig)] = self.handled_signatures.get((etype, sig), 0) + 1
 
     # -- export thread ---------------------------------------------------------------------------------
     def take(self) -> dict[str, Any] | None:
@@ -130,6 +142,7 @@ class Usage:
             if not (self.counts or self.features or self.handled or self.lost):
                 return None
             counts, durations, errors = self.counts, self.durations, self.errors
+            signatures, handled_signatures = self.signatures, self.handled_signatures
             cpu, mem, startups, costs = self.cpu, self.mem, self.startups, self.costs
             hours, features, handled, lost = self.hours, self.features, self.handled, self.lost
             self._reset()
@@ -139,6 +152,8 @@ class Usage:
                             for (n, f, e), c in counts.items()]
         if errors:
             snap["errors"] = [[n, e, c] for (n, e), c in errors.items()]
+        if signatures:  # of the counts above, those with a signature (see collect.usage.error_series)
+            snap["error_signatures"] = [[n, e, g, c] for (n, e, g), c in signatures.items()]
         for key, series in (("cpu", cpu), ("mem", mem), ("startup", startups)):
             if series:
                 snap[key] = [[n, v.tolist()] for n, v in series.items()]
@@ -150,6 +165,8 @@ class Usage:
             snap["features"] = [[n, c] for n, c in features.items()]
         if handled:
             snap["handled"] = [[t, c] for t, c in handled.items()]
+        if handled_signatures:
+            snap["handled_signatures"] = [[t, g, c] for (t, g), c in handled_signatures.items()]
         if lost:
             snap["lost"] = lost
         return snap
@@ -164,6 +181,8 @@ class Usage:
                 self.held += len(values)
             for n, e, c in snap.get("errors") or ():
                 self.errors[(n, e)] = self.errors.get((n, e), 0) + int(c)
+            for n, e, g, c in snap.get("error_signatures") or ():
+                self.signatures[(n, e, g)] = self.signatures.get((n, e, g), 0) + int(c)
             for key, series_of in (("cpu", self.cpu), ("mem", self.mem), ("startup", self.startups)):
                 for n, values in snap.get(key) or ():
                     series_of.setdefault(n, array("d")).extend(values)
@@ -175,6 +194,8 @@ class Usage:
                 self.features[n] = self.features.get(n, 0) + int(c)
             for t, c in snap.get("handled") or ():
                 self.handled[t] = self.handled.get(t, 0) + int(c)
+            for t, g, c in snap.get("handled_signatures") or ():
+                self.handled_signatures[(t, g)] = self.handled_signatures.get((t, g), 0) + int(c)
             self.lost += int(snap.get("lost") or 0)
 
 
@@ -183,6 +204,36 @@ def _add(series: dict[str, array[float]], name: str, value: float) -> None:
     if values is None:
         values = series[name] = array("d")
     values.append(value)
+
+
+def error_series(snap: Mapping[str, Any]) -> list[tuple[str, str, str | None, int]]:
+    """(command, error type, signature or None, failed commands) of a snapshot, each failure once: the
+    signed counts of ``error_signatures``, and of each total in ``errors`` what they leave (a release
+    before signatures reads ``errors`` alone, every count still exact)."""
+    out: list[tuple[str, str, str | None, int]] = []
+    signed: dict[tuple[str, str], int] = {}
+    for n, e, g, c in snap.get("error_signatures") or ():
+        out.append((n, e, g, int(c)))
+        signed[(n, e)] = signed.get((n, e), 0) + int(c)
+    for n, e, c in snap.get("errors") or ():
+        rest = int(c) - signed.get((n, e), 0)
+        if rest > 0:
+            out.append((n, e, None, rest))
+    return out
+
+
+def handled_series(snap: Mapping[str, Any]) -> list[tuple[str, str | None, int]]:
+    """(error type, signature or None, handled exceptions) of a snapshot; see :func:`error_series`."""
+    out: list[tuple[str, str | None, int]] = []
+    signed: dict[str, int] = {}
+    for t, g, c in snap.get("handled_signatures") or ():
+        out.append((t, g, int(c)))
+        signed[t] = signed.get(t, 0) + int(c)
+    for t, c in snap.get("handled") or ():
+        rest = int(c) - signed.get(t, 0)
+        if rest > 0:
+            out.append((t, None, rest))
+    return out
 
 
 def commands_in(snap: dict[str, Any] | None) -> int:

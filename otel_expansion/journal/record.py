@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         outcome: str  # "unknown" (no exit code: the process was left by an exception nobody could see)
 
         error: str  # error.type, only when exit != 0 (or the outcome is unknown and an error was seen)
+        sig: str  # cli.error.signature of that error (privacy.vocabulary.signature), when a frame is allowed
         cpu: float  # seconds
         mem: int | None  # peak RSS bytes (None where the platform cannot tell)
         startup: float  # seconds from process start to the command's start (a process's first command)
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
     class HandledException(_HandledRequired, total=False):
         command: str
+        sig: str  # cli.error.signature of the handled exception
         message: str
         stack: str
 
@@ -110,7 +112,14 @@ VERSION = 2
 may carry a long-running program's usage aggregate (``usage``; its commands, ``metered``, are spans only).
 A 0.2 sender would read the first as success and count the second's sampled commands as all there were,
 so such records are version 2, in ``journal-v2``, where 0.2 never looks. Every other record is still
-written as version 1 (:func:`version_of`): an older release keeps reading what it can read right."""
+written as version 1 (:func:`version_of`): an older release keeps reading what it can read right.
+
+The error signature (``sig`` of a command or handled exception, 0.3 round 3; in a usage aggregate the extra
+lists ``error_signatures`` and ``handled_signatures`` beside the unchanged totals ``errors`` and ``handled``)
+is an added field, not a changed meaning: it refines a count an older release already counts exactly (by
+command and error type), so it does not raise a record's version. An older release replays such a record
+with every count right and without the signature; a newer version would keep the record from it (left
+in ``journal-v3`` until an upgrade), which would lose its errors from the counts of a downgraded install."""
 DROP_COUNTS: tuple[DropCount, ...] = ("overflow", "overflow_features", "overflow_exceptions", "undeclared",
                                       "usage_values", "replay", "staging")
 """Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""

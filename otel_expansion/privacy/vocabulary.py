@@ -42,10 +42,12 @@ __all__ = [
     "command_word",
     "error_type",
     "executable_name",
+    "frame_label",
     "in_code",
     "own_code",
     "printable",
     "published",
+    "signature",
 ]
 
 RULE = ("A string leaves only if it belongs to a closed vocabulary fixed by the program's code or "
@@ -62,6 +64,14 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("`error.type`", "basic",
      "a builtin exception, or a class made by a class statement of an importable module (module and qualified "
      "name resolve to it); a class made at run time is reported as its nearest such base"),
+    ("`cli.error.signature` (frames of a failure's traceback)", "basic",
+     "`module:function` of frames whose code was compiled from an imported module's file or the main script, "
+     "the module being the name the import system gives that file and the function a `def`/`class` name of "
+     "it (else `<dynamic>`); at basic the program's own frames only (main script, modules outside "
+     "`site-packages` and the standard library, its entry point's packages); from enhanced also installed "
+     "third-party modules, and the standard library as its bare top-level module (`json`); never the "
+     "library's or a dispatch framework's frames; `exec`/`eval` code is `<dynamic>`; no line, path or value; "
+     "outermost first, repeats collapsed, at most 8 frames (outermost 2, `…`, innermost 6)"),
     ("`process.executable.name`", "enhanced",
      "the installed console script's name (published by an entry point), else the service name; never a "
      "script file's name"),
@@ -334,9 +344,12 @@ def published(text: str) -> bool:
                 except OSError:
                     continue
                 for line in lines:
-                    key, eq, _ = line.partition("=")
+                    key, eq, target = line.partition("=")
                     if eq and not line.lstrip().startswith(("#", ";", "[")):
                         names.add(key.strip())
+                        top = target.strip().partition(":")[0].partition(".")[0].strip()
+                        if top.isidentifier():  # what program a console script runs (error signatures)
+                            _entry_targets.setdefault(key.strip(), set()).add(top)
         _entry_points.append(frozenset(names))
     return text in _entry_points[0]
 
@@ -435,3 +448,227 @@ def _static_name(cls: type) -> str | None:
     elif module_name != "__main__" and file is None and module_name not in sys.builtin_module_names:
         return None
     return qualname if module_name == "__main__" else f"{module_name}.{qualname}"
+
+
+# -- error signatures (``cli.error.signature``) ---------------------------------------------------------------
+SIGNATURE_MAX_FRAMES = 8
+"""At most this many frames; a deeper signature keeps the outermost ``SIGNATURE_HEAD`` and the innermost
+``SIGNATURE_MAX_FRAMES - SIGNATURE_HEAD``, with ``SIGNATURE_GAP`` between them."""
+SIGNATURE_HEAD = 2
+SIGNATURE_GAP = "…"
+SIGNATURE_SEPARATOR = " > "
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+"""Frames CPython 3.12 inlines (PEP 709) and older versions do not: dropped on every version, so one code path
+gives one signature whatever the interpreter."""
+_FIXED_CODE_NAMES = frozenset({"<lambda>", "<module>"})
+"""Names CPython gives code, never taken from the program's text: kept as they are."""
+_PACKAGE_DIRS = ("site-packages", "dist-packages")
+# id(code) -> (code, module name seen, lowest level shown, text, whether it names a frame); see _classify:
+# kinds "own", "third" (an installed distribution's module), "stdlib" (text: the bare top-level module),
+# "dynamic" (a placeholder), "hidden" (never shown)
+_frames: dict[int, tuple[CodeType, object, int, str, bool]] = {}
+_labels: dict[int, tuple[CodeType, object, str]] = {}  # id(code) -> (code, module name seen, frame_label)
+_program: list[frozenset[str]] = []  # top-level packages of the program itself (its entry point, ``-m``)
+_entry_targets: dict[str, set[str]] = {}  # entry point name -> top-level packages of its targets
+_roots: list[object] = [None, frozenset(), None]  # [sys.path as a tuple, its entries made absolute, resolved]
+
+
+def signature(exc: BaseException, level: int) -> str | None:
+    """``cli.error.signature`` of ``exc`` (the exception that ended the command or was handled, never its
+    ``__cause__`` or ``__context__``): the frames of its traceback the level allows, outermost first, each
+    ``module:function``, joined by ``" > "``; consecutive repeats (recursion) collapsed; at most
+    ``SIGNATURE_MAX_FRAMES`` frames (the outermost two, ``…``, the innermost six). None when no frame is
+    allowed. The same code path gives the same string on every machine and Python version: no line numbers,
+    paths, addresses or values, and ``co_name`` (never ``co_qualname``, 3.11+ only).
+
+    What a level allows (``SIGNATURE_RULE``), decided per code object by construction:
+
+    - the library's own frames and the dispatch frameworks' (``FRAMEWORK_MODULES``) are never shown;
+    - a frame of code not compiled from an imported module's file or the main script (``exec``, ``eval``,
+      ``<string>``, a ``settings.py`` run with ``exec``) is ``<dynamic>``, and so is a frame whose module
+      name is not the name the import system gives its file (a module loaded from an arbitrary path under
+      a name made at run time);
+    - the program's own frames (its main script, modules outside ``site-packages``/``dist-packages`` and the
+      standard library, and the packages of its own entry point) at every level;
+    - installed third-party distributions' modules from ``enhanced``; the standard library from
+      ``enhanced``, as its bare top-level module (``json``), never its functions;
+    - a function name is kept only when it is a ``def``/``class`` name (or literal) of its module's file,
+      else ``<dynamic>``; ``<lambda>`` and ``<module>`` are CPython's fixed names; comprehension frames are
+      dropped.
+    """
+    if level <= 0:
+        return None
+    parts: list[str] = []
+    allowed = False
+    frames = _frames
+    tb = exc.__traceback__
+    while tb is not None:  # every frame: the innermost ones (kept) come last
+        frame = tb.tb_frame
+        tb = tb.tb_next
+        code = frame.f_code
+        module = frame.f_globals.get("__name__")
+        hit = frames.get(id(code))
+        if hit is None or hit[0] is not code or (hit[1] is not module and hit[1] != module):
+            hit = _classify(code, module)
+        if hit[2] > level:  # hidden (4), or from enhanced (2) at basic
+            continue
+        allowed = allowed or hit[4]
+        text = hit[3]
+        if not parts or parts[-1] != text:
+            parts.append(text)
+    if not allowed:
+        return None
+    if len(parts) > SIGNATURE_MAX_FRAMES:
+        parts = [*parts[:SIGNATURE_HEAD], SIGNATURE_GAP, *parts[SIGNATURE_HEAD - SIGNATURE_MAX_FRAMES:]]
+    return SIGNATURE_SEPARATOR.join(parts)
+
+
+_KIND_LEVEL = {"own": 1, "dynamic": 1, "third": 2, "stdlib": 2, "hidden": 4}
+"""The lowest level at which a frame of each kind is shown (4: never)."""
+
+
+def _classify(code: CodeType, module: object) -> tuple[CodeType, object, int, str, bool]:
+    """One frame's (code, module, lowest level shown, text, names a frame) (see ``signature``), remembered
+    per code object."""
+    try:
+        kind, text = _frame_text(code, module)
+    except Exception:
+        kind, text = "dynamic", DYNAMIC
+    entry = (code, module, _KIND_LEVEL[kind], text, kind != "dynamic" and not text.endswith(":" + DYNAMIC))
+    if len(_frames) >= _CACHE_MAX:
+        _frames.clear()
+    _frames[id(code)] = entry
+    return entry
+
+
+def _frame_text(code: CodeType, module: object) -> tuple[str, str]:
+    if type(module) is not str or not module:
+        return "dynamic", DYNAMIC
+    top = module.partition(".")[0]
+    if top in FRAMEWORK_MODULES or code.co_name in _COMPREHENSIONS:
+        return "hidden", ""
+    stdlib = _stdlib_top(code.co_filename)
+    if stdlib is not None:
+        return ("stdlib", stdlib) if stdlib.partition(".")[0] not in FRAMEWORK_MODULES else ("hidden", "")
+    text = frame_label(code, module)
+    if text == DYNAMIC:
+        return "dynamic", DYNAMIC
+    installed = any(os.sep + d + os.sep in code.co_filename for d in _PACKAGE_DIRS)
+    if installed and top not in _program_packages():
+        return "third", text
+    return "own", text
+
+
+def frame_label(code: CodeType, module: object) -> str:
+    """``module:function`` of a frame running ``code`` in the module named ``module`` (its globals'
+    ``__name__``), each part only as the program's code fixes it: the module when ``code`` was compiled from
+    an imported module's file (or the main script, or is a frozen standard module) and ``module`` is the name
+    the import system gives that file; the function when it is a ``def``/``class`` name or literal of that
+    file, or a name CPython gives (``<lambda>``, ``<module>``...). Else ``<dynamic>`` in its place (the
+    whole label when the module is not proved). Remembered per code object."""
+    hit = _labels.get(id(code))
+    if hit is not None and hit[0] is code and hit[1] == module:
+        return hit[2]
+    try:
+        label = _label(code, module)
+    except Exception:
+        label = DYNAMIC
+    if len(_labels) >= _CACHE_MAX:
+        _labels.clear()
+    _labels[id(code)] = (code, module, label)
+    return label
+
+
+def _label(code: CodeType, module: object) -> str:
+    if type(module) is not str or not module or not printable(module):
+        return DYNAMIC
+    filename = code.co_filename
+    if filename != f"<frozen {module}>":
+        if not own_code(code):
+            _files[0] = -1  # the set of module files is rebuilt when the module count changes: make sure
+            if not own_code(code):
+                return DYNAMIC
+        if module != "__main__" and not _import_name(filename, module):
+            return DYNAMIC
+    name = code.co_name
+    fixed = name in _FIXED_CODE_NAMES or name in _COMPREHENSIONS or name in _signature_literals(module, filename)
+    return f"{module}:{name if fixed and printable(name) else DYNAMIC}"
+
+
+def _stdlib_top(filename: str) -> str | None:
+    """The top-level standard library module of a file of the standard library (or a frozen module), else
+    None: the bare module name is all a signature shows of the standard library."""
+    if filename.startswith("<frozen ") and filename.endswith(">"):
+        return filename[8:-1].partition(".")[0] or None
+    base = os.path.dirname(os.__file__)
+    prefix = os.path.join(base, "")
+    if not filename.startswith(prefix) or any(os.sep + d + os.sep in filename for d in _PACKAGE_DIRS):
+        return None
+    first = filename[len(prefix):].split(os.sep, 1)[0]
+    top = first[:-3] if first.endswith(".py") else first
+    return top if top.isidentifier() else None
+
+
+def _import_name(filename: str, module: str) -> bool:
+    """``module`` is the name the import system gives ``filename`` from an entry of ``sys.path``: fixed by
+    where the program's files are, not by a name given at run time (``spec_from_file_location``)."""
+    stem, ext = os.path.splitext(filename)
+    if ext not in (".py", ".pyc", ".pyw"):
+        return False
+    if os.path.basename(stem) == "__init__":
+        stem = os.path.dirname(stem)
+    tail = os.sep + module.replace(".", os.sep)
+    if not os.path.isabs(stem) and getattr(sys, "frozen", False):  # PyInstaller: relative to the bundle
+        return os.sep + stem == tail
+    if not stem.endswith(tail):
+        return False
+    root = stem[: -len(tail)] or os.sep
+    if root in _sys_path_roots(False):
+        return True
+    return os.path.realpath(root) in _sys_path_roots(True)  # a link on the way: compare resolved paths
+
+
+def _sys_path_roots(resolved: bool) -> frozenset[str]:
+    """The entries of ``sys.path`` made absolute (``resolved``: with links resolved, computed when asked)."""
+    path = tuple(p for p in sys.path if type(p) is str)
+    if _roots[0] != path:
+        _roots[:] = [path, frozenset(os.path.abspath(entry or os.curdir) for entry in path), None]
+    if resolved and _roots[2] is None:
+        _roots[2] = frozenset(os.path.realpath(entry) for entry in _roots[1])  # type: ignore[attr-defined]
+    return _roots[2 if resolved else 1]  # type: ignore[return-value]
+
+
+def _signature_literals(module: str, filename: str) -> frozenset[str]:
+    """The ``def``/``class`` names and literals of ``module``'s file (see ``_module_literals``); for a main
+    module already gone from ``sys.modules`` (at exit), of the main script's file itself."""
+    literals = _module_literals(module)
+    if literals or module != "__main__":
+        return literals
+    try:
+        with open(filename, "rb") as fh:
+            code = compile(fh.read(), filename, "exec", dont_inherit=True)
+    except Exception:
+        return frozenset()
+    return _code_literals(code) if own_code(code) else frozenset()
+
+
+def _program_packages() -> frozenset[str]:
+    """Top-level packages of the program itself: its ``python -m`` package and the targets of the entry
+    point the user ran (``sys.argv[0]``'s console script, or its ``otel_expansion.entry`` target)."""
+    if not _program:
+        tops: set[str] = set()
+        main = sys.modules.get("__main__")
+        spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+        if type(spec_name) is str and spec_name and spec_name != "__main__":
+            tops.add(spec_name.partition(".")[0])
+        argv0 = sys.argv[0] if sys.argv and type(sys.argv[0]) is str else ""
+        base = os.path.basename(argv0)
+        for suffix in ("-script.pyw", "-script.py", ".exe"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        if base:
+            published(base)  # reads the entry points once, targets included
+            tops.update(_entry_targets.get(base, ()))
+        tops.discard("otel_expansion")
+        _program.append(frozenset(tops))
+    return _program[0]

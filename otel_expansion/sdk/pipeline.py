@@ -27,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_expansion._version import __version__
+from otel_expansion.collect.usage import error_series, handled_series
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.otlp.exponential import MAX_SCALE, MAX_SIZE
@@ -242,8 +243,11 @@ class Pipeline:
             inst[signals.INVOCATIONS].add(int(n), attrs)
             if durations:
                 inst[signals.DURATION].record(ValueBatch(durations), attrs)
-        for name, error_type, n in usage.get("errors") or ():
-            inst[signals.ERRORS].add(int(n), {"cli.command.name": name, "error.type": error_type})
+        for name, error_type, sig, n in error_series(usage):
+            eattrs: dict[str, Any] = {"cli.command.name": name, "error.type": error_type}
+            if sig is not None:
+                eattrs[_SIGNATURE] = sig
+            inst[signals.ERRORS].add(n, eattrs)
         performance = level is None or level >= levels.PERFORMANCE
         for key, metric in (("cpu", signals.CPU_TIME), ("mem", signals.MEMORY_PEAK),
                             ("startup", signals.STARTUP_TIME)):
@@ -259,8 +263,11 @@ class Pipeline:
             inst[signals.RECORD_DURATION].record(ValueBatch(costs))
         for fname, n in usage.get("features") or ():
             inst[signals.FEATURE_USAGE].add(int(n), {"feature.name": fname})
-        for etype, n in usage.get("handled") or ():
-            inst[signals.HANDLED].add(int(n), {"error.type": etype, "exception.handled": True})
+        for etype, sig, n in handled_series(usage):
+            hattrs: dict[str, Any] = {"error.type": etype, "exception.handled": True}
+            if sig is not None:
+                hattrs[_SIGNATURE] = sig
+            inst[signals.HANDLED].add(n, hattrs)
 
     def _uses(self, features: Any, exceptions: Any) -> None:
         """Feature uses and handled exceptions of a recorded (not pre-aggregated) body."""
@@ -273,12 +280,16 @@ class Pipeline:
             for fname, n in uses.items():
                 inst[signals.FEATURE_USAGE].add(n, {"feature.name": fname})
         if exceptions:
-            handled: dict[str, int] = {}
+            handled: dict[tuple[str, str | None], int] = {}
             for exc in exceptions:
-                etype = str(exc.get("type", ""))
-                handled[etype] = handled.get(etype, 0) + 1
-            for etype, n in handled.items():
-                inst[signals.HANDLED].add(n, {"error.type": etype, "exception.handled": True})
+                sig = exc.get("sig")
+                hkey = (str(exc.get("type", "")), None if sig is None else str(sig))
+                handled[hkey] = handled.get(hkey, 0) + 1
+            for (etype, sig), n in handled.items():
+                attrs: dict[str, Any] = {"error.type": etype, "exception.handled": True}
+                if sig is not None:
+                    attrs[_SIGNATURE] = sig
+                inst[signals.HANDLED].add(n, attrs)
 
     def _spans_only(self, commands: Any, body: Mapping[str, Any], features: Any, exceptions: Any,
                     cancelled: Callable[[], bool] | None) -> None:
@@ -295,8 +306,9 @@ class Pipeline:
             unknown = raw_exit is None and cmd.get("outcome") == "unknown"  # left by an unobservable exit
             code = 0 if raw_exit is None else int(raw_exit)
             error = cmd.get("error") if code or unknown else None
+            sig = cmd.get("sig") if error else None
             self._span_row(batch, cmd, str(cmd.get("name") or "(root)"), None if unknown else code,
-                           str(error) if error else None,
+                           str(error) if error else None, None if sig is None else str(sig),
                            int(cmd["start"]), int(cmd["end"]), session, feature_times, exception_times,
                            features, exceptions)
             session = (session[0], None)
@@ -308,7 +320,7 @@ class Pipeline:
         Returns False when cancelled part way."""
         inst = self.instruments
         runs: dict[tuple[str, str, str | None], list[float]] = {}  # invocation series -> durations
-        errors: dict[tuple[str, str], int] = {}
+        errors: dict[tuple[str, str, str | None], int] = {}
         cpu: dict[str, list[float]] = {}
         mem: dict[str, list[int]] = {}
         hours: dict[int, int] = {}
@@ -337,8 +349,13 @@ class Pipeline:
             if durations is None:
                 durations = runs[series] = []
             durations.append(max(0, end - start) / 1e9)
+            sig = None
+            if error_type is not None:
+                sig = cmd.get("sig")
+                if sig is not None:
+                    sig = str(sig)
             if code:
-                ekey = (name, error_type or str(code))
+                ekey = (name, error_type or str(code), sig)
                 errors[ekey] = errors.get(ekey, 0) + 1
             c = cmd.get("cpu")
             if c is not None:
@@ -365,8 +382,8 @@ class Pipeline:
                     hour = self._hours[quarter] = hour_of_week(start)
                 hours[hour] = hours.get(hour, 0) + 1
             if spans:
-                self._span_row(batch, cmd, name, None if unknown else code, error_type, start, end, session,
-                               feature_times, exception_times, features, exceptions)
+                self._span_row(batch, cmd, name, None if unknown else code, error_type, sig, start, end,
+                               session, feature_times, exception_times, features, exceptions)
                 session = (session[0], None)  # only the session's first command carries the previous id
         self._emit(batch)
         for (name, outcome, error_type), durations in runs.items():
@@ -375,8 +392,11 @@ class Pipeline:
                 attrs["error.type"] = error_type
             inst[signals.INVOCATIONS].add(len(durations), attrs)
             inst[signals.DURATION].record(ValueBatch(durations), attrs)
-        for (name, error_type), n in errors.items():
-            inst[signals.ERRORS].add(n, {"cli.command.name": name, "error.type": error_type})
+        for (name, error_type, sig), n in errors.items():
+            eattrs: dict[str, Any] = {"cli.command.name": name, "error.type": error_type}
+            if sig is not None:
+                eattrs[_SIGNATURE] = sig
+            inst[signals.ERRORS].add(n, eattrs)
         for name, values in cpu.items():
             inst[signals.CPU_TIME].record(ValueBatch(values), {"cli.command.name": name})
         for name, ivalues in mem.items():
@@ -390,22 +410,24 @@ class Pipeline:
         return True
 
     def _span_row(self, batch: _BatchBuilder, cmd: Mapping[str, Any], name: str, code: int | None,
-                  error_type: str | None,
+                  error_type: str | None, sig: str | None,
                   start: int, end: int, session: tuple[object, object], feature_times: Timeline | None,
                   exception_times: Timeline | None, features: Any, exceptions: Any) -> None:
         """One command's span: its shared part looked up (or made) once per series, the rest per span.
-        Attributes keep the per-span order: name, outcome, error type, executable, exit code, session id
+        Attributes keep the per-span order: name, outcome, error type, signature, executable, exit code, session id
         (shared), then previous session, CPU, memory, start-up, argument shapes (per span)."""
         exe = str(cmd.get("exe") or "")
         session_id, previous_id = session
         shift = cmd.get("th")  # kept by probability sampling, with probability 2**-shift
-        key = (name, code, error_type, exe, session_id, shift)
+        key = (name, code, error_type, sig, exe, session_id, shift)
         index = batch.index.get(key)
         if index is None:
             attrs: dict[str, Any] = {"cli.command.name": name, "cli.command.outcome":
                                      "unknown" if code is None else "error" if code else "success"}
             if error_type is not None:
                 attrs["error.type"] = error_type
+                if sig is not None:
+                    attrs[_SIGNATURE] = sig
             attrs["process.executable.name"] = exe
             if code is not None:  # an unknown outcome has no exit code
                 attrs["process.exit.code"] = code
@@ -445,17 +467,20 @@ class Pipeline:
                 events.append(("feature", ev, int(feat.get("t", 0))))
             details = cmd.get("exception")
             if details:
-                events.append(("exception", {"exception.type": error_type or "",
-                                             "exception.message": details.get("message", ""),
-                                             "exception.stacktrace": details.get("stack", "")}, end))
+                ev = {"exception.type": error_type or "", "exception.message": details.get("message", ""),
+                      "exception.stacktrace": details.get("stack", "")}
+                if sig is not None:
+                    ev[_SIGNATURE] = sig
+                events.append(("exception", ev, end))
         if exception_times is not None:
             for i in exception_times.between(start, end):
                 exc = exceptions[i]
                 if exc.get("message") is not None:
-                    events.append(("exception", {"exception.type": exc.get("type", ""),
-                                                 "exception.message": exc.get("message", ""),
-                                                 "exception.stacktrace": exc.get("stack", ""),
-                                                 "exception.handled": True}, int(exc.get("t", 0))))
+                    ev = {"exception.type": exc.get("type", ""), "exception.message": exc.get("message", ""),
+                          "exception.stacktrace": exc.get("stack", ""), "exception.handled": True}
+                    if exc.get("sig") is not None:
+                        ev[_SIGNATURE] = str(exc["sig"])
+                    events.append(("exception", ev, int(exc.get("t", 0))))
         fast = self._fast
         if fast is None or len(events) > fast[0]:  # the SDK's own path decides what a limit drops
             template = batch.templates[index]
@@ -539,6 +564,7 @@ class _BatchBuilder:
         self.rows: list[SpanRow] = []
 
 
+_SIGNATURE = "cli.error.signature"
 _INF = float("inf")
 _UNSET = Status(StatusCode.UNSET)
 _ROOT = Context()

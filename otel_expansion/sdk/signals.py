@@ -80,6 +80,12 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("cli.command.outcome", Level.BASIC,
                   "`success`, `error`, or `unknown` (left by an exit that could not be observed: no exit code)."),
         Attribute("error.type", Level.BASIC, "Exception class (qualified) or the exit code; only on failure."),
+        Attribute("cli.error.signature", Level.BASIC,
+                  "Where a failure happened: the traceback's frames the level allows, outermost first, each "
+                  "`module:function`, joined by ` > ` (basic: the program's own frames; enhanced and full: also "
+                  "installed third-party modules, and the standard library as a bare module name); at most 8 "
+                  "frames; never lines, paths or values. Only on failed commands and handled exceptions, "
+                  "absent when no frame is allowed."),
         Attribute("process.exit.code", Level.ENHANCED, "Exit status of the command."),
         Attribute("process.executable.name", Level.ENHANCED, "The CLI's program name."),
         Attribute("session.id", Level.ENHANCED, "Random id shared by runs less than 30 min apart."),
@@ -108,10 +114,11 @@ METRICS: tuple[Metric, ...] = (
            ("cli.command.name", "cli.command.outcome", "error.type")),
     Metric(DURATION, "histogram", "s", Level.BASIC, "Wall time of a command.",
            ("cli.command.name", "cli.command.outcome", "error.type"), EXPONENTIAL),
-    Metric(ERRORS, "counter", "{error}", Level.BASIC, "Failed commands by error type.",
-           ("cli.command.name", "error.type")),
+    Metric(ERRORS, "counter", "{error}", Level.BASIC, "Failed commands by error type and stack signature.",
+           ("cli.command.name", "error.type", "cli.error.signature")),
     Metric(HANDLED, "counter", "{exception}", Level.BASIC,
-           "Exceptions the app reported with record_exception().", ("error.type", "exception.handled")),
+           "Exceptions the app reported with record_exception().",
+           ("error.type", "exception.handled", "cli.error.signature")),
     Metric(FEATURE_USAGE, "counter", "{use}", levels.FEATURES, "Calls to feature().", ("feature.name",)),
     Metric(CPU_TIME, "histogram", "s", levels.PERFORMANCE, "CPU time of a command.",
            ("cli.command.name",), EXPONENTIAL),
@@ -163,6 +170,7 @@ SPAN_ATTRIBUTES = (
     "process.executable.name",
     "process.exit.code",
     "error.type",
+    "cli.error.signature",
     "session.id",
     "session.previous_id",
     "cli.command.cpu_time",

@@ -51,10 +51,11 @@ class TestExitCodes:
 
 class TestLevels:
     def test_basic_keeps_only_counts_and_durations(self) -> None:
-        """basic: no CPU, memory, args or exception details."""
+        """basic: no CPU, memory, args or exception details; the error's signature (the program's frames)."""
         cmd = run_failing(recorder(Level.BASIC), ValueError("alice@example.com"))
-        assert set(cmd) == {"name", "exe", "start", "end", "exit", "error", "rec"}  # rec: our own cost
+        assert set(cmd) == {"name", "exe", "start", "end", "exit", "error", "sig", "rec"}  # rec: our own cost
         assert cmd["error"] == "ValueError" and cmd["exit"] == 1
+        assert cmd["sig"] == f"{__name__}:run_failing"
 
     def test_enhanced_adds_performance_not_details(self) -> None:
         """enhanced: CPU and memory, still no args and no exception message."""

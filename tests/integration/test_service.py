@@ -30,7 +30,11 @@ def test_long_running_program_sends_from_its_thread_and_at_exit(tmp_path: Path) 
     assert inv[(("cli.command.name", "process-job"), ("cli.command.outcome", "success"))] == 4
     assert inv[(("cli.command.name", "process-job"), ("cli.command.outcome", "error"),
                 ("error.type", "RuntimeError"))] == 2
-    assert values[("cli.exceptions.handled", (("error.type", "RuntimeError"), ("exception.handled", "True")))] == 2
+    # where they failed (cli.error.signature): the command's own function, and the loop that handled it
+    assert values[("cli.exceptions.handled", (("cli.error.signature", "__main__:main > __main__:process"),
+                                              ("error.type", "RuntimeError"), ("exception.handled", "True")))] == 2
+    assert values[("cli.command.errors", (("cli.command.name", "process-job"), ("cli.error.signature",
+                                          "__main__:process"), ("error.type", "RuntimeError")))] == 2
     assert values[("cli.session.heartbeats", ())] >= 1
     assert len(spans) == 6 and {s.name for s in spans} == {"worker process-job"}  # a script: named by its service
 

@@ -15,6 +15,8 @@ second parser whose prog holds the typed word), a settings file ``exec``'d with 
 exception classes made at run time and named after values, feature attributes as numbers and keys
 computed at run time, allow-listed resource keys, and (under opentelemetry-instrument) HTTP requests
 through urllib and requests whose URLs, paths, queries and headers hold values, and log records.
+Round 3, error signatures: handled exceptions raised by a function renamed at run time to a value and by a
+plugin module imported under a value as its name; the failures above all carry a signature too.
 """
 
 from __future__ import annotations
@@ -71,6 +73,41 @@ def round3(v: str, i: int) -> None:
         check = SETTINGS[f"check_{i}"]
         with contextlib.suppress(ValueError):
             check()  # type: ignore[operator]
+        for door in (renamed, plugin):  # cli.error.signature: frames named at run time
+            try:
+                door(v)
+            except ValueError as exc:
+                otel_expansion.record_exception(exc)
+
+
+def _fail(v: str) -> None:
+    raise ValueError(v)
+
+
+def renamed(v: str) -> None:
+    """A function whose code is renamed at run time to a value (a framework naming handlers after data)."""
+    import types
+
+    types.FunctionType(_fail.__code__.replace(co_name=v), globals())(v)
+
+
+def plugin(v: str) -> None:
+    """A plugin file found on disk, imported under a module name that is a value."""
+    import importlib.util
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "plugin.py")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("def run(v):\n    raise ValueError(v)\n")
+    spec = importlib.util.spec_from_file_location(v, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[v] = module
+    try:
+        spec.loader.exec_module(module)
+        module.run(v)
+    finally:
+        sys.modules.pop(v, None)
 
 
 SETTINGS = settings_module()

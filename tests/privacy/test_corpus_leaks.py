@@ -216,6 +216,12 @@ def test_no_corpus_value_leaks(tmp_path: Path, framework: str, level: str, mode:
     assert report == {}, json.dumps(report, indent=1, ensure_ascii=False)
     if level == "full" and framework != "argparse-usage":  # the data arrived, with placeholders
         assert b"<value>" in blobs["wire"]
+    if framework != "argparse-usage":  # error signatures arrived, the names made at run time as placeholders
+        wire = blobs["wire"]
+        assert b"cli.error.signature" in wire and b"__main__:work" in wire
+        if framework != "manual":  # (run_manual's work() raises before its round3() is reached)
+            assert b"__main__:round3 > __main__:renamed > __main__:<dynamic>" in wire  # code renamed to a value
+            assert b"__main__:round3 > __main__:plugin > <dynamic>" in wire  # a module named after a value
     if mode == "auto" and level != "basic":  # contrib click's spans went through our processors
         assert framework != "click" or b"opentelemetry.instrumentation.click" in blobs["wire"]
     if mode == "auto":  # other instrumentations' metrics arrived, through the allow-list

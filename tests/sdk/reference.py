@@ -37,6 +37,8 @@ def reference_ingest(self: Pipeline, body: Mapping[str, Any]) -> None:
         inst["cli.command.duration"].record(duration, attrs)
         if code != 0:
             error_attrs = {"cli.command.name": name, "error.type": attrs.get("error.type", str(code))}
+            if "error.type" in attrs and cmd.get("sig") is not None:
+                error_attrs["cli.error.signature"] = str(cmd["sig"])
             inst["cli.command.errors"].add(1, error_attrs)
         if cmd.get("cpu") is not None:
             inst["cli.command.cpu_time"].record(float(cmd["cpu"]), {"cli.command.name": name})
@@ -50,7 +52,10 @@ def reference_ingest(self: Pipeline, body: Mapping[str, Any]) -> None:
     for feat in features:
         inst["cli.feature.usage"].add(1, {"feature.name": str(feat.get("name", ""))})
     for exc in exceptions:
-        inst["cli.exceptions.handled"].add(1, {"error.type": str(exc.get("type", "")), "exception.handled": True})
+        handled = {"error.type": str(exc.get("type", "")), "exception.handled": True}
+        if exc.get("sig") is not None:
+            handled["cli.error.signature"] = str(exc["sig"])
+        inst["cli.exceptions.handled"].add(1, handled)
     for ended in body.get("sessions_ended") or ():
         inst["cli.session.duration"].record(float(ended["duration"]))
         inst["cli.session.commands"].record(int(ended["commands"]))
@@ -62,6 +67,8 @@ def _span(self: Pipeline, cmd: Mapping[str, Any], name: str, attrs: dict[str, An
           session: tuple[object, object], features: list[Any], exceptions: list[Any]) -> None:
     exe = str(cmd.get("exe") or "")
     span_attrs: dict[str, Any] = dict(attrs)
+    if "error.type" in attrs and cmd.get("sig") is not None:
+        span_attrs["cli.error.signature"] = str(cmd["sig"])
     span_attrs["process.executable.name"] = exe
     span_attrs["process.exit.code"] = code
     session_id, previous_id = session
@@ -85,16 +92,19 @@ def _span(self: Pipeline, cmd: Mapping[str, Any], name: str, attrs: dict[str, An
             span.add_event("feature", ev, timestamp=t)
     details = cmd.get("exception")
     if details:
-        span.add_event("exception", {"exception.type": attrs.get("error.type", ""),
-                                     "exception.message": details.get("message", ""),
-                                     "exception.stacktrace": details.get("stack", "")}, timestamp=end)
+        event = {"exception.type": attrs.get("error.type", ""), "exception.message": details.get("message", ""),
+                 "exception.stacktrace": details.get("stack", "")}
+        if "cli.error.signature" in span_attrs:
+            event["cli.error.signature"] = span_attrs["cli.error.signature"]
+        span.add_event("exception", event, timestamp=end)
     for exc in exceptions:
         t = int(exc.get("t", 0))
         if start <= t <= end and exc.get("message") is not None:
-            span.add_event("exception", {"exception.type": exc.get("type", ""),
-                                         "exception.message": exc.get("message", ""),
-                                         "exception.stacktrace": exc.get("stack", ""),
-                                         "exception.handled": True}, timestamp=t)
+            event = {"exception.type": exc.get("type", ""), "exception.message": exc.get("message", ""),
+                     "exception.stacktrace": exc.get("stack", ""), "exception.handled": True}
+            if exc.get("sig") is not None:
+                event["cli.error.signature"] = str(exc["sig"])
+            span.add_event("exception", event, timestamp=t)
     if code != 0:
         span.set_status(Status(StatusCode.ERROR, attrs.get("error.type")))
     span.end(end_time=end)

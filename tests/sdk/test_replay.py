@@ -21,6 +21,7 @@ from tests.sdk.reference import reference_ingest
 
 RESOURCE = {"service.name": "svc", "service.version": "1.0"}
 T0 = 1_764_480_000 * 10**9  # a Sunday evening, UTC
+SIGNATURES = ("__main__:main > app.sync:pull", "__main__:main > app.sync:pull > json", "app.db:<dynamic>")
 
 
 def bodies(seed: int, n_bodies: int = 4, per_body: int = 300) -> list[dict[str, Any]]:
@@ -42,13 +43,16 @@ def bodies(seed: int, n_bodies: int = 4, per_body: int = 300) -> list[dict[str, 
             if rng.random() < 0.1:
                 exceptions.append({"type": rng.choice(("ValueError", "KeyError")), "t": rng.randrange(start, end + 1),
                                    "command": "x", **({"message": "bad value", "stack": "a.py:1 in f"}
-                                                      if rng.random() < 0.5 else {})})
+                                                      if rng.random() < 0.5 else {}),
+                                   **({"sig": rng.choice(SIGNATURES)} if rng.random() < 0.5 else {})})
             code = rng.choice((0, 0, 0, 1, 2))
             cmd: dict[str, Any] = {"name": rng.choice(("deploy", "remote add", "status")), "exe": "svc",
                                    "start": start, "end": end, "exit": code,
                                    "cpu": rng.random() / 100, "mem": rng.choice((30_000_000, 31_000_000, 2**33 + 1))}
             if code:
                 cmd["error"] = rng.choice(("ValueError", "mod.Oops", str(code)))
+                if not cmd["error"].isdigit() and rng.random() < 0.7:
+                    cmd["sig"] = rng.choice(SIGNATURES)
                 if rng.random() < 0.5:
                     cmd["exception"] = {"message": "it broke", "stack": "m.py:3 in g"}
             if rng.random() < 0.3:
