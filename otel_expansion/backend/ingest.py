@@ -33,6 +33,7 @@ __all__ = [
     "SpanRow",
     "decode",
     "decompress",
+    "digest",
     "encode_response",
     "encode_status",
     "flatten",
@@ -58,6 +59,9 @@ class PayloadError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+    def __reduce__(self) -> tuple[type[PayloadError], tuple[int, str]]:
+        return PayloadError, (self.status, self.message)  # crosses from a decoding worker process intact
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -235,6 +239,10 @@ class ResourceData:
     exp: dict[tuple[str, str], Buckets] = field(default_factory=dict)
     """Exponential points' buckets as decoded, keyed by the (bounds, bucket_counts) text stored for them:
     the rollup reads them here instead of parsing that JSON back (a row whose text changed misses)."""
+    digest: str | None = None
+    """:func:`digest` of the entry as received, when a decoding worker computed it (else the writer does)."""
+    cut: dict[str, int] | None = None
+    """What the length limits cut, when a decoding worker already applied them (else the writer does)."""
 
 
 def _value(value: Any) -> Any:
@@ -478,3 +486,26 @@ def flatten(signal: str, request: Any) -> list[ResourceData]:
             data.logs = found
         out.append(data)
     return out
+
+
+_ROW_FORMATS = {
+    cls: cls.__name__ + "(" + ", ".join(f"{name}=%r" for name in cls._fields) + ")"
+    for cls in (SpanRow, PointRow, LogRow)
+}
+
+
+def _rows_repr(rows: Sequence[Any]) -> str:
+    """``repr(rows)`` of a list of row tuples, byte for byte, without namedtuple's per-row __repr__ call."""
+    return "[" + ", ".join(_ROW_FORMATS[type(row)] % row for row in rows) + "]"
+
+
+def digest(resource: ResourceData) -> str:
+    """Content of one resource entry as received (before any limit cuts it): a retried batch repeats it
+    exactly, a split one does not.
+
+    The text hashed is ``repr((spans, points, logs))`` as before (stored ids stay comparable across releases).
+    """
+    h = hashlib.sha1(resource.fingerprint)
+    text = "(" + ", ".join(_rows_repr(rows) for rows in (resource.spans, resource.points, resource.logs)) + ")"
+    h.update(text.encode())
+    return h.hexdigest()[:20]

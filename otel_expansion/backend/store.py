@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.backend.ingest import LogRow, PointRow, ResourceData, SpanRow
+from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow
+from otel_expansion.backend.ingest import digest as _digest
 from otel_expansion.backend.limits import OTHER, Limits, clip_resource, clip_value
 from otel_expansion.backend.rollup import (
     BUCKET_SLOTS,
@@ -346,6 +347,12 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
+    def checkpoint(self) -> None:
+        """Copy the whole WAL into the database and truncate it (between transactions only)."""
+        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy is not None and busy[0]:
+            raise sqlite3.OperationalError("WAL checkpoint busy (a reader holds an old snapshot)")
+
     def __enter__(self) -> Store:
         return self
 
@@ -412,7 +419,7 @@ class Store:
             if bid is None:
                 kept.append(resource)
                 continue
-            key = f"{bid}:{_digest(resource)}"
+            key = f"{bid}:{resource.digest or _digest(resource)}"
             if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
                 continue
             keys.add(key)
@@ -422,8 +429,9 @@ class Store:
         rollup = Rollup()
         cut: Counter[tuple[str, str]] = Counter()
         for resource in kept:
-            counts: Counter[str] = Counter()
-            clip_resource(resource, self._limits, counts)
+            counts: Counter[str] = Counter(resource.cut or ())
+            if resource.cut is None:  # not cut by a decoding worker (decoding.prepare): cut here
+                clip_resource(resource, self._limits, counts)
             rid = self._resource_id(resource, now)
             service, version = self._app(resource, counts)
             if resource.spans:
@@ -851,28 +859,6 @@ def _ancestors(batch_id: str) -> list[str]:
             return out
         out.append(head)
         batch_id = head
-
-
-_ROW_FORMATS = {
-    cls: cls.__name__ + "(" + ", ".join(f"{name}=%r" for name in cls._fields) + ")"
-    for cls in (SpanRow, PointRow, LogRow)
-}
-
-
-def _rows_repr(rows: Sequence[Any]) -> str:
-    """``repr(rows)`` of a list of row tuples, byte for byte, without namedtuple's per-row __repr__ call."""
-    return "[" + ", ".join(_ROW_FORMATS[type(row)] % row for row in rows) + "]"
-
-
-def _digest(resource: ResourceData) -> str:
-    """Content of one resource entry: a retried batch repeats it exactly, a split one does not.
-
-    The text hashed is ``repr((spans, points, logs))`` as before (stored ids stay comparable across releases).
-    """
-    h = hashlib.sha1(resource.fingerprint)
-    text = "(" + ", ".join(_rows_repr(rows) for rows in (resource.spans, resource.points, resource.logs)) + ")"
-    h.update(text.encode())
-    return h.hexdigest()[:20]
 
 
 def _str(value: object) -> str | None:
