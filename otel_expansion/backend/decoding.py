@@ -5,7 +5,8 @@ that holds the GIL; in one process it took as long as SQLite itself, so request 
 in parallel and the single writer waited for them. Here each request body goes to a pool of worker
 processes (``spawn``: no fork of a threaded server) that return compact rows with everything that needs
 no database already done (:func:`prepare`: the content digest for de-duplication, the length limits, the
-exponential buckets at the rollup's scale); the server's one writer thread only stores them.
+exponential buckets at the rollup's scale, and the entry's rollup with its dimension values as received);
+the server's one writer thread checks those values are admitted as they are and stores.
 
 Workers never outlive the server: :meth:`DecodePool.close` shuts them down, and each worker also watches
 its parent and exits as soon as the parent is gone (killed with SIGKILL, say), so none is left orphaned.
@@ -21,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from otel_expansion.backend.ingest import ResourceData, decode, decompress, digest, flatten
 from otel_expansion.backend.limits import Limits, clip_resource
-from otel_expansion.backend.rollup import ROLLUP_SCALE
+from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
 from otel_expansion.otlp.exponential import downscale
 
 __all__ = ["DecodePool", "PoolBroken", "default_workers", "prepare"]
@@ -55,6 +56,7 @@ def prepare(
         resource.cut = dict(cut)
         if resource.exp:  # the rollup keeps ROLLUP_SCALE at most: downscale here, not in the writer
             resource.exp = {key: downscale(b, ROLLUP_SCALE) for key, b in resource.exp.items()}
+        resource.rolled = roll_ahead(resource, limits)
     return resources
 
 

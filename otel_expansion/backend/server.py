@@ -92,8 +92,9 @@ WAL_LIMIT_BYTES = 64 * 2**20
 """Past this, the writer checkpoints and truncates the WAL after its commit: SQLite's automatic checkpoints
 never restart the file while writers and readers keep it busy, so under steady ingest it would grow without
 bound. The WAL then stays under this plus one group's pages."""
-MAX_PENDING_ROWS = 500_000
-"""Rows accepted but not yet committed past which new requests get 429 + Retry-After (the writer is behind)."""
+MAX_PENDING_ROWS = 50_000
+"""Rows accepted but not yet committed past which new requests get 429 + Retry-After (the writer is behind;
+about a second of the 50k rows/s budget, so memory held for waiting requests stays bounded too)."""
 
 
 class Behind(Exception):

@@ -137,6 +137,10 @@ def _add(a_off: int, a: Sequence[int], b_off: int, b: Sequence[int]) -> tuple[in
 def merge(a: Buckets, b: Buckets, max_size: int = MAX_SIZE) -> Buckets:
     """Both histograms' counts at the finer common scale that keeps each sign within ``max_size`` buckets."""
     scale = min(a.scale, b.scale)
+    if a.scale == b.scale and not a.negative_counts and not b.negative_counts:  # the common case, directly
+        offset, counts = _add(a.offset, a.counts, b.offset, b.counts)
+        if len(counts) <= max_size:
+            return Buckets(scale, a.zero_count + b.zero_count, offset, counts)
     while True:
         x, y = downscale(a, scale), downscale(b, scale)
         offset, counts = _add(x.offset, x.counts, y.offset, y.counts)

@@ -251,3 +251,33 @@ class TestWalBound:
         written = os.path.getsize(db)
         assert written > 20 * limit  # far more went through the WAL than its bound
         assert peak[0] <= limit + 4 * 2**20, f"WAL peaked at {peak[0] / 2**20:.1f} MiB"
+
+
+class TestFlattenText:
+    def test_cached_and_written_out_text_is_canonical_json(self) -> None:
+        """Attribute maps (remembered across points) and exponential buckets (written without the encoder)
+        are the canonical JSON text: a bool and an int of the same value stay distinct."""
+        import json
+
+        from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+        from otel_expansion.backend.ingest import flatten
+
+        from .conftest import kvs, metrics_request
+
+        points = []
+        for attrs in ({"flag": True}, {"flag": 1}, {"flag": True}):
+            point = metrics_pb2.ExponentialHistogramDataPoint(
+                attributes=kvs(attrs), start_time_unix_nano=1, time_unix_nano=2, count=4, sum=-1.0, scale=3,
+                zero_count=1)
+            point.positive.offset, point.negative.offset = -7, 2
+            point.positive.bucket_counts.extend([1, 0, 1])
+            point.negative.bucket_counts.extend([1])
+            points.append(point)
+        metric = metrics_pb2.Metric(name="m", exponential_histogram=metrics_pb2.ExponentialHistogram(
+            data_points=points, aggregation_temporality=1))
+        rows = flatten("metrics", metrics_request((LINUX, [metric])))[0].points
+        assert [r.attributes for r in rows] == ['{"flag":true}', '{"flag":1}', '{"flag":true}']
+        meta = {"scale": 3, "zero_count": 1, "offset": -7, "negative_offset": 2, "negative_counts": [1]}
+        assert rows[0].bounds == json.dumps(meta, sort_keys=True, separators=(",", ":"))
+        assert rows[0].bucket_counts == "[1,0,1]"
