@@ -25,7 +25,7 @@ from otel_expansion.backend.limits import Limits, clip_resource
 from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
 from otel_expansion.otlp.exponential import downscale
 
-__all__ = ["DecodePool", "PoolBroken", "default_workers", "prepare"]
+__all__ = ["DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_resources"]
 
 _PARENT_CHECK_S = 0.5
 
@@ -47,7 +47,12 @@ def prepare(
     ``tagged`` (the request has a batch id header) asks for every entry's digest; an entry with a batch id
     attribute always gets one. The digest is of the entry as received, before the limits cut it.
     """
-    resources = flatten(signal, decode(signal, decompress(body, content_encoding), encoding))
+    return prepare_resources(flatten(signal, decode(signal, decompress(body, content_encoding), encoding)),
+                             limits, tagged)
+
+
+def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: bool) -> list[ResourceData]:
+    """The database-free part of storing decoded entries, done in place (see :func:`prepare`)."""
     for resource in resources:
         if tagged or resource.batch_id is not None:
             resource.digest = digest(resource)
