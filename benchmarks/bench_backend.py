@@ -312,6 +312,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -412,7 +419,11 @@ def bench_ingest(db: Path, senders: int, rows_total: int, points: int,
         done.set()
         watcher.join()
         _stop_server(server)
-    orphans = [pid for pid in pids[1:] if Path(f"/proc/{pid}").exists()]
+    orphans = pids[1:]
+    deadline = time.monotonic() + 5  # children exit as the server does; give them a moment
+    while orphans and time.monotonic() < deadline:
+        time.sleep(0.05)
+        orphans = [pid for pid in orphans if _alive(pid)]
     conn = open_readonly(db)
     stored = sum(conn.execute("SELECT COUNT(*) FROM spans").fetchone()) + sum(
         conn.execute("SELECT COUNT(*) FROM metric_points").fetchone())
@@ -546,7 +557,8 @@ def main() -> None:
                       f" {r['rows_per_s']:,.0f} rows/s ({r['acked']:,.0f} rows in {r['seconds']:.1f} s);"
                       f" CPU {cpu:.1f} s = {r['acked'] / max(cpu, 1e-9):,.0f} rows per CPU-second (server process"
                       f" {r['server_cpu']:.1f} s = {r['acked'] / max(r['server_cpu'], 1e-9):,.0f} rows/CPU-s, its"
-                      f" {r['workers']:.0f} decoding workers {r['workers_cpu']:.1f} s); stored {r['stored']:,.0f} of"
+                      f" {r['workers']:.0f} child processes (decoding workers, multiprocessing's tracker)"
+                      f" {r['workers_cpu']:.1f} s); stored {r['stored']:,.0f} of"
                       f" {r['sent']:,.0f} sent ({'equal' if r['stored'] == r['sent'] == r['acked'] else 'MISMATCH'}),"
                       f" {r['retries']:.0f} retries (429/503), {r['failed']:.0f} failed; WAL peak"
                       f" {r['wal_peak_mib']:.1f} MiB; server peak RSS {r['rss']:.0f} MiB; orphaned workers after"

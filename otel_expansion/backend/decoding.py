@@ -62,6 +62,8 @@ def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: boo
         if resource.exp:  # the rollup keeps ROLLUP_SCALE at most: downscale here, not in the writer
             resource.exp = {key: downscale(b, ROLLUP_SCALE) for key, b in resource.exp.items()}
         resource.rolled = roll_ahead(resource, limits)
+        if resource.rolled is not None:  # the writer reads the buckets only to roll the entry itself (rare)
+            resource.exp = {}
     return resources
 
 

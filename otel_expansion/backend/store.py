@@ -9,6 +9,9 @@ is needed. The fleet path is ClickHouse (see clickhouse.py and collector-config/
 Tables:
 - raw: ``resources`` (deduplicated by attribute hash), ``spans``, ``metric_points``, ``logs``; kept
   ``retention_days`` (default 30; rollups are kept forever), pruned at most once an hour by the writer.
+  A span is stored once per (start time, trace id, span id): a re-sent span repeats all three, and new
+  spans land at the index's recent end instead of at random pages (random ids first made every span
+  dirty a page of its own). Stores created before 0.3 keep their (trace id, span id) key and start index.
 - rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_env``; ``active``/``active_count`` (distinct
   installations per day and per week, each app version and all versions, '*'); ``installations``;
   ``sessions`` (one row per session id seen on spans, open or ended) with its histogram ``r_session``.
@@ -83,9 +86,8 @@ CREATE TABLE IF NOT EXISTS spans (
     name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
     duration_ns INTEGER NOT NULL, status_code INTEGER NOT NULL, status_message TEXT NOT NULL,
     attributes TEXT NOT NULL, events TEXT NOT NULL, command TEXT, outcome TEXT, error_type TEXT,
-    session_id TEXT, exit_code INTEGER, received_ns INTEGER NOT NULL, UNIQUE (trace_id, span_id)
+    session_id TEXT, exit_code INTEGER, received_ns INTEGER NOT NULL, UNIQUE (start_ns, trace_id, span_id)
 );
-CREATE INDEX IF NOT EXISTS spans_start ON spans(start_ns);
 CREATE TABLE IF NOT EXISTS metric_points (
     id INTEGER PRIMARY KEY, resource_id INTEGER NOT NULL REFERENCES resources(id), scope_name TEXT NOT NULL,
     scope_version TEXT NOT NULL, name TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, temporality TEXT,
@@ -196,7 +198,11 @@ _EXP_SELECT = (
     "SELECT buckets FROM r_exp WHERE metric = ? AND grain = ? AND day = ? AND service = ? AND version = ?"
     " AND command = ? AND label = ?"
 )
-_EXP_REPLACE = "INSERT OR REPLACE INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_EXP_INSERT = "INSERT INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_EXP_UPDATE = (
+    "UPDATE r_exp SET buckets = ? WHERE metric = ? AND grain = ? AND day = ? AND service = ? AND version = ?"
+    " AND command = ? AND label = ?"
+)
 _APP_DAYS_UPSERT = (
     "INSERT INTO app_days VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
     " first_day = MIN(first_day, excluded.first_day), last_day = MAX(last_day, excluded.last_day)"
@@ -337,6 +343,10 @@ class Store:
     ) -> None:
         self._conn = connect(db_path)
         self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the rollups' and indexes' hot pages stay
+        # checkpoint every 16 MiB of WAL, not 4: the rollup pages every group rewrites reach the database
+        # file once per checkpoint, so fewer checkpoints copy far fewer pages (the server truncates the WAL
+        # past its own limit, see server.WAL_LIMIT_BYTES)
+        self._conn.execute("PRAGMA wal_autocheckpoint = 4096")
         self._resource_ids: dict[str, int] = {}
         self._known: set[tuple[str, str, str]] = set()
         self._exp_rows: dict[tuple[Any, ...], exponential.Buckets] = {}
@@ -662,12 +672,12 @@ class Store:
 
     def _upsert_exp(self, grain: int, rows: dict[Any, exponential.Buckets]) -> None:
         """Merge into the exponential rollup: each stored row is read once (then kept, decoded, in
-        ``_exp_rows``), merged here and written whole, instead of decoded and re-merged by SQL per group."""
+        ``_exp_rows``), merged here and its blob updated, instead of decoded and re-merged by SQL per group."""
         conn = self._conn
         cache = self._exp_rows
         if len(cache) + len(rows) > _EXP_CACHE:
             cache.clear()
-        out = []
+        inserts, updates = [], []
         for key, b in rows.items():
             ckey = (grain, *key)
             have = cache.get(ckey)
@@ -675,10 +685,16 @@ class Store:
                 found = conn.execute(_EXP_SELECT, (key[0], grain, *key[1:])).fetchone()
                 if found is not None:
                     have = decode_exponential(found[0])
-            merged = b if have is None else exponential.merge(have, b)
-            cache[ckey] = merged
-            out.append((key[0], grain, *key[1:], encode_exponential(merged)))
-        conn.executemany(_EXP_REPLACE, out)
+            if have is None:
+                cache[ckey] = b
+                inserts.append((key[0], grain, *key[1:], encode_exponential(b)))
+            else:  # an UPDATE of the blob alone leaves the table's two indexes untouched (REPLACE would not)
+                merged = cache[ckey] = exponential.merge(have, b)
+                updates.append((encode_exponential(merged), key[0], grain, *key[1:]))
+        if updates:
+            conn.executemany(_EXP_UPDATE, updates)
+        if inserts:
+            conn.executemany(_EXP_INSERT, inserts)
 
     def _sessions(self, service: str, version: str, spans: list[SpanRow]) -> None:
         """Fold new spans into their sessions and move each session's histogram entries accordingly."""

@@ -44,6 +44,12 @@ class Buckets:
     def total(self) -> int:
         return self.zero_count + sum(self.counts) + sum(self.negative_counts)
 
+    def __reduce__(self) -> tuple[type[Buckets], tuple[int, int, int, tuple[int, ...], int, tuple[int, ...]]]:
+        """Pickled as its fields in order: the dataclass default looks every field up per object (the
+        embedded backend's decoding workers send thousands per request)."""
+        return Buckets, (self.scale, self.zero_count, self.offset, self.counts, self.negative_offset,
+                         self.negative_counts)
+
 
 def index_of(value: float, scale: int) -> int:
     """The bucket index of ``abs(value) > 0`` at ``scale`` (exact at powers of two, as the SDK's mappings)."""
