@@ -60,7 +60,7 @@ from otel_expansion.backend.rollup import (
     Rollup,
     bucket_of,
 )
-from otel_expansion.backend.store import Store, connect, open_readonly
+from otel_expansion.backend.store import Store, connect, open_readonly, stored_counts
 
 DURATION_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0]
 SERVICES = ("gitx", "dbtool", "deployer")
@@ -466,6 +466,12 @@ def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, see
         elapsed = time.monotonic() - started
     finally:
         _stop_server(server)
+    conn = open_readonly(db)
+    stored = stored_counts(conn)
+    conn.close()
+    sent = sum(n for mine in bodies for _, _, n in mine)
+    if stored["spans"] + stored["metric_points"] != sent or rows != sent:
+        raise SystemExit(f"stored {stored} of {sent} rows sent ({rows} acknowledged)")
     return {"rows": rows, "errors": errors, "seconds": elapsed, "requests": sum(len(b) for b in bodies)}
 
 

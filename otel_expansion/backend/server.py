@@ -1,10 +1,14 @@
 """The embedded backend's HTTP face: an OTLP/HTTP receiver plus the report API and dashboard.
 
 Stdlib ``http.server`` on purpose: no framework to install, one thread per connection. Request threads
-decode in parallel and hand their rows to one writer thread (:class:`_Writer`), which commits whatever has
-queued up in one transaction (group commit, each request in its own savepoint) and only then lets each
-request answer 200: no transaction per request fighting over SQLite's single write lock, and WAL lets the
-report's readers overlap the writer. Every handler answers
+hand each body to a pool of decoding worker processes (decoding.py: decompress, parse, flatten, roll up
+ahead, in parallel outside this process's GIL) and the rows they return to one writer thread
+(:class:`_Writer`), which commits whatever has queued up in one transaction (group commit, each request in
+its own savepoint) and only then lets each request answer 200: no transaction per request fighting over
+SQLite's single write lock, and WAL lets the report's readers overlap the writer. When more than
+``MAX_PENDING_ROWS`` wait for the writer, new requests get 429 + Retry-After; after a commit that left the
+WAL past ``WAL_LIMIT_BYTES`` the writer checkpoints and truncates it. SIGTERM/SIGINT stop the server
+cleanly, its worker processes with it. Every handler answers
 something: errors the client caused get 4xx with a google.rpc.Status body (as OTLP/HTTP requires),
 anything else 500 with a short message; a busy database gets 503 + Retry-After, which OTLP exporters
 retry. There is no authentication, so the default bind address is loopback, and the Host header must
@@ -104,11 +108,10 @@ class Behind(Exception):
 class _Pending:
     """One request waiting for the writer: set ``outcome`` then ``done``."""
 
-    __slots__ = ("done", "outcome", "request", "rows")
+    __slots__ = ("done", "outcome", "request")
 
-    def __init__(self, request: Request, rows: int) -> None:
+    def __init__(self, request: Request) -> None:
         self.request = request
-        self.rows = rows
         self.outcome: WriteResult | BaseException | None = None
         self.done = threading.Event()
 
@@ -147,7 +150,7 @@ class _Writer:
         arriving at an idle writer is always taken, however large).
         """
         rows = sum(len(r.spans) + len(r.points) + len(r.logs) for r in request[1])
-        pending = _Pending(request, rows)
+        pending = _Pending(request)
         with self._lock:
             if self._closed:
                 raise sqlite3.OperationalError("database busy: the backend is stopping")
