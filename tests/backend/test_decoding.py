@@ -91,6 +91,26 @@ class TestWorkers:
             pool.close()
 
 
+    def test_a_dead_worker_is_replaced(self) -> None:
+        """A worker killed mid-service: the request that met it gets PoolBroken (answered 503 + Retry-After),
+        the pool is rebuilt and the next request is decoded."""
+        from otel_expansion.backend.decoding import PoolBroken
+
+        pool = DecodePool(1, Limits())
+        try:
+            body = _fresh_spans(7, 3)
+            assert len(pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].spans) == 3
+            (victim,) = pool.pids()
+            os.kill(victim, signal.SIGKILL)
+            assert _gone_within({victim}, 5) == set()
+            with pytest.raises(PoolBroken):
+                pool.prepare("traces", body, "gzip", PROTOBUF, False)
+            assert len(pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].spans) == 3
+            assert victim not in pool.pids()
+        finally:
+            pool.close()
+
+
 def _serve_process(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     server = subprocess.Popen(
         [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", "0", "--db",
