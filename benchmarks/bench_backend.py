@@ -5,10 +5,14 @@ Run: ``python -m compileall -q otel_expansion && python benchmarks/bench_backend
 Budgets (DESIGN.md): report under 300 ms with 10M invocations stored and with 1,000 distinct commands x 2M
 invocations; ingest >= 50k rows/s from 8 senders, WAL bounded.
 
-Ingest: ``otel-expansion backend serve`` runs as its own process; 1, 4 and 8 sender threads POST realistic
-gzip OTLP/protobuf over keep-alive connections for a fixed time, alternating metrics requests (per command a
-delta sum and a base-2 exponential histogram, as the SDK's views aggregate them) and traces requests (command
-spans with session ids). Rows are points plus spans; the WAL's size at the end is printed.
+Ingest: ``otel-expansion backend serve`` runs as its own process (with its decoding worker processes); 1, 4
+and 8 sender threads POST ``--rows`` rows of realistic gzip OTLP/protobuf over keep-alive connections,
+alternating metrics requests (per command a delta sum and a base-2 exponential histogram, as the SDK's views
+aggregate them) and traces requests (command spans with session ids). Every request has its own batch id and
+every span fresh ids, so nothing is de-duplicated away, and the rows stored (points plus spans, counted in the
+database afterwards) must equal the rows sent. Printed: rows/s, CPU-seconds of the server process and of its
+workers (rows per CPU-second: the scaling argument on a shared box), retries after 429/503, the WAL's peak
+(sampled every 20 ms) and whether any worker outlived the server's SIGTERM.
 
 Report latency: the data is stored through the same HTTP ingest (installations' sends spread over 90 days,
 20-400 runs per command per send, 3 spans per send), then report_from() is timed for three filters. The
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import gzip
 import http.client
 import json
@@ -55,7 +60,7 @@ from otel_expansion.backend.rollup import (
     Rollup,
     bucket_of,
 )
-from otel_expansion.backend.store import Store, connect, open_readonly
+from otel_expansion.backend.store import Store, connect, open_readonly, stored_counts
 
 DURATION_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0]
 SERVICES = ("gitx", "dbtool", "deployer")
@@ -89,6 +94,7 @@ def bulk_load(db: Path, invocations: int, seed: int = 7, chunk: int = 100_000) -
     conn.execute("PRAGMA synchronous = OFF")
     store = Store.__new__(Store)  # the store's own rollup code on this connection, no request wrapper
     store._conn, store._resource_ids, store._limits, store._retention_days = conn, {}, Limits(), 0.0
+    store._known, store._exp_rows, store._data_version = set(), {}, None
     installs = []
     conn.execute("BEGIN")
     for i in range(INSTALLATIONS):
@@ -276,35 +282,76 @@ def _sender_requests(rng: random.Random, installation: int, end_ns: int, command
     return gzip.compress(metrics.SerializeToString(), 1), gzip.compress(traces.SerializeToString(), 1)
 
 
-def _start_server(db: Path) -> tuple[subprocess.Popen[str], int]:
+def _start_server(db: Path, workers: int | None = None) -> tuple[subprocess.Popen[str], int]:
+    extra = [] if workers is None else ["--workers", str(workers)]
     server = subprocess.Popen(
         [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", "0", "--db", str(db),
-         "--retention-days", "0"],
+         "--retention-days", "0", *extra],
         stdout=subprocess.PIPE, text=True,
     )
     line = server.stdout.readline() if server.stdout else ""
     return server, int(line.split("http://127.0.0.1:")[1].split(" ")[0])
 
 
-def _post_all(port: int, bodies: list[list[tuple[str, bytes, int]]], stop_at: float | None = None) -> tuple[int, int]:
-    """Each sender thread POSTs its (path, gzip body, rows) list over one keep-alive connection; (rows, errors)."""
+def _stop_server(server: subprocess.Popen[str]) -> None:
+    """SIGTERM (a clean shutdown: the server stops its decoding workers), then wait."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one live process so far (clock ticks from /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _post_all(port: int, bodies: list[list[tuple[str, bytes, int]]]) -> tuple[int, int, int]:
+    """Each sender thread POSTs its (path, gzip body, rows) list once over one keep-alive connection, each
+    request with its own batch id; a 429 or 503 is retried after a short pause, as an OTLP exporter would.
+    Returns (rows acknowledged with 200, retries, failed requests)."""
     rows = [0] * len(bodies)
-    errors = [0] * len(bodies)
+    retries = [0] * len(bodies)
+    failed = [0] * len(bodies)
 
     def send(s: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        i = 0
-        while i < len(bodies[s]) if stop_at is None else time.monotonic() < stop_at:
-            path, body, n = bodies[s][i % len(bodies[s])]
-            conn.request("POST", path, body, {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
-                                              "X-Otel-Expansion-Batch-Id": f"{s}-{i}"})
-            response = conn.getresponse()
-            response.read()
-            if response.status == 200:
-                rows[s] += n
-            else:
-                errors[s] += 1
-            i += 1
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for i, (path, body, n) in enumerate(bodies[s]):
+            while True:
+                conn.request("POST", path, body, {"Content-Type": "application/x-protobuf",
+                                                  "Content-Encoding": "gzip", "X-Otel-Expansion-Batch-Id": f"{s}-{i}"})
+                response = conn.getresponse()
+                response.read()
+                if response.status in (429, 503):
+                    retries[s] += 1
+                    time.sleep(0.05)
+                    continue
+                if response.status == 200:
+                    rows[s] += n
+                else:
+                    failed[s] += 1
+                break
         conn.close()
 
     threads = [threading.Thread(target=send, args=(s,)) for s in range(len(bodies))]
@@ -312,41 +359,80 @@ def _post_all(port: int, bodies: list[list[tuple[str, bytes, int]]], stop_at: fl
         t.start()
     for t in threads:
         t.join()
-    return sum(rows), sum(errors)
+    return sum(rows), sum(retries), sum(failed)
 
 
-def bench_ingest(db: Path, senders: int, seconds: float, points: int) -> tuple[float, int, float, float]:
-    """(rows/s, errors, server peak RSS MiB, WAL MiB at the end) with ``senders`` concurrent keep-alive clients
-    sending realistic gzip OTLP: per request ``points`` points (half sums, half exponential histograms) or
-    ``points`` spans, alternately."""
+def _fresh_traces(rng: random.Random, installation: int, end_ns: int, commands: list[str], spans: int) -> bytes:
+    """A traces body whose every span has new random trace and span ids (nothing in it is a duplicate)."""
+    return _sender_requests(rng, installation, end_ns, commands[:1], [1], spans)[1]
+
+
+def bench_ingest(db: Path, senders: int, rows_total: int, points: int,
+                 workers: int | None = None) -> dict[str, float]:
+    """Ingest ``rows_total`` rows with ``senders`` concurrent keep-alive clients sending realistic gzip OTLP:
+    per request ``points`` points (half delta sums, half base-2 exponential histograms) or ``points`` spans,
+    alternately. Every traces request carries fresh span ids and every request its own batch id, so nothing
+    is de-duplicated; the rows stored are checked against the rows sent. The bodies are built before the
+    clock starts. CPU is read from /proc for the server and its decoding workers."""
     rng = random.Random(senders)
     commands = [f"command-{i}" for i in range(max(1, points // 2))]
-    bodies = []
-    for s in range(senders):
-        mine = []
-        for b in range(10):
-            metrics, traces = _sender_requests(rng, s * 100 + b, time.time_ns() - b * 10**9, commands,
-                                               [rng.randint(1, 20) for _ in commands], points)
-            mine += [("/v1/metrics", metrics, 2 * len(commands)), ("/v1/traces", traces, points)]
-        bodies.append(mine)
-    server, port = _start_server(db)
+    templates = []
+    for b in range(10):  # metrics bodies: each sent under its own batch id, so each is stored again
+        metrics, _ = _sender_requests(rng, b, time.time_ns() - b * 10**9, commands,
+                                      [rng.randint(1, 20) for _ in commands], 0)
+        templates.append(metrics)
+    requests = max(2, rows_total // points)
+    bodies: list[list[tuple[str, bytes, int]]] = [[] for _ in range(senders)]
+    for r in range(requests):
+        mine = bodies[r % senders]
+        if r % 2 == 0:
+            mine.append(("/v1/metrics", templates[r // 2 % len(templates)], 2 * len(commands)))
+        else:
+            traces = _fresh_traces(rng, r % 1000, time.time_ns() - rng.randrange(60 * 10**9), commands, points)
+            mine.append(("/v1/traces", traces, points))
+    sent = sum(n for mine in bodies for _, _, n in mine)
+    server, port = _start_server(db, workers)
+    wal = Path(str(db) + "-wal")
+    wal_peak = [0]
+    done = threading.Event()
+
+    def watch_wal() -> None:
+        while not done.wait(0.02):
+            with contextlib.suppress(OSError):
+                wal_peak[0] = max(wal_peak[0], wal.stat().st_size)
+
+    watcher = threading.Thread(target=watch_wal)
+    watcher.start()
     try:
+        pids = [server.pid, *_children(server.pid)]
+        cpu_before = {pid: _cpu_seconds(pid) for pid in pids}
         started = time.monotonic()
-        rows, errors = _post_all(port, bodies, stop_at=started + seconds)
+        acked, retries, failed = _post_all(port, bodies)
         elapsed = time.monotonic() - started
+        cpu = {pid: _cpu_seconds(pid) - cpu_before[pid] for pid in pids}
         rss = 0.0
-        try:
+        with contextlib.suppress(OSError):
             for status_line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
                 if status_line.startswith("VmHWM:"):
                     rss = int(status_line.split()[1]) / 1024
-        except OSError:
-            pass
-        wal = Path(str(db) + "-wal")
-        wal_mib = wal.stat().st_size / 2**20 if wal.exists() else 0.0
-        return rows / elapsed, errors, rss, wal_mib
     finally:
-        server.terminate()
-        server.wait(10)
+        done.set()
+        watcher.join()
+        _stop_server(server)
+    orphans = pids[1:]
+    deadline = time.monotonic() + 5  # children exit as the server does; give them a moment
+    while orphans and time.monotonic() < deadline:
+        time.sleep(0.05)
+        orphans = [pid for pid in orphans if _alive(pid)]
+    conn = open_readonly(db)
+    stored = sum(conn.execute("SELECT COUNT(*) FROM spans").fetchone()) + sum(
+        conn.execute("SELECT COUNT(*) FROM metric_points").fetchone())
+    conn.close()
+    server_cpu = cpu[server.pid]
+    workers_cpu = sum(v for pid, v in cpu.items() if pid != server.pid)
+    return {"rows_per_s": acked / elapsed, "sent": sent, "acked": acked, "stored": stored, "retries": retries,
+            "failed": failed, "seconds": elapsed, "server_cpu": server_cpu, "workers_cpu": workers_cpu,
+            "workers": len(pids) - 1, "rss": rss, "wal_peak_mib": wal_peak[0] / 2**20, "orphans": len(orphans)}
 
 
 def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, seed: int = 11) -> dict[str, float]:
@@ -376,11 +462,16 @@ def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, see
     server, port = _start_server(db)
     try:
         started = time.monotonic()
-        rows, errors = _post_all(port, bodies)
+        rows, _retries, errors = _post_all(port, bodies)
         elapsed = time.monotonic() - started
     finally:
-        server.terminate()
-        server.wait(10)
+        _stop_server(server)
+    conn = open_readonly(db)
+    stored = stored_counts(conn)
+    conn.close()
+    sent = sum(n for mine in bodies for _, _, n in mine)
+    if stored["spans"] + stored["metric_points"] != sent or rows != sent:
+        raise SystemExit(f"stored {stored} of {sent} rows sent ({rows} acknowledged)")
     return {"rows": rows, "errors": errors, "seconds": elapsed, "requests": sum(len(b) for b in bodies)}
 
 
@@ -453,8 +544,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000000", help="invocations stored through the ingest path")
     parser.add_argument("--cardinality", default="15,1000", help="distinct commands, one report run per value")
     parser.add_argument("--senders", default="1,4,8", help="concurrent senders for the ingest measurement")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rows", type=int, default=400_000, help="rows sent per ingest measurement")
     parser.add_argument("--points", type=int, default=200, help="points (or spans) per ingest request")
+    parser.add_argument("--workers", type=int, default=None, help="the server's decoding processes (default: its own)")
     parser.add_argument("--bulk-sizes", default="", help="also the legacy bulk load (one raw point per invocation)")
     parser.add_argument("--dir", help="where the databases go (default: a temporary directory)")
     parser.add_argument("--skip-ingest", action="store_true")
@@ -465,10 +557,20 @@ def main() -> None:
         if not args.skip_ingest:
             for senders in (int(s) for s in args.senders.split(",")):
                 db = Path(tmp) / f"ingest-{senders}.sqlite"
-                rows, errors, rss, wal = bench_ingest(db, senders, args.seconds, args.points)
-                print(f"ingest, {senders} senders, gzip OTLP ({args.points} points or spans per request),"
-                      f" {args.seconds:.0f} s: {rows:,.0f} rows/s, {errors} errors, server peak RSS {rss:.0f} MiB,"
-                      f" WAL {wal:.0f} MiB at the end")
+                r = bench_ingest(db, senders, args.rows, args.points, args.workers)
+                cpu = r["server_cpu"] + r["workers_cpu"]
+                print(f"ingest, {senders} senders, gzip OTLP ({args.points} points or spans per request, fresh ids):"
+                      f" {r['rows_per_s']:,.0f} rows/s ({r['acked']:,.0f} rows in {r['seconds']:.1f} s);"
+                      f" CPU {cpu:.1f} s = {r['acked'] / max(cpu, 1e-9):,.0f} rows per CPU-second (server process"
+                      f" {r['server_cpu']:.1f} s = {r['acked'] / max(r['server_cpu'], 1e-9):,.0f} rows/CPU-s, its"
+                      f" {r['workers']:.0f} child processes (decoding workers, multiprocessing's tracker)"
+                      f" {r['workers_cpu']:.1f} s); stored {r['stored']:,.0f} of"
+                      f" {r['sent']:,.0f} sent ({'equal' if r['stored'] == r['sent'] == r['acked'] else 'MISMATCH'}),"
+                      f" {r['retries']:.0f} retries (429/503), {r['failed']:.0f} failed; WAL peak"
+                      f" {r['wal_peak_mib']:.1f} MiB; server peak RSS {r['rss']:.0f} MiB; orphaned workers after"
+                      f" SIGTERM: {r['orphans']:.0f}")
+                for p in Path(tmp).glob(f"ingest-{senders}.sqlite*"):
+                    os.unlink(p)
         for size in () if args.skip_sqlite else (int(s) for s in args.sizes.split(",")):
             for commands in (int(c) for c in args.cardinality.split(",")):
                 db = Path(tmp) / f"report-{size}-{commands}.sqlite"

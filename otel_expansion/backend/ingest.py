@@ -33,6 +33,7 @@ __all__ = [
     "SpanRow",
     "decode",
     "decompress",
+    "digest",
     "encode_response",
     "encode_status",
     "flatten",
@@ -58,6 +59,9 @@ class PayloadError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+    def __reduce__(self) -> tuple[type[PayloadError], tuple[int, str]]:
+        return PayloadError, (self.status, self.message)  # crosses from a decoding worker process intact
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -235,6 +239,12 @@ class ResourceData:
     exp: dict[tuple[str, str], Buckets] = field(default_factory=dict)
     """Exponential points' buckets as decoded, keyed by the (bounds, bucket_counts) text stored for them:
     the rollup reads them here instead of parsing that JSON back (a row whose text changed misses)."""
+    digest: str | None = None
+    """:func:`digest` of the entry as received, when a decoding worker computed it (else the writer does)."""
+    cut: dict[str, int] | None = None
+    """What the length limits cut, when a decoding worker already applied them (else the writer does)."""
+    rolled: Any = None
+    """A ``rollup.Rolled``: the entry's rollup computed ahead by a decoding worker (else the writer rolls it)."""
 
 
 def _value(value: Any) -> Any:
@@ -267,6 +277,38 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 def _json(attrs: Any) -> str:
     """Canonical JSON (one encoder reused: json.dumps with options builds a new one per call)."""
     return _ENCODER.encode(attrs)
+
+
+_ATTRS_JSON: dict[tuple[Any, ...], str] = {}
+_ATTRS_JSON_MAX = 4096
+
+
+def _attrs_json(attrs: dict[str, Any]) -> str:
+    """:func:`_json` of an attribute map, remembered: the points of one series and the spans of one session
+    repeat the same few maps (the key holds each value's type: ``True == 1`` but they encode differently)."""
+    try:
+        key = tuple((k, type(v), v) for k, v in attrs.items())
+        found = _ATTRS_JSON.get(key)
+    except TypeError:  # a list or map value: not hashable, encoded each time
+        return _json(attrs)
+    if found is None:
+        if len(_ATTRS_JSON) >= _ATTRS_JSON_MAX:
+            _ATTRS_JSON.clear()
+        found = _ATTRS_JSON[key] = _json(attrs)
+    return found
+
+
+def _int_list(values: Iterable[int]) -> str:
+    """``_json(list(values))`` for integers, without the encoder (same text: ``[1,2,3]``)."""
+    return "[" + ",".join(map(str, values)) + "]"
+
+
+def _columns(attrs: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """The attributes stored in columns of their own (and grouped by): command, outcome, error type.
+
+    The one place an attribute becomes a column, for spans and points alike.
+    """
+    return _text(attrs, "cli.command.name"), _text(attrs, "cli.command.outcome"), _text(attrs, "error.type")
 
 
 def _text(attrs: dict[str, Any], key: str) -> str | None:
@@ -314,11 +356,9 @@ def _spans(scope_spans: Sequence[Any]) -> Iterator[SpanRow]:
                 span.end_time_unix_nano - span.start_time_unix_nano,
                 span.status.code,
                 span.status.message,
-                _json(attrs),
+                _attrs_json(attrs),
                 _json(events) if events else "[]",
-                _text(attrs, "cli.command.name"),
-                _text(attrs, "cli.command.outcome"),
-                _text(attrs, "error.type"),
+                *_columns(attrs),
                 _text(attrs, "session.id"),
                 _int(attrs, "process.exit.code"),
             )
@@ -353,10 +393,8 @@ def _point_base(
         kind,
         temporality,
         monotonic,
-        _json(attrs),
-        _text(attrs, "cli.command.name"),
-        _text(attrs, "cli.command.outcome"),
-        _text(attrs, "error.type"),
+        _attrs_json(attrs),
+        *_columns(attrs),
         point.start_time_unix_nano,
         point.time_unix_nano,
     )
@@ -398,10 +436,12 @@ def _points(scope_metrics: Sequence[Any], exp: dict[tuple[str, str], Buckets] | 
                         negative_counts = list(negative.bucket_counts)
                         positive = point.positive
                         positive_counts = list(positive.bucket_counts)
-                        bounds = _json({"scale": point.scale, "zero_count": point.zero_count,
-                                        "offset": positive.offset, "negative_offset": negative.offset,
-                                        "negative_counts": negative_counts})
-                        buckets = _json(positive_counts)
+                        # _json of {"scale", "zero_count", "offset", "negative_offset", "negative_counts"}
+                        # (keys sorted), written out: the same text without the encoder
+                        bounds = (f'{{"negative_counts":{_int_list(negative_counts)},"negative_offset":'
+                                  f'{negative.offset},"offset":{positive.offset},"scale":{point.scale},'
+                                  f'"zero_count":{point.zero_count}}}')
+                        buckets = _int_list(positive_counts)
                         if exp is not None:
                             exp[(bounds, buckets)] = Buckets(point.scale, point.zero_count, positive.offset,
                                                              tuple(positive_counts), negative.offset,
@@ -478,3 +518,26 @@ def flatten(signal: str, request: Any) -> list[ResourceData]:
             data.logs = found
         out.append(data)
     return out
+
+
+_ROW_FORMATS = {
+    cls: cls.__name__ + "(" + ", ".join(f"{name}=%r" for name in cls._fields) + ")"
+    for cls in (SpanRow, PointRow, LogRow)
+}
+
+
+def _rows_repr(rows: Sequence[Any]) -> str:
+    """``repr(rows)`` of a list of row tuples, byte for byte, without namedtuple's per-row __repr__ call."""
+    return "[" + ", ".join(_ROW_FORMATS[type(row)] % row for row in rows) + "]"
+
+
+def digest(resource: ResourceData) -> str:
+    """Content of one resource entry as received (before any limit cuts it): a retried batch repeats it
+    exactly, a split one does not.
+
+    The text hashed is ``repr((spans, points, logs))`` as before (stored ids stay comparable across releases).
+    """
+    h = hashlib.sha1(resource.fingerprint)
+    text = "(" + ", ".join(_rows_repr(rows) for rows in (resource.spans, resource.points, resource.logs)) + ")"
+    h.update(text.encode())
+    return h.hexdigest()[:20]

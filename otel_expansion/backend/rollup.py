@@ -25,10 +25,13 @@ from __future__ import annotations
 import json
 import marshal
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_expansion.backend.ingest import PointRow, ResourceData
+from otel_expansion.backend.limits import Limits, clip_value
 from otel_expansion.otlp import exponential
 from otel_expansion.sdk import signals
 
@@ -43,6 +46,7 @@ __all__ = [
     "SESSION_BOUNDS",
     "SESSION_SCALE",
     "WITHOUT_OUTCOME",
+    "Rolled",
     "Rollup",
     "as_string",
     "bucket_of",
@@ -52,6 +56,8 @@ __all__ = [
     "exponential_of",
     "fold",
     "layout",
+    "roll",
+    "roll_ahead",
     "session_bucket",
     "weekly",
 ]
@@ -253,6 +259,168 @@ def _merge_metrics(into: dict[Any, list[Any]], items: Any, kinds: dict[str, str]
             have[4] = acc[4] if have[4] is None else (have[4] if acc[4] is None else min(have[4], acc[4]))
             have[5] = acc[5] if have[5] is None else (have[5] if acc[5] is None else max(have[5], acc[5]))
             have[6] = max(have[6], acc[6])
+
+
+Admit = Callable[[str, str, str, "Counter[str]"], str]
+"""``admit(service, dimension, value, counts)``: the value a dimension stores (the value, or ``(other)``
+past the cardinality limit, counted); the store's reads and grows its table of known values."""
+Delta = Callable[[str, PointRow], "PointRow | None"]
+"""``delta(series prefix, cumulative point)``: the point as a delta since its series' last one (None: skip)."""
+
+
+def roll(
+    rollup: Rollup,
+    resource: ResourceData,
+    service: str,
+    version: str,
+    counts: Counter[str],
+    limits: Limits,
+    admit: Admit,
+    delta: Delta,
+) -> None:
+    """Add one resource entry's points to ``rollup``, under the dimension values ``admit`` gives.
+
+    Pure apart from ``admit`` and ``delta`` (the store's database reads): a decoding worker runs it with an
+    ``admit`` that keeps every value and records it, the writer checks those values are admitted as they are,
+    and only otherwise rolls the entry again itself (see Store).
+    """
+    attrs = resource.attributes
+    installation = as_string(attrs.get("otel_expansion.installation.id"))
+    env = [
+        (key, admit(service, key, clip_value(as_string(attrs.get(key)), limits, counts, key), counts))
+        for key in ENVIRONMENT_KEYS
+    ]
+    cache: dict[Any, Any] = {}
+    layouts: dict[str | None, tuple[list[float], str]] = {}
+    per_day: dict[int, float] = {}
+    series_prefix = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    points = resource.points
+    if any(p.temporality == "cumulative" for p in points):  # differencing needs time order
+        points = sorted(points, key=lambda p: p.end_ns)
+    for row in points:
+        if row.kind not in ("sum", "gauge", "histogram", "exponential_histogram"):
+            continue
+        if row.temporality == "cumulative" and row.kind != "gauge":
+            changed = delta(series_prefix, row)
+            if changed is None:
+                continue
+            row = changed
+        day = row.end_ns // DAY_NS
+        command, outcome, error_type, label = _dims(service, row, cache, counts, limits, admit)
+        failed = outcome == "error"
+        if row.name in WITHOUT_OUTCOME:
+            outcome = error_type = ""
+        key = (row.name, day, service, version, command, outcome, error_type, label)
+        if row.kind == "exponential_histogram":
+            decoded = resource.exp.get((row.bounds or "", row.bucket_counts or ""))
+            rollup.add_exponential(key, row.samples or 0, row.sum, row.min, row.max,
+                                   decoded or exponential_of(row.bounds, row.bucket_counts), row.end_ns)
+            continue
+        if row.kind == "histogram":
+            parsed = layouts.get(row.bounds)
+            if parsed is None:
+                bounds = json.loads(row.bounds) if row.bounds else []
+                parsed = layouts[row.bounds] = (bounds, layout(bounds))
+            rollup.add_histogram(
+                key,
+                row.samples or 0,
+                row.sum,
+                row.min,
+                row.max,
+                parsed[0],
+                json.loads(row.bucket_counts) if row.bucket_counts else [],
+                row.end_ns,
+                parsed[1],
+            )
+            continue
+        value = row.value or 0.0
+        rollup.add_number(key, row.kind, value, row.end_ns, value if failed else 0.0)
+        if row.name == INVOCATIONS:
+            per_day[day] = per_day.get(day, 0.0) + value
+    for day, value in per_day.items():  # the environment is the resource's: once per day, not per point
+        for env_key, env_value in env:
+            ekey = (day, service, version, env_key, env_value)
+            rollup.env[ekey] = rollup.env.get(ekey, 0.0) + value
+        if installation and value > 0:
+            rollup.active.add((day, service, version, installation))
+
+
+@dataclass(slots=True)
+class Rolled:
+    """One resource entry's rollup as a decoding worker computed it, with every dimension value as received
+    (``admitted``: each (service, dimension, value) it was grouped under, for the writer to check)."""
+
+    rollup: Rollup
+    service: str
+    version: str
+    admitted: list[tuple[str, str, str]]
+    counts: dict[str, int]
+
+
+def _no_delta(_prefix: str, _row: PointRow) -> PointRow | None:
+    raise LookupError("a cumulative point needs the store's previous point")
+
+
+def roll_ahead(resource: ResourceData, limits: Limits) -> Rolled | None:
+    """The entry's rollup with every value admitted as it is (no database); None when it has a cumulative
+    point (differencing needs the store) or no points."""
+    if not resource.points or any(p.temporality == "cumulative" and p.kind != "gauge" for p in resource.points):
+        return None
+    attrs = resource.attributes
+    service, version = as_string(attrs.get("service.name")), as_string(attrs.get("service.version"))
+    admitted: list[tuple[str, str, str]] = []
+
+    def admit(svc: str, key: str, value: str, _counts: Counter[str]) -> str:
+        admitted.append((svc, key, value))
+        return value
+
+    counts: Counter[str] = Counter()
+    rollup = Rollup()
+    roll(rollup, resource, service, version, counts, limits, admit, _no_delta)
+    return Rolled(rollup, service, version, admitted, dict(counts))
+
+
+def _dims(
+    service: str, row: PointRow, cache: dict[Any, Any], counts: Counter[str], limits: Limits, admit: Admit
+) -> tuple[str, str, str, str]:
+    label_key = LABELS.get(row.name)
+    if label_key is None:  # most points: the same few (command, outcome, error type) over and over
+        whole = (row.command, row.outcome, row.error_type)
+        known = cache.get(whole)
+        if known is None:
+            known = cache[whole] = _admitted(service, row, None, cache, counts, limits, admit)
+        return known
+    clip_value(as_string(json.loads(row.attributes).get(label_key)), limits, counts, "label")  # counted twice, as ever
+    return _admitted(service, row, label_key, cache, counts, limits, admit)
+
+
+def _admitted(
+    service: str,
+    row: PointRow,
+    label_key: str | None,
+    cache: dict[Any, Any],
+    counts: Counter[str],
+    limits: Limits,
+    admit: Admit,
+) -> tuple[str, str, str, str]:
+    raw_label = ""
+    if label_key is not None:
+        raw_label = clip_value(as_string(json.loads(row.attributes).get(label_key)), limits, counts, "label")
+    out = []
+    for key, value in (
+        ("command", row.command or ""),
+        ("outcome", row.outcome or ""),
+        ("error.type", row.error_type or ""),
+        (label_key or "", raw_label),
+    ):
+        if value == "" or not key:
+            out.append(value)
+            continue
+        admitted = cache.get((key, value))
+        if admitted is None:
+            admitted = cache[(key, value)] = admit(service, key, value, counts)
+        out.append(admitted)
+    return out[0], out[1], out[2], out[3]
 
 
 def exponential_of(meta: str | None, counts: str | None) -> exponential.Buckets:

@@ -1,10 +1,14 @@
 """The embedded backend's HTTP face: an OTLP/HTTP receiver plus the report API and dashboard.
 
 Stdlib ``http.server`` on purpose: no framework to install, one thread per connection. Request threads
-decode in parallel and hand their rows to one writer thread (:class:`_Writer`), which commits whatever has
-queued up in one transaction (group commit, each request in its own savepoint) and only then lets each
-request answer 200: no transaction per request fighting over SQLite's single write lock, and WAL lets the
-report's readers overlap the writer. Every handler answers
+hand each body to a pool of decoding worker processes (decoding.py: decompress, parse, flatten, roll up
+ahead, in parallel outside this process's GIL) and the rows they return to one writer thread
+(:class:`_Writer`), which commits whatever has queued up in one transaction (group commit, each request in
+its own savepoint) and only then lets each request answer 200: no transaction per request fighting over
+SQLite's single write lock, and WAL lets the report's readers overlap the writer. When more than
+``MAX_PENDING_ROWS`` wait for the writer, new requests get 429 + Retry-After; after a commit that left the
+WAL past ``WAL_LIMIT_BYTES`` the writer checkpoints and truncates it. SIGTERM/SIGINT stop the server
+cleanly, its worker processes with it. Every handler answers
 something: errors the client caused get 4xx with a google.rpc.Status body (as OTLP/HTTP requires),
 anything else 500 with a short message; a busy database gets 503 + Retry-After, which OTLP exporters
 retry. There is no authentication, so the default bind address is loopback, and the Host header must
@@ -31,16 +35,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from otel_expansion.backend.decoding import DecodePool, PoolBroken, default_workers
 from otel_expansion.backend.ingest import (
     JSON,
     MAX_BODY_BYTES,
     PROTOBUF,
     PayloadError,
-    decode,
-    decompress,
     encode_response,
     encode_status,
-    flatten,
     media_type,
 )
 from otel_expansion.backend.limits import Limits
@@ -51,7 +53,8 @@ from otel_expansion.backend.rollup import DAY_NS
 from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Request, Store, WriteResult, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
-__all__ = ["BODY_TIMEOUT_S", "QueryError", "default_db_path", "parse_filter", "serve"]
+__all__ = ["BODY_TIMEOUT_S", "MAX_PENDING_ROWS", "WAL_LIMIT_BYTES", "QueryError", "default_db_path", "parse_filter",
+           "serve"]
 
 BODY_TIMEOUT_S = 2.0
 """Longest silence while reading a request body before answering 400."""
@@ -61,7 +64,7 @@ _MAX_NS = 2**63 - 1
 logger = logging.getLogger("otel_expansion.backend.server")
 
 _SIGNAL_PATHS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
-_RPC_CODE = {400: 3, 404: 5, 413: 8, 415: 3, 500: 13, 503: 14}  # google.rpc.Code for each HTTP status
+_RPC_CODE = {400: 3, 404: 5, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}  # google.rpc.Code for each HTTP status
 _MAX_BATCH_ID = 256
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self';"
@@ -89,6 +92,19 @@ def _allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str] | None:
     return frozenset(names)
 
 
+WAL_LIMIT_BYTES = 64 * 2**20
+"""Past this, the writer checkpoints and truncates the WAL after its commit: SQLite's automatic checkpoints
+never restart the file while writers and readers keep it busy, so under steady ingest it would grow without
+bound. The WAL then stays under this plus one group's pages."""
+MAX_PENDING_ROWS = 50_000
+"""Rows accepted but not yet committed past which new requests get 429 + Retry-After (the writer is behind;
+about a second of the 50k rows/s budget, so memory held for waiting requests stays bounded too)."""
+
+
+class Behind(Exception):
+    """The writer has more than its bound of rows waiting: answered with 429 and Retry-After."""
+
+
 class _Pending:
     """One request waiting for the writer: set ``outcome`` then ``done``."""
 
@@ -111,22 +127,42 @@ class _Writer:
 
     MAX_GROUP = 64
 
-    def __init__(self, db_path: Path, limits: Limits, retention_days: float) -> None:
+    def __init__(
+        self, db_path: Path, limits: Limits, retention_days: float, *, wal_limit_bytes: int = WAL_LIMIT_BYTES,
+        max_pending_rows: int = MAX_PENDING_ROWS,
+    ) -> None:
         self._db_path, self._limits, self._retention_days = db_path, limits, retention_days
+        self._wal = Path(str(db_path) + "-wal")
+        self._wal_limit = wal_limit_bytes
+        self._max_pending = max_pending_rows
+        self._pending_rows = 0
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self.wal_checkpoints = 0
         self._thread = threading.Thread(target=self._run, name="otel-expansion-backend-writer", daemon=True)
         self._thread.start()
 
     def submit(self, request: Request) -> WriteResult:
-        """Store one request (raising what storing it raised) once its group has committed."""
+        """Store one request (raising what storing it raised) once its group has committed.
+
+        Raises Behind, storing nothing, when more than ``max_pending_rows`` rows already wait (a request
+        arriving at an idle writer is always taken, however large).
+        """
+        rows = sum(len(r.spans) + len(r.points) + len(r.logs) for r in request[1])
         pending = _Pending(request)
         with self._lock:
             if self._closed:
                 raise sqlite3.OperationalError("database busy: the backend is stopping")
+            if self._pending_rows and self._pending_rows + rows > self._max_pending:
+                raise Behind(f"{self._pending_rows} rows wait for the writer")
+            self._pending_rows += rows
             self._queue.put(pending)
-        pending.done.wait()
+        try:
+            pending.done.wait()
+        finally:
+            with self._lock:
+                self._pending_rows -= rows
         if isinstance(pending.outcome, BaseException):
             raise pending.outcome
         assert pending.outcome is not None
@@ -167,9 +203,22 @@ class _Writer:
                 for pending, outcome in zip(group, outcomes, strict=True):
                     pending.outcome = outcome
                     pending.done.set()
+                if store is not None:
+                    self._bound_wal(store)
         finally:
             if store is not None:
                 store.close()
+
+    def _bound_wal(self, store: Store) -> None:
+        """After a commit: past the limit, checkpoint the whole WAL and truncate it (between groups, so it
+        never races this writer; a reader mid-query only delays it, up to the busy timeout)."""
+        try:
+            if self._wal.stat().st_size <= self._wal_limit:
+                return
+            store.checkpoint()
+            self.wal_checkpoints += 1
+        except (OSError, sqlite3.Error) as exc:  # retried after the next group
+            logger.debug("WAL checkpoint skipped: %s", exc)
 
 
 class _Server(ThreadingHTTPServer):
@@ -185,6 +234,9 @@ class _Server(ThreadingHTTPServer):
         retention_days: float,
         allowed_hosts: tuple[str, ...],
         engine: Callable[[], Engine] | None,
+        workers: int,
+        wal_limit_bytes: int,
+        max_pending_rows: int,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -196,13 +248,18 @@ class _Server(ThreadingHTTPServer):
         self.extra_hosts = frozenset(h.lower() for h in allowed_hosts) | {socket.gethostname().lower()}
         self.engine = engine or (lambda: SQLiteEngine(open_readonly(db_path)))
         super().__init__(address, _Handler)
-        self.writer = _Writer(db_path, limits, retention_days)
+        self.pool = DecodePool(workers, limits)
+        self.writer = _Writer(db_path, limits, retention_days, wal_limit_bytes=wal_limit_bytes,
+                              max_pending_rows=max_pending_rows)
 
     def server_close(self) -> None:
         try:
             super().server_close()
         finally:
-            self.writer.close()
+            try:
+                self.pool.close()
+            finally:
+                self.writer.close()
 
     def host_allowed(self, header: str | None) -> bool:
         if not header:
@@ -358,12 +415,14 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            body = decompress(self._read_body(), self.headers.get("Content-Encoding"))
-            resources = flatten(signal, decode(signal, body, encoding))
+            body = self._read_body()
             batch_id = (self.headers.get(BATCH_ID_HEADER) or "").strip() or None
             if batch_id is not None and len(batch_id) > _MAX_BATCH_ID:
                 logger.warning("ignoring a %d-character batch id header", len(batch_id))
                 batch_id = None
+            resources = self.server.pool.prepare(
+                signal, body, self.headers.get("Content-Encoding"), encoding, batch_id is not None
+            )
             result = self.server.writer.submit((signal, resources, batch_id))
         except PayloadError as exc:
             logger.info("refused %s request: %s %s", signal, exc.status, exc.message)
@@ -371,6 +430,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except OverflowError:  # e.g. a timestamp above SQLite's signed 64-bit range
             self._status(400, "a value is out of the storable range", encoding)
+            return
+        except Behind as exc:
+            logger.info("writer behind, asking the client to retry: %s", exc)
+            self._status(429, "ingest behind, retry later", encoding, {"Retry-After": "1"})
+            return
+        except PoolBroken as exc:
+            logger.warning("%s; asking the client to retry", exc)
+            self._status(503, "decoder restarting, retry later", encoding, {"Retry-After": "1"})
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
@@ -474,10 +541,16 @@ def serve(
     retention_days: float = DEFAULT_RETENTION_DAYS,
     allowed_hosts: tuple[str, ...] = (),
     engine: Callable[[], Engine] | None = None,
+    workers: int | None = None,
+    wal_limit_bytes: int = WAL_LIMIT_BYTES,
+    max_pending_rows: int = MAX_PENDING_ROWS,
 ) -> None:
-    """Run the receiver and dashboard until ``stop`` is set (or forever); ``ready`` gets the bound port.
+    """Run the receiver and dashboard until ``stop`` is set, or SIGTERM/SIGINT when serving from the main
+    thread (or forever); ``ready`` gets the bound port.
 
     ``engine`` makes the dashboard and /api/report read elsewhere (ClickHouse) instead of ``db_path``.
+    ``workers`` decoding processes (default: one per core beyond the writer's; 0 decodes in the request
+    threads). Shutdown stops them before returning.
     """
     db_path = prepare_db_path(Path(db_path) if db_path is not None else default_db_path())
     # Create the schema now (an unwritable path fails here, not on first export), and keep this connection
@@ -493,53 +566,45 @@ def serve(
             retention_days=retention_days,
             allowed_hosts=allowed_hosts,
             engine=engine,
+            workers=default_workers() if workers is None else workers,
+            wal_limit_bytes=wal_limit_bytes,
+            max_pending_rows=max_pending_rows,
         )
     except BaseException:
         keeper.close()
         raise
+    stop = stop or threading.Event()
+    restore = _stop_on_signals(stop)
     try:
-        if stop is not None:
 
-            def stopper() -> None:
-                stop.wait()
-                server.shutdown()
+        def stopper() -> None:
+            stop.wait()
+            server.shutdown()
 
-            threading.Thread(target=stopper, name="otel-expansion-backend-stop", daemon=True).start()
-        done = threading.Event()
-        threading.Thread(target=_bound_wal, args=(db_path, done), name="otel-expansion-backend-wal",
-                         daemon=True).start()
+        threading.Thread(target=stopper, name="otel-expansion-backend-stop", daemon=True).start()
         logger.info("listening on %s:%d, storing into %s", host, server.server_address[1], db_path)
         if ready is not None:
             ready(int(server.server_address[1]))
-        try:
-            server.serve_forever(poll_interval=0.1)
-        finally:
-            done.set()
+        server.serve_forever(poll_interval=0.1)
     finally:
+        restore()
         server.server_close()
         keeper.close()
 
 
-WAL_LIMIT_BYTES = 64 * 2**20
-"""Past this, the WAL is checkpointed and truncated: SQLite's automatic checkpoints never restart the file
-while writers and readers keep it busy, so under steady ingest it would grow without bound."""
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM (and SIGINT) set ``stop`` so the server shuts down cleanly, its workers with it; returns
+    what restores the previous handlers. Only the main thread may set handlers: elsewhere, nothing."""
+    import signal
 
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous[number] = signal.signal(number, lambda _n, _f: stop.set())
 
-def _bound_wal(db_path: Path, done: threading.Event, every_s: float = 2.0) -> None:
-    """Every few seconds: if the WAL is over WAL_LIMIT_BYTES, checkpoint it fully and truncate it (waits
-    for the writers of the moment, up to the busy timeout; failures are retried next round)."""
-    wal = Path(str(db_path) + "-wal")
-    conn: sqlite3.Connection | None = None
-    try:
-        while not done.wait(every_s):
-            try:
-                if wal.stat().st_size <= WAL_LIMIT_BYTES:
-                    continue
-                if conn is None:
-                    conn = connect(db_path)
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            except (OSError, sqlite3.Error) as exc:
-                logger.debug("WAL checkpoint skipped: %s", exc)
-    finally:
-        if conn is not None:
-            conn.close()
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore

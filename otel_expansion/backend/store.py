@@ -9,6 +9,9 @@ is needed. The fleet path is ClickHouse (see clickhouse.py and collector-config/
 Tables:
 - raw: ``resources`` (deduplicated by attribute hash), ``spans``, ``metric_points``, ``logs``; kept
   ``retention_days`` (default 30; rollups are kept forever), pruned at most once an hour by the writer.
+  A span is stored once per (start time, trace id, span id): a re-sent span repeats all three, and new
+  spans land at the index's recent end instead of at random pages (random ids first made every span
+  dirty a page of its own). Stores created before 0.3 keep their (trace id, span id) key and start index.
 - rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_env``; ``active``/``active_count`` (distinct
   installations per day and per week, each app version and all versions, '*'); ``installations``;
   ``sessions`` (one row per session id seen on spans, open or ended) with its histogram ``r_session``.
@@ -41,21 +44,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.backend.ingest import LogRow, PointRow, ResourceData, SpanRow
-from otel_expansion.backend.limits import OTHER, Limits, clip_resource, clip_value
+from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow
+from otel_expansion.backend.ingest import digest as _digest
+from otel_expansion.backend.limits import OTHER, Limits, clip_resource
 from otel_expansion.backend.rollup import (
     BUCKET_SLOTS,
     DAY_NS,
-    ENVIRONMENT_KEYS,
     INVOCATIONS,
-    LABELS,
-    WITHOUT_OUTCOME,
+    Rolled,
     Rollup,
     as_string,
     decode_exponential,
     encode_exponential,
     exponential_of,
-    layout,
+    roll,
     session_bucket,
     weekly,
 )
@@ -68,6 +70,10 @@ DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 _RESOURCE_CACHE = 50_000
 """Resource ids a Store remembers (digest -> id) before starting over; a miss costs one indexed lookup."""
+_EXP_CACHE = 20_000
+"""Exponential rollup rows the writer keeps decoded (valid while no other connection writes: data_version)."""
+_KNOWN_CACHE = 200_000
+"""Admitted dimension values a Store remembers (values are never un-admitted, so a hit needs no query)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -80,9 +86,8 @@ CREATE TABLE IF NOT EXISTS spans (
     name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
     duration_ns INTEGER NOT NULL, status_code INTEGER NOT NULL, status_message TEXT NOT NULL,
     attributes TEXT NOT NULL, events TEXT NOT NULL, command TEXT, outcome TEXT, error_type TEXT,
-    session_id TEXT, exit_code INTEGER, received_ns INTEGER NOT NULL, UNIQUE (trace_id, span_id)
+    session_id TEXT, exit_code INTEGER, received_ns INTEGER NOT NULL, UNIQUE (start_ns, trace_id, span_id)
 );
-CREATE INDEX IF NOT EXISTS spans_start ON spans(start_ns);
 CREATE TABLE IF NOT EXISTS metric_points (
     id INTEGER PRIMARY KEY, resource_id INTEGER NOT NULL REFERENCES resources(id), scope_name TEXT NOT NULL,
     scope_version TEXT NOT NULL, name TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, temporality TEXT,
@@ -189,9 +194,14 @@ _BUCKET_UPSERT = (
     f"INSERT INTO r_bucket VALUES ({', '.join(['?'] * (8 + BUCKET_SLOTS))}) ON CONFLICT DO UPDATE SET "
     + ", ".join(f"c{i} = c{i} + excluded.c{i}" for i in range(BUCKET_SLOTS))
 )
-_EXP_UPSERT = (
-    "INSERT INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT DO UPDATE SET buckets = oe_exp_merge(buckets, excluded.buckets)"
+_EXP_SELECT = (
+    "SELECT buckets FROM r_exp WHERE metric = ? AND grain = ? AND day = ? AND service = ? AND version = ?"
+    " AND command = ? AND label = ?"
+)
+_EXP_INSERT = "INSERT INTO r_exp VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_EXP_UPDATE = (
+    "UPDATE r_exp SET buckets = ? WHERE metric = ? AND grain = ? AND day = ? AND service = ? AND version = ?"
+    " AND command = ? AND label = ?"
 )
 _APP_DAYS_UPSERT = (
     "INSERT INTO app_days VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
@@ -232,7 +242,6 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
                     " WHERE metric = ? AND grain = 1 GROUP BY service, version", (INVOCATIONS,)
                 )
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
     except BaseException:
         conn.close()
         raise
@@ -273,11 +282,6 @@ def _exponential_delta(row: PointRow, last: Any) -> PointRow:
                        "negative_offset": now.negative_offset, "negative_counts": neg})
     return row._replace(samples=(row.samples or 0) - (last[3] or 0), sum=total, bounds=meta,
                         bucket_counts=json.dumps(pos))
-
-
-def _exp_merge_sql(a: bytes, b: bytes) -> bytes:
-    """SQL function merging two exponential rollup BLOBs at the coarser scale (exact, see exponential.merge)."""
-    return encode_exponential(exponential.merge(decode_exponential(a), decode_exponential(b)))
 
 
 def _user_version(conn: sqlite3.Connection, db_path: Path) -> int:
@@ -339,12 +343,25 @@ class Store:
     ) -> None:
         self._conn = connect(db_path)
         self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the rollups' and indexes' hot pages stay
+        # checkpoint every 16 MiB of WAL, not 4: the rollup pages every group rewrites reach the database
+        # file once per checkpoint, so fewer checkpoints copy far fewer pages (the server truncates the WAL
+        # past its own limit, see server.WAL_LIMIT_BYTES)
+        self._conn.execute("PRAGMA wal_autocheckpoint = 4096")
         self._resource_ids: dict[str, int] = {}
+        self._known: set[tuple[str, str, str]] = set()
+        self._exp_rows: dict[tuple[Any, ...], exponential.Buckets] = {}
+        self._data_version: int | None = None
         self._limits = limits or Limits()
         self._retention_days = retention_days
 
     def close(self) -> None:
         self._conn.close()
+
+    def checkpoint(self) -> None:
+        """Copy the whole WAL into the database and truncate it (between transactions only)."""
+        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy is not None and busy[0]:
+            raise sqlite3.OperationalError("WAL checkpoint busy (a reader holds an old snapshot)")
 
     def __enter__(self) -> Store:
         return self
@@ -374,13 +391,17 @@ class Store:
         group = Rollup()  # the group's rollups, merged in memory: one upsert per key per group
         conn.execute("BEGIN IMMEDIATE")
         try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:  # another connection wrote: what we remember may be stale
+                self._exp_rows.clear()
+                self._data_version = version
             for signal, resources, batch_id in requests:
                 conn.execute("SAVEPOINT oe_request")
                 try:
                     result, rollup = self._write_one(signal, resources, batch_id, now)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO oe_request")
-                    self._resource_ids.clear()  # ids inserted in the rolled-back savepoint are gone
+                    self._forget()  # ids and values inserted in the rolled-back savepoint are gone
                     results.append(exc)
                 else:
                     if any(group.kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
@@ -394,10 +415,15 @@ class Store:
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._resource_ids.clear()  # ids inserted in the rolled-back transaction are gone
+            self._forget()  # ids and values inserted in the rolled-back transaction are gone
             raise
         self._maybe_prune(now)
         return results
+
+    def _forget(self) -> None:
+        self._resource_ids.clear()
+        self._known.clear()
+        self._exp_rows.clear()
 
     def _write_one(
         self, signal: str, resources: Sequence[ResourceData], batch_id: str | None, now: int
@@ -412,7 +438,7 @@ class Store:
             if bid is None:
                 kept.append(resource)
                 continue
-            key = f"{bid}:{_digest(resource)}"
+            key = f"{bid}:{resource.digest or _digest(resource)}"
             if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
                 continue
             keys.add(key)
@@ -420,10 +446,12 @@ class Store:
             kept.append(resource)
         spans = points = logs = 0
         rollup = Rollup()
+        done: list[Rollup] = []
         cut: Counter[tuple[str, str]] = Counter()
         for resource in kept:
-            counts: Counter[str] = Counter()
-            clip_resource(resource, self._limits, counts)
+            counts: Counter[str] = Counter(resource.cut or ())
+            if resource.cut is None:  # not cut by a decoding worker (decoding.prepare): cut here
+                clip_resource(resource, self._limits, counts)
             rid = self._resource_id(resource, now)
             service, version = self._app(resource, counts)
             if resource.spans:
@@ -433,7 +461,12 @@ class Store:
             if resource.points:
                 conn.executemany(_POINT_INSERT, [(rid, *row, now) for row in resource.points])
                 points += len(resource.points)
-                self._roll(rollup, resource, service, version, counts)
+                rolled = resource.rolled
+                if isinstance(rolled, Rolled) and self._admits_all(rolled, service, version):
+                    done.append(rolled.rollup)  # rolled by a decoding worker with these very values
+                    counts.update(rolled.counts)
+                else:
+                    self._roll(rollup, resource, service, version, counts)
             if resource.logs:
                 conn.executemany(_LOG_INSERT, [(rid, *row, now) for row in resource.logs])
                 logs += len(resource.logs)
@@ -448,7 +481,19 @@ class Store:
         conn.executemany(
             "INSERT OR IGNORE INTO seen_batches VALUES (?, ?, ?)", [(k, signal, now) for k in keys]
         )
+        if done and not rollup.metrics and not rollup.env and len(done) == 1:
+            rollup = done[0]
+        else:
+            for other in done:
+                rollup.absorb(other)
         return WriteResult(len(kept), len(resources) - len(kept), spans, points, logs), rollup
+
+    def _admits_all(self, rolled: Rolled, service: str, version: str) -> bool:
+        """Whether every dimension value a worker rolled up under is stored as it is (else: roll again here)."""
+        if (rolled.service, rolled.version) != (service, version):
+            return False
+        scratch: Counter[str] = Counter()  # a value cut to (other) is counted when the entry is rolled again
+        return all(self._admit(s, key, value, scratch) == value for s, key, value in rolled.admitted)
 
     # ------------------------------------------------------------------------------------------ raw rows
 
@@ -510,10 +555,17 @@ class Store:
         """``value`` if the dimension has room for it (or already holds it), else ``(other)``, counted."""
         if value == "":
             return value
+        entry = (service, key, value)
+        known = self._known
+        if entry in known:
+            return value
         conn = self._conn
+        if len(known) >= _KNOWN_CACHE:
+            known.clear()
         if conn.execute(
-            "SELECT 1 FROM dim_values WHERE service = ? AND key = ? AND value = ?", (service, key, value)
+            "SELECT 1 FROM dim_values WHERE service = ? AND key = ? AND value = ?", entry
         ).fetchone():
+            known.add(entry)
             return value
         cap = self._limits.distinct_services if key == "service" else self._limits.distinct_values
         held = conn.execute(
@@ -522,7 +574,8 @@ class Store:
         if held >= cap:
             counts[f"over {cap} distinct {key} values"] += 1
             return OTHER
-        conn.execute("INSERT INTO dim_values VALUES (?, ?, ?)", (service, key, value))
+        conn.execute("INSERT INTO dim_values VALUES (?, ?, ?)", entry)
+        known.add(entry)
         return value
 
     def _app(self, resource: ResourceData, counts: Counter[str]) -> tuple[str, str]:
@@ -531,111 +584,10 @@ class Store:
         version = self._admit(service, "version", as_string(attrs.get("service.version")), counts)
         return service, version
 
-    def _dims(
-        self, service: str, row: PointRow, cache: dict[Any, Any], counts: Counter[str]
-    ) -> tuple[str, str, str, str]:
-        label_key = LABELS.get(row.name)
-        if label_key is None:  # most points: the same few (command, outcome, error type) over and over
-            whole = (row.command, row.outcome, row.error_type)
-            known = cache.get(whole)
-            if known is None:
-                known = cache[whole] = self._admitted(service, row, None, "", cache, counts)
-            return known
-        raw_label = clip_value(as_string(json.loads(row.attributes).get(label_key)), self._limits, counts, "label")
-        return self._admitted(service, row, label_key, raw_label, cache, counts)
-
-    def _admitted(
-        self,
-        service: str,
-        row: PointRow,
-        label_key: str | None,
-        raw_label: str,
-        cache: dict[Any, Any],
-        counts: Counter[str],
-    ) -> tuple[str, str, str, str]:
-        raw_label = ""
-        if label_key is not None:
-            raw_label = clip_value(as_string(json.loads(row.attributes).get(label_key)), self._limits, counts, "label")
-        out = []
-        for key, value in (
-            ("command", row.command or ""),
-            ("outcome", row.outcome or ""),
-            ("error.type", row.error_type or ""),
-            (label_key or "", raw_label),
-        ):
-            if value == "" or not key:
-                out.append(value)
-                continue
-            admitted = cache.get((key, value))
-            if admitted is None:
-                admitted = cache[(key, value)] = self._admit(service, key, value, counts)
-            out.append(admitted)
-        return out[0], out[1], out[2], out[3]
-
-    # -------------------------------------------------------------------------------------------- rollups
-
     def _roll(
         self, rollup: Rollup, resource: ResourceData, service: str, version: str, counts: Counter[str]
     ) -> None:
-        attrs = resource.attributes
-        installation = as_string(attrs.get("otel_expansion.installation.id"))
-        env = [
-            (key, self._admit(service, key, clip_value(as_string(attrs.get(key)), self._limits, counts, key), counts))
-            for key in ENVIRONMENT_KEYS
-        ]
-        cache: dict[Any, Any] = {}
-        layouts: dict[str | None, tuple[list[float], str]] = {}
-        per_day: dict[int, float] = {}
-        series_prefix = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        points = resource.points
-        if any(p.temporality == "cumulative" for p in points):  # differencing needs time order
-            points = sorted(points, key=lambda p: p.end_ns)
-        for row in points:
-            if row.kind not in ("sum", "gauge", "histogram", "exponential_histogram"):
-                continue
-            if row.temporality == "cumulative" and row.kind != "gauge":
-                delta = self._delta(series_prefix, row)
-                if delta is None:
-                    continue
-                row = delta
-            day = row.end_ns // DAY_NS
-            command, outcome, error_type, label = self._dims(service, row, cache, counts)
-            failed = outcome == "error"
-            if row.name in WITHOUT_OUTCOME:
-                outcome = error_type = ""
-            key = (row.name, day, service, version, command, outcome, error_type, label)
-            if row.kind == "exponential_histogram":
-                decoded = resource.exp.get((row.bounds or "", row.bucket_counts or ""))
-                rollup.add_exponential(key, row.samples or 0, row.sum, row.min, row.max,
-                                       decoded or exponential_of(row.bounds, row.bucket_counts), row.end_ns)
-                continue
-            if row.kind == "histogram":
-                parsed = layouts.get(row.bounds)
-                if parsed is None:
-                    bounds = json.loads(row.bounds) if row.bounds else []
-                    parsed = layouts[row.bounds] = (bounds, layout(bounds))
-                rollup.add_histogram(
-                    key,
-                    row.samples or 0,
-                    row.sum,
-                    row.min,
-                    row.max,
-                    parsed[0],
-                    json.loads(row.bucket_counts) if row.bucket_counts else [],
-                    row.end_ns,
-                    parsed[1],
-                )
-                continue
-            value = row.value or 0.0
-            rollup.add_number(key, row.kind, value, row.end_ns, value if failed else 0.0)
-            if row.name == INVOCATIONS:
-                per_day[day] = per_day.get(day, 0.0) + value
-        for day, value in per_day.items():  # the environment is the resource's: once per day, not per point
-            for env_key, env_value in env:
-                ekey = (day, service, version, env_key, env_value)
-                rollup.env[ekey] = rollup.env.get(ekey, 0.0) + value
-            if installation and value > 0:
-                rollup.active.add((day, service, version, installation))
+        roll(rollup, resource, service, version, counts, self._limits, self._admit, self._delta)
 
     def _delta(self, prefix: str, row: PointRow) -> PointRow | None:
         """A cumulative point as the delta since the series' previous point (in full after a reset).
@@ -688,9 +640,7 @@ class Store:
                     _BUCKET_UPSERT, [(key[0], grain, *key[1:], *slots) for key, slots in tier.buckets.items()]
                 )
             if tier.exp:
-                conn.executemany(
-                    _EXP_UPSERT, [(key[0], grain, *key[1:], encode_exponential(b)) for key, b in tier.exp.items()]
-                )
+                self._upsert_exp(grain, tier.exp)
             if grain == 1:
                 spans: dict[tuple[str, str], list[int]] = {}
                 for key in tier.metrics:
@@ -719,6 +669,32 @@ class Store:
                     " first_day = MIN(first_day, excluded.first_day), last_day = MAX(last_day, excluded.last_day)",
                     (service, v, installation, day, day),
                 )
+
+    def _upsert_exp(self, grain: int, rows: dict[Any, exponential.Buckets]) -> None:
+        """Merge into the exponential rollup: each stored row is read once (then kept, decoded, in
+        ``_exp_rows``), merged here and its blob updated, instead of decoded and re-merged by SQL per group."""
+        conn = self._conn
+        cache = self._exp_rows
+        if len(cache) + len(rows) > _EXP_CACHE:
+            cache.clear()
+        inserts, updates = [], []
+        for key, b in rows.items():
+            ckey = (grain, *key)
+            have = cache.get(ckey)
+            if have is None:
+                found = conn.execute(_EXP_SELECT, (key[0], grain, *key[1:])).fetchone()
+                if found is not None:
+                    have = decode_exponential(found[0])
+            if have is None:
+                cache[ckey] = b
+                inserts.append((key[0], grain, *key[1:], encode_exponential(b)))
+            else:  # an UPDATE of the blob alone leaves the table's two indexes untouched (REPLACE would not)
+                merged = cache[ckey] = exponential.merge(have, b)
+                updates.append((encode_exponential(merged), key[0], grain, *key[1:]))
+        if updates:
+            conn.executemany(_EXP_UPDATE, updates)
+        if inserts:
+            conn.executemany(_EXP_INSERT, inserts)
 
     def _sessions(self, service: str, version: str, spans: list[SpanRow]) -> None:
         """Fold new spans into their sessions and move each session's histogram entries accordingly."""
@@ -811,7 +787,8 @@ def _rebuild_session_rollup(conn: sqlite3.Connection) -> None:
 def _backfill(conn: sqlite3.Connection) -> None:
     """Derive the rollups of a version-1 store from its raw rows (once, when it is first opened)."""
     store = Store.__new__(Store)
-    store._conn, store._resource_ids, store._limits = conn, {}, Limits()
+    store._conn, store._resource_ids, store._known, store._limits = conn, {}, set(), Limits()
+    store._exp_rows, store._data_version = {}, None
     conn.execute("BEGIN IMMEDIATE")
     try:
         resources = {rid: json.loads(attrs) for rid, attrs in conn.execute("SELECT id, attributes FROM resources")}
@@ -851,28 +828,6 @@ def _ancestors(batch_id: str) -> list[str]:
             return out
         out.append(head)
         batch_id = head
-
-
-_ROW_FORMATS = {
-    cls: cls.__name__ + "(" + ", ".join(f"{name}=%r" for name in cls._fields) + ")"
-    for cls in (SpanRow, PointRow, LogRow)
-}
-
-
-def _rows_repr(rows: Sequence[Any]) -> str:
-    """``repr(rows)`` of a list of row tuples, byte for byte, without namedtuple's per-row __repr__ call."""
-    return "[" + ", ".join(_ROW_FORMATS[type(row)] % row for row in rows) + "]"
-
-
-def _digest(resource: ResourceData) -> str:
-    """Content of one resource entry: a retried batch repeats it exactly, a split one does not.
-
-    The text hashed is ``repr((spans, points, logs))`` as before (stored ids stay comparable across releases).
-    """
-    h = hashlib.sha1(resource.fingerprint)
-    text = "(" + ", ".join(_rows_repr(rows) for rows in (resource.spans, resource.points, resource.logs)) + ")"
-    h.update(text.encode())
-    return h.hexdigest()[:20]
 
 
 def _str(value: object) -> str | None:

@@ -53,7 +53,8 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):
             serve(args.host, args.port, db, ready=ready, limits=limits, retention_days=args.retention_days,
-                  allowed_hosts=tuple(args.allow_host), engine=engine)
+                  allowed_hosts=tuple(args.allow_host), engine=engine,
+                  workers=None if args.workers is None else max(0, args.workers))
     except (BackendPathError, ForeignDatabase) as exc:
         raise CliError(str(exc), EXIT_FAIL) from None
     except OSError as exc:
@@ -133,6 +134,8 @@ def register(sub: Any) -> None:
     p.add_argument("--max-distinct-values", type=int, default=1000,
                    help="distinct values per app and dimension before new ones count as (other)")
     p.add_argument("--clickhouse", metavar="URL", help="dashboard reads this ClickHouse (http://host:8123)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes decoding requests (default: one per core beyond the writer's; 0: none)")
     p.add_argument("--json", action="store_true", help='print {"url", "port", "db"} once listening')
     p.set_defaults(func=run_serve)
     p = sub.add_parser("report", help="usage report from the embedded backend or ClickHouse")

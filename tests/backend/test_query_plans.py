@@ -58,32 +58,23 @@ def test_no_full_scan_on_the_report_path(tmp_path: Path, report_filter: Filter) 
     conn.close()
 
 
-def test_wal_is_checkpointed_and_truncated_past_its_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wal_is_checkpointed_and_truncated_past_its_limit(tmp_path: Path) -> None:
     """A store kept busy (a connection that never closes, as the server's) does not grow its WAL without
-    bound: past the limit the server's checkpointer truncates it."""
-    import threading
-
+    bound: past the limit the server's writer checkpoints and truncates it after its commit."""
     from otel_expansion.backend import server
+    from otel_expansion.backend.limits import Limits
 
     db = tmp_path / "b.sqlite"
     keeper = Store(db)  # stays open, like the server's connections: no checkpoint-on-close
-    for _ in range(20):
-        for signal, message in two_apps():
-            keeper.write(signal, flatten(signal, message))
+    writer = server._Writer(db, Limits(), 0.0, wal_limit_bytes=64 * 1024)
     wal = Path(str(db) + "-wal")
-    assert wal.stat().st_size > 64 * 1024
-    monkeypatch.setattr(server, "WAL_LIMIT_BYTES", 64 * 1024)
-    done = threading.Event()
-    worker = threading.Thread(target=server._bound_wal, args=(db, done, 0.05))
-    worker.start()
     try:
-        for _ in range(200):
-            if wal.stat().st_size == 0:
-                break
-            done.wait(0.05)
-        assert wal.stat().st_size == 0
+        for _ in range(20):
+            for signal, message in two_apps():
+                writer.submit((signal, flatten(signal, message), None))
     finally:
-        done.set()
-        worker.join()
-        keeper.close()
+        writer.close()
+    assert writer.wal_checkpoints > 0
+    assert wal.stat().st_size <= 64 * 1024
+    keeper.close()
     assert open_readonly(db).execute("SELECT COUNT(*) FROM r_metric").fetchone()[0] > 0

@@ -1,0 +1,135 @@
+"""Request bodies to storable rows in worker processes: the receiver's CPU-heavy half, run in parallel.
+
+Why processes: decompressing, parsing protobuf and flattening every point and span is pure Python work
+that holds the GIL; in one process it took as long as SQLite itself, so request threads could not decode
+in parallel and the single writer waited for them. Here each request body goes to a pool of worker
+processes (``spawn``: no fork of a threaded server) that return compact rows with everything that needs
+no database already done (:func:`prepare`: the content digest for de-duplication, the length limits, the
+exponential buckets at the rollup's scale, and the entry's rollup with its dimension values as received);
+the server's one writer thread checks those values are admitted as they are and stores.
+
+Workers never outlive the server: :meth:`DecodePool.close` shuts them down, and each worker also watches
+its parent and exits as soon as the parent is gone (killed with SIGKILL, say), so none is left orphaned.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from otel_expansion.backend.ingest import ResourceData, decode, decompress, digest, flatten
+from otel_expansion.backend.limits import Limits, clip_resource
+from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
+from otel_expansion.otlp.exponential import downscale
+
+__all__ = ["DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_resources"]
+
+_PARENT_CHECK_S = 0.5
+
+
+class PoolBroken(RuntimeError):
+    """A worker process died mid-request (the pool is rebuilt; the request may be retried)."""
+
+
+def default_workers() -> int:
+    """One decoding process per core beyond the writer's, at least one, at most four: each decodes about
+    28k rows per CPU-second, so four outpace the one writer several times over (and each costs ~50 MiB)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def prepare(
+    signal: str, body: bytes, content_encoding: str | None, encoding: str, limits: Limits, tagged: bool
+) -> list[ResourceData]:
+    """Decompress, decode and flatten one request, then do the database-free part of storing it.
+
+    ``tagged`` (the request has a batch id header) asks for every entry's digest; an entry with a batch id
+    attribute always gets one. The digest is of the entry as received, before the limits cut it.
+    """
+    return prepare_resources(flatten(signal, decode(signal, decompress(body, content_encoding), encoding)),
+                             limits, tagged)
+
+
+def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: bool) -> list[ResourceData]:
+    """The database-free part of storing decoded entries, done in place (see :func:`prepare`)."""
+    for resource in resources:
+        if tagged or resource.batch_id is not None:
+            resource.digest = digest(resource)
+        cut: Counter[str] = Counter()
+        clip_resource(resource, limits, cut)
+        resource.cut = dict(cut)
+        if resource.exp:  # the rollup keeps ROLLUP_SCALE at most: downscale here, not in the writer
+            resource.exp = {key: downscale(b, ROLLUP_SCALE) for key, b in resource.exp.items()}
+        resource.rolled = roll_ahead(resource, limits)
+        if resource.rolled is not None:  # the writer reads the buckets only to roll the entry itself (rare)
+            resource.exp = {}
+    return resources
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: exit when the server process is gone (its pid is no longer our parent)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(_PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="otel-expansion-parent-watch", daemon=True).start()
+
+
+class DecodePool:
+    """``workers`` decoding processes (0: decode in the calling thread, as before the pool)."""
+
+    def __init__(self, workers: int, limits: Limits) -> None:
+        self.workers = workers
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        if workers > 0:
+            self._executor = self._start()
+            # start every worker now (an import takes a while): the first requests should not wait for it
+            for future in [self._executor.submit(os.getpid) for _ in range(workers)]:
+                future.result()
+
+    def _start(self) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        return ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (for tests and the benchmark's CPU accounting)."""
+        executor = self._executor
+        processes = getattr(executor, "_processes", None) or {}
+        return sorted(int(pid) for pid in processes)
+
+    def prepare(
+        self, signal: str, body: bytes, content_encoding: str | None, encoding: str, tagged: bool
+    ) -> list[ResourceData]:
+        """:func:`prepare` in a worker process; raises what it raised (PayloadError...), or PoolBroken."""
+        executor = self._executor
+        if self.workers <= 0:
+            return prepare(signal, body, content_encoding, encoding, self._limits, tagged)
+        if executor is None or self._closed:
+            raise PoolBroken("the decoding pool is stopped")
+        try:
+            return executor.submit(prepare, signal, body, content_encoding, encoding, self._limits, tagged).result()
+        except BrokenProcessPool:
+            with self._lock:  # one replacement pool, however many requests saw this one break
+                if self._executor is executor and not self._closed:
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = self._start()
+            raise PoolBroken("a decoding worker died") from None
+
+    def close(self) -> None:
+        """Stop the workers and wait for them (queued requests are cancelled)."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,359 @@
+"""Decoding in worker processes, backpressure and the WAL bound: the receiver's parallel ingest path.
+
+Worker processes must return exactly what decoding in the request thread returns, hand back payload
+errors intact, never outlive the server (SIGTERM or SIGKILL), and the writer must answer 429 when it is
+behind and keep the WAL under its bound through a long ingest with readers running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_expansion.backend.decoding import DecodePool, prepare
+from otel_expansion.backend.ingest import PROTOBUF, PayloadError, ResourceData
+from otel_expansion.backend.limits import Limits
+from otel_expansion.backend.query import Filter, SQLiteEngine
+from otel_expansion.backend.report import report_from
+from otel_expansion.backend.server import serve
+from otel_expansion.backend.store import open_readonly, stored_counts
+
+from .conftest import LINUX, LiveServer, known_data, span, traces_request
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _gone_within(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        left = {p for p in left if _alive(p)}
+        time.sleep(0.05)
+    return left
+
+
+def _fresh_spans(seed: int, n: int) -> bytes:
+    """A gzip traces body of ``n`` spans with ids no other call uses."""
+    now = time.time_ns()
+    spans = [span("build", {"cli.command.name": "build", "cli.command.outcome": "success",
+                            "session.id": f"s{seed}"}, now - 10**9, now, seed * 10**6 + i + 1, seed * 10**6 + i + 1)
+             for i in range(n)]
+    return gzip.compress(traces_request((LINUX, spans)).SerializeToString(), 1)
+
+
+class TestWorkers:
+    def test_worker_returns_what_the_thread_computes(self) -> None:
+        """Rows, digests and limit cuts from a worker process equal those computed in-process."""
+        pool = DecodePool(1, Limits(value_chars=8))
+        try:
+            for signal_name, message in known_data():
+                body = gzip.compress(message.SerializeToString())
+                here = prepare(signal_name, body, "gzip", PROTOBUF, Limits(value_chars=8), True)
+                there = pool.prepare(signal_name, body, "gzip", PROTOBUF, True)
+                assert there == here
+                assert all(r.digest for r in there) and any(r.cut for r in there)
+        finally:
+            pool.close()
+
+    def test_payload_error_crosses_intact(self) -> None:
+        """A malformed body decoded in a worker is still a PayloadError with its HTTP status."""
+        pool = DecodePool(1, Limits())
+        try:
+            with pytest.raises(PayloadError) as caught:
+                pool.prepare("traces", b"\x0a\xff\xff", None, PROTOBUF, False)
+            assert caught.value.status == 400
+        finally:
+            pool.close()
+
+
+    def test_a_dead_worker_is_replaced(self) -> None:
+        """A worker killed mid-service: the request that met it gets PoolBroken (answered 503 + Retry-After),
+        the pool is rebuilt and the next request is decoded."""
+        from otel_expansion.backend.decoding import PoolBroken
+
+        pool = DecodePool(1, Limits())
+        try:
+            body = _fresh_spans(7, 3)
+            assert len(pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].spans) == 3
+            (victim,) = pool.pids()
+            os.kill(victim, signal.SIGKILL)
+            assert _gone_within({victim}, 5) == set()
+            with pytest.raises(PoolBroken):
+                pool.prepare("traces", body, "gzip", PROTOBUF, False)
+            assert len(pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].spans) == 3
+            assert victim not in pool.pids()
+        finally:
+            pool.close()
+
+
+def _serve_process(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", "0", "--db",
+         str(tmp_path / "b.sqlite"), "--workers", "2", "--json"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    return server, int(line.split('"port": ')[1].split(",")[0])
+
+
+def _post(port: int, body: bytes, batch: str) -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/v1/traces", body, {"Content-Type": PROTOBUF, "Content-Encoding": "gzip",
+                                                   "X-Otel-Expansion-Batch-Id": batch})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+class TestNoOrphans:
+    def test_sigterm_stops_every_worker(self, tmp_path: Path) -> None:
+        """SIGTERM shuts the server down cleanly (exit 0) and no process it started is left."""
+        server, port = _serve_process(tmp_path)
+        try:
+            assert _post(port, _fresh_spans(1, 10), "a") == 200
+            children = _children(server.pid)
+            assert len(children) >= 2  # the two decoding workers (and multiprocessing's tracker)
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(30) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        assert _gone_within(children, 5) == set()
+        assert stored_counts(open_readonly(tmp_path / "b.sqlite"))["spans"] == 10
+
+    def test_sigkill_leaves_no_orphans(self, tmp_path: Path) -> None:
+        """Killed outright, the server cannot stop its workers: they notice their parent is gone and exit."""
+        server, port = _serve_process(tmp_path)
+        try:
+            assert _post(port, _fresh_spans(2, 10), "b") == 200
+            children = _children(server.pid)
+            assert len(children) >= 2
+        finally:
+            server.kill()
+            server.wait()
+        assert _gone_within(children, 10) == set()
+
+
+@pytest.fixture
+def tight_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server whose writer takes at most 5 pending rows and whose WAL limit is 1 MiB."""
+    ports: list[int] = []
+    bound = threading.Event()
+    stop = threading.Event()
+    db_path = tmp_path / "tight.sqlite"
+    thread = threading.Thread(target=serve, kwargs={
+        "host": "127.0.0.1", "port": 0, "db_path": db_path, "ready": lambda p: (ports.append(p), bound.set()),
+        "stop": stop, "retention_days": 0, "workers": 1, "max_pending_rows": 5, "wal_limit_bytes": 2**20,
+    }, daemon=True)
+    thread.start()
+    assert bound.wait(30)
+    yield LiveServer(ports[0], db_path)
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+class TestBackpressure:
+    def test_429_while_the_writer_is_behind(self, tight_server: LiveServer) -> None:
+        """With the writer stuck behind a lock, a request over the pending bound gets 429 + Retry-After; the
+        one waiting is stored once the writer moves, and the refused one is stored when retried."""
+        blocker = sqlite3.connect(tight_server.db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits on this
+        statuses: list[int] = []
+        first = threading.Thread(target=lambda: statuses.append(_post(tight_server.port, _fresh_spans(3, 4), "c")))
+        first.start()
+        try:
+            time.sleep(2)  # the first request is decoded and waits in the writer's queue (behind the lock)
+            refused = tight_server.request("POST", "/v1/traces", _fresh_spans(4, 4), {
+                "Content-Type": PROTOBUF, "Content-Encoding": "gzip", "X-Otel-Expansion-Batch-Id": "d"})
+            assert refused.status == 429 and refused.headers["retry-after"] == "1"
+            assert statuses == []  # still waiting: a 200 only once stored
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            first.join(30)
+        assert statuses == [200]
+        assert _post(tight_server.port, _fresh_spans(4, 4), "d") == 200
+        assert stored_counts(open_readonly(tight_server.db_path))["spans"] == 8
+
+
+@pytest.mark.slow
+class TestWalBound:
+    def test_wal_stays_bounded_during_a_long_ingest(self, tmp_path: Path) -> None:
+        """Four senders store ~30 MiB while readers run reports; the WAL never passes its 1 MiB limit plus
+        what one group writes, and every row sent is stored."""
+        limit = 2**20
+        ports: list[int] = []
+        bound = threading.Event()
+        stop = threading.Event()
+        db = tmp_path / "wal.sqlite"
+        thread = threading.Thread(target=serve, kwargs={
+            "host": "127.0.0.1", "port": 0, "db_path": db, "ready": lambda p: (ports.append(p), bound.set()),
+            "stop": stop, "retention_days": 0, "workers": 1, "wal_limit_bytes": limit,
+        }, daemon=True)
+        thread.start()
+        assert bound.wait(30)
+        wal = Path(str(db) + "-wal")
+        peak = [0]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.005):
+                with contextlib.suppress(OSError):
+                    peak[0] = max(peak[0], wal.stat().st_size)
+
+        def read() -> None:
+            while not done.is_set():
+                engine = SQLiteEngine(open_readonly(db))
+                try:
+                    report_from(engine, Filter())
+                finally:
+                    engine.close()
+
+        per_sender, spans = 60, 400
+        bodies = [[_fresh_spans(1000 + s * per_sender + i, spans) for i in range(per_sender)] for s in range(4)]
+        statuses: list[int] = []
+
+        def send(s: int) -> None:
+            statuses.extend(_post(ports[0], body, f"w{s}-{i}") for i, body in enumerate(bodies[s]))
+
+        # two readers whose reports overlap: some read transaction always pins the WAL, so SQLite's own
+        # checkpoints can never start it over (how a busy dashboard let it grow to 632 MB)
+        helpers = [threading.Thread(target=watch), threading.Thread(target=read), threading.Thread(target=read)]
+        senders = [threading.Thread(target=send, args=(s,)) for s in range(4)]
+        for t in (*helpers, *senders):
+            t.start()
+        for t in senders:
+            t.join()
+        done.set()
+        for t in helpers:
+            t.join()
+        stop.set()
+        thread.join(30)
+        assert statuses == [200] * (4 * per_sender)
+        assert stored_counts(open_readonly(db))["spans"] == 4 * per_sender * spans
+        written = os.path.getsize(db)
+        assert written > 20 * limit  # far more went through the WAL than its bound
+        # the limit plus one group's pages (at most 4 requests of 400 spans here: well under 1 MiB); without
+        # the writer's checkpoints this run's WAL passed 5 MiB, and it grows with the data
+        assert peak[0] <= limit + 2**20, f"WAL peaked at {peak[0] / 2**20:.1f} MiB"
+
+
+class TestFlattenText:
+    def test_cached_and_written_out_text_is_canonical_json(self) -> None:
+        """Attribute maps (remembered across points) and exponential buckets (written without the encoder)
+        are the canonical JSON text: a bool and an int of the same value stay distinct."""
+        import json
+
+        from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+        from otel_expansion.backend.ingest import flatten
+
+        from .conftest import kvs, metrics_request
+
+        points = []
+        for attrs in ({"flag": True}, {"flag": 1}, {"flag": True}):
+            point = metrics_pb2.ExponentialHistogramDataPoint(
+                attributes=kvs(attrs), start_time_unix_nano=1, time_unix_nano=2, count=4, sum=-1.0, scale=3,
+                zero_count=1)
+            point.positive.offset, point.negative.offset = -7, 2
+            point.positive.bucket_counts.extend([1, 0, 1])
+            point.negative.bucket_counts.extend([1])
+            points.append(point)
+        metric = metrics_pb2.Metric(name="m", exponential_histogram=metrics_pb2.ExponentialHistogram(
+            data_points=points, aggregation_temporality=1))
+        rows = flatten("metrics", metrics_request((LINUX, [metric])))[0].points
+        assert [r.attributes for r in rows] == ['{"flag":true}', '{"flag":1}', '{"flag":true}']
+        meta = {"scale": 3, "zero_count": 1, "offset": -7, "negative_offset": 2, "negative_counts": [1]}
+        assert rows[0].bounds == json.dumps(meta, sort_keys=True, separators=(",", ":"))
+        assert rows[0].bucket_counts == "[1,0,1]"
+
+
+class TestRolledAhead:
+    """What a decoding worker prepares (digest, cuts, rollup) stores exactly what the writer alone stores."""
+
+    @staticmethod
+    def _ahead(todo: list[tuple[str, list[ResourceData], str | None]], limits: Limits) -> list[
+            tuple[str, list[ResourceData], str | None]]:
+        import copy
+
+        from otel_expansion.backend.decoding import prepare_resources
+
+        return [(s, prepare_resources(copy.deepcopy(r), limits, b is not None), b) for s, r, b in todo]
+
+    @pytest.mark.parametrize("limits", [Limits(), Limits(value_chars=6, distinct_values=2)], ids=["plain", "cut"])
+    def test_prepared_requests_store_the_same_tables(self, tmp_path: Path, limits: Limits) -> None:
+        """Rollups, sessions, limits counts, raw rows: equal with and without the worker's preparation, also
+        when values are cut and dimensions overflow to (other) (the writer then rolls the entry itself)."""
+        import copy
+
+        from otel_expansion.backend.store import Store
+
+        from .test_group_commit import requests, same, snapshot
+
+        todo = requests()
+        ahead = self._ahead(todo, limits)
+        assert any(r.rolled is not None for _, rs, _ in ahead for r in rs)
+        with Store(tmp_path / "writer.sqlite", limits) as store:
+            expected = store.write_group([copy.deepcopy(r) for r in todo])  # each as if decoded anew
+        with Store(tmp_path / "ahead.sqlite", limits) as store:
+            got = store.write_group(ahead[:7]) + store.write_group(ahead[7:])
+        assert got == expected
+        same(snapshot(tmp_path / "ahead.sqlite"), snapshot(tmp_path / "writer.sqlite"))
+        if limits.distinct_values == 2:  # the limits did cut and overflow (else this case proves nothing)
+            cut = {row[1] for row in snapshot(tmp_path / "ahead.sqlite")["limits"]}
+            assert any("distinct" in what for what in cut) and any("truncated" in what for what in cut), cut
+
+    def test_another_writer_between_groups_is_not_overwritten(self, tmp_path: Path) -> None:
+        """The writer's remembered exponential rows are dropped when another connection wrote: no merge lost."""
+        import copy
+
+        from otel_expansion.backend.store import Store
+
+        from .test_group_commit import requests, same, snapshot
+
+        exp = next(r for r in requests() if r[2] == "exp-0")
+        todo = self._ahead([(exp[0], copy.deepcopy(exp[1]), f"exp-{i}") for i in range(3)], Limits())
+        once = Store(tmp_path / "one.sqlite")
+        first, second = Store(tmp_path / "two.sqlite"), Store(tmp_path / "two.sqlite")
+        try:
+            for request, store in zip(todo, (first, second, first), strict=True):
+                once.write(*request)
+                store.write(*request)  # the first store's rows are stale after the second one's write
+        finally:
+            once.close()
+            first.close()
+            second.close()
+        same(snapshot(tmp_path / "two.sqlite"), snapshot(tmp_path / "one.sqlite"))
