@@ -34,11 +34,11 @@ from otel_expansion.backend.rollup import (
     INVOCATIONS,
     LABELS,
     ROLLUP_SCALE,
-    SESSION_BOUNDS,
+    SESSION_SCALE,
     expand,
     fold,
 )
-from otel_expansion.otlp.exponential import Accumulator, Buckets, downscale
+from otel_expansion.otlp.exponential import Accumulator, Buckets, bucket_bounds, downscale
 
 __all__ = ["ClickHouseEngine", "http_runner"]
 
@@ -285,15 +285,24 @@ class ClickHouseEngine:
         )
 
     def sessions(self, f: Filter) -> list[tuple[Any, ...]]:
-        parts = []
-        for kind, expr in (("length_s", "(last - first) / 1e9"), ("commands", "toFloat64(commands)")):
-            bounds = "[" + ", ".join(repr(b) for b in SESSION_BOUNDS[kind]) + "]"
-            parts.append(
-                f"SELECT {_quote(kind)} AS kind, if(i = 1, -inf, if(i = 0, b[length(b)], b[i - 1])) AS lo,"
-                f" if(i = 0, inf, b[i]) AS hi, count() AS n FROM (SELECT {bounds} AS b,"
-                f" arrayFirstIndex(x -> {expr} <= x, b) AS i FROM ({self._session_rows(f)})) GROUP BY lo, hi"
-            )
-        return self._rows(" UNION ALL ".join(parts))
+        """(kind, lo, hi, n) as the embedded session rollup keeps them: lengths in base-2 buckets at
+        SESSION_SCALE (0 and below as exact values), commands as exact values."""
+        per = 1 << SESSION_SCALE
+        index = (f"toInt64(ceil(log2(x) * {per})) - 1")
+        fixed = (f"multiIf(x <= pow(2, ({index}) / {per}), ({index}) - 1,"
+                 f" x > pow(2, ({index} + 1) / {per}), ({index}) + 1, {index})")
+        out: list[tuple[Any, ...]] = []
+        for z, i, n in self._rows(
+            f"SELECT if(x <= 0, x, NULL) AS z, if(x <= 0, 0, {fixed}) AS i, count() FROM (SELECT (last - first) / 1e9"
+            f" AS x FROM ({self._session_rows(f)})) GROUP BY z, i"
+        ):
+            if z is not None:
+                out.append(("length_s", float(z), float(z), int(n)))
+            else:
+                out.append(("length_s", *bucket_bounds(int(i), SESSION_SCALE), int(n)))
+        out += [("commands", float(c), float(c), int(n)) for c, n in self._rows(
+            f"SELECT toFloat64(commands) AS c, count() FROM ({self._session_rows(f)}) GROUP BY c")]
+        return out
 
     def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
         """Exact nearest-rank values from the per-session rows (sorted once per kind)."""

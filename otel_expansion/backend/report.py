@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
-from otel_expansion.backend.rollup import ENVIRONMENT_KEYS
+from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS
 from otel_expansion.backend.store import open_readonly
 from otel_expansion.otlp import exponential
 from otel_expansion.otlp.exponential import Accumulator, Buckets
@@ -301,7 +301,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
         }
         for error_type, count in _ranked(unhandled)
     ]
-    return {
+    report: dict[str, Any] = {
         "generated_ns": now_ns,
         "filter": {
             "service": f.service,
@@ -366,6 +366,8 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
         "limits": [{"what": w, "count": int(n)} for w, n in sorted(engine.limits(f), key=lambda r: (-r[1], r[0]))],
         "stored": engine.stored(),
     }
+    report["comparison"] = _comparison(engine, f, now_ns, report)
+    return report
 
 
 def _versions(engine: Engine, f: Filter) -> dict[str, Any]:
@@ -406,6 +408,71 @@ def _startup(engine: Engine, f: Filter) -> dict[str, Any]:
             for k, h in sorted(by_version.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
     }
+
+
+def previous_period(f: Filter, now_ns: int) -> Filter | None:
+    """The same filter over the days just before its range, as many of them (None without a first day).
+
+    A range open at its end ends today (``days=N`` is today and the N - 1 UTC days before it), so the
+    previous period of ``days=N`` is the N whole UTC days before those.
+    """
+    if f.since_day is None:
+        return None
+    last = f.until_day if f.until_day is not None else max(now_ns // DAY_NS, f.since_day)
+    days = last - f.since_day + 1
+    if days <= 0:
+        return None
+    return replace(f, since_day=f.since_day - days, until_day=f.since_day - 1)
+
+
+def _delta(current: float | None, previous: float | None) -> dict[str, Any]:
+    """A figure now and in the previous period: the difference and the difference relative to before."""
+    if current is None or previous is None:
+        return {"current": current, "previous": previous, "delta": None, "delta_pct": None}
+    return {"current": current, "previous": previous, "delta": _round(current - previous),
+            "delta_pct": _round((current - previous) / previous) if previous else None}
+
+
+def _comparison(engine: Engine, f: Filter, now_ns: int, report: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's headline figures and per-command usage and durations against the previous period.
+
+    The previous period is :func:`previous_period` with every other filter kept; its figures come from the
+    same engine questions as the report's own (the current figures are the report's, not recomputed).
+    """
+    before = previous_period(f, now_ns)
+    if before is None or before.since_day is None or before.until_day is None:
+        return None
+    rows = {_label(r[0]): (r[1], r[2]) for r in engine.invocations(before, ["command"])}
+    by_command: dict[str, Histogram] = {_label(k[0]): h for k, h in _hists(engine, before, [DURATION],
+                                                                            ["command"]).items()}
+    overall = _hists(engine, before, [DURATION], []).get(())
+    runs = sum(n for n, _ in rows.values())
+    failed = sum(e for _, e in rows.values())
+    totals = report["totals"]
+    earlier = {"invocations": _number(runs), "errors": _number(failed), "error_rate": _ratio(failed, runs),
+               "installations": engine.installations(before), **_quantiles(overall)}
+    current = {c["command"]: c for c in report["commands"]}
+    commands = []
+    for name in sorted(set(current) | set(rows) | set(by_command),
+                       key=lambda c: (-(current[c]["invocations"] if c in current else 0),
+                                      -rows.get(c, (0.0, 0.0))[0], c)):
+        now = current.get(name) or {"invocations": 0, "errors": 0, "error_rate": None, **_quantiles(None)}
+        n, e = rows.get(name, (0.0, 0.0))
+        then = {"invocations": _number(n), "errors": _number(e), "error_rate": _ratio(e, n),
+                **_quantiles(by_command.get(name))}
+        commands.append({"command": name, **{key: _delta(now[key], then[key]) for key in _COMPARED},
+                         "samples": _delta(now["samples"], then["samples"])})
+    return {
+        "since": _day_iso(before.since_day),
+        "until": _day_iso(before.until_day),
+        "days": before.until_day - before.since_day + 1,
+        "totals": {key: _delta(totals[key], earlier[key]) for key in (*_COMPARED, "installations", "samples")},
+        "commands": commands,
+    }
+
+
+_COMPARED = ("invocations", "errors", "error_rate", "p50_s", "p95_s")
+"""Figures compared with the previous period (per command and in total; installations in total only)."""
 
 
 def _sessions(engine: Engine, f: Filter, now_ns: int) -> dict[str, Any]:
