@@ -664,6 +664,61 @@ def _scope(report: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _change(figure: dict[str, Any], show: Any, *, points: bool = False) -> str:
+    """``now (+delta, +pct%)`` for a compared figure; a rate's delta is in percentage points."""
+    if figure["current"] is None and figure["previous"] is None:
+        return "-"
+    text = show(figure["current"])
+    if figure["delta"] is None:
+        return f"{text} (was {show(figure['previous'])})"
+    if points:
+        delta = f"{figure['delta'] * 100:+.1f} pt"
+    elif show is _duration:
+        delta = ("+" if figure["delta"] >= 0 else "-") + _duration(abs(figure["delta"]))
+    else:
+        delta = f"{figure['delta']:+,.0f}" if float(figure["delta"]).is_integer() else f"{figure['delta']:+,.1f}"
+    pct = "" if figure["delta_pct"] is None else f", {figure['delta_pct'] * 100:+.1f}%"
+    return f"{text} ({delta}{pct})"
+
+
+def _render_comparison(report: dict[str, Any]) -> list[str]:
+    """The previous-period section: headline figures, then the commands that changed the most first."""
+    comparison = report.get("comparison")
+    if not comparison:
+        return []
+    t = comparison["totals"]
+    out = [
+        "",
+        f"Compared with the previous {comparison['days']} days ({comparison['since']} .. {comparison['until']}):"
+        f" invocations {_change(t['invocations'], _count)}, errors {_change(t['errors'], _count)},"
+        f" error rate {_change(t['error_rate'], _percent, points=True)},"
+        f" installations {_change(t['installations'], _count)},"
+        f" p50 {_change(t['p50_s'], _duration)}, p95 {_change(t['p95_s'], _duration)}",
+    ]
+    commands = comparison["commands"]
+    if commands:
+        out += _table(
+            ["command", "runs", "prev", "change", "error rate", "prev", "p50", "prev", "p95", "prev"],
+            [
+                [
+                    c["command"],
+                    _count(c["invocations"]["current"]),
+                    _count(c["invocations"]["previous"]),
+                    "-" if c["invocations"]["delta_pct"] is None else f"{c['invocations']['delta_pct'] * 100:+.1f}%",
+                    _percent(c["error_rate"]["current"]),
+                    _percent(c["error_rate"]["previous"]),
+                    _duration(c["p50_s"]["current"]),
+                    _duration(c["p50_s"]["previous"]),
+                    _duration(c["p95_s"]["current"]),
+                    _duration(c["p95_s"]["previous"]),
+                ]
+                for c in commands[:20]
+            ],
+        )
+        out += _more(commands, 20)
+    return out
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The report as plain text for a terminal: aligned tables, no colour, no width assumptions."""
     totals = report["totals"]
@@ -799,6 +854,7 @@ def render_report(report: dict[str, Any]) -> str:
             f" {_duration(sessions['median_length_s'])} (p95 {_duration(sessions['p95_length_s'])}),"
             f" median commands {_count(sessions['median_commands'])}",
         ]
+    out += _render_comparison(report)
     environment = report["environment"]
     if any(environment.values()):
         out += ["", "Environment (share of invocations)"]
