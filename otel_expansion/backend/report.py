@@ -607,6 +607,8 @@ def _meaning(name: str, kind: str) -> dict[str, str]:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if 0 < seconds < 0.001:  # a 22 us command is not "0 ms"
+        return f"{seconds * 1e6:.0f} us"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:

@@ -19,7 +19,7 @@ from .population import Population, generate, post_all
 
 
 def signed(value: float, text: str) -> str:
-    return ("+" if value > 0 else "−" if value < 0 else "±") + text
+    return ("+" if value > 0 else "\u2212" if value < 0 else "±") + text  # the page prints a minus sign
 
 
 def count_text(value: float) -> str:
