@@ -95,6 +95,11 @@ def http_runner(url: str, timeout_s: float = 30.0) -> Runner:
     return run
 
 
+def _only(command: str | None) -> str:
+    """A clause narrowing a histogram question to one command, when one is given."""
+    return "" if command is None else f" AND {_EXPR['command']} = {_quote(command)}"
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, str) and value in ("inf", "-inf", "+inf", "nan"):
         return float(value)
@@ -170,7 +175,9 @@ class ClickHouseEngine:
             f" AND AggregationTemporality = 1{self._where(f)}{tail}"
         )
 
-    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def buckets(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket: counts summed per layout by sumForEach."""
         head, tail = self._group(group, ["ExplicitBounds"])
         width = len(group)
@@ -178,13 +185,15 @@ class ClickHouseEngine:
         for row in self._rows(
             f"SELECT {head}sumForEach(BucketCounts) FROM {self._table('otel_metrics_histogram')}"
             f" WHERE {self._names(metrics)} AND AggregationTemporality = 1 AND length(BucketCounts) > 0"
-            f"{self._where(f)}{tail}"
+            f"{self._where(f)}{_only(command)}{tail}"
         ):
             bounds, counts = fold(list(row[width]), list(row[width + 1]))
             out += [(*row[:width], lower, upper, n) for lower, upper, n in expand(bounds, counts)]
         return out
 
-    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def exponential(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, Buckets): points summed per (scale, offsets) by sumForEach, merged exactly here at no finer
         a scale than the embedded rollup keeps (ROLLUP_SCALE), so both engines report the same quantiles."""
         head, tail = self._group(group, ["Scale", "PositiveOffset", "NegativeOffset"])
@@ -193,7 +202,7 @@ class ClickHouseEngine:
         for row in self._rows(
             f"SELECT {head}sum(ZeroCount), sumForEach(PositiveBucketCounts), sumForEach(NegativeBucketCounts)"
             f" FROM {self._table('otel_metrics_exponential_histogram')}"
-            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{_only(command)}{tail}"
         ):
             key = tuple(row[:width])
             scale, offset, n_offset, zero, counts, n_counts = row[width:]
@@ -204,7 +213,9 @@ class ClickHouseEngine:
                                       int(n_offset), tuple(int(n) for n in n_counts)), ROLLUP_SCALE))
         return [(*key, acc.result()) for key, acc in merged.items()]
 
-    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def histogram_stats(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         head, tail = self._group(group)
         cols = ("ServiceName, MetricName, ResourceAttributes, Attributes, TimeUnix, Count, Sum, Min, Max,"
                 " AggregationTemporality")
@@ -212,7 +223,7 @@ class ClickHouseEngine:
                  f" UNION ALL SELECT {cols} FROM {self._table('otel_metrics_exponential_histogram')})")
         return self._rows(
             f"SELECT {head}sum(Count), sum(Sum), min(Min), max(Max) FROM {table}"
-            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{_only(command)}{tail}"
         )
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:

@@ -26,9 +26,9 @@ from otel_expansion.backend.report import (
     DURATION,
     EXPORT_DURATION,
     STARTUP_METRICS,
+    UNKNOWN,
     Histogram,
     _hists,
-    _label,
     _quantiles,
     _round,
 )
@@ -170,12 +170,12 @@ def distribution(engine: Engine, f: Filter, what: str = "command", command: str 
         body = _session_lengths(engine, f, bars)
     elif command is None:
         body = _from_histogram(_hists(engine, f, FIGURES[what], []).get(()), bars)
-    else:
-        found = [h for key, h in _hists(engine, f, FIGURES[what], ["command"]).items() if _label(key[0]) == command]
+    else:  # the report labels an empty command "(unknown)": that label reads both
+        found = [h for name in ({command, ""} if command == UNKNOWN else {command})
+                 for h in _hists(engine, f, FIGURES[what], [], name).values() if h.count or h.buckets or h.exp]
         h = found[0] if found else None
-        for extra in found[1:]:  # '' and "(unknown)" both read as "(unknown)"
-            assert h is not None
-            h = _combined(h, extra)
+        for extra in found[1:]:
+            h = _combined(found[0], extra)
         body = _from_histogram(h, bars)
     return {"what": what, "command": command, "requested_bars": bars, **body}
 

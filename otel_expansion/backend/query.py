@@ -57,11 +57,18 @@ class Engine(Protocol):
 
     def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
 
-    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+    # ``command``: only that command's points (one command's distribution reads its rows alone)
+    def buckets(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]: ...
 
-    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+    def histogram_stats(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]: ...
 
-    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def exponential(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         ...  # *group, Buckets (base-2 exponential, merged per group)
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]: ...  # metric, kind, value
@@ -147,6 +154,11 @@ def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
     return f" AND {' AND '.join(weeks)}{apps}", params + app_params
 
 
+def _only(where: str, params: list[Any], command: str | None) -> tuple[str, list[Any]]:
+    """The clause and parameters, narrowed to one command when one is given."""
+    return (where, params) if command is None else (f"{where} AND command = ?", [*params, command])
+
+
 def _cols(group: Sequence[str]) -> list[str]:
     out = []
     for name in group:
@@ -214,9 +226,11 @@ class SQLiteEngine:
         names, names_params = _in(metrics)
         return self._grouped("SUM(value)", "r_metric", f"{names}{where}", [*names_params, *params], group)
 
-    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def buckets(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
-        where, params = _tiered(f, group)
+        where, params = _only(*_tiered(f, group), command)
         names, names_params = _in(metrics)
         return self._bucket_rows(names, [*names_params, *params], where, group)
 
@@ -231,7 +245,9 @@ class SQLiteEngine:
                 out.append((*row[:width], lower, upper, n))
         return out
 
-    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def exponential(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, Buckets): the exponential rollup's rows merged per group (exactly, at the coarsest scale)."""
         where, params = _tiered(f, group)
         names, names_params = _in(metrics)
@@ -246,6 +262,10 @@ class SQLiteEngine:
         else:
             rows_of = " AND service != ? AND command != ?"
         params = [*params, ALL, ALL]
+        if command is not None:  # that command's rows: over all apps when no app is asked for, else exact ones
+            whole = f.service is None and f.version is None and "service" not in group and "version" not in group
+            rows_of = " AND command = ? AND service = ?" if whole else " AND command = ? AND service != ?"
+            params = [*params[:-2], command, ALL]
         sql = f"SELECT {head}buckets FROM r_exp WHERE {names}{where}{rows_of}"
         for row in self._conn.execute(sql, [*names_params, *params]):
             key = tuple(row[:width])
@@ -255,8 +275,10 @@ class SQLiteEngine:
             acc.add(decode_exponential(row[width]))
         return [(*key, acc.result()) for key, acc in merged.items()]
 
-    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, group)
+    def histogram_stats(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        where, params = _only(*_tiered(f, group), command)
         names, names_params = _in(metrics)
         return self._grouped(
             "SUM(count), SUM(sum), MIN(min), MAX(max)", "r_metric", f"{names}{where}", [*names_params, *params], group

@@ -156,11 +156,20 @@ def _exponential_segments(b: Buckets) -> list[tuple[float, float, int]]:
     return out
 
 
-def _hists(engine: Engine, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> dict[tuple[Any, ...], Histogram]:
-    """Per group: explicit buckets (older data), exponential buckets and count/sum/min/max, merged."""
+def _hists(
+    engine: Engine, f: Filter, metrics: Sequence[str], group: Sequence[str], command: str | None = None
+) -> dict[tuple[Any, ...], Histogram]:
+    """Per group: explicit buckets (older data), exponential buckets and count/sum/min/max, merged
+    (``command``: that command's points only)."""
     width = len(group)
-    out = _histograms(engine.buckets(f, metrics, group), engine.histogram_stats(f, metrics, group), width)
-    for row in engine.exponential(f, metrics, group):
+    if command is None:  # engines that predate the command keyword keep working
+        out = _histograms(engine.buckets(f, metrics, group), engine.histogram_stats(f, metrics, group), width)
+        exp = engine.exponential(f, metrics, group)
+    else:
+        out = _histograms(engine.buckets(f, metrics, group, command=command),
+                          engine.histogram_stats(f, metrics, group, command=command), width)
+        exp = engine.exponential(f, metrics, group, command=command)
+    for row in exp:
         out[tuple(row[:width])].add_exponential(row[width])
     return out
 
