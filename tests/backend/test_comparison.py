@@ -152,7 +152,7 @@ def test_clickhouse_gives_the_same_comparison(
     now = pop.today * DAY_NS + 3600 * 10**9
     sqlite = SQLiteEngine(open_readonly(server.db_path))
     try:
-        for query, _, _ in ranges(pop.today):
+        for query, _, _ in ranges(pop.today)[1:4]:  # a days=N range, one reaching past the data, since/until
             f = parse_filter({k: [v] for k, v in query.items()}, now)
             f = Filter(service, version, f.since_day, f.until_day)
             embedded = report_from(sqlite, f, now_ns=now)["comparison"]
