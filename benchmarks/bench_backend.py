@@ -208,14 +208,30 @@ def _insert(conn: object, raw: list[tuple[object, ...]]) -> None:
 def time_reports(db: Path, repeats: int = 5) -> dict[str, float]:
     """Median wall time of report_from() (open + all queries + assembly) for a few filters, in ms."""
     out = {}
+    today = FIRST_DAY + DAYS - 1
     for label, f in (("all apps, all time", Filter()), ("one app", Filter(service="dbtool")),
-                     ("one app+version, last 30 days", Filter(service="gitx", version="1.2.0",
-                                                              since_day=FIRST_DAY + DAYS - 30))):
+                     ("one app+version, last 30 days (+ the 30 before)", Filter(service="gitx", version="1.2.0",
+                                                                                since_day=FIRST_DAY + DAYS - 30)),
+                     ("all apps, last 7 days (+ the 7 before)", Filter(since_day=today - 6))):
         samples = []
         for _ in range(repeats):
             started = time.perf_counter()
             engine = SQLiteEngine(open_readonly(db))
             report_from(engine, f)
+            engine.close()
+            samples.append(time.perf_counter() - started)
+        out[label] = statistics.median(samples) * 1e3
+    from otel_expansion.backend.distribution import distribution
+
+    for label, f, what, command in (("distribution of one command, all time", Filter(), "command", "command-0"),
+                                    ("of all commands, last 30 days", Filter(since_day=today - 29), "command", None),
+                                    ("of session lengths, one app", Filter(service="dbtool"), "session_length",
+                                     None)):
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            engine = SQLiteEngine(open_readonly(db))
+            distribution(engine, f, what, command)
             engine.close()
             samples.append(time.perf_counter() - started)
         out[label] = statistics.median(samples) * 1e3

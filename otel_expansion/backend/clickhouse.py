@@ -34,11 +34,11 @@ from otel_expansion.backend.rollup import (
     INVOCATIONS,
     LABELS,
     ROLLUP_SCALE,
-    SESSION_BOUNDS,
+    SESSION_SCALE,
     expand,
     fold,
 )
-from otel_expansion.otlp.exponential import Accumulator, Buckets, downscale
+from otel_expansion.otlp.exponential import Accumulator, Buckets, bucket_bounds, downscale
 
 __all__ = ["ClickHouseEngine", "http_runner"]
 
@@ -93,6 +93,11 @@ def http_runner(url: str, timeout_s: float = 30.0) -> Runner:
             return list(json.loads(response.read())["data"])
 
     return run
+
+
+def _only(command: str | None) -> str:
+    """A clause narrowing a histogram question to one command, when one is given."""
+    return "" if command is None else f" AND {_EXPR['command']} = {_quote(command)}"
 
 
 def _number(value: Any) -> Any:
@@ -170,7 +175,9 @@ class ClickHouseEngine:
             f" AND AggregationTemporality = 1{self._where(f)}{tail}"
         )
 
-    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def buckets(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket: counts summed per layout by sumForEach."""
         head, tail = self._group(group, ["ExplicitBounds"])
         width = len(group)
@@ -178,13 +185,15 @@ class ClickHouseEngine:
         for row in self._rows(
             f"SELECT {head}sumForEach(BucketCounts) FROM {self._table('otel_metrics_histogram')}"
             f" WHERE {self._names(metrics)} AND AggregationTemporality = 1 AND length(BucketCounts) > 0"
-            f"{self._where(f)}{tail}"
+            f"{self._where(f)}{_only(command)}{tail}"
         ):
             bounds, counts = fold(list(row[width]), list(row[width + 1]))
             out += [(*row[:width], lower, upper, n) for lower, upper, n in expand(bounds, counts)]
         return out
 
-    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def exponential(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, Buckets): points summed per (scale, offsets) by sumForEach, merged exactly here at no finer
         a scale than the embedded rollup keeps (ROLLUP_SCALE), so both engines report the same quantiles."""
         head, tail = self._group(group, ["Scale", "PositiveOffset", "NegativeOffset"])
@@ -193,7 +202,7 @@ class ClickHouseEngine:
         for row in self._rows(
             f"SELECT {head}sum(ZeroCount), sumForEach(PositiveBucketCounts), sumForEach(NegativeBucketCounts)"
             f" FROM {self._table('otel_metrics_exponential_histogram')}"
-            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{_only(command)}{tail}"
         ):
             key = tuple(row[:width])
             scale, offset, n_offset, zero, counts, n_counts = row[width:]
@@ -204,7 +213,9 @@ class ClickHouseEngine:
                                       int(n_offset), tuple(int(n) for n in n_counts)), ROLLUP_SCALE))
         return [(*key, acc.result()) for key, acc in merged.items()]
 
-    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def histogram_stats(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         head, tail = self._group(group)
         cols = ("ServiceName, MetricName, ResourceAttributes, Attributes, TimeUnix, Count, Sum, Min, Max,"
                 " AggregationTemporality")
@@ -212,7 +223,7 @@ class ClickHouseEngine:
                  f" UNION ALL SELECT {cols} FROM {self._table('otel_metrics_exponential_histogram')})")
         return self._rows(
             f"SELECT {head}sum(Count), sum(Sum), min(Min), max(Max) FROM {table}"
-            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{tail}"
+            f" WHERE {self._names(metrics)} AND AggregationTemporality = 1{self._where(f)}{_only(command)}{tail}"
         )
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
@@ -285,15 +296,24 @@ class ClickHouseEngine:
         )
 
     def sessions(self, f: Filter) -> list[tuple[Any, ...]]:
-        parts = []
-        for kind, expr in (("length_s", "(last - first) / 1e9"), ("commands", "toFloat64(commands)")):
-            bounds = "[" + ", ".join(repr(b) for b in SESSION_BOUNDS[kind]) + "]"
-            parts.append(
-                f"SELECT {_quote(kind)} AS kind, if(i = 1, -inf, if(i = 0, b[length(b)], b[i - 1])) AS lo,"
-                f" if(i = 0, inf, b[i]) AS hi, count() AS n FROM (SELECT {bounds} AS b,"
-                f" arrayFirstIndex(x -> {expr} <= x, b) AS i FROM ({self._session_rows(f)})) GROUP BY lo, hi"
-            )
-        return self._rows(" UNION ALL ".join(parts))
+        """(kind, lo, hi, n) as the embedded session rollup keeps them: lengths in base-2 buckets at
+        SESSION_SCALE (0 and below as exact values), commands as exact values."""
+        per = 1 << SESSION_SCALE
+        index = (f"toInt64(ceil(log2(x) * {per})) - 1")
+        fixed = (f"multiIf(x <= pow(2, ({index}) / {per}), ({index}) - 1,"
+                 f" x > pow(2, ({index} + 1) / {per}), ({index}) + 1, {index})")
+        out: list[tuple[Any, ...]] = []
+        for z, i, n in self._rows(
+            f"SELECT if(x <= 0, x, NULL) AS z, if(x <= 0, 0, {fixed}) AS i, count() FROM (SELECT (last - first) / 1e9"
+            f" AS x FROM ({self._session_rows(f)})) GROUP BY z, i"
+        ):
+            if z is not None:
+                out.append(("length_s", float(z), float(z), int(n)))
+            else:
+                out.append(("length_s", *bucket_bounds(int(i), SESSION_SCALE), int(n)))
+        out += [("commands", float(c), float(c), int(n)) for c, n in self._rows(
+            f"SELECT toFloat64(commands) AS c, count() FROM ({self._session_rows(f)}) GROUP BY c")]
+        return out
 
     def session_stats(self, f: Filter, quantiles: Sequence[float]) -> list[tuple[Any, ...]]:
         """Exact nearest-rank values from the per-session rows (sorted once per kind)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,11 +58,18 @@ class Engine(Protocol):
 
     def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
 
-    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+    # ``command``: only that command's points (one command's distribution reads its rows alone)
+    def buckets(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]: ...
 
-    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]: ...
+    def histogram_stats(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]: ...
 
-    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def exponential(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         ...  # *group, Buckets (base-2 exponential, merged per group)
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]: ...  # metric, kind, value
@@ -147,6 +155,41 @@ def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
     return f" AND {' AND '.join(weeks)}{apps}", params + app_params
 
 
+def _tiers(f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
+    """The rows :func:`_tiered` covers, as up to three separate ranges (whole weeks, the days before the
+    first whole week, the days after the last): each an equality on grain and a range on day, which an
+    index on (..., grain, day) answers as a range, where the OR of :func:`_tiered` makes SQLite read every
+    row of the metric."""
+    if "day" in group or "week" in group:
+        return [_tiered(f, group)]
+    apps, app_params = _where(Filter(f.service, f.version))
+    first = None if f.since_day is None else (f.since_day + 9) // 7
+    last = None if f.until_day is None else (f.until_day - 3) // 7
+    if first is not None and last is not None and first > last:  # no whole week: days only
+        where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
+        return [(" AND grain = 1" + where + apps, day_only + app_params)]
+    weeks, week_params = " AND grain = 7", []
+    if first is not None:
+        weeks += " AND day >= ?"
+        week_params.append(first)
+    if last is not None:
+        weeks += " AND day <= ?"
+        week_params.append(last)
+    parts = [(weeks + apps, week_params + app_params)]
+    if first is not None:
+        parts.append((" AND grain = 1 AND day >= ? AND day < ?" + apps, [f.since_day, 7 * first - 3, *app_params]))
+    if last is not None:
+        until = "" if f.until_day is None else " AND day <= ?"
+        parts.append((f" AND grain = 1 AND day > ?{until}" + apps,
+                      [7 * last + 3, *([] if f.until_day is None else [f.until_day]), *app_params]))
+    return parts
+
+
+def _only(where: str, params: list[Any], command: str | None) -> tuple[str, list[Any]]:
+    """The clause and parameters, narrowed to one command when one is given."""
+    return (where, params) if command is None else (f"{where} AND command = ?", [*params, command])
+
+
 def _cols(group: Sequence[str]) -> list[str]:
     out = []
     for name in group:
@@ -158,6 +201,9 @@ def _cols(group: Sequence[str]) -> list[str]:
 
 def _in(metrics: Sequence[str]) -> tuple[str, list[Any]]:
     return "metric IN (" + ", ".join("?" * len(metrics)) + ")", list(metrics)
+
+
+_COMBINE: dict[str, Callable[[Any, Any], Any]] = {"SUM": operator.add, "MIN": min, "MAX": max}
 
 
 class SQLiteEngine:
@@ -177,6 +223,26 @@ class SQLiteEngine:
         head = ", ".join(cols) + ", " if cols else ""
         tail = " GROUP BY " + ", ".join(cols) if cols else ""
         return self._rows(f"SELECT {head}{select} FROM {table} WHERE {where}{tail}", params)
+
+    def _tier_grouped(self, aggregates: Sequence[tuple[str, str]], table: str, where: str, params: list[Any],
+                      f: Filter, group: Sequence[str], command: str | None = None) -> list[tuple[Any, ...]]:
+        """``_grouped`` over the rollup rows covering ``f``, one statement per tier range (see :func:`_tiers`),
+        the tiers' SUM/MIN/MAX combined here per group (a no-group question still answers one row)."""
+        select = ", ".join(f"{fn}({col})" for fn, col in aggregates)
+        width = len(group)
+        out: dict[tuple[Any, ...], list[Any]] = {}
+        for tier, tier_params in _tiers(f, group):
+            clause, clause_params = _only(tier, tier_params, command)
+            for row in self._grouped(select, table, f"{where}{clause}", [*params, *clause_params], group):
+                key, values = tuple(row[:width]), row[width:]
+                have = out.get(key)
+                if have is None:
+                    out[key] = list(values)
+                    continue
+                for i, ((fn, _), value) in enumerate(zip(aggregates, values, strict=True)):
+                    if value is not None:
+                        have[i] = value if have[i] is None else _COMBINE[fn](have[i], value)
+        return [(*key, *values) for key, values in out.items()]
 
     def apps(self, f: Filter) -> list[tuple[Any, ...]]:
         """Apps and versions inside the filter (app, version and days): runs from the tiered rollup, first
@@ -200,23 +266,18 @@ class SQLiteEngine:
 
     def invocations(self, f: Filter, group: Sequence[str]) -> list[tuple[Any, ...]]:
         """(*group, invocations, errors); outcome and error_type are not groups of the invocation rollup."""
-        where, params = _tiered(f, group)
-        return self._grouped(
-            "SUM(value), SUM(errors)",
-            "r_metric",
-            f"metric = ?{where}",
-            [INVOCATIONS, *params],
-            group,
-        )
+        return self._tier_grouped((("SUM", "value"), ("SUM", "errors")), "r_metric", "metric = ?", [INVOCATIONS],
+                                  f, group)
 
     def metric_sum(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, group)
         names, names_params = _in(metrics)
-        return self._grouped("SUM(value)", "r_metric", f"{names}{where}", [*names_params, *params], group)
+        return self._tier_grouped((("SUM", "value"),), "r_metric", names, names_params, f, group)
 
-    def buckets(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
+    def buckets(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
-        where, params = _tiered(f, group)
+        where, params = _only(*_tiered(f, group), command)
         names, names_params = _in(metrics)
         return self._bucket_rows(names, [*names_params, *params], where, group)
 
@@ -231,13 +292,22 @@ class SQLiteEngine:
                 out.append((*row[:width], lower, upper, n))
         return out
 
-    def exponential(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(*group, Buckets): the exponential rollup's rows merged per group (exactly, at the coarsest scale)."""
-        where, params = _tiered(f, group)
+    def exponential(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """(*group, Buckets): the exponential rollup's rows merged per group (exactly, at the coarsest scale).
+
+        Each tier's range is its own statement (see :func:`_tiers`); the merge is exact in any order."""
+        merged: dict[tuple[Any, ...], Accumulator] = {}
+        for where, params in _tiers(f, group):
+            self._exponential_rows(f, metrics, group, command, where, params, merged)
+        return [(*key, acc.result()) for key, acc in merged.items()]
+
+    def _exponential_rows(self, f: Filter, metrics: Sequence[str], group: Sequence[str], command: str | None,
+                          where: str, params: list[Any], merged: dict[tuple[Any, ...], Accumulator]) -> None:
         names, names_params = _in(metrics)
         cols = _cols(group)
         head = ", ".join(cols) + ", " if cols else ""
-        merged: dict[tuple[Any, ...], Accumulator] = {}
         width = len(cols)
         if "command" not in group:  # the app version's all-commands rows
             rows_of = " AND command = ? AND service != ?"
@@ -246,6 +316,10 @@ class SQLiteEngine:
         else:
             rows_of = " AND service != ? AND command != ?"
         params = [*params, ALL, ALL]
+        if command is not None:  # that command's rows: over all apps when no app is asked for, else exact ones
+            whole = f.service is None and f.version is None and "service" not in group and "version" not in group
+            rows_of = " AND command = ? AND service = ?" if whole else " AND command = ? AND service != ?"
+            params = [*params[:-2], command, ALL]
         sql = f"SELECT {head}buckets FROM r_exp WHERE {names}{where}{rows_of}"
         for row in self._conn.execute(sql, [*names_params, *params]):
             key = tuple(row[:width])
@@ -253,14 +327,13 @@ class SQLiteEngine:
             if acc is None:
                 acc = merged[key] = Accumulator()
             acc.add(decode_exponential(row[width]))
-        return [(*key, acc.result()) for key, acc in merged.items()]
 
-    def histogram_stats(self, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, group)
+    def histogram_stats(
+        self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
+    ) -> list[tuple[Any, ...]]:
         names, names_params = _in(metrics)
-        return self._grouped(
-            "SUM(count), SUM(sum), MIN(min), MAX(max)", "r_metric", f"{names}{where}", [*names_params, *params], group
-        )
+        return self._tier_grouped((("SUM", "count"), ("SUM", "sum"), ("MIN", "min"), ("MAX", "max")), "r_metric",
+                                  names, names_params, f, group, command)
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
         where, params = _tiered(f, ["metric"])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
-from otel_expansion.backend.rollup import ENVIRONMENT_KEYS
+from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS
 from otel_expansion.backend.store import open_readonly
 from otel_expansion.otlp import exponential
 from otel_expansion.otlp.exponential import Accumulator, Buckets
@@ -141,6 +141,15 @@ class Histogram:
             estimate = min(estimate, hi)
         return estimate
 
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """:meth:`quantile` of each of ``qs``; exponential buckets alone are read in one pass."""
+        if self.exp is not None and not self.buckets:
+            if self._merged is None:
+                self._merged = self.exp.result()
+            return exponential.quantiles(self._merged, qs, self.min if math.isfinite(self.min) else None,
+                                         self.max if math.isfinite(self.max) else None)
+        return [self.quantile(q) for q in qs]
+
     def mean(self) -> float | None:
         return self.sum / self.count if self.count else None
 
@@ -156,11 +165,20 @@ def _exponential_segments(b: Buckets) -> list[tuple[float, float, int]]:
     return out
 
 
-def _hists(engine: Engine, f: Filter, metrics: Sequence[str], group: Sequence[str]) -> dict[tuple[Any, ...], Histogram]:
-    """Per group: explicit buckets (older data), exponential buckets and count/sum/min/max, merged."""
+def _hists(
+    engine: Engine, f: Filter, metrics: Sequence[str], group: Sequence[str], command: str | None = None
+) -> dict[tuple[Any, ...], Histogram]:
+    """Per group: explicit buckets (older data), exponential buckets and count/sum/min/max, merged
+    (``command``: that command's points only)."""
     width = len(group)
-    out = _histograms(engine.buckets(f, metrics, group), engine.histogram_stats(f, metrics, group), width)
-    for row in engine.exponential(f, metrics, group):
+    if command is None:  # engines that predate the command keyword keep working
+        out = _histograms(engine.buckets(f, metrics, group), engine.histogram_stats(f, metrics, group), width)
+        exp = engine.exponential(f, metrics, group)
+    else:
+        out = _histograms(engine.buckets(f, metrics, group, command=command),
+                          engine.histogram_stats(f, metrics, group, command=command), width)
+        exp = engine.exponential(f, metrics, group, command=command)
+    for row in exp:
         out[tuple(row[:width])].add_exponential(row[width])
     return out
 
@@ -206,8 +224,8 @@ def _quantiles(h: Histogram | None) -> dict[str, float | int | None]:
     """p50/p95/p99 in seconds and ``samples``: how many durations they were read from."""
     if h is None:
         return {"p50_s": None, "p95_s": None, "p99_s": None, "samples": 0}
-    return {"p50_s": _round(h.quantile(0.5)), "p95_s": _round(h.quantile(0.95)), "p99_s": _round(h.quantile(0.99)),
-            "samples": h.count}
+    p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+    return {"p50_s": _round(p50), "p95_s": _round(p95), "p99_s": _round(p99), "samples": h.count}
 
 
 def _round(value: float | None) -> float | None:
@@ -301,7 +319,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
         }
         for error_type, count in _ranked(unhandled)
     ]
-    return {
+    report: dict[str, Any] = {
         "generated_ns": now_ns,
         "filter": {
             "service": f.service,
@@ -366,6 +384,8 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
         "limits": [{"what": w, "count": int(n)} for w, n in sorted(engine.limits(f), key=lambda r: (-r[1], r[0]))],
         "stored": engine.stored(),
     }
+    report["comparison"] = _comparison(engine, f, now_ns, report)
+    return report
 
 
 def _versions(engine: Engine, f: Filter) -> dict[str, Any]:
@@ -406,6 +426,71 @@ def _startup(engine: Engine, f: Filter) -> dict[str, Any]:
             for k, h in sorted(by_version.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
     }
+
+
+def previous_period(f: Filter, now_ns: int) -> Filter | None:
+    """The same filter over the days just before its range, as many of them (None without a first day).
+
+    A range open at its end ends today (``days=N`` is today and the N - 1 UTC days before it), so the
+    previous period of ``days=N`` is the N whole UTC days before those.
+    """
+    if f.since_day is None:
+        return None
+    last = f.until_day if f.until_day is not None else max(now_ns // DAY_NS, f.since_day)
+    days = last - f.since_day + 1
+    if days <= 0:
+        return None
+    return replace(f, since_day=f.since_day - days, until_day=f.since_day - 1)
+
+
+def _delta(current: float | None, previous: float | None) -> dict[str, Any]:
+    """A figure now and in the previous period: the difference and the difference relative to before."""
+    if current is None or previous is None:
+        return {"current": current, "previous": previous, "delta": None, "delta_pct": None}
+    return {"current": current, "previous": previous, "delta": _round(current - previous),
+            "delta_pct": _round((current - previous) / previous) if previous else None}
+
+
+def _comparison(engine: Engine, f: Filter, now_ns: int, report: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's headline figures and per-command usage and durations against the previous period.
+
+    The previous period is :func:`previous_period` with every other filter kept; its figures come from the
+    same engine questions as the report's own (the current figures are the report's, not recomputed).
+    """
+    before = previous_period(f, now_ns)
+    if before is None or before.since_day is None or before.until_day is None:
+        return None
+    rows = {_label(r[0]): (r[1], r[2]) for r in engine.invocations(before, ["command"])}
+    by_command: dict[str, Histogram] = {_label(k[0]): h for k, h in _hists(engine, before, [DURATION],
+                                                                            ["command"]).items()}
+    overall = _hists(engine, before, [DURATION], []).get(())
+    runs = sum(n for n, _ in rows.values())
+    failed = sum(e for _, e in rows.values())
+    totals = report["totals"]
+    earlier = {"invocations": _number(runs), "errors": _number(failed), "error_rate": _ratio(failed, runs),
+               "installations": engine.installations(before), **_quantiles(overall)}
+    current = {c["command"]: c for c in report["commands"]}
+    commands = []
+    for name in sorted(set(current) | set(rows) | set(by_command),
+                       key=lambda c: (-(current[c]["invocations"] if c in current else 0),
+                                      -rows.get(c, (0.0, 0.0))[0], c)):
+        now = current.get(name) or {"invocations": 0, "errors": 0, "error_rate": None, **_quantiles(None)}
+        n, e = rows.get(name, (0.0, 0.0))
+        then = {"invocations": _number(n), "errors": _number(e), "error_rate": _ratio(e, n),
+                **_quantiles(by_command.get(name))}
+        commands.append({"command": name, **{key: _delta(now[key], then[key]) for key in _COMPARED},
+                         "samples": _delta(now["samples"], then["samples"])})
+    return {
+        "since": _day_iso(before.since_day),
+        "until": _day_iso(before.until_day),
+        "days": before.until_day - before.since_day + 1,
+        "totals": {key: _delta(totals[key], earlier[key]) for key in (*_COMPARED, "installations", "samples")},
+        "commands": commands,
+    }
+
+
+_COMPARED = ("invocations", "errors", "error_rate", "p50_s", "p95_s")
+"""Figures compared with the previous period (per command and in total; installations in total only)."""
 
 
 def _sessions(engine: Engine, f: Filter, now_ns: int) -> dict[str, Any]:
@@ -540,6 +625,8 @@ def _meaning(name: str, kind: str) -> dict[str, str]:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if 0 < seconds < 0.001:  # a 22 us command is not "0 ms"
+        return f"{seconds * 1e6:.0f} us"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
@@ -595,6 +682,61 @@ def _scope(report: dict[str, Any]) -> str:
     else:
         parts.append("all time")
     return ", ".join(parts)
+
+
+def _change(figure: dict[str, Any], show: Any, *, points: bool = False) -> str:
+    """``now (+delta, +pct%)`` for a compared figure; a rate's delta is in percentage points."""
+    if figure["current"] is None and figure["previous"] is None:
+        return "-"
+    text = show(figure["current"])
+    if figure["delta"] is None:
+        return f"{text} (was {show(figure['previous'])})"
+    if points:
+        delta = f"{figure['delta'] * 100:+.1f} pt"
+    elif show is _duration:
+        delta = ("+" if figure["delta"] >= 0 else "-") + _duration(abs(figure["delta"]))
+    else:
+        delta = f"{figure['delta']:+,.0f}" if float(figure["delta"]).is_integer() else f"{figure['delta']:+,.1f}"
+    pct = "" if figure["delta_pct"] is None else f", {figure['delta_pct'] * 100:+.1f}%"
+    return f"{text} ({delta}{pct})"
+
+
+def _render_comparison(report: dict[str, Any]) -> list[str]:
+    """The previous-period section: headline figures, then the commands that changed the most first."""
+    comparison = report.get("comparison")
+    if not comparison:
+        return []
+    t = comparison["totals"]
+    out = [
+        "",
+        f"Compared with the previous {comparison['days']} days ({comparison['since']} .. {comparison['until']}):"
+        f" invocations {_change(t['invocations'], _count)}, errors {_change(t['errors'], _count)},"
+        f" error rate {_change(t['error_rate'], _percent, points=True)},"
+        f" installations {_change(t['installations'], _count)},"
+        f" p50 {_change(t['p50_s'], _duration)}, p95 {_change(t['p95_s'], _duration)}",
+    ]
+    commands = comparison["commands"]
+    if commands:
+        out += _table(
+            ["command", "runs", "prev", "change", "error rate", "prev", "p50", "prev", "p95", "prev"],
+            [
+                [
+                    c["command"],
+                    _count(c["invocations"]["current"]),
+                    _count(c["invocations"]["previous"]),
+                    "-" if c["invocations"]["delta_pct"] is None else f"{c['invocations']['delta_pct'] * 100:+.1f}%",
+                    _percent(c["error_rate"]["current"]),
+                    _percent(c["error_rate"]["previous"]),
+                    _duration(c["p50_s"]["current"]),
+                    _duration(c["p50_s"]["previous"]),
+                    _duration(c["p95_s"]["current"]),
+                    _duration(c["p95_s"]["previous"]),
+                ]
+                for c in commands[:20]
+            ],
+        )
+        out += _more(commands, 20)
+    return out
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -732,6 +874,7 @@ def render_report(report: dict[str, Any]) -> str:
             f" {_duration(sessions['median_length_s'])} (p95 {_duration(sessions['p95_length_s'])}),"
             f" median commands {_count(sessions['median_commands'])}",
         ]
+    out += _render_comparison(report)
     environment = report["environment"]
     if any(environment.values()):
         out += ["", "Environment (share of invocations)"]

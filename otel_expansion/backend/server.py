@@ -48,13 +48,15 @@ from otel_expansion.backend.ingest import (
 from otel_expansion.backend.limits import Limits
 from otel_expansion.backend.paths import default_db_path, prepare_db_path
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
-from otel_expansion.backend.report import report_from
+from otel_expansion.backend.report import _day_iso, report_from
 from otel_expansion.backend.rollup import DAY_NS
 from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Request, Store, WriteResult, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
-__all__ = ["BODY_TIMEOUT_S", "MAX_PENDING_ROWS", "WAL_LIMIT_BYTES", "QueryError", "default_db_path", "parse_filter",
-           "serve"]
+__all__ = [
+    "BODY_TIMEOUT_S", "MAX_PENDING_ROWS", "WAL_LIMIT_BYTES", "QueryError", "default_db_path", "filter_echo",
+    "parse_distribution", "parse_filter", "serve",
+]
 
 BODY_TIMEOUT_S = 2.0
 """Longest silence while reading a request body before answering 400."""
@@ -474,12 +476,70 @@ class _Handler(BaseHTTPRequestHandler):
                 engine.close()
             body = json.dumps(report, allow_nan=False, separators=(",", ":")).encode()
             self._send(200, body, "application/json", {"Cache-Control": "no-store"})
+        elif url.path == "/api/distribution":
+            self._distribution(url.query)
         elif url.path == "/healthz":
             self._send(200, b"ok\n", "text/plain")
         elif url.path in _SIGNAL_PATHS:
             self._send(405, b"use POST\n", "text/plain", {"Allow": "POST"})
         else:
             self._send(404, b"not found\n", "text/plain")
+
+
+    def _distribution(self, query: str) -> None:
+        """GET /api/distribution: the bars behind one figure's percentiles under the report's filter."""
+        from otel_expansion.backend.distribution import distribution
+
+        try:
+            query_filter, what, command, bars = parse_distribution(parse_qs(query, keep_blank_values=True),
+                                                                   time.time_ns())
+        except QueryError as exc:
+            body = json.dumps({"error": str(exc)}).encode()
+            self._send(400, body, "application/json", {"Cache-Control": "no-store"})
+            return
+        engine = self.server.engine()
+        try:
+            result = distribution(engine, query_filter, what, command, bars)
+        finally:
+            engine.close()
+        result["filter"] = filter_echo(query_filter)
+        body = json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
+        self._send(200, body, "application/json", {"Cache-Control": "no-store"})
+
+
+def filter_echo(f: Filter) -> dict[str, str | None]:
+    """The filter as the report echoes it (UTC days as ISO dates)."""
+    return {"service": f.service, "version": f.version,
+            "since": None if f.since_day is None else _day_iso(f.since_day),
+            "until": None if f.until_day is None else _day_iso(f.until_day)}
+
+
+_DISTRIBUTION_KEYS = frozenset({"what", "command", "bars"})
+
+
+def parse_distribution(query: dict[str, list[str]], now_ns: int) -> tuple[Filter, str, str | None, int]:
+    """A distribution request: the report's filter parameters plus ``what``, ``command`` and ``bars``."""
+    from otel_expansion.backend.distribution import DEFAULT_BARS, FIGURES, MAX_BARS
+
+    own = {k: v for k, v in query.items() if k in _DISTRIBUTION_KEYS}
+    if any(len(values) > 1 for values in own.values()):
+        raise QueryError("each parameter may be given once")
+    what = own.get("what", ["command"])[0] or "command"
+    if what not in FIGURES:
+        raise QueryError(f"what: one of {', '.join(FIGURES)}")
+    command = own["command"][0] if "command" in own else None
+    if command is not None and len(command) > 1024:
+        raise QueryError("command: too long")
+    if command is not None and what != "command":
+        raise QueryError("command: only with what=command")
+    try:
+        bars = int(own.get("bars", [str(DEFAULT_BARS)])[0])
+    except ValueError:
+        raise QueryError("bars: not an integer") from None
+    if not 1 <= bars <= MAX_BARS:
+        raise QueryError(f"bars: must be between 1 and {MAX_BARS}")
+    rest = {k: v for k, v in query.items() if k not in _DISTRIBUTION_KEYS}
+    return parse_filter(rest, now_ns), what, command, bars
 
 
 def _instant(name: str, text: str) -> int:

@@ -68,7 +68,7 @@ def run_report(args: argparse.Namespace) -> int:
     from otel_expansion.backend.server import QueryError, parse_filter
 
     query = {k: [v] for k, v in (("service", args.service), ("version", args.version), ("since", args.since),
-                                 ("until", args.until)) if v}
+                                 ("until", args.until), ("days", args.days)) if v}
     try:
         report_filter: Filter = parse_filter(query, time.time_ns())
     except QueryError as exc:
@@ -88,13 +88,37 @@ def run_report(args: argparse.Namespace) -> int:
             raise CliError(str(exc), EXIT_FAIL) from None
     try:
         report = report_from(engine, report_filter)
+        _require_known_app(report, args.service, args.version)
+        shape = _command_distribution(engine, report_filter, report, args.command)
     except OSError as exc:  # ClickHouse unreachable or refusing the query
         raise CliError(f"ClickHouse query failed: {exc}", EXIT_FAIL) from None
     finally:
         engine.close()
-    _require_known_app(report, args.service, args.version)
-    _emit(json.dumps(report, indent=2, default=str) if args.json else render_report(report))
+    if shape is not None:
+        report["distribution"] = shape
+    if args.json:
+        _emit(json.dumps(report, indent=2, default=str))
+    else:
+        from otel_expansion.backend.distribution import render_distribution
+
+        text = render_report(report)
+        if shape is not None:
+            text += "\n" + "\n".join(render_distribution(shape)) + "\n"
+        _emit(text)
     return EXIT_OK
+
+
+def _command_distribution(engine: Any, report_filter: Any, report: dict[str, Any], command: str | None) -> Any:
+    """``--command X``: the distribution behind X's percentiles (an unknown command is a typo: exit 1)."""
+    if command is None:
+        return None
+    from otel_expansion.backend.distribution import distribution
+
+    known = [c["command"] for c in report["commands"]]
+    if command not in known:
+        shown = ", ".join(sorted(known)[:20]) or "none in this range"
+        raise CliError(f"no data for command {command!r} (commands: {shown})", EXIT_FAIL)
+    return distribution(engine, report_filter, "command", command)
 
 
 def _emit(text: str) -> None:
@@ -146,5 +170,7 @@ def register(sub: Any) -> None:
     p.add_argument("--version", help="only this app version (service.version)")
     p.add_argument("--since", help="first UTC day (YYYY-MM-DD or ISO date-time)")
     p.add_argument("--until", help="last UTC day, included (YYYY-MM-DD or ISO date-time)")
+    p.add_argument("--days", help="the last N UTC days, today included (compared with the N days before)")
+    p.add_argument("--command", help="also print the distribution behind this command's percentiles")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_report)

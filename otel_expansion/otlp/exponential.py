@@ -16,12 +16,14 @@ so the arithmetic lives once, below every user (the OpenTelemetry data model, "E
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from operator import add
 
 __all__ = ["MAX_SCALE", "MAX_SIZE", "Accumulator", "Buckets", "bucket_bounds", "downscale", "from_values", "index_of",
-           "merge", "quantile", "relative_error", "trimmed"]
+           "merge", "quantile", "quantiles", "relative_error", "trimmed"]
 
 MAX_SIZE = 320
 """Buckets per sign: 40 doublings at scale 3, so 10 us .. 60 s (22.5 doublings) keeps every run at scale >= 3."""
@@ -227,6 +229,38 @@ def quantile(b: Buckets, q: float, minimum: float | None = None, maximum: float 
     if maximum is not None and math.isfinite(maximum):
         estimate = min(estimate, maximum)
     return estimate
+
+
+def quantiles(b: Buckets, qs: Sequence[float], minimum: float | None = None,
+              maximum: float | None = None) -> list[float | None]:
+    """:func:`quantile` for each of ``qs`` (same values), from one running sum of the buckets (C-speed
+    ``accumulate`` and a ``bisect`` per rank): a report reads p50, p95 and p99 of every command."""
+    total = b.total
+    if total <= 0:
+        return [None] * len(qs)
+    negative = list(accumulate(reversed(b.negative_counts)))  # most negative first
+    below = (negative[-1] if negative else 0) + b.zero_count
+    positive = list(accumulate(b.counts))
+    out: list[float | None] = []
+    for q in qs:
+        rank = max(1, math.ceil(q * total - 1e-9))
+        if negative and rank <= negative[-1]:
+            i = len(b.negative_counts) - 1 - bisect_left(negative, rank)
+            lower, upper = bucket_bounds(b.negative_offset + i, b.scale)
+            estimate = -2.0 * lower * upper / (lower + upper)
+        elif rank <= below:
+            estimate = 0.0
+        elif positive and rank - below <= positive[-1]:
+            lower, upper = bucket_bounds(b.offset + bisect_left(positive, rank - below), b.scale)
+            estimate = 2.0 * lower * upper / (lower + upper)
+        else:  # counts and total disagree: the largest bucket holds the rank
+            estimate = bucket_bounds(b.offset + max(len(b.counts) - 1, 0), b.scale)[1]
+        if minimum is not None and math.isfinite(minimum):
+            estimate = max(estimate, minimum)
+        if maximum is not None and math.isfinite(maximum):
+            estimate = min(estimate, maximum)
+        out.append(estimate)
+    return out
 
 
 class Accumulator:

@@ -227,3 +227,16 @@ def test_accumulator_equals_pairwise_merges() -> None:
         for h in hists[1:]:
             merged = exponential.merge(merged, h, max_size=1 << 30)
         assert acc.result() == merged
+
+
+def test_one_pass_quantiles_equal_quantile_for_each() -> None:
+    """The report's one-pass p50/p95/p99 (exponential.quantiles) are exactly quantile() of each, negative,
+    zero and positive buckets, clamped or not."""
+    rng = random.Random(13)
+    for _ in range(2000):
+        values = [math.exp(rng.uniform(-12, 5)) * rng.choice([1, 1, 1, -1]) for _ in range(rng.randint(1, 60))]
+        values += [0.0] * rng.randint(0, 2)
+        b = exponential.from_values(values, scale=rng.choice([0, 3, 8]))
+        qs = [rng.random() for _ in range(4)] + [0.5, 0.95, 0.99, 0.001, 1.0]
+        lo, hi = (min(values), max(values)) if rng.random() < 0.5 else (None, None)
+        assert exponential.quantiles(b, qs, lo, hi) == [exponential.quantile(b, q, lo, hi) for q in qs]

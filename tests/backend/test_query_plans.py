@@ -9,13 +9,15 @@ and raw table must be reached by a SEARCH on an index.
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from otel_expansion.backend.distribution import distribution
 from otel_expansion.backend.ingest import flatten
 from otel_expansion.backend.query import Filter, SQLiteEngine
-from otel_expansion.backend.report import report_from
+from otel_expansion.backend.report import previous_period, report_from
 from otel_expansion.backend.rollup import DAY_NS
 from otel_expansion.backend.store import Store, open_readonly
 
@@ -31,6 +33,43 @@ FILTERS = [
     Filter(since_day=ns(2) // DAY_NS, until_day=ns(3) // DAY_NS),
     Filter(service="dbtool", since_day=ns(1) // DAY_NS - 2, until_day=ns(19) // DAY_NS),
 ]
+
+
+def assert_no_full_scan(conn: sqlite3.Connection, statements: list[str]) -> None:
+    """Each SELECT's plan reaches growing tables only by an index SEARCH."""
+    for sql in sorted({s for s in statements if s.lstrip().upper().startswith("SELECT")}):
+        for row in conn.execute("EXPLAIN QUERY PLAN " + sql):
+            step = str(row[-1])
+            match = re.match(r"SCAN (\S+)", step)
+            if match is None:
+                continue
+            table = match.group(1)
+            assert table in BOUNDED or table.startswith("(subquery"), f"{step} in: {sql}"
+
+
+@pytest.mark.parametrize("report_filter", FILTERS, ids=repr)
+def test_distributions_and_the_previous_period_use_indexes(tmp_path: Path, report_filter: Filter) -> None:
+    """The drill-down (/api/distribution: one command, all commands, start-up, session length) and the
+    previous period's questions (a ranged filter moved back by its length) search indexes too."""
+    db = tmp_path / "b.sqlite"
+    with Store(db) as store:
+        for signal, message in two_apps():
+            store.write(signal, flatten(signal, message))
+    conn = open_readonly(db)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    engine = SQLiteEngine(conn)
+    for what, command in (("command", "migrate"), ("command", None), ("startup", None), ("session_length", None),
+                          ("exit", None)):
+        distribution(engine, report_filter, what, command)
+    before = previous_period(report_filter, ns(10)) or Filter(report_filter.service, report_filter.version,
+                                                              ns(1) // DAY_NS, ns(4) // DAY_NS)
+    comparison = report_from(engine, before, now_ns=ns(10))["comparison"]
+    assert comparison is not None
+    conn.set_trace_callback(None)
+    assert len({s for s in statements if s.lstrip().upper().startswith("SELECT")}) >= 10
+    assert_no_full_scan(conn, statements)
+    conn.close()
 
 
 @pytest.mark.parametrize("report_filter", FILTERS, ids=repr)
