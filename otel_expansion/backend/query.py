@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from otel_expansion.backend.rollup import ALL, BUCKET_SLOTS, DAY_NS, INVOCATIONS, decode_exponential, expand
+from otel_expansion.backend.rollup import (
+    ALL,
+    BUCKET_SLOTS,
+    DAY_NS,
+    ERROR_METRICS,
+    INVOCATIONS,
+    decode_exponential,
+    expand,
+)
 from otel_expansion.backend.store import stored_counts
 from otel_expansion.otlp.exponential import Accumulator, Buckets
 
@@ -80,6 +88,9 @@ class Engine(Protocol):
     def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int: ...
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]: ...  # what, n
+
+    def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
+        ...  # service, version, metric, error type, signature, command, count (error counters, non-zero)
 
     def stored(self) -> dict[str, int]: ...
 
@@ -372,6 +383,17 @@ class SQLiteEngine:
         if f.service is None:
             return self._rows("SELECT what, SUM(n) FROM limits GROUP BY what", [])
         return self._rows("SELECT what, SUM(n) FROM limits WHERE service IN (?, '') GROUP BY what", [f.service])
+
+    def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
+        """Error counters by app, version, metric, error type, stack signature and command, over the filter
+        (the error rollup's weekly rows for whole weeks, daily rows at the edges, as every section)."""
+        where, params = _tiered(f, [])
+        names, names_params = _in(ERROR_METRICS)
+        keys = "service, version, metric, error_type, signature, command"
+        return self._rows(
+            f"SELECT {keys}, SUM(n) FROM r_error WHERE {names}{where} GROUP BY {keys} HAVING SUM(n) != 0",
+            [*names_params, *params],
+        )
 
     def stored(self) -> dict[str, int]:
         return stored_counts(self._conn)

@@ -13,7 +13,10 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
 - exponential rollup: (metric, day, service, version, command, label) -> base-2 exponential buckets
   (scale, zero count, offsets and counts; see otel_expansion.otlp.exponential), merged at the coarser
   scale, so durations keep their bounded relative error however many runs and days are merged;
-- environment rollup: (day, service, version, key, value) -> invocations.
+- environment rollup: (day, service, version, key, value) -> invocations;
+- error rollup: (metric, day, service, version, command, error type, signature) -> count, for the error
+  counters (``ERROR_METRICS``) by their privacy-safe stack signature (``cli.error.signature``, '' when the
+  sender had none), so errors group by where they were raised, per version.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
 all-time report reads about a seventh of the rows.
@@ -37,11 +40,13 @@ __all__ = [
     "BUCKET_SLOTS",
     "DAY_NS",
     "ENVIRONMENT_KEYS",
+    "ERROR_METRICS",
     "INVOCATIONS",
     "LABELS",
     "ROLLUP_SCALE",
     "SESSION_BOUNDS",
     "SESSION_SCALE",
+    "SIGNATURE",
     "WITHOUT_OUTCOME",
     "Rollup",
     "as_string",
@@ -61,6 +66,10 @@ INVOCATIONS = signals.INVOCATIONS
 DURATION = signals.DURATION
 WITHOUT_OUTCOME = frozenset({INVOCATIONS, DURATION})
 """Metrics rolled up without outcome and error type (see the module docstring)."""
+ERROR_METRICS = (signals.ERRORS, signals.HANDLED)
+"""Counters also rolled up by stack signature (the error rollup): failed commands and handled exceptions."""
+SIGNATURE = "cli.error.signature"
+"""Point attribute holding an error's stack signature: ``module:function`` frames, outermost first."""
 BUCKET_SLOTS = 32
 """Buckets kept per histogram layout; a layout with more bounds folds its tail into the last bucket."""
 ENVIRONMENT_KEYS = ("os.type", "host.arch", "process.runtime.version", "ci.detected", "container.detected")
@@ -124,6 +133,7 @@ MetricKey = tuple[str, int, str, str, str, str, str, str]
 BucketKey = tuple[str, int, str, str, str, str, str]
 ExpKey = tuple[str, int, str, str, str, str]
 EnvKey = tuple[int, str, str, str, str]
+ErrorKey = tuple[str, int, str, str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -136,6 +146,11 @@ class Rollup:
     exp: dict[ExpKey, exponential.Buckets] = field(default_factory=dict)
     env: dict[EnvKey, float] = field(default_factory=dict)
     active: set[tuple[int, str, str, str]] = field(default_factory=set)
+    errors: dict[ErrorKey, float] = field(default_factory=dict)
+
+    def add_error(self, key: ErrorKey, value: float) -> None:
+        """An error counter's delta by (metric, day, service, version, command, error type, signature)."""
+        self.errors[key] = self.errors.get(key, 0.0) + value
 
     def add_number(self, key: MetricKey, kind: str, value: float, end_ns: int, errors: float = 0.0) -> None:
         self.kinds[key[0]] = kind
@@ -234,6 +249,9 @@ class Rollup:
         for ekey, runs in other.env.items():
             env[ekey] = env.get(ekey, 0.0) + runs
         self.active |= other.active
+        errors = self.errors
+        for rkey, seen in other.errors.items():
+            errors[rkey] = errors.get(rkey, 0.0) + seen
 
 
 def _merge_metrics(into: dict[Any, list[Any]], items: Any, kinds: dict[str, str]) -> None:
@@ -300,6 +318,10 @@ def weekly(rollup: Rollup) -> Rollup:
     for (day, *erest), runs in rollup.env.items():
         ekey = ((day + 3) // 7, *erest)
         env[ekey] = env.get(ekey, 0.0) + runs
+    errors: dict[Any, float] = out.errors
+    for (metric, day, *rrest), seen in rollup.errors.items():
+        rkey = (metric, (day + 3) // 7, *rrest)
+        errors[rkey] = errors.get(rkey, 0.0) + seen
     return out
 
 

@@ -9,7 +9,8 @@ is needed. The fleet path is ClickHouse (see clickhouse.py and collector-config/
 Tables:
 - raw: ``resources`` (deduplicated by attribute hash), ``spans``, ``metric_points``, ``logs``; kept
   ``retention_days`` (default 30; rollups are kept forever), pruned at most once an hour by the writer.
-- rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_env``; ``active``/``active_count`` (distinct
+- rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_exp``, ``r_env``, ``r_error`` (error counters by
+  stack signature); ``active``/``active_count`` (distinct
   installations per day and per week, each app version and all versions, '*'); ``installations``;
   ``sessions`` (one row per session id seen on spans, open or ended) with its histogram ``r_session``.
 - bookkeeping: ``seen_batches``, ``cumulative`` (last point of cumulative series, to store deltas),
@@ -37,7 +38,7 @@ import sqlite3
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ from otel_expansion.backend.rollup import (
     BUCKET_SLOTS,
     DAY_NS,
     ENVIRONMENT_KEYS,
+    ERROR_METRICS,
     INVOCATIONS,
     LABELS,
+    SIGNATURE,
     WITHOUT_OUTCOME,
     Rollup,
     as_string,
@@ -63,7 +66,7 @@ from otel_expansion.otlp import exponential
 
 __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 _RESOURCE_CACHE = 50_000
@@ -120,6 +123,11 @@ CREATE TABLE IF NOT EXISTS r_exp (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS r_exp_all_commands ON r_exp(metric, command, grain, day);
 CREATE INDEX IF NOT EXISTS r_exp_all_apps ON r_exp(metric, service, grain, day);
+CREATE TABLE IF NOT EXISTS r_error (
+    metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
+    command TEXT NOT NULL, error_type TEXT NOT NULL, signature TEXT NOT NULL, n REAL NOT NULL,
+    PRIMARY KEY (metric, grain, day, service, version, command, error_type, signature)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS app_days (
     service TEXT NOT NULL, version TEXT NOT NULL, first_day INTEGER NOT NULL, last_day INTEGER NOT NULL,
     PRIMARY KEY (service, version)
@@ -201,6 +209,7 @@ _ENV_UPSERT = (
     "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
 )
+_ERROR_UPSERT = "INSERT INTO r_error VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _COUNTER_UPSERT = "INSERT INTO counters VALUES (?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _LIMIT_UPSERT = "INSERT INTO limits VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 
@@ -218,9 +227,10 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         _not_newer(version, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1, 2) or (version == 0 and tables):
+            if version not in (0, 1, 2, 3) or (version == 0 and tables):
                 raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database")
             # 2 -> 3 adds the exponential rollup (r_exp); explicit-bucket rows already stored stay as they are
+            # 3 -> 4 adds the error rollup by stack signature (r_error), filled from the metric rollup
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
@@ -231,6 +241,8 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
                     "INSERT OR IGNORE INTO app_days SELECT service, version, MIN(day), MAX(day) FROM r_metric"
                     " WHERE metric = ? AND grain = 1 GROUP BY service, version", (INVOCATIONS,)
                 )
+            if version in (2, 3) and "r_error" not in tables:
+                _backfill_errors(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
     except BaseException:
@@ -296,7 +308,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
         _not_newer(version, db_path)
-        if version in (1, 2):  # an older store of ours: upgrade it once (adds the rollups)
+        if version in (1, 2, 3):  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
             return open_readonly(db_path, timeout_s)
@@ -572,6 +584,17 @@ class Store:
             out.append(admitted)
         return out[0], out[1], out[2], out[3]
 
+    def _signature(self, service: str, row: PointRow, cache: dict[Any, Any], counts: Counter[str]) -> str:
+        """An error point's stack signature as stored: cut to ``signature_chars``, admitted like any dimension
+        value (past the distinct-values limit it is ``(other)``, counted); '' when the point has none."""
+        key = ("signature", row.attributes)
+        known = cache.get(key)
+        if known is None:
+            raw = clip_value(as_string(json.loads(row.attributes).get(SIGNATURE)) or None,
+                             replace(self._limits, value_chars=self._limits.signature_chars), counts, "error signature")
+            known = cache[key] = self._admit(service, SIGNATURE, raw, counts)
+        return str(known)
+
     # -------------------------------------------------------------------------------------------- rollups
 
     def _roll(
@@ -601,6 +624,9 @@ class Store:
             day = row.end_ns // DAY_NS
             command, outcome, error_type, label = self._dims(service, row, cache, counts)
             failed = outcome == "error"
+            if row.name in ERROR_METRICS and row.kind == "sum":
+                signature = self._signature(service, row, cache, counts)
+                rollup.add_error((row.name, day, service, version, command, error_type, signature), row.value or 0.0)
             if row.name in WITHOUT_OUTCOME:
                 outcome = error_type = ""
             key = (row.name, day, service, version, command, outcome, error_type, label)
@@ -703,6 +729,8 @@ class Store:
                 conn.executemany(_APP_DAYS_UPSERT, [(*k, lo, hi) for k, (lo, hi) in spans.items()])
             if tier.env:
                 conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])
+            if tier.errors:
+                conn.executemany(_ERROR_UPSERT, [(key[0], grain, *key[1:], n) for key, n in tier.errors.items()])
         for day, service, version, installation in rollup.active:
             for kind, period in (("d", day), ("w", (day + 3) // 7)):
                 for v in (version, "*"):
@@ -802,6 +830,23 @@ def _rebuild_session_rollup(conn: sqlite3.Connection) -> None:
             "SELECT service, version, day, first_ns, last_ns, commands FROM sessions"
         ).fetchall():
             _session_histogram(conn, service, version, day, first, last, n, 1)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _backfill_errors(conn: sqlite3.Connection) -> None:
+    """Schema 3 -> 4: the error rollup from the metric rollup's error counters (kept forever), each without a
+    signature (stores before 4 kept none): old errors stay counted, grouped by error type alone."""
+    names = ", ".join("?" * len(ERROR_METRICS))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO r_error SELECT metric, grain, day, service, version, command, error_type, '', SUM(value)"
+            f" FROM r_metric WHERE metric IN ({names}) AND kind = 'sum'"
+            " GROUP BY metric, grain, day, service, version, command, error_type", ERROR_METRICS,
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
