@@ -327,6 +327,14 @@ class ClickHouseEngine:
             f" AND AggregationTemporality = 1{self._where(f)} GROUP BY {keys} HAVING sum(Value) != 0"
         )
 
+    def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
+        """Each app version's first day with invocations, over all time (what app_days holds in SQLite)."""
+        return self._rows(
+            f"SELECT ServiceName, {_VERSION}, min({_DAY}) FROM {self._table('otel_metrics_sum')}"
+            f" WHERE MetricName = {_quote(INVOCATIONS)} AND AggregationTemporality = 1"
+            f"{self._where(Filter(service=service))} GROUP BY ServiceName, {_VERSION}"
+        )
+
     def stored(self) -> dict[str, int]:
         counts = {}
         for key, table in (("spans", "otel_traces"), ("metric_points", "otel_metrics_sum"), ("logs", "otel_logs")):

@@ -117,9 +117,8 @@ def error_groups(engine: Engine, f: Filter) -> dict[str, Any]:
         if str(service or "") in present:
             present[str(service or "")].add(str(version or ""))
     first_day: dict[str, dict[str, int]] = defaultdict(dict)
-    for service in present:  # all time, whatever the filter: the order of an app's releases
-        for s, v, _runs, _errors, first, _last in engine.apps(Filter(service=service)):
-            first_day[str(s or "")][str(v or "")] = int(first)
+    for s, v, first in engine.first_seen(f.service):  # all time, whatever the filter: the order of releases
+        first_day[str(s or "")][str(v or "")] = int(first)
     order = {s: version_order(set(first_day[s]) | present[s], first_day[s]) for s in present}
     newest: dict[str, tuple[str, int]] = {}
     for service, versions in present.items():

@@ -92,6 +92,9 @@ class Engine(Protocol):
     def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
         ...  # service, version, metric, error type, signature, command, count (error counters, non-zero)
 
+    def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
+        ...  # service, version, first day with invocations: all time, one app or all
+
     def stored(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
@@ -394,6 +397,12 @@ class SQLiteEngine:
             f"SELECT {keys}, SUM(n) FROM r_error WHERE {names}{where} GROUP BY {keys} HAVING SUM(n) != 0",
             [*names_params, *params],
         )
+
+    def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
+        """Each app version's first day, over all time (app_days: one row per app version)."""
+        if service is None:
+            return self._rows("SELECT service, version, first_day FROM app_days", [])
+        return self._rows("SELECT service, version, first_day FROM app_days WHERE service = ?", [service])
 
     def stored(self) -> dict[str, int]:
         return stored_counts(self._conn)
