@@ -23,18 +23,19 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_expansion.backend.query import Engine, Filter
 from otel_expansion.sdk import signals
 
-__all__ = ["NO_STACK", "error_groups", "render_error_groups", "version_key", "version_order"]
+__all__ = ["LISTED", "NO_STACK", "error_groups", "render_error_groups", "version_key", "version_order"]
 
 NO_STACK = "(no stack)"
 """How a group of errors sent without a signature is shown."""
 UNKNOWN = "(unknown)"
 _TOP_COMMANDS = 10
+LISTED = 200
+"""Groups the section lists (most frequent first; groups new in the newest version are always listed)."""
 _VERSION = re.compile(
     r"^[vV]?(?P<release>\d+(?:\.\d+){0,3})"
     r"(?:[-_.]?(?P<phase>dev|a|alpha|b|beta|c|rc|pre|preview|post)[-_.]?(?P<n>\d*))?"
@@ -80,77 +81,84 @@ def version_order(versions: Iterable[str], first_day: dict[str, int]) -> dict[st
     return {v: i for i, v in enumerate(ordered)}
 
 
-@dataclass(slots=True)
-class _Group:
-    failed: float = 0.0
-    handled: float = 0.0
-    commands: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    versions: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-
 def _number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else float(f"{value:.12g}")
+    return int(value) if value == int(value) else float(f"{value:.12g}")
 
 
 def _text(value: Any, empty: str = UNKNOWN) -> str:
     return empty if value in (None, "") else str(value)
 
 
-def error_groups(engine: Engine, f: Filter) -> dict[str, Any]:
-    """The section as JSON-ready data: ``groups`` (most frequent first) and each app's ``newest_versions``."""
-    groups: dict[tuple[str, str, str], _Group] = defaultdict(_Group)
+def error_groups(engine: Engine, f: Filter, limit: int = LISTED) -> dict[str, Any]:
+    """The section as JSON-ready data: ``groups`` (the ``limit`` most frequent, then every other group new in
+    its app's newest version, most frequent first), ``not_listed`` (how many groups and errors the cut left
+    out: at the distinct-values limit one app alone may hold a thousand signatures) and each app's
+    ``newest_versions``."""
+    # per (app, error type, signature): [failed, handled, {command: n}, {version: n}] (plain lists: thousands of rows)
+    groups: dict[tuple[str, str, str], list[Any]] = {}
     present: dict[str, set[str]] = defaultdict(set)
+    handled_metric = signals.HANDLED
     for service, version, metric, error_type, signature, command, n in engine.error_groups(f):
-        service, version = str(service or ""), str(version or "")
-        group = groups[(service, str(error_type or ""), str(signature or ""))]
-        if metric == signals.HANDLED:
-            group.handled += n
-        else:
-            group.failed += n
+        key = (service, error_type, signature)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = [0.0, 0.0, {}, {}]
+        group[1 if metric == handled_metric else 0] += n
         if command:
-            group.commands[str(command)] += n
-        group.versions[version] += n
+            commands = group[2]
+            commands[command] = commands.get(command, 0.0) + n
+        versions = group[3]
+        versions[version] = versions.get(version, 0.0) + n
         present[service].add(version)
     if not groups:
-        return {"groups": [], "newest_versions": []}
+        return {"groups": [], "not_listed": {"groups": 0, "count": 0}, "newest_versions": []}
     for service, version, *_ in engine.invocations(f, ["service", "version"]):
-        if str(service or "") in present:
-            present[str(service or "")].add(str(version or ""))
+        if service in present:
+            present[service].add(version)
     first_day: dict[str, dict[str, int]] = defaultdict(dict)
     for s, v, first in engine.first_seen(f.service):  # all time, whatever the filter: the order of releases
-        first_day[str(s or "")][str(v or "")] = int(first)
+        first_day[s][v] = int(first)
     order = {s: version_order(set(first_day[s]) | present[s], first_day[s]) for s in present}
     newest: dict[str, tuple[str, int]] = {}
     for service, versions in present.items():
         ranks = order[service]
         top = max(versions, key=lambda v: ranks[v])
         newest[service] = (top, sum(1 for v in versions if ranks[v] < ranks[top]))
+    ranked = sorted(groups.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
     out: list[dict[str, Any]] = []
-    for (service, error_type, signature), g in groups.items():
+    left_out = [0, 0.0]  # groups and errors not listed
+    for i, ((service, error_type, signature), (failed, handled, by_command, by_version)) in enumerate(ranked):
         ranks = order[service]
-        seen = sorted((v for v, n in g.versions.items() if n), key=lambda v: ranks[v])
+        seen = [v for v, n in by_version.items() if n]
         if not seen:
             continue
         top, older = newest[service]
-        commands = sorted(g.commands.items(), key=lambda kv: (-kv[1], kv[0]))
+        first = min(seen, key=ranks.__getitem__)
+        new = first == top and older > 0
+        if i >= limit and not new:
+            left_out[0] += 1
+            left_out[1] += failed + handled
+            continue
+        seen.sort(key=ranks.__getitem__)
+        commands = sorted(by_command.items(), key=lambda kv: (-kv[1], kv[0]))
         out.append({
             "service": _text(service),
             "error_type": _text(error_type),
             "signature": _text(signature, NO_STACK),
             "has_stack": signature != "",
-            "count": _number(g.failed + g.handled),
-            "failed": _number(g.failed),
-            "handled": _number(g.handled),
+            "count": _number(failed + handled),
+            "failed": _number(failed),
+            "handled": _number(handled),
             "commands_affected": len(commands),
             "commands": [{"command": c, "count": _number(n)} for c, n in commands[:_TOP_COMMANDS]],
-            "versions": [{"version": _text(v), "count": _number(g.versions[v])} for v in seen],
-            "first_version": _text(seen[0]),
+            "versions": [{"version": _text(v), "count": _number(by_version[v])} for v in seen],
+            "first_version": _text(first),
             "last_version": _text(seen[-1]),
-            "new_in_version": _text(top) if seen[0] == top and older else None,
+            "new_in_version": _text(top) if new else None,
         })
-    out.sort(key=lambda e: (-e["count"], e["service"], e["error_type"], e["signature"]))
     return {
         "groups": out,
+        "not_listed": {"groups": left_out[0], "count": _number(left_out[1])},
         "newest_versions": [
             {"service": _text(s), "version": _text(v), "older_versions": older}
             for s, (v, older) in sorted(newest.items())
@@ -179,5 +187,8 @@ def render_error_groups(section: dict[str, Any], table: Any, count: Any, shown: 
                                           "signature (outermost frame first)"]
     out += table(headers, rows, ("l" if apps else "") + "lrrlll" + "l")
     if len(groups) > shown:
-        out.append(f"  ({shown} of {len(groups)} shown; --json for all)")
+        out.append(f"  ({shown} of {len(groups)} shown; --json for more)")
+    rest = section["not_listed"]
+    if rest["groups"]:
+        out.append(f"  ({count(rest['groups'])} rarer groups with {count(rest['count'])} errors not listed)")
     return out

@@ -393,10 +393,8 @@ class SQLiteEngine:
         where, params = _tiered(f, [])
         names, names_params = _in(ERROR_METRICS)
         keys = "service, version, metric, error_type, signature, command"
-        return self._rows(
-            f"SELECT {keys}, SUM(n) FROM r_error WHERE {names}{where} GROUP BY {keys} HAVING SUM(n) != 0",
-            [*names_params, *params],
-        )
+        sql = f"SELECT {keys}, SUM(n) FROM r_error WHERE {names}{where} GROUP BY {keys} HAVING SUM(n) != 0"
+        return self._conn.execute(sql, [*names_params, *params]).fetchall()  # tuples already: thousands of rows
 
     def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
         """Each app version's first day, over all time (app_days: one row per app version)."""

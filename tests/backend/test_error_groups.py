@@ -181,7 +181,7 @@ def expected(events: list[Event], f: Filter) -> dict[str, Any]:
             "new_in_version": newest[service] if versions[0] == newest[service] and older[service] else None,
         })
     out.sort(key=lambda e: (-e["count"], e["service"], e["error_type"], e["signature"]))
-    return {"groups": out, "newest_versions": [] if not groups else [
+    return {"groups": out, "not_listed": {"groups": 0, "count": 0}, "newest_versions": [] if not groups else [
         {"service": s, "version": newest[s], "older_versions": older[s]}
         for s in sorted(ran) if any(k[0] == s for k in groups)]}
 
@@ -260,6 +260,23 @@ def test_the_data_covers_what_the_section_must_get_right(loaded: Loaded) -> None
     assert all(g["new_in_version"] is None for g in groups if g["service"] == "gamma")  # one version: no baseline
     only_new = expected(loaded.events, Filter(service="alpha", version="2.0.1"))["groups"]
     assert only_new and all(g["new_in_version"] is None for g in only_new)
+
+
+def test_a_cut_list_keeps_every_new_group_and_counts_the_rest(loaded: Loaded) -> None:
+    """With room for three groups: the three most frequent, then every new one; the rest counted, not lost."""
+    truth = comparable(expected(loaded.events, Filter()))["groups"]
+    listed = truth[:3] + [g for g in truth[3:] if g["new_in_version"]]
+    assert len(listed) > 3
+    rest = truth[3:]
+    sqlite = SQLiteEngine(open_readonly(loaded.server.db_path))
+    try:
+        for engine in (sqlite, loaded.chdb.engine()):
+            section = error_groups(engine, Filter(), limit=3)
+            assert section["groups"] == listed
+            assert section["not_listed"] == {"groups": len(rest) - len(listed) + 3,
+                                             "count": sum(g["count"] for g in rest if not g["new_in_version"])}
+    finally:
+        sqlite.close()
 
 
 def test_api_serves_the_section_under_every_filter(loaded: Loaded) -> None:
