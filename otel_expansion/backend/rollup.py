@@ -16,7 +16,8 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
 - environment rollup: (day, service, version, key, value) -> invocations;
 - error rollup: (metric, day, service, version, command, error type, signature) -> count, for the error
   counters (``ERROR_METRICS``) by their privacy-safe stack signature (``cli.error.signature``, '' when the
-  sender had none), so errors group by where they were raised, per version.
+  sender had none), so errors group by where they were raised, per version; also kept for all time
+  (grain 0, day 0: the store adds it at flush), which an unbounded report reads instead of every week.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
 all-time report reads about a seventh of the rows.

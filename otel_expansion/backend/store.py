@@ -10,7 +10,7 @@ Tables:
 - raw: ``resources`` (deduplicated by attribute hash), ``spans``, ``metric_points``, ``logs``; kept
   ``retention_days`` (default 30; rollups are kept forever), pruned at most once an hour by the writer.
 - rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_exp``, ``r_env``, ``r_error`` (error counters by
-  stack signature); ``active``/``active_count`` (distinct
+  stack signature, also kept for all time as grain 0); ``active``/``active_count`` (distinct
   installations per day and per week, each app version and all versions, '*'); ``installations``;
   ``sessions`` (one row per session id seen on spans, open or ended) with its histogram ``r_session``.
 - bookkeeping: ``seen_batches``, ``cumulative`` (last point of cumulative series, to store deltas),
@@ -731,6 +731,8 @@ class Store:
                 conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])
             if tier.errors:
                 conn.executemany(_ERROR_UPSERT, [(key[0], grain, *key[1:], n) for key, n in tier.errors.items()])
+        if rollup.errors:  # and the all-time tier (grain 0, day 0) the report reads when it has no day bounds
+            conn.executemany(_ERROR_UPSERT, [(m, 0, 0, *rest, n) for (m, _day, *rest), n in rollup.errors.items()])
         for day, service, version, installation in rollup.active:
             for kind, period in (("d", day), ("w", (day + 3) // 7)):
                 for v in (version, "*"):
@@ -846,6 +848,11 @@ def _backfill_errors(conn: sqlite3.Connection) -> None:
             "INSERT INTO r_error SELECT metric, grain, day, service, version, command, error_type, '', SUM(value)"
             f" FROM r_metric WHERE metric IN ({names}) AND kind = 'sum'"
             " GROUP BY metric, grain, day, service, version, command, error_type", ERROR_METRICS,
+        )
+        conn.execute(
+            "INSERT INTO r_error SELECT metric, 0, 0, service, version, command, error_type, '', SUM(value)"
+            f" FROM r_metric WHERE metric IN ({names}) AND kind = 'sum' AND grain = 1"
+            " GROUP BY metric, service, version, command, error_type", ERROR_METRICS,
         )
         conn.execute("COMMIT")
     except BaseException:
