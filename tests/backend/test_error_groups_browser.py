@@ -60,7 +60,7 @@ def test_signatures_are_whole_and_readable(page: Page) -> None:
 def test_new_errors_and_versions_follow_the_filters(page: Page) -> None:
     """All apps: new groups are marked per app; picking an app, a version or a range redraws the table."""
     table = page.locator("#error-groups")
-    new_rows = table.locator("tr.error-group.is-new")
+    new_rows = table.locator("tbody.error-group.is-new")
     expect(new_rows.first).to_be_visible()
     assert {r.locator("td.signature").text_content() for r in new_rows.all()} == {
         "alpha.cli:main > alpha.fs:write", "beta.app:run > beta.jobs:pick"}
@@ -68,18 +68,18 @@ def test_new_errors_and_versions_follow_the_filters(page: Page) -> None:
 
     page.select_option("#service", "alpha")
     expect(page.locator("#status")).to_contain_text("alpha · all time")
-    rows = table.locator("tr.error-group")
+    rows = table.locator("tbody.error-group")
     assert all("beta" not in (s or "") for s in table.locator("td.signature").all_text_contents())
     timeout = rows.filter(has_text="alpha.net:retry")
     expect(timeout).to_have_count(1)
     expect(timeout.locator("td.first")).to_have_text("2.0.0")
     expect(timeout.locator("td.last")).to_have_text("2.0.1")
-    expect(table.locator("tr.is-new")).to_have_count(1)
-    expect(table.locator("tr.is-new td.signature")).to_have_text("alpha.cli:main > alpha.fs:write")
+    expect(table.locator("tbody.is-new")).to_have_count(1)
+    expect(table.locator("tbody.is-new td.signature")).to_have_text("alpha.cli:main > alpha.fs:write")
 
     page.select_option("#version", "2.0.1")  # one version: nothing to compare with, nothing called new
     expect(page.locator("#status")).to_contain_text("version 2.0.1")
-    expect(table.locator("tr.is-new")).to_have_count(0)
+    expect(table.locator("tbody.is-new")).to_have_count(0)
     firsts = set(table.locator("td.first").all_text_contents())
     assert firsts == {"2.0.1"}
     expect(table.locator(".note").first).to_contain_text("NEW needs an older version")
