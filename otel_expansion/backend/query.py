@@ -390,16 +390,15 @@ class SQLiteEngine:
     def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
         """Error counters by app, version, metric, error type, stack signature and command, over the filter
         (the error rollup's weekly rows for whole weeks, daily rows at the edges, as every section)."""
-        if f.since_day is None and f.until_day is None:  # all time: the all-time tier, one row per key
+        names, names_params = _in(ERROR_METRICS)
+        cols = "service, version, metric, error_type, signature, command"
+        if f.since_day is None and f.until_day is None:  # all time: the all-time tier holds one row per key
             where, params = _where(f)
-            where = " AND grain = 0 AND day = 0" + where
+            sql = f"SELECT {cols}, n FROM r_error WHERE {names} AND grain = 0 AND day = 0{where} AND n != 0"
         else:
             where, params = _tiered(f, [])
-        names, names_params = _in(ERROR_METRICS)
-        # grouped in the primary key's order (no sort of the all-time rows), returned as the protocol orders them
-        keys = "metric, service, version, command, error_type, signature"
-        sql = (f"SELECT service, version, metric, error_type, signature, command, SUM(n) FROM r_error"
-               f" WHERE {names}{where} GROUP BY {keys} HAVING SUM(n) != 0")
+            sql = (f"SELECT {cols}, SUM(n) FROM r_error WHERE {names}{where}"
+                   " GROUP BY metric, service, version, command, error_type, signature HAVING SUM(n) != 0")
         return self._conn.execute(sql, [*names_params, *params]).fetchall()  # tuples already: thousands of rows
 
     def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
