@@ -241,7 +241,7 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
                     "INSERT OR IGNORE INTO app_days SELECT service, version, MIN(day), MAX(day) FROM r_metric"
                     " WHERE metric = ? AND grain = 1 GROUP BY service, version", (INVOCATIONS,)
                 )
-            if version in (2, 3) and "r_error" not in tables:
+            if version >= 2 and "r_error" not in tables:  # by the table, not the number: merges renumber
                 _backfill_errors(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("oe_exp_merge", 2, _exp_merge_sql, deterministic=True)
