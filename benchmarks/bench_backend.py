@@ -15,7 +15,8 @@ workers (rows per CPU-second: the scaling argument on a shared box), retries aft
 (sampled every 20 ms) and whether any worker outlived the server's SIGTERM.
 
 Report latency: the data is stored through the same HTTP ingest (installations' sends spread over 90 days,
-20-400 runs per command per send, 3 spans per send), then report_from() is timed for three filters. The
+20-400 runs per command per send, about 5% of them failed with an error type and a stack signature, 3 spans
+per send), then report_from() is timed for three filters. The
 legacy bulk load (``--bulk-sizes``: one raw point per invocation written straight into the tables, with
 explicit buckets as before 0.3) is kept for the raw-row worst case.
 """
@@ -246,10 +247,13 @@ def _kv(k: str, v: str) -> common_pb2.KeyValue:
 
 
 def _sender_requests(rng: random.Random, installation: int, end_ns: int, commands: list[str], runs: list[int],
-                     spans: int) -> tuple[bytes, bytes]:
+                     spans: int, errors: bool = False) -> tuple[bytes, bytes]:
     """One installation's send as the SDK makes it (gzip OTLP/protobuf): per command a delta sum of its runs
     and a base-2 exponential histogram of their durations (the views' aggregation, from_values at the SDK's
-    max size), plus ``spans`` command spans with session ids. Returns (metrics body, traces body)."""
+    max size), plus ``spans`` command spans with session ids. Returns (metrics body, traces body).
+
+    ``errors``: about 5% of runs fail, as ``cli.command.errors`` points by error type and stack signature
+    (``cli.error.signature``: newer versions raise from more places), plus a few handled exceptions."""
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -262,11 +266,27 @@ def _sender_requests(rng: random.Random, installation: int, end_ns: int, command
         _kv("service.name", service), _kv("service.version", version),
         _kv("otel_expansion.installation.id", f"inst-{installation}"),
         *(_kv(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items())])
-    sums, hists = [], []
+    sums, hists, failures, handled = [], [], [], []
     for command, n in zip(commands, runs, strict=True):
         attrs = [_kv("cli.command.name", command), _kv("cli.command.outcome", "success")]
+        failed = sum(1 for _ in range(n) if rng.random() < 0.05) if errors else 0
+        if failed:
+            error_type = OUTCOMES[1 + rng.randrange(3)][1]
+            where = f"{service}.lib{rng.randrange(10 + 5 * VERSIONS.index(version))}:call"
+            signature = f"{service}.cli:main > {service}.commands.{command.replace('-', '_')}:run > {where}"
+            point_of = {"start_time_unix_nano": end_ns - 60 * 10**9, "time_unix_nano": end_ns, "as_int": failed}
+            sums.append(metrics_pb2.NumberDataPoint(attributes=[
+                _kv("cli.command.name", command), _kv("cli.command.outcome", "error"),
+                _kv("error.type", error_type)], **point_of))
+            failures.append(metrics_pb2.NumberDataPoint(attributes=[
+                _kv("cli.command.name", command), _kv("error.type", error_type), _kv("cli.error.signature", signature)],
+                **point_of))
+            if rng.random() < 0.2:
+                handled.append(metrics_pb2.NumberDataPoint(attributes=[
+                    _kv("error.type", "KeyError"), _kv("exception.handled", "true"),
+                    _kv("cli.error.signature", f"{service}.cli:main > {service}.cache:get")], **point_of))
         sums.append(metrics_pb2.NumberDataPoint(attributes=attrs, start_time_unix_nano=end_ns - 60 * 10**9,
-                                                time_unix_nano=end_ns, as_int=n))
+                                                time_unix_nano=end_ns, as_int=n - failed))
         values = [rng.lognormvariate(-1.5, 1.2) for _ in range(n)]
         b = from_values(values)
         point = metrics_pb2.ExponentialHistogramDataPoint(
@@ -282,6 +302,9 @@ def _sender_requests(rng: random.Random, installation: int, end_ns: int, command
                 data_points=sums, is_monotonic=True, aggregation_temporality=1)),
             metrics_pb2.Metric(name=DURATION, unit="s", exponential_histogram=metrics_pb2.ExponentialHistogram(
                 data_points=hists, aggregation_temporality=1)),
+            *[metrics_pb2.Metric(name=name, sum=metrics_pb2.Sum(data_points=points, is_monotonic=True,
+                                                                aggregation_temporality=1))
+              for name, points in (("cli.command.errors", failures), ("cli.exceptions.handled", handled)) if points],
         ])])])
     span_list = []
     session = f"{installation}-{end_ns // (1800 * 10**9)}"
@@ -472,7 +495,7 @@ def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, see
                 chosen.pop()
         left -= sum(runs)
         end = now - rng.randrange(DAYS * DAY_NS)
-        metrics, traces = _sender_requests(rng, rng.randrange(INSTALLATIONS), end, chosen, runs, 3)
+        metrics, traces = _sender_requests(rng, rng.randrange(INSTALLATIONS), end, chosen, runs, 3, errors=True)
         bodies[i % senders] += [("/v1/metrics", metrics, 2 * len(chosen)), ("/v1/traces", traces, 3)]
         i += 1
     server, port = _start_server(db)

@@ -31,10 +31,12 @@ from otel_expansion.backend.query import GROUPS, Filter
 from otel_expansion.backend.rollup import (
     DAY_NS,
     ENVIRONMENT_KEYS,
+    ERROR_METRICS,
     INVOCATIONS,
     LABELS,
     ROLLUP_SCALE,
     SESSION_SCALE,
+    SIGNATURE,
     expand,
     fold,
 )
@@ -334,6 +336,24 @@ class ClickHouseEngine:
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]:
         return []
+
+    def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
+        """The error counters' delta points by app, version, metric, error type, stack signature
+        (``Attributes['cli.error.signature']``, '' where absent) and command: what query.py reads from r_error."""
+        keys = (f"ServiceName, {_VERSION}, MetricName, Attributes['error.type'], Attributes[{_quote(SIGNATURE)}],"
+                " Attributes['cli.command.name']")
+        return self._rows(
+            f"SELECT {keys}, sum(Value) FROM {self._table('otel_metrics_sum')} WHERE {self._names(ERROR_METRICS)}"
+            f" AND AggregationTemporality = 1{self._where(f)} GROUP BY {keys} HAVING sum(Value) != 0"
+        )
+
+    def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
+        """Each app version's first day with invocations, over all time (what app_days holds in SQLite)."""
+        return self._rows(
+            f"SELECT ServiceName, {_VERSION}, min({_DAY}) FROM {self._table('otel_metrics_sum')}"
+            f" WHERE MetricName = {_quote(INVOCATIONS)} AND AggregationTemporality = 1"
+            f"{self._where(Filter(service=service))} GROUP BY ServiceName, {_VERSION}"
+        )
 
     def stored(self) -> dict[str, int]:
         counts = {}

@@ -3,7 +3,8 @@
 Telemetry is untrusted input. One 1 MiB command name used to make the dashboard hang a browser, and an
 app that puts a request id into ``cli.command.name`` would grow the rollups without bound. So at ingest:
 - a grouping value (service, version, command, outcome, error type, label, environment value) longer
-  than ``value_chars`` is cut to that length, with a trailing ``…``;
+  than ``value_chars`` is cut to that length, with a trailing ``…`` (an error's stack signature, up to
+  eight ``module:function`` frames, may hold ``signature_chars``);
 - a raw row's attributes, events or body longer than ``raw_chars`` of JSON keep only their first
   ``value_chars`` characters per string value (and at most ``raw_chars`` in all);
 - past ``distinct_values`` distinct values of one dimension in one app (``distinct_services`` apps in
@@ -32,6 +33,7 @@ class Limits:
     raw_chars: int = 16384
     distinct_values: int = 1000
     distinct_services: int = 200
+    signature_chars: int = 1024
 
 
 def clip_value(value: str | None, limits: Limits, counts: Counter[str], what: str) -> str:

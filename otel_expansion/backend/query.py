@@ -16,7 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from otel_expansion.backend.rollup import ALL, BUCKET_SLOTS, DAY_NS, INVOCATIONS, decode_exponential, expand
+from otel_expansion.backend.rollup import (
+    ALL,
+    BUCKET_SLOTS,
+    DAY_NS,
+    ERROR_METRICS,
+    INVOCATIONS,
+    decode_exponential,
+    expand,
+)
 from otel_expansion.backend.store import stored_counts
 from otel_expansion.otlp.exponential import Accumulator, Buckets
 
@@ -88,6 +96,12 @@ class Engine(Protocol):
     def open_sessions(self, f: Filter, since_ns: int, until_ns: int) -> int: ...
 
     def limits(self, f: Filter) -> list[tuple[Any, ...]]: ...  # what, n
+
+    def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
+        ...  # service, version, metric, error type, signature, command, count (error counters, non-zero)
+
+    def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
+        ...  # service, version, first day with invocations: all time, one app or all
 
     def stored(self) -> dict[str, int]: ...
 
@@ -445,6 +459,26 @@ class SQLiteEngine:
         if f.service is None:
             return self._rows("SELECT what, SUM(n) FROM limits GROUP BY what", [])
         return self._rows("SELECT what, SUM(n) FROM limits WHERE service IN (?, '') GROUP BY what", [f.service])
+
+    def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
+        """Error counters by app, version, metric, error type, stack signature and command, over the filter
+        (the error rollup's weekly rows for whole weeks, daily rows at the edges, as every section)."""
+        names, names_params = _in(ERROR_METRICS)
+        cols = "service, version, metric, error_type, signature, command"
+        if f.since_day is None and f.until_day is None:  # all time: the all-time tier holds one row per key
+            where, params = _where(f)
+            sql = f"SELECT {cols}, n FROM r_error WHERE {names} AND grain = 0 AND day = 0{where} AND n != 0"
+        else:
+            where, params = _tiered(f, [])
+            sql = (f"SELECT {cols}, SUM(n) FROM r_error WHERE {names}{where}"
+                   " GROUP BY metric, service, version, command, error_type, signature HAVING SUM(n) != 0")
+        return self._conn.execute(sql, [*names_params, *params]).fetchall()  # tuples already: thousands of rows
+
+    def first_seen(self, service: str | None) -> list[tuple[Any, ...]]:
+        """Each app version's first day, over all time (app_days: one row per app version)."""
+        if service is None:
+            return self._rows("SELECT service, version, first_day FROM app_days", [])
+        return self._rows("SELECT service, version, first_day FROM app_days WHERE service = ?", [service])
 
     def stored(self) -> dict[str, int]:
         return stored_counts(self._conn)

@@ -27,6 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from otel_expansion.backend.error_groups import error_groups, render_error_groups
 from otel_expansion.backend.query import Engine, Filter, SQLiteEngine
 from otel_expansion.backend.rollup import DAY_NS, ENVIRONMENT_KEYS
 from otel_expansion.backend.store import open_readonly
@@ -375,6 +376,7 @@ def report_from(engine: Engine, f: Filter, now_ns: int | None = None) -> dict[st
             ],
         },
         "errors_by_type": errors_by_type,  # kept from the first report shape (same as errors.by_type)
+        "error_groups": error_groups(engine, f),  # by stack signature, with versions (error_groups.py)
         "startup": _startup(engine, f),
         "sessions": sessions,
         "environment": _environment(engine, f, total),
@@ -859,6 +861,7 @@ def render_report(report: dict[str, Any]) -> str:
             "llrrr",
         )
         out += _more(errors["by_command_version"], 15)
+    out += render_error_groups(report["error_groups"], _table, _count)
     startup = report["startup"]
     if startup["count"]:
         out += [

@@ -13,7 +13,11 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
 - exponential rollup: (metric, day, service, version, command, label) -> base-2 exponential buckets
   (scale, zero count, offsets and counts; see otel_expansion.otlp.exponential), merged at the coarser
   scale, so durations keep their bounded relative error however many runs and days are merged;
-- environment rollup: (day, service, version, key, value) -> invocations.
+- environment rollup: (day, service, version, key, value) -> invocations;
+- error rollup: (metric, day, service, version, command, error type, signature) -> count, for the error
+  counters (``ERROR_METRICS``) by their privacy-safe stack signature (``cli.error.signature``, '' when the
+  sender had none), so errors group by where they were raised, per version; also kept for all time
+  (grain 0, day 0: the store adds it at flush), which an unbounded report reads instead of every week.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
 all-time report reads about a seventh of the rows.
@@ -27,7 +31,7 @@ import marshal
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otel_expansion.backend.ingest import PointRow, ResourceData
@@ -40,11 +44,13 @@ __all__ = [
     "BUCKET_SLOTS",
     "DAY_NS",
     "ENVIRONMENT_KEYS",
+    "ERROR_METRICS",
     "INVOCATIONS",
     "LABELS",
     "ROLLUP_SCALE",
     "SESSION_BOUNDS",
     "SESSION_SCALE",
+    "SIGNATURE",
     "WITHOUT_OUTCOME",
     "Rolled",
     "Rollup",
@@ -67,6 +73,10 @@ INVOCATIONS = signals.INVOCATIONS
 DURATION = signals.DURATION
 WITHOUT_OUTCOME = frozenset({INVOCATIONS, DURATION})
 """Metrics rolled up without outcome and error type (see the module docstring)."""
+ERROR_METRICS = (signals.ERRORS, signals.HANDLED)
+"""Counters also rolled up by stack signature (the error rollup): failed commands and handled exceptions."""
+SIGNATURE = "cli.error.signature"
+"""Point attribute holding an error's stack signature: ``module:function`` frames, outermost first."""
 BUCKET_SLOTS = 32
 """Buckets kept per histogram layout; a layout with more bounds folds its tail into the last bucket."""
 ENVIRONMENT_KEYS = ("os.type", "host.arch", "process.runtime.version", "ci.detected", "container.detected")
@@ -130,6 +140,7 @@ MetricKey = tuple[str, int, str, str, str, str, str, str]
 BucketKey = tuple[str, int, str, str, str, str, str]
 ExpKey = tuple[str, int, str, str, str, str]
 EnvKey = tuple[int, str, str, str, str]
+ErrorKey = tuple[str, int, str, str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -142,6 +153,11 @@ class Rollup:
     exp: dict[ExpKey, exponential.Buckets] = field(default_factory=dict)
     env: dict[EnvKey, float] = field(default_factory=dict)
     active: set[tuple[int, str, str, str]] = field(default_factory=set)
+    errors: dict[ErrorKey, float] = field(default_factory=dict)
+
+    def add_error(self, key: ErrorKey, value: float) -> None:
+        """An error counter's delta by (metric, day, service, version, command, error type, signature)."""
+        self.errors[key] = self.errors.get(key, 0.0) + value
 
     def add_number(self, key: MetricKey, kind: str, value: float, end_ns: int, errors: float = 0.0) -> None:
         self.kinds[key[0]] = kind
@@ -194,7 +210,6 @@ class Rollup:
         for i, n in enumerate(counts):
             slots[i] += n
 
-
     def add_exponential(
         self,
         key: MetricKey,
@@ -215,7 +230,6 @@ class Rollup:
                      (metric, day, ALL, ALL, command, label)):
             have = exp.get(ekey)
             exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
-
 
     def absorb(self, other: Rollup) -> None:
         """Add another request's aggregates (same keys, same grain): what two upserts in a row would store.
@@ -240,6 +254,9 @@ class Rollup:
         for ekey, runs in other.env.items():
             env[ekey] = env.get(ekey, 0.0) + runs
         self.active |= other.active
+        errors = self.errors
+        for rkey, seen in other.errors.items():
+            errors[rkey] = errors.get(rkey, 0.0) + seen
 
 
 def _merge_metrics(into: dict[Any, list[Any]], items: Any, kinds: dict[str, str]) -> None:
@@ -308,6 +325,9 @@ def roll(
         day = row.end_ns // DAY_NS
         command, outcome, error_type, label = _dims(service, row, cache, counts, limits, admit)
         failed = outcome == "error"
+        if row.name in ERROR_METRICS and row.kind == "sum":
+            signature = _signature(service, row, cache, counts, limits, admit)
+            rollup.add_error((row.name, day, service, version, command, error_type, signature), row.value or 0.0)
         if row.name in WITHOUT_OUTCOME:
             outcome = error_type = ""
         key = (row.name, day, service, version, command, outcome, error_type, label)
@@ -378,6 +398,20 @@ def roll_ahead(resource: ResourceData, limits: Limits) -> Rolled | None:
     rollup = Rollup()
     roll(rollup, resource, service, version, counts, limits, admit, _no_delta)
     return Rolled(rollup, service, version, admitted, dict(counts))
+
+
+def _signature(
+    service: str, row: PointRow, cache: dict[Any, Any], counts: Counter[str], limits: Limits, admit: Admit
+) -> str:
+    """An error point's stack signature as stored: cut to ``signature_chars``, admitted like any dimension
+    value (past the distinct-values limit it is ``(other)``, counted); '' when the point has none."""
+    key = ("signature", row.attributes)
+    known = cache.get(key)
+    if known is None:
+        raw = clip_value(as_string(json.loads(row.attributes).get(SIGNATURE)) or None,
+                         replace(limits, value_chars=limits.signature_chars), counts, "error signature")
+        known = cache[key] = admit(service, SIGNATURE, raw, counts) if raw else ""
+    return str(known)
 
 
 def _dims(
@@ -468,6 +502,10 @@ def weekly(rollup: Rollup) -> Rollup:
     for (day, *erest), runs in rollup.env.items():
         ekey = ((day + 3) // 7, *erest)
         env[ekey] = env.get(ekey, 0.0) + runs
+    errors: dict[Any, float] = out.errors
+    for (metric, day, *rrest), seen in rollup.errors.items():
+        rkey = (metric, (day + 3) // 7, *rrest)
+        errors[rkey] = errors.get(rkey, 0.0) + seen
     return out
 
 

@@ -12,7 +12,8 @@ Tables:
   A span is stored once per (start time, trace id, span id): a re-sent span repeats all three, and new
   spans land at the index's recent end instead of at random pages (random ids first made every span
   dirty a page of its own). Stores created before 0.3 keep their (trace id, span id) key and start index.
-- rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_env``; ``active``/``active_count`` (distinct
+- rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_exp``, ``r_env``, ``r_error`` (error counters by
+  stack signature, also kept for all time as grain 0); ``active``/``active_count`` (distinct
   installations per day and per week, each app version and all versions, '*'); ``installations``;
   ``sessions`` (one row per session id seen on spans, open or ended) with its histogram ``r_session``.
 - bookkeeping: ``seen_batches``, ``cumulative`` (last point of cumulative series, to store deltas),
@@ -50,6 +51,7 @@ from otel_expansion.backend.limits import OTHER, Limits, clip_resource
 from otel_expansion.backend.rollup import (
     BUCKET_SLOTS,
     DAY_NS,
+    ERROR_METRICS,
     INVOCATIONS,
     Rolled,
     Rollup,
@@ -65,7 +67,7 @@ from otel_expansion.otlp import exponential
 
 __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 _RESOURCE_CACHE = 50_000
@@ -125,6 +127,11 @@ CREATE TABLE IF NOT EXISTS r_exp (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS r_exp_all_commands ON r_exp(metric, command, grain, day);
 CREATE INDEX IF NOT EXISTS r_exp_all_apps ON r_exp(metric, service, grain, day);
+CREATE TABLE IF NOT EXISTS r_error (
+    metric TEXT NOT NULL, grain INTEGER NOT NULL, day INTEGER NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL,
+    command TEXT NOT NULL, error_type TEXT NOT NULL, signature TEXT NOT NULL, n REAL NOT NULL,
+    PRIMARY KEY (metric, grain, day, service, version, command, error_type, signature)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS app_days (
     service TEXT NOT NULL, version TEXT NOT NULL, first_day INTEGER NOT NULL, last_day INTEGER NOT NULL,
     PRIMARY KEY (service, version)
@@ -211,6 +218,7 @@ _ENV_UPSERT = (
     "INSERT INTO r_env VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO UPDATE SET invocations = invocations + excluded.invocations"
 )
+_ERROR_UPSERT = "INSERT INTO r_error VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _COUNTER_UPSERT = "INSERT INTO counters VALUES (?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _LIMIT_UPSERT = "INSERT INTO limits VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 
@@ -228,9 +236,10 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         _not_newer(version, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1, 2) or (version == 0 and tables):
+            if version not in (0, 1, 2, 3) or (version == 0 and tables):
                 raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database")
             # 2 -> 3 adds the exponential rollup (r_exp); explicit-bucket rows already stored stay as they are
+            # 3 -> 4 adds the error rollup by stack signature (r_error), filled from the metric rollup
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
@@ -241,6 +250,8 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
                     "INSERT OR IGNORE INTO app_days SELECT service, version, MIN(day), MAX(day) FROM r_metric"
                     " WHERE metric = ? AND grain = 1 GROUP BY service, version", (INVOCATIONS,)
                 )
+            if version >= 2 and "r_error" not in tables:  # by the table, not the number: merges renumber
+                _backfill_errors(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
@@ -300,7 +311,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
         _not_newer(version, db_path)
-        if version in (1, 2):  # an older store of ours: upgrade it once (adds the rollups)
+        if version in (1, 2, 3):  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
             return open_readonly(db_path, timeout_s)
@@ -653,6 +664,10 @@ class Store:
                 conn.executemany(_APP_DAYS_UPSERT, [(*k, lo, hi) for k, (lo, hi) in spans.items()])
             if tier.env:
                 conn.executemany(_ENV_UPSERT, [(grain, *key, n) for key, n in tier.env.items()])
+            if tier.errors:
+                conn.executemany(_ERROR_UPSERT, [(key[0], grain, *key[1:], n) for key, n in tier.errors.items()])
+        if rollup.errors:  # and the all-time tier (grain 0, day 0) the report reads when it has no day bounds
+            conn.executemany(_ERROR_UPSERT, [(m, 0, 0, *rest, n) for (m, _day, *rest), n in rollup.errors.items()])
         for day, service, version, installation in rollup.active:
             for kind, period in (("d", day), ("w", (day + 3) // 7)):
                 for v in (version, "*"):
@@ -778,6 +793,28 @@ def _rebuild_session_rollup(conn: sqlite3.Connection) -> None:
             "SELECT service, version, day, first_ns, last_ns, commands FROM sessions"
         ).fetchall():
             _session_histogram(conn, service, version, day, first, last, n, 1)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _backfill_errors(conn: sqlite3.Connection) -> None:
+    """Schema 3 -> 4: the error rollup from the metric rollup's error counters (kept forever), each without a
+    signature (stores before 4 kept none): old errors stay counted, grouped by error type alone."""
+    names = ", ".join("?" * len(ERROR_METRICS))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO r_error SELECT metric, grain, day, service, version, command, error_type, '', SUM(value)"
+            f" FROM r_metric WHERE metric IN ({names}) AND kind = 'sum'"
+            " GROUP BY metric, grain, day, service, version, command, error_type", ERROR_METRICS,
+        )
+        conn.execute(
+            "INSERT INTO r_error SELECT metric, 0, 0, service, version, command, error_type, '', SUM(value)"
+            f" FROM r_metric WHERE metric IN ({names}) AND kind = 'sum' AND grain = 1"
+            " GROUP BY metric, service, version, command, error_type", ERROR_METRICS,
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -86,6 +86,7 @@ def test_no_full_scan_on_the_report_path(tmp_path: Path, report_filter: Filter) 
     assert report["totals"]["invocations"] > 0 or report_filter.since_day is not None
     selects = sorted({s for s in statements if s.lstrip().upper().startswith("SELECT")})
     assert len(selects) >= 15  # every section's query was seen
+    assert any("FROM r_error" in sql for sql in selects)  # errors by stack signature
     for sql in selects:
         for row in conn.execute("EXPLAIN QUERY PLAN " + sql):
             step = str(row[-1])

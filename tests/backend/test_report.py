@@ -294,7 +294,7 @@ def test_version_one_store_is_upgraded_with_its_rollups(tmp_path: Path) -> None:
     load(db, known_data())
     expected = build_report(db)
     conn = sqlite3.connect(db)
-    for table in ("r_metric", "r_bucket", "r_env", "active", "active_count", "installations", "sessions",
+    for table in ("r_metric", "r_bucket", "r_env", "r_error", "active", "active_count", "installations", "sessions",
                   "r_session", "cumulative", "dim_values", "limits", "counters", "meta"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version = 1")
@@ -307,12 +307,12 @@ def test_version_one_store_is_upgraded_with_its_rollups(tmp_path: Path) -> None:
 
 def test_version_two_store_keeps_its_explicit_buckets_and_sessions(tmp_path: Path) -> None:
     """A round-2 store (schema 2: explicit duration buckets, session rollup in fixed bounds, no exponential
-    rollup or app_days) opens as schema 3 with the same report: old durations read from their buckets,
+    rollup or app_days) opens as the current schema with the same report: old durations read from their buckets,
     sessions re-derived exactly; new exponential points then merge with the old ones."""
     import sqlite3
 
     from otel_expansion.backend.rollup import SESSION_BOUNDS, bucket_of
-    from otel_expansion.backend.store import open_readonly
+    from otel_expansion.backend.store import SCHEMA_VERSION, open_readonly
     from otel_expansion.otlp.encode import metrics_request as encode_points
     from otel_expansion.otlp.exponential import from_values
     from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, MetricPoint, SeriesKey
@@ -323,6 +323,7 @@ def test_version_two_store_keeps_its_explicit_buckets_and_sessions(tmp_path: Pat
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE r_exp")
     conn.execute("DROP TABLE app_days")
+    conn.execute("DROP TABLE r_error")
     for index in ("sessions_length", "sessions_commands", "installations_version"):
         conn.execute(f"DROP INDEX {index}")
     conn.execute("DELETE FROM r_session")
@@ -337,7 +338,7 @@ def test_version_two_store_keeps_its_explicit_buckets_and_sessions(tmp_path: Pat
     upgraded = build_report(db)
     for section in set(expected) - {"generated_ns"}:
         assert upgraded[section] == expected[section], section
-    assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == 3
+    assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
     before = next(c for c in upgraded["commands"] if c["command"] == "remote add")
     values = [0.2, 0.3, 0.4]
