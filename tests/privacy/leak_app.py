@@ -294,8 +294,8 @@ def run_manual() -> None:
         with contextlib.suppress(RuntimeError), otel_expansion.command(v):  # a name built at run time
             work(v, v)
         with contextlib.suppress(RuntimeError), otel_expansion.command("deploy"):
+            round3(v, i)  # first: work() ends the command by raising
             work(v, "prod")
-            round3(v, i)
 
 
 def foreign_traffic() -> None:
