@@ -458,7 +458,8 @@ def _flush_to_journal(t: Telemetry) -> None:
     from otel_expansion.journal import store as journal
 
     try:
-        if journal.full(s.home):
+        listed = journal.names(s.home)  # listed once: the bounds here, whether a sender is due below
+        if journal.full(s.home, listed):
             journal.note_dropped(s.home)
             return
         record = build_record(t, body, now)  # writes the session and id files too
@@ -473,7 +474,8 @@ def _flush_to_journal(t: Telemetry) -> None:
     if s.debug:
         _debug_print(record, s, written)
     try:
-        if journal.should_start(s.home, s.send):  # the launcher (two modules) loads only to start a sender
+        # the launcher (two modules) loads only to start a sender
+        if journal.should_start(s.home, s.send, pending=len(listed) + 1):
             from otel_expansion.export import launcher
             from otel_expansion.workers import SENDER_ENTRY
 

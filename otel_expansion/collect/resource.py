@@ -9,7 +9,6 @@ machine or a person never; a version is sent as its public part.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -209,8 +208,10 @@ def end_session(home: str, now_ns: int) -> EndedSession | None:
     current = _load_session(path)
     if current is None:
         return None
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 -- contextlib.suppress would cost a CLI's process the import of contextlib
         os.unlink(path)
+    except OSError:
+        pass
     return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)
 
 
