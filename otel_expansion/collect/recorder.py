@@ -15,7 +15,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from types import FrameType
+    from types import FrameType, ModuleType
     from typing import Any
 
     from otel_expansion.journal.record import Body, CommandEntry, ExceptionDetails, FeatureEntry, HandledException
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
-from otel_expansion.privacy import names, vocabulary
 
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns
@@ -35,7 +34,9 @@ _SPANS = levels.SPANS
 _PERFORMANCE = levels.PERFORMANCE
 _FEATURE_ATTRIBUTES = levels.FEATURE_ATTRIBUTES
 _ARGUMENT_SHAPES = levels.ARGUMENT_SHAPES
-_DYNAMIC = vocabulary.DYNAMIC
+_DYNAMIC = "<dynamic>"
+"""``privacy.vocabulary.DYNAMIC`` (a test holds them equal), spelled here: the privacy modules load only on a
+run that needs one of their decisions (a name to admit, names declared), never to import the recorder."""
 
 MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
 MAX_FEATURES = 4096
@@ -194,6 +195,12 @@ class Recorder:
 
     def declare(self, commands: object = None, features: object = None, resource_keys: object = None) -> None:
         """The app's own names: run-time names outside these lists become placeholders."""
+        if commands is None and features is None and (resource_keys is None or resource_keys == ()):
+            self.declared_commands = self.declared_features = None  # what names.declared(None) gives
+            self.resource_keys = ()
+            return
+        from otel_expansion.privacy import names
+
         self.declared_commands = names.declared(commands)  # type: ignore[arg-type]
         self.declared_features = names.declared(features)  # type: ignore[arg-type]
         if isinstance(resource_keys, dict):
@@ -230,7 +237,9 @@ class Recorder:
         origin, name = run.origin, run.name
         if origin == "framework" and name == run.executable:
             return self.executable_name(run.executable)
-        return vocabulary.admit(name, self.declared_commands, origin in ("declared", "literal"))
+        from otel_expansion.privacy.vocabulary import admit  # remembered per name by command_name
+
+        return admit(name, self.declared_commands, origin in ("declared", "literal"))
 
     def executable_name(self, executable: object) -> str:
         """``process.executable.name`` for ``executable`` (remembered): a console script, else the service.
@@ -433,12 +442,13 @@ class Recorder:
                 self.overflow_features += 1
             return
         declared = self.declared_features
+        vocabulary = _vocabulary()
         if spec is not None or (declared is not None and name in declared):  # in the registry or init()
-            fname = vocabulary.admit(name, literal=True)
+            fname: str = vocabulary.admit(name, literal=True)
         else:  # written in the app's own code, or a placeholder (counted)
             literal = _literal or _load_literal()
             fname = vocabulary.admit(name, literal=literal(name, _caller or sys._getframe(1)))
-        if fname is _DYNAMIC:
+        if fname is vocabulary.DYNAMIC:
             with self._lock:
                 self.undeclared += 1
         kept: dict[str, object] = {}
@@ -503,6 +513,8 @@ class Recorder:
                 items: Iterable[object] = v  # type: ignore[assignment]
                 return tuple(own(x) for i, x in enumerate(items) if i < 32)
             return r.redact(provenance.own_text(str(r.value(v)), consts, label))
+
+        from otel_expansion.privacy import names
 
         attrs: dict[str, Any] = {}
         for key, value in list(attributes.items())[:16]:
@@ -588,8 +600,6 @@ def _no_bits(k: int) -> int:
 def _name(executable: object, settings: Settings) -> str:
     """The console script's name (checked against the names this state directory already proved
     published, else by the scan), or the service name."""
-    from otel_expansion.privacy.vocabulary import executable_name
-
     service = settings.service_name
     if type(executable) is not str or executable.endswith((".py", ".pyw", ".pyz")) or executable in ("", "-c", "-m"):
         return service
@@ -602,6 +612,8 @@ def _name(executable: object, settings: Settings) -> str:
     known = (read_small(path, 16384) or b"").decode("utf-8", "replace").split("\n")
     if base and base in known:
         return base
+    from otel_expansion.privacy.vocabulary import executable_name  # the scan: first run of a console script
+
     name = executable_name(executable, service)
     if name != service and os.path.isdir(home):
         try:  # noqa: SIM105 -- a published name: public by construction, never a value of the user's
@@ -612,6 +624,17 @@ def _name(executable: object, settings: Settings) -> str:
 
 
 _literal: Callable[[str, FrameType | None], bool] | None = None
+_vocabulary_module: list[ModuleType] = []
+
+
+def _vocabulary() -> ModuleType:
+    """``privacy.vocabulary``, imported by the first name it must admit (a run whose only command is the
+    program itself, named by its executable, never loads it), then kept: one list read per call."""
+    if not _vocabulary_module:
+        from otel_expansion.privacy import vocabulary
+
+        _vocabulary_module.append(vocabulary)
+    return _vocabulary_module[0]
 
 
 def _load_literal() -> Callable[[str, FrameType | None], bool]:
