@@ -50,7 +50,8 @@ import json, sys
 before = set(sys.modules)
 import otel_expansion
 after = set(sys.modules) - before
-print(json.dumps({"loaded": sorted(after), "public": sorted(vars(otel_expansion).keys() & set(otel_expansion.__all__))}))
+public = vars(otel_expansion).keys() & set(otel_expansion.__all__)
+print(json.dumps({"loaded": sorted(after), "public": sorted(public)}))
 """
 
 

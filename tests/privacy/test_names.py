@@ -92,7 +92,7 @@ def test_declared_commands_and_features(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize("version", [
     "1", "1.0", "2.31.0", "123456789.1", "1234567890.1", "1.1234567890", "1..0", ".1", "1.", "01.002", "1.0 ",
-    " 1.0", "1.0+x", "v1.0", "1.0a1", "１.０", "1.²", "", "0", "1.2.3.4.5.6.7.8.9.10", "1,0", "1.0-rc.1",
+    " 1.0", "1.0+x", "v1.0", "1.0a1", "\uff11.\uff10", "1.²", "", "0", "1.2.3.4.5.6.7.8.9.10", "1,0", "1.0-rc.1",
 ])
 def test_resource_shortcut_for_plain_releases_agrees_with_public_version(version: str) -> None:
     """collect.resource proves a plain release (``1.2.3``) public without loading this module: on every
