@@ -136,9 +136,15 @@ class Telemetry:
                 _contained("shutdown", exc)
         self._closed = True
         try:
-            from otel_expansion.collect.integrations import after_shutdown
+            from otel_expansion.collect.integrations import after_shutdown, uninstall_all
 
             after_shutdown()
+            if self.service is None:
+                # The run is recorded and the handle closed: every hook is now a no-op, so hand back what
+                # was wrapped (sys.exit, exit(), os.exec*, the frameworks, the import hook). Left in place,
+                # they keep this package reachable from sys, os and builtins into the interpreter's
+                # finalization, which then clears each module's namespace one by one (~1 ms of CPU).
+                uninstall_all()
         except Exception as exc:
             _contained("shutdown", exc)
 
