@@ -286,8 +286,10 @@ def instructions(scripts: dict[str, Path], base_env: dict[str, str], url: str, t
     wait_for_sender(env)
     bare = count_instructions(scripts["bare"], bare_env)
     ours = count_instructions(scripts["ours"], env)
-    print(f"instructions per run: bare {bare / 1e6:.2f} M, ours {ours / 1e6:.2f} M; added "
-          f"{(ours - bare) / 1e6:+.2f} M ({ours / bare:.3f}x)")
+    stock = count_instructions(scripts["stock"], {**bare_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url})
+    print(f"instructions per run: bare {bare / 1e6:.2f} M, ours {ours / 1e6:.2f} M, stock OTel (collector up) "
+          f"{stock / 1e6:.2f} M; added: ours {(ours - bare) / 1e6:+.2f} M ({ours / bare:.3f}x), stock "
+          f"{(stock - bare) / 1e6:+.2f} M ({stock / bare:.2f}x)")
 
 
 if __name__ == "__main__":
