@@ -143,7 +143,7 @@ class Telemetry:
                 # The run is recorded and the handle closed: every hook is now a no-op, so hand back what
                 # was wrapped (sys.exit, exit(), os.exec*, the frameworks, the import hook). Left in place,
                 # they keep this package reachable from sys, os and builtins into the interpreter's
-                # finalization, which then clears each module's namespace one by one (~1 ms of CPU).
+                # finalization, which then clears each module's namespace one by one (~2 M instructions).
                 uninstall_all()
         except Exception as exc:
             _contained("shutdown", exc)

@@ -195,7 +195,8 @@ class Recorder:
 
     def declare(self, commands: object = None, features: object = None, resource_keys: object = None) -> None:
         """The app's own names: run-time names outside these lists become placeholders."""
-        if commands is None and features is None and (resource_keys is None or resource_keys == ()):
+        if commands is None and features is None and (resource_keys is None or (
+                type(resource_keys) is tuple and not resource_keys)):
             self.declared_commands = self.declared_features = None  # what names.declared(None) gives
             self.resource_keys = ()
             return
