@@ -501,16 +501,20 @@ def _remember_endpoint(home: str, endpoint: str) -> None:
 
 
 def build_record(t: Telemetry, body: Body, now_ns: int) -> Record:
-    """A journal record: the run's body plus level, session and the (redacted) resource."""
-    from otel_expansion.journal.record import build
+    """A journal record: the run's body plus its format version, level, session and (redacted) resource.
+
+    Put together here, not in ``journal.record`` (the reading side: a CLI's exit path does not load it);
+    the version is the oldest that carries the body's meaning (``journal.version_of``)."""
+    from otel_expansion.journal import version_of
 
     s = t.settings
-    session_part = None
+    record: Record = {**body, "v": version_of(body), "level": int(s.level),  # type: ignore[typeddict-item]
+                      "resource": resource_of(t)}
     if s.level >= levels.SESSIONS and body.get("commands"):
-        from otel_expansion.collect.resource import session_part as part_of
+        from otel_expansion.collect.resource import session_part
 
-        session_part = part_of(s.home, now_ns, s.session_idle_s, len(body["commands"]))
-    return build(body, int(s.level), resource_of(t), session_part)
+        record.update(session_part(s.home, now_ns, s.session_idle_s, len(body["commands"])))  # type: ignore[typeddict-item]
+    return record
 
 
 def resource_of(t: Telemetry) -> dict[str, AttrValue]:

@@ -35,7 +35,7 @@ from otel_expansion.config.paths import (
     write_private,
 )
 from otel_expansion.config.paths import sweep_temp as _sweep
-from otel_expansion.journal.record import VERSION, NewerRecord, UnsupportedRecord, check, directory_for
+from otel_expansion.journal import VERSION, directory_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def decode(data: bytes) -> dict[str, object]:
 
 DIRECTORIES = tuple(directory_for(v) for v in range(1, VERSION + 1))
 """Where records of each version this release reads live (``journal``, ``journal-v2``...): a record is
-written where the oldest release that reads it right looks (see journal.record.VERSION)."""
+written where the oldest release that reads it right looks (see otel_expansion.journal.VERSION)."""
 
 
 def journal_dir(home: str, version: int = 1) -> str:
@@ -285,6 +285,8 @@ def read(path: str) -> Record:
             size += len(chunk)
     finally:
         os.close(fd)
+    from otel_expansion.journal.record import NewerRecord, UnsupportedRecord, check  # the reading side only
+
     try:
         return check(decode(b"".join(chunks)))
     except NewerRecord as exc:
