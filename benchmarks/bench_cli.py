@@ -9,6 +9,13 @@ Each variant runs as a real subprocess against a collector that is up, refused o
 
 ``--paired`` is for a shared, busy machine: a burst of load hits both runs of a pair alike, where
 separate medians taken minutes apart mostly measure the load.
+
+    python benchmarks/bench_cli.py --instructions  # bare and ours under valgrind (cachegrind): the
+                                                   # instructions each run executes, load-independent
+
+``--instructions`` counts what the CPU is asked to do rather than how long a loaded machine takes to do
+it: the same count on an idle and on a saturated box (to about 0.01%), so a change of a few hundred
+microseconds shows where wall and CPU medians cannot. Needs ``valgrind`` on PATH.
 """
 
 from __future__ import annotations
@@ -175,6 +182,8 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--paired", type=int, default=0, metavar="N",
                         help="only bare vs ours (collector up), N alternating pairs")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only bare vs ours: instructions executed per run (valgrind cachegrind)")
     args = parser.parse_args()
 
     # An installed package has bytecode compiled by pip; make the source tree match that.
@@ -190,6 +199,10 @@ def main() -> None:
     base_env["PYTHONPATH"] = str(ROOT)
 
     up_url, up_srv = collector_up()
+    if args.instructions:
+        instructions(scripts, base_env, up_url, tmp)
+        up_srv.shutdown()
+        return
     if args.paired:
         paired(scripts, base_env, up_url, tmp, args.paired)
         up_srv.shutdown()
@@ -244,6 +257,39 @@ def paired(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Pa
         print(f"{label}, {pairs} pairs: bare median {statistics.median(series['bare']) * 1000:.1f} ms, "
               f"ours median {statistics.median(series['ours']) * 1000:.1f} ms; added per pair: median "
               f"{statistics.median(diffs) * 1000:+.1f} ms (quartiles {q1 * 1000:+.1f} .. {q3 * 1000:+.1f} ms)")
+
+
+def count_instructions(script: Path, env: dict[str, str]) -> int:
+    """Instructions one run of ``script`` executes (valgrind's cachegrind, cache simulation off)."""
+    import subprocess
+
+    result = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                             sys.executable, str(script), "world"], env=env, capture_output=True, text=True,
+                            timeout=600, cwd=script.parent, check=True)
+    line = next(x for x in result.stderr.splitlines() if "I" in x and "refs:" in x)
+    return int(line.split("refs:")[1].replace(",", "").strip())
+
+
+def instructions(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path) -> None:
+    """Bare and ours (collector up, steady state: the home exists, no sender due) counted under valgrind.
+
+    Hash randomisation is fixed (PYTHONHASHSEED=0) so that two runs of one script count alike."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        print("--instructions needs valgrind on PATH (apt-get install valgrind)")
+        return
+    env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPANSION_HOME": str(tmp / "home-instr"),
+           "PYTHONHASHSEED": "0"}
+    bare_env = {**base_env, "PYTHONHASHSEED": "0"}
+    run_once(scripts["ours"], env)  # creates the home
+    wait_for_sender(env)
+    bare = count_instructions(scripts["bare"], bare_env)
+    ours = count_instructions(scripts["ours"], env)
+    stock = count_instructions(scripts["stock"], {**bare_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url})
+    print(f"instructions per run: bare {bare / 1e6:.2f} M, ours {ours / 1e6:.2f} M, stock OTel (collector up) "
+          f"{stock / 1e6:.2f} M; added: ours {(ours - bare) / 1e6:+.2f} M ({ours / bare:.3f}x), stock "
+          f"{(stock - bare) / 1e6:+.2f} M ({stock / bare:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -18,14 +18,39 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import FrameType, TracebackType
-    from typing import Any, TypeVar
+    from typing import Any, TypedDict, TypeVar
 
+    from otel_expansion._types import AttrValue
     from otel_expansion.collect.recorder import CommandRun
     from otel_expansion.journal.record import Body, Record
+    from otel_expansion.workers.service import ServiceRuntime
 
     F = TypeVar("F", bound=Callable[..., Any])
 
-import contextlib
+    class InitOptions(TypedDict, total=False):
+        """init()'s options as they travel ``init -> _init -> _start -> _restart`` and on to the settings
+        loader (``config.settings.load``, whose keywords they are); paths already made text."""
+
+        level: str | Level | None
+        consent: str
+        opt_out_env: str | None
+        instrument: bool
+        mode: str
+        home: str | None
+        endpoint: str | None
+        debug: bool | None
+        send: bool | None
+        redact_patterns: Sequence[str]
+        redact_allow: Sequence[str]
+        hash_salt: str | None
+        service_name_env: bool
+
+    class Declared(TypedDict, total=False):
+        """The app's own names, given to init() (``Recorder.declare``)."""
+
+        commands: Sequence[str] | None
+        features: Sequence[str] | None
+        resource_keys: Sequence[str] | Mapping[str, Sequence[str]]
 
 from otel_expansion.collect.recorder import Recorder
 from otel_expansion.config import levels
@@ -41,9 +66,9 @@ class Telemetry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.recorder = Recorder(settings)
-        self.service: Any = None  # the in-process SDK runtime, in service mode
+        self.service: ServiceRuntime | None = None  # the in-process SDK runtime, in service mode
         self.auto = False  # started by opentelemetry-instrument's configurator, not by the app
-        self.init_options: dict[str, Any] = {}
+        self.init_options: InitOptions = {}
         self._pid = os.getpid()  # a forked child inherits this handle but must not report the parent's run
         # when init() ran: a run no framework names is recorded from here (wall, monotonic, CPU)
         self.started = (time.time_ns(), time.perf_counter_ns(), time.process_time())
@@ -111,9 +136,15 @@ class Telemetry:
                 _contained("shutdown", exc)
         self._closed = True
         try:
-            from otel_expansion.collect.integrations import after_shutdown
+            from otel_expansion.collect.integrations import after_shutdown, uninstall_all
 
             after_shutdown()
+            if self.service is None:
+                # The run is recorded and the handle closed: every hook is now a no-op, so hand back what
+                # was wrapped (sys.exit, exit(), os.exec*, the frameworks, the import hook). Left in place,
+                # they keep this package reachable from sys, os and builtins into the interpreter's
+                # finalization, which then clears each module's namespace one by one (~2 M instructions).
+                uninstall_all()
         except Exception as exc:
             _contained("shutdown", exc)
 
@@ -212,8 +243,10 @@ class _CommandScope:
 
         # functools.wraps without importing functools (~1 ms)
         for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
-            with contextlib.suppress(AttributeError):
+            try:  # noqa: SIM105 -- contextlib.suppress would cost the import of contextlib
                 setattr(wrapper, attr, getattr(fn, attr))
+            except AttributeError:
+                pass
         wrapper.__dict__.update(getattr(fn, "__dict__", {}))
         wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
@@ -262,19 +295,36 @@ def init(
     Never raises: an unknown option or a value of the wrong type warns once and loses only itself.
     """
     speak_for(service_name)  # from here on, a warning names the app it appears in
-    options: dict[str, Any] = {
-        "level": level, "consent": consent, "opt_out_env": opt_out_env, "instrument": instrument, "mode": mode,
-        "home": home, "endpoint": endpoint, "debug": debug, "send": send, "redact_patterns": redact_patterns,
-        "redact_allow": redact_allow, "hash_salt": hash_salt, "service_name_env": bool(service_name_env),
-        "_declared": {"commands": commands, "features": features, "resource_keys": resource_keys},
+    options: InitOptions = {
+        "level": level, "consent": consent, "opt_out_env": _text("opt_out_env", opt_out_env),
+        "instrument": instrument, "mode": mode, "home": _text("home", home),
+        "endpoint": _text("endpoint", endpoint), "debug": debug, "send": send, "redact_patterns": redact_patterns,
+        "redact_allow": redact_allow, "hash_salt": _text("hash_salt", hash_salt),
+        "service_name_env": bool(service_name_env),
     }
     for key in unknown:
         warn(f"init() ignores unknown option {key!r}")
-    return _init(service_name, service_version, options)
+    return _init(service_name, service_version, options,
+                 declared={"commands": commands, "features": features, "resource_keys": resource_keys})
 
 
-def _init(service_name: str, service_version: str | None, options: dict[str, Any], *, auto: bool = False,
-          install_global: bool = False) -> Telemetry:
+def _text(option: str, value: object) -> str | None:
+    """A text option (a path may be given as one): anything else warns and loses that option only."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, os.PathLike):
+        try:
+            value = os.fspath(value)
+        except Exception:  # init() never raises: a path object that cannot say its path loses itself only
+            value = None
+    if isinstance(value, str):
+        return value
+    warn(f"init({option}=...) must be a string; ignored")
+    return None
+
+
+def _init(service_name: str, service_version: str | None, options: InitOptions, *, auto: bool = False,
+          install_global: bool = False, declared: Declared | None = None) -> Telemetry:
     """init() for the app (``auto=False``) and for opentelemetry-instrument's configurator (``auto=True``)."""
     global _handle
     if auto:
@@ -287,7 +337,8 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
         _handle.retire()
         _handle = None
     try:
-        _handle = _start(service_name, service_version, options, install_global, provisional=auto)
+        _handle = _start(service_name, service_version, options, declared or {}, install_global,
+                         provisional=auto)
         _handle.auto = auto
     except Exception as exc:
         _contained("init", exc)
@@ -295,18 +346,10 @@ def _init(service_name: str, service_version: str | None, options: dict[str, Any
     return _handle
 
 
-def _start(service_name: str, service_version: str | None, options: dict[str, Any],
+def _start(service_name: str, service_version: str | None, options: InitOptions, declared: Declared,
            install_global: bool, provisional: bool = False) -> Telemetry:
     from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored, state_name
 
-    declared = options.pop("_declared", None) or {}
-    for key in ("opt_out_env", "home", "endpoint", "hash_salt"):  # a wrong type loses that option only
-        value = options.get(key)
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            warn(f"init({key}=...) must be a string; ignored")
-            options.pop(key)
-        elif isinstance(value, os.PathLike):
-            options[key] = os.fspath(value)
     env = os.environ
     stored = Stored()
     if opted_out(env, options.get("opt_out_env")) is None:  # an opted-out run reads no file
@@ -322,16 +365,21 @@ def _start(service_name: str, service_version: str | None, options: dict[str, An
         if consent.first_run_due(settings.home, settings.consent_policy, env):
             asked = settings.level
             if settings.level_source == "consent-pending":  # ask for the level the app chose, not less
+                notify: InitOptions = {**options, "consent": "notify"}
                 asked = load(service_name, service_version, environ=env, stored=Stored(None, stored.debug),
-                             **{**options, "consent": "notify"}).level
-            saved = dict(options, install_global=install_global, _declared=declared)
+                             **notify).level
+            saved: InitOptions = {**options}
+
+            def grant() -> None:
+                _restart(service_name, service_version, saved, declared, install_global)
+
             # shown when the app adds its `telemetry` commands (so the notice can name them), else at exit
             consent.defer(settings.home, settings.service_name, asked, settings.consent_policy,
-                          settings.opt_out_env, on_grant=lambda: _restart(service_name, service_version, saved))
+                          settings.opt_out_env, on_grant=grant)
             deferred = True
     telemetry = Telemetry(settings)
     telemetry.recorder.declare(**declared)
-    telemetry.init_options = dict(options)  # the app's own choices: `telemetry enable` reports against them
+    telemetry.init_options = {**options}  # the app's own choices: `telemetry enable` reports against them
     if not settings.enabled:
         if deferred:
             atexit.register(_settle_first_run)
@@ -378,15 +426,14 @@ def _settle_first_run() -> None:
     consent.settle()
 
 
-def _restart(service_name: str, service_version: str | None, options: dict[str, Any]) -> None:
+def _restart(service_name: str, service_version: str | None, options: InitOptions, declared: Declared,
+             install_global: bool) -> None:
     """The user said yes to the first-run question before any command ran: collect from this run on."""
     global _handle
     if _handle is not None:
         _handle.retire()
     _handle = None
-    internal = ("install_global",)  # set by _start itself, not the app's options
-    _init(service_name, service_version, {k: v for k, v in options.items() if k not in internal},
-          install_global=bool(options.get("install_global")))
+    _init(service_name, service_version, options, install_global=install_global, declared=declared)
 
 
 def _sdk_configured() -> bool:
@@ -420,7 +467,8 @@ def _flush_to_journal(t: Telemetry) -> None:
     from otel_expansion.journal import store as journal
 
     try:
-        if journal.full(s.home):
+        listed = journal.names(s.home)  # listed once: the bounds here, whether a sender is due below
+        if journal.full(s.home, listed):
             journal.note_dropped(s.home)
             return
         record = build_record(t, body, now)  # writes the session and id files too
@@ -435,7 +483,8 @@ def _flush_to_journal(t: Telemetry) -> None:
     if s.debug:
         _debug_print(record, s, written)
     try:
-        if journal.should_start(s.home, s.send):  # the launcher (two modules) loads only to start a sender
+        # the launcher (two modules) loads only to start a sender
+        if journal.should_start(s.home, s.send, pending=len(listed) + 1):
             from otel_expansion.export import launcher
             from otel_expansion.workers import SENDER_ENTRY
 
@@ -455,26 +504,30 @@ def _remember_endpoint(home: str, endpoint: str) -> None:
 
 
 def build_record(t: Telemetry, body: Body, now_ns: int) -> Record:
-    """A journal record: the run's body plus level, session and the (redacted) resource."""
-    from otel_expansion.journal.record import build
+    """A journal record: the run's body plus its format version, level, session and (redacted) resource.
+
+    Put together here, not in ``journal.record`` (the reading side: a CLI's exit path does not load it);
+    the version is the oldest that carries the body's meaning (``journal.version_of``)."""
+    from otel_expansion.journal import version_of
 
     s = t.settings
-    session_part = None
+    record: Record = {**body, "v": version_of(body), "level": int(s.level),  # type: ignore[typeddict-item]
+                      "resource": resource_of(t)}
     if s.level >= levels.SESSIONS and body.get("commands"):
-        from otel_expansion.collect.resource import session_part as part_of
+        from otel_expansion.collect.resource import session_part
 
-        session_part = part_of(s.home, now_ns, s.session_idle_s, len(body["commands"]))
-    return build(body, int(s.level), resource_of(t), session_part)
+        record.update(session_part(s.home, now_ns, s.session_idle_s, len(body["commands"])))  # type: ignore[typeddict-item]
+    return record
 
 
-def resource_of(t: Telemetry) -> dict[str, Any]:
+def resource_of(t: Telemetry) -> dict[str, AttrValue]:
     """This process's resource (see collect/resource.py), cleaned by the handle's recorder."""
     from otel_expansion.collect.resource import resource_for
 
     return resource_for(t.settings, t.recorder.clean, t.recorder.resource_keys)
 
 
-def _debug_print(record: Mapping[str, Any], settings: Settings, path: str) -> None:
+def _debug_print(record: Record, settings: Settings, path: str) -> None:
     """Debug mode: convert this run's record now, in this process, and print it as it will be sent."""
     try:
         from otel_expansion.workers.inline import ingest_now
@@ -542,8 +595,7 @@ def _reset_for_tests() -> None:
     """Forget the process-wide handle (tests only)."""
     global _handle
     if _handle is not None:
-        with contextlib.suppress(Exception):
-            atexit.unregister(_handle.shutdown)
+        atexit.unregister(_handle.shutdown)
     _handle = None
     from otel_expansion.collect import resource
 

@@ -30,6 +30,7 @@ SEAM_MODULES = (
     "otlp/model.py",
     "workers/sender.py",  # open_spool, ingest_journal, run_round, settings_for
     "config/settings.py",  # the one settings loader
+    "_runtime.py",  # init() -> _init -> _start -> _restart: the options travel as InitOptions
 )
 ALLOWED = {
     # the SDK's own hook signature, overridden (its parameters are untyped in the SDK)
@@ -118,3 +119,26 @@ def test_service_and_recorder_seams_are_concrete() -> None:
 
     assert inspect.signature(ServiceRuntime.__init__).parameters["recorder"].annotation == "Recorder"
     assert inspect.signature(launcher.spawn).parameters["entry"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_runtime_options_are_typed_in_every_signature() -> None:
+    """init()'s options travel ``init -> _init -> _start -> _restart`` as the InitOptions TypedDict (a
+    type-only import), and no function of _runtime, private ones included, takes or returns ``Any``."""
+    path = PACKAGE / "_runtime.py"
+    tree = ast.parse(path.read_text(), str(path))
+    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    for name in ("_init", "_start", "_restart"):
+        options = next(a for a in functions[name].args.args if a.arg == "options")
+        assert ast.unparse(options.annotation) == "InitOptions", name  # type: ignore[arg-type]
+    wrong = []
+    for name, fn in functions.items():
+        if name == "wrapper":  # the decorator's pass-through of the app's own arguments
+            continue
+        args = fn.args
+        annotations = [a.annotation for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        annotations += [args.vararg.annotation if args.vararg else None,
+                        args.kwarg.annotation if args.kwarg else None, fn.returns]
+        if any(_mentions_any(a) for a in annotations):
+            wrong.append(f"{name}:{fn.lineno}")
+    assert wrong == []
+    assert "InitOptions" in {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}

@@ -15,7 +15,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from types import FrameType
+    from types import FrameType, ModuleType
     from typing import Any
 
     from otel_expansion.journal.record import Body, CommandEntry, ExceptionDetails, FeatureEntry, HandledException
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 from otel_expansion.config import levels
 from otel_expansion.config.levels import Level
 from otel_expansion.config.settings import Settings
-from otel_expansion.privacy import names, vocabulary
 
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns
@@ -35,7 +34,9 @@ _SPANS = levels.SPANS
 _PERFORMANCE = levels.PERFORMANCE
 _FEATURE_ATTRIBUTES = levels.FEATURE_ATTRIBUTES
 _ARGUMENT_SHAPES = levels.ARGUMENT_SHAPES
-_DYNAMIC = vocabulary.DYNAMIC
+_DYNAMIC = "<dynamic>"
+"""``privacy.vocabulary.DYNAMIC`` (a test holds them equal), spelled here: the privacy modules load only on a
+run that needs one of their decisions (a name to admit, names declared), never to import the recorder."""
 
 MAX_COMMANDS = 2048  # buffered between flushes (a journal record stays well under 1 MiB); more are counted
 MAX_FEATURES = 4096
@@ -194,6 +195,13 @@ class Recorder:
 
     def declare(self, commands: object = None, features: object = None, resource_keys: object = None) -> None:
         """The app's own names: run-time names outside these lists become placeholders."""
+        if commands is None and features is None and (resource_keys is None or (
+                type(resource_keys) is tuple and not resource_keys)):
+            self.declared_commands = self.declared_features = None  # what names.declared(None) gives
+            self.resource_keys = ()
+            return
+        from otel_expansion.privacy import names
+
         self.declared_commands = names.declared(commands)  # type: ignore[arg-type]
         self.declared_features = names.declared(features)  # type: ignore[arg-type]
         if isinstance(resource_keys, dict):
@@ -230,7 +238,9 @@ class Recorder:
         origin, name = run.origin, run.name
         if origin == "framework" and name == run.executable:
             return self.executable_name(run.executable)
-        return vocabulary.admit(name, self.declared_commands, origin in ("declared", "literal"))
+        from otel_expansion.privacy.vocabulary import admit  # remembered per name by command_name
+
+        return admit(name, self.declared_commands, origin in ("declared", "literal"))
 
     def executable_name(self, executable: object) -> str:
         """``process.executable.name`` for ``executable`` (remembered): a console script, else the service.
@@ -448,12 +458,13 @@ class Recorder:
                 self.overflow_features += 1
             return
         declared = self.declared_features
+        vocabulary = _vocabulary()
         if spec is not None or (declared is not None and name in declared):  # in the registry or init()
-            fname = vocabulary.admit(name, literal=True)
+            fname: str = vocabulary.admit(name, literal=True)
         else:  # written in the app's own code, or a placeholder (counted)
             literal = _literal or _load_literal()
             fname = vocabulary.admit(name, literal=literal(name, _caller or sys._getframe(1)))
-        if fname is _DYNAMIC:
+        if fname is vocabulary.DYNAMIC:
             with self._lock:
                 self.undeclared += 1
         kept: dict[str, object] = {}
@@ -523,6 +534,8 @@ class Recorder:
                 return tuple(own(x) for i, x in enumerate(items) if i < 32)
             return r.redact(provenance.own_text(str(r.value(v)), consts, label))
 
+        from otel_expansion.privacy import names
+
         attrs: dict[str, Any] = {}
         for key, value in list(attributes.items())[:16]:
             k = names.attribute_key(key)
@@ -538,12 +551,13 @@ class Recorder:
         """Frames named by module (never by directory) as the code fixes them, and the message's provably
         own text."""
         frames = []
+        label = _vocabulary().frame_label
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
             # module and function only as the program's code fixes them (a module imported under a name made
             # at run time, code renamed at run time: <dynamic>), as in cli.error.signature
-            module, _, function = vocabulary.frame_label(frame.f_code, frame.f_globals.get("__name__")).rpartition(":")
+            module, _, function = label(frame.f_code, frame.f_globals.get("__name__")).rpartition(":")
             frames.append(f"{module or _DYNAMIC}:{tb.tb_lineno} in {function}")
             tb = tb.tb_next
         frames = frames[-MAX_STACK_FRAMES:]
@@ -610,9 +624,10 @@ def _unknown(cmd: CommandEntry, error: BaseException | None, level: int | None =
 def signature_of(exc: BaseException, level: int) -> str | None:
     """``privacy.vocabulary.signature``, never raising: a failure to compute it leaves no signature."""
     try:
-        return vocabulary.signature(exc, level)
+        sig: str | None = _vocabulary().signature(exc, level)
     except Exception:
         return None
+    return sig
 
 
 def _no_bits(k: int) -> int:
@@ -622,8 +637,6 @@ def _no_bits(k: int) -> int:
 def _name(executable: object, settings: Settings) -> str:
     """The console script's name (checked against the names this state directory already proved
     published, else by the scan), or the service name."""
-    from otel_expansion.privacy.vocabulary import executable_name
-
     service = settings.service_name
     if type(executable) is not str or executable.endswith((".py", ".pyw", ".pyz")) or executable in ("", "-c", "-m"):
         return service
@@ -636,6 +649,8 @@ def _name(executable: object, settings: Settings) -> str:
     known = (read_small(path, 16384) or b"").decode("utf-8", "replace").split("\n")
     if base and base in known:
         return base
+    from otel_expansion.privacy.vocabulary import executable_name  # the scan: first run of a console script
+
     name = executable_name(executable, service)
     if name != service and os.path.isdir(home):
         try:  # noqa: SIM105 -- a published name: public by construction, never a value of the user's
@@ -646,6 +661,17 @@ def _name(executable: object, settings: Settings) -> str:
 
 
 _literal: Callable[[str, FrameType | None], bool] | None = None
+_vocabulary_module: list[ModuleType] = []
+
+
+def _vocabulary() -> ModuleType:
+    """``privacy.vocabulary``, imported by the first name it must admit (a run whose only command is the
+    program itself, named by its executable, never loads it), then kept: one list read per call."""
+    if not _vocabulary_module:
+        from otel_expansion.privacy import vocabulary
+
+        _vocabulary_module.append(vocabulary)
+    return _vocabulary_module[0]
 
 
 def _load_literal() -> Callable[[str, FrameType | None], bool]:
@@ -685,22 +711,28 @@ def _executable_of(argv0: str) -> str:
 
 
 # -- CPU time and peak memory of this process, cheaply (here, not in a module of their own: every command
-# the recorder finishes reads them). ``resource.getrusage`` costs ~1 ms to import and nothing to call;
-# psutil (~56 ms) is only imported where ``resource`` does not exist (Windows), and only when a command
-# finishes. --------------------------------------------------------------------------------------------------
+# the recorder finishes reads them). On Linux the peak comes from ``/proc/self/status`` (three system calls,
+# no import: the ``resource`` extension module costs a CLI ~0.2 ms to load); elsewhere ``resource.getrusage``,
+# looked up once; psutil (~56 ms) only where neither exists (Windows), and only when a command finishes. -----
 def cpu_seconds() -> float:
     """User + system CPU seconds consumed by this process so far."""
     return time.process_time()
 
 
 _rusage: list[Any] = []  # [resource.getrusage, RUSAGE_SELF] once loaded, [None, 0] without ``resource``
+_PROC_STATUS = "/proc/self/status"
 
 
 def peak_rss_bytes() -> int | None:
     """Peak resident set size of this process in bytes, or None when unknown.
 
-    Called once per command at ``enhanced``: ``resource`` is looked up once, not imported per call.
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process's own memory (where
+    ``getrusage`` would also keep the peak of the image it replaced by exec). Elsewhere, or where the
+    file has no such line: ``resource.getrusage``, bound once, not imported per call.
     """
+    peak = _proc_peak()
+    if peak is not None:
+        return peak
     if not _rusage:
         _load_rusage()
     getrusage, who = _rusage
@@ -715,6 +747,29 @@ def peak_rss_bytes() -> int | None:
 
 
 _SCALE = 1 if sys.platform == "darwin" else 1024
+
+
+def _proc_peak() -> int | None:
+    """``VmHWM`` (kB) of /proc/self/status in bytes; None without procfs or the line."""
+    if not _PROC_STATUS:
+        return None
+    try:
+        fd = os.open(_PROC_STATUS, os.O_RDONLY)
+    except (OSError, AttributeError):
+        return None
+    try:
+        raw = os.read(fd, 16384)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    i = raw.find(b"\nVmHWM:")
+    if i < 0:
+        return None
+    try:
+        return int(raw[i + 7:raw.index(b"kB", i)]) * 1024
+    except ValueError:
+        return None
 
 
 def _load_rusage() -> None:

@@ -9,7 +9,6 @@ machine or a person never; a version is sent as its public part.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -44,13 +43,15 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
     """
     if "value" not in _cache:
         from otel_expansion.config.paths import SERVICE_FILE
-        from otel_expansion.privacy.names import ambient_resource, public_version
 
         s = settings
         attrs: dict[str, Any] = {}
-        for key, value in ambient_resource(s.resource_attributes, allow).items():
-            if not key.startswith(IDENTIFYING_RESOURCE_KEYS):  # minimisation beats a stray variable
-                attrs[key] = clean(value)
+        if s.resource_attributes and allow:  # else nothing is taken over: privacy.names is not needed
+            from otel_expansion.privacy.names import ambient_resource
+
+            for key, value in ambient_resource(s.resource_attributes, allow).items():
+                if not key.startswith(IDENTIFYING_RESOURCE_KEYS):  # minimisation beats a stray variable
+                    attrs[key] = clean(value)
         attrs.update(resource_attributes())
         attrs["service.name"] = clean(s.service_name)
         version = public_version(s.service_version)  # 1.0+jane.laptop -> 1.0: a local label names a machine
@@ -68,6 +69,18 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
                 write_private(opt_file, s.opt_out_env.encode())
         _cache["value"] = attrs
     return dict(_cache["value"])
+
+
+def public_version(version: object) -> str | None:
+    """``privacy.names.public_version``: a plain release (``1.2.3``: dot-separated runs of at most nine
+    ASCII digits) is its own public part, proved here with string methods; any other text is decided
+    there (a test holds the two equal), so the common case does not load that module."""
+    if type(version) is str and version and all(
+            p.isdigit() and p.isascii() and len(p) <= 9 for p in version.split(".")):
+        return version
+    from otel_expansion.privacy.names import public_version as public_part
+
+    return public_part(version)
 
 
 def forget() -> None:
@@ -209,8 +222,10 @@ def end_session(home: str, now_ns: int) -> EndedSession | None:
     current = _load_session(path)
     if current is None:
         return None
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 -- contextlib.suppress would cost a CLI's process the import of contextlib
         os.unlink(path)
+    except OSError:
+        pass
     return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)
 
 

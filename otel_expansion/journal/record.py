@@ -1,7 +1,9 @@
 """The journal record: the one format two processes share (a CLI's exit path writes, the sender reads).
 
-Declared as TypedDicts for the type checker only (``typing`` is not imported at run time: a CLI loads
-this on every exit). ``VERSION`` is written into every record and checked on read.
+Declared as TypedDicts for the type checker only (``typing`` is not imported at run time). ``VERSION``
+(the package ``otel_expansion.journal`` holds it, with :func:`directory_for` and :func:`version_of`:
+what a CLI's exit path needs to write a record, so that path does not load this module) is written into
+every record and checked on read (:func:`check`).
 
 Versions across releases (upgrades and downgrades lose nothing):
 
@@ -105,21 +107,11 @@ if TYPE_CHECKING:
         exit_ns: int  # self-health: ns the CLI's exit path spent up to the journal write
 
 
-VERSION = 2
-"""Bump when a field changes meaning (see the module docstring: an upgrade in UPGRADES, a new directory).
+from otel_expansion.journal import VERSION, directory_for, version_of
 
-2 (0.3): a command may have no exit code (outcome ``unknown``: an exit nobody could observe), and a body
-may carry a long-running program's usage aggregate (``usage``; its commands, ``metered``, are spans only).
-A 0.2 sender would read the first as success and count the second's sampled commands as all there were,
-so such records are version 2, in ``journal-v2``, where 0.2 never looks. Every other record is still
-written as version 1 (:func:`version_of`): an older release keeps reading what it can read right.
+__all__ = ["DROP_COUNTS", "SAMPLED_OUT", "UPGRADES", "VERSION", "NewerRecord", "UnsupportedRecord", "check",
+           "counters_of", "directory_for", "version_of"]
 
-The error signature (``sig`` of a command or handled exception, 0.3 round 3; in a usage aggregate the extra
-lists ``error_signatures`` and ``handled_signatures`` beside the unchanged totals ``errors`` and ``handled``)
-is an added field, not a changed meaning: it refines a count an older release already counts exactly (by
-command and error type), so it does not raise a record's version. An older release replays such a record
-with every count right and without the signature; a newer version would keep the record from it (left
-in ``journal-v3`` until an upgrade), which would lose its errors from the counts of a downgraded install."""
 DROP_COUNTS: tuple[DropCount, ...] = ("overflow", "overflow_features", "overflow_exceptions", "undeclared",
                                       "usage_values", "replay", "staging")
 """Body keys that count what the recorder did not keep; stored as the spool counter ``dropped.<key>``."""
@@ -140,24 +132,6 @@ def _same(record: dict[str, object]) -> dict[str, object]:
 UPGRADES[1] = _same
 
 
-def version_of(record: Mapping[str, object]) -> int:
-    """The oldest version that can carry ``record``'s meaning: 2 when it has a command without an exit
-    code or a service's usage aggregate (see :data:`VERSION`), else 1."""
-    if record.get("metered") or record.get("usage"):
-        return 2
-    commands = record.get("commands")
-    if isinstance(commands, (list, tuple)):
-        for cmd in commands:
-            if isinstance(cmd, dict) and "exit" not in cmd:
-                return 2
-    return 1
-
-
-def directory_for(version: int) -> str:
-    """The journal directory (inside the home) holding records of ``version`` (see the module docstring)."""
-    return "journal" if version <= 1 else f"journal-v{version:d}"
-
-
 def counters_of(body: Mapping[str, object]) -> dict[str, int]:
     """The spool counters a body's tallies add to (``dropped.<key>``, ``spans.sampled_out``)."""
     out = {f"dropped.{key}": int(body[key] or 0) for key in DROP_COUNTS if body.get(key)}  # type: ignore[call-overload]
@@ -172,15 +146,6 @@ class UnsupportedRecord(ValueError):
 
 class NewerRecord(UnsupportedRecord):
     """A record of a newer version than this release reads: left in place for a newer release."""
-
-
-def build(body: Body, level: int, resource: Mapping[str, AttrValue], session: SessionPart | None) -> Record:
-    """A journal record from its parts (each part built by its own module)."""
-    v = version_of(body)
-    record: Record = {**body, "v": v, "level": level, "resource": resource}  # type: ignore[typeddict-item]
-    if session:
-        record.update(session)  # type: ignore[typeddict-item]
-    return record
 
 
 def check(record: Mapping[str, object]) -> Record:

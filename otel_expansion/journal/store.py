@@ -20,7 +20,6 @@ from __future__ import annotations
 import binascii
 import marshal
 import os
-import struct
 import time
 
 from otel_expansion.config.paths import (
@@ -36,7 +35,7 @@ from otel_expansion.config.paths import (
     write_private,
 )
 from otel_expansion.config.paths import sweep_temp as _sweep
-from otel_expansion.journal.record import VERSION, NewerRecord, UnsupportedRecord, check, directory_for
+from otel_expansion.journal import VERSION, directory_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,13 +65,13 @@ def encode(record: Mapping[str, object]) -> bytes:
     payload = marshal.dumps(dict(record))
     if len(payload) > MAX_RECORD_BYTES:
         raise ValueError(f"journal record too large ({len(payload)} bytes)")
-    return MAGIC + struct.pack(">I", binascii.crc32(payload)) + payload
+    return MAGIC + binascii.crc32(payload).to_bytes(4, "big") + payload  # int.to_bytes: no ``struct`` import
 
 
 def decode(data: bytes) -> dict[str, object]:
     if len(data) < 8 or data[:4] != MAGIC:
         raise CorruptRecord("bad magic")
-    (crc,) = struct.unpack(">I", data[4:8])
+    crc = int.from_bytes(data[4:8], "big")
     payload = data[8:]
     if binascii.crc32(payload) != crc:
         raise CorruptRecord("checksum mismatch")
@@ -87,7 +86,7 @@ def decode(data: bytes) -> dict[str, object]:
 
 DIRECTORIES = tuple(directory_for(v) for v in range(1, VERSION + 1))
 """Where records of each version this release reads live (``journal``, ``journal-v2``...): a record is
-written where the oldest release that reads it right looks (see journal.record.VERSION)."""
+written where the oldest release that reads it right looks (see otel_expansion.journal.VERSION)."""
 
 
 def journal_dir(home: str, version: int = 1) -> str:
@@ -157,18 +156,21 @@ def _entries(home: str) -> list[tuple[str, str]]:
     return found
 
 
-def _names(home: str) -> list[str]:
+def names(home: str) -> list[str]:
     """Published record names (unsorted; unique: a time, a pid and a random part)."""
     return [name for _, name in _entries(home)]
 
 
-def full(home: str) -> bool:
+
+def full(home: str, listed: Sequence[str] | None = None) -> bool:
     """True when the journal is at its record or byte bound, or the disk is nearly full.
 
     A sender that cannot run must not fill the disk, and a full disk must not wedge the host's exit.
+    ``listed``: the record names, when the caller has just listed them (:func:`names`): a run's exit
+    lists the journal once for this bound and for :func:`should_start`.
     """
-    names = _names(home)
-    n = len(names)
+    found = names(home) if listed is None else listed
+    n = len(found)
     if n >= MAX_PENDING:
         return True
     try:
@@ -176,7 +178,7 @@ def full(home: str) -> bool:
     except (OSError, AttributeError):  # Windows: records and bytes are bounded by count only
         return False
     block = max(512, vfs.f_frsize or vfs.f_bsize or 4096)
-    if (blocks_of(names, block) + 1) * block > MAX_PENDING_BYTES:
+    if (blocks_of(found, block) + 1) * block > MAX_PENDING_BYTES:
         return True
     return vfs.f_bavail * block < RESERVE_BYTES
 
@@ -265,7 +267,7 @@ def pending(home: str) -> list[str]:
 
 
 def count(home: str) -> int:
-    return len(_names(home))
+    return len(names(home))
 
 
 def read(path: str) -> Record:
@@ -283,6 +285,8 @@ def read(path: str) -> Record:
             size += len(chunk)
     finally:
         os.close(fd)
+    from otel_expansion.journal.record import NewerRecord, UnsupportedRecord, check  # the reading side only
+
     try:
         return check(decode(b"".join(chunks)))
     except NewerRecord as exc:
@@ -367,11 +371,13 @@ def next_send_at(home: str, now: float | None = None) -> float:
     return _state(home, now)[0]
 
 
-def should_start(home: str, send: bool, now: float | None = None) -> bool:
+def should_start(home: str, send: bool, now: float | None = None, pending: int | None = None) -> bool:
+    """Whether this run should start a sender. ``pending``: the records waiting, when the caller counted
+    them already (its own listing plus the record it wrote); else the journal is listed."""
     now = time.time() if now is None else now
     next_send, last_spawn = _state(home, now)
     if abs(now - last_spawn) < MIN_SPAWN_INTERVAL_S:  # abs: the state keeps milliseconds, rounded
         return False
     if send and now >= next_send:
         return True
-    return count(home) >= INGEST_THRESHOLD
+    return (count(home) if pending is None else pending) >= INGEST_THRESHOLD

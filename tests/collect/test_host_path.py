@@ -111,10 +111,32 @@ def test_cpu_clock_is_read_only_where_cpu_time_is_recorded() -> None:
     assert cmd["cpu"] >= 0.0 and isinstance(cmd["mem"], int) and cmd["mem"] > 0
 
 
-def test_peak_rss_looks_resource_up_once() -> None:
-    """``resource`` is bound once (no import statement per command) and the value is the kernel's."""
+def test_peak_rss_is_the_kernels_high_water_mark_without_importing_resource(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Linux the peak is ``VmHWM`` of /proc/self/status (no ``resource`` import on the CLI path); it
+    never exceeds getrusage's, which also keeps the peak of an image replaced by exec."""
     import resource
 
+    def vm_hwm() -> int:
+        with open("/proc/self/status", "rb") as f:
+            line = next(x for x in f if x.startswith(b"VmHWM:"))
+        return int(line.split()[1]) * 1024
+
+    monkeypatch.setattr(performance, "_rusage", [])
+    low = vm_hwm()
+    first = performance.peak_rss_bytes()
+    high = vm_hwm()
+    assert first is not None and low <= first <= high
+    assert first <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert performance._rusage == []  # resource.getrusage was never needed
+
+
+def test_peak_rss_falls_back_to_getrusage_without_procfs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc/self/status is missing (macOS, a sandbox), ``resource`` is bound once and used."""
+    import resource
+
+    monkeypatch.setattr(performance, "_PROC_STATUS", "/nonexistent/status")
+    monkeypatch.setattr(performance, "_rusage", [])
     first = performance.peak_rss_bytes()
     assert performance._rusage[0] is resource.getrusage
     assert first is not None and first >= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

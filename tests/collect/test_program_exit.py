@@ -205,3 +205,30 @@ def test_ctrl_c_without_framework_still_dies_by_sigint(tmp_path: Path, python: s
     assert proc.returncode == -signal.SIGINT and err.rstrip().endswith(b"KeyboardInterrupt")
     cmds = [c for r in journal_records(home) for c in r["commands"]]  # type: ignore[attr-defined]
     assert [outcome(c) for c in cmds] == [("sleepy", 130, "KeyboardInterrupt", None)]
+
+
+HANDS_BACK = """
+import atexit, builtins, os, sys
+before = (sys.exit, os.execv, os.execve, type(builtins.exit).__call__, list(sys.meta_path))
+
+def after():  # registered first, so it runs last: after telemetry's exit work
+    now = (sys.exit, os.execv, os.execve, type(builtins.exit).__call__, list(sys.meta_path))
+    print("restored" if all(a is b or a == b for a, b in zip(before, now)) else "still wrapped", flush=True)
+    sys.exit(3)  # a later exit handler's sys.exit is the interpreter's own again (and changes nothing)
+
+atexit.register(after)
+import otel_expansion
+otel_expansion.init("tool")
+assert sys.exit is not before[0] and os.execv is not before[1]  # watched while the program runs
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_a_recorded_cli_run_hands_every_hook_back_at_exit(tmp_path: Path) -> None:
+    """Once a CLI run's record is written, sys.exit, exit(), os.exec* and the import hook are the
+    originals again (left wrapped, they would keep the package alive into the interpreter's finalization
+    for nothing: the handle is closed); the run is recorded exactly and the exit status is the program's."""
+    result, cmds = run(tmp_path, sys.executable, HANDS_BACK, "4")
+    assert result.stdout == "restored\n", result.stderr
+    assert result.returncode == 4  # a SystemExit raised inside an exit handler does not change the status
+    assert [outcome(c) for c in cmds] == [("tool", 4, "4", None)]

@@ -88,3 +88,22 @@ def test_declared_commands_and_features(monkeypatch: pytest.MonkeyPatch) -> None
     assert body is not None
     assert [c["name"] for c in body["commands"]] == ["sync", DYNAMIC]
     assert [f["name"] for f in body["features"]] == ["export", DYNAMIC]
+
+
+@pytest.mark.parametrize("version", [
+    "1", "1.0", "2.31.0", "123456789.1", "1234567890.1", "1.1234567890", "1..0", ".1", "1.", "01.002", "1.0 ",
+    " 1.0", "1.0+x", "v1.0", "1.0a1", "\uff11.\uff10", "1.²", "", "0", "1.2.3.4.5.6.7.8.9.10", "1,0", "1.0-rc.1",
+])
+def test_resource_shortcut_for_plain_releases_agrees_with_public_version(version: str) -> None:
+    """collect.resource proves a plain release (``1.2.3``) public without loading this module: on every
+    shape, near misses included, it answers exactly as ``names.public_version``."""
+    from otel_expansion.collect import resource
+
+    assert resource.public_version(version) == names.public_version(version)
+
+
+def test_the_recorder_spells_the_placeholder_as_the_vocabulary_does() -> None:
+    """The recorder counts ``<dynamic>`` names without importing the vocabulary: the same text."""
+    from otel_expansion.collect import recorder
+
+    assert recorder._DYNAMIC == DYNAMIC
