@@ -50,6 +50,15 @@ _DAY = "intDiv(toUnixTimestamp(TimeUnix), 86400)"
 _VERSION = "ResourceAttributes['service.version']"
 
 
+_ADJUSTED = (
+    "if(match(TraceState, '(^|,)ot=([^,]*;)?th:[0-9a-f]{1,14}'), greatest(1, round(pow(2, 56) / (pow(2, 56) -"
+    " toFloat64(reinterpretAsUInt64(reverse(unhex(rightPad(extract(TraceState, 'th:([0-9a-f]{1,14})'), 14,"
+    " '0')))))))), 1)"
+)
+"""The spans a span stands for (``1/p`` of its tracestate's ``ot=th`` threshold; 1 without one): sessions count
+commands, and a sampled span stands for several (as ``ingest.adjusted_count``)."""
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -292,7 +301,8 @@ class ClickHouseEngine:
             "SELECT * FROM (SELECT SpanAttributes['session.id'] AS sid,"
             " argMin(ServiceName, Timestamp) AS service, argMin(ResourceAttributes['service.version'], Timestamp)"
             " AS version, min(toUnixTimestamp64Nano(Timestamp)) AS first,"
-            " max(toUnixTimestamp64Nano(Timestamp) + Duration) AS last, count() AS commands"
+            " max(toUnixTimestamp64Nano(Timestamp) + Duration) AS last,"
+            f" toUInt64(sum({_ADJUSTED})) AS commands"
             f" FROM {self._table('otel_traces')} WHERE SpanAttributes['session.id'] != '' GROUP BY sid)"
             + (" WHERE " + " AND ".join(where) if where else "")
         )

@@ -187,6 +187,30 @@ class SpanRow(NamedTuple):
     error_type: str | None
     session_id: str | None
     exit_code: int | None
+    adjusted: int = 1  # how many spans this one stands for (its tracestate's ot=th); not a stored column
+
+
+def adjusted_count(trace_state: str) -> int:
+    """The number of spans a span kept by probability sampling stands for: ``1/p`` from the threshold of its
+    ``ot=th:`` tracestate entry (OpenTelemetry's probability sampling: rejection threshold ``T`` of 56 bits,
+    ``p = (2**56 - T) / 2**56``), rounded; 1 for a span without one or with a malformed one."""
+    if "th:" not in trace_state:
+        return 1
+    for member in trace_state.split(","):
+        key, _, value = member.strip().partition("=")
+        if key != "ot":
+            continue
+        for entry in value.split(";"):
+            name, _, digits = entry.partition(":")
+            if name != "th" or not 0 < len(digits) <= 14:
+                continue
+            try:
+                threshold = int(digits.ljust(14, "0"), 16)
+            except ValueError:
+                return 1
+            kept = (1 << 56) - threshold
+            return max(1, round((1 << 56) / kept)) if kept > 0 else 1
+    return 1
 
 
 class PointRow(NamedTuple):
@@ -361,6 +385,7 @@ def _spans(scope_spans: Sequence[Any]) -> Iterator[SpanRow]:
                 *_columns(attrs),
                 _text(attrs, "session.id"),
                 _int(attrs, "process.exit.code"),
+                adjusted_count(span.trace_state) if span.trace_state else 1,
             )
 
 

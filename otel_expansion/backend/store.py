@@ -548,7 +548,7 @@ class Store:
         conn = self._conn
         before = conn.execute("SELECT MAX(id) FROM spans").fetchone()[0] or 0
         changes = conn.total_changes
-        conn.executemany(_SPAN_INSERT, [(rid, *row, now) for row in rows])
+        conn.executemany(_SPAN_INSERT, [(rid, *row[:-1], now) for row in rows])  # all but ``adjusted``
         if conn.total_changes - changes == len(rows):
             return rows
         new = set(conn.execute("SELECT trace_id, span_id FROM spans WHERE id > ?", (before,)).fetchall())
@@ -714,14 +714,14 @@ class Store:
     def _sessions(self, service: str, version: str, spans: list[SpanRow]) -> None:
         """Fold new spans into their sessions and move each session's histogram entries accordingly."""
         seen: dict[str, list[int]] = {}
-        for row in spans:
+        for row in spans:  # a sampled span counts as the commands it stands for (its adjusted count)
             if not row.session_id:
                 continue
             acc = seen.get(row.session_id)
             if acc is None:
-                seen[row.session_id] = [row.start_ns, row.end_ns, 1]
+                seen[row.session_id] = [row.start_ns, row.end_ns, row.adjusted]
             else:
-                acc[0], acc[1], acc[2] = min(acc[0], row.start_ns), max(acc[1], row.end_ns), acc[2] + 1
+                acc[0], acc[1], acc[2] = min(acc[0], row.start_ns), max(acc[1], row.end_ns), acc[2] + row.adjusted
         conn = self._conn
         for session_id, (first, last, n) in seen.items():
             old = conn.execute(

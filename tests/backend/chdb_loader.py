@@ -118,7 +118,7 @@ class ChdbDatabase:
                     for s in ss.spans:
                         rows.setdefault("otel_traces", []).append(
                             f"(fromUnixTimestamp64Nano({s.start_time_unix_nano}), {_q(s.trace_id.hex())},"
-                            f" {_q(s.span_id.hex())}, {_q(s.parent_span_id.hex())}, '', {_q(s.name)},"
+                            f" {_q(s.span_id.hex())}, {_q(s.parent_span_id.hex())}, {_q(s.trace_state)}, {_q(s.name)},"
                             f" {_q(_KINDS[s.kind])}, {_q(service)}, {_map(res)}, {_q(ss.scope.name)},"
                             f" {_q(ss.scope.version)}, {_map(s.attributes)},"
                             f" {s.end_time_unix_nano - s.start_time_unix_nano}, {_q(_STATUS[s.status.code])},"

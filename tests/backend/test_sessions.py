@@ -149,3 +149,44 @@ def test_value_lookup_uses_the_length_index(data: dict[str, Any]) -> None:
         " AND (last_ns - first_ns) / 1e9 <= ? AND service = ? ORDER BY (last_ns - first_ns) / 1e9 LIMIT 1 OFFSET 3",
         [1.0, 2.0, "gitx"]))
     assert "SEARCH sessions USING INDEX sessions_length" in plan, plan
+
+
+@pytest.mark.parametrize("engine_name", ["embedded", "clickhouse"])
+def test_sampled_spans_count_as_the_commands_they_stand_for(tmp_path: Any, engine_name: str) -> None:
+    """A long-running program samples its spans (tracestate ``ot=th``: 1 in 2 kept is ``th:8``, 1 in 4
+    ``th:c``, 1 in 1024 ``th:ffc``): a session's commands are the kept spans' adjusted counts, not how many
+    spans arrived (a service's 200,000 commands read as 15,347 before)."""
+    from otel_expansion.backend.ingest import adjusted_count
+    from otel_expansion.sdk.pipeline import trace_state
+
+    assert [adjusted_count(trace_state(k)) for k in (1, 2, 10, 16)] == [2, 4, 1024, 65536]
+    assert adjusted_count("") == adjusted_count("ot=rv:ab") == adjusted_count("ot=th:zz") == 1
+    assert adjusted_count("vendor=th:8,ot=p:3;th:8") == 2
+    res = {"service.name": "svc", "service.version": "1.0", "otel_expansion.installation.id": "i1"}
+    spans = []
+    for i, shift in enumerate([0, 1, 1, 2, 10, 0]):  # 1 + 2 + 2 + 4 + 1024 + 1 = 1034 commands
+        s = span("work", {"session.id": "busy", "cli.command.name": "work"}, NOW - 10**9 * (100 - i),
+                 NOW - 10**9 * (100 - i) + 1000, trace=500 + i, span_id=500 + i)
+        if shift:
+            s.trace_state = trace_state(shift)
+        spans.append(s)
+    quiet = span("work", {"session.id": "quiet", "cli.command.name": "work"}, NOW - 10**9, NOW - 10**9 + 10,
+                 trace=600, span_id=600)
+    request = traces_request((res, spans), (res, [quiet]))
+    if engine_name == "embedded":
+        db = tmp_path / "b.sqlite"
+        with Store(db) as store:
+            store.write("traces", flatten("traces", request))
+        engine: Any = SQLiteEngine(open_readonly(db))
+    else:
+        chdb = ChdbDatabase()
+        chdb.load("traces", request)
+        engine = chdb.engine()
+    try:
+        got = report_from(engine, Filter(), now_ns=NOW)["sessions"]
+    finally:
+        engine.close()
+        if engine_name != "embedded":
+            chdb.close()
+    assert got["count"] == 2
+    assert (got["min_commands"], got["max_commands"]) == (1, 1034)
