@@ -582,7 +582,7 @@ def parse_filter(query: dict[str, list[str]], now_ns: int) -> Filter:
         except ValueError:
             raise QueryError("days: not a number") from None
         if not 0 < days <= 36600:
-            raise QueryError("days: must be between 0 and 36600")
+            raise QueryError("days: must be between 1 and 36600")
         # N UTC days: today and the N - 1 before it (a fraction counts as a whole day)
         since = max(0, (now_ns // DAY_NS - math.ceil(days) + 1) * DAY_NS)
     if since is not None and until is not None and since > until:

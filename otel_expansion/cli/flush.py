@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         elif info.error:
             print(f"  collector unavailable ({info.error}); retrying", file=sys.stderr)
         else:
-            print(f"  sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
+            print(f"  so far: sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
                   file=sys.stderr)
 
     from otel_expansion.config.otlp import otlp_config_from_env
@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         "retry_at": summary.retry_at,
     }
     unreadable = f" ({summary.corrupt} unreadable, dropped)" if summary.corrupt else ""
-    lines = [f"ingested {summary.ingested} run records{unreadable}",
+    # run records a background sender already took into the spool are sent from there, not ingested again
+    lines = [(f"ingested {summary.ingested} run records{unreadable}" if summary.ingested or unreadable
+              else "ingested 0 run records (earlier runs were already taken from the journal)"),
              f"sent {summary.batches_sent} batches: {summary.spans_sent} spans, {summary.points_sent} metric points, "
              f"{summary.bytes_sent} bytes on the wire"]
     if summary.rejected:

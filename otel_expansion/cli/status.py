@@ -111,9 +111,10 @@ def render(info: dict[str, Any]) -> list[str]:
     if info["app_opt_out_variable"]:
         state = "set: telemetry is off" if info["app_opt_out_set"] else "not set"
         lines.append(f"  this app's own opt-out variable: {info['app_opt_out_variable']} ({state})")
-    lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
-    if info.get("endpoint_problem"):
+    if info.get("endpoint_problem"):  # nothing goes to the default endpoint instead: say only that
         lines.append(f"  NOT SENDING: {info['endpoint_problem']}; pending data waits until it is fixed")
+    else:
+        lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
     last = info["last_send"]
     if last is None:
         attempts = int((info.get("counters") or {}).get("export.attempts", 0) or 0)

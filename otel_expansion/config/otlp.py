@@ -169,13 +169,17 @@ def masked_url(url: str) -> str:
     return parts._replace(netloc=netloc, query="<query>" if parts.query else "", fragment="").geturl()
 
 
-def _check_url(value: str, name: str, insecure: bool) -> str | None:
-    """A usable http(s) URL, or None after a warning. A URL without scheme gets one (spec: gRPC style)."""
+def _check_url(value: str, name: str, insecure: bool, *, judged: bool = False) -> str | None:
+    """A usable http(s) URL, or None after a warning. A URL without scheme gets one (spec: gRPC style).
+
+    ``judged``: the collector's base endpoint, whose being invalid the settings loader already said once
+    ("nothing will be sent until it is fixed": nothing is, the data waits): no second, contradicting
+    warning here. A scheme is only said to be added to a URL that is then used."""
     value = value.strip()
+    added = ""
     if "://" not in value:
-        scheme = "http" if insecure else "https"
-        _warn(f"{name} has no scheme; using {scheme}:// (set {scheme}:// explicitly)")
-        value = f"{scheme}://{value}"
+        added = "http" if insecure else "https"
+        value = f"{added}://{value}"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -183,8 +187,11 @@ def _check_url(value: str, name: str, insecure: bool) -> str | None:
         parts = None
     if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
             or not _HOST.fullmatch(parts.hostname)):
-        _warn(f"{name} is not an http(s) URL with a host; ignored")
+        if not judged:
+            _warn(f"{name} is not an http(s) URL with a host; ignored")
         return None
+    if added:
+        _warn(f"{name} has no scheme; using {added}:// (set {added}:// explicitly)")
     return value
 
 
@@ -280,11 +287,11 @@ def otlp_config_from_env(
     base: str | None = None
     problem: str | None = None
     if endpoint is not None and endpoint.strip():
-        base = _check_url(endpoint, "init(endpoint=...)", insecure)
+        base = _check_url(endpoint, "init(endpoint=...)", insecure, judged=True)
         if base is None:
             problem = "the collector endpoint (init(endpoint=...), --endpoint or a stored one) is not a valid URL"
     if base is None and (raw := r.raw(g + "ENDPOINT")) is not None:
-        base = _check_url(raw, g + "ENDPOINT", insecure)
+        base = _check_url(raw, g + "ENDPOINT", insecure, judged=True)
         problem = f"{g}ENDPOINT is not a valid URL" if base is None else None  # a valid next level is used
     # a malformed endpoint and no valid one behind it is a misconfiguration: nothing is sent (the data waits)
     # rather than sent to the default endpoint

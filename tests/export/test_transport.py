@@ -246,14 +246,25 @@ class TestOtlpConfig:
         )
         assert cfg.for_signal("traces").headers == (("a", "1"),)
 
-    @pytest.mark.parametrize("raw", ["ftp://host/x", "http://", "http://host:notaport", "https://:443"])
-    def test_bad_endpoint_warns_and_falls_back(self, raw: str, caplog: pytest.LogCaptureFixture) -> None:
-        """An endpoint that is not an http(s) URL with a host warns and marks the configuration unusable:
-        the sender holds the data instead of sending it to the default endpoint (issue 24, defect 9)."""
+    @pytest.mark.parametrize("raw", ["ftp://host/x", "http://", "http://host:notaport", "https://:443",
+                                     "not a url"])
+    def test_bad_endpoint_warns_once_and_holds(self, raw: str, caplog: pytest.LogCaptureFixture,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """An endpoint that is not an http(s) URL with a host marks the configuration unusable: the sender
+        holds the data instead of sending it to the default endpoint (issue 24, defect 9). It is said once,
+        by the settings loader every process runs ("nothing will be sent until it is fixed"), never
+        contradicted by the OTLP parser ("ignored", "using https://")."""
+        from otel_expansion.config.settings import load
+
         cfg = otlp_config_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": raw})
         assert cfg.endpoint_problem == "OTEL_EXPORTER_OTLP_ENDPOINT is not a valid URL"
-        assert warnings_of(caplog)
+        assert warnings_of(caplog) == []
         assert otlp_config_from_env({}).endpoint_problem is None
+        warn_mod.forget()
+        capsys.readouterr()
+        load("app", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": raw})
+        said = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+        assert len(said) == 1 and said[0].endswith("; nothing will be sent until it is fixed"), said
 
     def test_bad_explicit_endpoint_falls_back_to_general_variable(self) -> None:
         """A bad init(endpoint=) gives way to the next level, OTEL_EXPORTER_OTLP_ENDPOINT."""
