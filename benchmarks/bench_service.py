@@ -216,8 +216,11 @@ class Neighbour:
 
 
 def _journal_pending(home: str) -> bool:
-    d = Path(home) / "journal"
-    return d.is_dir() and any(p.suffix == ".rec" for p in d.iterdir())
+    """Records of any journal version (``journal``, ``journal-v2``) waiting for a sender."""
+    sys.path.insert(0, str(ROOT))
+    from otel_expansion.journal import store as journal
+
+    return journal.count(home) > 0
 
 
 def main() -> None:

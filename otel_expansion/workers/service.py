@@ -160,7 +160,10 @@ class ServiceRuntime:
         self._spawned_at = 0.0
         self._sender_checked_at, self._sender_seen = 0.0, False
         self._spawn_every, self._backlog_at_spawn = 1.0, 0
-        self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through
+        self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through: the
+        # export thread and the host (flush() meeting a full journal) both add to them, so every access is
+        # through _count/_take_counts under this lock, never a read-modify-write of the dict
+        self._counts_lock = threading.Lock()
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import resource as session
@@ -404,7 +407,7 @@ class ServiceRuntime:
             self.pipeline.collect()
         except Exception as exc:  # counted: the commands' spans are lost (their usage was recorded first)
             lost = len(sl.body.get("commands") or ())
-            self._counts["dropped.replay"] = self._counts.get("dropped.replay", 0) + lost
+            self._count({"dropped.replay": lost})
             log.warning("telemetry replay failed (%s); %d commands dropped", exc, lost)
         points, spans = self.staging.take()
         try:
@@ -428,11 +431,8 @@ class ServiceRuntime:
 
         body_counts = counters_of(sl.body)
         withheld = self.staging.take_withheld()  # other instrumentations' data not sent (privacy.foreign)
-        if withheld:
-            self._counts["dropped.foreign"] = self._counts.get("dropped.foreign", 0) + withheld
         staged_drops = self.staging.take_dropped()
-        if staged_drops:
-            self._counts["dropped.staging"] = self._counts.get("dropped.staging", 0) + staged_drops
+        self._count({"dropped.foreign": withheld, "dropped.staging": staged_drops})
         if not (points or spans or body_counts or self._counts):
             return 0
         added = False
@@ -441,11 +441,14 @@ class ServiceRuntime:
             if not spool.add(points, spans, claim=lambda: self._claim(sl)):
                 return 0  # handed to the journal by shutdown: the journal's copy counts
             added = True
-            for name, n in body_counts.items():
-                self._counts[name] = self._counts.get(name, 0) + n
-            for name, n in list(self._counts.items()):  # each its own small write: kept until it gets in
-                spool.incr(name, n)
-                del self._counts[name]
+            self._count(body_counts)
+            taken = self._take_counts()
+            try:
+                for name, n in list(taken.items()):  # each its own small write: kept until it gets in
+                    spool.incr(name, n)
+                    del taken[name]
+            finally:
+                self._count(taken)  # what did not get in waits for the next commit
             self._failing = (spool.get_state("backoff.failures") or "0") != "0"
         except SpoolUnavailable as exc:  # busy (a sender's write), read-only or full disk
             self._close_spool()
@@ -571,38 +574,39 @@ class ServiceRuntime:
             try:
                 journal.note_dropped(self.settings.home, dropped)
             except OSError:  # the counter file too: counted in this process until a commit takes it
-                self._counts["dropped.journal_full"] = self._counts.get("dropped.journal_full", 0) + dropped
+                self._count({"dropped.journal_full": dropped})
         aggregate = residue.pop("usage", None)
         usage = aggregate.take() if aggregate is not None else None
         if not final:
             if usage is not None:
                 self.usage.merge(usage)
-            self._heartbeats += residue.pop("heartbeats", 0)
-            self._ended_back.extend(residue.pop("sessions_ended", ()))
+            with self._lock:  # the drain's lock: _drain takes them back under it
+                self._heartbeats += residue.pop("heartbeats", 0)
+                self._ended_back.extend(residue.pop("sessions_ended", ()))
             from otel_expansion.journal.record import counters_of
 
-            for name, n in counters_of(residue).items():
-                self._counts[name] = self._counts.get(name, 0) + n
+            self._count(counters_of(residue))
             return
         # exit: nothing of this process outlives it but files. A few small records past the bounds (the
         # disk's reserve still applies: ``full`` is not asked, but the write fails on a full disk)
         from otel_expansion.collect.usage import split_usage
         from otel_expansion.journal.record import DROP_COUNTS
 
-        for name, n in list(self._counts.items()):  # counts no commit took
+        left: dict[str, int] = {}
+        for name, n in self._take_counts().items():  # counts no commit took
             key = name.split(".", 1)[-1]
             if name == "dropped.journal_full":
-                with contextlib.suppress(OSError):
+                try:
                     journal.note_dropped(self.settings.home, n)
-                    del self._counts[name]
-                continue
-            if name.startswith("dropped.") and key in DROP_COUNTS:
+                except OSError:
+                    left[name] = n
+            elif name.startswith("dropped.") and key in DROP_COUNTS:
                 residue[key] = residue.get(key, 0) + n
             elif name == "spans.sampled_out":
                 residue["sampled_out"] = residue.get("sampled_out", 0) + n
             else:
-                continue
-            del self._counts[name]
+                left[name] = n
+        self._count(left)
         parts = [{"usage": u, "metered": 1} for u in split_usage(usage)] if usage else []
         if residue:
             parts.insert(0, {**residue, "metered": 1})
@@ -611,6 +615,19 @@ class ServiceRuntime:
             self._journaled += 1 if parts else 0
         except (OSError, ValueError) as exc:
             log.warning("telemetry journal unavailable at exit; usage of this run's last interval lost: %s", exc)
+
+    def _count(self, counts: dict[str, int]) -> None:
+        """Add drop counters for the next commit (from either thread)."""
+        with self._counts_lock:
+            for name, n in counts.items():
+                if n:
+                    self._counts[name] = self._counts.get(name, 0) + n
+
+    def _take_counts(self) -> dict[str, int]:
+        """The drop counters waiting, taken whole (a commit writes them; what it cannot, it adds back)."""
+        with self._counts_lock:
+            taken, self._counts = self._counts, {}
+        return taken
 
     def _append(self, journal: Any, record: dict[str, Any], now: int, residue: dict[str, Any]) -> int:
         commands = record.get("commands") or []

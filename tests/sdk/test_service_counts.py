@@ -286,6 +286,54 @@ def test_a_failed_replay_is_counted(tmp_path: Path, monkeypatch: Any) -> None:
     assert counters["dropped.replay"] == 3
 
 
+def test_drop_counts_from_the_host_and_the_export_thread_add_up_exactly(tmp_path: Path, monkeypatch: Any) -> None:
+    """flush() on the host meeting a full journal and the export thread committing its own drop counts,
+    at the same time, many times over: every count reaches the spool or the journal's counter, none is
+    lost to a read-modify-write of the shared counters (a switch interval of a microsecond makes the
+    threads interleave inside them)."""
+    import sys
+    import threading
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    run(rt, 1)
+    rt.step()  # creates the spool
+    fill_journal(home, monkeypatch)
+    rt.recorder.sample_shift = 16  # nearly every command sampled out: a tally each flush() sends back
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(rt.pipeline, "ingest", broken)
+    rounds, per_slice = 300, 7
+    host_commands = 0
+
+    def export_thread() -> None:
+        for i in range(rounds):
+            rt._replay(_Slice({"commands": cmds(per_slice, T0 + i * 10**6), "metered": 1}))
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        worker = threading.Thread(target=export_thread)
+        worker.start()
+        while worker.is_alive() or host_commands < 3 * rounds:
+            run(rt, 3)
+            host_commands += 3
+            rt.flush()
+        worker.join()
+    finally:
+        sys.setswitchinterval(previous)
+    monkeypatch.setattr(rt.pipeline, "ingest", type(rt.pipeline).ingest.__get__(rt.pipeline))
+    rt._commit(_Slice({}), [], [])  # whatever the last commit could not take
+    assert rt._counts == {}
+    _, _, counters = spool(home, rt)
+    assert counters["dropped.replay"] == rounds * per_slice
+    # every host command: its span sampled out (counted in the process, then the spool) or, kept by the
+    # sample, refused by the full journal (the journal's own drop counter)
+    assert counters.get("spans.sampled_out", 0) + journal.dropped(str(home)) == host_commands
+
+
 def test_a_busy_spool_hands_the_usage_to_the_journal_and_it_is_stored_once(tmp_path: Path) -> None:
     import sqlite3
 
