@@ -15,10 +15,12 @@ its own work.
 
 Whole-process CPU is ``resource.getrusage(RUSAGE_SELF)`` (all threads, user + system). Added CPU per
 command = (case - bare) / N. The export thread replays in-process within its budget (a tenth of the wall
-time while the program is busy); what it does not replay is spilled to the journal and replayed by a
-detached sender process, on another core: that CPU is not the program's, but it is a cost, so the
-``+sender`` column adds the sender rounds' CPU (their own self-health figure, read from the spool; each
-sender process also pays ~0.1 s to start) and ``total/stock`` compares the sum with stock.
+time while the program is busy); what it cannot replay at once is spilled to the journal and replayed by
+the same thread with its spare share later (CPU is read once it has: part of the program's CPU). Only
+when many spilled records wait (or at exit) does a detached sender process replay them, on another core:
+that CPU is not the program's, but it is a cost, so the ``+sender`` column adds the sender rounds' CPU
+(their own self-health figure, read from the spool; each sender process also pays ~0.2 s to start) and
+``total/stock`` compares the sum with stock.
 A last case shuts down right after the loop with the buffer full, to time ``shutdown()`` with the most
 it can hold.
 
@@ -83,12 +85,14 @@ def child(mode: str, level: str, n: int, home: str, drain: bool) -> dict[str, An
             feature("step")
             own_work()
     w1, h1 = time.perf_counter(), time.thread_time()
-    if drain:  # let the export thread finish: its CPU is part of the cost
+    if drain:  # let the export thread finish, what it spilled included: its CPU is part of the cost
         service._wake.set()
         while (service.recorder.commands or service._backlog or service._current is not None
                or service.usage.counts):
             time.sleep(0.005)
             service._wake.set()
+        while service._catch_up:  # the program is quiet now: the thread replays what it spilled (no wake-ups,
+            time.sleep(0.05)  # each would cost a step)
     out.update(cpu=cpu_s() - c0, wall=w1 - w0, host=h1 - h0, buffered=len(service.recorder.commands))
     s0 = time.perf_counter()
     t.shutdown()

@@ -43,13 +43,15 @@ SPILL_AT = SERVICE_MAX_BUFFERED // 2  # buffered commands, seen between two slic
 # sender round or the exit's detached sender to replay, instead of filling the buffer until it drops
 REPLAY_SHARE = 0.1  # of the wall time, what the thread may spend replaying while the program is busy
 REPLAY_BURST_S = 0.01  # replay time a quiet program saves up (a few hundred commands: a burst replays here)
-SPAWN_AFTER = 4 * 1_000  # spilled commands that start a detached sender while the program runs
+SPAWN_AFTER = 8 * 4_096  # spilled commands still waiting for this thread's catch-up that start a detached
+# sender while the program runs: the thread has fallen far behind, another core helps. Below it
+# the thread replays what it spilled itself (the SDK is loaded here already; a sender process pays ~0.2 s
+# of CPU to start)
 SPILL_COMMANDS = 4_096  # commands per spilled record (~0.6-0.9 MB; a larger one is halved until it fits)
 JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
 CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains of the recorder
 SENDER_LOCK_WAIT_S = 30.0  # how long the exit's sender waits for a round the thread had under way
 SPOOL_BUSY_MS = 50  # the export thread's wait for the spool's write lock, before it journals the slice
-SENDER_CHECK_S = 0.05
 SAMPLE_EVERY_S = 0.1  # how often the span sample may halve or double
 MAX_SAMPLE_SHIFT = 16  # the smallest sample keeps 1 span in 2**16
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
@@ -156,9 +158,10 @@ class ServiceRuntime:
         self._catch_up = False  # spilled records wait in the journal: replay them when the host is quieter
         self._in_round = False  # the thread holds the sender lock (a round), until the process ends
         self._budget, self._budget_at = REPLAY_BURST_S, time.monotonic()  # replay time the thread may use
-        self._unsent_spill = 0  # spilled commands since the last detached sender was started
+        self._spilled_paths: list[tuple[str, int]] = []  # this thread's spilled records (path, commands),
+        # oldest first, for its catch-up
+        self._replayer: Any = None  # the catch-up's Replayer, built on this runtime's own pipeline
         self._spawned_at = 0.0
-        self._sender_checked_at, self._sender_seen = 0.0, False
         self._spawn_every, self._backlog_at_spawn = 1.0, 0
         self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through: the
         # export thread and the host (flush() meeting a full journal) both add to them, so every access is
@@ -203,6 +206,7 @@ class ServiceRuntime:
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
         # die-by-SIGINT flag.
+        from otel_expansion.privacy import provenance  # noqa: F401  (a CLI loads it on its first command)
         from otel_expansion.spool import store  # noqa: F401
         from otel_expansion.workers import sender  # noqa: F401
 
@@ -268,11 +272,10 @@ class ServiceRuntime:
                         if self._catch_up and not quiet:  # spilled records and a busy program: replaying
                             self._spawn_sender(force=True)  # them here would starve the buffer's drains
                         else:
-                            self._send_round(interval)
-                            self._catch_up = False  # the round replayed the journal
+                            self._send_round(interval)  # replays the journal, ours included
                     elif self._catch_up and quiet and not self._stop.is_set():
                         # the host slowed down: replay what was spilled, a bounded slice of time at once
-                        self._catch_up = self._send_round(CATCH_UP_S, send=False) > 0
+                        self._replay_spilled(CATCH_UP_S, records=len(self._spilled_paths))
                 except Exception as exc:  # the thread must survive anything
                     log.warning("background send failed: %s: %s", type(exc).__name__, exc)
         finally:
@@ -309,22 +312,38 @@ class ServiceRuntime:
         written = 0
         while True:
             with self._slices_lock:
+                current: _Slice | None = None
                 if self._closing or not self._backlog:
                     self._current = None
-                    self._sample()
-                    return written
-                if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
-                    self._behind = True
-                    self._spill(self._drain(size=SPILL_COMMANDS))
-                current = self._backlog.popleft()
-                if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
-                    self._behind = True
-                    # over the replay budget, or a sender is writing: the journal takes the whole backlog
-                    bodies = [current.body] + [sl.body for sl in self._backlog]
-                    self._backlog.clear()  # before writing: whatever happens next, never replayed too
-                    self._spill(bodies)
-                    continue
-                self._current = current
+                    catch_up = self._catch_up and not self._closing
+                else:
+                    if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
+                        self._behind = True  # (the memory bound)
+                        self._spill(self._drain(size=SPILL_COMMANDS))
+                    current = self._backlog.popleft()
+                    # Behind means over the CPU share (the replay budget) or the memory bound above, nothing
+                    # else: a sender holding the lock (or the spool) only delays a commit, and a refused
+                    # commit hands its slice to the journal without shrinking the sample.
+                    if current.body.get("commands") and not self._may_replay():
+                        self._behind = True  # over the replay budget
+                        held = len(self.recorder.commands) + len(current.body["commands"]) + sum(
+                            len(sl.body.get("commands") or ()) for sl in self._backlog)
+                        if held < SPILL_AT:  # within the memory bound: the backlog waits for the share
+                            self._backlog.appendleft(current)  # to refill (no journal round trip)
+                            self._current = current = None
+                            catch_up = False
+                        else:  # past it: the journal takes the whole backlog
+                            bodies = [current.body] + [sl.body for sl in self._backlog]
+                            self._backlog.clear()  # before writing: whatever happens next, never replayed too
+                            self._spill(bodies)
+                            continue
+                    else:
+                        self._current = current
+            if current is None:
+                if catch_up and not self._closing and self._may_replay():
+                    self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
+                self._sample()
+                return written
             started = time.monotonic()  # wall time: what the buffer waits for, convoy on the GIL included
             written += self._replay(current)
             # charged in wall time, with a floor: one slow replay (a GC pause) is not owed for minutes
@@ -342,7 +361,8 @@ class ServiceRuntime:
         recorder = self.recorder
         if self._behind:
             recorder.sample_shift = min(MAX_SAMPLE_SHIFT, recorder.sample_shift + 1)
-        elif recorder.sample_shift and self._budget > 0:
+        elif recorder.sample_shift and self._budget > 0 and not (self._catch_up or self._backlog):  # spare
+            # share, nothing owed
             recorder.sample_shift -= 1
         self._behind = False
         self._shift_at = now
@@ -356,27 +376,65 @@ class ServiceRuntime:
         self._budget_at = now
         return self._budget > 0
 
-    def _sender_busy(self) -> bool:
-        """Whether a sender process holds the lock (and will write to the spool), looked up at most every
-        ``SENDER_CHECK_S``: a slice replayed now would wait for its commit while the buffer fills."""
-        now = time.monotonic()
-        if now - self._sender_checked_at >= SENDER_CHECK_S:
-            from otel_expansion.export.launcher import sender_running
-
-            self._sender_checked_at = now
-            self._sender_seen = sender_running(self.settings.home)
-        return self._sender_seen
-
     def _spill(self, bodies: list[dict[str, Any]]) -> None:
         """Journal what the thread will not replay now (under the slices lock, so shutdown's hand-over sees
-        it written before it starts its sender). A detached sender replays it, in parallel on another core
-        while the program is busy, or this thread does once the program is quiet."""
-        n = self._to_journal(bodies, spilled=True)
+        it written before it starts its sender). This thread replays it later with its spare share
+        (``_replay_spilled``); only when many records wait does a detached sender help, on another core."""
+        paths: list[tuple[str, int]] = []
+        n = self._to_journal(bodies, spilled=True, paths=paths)
         self.spilled += n
+        self._spilled_paths.extend(paths)
         self._catch_up = True
-        self._unsent_spill += n
-        if self._unsent_spill >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= self._spawn_every:
+        waiting = sum(n for _, n in self._spilled_paths)
+        if waiting >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= self._spawn_every:
             self._spawn_sender()
+
+    def _replay_spilled(self, limit_s: float, records: int = 1) -> None:
+        """Replay this thread's oldest spilled records (up to ``records``, or ``limit_s`` of time) through
+        its own pipeline, each committed with its id (exactly once, as a sender would: under the sender
+        lock; a sender holding it replays ours too). Charged to the replay budget like any slice."""
+        import os
+
+        from otel_expansion.spool.store import SpoolUnavailable
+        from otel_expansion.workers.sender import SenderBusy, ingest_journal, sender_lock
+
+        waiting = self._spilled_paths = [p for p in self._spilled_paths if os.path.exists(p[0])]  # a sender's
+        started = time.monotonic()  # are gone
+        self._in_round = True  # the exit's sender waits for the lock instead of skipping these records
+        try:
+            with sender_lock(self.settings.home):
+                while waiting and records > 0 and not self._closing:
+                    path = waiting[0][0]
+                    ingest_journal(self.settings.home, self._open_spool(), self.settings,
+                                   time.monotonic() + limit_s, only=[path], replayer=self._own_replayer())
+                    if os.path.exists(path):  # not taken (out of time): next time
+                        break
+                    waiting.pop(0)
+                    records -= 1
+                    if time.monotonic() - started >= limit_s:
+                        break
+        except SenderBusy:  # a sender is replaying the journal, ours included
+            pass
+        except SpoolUnavailable as exc:  # the records stay in the journal: next time, or a sender
+            self._close_spool()
+            log.debug("spilled records wait: %s", exc)
+        finally:
+            self._in_round = False
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.monotonic() - started))
+            self._catch_up = bool(waiting)
+
+    def _own_replayer(self) -> Any:
+        """A Replayer whose pipeline for this runtime's resource and level is the runtime's own: no second
+        SDK pipeline to set up (and no second set of views) for what this thread spilled."""
+        if self._replayer is None:
+            from otel_expansion.otlp.model import attrs_of
+            from otel_expansion.sdk.replay import Replayer
+
+            self.pipeline.collect()  # other instrumentations' metrics so far, stamped with their own time
+            replayer = Replayer(self.settings, redactor=self.redactor, staging=self.staging)
+            replayer.pipelines[(attrs_of(self.resource), int(self.settings.level))] = self.pipeline
+            self._replayer = replayer
+        return self._replayer
 
     def _spawn_sender(self, force: bool = False) -> None:
         """A detached sender for what was spilled (one at a time; it sends too when sending is due). When
@@ -393,9 +451,8 @@ class ServiceRuntime:
                 self._spawn_every = 1.0
             self._backlog_at_spawn = backlog
             self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
-            if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send,
-                              force=force, entry=SENDER_ENTRY) is not None:
-                self._unsent_spill = 0
+            launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send, force=force,
+                           entry=SENDER_ENTRY)
         except Exception as exc:  # the records stay in the journal for the exit's or a later sender
             log.warning("could not start a sender: %s: %s", type(exc).__name__, exc)
 
@@ -492,7 +549,8 @@ class ServiceRuntime:
             self._backlog.clear()
         return self._to_journal(pending)
 
-    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False, final: bool = False) -> int:
+    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False, final: bool = False,
+                    paths: list[tuple[str, int]] | None = None) -> int:
         """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written.
         ``spilled`` records say so (``spilled``: their command count), for the self-health counter the
         sender keeps when it stores them. A body's usage aggregate travels in records of its own.
@@ -500,7 +558,8 @@ class ServiceRuntime:
         What the journal refuses (its bounds, a failed write) is never lost uncounted: the commands (and
         the overflow tally they carry) are counted as dropped spans (``dropped.journal_full``), and the
         rest (usage, tallies, heartbeats, ended sessions) waits in this process for the next drain, or, at
-        exit (``final``), is written regardless of the journal's bounds (a few small records)."""
+        exit (``final``), is written regardless of the journal's bounds (a few small records). ``paths``
+        gathers the records published (path, commands)."""
         from otel_expansion.journal import store as journal
 
         home = self.settings.home
@@ -523,11 +582,14 @@ class ServiceRuntime:
                 room -= 1
         now = time.time_ns()
         failed = False
+        published: list[tuple[str, int]] = [] if paths is None else paths
         try:
-            journal.append_many(home, records, now)
+            published.extend(zip(journal.append_many(home, records, now),
+                                 (len(r.get("commands") or ()) for r in records), strict=True))
             written = sum(len(r.get("commands") or ()) for r in records)
         except ValueError:  # a record over the journal's size: one at a time, halving what is too large
-            written = sum(self._append(journal, record, now + 2 * i, residue) for i, record in enumerate(records))
+            written = sum(self._append(journal, record, now + 2 * i, residue, published)
+                          for i, record in enumerate(records))
         except OSError as exc:
             log.warning("telemetry journal unavailable: %s", exc)
             for record in records:
@@ -535,8 +597,9 @@ class ServiceRuntime:
             written, failed = 0, True
         if residue:
             self._keep(residue, final, now + 2 * len(records) + 1)
-        if records and not failed:  # records (usage alone, at basic, has no commands) a sender must store
-            self._journaled += max(1, written)
+        if records and not failed and not spilled:  # records (usage alone, at basic, has no commands) a
+            self._journaled += max(1, written)  # sender must store; spilled ones: this thread, or a sender
+            # at exit while ``_catch_up`` says they wait
         return written
 
     def _parts(self, whole: dict[str, Any], size: int) -> list[dict[str, Any]]:
@@ -629,10 +692,11 @@ class ServiceRuntime:
             taken, self._counts = self._counts, {}
         return taken
 
-    def _append(self, journal: Any, record: dict[str, Any], now: int, residue: dict[str, Any]) -> int:
+    def _append(self, journal: Any, record: dict[str, Any], now: int, residue: dict[str, Any],
+                published: list[tuple[str, int]]) -> int:
         commands = record.get("commands") or []
         try:
-            journal.append(self.settings.home, record, now)
+            published.append((journal.append(self.settings.home, record, now), len(commands)))
             return len(commands)
         except ValueError:  # over the journal's record size: halve it
             if len(commands) < 2:
@@ -640,7 +704,8 @@ class ServiceRuntime:
                 _refuse(record, residue)
                 return 0
             first, second = split_body(record, (len(commands) + 1) // 2)[:2]
-            return self._append(journal, first, now, residue) + self._append(journal, second, now + 1, residue)
+            return (self._append(journal, first, now, residue, published)
+                    + self._append(journal, second, now + 1, residue, published))
         except OSError as exc:
             log.warning("telemetry journal unavailable, %d commands' spans dropped (counted): %s", len(commands), exc)
             _refuse(record, residue)
@@ -676,7 +741,7 @@ class ServiceRuntime:
         self._to_journal(handed, final=True)
         if current is None or (current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
-        if self.settings.debug and self._journaled:  # debug mode: show what was handed over, as a CLI does
+        if self.settings.debug and (self._journaled or self._catch_up):  # debug: show what was handed over
             from otel_expansion.workers.inline import ingest_now
 
             try:
@@ -689,10 +754,10 @@ class ServiceRuntime:
         # whatever the send interval says, but respect a failing collector's backoff.
         home = self.settings.home
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
-        # A round under way in the thread dies with the process, lock and all; a sender this program
-        # started for what it spilled may still be replaying records listed before the last ones were
+        # A round under way in the thread dies with the process, lock and all; a sender (this program's or
+        # any other) may still be replaying records listed before this program's spilled ones were
         # written: either way the exit's sender waits for the lock instead of leaving them for next time.
-        wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at else 0.0
+        wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at or self._catch_up else 0.0
         if self.cli_like and not long_running:
             # a CLI run: one sender when sending is due (or the journal has grown), like init()'s CLI runs;
             # a forced send per run made every run of a CLI its own three requests

@@ -241,6 +241,7 @@ import otel_expansion
 from otel_expansion.workers import service
 
 service.REPLAY_SHARE = service.REPLAY_BURST_S = 0.0  # a program so busy the thread replays nothing itself
+service.SPILL_AT = 2_048  # and a small memory bound: past it the backlog goes to the journal
 t = otel_expansion.init("busy", mode="service", send=False, level="enhanced", instrument=False)
 for i in range(int(sys.argv[1])):
     with otel_expansion.command("job"):
