@@ -197,6 +197,72 @@ def test_the_sample_shrinks_while_the_thread_is_behind_and_grows_back(tmp_path: 
     assert rt.recorder.sample_shift == 0
 
 
+def test_a_sender_holding_the_lock_and_the_spool_is_not_falling_behind(tmp_path: Path) -> None:
+    """Round 3's first policy counted "a sender holds the lock" as falling behind, so under sustained load
+    (the program's own senders holding it) it kept 1 span in 43-63. Behind means over the CPU share or the
+    memory bound: with the share available, a sender holding the lock all along and the spool's write
+    lock now and then, every span is kept (a refused commit goes to the journal, stored once later)."""
+    import sqlite3
+
+    from otel_expansion.workers import service
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    run(rt, 1)
+    rt.step()  # creates the spool
+    rounds, per_round = 12, 150
+    shifts = []
+    with sender_lock(str(home)):  # another process's sender round, all along
+        for i in range(rounds):
+            run(rt, per_round)
+            rt._budget, rt._budget_at = service.REPLAY_BURST_S, time.monotonic()  # within its share
+            rt._shift_at = 0.0  # the sample is reconsidered at every step
+            writer = None
+            if i % 3 == 1:  # the sender is writing: the spool's write lock is taken too
+                writer = sqlite3.connect(str(home / "spool.sqlite"), isolation_level=None)
+                writer.execute("BEGIN IMMEDIATE")
+            try:
+                rt.step()
+            finally:
+                if writer is not None:
+                    writer.execute("ROLLBACK")
+                    writer.close()
+            shifts.append(rt.recorder.sample_shift)
+            assert not rt._backlog and len(rt.recorder.commands) == 0  # memory: nothing held back
+    assert shifts == [0] * rounds  # never sampled: the thread kept up within its share
+    assert rt.spilled > 0  # the refused commits went to the journal (the thread could not take the lock)
+    ingest(home, rt)
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 1 + rounds * per_round
+    assert n_spans == 1 + rounds * per_round and not counters.get("spans.sampled_out")
+    assert not [k for k in counters if k.startswith("dropped.")]
+
+
+def test_over_its_share_the_thread_samples_and_memory_stays_bounded(tmp_path: Path) -> None:
+    """Over the CPU share (a busy program), the backlog waits in memory up to the bound, then goes to the
+    journal; the sample shrinks; nothing is held past the bound and every span is accounted for."""
+    from otel_expansion.workers import service
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    total = 0
+    for _ in range(8):
+        run(rt, 5000)
+        total += 5000
+        rt._budget, rt._budget_at = -1.0, time.monotonic()  # over its share
+        rt._shift_at = 0.0
+        rt.step()
+        held = len(rt.recorder.commands) + sum(len(sl.body.get("commands") or ()) for sl in rt._backlog)
+        assert held < service.SPILL_AT
+    assert rt.recorder.sample_shift >= 4 and rt.spilled > 0
+    rt.shutdown()
+    ingest(home, rt)
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == total
+    assert n_spans + counters.get("spans.sampled_out", 0) == total
+    assert not [k for k in counters if k.startswith("dropped.")]
+
+
 # -- every branch where the journal refuses something is counted ---------------------------------------------
 
 def test_full_journal_counts_the_overflow_tally_of_a_refused_slice(tmp_path: Path, monkeypatch: Any) -> None:
