@@ -741,6 +741,8 @@ class ServiceRuntime:
         self._to_journal(handed, final=True)
         if current is None or (current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
+        if self._counts:  # drop and sampling counters no commit took (a journal that refused a spill after
+            self._keep({}, True, time.time_ns())  # the thread's last commit): a small record past the bounds
         if self.settings.debug and (self._journaled or self._catch_up):  # debug: show what was handed over
             from otel_expansion.workers.inline import ingest_now
 

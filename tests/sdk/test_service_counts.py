@@ -291,6 +291,25 @@ def test_full_journal_keeps_usage_and_tallies_in_process_for_the_next_drain(tmp_
     assert again is not None and again["runs"][0][3] == 40  # waits for the next drain
 
 
+def test_counters_waiting_for_a_commit_at_exit_are_written_with_the_exit(tmp_path: Path, monkeypatch: Any) -> None:
+    """A spill refused by a full journal leaves its tallies (spans sampled out) waiting for the thread's
+    next commit; the program exits first and its hand-over fits: the tallies still reach the spool."""
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    rt.recorder.sample_shift = 16
+    run(rt, 50)  # (nearly) all sampled out: the tally travels with the body
+    bodies = rt._drain()
+    fill_journal(home, monkeypatch)
+    rt._to_journal(bodies, spilled=True)  # refused: the commands' spans to the journal's counter,
+    assert rt._counts.get("spans.sampled_out", 0) > 0  # the tally kept in the process
+    monkeypatch.undo()  # room again for the exit's hand-over
+    rt.shutdown()
+    ingest(home, rt)
+    _, n_spans, counters = spool(home, rt)
+    assert n_spans == 0
+    assert counters.get("spans.sampled_out", 0) + counters.get("dropped.journal_full", 0) == 50
+
+
 def test_full_journal_at_exit_writes_the_usage_past_the_bound(tmp_path: Path, monkeypatch: Any) -> None:
     """At exit nothing of the process outlives it but files: the usage and tallies go into a small record
     past the journal's bound; a sender stores every command's metrics once."""
