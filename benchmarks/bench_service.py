@@ -24,10 +24,12 @@ that CPU is not the program's, but it is a cost, so the ``+sender`` column adds 
 A last case shuts down right after the loop with the buffer full, to time ``shutdown()`` with the most
 it can hold.
 
-Every case runs twice: alone, and beside a CPU-bound neighbour process (a busy loop started before the
-case and killed after it), as a program on a shared machine runs. Each row checks the counts:
-``invocations`` stored must equal the commands run, and at enhanced and full ``spans stored + sampled out
-+ dropped`` must too (basic records no spans). A row that does not add up is marked ``MISMATCH``.
+Cases of up to 10,000 commands (well under a second each) run three times and the median CPU is taken,
+for the bare loop, stock and ours alike. Every case runs twice: alone, and beside a CPU-bound neighbour
+process (a busy loop started before the case and killed after it), as a program on a shared machine runs.
+Each row checks the counts: ``invocations`` stored must equal the commands run, and at enhanced and full
+``spans stored + sampled out + dropped`` must too (basic records no spans). A row that does not add up
+is marked ``MISMATCH``.
 
     python -m compileall -q otel_expansion && python benchmarks/bench_service.py [--quick | --sizes 1000,10000]
 """
@@ -165,6 +167,21 @@ def run(mode: str, level: str, n: int, drain: bool = True) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def run_median(mode: str, level: str, n: int, repeats: int) -> dict[str, Any]:
+    """The run with the median CPU of ``repeats`` (short runs on a busy box vary by 2x); every run's counts
+    must add up, so a run that does not is the one returned."""
+    runs = [run(mode, level, n) for _ in range(repeats)]
+    for r in runs:
+        if mode == "ours" and not _adds_up(r, level, n):
+            return r
+    return sorted(runs, key=lambda r: r["cpu"])[len(runs) // 2]
+
+
+def _adds_up(r: dict[str, Any], level: str, n: int) -> bool:
+    accounted = r["stored_spans"] + r["sampled_out"] + r["dropped_spans"]
+    return bool(r["stored_commands"] == n and (level == "basic" or accounted == n))
+
+
 def _sender_running(home: str) -> bool:
     sys.path.insert(0, str(ROOT))
     from otel_expansion.export.launcher import sender_running
@@ -248,19 +265,19 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for neighbour in args.neighbour.split(","):
         for n in (int(x) for x in sizes.split(",")):
+            repeats = 3 if n <= 10_000 else 1  # the median of three where a run lasts well under a second
             with Neighbour(neighbour == "yes"):
-                bare = run("bare", "-", n)
-                stock_r = run("stock", "-", n)
+                bare = run_median("bare", "-", n, repeats)
+                stock_r = run_median("stock", "-", n, repeats)
                 stock_us = (stock_r["cpu"] - bare["cpu"]) / n * 1e6
                 for level in args.levels.split(","):
-                    ours = run("ours", level, n)
+                    ours = run_median("ours", level, n, repeats)
                     ours_us = (ours["cpu"] - bare["cpu"]) / n * 1e6
                     host_us = (ours["wall"] - bare["wall"]) / n * 1e6
                     host_cpu_us = (ours["host"] - bare["host"]) / n * 1e6  # the host thread's own CPU
                     sender_us = ours["sender_cpu"] / n * 1e6
                     spans = level != "basic"
-                    accounted = ours["stored_spans"] + ours["sampled_out"] + ours["dropped_spans"]
-                    ok = ours["stored_commands"] == n and (not spans or accounted == n)
+                    ok = _adds_up(ours, level, n)
                     ratio = ours_us / stock_us
                     print(f"| {neighbour} | {level} | {n:,} | {ours_us:.1f} | {stock_us:.1f} | {ratio:.2f} | "
                           f"{sender_us:.1f} | {(ours_us + sender_us) / stock_us:.2f} | {host_us:.1f} | "
