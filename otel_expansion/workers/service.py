@@ -41,7 +41,7 @@ SERVICE_MAX_BUFFERED = 16_384  # recorded commands held for the export thread; p
 SPILL_AT = SERVICE_MAX_BUFFERED // 2  # buffered commands, seen between two slices, that mean the thread
 # is behind: what the host recorded meanwhile goes to the journal (JSON, a tenth of a replay's cost) for a
 # sender round or the exit's detached sender to replay, instead of filling the buffer until it drops
-REPLAY_SHARE = 0.1  # of the wall time, what the thread may spend replaying while the program is busy
+REPLAY_SHARE = 0.1  # of the wall time, the CPU the thread may spend replaying while the program is busy
 REPLAY_BURST_S = 0.01  # replay time a quiet program saves up (a few hundred commands: a burst replays here)
 SPAWN_AFTER = 8 * 4_096  # spilled commands still waiting for this thread's catch-up that start a detached
 # sender while the program runs: the thread has fallen far behind, another core helps. Below it
@@ -344,10 +344,11 @@ class ServiceRuntime:
                     self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
                 self._sample()
                 return written
-            started = time.monotonic()  # wall time: what the buffer waits for, convoy on the GIL included
+            started = time.thread_time()  # the thread's CPU: what it takes from the program (its waits for
+            # the interpreter lock take nothing; the memory bound, not the budget, covers what they delay)
             written += self._replay(current)
-            # charged in wall time, with a floor: one slow replay (a GC pause) is not owed for minutes
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.monotonic() - started))
+            # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - started))
             with self._slices_lock:
                 self._current = None
 
@@ -369,8 +370,9 @@ class ServiceRuntime:
 
     def _may_replay(self) -> bool:
         """Whether the replay budget allows another slice now. The thread earns ``REPLAY_SHARE`` of the wall
-        time (up to ``REPLAY_BURST_S`` saved up): a program busy on the CPU keeps at least the rest, and
-        its host thread's added time stays small; a quieter one has everything replayed here."""
+        time (up to ``REPLAY_BURST_S`` saved up) and is charged the CPU its replays take: a program busy on
+        the CPU keeps at least the rest, and its host thread's added time stays small; a quieter one has
+        everything replayed here."""
         now = time.monotonic()
         self._budget = min(REPLAY_BURST_S, self._budget + REPLAY_SHARE * (now - self._budget_at))
         self._budget_at = now
@@ -399,7 +401,7 @@ class ServiceRuntime:
         from otel_expansion.workers.sender import SenderBusy, ingest_journal, sender_lock
 
         waiting = self._spilled_paths = [p for p in self._spilled_paths if os.path.exists(p[0])]  # a sender's
-        started = time.monotonic()  # are gone
+        started, cpu = time.monotonic(), time.thread_time()  # are gone
         self._in_round = True  # the exit's sender waits for the lock instead of skipping these records
         try:
             with sender_lock(self.settings.home):
@@ -420,7 +422,7 @@ class ServiceRuntime:
             log.debug("spilled records wait: %s", exc)
         finally:
             self._in_round = False
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.monotonic() - started))
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - cpu))
             self._catch_up = bool(waiting)
 
     def _own_replayer(self) -> Any:
