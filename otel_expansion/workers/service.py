@@ -354,8 +354,9 @@ class ServiceRuntime:
 
     def _sample(self) -> None:
         """Adjust the span sample (on the host, ``recorder.sample_shift``: keep 1 span in 2**k): halve it
-        while the thread cannot replay the spans within its share (it spilled), double it back once it
-        can. Usage metrics do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
+        while the thread is behind (over its CPU share, or past the memory bound: a sender holding the lock
+        or the spool is neither), double it back once it has spare share and nothing waits. Usage metrics
+        do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
         now = time.monotonic()
         if now - self._shift_at < SAMPLE_EVERY_S:
             return
