@@ -306,7 +306,11 @@ class ServiceRuntime:
         with self._slices_lock:  # drained and queued atomically with respect to shutdown's sweep
             if self._closing:
                 return 0
-            self._backlog.extend(_Slice(b) for b in self._drain(heartbeat))
+            drained = self._drain(heartbeat)
+            # nothing recorded since the last step and nothing waiting: the program is quiet, the spare
+            # share may go to what was spilled (while it records, the share is the live spans')
+            idle = not self._backlog and not any(b.get("commands") for b in drained)
+            self._backlog.extend(_Slice(b) for b in drained)
             if not self._backlog:
                 self._backlog.append(_Slice({}))  # still collect what other instrumentations recorded
         written = 0
@@ -340,7 +344,7 @@ class ServiceRuntime:
                     else:
                         self._current = current
             if current is None:
-                if catch_up and not self._closing and self._may_replay():
+                if catch_up and idle and not self._closing and self._may_replay():
                     self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
                 self._sample()
                 return written
@@ -363,8 +367,8 @@ class ServiceRuntime:
         recorder = self.recorder
         if self._behind:
             recorder.sample_shift = min(MAX_SAMPLE_SHIFT, recorder.sample_shift + 1)
-        elif recorder.sample_shift and self._budget > 0 and not (self._catch_up or self._backlog):  # spare
-            # share, nothing owed
+        elif recorder.sample_shift and self._budget > 0 and not self._backlog:  # spare share, nothing
+            # waiting in memory (spilled records wait for a quiet moment: not the live spans' concern)
             recorder.sample_shift -= 1
         self._behind = False
         self._shift_at = now
