@@ -15,17 +15,21 @@ its own work.
 
 Whole-process CPU is ``resource.getrusage(RUSAGE_SELF)`` (all threads, user + system). Added CPU per
 command = (case - bare) / N. The export thread replays in-process within its budget (a tenth of the wall
-time while the program is busy); what it does not replay is spilled to the journal and replayed by a
-detached sender process, on another core: that CPU is not the program's, but it is a cost, so the
-``+sender`` column adds the sender rounds' CPU (their own self-health figure, read from the spool; each
-sender process also pays ~0.1 s to start) and ``total/stock`` compares the sum with stock.
+time while the program is busy); what it cannot replay at once is spilled to the journal and replayed by
+the same thread with its spare share later (CPU is read once it has: part of the program's CPU). Only
+when many spilled records wait (or at exit) does a detached sender process replay them, on another core:
+that CPU is not the program's, but it is a cost, so the ``+sender`` column adds the sender rounds' CPU
+(their own self-health figure, read from the spool; each sender process also pays ~0.2 s to start) and
+``total/stock`` compares the sum with stock.
 A last case shuts down right after the loop with the buffer full, to time ``shutdown()`` with the most
 it can hold.
 
-Every case runs twice: alone, and beside a CPU-bound neighbour process (a busy loop started before the
-case and killed after it), as a program on a shared machine runs. Each row checks the counts:
-``invocations`` stored must equal the commands run, and at enhanced and full ``spans stored + sampled out
-+ dropped`` must too (basic records no spans). A row that does not add up is marked ``MISMATCH``.
+Cases of up to 10,000 commands (well under a second each) run three times and the median CPU is taken,
+for the bare loop, stock and ours alike. Every case runs twice: alone, and beside a CPU-bound neighbour
+process (a busy loop started before the case and killed after it), as a program on a shared machine runs.
+Each row checks the counts: ``invocations`` stored must equal the commands run, and at enhanced and full
+``spans stored + sampled out + dropped`` must too (basic records no spans). A row that does not add up
+is marked ``MISMATCH``.
 
     python -m compileall -q otel_expansion && python benchmarks/bench_service.py [--quick | --sizes 1000,10000]
 """
@@ -83,12 +87,14 @@ def child(mode: str, level: str, n: int, home: str, drain: bool) -> dict[str, An
             feature("step")
             own_work()
     w1, h1 = time.perf_counter(), time.thread_time()
-    if drain:  # let the export thread finish: its CPU is part of the cost
+    if drain:  # let the export thread finish, what it spilled included: its CPU is part of the cost
         service._wake.set()
         while (service.recorder.commands or service._backlog or service._current is not None
                or service.usage.counts):
             time.sleep(0.005)
             service._wake.set()
+        while service._catch_up:  # the program is quiet now: the thread replays what it spilled (no wake-ups,
+            time.sleep(0.05)  # each would cost a step)
     out.update(cpu=cpu_s() - c0, wall=w1 - w0, host=h1 - h0, buffered=len(service.recorder.commands))
     s0 = time.perf_counter()
     t.shutdown()
@@ -161,6 +167,21 @@ def run(mode: str, level: str, n: int, drain: bool = True) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def run_median(mode: str, level: str, n: int, repeats: int) -> dict[str, Any]:
+    """The run with the median CPU of ``repeats`` (short runs on a busy box vary by 2x); every run's counts
+    must add up, so a run that does not is the one returned."""
+    runs = [run(mode, level, n) for _ in range(repeats)]
+    for r in runs:
+        if mode == "ours" and not _adds_up(r, level, n):
+            return r
+    return sorted(runs, key=lambda r: r["cpu"])[len(runs) // 2]
+
+
+def _adds_up(r: dict[str, Any], level: str, n: int) -> bool:
+    accounted = r["stored_spans"] + r["sampled_out"] + r["dropped_spans"]
+    return bool(r["stored_commands"] == n and (level == "basic" or accounted == n))
+
+
 def _sender_running(home: str) -> bool:
     sys.path.insert(0, str(ROOT))
     from otel_expansion.export.launcher import sender_running
@@ -216,8 +237,11 @@ class Neighbour:
 
 
 def _journal_pending(home: str) -> bool:
-    d = Path(home) / "journal"
-    return d.is_dir() and any(p.suffix == ".rec" for p in d.iterdir())
+    """Records of any journal version (``journal``, ``journal-v2``) waiting for a sender."""
+    sys.path.insert(0, str(ROOT))
+    from otel_expansion.journal import store as journal
+
+    return journal.count(home) > 0
 
 
 def main() -> None:
@@ -241,19 +265,19 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for neighbour in args.neighbour.split(","):
         for n in (int(x) for x in sizes.split(",")):
+            repeats = 3 if n <= 10_000 else 1  # the median of three where a run lasts well under a second
             with Neighbour(neighbour == "yes"):
-                bare = run("bare", "-", n)
-                stock_r = run("stock", "-", n)
+                bare = run_median("bare", "-", n, repeats)
+                stock_r = run_median("stock", "-", n, repeats)
                 stock_us = (stock_r["cpu"] - bare["cpu"]) / n * 1e6
                 for level in args.levels.split(","):
-                    ours = run("ours", level, n)
+                    ours = run_median("ours", level, n, repeats)
                     ours_us = (ours["cpu"] - bare["cpu"]) / n * 1e6
                     host_us = (ours["wall"] - bare["wall"]) / n * 1e6
                     host_cpu_us = (ours["host"] - bare["host"]) / n * 1e6  # the host thread's own CPU
                     sender_us = ours["sender_cpu"] / n * 1e6
                     spans = level != "basic"
-                    accounted = ours["stored_spans"] + ours["sampled_out"] + ours["dropped_spans"]
-                    ok = ours["stored_commands"] == n and (not spans or accounted == n)
+                    ok = _adds_up(ours, level, n)
                     ratio = ours_us / stock_us
                     print(f"| {neighbour} | {level} | {n:,} | {ours_us:.1f} | {stock_us:.1f} | {ratio:.2f} | "
                           f"{sender_us:.1f} | {(ours_us + sender_us) / stock_us:.2f} | {host_us:.1f} | "

@@ -18,6 +18,7 @@ from otel_expansion.sdk.staging import Staging
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from otel_expansion.journal.record import Record
+    from otel_expansion.privacy.redaction import Redactor
 
 log = logging.getLogger("otel_expansion.sdk")
 
@@ -25,11 +26,15 @@ log = logging.getLogger("otel_expansion.sdk")
 class Replayer:
     """Turns recorded runs into spans and aggregated metric points with their original timestamps."""
 
-    def __init__(self, settings: Settings) -> None:
-        from otel_expansion.privacy.redaction import Redactor
+    def __init__(self, settings: Settings, redactor: Redactor | None = None, staging: Staging | None = None) -> None:
+        """``redactor`` and ``staging``: a service's own (its export thread replays what it spilled through
+        the pipeline it already has, seeded into ``pipelines``)."""
+        if redactor is None:
+            from otel_expansion.privacy.redaction import Redactor
 
-        self.redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
-        self.staging = Staging()
+            redactor = Redactor(settings.redact_patterns, settings.redact_allow, settings.hash_salt)
+        self.redactor = redactor
+        self.staging = Staging() if staging is None else staging
         self.pipelines: dict[tuple[Attrs, int], Pipeline] = {}
 
     def pipeline(self, resource: Mapping[str, AttrValue], level: int) -> Pipeline:

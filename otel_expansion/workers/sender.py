@@ -28,6 +28,7 @@ from otel_expansion.journal import store as journal
 if TYPE_CHECKING:
     from otel_expansion.journal.record import Record
     from otel_expansion.sdk.debug import DebugSpool
+    from otel_expansion.sdk.replay import Replayer
     from otel_expansion.spool.store import Spool
 
 __all__ = [
@@ -93,17 +94,20 @@ def open_spool(home: str, settings: Settings, busy_timeout_ms: int = 5000) -> Sp
 
 def ingest_journal(home: str, spool: Spool | DebugSpool, settings: Settings, deadline: float,
                    progress: Callable[[int, int], None] | None = None,
-                   only: list[str] | None = None) -> tuple[int, int]:
+                   only: list[str] | None = None, replayer: Replayer | None = None) -> tuple[int, int]:
     """Replay every published journal record (or ``only`` these paths) into the spool, in chunks;
     returns (ingested, corrupt).
 
     Each chunk's rows are committed together with the record ids they came from, then the records are
-    removed: a crash between the two replays nothing twice (the spool remembers the ids).
+    removed: a crash between the two replays nothing twice (the spool remembers the ids). ``replayer``: a
+    service's own (its pipeline already set up), for what its export thread spilled.
     """
     from otel_expansion.journal.record import counters_of
-    from otel_expansion.sdk.replay import Replayer
 
-    replayer = Replayer(settings)
+    if replayer is None:
+        from otel_expansion.sdk.replay import Replayer
+
+        replayer = Replayer(settings)
     paths = journal.pending(home) if only is None else [p for p in only if os.path.exists(p)]
     ingested = corrupt = waiting = 0
     # ingest marks matter only while their file exists (we hold the sender lock: nobody else replays)

@@ -41,15 +41,17 @@ SERVICE_MAX_BUFFERED = 16_384  # recorded commands held for the export thread; p
 SPILL_AT = SERVICE_MAX_BUFFERED // 2  # buffered commands, seen between two slices, that mean the thread
 # is behind: what the host recorded meanwhile goes to the journal (JSON, a tenth of a replay's cost) for a
 # sender round or the exit's detached sender to replay, instead of filling the buffer until it drops
-REPLAY_SHARE = 0.1  # of the wall time, what the thread may spend replaying while the program is busy
+REPLAY_SHARE = 0.1  # of the wall time, the CPU the thread may spend replaying while the program is busy
 REPLAY_BURST_S = 0.01  # replay time a quiet program saves up (a few hundred commands: a burst replays here)
-SPAWN_AFTER = 4 * 1_000  # spilled commands that start a detached sender while the program runs
+SPAWN_AFTER = 8 * 4_096  # spilled commands still waiting for this thread's catch-up that start a detached
+# sender while the program runs: the thread has fallen far behind, another core helps. Below it
+# the thread replays what it spilled itself (the SDK is loaded here already; a sender process pays ~0.2 s
+# of CPU to start)
 SPILL_COMMANDS = 4_096  # commands per spilled record (~0.6-0.9 MB; a larger one is halved until it fits)
 JOURNAL_COMMANDS = 1_000  # commands per journal record (~100-250 KB; the sender bounds its chunks by bytes)
 CATCH_UP_S = 0.2  # longest journal replay (spilled commands) between two drains of the recorder
 SENDER_LOCK_WAIT_S = 30.0  # how long the exit's sender waits for a round the thread had under way
 SPOOL_BUSY_MS = 50  # the export thread's wait for the spool's write lock, before it journals the slice
-SENDER_CHECK_S = 0.05
 SAMPLE_EVERY_S = 0.1  # how often the span sample may halve or double
 MAX_SAMPLE_SHIFT = 16  # the smallest sample keeps 1 span in 2**16
 COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (it takes milliseconds)
@@ -156,11 +158,15 @@ class ServiceRuntime:
         self._catch_up = False  # spilled records wait in the journal: replay them when the host is quieter
         self._in_round = False  # the thread holds the sender lock (a round), until the process ends
         self._budget, self._budget_at = REPLAY_BURST_S, time.monotonic()  # replay time the thread may use
-        self._unsent_spill = 0  # spilled commands since the last detached sender was started
+        self._spilled_paths: list[tuple[str, int]] = []  # this thread's spilled records (path, commands),
+        # oldest first, for its catch-up
+        self._replayer: Any = None  # the catch-up's Replayer, built on this runtime's own pipeline
         self._spawned_at = 0.0
-        self._sender_checked_at, self._sender_seen = 0.0, False
         self._spawn_every, self._backlog_at_spawn = 1.0, 0
-        self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through
+        self._counts: dict[str, int] = {}  # drop counters waiting for a commit that gets through: the
+        # export thread and the host (flush() meeting a full journal) both add to them, so every access is
+        # through _count/_take_counts under this lock, never a read-modify-write of the dict
+        self._counts_lock = threading.Lock()
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
             from otel_expansion.collect import resource as session
@@ -200,6 +206,7 @@ class ServiceRuntime:
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
         # die-by-SIGINT flag.
+        from otel_expansion.privacy import provenance  # noqa: F401  (a CLI loads it on its first command)
         from otel_expansion.spool import store  # noqa: F401
         from otel_expansion.workers import sender  # noqa: F401
 
@@ -265,11 +272,10 @@ class ServiceRuntime:
                         if self._catch_up and not quiet:  # spilled records and a busy program: replaying
                             self._spawn_sender(force=True)  # them here would starve the buffer's drains
                         else:
-                            self._send_round(interval)
-                            self._catch_up = False  # the round replayed the journal
+                            self._send_round(interval)  # replays the journal, ours included
                     elif self._catch_up and quiet and not self._stop.is_set():
                         # the host slowed down: replay what was spilled, a bounded slice of time at once
-                        self._catch_up = self._send_round(CATCH_UP_S, send=False) > 0
+                        self._replay_spilled(CATCH_UP_S, records=len(self._spilled_paths))
                 except Exception as exc:  # the thread must survive anything
                     log.warning("background send failed: %s: %s", type(exc).__name__, exc)
         finally:
@@ -300,80 +306,142 @@ class ServiceRuntime:
         with self._slices_lock:  # drained and queued atomically with respect to shutdown's sweep
             if self._closing:
                 return 0
-            self._backlog.extend(_Slice(b) for b in self._drain(heartbeat))
+            drained = self._drain(heartbeat)
+            # nothing recorded since the last step and nothing waiting: the program is quiet, the spare
+            # share may go to what was spilled (while it records, the share is the live spans')
+            idle = not self._backlog and not any(b.get("commands") for b in drained)
+            self._backlog.extend(_Slice(b) for b in drained)
             if not self._backlog:
                 self._backlog.append(_Slice({}))  # still collect what other instrumentations recorded
         written = 0
         while True:
             with self._slices_lock:
+                current: _Slice | None = None
                 if self._closing or not self._backlog:
                     self._current = None
-                    self._sample()
-                    return written
-                if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
-                    self._behind = True
-                    self._spill(self._drain(size=SPILL_COMMANDS))
-                current = self._backlog.popleft()
-                if current.body.get("commands") and (not self._may_replay() or self._sender_busy()):
-                    self._behind = True
-                    # over the replay budget, or a sender is writing: the journal takes the whole backlog
-                    bodies = [current.body] + [sl.body for sl in self._backlog]
-                    self._backlog.clear()  # before writing: whatever happens next, never replayed too
-                    self._spill(bodies)
-                    continue
-                self._current = current
-            started = time.monotonic()  # wall time: what the buffer waits for, convoy on the GIL included
+                    catch_up = self._catch_up and not self._closing
+                else:
+                    if len(self.recorder.commands) >= SPILL_AT:  # far behind: what the host recorded meanwhile
+                        self._behind = True  # (the memory bound)
+                        self._spill(self._drain(size=SPILL_COMMANDS))
+                    current = self._backlog.popleft()
+                    # Behind means over the CPU share (the replay budget) or the memory bound above, nothing
+                    # else: a sender holding the lock (or the spool) only delays a commit, and a refused
+                    # commit hands its slice to the journal without shrinking the sample.
+                    if current.body.get("commands") and not self._may_replay():
+                        self._behind = True  # over the replay budget
+                        held = len(self.recorder.commands) + len(current.body["commands"]) + sum(
+                            len(sl.body.get("commands") or ()) for sl in self._backlog)
+                        if held < SPILL_AT:  # within the memory bound: the backlog waits for the share
+                            self._backlog.appendleft(current)  # to refill (no journal round trip)
+                            self._current = current = None
+                            catch_up = False
+                        else:  # past it: the journal takes the whole backlog
+                            bodies = [current.body] + [sl.body for sl in self._backlog]
+                            self._backlog.clear()  # before writing: whatever happens next, never replayed too
+                            self._spill(bodies)
+                            continue
+                    else:
+                        self._current = current
+            if current is None:
+                if catch_up and idle and not self._closing and self._may_replay():
+                    self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
+                self._sample()
+                return written
+            started = time.thread_time()  # the thread's CPU: what it takes from the program (its waits for
+            # the interpreter lock take nothing; the memory bound, not the budget, covers what they delay)
             written += self._replay(current)
-            # charged in wall time, with a floor: one slow replay (a GC pause) is not owed for minutes
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.monotonic() - started))
+            # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - started))
             with self._slices_lock:
                 self._current = None
 
     def _sample(self) -> None:
         """Adjust the span sample (on the host, ``recorder.sample_shift``: keep 1 span in 2**k): halve it
-        while the thread cannot replay the spans within its share (it spilled), double it back once it
-        can. Usage metrics do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
+        while the thread is behind (over its CPU share, or past the memory bound: a sender holding the lock
+        or the spool is neither), double it back once it has spare share and nothing waits. Usage metrics
+        do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
         now = time.monotonic()
         if now - self._shift_at < SAMPLE_EVERY_S:
             return
         recorder = self.recorder
         if self._behind:
             recorder.sample_shift = min(MAX_SAMPLE_SHIFT, recorder.sample_shift + 1)
-        elif recorder.sample_shift and self._budget > 0:
+        elif recorder.sample_shift and self._budget > 0 and not self._backlog:  # spare share, nothing
+            # waiting in memory (spilled records wait for a quiet moment: not the live spans' concern)
             recorder.sample_shift -= 1
         self._behind = False
         self._shift_at = now
 
     def _may_replay(self) -> bool:
         """Whether the replay budget allows another slice now. The thread earns ``REPLAY_SHARE`` of the wall
-        time (up to ``REPLAY_BURST_S`` saved up): a program busy on the CPU keeps at least the rest, and
-        its host thread's added time stays small; a quieter one has everything replayed here."""
+        time (up to ``REPLAY_BURST_S`` saved up) and is charged the CPU its replays take: a program busy on
+        the CPU keeps at least the rest, and its host thread's added time stays small; a quieter one has
+        everything replayed here."""
         now = time.monotonic()
         self._budget = min(REPLAY_BURST_S, self._budget + REPLAY_SHARE * (now - self._budget_at))
         self._budget_at = now
         return self._budget > 0
 
-    def _sender_busy(self) -> bool:
-        """Whether a sender process holds the lock (and will write to the spool), looked up at most every
-        ``SENDER_CHECK_S``: a slice replayed now would wait for its commit while the buffer fills."""
-        now = time.monotonic()
-        if now - self._sender_checked_at >= SENDER_CHECK_S:
-            from otel_expansion.export.launcher import sender_running
-
-            self._sender_checked_at = now
-            self._sender_seen = sender_running(self.settings.home)
-        return self._sender_seen
-
     def _spill(self, bodies: list[dict[str, Any]]) -> None:
         """Journal what the thread will not replay now (under the slices lock, so shutdown's hand-over sees
-        it written before it starts its sender). A detached sender replays it, in parallel on another core
-        while the program is busy, or this thread does once the program is quiet."""
-        n = self._to_journal(bodies, spilled=True)
+        it written before it starts its sender). This thread replays it later with its spare share
+        (``_replay_spilled``); only when many records wait does a detached sender help, on another core."""
+        paths: list[tuple[str, int]] = []
+        n = self._to_journal(bodies, spilled=True, paths=paths)
         self.spilled += n
+        self._spilled_paths.extend(paths)
         self._catch_up = True
-        self._unsent_spill += n
-        if self._unsent_spill >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= self._spawn_every:
+        waiting = sum(n for _, n in self._spilled_paths)
+        if waiting >= SPAWN_AFTER and time.monotonic() - self._spawned_at >= self._spawn_every:
             self._spawn_sender()
+
+    def _replay_spilled(self, limit_s: float, records: int = 1) -> None:
+        """Replay this thread's oldest spilled records (up to ``records``, or ``limit_s`` of time) through
+        its own pipeline, each committed with its id (exactly once, as a sender would: under the sender
+        lock; a sender holding it replays ours too). Charged to the replay budget like any slice."""
+        import os
+
+        from otel_expansion.spool.store import SpoolUnavailable
+        from otel_expansion.workers.sender import SenderBusy, ingest_journal, sender_lock
+
+        waiting = self._spilled_paths = [p for p in self._spilled_paths if os.path.exists(p[0])]  # a sender's
+        started, cpu = time.monotonic(), time.thread_time()  # are gone
+        self._in_round = True  # the exit's sender waits for the lock instead of skipping these records
+        try:
+            with sender_lock(self.settings.home):
+                while waiting and records > 0 and not self._closing:
+                    path = waiting[0][0]
+                    ingest_journal(self.settings.home, self._open_spool(), self.settings,
+                                   time.monotonic() + limit_s, only=[path], replayer=self._own_replayer())
+                    if os.path.exists(path):  # not taken (out of time): next time
+                        break
+                    waiting.pop(0)
+                    records -= 1
+                    if time.monotonic() - started >= limit_s:
+                        break
+        except SenderBusy:  # a sender is replaying the journal, ours included
+            pass
+        except SpoolUnavailable as exc:  # the records stay in the journal: next time, or a sender
+            self._close_spool()
+            log.debug("spilled records wait: %s", exc)
+        finally:
+            self._in_round = False
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - cpu))
+            self._catch_up = bool(waiting)
+
+    def _own_replayer(self) -> Any:
+        """A Replayer whose pipeline for this runtime's resource and level is the runtime's own: no second
+        SDK pipeline to set up (and no second set of views) for what this thread spilled."""
+        if self._replayer is None:
+            from otel_expansion.otlp.model import attrs_of
+            from otel_expansion.sdk.replay import Replayer
+
+            self.pipeline.collect()  # other instrumentations' metrics so far, stamped with their own time
+            replayer = Replayer(self.settings, redactor=self.redactor, staging=self.staging)
+            replayer.pipelines[(attrs_of(self.resource), int(self.settings.level))] = self.pipeline
+            self._replayer = replayer
+        return self._replayer
 
     def _spawn_sender(self, force: bool = False) -> None:
         """A detached sender for what was spilled (one at a time; it sends too when sending is due). When
@@ -390,9 +458,8 @@ class ServiceRuntime:
                 self._spawn_every = 1.0
             self._backlog_at_spawn = backlog
             self._spawned_at = time.monotonic()  # also tells the exit's sender to wait for this one
-            if launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send,
-                              force=force, entry=SENDER_ENTRY) is not None:
-                self._unsent_spill = 0
+            launcher.spawn(self.settings.home, self.settings.endpoint, self.settings.send, force=force,
+                           entry=SENDER_ENTRY)
         except Exception as exc:  # the records stay in the journal for the exit's or a later sender
             log.warning("could not start a sender: %s: %s", type(exc).__name__, exc)
 
@@ -404,7 +471,7 @@ class ServiceRuntime:
             self.pipeline.collect()
         except Exception as exc:  # counted: the commands' spans are lost (their usage was recorded first)
             lost = len(sl.body.get("commands") or ())
-            self._counts["dropped.replay"] = self._counts.get("dropped.replay", 0) + lost
+            self._count({"dropped.replay": lost})
             log.warning("telemetry replay failed (%s); %d commands dropped", exc, lost)
         points, spans = self.staging.take()
         try:
@@ -428,11 +495,8 @@ class ServiceRuntime:
 
         body_counts = counters_of(sl.body)
         withheld = self.staging.take_withheld()  # other instrumentations' data not sent (privacy.foreign)
-        if withheld:
-            self._counts["dropped.foreign"] = self._counts.get("dropped.foreign", 0) + withheld
         staged_drops = self.staging.take_dropped()
-        if staged_drops:
-            self._counts["dropped.staging"] = self._counts.get("dropped.staging", 0) + staged_drops
+        self._count({"dropped.foreign": withheld, "dropped.staging": staged_drops})
         if not (points or spans or body_counts or self._counts):
             return 0
         added = False
@@ -441,11 +505,14 @@ class ServiceRuntime:
             if not spool.add(points, spans, claim=lambda: self._claim(sl)):
                 return 0  # handed to the journal by shutdown: the journal's copy counts
             added = True
-            for name, n in body_counts.items():
-                self._counts[name] = self._counts.get(name, 0) + n
-            for name, n in list(self._counts.items()):  # each its own small write: kept until it gets in
-                spool.incr(name, n)
-                del self._counts[name]
+            self._count(body_counts)
+            taken = self._take_counts()
+            try:
+                for name, n in list(taken.items()):  # each its own small write: kept until it gets in
+                    spool.incr(name, n)
+                    del taken[name]
+            finally:
+                self._count(taken)  # what did not get in waits for the next commit
             self._failing = (spool.get_state("backoff.failures") or "0") != "0"
         except SpoolUnavailable as exc:  # busy (a sender's write), read-only or full disk
             self._close_spool()
@@ -489,7 +556,8 @@ class ServiceRuntime:
             self._backlog.clear()
         return self._to_journal(pending)
 
-    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False, final: bool = False) -> int:
+    def _to_journal(self, bodies: list[dict[str, Any]], spilled: bool = False, final: bool = False,
+                    paths: list[tuple[str, int]] | None = None) -> int:
         """Write bodies as journal records of at most JOURNAL_COMMANDS commands; returns commands written.
         ``spilled`` records say so (``spilled``: their command count), for the self-health counter the
         sender keeps when it stores them. A body's usage aggregate travels in records of its own.
@@ -497,7 +565,8 @@ class ServiceRuntime:
         What the journal refuses (its bounds, a failed write) is never lost uncounted: the commands (and
         the overflow tally they carry) are counted as dropped spans (``dropped.journal_full``), and the
         rest (usage, tallies, heartbeats, ended sessions) waits in this process for the next drain, or, at
-        exit (``final``), is written regardless of the journal's bounds (a few small records)."""
+        exit (``final``), is written regardless of the journal's bounds (a few small records). ``paths``
+        gathers the records published (path, commands)."""
         from otel_expansion.journal import store as journal
 
         home = self.settings.home
@@ -520,11 +589,14 @@ class ServiceRuntime:
                 room -= 1
         now = time.time_ns()
         failed = False
+        published: list[tuple[str, int]] = [] if paths is None else paths
         try:
-            journal.append_many(home, records, now)
+            published.extend(zip(journal.append_many(home, records, now),
+                                 (len(r.get("commands") or ()) for r in records), strict=True))
             written = sum(len(r.get("commands") or ()) for r in records)
         except ValueError:  # a record over the journal's size: one at a time, halving what is too large
-            written = sum(self._append(journal, record, now + 2 * i, residue) for i, record in enumerate(records))
+            written = sum(self._append(journal, record, now + 2 * i, residue, published)
+                          for i, record in enumerate(records))
         except OSError as exc:
             log.warning("telemetry journal unavailable: %s", exc)
             for record in records:
@@ -532,8 +604,9 @@ class ServiceRuntime:
             written, failed = 0, True
         if residue:
             self._keep(residue, final, now + 2 * len(records) + 1)
-        if records and not failed:  # records (usage alone, at basic, has no commands) a sender must store
-            self._journaled += max(1, written)
+        if records and not failed and not spilled:  # records (usage alone, at basic, has no commands) a
+            self._journaled += max(1, written)  # sender must store; spilled ones: this thread, or a sender
+            # at exit while ``_catch_up`` says they wait
         return written
 
     def _parts(self, whole: dict[str, Any], size: int) -> list[dict[str, Any]]:
@@ -571,38 +644,39 @@ class ServiceRuntime:
             try:
                 journal.note_dropped(self.settings.home, dropped)
             except OSError:  # the counter file too: counted in this process until a commit takes it
-                self._counts["dropped.journal_full"] = self._counts.get("dropped.journal_full", 0) + dropped
+                self._count({"dropped.journal_full": dropped})
         aggregate = residue.pop("usage", None)
         usage = aggregate.take() if aggregate is not None else None
         if not final:
             if usage is not None:
                 self.usage.merge(usage)
-            self._heartbeats += residue.pop("heartbeats", 0)
-            self._ended_back.extend(residue.pop("sessions_ended", ()))
+            with self._lock:  # the drain's lock: _drain takes them back under it
+                self._heartbeats += residue.pop("heartbeats", 0)
+                self._ended_back.extend(residue.pop("sessions_ended", ()))
             from otel_expansion.journal.record import counters_of
 
-            for name, n in counters_of(residue).items():
-                self._counts[name] = self._counts.get(name, 0) + n
+            self._count(counters_of(residue))
             return
         # exit: nothing of this process outlives it but files. A few small records past the bounds (the
         # disk's reserve still applies: ``full`` is not asked, but the write fails on a full disk)
         from otel_expansion.collect.usage import split_usage
         from otel_expansion.journal.record import DROP_COUNTS
 
-        for name, n in list(self._counts.items()):  # counts no commit took
+        left: dict[str, int] = {}
+        for name, n in self._take_counts().items():  # counts no commit took
             key = name.split(".", 1)[-1]
             if name == "dropped.journal_full":
-                with contextlib.suppress(OSError):
+                try:
                     journal.note_dropped(self.settings.home, n)
-                    del self._counts[name]
-                continue
-            if name.startswith("dropped.") and key in DROP_COUNTS:
+                except OSError:
+                    left[name] = n
+            elif name.startswith("dropped.") and key in DROP_COUNTS:
                 residue[key] = residue.get(key, 0) + n
             elif name == "spans.sampled_out":
                 residue["sampled_out"] = residue.get("sampled_out", 0) + n
             else:
-                continue
-            del self._counts[name]
+                left[name] = n
+        self._count(left)
         parts = [{"usage": u, "metered": 1} for u in split_usage(usage)] if usage else []
         if residue:
             parts.insert(0, {**residue, "metered": 1})
@@ -612,10 +686,24 @@ class ServiceRuntime:
         except (OSError, ValueError) as exc:
             log.warning("telemetry journal unavailable at exit; usage of this run's last interval lost: %s", exc)
 
-    def _append(self, journal: Any, record: dict[str, Any], now: int, residue: dict[str, Any]) -> int:
+    def _count(self, counts: dict[str, int]) -> None:
+        """Add drop counters for the next commit (from either thread)."""
+        with self._counts_lock:
+            for name, n in counts.items():
+                if n:
+                    self._counts[name] = self._counts.get(name, 0) + n
+
+    def _take_counts(self) -> dict[str, int]:
+        """The drop counters waiting, taken whole (a commit writes them; what it cannot, it adds back)."""
+        with self._counts_lock:
+            taken, self._counts = self._counts, {}
+        return taken
+
+    def _append(self, journal: Any, record: dict[str, Any], now: int, residue: dict[str, Any],
+                published: list[tuple[str, int]]) -> int:
         commands = record.get("commands") or []
         try:
-            journal.append(self.settings.home, record, now)
+            published.append((journal.append(self.settings.home, record, now), len(commands)))
             return len(commands)
         except ValueError:  # over the journal's record size: halve it
             if len(commands) < 2:
@@ -623,7 +711,8 @@ class ServiceRuntime:
                 _refuse(record, residue)
                 return 0
             first, second = split_body(record, (len(commands) + 1) // 2)[:2]
-            return self._append(journal, first, now, residue) + self._append(journal, second, now + 1, residue)
+            return (self._append(journal, first, now, residue, published)
+                    + self._append(journal, second, now + 1, residue, published))
         except OSError as exc:
             log.warning("telemetry journal unavailable, %d commands' spans dropped (counted): %s", len(commands), exc)
             _refuse(record, residue)
@@ -659,7 +748,9 @@ class ServiceRuntime:
         self._to_journal(handed, final=True)
         if current is None or (current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
-        if self.settings.debug and self._journaled:  # debug mode: show what was handed over, as a CLI does
+        if self._counts:  # drop and sampling counters no commit took (a journal that refused a spill after
+            self._keep({}, True, time.time_ns())  # the thread's last commit): a small record past the bounds
+        if self.settings.debug and (self._journaled or self._catch_up):  # debug: show what was handed over
             from otel_expansion.workers.inline import ingest_now
 
             try:
@@ -672,10 +763,10 @@ class ServiceRuntime:
         # whatever the send interval says, but respect a failing collector's backoff.
         home = self.settings.home
         in_backoff = launcher.next_send_at(home) > time.time() and self._failing
-        # A round under way in the thread dies with the process, lock and all; a sender this program
-        # started for what it spilled may still be replaying records listed before the last ones were
+        # A round under way in the thread dies with the process, lock and all; a sender (this program's or
+        # any other) may still be replaying records listed before this program's spilled ones were
         # written: either way the exit's sender waits for the lock instead of leaving them for next time.
-        wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at else 0.0
+        wait = SENDER_LOCK_WAIT_S if self._in_round or self._spawned_at or self._catch_up else 0.0
         if self.cli_like and not long_running:
             # a CLI run: one sender when sending is due (or the journal has grown), like init()'s CLI runs;
             # a forced send per run made every run of a CLI its own three requests

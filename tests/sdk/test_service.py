@@ -96,6 +96,14 @@ def test_a_claimed_slice_is_committed_and_not_journaled(tmp_path: Path) -> None:
     assert spool_commands(home, rt) == 200
 
 
+def spool_spans(home: Path, rt: ServiceRuntime) -> int:
+    spool = open_spool(str(home), rt.settings)
+    try:
+        return len(spool.pending(limit=100_000)[1])
+    finally:
+        spool.close()
+
+
 def test_flush_persists_the_buffer_as_journal_records(tmp_path: Path) -> None:
     home = tmp_path / "home"
     rt = runtime(home)
@@ -129,26 +137,51 @@ def counters(home: Path, rt: ServiceRuntime) -> dict[str, int]:
         spool.close()
 
 
-def test_over_its_replay_budget_the_thread_journals_slices_and_a_sender_stores_them(tmp_path: Path) -> None:
-    """A program busier than the thread's share of the time: slices go to the journal (marked as spilled),
-    none is dropped, and the sender that replays them stores each command once and counts them."""
+def test_over_its_replay_budget_the_backlog_waits_in_memory_for_the_share(tmp_path: Path) -> None:
+    """A program busier than the thread's share of the time, within the memory bound: the slices wait in
+    the backlog (no journal round trip) and are replayed once the share allows, each command once."""
     home = tmp_path / "home"
     rt = runtime(home)
     record(rt, 5000)
     rt._budget = -10.0  # the thread has used more than its share (a busy program)
+    rt.step()
+    assert rt.spilled == 0 and not journaled(home) and spool_commands(home, rt) == 0
+    assert sum(len(sl.body.get("commands") or ()) for sl in rt._backlog) == 5000
+    steps = 0
+    while rt._backlog:  # the share refills (a slice at least each time it is positive)
+        rt._budget = 1.0
+        rt.step()
+        steps += 1
+        assert steps < 10
+    assert spool_commands(home, rt) == 5000 and rt.spilled == 0
+
+
+def test_past_the_memory_bound_the_thread_spills_and_replays_what_it_spilled_itself(tmp_path: Path) -> None:
+    """Past the memory bound the backlog goes to the journal (marked as spilled), none is dropped, and the
+    thread replays those records itself with its spare share (no sender process): each command once."""
+    from otel_expansion.workers import service
+
+    home = tmp_path / "home"
+    rt = runtime(home)
     rt._spawned_at = 1e18  # no detached sender from inside a test
+    n = service.SPILL_AT + 808
+    record(rt, n)
+    rt._budget = -10.0
     rt.step()
-    assert rt.spilled == 5000 and spool_commands(home, rt) == 0
+    assert rt.spilled == n and spool_commands(home, rt) == 0 and rt._catch_up
     records = journaled(home)
-    assert sum(len(r.get("commands", ())) for r in records) == 5000 == sum(r.get("spilled", 0) for r in records)
-    ingest(home, rt)
-    assert spool_commands(home, rt) == 5000
-    assert counters(home, rt).get("service.spilled") == 5000
+    assert sum(len(r.get("commands", ())) for r in records) == n == sum(r.get("spilled", 0) for r in records)
+    steps = 0
+    while rt._catch_up:  # one record a step, while the share allows
+        rt._budget = 1.0
+        rt.step()
+        steps += 1
+        assert steps < 50
+    assert steps >= 2 and not journaled(home)
+    assert spool_commands(home, rt) == n
+    assert counters(home, rt).get("service.spilled") == n
     assert not [k for k in counters(home, rt) if k.startswith("dropped.")]
-    record(rt, 300)
-    rt._budget = 1.0  # a quiet program again: replayed here
-    rt.step()
-    assert rt.spilled == 5000 and spool_commands(home, rt) == 5300
+    assert spool_spans(home, rt) == n
 
 
 def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_path: Path) -> None:
@@ -166,6 +199,7 @@ def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_
     other = sqlite3.connect(str(home / "spool.sqlite"), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # a writer holds the lock
+        rt._budget = 1.0  # within its share: the slice is replayed, and its commit refused
         rt.step()
         other.execute("ROLLBACK")
     finally:
@@ -179,19 +213,25 @@ def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_
 def test_a_sender_that_cannot_start_leaves_spilled_slices_in_the_journal_only(tmp_path: Path,
                                                                               monkeypatch: Any) -> None:
     """The interpreter was replaced under a running service (no executable to start a sender with): the
-    spill is not undone, nothing is replayed a second time, and a later sender stores each command once."""
+    spill is not undone, nothing is replayed a second time, and whoever replays the records (the thread,
+    then a sender) stores each command once."""
     import sys
+
+    from otel_expansion.workers import service
 
     home = tmp_path / "home"
     rt = runtime(home)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "gone" / "python3"))
-    record(rt, 5000)
+    monkeypatch.setattr(service, "SPAWN_AFTER", 1)  # the thread asks for help at once
+    n = service.SPILL_AT + 808
+    record(rt, n)
     rt._budget = -10.0
-    rt.step()  # spills 5,000 commands: the sender start fails (logged), the backlog is already cleared
-    assert rt.spilled == 5000 and not rt._backlog
-    rt._budget = 1.0
-    rt.step()  # nothing left to replay here
+    rt.step()  # spills: the sender start fails (logged), the backlog is already cleared
+    assert rt.spilled == n and not rt._backlog
+    for _ in range(2):  # the thread replays a spilled record a step itself (the usage's, then commands)
+        rt._budget = 1.0
+        rt.step()
     monkeypatch.undo()
-    assert spool_commands(home, rt) == 0
+    assert 0 < spool_spans(home, rt) < n and journaled(home)
     ingest(home, rt)
-    assert spool_commands(home, rt) == 5000
+    assert spool_commands(home, rt) == n == spool_spans(home, rt)

@@ -197,6 +197,72 @@ def test_the_sample_shrinks_while_the_thread_is_behind_and_grows_back(tmp_path: 
     assert rt.recorder.sample_shift == 0
 
 
+def test_a_sender_holding_the_lock_and_the_spool_is_not_falling_behind(tmp_path: Path) -> None:
+    """Round 3's first policy counted "a sender holds the lock" as falling behind, so under sustained load
+    (the program's own senders holding it) it kept 1 span in 43-63. Behind means over the CPU share or the
+    memory bound: with the share available, a sender holding the lock all along and the spool's write
+    lock now and then, every span is kept (a refused commit goes to the journal, stored once later)."""
+    import sqlite3
+
+    from otel_expansion.workers import service
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    run(rt, 1)
+    rt.step()  # creates the spool
+    rounds, per_round = 12, 150
+    shifts = []
+    with sender_lock(str(home)):  # another process's sender round, all along
+        for i in range(rounds):
+            run(rt, per_round)
+            rt._budget, rt._budget_at = service.REPLAY_BURST_S, time.monotonic()  # within its share
+            rt._shift_at = 0.0  # the sample is reconsidered at every step
+            writer = None
+            if i % 3 == 1:  # the sender is writing: the spool's write lock is taken too
+                writer = sqlite3.connect(str(home / "spool.sqlite"), isolation_level=None)
+                writer.execute("BEGIN IMMEDIATE")
+            try:
+                rt.step()
+            finally:
+                if writer is not None:
+                    writer.execute("ROLLBACK")
+                    writer.close()
+            shifts.append(rt.recorder.sample_shift)
+            assert not rt._backlog and len(rt.recorder.commands) == 0  # memory: nothing held back
+    assert shifts == [0] * rounds  # never sampled: the thread kept up within its share
+    assert rt.spilled > 0  # the refused commits went to the journal (the thread could not take the lock)
+    ingest(home, rt)
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 1 + rounds * per_round
+    assert n_spans == 1 + rounds * per_round and not counters.get("spans.sampled_out")
+    assert not [k for k in counters if k.startswith("dropped.")]
+
+
+def test_over_its_share_the_thread_samples_and_memory_stays_bounded(tmp_path: Path) -> None:
+    """Over the CPU share (a busy program), the backlog waits in memory up to the bound, then goes to the
+    journal; the sample shrinks; nothing is held past the bound and every span is accounted for."""
+    from otel_expansion.workers import service
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    total = 0
+    for _ in range(8):
+        run(rt, 5000)
+        total += 5000
+        rt._budget, rt._budget_at = -1.0, time.monotonic()  # over its share
+        rt._shift_at = 0.0
+        rt.step()
+        held = len(rt.recorder.commands) + sum(len(sl.body.get("commands") or ()) for sl in rt._backlog)
+        assert held < service.SPILL_AT
+    assert rt.recorder.sample_shift >= 4 and rt.spilled > 0
+    rt.shutdown()
+    ingest(home, rt)
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == total
+    assert n_spans + counters.get("spans.sampled_out", 0) == total
+    assert not [k for k in counters if k.startswith("dropped.")]
+
+
 # -- every branch where the journal refuses something is counted ---------------------------------------------
 
 def test_full_journal_counts_the_overflow_tally_of_a_refused_slice(tmp_path: Path, monkeypatch: Any) -> None:
@@ -223,6 +289,25 @@ def test_full_journal_keeps_usage_and_tallies_in_process_for_the_next_drain(tmp_
     assert rt._heartbeats == 1
     again = rt.usage.take()
     assert again is not None and again["runs"][0][3] == 40  # waits for the next drain
+
+
+def test_counters_waiting_for_a_commit_at_exit_are_written_with_the_exit(tmp_path: Path, monkeypatch: Any) -> None:
+    """A spill refused by a full journal leaves its tallies (spans sampled out) waiting for the thread's
+    next commit; the program exits first and its hand-over fits: the tallies still reach the spool."""
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    rt.recorder.sample_shift = 16
+    run(rt, 50)  # (nearly) all sampled out: the tally travels with the body
+    bodies = rt._drain()
+    fill_journal(home, monkeypatch)
+    rt._to_journal(bodies, spilled=True)  # refused: the commands' spans to the journal's counter,
+    assert rt._counts.get("spans.sampled_out", 0) > 0  # the tally kept in the process
+    monkeypatch.undo()  # room again for the exit's hand-over
+    rt.shutdown()
+    ingest(home, rt)
+    _, n_spans, counters = spool(home, rt)
+    assert n_spans == 0
+    assert counters.get("spans.sampled_out", 0) + counters.get("dropped.journal_full", 0) == 50
 
 
 def test_full_journal_at_exit_writes_the_usage_past_the_bound(tmp_path: Path, monkeypatch: Any) -> None:
@@ -284,6 +369,54 @@ def test_a_failed_replay_is_counted(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.undo()
     _, _, counters = spool(home, rt)
     assert counters["dropped.replay"] == 3
+
+
+def test_drop_counts_from_the_host_and_the_export_thread_add_up_exactly(tmp_path: Path, monkeypatch: Any) -> None:
+    """flush() on the host meeting a full journal and the export thread committing its own drop counts,
+    at the same time, many times over: every count reaches the spool or the journal's counter, none is
+    lost to a read-modify-write of the shared counters (a switch interval of a microsecond makes the
+    threads interleave inside them)."""
+    import sys
+    import threading
+
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced")
+    run(rt, 1)
+    rt.step()  # creates the spool
+    fill_journal(home, monkeypatch)
+    rt.recorder.sample_shift = 16  # nearly every command sampled out: a tally each flush() sends back
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(rt.pipeline, "ingest", broken)
+    rounds, per_slice = 300, 7
+    host_commands = 0
+
+    def export_thread() -> None:
+        for i in range(rounds):
+            rt._replay(_Slice({"commands": cmds(per_slice, T0 + i * 10**6), "metered": 1}))
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        worker = threading.Thread(target=export_thread)
+        worker.start()
+        while worker.is_alive() or host_commands < 3 * rounds:
+            run(rt, 3)
+            host_commands += 3
+            rt.flush()
+        worker.join()
+    finally:
+        sys.setswitchinterval(previous)
+    monkeypatch.setattr(rt.pipeline, "ingest", type(rt.pipeline).ingest.__get__(rt.pipeline))
+    rt._commit(_Slice({}), [], [])  # whatever the last commit could not take
+    assert rt._counts == {}
+    _, _, counters = spool(home, rt)
+    assert counters["dropped.replay"] == rounds * per_slice
+    # every host command: its span sampled out (counted in the process, then the spool) or, kept by the
+    # sample, refused by the full journal (the journal's own drop counter)
+    assert counters.get("spans.sampled_out", 0) + journal.dropped(str(home)) == host_commands
 
 
 def test_a_busy_spool_hands_the_usage_to_the_journal_and_it_is_stored_once(tmp_path: Path) -> None:
