@@ -629,6 +629,8 @@ def _duration(seconds: float | None) -> str:
         return "-"
     if 0 < seconds < 0.001:  # a 22 us command is not "0 ms"
         return f"{seconds * 1e6:.0f} us"
+    if seconds < 0.0995:  # three significant digits, as the distribution line prints them (10.6 ms, not 11)
+        return f"{seconds * 1000:.1f} ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
@@ -866,7 +868,8 @@ def render_report(report: dict[str, Any]) -> str:
     if startup["count"]:
         out += [
             "",
-            f"Start-up time: {startup['count']} runs, p50 {_duration(startup['p50_s'])},"
+            f"Start-up time: {_count(startup['count'])} {'run' if startup['count'] == 1 else 'runs'},"
+            f" p50 {_duration(startup['p50_s'])},"
             f" p95 {_duration(startup['p95_s'])}, p99 {_duration(startup['p99_s'])}",
         ]
     sessions = report["sessions"]
@@ -913,7 +916,7 @@ def render_report(report: dict[str, Any]) -> str:
         out.append("Ingest limits applied: " + ", ".join(f"{x['what']} {x['count']}" for x in report["limits"]))
     stored = report["stored"]
     out.append(
-        f"Stored: {stored['spans']} spans, {stored['metric_points']} metric points,"
-        f" {stored['logs']} logs, {stored['resources']} resources"
+        f"Stored: {_count(stored['spans'])} spans, {_count(stored['metric_points'])} metric points,"
+        f" {_count(stored['logs'])} logs, {_count(stored['resources'])} resources"
     )
     return ("\n".join(out) + "\n").translate(_UNSAFE_FOR_TERMINALS)

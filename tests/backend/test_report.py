@@ -165,7 +165,7 @@ class TestKnownDataSet:
         """The terminal rendering shows the key numbers."""
         text = render_report(report)
         assert "Invocations 150  errors 25 (16.7%)" in text
-        assert "remote add   100      20       20.0%  500 ms  950 ms" in text
+        assert "remote add   100      20       20.0%   500 ms  950 ms" in text  # beside "70.0 ms"
         assert "ConnectionError" in text
         assert "os.type: linux 73.3%, darwin 26.7%" in text
         assert "spool dropped 4 (full 3, expired 1)" in text
