@@ -474,6 +474,13 @@ def bench_ingest(db: Path, senders: int, rows_total: int, points: int,
             "workers": len(pids) - 1, "rss": rss, "wal_peak_mib": wal_peak[0] / 2**20, "orphans": len(orphans)}
 
 
+def _points_in(body: bytes) -> int:
+    """Data points in a gzip OTLP metrics request (the sums, the histograms, and the error points)."""
+    request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(gzip.decompress(body))
+    return sum(len(getattr(m, m.WhichOneof("data")).data_points) for rm in request.resource_metrics
+               for sm in rm.scope_metrics for m in sm.metrics)
+
+
 def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, seed: int = 11) -> dict[str, float]:
     """Store ``invocations`` through the real ingest path: installations' sends over 90 days as the SDK
     makes them (see _sender_requests), POSTed gzip to ``backend serve`` by ``senders`` threads."""
@@ -496,7 +503,7 @@ def ingest_load(db: Path, invocations: int, commands: int, senders: int = 4, see
         left -= sum(runs)
         end = now - rng.randrange(DAYS * DAY_NS)
         metrics, traces = _sender_requests(rng, rng.randrange(INSTALLATIONS), end, chosen, runs, 3, errors=True)
-        bodies[i % senders] += [("/v1/metrics", metrics, 2 * len(chosen)), ("/v1/traces", traces, 3)]
+        bodies[i % senders] += [("/v1/metrics", metrics, _points_in(metrics)), ("/v1/traces", traces, 3)]
         i += 1
     server, port = _start_server(db)
     try:
