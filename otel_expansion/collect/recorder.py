@@ -321,7 +321,9 @@ class Recorder:
         level = self.level
         if level >= _PERFORMANCE:
             cmd["cpu"] = max(0.0, _process_time() - run.start_cpu)
-            cmd["mem"] = peak_rss_bytes()
+            # a long-running program (usage aggregated here) asks every command: one getrusage call (~1 us),
+            # not the CLI's /proc/self/status read (~18 us), whose reason (no ``resource`` import) is a CLI's
+            cmd["mem"] = peak_rss_bytes() if usage is None else rusage_peak_bytes()
             if run.startup:
                 startup = startup_seconds(run.start_mono)
                 if startup is not None:
@@ -733,6 +735,12 @@ def peak_rss_bytes() -> int | None:
     peak = _proc_peak()
     if peak is not None:
         return peak
+    return rusage_peak_bytes()
+
+
+def rusage_peak_bytes() -> int | None:
+    """Peak resident set size from ``resource.getrusage`` (bound once): one system call, for a long-running
+    program's every command (its peak includes an image it replaced by exec: a service's, rarely)."""
     if not _rusage:
         _load_rusage()
     getrusage, who = _rusage

@@ -190,3 +190,29 @@ def test_handle_methods_judge_the_apps_own_code() -> None:
     assert body is not None
     assert [c["name"] for c in body["commands"]] == ["deploy", DYNAMIC]
     assert [f["name"] for f in body["features"]] == ["export", DYNAMIC]
+
+
+def test_a_long_running_program_reads_its_peak_with_one_system_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service records every command's peak memory: one getrusage call, never the CLI's read of
+    /proc/self/status (open, read, close: ~18 us a command, which doubled the host path when it was used
+    there); a CLI's single command still reads VmHWM (no ``resource`` import on its path)."""
+    from otel_expansion.collect.usage import Usage
+
+    opened: list[object] = []
+    real_proc = performance._proc_peak
+
+    def proc_peak() -> int | None:
+        opened.append(1)
+        return real_proc()
+
+    monkeypatch.setattr(performance, "_proc_peak", proc_peak)
+    service = make(Level.ENHANCED)
+    service.usage = Usage()
+    for _ in range(3):
+        service.end(service.begin("job", origin="literal"))
+    body = service.drain()
+    assert body is not None and all(c["mem"] > 0 for c in body["commands"])
+    assert opened == []
+    cli = make(Level.ENHANCED)
+    cli.end(cli.begin("job", origin="literal"))
+    assert opened == [1]
