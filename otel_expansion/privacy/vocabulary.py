@@ -175,6 +175,7 @@ def own_code(code: CodeType) -> bool:
 
 
 _command_codes: list[dict[int, CodeType]] = []  # the ``python -c`` program's code objects, by id
+_command_top: list[CodeType] = []  # and its outermost code: its literals name the string's functions
 
 
 def _in_command_string(code: CodeType) -> bool:
@@ -196,6 +197,7 @@ def _in_command_string(code: CodeType) -> bool:
             codes[id(c)] = c
             stack.extend(k for k in c.co_consts if hasattr(k, "co_consts"))
         _command_codes.append(codes)
+        _command_top.append(top)
     return _command_codes[0].get(id(code)) is code
 
 
@@ -644,6 +646,8 @@ def _signature_literals(module: str, filename: str) -> frozenset[str]:
     literals = _module_literals(module)
     if literals or module != "__main__":
         return literals
+    if filename == "<string>":  # the ``python -c`` program: no file, but its code is known (``own_code``)
+        return _code_literals(_command_top[0]) if _command_top else frozenset()
     try:
         with open(filename, "rb") as fh:
             code = compile(fh.read(), filename, "exec", dont_inherit=True)

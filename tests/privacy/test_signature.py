@@ -319,3 +319,38 @@ def test_the_console_script_the_user_ran_names_the_program_packages(tmp_path: Pa
         monkeypatch.setattr(vocabulary, name, empty)
     tops = vocabulary._program_packages()  # (plus pytest's own package when run as ``python -m pytest``)
     assert "mytool_pkg" in tops and "elsewhere" not in tops
+
+
+COMMAND_STRING = '''
+import sys
+sys.path.insert(0, {root!r})
+from otel_expansion.privacy.vocabulary import signature
+
+def outer():
+    inner()
+
+def inner():
+    raise ValueError("x")
+
+def renamed():
+    raise ValueError("x")
+
+renamed.__code__ = renamed.__code__.replace(co_name={secret!r})
+for f in (outer, renamed):
+    try:
+        f()
+    except Exception as exc:
+        print(signature(exc, 1))
+'''
+
+
+def test_a_python_c_program_names_its_own_functions() -> None:
+    """The ``python -c`` string is the program's own code: its ``def`` names are kept, as a file's are (they
+    were ``<dynamic>`` when only files gave literals); a name made at run time still is not."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL")}
+    r = subprocess.run([sys.executable, "-c", COMMAND_STRING.format(root=root, secret=SECRET)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["__main__:<module> > __main__:outer > __main__:inner",
+                                     f"__main__:<module> > {DYNAMIC}"]
