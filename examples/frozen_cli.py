@@ -25,12 +25,23 @@ def main() -> int:
     greet = sub.add_parser("greet")
     greet.add_argument("name")
     sub.add_parser("fail")
+    sub.add_parser("crash")  # an uncaught exception two calls deep: its error signature names them
     args = parser.parse_args()
+    if args.cmd == "crash":
+        _crash()
     if args.cmd == "fail":
         print("it failed", file=sys.stderr)
         return 3
     print(f"hello {args.name}")
     return 0
+
+
+def _crash() -> None:
+    _load("settings.toml")
+
+
+def _load(name: str) -> None:
+    raise FileNotFoundError(name)
 
 
 if __name__ == "__main__":

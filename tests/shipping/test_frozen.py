@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,36 @@ def test_the_sender_start_cannot_happen_by_accident(frozen: Path, mode: str, tmp
                                 timeout=120)
         assert result.returncode == 2 and b"frozencli: error:" in result.stderr, result.stderr
     assert len((tmp_path / "runs.log").read_text().splitlines()) == 3
+
+
+def _signatures(server: Any) -> list[str]:
+    """``cli.error.signature`` of every failed span the receiver got."""
+    found = []
+    for req in server.requests:
+        if req.signal != "traces":
+            continue
+        for rs in req.message().resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    attrs = {a.key: a.value.string_value for a in span.attributes}
+                    if "cli.error.signature" in attrs:
+                        found.append(attrs["cli.error.signature"])
+    return found
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_a_frozen_app_names_its_error_frames_as_the_script_does(frozen: Path, mode: str, tmp_path: Path) -> None:
+    """PyInstaller compiles the app's code with file names relative to its bundle: the error signature of a
+    crash is still the program's own frames, the same string the script gives when run by Python."""
+    expected = "__main__:<module> > __main__:main > __main__:_crash > __main__:_load"
+    for runner in ("frozen", "python"):
+        (tmp_path / runner).mkdir()
+        with otlp_server() as srv:
+            env = _env(tmp_path / runner, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_METRIC_EXPORT_INTERVAL="1000")
+            if runner == "python":
+                env["PYTHONPATH"] = str(ROOT)
+            argv = [_exe(frozen, mode)] if runner == "frozen" else [sys.executable, str(EXAMPLE)]
+            crash = subprocess.run([*argv, "crash"], env=env, capture_output=True, timeout=120)
+            assert crash.returncode == 1 and b"FileNotFoundError: settings.toml" in crash.stderr, crash.stderr
+            wait_delivered(srv, 1)
+            assert _signatures(srv) == [expected], runner
