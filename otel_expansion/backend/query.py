@@ -126,35 +126,42 @@ def _where(f: Filter, *, day: str = "day", apps: bool = True) -> tuple[str, list
     return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
+def _whole_weeks(f: Filter, open_week: int | None) -> tuple[int | None, int | None]:
+    """The first and last week wholly inside the filter's days whose weekly rows exist (None: unbounded).
+
+    Weeks from ``open_week`` on have no weekly rows yet (the store writes them once, from the daily rows,
+    when the week closes): a range reaching into them reads their days from the daily tier."""
+    first = None if f.since_day is None else (f.since_day + 9) // 7
+    last = None if f.until_day is None else (f.until_day - 3) // 7
+    if open_week is not None and (last is None or last >= open_week):
+        last = open_week - 1
+    return first, last
+
+
+def _tiered(f: Filter, group: Sequence[str], open_week: int | None = None) -> tuple[str, list[Any]]:
     """Rows of the two-tier rollups covering the filter's days exactly once.
 
     Grouped by day or week: daily rows. Otherwise: weekly rows (grain 7) for the weeks wholly inside the
-    range, daily rows (grain 1) for the days at its edges. Week w covers days 7w-3 .. 7w+3.
+    range (before ``open_week``), daily rows (grain 1) for the days at its edges. Week w covers days
+    7w-3 .. 7w+3.
     """
     if "day" in group or "week" in group:
         daily, daily_params = _where(f)
         return " AND grain = 1" + daily, daily_params
     apps, app_params = _where(Filter(f.service, f.version))
-    first = None if f.since_day is None else (f.since_day + 9) // 7
-    last = None if f.until_day is None else (f.until_day - 3) // 7
-    weeks: list[str] = ["grain = 7"]
-    days: list[str] = ["grain = 1"]
-    params: list[Any] = []
-    day_params: list[Any] = []
-    if first is not None:
-        weeks.append("day >= ?")
-        params.append(first)
-        days.append("day >= ?")
-        day_params.append(f.since_day)
-    if last is not None:
-        weeks.append("day <= ?")
-        params.append(last)
-        days.append("day <= ?")
-        day_params.append(f.until_day)
+    first, last = _whole_weeks(f, open_week)
     if first is not None and last is not None and first > last:  # no whole week: days only
         where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
         return " AND grain = 1" + where + apps, day_only + app_params
+    weeks: list[str] = ["grain = 7"]
+    days, day_params = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
+    params: list[Any] = []
+    if first is not None:
+        weeks.append("day >= ?")
+        params.append(first)
+    if last is not None:
+        weeks.append("day <= ?")
+        params.append(last)
     edges = []
     if first is not None:
         edges.append("day < ?")
@@ -163,13 +170,12 @@ def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
         edges.append("day > ?")
         day_params.append(7 * last + 3)
     if edges:
-        days.append("(" + " OR ".join(edges) + ")")
-        clause = f"(({' AND '.join(weeks)}) OR ({' AND '.join(days)}))"
+        clause = f"(({' AND '.join(weeks)}) OR (grain = 1{days} AND ({' OR '.join(edges)})))"
         return f" AND {clause}{apps}", params + day_params + app_params
     return f" AND {' AND '.join(weeks)}{apps}", params + app_params
 
 
-def _tiers(f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
+def _tiers(f: Filter, group: Sequence[str], open_week: int | None = None) -> list[tuple[str, list[Any]]]:
     """The rows :func:`_tiered` covers, as up to three separate ranges (whole weeks, the days before the
     first whole week, the days after the last): each an equality on grain and a range on day, which an
     index on (..., grain, day) answers as a range, where the OR of :func:`_tiered` makes SQLite read every
@@ -177,8 +183,7 @@ def _tiers(f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
     if "day" in group or "week" in group:
         return [_tiered(f, group)]
     apps, app_params = _where(Filter(f.service, f.version))
-    first = None if f.since_day is None else (f.since_day + 9) // 7
-    last = None if f.until_day is None else (f.until_day - 3) // 7
+    first, last = _whole_weeks(f, open_week)
     if first is not None and last is not None and first > last:  # no whole week: days only
         where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
         return [(" AND grain = 1" + where + apps, day_only + app_params)]
@@ -225,6 +230,16 @@ class SQLiteEngine:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        # read once: weeks before it keep their weekly rows for good (the store only ever moves it on, in
+        # the same transaction that writes them), and daily rows answer for every week
+        row = conn.execute("SELECT value FROM meta WHERE key = 'weekly_from'").fetchone()
+        self._open_week = None if row is None else int(row[0])
+
+    def _tiered(self, f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
+        return _tiered(f, group, self._open_week)
+
+    def _tiers(self, f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
+        return _tiers(f, group, self._open_week)
 
     def close(self) -> None:
         self._conn.close()
@@ -245,7 +260,7 @@ class SQLiteEngine:
         select = ", ".join(f"{fn}({col})" for fn, col in aggregates)
         width = len(group)
         out: dict[tuple[Any, ...], list[Any]] = {}
-        for tier, tier_params in _tiers(f, group):
+        for tier, tier_params in self._tiers(f, group):
             clause, clause_params = _only(tier, tier_params, command)
             for row in self._grouped(select, table, f"{where}{clause}", [*params, *clause_params], group):
                 key, values = tuple(row[:width]), row[width:]
@@ -291,7 +306,7 @@ class SQLiteEngine:
         self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
     ) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
-        where, params = _only(*_tiered(f, group), command)
+        where, params = _only(*self._tiered(f, group), command)
         names, names_params = _in(metrics)
         return self._bucket_rows(names, [*names_params, *params], where, group)
 
@@ -313,7 +328,7 @@ class SQLiteEngine:
 
         Each tier's range is its own statement (see :func:`_tiers`); the merge is exact in any order."""
         merged: dict[tuple[Any, ...], Accumulator] = {}
-        for where, params in _tiers(f, group):
+        for where, params in self._tiers(f, group):
             self._exponential_rows(f, metrics, group, command, where, params, merged)
         return [(*key, acc.result()) for key, acc in merged.items()]
 
@@ -350,7 +365,7 @@ class SQLiteEngine:
                                   names, names_params, f, group, command)
 
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, ["metric"])
+        where, params = self._tiered(f, ["metric"])
         # a range on the primary key's first column (LIKE with ESCAPE cannot use it: a full scan per report)
         above = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
         rows = self._rows(
@@ -366,7 +381,7 @@ class SQLiteEngine:
         return rows
 
     def environment(self, f: Filter) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, ["key"])
+        where, params = self._tiered(f, ["key"])
         return self._rows(
             f"SELECT key, value, SUM(invocations) FROM r_env WHERE 1 = 1{where} GROUP BY key, value", params
         )
@@ -469,7 +484,7 @@ class SQLiteEngine:
             where, params = _where(f)
             sql = f"SELECT {cols}, n FROM r_error WHERE {names} AND grain = 0 AND day = 0{where} AND n != 0"
         else:
-            where, params = _tiered(f, [])
+            where, params = self._tiered(f, [])
             sql = (f"SELECT {cols}, SUM(n) FROM r_error WHERE {names}{where}"
                    " GROUP BY metric, service, version, command, error_type, signature HAVING SUM(n) != 0")
         return self._conn.execute(sql, [*names_params, *params]).fetchall()  # tuples already: thousands of rows

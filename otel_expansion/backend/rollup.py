@@ -65,6 +65,7 @@ __all__ = [
     "roll",
     "roll_ahead",
     "session_bucket",
+    "week_of",
     "weekly",
 ]
 
@@ -477,9 +478,26 @@ def decode_exponential(blob: bytes) -> exponential.Buckets:
     return exponential.Buckets(scale, zero, offset, counts, n_offset, n_counts)
 
 
-def weekly(rollup: Rollup) -> Rollup:
-    """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier."""
+def week_of(day: int) -> int:
+    """The Monday-based week holding a UTC day (week w covers days 7w-3 .. 7w+3)."""
+    return (day + 3) // 7
+
+
+def weekly(rollup: Rollup, before_week: int | None = None) -> Rollup:
+    """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier.
+
+    ``before_week``: only the days of weeks before it (the store's later weeks are still open: it writes
+    their weekly rows once, from the daily ones, when they close; see Store._close_weeks)."""
     out = Rollup(kinds=rollup.kinds)
+    if before_week is not None:
+        first_open = 7 * before_week - 3
+        rollup = Rollup(
+            {k: v for k, v in rollup.metrics.items() if k[1] < first_open}, rollup.kinds,
+            {k: v for k, v in rollup.buckets.items() if k[1] < first_open},
+            {k: v for k, v in rollup.exp.items() if k[1] < first_open},
+            {k: v for k, v in rollup.env.items() if k[0] < first_open}, set(),
+            {k: v for k, v in rollup.errors.items() if k[1] < first_open},
+        )
     _merge_metrics(
         out.metrics, (((metric, (day + 3) // 7, *rest), acc) for (metric, day, *rest), acc in rollup.metrics.items()),
         rollup.kinds,
