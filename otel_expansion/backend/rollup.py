@@ -483,20 +483,19 @@ def week_of(day: int) -> int:
     return (day + 3) // 7
 
 
-def weekly(rollup: Rollup, before_week: int | None = None) -> Rollup:
+def weekly(rollup: Rollup, before_day: int | None = None) -> Rollup:
     """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier.
 
-    ``before_week``: only the days of weeks before it (the store's later weeks are still open: it writes
-    their weekly rows once, from the daily ones, when they close; see Store._close_weeks)."""
+    ``before_day``: only the days before it (the store adds later days to their weeks once, from the daily
+    rows, when the day is over; see Store._close_days)."""
     out = Rollup(kinds=rollup.kinds)
-    if before_week is not None:
-        first_open = 7 * before_week - 3
+    if before_day is not None:
         rollup = Rollup(
-            {k: v for k, v in rollup.metrics.items() if k[1] < first_open}, rollup.kinds,
-            {k: v for k, v in rollup.buckets.items() if k[1] < first_open},
-            {k: v for k, v in rollup.exp.items() if k[1] < first_open},
-            {k: v for k, v in rollup.env.items() if k[0] < first_open}, set(),
-            {k: v for k, v in rollup.errors.items() if k[1] < first_open},
+            {k: v for k, v in rollup.metrics.items() if k[1] < before_day}, rollup.kinds,
+            {k: v for k, v in rollup.buckets.items() if k[1] < before_day},
+            {k: v for k, v in rollup.exp.items() if k[1] < before_day},
+            {k: v for k, v in rollup.env.items() if k[0] < before_day}, set(),
+            {k: v for k, v in rollup.errors.items() if k[1] < before_day},
         )
     _merge_metrics(
         out.metrics, (((metric, (day + 3) // 7, *rest), acc) for (metric, day, *rest), acc in rollup.metrics.items()),
