@@ -271,16 +271,16 @@ class SQLiteEngine:
         Store._close_days) and the rows it decides about must come from the same snapshot, or a day added to
         its week in between would be read twice (from its week's row and its own)."""
         conn = self._conn
-        if conn.in_transaction:  # already inside one
-            yield
-            return
-        conn.execute("BEGIN")
+        begin = not conn.in_transaction  # else: inside the caller's (or an enclosing question's) transaction
+        if begin:
+            conn.execute("BEGIN")
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'weekly_from_day'").fetchone()
             self._open_day = None if row is None else int(row[0])
             yield
         finally:
-            conn.execute("COMMIT")
+            if begin:
+                conn.execute("COMMIT")
 
     def _tiered(self, f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
         return _tiered(f, group, self._open_day)

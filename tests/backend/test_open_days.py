@@ -219,3 +219,17 @@ def test_late_point_of_a_closed_day_writes_both_tiers(tmp_path: Path) -> None:
     store.write_group([])
     store.close()
     weeks_add_up(db)
+
+
+def test_engine_inside_a_callers_transaction_reads_open_days(stores: dict[str, Path]) -> None:
+    """A connection already in a read transaction: the engine still reads which days are open (in it)."""
+    conn = open_readonly(stores["open"])
+    conn.execute("BEGIN")
+    engine = SQLiteEngine(conn)
+    expected_engine = SQLiteEngine(open_readonly(stores["closed"]))
+    try:
+        approx_equal(report_from(engine, FILTERS[0], NOW), report_from(expected_engine, FILTERS[0], NOW))
+        assert conn.in_transaction
+    finally:
+        engine.close()
+        expected_engine.close()
