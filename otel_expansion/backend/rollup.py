@@ -20,7 +20,8 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
   (grain 0, day 0: the store adds it at flush), which an unbounded report reads instead of every week.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
-all-time report reads about a seventh of the rows.
+all-time report reads about a seventh of the rows. A day joins its week's rows once it is over (the store
+adds its daily rows then; until then its points write the daily tier only and readers read it there).
 ``label`` is the one extra attribute a metric is grouped by (feature name, drop reason, hour of week...).
 """
 

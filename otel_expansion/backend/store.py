@@ -365,7 +365,7 @@ class Store:
         self._data_version: int | None = None
         self._open_day: int | None = None  # read in each write transaction until known (see _close_days)
         self.clock: Callable[[], int] = time.time_ns
-        """Receipt time in nanoseconds (a test moves it to close weeks)."""
+        """Receipt time in nanoseconds (a test moves it on to close days)."""
         self._limits = limits or Limits()
         self._retention_days = retention_days
 
@@ -446,7 +446,7 @@ class Store:
         self._exp_rows.clear()
         self._open_day = None  # re-read: a rolled-back transaction may have set it
 
-    # ---------------------------------------------------------------------------------------- open weeks
+    # ----------------------------------------------------------------------------------------- open days
 
     def _first_open_day(self, now: int) -> int:
         """The first day whose rollup rows are not in the weekly tier yet (kept in the meta table).
