@@ -95,7 +95,7 @@ def bulk_load(db: Path, invocations: int, seed: int = 7, chunk: int = 100_000) -
     conn.execute("PRAGMA synchronous = OFF")
     store = Store.__new__(Store)  # the store's own rollup code on this connection, no request wrapper
     store._conn, store._resource_ids, store._limits, store._retention_days = conn, {}, Limits(), 0.0
-    store._known, store._exp_rows, store._data_version = set(), {}, None
+    store._known, store._exp_rows, store._data_version, store._open_day = set(), {}, None, None
     installs = []
     conn.execute("BEGIN")
     for i in range(INSTALLATIONS):

@@ -25,9 +25,16 @@ from otel_expansion.backend.limits import Limits, clip_resource
 from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
 from otel_expansion.otlp.exponential import downscale
 
-__all__ = ["DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_resources"]
+__all__ = ["GC_THRESHOLDS", "DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_resources"]
 
 _PARENT_CHECK_S = 0.5
+
+GC_THRESHOLDS = (50_000, 20, 10)
+"""The cyclic garbage collector's thresholds while this process serves (and in its decoding workers): ingest
+allocates containers by the hundred thousand, nearly all freed by reference counting, and the default
+(700, 10, 10) ran a collection every few hundred of them, full ones over the writer's caches: 6% of the
+server's CPU and 3% of a worker's at 8 senders. Cyclic garbage is still collected, every 50,000 net
+allocations."""
 
 
 class PoolBroken(RuntimeError):
@@ -69,7 +76,11 @@ def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: boo
 
 
 def _watch_parent(parent: int) -> None:
-    """Worker initializer: exit when the server process is gone (its pid is no longer our parent)."""
+    """Worker initializer: exit when the server process is gone (its pid is no longer our parent); and
+    collect cyclic garbage less often (GC_THRESHOLDS)."""
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
 
     def watch() -> None:
         while os.getppid() == parent:

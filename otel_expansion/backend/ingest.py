@@ -323,8 +323,9 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
 
 
 def _int_list(values: Iterable[int]) -> str:
-    """``_json(list(values))`` for integers, without the encoder (same text: ``[1,2,3]``)."""
-    return "[" + ",".join(map(str, values)) + "]"
+    """``_json(list(values))`` for integers, without the encoder (same text: ``[1,2,3]``: the list's repr, in C,
+    less the spaces after its commas, which integers never contain)."""
+    return repr(list(values)).replace(" ", "")
 
 
 def _columns(attrs: dict[str, Any]) -> tuple[str | None, str | None, str | None]:

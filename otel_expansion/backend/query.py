@@ -8,13 +8,15 @@ whole UTC days (the rollups' grain): ``since`` rounds down to its day, ``until``
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import operator
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from otel_expansion.backend.rollup import (
     ALL,
@@ -126,35 +128,47 @@ def _where(f: Filter, *, day: str = "day", apps: bool = True) -> tuple[str, list
     return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
+def _whole_weeks(f: Filter) -> tuple[int | None, int | None]:
+    """The first and last week wholly inside the filter's days (None: unbounded)."""
+    first = None if f.since_day is None else (f.since_day + 9) // 7
+    last = None if f.until_day is None else (f.until_day - 3) // 7
+    return first, last
+
+
+def _open_days(first: int | None, last: int | None, open_day: int | None) -> tuple[int, int | None] | None:
+    """The days of the whole weeks ``first``..``last`` not in their weekly rows yet (from ``open_day`` on: the
+    store adds a day to its week once the day is over), or None when there are none."""
+    if open_day is None:
+        return None
+    low = open_day if first is None else max(open_day, 7 * first - 3)
+    high = None if last is None else 7 * last + 3
+    return None if high is not None and low > high else (low, high)
+
+
+def _tiered(f: Filter, group: Sequence[str], open_day: int | None = None) -> tuple[str, list[Any]]:
     """Rows of the two-tier rollups covering the filter's days exactly once.
 
     Grouped by day or week: daily rows. Otherwise: weekly rows (grain 7) for the weeks wholly inside the
-    range, daily rows (grain 1) for the days at its edges. Week w covers days 7w-3 .. 7w+3.
+    range, daily rows (grain 1) for the days at its edges and for the open days (from ``open_day`` on, not
+    added to their weeks yet). Week w covers days 7w-3 .. 7w+3.
     """
     if "day" in group or "week" in group:
         daily, daily_params = _where(f)
         return " AND grain = 1" + daily, daily_params
     apps, app_params = _where(Filter(f.service, f.version))
-    first = None if f.since_day is None else (f.since_day + 9) // 7
-    last = None if f.until_day is None else (f.until_day - 3) // 7
-    weeks: list[str] = ["grain = 7"]
-    days: list[str] = ["grain = 1"]
-    params: list[Any] = []
-    day_params: list[Any] = []
-    if first is not None:
-        weeks.append("day >= ?")
-        params.append(first)
-        days.append("day >= ?")
-        day_params.append(f.since_day)
-    if last is not None:
-        weeks.append("day <= ?")
-        params.append(last)
-        days.append("day <= ?")
-        day_params.append(f.until_day)
+    first, last = _whole_weeks(f)
     if first is not None and last is not None and first > last:  # no whole week: days only
         where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
         return " AND grain = 1" + where + apps, day_only + app_params
+    weeks: list[str] = ["grain = 7"]
+    days, day_params = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
+    params: list[Any] = []
+    if first is not None:
+        weeks.append("day >= ?")
+        params.append(first)
+    if last is not None:
+        weeks.append("day <= ?")
+        params.append(last)
     edges = []
     if first is not None:
         edges.append("day < ?")
@@ -162,23 +176,25 @@ def _tiered(f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
     if last is not None:
         edges.append("day > ?")
         day_params.append(7 * last + 3)
+    opened = _open_days(first, last, open_day)
+    if opened is not None:
+        edges.append("day >= ?" if opened[1] is None else "(day >= ? AND day <= ?)")
+        day_params += [d for d in opened if d is not None]
     if edges:
-        days.append("(" + " OR ".join(edges) + ")")
-        clause = f"(({' AND '.join(weeks)}) OR ({' AND '.join(days)}))"
+        clause = f"(({' AND '.join(weeks)}) OR (grain = 1{days} AND ({' OR '.join(edges)})))"
         return f" AND {clause}{apps}", params + day_params + app_params
     return f" AND {' AND '.join(weeks)}{apps}", params + app_params
 
 
-def _tiers(f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
-    """The rows :func:`_tiered` covers, as up to three separate ranges (whole weeks, the days before the
-    first whole week, the days after the last): each an equality on grain and a range on day, which an
-    index on (..., grain, day) answers as a range, where the OR of :func:`_tiered` makes SQLite read every
-    row of the metric."""
+def _tiers(f: Filter, group: Sequence[str], open_day: int | None = None) -> list[tuple[str, list[Any]]]:
+    """The rows :func:`_tiered` covers, as up to four separate ranges (whole weeks, the days before the
+    first whole week, the days after the last, the open days of the whole weeks): each an equality on grain
+    and a range on day, which an index on (..., grain, day) answers as a range, where the OR of
+    :func:`_tiered` makes SQLite read every row of the metric."""
     if "day" in group or "week" in group:
         return [_tiered(f, group)]
     apps, app_params = _where(Filter(f.service, f.version))
-    first = None if f.since_day is None else (f.since_day + 9) // 7
-    last = None if f.until_day is None else (f.until_day - 3) // 7
+    first, last = _whole_weeks(f)
     if first is not None and last is not None and first > last:  # no whole week: days only
         where, day_only = _where(Filter(since_day=f.since_day, until_day=f.until_day), apps=False)
         return [(" AND grain = 1" + where + apps, day_only + app_params)]
@@ -196,6 +212,11 @@ def _tiers(f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
         until = "" if f.until_day is None else " AND day <= ?"
         parts.append((f" AND grain = 1 AND day > ?{until}" + apps,
                       [7 * last + 3, *([] if f.until_day is None else [f.until_day]), *app_params]))
+    opened = _open_days(first, last, open_day)
+    if opened is not None:
+        low, high = opened
+        parts.append((" AND grain = 1 AND day >= ?" + ("" if high is None else " AND day <= ?") + apps,
+                      [low, *([] if high is None else [high]), *app_params]))
     return parts
 
 
@@ -220,14 +241,52 @@ def _in(metrics: Sequence[str]) -> tuple[str, list[Any]]:
 _COMBINE: dict[str, Callable[[Any, Any], Any]] = {"SUM": operator.add, "MIN": min, "MAX": max}
 
 
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _consistent(method: _M) -> _M:
+    """Run an SQLiteEngine method inside :meth:`SQLiteEngine._snapshot`."""
+
+    @functools.wraps(method)
+    def wrapper(self: SQLiteEngine, *args: Any, **kwargs: Any) -> Any:
+        with self._snapshot():
+            return method(self, *args, **kwargs)
+
+    return cast(_M, wrapper)
+
+
 class SQLiteEngine:
     """Answers from the embedded store's rollup tables."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._open_day: int | None = None
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction around a question that reads the weekly tier: the first open day (see
+        Store._close_days) and the rows it decides about must come from the same snapshot, or a day added to
+        its week in between would be read twice (from its week's row and its own)."""
+        conn = self._conn
+        begin = not conn.in_transaction  # else: inside the caller's (or an enclosing question's) transaction
+        if begin:
+            conn.execute("BEGIN")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'weekly_from_day'").fetchone()
+            self._open_day = None if row is None else int(row[0])
+            yield
+        finally:
+            if begin:
+                conn.execute("COMMIT")
+
+    def _tiered(self, f: Filter, group: Sequence[str]) -> tuple[str, list[Any]]:
+        return _tiered(f, group, self._open_day)
+
+    def _tiers(self, f: Filter, group: Sequence[str]) -> list[tuple[str, list[Any]]]:
+        return _tiers(f, group, self._open_day)
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(sql, params)]
@@ -238,6 +297,7 @@ class SQLiteEngine:
         tail = " GROUP BY " + ", ".join(cols) if cols else ""
         return self._rows(f"SELECT {head}{select} FROM {table} WHERE {where}{tail}", params)
 
+    @_consistent
     def _tier_grouped(self, aggregates: Sequence[tuple[str, str]], table: str, where: str, params: list[Any],
                       f: Filter, group: Sequence[str], command: str | None = None) -> list[tuple[Any, ...]]:
         """``_grouped`` over the rollup rows covering ``f``, one statement per tier range (see :func:`_tiers`),
@@ -245,7 +305,7 @@ class SQLiteEngine:
         select = ", ".join(f"{fn}({col})" for fn, col in aggregates)
         width = len(group)
         out: dict[tuple[Any, ...], list[Any]] = {}
-        for tier, tier_params in _tiers(f, group):
+        for tier, tier_params in self._tiers(f, group):
             clause, clause_params = _only(tier, tier_params, command)
             for row in self._grouped(select, table, f"{where}{clause}", [*params, *clause_params], group):
                 key, values = tuple(row[:width]), row[width:]
@@ -287,11 +347,12 @@ class SQLiteEngine:
         names, names_params = _in(metrics)
         return self._tier_grouped((("SUM", "value"),), "r_metric", names, names_params, f, group)
 
+    @_consistent
     def buckets(
         self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
     ) -> list[tuple[Any, ...]]:
         """(*group, lower, upper, count) per non-empty bucket, summed per layout in SQL."""
-        where, params = _only(*_tiered(f, group), command)
+        where, params = _only(*self._tiered(f, group), command)
         names, names_params = _in(metrics)
         return self._bucket_rows(names, [*names_params, *params], where, group)
 
@@ -306,6 +367,7 @@ class SQLiteEngine:
                 out.append((*row[:width], lower, upper, n))
         return out
 
+    @_consistent
     def exponential(
         self, f: Filter, metrics: Sequence[str], group: Sequence[str], *, command: str | None = None
     ) -> list[tuple[Any, ...]]:
@@ -313,7 +375,7 @@ class SQLiteEngine:
 
         Each tier's range is its own statement (see :func:`_tiers`); the merge is exact in any order."""
         merged: dict[tuple[Any, ...], Accumulator] = {}
-        for where, params in _tiers(f, group):
+        for where, params in self._tiers(f, group):
             self._exponential_rows(f, metrics, group, command, where, params, merged)
         return [(*key, acc.result()) for key, acc in merged.items()]
 
@@ -349,8 +411,9 @@ class SQLiteEngine:
         return self._tier_grouped((("SUM", "count"), ("SUM", "sum"), ("MIN", "min"), ("MAX", "max")), "r_metric",
                                   names, names_params, f, group, command)
 
+    @_consistent
     def metric_totals(self, f: Filter, prefix: str) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, ["metric"])
+        where, params = self._tiered(f, ["metric"])
         # a range on the primary key's first column (LIKE with ESCAPE cannot use it: a full scan per report)
         above = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
         rows = self._rows(
@@ -365,8 +428,9 @@ class SQLiteEngine:
         )
         return rows
 
+    @_consistent
     def environment(self, f: Filter) -> list[tuple[Any, ...]]:
-        where, params = _tiered(f, ["key"])
+        where, params = self._tiered(f, ["key"])
         return self._rows(
             f"SELECT key, value, SUM(invocations) FROM r_env WHERE 1 = 1{where} GROUP BY key, value", params
         )
@@ -460,6 +524,7 @@ class SQLiteEngine:
             return self._rows("SELECT what, SUM(n) FROM limits GROUP BY what", [])
         return self._rows("SELECT what, SUM(n) FROM limits WHERE service IN (?, '') GROUP BY what", [f.service])
 
+    @_consistent
     def error_groups(self, f: Filter) -> list[tuple[Any, ...]]:
         """Error counters by app, version, metric, error type, stack signature and command, over the filter
         (the error rollup's weekly rows for whole weeks, daily rows at the edges, as every section)."""
@@ -469,7 +534,7 @@ class SQLiteEngine:
             where, params = _where(f)
             sql = f"SELECT {cols}, n FROM r_error WHERE {names} AND grain = 0 AND day = 0{where} AND n != 0"
         else:
-            where, params = _tiered(f, [])
+            where, params = self._tiered(f, [])
             sql = (f"SELECT {cols}, SUM(n) FROM r_error WHERE {names}{where}"
                    " GROUP BY metric, service, version, command, error_type, signature HAVING SUM(n) != 0")
         return self._conn.execute(sql, [*names_params, *params]).fetchall()  # tuples already: thousands of rows

@@ -20,7 +20,8 @@ Pure functions over decoded rows, no SQL. The keys are the report's dimensions, 
   (grain 0, day 0: the store adds it at flush), which an unbounded report reads instead of every week.
 Each is kept twice: per day (grain 1) and per Monday-based week (grain 7). A report over a range reads
 the weeks it fully covers from the weekly tier and only the days at its edges from the daily one, so an
-all-time report reads about a seventh of the rows.
+all-time report reads about a seventh of the rows. A day joins its week's rows once it is over (the store
+adds its daily rows then; until then its points write the daily tier only and readers read it there).
 ``label`` is the one extra attribute a metric is grouped by (feature name, drop reason, hour of week...).
 """
 
@@ -65,6 +66,7 @@ __all__ = [
     "roll",
     "roll_ahead",
     "session_bucket",
+    "week_of",
     "weekly",
 ]
 
@@ -477,9 +479,25 @@ def decode_exponential(blob: bytes) -> exponential.Buckets:
     return exponential.Buckets(scale, zero, offset, counts, n_offset, n_counts)
 
 
-def weekly(rollup: Rollup) -> Rollup:
-    """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier."""
+def week_of(day: int) -> int:
+    """The Monday-based week holding a UTC day (week w covers days 7w-3 .. 7w+3)."""
+    return (day + 3) // 7
+
+
+def weekly(rollup: Rollup, before_day: int | None = None) -> Rollup:
+    """The same aggregates by Monday-based week ((day + 3) // 7) instead of day: the coarse tier.
+
+    ``before_day``: only the days before it (the store adds later days to their weeks once, from the daily
+    rows, when the day is over; see Store._close_days)."""
     out = Rollup(kinds=rollup.kinds)
+    if before_day is not None:
+        rollup = Rollup(
+            {k: v for k, v in rollup.metrics.items() if k[1] < before_day}, rollup.kinds,
+            {k: v for k, v in rollup.buckets.items() if k[1] < before_day},
+            {k: v for k, v in rollup.exp.items() if k[1] < before_day},
+            {k: v for k, v in rollup.env.items() if k[0] < before_day}, set(),
+            {k: v for k, v in rollup.errors.items() if k[1] < before_day},
+        )
     _merge_metrics(
         out.metrics, (((metric, (day + 3) // 7, *rest), acc) for (metric, day, *rest), acc in rollup.metrics.items()),
         rollup.kinds,

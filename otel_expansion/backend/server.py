@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from otel_expansion.backend.decoding import DecodePool, PoolBroken, default_workers
+from otel_expansion.backend.decoding import GC_THRESHOLDS, DecodePool, PoolBroken, default_workers
 from otel_expansion.backend.ingest import (
     JSON,
     MAX_BODY_BYTES,
@@ -635,6 +635,7 @@ def serve(
         raise
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
+    restore_gc = _fewer_collections()
     try:
 
         def stopper() -> None:
@@ -648,8 +649,21 @@ def serve(
         server.serve_forever(poll_interval=0.1)
     finally:
         restore()
+        restore_gc()
         server.server_close()
         keeper.close()
+
+
+def _fewer_collections() -> Callable[[], None]:
+    """Raise the GC thresholds when serving owns the process (the main thread), else nothing; returns what
+    restores the previous ones."""
+    import gc
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return lambda: gc.set_threshold(*previous)
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:

@@ -40,7 +40,7 @@ import json
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from otel_expansion.backend.rollup import (
     exponential_of,
     roll,
     session_bucket,
+    week_of,
     weekly,
 )
 from otel_expansion.otlp import exponential
@@ -362,6 +363,9 @@ class Store:
         self._known: set[tuple[str, str, str]] = set()
         self._exp_rows: dict[tuple[Any, ...], exponential.Buckets] = {}
         self._data_version: int | None = None
+        self._open_day: int | None = None  # read in each write transaction until known (see _close_days)
+        self.clock: Callable[[], int] = time.time_ns
+        """Receipt time in nanoseconds (a test moves it on to close days)."""
         self._limits = limits or Limits()
         self._retention_days = retention_days
 
@@ -396,7 +400,7 @@ class Store:
         returned in its place; the others commit together, so a result here means stored. A failed COMMIT
         raises (nothing of the group is stored).
         """
-        now = time.time_ns()
+        now = self.clock()
         conn = self._conn
         results: list[WriteResult | Exception] = []
         group = Rollup()  # the group's rollups, merged in memory: one upsert per key per group
@@ -405,7 +409,12 @@ class Store:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._data_version:  # another connection wrote: what we remember may be stale
                 self._exp_rows.clear()
+                self._open_day = None
                 self._data_version = version
+            if self._open_day is None:
+                self._open_day = self._first_open_day(now)
+            if now // DAY_NS > self._open_day:
+                self._close_days(now // DAY_NS)
             for signal, resources, batch_id in requests:
                 conn.execute("SAVEPOINT oe_request")
                 try:
@@ -435,6 +444,77 @@ class Store:
         self._resource_ids.clear()
         self._known.clear()
         self._exp_rows.clear()
+        self._open_day = None  # re-read: a rolled-back transaction may have set it
+
+    # ----------------------------------------------------------------------------------------- open days
+
+    def _first_open_day(self, now: int) -> int:
+        """The first day whose rollup rows are not in the weekly tier yet (kept in the meta table).
+
+        A store that has none (new, or written by an older release, which wrote both tiers for every point)
+        starts at today or the day after the last day it holds, whichever is later: no day already counted in
+        a weekly row is ever added to it again."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'weekly_from_day'").fetchone()
+        if row is not None:
+            return int(row[0])
+        last = max((self._conn.execute("SELECT MAX(day) FROM r_metric WHERE metric = ? AND grain = 1", (metric,)
+                                       ).fetchone()[0] for metric in _metrics_in(self._conn, "r_metric")),
+                   default=None)
+        day = max(now // DAY_NS, -1 if last is None else last + 1)
+        self._conn.execute("INSERT INTO meta VALUES ('weekly_from_day', ?)", (str(day),))
+        return day
+
+    def _close_days(self, today: int) -> None:
+        """Add the daily rollup rows of every open day before ``today`` to their weeks' rows, in the caller's
+        transaction, and move the first open day on.
+
+        Why: a point of an open day (nearly every point: they arrive the day they are recorded) then writes
+        its daily rollup rows only, half the rollup writes of ingest. Each day is added once, through the
+        same upserts (and exponential merge) that writing both tiers per point used, in day order, so the
+        weekly rows hold what they held before; a point arriving later for a closed day writes both tiers, as
+        before. Readers (SQLiteEngine) read the open days from the daily tier.
+        """
+        assert self._open_day is not None
+        first, end = self._open_day, today
+        conn = self._conn
+        for metric in _metrics_in(conn, "r_metric"):
+            conn.executemany(_METRIC_UPSERT, [
+                (metric, 7, week_of(r[0]), *r[1:]) for r in conn.execute(
+                    "SELECT day, service, version, command, outcome, error_type, label, kind, value, errors, count,"
+                    " sum, min, max, last_ns FROM r_metric WHERE metric = ? AND grain = 1 AND day >= ? AND day < ?"
+                    " ORDER BY day, service, version, command, outcome, error_type, label", (metric, first, end)
+                ).fetchall()])
+        slots = ", ".join(f"c{i}" for i in range(BUCKET_SLOTS))
+        for metric in _metrics_in(conn, "r_bucket"):
+            conn.executemany(_BUCKET_UPSERT, [
+                (metric, 7, week_of(r[0]), *r[1:]) for r in conn.execute(
+                    f"SELECT day, service, version, command, label, bounds, {slots} FROM r_bucket"
+                    " WHERE metric = ? AND grain = 1 AND day >= ? AND day < ?", (metric, first, end)
+                ).fetchall()])
+        for metric in _metrics_in(conn, "r_exp"):
+            merged: dict[tuple[Any, ...], exponential.Buckets] = {}
+            for day, *rest, blob in conn.execute(
+                "SELECT day, service, version, command, label, buckets FROM r_exp WHERE metric = ? AND grain = 1"
+                " AND day >= ? AND day < ? ORDER BY day, service, version, command, label", (metric, first, end)
+            ).fetchall():
+                key = (metric, week_of(day), *rest)
+                have = merged.get(key)
+                b = decode_exponential(blob)
+                merged[key] = b if have is None else exponential.merge(have, b)
+            self._upsert_exp(7, merged)
+        for metric in _metrics_in(conn, "r_error"):
+            conn.executemany(_ERROR_UPSERT, [
+                (metric, 7, week_of(r[0]), *r[1:]) for r in conn.execute(
+                    "SELECT day, service, version, command, error_type, signature, n FROM r_error"
+                    " WHERE metric = ? AND grain = 1 AND day >= ? AND day < ?", (metric, first, end)
+                ).fetchall()])
+        conn.executemany(_ENV_UPSERT, [
+            (7, week_of(r[0]), *r[1:]) for r in conn.execute(
+                "SELECT day, service, version, key, value, invocations FROM r_env"
+                " WHERE grain = 1 AND day >= ? AND day < ?", (first, end)
+            ).fetchall()])
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('weekly_from_day', ?)", (str(end),))
+        self._open_day = end
 
     def _write_one(
         self, signal: str, resources: Sequence[ResourceData], batch_id: str | None, now: int
@@ -640,7 +720,7 @@ class Store:
 
     def _flush(self, rollup: Rollup) -> None:
         conn = self._conn
-        for grain, tier in ((1, rollup), (7, weekly(rollup))):
+        for grain, tier in ((1, rollup), (7, weekly(rollup, self._open_day))):
             if tier.metrics:
                 conn.executemany(
                     _METRIC_UPSERT,
@@ -825,7 +905,7 @@ def _backfill(conn: sqlite3.Connection) -> None:
     """Derive the rollups of a version-1 store from its raw rows (once, when it is first opened)."""
     store = Store.__new__(Store)
     store._conn, store._resource_ids, store._known, store._limits = conn, {}, set(), Limits()
-    store._exp_rows, store._data_version = {}, None
+    store._exp_rows, store._data_version, store._open_day = {}, None, None
     conn.execute("BEGIN IMMEDIATE")
     try:
         resources = {rid: json.loads(attrs) for rid, attrs in conn.execute("SELECT id, attributes FROM resources")}
@@ -865,6 +945,16 @@ def _ancestors(batch_id: str) -> list[str]:
             return out
         out.append(head)
         batch_id = head
+
+
+def _metrics_in(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The distinct metric names of a rollup table, one primary-key lookup each (no scan)."""
+    out: list[str] = []
+    found = conn.execute(f"SELECT MIN(metric) FROM {table}").fetchone()[0]
+    while found is not None:
+        out.append(found)
+        found = conn.execute(f"SELECT MIN(metric) FROM {table} WHERE metric > ?", (found,)).fetchone()[0]
+    return out
 
 
 def _str(value: object) -> str | None:

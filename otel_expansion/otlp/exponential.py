@@ -19,7 +19,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import add
 
 __all__ = ["MAX_SCALE", "MAX_SIZE", "Accumulator", "Buckets", "bucket_bounds", "downscale", "from_values", "index_of",
@@ -95,9 +95,10 @@ def _down(offset: int, counts: Sequence[int], by: int) -> tuple[int, tuple[int, 
         return offset, tuple(counts)
     new_offset = offset >> by
     out = [0] * (((offset + len(counts) - 1) >> by) - new_offset + 1)
-    for i, n in enumerate(counts):
-        if n:
-            out[((offset + i) >> by) - new_offset] += n
+    # only the non-empty buckets reach Python (compress skips the empty ones in C): an SDK point spans
+    # up to MAX_SIZE buckets of which a few hold counts
+    for i in compress(range(offset, offset + len(counts)), counts):
+        out[(i >> by) - new_offset] += counts[i - offset]
     return new_offset, tuple(out)
 
 
