@@ -172,7 +172,7 @@ class Telemetry:
 
         home = self.settings.home
         bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK,
-                       paths.PUBLISHED_FILE}
+                       paths.PUBLISHED_FILE, paths.PLAIN_NAME_FILE}
         try:
             names = set(os.listdir(home))
         except OSError:
