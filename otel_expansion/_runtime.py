@@ -145,6 +145,8 @@ class Telemetry:
                 # they keep this package reachable from sys, os and builtins into the interpreter's
                 # finalization, which then clears each module's namespace one by one (~2 M instructions).
                 uninstall_all()
+                # the package's finder (otel_expansion/__init__.py): this run imports nothing more of ours
+                sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "otel_expansion_finder", False) is not True]
         except Exception as exc:
             _contained("shutdown", exc)
 

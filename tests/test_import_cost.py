@@ -169,3 +169,55 @@ def test_one_command_click_run_adds_no_stdlib_module_but_the_crc(tmp_path: Path)
     modules(ours_probe)  # creates the home
     ours, bare = modules(ours_probe), modules(BARE_CLICK_PROBE)
     assert {m for m in ours - bare if not m.startswith("otel_expansion")} == CLICK_STDLIB
+
+
+SPEC_PROBE = """
+import importlib.machinery, json, pkgutil, sys
+import otel_expansion
+finder = next(f for f in sys.meta_path if getattr(f, "otel_expansion_finder", False) is True)
+out = []
+for info in pkgutil.walk_packages(otel_expansion.__path__, "otel_expansion.", onerror=lambda name: None):
+    name = info.name
+    parent = sys.modules[name.rpartition(".")[0]] if name.rpartition(".")[0] in sys.modules else None
+    if parent is None:
+        continue
+    ours = finder.find_spec(name, list(parent.__path__))
+    std = importlib.machinery.PathFinder.find_spec(name, list(parent.__path__))
+    out.append([name, [ours.origin, type(ours.loader).__name__, ours.submodule_search_locations, ours.cached,
+                       ours.has_location],
+                [std.origin, type(std.loader).__name__, std.submodule_search_locations, std.cached, std.has_location]])
+collect = list(sys.modules["otel_expansion.collect"].__path__)
+print(json.dumps({"specs": out, "foreign": finder.find_spec("json", None) is None
+                  and finder.find_spec("otel_expansion.collect.nothing_here", collect) is None
+                  and finder.find_spec("otel_expansion.collect.recorder", ["/elsewhere/collect"]) is None}))
+"""
+
+
+def test_the_package_finder_gives_the_specs_pathfinder_gives(tmp_path: Path) -> None:
+    """The finder ``import otel_expansion`` installs finds each of the package's modules and packages at the
+    very file, with the same standard loader, search locations and cache path, as Python's own PathFinder;
+    it finds nothing outside the package, nothing that is not there, and nothing for a parent whose
+    ``__path__`` is not the package's own (the standard finders then decide)."""
+    result = subprocess.run([sys.executable, "-c", SPEC_PROBE], env=clean_env(tmp_path / "home"),
+                            capture_output=True, text=True, timeout=120, cwd=ROOT, check=True)
+    found = json.loads(result.stdout)
+    assert len(found["specs"]) > 100  # walk_packages imported every package: all their modules compared
+    for name, ours, std in found["specs"]:
+        assert ours == std, name
+    assert found["foreign"] is True
+
+
+def test_a_recorded_cli_run_hands_the_finder_back(tmp_path: Path) -> None:
+    """Once a CLI run is recorded, the package's finder is off ``sys.meta_path`` (it would keep the package
+    reachable into the interpreter's finalization); a later import of the package's modules still works."""
+    probe = ("import sys, otel_expansion\n"
+             "assert any(getattr(f, 'otel_expansion_finder', False) for f in sys.meta_path)\n"
+             "otel_expansion.init('m')\n"
+             "otel_expansion.shutdown()\n"
+             "assert not any(getattr(f, 'otel_expansion_finder', False) for f in sys.meta_path)\n"
+             "import otel_expansion.config.file\n"
+             "print('ok')\n")
+    env = clean_env(tmp_path / "home", OTEL_EXPANSION_SEND="false")
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=ROOT)
+    assert result.stdout == "ok\n", result.stderr
