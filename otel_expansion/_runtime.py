@@ -466,7 +466,7 @@ def _flush_to_journal(t: Telemetry) -> None:
         if s.debug:
             warn(f"telemetry disabled for this run: cannot use {s.home}: {exc.strerror or exc}")
         return
-    from otel_expansion.journal import store as journal
+    from otel_expansion import journal  # the write side: journal.store (the reading side) is not loaded
 
     try:
         listed = journal.names(s.home)  # listed once: the bounds here, whether a sender is due below
