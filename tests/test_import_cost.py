@@ -39,7 +39,7 @@ def test_cli_process_imports_nothing_heavy(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                                 timeout=30, cwd=ROOT, check=True)
         loaded = json.loads(result.stdout)
-        assert len(list((tmp_path / "home" / "journal").glob("*.rec"))) == run + 1  # the probe recorded
+        assert len(list((tmp_path / "home").glob("journal*/*.rec"))) == run + 1  # the probe recorded
         offenders = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
         assert offenders == []
         assert {m for m in loaded if not m.startswith("otel_expansion")} <= STDLIB_ON_THE_CLI_PATH
@@ -147,7 +147,7 @@ def test_one_command_click_run_module_budget(tmp_path: Path) -> None:
         assert result.stdout == "hello you\n"
         line = next(x for x in result.stderr.splitlines() if x.startswith("MODULES "))
         loaded = json.loads(line.removeprefix("MODULES "))
-    assert len(list((tmp_path / "home" / "journal").glob("*.rec"))) == 2  # both runs were recorded
+    assert len(list((tmp_path / "home").glob("journal*/*.rec"))) == 2  # both runs were recorded
     assert "otel_expansion.journal" in loaded and "otel_expansion.journal.store" not in loaded
     assert not any(m.startswith("otel_expansion.privacy") for m in loaded)  # the service name's proof held
     assert "otel_expansion.config.file" not in loaded and "otel_expansion.privacy.consent" not in loaded
