@@ -104,8 +104,8 @@ def _find_spec(name: str, path: "object" = None, target: "object" = None) -> "ob
 
 
 def _install_finder() -> None:
-    """Put :func:`_find_spec` on ``sys.meta_path``, once, where this package is
-    plain files on disk. Not in a frozen app (its own importer serves the modules) nor where the
+    """Put :func:`_find_spec` on ``sys.meta_path`` just before the standard ``PathFinder``, once, where this
+    package is plain files on disk. Not in a frozen app (its own importer serves the modules) nor where the
     standard ``PathFinder`` is not on ``sys.meta_path``; a zipapp's modules are not files: the finder
     finds nothing there and the standard import goes on."""
     import sys
@@ -115,7 +115,7 @@ def _install_finder() -> None:
     external = sys.modules.get("_frozen_importlib_external")
     if external is None or external.PathFinder not in sys.meta_path:
         return
-    if any(getattr(f, "find_spec", None) is _find_spec for f in sys.meta_path):
+    if any(getattr(f, "otel_expansion_finder", False) is True for f in sys.meta_path):
         return
     g = globals()
     g["_Spec"] = sys.modules["_frozen_importlib"].ModuleSpec
@@ -124,12 +124,13 @@ def _install_finder() -> None:
     g["_SEP"] = external.path_sep
     g["_ROOT"] = __path__[0]
     # A namespace object, not a class of our own (a class statement costs more than the finder saves on one
-    # module). First on sys.meta_path: the builtin, frozen and setuptools finders ahead of PathFinder would
-    # each be asked about every module of ours first; every other import pays one prefix check here.
-    # ``otel_expansion_finder`` marks it for removal once a CLI run is recorded (_runtime: a finder left in
-    # place keeps this package reachable into the interpreter's finalization, which then costs more).
+    # module). Just before PathFinder, not first: an import hook the program or a tool put ahead of it
+    # (typeguard, beartype's claw, pytest's assertion rewriting) still sees our modules first. Every other
+    # import that reaches PathFinder pays one prefix check here. ``otel_expansion_finder`` marks it for
+    # removal once a CLI run is recorded (_runtime: a finder left in place keeps this package reachable into
+    # the interpreter's finalization, which then costs more).
     finder = type(sys.implementation)(find_spec=_find_spec, otel_expansion_finder=True)  # type: ignore[call-arg]
-    sys.meta_path.insert(0, finder)
+    sys.meta_path.insert(sys.meta_path.index(external.PathFinder), finder)
 
 
 _install_finder()

@@ -225,3 +225,21 @@ def test_a_recorded_cli_run_hands_the_finder_back(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
                             cwd=ROOT)
     assert result.stdout == "ok\n", result.stderr
+
+
+def test_an_import_hook_put_ahead_still_sees_the_package_modules_first(tmp_path: Path) -> None:
+    """The finder goes just before PathFinder: a hook the program or a tool installed ahead of it (typeguard,
+    beartype's claw, pytest's assertion rewriting) is still asked about every module of the package."""
+    probe = ("import sys\n"
+             "asked = []\n"
+             "class Hook:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        asked.append(name)\n"
+             "sys.meta_path.insert(0, Hook())\n"
+             "import otel_expansion.config.levels\n"
+             "import importlib.machinery as m\n"
+             "i = next(i for i, f in enumerate(sys.meta_path) if getattr(f, 'otel_expansion_finder', False))\n"
+             "print(sys.meta_path[i + 1] is m.PathFinder, [n for n in asked if n.startswith('otel_expansion')])\n")
+    result = subprocess.run([sys.executable, "-c", probe], env=clean_env(tmp_path / "home"), capture_output=True,
+                            text=True, timeout=60, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "True ['otel_expansion', 'otel_expansion.config', 'otel_expansion.config.levels']"
