@@ -145,6 +145,8 @@ class Telemetry:
                 # they keep this package reachable from sys, os and builtins into the interpreter's
                 # finalization, which then clears each module's namespace one by one (~2 M instructions).
                 uninstall_all()
+                # the package's finder (otel_expansion/__init__.py): this run imports nothing more of ours
+                sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "otel_expansion_finder", False) is not True]
         except Exception as exc:
             _contained("shutdown", exc)
 
@@ -172,7 +174,7 @@ class Telemetry:
 
         home = self.settings.home
         bookkeeping = {paths.INSTALL_ID_FILE, paths.SESSION_FILE, paths.SERVICE_FILE, paths.SENDER_LOCK,
-                       paths.PUBLISHED_FILE}
+                       paths.PUBLISHED_FILE, paths.PLAIN_NAME_FILE}
         try:
             names = set(os.listdir(home))
         except OSError:
@@ -464,7 +466,7 @@ def _flush_to_journal(t: Telemetry) -> None:
         if s.debug:
             warn(f"telemetry disabled for this run: cannot use {s.home}: {exc.strerror or exc}")
         return
-    from otel_expansion.journal import store as journal
+    from otel_expansion import journal  # the write side: journal.store (the reading side) is not loaded
 
     try:
         listed = journal.names(s.home)  # listed once: the bounds here, whether a sender is due below

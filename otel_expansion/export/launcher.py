@@ -17,7 +17,7 @@ import sys
 import time
 
 from otel_expansion.config.paths import SENDER_LOCK, SENDER_LOG, SENDER_STATE, open_private
-from otel_expansion.journal.store import (
+from otel_expansion.journal import (
     CLOCK_SLACK_S,
     INGEST_THRESHOLD,
     MAX_DEFER_S,
@@ -28,7 +28,7 @@ from otel_expansion.journal.store import (
 )
 
 __all__ = ["CLOCK_SLACK_S", "INGEST_THRESHOLD", "MAX_DEFER_S", "MIN_SPAWN_INTERVAL_S", "next_send_at",
-           "should_start"]  # the decision itself lives in journal.store (it is on every run's exit path)
+           "should_start"]  # the decision itself lives in the journal package (on every run's exit path)
 
 ENDPOINT_ENV = "OTEL_EXPANSION_SENDER_ENDPOINT"
 """How the endpoint (which may hold credentials) reaches the sender: its environment, not its argv."""

@@ -56,7 +56,7 @@ def test_registration_loads_nothing_heavy_and_not_the_commands(framework: str, t
     result = subprocess.run([sys.executable, "-c", PROBES[framework]], env=env, capture_output=True, text=True,
                             timeout=60, cwd=ROOT, check=True)
     loaded, _took = json.loads(result.stdout)
-    assert "otel_expansion.journal.store" in loaded  # the probe did record and flush
+    assert list((tmp_path / "home").glob("journal*/*.rec"))  # the probe did record and flush
     ours = sorted(m for m in loaded if m.startswith("otel_expansion.controls"))
     adapter = "_argparse" if framework == "argparse" else "_click"
     assert ours == ["otel_expansion.controls", f"otel_expansion.controls.{adapter}"]
@@ -73,5 +73,5 @@ def test_a_cli_without_the_commands_or_declarations_never_loads_them(tmp_path: P
     result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=30,
                             cwd=ROOT, check=True)
     loaded = json.loads(result.stdout)
-    assert "otel_expansion.journal.store" in loaded
+    assert "otel_expansion.journal" in loaded and list((tmp_path / "home").glob("journal*/*.rec"))  # recorded
     assert not [m for m in loaded if m.startswith(("otel_expansion.controls", "otel_expansion.collect.features"))]

@@ -114,7 +114,9 @@ def test_oversized_record_refused(tmp_path: Path) -> None:
 
 def test_full_journal_drops_and_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_PENDING records new runs are dropped, and the drops are counted once."""
-    monkeypatch.setattr(store, "MAX_PENDING", 2)
+    import otel_expansion.journal
+
+    monkeypatch.setattr(otel_expansion.journal, "MAX_PENDING", 2)  # the write side's own bound
     store.append(str(tmp_path), {"n": 1}, 1)
     assert not store.full(str(tmp_path))
     store.append(str(tmp_path), {"n": 2}, 2)
