@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from bisect import bisect_right
+from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -60,10 +61,12 @@ COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (
 class _Slice:
     """One unit of replay: a body of at most SLICE commands (with its features and exceptions)."""
 
-    __slots__ = ("body", "claimed", "done", "handed")
+    __slots__ = ("body", "claimed", "done", "earned", "handed", "kept")
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
+        self.earned = False  # its commands' span credit was earned (once, however often it waits)
+        self.kept = 0  # spans it replays, after the span budget's sample
         self.claimed = False
         self.handed = False
         self.done = threading.Event()
@@ -198,6 +201,12 @@ class ServiceRuntime:
         self._ended_back: list[Any] = []  # ended-session entries a full journal sent back
         self._shift_at = time.monotonic()
         self._behind = False  # the last step could not replay everything within the share
+        from otel_expansion.workers.budget import SpanBudget
+
+        self.span_budget = SpanBudget()  # span CPU earned per command: what a slice's spans may cost
+        self.thinned = 0  # spans the span budget left out (counted in ``spans.sampled_out`` with the rest)
+        self._bits: Callable[[int], int] = random.getrandbits  # the span budget's draws (a test seeds them)
+        self._cpu_time: Callable[[], float] = time.thread_time  # the thread's CPU (a test injects a meter)
         recorder.usage = self.usage
         recorder.sample_bits = random.getrandbits
         recorder.max_commands = SERVICE_MAX_BUFFERED
@@ -342,19 +351,44 @@ class ServiceRuntime:
                             self._spill(bodies)
                             continue
                     else:
-                        self._current = current
+                        if current.body.get("commands"):
+                            self._thin(current)  # the span budget: before the replay, under the lock
+                        self._current = current  # (shutdown hands over whichever body it sees, whole)
             if current is None:
                 if catch_up and idle and not self._closing and self._may_replay():
                     self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
                 self._sample()
                 return written
-            started = time.thread_time()  # the thread's CPU: what it takes from the program (its waits for
+            started = self._cpu_time()  # the thread's CPU: what it takes from the program (its waits for
             # the interpreter lock take nothing; the memory bound, not the budget, covers what they delay)
             written += self._replay(current)
+            spent = self._cpu_time() - started
             # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - started))
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
+            self.span_budget.learn(current.kept, spent)
             with self._slices_lock:
                 self._current = None
+
+    def _thin(self, sl: _Slice) -> None:
+        """The span budget (``workers/budget.py``): the slice's commands earn their span credit (once: its
+        own, those the host's sample left out and those the full buffer dropped, for stock pays for each),
+        and when its spans would cost more than the credit holds, it keeps a sample of them (each kept
+        span's ``th`` raised by the shift it was kept at, the rest counted as sampled out)."""
+        from otel_expansion.workers.budget import thin
+
+        body = sl.body
+        spans = len(body["commands"])
+        budget = self.span_budget
+        if not sl.earned:
+            sl.earned = True
+            budget.earn(spans + int(body.get("sampled_out") or 0) + int(body.get("overflow") or 0))
+        fraction = budget.plan(spans)
+        if fraction < 1.0:
+            sl.body, sl.kept = thin(body, fraction, self._bits)
+            self.thinned += spans - sl.kept
+        else:
+            sl.kept = spans
+        budget.charge(sl.kept)
 
     def _sample(self) -> None:
         """Adjust the span sample (on the host, ``recorder.sample_shift``: keep 1 span in 2**k): halve it

@@ -23,12 +23,16 @@ from otel_expansion.workers.service import ServiceRuntime, _Slice
 T0 = 1_764_480_000 * 10**9
 
 
-def runtime(home: Path, level: str = "full") -> ServiceRuntime:
+def runtime(home: Path, level: str = "full", ample: bool = False) -> ServiceRuntime:
+    """``ample``: each command earns far more span CPU than a span costs (the span budget keeps every span),
+    for a test of something else (the host's sample, the journal's branches) that counts spans exactly."""
     settings = resolve("svc", environ={}, home=str(home), level=level, send=False)
     rt = ServiceRuntime(settings, Recorder(settings))
     rt.retire()  # no export thread: the test plays its part, step by step
     rt._thread.join(5)
     rt._spawned_at = 1e18  # no detached sender from inside a test
+    if ample:
+        rt.span_budget.per_command_s = 1.0
     return rt
 
 
@@ -165,7 +169,7 @@ def test_sampled_spans_carry_the_threshold_and_the_rest_are_counted(tmp_path: Pa
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     home = tmp_path / "home"
-    rt = runtime(home, "enhanced")
+    rt = runtime(home, "enhanced", ample=True)
     rt.recorder.sample_shift = 2
     run(rt, 2000)
     rt.step()
@@ -207,7 +211,7 @@ def test_a_sender_holding_the_lock_and_the_spool_is_not_falling_behind(tmp_path:
     from otel_expansion.workers import service
 
     home = tmp_path / "home"
-    rt = runtime(home, "enhanced")
+    rt = runtime(home, "enhanced", ample=True)
     run(rt, 1)
     rt.step()  # creates the spool
     rounds, per_round = 12, 150
@@ -380,7 +384,7 @@ def test_drop_counts_from_the_host_and_the_export_thread_add_up_exactly(tmp_path
     import threading
 
     home = tmp_path / "home"
-    rt = runtime(home, "enhanced")
+    rt = runtime(home, "enhanced", ample=True)
     run(rt, 1)
     rt.step()  # creates the spool
     fill_journal(home, monkeypatch)
@@ -423,7 +427,7 @@ def test_a_busy_spool_hands_the_usage_to_the_journal_and_it_is_stored_once(tmp_p
     import sqlite3
 
     home = tmp_path / "home"
-    rt = runtime(home)
+    rt = runtime(home, ample=True)
     run(rt, 10)
     rt.step()  # creates the spool
     run(rt, 700)
