@@ -20,6 +20,7 @@ in ``sampled_out``, so spans stored + sampled out + dropped == commands run stay
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,11 @@ SPAN_COST_PRIOR_S = 25e-6
 """A kept span's replay CPU (replay, OTLP encoding, spool insert) assumed until measured: slightly above
 what this box measured (20-23 us), so the first slice does not overspend."""
 
+QUIET_SHARE = 0.1  # of the wall time between two slices, span CPU a quiet program's slice may have instead
+QUIET_CREDIT_S = 0.002  # at most: ~80 spans per slice; steps come at least every commit interval (5 s by
+# default), so a program of a few commands a second keeps every span, while a burst (thousands of commands
+# within a second, after any idle time) gets no more than this on top of what its commands earn
+
 LEARN_FROM = 256  # kept spans a slice needs for its CPU per span to update the estimate (fixed costs
 # of a slice, a collection and a transaction, are amortised there; they make the estimate cautious)
 MAX_CREDIT_COMMANDS = 4 * 2_048  # unspent credit carried over, in commands' worth (a bound: a long quiet
@@ -45,21 +51,30 @@ MAX_THIN = 24  # the largest shift a slice's sample adds (1 span in 2**24: pract
 class SpanBudget:
     """The credit of span CPU the export thread holds (seconds), and its estimate of a kept span's cost.
 
-    ``earn`` per command recorded (kept, sampled out by the host or dropped: stock pays for each), ``plan``
+    ``earn`` per command recorded (kept, sampled out by the host or dropped: stock pays for each; a quiet
+    program's slice earns a share of the wall time instead, when that is more), ``plan``
     the fraction of a slice's spans its credit affords, ``charge`` what the kept spans cost: the estimate
     per span (not the slice's whole CPU, so a quiet program's per-step fixed costs, the same at basic,
     cannot starve its spans), refined from measured slices by ``learn``."""
 
-    __slots__ = ("cost_s", "credit_s", "per_command_s")
+    __slots__ = ("_clock", "_earned_at", "cost_s", "credit_s", "per_command_s")
 
-    def __init__(self, per_command_s: float = SPAN_CPU_PER_COMMAND_S, cost_s: float = SPAN_COST_PRIOR_S) -> None:
+    def __init__(self, per_command_s: float = SPAN_CPU_PER_COMMAND_S, cost_s: float = SPAN_COST_PRIOR_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.per_command_s = per_command_s
         self.cost_s = cost_s
         self.credit_s = 0.0
+        self._clock = clock
+        self._earned_at = clock()
 
     def earn(self, commands: int) -> None:
-        self.credit_s = min(self.credit_s + commands * self.per_command_s,
-                            MAX_CREDIT_COMMANDS * self.per_command_s)
+        """A slice of ``commands`` earns their span CPU, or, when more, a share of the wall time since the
+        last slice up to ``QUIET_CREDIT_S`` (a quiet program: a few commands over seconds)."""
+        now = self._clock()
+        quiet = min(QUIET_CREDIT_S, QUIET_SHARE * max(0.0, now - self._earned_at))
+        self._earned_at = now
+        cap = max(MAX_CREDIT_COMMANDS * self.per_command_s, QUIET_CREDIT_S)
+        self.credit_s = min(self.credit_s + max(commands * self.per_command_s, quiet), cap)
 
     def plan(self, spans: int) -> float:
         """The fraction of ``spans`` (0 to 1) the credit affords at the estimated cost per span."""
