@@ -201,6 +201,7 @@ class ServiceRuntime:
         self._ended_back: list[Any] = []  # ended-session entries a full journal sent back
         self._shift_at = time.monotonic()
         self._behind = False  # the last step could not replay everything within the share
+        self._window_cpu = 0.0  # replay CPU since the sample was last reconsidered (the share's use)
         from otel_expansion.workers.budget import SpanBudget
 
         self.span_budget = SpanBudget()  # span CPU earned per command: what a slice's spans may cost
@@ -365,6 +366,7 @@ class ServiceRuntime:
             spent = self._cpu_time() - started
             # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
             self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
+            self._window_cpu += spent
             self.span_budget.learn(current.kept, spent)
             with self._slices_lock:
                 self._current = None
@@ -393,18 +395,28 @@ class ServiceRuntime:
     def _sample(self) -> None:
         """Adjust the span sample (on the host, ``recorder.sample_shift``: keep 1 span in 2**k): halve it
         while the thread is behind (over its CPU share, or past the memory bound: a sender holding the lock
-        or the spool is neither), double it back once it has spare share and nothing waits. Usage metrics
-        do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
+        or the spool is neither), double it back once the replays since the last decision used at most half
+        the share of that time (twice the spans then fit) and nothing waits in memory. Usage metrics do not
+        depend on it; the spans left out are counted (``spans.sampled_out``).
+
+        Doubling back used to need a positive replay budget at the end of a step; but the budget saves at
+        most ``REPLAY_BURST_S`` and a step replays a whole slice (~1,000 spans, ~25 ms), so after any step
+        it was negative: the sample could only shrink, and at a million commands it settled near 1 span in
+        35-56 where the share affords about 1 in 5. The share actually used over the window is what says
+        whether twice the spans fit."""
         now = time.monotonic()
-        if now - self._shift_at < SAMPLE_EVERY_S:
+        window = now - self._shift_at
+        if window < SAMPLE_EVERY_S:
             return
         recorder = self.recorder
         if self._behind:
             recorder.sample_shift = min(MAX_SAMPLE_SHIFT, recorder.sample_shift + 1)
-        elif recorder.sample_shift and self._budget > 0 and not self._backlog:  # spare share, nothing
-            # waiting in memory (spilled records wait for a quiet moment: not the live spans' concern)
+        elif recorder.sample_shift and 2 * self._window_cpu <= REPLAY_SHARE * window and not self._backlog:
+            # spare share for twice the spans, nothing waiting in memory (spilled records wait for a quiet
+            # moment: not the live spans' concern)
             recorder.sample_shift -= 1
         self._behind = False
+        self._window_cpu = 0.0
         self._shift_at = now
 
     def _may_replay(self) -> bool:
@@ -461,7 +473,9 @@ class ServiceRuntime:
             log.debug("spilled records wait: %s", exc)
         finally:
             self._in_round = False
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - cpu))
+            spent = time.thread_time() - cpu
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
+            self._window_cpu += spent
             self._catch_up = bool(waiting)
 
     def _own_replayer(self) -> Any:

@@ -231,6 +231,22 @@ def test_the_sample_shrinks_while_the_thread_is_behind_and_grows_back(tmp_path: 
     assert rt.recorder.sample_shift == 0
 
 
+def test_the_sample_grows_back_after_a_step_that_overdrew_the_budget(tmp_path: Path) -> None:
+    """The drift at a million commands: a step replays a whole slice (~25 ms) while the budget saves at most
+    10 ms, so after every step the budget was negative and the sample could only shrink (1 in 35-56 where
+    the share affords 1 in 5). What decides now is the share used over the window: under half of it,
+    twice the spans fit, and the sample doubles back; over half, it stays."""
+    rt = runtime(tmp_path / "home", "enhanced")
+    rt.recorder.sample_shift = 5
+    rt._budget = -0.015  # after a 25 ms slice
+    rt._window_cpu, rt._shift_at = 0.025, time.monotonic() - 1.0  # 25 ms of replays in a 1 s window
+    rt._sample()
+    assert rt.recorder.sample_shift == 4
+    rt._window_cpu, rt._shift_at = 0.08, time.monotonic() - 1.0  # 80 ms: twice as much would pass the share
+    rt._sample()
+    assert rt.recorder.sample_shift == 4
+
+
 def test_a_sender_holding_the_lock_and_the_spool_is_not_falling_behind(tmp_path: Path) -> None:
     """Round 3's first policy counted "a sender holds the lock" as falling behind, so under sustained load
     (the program's own senders holding it) it kept 1 span in 43-63. Behind means over the CPU share or the
