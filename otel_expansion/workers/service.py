@@ -202,6 +202,7 @@ class ServiceRuntime:
         self._shift_at = time.monotonic()
         self._behind = False  # the last step could not replay everything within the share
         self._window_cpu = 0.0  # replay CPU since the sample was last reconsidered (the share's use)
+        self._usage_cpu = 0.0  # CPU recording the usage aggregates (self-health; not charged to the share)
         from otel_expansion.workers.budget import SpanBudget
 
         self.span_budget = SpanBudget()  # span CPU earned per command: what a slice's spans may cost
@@ -360,10 +361,11 @@ class ServiceRuntime:
                     self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
                 self._sample()
                 return written
-            started = self._cpu_time()  # the thread's CPU: what it takes from the program (its waits for
-            # the interpreter lock take nothing; the memory bound, not the budget, covers what they delay)
+            started, usage_cpu = self._cpu_time(), self._usage_cpu  # the thread's CPU: what it takes from
+            # the program (its waits for the interpreter lock take nothing; the memory bound, not the budget,
+            # covers what they delay), less the usage metrics' (owed at any rate)
             written += self._replay(current)
-            spent = self._cpu_time() - started
+            spent = self._cpu_time() - started - (self._usage_cpu - usage_cpu)
             # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
             self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
             self._window_cpu += spent
@@ -513,9 +515,19 @@ class ServiceRuntime:
 
     def _replay(self, sl: _Slice) -> int:
         try:
-            if sl.body:
+            body = sl.body
+            usage = body.get("usage")
+            if usage:  # the usage metrics first, metered apart: owed whatever the spans can have, so their
+                # CPU is not charged to the span share (at ~50,000 commands a second it alone would use the
+                # share up, and the span sample would only ever shrink)
+                started = self._cpu_time()
+                self.pipeline.record_usage(usage, min(self.pipeline.level, levels.Level(int(body.get(
+                    "level", self.pipeline.level)))))
+                self._usage_cpu += self._cpu_time() - started
+                body = {k: v for k, v in body.items() if k != "usage"}  # (the slice keeps its own body)
+            if body:
                 # a drained body plus level and session: a Record (the slices are still plain dicts here)
-                self.pipeline.ingest(cast("Record", sl.body), cancelled=lambda: sl.handed)
+                self.pipeline.ingest(cast("Record", body), cancelled=lambda: sl.handed)
             self.pipeline.collect()
         except Exception as exc:  # counted: the commands' spans are lost (their usage was recorded first)
             lost = len(sl.body.get("commands") or ())
