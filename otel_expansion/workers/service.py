@@ -217,9 +217,10 @@ class ServiceRuntime:
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
         # die-by-SIGINT flag.
+        from otel_expansion.journal import record  # noqa: F401  (the first commit's counters)
         from otel_expansion.privacy import provenance  # noqa: F401  (a CLI loads it on its first command)
         from otel_expansion.spool import store  # noqa: F401
-        from otel_expansion.workers import sender  # noqa: F401
+        from otel_expansion.workers import budget, sender  # noqa: F401
 
         # The one-time work of the first replay, done here rather than in the middle of the program's first
         # commands, where it would wait on the interpreter lock behind every one of its system calls (the
