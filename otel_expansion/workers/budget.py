@@ -25,12 +25,13 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
-SPAN_CPU_PER_COMMAND_S = 4e-6
+SPAN_CPU_PER_COMMAND_S = 3e-6
 """Replay CPU each recorded command earns for spans. Derived from the budget, not tuned to a row:
-0.3 x stock (~75 us per command at the lowest measured, so 22.5 us) minus the host thread's own added CPU
-(up to ~15 us per command at full beside a CPU-bound neighbour) minus the usage metrics' collection and
-commits (~2-3 us per command in a burst of 1,000): about 4 us left for spans. A kept span costs ~20-25 us,
-so a burst keeps about 1 span in 5 (more where the host's own sample already left most out)."""
+0.3 x stock (71-108 us per command in bench_service's runs on the development box: 21.3 us at the lowest)
+minus the host thread's own added CPU (up to ~14 us per command at full, beside a CPU-bound neighbour)
+minus the usage metrics' aggregation and commits and a first slice's one-time work (~4 us per command in a
+burst of 1,000): about 3 us left for spans. A kept span costs ~20-25 us, so a burst keeps about 1 span in
+8 (more where the host's own sample already left most out)."""
 
 SPAN_COST_PRIOR_S = 25e-6
 """A kept span's replay CPU (replay, OTLP encoding, spool insert) assumed until measured: slightly above
