@@ -15,7 +15,7 @@ its own work.
 
 Whole-process CPU is ``resource.getrusage(RUSAGE_SELF)`` (all threads, user + system). Added CPU per
 command = (case - bare) / N. The export thread replays in-process within its budgets: spans get the CPU
-their commands earned (4 us each, ``workers/budget.py``: a burst keeps a sample, counted as sampled out)
+their commands earned (3 us each, ``workers/budget.py``: a burst keeps a sample, counted as sampled out)
 and at most a tenth of the wall time while the program is busy; what it cannot replay at once is spilled
 to the journal and replayed by
 the same thread with its spare share later (CPU is read once it has: part of the program's CPU). Only
