@@ -202,6 +202,7 @@ class ServiceRuntime:
         self._shift_at = time.monotonic()
         self._behind = False  # the last step could not replay everything within the share
         self._window_cpu = 0.0  # replay CPU since the sample was last reconsidered (the share's use)
+        self._spilled_replay = False  # the thread replays spilled records into the shared staging
         self._usage_cpu = 0.0  # CPU recording the usage aggregates (self-health; not charged to the share)
         from otel_expansion.workers.budget import SpanBudget
 
@@ -456,6 +457,10 @@ class ServiceRuntime:
 
         waiting = self._spilled_paths = [p for p in self._spilled_paths if os.path.exists(p[0])]  # a sender's
         started, cpu = time.monotonic(), time.thread_time()  # are gone
+        with self._slices_lock:  # shutdown reads this with ``_closing``: it must not collect the pipeline's
+            if self._closing:  # staging while these records are replayed into it (their usage would be
+                return  # stored by the exit and again from the records, which stay in the journal)
+            self._spilled_replay = True
         self._in_round = True  # the exit's sender waits for the lock instead of skipping these records
         try:
             with sender_lock(self.settings.home):
@@ -476,6 +481,7 @@ class ServiceRuntime:
             log.debug("spilled records wait: %s", exc)
         finally:
             self._in_round = False
+            self._spilled_replay = False
             spent = time.thread_time() - cpu
             self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
             self._window_cpu += spent
@@ -799,6 +805,7 @@ class ServiceRuntime:
         with self._slices_lock:
             self._closing = True
             current = self._current
+            spilled_replay = self._spilled_replay  # the thread is replaying spilled records (shared staging)
             handed = [sl.body for sl in self._backlog] + self._drain(size=JOURNAL_COMMANDS)
             self._backlog.clear()
             if current is not None and not current.claimed:
@@ -807,7 +814,8 @@ class ServiceRuntime:
         if current is not None and current.claimed:
             current.done.wait(COMMIT_WAIT_S)  # inside its write transaction already: milliseconds
         self._to_journal(handed, final=True)
-        if current is None or (current.claimed and current.done.is_set()):
+        if (current is None and not spilled_replay) or (
+                current is not None and current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
         if self._counts:  # drop and sampling counters no commit took (a journal that refused a spill after
             self._keep({}, True, time.time_ns())  # the thread's last commit): a small record past the bounds

@@ -508,6 +508,38 @@ def test_exit_hands_the_slice_in_replay_with_its_usage_exactly_once(tmp_path: Pa
     assert totals["cli.command.invocations"] == 320 and spans == 320
 
 
+def test_exit_during_the_replay_of_spilled_records_stores_their_usage_once(tmp_path: Path) -> None:
+    """The program exits while its thread replays records it spilled, into the pipeline the exit collects:
+    the exit must not store what the replay staged (the records stay in the journal when the process ends
+    before their commit, and are stored again from there). Found as 129,532 invocations stored for 100,000
+    commands in tests/integration/test_service.py once the thread replayed more."""
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced", ample=True)
+    run(rt, 1)
+    rt.step()  # creates the spool
+    run(rt, 3000)
+    rt._spill(rt._drain(size=4096))  # what the host recorded while the thread was behind: in the journal
+    assert rt._catch_up and rt.spilled == 3000
+    ingest_record = rt.pipeline.ingest
+
+    class ProcessEnds(BaseException):
+        """The daemon thread dies with the process, before the records' commit."""
+
+    def exit_meanwhile(body: Any, cancelled: Any = None) -> None:
+        ingest_record(body, cancelled)  # staged: the record's usage, in the shared pipeline
+        rt.shutdown()  # the host exits meanwhile
+        raise ProcessEnds
+
+    rt.pipeline.ingest = exit_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(ProcessEnds):
+        rt._replay_spilled(10.0, records=10)
+    rt.pipeline.ingest = ingest_record  # type: ignore[method-assign]
+    ingest(home, rt)  # the exit's sender (or this round) stores the records left in the journal
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 3001
+    assert n_spans + counters.get("spans.sampled_out", 0) == 3001
+
+
 # -- drop counters travel in the round they happen in --------------------------------------------------------
 
 def test_drop_counters_are_delivered_with_nothing_else_pending(tmp_path: Path) -> None:
