@@ -14,8 +14,10 @@ its own work.
   read after ``force_flush()``.
 
 Whole-process CPU is ``resource.getrusage(RUSAGE_SELF)`` (all threads, user + system). Added CPU per
-command = (case - bare) / N. The export thread replays in-process within its budget (a tenth of the wall
-time while the program is busy); what it cannot replay at once is spilled to the journal and replayed by
+command = (case - bare) / N. The export thread replays in-process within its budgets: spans get the CPU
+their commands earned (3 us each, ``workers/budget.py``: a burst keeps a sample, counted as sampled out)
+and at most a tenth of the wall time while the program is busy; what it cannot replay at once is spilled
+to the journal and replayed by
 the same thread with its spare share later (CPU is read once it has: part of the program's CPU). Only
 when many spilled records wait (or at exit) does a detached sender process replay them, on another core:
 that CPU is not the program's, but it is a cost, so the ``+sender`` column adds the sender rounds' CPU

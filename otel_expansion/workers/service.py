@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from bisect import bisect_right
+from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -60,10 +61,12 @@ COMMIT_WAIT_S = 0.15  # how long shutdown waits for a commit already under way (
 class _Slice:
     """One unit of replay: a body of at most SLICE commands (with its features and exceptions)."""
 
-    __slots__ = ("body", "claimed", "done", "handed")
+    __slots__ = ("body", "claimed", "done", "earned", "handed", "kept")
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
+        self.earned = False  # its commands' span credit was earned (once, however often it waits)
+        self.kept = 0  # spans it replays, after the span budget's sample
         self.claimed = False
         self.handed = False
         self.done = threading.Event()
@@ -198,6 +201,15 @@ class ServiceRuntime:
         self._ended_back: list[Any] = []  # ended-session entries a full journal sent back
         self._shift_at = time.monotonic()
         self._behind = False  # the last step could not replay everything within the share
+        self._window_cpu = 0.0  # replay CPU since the sample was last reconsidered (the share's use)
+        self._spilled_replay = False  # the thread replays spilled records into the shared staging
+        self._usage_cpu = 0.0  # CPU recording the usage aggregates (self-health; not charged to the share)
+        from otel_expansion.workers.budget import SpanBudget
+
+        self.span_budget = SpanBudget()  # span CPU earned per command: what a slice's spans may cost
+        self.thinned = 0  # spans the span budget left out (counted in ``spans.sampled_out`` with the rest)
+        self._bits: Callable[[int], int] = random.getrandbits  # the span budget's draws (a test seeds them)
+        self._cpu_time: Callable[[], float] = time.thread_time  # the thread's CPU (a test injects a meter)
         recorder.usage = self.usage
         recorder.sample_bits = random.getrandbits
         recorder.max_commands = SERVICE_MAX_BUFFERED
@@ -206,9 +218,10 @@ class ServiceRuntime:
         # threads importing the same modules in opposite orders can end in a "partially initialized
         # module" ImportError on the host's stderr, and a first import at exit clears CPython's
         # die-by-SIGINT flag.
+        from otel_expansion.journal import record  # noqa: F401  (the first commit's counters)
         from otel_expansion.privacy import provenance  # noqa: F401  (a CLI loads it on its first command)
         from otel_expansion.spool import store  # noqa: F401
-        from otel_expansion.workers import sender  # noqa: F401
+        from otel_expansion.workers import budget, sender  # noqa: F401
 
         # The one-time work of the first replay, done here rather than in the middle of the program's first
         # commands, where it would wait on the interpreter lock behind every one of its system calls (the
@@ -342,35 +355,72 @@ class ServiceRuntime:
                             self._spill(bodies)
                             continue
                     else:
-                        self._current = current
+                        if current.body.get("commands"):
+                            self._thin(current)  # the span budget: before the replay, under the lock
+                        self._current = current  # (shutdown hands over whichever body it sees, whole)
             if current is None:
                 if catch_up and idle and not self._closing and self._may_replay():
                     self._replay_spilled(CATCH_UP_S)  # spare share: what was spilled earlier
                 self._sample()
                 return written
-            started = time.thread_time()  # the thread's CPU: what it takes from the program (its waits for
-            # the interpreter lock take nothing; the memory bound, not the budget, covers what they delay)
+            started, usage_cpu = self._cpu_time(), self._usage_cpu  # the thread's CPU: what it takes from
+            # the program (its waits for the interpreter lock take nothing; the memory bound, not the budget,
+            # covers what they delay), less the usage metrics' (owed at any rate)
             written += self._replay(current)
+            spent = self._cpu_time() - started - (self._usage_cpu - usage_cpu)
             # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - started))
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
+            self._window_cpu += spent
+            self.span_budget.learn(current.kept, spent)
             with self._slices_lock:
                 self._current = None
+
+    def _thin(self, sl: _Slice) -> None:
+        """The span budget (``workers/budget.py``): the slice's commands earn their span credit (once: its
+        own, those the host's sample left out and those the full buffer dropped, for stock pays for each),
+        and when its spans would cost more than the credit holds, it keeps a sample of them (each kept
+        span's ``th`` raised by the shift it was kept at, the rest counted as sampled out)."""
+        from otel_expansion.workers.budget import thin
+
+        body = sl.body
+        spans = len(body["commands"])
+        budget = self.span_budget
+        if not sl.earned:
+            sl.earned = True
+            budget.earn(spans + int(body.get("sampled_out") or 0) + int(body.get("overflow") or 0))
+        fraction = budget.plan(spans)
+        if fraction < 1.0:
+            sl.body, sl.kept = thin(body, fraction, self._bits)
+            self.thinned += spans - sl.kept
+        else:
+            sl.kept = spans
+        budget.charge(sl.kept)
 
     def _sample(self) -> None:
         """Adjust the span sample (on the host, ``recorder.sample_shift``: keep 1 span in 2**k): halve it
         while the thread is behind (over its CPU share, or past the memory bound: a sender holding the lock
-        or the spool is neither), double it back once it has spare share and nothing waits. Usage metrics
-        do not depend on it; the spans left out are counted (``spans.sampled_out``)."""
+        or the spool is neither), double it back once the replays since the last decision used at most half
+        the share of that time (twice the spans then fit) and nothing waits in memory. Usage metrics do not
+        depend on it; the spans left out are counted (``spans.sampled_out``).
+
+        Doubling back used to need a positive replay budget at the end of a step; but the budget saves at
+        most ``REPLAY_BURST_S`` and a step replays a whole slice (~1,000 spans, ~25 ms), so after any step
+        it was negative: the sample could only shrink, and at a million commands it settled near 1 span in
+        35-56 where the share affords about 1 in 5. The share actually used over the window is what says
+        whether twice the spans fit."""
         now = time.monotonic()
-        if now - self._shift_at < SAMPLE_EVERY_S:
+        window = now - self._shift_at
+        if window < SAMPLE_EVERY_S:
             return
         recorder = self.recorder
         if self._behind:
             recorder.sample_shift = min(MAX_SAMPLE_SHIFT, recorder.sample_shift + 1)
-        elif recorder.sample_shift and self._budget > 0 and not self._backlog:  # spare share, nothing
-            # waiting in memory (spilled records wait for a quiet moment: not the live spans' concern)
+        elif recorder.sample_shift and 2 * self._window_cpu <= REPLAY_SHARE * window and not self._backlog:
+            # spare share for twice the spans, nothing waiting in memory (spilled records wait for a quiet
+            # moment: not the live spans' concern)
             recorder.sample_shift -= 1
         self._behind = False
+        self._window_cpu = 0.0
         self._shift_at = now
 
     def _may_replay(self) -> bool:
@@ -407,6 +457,10 @@ class ServiceRuntime:
 
         waiting = self._spilled_paths = [p for p in self._spilled_paths if os.path.exists(p[0])]  # a sender's
         started, cpu = time.monotonic(), time.thread_time()  # are gone
+        with self._slices_lock:  # shutdown reads this with ``_closing``: it must not collect the pipeline's
+            if self._closing:  # staging while these records are replayed into it (their usage would be
+                return  # stored by the exit and again from the records, which stay in the journal)
+            self._spilled_replay = True
         self._in_round = True  # the exit's sender waits for the lock instead of skipping these records
         try:
             with sender_lock(self.settings.home):
@@ -427,7 +481,10 @@ class ServiceRuntime:
             log.debug("spilled records wait: %s", exc)
         finally:
             self._in_round = False
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - (time.thread_time() - cpu))
+            self._spilled_replay = False
+            spent = time.thread_time() - cpu
+            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
+            self._window_cpu += spent
             self._catch_up = bool(waiting)
 
     def _own_replayer(self) -> Any:
@@ -465,9 +522,19 @@ class ServiceRuntime:
 
     def _replay(self, sl: _Slice) -> int:
         try:
-            if sl.body:
+            body = sl.body
+            usage = body.get("usage")
+            if usage:  # the usage metrics first, metered apart: owed whatever the spans can have, so their
+                # CPU is not charged to the span share (at ~50,000 commands a second it alone would use the
+                # share up, and the span sample would only ever shrink)
+                started = self._cpu_time()
+                self.pipeline.record_usage(usage, min(self.pipeline.level, levels.Level(int(body.get(
+                    "level", self.pipeline.level)))))
+                self._usage_cpu += self._cpu_time() - started
+                body = {k: v for k, v in body.items() if k != "usage"}  # (the slice keeps its own body)
+            if body:
                 # a drained body plus level and session: a Record (the slices are still plain dicts here)
-                self.pipeline.ingest(cast("Record", sl.body), cancelled=lambda: sl.handed)
+                self.pipeline.ingest(cast("Record", body), cancelled=lambda: sl.handed)
             self.pipeline.collect()
         except Exception as exc:  # counted: the commands' spans are lost (their usage was recorded first)
             lost = len(sl.body.get("commands") or ())
@@ -738,6 +805,7 @@ class ServiceRuntime:
         with self._slices_lock:
             self._closing = True
             current = self._current
+            spilled_replay = self._spilled_replay  # the thread is replaying spilled records (shared staging)
             handed = [sl.body for sl in self._backlog] + self._drain(size=JOURNAL_COMMANDS)
             self._backlog.clear()
             if current is not None and not current.claimed:
@@ -746,7 +814,8 @@ class ServiceRuntime:
         if current is not None and current.claimed:
             current.done.wait(COMMIT_WAIT_S)  # inside its write transaction already: milliseconds
         self._to_journal(handed, final=True)
-        if current is None or (current.claimed and current.done.is_set()):
+        if (current is None and not spilled_replay) or (
+                current is not None and current.claimed and current.done.is_set()):
             self._commit_others()  # the thread is idle: nothing of the replay can be in staging
         if self._counts:  # drop and sampling counters no commit took (a journal that refused a spill after
             self._keep({}, True, time.time_ns())  # the thread's last commit): a small record past the bounds

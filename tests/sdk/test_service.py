@@ -15,11 +15,14 @@ from otel_expansion.workers.service import ServiceRuntime, _Slice, split_body
 T0 = 1_764_480_000 * 10**9
 
 
-def runtime(home: Path) -> ServiceRuntime:
+def runtime(home: Path, ample: bool = False) -> ServiceRuntime:
+    """``ample``: the span budget keeps every span (the test counts what is journaled, command by command)."""
     settings = resolve("svc", environ={}, home=str(home), level="full", send=False)
     rt = ServiceRuntime(settings, Recorder(settings))
     rt.retire()  # no export thread: the test plays its part, step by step
     rt._thread.join(5)
+    if ample:
+        rt.span_budget.per_command_s = 1.0
     return rt
 
 
@@ -190,7 +193,7 @@ def test_a_busy_spool_sends_the_slice_to_the_journal_instead_of_dropping_it(tmp_
     import sqlite3
 
     home = tmp_path / "home"
-    rt = runtime(home)
+    rt = runtime(home, ample=True)
     rt._spawned_at = 1e18
     record(rt, 10)
     rt.step()  # creates the spool

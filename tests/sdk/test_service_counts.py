@@ -23,12 +23,16 @@ from otel_expansion.workers.service import ServiceRuntime, _Slice
 T0 = 1_764_480_000 * 10**9
 
 
-def runtime(home: Path, level: str = "full") -> ServiceRuntime:
+def runtime(home: Path, level: str = "full", ample: bool = False) -> ServiceRuntime:
+    """``ample``: each command earns far more span CPU than a span costs (the span budget keeps every span),
+    for a test of something else (the host's sample, the journal's branches) that counts spans exactly."""
     settings = resolve("svc", environ={}, home=str(home), level=level, send=False)
     rt = ServiceRuntime(settings, Recorder(settings))
     rt.retire()  # no export thread: the test plays its part, step by step
     rt._thread.join(5)
     rt._spawned_at = 1e18  # no detached sender from inside a test
+    if ample:
+        rt.span_budget.per_command_s = 1.0
     return rt
 
 
@@ -165,7 +169,7 @@ def test_sampled_spans_carry_the_threshold_and_the_rest_are_counted(tmp_path: Pa
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     home = tmp_path / "home"
-    rt = runtime(home, "enhanced")
+    rt = runtime(home, "enhanced", ample=True)
     rt.recorder.sample_shift = 2
     run(rt, 2000)
     rt.step()
@@ -185,6 +189,36 @@ def test_sampled_spans_carry_the_threshold_and_the_rest_are_counted(tmp_path: Pa
         assert int.from_bytes(span.trace_id, "big") & ((1 << 56) - 1) >= threshold
 
 
+def test_a_burst_keeps_what_its_commands_earned_and_counts_the_rest(tmp_path: Path) -> None:
+    """The old behaviour kept every span of a burst (the thread was not behind), ~20-30 us of CPU each
+    against ~80-100 us for stock's whole command: over 0.3x stock by construction. A burst of 2,000
+    commands now keeps the sample its commands' credit affords; the counts still add up exactly, each kept
+    span says its sampling in ``ot=th`` and carries its own feature event."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from otel_expansion.sdk.pipeline import trace_state
+
+    home = tmp_path / "home"
+    rt = runtime(home, "full")
+    run(rt, 2000)
+    rt._budget, rt._budget_at = 1.0, time.monotonic()  # the pacing allows it: the span budget decides
+    rt.step()
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 2000 and totals["cli.feature.usage"] == 2000
+    assert n_spans + counters.get("spans.sampled_out", 0) == 2000
+    assert 0 < n_spans <= 2000 // 2  # a kept span costs several times what a command earns for spans
+    s = open_spool(str(home), rt.settings)
+    try:
+        _, rows = s.pending(limit=10_000)
+    finally:
+        s.close()
+    spans = [Span.FromString(row.data) for row in rows]
+    for span in spans:
+        k = next(k for k in range(1, 25) if trace_state(k) == span.trace_state)  # sampled, and says so
+        assert int.from_bytes(span.trace_id, "big") & ((1 << 56) - 1) >= ((1 << k) - 1) << (56 - k)
+        assert [e.name for e in span.events] == ["feature"]
+
+
 def test_the_sample_shrinks_while_the_thread_is_behind_and_grows_back(tmp_path: Path) -> None:
     rt = runtime(tmp_path / "home", "enhanced")
     rt._shift_at = 0.0
@@ -197,6 +231,22 @@ def test_the_sample_shrinks_while_the_thread_is_behind_and_grows_back(tmp_path: 
     assert rt.recorder.sample_shift == 0
 
 
+def test_the_sample_grows_back_after_a_step_that_overdrew_the_budget(tmp_path: Path) -> None:
+    """The drift at a million commands: a step replays a whole slice (~25 ms) while the budget saves at most
+    10 ms, so after every step the budget was negative and the sample could only shrink (1 in 35-56 where
+    the share affords 1 in 5). What decides now is the share used over the window: under half of it,
+    twice the spans fit, and the sample doubles back; over half, it stays."""
+    rt = runtime(tmp_path / "home", "enhanced")
+    rt.recorder.sample_shift = 5
+    rt._budget = -0.015  # after a 25 ms slice
+    rt._window_cpu, rt._shift_at = 0.025, time.monotonic() - 1.0  # 25 ms of replays in a 1 s window
+    rt._sample()
+    assert rt.recorder.sample_shift == 4
+    rt._window_cpu, rt._shift_at = 0.08, time.monotonic() - 1.0  # 80 ms: twice as much would pass the share
+    rt._sample()
+    assert rt.recorder.sample_shift == 4
+
+
 def test_a_sender_holding_the_lock_and_the_spool_is_not_falling_behind(tmp_path: Path) -> None:
     """Round 3's first policy counted "a sender holds the lock" as falling behind, so under sustained load
     (the program's own senders holding it) it kept 1 span in 43-63. Behind means over the CPU share or the
@@ -207,7 +257,7 @@ def test_a_sender_holding_the_lock_and_the_spool_is_not_falling_behind(tmp_path:
     from otel_expansion.workers import service
 
     home = tmp_path / "home"
-    rt = runtime(home, "enhanced")
+    rt = runtime(home, "enhanced", ample=True)
     run(rt, 1)
     rt.step()  # creates the spool
     rounds, per_round = 12, 150
@@ -380,7 +430,7 @@ def test_drop_counts_from_the_host_and_the_export_thread_add_up_exactly(tmp_path
     import threading
 
     home = tmp_path / "home"
-    rt = runtime(home, "enhanced")
+    rt = runtime(home, "enhanced", ample=True)
     run(rt, 1)
     rt.step()  # creates the spool
     fill_journal(home, monkeypatch)
@@ -423,7 +473,7 @@ def test_a_busy_spool_hands_the_usage_to_the_journal_and_it_is_stored_once(tmp_p
     import sqlite3
 
     home = tmp_path / "home"
-    rt = runtime(home)
+    rt = runtime(home, ample=True)
     run(rt, 10)
     rt.step()  # creates the spool
     run(rt, 700)
@@ -456,6 +506,38 @@ def test_exit_hands_the_slice_in_replay_with_its_usage_exactly_once(tmp_path: Pa
     ingest(home, rt)
     totals, spans, _ = spool(home, rt)
     assert totals["cli.command.invocations"] == 320 and spans == 320
+
+
+def test_exit_during_the_replay_of_spilled_records_stores_their_usage_once(tmp_path: Path) -> None:
+    """The program exits while its thread replays records it spilled, into the pipeline the exit collects:
+    the exit must not store what the replay staged (the records stay in the journal when the process ends
+    before their commit, and are stored again from there). Found as 129,532 invocations stored for 100,000
+    commands in tests/integration/test_service.py once the thread replayed more."""
+    home = tmp_path / "home"
+    rt = runtime(home, "enhanced", ample=True)
+    run(rt, 1)
+    rt.step()  # creates the spool
+    run(rt, 3000)
+    rt._spill(rt._drain(size=4096))  # what the host recorded while the thread was behind: in the journal
+    assert rt._catch_up and rt.spilled == 3000
+    ingest_record = rt.pipeline.ingest
+
+    class ProcessEnds(BaseException):
+        """The daemon thread dies with the process, before the records' commit."""
+
+    def exit_meanwhile(body: Any, cancelled: Any = None) -> None:
+        ingest_record(body, cancelled)  # staged: the record's usage, in the shared pipeline
+        rt.shutdown()  # the host exits meanwhile
+        raise ProcessEnds
+
+    rt.pipeline.ingest = exit_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(ProcessEnds):
+        rt._replay_spilled(10.0, records=10)
+    rt.pipeline.ingest = ingest_record  # type: ignore[method-assign]
+    ingest(home, rt)  # the exit's sender (or this round) stores the records left in the journal
+    totals, n_spans, counters = spool(home, rt)
+    assert totals["cli.command.invocations"] == 3001
+    assert n_spans + counters.get("spans.sampled_out", 0) == 3001
 
 
 # -- drop counters travel in the round they happen in --------------------------------------------------------
