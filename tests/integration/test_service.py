@@ -243,7 +243,10 @@ def test_two_services_and_cli_loops_on_one_home_drop_no_service_command(tmp_path
             by_name[name] = by_name.get(name, 0) + p.value
     assert by_name == {"svc-1": n, "svc-2": n, "cli-run": 16}
     dropped = sum(counters.get(f"dropped.{k}", 0) for k in ("overflow", "journal_full", "replay", "staging"))
-    assert len(spans) + counters.get("spans.sampled_out", 0) + dropped == 2 * n + 16  # (the CLI runs' spans)
+    accounted = len(spans) + counters.get("spans.sampled_out", 0) + dropped
+    # the spool's size cap may evict stored rows (``dropped.size`` counts them, spans and metric series
+    # alike, so it bounds the spans it took): exact when it did not act
+    assert accounted <= 2 * n + 16 <= accounted + counters.get("dropped.size", 0)  # (+ the CLI runs' spans)
 
 
 SPILLING = """
