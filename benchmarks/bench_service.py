@@ -251,7 +251,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--quick", action="store_true", help="sizes 1,000, 10,000 and 100,000 only")
     parser.add_argument("--levels", default=",".join(LEVELS))
-    parser.add_argument("--neighbour", default="no,yes", help="no, yes or both (default): a CPU-bound neighbour")
+    parser.add_argument("--neighbour", default="no,yes",
+                        help="no, yes or no,yes (default): without and/or beside a CPU-bound neighbour")
     parser.add_argument("--no-stress", action="store_true", help="skip the full-buffer shutdown case")
     parser.add_argument("--child", nargs=5, metavar=("MODE", "LEVEL", "N", "HOME", "DRAIN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -265,7 +266,10 @@ def main() -> None:
     print("| neighbour | level | N | ours us/cmd | stock | ratio | +sender | (ours+sender)/stock | host +wall | "
           "host +CPU | shutdown | invocations stored | spans stored | sampled out | spans dropped | check |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for neighbour in args.neighbour.split(","):
+    neighbours = args.neighbour.split(",")
+    if not set(neighbours) <= {"no", "yes"}:
+        parser.error(f"--neighbour: no, yes or no,yes, not {args.neighbour!r}")
+    for neighbour in neighbours:
         for n in (int(x) for x in sizes.split(",")):
             repeats = 3 if n <= 10_000 else 1  # the median of three where a run lasts well under a second
             with Neighbour(neighbour == "yes"):

@@ -174,15 +174,15 @@ def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "ot
     if frame is None:
         return False
     code = frame.f_code
-    if not own_code(code):  # exec'd text (a settings.py, a string) is not the program's code
-        return False
     entry = _literal_sets.get(id(code))
     if entry is None or entry[0] is not code:
         if len(_literal_sets) >= _CACHE_MAX:
             _literal_sets.clear()
+        # exec'd text (a settings.py, a string) is not the program's code: no literal of it counts. Decided
+        # once per code object: a running code's module is already imported, so the answer cannot change
         entry = _literal_sets[id(code)] = (code, frozenset(
             s for c in code.co_consts for s in ((c,) if type(c) is str else c if type(c) in (tuple, frozenset) else ())
-            if type(s) is str))  # ("sync", "deploy") in a for loop is one tuple constant
+            if type(s) is str) if own_code(code) else frozenset())  # ("sync", "deploy"): one tuple constant
     return text in entry[1]
 
 
