@@ -484,16 +484,27 @@ class Recorder:
                 with self._lock:
                     self.overflow_features += 1
                 return
-        item: FeatureEntry = {"name": fname, "t": _time_ns()}
+        item: FeatureEntry = {"name": fname, "t": self._now_ns()}
         if kept and level >= _FEATURE_ATTRIBUTES:
             item["attrs"] = self._feature_attributes(kept)
         self.features.append(item)  # atomic; see _lock
+
+    def _now_ns(self) -> int:
+        """A feature's or handled exception's time: on the running command's own timeline (its wall start
+        plus monotonic time since), the clock its end is taken on, so what happens during a command falls
+        within [start, end] by construction (its span's events, and what thinning keeps with it). Two
+        clocks read apart (a thread preempted between a command's wall and monotonic start) could put it
+        past the end. Outside a command, the wall clock."""
+        run = self.active
+        if run is None:
+            return _time_ns()
+        return run.start_ns + (_perf_ns() - run.start_mono)
 
     def exception(self, exc: BaseException) -> None:
         """A handled exception the app wants counted (type always; details at ``full``)."""
         if self.level <= Level.OFF:
             return
-        item: HandledException = {"type": error_type(exc), "t": time.time_ns()}
+        item: HandledException = {"type": error_type(exc), "t": self._now_ns()}
         sig = self._signature(item, exc)
         if sig is not None and _DYNAMIC in sig:
             with self._lock:

@@ -160,3 +160,35 @@ def test_identifiers_are_hashed_with_a_salt() -> None:
 
     a, b, c = record("s1"), record("s1"), record("s2")
     assert a["user_id"] == b["user_id"] != c["user_id"] and a["user_id"] != "user-42" and a["fmt"] == "csv"
+
+
+def test_what_happens_during_a_command_falls_within_it_when_its_clocks_were_read_apart() -> None:
+    """A command's start is read on two clocks (wall, then monotonic) and its end from the monotonic one; a
+    thread preempted between the two reads, or a wall clock stepped between them, once put the features and
+    handled exceptions recorded during it past its end, so its span lost them (and span thinning dropped
+    them). Stamped on the command's own timeline, they fall within [start, end] by construction."""
+    r = recorder(Level.FULL)
+    run = r.begin("deploy")
+    assert run is not None
+    run.start_ns -= 2_000_000_000  # the wall read came 2 s before the monotonic one (or the clock stepped)
+    r.feature("export")
+    try:
+        raise ValueError("x")
+    except ValueError as exc:
+        r.exception(exc)
+    r.end(run)
+    body = r.drain()
+    assert body is not None
+    (cmd,) = body["commands"]
+    times = [f["t"] for f in body["features"]] + [e["t"] for e in body["exceptions"]]
+    assert len(times) == 2 and all(cmd["start"] <= t <= cmd["end"] for t in times), (cmd, times)
+
+
+def test_outside_a_command_features_carry_the_wall_clock() -> None:
+    import time
+
+    r = recorder(Level.FULL)
+    before = time.time_ns()
+    r.feature("export")
+    body = r.drain()
+    assert body is not None and before <= body["features"][0]["t"] <= time.time_ns()
