@@ -22,6 +22,7 @@ from otel_expansion.backend.store import Store, open_readonly
 
 from .chdb_loader import ChdbDatabase
 from .conftest import ns, span, traces_request
+from .engines import engine_for
 
 DAY = 86400 * 10**9
 NOW = ns(12, 12)
@@ -173,20 +174,7 @@ def test_sampled_spans_count_as_the_commands_they_stand_for(tmp_path: Any, engin
     quiet = span("work", {"session.id": "quiet", "cli.command.name": "work"}, NOW - 10**9, NOW - 10**9 + 10,
                  trace=600, span_id=600)
     request = traces_request((res, spans), (res, [quiet]))
-    if engine_name == "embedded":
-        db = tmp_path / "b.sqlite"
-        with Store(db) as store:
-            store.write("traces", flatten("traces", request))
-        engine: Any = SQLiteEngine(open_readonly(db))
-    else:
-        chdb = ChdbDatabase()
-        chdb.load("traces", request)
-        engine = chdb.engine()
-    try:
+    with engine_for(engine_name, "traces", request, tmp_path) as engine:
         got = report_from(engine, Filter(), now_ns=NOW)["sessions"]
-    finally:
-        engine.close()
-        if engine_name != "embedded":
-            chdb.close()
     assert got["count"] == 2
     assert (got["min_commands"], got["max_commands"]) == (1, 1034)

@@ -179,12 +179,11 @@ def test_the_backend_reconstructs_the_command_count_from_a_thinned_burst(tmp_pat
     """The kept spans' adjusted counts (1/p from ``ot=th``), as each engine reads them for a session's
     commands, add up to the commands run within the estimator's statistical bound (5 standard deviations,
     the variance estimated from the kept spans: sum of 2**k (2**k - 1))."""
-    from otel_expansion.backend.ingest import adjusted_count, flatten
-    from otel_expansion.backend.query import Filter, SQLiteEngine
+    from otel_expansion.backend.ingest import adjusted_count
+    from otel_expansion.backend.query import Filter
     from otel_expansion.backend.report import report_from
-    from otel_expansion.backend.store import Store, open_readonly
-    from tests.backend.chdb_loader import ChdbDatabase
     from tests.backend.conftest import traces_request
+    from tests.backend.engines import engine_for
 
     home = tmp_path / "home"
     rt = runtime(home, "enhanced")
@@ -203,19 +202,6 @@ def test_the_backend_reconstructs_the_command_count_from_a_thinned_burst(tmp_pat
     assert abs(estimate - n) <= 5 * math.sqrt(variance), (estimate, n, variance)
     res = {"service.name": "svc", "service.version": "1.0", "otel_expansion.installation.id": "i1"}
     request = traces_request((res, spans))
-    if engine_name == "embedded":
-        db = tmp_path / "b.sqlite"
-        with Store(db) as store:
-            store.write("traces", flatten("traces", request))
-        engine: Any = SQLiteEngine(open_readonly(db))
-    else:
-        chdb = ChdbDatabase()
-        chdb.load("traces", request)
-        engine = chdb.engine()
-    try:
+    with engine_for(engine_name, "traces", request, tmp_path) as engine:
         sessions = report_from(engine, Filter(), now_ns=time.time_ns() + 10**9)["sessions"]
-    finally:
-        engine.close()
-        if engine_name != "embedded":
-            chdb.close()
     assert sessions["count"] == 1 and sessions["max_commands"] == estimate
