@@ -368,12 +368,16 @@ class ServiceRuntime:
             # covers what they delay), less the usage metrics' (owed at any rate)
             written += self._replay(current)
             spent = self._cpu_time() - started - (self._usage_cpu - usage_cpu)
-            # charged in CPU time, with a floor: one slow replay (a GC pause) is not owed for minutes
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
-            self._window_cpu += spent
+            self._charge(spent)
             self.span_budget.learn(current.kept, spent)
             with self._slices_lock:
                 self._current = None
+
+    def _charge(self, spent: float) -> None:
+        """Replay CPU against the share: charged in CPU time, with a floor (one slow replay, a GC pause, is
+        not owed for minutes), and counted in the window that decides the span sample."""
+        self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
+        self._window_cpu += spent
 
     def _thin(self, sl: _Slice) -> None:
         """The span budget (``workers/budget.py``): the slice's commands earn their span credit (once: its
@@ -482,9 +486,7 @@ class ServiceRuntime:
         finally:
             self._in_round = False
             self._spilled_replay = False
-            spent = time.thread_time() - cpu
-            self._budget = max(-REPLAY_BURST_S - 1.0, self._budget - spent)
-            self._window_cpu += spent
+            self._charge(time.thread_time() - cpu)
             self._catch_up = bool(waiting)
 
     def _own_replayer(self) -> Any:
