@@ -233,11 +233,29 @@ class Rollup:
             have = exp.get(ekey)
             exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
 
-    def absorb(self, other: Rollup) -> None:
-        """Add another request's aggregates (same keys, same grain): what two upserts in a row would store.
+    @classmethod
+    def combined(cls, rollups: Sequence[Rollup]) -> Rollup:
+        """The aggregates of several requests (what :meth:`absorb` of each in turn gives), their exponential
+        rows merged once per key (exponential.merge_all) instead of once per request and key: the group
+        writer's merges were a third of its Python."""
+        if len(rollups) == 1:
+            return rollups[0]
+        out = cls()
+        parts: dict[ExpKey, list[exponential.Buckets]] = {}
+        for rollup in rollups:
+            out.absorb(rollup, exp=False)
+            for xkey, b in rollup.exp.items():
+                have = parts.get(xkey)
+                if have is None:
+                    parts[xkey] = [b]
+                else:
+                    have.append(b)
+        out.exp = {xkey: exponential.merge_all(bs) for xkey, bs in parts.items()}
+        return out
 
-        The group writer merges its requests' rollups here so each key is upserted once per group.
-        """
+    def absorb(self, other: Rollup, exp: bool = True) -> None:
+        """Add another request's aggregates (same keys, same grain): what two upserts in a row would store
+        (``exp=False``: all but the exponential rows, which :meth:`combined` merges itself)."""
         self.kinds.update(other.kinds)
         _merge_metrics(self.metrics, other.metrics.items(), self.kinds)
         buckets = self.buckets
@@ -248,10 +266,10 @@ class Rollup:
             else:
                 for i, n in enumerate(slots):
                     have[i] += n
-        exp = self.exp
-        for xkey, b in other.exp.items():
-            have_exp = exp.get(xkey)
-            exp[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
+        exp_rows = self.exp
+        for xkey, b in other.exp.items() if exp else ():
+            have_exp = exp_rows.get(xkey)
+            exp_rows[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
         env = self.env
         for ekey, runs in other.env.items():
             env[ekey] = env.get(ekey, 0.0) + runs

@@ -418,7 +418,8 @@ class Store:
         now = self.clock()
         conn = self._conn
         results: list[WriteResult | Exception] = []
-        group = Rollup()  # the group's rollups, merged in memory: one upsert per key per group
+        group: list[Rollup] = []  # the group's rollups, merged in memory (Rollup.combined): one upsert per key
+        kinds: dict[str, str] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -439,13 +440,15 @@ class Store:
                     self._forget()  # ids and values inserted in the rolled-back savepoint are gone
                     results.append(exc)
                 else:
-                    if any(group.kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
-                        self._flush(group)  # a metric whose kind changed: keep the per-request upsert order
-                        group = Rollup()
-                    group.absorb(rollup)
+                    if any(kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
+                        self._flush(Rollup.combined(group))  # a metric whose kind changed: keep the upsert order
+                        group, kinds = [], {}
+                    kinds.update(rollup.kinds)
+                    group.append(rollup)
                     results.append(result)
                 conn.execute("RELEASE oe_request")
-            self._flush(group)
+            if group:
+                self._flush(Rollup.combined(group))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
