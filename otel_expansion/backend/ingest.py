@@ -396,10 +396,26 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
     return found
 
 
-def _int_list(values: Iterable[int]) -> str:
-    """``_json(list(values))`` for integers, without the encoder (same text: ``[1,2,3]``: the list's repr, in C,
-    less the spaces after its commas, which integers never contain)."""
-    return repr(list(values)).replace(" ", "")
+_DIGITS = bytes(range(48, 58)) + bytes(246)
+"""A byte's decimal digit for 0..9, else a zero byte (bytes.translate table)."""
+
+
+def _int_list(values: list[int]) -> str:
+    """``_json(values)`` for a list of non-negative integers, without the encoder (same text: ``[1,2,3]``).
+
+    Bucket counts are nearly all single digits (an SDK point spans up to 320 buckets, most of them empty): those
+    are written as bytes (one digit each, a comma between: all in C, about a third of repr's cost); otherwise the
+    list's repr less the spaces after its commas (integers never contain one)."""
+    try:
+        raw = bytes(values)
+    except ValueError:  # a count above 255
+        return repr(values).replace(" ", "")
+    digits = raw.translate(_DIGITS)
+    if not digits or b"\0" in digits:  # empty, or a count above 9
+        return repr(values).replace(" ", "")
+    out = bytearray(b",") * (2 * len(digits) - 1)
+    out[0::2] = digits
+    return "[" + out.decode("ascii") + "]"
 
 
 def _columns(attrs: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
@@ -533,9 +549,9 @@ def _points(scope_metrics: Sequence[Any], exp: dict[tuple[str, str], Buckets] | 
                     elif kind == "exponential_histogram":  # scale, zero count, offsets in bounds; positive counts
                         has_sum = point.HasField("sum")
                         negative = point.negative
-                        negative_counts = list(negative.bucket_counts)
+                        negative_counts = negative.bucket_counts[:]  # a list (slicing is faster than list())
                         positive = point.positive
-                        positive_counts = list(positive.bucket_counts)
+                        positive_counts = positive.bucket_counts[:]
                         # _json of {"scale", "zero_count", "offset", "negative_offset", "negative_counts"}
                         # (keys sorted), written out: the same text without the encoder
                         bounds = (f'{{"negative_counts":{_int_list(negative_counts)},"negative_offset":'
