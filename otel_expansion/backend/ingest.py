@@ -366,7 +366,11 @@ def _value(value: Any) -> Any:
 
 
 def _attrs(key_values: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in key_values}
+    out = {}
+    for kv in key_values:  # most values are strings: read those here, without a call
+        value = kv.value
+        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else _value(value)
+    return out
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -377,23 +381,32 @@ def _json(attrs: Any) -> str:
     return _ENCODER.encode(attrs)
 
 
-_ATTRS_JSON: dict[tuple[Any, ...], str] = {}
-_ATTRS_JSON_MAX = 4096
+_DERIVED_MAX = 4096
 
 
-def _attrs_json(attrs: dict[str, Any]) -> str:
-    """:func:`_json` of an attribute map, remembered: the points of one series and the spans of one session
-    repeat the same few maps (the key holds each value's type: ``True == 1`` but they encode differently)."""
+_Derived = tuple[str, "str | None", "str | None", "str | None", "str | None", "int | None"]
+_DERIVED: dict[tuple[Any, ...], _Derived] = {}
+
+
+def _derived(attrs: dict[str, Any]) -> _Derived:
+    """What a row stores from its attribute map: its :func:`_json`, the command, outcome and error type columns
+    (:func:`_columns`), the session id and the exit code; remembered: the points of one series and the spans of
+    one session repeat the same few maps (the key holds each value's type: ``True == 1`` but they encode
+    differently)."""
     try:
-        key = tuple((k, type(v), v) for k, v in attrs.items())
-        found = _ATTRS_JSON.get(key)
-    except TypeError:  # a list or map value: not hashable, encoded each time
-        return _json(attrs)
+        key = (tuple(attrs.items()), tuple(map(type, attrs.values())))
+        found = _DERIVED.get(key)
+    except TypeError:  # a list or map value: not hashable, derived each time
+        return _derive(attrs)
     if found is None:
-        if len(_ATTRS_JSON) >= _ATTRS_JSON_MAX:
-            _ATTRS_JSON.clear()
-        found = _ATTRS_JSON[key] = _json(attrs)
+        if len(_DERIVED) >= _DERIVED_MAX:
+            _DERIVED.clear()
+        found = _DERIVED[key] = _derive(attrs)
     return found
+
+
+def _derive(attrs: dict[str, Any]) -> _Derived:
+    return (_json(attrs), *_columns(attrs), _text(attrs, "session.id"), _int(attrs, "process.exit.code"))
 
 
 _DIGITS = bytes(range(48, 58)) + bytes(246)
@@ -445,6 +458,10 @@ def _int(attrs: dict[str, Any], key: str) -> int | None:
         return None
 
 
+_new_row = tuple.__new__
+"""A row tuple of a NamedTuple class from its full tuple of values (the class's own __new__ is Python code)."""
+
+
 def _hex(raw: bytes) -> str:
     return raw.hex()
 
@@ -452,32 +469,34 @@ def _hex(raw: bytes) -> str:
 def _spans(scope_spans: Sequence[Any]) -> Iterator[SpanRow]:
     for scope_span in scope_spans:
         scope = scope_span.scope
+        scope_name, scope_version = scope.name, scope.version
         for span in scope_span.spans:
             attrs = _attrs(span.attributes)
             events = [
                 {"name": event.name, "time_ns": event.time_unix_nano, "attributes": _attrs(event.attributes)}
                 for event in span.events
-            ]
-            yield SpanRow(
-                scope.name,
-                scope.version,
-                _hex(span.trace_id),
-                _hex(span.span_id),
-                _hex(span.parent_span_id),
+            ] if span.events else None
+            derived = _derived(attrs)
+            start, end, status, trace_state = span.start_time_unix_nano, span.end_time_unix_nano, span.status, \
+                span.trace_state
+            yield _new_row(SpanRow, (  # SpanRow(...) without namedtuple's Python-level __new__
+                scope_name,
+                scope_version,
+                span.trace_id.hex(),
+                span.span_id.hex(),
+                span.parent_span_id.hex(),
                 span.name,
                 span.kind,
-                span.start_time_unix_nano,
-                span.end_time_unix_nano,
-                span.end_time_unix_nano - span.start_time_unix_nano,
-                span.status.code,
-                span.status.message,
-                _attrs_json(attrs),
+                start,
+                end,
+                end - start,
+                status.code,
+                status.message,
+                derived[0],
                 _json(events) if events else "[]",
-                *_columns(attrs),
-                _text(attrs, "session.id"),
-                _int(attrs, "process.exit.code"),
-                adjusted_count(span.trace_state) if span.trace_state else 1,
-            )
+                *derived[1:],
+                adjusted_count(trace_state) if trace_state else 1,
+            ))
 
 
 _PointBase = tuple[
@@ -500,7 +519,7 @@ _PointBase = tuple[
 def _point_base(
     scope: Any, metric: Any, kind: str, temporality: str | None, monotonic: int | None, point: Any
 ) -> _PointBase:
-    attrs = _attrs(point.attributes)
+    attrs_json, command, outcome, error_type = _derived(_attrs(point.attributes))[:4]
     return (
         scope.name,
         scope.version,
@@ -509,8 +528,10 @@ def _point_base(
         kind,
         temporality,
         monotonic,
-        _attrs_json(attrs),
-        *_columns(attrs),
+        attrs_json,
+        command,
+        outcome,
+        error_type,
         point.start_time_unix_nano,
         point.time_unix_nano,
     )
@@ -534,7 +555,7 @@ def _points(scope_metrics: Sequence[Any], exp: dict[tuple[str, str], Buckets] | 
                         continue
                     number = point.as_int if point.WhichOneof("value") == "as_int" else point.as_double
                     base = _point_base(scope, metric, kind, temporality, monotonic, point)
-                    yield PointRow(*base, float(number), None, None, None, None, None, None)
+                    yield _new_row(PointRow, (*base, float(number), None, None, None, None, None, None))
             elif kind in ("histogram", "exponential_histogram", "summary"):
                 data = getattr(metric, kind)
                 temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
@@ -567,7 +588,7 @@ def _points(scope_metrics: Sequence[Any], exp: dict[tuple[str, str], Buckets] | 
                         bounds = buckets = None
                     minimum = _optional(point, "min") if kind != "summary" else None
                     maximum = _optional(point, "max") if kind != "summary" else None
-                    yield PointRow(
+                    yield _new_row(PointRow, (
                         *base,
                         None,
                         int(point.count),
@@ -576,7 +597,7 @@ def _points(scope_metrics: Sequence[Any], exp: dict[tuple[str, str], Buckets] | 
                         maximum,
                         bounds,
                         buckets,
-                    )
+                    ))
 
 
 def _logs(scope_logs: Sequence[Any]) -> Iterator[LogRow]:
