@@ -5,8 +5,10 @@ that holds the GIL; in one process it took as long as SQLite itself, so request 
 in parallel and the single writer waited for them. Here each request body goes to a pool of worker
 processes (``spawn``: no fork of a threaded server) that return compact rows with everything that needs
 no database already done (:func:`prepare`: the content digest for de-duplication, the length limits, the
-exponential buckets at the rollup's scale, and the entry's rollup with its dimension values as received);
-the server's one writer thread checks those values are admitted as they are and stores.
+exponential buckets at the rollup's scale, and the entry's rollup with its dimension values as received),
+the rows packed as plain tuples in one ``marshal`` blob per entry (:meth:`ResourceData.pack`: the server
+unpickles no object per row); the server's one writer thread checks those values are admitted as they are
+and stores.
 
 Workers never outlive the server: :meth:`DecodePool.close` shuts them down, and each worker also watches
 its parent and exits as soon as the parent is gone (killed with SIGKILL, say), so none is left orphaned.
