@@ -5,8 +5,10 @@ that holds the GIL; in one process it took as long as SQLite itself, so request 
 in parallel and the single writer waited for them. Here each request body goes to a pool of worker
 processes (``spawn``: no fork of a threaded server) that return compact rows with everything that needs
 no database already done (:func:`prepare`: the content digest for de-duplication, the length limits, the
-exponential buckets at the rollup's scale, and the entry's rollup with its dimension values as received);
-the server's one writer thread checks those values are admitted as they are and stores.
+exponential buckets at the rollup's scale, and the entry's rollup with its dimension values as received),
+the rows packed as plain tuples in one ``marshal`` blob per entry (:meth:`ResourceData.pack`: the server
+unpickles no object per row); the server's one writer thread checks those values are admitted as they are
+and stores.
 
 Workers never outlive the server: :meth:`DecodePool.close` shuts them down, and each worker also watches
 its parent and exits as soon as the parent is gone (killed with SIGKILL, say), so none is left orphaned.
@@ -25,7 +27,9 @@ from otel_expansion.backend.limits import Limits, clip_resource
 from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
 from otel_expansion.otlp.exponential import downscale
 
-__all__ = ["GC_THRESHOLDS", "DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_resources"]
+__all__ = [
+    "GC_THRESHOLDS", "DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_packed", "prepare_resources",
+]
 
 _PARENT_CHECK_S = 0.5
 
@@ -57,6 +61,16 @@ def prepare(
     """
     return prepare_resources(flatten(signal, decode(signal, decompress(body, content_encoding), encoding)),
                              limits, tagged)
+
+
+def prepare_packed(
+    signal: str, body: bytes, content_encoding: str | None, encoding: str, limits: Limits, tagged: bool
+) -> list[ResourceData]:
+    """:func:`prepare`, with each entry's rows packed for the trip to the server (ResourceData.pack)."""
+    resources = prepare(signal, body, content_encoding, encoding, limits, tagged)
+    for resource in resources:
+        resource.pack()
+    return resources
 
 
 def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: bool) -> list[ResourceData]:
@@ -122,14 +136,16 @@ class DecodePool:
     def prepare(
         self, signal: str, body: bytes, content_encoding: str | None, encoding: str, tagged: bool
     ) -> list[ResourceData]:
-        """:func:`prepare` in a worker process; raises what it raised (PayloadError...), or PoolBroken."""
+        """:func:`prepare_packed` in a worker process (:func:`prepare` with no workers); raises what it raised
+        (PayloadError...), or PoolBroken."""
         executor = self._executor
         if self.workers <= 0:
             return prepare(signal, body, content_encoding, encoding, self._limits, tagged)
         if executor is None or self._closed:
             raise PoolBroken("the decoding pool is stopped")
         try:
-            return executor.submit(prepare, signal, body, content_encoding, encoding, self._limits, tagged).result()
+            return executor.submit(prepare_packed, signal, body, content_encoding, encoding, self._limits,
+                                   tagged).result()
         except BrokenProcessPool:
             with self._lock:  # one replacement pool, however many requests saw this one break
                 if self._executor is executor and not self._closed:

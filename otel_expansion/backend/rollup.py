@@ -221,8 +221,10 @@ class Rollup:
         maximum: float | None,
         buckets: exponential.Buckets,
         end_ns: int,
+        parts: dict[ExpKey, list[exponential.Buckets]] | None = None,
     ) -> None:
-        """A base-2 exponential point: its stats like any histogram's, its buckets into the exponential rollup."""
+        """A base-2 exponential point: its stats like any histogram's, its buckets into the exponential rollup
+        (or, given ``parts``, onto each key's list there, for :meth:`settle` to merge at once)."""
         self.add_histogram(key, count, total, minimum, maximum, [], [], end_ns)
         metric, day, service, version, command, _outcome, _error, label = key
         buckets = exponential.downscale(buckets, ROLLUP_SCALE)
@@ -230,14 +232,47 @@ class Rollup:
         # the exact row, all commands of this app version, and this command over all apps (see ALL)
         for ekey in ((metric, day, service, version, command, label), (metric, day, service, version, ALL, label),
                      (metric, day, ALL, ALL, command, label)):
+            if parts is not None:
+                have_parts = parts.get(ekey)
+                if have_parts is None:
+                    parts[ekey] = [buckets]
+                else:
+                    have_parts.append(buckets)
+                continue
             have = exp.get(ekey)
             exp[ekey] = buckets if have is None else exponential.merge(have, buckets)
 
-    def absorb(self, other: Rollup) -> None:
-        """Add another request's aggregates (same keys, same grain): what two upserts in a row would store.
+    def settle(self, parts: dict[ExpKey, list[exponential.Buckets]]) -> None:
+        """Merge the buckets :meth:`add_exponential` set aside, once per key (exponential.merge_all: the same
+        buckets as merging each in turn, one pass instead of a merged copy per point)."""
+        exp = self.exp
+        for ekey, bs in parts.items():
+            have = exp.get(ekey)
+            exp[ekey] = exponential.merge_all(bs if have is None else [have, *bs])
 
-        The group writer merges its requests' rollups here so each key is upserted once per group.
-        """
+    @classmethod
+    def combined(cls, rollups: Sequence[Rollup]) -> Rollup:
+        """The aggregates of several requests (what :meth:`absorb` of each in turn gives), their exponential
+        rows merged once per key (exponential.merge_all) instead of once per request and key: the group
+        writer's merges were a third of its Python."""
+        if len(rollups) == 1:
+            return rollups[0]
+        out = cls()
+        parts: dict[ExpKey, list[exponential.Buckets]] = {}
+        for rollup in rollups:
+            out.absorb(rollup, exp=False)
+            for xkey, b in rollup.exp.items():
+                have = parts.get(xkey)
+                if have is None:
+                    parts[xkey] = [b]
+                else:
+                    have.append(b)
+        out.exp = {xkey: exponential.merge_all(bs) for xkey, bs in parts.items()}
+        return out
+
+    def absorb(self, other: Rollup, exp: bool = True) -> None:
+        """Add another request's aggregates (same keys, same grain): what two upserts in a row would store
+        (``exp=False``: all but the exponential rows, which :meth:`combined` merges itself)."""
         self.kinds.update(other.kinds)
         _merge_metrics(self.metrics, other.metrics.items(), self.kinds)
         buckets = self.buckets
@@ -248,10 +283,10 @@ class Rollup:
             else:
                 for i, n in enumerate(slots):
                     have[i] += n
-        exp = self.exp
-        for xkey, b in other.exp.items():
-            have_exp = exp.get(xkey)
-            exp[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
+        exp_rows = self.exp
+        for xkey, b in other.exp.items() if exp else ():
+            have_exp = exp_rows.get(xkey)
+            exp_rows[xkey] = b if have_exp is None else exponential.merge(have_exp, b)
         env = self.env
         for ekey, runs in other.env.items():
             env[ekey] = env.get(ekey, 0.0) + runs
@@ -310,6 +345,7 @@ def roll(
         for key in ENVIRONMENT_KEYS
     ]
     cache: dict[Any, Any] = {}
+    parts: dict[ExpKey, list[exponential.Buckets]] = {}
     layouts: dict[str | None, tuple[list[float], str]] = {}
     per_day: dict[int, float] = {}
     series_prefix = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -336,7 +372,7 @@ def roll(
         if row.kind == "exponential_histogram":
             decoded = resource.exp.get((row.bounds or "", row.bucket_counts or ""))
             rollup.add_exponential(key, row.samples or 0, row.sum, row.min, row.max,
-                                   decoded or exponential_of(row.bounds, row.bucket_counts), row.end_ns)
+                                   decoded or exponential_of(row.bounds, row.bucket_counts), row.end_ns, parts)
             continue
         if row.kind == "histogram":
             parsed = layouts.get(row.bounds)
@@ -359,6 +395,7 @@ def roll(
         rollup.add_number(key, row.kind, value, row.end_ns, value if failed else 0.0)
         if row.name == INVOCATIONS:
             per_day[day] = per_day.get(day, 0.0) + value
+    rollup.settle(parts)
     for day, value in per_day.items():  # the environment is the resource's: once per day, not per point
         for env_key, env_value in env:
             ekey = (day, service, version, env_key, env_value)

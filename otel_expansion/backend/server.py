@@ -151,7 +151,7 @@ class _Writer:
         Raises Behind, storing nothing, when more than ``max_pending_rows`` rows already wait (a request
         arriving at an idle writer is always taken, however large).
         """
-        rows = sum(len(r.spans) + len(r.points) + len(r.logs) for r in request[1])
+        rows = sum(r.rows() for r in request[1])
         pending = _Pending(request)
         with self._lock:
             if self._closed:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import sqlite3
 import time
 from collections import Counter, defaultdict
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow
+from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow, session_totals
 from otel_expansion.backend.ingest import digest as _digest
 from otel_expansion.backend.limits import OTHER, Limits, clip_resource
 from otel_expansion.backend.rollup import (
@@ -184,6 +185,19 @@ _SCHEMA = _SCHEMA.replace(
 )
 _SPAN_INSERT = f"INSERT OR IGNORE INTO spans VALUES (NULL, ?, {', '.join(['?'] * 19)}, ?)"
 _POINT_INSERT = f"INSERT INTO metric_points VALUES (NULL, ?, {', '.join(['?'] * 20)}, ?)"
+
+
+def _span_insert(rid: int, now: int) -> str:
+    """The span insert with the resource id and receipt time written in (a packed row is the stored columns
+    alone: executemany takes the worker's tuples as they are, no tuple built per row here)."""
+    return f"INSERT OR IGNORE INTO spans VALUES (NULL, {int(rid)}, {', '.join(['?'] * 19)}, {int(now)})"
+
+
+def _point_insert(rid: int, now: int) -> str:
+    """The point insert for packed rows (see _span_insert)."""
+    return f"INSERT INTO metric_points VALUES (NULL, {int(rid)}, {', '.join(['?'] * 20)}, {int(now)})"
+
+
 _LOG_INSERT = f"INSERT INTO logs VALUES (NULL, ?, {', '.join(['?'] * 11)}, ?)"
 _METRIC_UPSERT = """
 INSERT INTO r_metric VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -364,6 +378,7 @@ class Store:
         self._exp_rows: dict[tuple[Any, ...], exponential.Buckets] = {}
         self._data_version: int | None = None
         self._open_day: int | None = None  # read in each write transaction until known (see _close_days)
+        self._spans_before = 0  # the largest span id before the last span insert (see _inserted_spans)
         self.clock: Callable[[], int] = time.time_ns
         """Receipt time in nanoseconds (a test moves it on to close days)."""
         self._limits = limits or Limits()
@@ -403,7 +418,8 @@ class Store:
         now = self.clock()
         conn = self._conn
         results: list[WriteResult | Exception] = []
-        group = Rollup()  # the group's rollups, merged in memory: one upsert per key per group
+        group: list[Rollup] = []  # the group's rollups, merged in memory (Rollup.combined): one upsert per key
+        kinds: dict[str, str] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -424,13 +440,15 @@ class Store:
                     self._forget()  # ids and values inserted in the rolled-back savepoint are gone
                     results.append(exc)
                 else:
-                    if any(group.kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
-                        self._flush(group)  # a metric whose kind changed: keep the per-request upsert order
-                        group = Rollup()
-                    group.absorb(rollup)
+                    if any(kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
+                        self._flush(Rollup.combined(group))  # a metric whose kind changed: keep the upsert order
+                        group, kinds = [], {}
+                    kinds.update(rollup.kinds)
+                    group.append(rollup)
                     results.append(result)
                 conn.execute("RELEASE oe_request")
-            self._flush(group)
+            if group:
+                self._flush(Rollup.combined(group))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -529,6 +547,8 @@ class Store:
             if bid is None:
                 kept.append(resource)
                 continue
+            if resource.digest is None:  # the digest is of the named rows
+                resource.unpack()
             key = f"{bid}:{resource.digest or _digest(resource)}"
             if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
                 continue
@@ -542,21 +562,40 @@ class Store:
         for resource in kept:
             counts: Counter[str] = Counter(resource.cut or ())
             if resource.cut is None:  # not cut by a decoding worker (decoding.prepare): cut here
+                resource.unpack()
                 clip_resource(resource, self._limits, counts)
             rid = self._resource_id(resource, now)
             service, version = self._app(resource, counts)
-            if resource.spans:
+            packed = resource.packed
+            if packed is not None and packed.spans:
+                if self._insert_packed(_span_insert(rid, now), packed.span_rows, packed.spans):
+                    spans += packed.spans
+                    self._sessions(service, version, packed.sessions)
+                else:  # some span was already stored: the named rows tell which
+                    resource.unpack()
+                    packed = None
+                    inserted = self._inserted_spans(resource.spans)
+                    spans += len(inserted)
+                    self._sessions(service, version, session_totals(inserted))
+            elif resource.spans:
                 inserted = self._insert_spans(rid, resource.spans, now)
                 spans += len(inserted)
-                self._sessions(service, version, inserted)
-            if resource.points:
-                conn.executemany(_POINT_INSERT, [(rid, *row, now) for row in resource.points])
-                points += len(resource.points)
-                rolled = resource.rolled
+                self._sessions(service, version, session_totals(inserted))
+            rolled = resource.rolled
+            if (packed is not None and packed.points) or resource.points:
                 if isinstance(rolled, Rolled) and self._admits_all(rolled, service, version):
+                    if packed is not None and packed.points:
+                        conn.executemany(_point_insert(rid, now), marshal.loads(packed.point_rows))
+                        points += packed.points
+                    else:
+                        conn.executemany(_POINT_INSERT, [(rid, *row, now) for row in resource.points])
+                        points += len(resource.points)
                     done.append(rolled.rollup)  # rolled by a decoding worker with these very values
                     counts.update(rolled.counts)
-                else:
+                else:  # a value the worker kept is cut here (or a cumulative point): the writer rolls the rows
+                    resource.unpack()
+                    conn.executemany(_POINT_INSERT, [(rid, *row, now) for row in resource.points])
+                    points += len(resource.points)
                     self._roll(rollup, resource, service, version, counts)
             if resource.logs:
                 conn.executemany(_LOG_INSERT, [(rid, *row, now) for row in resource.logs])
@@ -626,12 +665,25 @@ class Store:
         before the statement are exactly the ones it inserted (INSERT OR IGNORE skips known spans).
         """
         conn = self._conn
-        before = conn.execute("SELECT MAX(id) FROM spans").fetchone()[0] or 0
+        self._spans_before = conn.execute("SELECT MAX(id) FROM spans").fetchone()[0] or 0
         changes = conn.total_changes
         conn.executemany(_SPAN_INSERT, [(rid, *row[:-1], now) for row in rows])  # all but ``adjusted``
         if conn.total_changes - changes == len(rows):
             return rows
-        new = set(conn.execute("SELECT trace_id, span_id FROM spans WHERE id > ?", (before,)).fetchall())
+        return self._inserted_spans(rows)
+
+    def _insert_packed(self, sql: str, blob: bytes, n: int) -> bool:
+        """Insert a worker's packed span rows (ResourceData.pack) as they are; whether every one was new."""
+        conn = self._conn
+        self._spans_before = conn.execute("SELECT MAX(id) FROM spans").fetchone()[0] or 0
+        changes = conn.total_changes
+        conn.executemany(sql, marshal.loads(blob))
+        return conn.total_changes - changes == n
+
+    def _inserted_spans(self, rows: list[SpanRow]) -> list[SpanRow]:
+        """The rows the last span insert stored (those with an id above ``_spans_before``), in order."""
+        new = set(self._conn.execute("SELECT trace_id, span_id FROM spans WHERE id > ?",
+                                     (self._spans_before,)).fetchall())
         inserted = []
         for row in rows:  # a span twice in one request: its first copy is the one stored
             key = (row.trace_id, row.span_id)
@@ -791,17 +843,9 @@ class Store:
         if inserts:
             conn.executemany(_EXP_INSERT, inserts)
 
-    def _sessions(self, service: str, version: str, spans: list[SpanRow]) -> None:
-        """Fold new spans into their sessions and move each session's histogram entries accordingly."""
-        seen: dict[str, list[int]] = {}
-        for row in spans:  # a sampled span counts as the commands it stands for (its adjusted count)
-            if not row.session_id:
-                continue
-            acc = seen.get(row.session_id)
-            if acc is None:
-                seen[row.session_id] = [row.start_ns, row.end_ns, row.adjusted]
-            else:
-                acc[0], acc[1], acc[2] = min(acc[0], row.start_ns), max(acc[1], row.end_ns), acc[2] + row.adjusted
+    def _sessions(self, service: str, version: str, seen: dict[str, list[int]]) -> None:
+        """Fold new spans' session totals (ingest.session_totals) into their sessions and move each session's
+        histogram entries accordingly."""
         conn = self._conn
         for session_id, (first, last, n) in seen.items():
             old = conn.execute(
@@ -905,7 +949,7 @@ def _backfill(conn: sqlite3.Connection) -> None:
     """Derive the rollups of a version-1 store from its raw rows (once, when it is first opened)."""
     store = Store.__new__(Store)
     store._conn, store._resource_ids, store._known, store._limits = conn, {}, set(), Limits()
-    store._exp_rows, store._data_version, store._open_day = {}, None, None
+    store._exp_rows, store._data_version, store._open_day, store._spans_before = {}, None, None, 0
     conn.execute("BEGIN IMMEDIATE")
     try:
         resources = {rid: json.loads(attrs) for rid, attrs in conn.execute("SELECT id, attributes FROM resources")}
@@ -921,7 +965,7 @@ def _backfill(conn: sqlite3.Connection) -> None:
             resource = ResourceData(attrs, None, b"", spans.get(rid, []), points.get(rid, []))
             service, version = store._app(resource, counts)
             store._roll(rollup, resource, service, version, counts)
-            store._sessions(service, version, resource.spans)
+            store._sessions(service, version, session_totals(resource.spans))
         store._flush(rollup)
         for table in ("spans", "metric_points", "logs"):
             n = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

@@ -75,6 +75,10 @@ class TestWorkers:
                 body = gzip.compress(message.SerializeToString())
                 here = prepare(signal_name, body, "gzip", PROTOBUF, Limits(value_chars=8), True)
                 there = pool.prepare(signal_name, body, "gzip", PROTOBUF, True)
+                assert all(r.packed is not None for r in there)  # handed over packed (ResourceData.pack)
+                assert sum(r.rows() for r in there) == sum(r.rows() for r in here)
+                for resource in there:
+                    resource.unpack()
                 assert there == here
                 assert all(r.digest for r in there) and any(r.cut for r in there)
         finally:
@@ -99,13 +103,13 @@ class TestWorkers:
         pool = DecodePool(1, Limits())
         try:
             body = _fresh_spans(7, 3)
-            assert len(pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].spans) == 3
+            assert pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].rows() == 3
             (victim,) = pool.pids()
             os.kill(victim, signal.SIGKILL)
             assert _gone_within({victim}, 5) == set()
             with pytest.raises(PoolBroken):
                 pool.prepare("traces", body, "gzip", PROTOBUF, False)
-            assert len(pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].spans) == 3
+            assert pool.prepare("traces", body, "gzip", PROTOBUF, False)[0].rows() == 3
             assert victim not in pool.pids()
         finally:
             pool.close()
@@ -305,27 +309,46 @@ class TestRolledAhead:
     """What a decoding worker prepares (digest, cuts, rollup) stores exactly what the writer alone stores."""
 
     @staticmethod
-    def _ahead(todo: list[tuple[str, list[ResourceData], str | None]], limits: Limits) -> list[
+    def _ahead(todo: list[tuple[str, list[ResourceData], str | None]], limits: Limits, pack: bool = False) -> list[
             tuple[str, list[ResourceData], str | None]]:
         import copy
 
         from otel_expansion.backend.decoding import prepare_resources
 
-        return [(s, prepare_resources(copy.deepcopy(r), limits, b is not None), b) for s, r, b in todo]
+        out = [(s, prepare_resources(copy.deepcopy(r), limits, b is not None), b) for s, r, b in todo]
+        for _, resources, _ in out if pack else ():
+            for resource in resources:
+                resource.pack()
+        return out
 
+    @pytest.mark.parametrize("pack", [False, True], ids=["named", "packed"])
     @pytest.mark.parametrize("limits", [Limits(), Limits(value_chars=6, distinct_values=2)], ids=["plain", "cut"])
-    def test_prepared_requests_store_the_same_tables(self, tmp_path: Path, limits: Limits) -> None:
+    def test_prepared_requests_store_the_same_tables(self, tmp_path: Path, limits: Limits, pack: bool) -> None:
         """Rollups, sessions, limits counts, raw rows: equal with and without the worker's preparation, also
-        when values are cut and dimensions overflow to (other) (the writer then rolls the entry itself)."""
+        when values are cut and dimensions overflow to (other) (the writer then rolls the entry itself), and
+        with the rows packed as a worker hands them over, also when some of a request's spans are already
+        stored (the writer then reads which from the named rows) and when one sampled span stands for 4."""
         import copy
 
+        from otel_expansion.backend.ingest import flatten
         from otel_expansion.backend.store import Store
 
+        from .conftest import STATUS, ns
         from .test_group_commit import requests, same, snapshot
 
         todo = requests()
-        ahead = self._ahead(todo, limits)
+        again = [copy.deepcopy(r) for s, r, b in todo if b == "sp-2"]  # all three spans already stored
+        mixed = [span("status", {**STATUS, "session.id": "s-1"}, ns(5, 3), ns(5, 3) + 10**9, 103, j) for j in (2, 7)]
+        sampled = span("status", {**STATUS, "session.id": "s-9"}, ns(5, 9), ns(5, 9) + 10**9, 909, 1)
+        sampled.trace_state = "ot=th:c"  # kept with probability 1/4: it stands for 4 commands
+        todo += [("traces", again[0], None), ("traces", again[0], "sp-2-again"),
+                 ("traces", flatten("traces", traces_request((LINUX, mixed))), "mixed"),
+                 ("traces", flatten("traces", traces_request((LINUX, [sampled]))), None)]
+        ahead = self._ahead(todo, limits, pack)
         assert any(r.rolled is not None for _, rs, _ in ahead for r in rs)
+        if pack:
+            assert all(r.packed is not None and not r.spans for _, rs, _ in ahead for r in rs)
+            assert any(r.packed is not None and r.packed.point_rows for _, rs, _ in ahead for r in rs)
         with Store(tmp_path / "writer.sqlite", limits) as store:
             expected = store.write_group([copy.deepcopy(r) for r in todo])  # each as if decoded anew
         with Store(tmp_path / "ahead.sqlite", limits) as store:

@@ -181,6 +181,19 @@ class TestDecode:
 
 
 class TestFlatten:
+    def test_bucket_counts_text_is_the_json_of_the_list(self) -> None:
+        """The counts' text written without the encoder is json.dumps' compact text for every kind of list:
+        empty, single digits (the fast path), two digits, above a byte, up to uint64's maximum."""
+        import random
+
+        from otel_expansion.backend.ingest import _int_list
+
+        rng = random.Random(4)
+        for _ in range(5000):
+            counts = [rng.choice((0, 0, 0, 1, 2, 9, 10, 11, 255, 256, 300, 2**40, 2**64 - 1))
+                      for _ in range(rng.randint(0, 40))]
+            assert _int_list(counts) == json.dumps(counts, separators=(",", ":"))
+
     def test_span_columns(self) -> None:
         """Span rows carry hex ids, duration and the extracted command/outcome/error/session/exit columns."""
         message = decode("traces", json.dumps(OTLP_JSON_TRACES).encode(), JSON)

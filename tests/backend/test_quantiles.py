@@ -229,6 +229,24 @@ def test_accumulator_equals_pairwise_merges() -> None:
         assert acc.result() == merged
 
 
+@pytest.mark.parametrize("max_size", [8, 40, exponential.MAX_SIZE])
+def test_merge_all_equals_pairwise_merges(max_size: int) -> None:
+    """The writer's many-at-once merge gives exactly the pairwise chain's buckets (scale included), with
+    negative and zero values, inputs at other scales and sums wider than ``max_size`` (downscaled)."""
+    rng = random.Random(max_size)
+    for _ in range(300):
+        hists = []
+        for _ in range(rng.randint(1, 9)):
+            values = [rng.choice((1, 1, 1, -1)) * math.exp(rng.uniform(-12, 5)) for _ in range(rng.randint(0, 40))]
+            values += [0.0] * (rng.random() < 0.2)
+            hists.append(exponential.from_values(values, max_size=max_size, scale=rng.choice([-1, 0, 3, 5, 20])))
+        merged = hists[0]
+        for h in hists[1:]:
+            merged = exponential.merge(merged, h, max_size=max_size)
+        assert exponential.merge_all(hists, max_size=max_size) == merged
+        assert exponential.merge_all(hists[::-1], max_size=max_size) == merged
+
+
 def test_one_pass_quantiles_equal_quantile_for_each() -> None:
     """The report's one-pass p50/p95/p99 (exponential.quantiles) are exactly quantile() of each, negative,
     zero and positive buckets, clamped or not."""
