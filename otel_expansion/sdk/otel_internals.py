@@ -129,11 +129,11 @@ class _BatchingHistogram(_ExplicitBucketHistogramAggregation):
                 state._value = self._get_empty_bucket_counts()
             counts = state._value
             bounds = self._boundaries
-            total = state._sum
-            for v in values:  # the same additions, in the same order, as one record() per value
-                total += v
-                counts[bisect_left(bounds, v)] += 1
-            state._sum = total
+            # the same additions, in the same order, as one record() per value (C loops: see the
+            # exponential one), and each value's bucket by the same bisect, counted per bucket
+            state._sum = reduce(add, values, state._sum)
+            for i, n in Counter(map(bisect_left, repeat(bounds, len(values)), values)).items():
+                counts[i] += n
             if self._record_min_max:
                 state._min = min(state._min, min(values))
                 state._max = max(state._max, max(values))
