@@ -52,8 +52,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import reduce
 from itertools import repeat
-from math import floor, frexp, log
-from operator import add, countOf, itemgetter, mul
+from math import floor, frexp, ldexp, log
+from operator import add, mul
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, ExponentialBucketHistogramAggregation
@@ -151,7 +151,6 @@ class BatchingHistogramAggregation(ExplicitBucketHistogramAggregation):
 
 _MIN_NORMAL = 2.2250738585072014e-308
 _LARGE = 1e300
-_MANTISSA = itemgetter(0)
 
 
 class _BatchingExponentialHistogram(_ExponentialBucketHistogramAggregation):
@@ -212,11 +211,12 @@ class _BatchingExponentialHistogram(_ExponentialBucketHistogramAggregation):
                     for v in rest:
                         i = to_index(v)
                         by_index[i] = get(i, 0) + 1
-                elif min(rest) > _MIN_NORMAL and max(rest) < _LARGE and not countOf(
-                        map(_MANTISSA, map(frexp, rest)), 0.5):
+                elif (lo := min(rest)) > _MIN_NORMAL and (hi := max(rest)) < _LARGE and {
+                        ldexp(1.0, e) for e in range(frexp(lo)[1] - 1, frexp(hi)[1] + 1)}.isdisjoint(rest):
                     # every value normal and none an exact power of two (the usual batch: checked in C
-                    # loops): LogarithmMapping.map_to_index is floor(log(v) * factor) for each, computed
-                    # here by C-level maps, the same float operations, and counted per index in C
+                    # loops, against the few powers of two between the extremes): LogarithmMapping's
+                    # map_to_index is floor(log(v) * factor) for each, computed here by C-level maps, the
+                    # same float operations, and counted per index in C
                     by_index = Counter(map(floor, map(mul, map(log, rest), repeat(factor, len(rest)))))
                 else:  # LogarithmMapping.map_to_index inlined: normal values, not powers of two
                     for v in rest:
