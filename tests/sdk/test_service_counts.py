@@ -211,6 +211,10 @@ def test_lock_free_appends_lose_nothing_to_a_concurrent_take() -> None:
             if snap is not None:
                 snaps.append(snap)
 
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows: appends meet takes
     thread = threading.Thread(target=take_loop)
     thread.start()
     try:
@@ -220,6 +224,8 @@ def test_lock_free_appends_lose_nothing_to_a_concurrent_take() -> None:
     finally:
         done.set()
         thread.join()
+        sys.setswitchinterval(interval)
+    assert len(snaps) > 10  # the takes did interleave with the appends
     last = u.take()
     if last is not None:
         snaps.append(last)
