@@ -4,7 +4,8 @@
         otel_expansion.feature("step")
 
 CPU time of the host thread only (``time.thread_time``), the export thread kept asleep (it would drain
-every WAKE_AT commands; here the buffer is drained between rounds), one child process per level. Stock
+every WAKE_AT commands; here the buffer and the usage aggregate are taken between rounds, as its drain
+takes them), one child process per level. Stock
 OpenTelemetry's span + counter + histogram is measured in the same run, for the ratio. Compile first
 (``python -m compileall -q otel_expansion``) when PYTHONDONTWRITEBYTECODE is set.
 
@@ -41,7 +42,8 @@ for _ in range({rounds}):
         with command("job"):
             feature("step")
     out.append((time.thread_time() - c) / {n} * 1e6)
-    t.recorder.drain()
+    t.recorder.drain()  # what the export thread's drain takes: the buffered spans and the usage aggregate
+    t.service.usage.take()
 print(json.dumps(out))
 t.service.retire()
 """

@@ -92,7 +92,7 @@ def child(mode: str, level: str, n: int, home: str, drain: bool) -> dict[str, An
     if drain:  # let the export thread finish, what it spilled included: its CPU is part of the cost
         service._wake.set()
         while (service.recorder.commands or service._backlog or service._current is not None
-               or service.usage.counts):
+               or service.usage.counts or service.usage.pending):
             time.sleep(0.005)
             service._wake.set()
         while service._catch_up:  # the program is quiet now: the thread replays what it spilled (no wake-ups,

@@ -169,6 +169,10 @@ class Recorder:
         self._names: dict[tuple[str, str], str] = {}  # (name, origin) -> recorded name; see command_name
         self._names_for: frozenset[str] | None = None  # the declared_commands _names was computed with
         self._exe: tuple[object, str] = (None, "")  # (executable, its recorded name): one process, one name
+        # feature name -> recorded name, per calling code object, for the declarations it was decided under
+        self._feature_names: dict[tuple[str, object], str] = {}
+        self._feature_names_for: frozenset[str] | None = None
+        self.process_started: float | None = None  # process_started(), read ahead by a long-running program
 
     # -- privacy helpers -------------------------------------------------------------------------------
     @property
@@ -295,7 +299,8 @@ class Recorder:
         if usage is None and len(self.commands) >= self.max_commands:
             self._drop(run)
             return
-        exe_name = self.executable_name(run.executable)
+        exe = self._exe  # executable_name(run.executable), remembered (one process, one name)
+        exe_name = exe[1] if exe[0] is run.executable else self.executable_name(run.executable)
         name = run.name
         recorded = self._names.get((name, run.origin)) if type(name) is str and (
             self._names_for is self.declared_commands) else None  # command_name(run), remembered
@@ -323,9 +328,9 @@ class Recorder:
             cmd["cpu"] = max(0.0, _process_time() - run.start_cpu)
             # a long-running program (usage aggregated here) asks every command: one getrusage call (~1 us),
             # not the CLI's /proc/self/status read (~18 us), whose reason (no ``resource`` import) is a CLI's
-            cmd["mem"] = peak_rss_bytes() if usage is None else rusage_peak_bytes()
+            cmd["mem"] = peak_rss_bytes() if usage is None else (_rusage_peak or rusage_peak_bytes)()
             if run.startup:
-                startup = startup_seconds(run.start_mono)
+                startup = startup_seconds(run.start_mono, self.process_started)
                 if startup is not None:
                     cmd["startup"] = startup
         if run.args and level >= _ARGUMENT_SHAPES:
@@ -460,13 +465,30 @@ class Recorder:
                 self.overflow_features += 1
             return
         declared = self.declared_features
-        vocabulary = _vocabulary()
-        if spec is not None or (declared is not None and name in declared):  # in the registry or init()
-            fname: str = vocabulary.admit(name, literal=True)
-        else:  # written in the app's own code, or a placeholder (counted)
-            literal = _literal or _load_literal()
-            fname = vocabulary.admit(name, literal=literal(name, _caller or sys._getframe(1)))
-        if fname is vocabulary.DYNAMIC:
+        caller = _caller or sys._getframe(1)
+        fname: str | None = None
+        key: tuple[str, object] | None = None
+        if declarations is None and type(name) is str:  # remembered per (name, calling code): see below
+            memo = self._feature_names
+            if self._feature_names_for is not declared or len(memo) >= 1024:
+                memo = self._feature_names = {}
+                self._feature_names_for = declared
+            key = (name, caller.f_code)
+            fname = memo.get(key)
+        if fname is None:
+            vocabulary = _vocabulary()
+            if spec is not None or (declared is not None and name in declared):  # in the registry or init()
+                fname = vocabulary.admit(name, literal=True)
+            else:  # written in the app's own code, or a placeholder (counted)
+                literal = _literal or _load_literal()
+                fname = vocabulary.admit(name, literal=literal(name, caller))
+            module_name = caller.f_globals.get("__name__")
+            if key is not None and type(module_name) is str and not module_name.startswith("otel_expansion."):
+                # The answer depends only on the name, the declarations (checked above) and the calling
+                # code object (its literals, whether it is the program's own: fixed once it runs). A
+                # caller inside this package is not remembered: its answer is its own caller's.
+                self._feature_names[key] = fname
+        if fname is _vocabulary_module[0].DYNAMIC:  # (loaded: the name was decided by it, now or before)
             with self._lock:
                 self.undeclared += 1
         kept: dict[str, object] = {}
@@ -484,7 +506,9 @@ class Recorder:
                 with self._lock:
                     self.overflow_features += 1
                 return
-        item: FeatureEntry = {"name": fname, "t": self._now_ns()}
+        run = self.active  # _now_ns(), inline: on the running command's own timeline
+        item: FeatureEntry = {"name": fname, "t": _time_ns() if run is None else
+                              run.start_ns + (_perf_ns() - run.start_mono)}
         if kept and level >= _FEATURE_ATTRIBUTES:
             item["attrs"] = self._feature_attributes(kept)
         self.features.append(item)  # atomic; see _lock
@@ -733,6 +757,7 @@ def cpu_seconds() -> float:
 
 
 _rusage: list[Any] = []  # [resource.getrusage, RUSAGE_SELF] once loaded, [None, 0] without ``resource``
+_rusage_peak: Callable[[], int | None] | None = None  # the service's per-command reading, once bound
 _PROC_STATUS = "/proc/self/status"
 
 
@@ -792,12 +817,28 @@ def _proc_peak() -> int | None:
 
 
 def _load_rusage() -> None:
+    global _rusage_peak
     try:
         import resource
     except ImportError:  # Windows
         _rusage[:] = [None, 0]
         return
     _rusage[:] = [resource.getrusage, resource.RUSAGE_SELF]
+    # Linux: RUSAGE_THREAD's ru_maxrss is the process's peak too (the kernel's getrusage() takes the same
+    # max(signal's maxrss, the mm's hiwater_rss) for both), without summing every thread's CPU time, which
+    # RUSAGE_SELF does first: ~0.45 us instead of ~0.8-1.4 us in a program with a few threads
+    getrusage, who, scale = resource.getrusage, getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF), _SCALE
+    if sys.platform != "linux":
+        who = resource.RUSAGE_SELF
+
+    def peak() -> int | None:
+        """rusage_peak_bytes() with its lookups bound: a long-running program reads it every command."""
+        try:
+            return int(getrusage(who).ru_maxrss) * scale
+        except (OSError, ValueError):
+            return None
+
+    _rusage_peak = peak
 
 
 def _psutil_peak() -> int | None:
@@ -813,20 +854,18 @@ def _psutil_peak() -> int | None:
 _TICKS: list[int] = []
 
 
-def startup_seconds(command_start_mono_ns: int) -> float | None:
-    """Seconds from the process's start to ``command_start_mono_ns`` (a ``perf_counter_ns`` reading).
+def process_started() -> float | None:
+    """When this process started, in seconds of ``CLOCK_BOOTTIME``: ``starttime`` of ``/proc/self/stat``
+    (clock ticks since boot, 10 ms resolution); no psutil. None where that is unavailable.
 
-    Linux: ``starttime`` of ``/proc/self/stat`` (clock ticks since boot, 10 ms resolution) against
-    ``CLOCK_BOOTTIME``, with two os-level calls; no psutil. None where that is unavailable.
-    """
+    A constant of the process: a long-running program reads it at ``init()`` (the first open of that
+    procfs file costs ~50-100 us, which its first command would otherwise pay)."""
     try:
         fd = os.open("/proc/self/stat", os.O_RDONLY)
     except (OSError, AttributeError):
         return None
     try:
         raw = os.read(fd, 1024)
-        now_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
-        now_mono = time.perf_counter_ns()
         if not _TICKS:
             _TICKS.append(os.sysconf("SC_CLK_TCK"))
         # the command name (field 2) may hold spaces and parentheses: fields resume after the last ")"
@@ -835,6 +874,22 @@ def startup_seconds(command_start_mono_ns: int) -> float | None:
         return None
     finally:
         os.close(fd)
-    started = start_ticks / _TICKS[0]
+    return float(start_ticks / _TICKS[0])
+
+
+def startup_seconds(command_start_mono_ns: int, started: float | None = None) -> float | None:
+    """Seconds from the process's start to ``command_start_mono_ns`` (a ``perf_counter_ns`` reading),
+    against ``CLOCK_BOOTTIME``. ``started``: :func:`process_started`, when read already. None where
+    that is unavailable.
+    """
+    if started is None:
+        started = process_started()
+        if started is None:
+            return None
+    try:
+        now_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (OSError, AttributeError):
+        return None
+    now_mono = time.perf_counter_ns()
     command_start = now_boot - (now_mono - command_start_mono_ns) / 1e9
     return max(0.0, command_start - started)

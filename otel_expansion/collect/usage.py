@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from otel_expansion.journal.record import CommandEntry
 
+PENDING_MAX = 1 << 14  # successes (and feature uses) appended without the lock between two takes; past it,
+# the locked aggregate (bounded by MAX_VALUES) takes them: a take normally comes every ~1,000 commands
 MAX_VALUES = 1 << 20  # raw histogram values held between two drains (~8 MiB): far past any drain interval
 _QUARTER_HOUR_NS = 900 * 10**9  # every UTC offset and DST switch is a multiple of 15 minutes
 _INF = float("inf")
@@ -42,14 +44,18 @@ class Usage:
     record when the thread hands its slice over); :meth:`merge` adds one back.
     """
 
-    __slots__ = ("_activity", "_hours_memo", "_lock", "costs", "counts", "cpu", "durations", "errors",
-                 "features", "handled", "handled_signatures", "held", "hours", "lost", "mem", "signatures",
-                 "startups")
+    __slots__ = ("_activity", "_hours_memo", "_last_quarter", "_lock", "costs", "counts", "cpu", "durations",
+                 "errors", "features", "handled", "handled_signatures", "held", "hours", "lost", "mem", "pending",
+                 "pending_features", "signatures", "startups")
 
     def __init__(self, activity: bool = True) -> None:
         self._activity = activity
         self._lock = _thread.allocate_lock()
         self._hours_memo: dict[int, int] = {}
+        self._last_quarter: tuple[int, int] = (-1, 0)  # (quarter hour, its hour of the week), last looked up
+        # appended by the host without the lock, taken by count (never swapped: see take)
+        self.pending: list[tuple[Any, ...]] = []  # successes: (name, start, end, cpu, mem, rec)
+        self.pending_features: list[str] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -67,65 +73,100 @@ class Usage:
         self.features: dict[str, int] = {}
         self.handled: dict[str, int] = {}
         self.handled_signatures: dict[tuple[str, str], int] = {}  # (error type, signature) -> of ``handled``
-        self.held = 0  # raw values held
+        self.held = 0  # raw values held (under the lock; the lock-free lists hold at most PENDING_MAX each)
         self.lost = 0  # raw values past MAX_VALUES (counted; their commands are still counted)
 
     # -- host thread -----------------------------------------------------------------------------------
     def command(self, cmd: CommandEntry) -> None:
-        """One finished command: a handful of dict and array operations under an uncontended lock."""
-        name = cmd["name"]
+        """One finished command. A success (the usual command) is one list append of a tuple, without the
+        lock: :meth:`take` takes the list's items by count (an append racing with it lands after them and
+        stays for the next take) and folds them into the snapshot on the export thread. Anything else (a
+        failure, an unknown outcome, a first command's startup time, or more than ``PENDING_MAX`` successes
+        waiting) is a handful of dict and array operations under an uncontended lock."""
         code = cmd.get("exit")
+        pending = self.pending
+        if code == 0 and type(code) is int and len(pending) < PENDING_MAX and "startup" not in cmd:
+            pending.append((cmd["name"], cmd["start"], cmd["end"], cmd.get("cpu"), cmd.get("mem"), cmd.get("rec")))
+            return
+        name = cmd["name"]
         if code is None:  # outcome unknown (an exit nobody could observe): neither success nor a failure
             error = cmd.get("error")
             series: tuple[str, bool | None, str | None] = (name, None, error)
+        elif code:
+            error = cmd.get("error")
+            series = (name, True, error)
         else:
-            error = cmd.get("error") if code else None
-            series = (name, code != 0, error)
+            error = None
+            series = (name, False, None)
+        start = cmd["start"]
+        duration = max(0, cmd["end"] - start) / 1e9
+        c = cmd.get("cpu")
+        m = cmd.get("mem")
+        rec = cmd.get("rec")
         with self._lock:
             counts = self.counts
             counts[series] = counts.get(series, 0) + 1
             if code:
-                ekey = (name, error or str(code))
-                self.errors[ekey] = self.errors.get(ekey, 0) + 1
-                sig = cmd.get("sig")
-                if sig is not None:
-                    skey = (name, error or str(code), sig)
-                    self.signatures[skey] = self.signatures.get(skey, 0) + 1
+                self._failed(name, error or str(code), cmd.get("sig"))
             if self._activity:
-                quarter = cmd["start"] // _QUARTER_HOUR_NS
-                hour = self._hours_memo.get(quarter)
-                if hour is None:
-                    if len(self._hours_memo) > 4096:
-                        self._hours_memo.clear()
-                    hour = self._hours_memo[quarter] = hour_of_week(cmd["start"])
-                self.hours[hour] = self.hours.get(hour, 0) + 1
-            if self.held >= MAX_VALUES:
+                quarter = start // _QUARTER_HOUR_NS
+                last = self._last_quarter
+                if last[0] == quarter:  # the same quarter hour as the previous command (nearly always)
+                    hour = last[1]
+                else:
+                    known = self._hours_memo.get(quarter)
+                    if known is None:
+                        if len(self._hours_memo) > 4096:
+                            self._hours_memo.clear()
+                        known = self._hours_memo[quarter] = hour_of_week(start)
+                    hour = known
+                    self._last_quarter = (quarter, hour)
+                hours = self.hours
+                hours[hour] = hours.get(hour, 0) + 1
+            held = self.held
+            if held >= MAX_VALUES:
                 self.lost += 1
                 return
             values = self.durations.get(series)
             if values is None:
                 values = self.durations[series] = array("d")
-            values.append(max(0, cmd["end"] - cmd["start"]) / 1e9)
-            held = 1
-            c = cmd.get("cpu")
+            values.append(duration)
+            held += 1
             if c is not None and 0 <= c < _INF:
-                _add(self.cpu, name, c)
+                values = self.cpu.get(name)
+                if values is None:
+                    values = self.cpu[name] = array("d")
+                values.append(c)
                 held += 1
-            m = cmd.get("mem")
             if m and m >= 0:
-                _add(self.mem, name, float(m))
+                values = self.mem.get(name)
+                if values is None:
+                    values = self.mem[name] = array("d")
+                values.append(m)
                 held += 1
             up = cmd.get("startup")
             if up is not None and 0 <= up < _INF:
                 _add(self.startups, name, up)
                 held += 1
-            rec = cmd.get("rec")
             if rec is not None and rec >= 0:
                 self.costs.append(rec / 1e9)
                 held += 1
-            self.held += held
+            self.held = held
+
+    def _failed(self, name: str, error: str, sig: str | None) -> None:
+        """A failed command's error series (and its signature's), lock held."""
+        ekey = (name, error)
+        self.errors[ekey] = self.errors.get(ekey, 0) + 1
+        if sig is not None:
+            skey = (name, error, sig)
+            self.signatures[skey] = self.signatures.get(skey, 0) + 1
 
     def feature(self, name: str) -> None:
+        """One use of a feature: appended without the lock (counted at :meth:`take`), as a success is."""
+        pending = self.pending_features
+        if len(pending) < PENDING_MAX:
+            pending.append(name)
+            return
         with self._lock:
             self.features[name] = self.features.get(name, 0) + 1
 
@@ -139,13 +180,25 @@ class Usage:
     def take(self) -> dict[str, Any] | None:
         """Everything aggregated since the last take, as a plain snapshot (None when nothing was)."""
         with self._lock:
-            if not (self.counts or self.features or self.handled or self.lost):
+            # the lock-free appends, taken by count (the host only appends: what lands meanwhile stays)
+            pending, uses = self.pending, self.pending_features
+            n, m = len(pending), len(uses)
+            ran, used = pending[:n], uses[:m]
+            del pending[:n], uses[:m]
+            if not (self.counts or self.features or self.handled or self.lost or ran or used):
                 return None
             counts, durations, errors = self.counts, self.durations, self.errors
             signatures, handled_signatures = self.signatures, self.handled_signatures
             cpu, mem, startups, costs = self.cpu, self.mem, self.startups, self.costs
             hours, features, handled, lost = self.hours, self.features, self.handled, self.lost
             self._reset()
+        if ran:
+            self._fold(ran, counts, durations, cpu, mem, costs, hours)
+        if used:
+            from collections import Counter
+
+            for fname, c in Counter(used).items():
+                features[fname] = features.get(fname, 0) + c
         snap: dict[str, Any] = {}
         if counts:
             snap["runs"] = [[n, f, e, c, durations.get((n, f, e), array("d")).tolist()]
@@ -170,6 +223,49 @@ class Usage:
         if lost:
             snap["lost"] = lost
         return snap
+
+    def _fold(self, ran: list[tuple[Any, ...]], counts: dict[tuple[str, bool | None, str | None], int],
+              durations: dict[tuple[str, bool | None, str | None], array[float]], cpu: dict[str, array[float]],
+              mem: dict[str, array[float]], costs: array[float], hours: dict[int, int]) -> None:
+        """Successes appended by the host (name, start, end, cpu, mem, rec) into a taken aggregate: the
+        same values :meth:`command`'s locked path adds, per command name, in a few list comprehensions."""
+        names = {item[0] for item in ran}
+        groups: dict[str, list[tuple[Any, ...]]]
+        if len(names) == 1:
+            groups = {ran[0][0]: ran}
+        else:
+            groups = {name: [] for name in names}
+            for item in ran:
+                groups[item[0]].append(item)
+        for name, items in groups.items():
+            series = (name, False, None)
+            counts[series] = counts.get(series, 0) + len(items)
+            # max(0, end - start) / 1e9, as the locked path computes it
+            values = array("d", [(e - s) / 1e9 if e > s else 0.0 for _, s, e, _, _, _ in items])
+            if series in durations:
+                durations[series].extend(values)
+            else:
+                durations[series] = values
+            for taken, of in ((cpu, [c for _, _, _, c, _, _ in items if c is not None and 0 <= c < _INF]),
+                              (mem, [m for _, _, _, _, m, _ in items if m and m >= 0])):
+                if of:
+                    if name in taken:
+                        taken[name].extend(array("d", of))
+                    else:
+                        taken[name] = array("d", of)
+            costs.extend(array("d", [r / 1e9 for _, _, _, _, _, r in items if r is not None and r >= 0]))
+            if self._activity:
+                starts = [s for _, s, _, _, _, _ in items]
+                first, last = min(starts) // _QUARTER_HOUR_NS, max(starts) // _QUARTER_HOUR_NS
+                if first == last:  # all in one quarter hour (one hour of the week): the usual drain
+                    quarters = {first: len(starts)}
+                else:
+                    quarters = {}
+                    for q in (s // _QUARTER_HOUR_NS for s in starts):
+                        quarters[q] = quarters.get(q, 0) + 1
+                for quarter, c in quarters.items():
+                    hour = hour_of_week(quarter * _QUARTER_HOUR_NS)
+                    hours[hour] = hours.get(hour, 0) + c
 
     def merge(self, snap: dict[str, Any]) -> None:
         """Add a snapshot back (what could not be stored nor journaled waits for the next drain)."""

@@ -182,7 +182,7 @@ def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "ot
         # once per code object: a running code's module is already imported, so the answer cannot change
         entry = _literal_sets[id(code)] = (code, frozenset(
             s for c in code.co_consts for s in ((c,) if type(c) is str else c if type(c) in (tuple, frozenset) else ())
-            if type(s) is str) if own_code(code) else frozenset())  # ("sync", "deploy"): one tuple constant
+            if type(s) is str) if own_code(code, module) else frozenset())  # ("sync", "deploy"): one tuple constant
     return text in entry[1]
 
 

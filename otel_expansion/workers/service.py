@@ -211,6 +211,10 @@ class ServiceRuntime:
         self._bits: Callable[[int], int] = random.getrandbits  # the span budget's draws (a test seeds them)
         self._cpu_time: Callable[[], float] = time.thread_time  # the thread's CPU (a test injects a meter)
         recorder.usage = self.usage
+        from otel_expansion.collect.recorder import process_started, rusage_peak_bytes
+
+        recorder.process_started = process_started()  # a constant its first command would read (~0.1 ms)
+        rusage_peak_bytes()  # binds the per-command peak reading (imports ``resource``) before the first command
         recorder.sample_bits = random.getrandbits
         recorder.max_commands = SERVICE_MAX_BUFFERED
         recorder.on_command = lambda r: wake.set() if len(r.commands) >= WAKE_AT and not wake.is_set() else None

@@ -78,6 +78,32 @@ def test_code_compiled_from_a_string_or_another_file_is_not_the_programs(tmp_pat
     assert not vocabulary.in_code("f", functions=[fn])
 
 
+def test_own_code_by_the_frames_module_agrees_with_the_file_list(probe: object, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the running frame's module, a code object compiled from that module's file is the program's
+    without listing every module's file (the first command's cost); anything else is decided by the list,
+    so the answer is the list's either way."""
+    own = probe.sync_all.__code__  # type: ignore[attr-defined]
+    settings = tmp_path / "settings.py"
+    settings.write_text("def f():\n    return 'x'\n", encoding="utf-8")
+    scope: dict[str, object] = {"__name__": "vocab_probe"}  # exec'd into the module's own namespace
+    exec(compile(settings.read_text(encoding="utf-8"), str(settings), "exec"), scope)
+    foreign = scope["f"].__code__  # type: ignore[attr-defined]
+    scope = {"__name__": "vocab_probe"}
+    exec(compile("def g():\n    return 'y'\n", "<string>", "exec"), scope)
+    string = scope["g"].__code__  # type: ignore[attr-defined]
+    for code, expected in ((own, True), (foreign, False), (string, False)):
+        assert vocabulary.own_code(code) is expected
+        assert vocabulary.own_code(code, "vocab_probe") is expected
+        assert vocabulary.own_code(code, "no_such_module") is expected
+
+    def unlisted() -> frozenset[str]:
+        raise AssertionError("the module file list was built")
+
+    monkeypatch.setattr(vocabulary, "_module_files", unlisted)
+    assert vocabulary.own_code(own, "vocab_probe")
+
+
 def test_command_word_frame_search_sees_the_callers_literals() -> None:
     """A literal written in the calling function is found on the stack."""
     word = "db:migrate"

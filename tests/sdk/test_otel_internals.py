@@ -6,10 +6,16 @@ The version matrix (scripts/matrix.sh) runs these against the lowest and newest 
 from __future__ import annotations
 
 import ast
+import math
+import random
 from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+)
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -109,6 +115,56 @@ def test_value_batch_equals_single_records() -> None:
     assert (batch.count, batch.sum, batch.min, batch.max, list(batch.bucket_counts)) == (
         single.count, single.sum, single.min, single.max, list(single.bucket_counts))
     assert list(batch.bucket_counts) == [1, 1, 2, 1, 1]  # 0.0101 lies above the 0.01 bound
+
+
+def _exponential_point(values: list[float], batches: list[int] | None) -> ExponentialHistogramDataPoint:
+    """The point N single records (``batches`` None) or ValueBatches of the given sizes leave."""
+    reader = InMemoryMetricReader()
+    aggregation = otel_internals.BatchingExponentialHistogramAggregation(max_size=160, max_scale=20)
+    provider = MeterProvider(metric_readers=[reader], views=[View(instrument_name="h", aggregation=aggregation)])
+    histogram = provider.get_meter("t").create_histogram("h")
+    if batches is None:
+        for v in values:
+            histogram.record(v, {"k": "v"})
+    else:
+        i = 0
+        for size in batches:
+            histogram.record(ValueBatch(values[i:i + size]), {"k": "v"})
+            i += size
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+    assert isinstance(found, ExponentialHistogramDataPoint)
+    return found
+
+
+def _exponential_state(p: ExponentialHistogramDataPoint) -> tuple[object, ...]:
+    """Everything a point says (the bucket arrays without trailing zero buckets: single records grow the
+    array in larger steps than a batch, which adds no bucket and changes no count)."""
+
+    def counts(buckets: object) -> list[int]:
+        found = list(buckets.bucket_counts)  # type: ignore[attr-defined]
+        while found and found[-1] == 0:
+            found.pop()
+        return found
+
+    return (p.count, p.sum, p.min, p.max, p.scale, p.zero_count, p.positive.offset, counts(p.positive),
+            p.negative.offset, counts(p.negative))
+
+
+def test_exponential_value_batch_equals_single_records() -> None:
+    """The exponential subclass folds a batch into exactly the state N single records give: the usual
+    batch (all normal, no power of two: counted by C-level maps), and batches with exact powers of two,
+    zeros and subnormals (the per-value path), across scale changes."""
+    rng = random.Random(7)
+    durations = [rng.lognormvariate(-11, 1.5) for _ in range(3000)]  # ~10 us, spread over decades
+    assert not any(math.frexp(v)[0] == 0.5 for v in durations)
+    mixed = [*durations[:500], 0.5, 0.25, 2.0**-20, 0.0, 5e-324, 1e-310, 3.0, 0.0]
+    rng.shuffle(mixed)
+    for values, batches in ((durations, [1, 7, 1000, 992, 1000]), (durations, [3000]), (mixed, [100, 408]),
+                            (sorted(durations)[::-1], [17, 2983])):
+        assert _exponential_state(_exponential_point(values, batches)) == _exponential_state(
+            _exponential_point(values, None))
 
 
 def test_trace_flags_sampled_whatever_the_sdk() -> None:

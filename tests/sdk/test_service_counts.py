@@ -139,11 +139,100 @@ def test_values_past_the_bound_are_counted_and_counts_stay_exact(monkeypatch: An
     from otel_expansion.collect import usage
 
     monkeypatch.setattr(usage, "MAX_VALUES", 5)
+    monkeypatch.setattr(usage, "PENDING_MAX", 0)  # the locked aggregate's bound (the lock-free list has its own)
     u = usage.Usage()
     for i in range(8):
         u.command({"name": "a", "exe": "x", "start": T0 + i, "end": T0 + i + 5, "exit": 0})
     snap = u.take()
     assert snap is not None and snap["runs"][0][3] == 8 and len(snap["runs"][0][4]) == 5 and snap["lost"] == 3
+
+
+def _usage_commands() -> list[dict[str, Any]]:
+    """Successes of two commands over two quarter hours, failures, an unknown outcome and a first command."""
+    out: list[dict[str, Any]] = []
+    for i in range(600):
+        start = T0 + i * 3 * 10**9  # 30 minutes in all: two or three quarter hours
+        cmd: dict[str, Any] = {"name": "a" if i % 3 else "b", "exe": "x", "start": start, "end": start + 1000 + i,
+                               "exit": 0, "cpu": i * 1e-6, "mem": 1000 + i, "rec": 500 + i}
+        if i % 7 == 0:
+            cmd.update(exit=2, error="ValueError")
+        if i == 0:
+            cmd["startup"] = 0.25
+        if i == 5:
+            del cmd["exit"]
+        out.append(cmd)
+    return out
+
+
+def _sorted_snapshot(snap: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot with each series' values sorted (their order across the two paths is not a result)."""
+    out = {}
+    for key, rows in snap.items():
+        if isinstance(rows, list) and rows and isinstance(rows[0], list):
+            out[key] = sorted([[*r[:-1], sorted(r[-1])] if isinstance(r[-1], list) else r for r in rows], key=repr)
+        else:
+            out[key] = sorted(rows) if isinstance(rows, list) else rows
+    return out
+
+
+def test_lock_free_successes_aggregate_exactly_as_the_locked_path(monkeypatch: Any) -> None:
+    """Successes appended without the lock and folded at take give the snapshot the locked path gives,
+    value for value; past PENDING_MAX the locked path takes them, and nothing is counted twice."""
+    from otel_expansion.collect import usage
+
+    snaps = []
+    for pending_max in (0, 10**9, 50):
+        monkeypatch.setattr(usage, "PENDING_MAX", pending_max)
+        u = usage.Usage()
+        for cmd in _usage_commands():
+            u.command(cmd)  # type: ignore[arg-type]
+            u.feature("f" if cmd["start"] % 2 else "g")
+        snap = u.take()
+        assert snap is not None and usage.commands_in(snap) == 600 and u.take() is None
+        snaps.append(_sorted_snapshot(snap))
+    assert snaps[0] == snaps[1] == snaps[2]
+    assert sum(len(r[4]) for r in snaps[0]["runs"]) == 600 and sum(c for _, c in snaps[0]["features"]) == 600
+
+
+def test_lock_free_appends_lose_nothing_to_a_concurrent_take() -> None:
+    """With take() looping on another thread (the export thread's drains), every success and feature use
+    appended without the lock is in exactly one snapshot."""
+    import threading
+
+    from otel_expansion.collect import usage
+
+    u = usage.Usage()
+    done = threading.Event()
+    snaps: list[dict[str, Any]] = []
+
+    def take_loop() -> None:
+        while not done.is_set():
+            snap = u.take()
+            if snap is not None:
+                snaps.append(snap)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows: appends meet takes
+    thread = threading.Thread(target=take_loop)
+    thread.start()
+    try:
+        for i in range(20_000):
+            u.command({"name": "a", "exe": "x", "start": T0 + i, "end": T0 + i + 5, "exit": 0, "rec": 1})
+            u.feature("f")
+    finally:
+        done.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert len(snaps) > 10  # the takes did interleave with the appends
+    last = u.take()
+    if last is not None:
+        snaps.append(last)
+    assert sum(usage.commands_in(s) for s in snaps) == 20_000
+    assert sum(len(r[4]) for s in snaps for r in s.get("runs") or ()) == 20_000
+    assert sum(len(s.get("costs") or ()) for s in snaps) == 20_000
+    assert sum(c for s in snaps for _, c in s.get("features") or ()) == 20_000
 
 
 def test_a_service_stores_exact_usage_while_its_spans_are_dropped(tmp_path: Path) -> None:
