@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> Any:
 
         _init(os.environ.get("OTEL_SERVICE_NAME") or name, version, {}, auto=True)
     except Exception as exc:  # telemetry never stops the program
-        from otel_expansion.config.settings import warn
+        from otel_expansion.config import warn
 
         warn(f"telemetry error in init() ignored: {type(exc).__name__}: {exc}")
     return wrap(_load(target))()

@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 
     from otel_expansion.journal.record import Body, CommandEntry, ExceptionDetails, FeatureEntry, HandledException
 
-from otel_expansion.config import levels
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion import config as levels
+from otel_expansion.config import Level, Settings
 
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otel_expansion.collect import resource as session
+from otel_expansion import collect as session
 
 
 def test_runs_within_idle_share_a_session(tmp_path: Path) -> None:

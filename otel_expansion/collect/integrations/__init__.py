@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     from otel_expansion.collect.recorder import CommandRun, Recorder
-    from otel_expansion.config.settings import Settings
+    from otel_expansion.config import Settings
 
     class TelemetryHandle(Protocol):
         """What an integration uses of the handle ``init()`` returns (``_runtime.Telemetry``): its recorder.
@@ -83,7 +83,7 @@ def _install(framework: str) -> None:
     try:
         _module(framework).install(_telemetry)
     except Exception as exc:
-        from otel_expansion.config.settings import warn
+        from otel_expansion.config import warn
 
         warn(f"could not instrument {framework}: {type(exc).__name__}: {exc}")
 
