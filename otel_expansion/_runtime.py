@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Any, TypedDict, TypeVar
 
     from otel_expansion._types import AttrValue
-    from otel_expansion.collect.recorder import CommandRun
+    from otel_expansion.collect import CommandRun
     from otel_expansion.journal.record import Body, Record
     from otel_expansion.workers.service import ServiceRuntime
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         resource_keys: Sequence[str] | Mapping[str, Sequence[str]]
 
 from otel_expansion import config as levels
-from otel_expansion.collect.recorder import Recorder
+from otel_expansion.collect import Recorder
 from otel_expansion.config import Level, Settings, speak_for, warn
 
 _handle: Telemetry | None = None

@@ -85,7 +85,7 @@ def program_version() -> str | None:
     """The version of the installed distribution whose console script is running (``black`` -> 26.10.1)."""
     from importlib.metadata import entry_points
 
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     exe = default_executable()
     for ep in entry_points(group="console_scripts"):

@@ -65,7 +65,7 @@ def _add(cli: Any, name: str, prog: str | None, service: str | None) -> None:
 
 
 def _program() -> str:
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     return default_executable()
 

@@ -74,7 +74,7 @@ def _plain_invocation(t: Any) -> Any:
     consent.discard_pending()
     if t is None:
         return None
-    from otel_expansion.collect.recorder import CommandRun
+    from otel_expansion.collect import CommandRun
 
     placeholder = CommandRun("telemetry", "")
     t.recorder.active = placeholder
@@ -87,7 +87,7 @@ def _count(t: Any, name: str, code: int) -> None:
         return
     import time
 
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     now = time.time_ns()
     exe = t.recorder.executable_name(default_executable())  # a console script's name, else the service's

@@ -29,7 +29,7 @@ from otel_expansion.config.paths import ensure_dir
 from otel_expansion.workers import SENDER_ENTRY
 
 if TYPE_CHECKING:
-    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.collect import Recorder
     from otel_expansion.journal.record import Record
 
 log = logging.getLogger("otel_expansion.sdk")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_expansion.collect import features
-from otel_expansion.collect.recorder import Recorder, error_type, exit_code_of
+from otel_expansion.collect import Recorder, error_type, exit_code_of, features
 from otel_expansion.config import Level, Settings
 
 

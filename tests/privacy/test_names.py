@@ -104,6 +104,6 @@ def test_resource_shortcut_for_plain_releases_agrees_with_public_version(version
 
 def test_the_recorder_spells_the_placeholder_as_the_vocabulary_does() -> None:
     """The recorder counts ``<dynamic>`` names without importing the vocabulary: the same text."""
-    from otel_expansion.collect import recorder
+    from otel_expansion import collect as recorder
 
     assert recorder._DYNAMIC == DYNAMIC

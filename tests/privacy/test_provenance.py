@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from otel_expansion.collect import features
-from otel_expansion.collect.recorder import Recorder
+from otel_expansion.collect import Recorder, features
 from otel_expansion.config import Level, Settings
 from otel_expansion.privacy import provenance
 from otel_expansion.privacy.redaction import Redactor

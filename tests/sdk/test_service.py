@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.collect.recorder import Recorder
+from otel_expansion.collect import Recorder
 from otel_expansion.config import Level, resolve
 from otel_expansion.journal import store as journal
 from otel_expansion.workers.sender import open_spool, sender_lock

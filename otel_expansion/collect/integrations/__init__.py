@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from types import CodeType, FrameType, ModuleType
     from typing import Any, Protocol
 
-    from otel_expansion.collect.recorder import CommandRun, Recorder
+    from otel_expansion.collect import CommandRun, Recorder
     from otel_expansion.config import Settings
 
     class TelemetryHandle(Protocol):
@@ -126,7 +126,7 @@ def program_name(service_name: str) -> tuple[str, str] | None:
 
     if os.path.isdir(argv0):  # python some_dir/ (a __main__.py inside)
         return service_name, "declared"
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     return default_executable(), "framework"
 

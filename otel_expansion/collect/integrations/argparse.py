@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 
     from otel_expansion.collect.integrations import TelemetryHandle
 
-from otel_expansion.collect import integrations
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable, integrations
 
 _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}

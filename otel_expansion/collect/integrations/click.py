@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from otel_expansion.collect.integrations import TelemetryHandle
 
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable
 
 _originals: dict[Any, dict[str, Any]] = {}
 _state: dict[str, Any] = {}
@@ -47,7 +47,7 @@ def command_path(ctx: Any) -> str:
 
 def exit_status(click: Any, exc: BaseException | None) -> tuple[int, BaseException | None]:
     """The exit code click's standalone ``main`` turns ``exc`` into, and the error worth recording."""
-    from otel_expansion.collect.recorder import exit_code_of
+    from otel_expansion.collect import exit_code_of
 
     exceptions = getattr(click, "exceptions", click)
     # typer's vendored click lacks some classes (no Exit, no Abort): match what exists, by name otherwise
@@ -255,8 +255,7 @@ def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
 def finish(telemetry: TelemetryHandle) -> None:
     """At shutdown: end a run whose root context never closed (usage error while parsing), and give the
     process's one command the status the process exits with, when that was decided after it ended."""
-    from otel_expansion.collect import integrations
-    from otel_expansion.collect.recorder import exit_code_of
+    from otel_expansion.collect import exit_code_of, integrations
 
     recorder = telemetry.recorder
     status, error, seq = integrations.final_exit()

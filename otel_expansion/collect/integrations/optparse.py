@@ -16,8 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from otel_expansion.collect import integrations
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable, integrations
 
 _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}
