@@ -40,7 +40,15 @@ if TYPE_CHECKING:
 
 from otel_expansion import config as levels
 from otel_expansion.config import CI_PROVIDERS, Level, Settings, detect_ci
-from otel_expansion.config.paths import INSTALL_ID_FILE, SESSION_FILE, ensure_dir, random_id, read_small, write_private
+from otel_expansion.config.paths import (
+    INSTALL_ID_FILE,
+    SESSION_FILE,
+    ensure_dir,
+    open_private,
+    random_id,
+    read_small,
+    write_private,
+)
 
 _cache: dict[str, dict[str, Any]] = {}
 
@@ -241,8 +249,14 @@ def reset_installation_id(home: str) -> str:
 
 
 # -- CLI sessions: consecutive runs share ``session.id`` until they are ``idle`` seconds apart. State is one
-# tiny file per service home, rewritten atomically each run; a race between two concurrent runs at worst
-# splits one session in two, it never corrupts anything. ----------------------------------------------------
+# tiny file per service home, ``<id> <previous id or -> <start ns> <last ns> <commands>``, its fields padded
+# to fixed widths so that a run updates it in place, under a POSIX record lock (``os.lockf``: no ``fcntl``
+# import) held from reading it to writing it back: concurrent runs neither split a session nor lose a count.
+# Not rewritten by rename: replacing an existing file by rename makes ext4 (``auto_da_alloc``) allocate and
+# start writing the new file's blocks inside the rename, 0.2-12 ms of kernel time measured per run, more than
+# the rest of a recorded run's exit. A file of another length (an older release's, or a new home) is written
+# whole (temp file + rename) once; older releases read the padded form (their parser splits on whitespace).
+# Without ``os.lockf`` (Windows) every write is whole, as before. ----------------------------------------
 class Session:
     __slots__ = ("commands", "id", "last_ns", "previous_id", "start_ns")
 
@@ -261,7 +275,10 @@ class EndedSession:
 
 
 def _load_session(path: str) -> Session | None:
-    raw = read_small(path, 512)
+    return _parse_session(read_small(path, 512))
+
+
+def _parse_session(raw: bytes | None) -> Session | None:
     if not raw:
         return None
     try:
@@ -271,34 +288,81 @@ def _load_session(path: str) -> Session | None:
         return None
 
 
+def _session_bytes(s: Session) -> bytes:
+    """The session file's text, every field at a fixed width (ids are 32 hex digits, times 20 digits, the
+    count 10): the next run's text has the same length and is written over it in place."""
+    return b"%s %-32s %020d %020d %010d" % (s.id.encode("ascii"), (s.previous_id or "-").encode("ascii"), s.start_ns,
+                                             s.last_ns, s.commands)
+
+
+def _locked_session(path: str) -> int | None:
+    """The session file, open for update and locked (``os.lockf``) until closed; None when it does not
+    exist, is not a regular file of ours, or locks are not available (then it is written whole).
+
+    The lock is on the file's inode: once it is held, the file must still be the one at ``path`` (a run
+    that wrote it whole, or ``end_session``, may have replaced or removed it meanwhile); else it is opened
+    again."""
+    lockf = getattr(os, "lockf", None)
+    if lockf is None:
+        return None
+    for _ in range(8):
+        try:
+            fd = open_private(path, os.O_RDWR)
+        except OSError:
+            return None
+        try:
+            lockf(fd, os.F_LOCK, 0)
+            st = os.fstat(fd)
+            now = os.lstat(path)
+            if (st.st_ino, st.st_dev) == (now.st_ino, now.st_dev):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+    return None
+
+
 def touch_session(home: str, now_ns: int, idle_s: float, commands: int = 1) -> tuple[Session, EndedSession | None]:
     """Continue or start the session at ``now_ns``; returns it and the session that ended, if any."""
     path = os.path.join(home, SESSION_FILE)
-    current = _load_session(path)
-    ended = None
-    if current is None or now_ns - current.last_ns > idle_s * 1e9 or now_ns < current.start_ns:
-        if current is not None:
-            ended = EndedSession(
-                current.id, (current.last_ns - current.start_ns) / 1e9, current.commands, current.last_ns
-            )
-        current = Session(random_id(), current.id if current else None, now_ns, now_ns, 0)
-    current.last_ns = max(current.last_ns, now_ns)
-    current.commands += commands
-    data = f"{current.id} {current.previous_id or '-'} {current.start_ns} {current.last_ns} {current.commands}"
-    write_private(path, data.encode("ascii"))
+    fd = _locked_session(path)
+    try:
+        current = _parse_session(os.pread(fd, 512, 0)) if fd is not None else _load_session(path)
+        ended = None
+        if current is None or now_ns - current.last_ns > idle_s * 1e9 or now_ns < current.start_ns:
+            if current is not None:
+                ended = EndedSession(
+                    current.id, (current.last_ns - current.start_ns) / 1e9, current.commands, current.last_ns
+                )
+            current = Session(random_id(), current.id if current else None, now_ns, now_ns, 0)
+        current.last_ns = max(current.last_ns, now_ns)
+        current.commands += commands
+        data = _session_bytes(current)
+        if fd is not None and os.fstat(fd).st_size == len(data):
+            os.pwrite(fd, data, 0)  # in place, under the lock (see above: no rename over the file)
+        else:
+            write_private(path, data)
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
     return current, ended
 
 
 def end_session(home: str, now_ns: int) -> EndedSession | None:
     """End the current session now (long-running programs at shutdown)."""
     path = os.path.join(home, SESSION_FILE)
-    current = _load_session(path)
-    if current is None:
-        return None
-    try:  # noqa: SIM105 -- contextlib.suppress would cost a CLI's process the import of contextlib
-        os.unlink(path)
-    except OSError:
-        pass
+    fd = _locked_session(path)  # a run updating it in place finishes first
+    try:
+        current = _parse_session(os.pread(fd, 512, 0)) if fd is not None else _load_session(path)
+        if current is None:
+            return None
+        try:  # noqa: SIM105 -- contextlib.suppress would cost a CLI's process the import of contextlib
+            os.unlink(path)
+        except OSError:
+            pass
+    finally:
+        if fd is not None:
+            os.close(fd)
     return EndedSession(current.id, (max(now_ns, current.last_ns) - current.start_ns) / 1e9, current.commands, now_ns)
 
 
