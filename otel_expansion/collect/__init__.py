@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     )
 
 from otel_expansion import config as levels
-from otel_expansion.config import CI_PROVIDERS, Level, Settings, detect_ci
+from otel_expansion.config import CI_PROVIDERS as CI_PROVIDERS  # re-exported: the environment's CI detection
+from otel_expansion.config import Level, Settings
+from otel_expansion.config import detect_ci as detect_ci
 from otel_expansion.config.paths import (
     INSTALL_ID_FILE,
     SESSION_FILE,
@@ -171,7 +173,6 @@ def forget() -> None:
 
 # -- the coarse environment, from os/sys alone (``platform`` costs ~20 ms to import; everything here comes
 # from already-loaded modules and a few stats, so it runs in the CLI's own process) --------------------------
-__all__ = ["CI_PROVIDERS", "detect_ci", "detect_container", "resource_attributes"]  # CI detection: config
 
 OS_TYPES = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
 
@@ -297,7 +298,8 @@ def _session_bytes(s: Session) -> bytes:
 
 def _locked_session(path: str) -> int | None:
     """The session file, open for update and locked (``os.lockf``) until closed; None when it does not
-    exist, is not a regular file of ours, or locks are not available (then it is written whole).
+    exist, is not a regular file of ours, locks are not available, or another process keeps it locked for
+    more than ~25 ms (a stopped process: the host's exit never waits on it); then the file is written whole.
 
     The lock is on the file's inode: once it is held, the file must still be the one at ``path`` (a run
     that wrote it whole, or ``end_session``, may have replaced or removed it meanwhile); else it is opened
@@ -305,19 +307,26 @@ def _locked_session(path: str) -> int | None:
     lockf = getattr(os, "lockf", None)
     if lockf is None:
         return None
-    for _ in range(8):
+    for _ in range(50):
         try:
             fd = open_private(path, os.O_RDWR)
         except OSError:
             return None
         try:
-            lockf(fd, os.F_LOCK, 0)
-            st = os.fstat(fd)
-            now = os.lstat(path)
-            if (st.st_ino, st.st_dev) == (now.st_ino, now.st_dev):
-                return fd
+            lockf(fd, os.F_TLOCK, 0)
+        except (BlockingIOError, PermissionError):  # held by another run: EAGAIN or EACCES
+            os.close(fd)
+            time.sleep(0.0005)
+            continue
+        except OSError:  # no locks here (ENOLCK on some network filesystems)
+            os.close(fd)
+            return None
+        try:
+            st, now = os.fstat(fd), os.lstat(path)
         except OSError:
-            pass
+            now = None
+        if now is not None and (st.st_ino, st.st_dev) == (now.st_ino, now.st_dev):
+            return fd
         os.close(fd)
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from otel_expansion import collect as session
@@ -91,3 +92,29 @@ def test_end_session_removes_the_file_another_run_updates(tmp_path: Path) -> Non
     assert ended is not None and ended.commands == 1
     s, again = session.touch_session(str(tmp_path), 10**18 + 2 * 10**9, 1800)
     assert again is None and s.id != ended.id and s.commands == 1 and (tmp_path / "session").exists()
+
+
+HOLD = """
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.lockf(fd, os.F_LOCK, 0)
+print("locked", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_session_locked_by_a_stopped_process_does_not_hold_the_run(tmp_path: Path) -> None:
+    """Another process keeping the session file locked (stopped mid-update) delays a run by at most ~25 ms:
+    the run then writes the file whole, and its command still counts."""
+    session.touch_session(str(tmp_path), 10**18, 1800)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "session")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        t0 = time.monotonic()
+        s, _ = session.touch_session(str(tmp_path), 10**18 + 10**9, 1800)
+        assert time.monotonic() - t0 < 5  # bounded (~25 ms), not the holder's 30 s
+        assert s.commands == 2 and session._load_session(str(tmp_path / "session")).commands == 2
+    finally:
+        holder.kill()
+        holder.wait()
