@@ -36,9 +36,8 @@ def per_call(fn: object, n: int, repeats: int = 5) -> float:
 
 
 def cli_path(level: str) -> object:
-    from otel_expansion.collect.recorder import Recorder
-    from otel_expansion.config.levels import Level
-    from otel_expansion.config.settings import Settings
+    from otel_expansion.collect import Recorder
+    from otel_expansion.config import Level, Settings
 
     recorder = Recorder(Settings(service_name="b", home=tempfile.mkdtemp(), level=Level.parse(level)))
 
@@ -62,9 +61,8 @@ def cli_failing_path(level: str) -> object:
     """A failing command: the exception raised through the program's frames, then recorded (error type,
     ``cli.error.signature``, at full the redacted details). The raise itself is in the figure, as it is in
     stock's failing row."""
-    from otel_expansion.collect.recorder import Recorder
-    from otel_expansion.config.levels import Level
-    from otel_expansion.config.settings import Settings
+    from otel_expansion.collect import Recorder
+    from otel_expansion.config import Level, Settings
 
     recorder = Recorder(Settings(service_name="b", home=tempfile.mkdtemp(), level=Level.parse(level)))
 
@@ -81,9 +79,8 @@ def cli_failing_path(level: str) -> object:
 
 
 def service_path() -> object:
-    from otel_expansion.collect.recorder import Recorder
-    from otel_expansion.config.levels import Level
-    from otel_expansion.config.settings import Settings
+    from otel_expansion.collect import Recorder
+    from otel_expansion.config import Level, Settings
     from otel_expansion.privacy.redaction import Redactor
     from otel_expansion.sdk.pipeline import Pipeline
     from otel_expansion.sdk.staging import Staging

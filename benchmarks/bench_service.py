@@ -194,7 +194,7 @@ def _sender_running(home: str) -> bool:
 def spool_counts(home: str) -> dict[str, Any]:
     """What reached the spool (after the detached sender stored any handed-over records)."""
     sys.path.insert(0, str(ROOT))
-    from otel_expansion.config.settings import resolve
+    from otel_expansion.config import resolve
     from otel_expansion.workers.sender import open_spool
 
     deadline = time.monotonic() + 120

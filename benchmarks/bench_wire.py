@@ -20,8 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from otel_expansion import _runtime
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.config import Level, resolve
 from otel_expansion.journal import store as journal
 
 COMMANDS = [("build", 0.6), ("test", 0.25), ("deploy", 0.1), ("remote add", 0.05)]

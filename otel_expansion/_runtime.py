@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Any, TypedDict, TypeVar
 
     from otel_expansion._types import AttrValue
-    from otel_expansion.collect.recorder import CommandRun
+    from otel_expansion.collect import CommandRun
     from otel_expansion.journal.record import Body, Record
     from otel_expansion.workers.service import ServiceRuntime
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     class InitOptions(TypedDict, total=False):
         """init()'s options as they travel ``init -> _init -> _start -> _restart`` and on to the settings
-        loader (``config.settings.load``, whose keywords they are); paths already made text."""
+        loader (``config.load``, whose keywords they are); paths already made text."""
 
         level: str | Level | None
         consent: str
@@ -52,10 +52,9 @@ if TYPE_CHECKING:
         features: Sequence[str] | None
         resource_keys: Sequence[str] | Mapping[str, Sequence[str]]
 
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config import levels
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings, speak_for, warn
+from otel_expansion import config as levels
+from otel_expansion.collect import Recorder
+from otel_expansion.config import Level, Settings, speak_for, warn
 
 _handle: Telemetry | None = None
 
@@ -155,7 +154,7 @@ class Telemetry:
         """Stand down without writing or sending anything (superseded by the app's own init())."""
         self._closed = True
         try:
-            from otel_expansion.collect import resource
+            from otel_expansion import collect as resource
 
             resource.forget()  # the app's own init() names the service
             atexit.unregister(self.shutdown)
@@ -350,7 +349,7 @@ def _init(service_name: str, service_version: str | None, options: InitOptions, 
 
 def _start(service_name: str, service_version: str | None, options: InitOptions, declared: Declared,
            install_global: bool, provisional: bool = False) -> Telemetry:
-    from otel_expansion.config.settings import Stored, home_of, load, opted_out, read_stored, state_name
+    from otel_expansion.config import Stored, home_of, load, opted_out, read_stored, state_name
 
     env = os.environ
     stored = Stored()
@@ -516,15 +515,15 @@ def build_record(t: Telemetry, body: Body, now_ns: int) -> Record:
     record: Record = {**body, "v": version_of(body), "level": int(s.level),  # type: ignore[typeddict-item]
                       "resource": resource_of(t)}
     if s.level >= levels.SESSIONS and body.get("commands"):
-        from otel_expansion.collect.resource import session_part
+        from otel_expansion.collect import session_part
 
         record.update(session_part(s.home, now_ns, s.session_idle_s, len(body["commands"])))  # type: ignore[typeddict-item]
     return record
 
 
 def resource_of(t: Telemetry) -> dict[str, AttrValue]:
-    """This process's resource (see collect/resource.py), cleaned by the handle's recorder."""
-    from otel_expansion.collect.resource import resource_for
+    """This process's resource (see collect/__init__.py), cleaned by the handle's recorder."""
+    from otel_expansion.collect import resource_for
 
     return resource_for(t.settings, t.recorder.clean, t.recorder.resource_keys)
 
@@ -599,6 +598,6 @@ def _reset_for_tests() -> None:
     if _handle is not None:
         atexit.unregister(_handle.shutdown)
     _handle = None
-    from otel_expansion.collect import resource
+    from otel_expansion import collect as resource
 
     resource.forget()

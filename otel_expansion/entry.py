@@ -47,14 +47,14 @@ def wrap(fn: F) -> F:
     """Decorate the program's entry point: its exit (returned status or SystemExit) is recorded exactly."""
 
     def entry_point(*args: Any, **kwargs: Any) -> Any:
-        from otel_expansion.collect.integrations import _exit
+        from otel_expansion.collect import integrations
 
         try:
             result = fn(*args, **kwargs)
         except SystemExit as exc:
-            _exit.entry(exc)
+            integrations.entry_exit(exc)
             raise
-        _exit.entry(SystemExit(result))  # what ``sys.exit(main())`` exits with
+        integrations.entry_exit(SystemExit(result))  # what ``sys.exit(main())`` exits with
         return result
 
     for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> Any:
 
         _init(os.environ.get("OTEL_SERVICE_NAME") or name, version, {}, auto=True)
     except Exception as exc:  # telemetry never stops the program
-        from otel_expansion.config.settings import warn
+        from otel_expansion.config import warn
 
         warn(f"telemetry error in init() ignored: {type(exc).__name__}: {exc}")
     return wrap(_load(target))()

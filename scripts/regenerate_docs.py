@@ -21,7 +21,7 @@ EXAMPLE_DOCS = {"democli.py": "democli-TELEMETRY.md", "typer_cli.py": "typercli-
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from otel_expansion.config.settings import variables_markdown
+    from otel_expansion.config import variables_markdown
     from otel_expansion.sdk.docs import telemetry_markdown
 
     (ROOT / "TELEMETRY.md").write_text(telemetry_markdown())

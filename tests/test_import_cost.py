@@ -101,7 +101,7 @@ def hello(name):
 hello()
 """
 
-MAX_CLI_MODULES = 13
+MAX_CLI_MODULES = 8
 """Package modules (packages included) a one-command click run loads, init to exit, in a home that has
 recorded before and is not due a send; the budget is 20 (DESIGN.md, CLI path). Round 3 brought it from 28
 to 19 by folding what every recorded run loads together (the environment, installation id and session into
@@ -115,7 +115,10 @@ in the package ``otel_expansion.journal`` and the run's record is put together b
 journal/record.py (the reading side: types, check, upgrades) stays in the sender. Then to 13: the journal's
 whole write side lives in the package (journal/store.py, the reading side, stays in the sender and the
 tools), and a home that proved the service name plain (collect/resource.py, ``plain-name``) loads neither
-``otel_expansion.privacy`` nor its patterns. A new module on this path must push another out."""
+``otel_expansion.privacy`` nor its patterns. Then to 8: what every recorded run loaded as a module beside
+its package is the package itself (the levels and the settings are ``otel_expansion.config``, the recorder,
+resource and session ``otel_expansion.collect``, the exit-status observer is in
+``otel_expansion.collect.integrations``). A new module on this path must push another out."""
 
 CLICK_STDLIB = {"binascii"}
 """Standard-library modules a one-command click run loads beyond the same run without telemetry: the
@@ -151,7 +154,7 @@ def test_one_command_click_run_module_budget(tmp_path: Path) -> None:
     assert "otel_expansion.journal" in loaded and "otel_expansion.journal.store" not in loaded
     assert not any(m.startswith("otel_expansion.privacy") for m in loaded)  # the service name's proof held
     assert "otel_expansion.config.file" not in loaded and "otel_expansion.privacy.consent" not in loaded
-    assert "otel_expansion.export.launcher" not in loaded and "otel_expansion.config.warn" not in loaded
+    assert "otel_expansion.export.launcher" not in loaded and "otel_expansion.config.warn_once" not in loaded
     assert "otel_expansion.privacy.vocabulary" not in loaded and "otel_expansion.privacy.names" not in loaded
     assert "otel_expansion.journal.record" not in loaded
     assert len(loaded) <= MAX_CLI_MODULES, loaded
@@ -193,7 +196,7 @@ for info in pkgutil.walk_packages(otel_expansion.__path__, "otel_expansion.", on
 collect = list(sys.modules["otel_expansion.collect"].__path__)
 print(json.dumps({"specs": out, "foreign": finder.find_spec("json", None) is None
                   and finder.find_spec("otel_expansion.collect.nothing_here", collect) is None
-                  and finder.find_spec("otel_expansion.collect.recorder", ["/elsewhere/collect"]) is None}))
+                  and finder.find_spec("otel_expansion.collect", ["/elsewhere/collect"]) is None}))
 """
 
 
@@ -236,10 +239,10 @@ def test_an_import_hook_put_ahead_still_sees_the_package_modules_first(tmp_path:
              "    def find_spec(self, name, path=None, target=None):\n"
              "        asked.append(name)\n"
              "sys.meta_path.insert(0, Hook())\n"
-             "import otel_expansion.config.levels\n"
+             "import otel_expansion.config.paths\n"
              "import importlib.machinery as m\n"
              "i = next(i for i, f in enumerate(sys.meta_path) if getattr(f, 'otel_expansion_finder', False))\n"
              "print(sys.meta_path[i + 1] is m.PathFinder, [n for n in asked if n.startswith('otel_expansion')])\n")
     result = subprocess.run([sys.executable, "-c", probe], env=clean_env(tmp_path / "home"), capture_output=True,
                             text=True, timeout=60, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "True ['otel_expansion', 'otel_expansion.config', 'otel_expansion.config.levels']"
+    assert result.stdout.strip() == "True ['otel_expansion', 'otel_expansion.config', 'otel_expansion.config.paths']"

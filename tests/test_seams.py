@@ -29,7 +29,7 @@ SEAM_MODULES = (
     "journal/record.py",
     "otlp/model.py",
     "workers/sender.py",  # open_spool, ingest_journal, run_round, settings_for
-    "config/settings.py",  # the one settings loader
+    "config/__init__.py",  # the one settings loader
     "_runtime.py",  # init() -> _init -> _start -> _restart: the options travel as InitOptions
 )
 ALLOWED = {
@@ -37,9 +37,9 @@ ALLOWED = {
     ("sdk/otel_internals.py", "BatchingHistogramAggregation._create_aggregation"),
     ("sdk/otel_internals.py", "_BatchingHistogram.aggregate"),
     # ``Settings(**values)``: one keyword per field, each checked against the declared fields at run time
-    ("config/settings.py", "Settings.__init__"),
+    ("config/__init__.py", "Settings.__init__"),
     # keyword options forwarded unchanged to ``resolve``, whose own signature types each of them
-    ("config/settings.py", "load"),
+    ("config/__init__.py", "load"),
 }
 
 

@@ -85,7 +85,7 @@ def program_version() -> str | None:
     """The version of the installed distribution whose console script is running (``black`` -> 26.10.1)."""
     from importlib.metadata import entry_points
 
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     exe = default_executable()
     for ep in entry_points(group="console_scripts"):
@@ -96,7 +96,7 @@ def program_version() -> str | None:
 
 
 def _has_resource_version() -> bool:
-    from otel_expansion.config.settings import variable
+    from otel_expansion.config import variable
 
     pairs = variable("OTEL_RESOURCE_ATTRIBUTES")
     return isinstance(pairs, tuple) and any(key == "service.version" for key, _ in pairs)
@@ -124,7 +124,7 @@ class ExpansionConfigurator(base_configurator()):  # type: ignore[misc]
         import sys
 
         from otel_expansion._runtime import _init
-        from otel_expansion.config.settings import variable
+        from otel_expansion.config import variable
         from otel_expansion.privacy.vocabulary import executable_name
 
         if not variable("OTEL_SERVICE_NAME") and not _is_program():

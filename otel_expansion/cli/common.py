@@ -13,9 +13,8 @@ import sys
 import time
 from typing import Any
 
-from otel_expansion.config import paths
+from otel_expansion.config import Settings, load, paths
 from otel_expansion.config.otlp import masked_url
-from otel_expansion.config.settings import Settings, load
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -46,7 +45,7 @@ def find_home(args: argparse.Namespace) -> tuple[str, str]:
         return home, args.service or service_of(home)
     if getattr(args, "service", None):
         return paths.default_home(args.service), args.service
-    from otel_expansion.config.settings import variable
+    from otel_expansion.config import variable
 
     env_home = variable("OTEL_EXPANSION_HOME")
     if isinstance(env_home, str):

@@ -22,8 +22,7 @@ from otel_expansion.cli.common import (
     require_known,
     settings_for,
 )
-from otel_expansion.config import paths
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level, paths
 
 
 def clear(home: str, service: str) -> dict[str, int]:
@@ -128,7 +127,7 @@ def run_consent(args: argparse.Namespace) -> int:
 
 def reset_id(home: str) -> str:
     """A new anonymous installation id (and a new session); returns the id."""
-    from otel_expansion.collect.resource import reset_installation_id as reset
+    from otel_expansion.collect import reset_installation_id as reset
 
     new_id = reset(home)
     with contextlib.suppress(FileNotFoundError):  # the running session would link old and new ids

@@ -21,7 +21,7 @@ from otel_expansion.cli.common import (
     safe_url,
     settings_for,
 )
-from otel_expansion.config.settings import VARIABLES, Settings
+from otel_expansion.config import VARIABLES, Settings
 
 SECRET_VARIABLES = ("HEADERS", "SALT", "CERTIFICATE", "CLIENT_KEY")
 

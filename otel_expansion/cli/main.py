@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130)
     except Exception as exc:
-        from otel_expansion.config.settings import variable
+        from otel_expansion.config import variable
         from otel_expansion.spool.store import SpoolUnavailable
 
         if variable("OTEL_EXPANSION_DEBUG") is True:

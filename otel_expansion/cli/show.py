@@ -19,8 +19,7 @@ from otel_expansion.cli.common import (
     settings_for,
     spool_is_ours,
 )
-from otel_expansion.config import paths
-from otel_expansion.config.settings import Settings
+from otel_expansion.config import Settings, paths
 
 
 def pending_data(s: Settings, since: float | None = None, signal: str | None = None,

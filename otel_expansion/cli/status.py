@@ -18,8 +18,7 @@ from otel_expansion.cli.common import (
     settings_for,
     spool_is_ours,
 )
-from otel_expansion.config import paths
-from otel_expansion.config.settings import Settings
+from otel_expansion.config import Settings, paths
 
 
 def spool_stats(s: Settings) -> Any:
@@ -44,7 +43,7 @@ def _sender_running(home: str) -> bool:
 
 def app_opt_out(home: str) -> tuple[str | None, bool]:
     """(the app's own opt-out variable as its init() declared it, whether it is set now)."""
-    from otel_expansion.config.settings import opt_out_set, read_stored
+    from otel_expansion.config import opt_out_set, read_stored
 
     name = read_stored(home).opt_out_env
     return (name, opt_out_set(os.environ, name)) if name else (None, False)

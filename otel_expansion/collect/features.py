@@ -27,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 
 TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "int": (int,), "float": (float, int), "bool": (bool,)}
 _ALIASES = {"str": "string", "integer": "int", "boolean": "bool", "number": "float"}
@@ -99,7 +99,7 @@ def registry() -> dict[str, Feature] | None:
 def load_file(path: str) -> list[Feature]:
     """Features from a registry file; a bad entry gets a warning naming it and its line, and is skipped."""
     from otel_expansion.config.file import ParseError, parse, read_text
-    from otel_expansion.config.warn import warn
+    from otel_expansion.config.warn_once import warn
 
     text = read_text(path, 1 << 20)
     if text is None:

@@ -17,14 +17,15 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypedDict
 
-    from otel_expansion.config.levels import Level
-
     class FileValues(TypedDict, total=False):
-        """The valid entries of a settings file, typed (see :data:`KEYS`)."""
+        """The valid entries of a settings file, typed (see :data:`KEYS`). ``level`` is what the caller's
+        ``parse_level`` gave (``config.Level.parse``: this module imports nothing of its package, which
+        imports it)."""
 
-        level: Level
+        level: int
         debug: bool
         send: bool
 
@@ -225,7 +226,7 @@ def parse(text: str) -> tuple[Table, dict[str, int]]:
 
 
 def _warn(message: str) -> None:
-    from otel_expansion.config.warn import warn
+    from otel_expansion.config.warn_once import warn
 
     warn(message)
 
@@ -248,10 +249,9 @@ def read_text(path: str, limit: int = 65536) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def validate(doc: Table, where: dict[str, int], path: str) -> FileValues:
-    """The valid settings in ``doc``; one warning per bad entry, naming the key and its line."""
-    from otel_expansion.config.levels import Level
-
+def validate(doc: Table, where: dict[str, int], path: str, parse_level: Callable[[str], int]) -> FileValues:
+    """The valid settings in ``doc``; one warning per bad entry, naming the key and its line. ``parse_level``
+    reads a level's name (``config.Level.parse``), raising ValueError for anything else."""
     out: dict[str, Any] = {}
     for key, value in doc.items():
         at = f"{path}:{where[key]}" if key in where else path
@@ -266,14 +266,15 @@ def validate(doc: Table, where: dict[str, int], path: str) -> FileValues:
             out[key] = value
         elif key == "level":
             try:
-                out[key] = Level.parse(value) if isinstance(value, str) else Level.parse(repr(value))
+                out[key] = parse_level(value if isinstance(value, str) else repr(value))
             except ValueError as exc:
                 _warn(f"{at}: {key}: {exc}; ignored")
     return out  # type: ignore[return-value]  # each key of KEYS checked against its declared type above
 
 
-def load(home: str) -> FileValues:
-    """The valid settings from ``<home>/settings.toml``; {} when absent or malformed (with a warning)."""
+def load(home: str, parse_level: Callable[[str], int]) -> FileValues:
+    """The valid settings from ``<home>/settings.toml``; {} when absent or malformed (with a warning).
+    ``parse_level``: see :func:`validate`."""
     path = os.path.join(home, SETTINGS_FILE)
     text = read_text(path)
     if text is None:
@@ -287,7 +288,7 @@ def load(home: str) -> FileValues:
     except Exception as exc:  # a parser bug must not break the host either
         _warn(f"{path}: unreadable ({type(exc).__name__}); settings file ignored")
         return {}
-    return validate(doc, where, path)
+    return validate(doc, where, path, parse_level)
 
 
 def stored_debug(home: str) -> str | None:

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from otel_expansion.config.settings import parse_bool
-from otel_expansion.config.warn import warn
+from otel_expansion.config import parse_bool
+from otel_expansion.config.warn_once import warn
 
 __all__ = [
     "DEFAULT_ENDPOINT",

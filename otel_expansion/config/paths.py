@@ -181,7 +181,7 @@ LAST_SEND_FILE = "last-send.json"  # the last sender round's result, for `status
 SENT_DIR = "sent"  # recently sent requests (bounded), for `show --sent` and the inspector
 PUBLISHED_FILE = "published"  # console script names proved published by entry points (public; see recorder)
 SERVICE_FILE = "service"  # the app's name, so tools can label a home whatever its directory is called
-PLAIN_NAME_FILE = "plain-name"  # proof that the service name passed redaction unchanged (see collect/resource.py)
+PLAIN_NAME_FILE = "plain-name"  # proof that the service name passed redaction unchanged (see collect/__init__.py)
 
 
 def write_private(path: str, data: bytes, *, token: str | None = None) -> None:

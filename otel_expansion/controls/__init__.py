@@ -33,7 +33,7 @@ def add_telemetry_commands(cli: C, *, name: str = "telemetry", prog: str | None 
     try:
         _add(cli, name, prog, service)
     except Exception as exc:
-        from otel_expansion.config.warn import warn
+        from otel_expansion.config.warn_once import warn
 
         warn(f"add_telemetry_commands(): {exc}; no `{name}` command added")
     return cli
@@ -65,7 +65,7 @@ def _add(cli: Any, name: str, prog: str | None, service: str | None) -> None:
 
 
 def _program() -> str:
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     return default_executable()
 

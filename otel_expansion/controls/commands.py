@@ -14,8 +14,7 @@ import os
 import sys
 from typing import Any
 
-from otel_expansion.config.levels import LEVELS, Level
-from otel_expansion.config.settings import Settings
+from otel_expansion.config import LEVELS, Level, Settings
 
 OVERVIEW = """usage: {prog} COMMAND [options]
 
@@ -58,7 +57,7 @@ def _context(service: str | None, prog: str) -> tuple[Settings, Any]:
     t = _runtime._handle
     if t is not None:
         return t.settings, t
-    from otel_expansion.config.settings import load
+    from otel_expansion.config import load
 
     return load(service or prog.split()[0]), None
 
@@ -75,7 +74,7 @@ def _plain_invocation(t: Any) -> Any:
     consent.discard_pending()
     if t is None:
         return None
-    from otel_expansion.collect.recorder import CommandRun
+    from otel_expansion.collect import CommandRun
 
     placeholder = CommandRun("telemetry", "")
     t.recorder.active = placeholder
@@ -88,7 +87,7 @@ def _count(t: Any, name: str, code: int) -> None:
         return
     import time
 
-    from otel_expansion.collect.recorder import default_executable
+    from otel_expansion.collect import default_executable
 
     now = time.time_ns()
     exe = t.recorder.executable_name(default_executable())  # a console script's name, else the service's
@@ -359,7 +358,7 @@ def _docs(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 def _effective(s: Settings) -> Settings:
     """Settings as the next run will see them (after a choice made by this command)."""
     from otel_expansion import _runtime
-    from otel_expansion.config.settings import Stored, load, read_stored
+    from otel_expansion.config import Stored, load, read_stored
 
     t = _runtime._handle
     options = dict(getattr(t, "init_options", None) or {}) if t is not None else {}
@@ -370,7 +369,7 @@ def _effective(s: Settings) -> Settings:
 
 
 def _note_opt_out(s: Settings) -> None:
-    from otel_expansion.config.settings import opted_out
+    from otel_expansion.config import opted_out
 
     reason = opted_out(os.environ, s.opt_out_env)
     if reason:

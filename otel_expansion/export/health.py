@@ -19,7 +19,7 @@ from otel_expansion.sdk import signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from otel_expansion.config.settings import Settings
+    from otel_expansion.config import Settings
     from otel_expansion.export.ports import DeliverySpool
     from otel_expansion.export.transport import SendResult, Transport
 

@@ -14,10 +14,8 @@ if TYPE_CHECKING:
 import os
 import sys
 
-from otel_expansion.config import paths
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level, detect_ci, paths, read_choice
 from otel_expansion.config.paths import CONSENT_FILE, LEVEL_CHOICE_FILE, ensure_dir, read_small, write_private
-from otel_expansion.config.settings import detect_ci, read_choice
 
 NOTICE_FILE = paths.NOTICE_FILE
 

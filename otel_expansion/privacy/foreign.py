@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 
 __all__ = ["ATTRIBUTES", "METRICS", "attributes", "metric_allowed", "scope_name"]
 

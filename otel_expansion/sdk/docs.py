@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otel_expansion.config.levels import LEVELS, Level
+from otel_expansion.config import LEVELS, Level
 from otel_expansion.sdk import signals
 
 HEADER = """# What otel-expansion collects

@@ -26,10 +26,10 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otel_expansion import config as levels
 from otel_expansion._version import __version__
 from otel_expansion.collect.usage import error_series, handled_series
-from otel_expansion.config import levels
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.otlp.exponential import MAX_SCALE, MAX_SIZE
 from otel_expansion.sdk import signals
 from otel_expansion.sdk.aggregation import ValueBatch

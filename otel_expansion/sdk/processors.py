@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import Event as SpanEvent
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.privacy import foreign
 from otel_expansion.sdk import signals
 from otel_expansion.sdk.otel_internals import batch_handler

@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion.config import Level, Settings
 from otel_expansion.otlp.model import Attrs, AttrValue, MetricPoint, SpanRecord, attrs_of
 from otel_expansion.sdk.pipeline import Pipeline
 from otel_expansion.sdk.staging import Staging

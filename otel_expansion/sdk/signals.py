@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otel_expansion.config import levels
-from otel_expansion.config.levels import Level
+from otel_expansion import config as levels
+from otel_expansion.config import Level
 
 SCOPE_NAME = "otel_expansion"
 

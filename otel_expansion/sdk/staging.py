@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics.export import Sum as SumData
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.otlp.encode import span_to_proto
 from otel_expansion.otlp.exponential import trimmed
 from otel_expansion.otlp.model import (

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from otel_expansion.config.settings import Settings
+from otel_expansion.config import Settings
 
 LOCK_WAIT_S = 0.0  # never wait for a running sender (it may be stuck on the network): print the raw record
 

@@ -17,10 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level, Settings, Stored, load, read_stored
 from otel_expansion.config.otlp import masked_url
 from otel_expansion.config.paths import SENDER_LOCK, SPOOL_FILE, ensure_dir
-from otel_expansion.config.settings import Settings, Stored, load, read_stored
 from otel_expansion.export import launcher
 from otel_expansion.export.delivery import SendSummary
 from otel_expansion.journal import store as journal

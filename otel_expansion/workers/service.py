@@ -23,13 +23,13 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from otel_expansion.config import levels
+from otel_expansion import config as levels
+from otel_expansion.config import Settings
 from otel_expansion.config.paths import ensure_dir
-from otel_expansion.config.settings import Settings
 from otel_expansion.workers import SENDER_ENTRY
 
 if TYPE_CHECKING:
-    from otel_expansion.collect.recorder import Recorder
+    from otel_expansion.collect import Recorder
     from otel_expansion.journal.record import Record
 
 log = logging.getLogger("otel_expansion.sdk")
@@ -135,7 +135,7 @@ class ServiceRuntime:
                  provisional: bool = False) -> None:
         """``provisional``: started by opentelemetry-instrument's configurator, before the app's own init()
         (which may opt out, leaving no file behind): the spool is then opened by the thread, not here."""
-        from otel_expansion.collect.resource import resource_for
+        from otel_expansion.collect import resource_for
         from otel_expansion.privacy.redaction import Redactor
         from otel_expansion.sdk.pipeline import Pipeline
         from otel_expansion.sdk.staging import Staging
@@ -172,7 +172,7 @@ class ServiceRuntime:
         self._counts_lock = threading.Lock()
         self._spool: Any = None  # the export thread's handle, kept open (opening checks the whole file)
         if settings.level >= levels.SESSIONS:
-            from otel_expansion.collect import resource as session
+            from otel_expansion import collect as session
 
             current, self._ended = session.touch_session(settings.home, time.time_ns(), settings.session_idle_s, 0)
             self.session_id = current.id
@@ -211,7 +211,7 @@ class ServiceRuntime:
         self._bits: Callable[[int], int] = random.getrandbits  # the span budget's draws (a test seeds them)
         self._cpu_time: Callable[[], float] = time.thread_time  # the thread's CPU (a test injects a meter)
         recorder.usage = self.usage
-        from otel_expansion.collect.recorder import process_started, rusage_peak_bytes
+        from otel_expansion.collect import process_started, rusage_peak_bytes
 
         recorder.process_started = process_started()  # a constant its first command would read (~0.1 ms)
         rusage_peak_bytes()  # binds the per-command peak reading (imports ``resource``) before the first command
@@ -256,7 +256,7 @@ class ServiceRuntime:
                 body["heartbeats"] = beats
             ended, self._ended_back = self._ended_back, []
             if self._ended is not None:
-                from otel_expansion.collect.resource import ended_session_entry as ended_entry
+                from otel_expansion.collect import ended_session_entry as ended_entry
 
                 ended.append(ended_entry(self._ended))
                 self._ended = None
@@ -805,7 +805,7 @@ class ServiceRuntime:
         if self.settings.level >= levels.SESSIONS and long_running:
             # a daemon's session is its lifetime; a short run (a CLI under opentelemetry-instrument)
             # leaves the session open for the next invocation, as CLI sessions are
-            from otel_expansion.collect import resource as session
+            from otel_expansion import collect as session
 
             self._ended = session.end_session(self.settings.home, time.time_ns())
         with self._slices_lock:

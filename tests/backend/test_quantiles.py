@@ -22,7 +22,7 @@ from otel_expansion.backend.ingest import flatten
 from otel_expansion.backend.query import Filter, SQLiteEngine
 from otel_expansion.backend.report import report_from
 from otel_expansion.backend.store import Store, open_readonly
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.otlp import exponential
 from otel_expansion.otlp.encode import metrics_request
 from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from otel_expansion.collect.resource import detect_ci, resource_attributes
+from otel_expansion.collect import detect_ci, resource_attributes
 
 
 def test_ci_providers_detected() -> None:

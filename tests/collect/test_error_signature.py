@@ -9,10 +9,9 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otel_expansion.collect.recorder import Recorder
+from otel_expansion.collect import Recorder
 from otel_expansion.collect.usage import Usage, error_series, handled_series
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.config import Level, resolve
 from otel_expansion.privacy.redaction import Redactor
 from otel_expansion.sdk import signals
 from otel_expansion.sdk.pipeline import Pipeline

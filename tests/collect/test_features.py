@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.collect import features
+from otel_expansion.collect import Recorder, features
 from otel_expansion.collect.features import Feature
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
-from otel_expansion.config.warn import _said as _warned
+from otel_expansion.config import Level, Settings
+from otel_expansion.config.warn_once import _said as _warned
 from tests.conftest import ROOT, clean_env, journal_records
 from tests.export.servers import otlp_server
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.collect import recorder
-from otel_expansion.collect import recorder as performance
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion import collect as performance
+from otel_expansion import collect as recorder
+from otel_expansion.collect import Recorder
+from otel_expansion.config import Level, Settings
 from otel_expansion.privacy.provenance import literal_in_caller
 from otel_expansion.privacy.vocabulary import DYNAMIC
 

@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion.collect import Recorder
+from otel_expansion.config import Level, Settings
 from tests.conftest import clean_env
 from tests.integration.test_service import invocations, stored
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from otel_expansion.collect import recorder as performance
+from otel_expansion import collect as performance
 from tests.conftest import ROOT
 
 PEAK = """
-from otel_expansion.collect import recorder as performance
+from otel_expansion import collect as performance
 before = performance.peak_rss_bytes()
 blob = bytearray(max(512 << 20, before + (256 << 20)))  # above any high-water mark inherited from the runner
 blob[::4096] = b"x" * len(blob[::4096])

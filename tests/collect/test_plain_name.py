@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.collect import resource
+from otel_expansion import collect as resource
+from otel_expansion.config import Settings
 from otel_expansion.config.paths import PLAIN_NAME_FILE
-from otel_expansion.config.settings import Settings
 from tests.conftest import ROOT, clean_env
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from otel_expansion.collect import features
-from otel_expansion.collect.recorder import Recorder, error_type, exit_code_of
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion.collect import Recorder, error_type, exit_code_of, features
+from otel_expansion.config import Level, Settings
 
 
 def recorder(level: Level) -> Recorder:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.config.settings import Stored, endpoint_problem, load, read_stored
+from otel_expansion.config import Stored, endpoint_problem, load, read_stored
 from tests.cli.helpers import ox
 from tests.conftest import ROOT, RunCli, clean_env
 
@@ -138,8 +138,7 @@ def test_endpoint_check_never_quotes_the_value() -> None:
 def test_every_variable_row_is_read_by_the_table() -> None:
     """Each VARIABLES row has a parser in the table (OTLP rows: config/otlp.py reads the family), and the
     library reads the environment through it: what a row's parser says is what the settings hold."""
-    from otel_expansion.config.levels import Level
-    from otel_expansion.config.settings import BAD_VALUE, VARIABLES, resolve, variable
+    from otel_expansion.config import BAD_VALUE, VARIABLES, Level, resolve, variable
 
     for row in VARIABLES:
         if row.kind == "otlp":

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from otel_expansion.config import Level, resolve
 from otel_expansion.config import file as settings_file
 from otel_expansion.config.file import ParseError, parse, parse_simple
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
-from otel_expansion.config.warn import _said as _warned
+from otel_expansion.config.warn_once import _said as _warned
 from otel_expansion.privacy import consent
 from tests.conftest import RunCli, journal_records
 
@@ -69,12 +68,12 @@ def test_each_bad_entry_warns_with_key_and_line_and_the_rest_applies(tmp_path: P
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Unknown keys, wrong types and bad levels each get one warning naming file:line and key; valid keys apply."""
     path = write(tmp_path, 'level = "basic"\nlevle = "full"\ndebug = "yes"\nsend = false\n')
-    assert settings_file.load(str(tmp_path)) == {"level": Level.BASIC, "send": False}
+    assert settings_file.load(str(tmp_path), Level.parse) == {"level": Level.BASIC, "send": False}
     err = capsys.readouterr().err
     assert f"{path}:2: unknown key 'levle' ignored" in err
     assert f"{path}:3: debug must be true or false" in err
     write(tmp_path, 'level = "loud"\n')
-    assert settings_file.load(str(tmp_path)) == {}
+    assert settings_file.load(str(tmp_path), Level.parse) == {}
     assert f"{path}:1: level: unknown telemetry level 'loud'" in capsys.readouterr().err
 
 
@@ -83,7 +82,7 @@ def test_malformed_file_is_ignored_with_one_warning(tmp_path: Path, content: str
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """A file that is not TOML is ignored as a whole, with one warning naming it (and the line when known)."""
     path = write(tmp_path, content)
-    assert settings_file.load(str(tmp_path)) == {}
+    assert settings_file.load(str(tmp_path), Level.parse) == {}
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}" in err and "settings file ignored" in err
 
@@ -92,14 +91,14 @@ def test_oversized_directory_and_symlinked_files_are_ignored(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """The file is read only if it is a small regular file in the state directory (never through a link)."""
     write(tmp_path / "big", "# " + "x" * 70000 + "\n")
-    assert settings_file.load(str(tmp_path / "big")) == {}
+    assert settings_file.load(str(tmp_path / "big"), Level.parse) == {}
     (tmp_path / "dir" / "settings.toml").mkdir(parents=True)
-    assert settings_file.load(str(tmp_path / "dir")) == {}
+    assert settings_file.load(str(tmp_path / "dir"), Level.parse) == {}
     target = write(tmp_path / "elsewhere", 'level = "full"\n')
     (tmp_path / "link").mkdir()
     os.symlink(target, tmp_path / "link" / "settings.toml")
-    assert settings_file.load(str(tmp_path / "link")) == {}
-    assert settings_file.load(str(tmp_path / "absent")) == {}
+    assert settings_file.load(str(tmp_path / "link"), Level.parse) == {}
+    assert settings_file.load(str(tmp_path / "absent"), Level.parse) == {}
 
 
 class TestPrecedence:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from otel_expansion.config import warn as warn_mod
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import parse_resource_attributes, resolve
+from otel_expansion.config import Level, parse_resource_attributes, resolve
+from otel_expansion.config import warn_once as warn_mod
 
 
 @pytest.fixture(autouse=True)

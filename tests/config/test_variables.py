@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from otel_expansion.config.settings import _DEFAULTS, VARIABLES, Settings, resolve, variables_markdown
+from otel_expansion.config import _DEFAULTS, VARIABLES, Settings, resolve, variables_markdown
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -9,7 +9,7 @@ import pytest
 import typer
 
 from otel_expansion import add_telemetry_commands
-from otel_expansion.config.warn import _said as _warned
+from otel_expansion.config.warn_once import _said as _warned
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.privacy.consent import notice_text
 from tests.conftest import RunCli, journal_records
 from tests.privacy.test_consent import run_on_tty

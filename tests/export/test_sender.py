@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from otel_expansion import _runtime
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.config import Level, resolve
 from otel_expansion.export import launcher
 from otel_expansion.journal import store as journal
 from otel_expansion.workers.sender import run_round
@@ -27,7 +26,7 @@ def write_runs(home: Path, runs: list[tuple[str, int, str | None]], level: Level
     """Journal records exactly as the recorder writes them, one per (command, exit code, error type)."""
     settings = resolve("svc", "2.0", environ={}, home=str(home), level=level)
     t = _runtime.Telemetry(settings)
-    from otel_expansion.collect import resource
+    from otel_expansion import collect as resource
 
     resource.forget()
     os.makedirs(home, exist_ok=True)

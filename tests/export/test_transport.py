@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from otel_expansion.config import warn as warn_mod
+from otel_expansion.config import warn_once as warn_mod
 from otel_expansion.config.otlp import OtlpConfig, otlp_config_from_env, parse_headers
 from otel_expansion.export.transport import (
     HttpTransport,
@@ -254,7 +254,7 @@ class TestOtlpConfig:
         holds the data instead of sending it to the default endpoint (issue 24, defect 9). It is said once,
         by the settings loader every process runs ("nothing will be sent until it is fixed"), never
         contradicted by the OTLP parser ("ignored", "using https://")."""
-        from otel_expansion.config.settings import load
+        from otel_expansion.config import load
 
         cfg = otlp_config_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": raw})
         assert cfg.endpoint_problem == "OTEL_EXPORTER_OTLP_ENDPOINT is not a valid URL"

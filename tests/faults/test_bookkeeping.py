@@ -55,7 +55,7 @@ def test_marks_are_bounded_by_the_journal_files_that_still_exist(tmp_path: Path)
 def exit_path_runs(home: Path, n: int, level: str = "basic") -> list[dict[str, object]]:
     """``n`` real runs through init's exit path (recorder -> journal), returned as their journal records."""
     from otel_expansion import _runtime
-    from otel_expansion.config.settings import resolve
+    from otel_expansion.config import resolve
     from otel_expansion.journal import store as journal
 
     settings = resolve("volume", home=str(home), level=level, send=False, environ={})

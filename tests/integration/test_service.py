@@ -95,7 +95,7 @@ for i in range(3000):
 def stored(home: Path, timeout_s: float = 120) -> tuple[list[Any], list[Any], dict[str, int]]:
     """The spool's pending points, spans and counters once no sender runs and the journal is empty
     (what a service hands over at exit is stored by the detached sender it starts)."""
-    from otel_expansion.config.settings import resolve
+    from otel_expansion.config import resolve
     from otel_expansion.export.launcher import sender_running
     from otel_expansion.journal import store as journal
     from otel_expansion.workers.sender import open_spool

@@ -24,8 +24,7 @@ import pytest
 
 from otel_expansion import _runtime
 from otel_expansion.collect.usage import Usage
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.config import Level, resolve
 from otel_expansion.journal.record import check, version_of
 from otel_expansion.sdk.replay import Replayer
 from tests.conftest import ROOT

@@ -81,7 +81,7 @@ def test_newer_formats_live_where_older_releases_do_not_look() -> None:
 
 def test_the_sender_leaves_newer_records_in_place(tmp_path: Path) -> None:
     """Ingest skips a newer record: not deleted, not counted as corrupt; its neighbours are ingested."""
-    from otel_expansion.config.settings import resolve
+    from otel_expansion.config import resolve
     from otel_expansion.spool.store import Spool
     from otel_expansion.workers.sender import ingest_journal
 

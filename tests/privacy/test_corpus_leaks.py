@@ -22,8 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.config import Level, resolve
 from tests.conftest import clean_env, temp_environ
 from tests.privacy.corpus import Value, positive, third
 

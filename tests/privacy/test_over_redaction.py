@@ -22,9 +22,8 @@ from types import ModuleType
 import pytest
 
 import otel_expansion
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion.collect import Recorder
+from otel_expansion.config import Level, Settings
 from otel_expansion.privacy import vocabulary
 from otel_expansion.privacy.redaction import Redactor
 from tests.privacy.corpus import negative

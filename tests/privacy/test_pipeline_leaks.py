@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.config import Level, resolve
 from otel_expansion.workers.sender import run_round
 from tests.conftest import ROOT, clean_env, temp_environ
 from tests.export.servers import otlp_server

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-from otel_expansion.collect import features
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import Settings
+from otel_expansion.collect import Recorder, features
+from otel_expansion.config import Level, Settings
 from otel_expansion.privacy import provenance
 from otel_expansion.privacy.redaction import Redactor
 

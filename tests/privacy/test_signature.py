@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.privacy import vocabulary
 from otel_expansion.privacy.vocabulary import DYNAMIC, signature
 

@@ -144,9 +144,8 @@ def test_script_files_are_never_scanned_and_console_scripts_are_remembered(tmp_p
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A script file is the service name at once; a console script proved published is remembered in the
     state directory (a public name), so later runs skip the scan of sys.path."""
-    from otel_expansion.collect import recorder
-    from otel_expansion.config.levels import Level
-    from otel_expansion.config.settings import Settings
+    from otel_expansion import collect as recorder
+    from otel_expansion.config import Level, Settings
 
     def fresh() -> recorder.Recorder:
         return recorder.Recorder(Settings(service_name="acme", home=str(tmp_path), level=Level.ENHANCED))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from otel_expansion.config import parse_resource_attributes, resolve
 from otel_expansion.config.otlp import otlp_config_from_env
-from otel_expansion.config.settings import parse_resource_attributes, resolve
 
 SECRET = "jane.doe-1985-api-4f9a"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_expansion.config import levels
-from otel_expansion.config.levels import Level
+from otel_expansion import config as levels
+from otel_expansion.config import Level
 from otel_expansion.sdk.pipeline import Pipeline, hour_of_week
 
 

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.privacy.redaction import Redactor
 from otel_expansion.sdk.pipeline import Pipeline, privacy_chain, views_for
 from otel_expansion.sdk.staging import Staging

@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.privacy.redaction import Redactor
 from otel_expansion.sdk.pipeline import Pipeline
 from otel_expansion.sdk.staging import Staging, StagingSpanExporter

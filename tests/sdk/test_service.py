@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.levels import Level
-from otel_expansion.config.settings import resolve
+from otel_expansion.collect import Recorder
+from otel_expansion.config import Level, resolve
 from otel_expansion.journal import store as journal
 from otel_expansion.workers.sender import open_spool, sender_lock
 from otel_expansion.workers.service import ServiceRuntime, _Slice, split_body

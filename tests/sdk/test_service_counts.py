@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from otel_expansion.collect.recorder import Recorder
-from otel_expansion.config.settings import resolve
+from otel_expansion.collect import Recorder
+from otel_expansion.config import resolve
 from otel_expansion.journal import store as journal
 from otel_expansion.workers.sender import open_spool, run_round, sender_lock
 from otel_expansion.workers.service import ServiceRuntime, _Slice

@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.otlp.encode import span_to_proto
 from otel_expansion.privacy.redaction import Redactor
 from otel_expansion.sdk.pipeline import Pipeline

@@ -6,7 +6,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otel_expansion.config.levels import Level
+from otel_expansion.config import Level
 from otel_expansion.privacy.redaction import Redactor
 from otel_expansion.sdk.pipeline import Pipeline
 from otel_expansion.sdk.staging import Staging

@@ -1,7 +1,7 @@
 """argparse: the run starts at the first top-level ``parse_known_args`` and ends at process exit.
 
 argparse has no run boundary of its own, so the run ends at shutdown with the status the process
-exits with (see ``_exit``: the last ``sys.exit`` call, or the exception that escaped). The command is
+exits with (see ``integrations.final_exit``: the last ``sys.exit`` call, or the exception that escaped). The command is
 the chain of sub-parsers chosen, or, for programs that dispatch by hand (read the subcommand from a
 positional, then parse the rest with a second parser whose ``prog`` is ``"tool check"``), the words
 that second parser's ``prog`` adds to the first one's. Every word passes the closed vocabulary
@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 
     from otel_expansion.collect.integrations import TelemetryHandle
 
-from otel_expansion.collect.integrations import _exit
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable, integrations
 
 _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}
@@ -35,7 +34,7 @@ def install(telemetry: TelemetryHandle) -> None:
     sub_cls = argparse._SubParsersAction
     _originals["parse_known_args"] = orig_parse = parser_cls.parse_known_args
     _originals["sub_call"] = orig_sub = sub_cls.__call__
-    _exit.install()
+    integrations.observe_exit()
 
     def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
         depth = _state.get("depth", 0)
@@ -141,7 +140,7 @@ def finish(telemetry: TelemetryHandle) -> None:
         for p in parsers:
             declared.update(getattr(p, "_option_string_actions", {}))
         run.args = tuple(a for a in run.args if a in declared)
-    _exit.end_run(telemetry.recorder, run)
+    integrations.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:
@@ -153,6 +152,6 @@ def uninstall() -> None:
     argparse._SubParsersAction.__call__ = _originals["sub_call"]  # type: ignore[method-assign]
     argparse.ArgumentParser.error = _originals["error"]  # type: ignore[method-assign]
     argparse.ArgumentParser.exit = _originals["exit"]  # type: ignore[method-assign]
-    _exit.uninstall()
+    integrations.unobserve_exit()
     _originals.clear()
     _state.clear()

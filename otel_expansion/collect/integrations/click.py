@@ -9,7 +9,7 @@ entered); a run whose root context never closed is finished at shutdown.
 
 The command name is the chain the user invoked: a context counts only when its parent group resolved it
 (``parent.invoked_subcommand``), so ``ctx.invoke(other)`` inside a command does not rename the run.
-The exit status is the process's last word (see ``_exit``): a process that ran one command gets the
+The exit status is the process's last word (see ``integrations.final_exit``): a process that ran one command gets the
 status the shell sees, e.g. typer's 130 for Ctrl-C, or the 1 of a wrapper that caught click's exit.
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from otel_expansion.collect.integrations import TelemetryHandle
 
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable
 
 _originals: dict[Any, dict[str, Any]] = {}
 _state: dict[str, Any] = {}
@@ -47,7 +47,7 @@ def command_path(ctx: Any) -> str:
 
 def exit_status(click: Any, exc: BaseException | None) -> tuple[int, BaseException | None]:
     """The exit code click's standalone ``main`` turns ``exc`` into, and the error worth recording."""
-    from otel_expansion.collect.recorder import exit_code_of
+    from otel_expansion.collect import exit_code_of
 
     exceptions = getattr(click, "exceptions", click)
     # typer's vendored click lacks some classes (no Exit, no Abort): match what exists, by name otherwise
@@ -78,12 +78,12 @@ def install(telemetry: TelemetryHandle) -> None:
 
 def hook(click: Any, telemetry: TelemetryHandle) -> None:
     """Install the hooks on a click module (click itself, or a copy vendored by typer)."""
-    from otel_expansion.collect.integrations import _exit
+    from otel_expansion.collect import integrations
 
     ctx_cls = click.Context
     if ctx_cls in _originals:
         return
-    _exit.install()
+    integrations.observe_exit()
     recorder = telemetry.recorder
     orig = _originals.setdefault(ctx_cls, {})
     orig["__init__"], orig["__exit__"] = ctx_cls.__init__, ctx_cls.__exit__
@@ -184,11 +184,11 @@ def _finish(recorder: Any, error: BaseException | None, code: int, unknown: bool
         run.origin = "declared"  # every word admitted by the vocabulary, or a placeholder
     if run.args:
         run.args = _declared_only(run.args, ctx or root)
-    from otel_expansion.collect.integrations import _exit
+    from otel_expansion.collect import integrations
 
     recorder.end(run, error, code, unknown=unknown)
     _state["ended"] = _state.get("ended", 0) + 1
-    _state["last"] = (run, _exit.seq())
+    _state["last"] = (run, integrations.exit_seq())
 
 
 def declared_path(ctx: Any, declared: frozenset[str] | None = None) -> tuple[str, bool]:
@@ -255,11 +255,10 @@ def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
 def finish(telemetry: TelemetryHandle) -> None:
     """At shutdown: end a run whose root context never closed (usage error while parsing), and give the
     process's one command the status the process exits with, when that was decided after it ended."""
-    from otel_expansion.collect.integrations import _exit
-    from otel_expansion.collect.recorder import exit_code_of
+    from otel_expansion.collect import exit_code_of, integrations
 
     recorder = telemetry.recorder
-    status, error, seq = _exit.final()
+    status, error, seq = integrations.final_exit()
     if error is not None and _is_exit(error):
         error = None
     run = _state.get("run")
@@ -267,7 +266,7 @@ def finish(telemetry: TelemetryHandle) -> None:
         if error is not None:
             recorder.note_error(error)
         error = run.error
-        if status is _exit.UNKNOWN:
+        if status is integrations.UNKNOWN:
             _finish(recorder, error, 0, unknown=True)
             return
         code = exit_code_of(status) if status is not None else int(getattr(error, "exit_code", 1) if error else 0)
@@ -275,7 +274,7 @@ def finish(telemetry: TelemetryHandle) -> None:
         return
     last = _state.get("last")
     if _state.get("ended") == 1 and last is not None and status is not None and seq > last[1]:
-        if status is _exit.UNKNOWN:
+        if status is integrations.UNKNOWN:
             recorder.settle_unknown(last[0])
         else:
             recorder.settle(last[0], exit_code_of(status), error)
@@ -291,6 +290,6 @@ def uninstall() -> None:
             setattr(cls, name, fn)
     _originals.clear()
     _state.clear()
-    from otel_expansion.collect.integrations import _exit
+    from otel_expansion.collect import integrations
 
-    _exit.uninstall()
+    integrations.unobserve_exit()

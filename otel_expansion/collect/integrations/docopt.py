@@ -17,8 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from otel_expansion.collect.integrations import _exit
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable, integrations
 
 _originals: dict[Any, dict[str, Any]] = {}
 _state: dict[str, Any] = {}
@@ -35,7 +34,7 @@ def install(telemetry: Any) -> None:
 
     if _originals:
         return
-    _exit.install()
+    integrations.observe_exit()
     recorder = telemetry.recorder
     result_cls = getattr(docopt, "ParsedOptions", None) or docopt.Dict
     exit_cls = docopt.DocoptExit
@@ -60,7 +59,7 @@ def install(telemetry: Any) -> None:
             error = UsageError()
             if _begin(recorder) is not None:
                 recorder.note_error(error)
-            _exit.observe(self, error)
+            integrations.observe_status(self, error)
         except Exception:
             pass
 
@@ -111,7 +110,7 @@ def finish(telemetry: Any) -> None:
         return
     if run.args:  # only options the usage text declares: a mistyped flag may be someone's value
         run.args = tuple(a for a in run.args if a in flags or a in ("-h", "--help", "--version"))
-    _exit.end_run(telemetry.recorder, run)
+    integrations.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:

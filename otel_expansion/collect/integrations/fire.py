@@ -9,7 +9,7 @@ exit observer, since fire raises them itself rather than calling ``sys.exit``.
 The command is the chain of members the user's words reached (``calc sub deep``): names of the program's
 code (members of its classes and modules, keys of a dict written as literals where ``Fire`` is called)
 are kept; any other dict key or a list index the words picked is ``<dynamic>``. The exit status is
-the process's last word (see ``_exit``).
+the process's last word (see ``integrations.final_exit``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from otel_expansion.collect.integrations import _exit
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable, integrations
 
 _originals: dict[Any, dict[str, Any]] = {}
 _state: dict[str, Any] = {}
@@ -33,7 +32,7 @@ def install(telemetry: Any) -> None:
 
     if _originals:
         return
-    _exit.install()
+    integrations.observe_exit()
     recorder = telemetry.recorder
     parser_mod, trace_cls, exit_cls = fire.parser, fire.trace.FireTrace, fire.core.FireExit
     _originals[parser_mod] = {"SeparateFlagArgs": parser_mod.SeparateFlagArgs}
@@ -64,7 +63,7 @@ def install(telemetry: Any) -> None:
             error = _trace_error(component_trace)
             if error is not None and _state.get("run") is not None:
                 recorder.note_error(error)
-            _exit.observe(self, error)
+            integrations.observe_status(self, error)
         except Exception:
             pass
 
@@ -147,7 +146,7 @@ def finish(telemetry: Any) -> None:
     if run.args:  # only flags fire itself understands: others are the program's values
         run.args = tuple(a for a in run.args if a in ("--", "-h", "--help", "--interactive", "-i", "--trace", "-t",
                                                       "--verbose", "-v", "--separator", "--completion"))
-    _exit.end_run(telemetry.recorder, run)
+    integrations.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:

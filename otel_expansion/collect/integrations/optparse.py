@@ -1,7 +1,7 @@
 """optparse: the run starts at the first ``OptionParser.parse_args`` and ends at process exit.
 
 optparse has no subcommands and no run boundary: as for argparse, the run ends at shutdown with the
-status the process exits with (see ``_exit``). Programs that dispatch by hand to a second parser whose
+status the process exits with (see ``integrations.final_exit``). Programs that dispatch by hand to a second parser whose
 ``prog`` is ``"tool check"`` are named by the words that ``prog`` adds to the first one's. Hooks sit
 beside optparse's code (``_get_args``, the first step of ``parse_args``, returns at once), so no frame of
 ours is on the stack while the program's callbacks run. A usage error (``error()``, exit 2) is recorded
@@ -16,8 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from otel_expansion.collect.integrations import _exit
-from otel_expansion.collect.recorder import default_executable
+from otel_expansion.collect import default_executable, integrations
 
 _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}
@@ -28,7 +27,7 @@ def install(telemetry: Any) -> None:
 
     if _originals:
         return
-    _exit.install()
+    integrations.observe_exit()
     recorder = telemetry.recorder
     cls = optparse.OptionParser
     _originals["_get_args"] = orig_get_args = cls._get_args
@@ -97,7 +96,7 @@ def finish(telemetry: Any) -> None:
             declared.update(getattr(p, "_long_opt", {}))
             declared.update(getattr(p, "_short_opt", {}))
         run.args = tuple(a for a in run.args if a in declared)
-    _exit.end_run(telemetry.recorder, run)
+    integrations.end_run(telemetry.recorder, run)
 
 
 def uninstall() -> None:

@@ -22,7 +22,7 @@ def warn(message: str, *, logger: str | None = None) -> None:
     try:
         # the host's name, set by init() through settings.speak_for; read without importing settings,
         # which imports this module (a process that never loaded settings has no host to name)
-        host = getattr(sys.modules.get("otel_expansion.config.settings"), "HOST", None)
+        host = getattr(sys.modules.get("otel_expansion.config"), "HOST", None)
         who = f"{host[0]} telemetry (otel-expansion)" if host else "otel-expansion"
         if logger is None:
             sys.stderr.write(f"{who}: warning: {message}\n")
