@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +149,12 @@ def run_measured(script: Path, env: dict[str, str]) -> tuple[float, int, float]:
 
 
 def wait_for_sender(env: dict[str, str], limit_s: float = 30.0) -> None:
-    """Let a sender started by a previous run finish, so runs are measured in steady state."""
+    """Let a sender started by a previous run finish, so runs are measured in steady state.
+
+    Every run is followed by the same 0.2 s pause, with or without a home: a process started after a pause
+    finds a colder CPU (caches, frequency) than one started right after another, and on this box that
+    alone moved a variant's median by several milliseconds."""
+    time.sleep(0.2)
     home = env.get("OTEL_EXPANSION_HOME")
     if not home:
         return
@@ -156,23 +162,38 @@ def wait_for_sender(env: dict[str, str], limit_s: float = 30.0) -> None:
     from otel_expansion.export.launcher import sender_running
 
     deadline = time.monotonic() + limit_s
-    time.sleep(0.2)
     while os.path.isdir(home) and sender_running(home) and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
-def measure(script: Path, env: dict[str, str], runs: int, warmup: int = 1) -> dict[str, float]:
+Variants = dict[str, tuple[Path, dict[str, str]]]
+"""Name -> (script, environment)."""
+
+
+def measure(variants: Variants, runs: int, warmup: int = 1) -> dict[str, dict[str, Any]]:
+    """Run the variants in turn, ``runs`` rounds, each round in a rotated order, each run followed by the same
+    pause (:func:`wait_for_sender`): a slow phase of a shared or virtual machine (this one runs the same
+    process anywhere from 46 to 75 ms, in phases) then hits every variant alike, where measuring one variant
+    after another measured the phases."""
+    names = list(variants)
     for _ in range(warmup):
-        run_once(script, env)
-    wait_for_sender(env)
-    times, rss = [], []
-    for _ in range(runs):
-        t, r = run_once(script, env)
-        times.append(t)
-        rss.append(r)
-        wait_for_sender(env)  # a run that starts a sender is measured; the sender's CPU is not
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "peak_rss_mib": statistics.median(rss) / 2**20, "runs": runs}
+        for name in names:
+            script, env = variants[name]
+            run_once(script, env)
+            wait_for_sender(env)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    rss: dict[str, list[int]] = {name: [] for name in names}
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            script, env = variants[name]
+            t, r = run_once(script, env)
+            times[name].append(t)
+            rss[name].append(r)
+            wait_for_sender(env)  # a run that starts a sender is measured; the sender's CPU is not
+    return {name: {"median_s": statistics.median(times[name]), "min_s": min(times[name]),
+                   "max_s": max(times[name]), "peak_rss_mib": statistics.median(rss[name]) / 2**20, "runs": runs,
+                   "times_s": times[name]}
+            for name in names}
 
 
 def main() -> None:
@@ -209,32 +230,42 @@ def main() -> None:
         return
     refused_url = refused()
     bh_url, bh_sock, fillers = blackholed()
-    results: dict[str, dict[str, float]] = {}
-    results["bare"] = measure(scripts["bare"], base_env, args.runs)
+    variants: Variants = {"bare": (scripts["bare"], base_env)}
     for label, url in (("up", up_url), ("refused", refused_url), ("blackholed", bh_url)):
         home = tmp / f"home-{label}"
-        env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPANSION_HOME": str(home)}
-        results[f"ours/{label}"] = measure(scripts["ours"], env, args.runs)
-        # give any sender spawned by the runs time to finish so it does not skew the next variant
-        time.sleep(1.0)
-    os.environ.pop("OTEL_SDK_DISABLED", None)
-    for label, url in (("up", up_url), ("refused", refused_url), ("blackholed", bh_url)):
+        variants[f"ours/{label}"] = (scripts["ours"], {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+                                                        "OTEL_EXPANSION_HOME": str(home)})
+    variants["stock/up"] = (scripts["stock"], {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": up_url})
+    results = measure(variants, args.runs)
+    for label, url in (("refused", refused_url), ("blackholed", bh_url)):  # seconds each: fewer runs, apart
         env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url}
-        runs = args.runs if label == "up" else args.stock_down_runs
-        results[f"stock/{label}"] = measure(scripts["stock"], env, runs, warmup=1 if label == "up" else 0)
+        results.update({f"stock/{label}": r for r in measure({label: (scripts["stock"], env)},
+                                                              args.stock_down_runs, warmup=0).values()})
     up_srv.shutdown()
     bh_sock.close()
     for c in fillers:
         c.close()
 
     bare = results["bare"]["median_s"]
+    bare_q1 = quartile(results["bare"]["times_s"])
     bare_rss = results["bare"]["peak_rss_mib"]
-    print(f"{'variant':<18}{'median':>10}{'added':>10}{'ratio':>8}{'peak RSS':>11}{'+RSS':>9}")
+    # The first quartile beside the median: this box's slow phases only ever add time, so the faster runs of
+    # each variant are the ones least disturbed (the quartile still takes a quarter of the runs, not one).
+    print(f"{'variant':<18}{'median':>10}{'added':>10}{'ratio':>8}{'1st quartile':>14}{'added':>10}"
+          f"{'peak RSS':>11}{'+RSS':>9}")
     for name, r in results.items():
+        q1 = quartile(r["times_s"])
         print(f"{name:<18}{r['median_s'] * 1000:>8.1f}ms{(r['median_s'] - bare) * 1000:>+8.1f}ms"
-              f"{r['median_s'] / bare:>7.2f}x{r['peak_rss_mib']:>8.1f}MiB{r['peak_rss_mib'] - bare_rss:>+7.1f}")
+              f"{r['median_s'] / bare:>7.2f}x{q1 * 1000:>12.1f}ms{(q1 - bare_q1) * 1000:>+8.1f}ms"
+              f"{r['peak_rss_mib']:>8.1f}MiB{r['peak_rss_mib'] - bare_rss:>+7.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def quartile(times: list[float]) -> float:
+    """The first quartile (the run a quarter of the way up when sorted)."""
+    ordered = sorted(times)
+    return ordered[(len(ordered) - 1) // 4]
 
 
 def paired(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path, pairs: int) -> None:
