@@ -1,7 +1,9 @@
 """Startup, exit and memory of a hello-world click CLI: bare, otel-expansion, stock OpenTelemetry.
 
 Each variant runs as a real subprocess against a collector that is up, refused or blackholed (all on
-127.0.0.1). Wall time is the median of N runs; peak RSS comes from wait4() of each child. Usage:
+127.0.0.1), the variants in turn (a rotated order each round, the same pause after every run), so a slow
+phase of the machine hits them alike. Wall time is the median of N runs, with the first quartile beside it
+(slow phases only ever add time); peak RSS comes from wait4() of each child. Usage:
 
     python benchmarks/bench_cli.py [--runs 7] [--stock-down-runs 2] [--json out.json]
     python benchmarks/bench_cli.py --paired 41     # bare and ours (collector up) alternately: the added
