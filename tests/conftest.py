@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+# A suite started in the background by a non-interactive shell (`cmd &`, some CI runners) inherits SIGINT
+# ignored, and so would every program it starts (an ignored signal stays ignored across exec): the Ctrl-C
+# tests would then send a signal nobody receives. Programs started by the suite get the default, as from a
+# terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Variables that could leak the developer's own settings into a test run.
 _SCRUB = ("DO_NOT_TRACK", "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "CI",
