@@ -37,6 +37,22 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _suite_plays_the_program(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In-process tests run under pytest's main, so by the package's rule (privacy.vocabulary._program_file)
+    their modules, and the probe modules they write under the temp directory, would be files pytest
+    imported at run time: the user's text, not a program's. They stand in for a program's own code, so the
+    suite declares its tree and its temp directory as the program's. Tests of the rule itself run real
+    programs in subprocesses, where nothing is declared."""
+    from otel_expansion.privacy import vocabulary
+
+    roots = [str(ROOT), str(tmp_path_factory.getbasetemp())]
+    vocabulary.EXTRA_ROOTS.extend(roots)
+    yield
+    for root in roots:
+        vocabulary.EXTRA_ROOTS.remove(root)
+
 COLLECTOR_TESTS = str(ROOT / "tests" / "collector")
 
 

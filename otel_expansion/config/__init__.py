@@ -121,9 +121,27 @@ HOST: list[str] = []
 for that program (config/warn_once.py). Empty in the package's own CLI and the sender."""
 
 
+MAIN: list[tuple[object, object, tuple[object, ...], str]] = []
+"""The host's main script file, ``-m`` module name, ``sys.path`` and working directory as ``init()`` saw them:
+which code is the program's (privacy.vocabulary) is decided later, at a failure or at the exit, when
+``__main__`` may be gone and a plugin's folder may have been added to ``sys.path``."""
+
+
 def speak_for(program: str) -> None:
-    """Let warnings name ``program``, the host they appear in (called by ``init()``)."""
+    """Let warnings name ``program``, the host they appear in, and note its main module (called by ``init()``)."""
     HOST[:] = [program] if isinstance(program, str) and program.strip() else []
+    if not MAIN:
+        import sys  # a builtin, loaded already
+
+        main = sys.modules.get("__main__")
+        # under opentelemetry-instrument this runs before the main script is loaded: nothing to note yet
+        if getattr(main, "__file__", None) is not None or getattr(main, "__spec__", None) is not None:
+            try:
+                cwd = os.getcwd()
+            except OSError:
+                cwd = ""
+            MAIN.append((getattr(main, "__file__", None), getattr(getattr(main, "__spec__", None), "name", None),
+                         tuple(sys.path), cwd))
 
 
 def warn(message: str, *, logger: str | None = None) -> None:

@@ -1,15 +1,19 @@
 """Keep only the program's own text of a free-text value; everything else becomes a typed placeholder.
 
 Patterns alone cannot keep personal data out of free text (a name, a street, a passport number look
-like any other words). What can be proved is provenance: the fixed parts of ``f"no account {user!r}
-in {region}"`` are string constants of the code object that built it. So a message is rebuilt from
-the string constants of the code involved (the frames of an exception's traceback, its class's
-``__init__``/``__str__``, the caller of ``feature()``), and only of code compiled from the program's own
-files (an imported module's file or the main script, see ``vocabulary.own_code``): code compiled from a
-string, or ``exec`` of a ``settings.py``, is the user's text, not the program's. Each run of text found
-among them is kept, each
-run that is not (what was interpolated) is replaced by a placeholder the redaction rules only label
-(``<email>``, ``<ip>``, ``<number>``, ``<value>``). Used at ``full`` level only, off the common path.
+like any other words). What can be proved is provenance: ``f"no account {user!r} in {region}"`` is a
+template the code wrote, fixed pieces with a value between them. So a message is matched, whole, against
+the templates of the code involved (the frames of an exception's traceback, its class's
+``__init__``/``__str__``, the caller of ``feature()``), and only of code the program ships (its module
+files or main script, see ``vocabulary.own_code``): code compiled from a string, ``exec`` of a
+``settings.py``, or a task file the program imported from the user's folder is the user's text, not the
+program's. A template is a string constant (the whole message), a %- or {}-format constant (a gap per
+field), or a string the bytecode builds from constant pieces and values (an f-string, a ``+``). Of the
+template that matches the whole message with the most fixed text, the pieces are kept and each gap (what
+was interpolated) becomes a placeholder the redaction rules only label (``<email>``, ``<number>``,
+``<value>``), whatever it contains: a value that happens to equal some other constant of the program
+stays a value. No template matching: the whole message is a placeholder. Used at ``full`` level only,
+off the common path.
 """
 
 from __future__ import annotations
@@ -30,100 +34,192 @@ _CACHE_MAX = 2048
 # Caches keyed by id(code), each entry holding its code object: a code object's own hash is computed
 # afresh on every lookup from all its constants, nested functions included (~20 us for a module of 300
 # functions), while id() is free. The entry keeps its code alive, so the id cannot be reused meanwhile.
-_code_cache: dict[int, tuple[CodeType, tuple[str, ...]]] = {}
+_code_cache: dict[int, tuple[CodeType, tuple[Template, ...]]] = {}
 _QUOTES = "'\"()[]<>,;"
+
+Template = tuple[str, ...]
+"""Fixed pieces with a gap between each two: ``("user ", " not found")`` is ``user {} not found``; a
+template of one piece is a whole message; an empty first or last piece puts a gap at that end."""
 
 
 class Constants:
-    """String constants indexed by first character, longest first, for a left-to-right match."""
+    """The templates of the code involved, matched against a whole message (see the module docstring)."""
 
-    __slots__ = ("by_first",)
+    __slots__ = ("templates",)
 
-    def __init__(self, strings: Iterable[str]) -> None:
-        by_first: dict[str, list[str]] = {}
-        for s in set(strings):
+    def __init__(self, strings: Iterable[str] = (), templates: Iterable[Template] = ()) -> None:
+        found: dict[Template, None] = {}
+        for s in strings:
             if s and len(s) <= 4096:
-                by_first.setdefault(s[0], []).append(s)
-        for items in by_first.values():
-            items.sort(key=len, reverse=True)
-        self.by_first = by_first
+                found[_template(s)] = None
+        for t in templates:
+            if any(t) and sum(map(len, t)) <= 4096:
+                found[t] = None
+        self.templates = tuple(found)
 
-    def match(self, text: str, i: int) -> int:
-        """Length of the longest acceptable constant at ``text[i:]`` (0: none)."""
-        items = self.by_first.get(text[i])
-        if not items:
-            return 0
-        n = len(text)
-        for c in items:
-            size = len(c)
-            if size > n - i or not text.startswith(c, i):
+    def match(self, text: str) -> tuple[Template, list[tuple[int, int]]] | None:
+        """The template matching all of ``text`` with the most fixed text, and its gaps' spans."""
+        best: tuple[Template, list[tuple[int, int]]] | None = None
+        best_size = -1
+        for t in self.templates:
+            gaps = _spans(t, text)
+            if gaps is not None:
+                size = sum(map(len, t))
+                if size > best_size:
+                    best, best_size = (t, gaps), size
+        return best
+
+
+def _spans(t: Template, text: str) -> list[tuple[int, int]] | None:
+    """The gaps' (start, end) when ``text`` is ``t`` with something in each gap, else None. Each middle
+    piece is found leftmost: with only gaps between fixed pieces, that finds a match when there is one."""
+    first, last = t[0], t[-1]
+    if len(t) == 1:
+        return [] if text == first else None
+    n = len(text)
+    if n < len(first) + len(last) or not text.startswith(first) or not text.endswith(last):
+        return None
+    pos, limit = len(first), n - len(last)
+    gaps: list[tuple[int, int]] = []
+    for piece in t[1:-1]:
+        i = text.find(piece, pos, limit) if piece else pos
+        if i < 0:
+            return None
+        gaps.append((pos, i))
+        pos = i + len(piece)
+    gaps.append((pos, limit))
+    return gaps
+
+
+def _template(const: str) -> Template:
+    """A constant as a template: a %- or {}-format constant has a gap per field (``"user %s"`` ->
+    ``("user ", "")``); any other constant is a whole message."""
+    if "%" not in const and "{" not in const:
+        return (const,)
+    out: list[str] = []
+    piece: list[str] = []
+    i, n = 0, len(const)
+    while i < n:
+        ch = const[i]
+        if ch == "%" and i + 1 < n:
+            if const[i + 1] == "%":
+                piece.append("%")
+                i += 2
                 continue
-            if size == 1 and c.isalnum():
+            j = i + 1
+            while j < n and not const[j].isalpha():
+                j += 1
+            out.append("".join(piece))
+            piece = []
+            i = j + 1
+            continue
+        if ch == "{":
+            if i + 1 < n and const[i + 1] == "{":
+                piece.append("{")
+                i += 2
                 continue
-            if size < 4 and any(ch.isalnum() for ch in c):
-                # a short word counts only as a whole word, never as a slice of an interpolated value
-                before = text[i - 1] if i else " "
-                after = text[i + size] if i + size < n else " "
-                if (before.isalnum() and c[0].isalnum()) or (after.isalnum() and c[-1].isalnum()):
-                    continue
-            return size
-        return 0
-
-
-def _pieces(const: str) -> list[str]:
-    """A constant and, for a %- or {}-format template, its literal pieces (``"user %s"`` -> ``"user "``)."""
-    out = [const]
-    if "%" in const or "{" in const:
-        piece: list[str] = []
-        i, n = 0, len(const)
-        while i < n:
-            ch = const[i]
-            if ch == "%" and i + 1 < n:
-                if const[i + 1] == "%":
-                    piece.append("%")
-                    i += 2
-                    continue
-                j = i + 1
-                while j < n and not const[j].isalpha():
-                    j += 1
-                out.append("".join(piece))
-                piece = []
-                i = j + 1
+            j = const.find("}", i)
+            if j < 0:
+                piece.append(ch)
+                i += 1
                 continue
-            if ch == "{":
-                if i + 1 < n and const[i + 1] == "{":
-                    piece.append("{")
-                    i += 2
-                    continue
-                j = const.find("}", i)
-                if j < 0:
-                    piece.append(ch)
-                    i += 1
-                    continue
-                out.append("".join(piece))
-                piece = []
-                i = j + 1
+            out.append("".join(piece))
+            piece = []
+            i = j + 1
+            continue
+        if ch == "}" and i + 1 < n and const[i + 1] == "}":
+            piece.append("}")
+            i += 2
+            continue
+        piece.append(ch)
+        i += 1
+    out.append("".join(piece))
+    return tuple(out) if len(out) > 1 else (const,)
+
+
+_NO_PUSH = ("STORE_", "DELETE_", "POP_JUMP", "JUMP", "NOP", "RESUME", "KW_NAMES", "RETURN", "POP_TOP",
+            "EXTENDED_ARG", "CACHE", "PRECALL", "SETUP_", "POP_BLOCK", "POP_EXCEPT", "RAISE", "RERAISE",
+            "PRINT_EXPR", "IMPORT_STAR", "COPY_FREE_VARS", "MAKE_CELL", "END_FOR", "END_SEND")
+"""Instructions that leave nothing new on top of the stack (see _built): the item below stays what it was."""
+
+
+def _built(code: CodeType) -> list[Template]:
+    """Templates of the strings ``code`` builds from pieces: an f-string (``BUILD_STRING``) or ``+`` of a
+    constant and a value. A walk of the bytecode keeping, per stack slot, whether its item is a string
+    constant, a template built so far, or a value; a slot it cannot follow (a branch inside an f-string)
+    only ever turns a constant into a value, so a template keeps fewer pieces, never a value's text."""
+    import dis
+
+    out: list[Template] = []
+    stack: list[object] = []  # per slot: a str (a constant), a Template (built), or None (a value)
+    for ins in dis.get_instructions(code):
+        name = ins.opname
+        try:
+            effect = dis.stack_effect(ins.opcode, ins.arg, jump=False) if ins.opcode >= dis.HAVE_ARGUMENT \
+                else dis.stack_effect(ins.opcode)
+        except ValueError:
+            stack = []
+            continue
+        if name == "BUILD_STRING" or (name in ("BINARY_OP", "BINARY_ADD") and ins.argrepr in ("+", "")):
+            count = ins.arg if name == "BUILD_STRING" else 2
+            if count is None or count > len(stack) or (name == "BINARY_OP" and ins.argrepr != "+"):
+                stack = []
                 continue
-            piece.append(ch)
-            i += 1
-        out.append("".join(piece))
-    return [p for p in out if p]
+            parts = stack[len(stack) - count:]
+            del stack[len(stack) - count:]
+            pieces = [""]
+            for part in parts:
+                if type(part) is str:
+                    pieces[-1] += part
+                elif type(part) is tuple:
+                    pieces[-1] += part[0]
+                    pieces.extend(part[1:])
+                else:
+                    pieces.append("")  # a value: a gap
+            built: Template = tuple(pieces)
+            if len(built) > 1:
+                out.append(built)
+                stack.append(built)
+            else:
+                stack.append(built[0])  # constants only
+            continue
+        depth = len(stack) + effect
+        if depth < 0:
+            stack = []
+            continue
+        if name.startswith("LOAD_CONST") and type(ins.argval) is str:
+            stack.append(ins.argval)
+            continue
+        pushes = not name.startswith(_NO_PUSH)
+        if depth > len(stack):
+            stack.extend([None] * (depth - len(stack)))
+        else:
+            del stack[depth:]
+        if pushes and stack:
+            stack[-1] = None
+    return out
 
 
-def _code_strings(code: CodeType, depth: int = 0) -> tuple[str, ...]:
+def _code_templates(code: CodeType, depth: int = 0) -> tuple[Template, ...]:
     hit = _code_cache.get(id(code))
     if hit is not None and hit[0] is code:
         return hit[1]
-    strings: list[str] = []
+    found: list[Template] = []
     for const in code.co_consts:
         t = type(const)
         if t is str:
-            strings.extend(_pieces(const))
+            if const:
+                found.append(_template(const))
         elif t is tuple or t is frozenset:
-            strings.extend(p for c in const if type(c) is str for p in _pieces(c))
+            found.extend(_template(c) for c in const if type(c) is str and c)
         elif depth < 2 and hasattr(const, "co_consts"):
-            strings.extend(_code_strings(const, depth + 1))
-    out = tuple(strings)
+            found.extend(_code_templates(const, depth + 1))
+    try:
+        built = _built(code)
+    except Exception:  # a bytecode this walk does not know: the constants' templates only
+        built = []
+    found.extend(built)
+    out = tuple(found)
     if len(_code_cache) >= _CACHE_MAX:
         _code_cache.clear()
     _code_cache[id(code)] = (code, out)
@@ -144,18 +240,18 @@ def exception_constants(exc: BaseException) -> Constants:
             code = getattr(fn, "__code__", None)
             if code is not None:
                 codes.append(code)
-    strings: list[str] = []
+    templates: list[Template] = []
     for code in codes:
         if own_code(code):
-            strings.extend(_code_strings(code))
-    return Constants(strings)
+            templates.extend(_code_templates(code))
+    return Constants(templates=templates)
 
 
 def caller_constants(frame: FrameType | None, skip_prefix: str = "otel_expansion.") -> Constants:
     """String constants of the first frame outside this package (the app's call to ``feature()``)."""
     while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(skip_prefix):
         frame = frame.f_back
-    return Constants(_code_strings(frame.f_code) if frame is not None and own_code(frame.f_code) else ())
+    return Constants(templates=_code_templates(frame.f_code) if frame is not None and own_code(frame.f_code) else ())
 
 
 _literal_sets: dict[int, tuple[CodeType, frozenset[str]]] = {}  # id(code) -> (code, its constants)
@@ -187,24 +283,16 @@ def literal_in_caller(text: str, frame: FrameType | None, skip_prefix: str = "ot
 
 
 def own_text(text: str, constants: Constants, label: Callable[[str], str] | None = None) -> str:
-    """``text`` with every run not found among ``constants`` replaced by ``label(run)`` (a placeholder)."""
-    out: list[str] = []
-    gap_start = -1
-    i, n = 0, len(text)
-    while i < n:
-        size = constants.match(text, i)
-        if size:
-            if gap_start >= 0:
-                out.append(_placeholder(text[gap_start:i], label))
-                gap_start = -1
-            out.append(text[i:i + size])
-            i += size
-        else:
-            if gap_start < 0:
-                gap_start = i
-            i += 1
-    if gap_start >= 0:
-        out.append(_placeholder(text[gap_start:], label))
+    """``text`` as the best template of ``constants`` matching all of it, each gap replaced by
+    ``label(gap)`` (a placeholder); the whole of ``text`` a placeholder when none matches."""
+    hit = constants.match(text)
+    if hit is None:
+        return _placeholder(text, label)
+    template, gaps = hit
+    out: list[str] = [template[0]]
+    for (start, end), piece in zip(gaps, template[1:], strict=True):
+        out.append(_placeholder(text[start:end], label))
+        out.append(piece)
     return "".join(out)
 
 

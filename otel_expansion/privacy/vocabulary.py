@@ -144,45 +144,150 @@ def admit(text: object, declared: frozenset[str] | None = None, literal: bool = 
 
 
 def _module_files() -> frozenset[str]:
-    """Files of every imported module, and the main script: where the program's own code comes from."""
+    """Files of every imported module, and the main script: code compiled from a file, not a string."""
     modules = sys.modules
     if _files[0] == len(modules):
         return _files[1]  # type: ignore[return-value]
     # once a module's file, always: at exit the main module may be gone from sys.modules (or lose its
-    # __file__) while the frames of a traceback still point into it
+    # __file__) while the frames of a traceback still point into it; the main script is also the one
+    # ``init()`` saw (``remember_main``), so a first look at exit still finds it
     files: set[str] = set(_files[1] or ())  # type: ignore[call-overload]
     # a PyInstaller app runs its modules from its bundle (``sys._MEIPASS``) with code whose file names were
     # made relative to it when it was built: those are the same files
     bundle = getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
     prefix = os.path.join(bundle, "") if type(bundle) is str and bundle else None
-    for module in list(modules.values()):
+    names = _file_modules
+    for name, module in list(modules.items()):
         f = getattr(module, "__file__", None)
         if type(f) is str:
             files.add(f)
+            if type(name) is str:
+                names.setdefault(f, name)
             if prefix is not None and f.startswith(prefix):
                 files.add(f[len(prefix):])
             if f.endswith((".pyc", ".pyo")):  # sourceless or legacy layout
                 files.add(f[:-1])
+                if type(name) is str:
+                    names.setdefault(f[:-1], name)
+    main = _main_seen()[0]
+    if main is not None:
+        files.add(main)
     _files[0], _files[1] = len(modules), frozenset(files)
     return _files[1]  # type: ignore[return-value]
 
 
+_main: list[tuple[str | None, str | None, frozenset[str]]] = []  # main file, ``-m`` module, code roots
+_file_modules: dict[str, str] = {}  # an imported module's file -> its module name (to find its import root)
+_program_files: dict[str, bool] = {}  # file -> whether it is the program's own code (see _program_file)
+EXTRA_ROOTS: list[str] = []
+"""Directories whose modules count as the program's own code besides those ``_program_file`` derives (the
+test suite puts its own tree here: its in-process tests play the program's code under pytest's main)."""
+
+
+def remember_main(file: object, spec_name: object, path: tuple[object, ...] = (), cwd: str = "") -> None:
+    """The main script's file, ``-m`` module, ``sys.path`` and working directory as ``init()`` saw them (by
+    the exit, ``__main__`` may be gone from ``sys.modules`` while a traceback still runs through it)."""
+    if _main:
+        return
+    main = os.path.abspath(file) if type(file) is str else None
+    here = os.path.dirname(main) if main is not None and spec_name is None else None
+    roots: set[str] = set()
+    for entry in path:
+        if type(entry) is str:
+            root = os.path.abspath(os.path.join(cwd, entry)) if cwd else os.path.abspath(entry)
+            # the working directory is where the user's files are (``python -m``/``-c`` put it first):
+            # its modules are the program's only when the main script lives there
+            if root != cwd or root == here:
+                roots.add(root)
+    if here is not None:
+        roots.add(here)
+    _main.append((main, spec_name if type(spec_name) is str else None, frozenset(roots)))
+
+
+def _main_seen() -> tuple[str | None, str | None, frozenset[str]]:
+    """(main script file, ``-m`` module, the import roots of the program's code) of this process, as
+    ``init()`` saw them, else as they are now."""
+    if not _main:
+        from otel_expansion.config import MAIN
+
+        if MAIN:
+            remember_main(*MAIN[0])
+        else:  # no init(), or one that ran before the main script was loaded (opentelemetry-instrument)
+            main = sys.modules.get("__main__")
+            try:
+                cwd = os.getcwd()
+            except OSError:
+                cwd = ""
+            remember_main(getattr(main, "__file__", None), getattr(getattr(main, "__spec__", None), "name", None),
+                          tuple(sys.path), cwd)
+    return _main[0]
+
+
+def _program_file(filename: str) -> bool:
+    """Whether an imported module's file is code the program ships or runs on (``own_code``), by where it
+    comes from: the standard library, an installed distribution (``site-packages``), a frozen app's
+    bundle, the main script, a module of the program's own packages (its ``-m`` package, its entry point's
+    targets), or a module imported from where the program's code was when ``init()`` ran: the main
+    script's directory and the other ``sys.path`` entries of that moment (``PYTHONPATH``, a ``.pth``),
+    never the working directory unless the main script lives there. Not a file the program imported from
+    anywhere else at run time: a task file, a plugin or a conftest read from the current directory or a
+    user's folder is the user's text, and its names and literals are the user's. Remembered per file."""
+    hit = _program_files.get(filename)
+    if hit is not None:
+        return hit
+    answer = _decide_program_file(filename)
+    if len(_program_files) >= _CACHE_MAX:
+        _program_files.clear()
+    _program_files[filename] = answer
+    return answer
+
+
+def _decide_program_file(filename: str) -> bool:
+    if filename.startswith("<frozen ") or getattr(sys, "frozen", False):
+        return True  # a frozen standard module, or a frozen app's bundle: all of it shipped as the program
+    if any(os.sep + d + os.sep in filename for d in _PACKAGE_DIRS) or _stdlib_top(filename) is not None:
+        return True
+    main, _, roots = _main_seen()
+    absolute = os.path.abspath(filename)
+    if main is not None and absolute == main:
+        return True
+    for root in EXTRA_ROOTS:
+        if absolute.startswith(os.path.join(root, "")):
+            return True
+    module = _file_modules.get(filename)
+    if module is None:
+        return False
+    if module.partition(".")[0] in _program_packages():
+        return True
+    stem = os.path.splitext(absolute)[0]
+    if os.path.basename(stem) == "__init__":
+        stem = os.path.dirname(stem)
+    tail = os.sep + module.replace(".", os.sep)
+    if not stem.endswith(tail):
+        return False
+    root = stem[: -len(tail)] or os.sep
+    return root in roots or os.path.realpath(root) in roots
+
+
 def own_code(code: CodeType, module: object = None) -> bool:
-    """Code compiled from a module file or the main script (a file, or the ``python -c`` string itself),
-    not from another string or file (``exec`` of a ``settings.py`` or of text the program was given).
+    """Code the program ships: compiled from one of its module files or its main script (a file, or the
+    ``python -c`` string itself), not from another string or file (``exec`` of a ``settings.py`` or of text
+    the program was given), nor from a file it imported from elsewhere at run time (``_program_file``).
 
     ``module``: the name in the running frame's globals, when the caller has it. If that imported
-    module's own file is the code's file, the answer is yes without listing every module's file (which
+    module's own file is the code's file, it is a module file without listing every module's file (which
     costs ~0.6 ms with the SDK loaded, and again after each import): that file is one of the files
     listed, so the answer is the one the list gives. Otherwise the list decides."""
     filename = code.co_filename
     if type(module) is str:
         f = getattr(sys.modules.get(module), "__file__", None)
         if type(f) is str and (f == filename or (f.endswith((".pyc", ".pyo")) and f[:-1] == filename)):
-            return True
+            if filename not in _file_modules:
+                _file_modules[filename] = module
+            return _program_file(filename)
     if filename == "<string>":  # the ``python -c`` program (no module has that file): its own check
         return _in_command_string(code) or filename in _module_files()
-    return filename in _module_files()
+    return filename in _module_files() and _program_file(filename)
 
 
 _command_codes: list[dict[int, CodeType]] = []  # the ``python -c`` program's code objects, by id
@@ -672,8 +777,7 @@ def _program_packages() -> frozenset[str]:
     point the user ran (``sys.argv[0]``'s console script, or its ``otel_expansion.entry`` target)."""
     if not _program:
         tops: set[str] = set()
-        main = sys.modules.get("__main__")
-        spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+        spec_name = _main_seen()[1]
         if type(spec_name) is str and spec_name and spec_name != "__main__":
             tops.add(spec_name.partition(".")[0])
         argv0 = sys.argv[0] if sys.argv and type(sys.argv[0]) is str else ""

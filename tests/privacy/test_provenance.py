@@ -35,7 +35,8 @@ def test_percent_and_format_templates() -> None:
     try:
         raise RuntimeError("cannot open {} for {}".format("/srv/" + TYPED[0], TYPED[2]))
     except RuntimeError as exc:
-        assert message_of(exc) == "cannot open /srv/<value> for <email>"  # "/srv/" is this code's text
+        # the gap is a value, whole: "/srv/" was written here, but inside the value it is the value's text
+        assert message_of(exc) == "cannot open <value> for <email>"
 
 
 def test_message_from_c_code_is_withheld() -> None:
@@ -60,9 +61,59 @@ def test_exception_class_init_counts_as_own_code() -> None:
 
 
 def test_short_constants_never_slice_values() -> None:
-    """A two-letter constant matches whole words only, never the inside of an interpolated value."""
+    """A constant counts only as a whole message or a template's piece in its place, never as a word found
+    inside an interpolated value."""
     c = provenance.Constants(["in", " at "])
-    assert provenance.own_text("Martin at Berlin", c) == "<value> at <value>"
+    assert provenance.own_text("Martin at Berlin", c) == "<value>"
+    assert provenance.own_text("Martin at Berlin", provenance.Constants(["%s at %s"])) == "<value> at <value>"
+
+
+WARDS = {"oncology": 3, "psychiatry": 7, "hiv clinic": 9}
+
+
+def test_a_value_equal_to_another_constant_stays_a_value() -> None:
+    """Parts of an interpolated value that equal some other constant of the code (a dict key here) are
+    still the value's: the template ``could not save note: {}`` decides where the value is."""
+    assert WARDS
+    for note in ("patient jane referred to psychiatry", "hiv clinic appointment for bob", "oncology",
+                 "call me at +44 7911 123456"):
+        try:
+            raise RuntimeError("could not save note: %s" % note)  # noqa: UP031
+        except RuntimeError as exc:
+            assert message_of(exc) in ("could not save note: <value>", "could not save note: <phone>")
+        try:
+            raise RuntimeError(f"could not save note: {note}")
+        except RuntimeError as exc:
+            assert message_of(exc) in ("could not save note: <value>", "could not save note: <phone>")
+    said, key = json.loads('["call me at +44 7911 123456", "AKIAIOSFODNN7EXAMPLE"]')
+    try:
+        raise RuntimeError("user said: " + said)
+    except RuntimeError as exc:
+        assert message_of(exc) in ("user said: <value>", "user said: <phone>")
+    try:
+        raise RuntimeError("fail" + key)
+    except RuntimeError as exc:
+        assert message_of(exc) in ("fail<value>", "fail<token>")
+    try:
+        raise RuntimeError(said.split(" at ")[0] + " at " + key)  # " at " in its place: a piece
+    except RuntimeError as exc:
+        assert "call" not in message_of(exc) and "AKIA" not in message_of(exc)
+
+
+def test_templates_built_by_the_bytecode() -> None:
+    """An f-string's pieces, a ``+`` of a constant and a value, nested: the pieces in their places."""
+    who, where = TYPED[0], TYPED[2]
+    for raise_it, expected in (
+        (lambda: RuntimeError(f"copy {who} -> {where}: done"), "copy <value> -> <email>: done"),
+        (lambda: RuntimeError("lost " + who), "lost <value>"),
+        (lambda: RuntimeError(who + " is gone"), "<value> is gone"),
+        (lambda: RuntimeError("[" + f"{who}|{where}" + "]"), "[<value>|<email>]"),
+        (lambda: RuntimeError(f"{who}"), "<value>"),
+    ):
+        try:
+            raise raise_it()
+        except RuntimeError as exc:
+            assert message_of(exc) == expected
 
 
 def test_recorder_full_exception_and_feature_values() -> None:
