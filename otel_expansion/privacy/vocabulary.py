@@ -65,10 +65,12 @@ RULES: tuple[tuple[str, str, str], ...] = (
      "a builtin exception, or a class made by a class statement of an importable module (module and qualified "
      "name resolve to it); a class made at run time is reported as its nearest such base"),
     ("`cli.error.signature` (frames of a failure's traceback)", "basic",
-     "`module:function` of frames whose code was compiled from an imported module's file or the main script, "
-     "the module being the name the import system gives that file and the function a `def`/`class` name of "
-     "it (else `<dynamic>`); at basic the program's own frames only (main script, modules outside "
-     "`site-packages` and the standard library, its entry point's packages); from enhanced also installed "
+     "`module:function` of frames whose code is the program's (compiled from its main script, a module of "
+     "the standard library, an installed distribution, its own packages, or imported from where its code was "
+     "when `init()` ran; not a task file or plugin it imports at run time from the user's folder), the module "
+     "being the name the import system gives that file and the function a `def`/`class` name of it (else "
+     "`<dynamic>`); at basic the program's own frames only (main script, modules outside `site-packages` and "
+     "the standard library, its entry point's packages); from enhanced also installed "
      "third-party modules, and the standard library as its bare top-level module (`json`); never the "
      "library's or a dispatch framework's frames; `exec`/`eval` code is `<dynamic>`; no line, path or value; "
      "outermost first, repeats collapsed, at most 8 frames (outermost 2, `…`, innermost 6)"),
@@ -85,9 +87,10 @@ RULES: tuple[tuple[str, str, str], ...] = (
      "only attributes a declared feature declares (name, type, level), numbers included; text keeps only the "
      "program's own literal text; undeclared ones are dropped and counted"),
     ("free text (exception messages)", "full",
-     "only literal parts of code compiled from the program's own files (an imported module's file or the "
-     "main script), never of code compiled from another file or a string; the rest becomes `<value>`, "
-     "`<email>`..."),
+     "a message matched whole against a template of the program's own code (a constant, a `%`/`{}` format, an "
+     "f-string or `+` of pieces; code compiled from another file, a string, or a file imported from the "
+     "user's folder has none): its fixed pieces kept, each interpolated value `<value>`, `<email>`... "
+     "whatever it contains; no template matching: the whole message is a placeholder"),
     ("`OTEL_RESOURCE_ATTRIBUTES` values", "basic",
      "only keys the app allow-lists (`init(resource_keys=...)`), each value in the vocabulary the app gives "
      "for the key, or identifier-shaped; else `<dynamic>`"),
