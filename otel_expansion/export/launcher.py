@@ -38,6 +38,9 @@ FROZEN_FLAG = "--otel-expansion-sender="
 FROZEN_TOKEN_ENV = "OTEL_EXPANSION_FROZEN_SENDER"
 """The same random token in the sender's environment: both must match, so no user triggers it by accident."""
 
+SENDER_LOG_MAX_BYTES = 1 << 20
+"""The sender's log is emptied past this size (by the sender after a round, and here before a start)."""
+
 self_sender = False
 """Set by a freezer's runtime hook (workers.frozen) that runs before the program: this executable, started
 with ``FROZEN_FLAG`` and the token, runs the sender instead of the program."""
@@ -122,6 +125,10 @@ def spawn(home: str, endpoint: str | None = None, send: bool = True, force: bool
     if hasattr(os, "posix_spawn"):
         log_fd = open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # never through a link
         try:
+            # the sender trims its own log, but one that dies before it gets there (an environment that
+            # cannot import it) would grow it by a traceback every MIN_SPAWN_INTERVAL_S, forever
+            if os.fstat(log_fd).st_size > SENDER_LOG_MAX_BYTES:
+                os.ftruncate(log_fd, 0)
             actions = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),

@@ -276,6 +276,22 @@ def test_sender_starts_are_rate_limited(tmp_path: Path) -> None:
     assert launcher.should_start(str(tmp_path), send=True, now=time.time() + launcher.MIN_SPAWN_INTERVAL_S + 1)
 
 
+def test_a_sender_that_cannot_start_does_not_grow_its_log_forever(tmp_path: Path) -> None:
+    """A sender that dies on start (an environment that cannot import it) never trims its own log: the
+    launcher empties a log past its bound before each start, so repeated crashes stay bounded."""
+    from otel_expansion.config.paths import SENDER_LOG
+
+    log = tmp_path / SENDER_LOG
+    log.write_bytes(b"x" * (launcher.SENDER_LOG_MAX_BYTES + 1))
+    for _ in range(3):
+        pid = launcher.spawn(str(tmp_path), entry="otel_expansion_no_such_module")
+        assert pid is not None
+        os.waitpid(pid, 0)
+        launcher._children.clear()
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert 0 < len(text) < 4096 and "otel_expansion_no_such_module" in text  # three short errors, no more
+
+
 class TestPerSignal:
     def test_a_refused_signal_does_not_hold_back_the_other(self, tmp_path: Path) -> None:
         """A traces-only backend (404 on metrics): spans still arrive; metrics are dropped and counted."""
