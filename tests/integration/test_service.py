@@ -121,6 +121,41 @@ def test_busy_service_loses_no_command(tmp_path: Path) -> None:
     assert invocations(points) == 3000 and len(spans) + counters.get("spans.sampled_out", 0) == 3000
 
 
+STOPPED_BY_SIGTERM = """
+import signal, sys, time
+import otel_expansion
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the documented recipe
+otel_expansion.init("busy", mode="service", send=False)
+started = 0
+try:
+    while True:
+        started += 1  # a command the signal interrupts is an invocation too (it ends with the exit)
+        with otel_expansion.command("tick"):
+            time.sleep(0.0002)
+        if started == 2000:
+            print("ready", flush=True)
+finally:
+    sys.stderr.write(f"{started}\\n")
+"""
+
+
+def test_a_service_stopped_by_sigterm_with_the_documented_handler_loses_no_command(tmp_path: Path) -> None:
+    """SIGTERM's default kills a process without its exit handlers: a service that turns it into
+    ``sys.exit`` (docs/concepts.md, as gunicorn and uvicorn do) hands every command over at exit."""
+    import signal
+
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_BY_SIGTERM], env=clean_env(home), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    started = int(err.strip().splitlines()[-1])
+    points, _, _ = stored(home)
+    assert started >= 2000 and invocations(points) == started
+
+
 HUNDRED_K = """
 import sys
 import otel_expansion
