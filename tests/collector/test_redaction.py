@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -48,10 +47,10 @@ from .test_configs import (
     END_NS,
     START_NS,
     RecordingBackend,
-    as_dict,
     backend,  # noqa: F401 -- the recording-server fixture
     decode,
     kv,
+    resolved,
     send,
 )
 from .test_end_to_end import Backend
@@ -91,6 +90,7 @@ MASKED_ATTRIBUTES = {
     "vcs.token": (GITHUB_TOKEN, "****"),
     "aws.key": (AWS_KEY, "****"),
     "phone": (f"call {PHONE}", "call ****"),
+    "phone.national": ("office 020 7946 0958 or (555) 123-4567", "office **** or ****"),
     "file.path": (HOME_LINUX, "/home/<user>/secret-plan.txt"),
     "file.mac_path": (HOME_MAC, "/Users/<user>/Documents/plan.key"),
     "file.windows_path": (HOME_WINDOWS, "C:\\Users\\<user>\\plan.txt"),
@@ -170,7 +170,8 @@ def traces_with_pii() -> Any:
         end_time_unix_nano=END_NS,
         attributes=[kv("cli.command.name", "deploy")],
         status=Status(code=Status.STATUS_CODE_ERROR, message="exit 1"),
-        events=[Span.Event(time_unix_nano=START_NS + 3, name="exception", attributes=[kv("exception.type", "OSError")])],
+        events=[Span.Event(
+            time_unix_nano=START_NS + 3, name="exception", attributes=[kv("exception.type", "OSError")])],
     )
     no_status = Span(
         trace_id=bytes(range(1, 17)),
@@ -423,10 +424,11 @@ _RULE = re.compile(r'^replace_(?:all_patterns|pattern)\((?P<target>[\w.]+)(?:, "
 
 
 @pytest.mark.parametrize("name", ["otelcol.yaml", "edge-to-gateway.yaml", "gateway-clickhouse.yaml"])
-def test_every_field_gets_the_same_rules(name: str) -> None:
+def test_every_field_gets_the_same_rules(collector: CollectorFactory, name: str, tmp_path: Path) -> None:
     """Each attribute map and string field gets the same first-stage rules in the same order, and every
-    pipeline runs all four privacy processors in order (a field left out would leak)."""
-    config = yaml.safe_load((CONFIG_DIR / name).read_text())
+    pipeline runs all four privacy processors in order (a field left out would leak). Read from the
+    config as the collector resolves it."""
+    config = resolved(collector, CONFIG_DIR / name, tmp_path)
     groups = _statements(config, "transform/redact")
     rules_by_target: dict[str, list[str]] = {}
     for statements in groups.values():
