@@ -81,7 +81,7 @@ EVERYTHING = (
 FORBIDDEN = (
     EMAIL, GITHUB_TOKEN, AWS_KEY, PHONE, HOME_LINUX, HOME_MAC, HOME_WINDOWS, URL, IBAN, IBAN_SPACED,
     HOST_NAME, IPV4, "jane", "Jane", "acmecorp-secret", "acmecorp", "DE89", "3704", "abcdef123",
-    "hunter2", "Zq7X", "AKIAZQ7X", "1234 5678", "token=", "192.168",
+    "hunter2", "Zq7X", "AKIAZQ7X", "1234 5678", "7946 0958", "123-4567", "192.168",
 )
 
 # Each value alone as an attribute value, and what the SDK-mirroring rules make of it.
@@ -99,6 +99,7 @@ MASKED_ATTRIBUTES = {
     "bank.iban_spaced": (f"to {IBAN_SPACED} now", "to **** now"),
     "peer": (f"from {IPV4}", "from ****"),
     "cli.command.raw_args": (f"--verbose {PASSWORD_KV}", "--verbose password=<secret>"),
+    "config": ('{"api_key":"sk9x", "password": "hunter2"}', '{"api_key":<secret>, "password": <secret>}'),
 }
 ORDINARY = {
     "cli.command.name": "deploy",
@@ -108,6 +109,10 @@ ORDINARY = {
     "note": "exit 1",
     "docs.url": "https://example.org/docs/deploy",
     "file.relative": "src/deploy.py",
+    # module:function frames whose module is named like a secret are not key: value pairs
+    "cli.error.signature": "__main__:<module> > myapp.auth:login > myapp.token:refresh",
+    # what our SDK already redacted passes unchanged (placeholders are not matched again)
+    "sdk.redacted": "token=<secret> at /home/<user>/a.txt by <email> ~<user> url https://example.org/x",
 }
 # Keys that name a machine or a person: dropped, whatever their value.
 IDENTIFYING = {
