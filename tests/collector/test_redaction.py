@@ -477,6 +477,17 @@ def test_every_field_gets_the_same_rules(collector: CollectorFactory, name: str,
         ], signal
 
 
+def test_configs_are_what_the_generator_writes() -> None:
+    """The privacy block of each config is exactly what collector-config/privacy_processors.py generates,
+    so a rule edited in one config only, or by hand, fails here."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(CONFIG_DIR / "privacy_processors.py"), "--check"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_payloads_carry_the_personal_data() -> None:
     """A test of the tests: every payload really holds the values the assertions look for."""
     for message in (traces_with_pii(), logs_with_pii(), metrics_with_pii()):
