@@ -95,7 +95,8 @@ HEADER_REDACT = r"""  # 2. Rules that keep context (OTTL capture groups stand in
   #    transform/restore_names moves them back. The same seven rules, in the same order, in every group
   #    (tests/collector/test_redaction.py checks it). Span links go (counted in dropped_links_count), as
   #    the SDK drops other instrumentations' links: OTTL cannot reach their attributes one by one; so do
-  #    exemplars' filtered attributes, which the redaction processor does not reach.
+  #    exemplars' filtered attributes, which the redaction processor does not reach. A version's local
+  #    label (1.0+jane.laptop) goes from service.version and scope versions, as the SDK drops it.
 """
 REDACTION = r"""  # 3. Value rules, on every attribute value (resource, scope, span, span event, data point, log; the
   #    fields moved there in step 2 among them) and on log bodies, strings nested in map and array bodies
