@@ -50,6 +50,8 @@ BATCH_ID = "otel_expansion.batch.id"
 # Shaped so the card-number rule would mask it if the key were not exempt.
 BATCH_ID_VALUE = "b-4111111111111111"
 PROTOBUF = "application/x-protobuf"
+# In pipeline order: see the privacy section of otelcol.yaml.
+PRIVACY_PROCESSORS = ("transform/drop_secret_keys", "transform/redact", "redaction", "transform/restore_names")
 
 Message = Any  # any of the generated OTLP protobuf message classes
 
@@ -371,12 +373,16 @@ def test_validate_script_fails_on_a_broken_config(collector: CollectorFactory, t
 
 
 def test_configs_share_the_privacy_rules(collector: CollectorFactory, tmp_path: Path) -> None:
-    """The edge and the gateway apply exactly the redaction and key-dropping rules of otelcol.yaml."""
+    """The edge and the gateway apply exactly the privacy processors of otelcol.yaml, in the same order."""
     reference = resolved(collector, CONFIG_DIR / "otelcol.yaml", tmp_path)["processors"]
     for name in ("edge-to-gateway.yaml", "gateway-clickhouse.yaml"):
         processors = resolved(collector, CONFIG_DIR / name, tmp_path)["processors"]
-        for processor in ("redaction", "transform/drop_secret_keys"):
+        for processor in PRIVACY_PROCESSORS:
             assert processors[processor] == reference[processor], f"{name}: {processor} differs"
+        pipelines = resolved(collector, CONFIG_DIR / name, tmp_path)["service"]["pipelines"]
+        for signal, pipeline in pipelines.items():
+            privacy = [p for p in pipeline["processors"] if p in PRIVACY_PROCESSORS]
+            assert privacy == list(PRIVACY_PROCESSORS), f"{name}: {signal} runs {privacy}"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -447,7 +453,7 @@ MASKED = {
     "slack.bot": ("xoxb-123456789012-abcdefghijklmnop", "****"),
     "slack.hook": ("https://hooks.slack.com/services/T000/B000/XXXXXXXX", "****"),
     "auth.jwt": (JWT, "****"),
-    "http.auth_value": ("Bearer abcdef0123456789", "****"),
+    "http.auth_value": ("Bearer abcdef0123456789", "Bearer <token>"),  # the scheme stays, as in the SDK
     "card.visa": ("4111 1111 1111 1111", "****"),
     "card.mastercard": ("5500-0000-0000-0004", "****"),
     "card.amex": ("378282246310005", "****"),
