@@ -19,6 +19,7 @@ __all__ = [
     "CARD",
     "EMAIL",
     "GENERIC_USER_NAMES",
+    "IBAN",
     "IP",
     "MAC",
     "PHONE",
@@ -33,6 +34,7 @@ __all__ = [
     "Family",
     "bearer_value_ok",
     "digit_count",
+    "iban_ok",
     "is_plain",
     "looks_random",
     "luhn_ok",
@@ -53,6 +55,7 @@ HOST = "<host>"
 TOKEN = "<token>"
 SECRET = "<secret>"
 CARD = "<card>"
+IBAN = "<iban>"
 PHONE = "<phone>"
 UUID = "<uuid>"
 TRUNCATED = "...<truncated>"
@@ -164,6 +167,11 @@ _WORD_START: tuple[Family, ...] = (
     )),
     # (the environment-specific "curuser" family goes here)
     # -- validated rules, last: when one rejects its candidate only these remain to try the position --
+    ("(?=[A-Z]{2}[0-9])", (
+        # Validated: an IBAN (country, check digits, up to 30 letters or digits, spaced in fours or not),
+        # checked by iban_ok (length and the ISO 7064 mod-97 check digits).
+        ("iban", r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"),
+    )),
     ("(?=[0-9+(])", (
         # Validated: 13-19 digits with a card-network prefix, checked by luhn_ok. (Not inside a word:
         # "x4111..." is left to the generic rule.)
@@ -189,7 +197,7 @@ _WORD_START: tuple[Family, ...] = (
     )),
 )
 
-VALIDATED = frozenset({"card", "phone", "bearer", "ipv6", "generic"})
+VALIDATED = frozenset({"iban", "card", "phone", "bearer", "ipv6", "generic"})
 """Rules whose regex only finds candidates; a rejected one lets the rules after it try the position."""
 
 WORD_START_GUARD = "(?<![A-Za-z0-9])"
@@ -268,12 +276,12 @@ def rule_families(environ: Mapping[str, str] | None = None) -> tuple[list[Family
         anywhere[i] = (guard, (("curhome", src), *rules))
     if names:
         alts = "|".join(f"(?i:{_escape(n)})" for n in sorted(names, key=len, reverse=True))
-        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "card")
+        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "iban")
         word_start.insert(i, ("", (("curuser", f"(?:{alts})(?![A-Za-z0-9])"),)))
     hosts = host_names()
     if hosts:
         alts = "|".join(f"(?i:{_escape(n)})" for n in sorted(hosts, key=len, reverse=True))
-        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "card")
+        i = next(i for i, (_, rules) in enumerate(word_start) if rules[0][0] == "iban")
         word_start.insert(i, ("", (("curhost", f"(?:{alts})(?![A-Za-z0-9-])"),)))
     return anywhere, word_start
 
@@ -315,6 +323,16 @@ def is_plain(text: str, names: tuple[str, ...] | None = None) -> bool:
 
 
 # -- checks a regex cannot express --------------------------------------------------------------------
+
+def iban_ok(text: str) -> bool:
+    """An IBAN: 15 to 34 characters (spaces aside) whose check digits hold (ISO 7064 mod 97-10)."""
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(c, 36)) for c in rearranged)
+    return int(number) % 97 == 1
+
 
 def luhn_ok(digits: str) -> bool:
     """Luhn checksum over the ASCII digits of ``digits`` (other characters are ignored)."""

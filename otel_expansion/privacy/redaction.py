@@ -142,6 +142,7 @@ class Redactor:
             # validated: None means "not what it looked like"
             "bearer": self._bearer,
             "ipv6": lambda m: P.IP if P.valid_ipv6(m.group()) else None,
+            "iban": lambda m: P.IBAN if P.iban_ok(m.group()) else None,
             "card": self._card,
             "phone": lambda m: P.PHONE if 8 <= P.digit_count(m.group()) <= 15 else None,
             "generic": lambda m: P.SECRET if P.looks_random(m.group()) else None,

@@ -23,7 +23,7 @@ def test_fstring_fixed_parts_kept_interpolated_parts_typed() -> None:
     try:
         raise ValueError(f"no account {name!r} for {mail} (iban {iban}) near {coords}")
     except ValueError as exc:
-        assert message_of(exc) == "no account '<value>' for <email> (iban <value>) near <value>"
+        assert message_of(exc) == "no account '<value>' for <email> (iban <iban>) near <value>"
 
 
 def test_percent_and_format_templates() -> None:

@@ -225,6 +225,18 @@ class TestValidators:
         assert r.redact("ts 1700000000000") == "ts 1700000000000"
         assert r.redact("20240115103000123") == "20240115103000123"
 
+    def test_ibans_with_valid_check_digits_are_redacted(self, r: Redactor) -> None:
+        """Compact or spaced in fours, in any country's length; a failing check, or a shorter code with
+        letters and digits (a build tag), is left alone."""
+        for good in ("DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32",
+                     "FR1420041010050500013M02606", "NL91ABNA0417164300"):
+            assert P.iban_ok(good), good
+            assert r.redact(f"pay to {good} today") == "pay to <iban> today", good
+        for bad in ("DE89370400440532013001", "GB82 WEST 1234 5698 7654 33"):
+            assert not P.iban_ok(bad), bad
+            assert "<iban>" not in r.redact(bad)
+        assert r.redact("release AB12 CD34") == "release AB12 CD34"
+
     def test_rejected_candidate_lets_later_rules_try(self, r: Redactor) -> None:
         """A Luhn-failing card candidate is still checked as a phone number at the same position."""
         assert r.redact("555-201-3344 1234") == "<phone> 1234"
