@@ -37,6 +37,10 @@ ID_KEYS = frozenset({
 })
 """Attribute keys holding our own random ids: a hex value there is kept (it would look like a secret)."""
 
+NAME_KEYS = frozenset({"cli.command.name", "cli.error.signature"})
+"""Attribute keys holding names built from the program's code (privacy.vocabulary): redacted a
+``:``-separated part at a time (:meth:`Redactor.name`), so ``auth:login`` is not read as a key and its value."""
+
 _HOME_DIRS_OF_NOBODY = frozenset({"shared", "public", "default", "all users", "default user", "linuxbrew"})
 _TRAILING_PUNCT = ".,;:!?)]}'\""
 _SLACK_HOOKS = "https://hooks.slack.com/"
@@ -472,9 +476,20 @@ class Redactor:
     def _attr_value(self, key: str, val: object) -> AttrValue | None:
         if type(val) is str and key in ID_KEYS and 16 <= len(val) <= 64 and _HEXDIGITS.issuperset(val):
             return val
+        if type(val) is str and key in NAME_KEYS:
+            return self.name(val)
         if self._sensitive.search(key) is not None:
             return val if type(val) is bool else P.SECRET
         return self.value(val)
+
+    def name(self, text: str) -> str:
+        """A name built from the program's code (a command such as ``auth:login``, a signature such as
+        ``myapp.auth:login``, our own span's name), redacted a ``:``-separated part at a time: every rule
+        still applies within each part, but a part is never read as a key whose value follows the colon
+        (the rule for ``password: hunter2`` made ``myapp.auth:login`` into ``myapp.auth:<secret>``)."""
+        if ":" not in text:
+            return self.redact(text)
+        return ":".join(self.redact(part) for part in text.split(":"))
 
     # -- arguments and identifiers ---------------------------------------------------------------------
     def argv_shape(self, argv: Sequence[str]) -> tuple[str, ...]:

@@ -131,3 +131,54 @@ def test_the_programs_own_files_are_its_code_also_when_the_failure_is_seen_at_ex
     if level == "full":
         assert cmd["exception"]["message"] == "order rejected for <value>"  # type: ignore[index]
     assert "jane" not in repr(cmd)
+
+
+AUTH_APP = '''
+import click
+import otel_expansion
+import auth
+otel_expansion.init("authapp", "1.0.0")
+
+@click.group()
+def cli():
+    pass
+
+@cli.command("auth:login")
+@click.argument("user")
+def login(user):
+    auth.login(user)
+
+cli()
+'''
+
+AUTH = '''
+def login(user):
+    raise RuntimeError("login refused")
+'''
+
+
+def test_names_with_a_secret_word_before_a_colon_arrive_whole(tmp_path: Path) -> None:
+    """A heroku-style command ``auth:login`` failing in the program's module ``auth``: on the wire the
+    command and the signature are the names the code fixes (the free-text rule for ``password: x`` once
+    made them ``auth:<secret>``), and the user's argument is nowhere."""
+    from tests.export.servers import otlp_server
+    from tests.export.test_sender import flush, metric_values, spans_of
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text(AUTH_APP, encoding="utf-8")
+    (app / "auth.py").write_text(AUTH, encoding="utf-8")
+    home = tmp_path / "home"
+    [cmd] = _run(app / "main.py", ["auth:login", "jane.doe"], tmp_path, home, "enhanced")
+    assert cmd["name"] == "auth:login" and cmd["sig"] == "__main__:<module> > __main__:login > auth:login"
+    with otlp_server() as srv:
+        assert flush(home, srv.url).ok
+        spans = spans_of(srv.requests)
+        values = metric_values(srv.requests)
+    [span] = spans
+    attrs = {kv.key: kv.value.string_value for kv in span.attributes}
+    assert span.name == "authapp auth:login" and attrs["cli.command.name"] == "auth:login"
+    assert attrs["cli.error.signature"] == "__main__:<module> > __main__:login > auth:login"
+    errors = [dict(a) for (name, a) in values if name == "cli.command.errors"]
+    assert errors and all(e["cli.error.signature"] == "__main__:<module> > __main__:login > auth:login" for e in errors)
+    assert "jane" not in repr(spans) + repr(values)

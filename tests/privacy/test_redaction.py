@@ -495,6 +495,16 @@ class TestAttributes:
         out = r.attributes({"db.password": "hunter2", "api_key": 12345, "auth.enabled": True, "n": 3})
         assert out == {"db.password": "<secret>", "api_key": "<secret>", "auth.enabled": True, "n": 3}
 
+    def test_names_from_the_code_are_redacted_a_part_at_a_time(self, r: Redactor) -> None:
+        """A command ``auth:login`` (heroku-style) and a signature through a module ``myapp.auth`` keep their
+        names: a part before a colon is not a secret's key; every rule still applies within a part."""
+        out = r.attributes({"cli.command.name": "auth:login", "cli.error.signature": "__main__:main > myapp.auth:login",
+                            "note": "auth:login"})
+        assert out == {"cli.command.name": "auth:login", "cli.error.signature": "__main__:main > myapp.auth:login",
+                       "note": "auth:<secret>"}  # free text still reads it as a key and its value
+        assert r.name("token:refresh") == "token:refresh"
+        assert r.name("sync:jane@example.com") == "sync:<email>"
+
     def test_our_ids_are_kept(self, r: Redactor) -> None:
         """Random hex ids under our id keys survive (they look like secrets); anything else there does not."""
         hexid = "0123456789abcdef0123456789abcdef"
