@@ -22,7 +22,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from otel_expansion.backend.ingest import ResourceData, decode, decompress, digest, flatten
+from otel_expansion.backend.ingest import ResourceData, content_id, decode, decompress, digest, flatten
 from otel_expansion.backend.limits import Limits, clip_resource
 from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
 from otel_expansion.otlp.exponential import downscale
@@ -76,10 +76,14 @@ def prepare_packed(
 def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: bool) -> list[ResourceData]:
     """The database-free part of storing decoded entries, done in place (see :func:`prepare`)."""
     for resource in resources:
-        if tagged or resource.batch_id is not None:
-            resource.digest = digest(resource)
+        keyed = tagged or resource.batch_id is not None
+        if keyed:
+            resource.digest = content_id(resource)
         cut: Counter[str] = Counter()
+        received = resource.spans, resource.points, resource.logs  # clip_resource replaces the lists
         clip_resource(resource, limits, cut)
+        if keyed and cut:  # the rows no longer give the pre-schema-5 digest: keep it (rare: a value was cut)
+            resource.legacy_digest = digest(ResourceData({}, None, resource.fingerprint, *received))
         resource.cut = dict(cut)
         if resource.exp:  # the rollup keeps ROLLUP_SCALE at most: downscale here, not in the writer
             resource.exp = {key: downscale(b, ROLLUP_SCALE) for key, b in resource.exp.items()}
