@@ -8,7 +8,7 @@ its own savepoint) and only then lets each request answer 200: no transaction pe
 SQLite's single write lock, and WAL lets the report's readers overlap the writer. When more than
 ``MAX_PENDING_ROWS`` wait for the writer, new requests get 429 + Retry-After; after a commit that left the
 WAL past ``WAL_LIMIT_BYTES`` the writer checkpoints and truncates it. SIGTERM/SIGINT stop the server
-cleanly, its worker processes with it. Every handler answers
+cleanly, its worker processes with it, each step within a bound (``STOP_BOUND_S`` for the whole). Every handler answers
 something: errors the client caused get 4xx with a google.rpc.Status body (as OTLP/HTTP requires),
 anything else 500 with a short message; a busy database gets 503 + Retry-After, which OTLP exporters
 retry. There is no authentication, so the default bind address is loopback, and the Host header must
