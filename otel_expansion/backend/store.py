@@ -20,11 +20,11 @@ Tables:
   ``dim_values`` (distinct values per app and dimension, for the cardinality limit), ``limits`` (what
   the limits cut), ``counters`` (stored row counts: COUNT(*) over 10M rows is too slow for a report).
 
-Duplicates (the contract with the sender): a request part is identified by its batch id (header X-Otel-
-Expansion-Batch-Id, or the ``otel_expansion.batch.id`` resource attribute a collector keeps) plus its content
-(ingest.content_id, the entry's fingerprint; stores before schema 5 hold a digest of its rows instead, still
-recognised: see Store._stored). The same id with the same content is stored once, whatever path or order it
-arrives by; each part of a 413-split batch has its own stable id and fixed content, so every part is stored
+Duplicates (the contract with the sender): a request part is identified by its batch id (header
+X-Otel-Expansion-Batch-Id, or the ``otel_expansion.batch.id`` resource attribute a collector keeps) plus its
+content (ingest.content_id, the entry's fingerprint; stores before schema 5 hold a digest of its rows instead,
+still recognised: see Store._stored). The same id with the same content is stored once, whatever path or order
+it arrives by; each part of a 413-split batch has its own stable id and fixed content, so every part is stored
 exactly once and a retried part is dropped. The check, the raw rows and the rollup updates commit in one
 ``BEGIN IMMEDIATE`` transaction, so a duplicate can never be counted in the rollups and two concurrent copies
 cannot both be stored. Requests without a batch id are all stored.
