@@ -351,6 +351,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU of each thread of one live process so far (from /proc/<pid>/task)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -445,10 +455,17 @@ def bench_ingest(db: Path, senders: int, rows_total: int, points: int,
     try:
         pids = [server.pid, *_children(server.pid)]
         cpu_before = {pid: _cpu_seconds(pid) for pid in pids}
+        threads_before = _thread_cpu(server.pid)
+        load_before = os.getloadavg()[0]
+        own_before = time.process_time()
         started = time.monotonic()
         acked, retries, failed = _post_all(port, bodies)
         elapsed = time.monotonic() - started
+        senders_cpu = time.process_time() - own_before
         cpu = {pid: _cpu_seconds(pid) - cpu_before[pid] for pid in pids}
+        threads = sorted((v - threads_before.get(tid, 0.0) for tid, v in _thread_cpu(server.pid).items()),
+                         reverse=True)
+        load_after = os.getloadavg()[0]
         rss = 0.0
         with contextlib.suppress(OSError):
             for status_line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
@@ -471,7 +488,8 @@ def bench_ingest(db: Path, senders: int, rows_total: int, points: int,
     workers_cpu = sum(v for pid, v in cpu.items() if pid != server.pid)
     return {"rows_per_s": acked / elapsed, "sent": sent, "acked": acked, "stored": stored, "retries": retries,
             "failed": failed, "seconds": elapsed, "server_cpu": server_cpu, "workers_cpu": workers_cpu,
-            "workers": len(pids) - 1, "rss": rss, "wal_peak_mib": wal_peak[0] / 2**20, "orphans": len(orphans)}
+            "workers": len(pids) - 1, "rss": rss, "wal_peak_mib": wal_peak[0] / 2**20, "orphans": len(orphans),
+            "threads": threads[:4], "senders_cpu": senders_cpu, "load": (load_before, load_after)}
 
 
 def _points_in(body: bytes) -> int:
@@ -614,7 +632,9 @@ def main() -> None:
                       f" {r['sent']:,.0f} sent ({'equal' if r['stored'] == r['sent'] == r['acked'] else 'MISMATCH'}),"
                       f" {r['retries']:.0f} retries (429/503), {r['failed']:.0f} failed; WAL peak"
                       f" {r['wal_peak_mib']:.1f} MiB; server peak RSS {r['rss']:.0f} MiB; orphaned workers after"
-                      f" SIGTERM: {r['orphans']:.0f}")
+                      f" SIGTERM: {r['orphans']:.0f}; the server's busiest threads (the writer first)"
+                      f" {', '.join(f'{t:.2f}' for t in r['threads'])} s; the senders' CPU {r['senders_cpu']:.1f} s;"
+                      f" load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}")
                 for p in Path(tmp).glob(f"ingest-{senders}.sqlite*"):
                     os.unlink(p)
         for size in () if args.skip_sqlite else (int(s) for s in args.sizes.split(",")):

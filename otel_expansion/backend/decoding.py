@@ -10,28 +10,40 @@ the rows packed as plain tuples in one ``marshal`` blob per entry (:meth:`Resour
 unpickles no object per row); the server's one writer thread checks those values are admitted as they are
 and stores.
 
-Workers never outlive the server: :meth:`DecodePool.close` shuts them down, and each worker also watches
-its parent and exits as soon as the parent is gone (killed with SIGKILL, say), so none is left orphaned.
+Workers never outlive the server: :meth:`DecodePool.close` shuts them down, killing any that has not exited
+within ``STOP_TIMEOUT_S`` (stopped, stuck in a decode: logged with its pid), so the server's own exit never
+waits on one (the executor's and multiprocessing's exit hooks join every worker without a bound); and each
+worker watches its parent and exits as soon as the parent is gone (killed with SIGKILL, say), so none is left
+orphaned.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
-from otel_expansion.backend.ingest import ResourceData, decode, decompress, digest, flatten
+from otel_expansion.backend.ingest import ResourceData, content_id, decode, decompress, digest, flatten
 from otel_expansion.backend.limits import Limits, clip_resource
 from otel_expansion.backend.rollup import ROLLUP_SCALE, roll_ahead
 from otel_expansion.otlp.exponential import downscale
 
 __all__ = [
-    "GC_THRESHOLDS", "DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_packed", "prepare_resources",
+    "GC_THRESHOLDS", "STOP_TIMEOUT_S", "DecodePool", "PoolBroken", "default_workers", "prepare", "prepare_packed",
+    "prepare_resources",
 ]
 
+logger = logging.getLogger("otel_expansion.backend.server")
+
 _PARENT_CHECK_S = 0.5
+STOP_TIMEOUT_S = 5.0
+"""How long :meth:`DecodePool.close` lets the workers finish the request each holds and exit before it kills
+them (a decode takes milliseconds; a worker still there after this is stopped or stuck)."""
 
 GC_THRESHOLDS = (50_000, 20, 10)
 """The cyclic garbage collector's thresholds while this process serves (and in its decoding workers): ingest
@@ -76,10 +88,14 @@ def prepare_packed(
 def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: bool) -> list[ResourceData]:
     """The database-free part of storing decoded entries, done in place (see :func:`prepare`)."""
     for resource in resources:
-        if tagged or resource.batch_id is not None:
-            resource.digest = digest(resource)
+        keyed = tagged or resource.batch_id is not None
+        if keyed:
+            resource.digest = content_id(resource)
         cut: Counter[str] = Counter()
+        received = resource.spans, resource.points, resource.logs  # clip_resource replaces the lists
         clip_resource(resource, limits, cut)
+        if keyed and cut:  # the rows no longer give the pre-schema-5 digest: keep it (rare: a value was cut)
+            resource.legacy_digest = digest(ResourceData({}, None, resource.fingerprint, *received))
         resource.cut = dict(cut)
         if resource.exp:  # the rollup keeps ROLLUP_SCALE at most: downscale here, not in the writer
             resource.exp = {key: downscale(b, ROLLUP_SCALE) for key, b in resource.exp.items()}
@@ -113,6 +129,7 @@ class DecodePool:
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
+        self._retired: list[Any] = []  # workers of executors replaced after one broke (see prepare)
         if workers > 0:
             self._executor = self._start()
             # start every worker now (an import takes a while): the first requests should not wait for it
@@ -129,9 +146,7 @@ class DecodePool:
 
     def pids(self) -> list[int]:
         """The worker processes' ids (for tests and the benchmark's CPU accounting)."""
-        executor = self._executor
-        processes = getattr(executor, "_processes", None) or {}
-        return sorted(int(pid) for pid in processes)
+        return sorted(int(p.pid) for p in _processes(self._executor))
 
     def prepare(
         self, signal: str, body: bytes, content_encoding: str | None, encoding: str, tagged: bool
@@ -149,14 +164,60 @@ class DecodePool:
         except BrokenProcessPool:
             with self._lock:  # one replacement pool, however many requests saw this one break
                 if self._executor is executor and not self._closed:
+                    self._retired += _processes(executor)  # stopped with the pool at close, like its own
                     executor.shutdown(wait=False, cancel_futures=True)
                     self._executor = self._start()
             raise PoolBroken("a decoding worker died") from None
 
-    def close(self) -> None:
-        """Stop the workers and wait for them (queued requests are cancelled)."""
+    def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the workers (queued requests are cancelled), within about ``timeout_s`` whatever they do.
+
+        Why bounded: ``ProcessPoolExecutor.shutdown(wait=True)``, and at interpreter exit the executor's and
+        multiprocessing's own hooks, join every worker without a timeout, so one worker that never takes its
+        stop (stopped, stuck) kept the whole server alive, and with it whatever pipe it was started with. Here
+        the workers get the stop, ``timeout_s`` to exit, and are then killed, each kill logged."""
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
+            processes, self._retired = [*self._retired, *_processes(executor)], []
+            manager = getattr(executor, "_executor_manager_thread", None)
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+        _stop_processes(processes, timeout_s)
+        if manager is not None:  # it joins the workers (now gone) and closes the queues
+            manager.join(timeout_s)
+            if manager.is_alive():
+                logger.warning("the decoding pool's manager thread did not stop within %.1f s", timeout_s)
+
+
+def _processes(executor: ProcessPoolExecutor | None) -> list[Any]:
+    """An executor's worker processes (multiprocessing.Process objects) while it has them."""
+    return list((getattr(executor, "_processes", None) or {}).values())
+
+
+def _stop_processes(processes: list[Any], timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for the processes to exit (by their sentinels: no wait() raced with the executor's
+    own), then kill and reap those still there, saying so in the log."""
+    from multiprocessing.connection import wait
+
+    deadline = time.monotonic() + timeout_s
+    alive: dict[Any, Any] = {}
+    for process in processes:
+        try:
+            alive[process.sentinel] = process
+        except ValueError:  # a closed Process object: its process is gone
+            continue
+    while alive:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for sentinel in wait(list(alive), left):
+            alive.pop(sentinel)
+    for process in alive.values():
+        logger.warning("decoding worker %d did not stop within %.1f s of the server's stop: killed", process.pid,
+                       timeout_s)
+        process.kill()
+    for process in alive.values():
+        process.join(timeout_s)
+        if process.is_alive():
+            logger.warning("decoding worker %d is still there after SIGKILL", process.pid)

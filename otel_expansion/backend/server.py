@@ -8,7 +8,7 @@ its own savepoint) and only then lets each request answer 200: no transaction pe
 SQLite's single write lock, and WAL lets the report's readers overlap the writer. When more than
 ``MAX_PENDING_ROWS`` wait for the writer, new requests get 429 + Retry-After; after a commit that left the
 WAL past ``WAL_LIMIT_BYTES`` the writer checkpoints and truncates it. SIGTERM/SIGINT stop the server
-cleanly, its worker processes with it. Every handler answers
+cleanly, its worker processes with it, each step within a bound (``STOP_BOUND_S`` for the whole). Every handler answers
 something: errors the client caused get 4xx with a google.rpc.Status body (as OTLP/HTTP requires),
 anything else 500 with a short message; a busy database gets 503 + Retry-After, which OTLP exporters
 retry. There is no authentication, so the default bind address is loopback, and the Host header must
@@ -54,7 +54,8 @@ from otel_expansion.backend.store import DEFAULT_RETENTION_DAYS, Request, Store,
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 __all__ = [
-    "BODY_TIMEOUT_S", "MAX_PENDING_ROWS", "WAL_LIMIT_BYTES", "QueryError", "default_db_path", "filter_echo",
+    "BODY_TIMEOUT_S", "MAX_PENDING_ROWS", "STOP_BOUND_S", "WAL_LIMIT_BYTES", "WRITER_STOP_TIMEOUT_S", "QueryError",
+    "default_db_path", "filter_echo",
     "parse_distribution", "parse_filter", "serve",
 ]
 
@@ -98,6 +99,12 @@ WAL_LIMIT_BYTES = 64 * 2**20
 """Past this, the writer checkpoints and truncates the WAL after its commit: SQLite's automatic checkpoints
 never restart the file while writers and readers keep it busy, so under steady ingest it would grow without
 bound. The WAL then stays under this plus one group's pages."""
+WRITER_STOP_TIMEOUT_S = 15.0
+"""How long the stop waits for the writer to commit what is queued (at most MAX_PENDING_ROWS rows, a second or
+two; SQLite's busy timeout is 10 s)."""
+STOP_BOUND_S = 30.0
+"""When serving owns the process: the most a stop may take, from SIGTERM to the process's exit, before the
+process logs every thread's stack and exits anyway (see _bound_stop)."""
 MAX_PENDING_ROWS = 50_000
 """Rows accepted but not yet committed past which new requests get 429 + Retry-After (the writer is behind;
 about a second of the 50k rows/s budget, so memory held for waiting requests stays bounded too)."""
@@ -170,12 +177,16 @@ class _Writer:
         assert pending.outcome is not None
         return pending.outcome
 
-    def close(self) -> None:
-        """Finish what is queued, then stop the thread."""
+    def close(self, timeout_s: float = WRITER_STOP_TIMEOUT_S) -> None:
+        """Finish what is queued, then stop the thread; after ``timeout_s`` stop waiting, saying so in the log
+        (the thread is a daemon: it never holds the process's exit; what it had not committed was not answered
+        200, and SQLite rolls an unfinished transaction back)."""
         with self._lock:
             self._closed = True
             self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            logger.warning("the writer did not finish within %.1f s of the stop; leaving it", timeout_s)
 
     def _run(self) -> None:
         store: Store | None = None
@@ -255,6 +266,8 @@ class _Server(ThreadingHTTPServer):
                               max_pending_rows=max_pending_rows)
 
     def server_close(self) -> None:
+        """Stop listening, then the decoding workers and the writer, each within its bound (DecodePool.close,
+        _Writer.close): nothing here waits without a timeout."""
         try:
             super().server_close()
         finally:
@@ -634,12 +647,15 @@ def serve(
         keeper.close()
         raise
     stop = stop or threading.Event()
+    owns_process = threading.current_thread() is threading.main_thread()
     restore = _stop_on_signals(stop)
     restore_gc = _fewer_collections()
     try:
 
         def stopper() -> None:
             stop.wait()
+            if owns_process:
+                _bound_stop(STOP_BOUND_S)
             server.shutdown()
 
         threading.Thread(target=stopper, name="otel-expansion-backend-stop", daemon=True).start()
@@ -652,6 +668,31 @@ def serve(
         restore_gc()
         server.server_close()
         keeper.close()
+
+
+def _bound_stop(bound_s: float) -> None:
+    """Once a stop is asked for in a process that serving owns: if the process has not exited ``bound_s`` later
+    (a stop step stuck, an exit hook joining something that never ends), log it with every thread's stack and
+    exit with status 70 (EX_SOFTWARE). A daemon thread: a stop that finishes in time ends the process, and the
+    thread with it.
+
+    Why: a stopped server that never exits keeps its port, its database and every pipe it was started with
+    (a shell's or a test's stdout) open; the stop steps have bounds of their own, this is the one for the
+    whole."""
+    import faulthandler
+    import os
+    import sys
+
+    def watch() -> None:
+        time.sleep(bound_s)
+        logger.error("stop did not finish within %.0f s; exiting anyway. Threads:", bound_s)
+        with contextlib.suppress(Exception):
+            faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+        os._exit(70)
+
+    threading.Thread(target=watch, name="otel-expansion-backend-stop-bound", daemon=True).start()
 
 
 def _fewer_collections() -> Callable[[], None]:

@@ -21,12 +21,13 @@ Tables:
   the limits cut), ``counters`` (stored row counts: COUNT(*) over 10M rows is too slow for a report).
 
 Duplicates (the contract with the sender): a request part is identified by its batch id (header
-X-Otel-Expansion-Batch-Id, or the ``otel_expansion.batch.id`` resource attribute a collector keeps)
-plus a digest of its content. The same id with the same content is stored once, whatever path or order
-it arrives by; each part of a 413-split batch has its own stable id and fixed content, so every part is
-stored exactly once and a retried part is dropped. The check, the raw rows and the rollup updates
-commit in one ``BEGIN IMMEDIATE`` transaction, so a duplicate can never be counted in the rollups and
-two concurrent copies cannot both be stored. Requests without a batch id are all stored.
+X-Otel-Expansion-Batch-Id, or the ``otel_expansion.batch.id`` resource attribute a collector keeps) plus its
+content (ingest.content_id, the entry's fingerprint; stores before schema 5 hold a digest of its rows instead,
+still recognised: see Store._stored). The same id with the same content is stored once, whatever path or order
+it arrives by; each part of a 413-split batch has its own stable id and fixed content, so every part is stored
+exactly once and a retried part is dropped. The check, the raw rows and the rollup updates commit in one
+``BEGIN IMMEDIATE`` transaction, so a duplicate can never be counted in the rollups and two concurrent copies
+cannot both be stored. Requests without a batch id are all stored.
 
 Group commit: ``write_group`` stores several requests in one transaction, each in a SAVEPOINT (a failing
 request is rolled back alone), their rollups merged in memory and upserted once per key; the receiver's
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow, session_totals
+from otel_expansion.backend.ingest import PointRow, ResourceData, SpanRow, content_id, session_totals
 from otel_expansion.backend.ingest import digest as _digest
 from otel_expansion.backend.limits import OTHER, Limits, clip_resource
 from otel_expansion.backend.rollup import (
@@ -69,7 +70,7 @@ from otel_expansion.otlp import exponential
 
 __all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 _RESOURCE_CACHE = 50_000
@@ -251,10 +252,13 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         _not_newer(version, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1, 2, 3) or (version == 0 and tables):
+            if version not in (0, 1, 2, 3, 4) or (version == 0 and tables):
                 raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database")
             # 2 -> 3 adds the exponential rollup (r_exp); explicit-bucket rows already stored stay as they are
             # 3 -> 4 adds the error rollup by stack signature (r_error), filled from the metric rollup
+            # 4 -> 5 keys new batch parts by content_id (the entry's fingerprint) instead of the digest of its
+            # rows; the keys already stored stay and are still recognised (Store._stored); the number keeps an
+            # older release, which would not recognise the new keys, from opening the store
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
@@ -326,7 +330,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
         _not_newer(version, db_path)
-        if version in (1, 2, 3):  # an older store of ours: upgrade it once (adds the rollups)
+        if version in (1, 2, 3, 4):  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
             return open_readonly(db_path, timeout_s)
@@ -547,10 +551,12 @@ class Store:
             if bid is None:
                 kept.append(resource)
                 continue
-            if resource.digest is None:  # the digest is of the named rows
-                resource.unpack()
-            key = f"{bid}:{resource.digest or _digest(resource)}"
-            if key in keys or self._seen(key, signal) or any(self._seen(a, signal) for a in _ancestors(bid)):
+            if resource.digest is None:
+                resource.digest = content_id(resource)
+            key = f"{bid}:{resource.digest}"
+            if key in keys or self._stored(bid, key, resource, signal) or any(
+                self._seen(a, signal) for a in _ancestors(bid)
+            ):
                 continue
             keys.add(key)
             keys.add(bid)  # a part of this batch split later (after a lost reply) is then known stored
@@ -626,6 +632,26 @@ class Store:
         return all(self._admit(s, key, value, scratch) == value for s, key, value in rolled.admitted)
 
     # ------------------------------------------------------------------------------------------ raw rows
+
+    def _stored(self, bid: str, key: str, resource: ResourceData, signal: str) -> bool:
+        """Whether this content of batch ``bid`` is stored: under ``key`` (its content_id), or, by a release
+        before schema 5, under the digest of its rows (ingest.digest).
+
+        One range read of the batch's keys (none, for a new batch); the rows' digest is computed only when the
+        batch holds another key (a retried batch stored before the upgrade; parts of one batch)."""
+        found = {row[0] for row in self._conn.execute(
+            "SELECT batch_id FROM seen_batches WHERE batch_id >= ? AND batch_id < ? AND signal = ?",
+            (bid + ":", bid + ";", signal),  # every key "<bid>:...": ';' follows ':'
+        )}
+        if not found:
+            return False
+        if key in found:
+            return True
+        legacy = resource.legacy_digest
+        if legacy is None:  # the rows are as received unless the limits cut them (then legacy_digest is set)
+            resource.unpack()
+            legacy = _digest(resource)
+        return f"{bid}:{legacy}" in found
 
     def _seen(self, batch_id: str, signal: str) -> bool:
         row = self._conn.execute(

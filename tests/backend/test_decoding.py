@@ -170,6 +170,74 @@ class TestNoOrphans:
         assert _gone_within(children, 10) == set()
 
 
+class TestBoundedStop:
+    def test_a_stuck_worker_cannot_hold_the_stop(self, tmp_path: Path) -> None:
+        """A decoding worker that never takes its stop (stopped with SIGSTOP) is killed after the pool's bound,
+        in the log: the server exits 0 and every process holding its stdout and stderr is gone (the pipes reach
+        end of file; the stop used to wait for that worker without end, and the pipes stayed open)."""
+        from otel_expansion.backend.decoding import STOP_TIMEOUT_S
+
+        server = subprocess.Popen(
+            [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", "0", "--db",
+             str(tmp_path / "b.sqlite"), "--workers", "1", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split('"port": ')[1].split(",")[0])
+        children: set[int] = set()
+        try:
+            assert _post(port, _fresh_spans(3, 10), "c") == 200
+            children = _children(server.pid)
+            (worker,) = [pid for pid in children
+                         if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            os.kill(worker, signal.SIGSTOP)
+            started = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            _, err = server.communicate(timeout=60)  # end of file: no process holds the pipes any more
+            took = time.monotonic() - started
+        finally:
+            if server.poll() is None:
+                for pid in children:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                server.kill()
+                server.communicate()
+        assert server.returncode == 0
+        assert f"decoding worker {worker} did not stop within {STOP_TIMEOUT_S:.1f} s" in err
+        assert STOP_TIMEOUT_S <= took < STOP_TIMEOUT_S + 20
+        assert _gone_within(children, 5) == set()
+        assert stored_counts(open_readonly(tmp_path / "b.sqlite"))["spans"] == 10
+
+    def test_a_stop_stuck_anywhere_ends_in_the_bound(self, tmp_path: Path) -> None:
+        """Whatever step of a stop hangs (here the server's close never returns), a process that serving owns
+        exits within STOP_BOUND_S of SIGTERM with status 70, the stuck thread's stack in its log."""
+        script = (
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from otel_expansion.backend import server\n"
+            "server.STOP_BOUND_S = 2.0\n"
+            "def never_returns(self): time.sleep(3600)\n"
+            "server._Server.server_close = never_returns\n"
+            "server.serve('127.0.0.1', 0, Path(sys.argv[1]), ready=lambda p: print(p, flush=True), workers=0)\n"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "s.sqlite")], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip().isdigit()
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 70
+        assert "stop did not finish within 2 s; exiting anyway" in err
+        assert "never_returns" in err
+        assert 2.0 <= took < 20
+
+
 @pytest.fixture
 def tight_server(tmp_path: Path) -> Iterator[LiveServer]:
     """A server whose writer takes at most 5 pending rows and whose WAL limit is 1 MiB."""

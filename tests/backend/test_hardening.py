@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import stat
 import sys
 import threading
@@ -14,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.backend.ingest import flatten
+from otel_expansion.backend.decoding import prepare_packed
+from otel_expansion.backend.ingest import PROTOBUF, content_id, digest, flatten
 from otel_expansion.backend.limits import OTHER, Limits
 from otel_expansion.backend.paths import BackendPathError, default_db_path, prepare_db_path
 from otel_expansion.backend.report import build_report
 from otel_expansion.backend.server import BODY_TIMEOUT_S, serve
-from otel_expansion.backend.store import Store
+from otel_expansion.backend.store import SCHEMA_VERSION, ForeignDatabase, Store, connect, open_readonly
 from otel_expansion.otlp.model import BATCH_ID_HEADER
 
 from .conftest import LINUX, REMOTE_ADD, LiveServer, metrics_request, ns, sum_metric
@@ -163,6 +165,44 @@ class TestDuplicates:
             assert store.write("metrics", flatten("metrics", invocations("a", 4)), "b-9.m2.m1").duplicates == 1
             store.write("traces", flatten("metrics", invocations("b", 3)), "b-9.t1")  # another signal: stored
         assert build_report(tmp_path / "d.sqlite")["totals"]["invocations"] == 9
+
+    def test_parts_stored_before_schema_five_stay_duplicates(self, tmp_path: Path) -> None:
+        """A schema-4 store keyed each part by the digest of its rows: after the upgrade a retried part is still
+        dropped, through a decoding worker or the writer alone, also when the limits cut a value in it."""
+        db = tmp_path / "d.sqlite"
+        messages = {"short": invocations("a", 3), "long": invocations("c" * 400, 4)}  # 400 > 256: cut
+        with Store(db) as store:
+            for bid, message in messages.items():
+                store.write("metrics", flatten("metrics", message), bid)
+        with sqlite3.connect(db) as conn:  # the keys a release before schema 5 stored for the same rows
+            for bid, message in messages.items():
+                (entry,) = flatten("metrics", message)
+                assert conn.execute("UPDATE seen_batches SET batch_id = ? WHERE batch_id = ?",
+                                    (f"{bid}:{digest(entry)}", f"{bid}:{content_id(entry)}")).rowcount == 1
+            conn.execute("PRAGMA user_version = 4")
+        assert build_report(db)["totals"]["invocations"] == 7
+        with Store(db) as store:
+            for bid, message in messages.items():
+                worker = prepare_packed("metrics", message.SerializeToString(), None, PROTOBUF, Limits(), True)
+                assert bool(worker[0].cut) == (bid == "long")
+                assert store.write("metrics", worker, bid).duplicates == 1
+                assert store.write("metrics", flatten("metrics", message), bid).duplicates == 1
+            assert store.write("metrics", flatten("metrics", invocations("a", 5)), "short").duplicates == 0
+        assert build_report(db)["totals"]["invocations"] == 12
+        assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+
+    def test_store_of_a_newer_release_is_refused_untouched(self, tmp_path: Path) -> None:
+        """A store whose format is newer than this release reads fails clearly and is left as it is."""
+        db = tmp_path / "d.sqlite"
+        with Store(db) as store:
+            store.write("metrics", flatten("metrics", invocations("a", 3)), "b-1")
+        with sqlite3.connect(db) as conn:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        held = db.read_bytes()
+        for opener in (connect, open_readonly, Store):
+            with pytest.raises(ForeignDatabase, match="newer otel-expansion"):
+                opener(db)
+        assert db.read_bytes() == held
 
     def test_same_id_new_content_is_stored(self, tmp_path: Path) -> None:
         """The key is id + content digest: different content under one id is a different part."""
