@@ -260,16 +260,16 @@ def _decide_program_file(filename: str) -> bool:
     module = _file_modules.get(filename)
     if module is None:
         return False
-    if module.partition(".")[0] in _program_packages():
-        return True
     stem = os.path.splitext(absolute)[0]
     if os.path.basename(stem) == "__init__":
         stem = os.path.dirname(stem)
     tail = os.sep + module.replace(".", os.sep)
-    if not stem.endswith(tail):
-        return False
-    root = stem[: -len(tail)] or os.sep
-    return root in roots or os.path.realpath(root) in roots
+    if stem.endswith(tail):
+        root = stem[: -len(tail)] or os.sep
+        if root in roots or os.path.realpath(root) in roots:
+            return True
+    # last, as it may read every installed distribution's entry points once (``published``)
+    return module.partition(".")[0] in _program_packages()
 
 
 def own_code(code: CodeType, module: object = None) -> bool:
