@@ -228,7 +228,7 @@ VARIABLES: tuple[Variable, ...] = (
              "ms between sends: long-running programs' thread, and how often CLI runs start a sender.",
              "metric_interval_s", scale=0.001, minimum=0.01),
     Variable("OTEL_EXPANSION_HOME", "per-user state dir", "name",
-             "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
+             "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`, below)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
              "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
     Variable("OTEL_EXPANSION_DEBUG", "false", "flag",
