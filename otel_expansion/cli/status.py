@@ -126,7 +126,7 @@ def render(info: dict[str, Any]) -> list[str]:
         lines.append(f"  last send: {fmt_time(last['time'])} FAILED: {last.get('error')}")
     lines.append(f"  debug stream: {'on' if info['debug'] else 'off'}")
     skip = {"service", "level", "level_source", "opted_out_by", "app_opt_out_variable", "app_opt_out_set",
-            "endpoint", "last_send", "debug", "dry_run"}
+            "endpoint", "endpoint_problem", "last_send", "debug", "dry_run"}  # said in words above
     rest = {k: v for k, v in info.items() if k not in skip}
     width = max(len(k) for k in rest)
     rest["consent"] = consent_words(str(rest.get("consent")))

@@ -27,6 +27,7 @@ class UnsafePath(PermissionError):
     def __init__(self, path: str, why: str) -> None:
         super().__init__(1, f"{why}: {path} (telemetry stands down)")
         self.filename = path
+        self.why = why
 
 
 SERVICE_DIR_MAX = 60

@@ -80,6 +80,7 @@ def test_status_in_plain_words(recorded: Path, run_cli: RunCli) -> None:
     assert "last send: none kept" in text and "DEMOCLI_NO_TELEMETRY (not set)" in text
     assert re.search(r"\n  consent +not asked yet\n", text), text  # in words
     assert "sends to http://<credentials>@127.0.0.1:9/x" in text and "pw" not in text
+    assert "None" not in text and "endpoint problem" not in text  # no problem: nothing to say, not "None"
     set_text = ox(recorded, "status", DEMOCLI_NO_TELEMETRY="1").stdout
     assert "DEMOCLI_NO_TELEMETRY (set: telemetry is off)" in set_text
     with otlp_server() as srv:
@@ -155,6 +156,11 @@ BAD_INPUTS: list[tuple[str, list[str], int, str]] = [
     ("consent status, unknown", ["consent", "status", "--service", "nosuchapp"], 2, "no telemetry has been recorded"),
     ("level shown, unknown", ["level", "--service", "nosuchapp"], 2, "no telemetry has been recorded"),
     ("home is a file", ["status", "--home", "{file}"], 2, "is not a directory"),
+    *[(f"home is a symbolic link, {' '.join(cmd)}", [*cmd, "--home", "{link}"], 1,
+       "the home {link} is refused: it is a symbolic link; telemetry stands down there")
+      for cmd in (["status"], ["status", "--json"], ["flush"], ["flush", "--quiet"], ["show"], ["clear"], ["level"],
+                  ["level", "off"], ["consent", "status"], ["consent", "grant"], ["reset-id"], ["debug"],
+                  ["debug", "on"], ["ui"])],
     ("foreign spool file", ["status", "--home", "{foreign_home}"], 1, "is not an otel-expansion spool"),
     ("foreign spool, show", ["show", "--home", "{foreign_home}"], 1, "is not an otel-expansion spool"),
     ("foreign spool, clear", ["clear", "--home", "{foreign_home}"], 1, "is not an otel-expansion spool"),
@@ -192,7 +198,8 @@ def test_bad_input(tmp_path: Path, busy_port: int, run_cli: RunCli, case: str, a
     _foreign_db(foreign_home / "spool.sqlite")
     values = {"file": str(plain), "foreign_home": str(foreign_home), "busy": str(busy_port),
               "missing": str(tmp_path / "missing"), "foreign_db": str(_foreign_db(tmp_path / "foreign.db")),
-              "db_new": str(tmp_path / "backend" / "t.sqlite")}
+              "db_new": str(tmp_path / "backend" / "t.sqlite"), "link": str(tmp_path / "linkhome")}
+    (tmp_path / "linkhome").symlink_to(app_home)
     args = [a.format(**values) for a in argv]
     before = snapshot(tmp_path)
     env = clean_env(tmp_path / "unused", XDG_STATE_HOME=str(state), HOME=str(tmp_path / "userhome"))
@@ -200,7 +207,7 @@ def test_bad_input(tmp_path: Path, busy_port: int, run_cli: RunCli, case: str, a
     result = subprocess.run([sys.executable, "-m", "otel_expansion", *args], env=env, capture_output=True, text=True,
                             timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
     assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and message.format(**values) in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("otel-expansion"), result.stderr
     after = snapshot(tmp_path)
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
