@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from otel_expansion.cli.main import main
 from tests.conftest import ROOT, RunCli, clean_env
@@ -65,6 +66,8 @@ def test_flush_sends_and_reports(recorded: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert "ingested 3 run records" in result.stdout and "3 spans" in result.stdout
         assert {r.signal for r in srv.requests} == {"metrics", "traces"}
+        version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+        assert {r.header("user-agent") for r in srv.requests} == {f"otel-expansion/{version}"}  # the package's own
     status = json.loads(ox(recorded, "status", "--json").stdout)
     assert status["journal_records"] == 0 and status["spool_spans"] == 0
 
