@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,32 @@ def test_status_in_plain_words(recorded: Path, run_cli: RunCli) -> None:
     status = js(recorded, "status")
     assert status["last_send"]["ok"] is False and status["last_send"]["error"]  # type: ignore[index]
     assert "FAILED:" in ox(recorded, "status").stdout
+
+
+def test_status_after_a_sender_killed_mid_send_says_what_is_known(recorded: Path) -> None:
+    """A flush killed with SIGKILL while its request waits: status counts the attempt and the batch in
+    flight and claims nothing it cannot know (nothing was cleared); the next flush sends the batch."""
+    from tests.export.servers import slow
+
+    with otlp_server(slow(30)) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "otel_expansion", "flush", "--home", str(recorded),
+                                 "--timeout", "60"], env=clean_env(recorded, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 30
+            while not srv.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert srv.requests, "the flush never sent"
+        finally:
+            proc.kill()
+            proc.wait(10)
+    text = ox(recorded, "status").stdout
+    assert "  last send: no result recorded (1 send attempt counted; 1 batch still in flight: a send round stopped" \
+           " before it finished; the next one sends it again)\n" in text, text
+    assert "cleared" not in text
+    with otlp_server() as srv:
+        assert ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+    assert " ok, " in ox(recorded, "status").stdout
 
 
 def test_self_health_is_current_after_a_flush(recorded: Path) -> None:
