@@ -143,9 +143,9 @@ def _no_round_result(info: dict[str, Any]) -> str:
     if info.get("sender_running"):
         return f"no result yet ({counted}; a send round is running now)"
     if in_flight:
+        them = "them" if in_flight != 1 else "it"
         return (f"no result recorded ({counted}; {in_flight} batch{'es' if in_flight != 1 else ''} still in "
-                f"flight: a send round stopped before it finished; the next one sends {'them' if in_flight != 1 else 'it'}"
-                " again)")
+                f"flight: a send round stopped before it finished; the next one sends {them} again)")
     return f"no result kept ({counted}; the round that made them kept no result, or the sent history was cleared)"
 
 

@@ -479,9 +479,10 @@ class Redactor:
 
     # -- arguments and identifiers ---------------------------------------------------------------------
     def argv_shape(self, argv: Sequence[str]) -> tuple[str, ...]:
-        """Flag names in order (``--token=abc`` -> ``--token``, ``-p 1`` -> ``-p``); values, positional
-        arguments and everything after ``--`` are dropped. Short clusters keep their first letter only
-        (``-psecret`` may be a flag with its value attached)."""
+        """Distinct flag names in order of first use (``--token=abc`` -> ``--token``, ``-p 1`` -> ``-p``; a
+        flag given twice is named once); values, positional arguments and everything after ``--`` are
+        dropped. Short clusters keep their first letter only (``-psecret`` may be a flag with its value
+        attached); an integration that knows the parser's options may split the rest (argparse)."""
         out: list[str] = []
         skip_value = False
         try:
@@ -498,10 +499,10 @@ class Redactor:
                     break
                 if arg.startswith("--"):
                     name, eq, _ = arg[2:].partition("=")
-                    if _flag_name_ok(name) and self.redact(name) == name:
+                    if _flag_name_ok(name) and self.redact(name) == name and "--" + name not in out:
                         out.append("--" + name)
                     skip_value = not eq and any(w in name.lower() for w in _SECRET_FLAG_WORDS)
-                elif len(arg) > 1 and arg[0] == "-" and arg[1].isascii() and arg[1].isalpha():
+                elif len(arg) > 1 and arg[0] == "-" and arg[1].isascii() and arg[1].isalpha() and arg[:2] not in out:
                     out.append(arg[:2])
         except Exception:
             _log_once("argument shape could not be computed completely")
