@@ -422,9 +422,14 @@ def _first_run_possible(s: Settings) -> bool:
 
 
 def _settle_first_run() -> None:
+    """The question held until exit. Ctrl-C there stores no answer (asked again next run) and ends
+    quietly: the program has finished, so its own exit status stands (no "Exception ignored" traceback)."""
     from otel_expansion.privacy import consent
 
-    consent.settle()
+    try:  # noqa: SIM105 - contextlib is an import on every exit
+        consent.settle()
+    except KeyboardInterrupt:
+        pass
 
 
 def _restart(service_name: str, service_version: str | None, options: InitOptions, declared: Declared,

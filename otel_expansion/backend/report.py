@@ -743,8 +743,23 @@ def _render_comparison(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def terminal_safe(value: Any) -> Any:
+    """``value`` with every string in it (dict keys and values, list items, nested) made printable: each
+    character Python does not call printable (controls, ``\\r``, ``\\n``, ``\\t``, escape sequences, bidi
+    overrides and isolates, line separators) becomes ``?``. Stored names are untrusted input: cleaned per
+    cell, before layout, one cannot add a line to the report, move the cursor or reorder what follows."""
+    if isinstance(value, str):
+        return value if value.isprintable() else "".join(c if c.isprintable() else "?" for c in value)
+    if isinstance(value, dict):
+        return {terminal_safe(k): terminal_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(terminal_safe(v) for v in value)
+    return value
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The report as plain text for a terminal: aligned tables, no colour, no width assumptions."""
+    report = terminal_safe(report)
     totals = report["totals"]
     out = [
         f"otel-expansion report ({_scope(report)})",

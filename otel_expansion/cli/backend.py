@@ -64,7 +64,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from otel_expansion.backend.query import Filter, SQLiteEngine
-    from otel_expansion.backend.report import render_report, report_from
+    from otel_expansion.backend.report import render_report, report_from, terminal_safe
     from otel_expansion.backend.server import QueryError, parse_filter
 
     query = {k: [v] for k, v in (("service", args.service), ("version", args.version), ("since", args.since),
@@ -103,7 +103,7 @@ def run_report(args: argparse.Namespace) -> int:
 
         text = render_report(report)
         if shape is not None:
-            text += "\n" + "\n".join(render_distribution(shape)) + "\n"
+            text += "\n" + "\n".join(render_distribution(terminal_safe(shape))) + "\n"
         _emit(text)
     return EXIT_OK
 
@@ -116,7 +116,9 @@ def _command_distribution(engine: Any, report_filter: Any, report: dict[str, Any
 
     known = [c["command"] for c in report["commands"]]
     if command not in known:
-        shown = ", ".join(sorted(known)[:20]) or "none in this range"
+        from otel_expansion.backend.report import terminal_safe
+
+        shown = terminal_safe(", ".join(sorted(known)[:20])) or "none in this range"  # stored names: untrusted
         raise CliError(f"no data for command {command!r} (commands: {shown})", EXIT_FAIL)
     return distribution(engine, report_filter, "command", command)
 
@@ -130,14 +132,16 @@ def _emit(text: str) -> None:
 
 def _require_known_app(report: dict[str, Any], service: str | None, version: str | None) -> None:
     """A filter naming an app or version the store has never seen is a typo, not "no usage": exit 1."""
+    from otel_expansion.backend.report import terminal_safe
+
     apps = report.get("catalog") or []
     if service is not None and apps and service not in {a["service"] for a in apps}:
-        known = ", ".join(sorted({str(a["service"]) for a in apps})[:20])
+        known = terminal_safe(", ".join(sorted({str(a["service"]) for a in apps})[:20]))  # stored: untrusted
         raise CliError(f"no data for app {service!r} (known apps: {known})", EXIT_FAIL)
     if version is not None and apps:
         versions = {a["version"] for a in apps if service is None or a["service"] == service}
         if version not in versions:
-            known = ", ".join(sorted(str(v) for v in versions)[:20])
+            known = terminal_safe(", ".join(sorted(str(v) for v in versions)[:20]))
             raise CliError(f"no data for version {version!r} (known versions: {known})", EXIT_FAIL)
 
 

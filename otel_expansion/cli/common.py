@@ -39,7 +39,33 @@ def known_services() -> list[str]:
 
 
 def find_home(args: argparse.Namespace) -> tuple[str, str]:
-    """(home, service): --home, then --service, then OTEL_EXPANSION_HOME, then the only known service."""
+    """(home, service): --home, then --service, then OTEL_EXPANSION_HOME, then the only known service.
+
+    A home the library refuses (a symbolic link, another user's, not a directory) is refused here too, in
+    words, exit 1: telemetry stands down there, so its files say nothing true about the app."""
+    home, service = _find_home(args)
+    why = refusal(home)
+    if why:
+        raise CliError(f"the home {home} is refused: it {why}; telemetry stands down there (nothing is "
+                       "recorded, sent or changed through it)", EXIT_FAIL)
+    return home, service
+
+
+def refusal(home: str) -> str | None:
+    """Why the library will not use ``home``: a link, or a directory that is not ours (paths.check_dir's
+    reason). None for an absent home or a file (require_known says those, with its own exit status)."""
+    try:
+        if not os.path.islink(home) and not os.path.isdir(home):
+            return None
+        paths.check_dir(home)
+    except paths.UnsafePath as exc:
+        return exc.why
+    except OSError:
+        return None
+    return None
+
+
+def _find_home(args: argparse.Namespace) -> tuple[str, str]:
     if getattr(args, "home", None):
         home = os.path.abspath(args.home)
         return home, args.service or service_of(home)

@@ -22,13 +22,15 @@ from otel_expansion.cli.common import (
     spool_is_ours,
 )
 
+QUIET_HELP = "print nothing unless it fails (errors and warnings still go to stderr; the exit status says)"
+
 
 def run(args: argparse.Namespace) -> int:
     home, service = find_home(args)
     s = settings_for(home, service, args.endpoint)
     from otel_expansion.workers.sender import SenderBusy, run_round
 
-    say = (lambda *a, **k: None) if args.json else print
+    say = (lambda *a, **k: None) if args.json or args.quiet else print
     require_known(home, service, args)
     if s.dry_run:
         raise CliError(f"{service} is in dry-run mode (recorded and shown, never sent); "
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 def _done(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) -> int:
     if args.json:
         emit_json(result)
-    else:
+    elif not args.quiet:
         print("\n".join(lines))
     return EXIT_OK
 
@@ -110,7 +112,7 @@ def register(sub: Any) -> None:
     p = add_json(add_target(sub.add_parser("flush", help="send everything pending now")))
     p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds to keep retrying (default 30)")
     p.add_argument("--endpoint", help="collector base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=run)
 
 

@@ -116,9 +116,7 @@ def render(info: dict[str, Any]) -> list[str]:
         lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
     last = info["last_send"]
     if last is None:
-        attempts = int((info.get("counters") or {}).get("export.attempts", 0) or 0)
-        lines.append("  last send: none kept" + (f" (the sent history was cleared; {attempts} earlier attempts "
-                                                 "are still counted)" if attempts else ""))
+        lines.append("  last send: " + _no_round_result(info))
     elif last.get("ok"):
         lines.append(f"  last send: {fmt_time(last['time'])} ok, {last.get('batches', 0)} batches, "
                      f"{last.get('bytes', 0)} bytes")
@@ -126,12 +124,29 @@ def render(info: dict[str, Any]) -> list[str]:
         lines.append(f"  last send: {fmt_time(last['time'])} FAILED: {last.get('error')}")
     lines.append(f"  debug stream: {'on' if info['debug'] else 'off'}")
     skip = {"service", "level", "level_source", "opted_out_by", "app_opt_out_variable", "app_opt_out_set",
-            "endpoint", "last_send", "debug", "dry_run"}
+            "endpoint", "endpoint_problem", "last_send", "debug", "dry_run"}  # said in words above
     rest = {k: v for k, v in info.items() if k not in skip}
     width = max(len(k) for k in rest)
     rest["consent"] = consent_words(str(rest.get("consent")))
     lines += [f"  {key.replace('_', ' '):<{width}}  {_plain(value)}" for key, value in rest.items()]
     return lines
+
+
+def _no_round_result(info: dict[str, Any]) -> str:
+    """No round's result is kept: say only what the files show (attempts counted, batches still in flight,
+    a sender running), never a cause they cannot tell apart (a round killed mid-send, a cleared history)."""
+    attempts = int((info.get("counters") or {}).get("export.attempts", 0) or 0)
+    if not attempts:
+        return "none kept"
+    counted = f"{attempts} send attempt{'s' if attempts != 1 else ''} counted"
+    in_flight = int(info.get("spool_batches_in_flight") or 0)
+    if info.get("sender_running"):
+        return f"no result yet ({counted}; a send round is running now)"
+    if in_flight:
+        them = "them" if in_flight != 1 else "it"
+        return (f"no result recorded ({counted}; {in_flight} batch{'es' if in_flight != 1 else ''} still in "
+                f"flight: a send round stopped before it finished; the next one sends {them} again)")
+    return f"no result kept ({counted}; the round that made them kept no result, or the sent history was cleared)"
 
 
 def _plain(value: Any) -> str:

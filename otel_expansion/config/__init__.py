@@ -246,7 +246,7 @@ VARIABLES: tuple[Variable, ...] = (
              "ms between sends: long-running programs' thread, and how often CLI runs start a sender.",
              "metric_interval_s", scale=0.001, minimum=0.01),
     Variable("OTEL_EXPANSION_HOME", "per-user state dir", "name",
-             "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`)."),
+             "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`, below)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
              "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
     Variable("OTEL_EXPANSION_DEBUG", "false", "flag",
@@ -530,10 +530,10 @@ def resolve(
     env: Mapping[str, str] = os.environ if environ is None else environ
     name = service_name_of(service_name, env.get("OTEL_SERVICE_NAME", ""), service_name_env)
     if consent not in ("notify", "ask"):
-        warn(f"consent={consent!r} is not 'notify' or 'ask'; using 'ask' (the stricter policy)")
+        warn("init(consent=...) is not 'notify' or 'ask'; using 'ask' (the stricter policy)")
         consent = "ask"
     if mode not in ("auto", "cli", "service"):
-        warn(f"mode={mode!r} is not auto|cli|service; using auto")
+        warn("init(mode=...) is not auto|cli|service; using auto")
         mode = "auto"
 
     # The state directory (and with it the user's consent and level) belongs to the app, not to whatever
@@ -552,8 +552,8 @@ def resolve(
     if level is not None:
         try:
             app_level = level if isinstance(level, Level) else Level.parse(str(level))
-        except ValueError as exc:
-            warn(f"init(level=...): {exc}; using enhanced")
+        except ValueError:
+            warn("init(level=...) is not off|basic|enhanced|full; using enhanced")
     resolved, source = app_level, ("app" if level is not None else "default")
     if "level" in file_values:
         resolved, source = Level(file_values["level"]), "file"

@@ -256,19 +256,19 @@ def validate(doc: Table, where: dict[str, int], path: str, parse_level: Callable
     for key, value in doc.items():
         at = f"{path}:{where[key]}" if key in where else path
         if key not in KEYS:
-            _warn(f"{at}: unknown key {key!r} ignored (known: {', '.join(KEYS)})")
+            _warn(f"{at}: unknown key ignored (known: {', '.join(KEYS)})")  # never the file's own text
             continue
         kind = KEYS[key][0]
         if kind == "boolean":
             if not isinstance(value, bool):
-                _warn(f"{at}: {key} must be true or false, not {value!r}; ignored")
+                _warn(f"{at}: {key} must be true or false; ignored")
                 continue
             out[key] = value
         elif key == "level":
             try:
                 out[key] = parse_level(value if isinstance(value, str) else repr(value))
-            except ValueError as exc:
-                _warn(f"{at}: {key}: {exc}; ignored")
+            except ValueError:
+                _warn(f"{at}: {key} is not off|basic|enhanced|full; ignored")
     return out  # type: ignore[return-value]  # each key of KEYS checked against its declared type above
 
 

@@ -27,10 +27,27 @@ class UnsafePath(PermissionError):
     def __init__(self, path: str, why: str) -> None:
         super().__init__(1, f"{why}: {path} (telemetry stands down)")
         self.filename = path
+        self.why = why
+
+
+SERVICE_DIR_MAX = 60
+"""The longest directory name a service maps to, in characters (at most 240 bytes in UTF-8, under every
+file system's 255): longer names keep a prefix and a hash of the whole name, so they stay distinct."""
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "app"
+    """The service name as one safe path component, by construction: letters, digits, ``-``, ``_`` and
+    non-leading ``.`` only (``/``, ``\\``, NUL and control characters become ``_``; leading dots too, so
+    ``.``, ``..`` and hidden names cannot be made), never empty, at most :data:`SERVICE_DIR_MAX` characters."""
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    stripped = out.lstrip(".")
+    out = "_" * (len(out) - len(stripped)) + stripped
+    if len(out) > SERVICE_DIR_MAX:
+        import hashlib  # only for over-long names: not on any ordinary run's path
+
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        out = out[:SERVICE_DIR_MAX - 13] + "-" + digest
+    return out or "app"
 
 
 def default_home(service_name: str, environ: os._Environ[str] | dict[str, str] | None = None) -> str:

@@ -32,6 +32,8 @@ def add_telemetry_commands(cli: C, *, name: str = "telemetry", prog: str | None 
     """
     try:
         _add(cli, name, prog, service)
+    except KeyboardInterrupt:  # at the first-run question: the user stops the program, as anywhere else
+        raise KeyboardInterrupt("at the telemetry question; no answer stored") from None
     except Exception as exc:
         from otel_expansion.config.warn_once import warn
 

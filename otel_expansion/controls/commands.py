@@ -294,7 +294,8 @@ def _show(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
 
 def _flush_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to keep retrying (default 30)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true",  # the words of cli/flush.py's QUIET_HELP (not imported here)
+                   help="print nothing unless it fails (errors and warnings still go to stderr; the exit status says)")
 
 
 def _flush(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:

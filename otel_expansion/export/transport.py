@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from otel_expansion._version import __version__
 from otel_expansion.config.otlp import HTTP_JSON, SIGNALS, OtlpConfig, SignalConfig, masked_url
 from otel_expansion.otlp import messages as otlp_messages
 from otel_expansion.otlp.model import BATCH_ID_HEADER
@@ -296,7 +297,7 @@ class HttpTransport:
 
     connect_timeout_cap_s: float = CONNECT_TIMEOUT_CAP_S
 
-    def __init__(self, config: OtlpConfig, user_agent: str = "otel-expansion/0.1") -> None:
+    def __init__(self, config: OtlpConfig, user_agent: str = f"otel-expansion/{__version__}") -> None:
         self.config = config
         self.user_agent = user_agent
         self._connections: dict[tuple[Any, ...], _Connection] = {}

@@ -134,13 +134,22 @@ def settle(program: str | None = None, in_time: bool = False) -> Level | None:
             write_private(os.path.join(p["home"], NOTICE_FILE), b"1")
             return None
         sys.stderr.write(notice_text(p["service"], level, p["opt_out_env"], program, policy="ask"))
-        sys.stderr.write(f"Share anonymous usage data with the {p['service']} developers? [y/N] ")
-        sys.stderr.flush()
-        try:
-            answer = sys.stdin.readline().strip().lower()
+        asked = False
+        try:  # from the question on: Ctrl-C typed the moment it shows must still end its line
+            sys.stderr.write(f"Share anonymous usage data with the {p['service']} developers? [y/N] ")
+            sys.stderr.flush()
+            asked = True
+            line = sys.stdin.readline()
         except (OSError, ValueError):
-            answer = ""
-        # Ctrl-C at the prompt propagates: the user stopped the program, and made no choice
+            if not asked:
+                return None  # stderr closed: nobody was asked
+            line = ""
+        except BaseException:  # Ctrl-C (or what the host's SIGINT handler raises): end the prompt's line,
+            _end_line()        # store no answer, and let it stop the program as Ctrl-C anywhere would
+            raise
+        if not line.endswith("\n"):  # Ctrl-D: the terminal echoed no newline; the host's output is next
+            _end_line()
+        answer = line.strip().lower()
         if answer in ("y", "yes"):
             grant(p["home"], level)
             if in_time and p["on_grant"] is not None:
@@ -150,6 +159,14 @@ def settle(program: str | None = None, in_time: bool = False) -> Level | None:
         return Level.OFF
     except (OSError, ValueError):  # closed stderr, read-only home: never break the host
         return None
+
+
+def _end_line() -> None:
+    try:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def first_run(

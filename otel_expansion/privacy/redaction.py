@@ -111,13 +111,15 @@ class Redactor:
         self._full = self._compile_families(set())
         self._tails: dict[str, re.Pattern[str] | None] = {}
         self._sensitive = re.compile(P.sensitive_key_source(), re.ASCII)
-        extras = (self._compile(p, "extra pattern") for p in _strings(extra_patterns))
+        extra_list = _strings(extra_patterns)
+        extras = (self._compile(p, i, extra_list, "PATTERNS") for i, p in enumerate(extra_list))
         self._extras = [rx for rx in extras if rx is not None]
         exact: set[str] = set()
         allow_res: list[re.Pattern[str]] = []
-        for item in _strings(allow):
+        allow_list = _strings(allow)
+        for i, item in enumerate(allow_list):
             if item.startswith("re:"):
-                rx = self._compile(item[3:], "allow pattern")
+                rx = self._compile(item[3:], i, allow_list, "ALLOW")
                 if rx is not None:
                     allow_res.append(rx)
             elif item:
@@ -493,9 +495,10 @@ class Redactor:
 
     # -- arguments and identifiers ---------------------------------------------------------------------
     def argv_shape(self, argv: Sequence[str]) -> tuple[str, ...]:
-        """Flag names in order (``--token=abc`` -> ``--token``, ``-p 1`` -> ``-p``); values, positional
-        arguments and everything after ``--`` are dropped. Short clusters keep their first letter only
-        (``-psecret`` may be a flag with its value attached)."""
+        """Distinct flag names in order of first use (``--token=abc`` -> ``--token``, ``-p 1`` -> ``-p``; a
+        flag given twice is named once); values, positional arguments and everything after ``--`` are
+        dropped. Short clusters keep their first letter only (``-psecret`` may be a flag with its value
+        attached); an integration that knows the parser's options may split the rest (argparse)."""
         out: list[str] = []
         skip_value = False
         try:
@@ -512,10 +515,10 @@ class Redactor:
                     break
                 if arg.startswith("--"):
                     name, eq, _ = arg[2:].partition("=")
-                    if _flag_name_ok(name) and self.redact(name) == name:
+                    if _flag_name_ok(name) and self.redact(name) == name and "--" + name not in out:
                         out.append("--" + name)
                     skip_value = not eq and any(w in name.lower() for w in _SECRET_FLAG_WORDS)
-                elif len(arg) > 1 and arg[0] == "-" and arg[1].isascii() and arg[1].isalpha():
+                elif len(arg) > 1 and arg[0] == "-" and arg[1].isascii() and arg[1].isalpha() and arg[:2] not in out:
                     out.append(arg[:2])
         except Exception:
             _log_once("argument shape could not be computed completely")
@@ -538,16 +541,51 @@ class Redactor:
             return REDACTED
 
     # -- construction helpers --------------------------------------------------------------------------
-    def _compile(self, source: str, what: str) -> re.Pattern[str] | None:
+    def _compile(self, source: str, index: int, items: list[str], kind: str) -> re.Pattern[str] | None:
         try:
             return self._re.compile(source)
-        except Exception:
-            _log_once(f"ignoring invalid {what} {source[:80]!r}", trace=False)
+        except Exception as exc:
+            _warn_invalid(index, items, kind, exc, source)
             return None
 
     def cache_info(self) -> tuple[int, int]:
         """(entries, capacity) of the memo cache, for tests and ``otel-expansion debug``."""
         return len(self._cache), self.cache_size
+
+
+def _warn_invalid(index: int, items: list[str], kind: str, exc: Exception, source: str) -> None:
+    """Say which configured pattern is not a regular expression, and why, never what it is (a pattern
+    written to catch a secret is made of that secret): the standard warning, once.
+
+    ``items`` is init()'s list followed by the environment variable's lines (config.resolve); the entries
+    that end it and equal the variable's lines are counted as the variable's."""
+    try:
+        from otel_expansion.config import variable, warn
+
+        var = f"OTEL_EXPANSION_REDACT_{kind}"
+        env = variable(var)
+        env_items = [str(x) for x in env] if isinstance(env, tuple) else []
+        tail = len(env_items) if env_items and items[len(items) - len(env_items):] == env_items else 0
+        first_env = len(items) - tail
+        if index >= first_env:
+            where, number, total = var, index - first_env + 1, tail
+        else:
+            where, number, total = f"init(redact_{kind.lower()}=...)", index + 1, first_env
+        what = "pattern" if kind == "PATTERNS" else "entry"
+        warn(f"{where}: {what} {number} of {total} is not a valid regular expression ({_reason(exc, source)}); "
+             "ignored")
+    except Exception:  # pragma: no cover - a warning must never break the host
+        pass
+
+
+def _reason(exc: Exception, source: str) -> str:
+    """The regular expression engine's complaint without any word of the pattern in it (``re`` quotes
+    group names, escapes and ranges from the pattern): words found in the pattern are left out."""
+    import re
+
+    msg = re.sub(r"'[^']*'|\"[^\"]*\"", "", str(getattr(exc, "msg", "") or type(exc).__name__))
+    words = [w for w in msg.split() if not any(c.isalnum() for c in w) or w.strip("),;:") not in source]
+    return " ".join(words) or type(exc).__name__
 
 
 def _strings(items: Sequence[str] | str | None) -> list[str]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from otel_expansion.cli.main import main
 from tests.conftest import ROOT, RunCli, clean_env
@@ -65,6 +66,8 @@ def test_flush_sends_and_reports(recorded: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert "ingested 3 run records" in result.stdout and "3 spans" in result.stdout
         assert {r.signal for r in srv.requests} == {"metrics", "traces"}
+        version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+        assert {r.header("user-agent") for r in srv.requests} == {f"otel-expansion/{version}"}  # the package's own
     status = json.loads(ox(recorded, "status", "--json").stdout)
     assert status["journal_records"] == 0 and status["spool_spans"] == 0
 
@@ -75,6 +78,20 @@ def test_flush_fails_loudly_when_refused(recorded: Path) -> None:
         result = ox(recorded, "flush", "--timeout", "5", OTEL_EXPORTER_OTLP_ENDPOINT=addr.url)
     assert result.returncode == 1 and "error:" in result.stderr
     assert json.loads(ox(recorded, "status", "--json").stdout)["spool_spans"] == 3
+
+
+def test_flush_quiet_prints_nothing_unless_it_fails(recorded: Path) -> None:
+    """--quiet (documented in --help): a successful flush prints nothing; a failed one still says why, exit 1."""
+    assert "print nothing unless it fails" in ox(recorded, "flush", "--help").stdout
+    with otlp_server() as srv:
+        result = ox(recorded, "flush", "--quiet", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url)
+        assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result
+        assert {r.signal for r in srv.requests} == {"metrics", "traces"}
+    subprocess.run([sys.executable, str(ROOT / "examples" / "democli.py"), "hello", "b"], check=True, timeout=60,
+                   env=clean_env(recorded, OTEL_EXPANSION_SEND="false"), capture_output=True)
+    with refused_port() as addr:
+        failed = ox(recorded, "flush", "--quiet", "--timeout", "1", OTEL_EXPORTER_OTLP_ENDPOINT=addr.url)
+    assert failed.returncode == 1 and failed.stdout == "" and failed.stderr.startswith("error: "), failed
 
 
 def test_clear_deletes_pending(recorded: Path) -> None:

@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def test_status_in_plain_words(recorded: Path, run_cli: RunCli) -> None:
     assert "last send: none kept" in text and "DEMOCLI_NO_TELEMETRY (not set)" in text
     assert re.search(r"\n  consent +not asked yet\n", text), text  # in words
     assert "sends to http://<credentials>@127.0.0.1:9/x" in text and "pw" not in text
+    assert "None" not in text and "endpoint problem" not in text  # no problem: nothing to say, not "None"
     set_text = ox(recorded, "status", DEMOCLI_NO_TELEMETRY="1").stdout
     assert "DEMOCLI_NO_TELEMETRY (set: telemetry is off)" in set_text
     with otlp_server() as srv:
@@ -93,6 +95,32 @@ def test_status_in_plain_words(recorded: Path, run_cli: RunCli) -> None:
     status = js(recorded, "status")
     assert status["last_send"]["ok"] is False and status["last_send"]["error"]  # type: ignore[index]
     assert "FAILED:" in ox(recorded, "status").stdout
+
+
+def test_status_after_a_sender_killed_mid_send_says_what_is_known(recorded: Path) -> None:
+    """A flush killed with SIGKILL while its request waits: status counts the attempt and the batch in
+    flight and claims nothing it cannot know (nothing was cleared); the next flush sends the batch."""
+    from tests.export.servers import slow
+
+    with otlp_server(slow(30)) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "otel_expansion", "flush", "--home", str(recorded),
+                                 "--timeout", "60"], env=clean_env(recorded, OTEL_EXPORTER_OTLP_ENDPOINT=srv.url),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 30
+            while not srv.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert srv.requests, "the flush never sent"
+        finally:
+            proc.kill()
+            proc.wait(10)
+    text = ox(recorded, "status").stdout
+    assert "  last send: no result recorded (1 send attempt counted; 1 batch still in flight: a send round stopped" \
+           " before it finished; the next one sends it again)\n" in text, text
+    assert "cleared" not in text
+    with otlp_server() as srv:
+        assert ox(recorded, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+    assert " ok, " in ox(recorded, "status").stdout
 
 
 def test_self_health_is_current_after_a_flush(recorded: Path) -> None:
@@ -155,6 +183,11 @@ BAD_INPUTS: list[tuple[str, list[str], int, str]] = [
     ("consent status, unknown", ["consent", "status", "--service", "nosuchapp"], 2, "no telemetry has been recorded"),
     ("level shown, unknown", ["level", "--service", "nosuchapp"], 2, "no telemetry has been recorded"),
     ("home is a file", ["status", "--home", "{file}"], 2, "is not a directory"),
+    *[(f"home is a symbolic link, {' '.join(cmd)}", [*cmd, "--home", "{link}"], 1,
+       "the home {link} is refused: it is a symbolic link; telemetry stands down there")
+      for cmd in (["status"], ["status", "--json"], ["flush"], ["flush", "--quiet"], ["show"], ["clear"], ["level"],
+                  ["level", "off"], ["consent", "status"], ["consent", "grant"], ["reset-id"], ["debug"],
+                  ["debug", "on"], ["ui"])],
     ("foreign spool file", ["status", "--home", "{foreign_home}"], 1, "is not an otel-expansion spool"),
     ("foreign spool, show", ["show", "--home", "{foreign_home}"], 1, "is not an otel-expansion spool"),
     ("foreign spool, clear", ["clear", "--home", "{foreign_home}"], 1, "is not an otel-expansion spool"),
@@ -192,7 +225,8 @@ def test_bad_input(tmp_path: Path, busy_port: int, run_cli: RunCli, case: str, a
     _foreign_db(foreign_home / "spool.sqlite")
     values = {"file": str(plain), "foreign_home": str(foreign_home), "busy": str(busy_port),
               "missing": str(tmp_path / "missing"), "foreign_db": str(_foreign_db(tmp_path / "foreign.db")),
-              "db_new": str(tmp_path / "backend" / "t.sqlite")}
+              "db_new": str(tmp_path / "backend" / "t.sqlite"), "link": str(tmp_path / "linkhome")}
+    (tmp_path / "linkhome").symlink_to(app_home)
     args = [a.format(**values) for a in argv]
     before = snapshot(tmp_path)
     env = clean_env(tmp_path / "unused", XDG_STATE_HOME=str(state), HOME=str(tmp_path / "userhome"))
@@ -200,7 +234,7 @@ def test_bad_input(tmp_path: Path, busy_port: int, run_cli: RunCli, case: str, a
     result = subprocess.run([sys.executable, "-m", "otel_expansion", *args], env=env, capture_output=True, text=True,
                             timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
     assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and message.format(**values) in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("otel-expansion"), result.stderr
     after = snapshot(tmp_path)
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}

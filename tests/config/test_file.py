@@ -66,15 +66,17 @@ def write(home: Path, text: str | bytes) -> Path:
 
 def test_each_bad_entry_warns_with_key_and_line_and_the_rest_applies(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """Unknown keys, wrong types and bad levels each get one warning naming file:line and key; valid keys apply."""
+    """Unknown keys, wrong types and bad levels each get one warning naming file:line (and a known key, never
+    the file's own text); valid keys apply."""
     path = write(tmp_path, 'level = "basic"\nlevle = "full"\ndebug = "yes"\nsend = false\n')
     assert settings_file.load(str(tmp_path), Level.parse) == {"level": Level.BASIC, "send": False}
     err = capsys.readouterr().err
-    assert f"{path}:2: unknown key 'levle' ignored" in err
-    assert f"{path}:3: debug must be true or false" in err
+    assert f"{path}:2: unknown key ignored" in err and "levle" not in err
+    assert f"{path}:3: debug must be true or false" in err and "yes" not in err
     write(tmp_path, 'level = "loud"\n')
     assert settings_file.load(str(tmp_path), Level.parse) == {}
-    assert f"{path}:1: level: unknown telemetry level 'loud'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}:1: level is not off|basic|enhanced|full; ignored" in err and "loud" not in err
 
 
 @pytest.mark.parametrize("content", ['level = \n', b"\xff\xfe\x00garbage\x00", 'level = "basic\n', "[unclosed\n"])

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
 from tests.conftest import EXAMPLES, clean_env, journal_records
 
 
+def _controlling_terminal() -> None:
+    """In the child: a session of its own with the pty as its controlling terminal, so that a typed
+    Ctrl-C (\\x03) is turned into SIGINT by the terminal, as at a shell."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def run_on_tty(script: str, home: Path, answer: bytes | None = None, args: tuple[str, ...] = (),
                **env: str) -> tuple[int, str]:
-    """Run an example with stdin/stdout/stderr on a pty; type ``answer`` when asked."""
+    """Run an example with stdin/stdout/stderr on a pty (its controlling terminal); type ``answer`` when asked."""
     controller, terminal = pty.openpty()
     proc = subprocess.Popen([sys.executable, str(EXAMPLES / script), *args], stdin=terminal, stdout=terminal,
-                            stderr=terminal, env=clean_env(home, OTEL_EXPANSION_SEND="false", **env), close_fds=True)
+                            stderr=terminal, env=clean_env(home, OTEL_EXPANSION_SEND="false", **env), close_fds=True,
+                            preexec_fn=_controlling_terminal)
     os.close(terminal)
     output = b""
     answered = False
@@ -89,3 +99,64 @@ def test_ask_grants_the_level_the_app_chose(tmp_path: Path) -> None:
     assert (home / "consent").read_text() == "granted:full"
     run_on_tty(str(script), home)
     assert journal_records(home)[0]["level"] == 3
+
+
+ASK_ARGPARSE = """import argparse
+import sys
+import otel_expansion
+otel_expansion.init("askapp", "1.0", consent="ask")
+parser = argparse.ArgumentParser(prog="askapp")
+parser.add_subparsers(dest="cmd").add_parser("hello").add_argument("name")
+if "--catch" in sys.argv:
+    sys.argv.remove("--catch")
+    try:
+        otel_expansion.add_telemetry_commands(parser)
+    except KeyboardInterrupt:
+        print("askapp: interrupted", file=sys.stderr)
+        sys.exit(130)
+else:
+    otel_expansion.add_telemetry_commands(parser)
+print("hello", parser.parse_args().name)
+"""
+
+
+def test_ctrl_d_at_the_question_ends_the_prompt_line(tmp_path: Path) -> None:
+    """Ctrl-D (EOF) answers no and ends the prompt's line: the program's output starts on a line of its own."""
+    script = tmp_path / "ask.py"
+    script.write_text(ASK_ARGPARSE)
+    code, out = run_on_tty(str(script), tmp_path / "home", b"\x04", args=("hello", "ada"))
+    assert code == 0 and "[y/N] \r\nhello ada\r\n" in out, out
+    assert (tmp_path / "home" / "consent").read_text() == "denied"
+
+
+def test_ctrl_c_at_the_question_stops_the_program_and_stores_nothing(tmp_path: Path) -> None:
+    """Ctrl-C at the question asked before the command: the program stops by SIGINT (130 at a shell) after
+    ending the prompt's line, no answer is stored, and the traceback shows one frame of ours, not our internals."""
+    script = tmp_path / "ask.py"
+    script.write_text(ASK_ARGPARSE)
+    code, out = run_on_tty(str(script), tmp_path / "home", b"\x03", args=("hello", "ada"))
+    assert code == -2 and "hello ada" not in out, out  # killed by SIGINT, as Python does on an uncaught Ctrl-C
+    assert "[y/N] ^C\r\n" in out and "KeyboardInterrupt: at the telemetry question; no answer stored" in out
+    assert "consent.py" not in out and "_settle_notice" not in out and out.count('File "') == 2, out
+    assert not (tmp_path / "home" / "consent").exists()
+
+
+def test_ctrl_c_at_the_question_reaches_the_hosts_own_handler(tmp_path: Path) -> None:
+    """A host that handles KeyboardInterrupt itself gets it, and exits as it chose (130 here)."""
+    script = tmp_path / "ask.py"
+    script.write_text(ASK_ARGPARSE)
+    code, out = run_on_tty(str(script), tmp_path / "home", b"\x03", args=("hello", "ada", "--catch"))
+    assert code == 130 and "[y/N] ^C\r\naskapp: interrupted\r\n" in out and "Traceback" not in out, out
+    assert not (tmp_path / "home" / "consent").exists()
+
+
+def test_ctrl_c_at_the_question_asked_at_exit_ends_quietly(tmp_path: Path) -> None:
+    """The question held until exit: Ctrl-C ends the line, stores nothing, prints no traceback, and the
+    program's own exit status stands (it had finished)."""
+    home = tmp_path / "home"
+    code, out = run_on_tty("optin_cli.py", home, b"\x03")
+    assert code == 0 and "working" in out and out.endswith("[y/N] ^C\r\n"), out
+    assert "Traceback" not in out and "Exception ignored" not in out
+    assert not (home / "consent").exists()
+    _, again = run_on_tty("optin_cli.py", home, b"n\n")  # no answer was stored: asked again
+    assert "[y/N]" in again and (home / "consent").read_text() == "denied"

@@ -73,6 +73,28 @@ def test_argparse_keeps_only_declared_flags(tmp_path: Path) -> None:
     assert cmd["name"] == "sync" and cmd["args"] == ("-v", "--name")
 
 
+ARGPARSE_SHORT = r"""
+import argparse, otel_expansion
+otel_expansion.init("argp")
+parser = argparse.ArgumentParser()
+parser.add_argument("-v", "--verbose", action="store_true")
+parser.add_argument("-q", action="store_true")
+parser.add_argument("-x", action="count")
+parser.add_argument("-t", "--tag")
+parser.add_argument("rest", nargs="*")
+parser.parse_known_args()
+"""
+
+
+def test_argparse_flags_are_named_once_and_split_from_clusters_by_the_parser(tmp_path: Path) -> None:
+    """A flag given 32 times is named once; `-vqtVALUE` gives -v, -q and -t (the parser says -v and -q
+    take no value and -t takes the rest), never the value, nor letters of a value (`-tvq`: -t's value is vq)."""
+    (cmd,) = run(tmp_path, ARGPARSE_SHORT, *["--verbose"] * 32, "-vqtjane.doe", "-xxx", "-x", "pos")
+    assert cmd["args"] == ("--verbose", "-v", "-x", "-q", "-t"), cmd
+    (cmd,) = run(tmp_path / "b", ARGPARSE_SHORT, "-tvq", "-xq")
+    assert cmd["args"] == ("-t", "-x", "-q"), cmd
+
+
 NAMES_FILE = "import json, os\nNAMES = json.load(open(os.environ['NAMES_FILE']))\n"
 
 CLICK_LISTED_PLUGINS = NAMES_FILE + r"""

@@ -363,6 +363,10 @@ class TestArgvShape:
         assert shape == ("-p", "--ok-flag")
         assert "secret" not in "".join(shape)
 
+    def test_each_flag_once(self, r: Redactor) -> None:
+        """A flag repeated (32 times, or `-v -v`) is named once, in order of first use."""
+        assert r.argv_shape(["--flag"] * 32 + ["-v", "--x=1", "-v", "--flag", "-vvv"]) == ("--flag", "-v", "--x")
+
     def test_bounded(self, r: Redactor) -> None:
         """A huge argv yields at most 64 flags."""
         assert len(r.argv_shape([f"--f{i}" for i in range(10_000)])) == 64

@@ -108,7 +108,9 @@ def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
             _state["path"] = []
             _state["parsers"] = [parser]
             _state["root_prog"] = str(parser.prog or "")
-            recorder.set_args(list(args) if args is not None else sys.argv[1:])
+            argv = list(args) if args is not None else sys.argv[1:]
+            recorder.set_args(argv)
+            _state["clusters"] = _short_clusters(argv)
         return
     root, prog = _state["root_prog"], str(parser.prog or "")
     if root and prog.startswith(root + " ") and not _state["path"]:
@@ -135,12 +137,48 @@ def finish(telemetry: TelemetryHandle) -> None:
     if path:  # every word admitted by the vocabulary, or a placeholder
         run.name = " ".join(path)
         run.origin = "declared"
+    clusters = _state.pop("clusters", [])
     if run.args:  # only flags a parser on the way declares: a mistyped flag may be someone's value
-        declared = {"-h", "--help"}
+        actions: dict[str, Any] = {}
         for p in parsers:
-            declared.update(getattr(p, "_option_string_actions", {}))
-        run.args = tuple(a for a in run.args if a in declared)
+            actions.update(getattr(p, "_option_string_actions", {}))
+        declared = {"-h", "--help", *actions}
+        run.args = tuple(dict.fromkeys(a for a in (*run.args, *_split(clusters, actions)) if a in declared))
     integrations.end_run(telemetry.recorder, run)
+
+
+def _short_clusters(argv: list[str]) -> list[tuple[str, str]]:
+    """Combined short options (``-vtVALUE``) as typed, each with the argument before it, held in memory
+    until :func:`finish` splits them by the parsers' declarations; never stored. Not after ``--``."""
+    out: list[tuple[str, str]] = []
+    previous = ""
+    for arg in argv[:1024]:
+        if not isinstance(arg, str) or arg == "--":
+            break
+        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and arg[1].isascii() and arg[1].isalpha():
+            out.append((previous, arg))
+        previous = arg
+    return out[:64]
+
+
+def _split(clusters: list[tuple[str, str]], actions: dict[str, Any]) -> list[str]:
+    """The flags in each cluster, as argparse reads it: letters that are declared options taking no value
+    (``store_true``, ``count``...) one after another, up to the first that takes a value (the rest is that
+    value) or is not declared (the rest cannot be told from a value: not kept). A cluster right after a
+    long flag that is not a declared no-value option may be that flag's value (``--password -abc``): skipped."""
+    out: list[str] = []
+    for previous, cluster in clusters:
+        if previous.startswith("--") and "=" not in previous \
+                and getattr(actions.get(previous), "nargs", None) != 0:
+            continue
+        for letter in cluster[1:]:
+            action = actions.get("-" + letter)
+            if action is None:
+                break
+            out.append("-" + letter)
+            if getattr(action, "nargs", None) != 0:
+                break
+    return out
 
 
 def uninstall() -> None:
