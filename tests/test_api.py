@@ -10,6 +10,7 @@ import pytest
 import otel_expansion
 from otel_expansion import _runtime
 from otel_expansion.collect import integrations
+from otel_expansion.config.warn_once import forget
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +20,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     for var in ("DO_NOT_TRACK", "OTEL_SDK_DISABLED", "OTEL_EXPANSION_LEVEL"):
         monkeypatch.delenv(var, raising=False)
     _runtime._reset_for_tests()
+    forget()  # warnings are once per process (their text names no value): each test looks for its own
     yield
     integrations.uninstall_all()
     _runtime._reset_for_tests()
