@@ -35,13 +35,24 @@ SERVICE_DIR_MAX = 60
 file system's 255): longer names keep a prefix and a hash of the whole name, so they stay distinct."""
 
 
-def _safe(name: str) -> str:
+_WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                              *(f"{d}{i}" for d in ("COM", "LPT") for i in "123456789")})
+"""Names Windows gives its devices in every directory (``NUL.txt`` too): never a directory of ours there."""
+
+
+def _safe(name: str, windows: bool = sys.platform == "win32") -> str:
     """The service name as one safe path component, by construction: letters, digits, ``-``, ``_`` and
     non-leading ``.`` only (``/``, ``\\``, NUL and control characters become ``_``; leading dots too, so
-    ``.``, ``..`` and hidden names cannot be made), never empty, at most :data:`SERVICE_DIR_MAX` characters."""
+    ``.``, ``..`` and hidden names cannot be made), never empty, at most :data:`SERVICE_DIR_MAX` characters.
+    On Windows also never a device name (``con``, ``nul.app``) nor a trailing dot, which Windows drops."""
     out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     stripped = out.lstrip(".")
     out = "_" * (len(out) - len(stripped)) + stripped
+    if windows:
+        kept = out.rstrip(".")
+        out = kept + "_" * (len(out) - len(kept))
+        if out.partition(".")[0].upper() in _WINDOWS_DEVICES:
+            out = "_" + out
     if len(out) > SERVICE_DIR_MAX:
         import hashlib  # only for over-long names: not on any ordinary run's path
 

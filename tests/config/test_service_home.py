@@ -29,6 +29,14 @@ def test_every_name_maps_to_one_safe_component(name: str) -> None:
     assert os.path.dirname(os.path.normpath(home)) == base and os.path.normpath(home) == home
 
 
+def test_windows_device_names_and_trailing_dots_are_never_made() -> None:
+    """On Windows ``con``, ``nul.app`` or ``com1`` name a device in every folder, and a trailing dot is
+    dropped (``app.`` would be ``app``); elsewhere those names are ordinary and keep their homes."""
+    assert [_safe(n, windows=True) for n in ("con", "Nul.app", "com1", "LPT9", "app.", "console")] == [
+        "_con", "_Nul.app", "_com1", "_LPT9", "app_", "console"]
+    assert [_safe(n, windows=False) for n in ("con", "app.")] == ["con", "app."]
+
+
 def test_long_names_stay_distinct_and_plain_names_unchanged() -> None:
     """Truncation keeps a hash of the whole name; ordinary names keep their directory (no migration)."""
     assert _safe("a" * 100 + "1") != _safe("a" * 100 + "2")
