@@ -81,8 +81,9 @@ def _plain_invocation(t: Any) -> Any:
     return placeholder
 
 
-def _count(t: Any, name: str, code: int) -> None:
-    """One invocation of ``name`` with its exit status: no duration, resources, flags or subcommand."""
+def _count(t: Any, name: str, code: int, start_ns: int) -> None:
+    """One invocation of ``name`` with its exit status and how long it took (a zero duration would pull
+    the report's percentiles down): no resources, flags or subcommand."""
     if t is None or not t.enabled or t.recorder.level <= Level.OFF:
         return
     import time
@@ -91,7 +92,7 @@ def _count(t: Any, name: str, code: int) -> None:
 
     now = time.time_ns()
     exe = t.recorder.executable_name(default_executable())  # a console script's name, else the service's
-    cmd = {"name": name, "exe": exe, "start": now, "end": now, "exit": code}
+    cmd = {"name": name, "exe": exe, "start": min(start_ns, now), "end": now, "exit": code}
     if code:
         cmd["error"] = str(code)
     t.recorder.commands.append(cmd)
@@ -112,6 +113,9 @@ def _ns(s: Settings, **extra: Any) -> argparse.Namespace:
 
 def run(argv: list[str], prog: str, service: str | None = None) -> int:
     """Run one ``telemetry`` subcommand; returns its exit status. Errors print without a traceback."""
+    import time
+
+    started = time.time_ns()
     s, t = _context(service, prog)
     placeholder = _plain_invocation(t)
     try:
@@ -120,7 +124,7 @@ def run(argv: list[str], prog: str, service: str | None = None) -> int:
         if t is not None and t.recorder.active is placeholder:
             t.recorder.active = None
     # a reader that left (`mycli telemetry show | head`) got what it wanted: not a failed command
-    _count(t, prog.rsplit(" ", 1)[-1], 0 if code == EXIT_PIPE else code)
+    _count(t, prog.rsplit(" ", 1)[-1], 0 if code == EXIT_PIPE else code, started)
     return code
 
 
