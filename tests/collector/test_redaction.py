@@ -279,14 +279,21 @@ def as_plain(key_values: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- through the collector
 
 
+def through_collector(collector: CollectorFactory, receiver: RecordingBackend, signal: str, request: Any,
+                      kind: Any) -> Any:
+    """``request`` POSTed to a collector started from the config, what reached the backend checked for
+    every personal value byte by byte, and decoded as ``kind``."""
+    running = collector.start(receiver.url)
+    send(running.otlp_http_url, signal, request)
+    received = receiver.wait_for(f"/v1/{signal}")
+    for item in received:
+        assert_no_pii(signal, item.body)
+    return decode(kind, received)
+
+
 def test_spans_arrive_without_pii(collector: CollectorFactory, backend: RecordingBackend) -> None:  # noqa: F811
     """Span names, status messages, event names, every attribute map and the resource: no personal data."""
-    running = collector.start(backend.url)
-    send(running.otlp_http_url, "traces", traces_with_pii())
-    received = backend.wait_for("/v1/traces")
-    for item in received:
-        assert_no_pii("traces", item.body)
-    traces = decode(ExportTraceServiceRequest, received)
+    traces = through_collector(collector, backend, "traces", traces_with_pii(), ExportTraceServiceRequest)
     (resource_spans,) = traces.resource_spans
     assert as_plain(resource_spans.resource.attributes) == {
         "service.name": "rawapp",
@@ -318,12 +325,7 @@ def test_spans_arrive_without_pii(collector: CollectorFactory, backend: Recordin
 
 def test_logs_arrive_without_pii(collector: CollectorFactory, backend: RecordingBackend) -> None:  # noqa: F811
     """String and map log bodies, log attributes, scope and resource: no personal data."""
-    running = collector.start(backend.url)
-    send(running.otlp_http_url, "logs", logs_with_pii())
-    received = backend.wait_for("/v1/logs")
-    for item in received:
-        assert_no_pii("logs", item.body)
-    logs = decode(ExportLogsServiceRequest, received)
+    logs = through_collector(collector, backend, "logs", logs_with_pii(), ExportLogsServiceRequest)
     (resource_logs,) = logs.resource_logs
     assert "host.name" not in as_plain(resource_logs.resource.attributes)
     text, nested, ordinary = resource_logs.scope_logs[0].log_records
@@ -342,12 +344,7 @@ def test_logs_arrive_without_pii(collector: CollectorFactory, backend: Recording
 
 def test_metrics_arrive_without_pii(collector: CollectorFactory, backend: RecordingBackend) -> None:  # noqa: F811
     """Data point attributes are masked, not dropped: both series and all their counts still arrive."""
-    running = collector.start(backend.url)
-    send(running.otlp_http_url, "metrics", metrics_with_pii())
-    received = backend.wait_for("/v1/metrics")
-    for item in received:
-        assert_no_pii("metrics", item.body)
-    metrics = decode(ExportMetricsServiceRequest, received)
+    metrics = through_collector(collector, backend, "metrics", metrics_with_pii(), ExportMetricsServiceRequest)
     (resource_metrics,) = metrics.resource_metrics
     invocations, duration = resource_metrics.scope_metrics[0].metrics
     first, second = invocations.sum.data_points
