@@ -45,7 +45,7 @@ def test_a_plain_name_is_proved_once_then_not_cleaned_again(tmp_path: Path) -> N
     s, clean = _settings(tmp_path), Cleaner()
     assert resource.clean_service_name(s, clean) == "mycli" and clean.calls == 1
     proof = (tmp_path / PLAIN_NAME_FILE).read_bytes()
-    assert len(proof) == 16 and b"alice" not in proof and os.uname().nodename.encode() not in proof
+    assert len(proof) == 39 and b"alice" not in proof and os.uname().nodename.encode() not in proof
     assert resource.clean_service_name(s, clean) == "mycli" and clean.calls == 1
 
 

@@ -124,3 +124,33 @@ def test_full_journal_drops_and_counts(tmp_path: Path, monkeypatch: pytest.Monke
     store.note_dropped(str(tmp_path))
     store.note_dropped(str(tmp_path))
     assert store.take_dropped(str(tmp_path)) == 2 and store.take_dropped(str(tmp_path)) == 0
+
+
+def test_the_write_side_crc_is_binascii_crc32_at_every_length() -> None:
+    """The CLI's exit path checksums a record without loading ``binascii`` (a shared library); its CRC-32
+    must be the very value ``binascii`` gives, or every release's reader would call the record corrupt."""
+    import binascii
+    import random
+
+    from otel_expansion import journal
+
+    rng = random.Random(7)
+    for n in (0, 1, 2, 3, 7, 64, 255, 256, 550, 4097, 20_000):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        assert journal.crc32(data) == binascii.crc32(data), n
+    assert journal.crc32(b"\xff" * 1000) == binascii.crc32(b"\xff" * 1000)
+
+
+def test_a_small_record_is_written_without_loading_binascii(tmp_path: Path) -> None:
+    """In a fresh interpreter (the CLI's situation), publishing a record loads no ``binascii``, and the
+    file it writes is read back whole by the reading side (which checks with ``binascii``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom otel_expansion import journal\n"
+            f"p = journal.append({str(tmp_path)!r}, {{'v': 1, 'commands': [{{'name': 'sync', 'exit': 0}}]}}, 5)\n"
+            "print(p)\nprint('binascii' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False"
+    assert store.read(out[0])["commands"] == [{"name": "sync", "exit": 0}]  # read back (upgraded to the
+    # reader's version), through binascii's check
