@@ -122,8 +122,9 @@ resource and session ``otel_expansion.collect``, the exit-status observer is in
 
 CLICK_STDLIB: set[str] = set()
 """Standard-library modules a one-command click run loads beyond the same run without telemetry: none (the
-journal record's CRC is computed without ``binascii``, a shared library: ~0.35 ms). (click itself brings ``__future__``, ``contextlib``, ``enum``, ``re``, ``typing``...;
-none of them is loaded on the package's behalf, by the pure-Python probe above.)"""
+journal record's CRC is computed without ``binascii``, a shared library: ~0.35 ms). (click itself brings
+``__future__``, ``contextlib``, ``enum``, ``re``, ``typing``...; none of them is loaded on the package's
+behalf, by the pure-Python probe above.)"""
 
 BARE_CLICK_PROBE = """
 import atexit, json, sys

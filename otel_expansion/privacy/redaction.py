@@ -498,7 +498,8 @@ class Redactor:
         """Distinct flag names in order of first use (``--token=abc`` -> ``--token``, ``-p 1`` -> ``-p``; a
         flag given twice is named once); values, positional arguments and everything after ``--`` are
         dropped. Short clusters keep their first letter only (``-psecret`` may be a flag with its value
-        attached); an integration that knows the parser's options may split the rest (argparse)."""
+        attached); an integration that knows the parser's options does better (argparse splits clusters,
+        click reads the whole command line by its declarations)."""
         out: list[str] = []
         skip_value = False
         try:

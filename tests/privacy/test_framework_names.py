@@ -95,6 +95,39 @@ def test_argparse_flags_are_named_once_and_split_from_clusters_by_the_parser(tmp
     assert cmd["args"] == ("-t", "-x", "-q"), cmd
 
 
+CLICK_SHORT = r"""
+import click, otel_expansion
+otel_expansion.init("clk")
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("-v", "--verbose", is_flag=True)
+@click.option("-q", is_flag=True)
+@click.option("-x", count=True)
+@click.option("-t", "--tag")
+@click.option("-p", "--password")
+@click.argument("rest", nargs=-1)
+def main(verbose, q, x, tag, password, rest):
+    pass
+
+main()
+"""
+
+
+def test_click_flags_are_split_from_clusters_by_the_declarations(tmp_path: Path) -> None:
+    """click reads `-vqtVALUE` as -v, -q and -t with the value VALUE: the flags are kept, never the
+    value nor letters of it (`-tvq`: -t's value is vq); an argument that is an option's value (after
+    `-p`, `--password` or a cluster ending in `p`) names nothing, not even its first letter; an undeclared
+    letter ends a cluster and its possible value."""
+    (cmd,) = run(tmp_path, CLICK_SHORT, *["--verbose"] * 32, "-vqtjane.doe", "-xxx", "-x", "pos")
+    assert cmd["args"] == ("--verbose", "-v", "-q", "-t", "-x"), cmd
+    (cmd,) = run(tmp_path / "b", CLICK_SHORT, "-tvq", "-xq")
+    assert cmd["args"] == ("-t", "-x", "-q"), cmd
+    (cmd,) = run(tmp_path / "c", CLICK_SHORT, "--password", "-vqx", "-p", "-qx", "-vp", "-xq", "-qz", "-xv")
+    assert cmd["args"] == ("--password", "-p", "-v", "-q"), cmd  # -x only ever in a value
+    (cmd,) = run(tmp_path / "d", CLICK_SHORT, "-qv", "--", "-xt")
+    assert cmd["args"] == ("-q", "-v"), cmd
+
+
 NAMES_FILE = "import json, os\nNAMES = json.load(open(os.environ['NAMES_FILE']))\n"
 
 CLICK_LISTED_PLUGINS = NAMES_FILE + r"""

@@ -588,3 +588,18 @@ def end_run(recorder: Recorder, run: CommandRun) -> None:
         recorder.end(run, None, unknown=True)
     else:
         recorder.end(run, status)
+
+
+def short_clusters(argv: list[str]) -> list[tuple[str, str]]:
+    """Combined short options (``-vtVALUE``) as typed, each with the argument before it, held in memory
+    until the integration's ``finish`` splits them by the parser's declarations (argparse, click); never
+    stored. Not after ``--``."""
+    out: list[tuple[str, str]] = []
+    previous = ""
+    for arg in argv[:1024]:
+        if not isinstance(arg, str) or arg == "--":
+            break
+        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and arg[1].isascii() and arg[1].isalpha():
+            out.append((previous, arg))
+        previous = arg
+    return out[:64]

@@ -110,7 +110,7 @@ def _top_level_parse(recorder: Any, parser: Any, args: Any) -> None:
             _state["root_prog"] = str(parser.prog or "")
             argv = list(args) if args is not None else sys.argv[1:]
             recorder.set_args(argv)
-            _state["clusters"] = _short_clusters(argv)
+            _state["clusters"] = integrations.short_clusters(argv)
         return
     root, prog = _state["root_prog"], str(parser.prog or "")
     if root and prog.startswith(root + " ") and not _state["path"]:
@@ -145,20 +145,6 @@ def finish(telemetry: TelemetryHandle) -> None:
         declared = {"-h", "--help", *actions}
         run.args = tuple(dict.fromkeys(a for a in (*run.args, *_split(clusters, actions)) if a in declared))
     integrations.end_run(telemetry.recorder, run)
-
-
-def _short_clusters(argv: list[str]) -> list[tuple[str, str]]:
-    """Combined short options (``-vtVALUE``) as typed, each with the argument before it, held in memory
-    until :func:`finish` splits them by the parsers' declarations; never stored. Not after ``--``."""
-    out: list[tuple[str, str]] = []
-    previous = ""
-    for arg in argv[:1024]:
-        if not isinstance(arg, str) or arg == "--":
-            break
-        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and arg[1].isascii() and arg[1].isalpha():
-            out.append((previous, arg))
-        previous = arg
-    return out[:64]
 
 
 def _split(clusters: list[tuple[str, str]], actions: dict[str, Any]) -> list[str]:

@@ -98,7 +98,10 @@ def hook(click: Any, telemetry: TelemetryHandle) -> None:
                     if run is not None:
                         _state["root"], _state["run"] = self, run
                         _state["declared"] = recorder.declared_commands
-                        recorder.set_args(_argv())
+                        argv = _argv()
+                        recorder.set_args(argv)
+                        if run.args:  # argument shapes are kept at this level: read by the declarations
+                            _state["argv"] = argv  # at the end (in memory only, never stored)
                 except Exception:
                     pass
         elif _state.get("run") is not None:
@@ -177,13 +180,14 @@ def _finish(recorder: Any, error: BaseException | None, code: int, unknown: bool
     path = _state.pop("path", "")
     ctx = _state.pop("ctx", None)
     declared = _state.pop("declared", None)
+    argv = _state.pop("argv", [])
     if run is None:
         return
     if path:
         run.name, _ = declared_path(ctx, declared)
         run.origin = "declared"  # every word admitted by the vocabulary, or a placeholder
     if run.args:
-        run.args = _declared_only(run.args, ctx or root)
+        run.args = _flags(argv, _options(ctx or root))
     from otel_expansion.collect import integrations
 
     recorder.end(run, error, code, unknown=unknown)
@@ -237,19 +241,65 @@ def _modules(ctx: Any) -> list[str]:
     return out
 
 
-def _declared_only(flags: tuple[str, ...], ctx: Any) -> tuple[str, ...]:
-    """Keep only flags the invoked commands declare: a mistyped flag may be someone's value."""
-    declared = {"--help"}
+def _options(ctx: Any) -> dict[str, bool | None]:
+    """The options the invoked commands declare (and ``--help``): False takes no value (a flag, a
+    counter), True takes one, None may or may not (``is_flag=False, flag_value=...``)."""
+    out: dict[str, bool | None] = {"--help": False}
     node = ctx
     try:
         while node is not None:
             for param in getattr(node.command, "params", ()):
-                declared.update(getattr(param, "opts", ()))
-                declared.update(getattr(param, "secondary_opts", ()))
+                if getattr(param, "param_type_name", None) != "option":
+                    continue
+                kind: bool | None = True
+                if getattr(param, "_flag_needs_value", False):
+                    kind = None
+                elif getattr(param, "is_flag", False) or getattr(param, "count", False):
+                    kind = False
+                for opt in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())):
+                    out.setdefault(opt, kind)
             node = node.parent
     except Exception:
-        return ()
-    return tuple(f for f in flags if f in declared)
+        return {}
+    return out
+
+
+def _flags(argv: list[str], options: dict[str, bool | None]) -> tuple[str, ...]:
+    """The declared options in ``argv`` as click's parser reads them, each named once, in order of first
+    use: ``--name`` and ``--name=value``; combined short options split (``-vqtVALUE`` is -v, -q and -t
+    with the value VALUE: letters that take no value one after another, up to one that takes a value,
+    whose value the rest is). Never a value, a positional argument, an undeclared option, or anything
+    after ``--``. An argument an option takes as its value is skipped whatever it looks like
+    (``--password -abc``, ``-vp -abc``); so is the one after an undeclared option (it may be its value)."""
+    out: list[str] = []
+    take_next = False
+    for arg in argv[:1024]:
+        if take_next:
+            take_next = False
+            continue
+        if not isinstance(arg, str) or len(arg) < 2 or arg[0] != "-":
+            continue
+        if arg == "--":
+            break
+        if arg[1] == "-":
+            name, eq, _ = arg.partition("=")
+            if name in options:
+                out.append(name)
+            take_next = not eq and options.get(name, True) is True
+            continue
+        if not (arg[1].isascii() and arg[1].isalpha()):
+            continue  # "-5", "-.": a value or a positional, as click reads it when no option is declared so
+        for i, letter in enumerate(arg[1:]):
+            name = "-" + letter
+            if name not in options:
+                take_next = True  # undeclared: the rest, or the next argument, may be its value
+                break
+            out.append(name)
+            kind = options[name]
+            if kind is not False:  # takes a value: the rest of the cluster, else the next argument
+                take_next = kind is True and i == len(arg) - 2
+                break
+    return tuple(dict.fromkeys(out))
 
 
 def finish(telemetry: TelemetryHandle) -> None:
