@@ -128,6 +128,28 @@ def test_click_flags_are_split_from_clusters_by_the_declarations(tmp_path: Path)
     assert cmd["args"] == ("-q", "-v"), cmd
 
 
+OPTPARSE_SHORT = r"""
+import optparse, otel_expansion
+otel_expansion.init("opt")
+parser = optparse.OptionParser()
+parser.add_option("-v", "--verbose", action="store_true")
+parser.add_option("-q", action="store_true")
+parser.add_option("-x", action="count")
+parser.add_option("-t", "--tag")
+parser.add_option("-p", "--password")
+parser.parse_args()
+"""
+
+
+def test_optparse_flags_are_split_from_clusters_by_the_declarations(tmp_path: Path) -> None:
+    """optparse reads clusters as click does (`-vqtVALUE`: -v, -q, -t; `-tvq`: -t's value is vq), and
+    an option's value is never read as flags (`-p -qx`: -qx is the password)."""
+    (cmd,) = run(tmp_path, OPTPARSE_SHORT, *["--verbose"] * 32, "-vqtjane.doe", "-xxx", "-x", "pos")
+    assert cmd["args"] == ("--verbose", "-v", "-q", "-t", "-x"), cmd
+    (cmd,) = run(tmp_path / "b", OPTPARSE_SHORT, "-tvq", "-xq", "--password", "-vqx", "-p", "-qx", "-vp", "-xq")
+    assert cmd["args"] == ("-t", "-x", "-q", "--password", "-p", "-v"), cmd
+
+
 NAMES_FILE = "import json, os\nNAMES = json.load(open(os.environ['NAMES_FILE']))\n"
 
 CLICK_LISTED_PLUGINS = NAMES_FILE + r"""

@@ -603,3 +603,43 @@ def short_clusters(argv: list[str]) -> list[tuple[str, str]]:
             out.append((previous, arg))
         previous = arg
     return out[:64]
+
+
+def declared_flags(argv: list[str], options: dict[str, bool | None]) -> tuple[str, ...]:
+    """The declared options in ``argv`` as click's and optparse's parsers read them, each named once, in
+    order of first use. ``options``: each declared option, False when it takes no value, True when it
+    takes one, None when it may. ``--name`` and ``--name=value`` give ``--name``; a combined short option
+    is split (``-vqtVALUE`` is -v, -q and -t with the value VALUE: letters that take no value one after
+    another, up to one that takes a value, whose value the rest is). Never a value, a positional argument,
+    an undeclared option, or anything after ``--``. An argument an option takes as its value is skipped
+    whatever it looks like (``--password -abc``, ``-vp -abc``); so is the one after an undeclared option
+    (it may be its value)."""
+    out: list[str] = []
+    take_next = False
+    for arg in argv[:1024]:
+        if take_next:
+            take_next = False
+            continue
+        if not isinstance(arg, str) or len(arg) < 2 or arg[0] != "-":
+            continue
+        if arg == "--":
+            break
+        if arg[1] == "-":
+            name, eq, _ = arg.partition("=")
+            if name in options:
+                out.append(name)
+            take_next = not eq and options.get(name, True) is True
+            continue
+        if not (arg[1].isascii() and arg[1].isalpha()):
+            continue  # "-5", "-.": a value or a positional (named by no declaration)
+        for i, letter in enumerate(arg[1:]):
+            name = "-" + letter
+            if name not in options:
+                take_next = True  # undeclared: the rest, or the next argument, may be its value
+                break
+            out.append(name)
+            kind = options[name]
+            if kind is not False:  # takes a value: the rest of the cluster, else the next argument
+                take_next = kind is True and i == len(arg) - 2
+                break
+    return tuple(dict.fromkeys(out))

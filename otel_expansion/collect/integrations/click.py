@@ -187,7 +187,9 @@ def _finish(recorder: Any, error: BaseException | None, code: int, unknown: bool
         run.name, _ = declared_path(ctx, declared)
         run.origin = "declared"  # every word admitted by the vocabulary, or a placeholder
     if run.args:
-        run.args = _flags(argv, _options(ctx or root))
+        from otel_expansion.collect.integrations import declared_flags
+
+        run.args = declared_flags(argv, _options(ctx or root))
     from otel_expansion.collect import integrations
 
     recorder.end(run, error, code, unknown=unknown)
@@ -262,44 +264,6 @@ def _options(ctx: Any) -> dict[str, bool | None]:
     except Exception:
         return {}
     return out
-
-
-def _flags(argv: list[str], options: dict[str, bool | None]) -> tuple[str, ...]:
-    """The declared options in ``argv`` as click's parser reads them, each named once, in order of first
-    use: ``--name`` and ``--name=value``; combined short options split (``-vqtVALUE`` is -v, -q and -t
-    with the value VALUE: letters that take no value one after another, up to one that takes a value,
-    whose value the rest is). Never a value, a positional argument, an undeclared option, or anything
-    after ``--``. An argument an option takes as its value is skipped whatever it looks like
-    (``--password -abc``, ``-vp -abc``); so is the one after an undeclared option (it may be its value)."""
-    out: list[str] = []
-    take_next = False
-    for arg in argv[:1024]:
-        if take_next:
-            take_next = False
-            continue
-        if not isinstance(arg, str) or len(arg) < 2 or arg[0] != "-":
-            continue
-        if arg == "--":
-            break
-        if arg[1] == "-":
-            name, eq, _ = arg.partition("=")
-            if name in options:
-                out.append(name)
-            take_next = not eq and options.get(name, True) is True
-            continue
-        if not (arg[1].isascii() and arg[1].isalpha()):
-            continue  # "-5", "-.": a value or a positional, as click reads it when no option is declared so
-        for i, letter in enumerate(arg[1:]):
-            name = "-" + letter
-            if name not in options:
-                take_next = True  # undeclared: the rest, or the next argument, may be its value
-                break
-            out.append(name)
-            kind = options[name]
-            if kind is not False:  # takes a value: the rest of the cluster, else the next argument
-                take_next = kind is True and i == len(arg) - 2
-                break
-    return tuple(dict.fromkeys(out))
 
 
 def finish(telemetry: TelemetryHandle) -> None:

@@ -59,7 +59,10 @@ def _parse_starts(recorder: Any, parser: Any, args: Any) -> None:
         run = recorder.begin(default_executable(), origin="framework")
         if run is not None:
             _state.update(run=run, path=[], parsers=[parser], root_prog=prog)
-            recorder.set_args(list(args) if args is not None else sys.argv[1:])
+            argv = list(args) if args is not None else sys.argv[1:]
+            recorder.set_args(argv)
+            if run.args:  # argument shapes are kept at this level: read by the declarations at the end
+                _state["argv"] = argv  # (in memory only, never stored)
         return
     _state["parsers"].append(parser)
     root = _state["root_prog"]
@@ -90,12 +93,17 @@ def finish(telemetry: Any) -> None:
     parsers = _state.pop("parsers", [])
     if path:  # each word passed the vocabulary when its parser parsed
         run.name, run.origin = " ".join(path), "declared"
+    argv = _state.pop("argv", [])
     if run.args:  # only options a parser on the way declares: a mistyped flag may be someone's value
-        declared: set[str] = set()
-        for p in parsers:
-            declared.update(getattr(p, "_long_opt", {}))
-            declared.update(getattr(p, "_short_opt", {}))
-        run.args = tuple(a for a in run.args if a in declared)
+        options: dict[str, bool | None] = {}
+        try:
+            for p in parsers:
+                for table in (getattr(p, "_long_opt", {}), getattr(p, "_short_opt", {})):
+                    for name, option in table.items():
+                        options.setdefault(name, bool(option.takes_value()))
+        except Exception:
+            options = {}
+        run.args = integrations.declared_flags(argv, options)
     integrations.end_run(telemetry.recorder, run)
 
 
