@@ -116,7 +116,7 @@ def render(info: dict[str, Any]) -> list[str]:
         lines.append(f"  sends to {info['endpoint']}" + ("  [dry run: nothing is sent]" if info["dry_run"] else ""))
     last = info["last_send"]
     if last is None:
-        lines.append("  last send: " + _no_round_result(info))
+        lines.append("  last send: " + no_round_result(info))
     elif last.get("ok"):
         lines.append(f"  last send: {fmt_time(last['time'])} ok, {last.get('batches', 0)} batches, "
                      f"{last.get('bytes', 0)} bytes")
@@ -132,12 +132,12 @@ def render(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _no_round_result(info: dict[str, Any]) -> str:
+def no_round_result(info: dict[str, Any]) -> str:
     """No round's result is kept: say only what the files show (attempts counted, batches still in flight,
     a sender running), never a cause they cannot tell apart (a round killed mid-send, a cleared history)."""
     attempts = int((info.get("counters") or {}).get("export.attempts", 0) or 0)
     if not attempts:
-        return "none kept"
+        return "none yet (no send attempt counted)"
     counted = f"{attempts} send attempt{'s' if attempts != 1 else ''} counted"
     in_flight = int(info.get("spool_batches_in_flight") or 0)
     if info.get("sender_running"):

@@ -91,7 +91,7 @@ def state(home: str, service: str) -> dict[str, Any]:
     """Everything the page shows, as one JSON document (also `GET /api/state`)."""
     from otel_expansion.cli import show
     from otel_expansion.cli.debug import config_info
-    from otel_expansion.cli.status import status_info
+    from otel_expansion.cli.status import no_round_result, status_info
 
     s = settings_for(home, service)
     info = status_info(s)
@@ -140,6 +140,8 @@ def state(home: str, service: str) -> dict[str, Any]:
             "journal_backlog": info["journal_records"],
             "sender_running": info["sender_running"],
             "last_send": info["last_send"],
+            # with no round on record, what the files show, in the words `status` uses (never a guessed cause)
+            "last_send_words": None if info["last_send"] else no_round_result(info),
         },
         "live": live[-LIVE_SHOWN:],
         "live_total": len(live),

@@ -78,7 +78,7 @@ def test_json_shapes(recorded: Path) -> None:
 def test_status_in_plain_words(recorded: Path, run_cli: RunCli) -> None:
     """status names the endpoint, the last send (and its error) and the app's own opt-out variable."""
     text = ox(recorded, "status", OTEL_EXPORTER_OTLP_ENDPOINT="http://user:pw@127.0.0.1:9/x?k=v").stdout
-    assert "last send: none kept" in text and "DEMOCLI_NO_TELEMETRY (not set)" in text
+    assert "last send: none yet (no send attempt counted)" in text and "DEMOCLI_NO_TELEMETRY (not set)" in text
     assert re.search(r"\n  consent +not asked yet\n", text), text  # in words
     assert "sends to http://<credentials>@127.0.0.1:9/x" in text and "pw" not in text
     assert "None" not in text and "endpoint problem" not in text  # no problem: nothing to say, not "None"
