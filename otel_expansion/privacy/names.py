@@ -14,22 +14,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = [
-    "INVALID",
     "MAX_NAME",
-    "UNDECLARED",
     "ambient_resource",
     "attribute_key",
     "declared",
-    "name",
     "name_ok",
     "public_version",
     "token_ok",
 ]
 
-UNDECLARED = "<undeclared>"
-"""A command the program does not declare (a plugin name, a typed positional)."""
-INVALID = "<invalid-name>"
-"""A run-time name that is not identifier-shaped, or not among the names the app declared."""
 MAX_NAME = 64
 MAX_WORDS = 4
 MAX_DIGITS = 4
@@ -63,8 +56,6 @@ def _shape_ok(text: str) -> bool:
     if len(words) > MAX_WORDS:
         return False
     for word in words:
-        if word == UNDECLARED:
-            continue
         if not word or word[0] not in _LOWER:
             return False
         core = word.translate(_SEPARATORS)
@@ -93,21 +84,6 @@ def token_ok(text: object) -> bool:
     if not text.translate(_SEPARATORS).isalnum() or patterns.digit_count(text) > MAX_DIGITS:
         return False
     return _untouched(text)
-
-
-def name(text: object, declared: frozenset[str] | None = None, placeholder: str = INVALID) -> str:
-    """``text`` when it is a declared name (or, with nothing declared, identifier-shaped), else ``placeholder``.
-
-    A shape check, an extra redaction only: it must never be what admits a name. Integrations admit
-    names with ``privacy.vocabulary.command_word``/``admit`` (literal in code, declared, published)."""
-    if type(text) is not str:
-        return placeholder
-    if declared is not None and text not in declared:
-        return placeholder
-    ok = _cache.get(text)  # name_ok(text), without the call on the common (known) path
-    if ok is None:
-        ok = name_ok(text)
-    return text if ok else placeholder
 
 
 def attribute_key(key: object) -> str | None:
