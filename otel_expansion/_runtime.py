@@ -113,18 +113,25 @@ class Telemetry:
         except Exception as exc:
             _contained("flush", exc)
 
-    def shutdown(self) -> None:
-        """Finish the active command, flush, start the sender if needed. Idempotent."""
+    def shutdown(self, terminated: SystemExit | None = None) -> None:
+        """Finish the active command, flush, start the sender if needed. Idempotent.
+
+        ``terminated``: the status a termination signal stands for (:func:`_on_termination`): the runs it
+        interrupted end with it, a ``command()`` in progress too (at a normal exit none is)."""
         if self._closed:
             return
         if os.getpid() != self._pid:  # forked child (daemonizing CLI, multiprocessing fork): not our run
             self._closed = True
             return
         try:
-            from otel_expansion.collect.integrations import finish_all, finish_fallback
+            from otel_expansion.collect.integrations import finish_all, finish_fallback, terminated_by
 
+            if terminated is not None:
+                terminated_by(terminated)
             finish_all(self)
             finish_fallback(self)
+            if terminated is not None and self.recorder.active is not None:
+                self.recorder.end(self.recorder.active, terminated)
         except Exception as exc:
             _contained("shutdown", exc)
         self.flush()
@@ -277,6 +284,7 @@ def init(
     features: Sequence[str] | None = None,
     resource_keys: Sequence[str] | Mapping[str, Sequence[str]] = (),
     service_name_env: bool = False,
+    record_termination: bool = False,
     **unknown: object,
 ) -> Telemetry:
     """Start telemetry for this process; idempotent (a second call returns the first handle).
@@ -291,7 +299,10 @@ def init(
     OTEL_RESOURCE_ATTRIBUTES keys (or ``prefix.*``) the app takes over from the user's environment (none
     by default; a mapping gives each key the values it admits, anything else becomes ``<dynamic>``);
     ``service_name_env``: let the user's OTEL_SERVICE_NAME (identifier-shaped) rename the
-    service (ignored by default: the service name is the app's own).
+    service (ignored by default: the service name is the app's own); ``record_termination``: a SIGTERM or
+    SIGHUP that would kill the process unrecorded (no handler of the program's) first records the run it
+    ends (exit status 128 + the signal) and hands what is pending to the journal or spool, then kills the
+    process by the same signal, as it would have died (see docs/concepts.md).
 
     Never raises: an unknown option or a value of the wrong type warns once and loses only itself.
     """
@@ -305,8 +316,55 @@ def init(
     }
     for key in unknown:
         warn(f"init() ignores unknown option {key!r}")
-    return _init(service_name, service_version, options,
-                 declared={"commands": commands, "features": features, "resource_keys": resource_keys})
+    handle = _init(service_name, service_version, options,
+                   declared={"commands": commands, "features": features, "resource_keys": resource_keys})
+    if record_termination is True:
+        if handle.enabled:  # off means off: no hook, this one included
+            _record_termination()
+    elif record_termination is not False:
+        warn("init(record_termination=...) must be True or False; ignored")
+    return handle
+
+
+_TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _record_termination() -> None:
+    """Put :func:`_on_termination` on SIGTERM and SIGHUP where their action is still the default (the
+    program's own handler, or an ignored signal, decides for itself). Only from the main thread, where
+    Python runs signal handlers; a warning says when it cannot."""
+    import signal
+
+    for name in _TERMINATION_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:  # Windows has no SIGHUP
+            continue
+        try:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _on_termination)
+        except (ValueError, OSError):  # not the main thread
+            warn("init(record_termination=True) is only possible from the main thread; ignored")
+            return
+
+
+def _on_termination(signum: int, frame: FrameType | None) -> None:
+    """A termination signal: record the run it ends, then die of it as the process would have.
+
+    The runs in progress end with exit status 128 + the signal (what a shell reports for a process the
+    signal killed), what is pending goes to the journal or spool (local I/O only), then the signal's
+    default action is restored and the signal sent again: the process ends by it, its exit handlers and
+    ``finally`` blocks not run, its parent sees the same status as without this handler."""
+    import signal
+
+    try:
+        t = _handle
+        if t is not None:
+            t.shutdown(terminated=SystemExit(128 + signum))
+    except BaseException:  # whatever happened, the process must still die of its signal
+        pass
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _text(option: str, value: object) -> str | None:

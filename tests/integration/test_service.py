@@ -156,6 +156,39 @@ def test_a_service_stopped_by_sigterm_with_the_documented_handler_loses_no_comma
     assert started >= 2000 and invocations(points) == started
 
 
+TERMINATED_RECORDED = """
+import sys, time
+import otel_expansion
+otel_expansion.init("busy", mode="service", send=False, record_termination=True)
+started = 0
+while True:
+    started += 1
+    sys.stderr.write(f"{started}\\n")  # what the process started, as it dies (no finally runs)
+    with otel_expansion.command("tick"):
+        time.sleep(0.0002)
+    if started == 2000:
+        print("ready", flush=True)
+"""
+
+
+def test_a_service_killed_by_sigterm_with_record_termination_loses_no_command(tmp_path: Path) -> None:
+    """``init(record_termination=True)`` and no handler of the program's: the process still dies of the
+    signal (its parent sees -15), and every command it started is stored, the one it interrupted with
+    exit status 143."""
+    import signal
+
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, "-c", TERMINATED_RECORDED], env=clean_env(home), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    started = int(err.strip().splitlines()[-1])
+    points, _, _ = stored(home)
+    assert started >= 2000 and invocations(points) == started
+
+
 HUNDRED_K = """
 import sys
 import otel_expansion

@@ -392,6 +392,12 @@ def entry_exit(status: BaseException) -> None:
     _observed["entry"] = status
 
 
+def terminated_by(status: SystemExit) -> None:
+    """A termination signal ends the process now (``init(record_termination=True)``): ``status``, its
+    128 + signal, is the process's last word, whatever was observed before."""
+    _observed["signal"] = status
+
+
 def execs() -> None:
     """The process is about to replace its image (``os.exec*``): its exit status is the new program's."""
     _observed["exec"] = True
@@ -407,6 +413,9 @@ def final_exit() -> tuple[BaseException | None, BaseException | None, int]:
 
     The status is a ``SystemExit`` (``SystemExit(None)`` for a program that completed normally), the
     exception that escaped, ``UNKNOWN``, or None when nothing can be said (no observation installed)."""
+    signalled = _observed.get("signal")
+    if signalled is not None:
+        return signalled, None, LATEST
     escaped = getattr(sys, "last_value", None)
     if escaped is not None and escaped is not _originals.get("last") and not isinstance(escaped, SystemExit):
         return escaped, escaped, LATEST

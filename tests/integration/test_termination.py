@@ -1,0 +1,91 @@
+"""``init(record_termination=True)``: a run a SIGTERM or SIGHUP ends is recorded, and the process still
+dies of the signal, as it would have; without it (the default) such a run is not recorded."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import clean_env, journal_records
+
+CLICK_APP = r"""
+import sys, time, click, otel_expansion
+otel_expansion.init("clk", record_termination=sys.argv[1] == "on")
+
+@click.group()
+def cli():
+    pass
+
+@cli.command()
+@click.option("-v", is_flag=True)
+def sync(v):
+    print("ready", flush=True)
+    time.sleep(60)
+
+cli(sys.argv[2:])
+"""
+
+OWN_HANDLER = r"""
+import signal, sys, time, otel_expansion
+signal.signal(signal.SIGTERM, lambda s, f: (print("mine", flush=True), sys.exit(3)))
+otel_expansion.init("own", record_termination=True)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def start(tmp_path: Path, source: str, *args: str, **env: str) -> tuple[subprocess.Popen[str], Path]:
+    home = tmp_path / "home"
+    script = tmp_path / "app.py"
+    script.write_text(source)
+    proc = subprocess.Popen([sys.executable, str(script), *args], env=clean_env(home, OTEL_EXPANSION_SEND="false",
+                                                                              **env),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc, home
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_cli_run_ended_by_a_signal_is_recorded_and_the_process_dies_of_it(tmp_path: Path, sig: int) -> None:
+    """The command in progress is recorded with exit status 128 + the signal, its name and declared flag;
+    the parent sees the process killed by that signal, with nothing printed by us."""
+    proc, home = start(tmp_path, CLICK_APP, "on", "sync", "-v", OTEL_EXPANSION_LEVEL="full")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -sig and out == "" and err == ""
+    (record,) = journal_records(home)
+    (cmd,) = record["commands"]  # type: ignore[misc]
+    assert (cmd["name"], cmd["exit"], cmd["args"]) == ("sync", 128 + sig, ("-v",)), cmd
+
+
+def test_without_the_option_a_killed_run_is_not_recorded(tmp_path: Path) -> None:
+    """The default installs no handler: the signal's default action ends the process, no exit handler
+    runs, nothing is recorded (docs/concepts.md says so)."""
+    proc, home = start(tmp_path, CLICK_APP, "off", "sync")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert journal_records(home) == []
+
+
+def test_the_programs_own_handler_is_kept(tmp_path: Path) -> None:
+    """A program that handles SIGTERM itself keeps its handler and its way out (here: exit 3), and its
+    run is recorded at that exit as any other."""
+    proc, home = start(tmp_path, OWN_HANDLER)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and out == "mine\n"
+    (record,) = journal_records(home)
+    assert [c["exit"] for c in record["commands"]] == [3]  # type: ignore[attr-defined]
+
+
+def test_off_means_no_handler(tmp_path: Path) -> None:
+    """At level off nothing is hooked, this handler included: the process dies of the signal untouched."""
+    proc, home = start(tmp_path, CLICK_APP, "on", "sync", OTEL_EXPANSION_LEVEL="off")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM and not home.exists()
