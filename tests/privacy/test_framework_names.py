@@ -99,7 +99,7 @@ CLICK_SHORT = r"""
 import click, otel_expansion
 otel_expansion.init("clk")
 
-@click.command(context_settings={"ignore_unknown_options": True})
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True)
 @click.option("-q", is_flag=True)
 @click.option("-x", count=True)
@@ -126,6 +126,8 @@ def test_click_flags_are_split_from_clusters_by_the_declarations(tmp_path: Path)
     assert cmd["args"] == ("--password", "-p", "-v", "-q"), cmd  # -x only ever in a value
     (cmd,) = run(tmp_path / "d", CLICK_SHORT, "-qv", "--", "-xt")
     assert cmd["args"] == ("-q", "-v"), cmd
+    (cmd,) = run(tmp_path / "e", CLICK_SHORT, "-h")  # the help option the app names
+    assert cmd["args"] == ("-h",), cmd
 
 
 OPTPARSE_SHORT = r"""

@@ -244,13 +244,16 @@ def _modules(ctx: Any) -> list[str]:
 
 
 def _options(ctx: Any) -> dict[str, bool | None]:
-    """The options the invoked commands declare (and ``--help``): False takes no value (a flag, a
-    counter), True takes one, None may or may not (``is_flag=False, flag_value=...``)."""
+    """The options the invoked commands declare, their help option included (``-h`` where the app
+    names it so): False takes no value (a flag, a counter), True takes one, None may or may not
+    (``is_flag=False, flag_value=...``)."""
     out: dict[str, bool | None] = {"--help": False}
     node = ctx
     try:
         while node is not None:
-            for param in getattr(node.command, "params", ()):
+            get_params = getattr(node.command, "get_params", None)
+            params = get_params(node) if callable(get_params) else getattr(node.command, "params", ())
+            for param in params:
                 if getattr(param, "param_type_name", None) != "option":
                     continue
                 kind: bool | None = True
