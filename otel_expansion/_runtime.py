@@ -123,6 +123,15 @@ class Telemetry:
         if os.getpid() != self._pid:  # forked child (daemonizing CLI, multiprocessing fork): not our run
             self._closed = True
             return
+        _stopping.append(self)
+        try:
+            self._shutdown(terminated)
+        finally:
+            _stopping.remove(self)
+            if _deferred_signal and not _stopping:  # a termination signal came while this ran: die of it now
+                _die_of(_deferred_signal.pop())
+
+    def _shutdown(self, terminated: SystemExit | None) -> None:
         try:
             from otel_expansion.collect.integrations import finish_all, finish_fallback, terminated_by
 
@@ -354,8 +363,9 @@ def _on_termination(signum: int, frame: FrameType | None) -> None:
     signal killed), what is pending goes to the journal or spool (local I/O only), then the signal's
     default action is restored and the signal sent again: the process ends by it, its exit handlers and
     ``finally`` blocks not run, its parent sees the same status as without this handler."""
-    import signal
-
+    if _stopping:  # the exit path is writing this run already: let it finish, then die of the signal
+        _deferred_signal.append(signum)
+        return
     try:
         t = _handle
         if t is not None:
@@ -363,8 +373,20 @@ def _on_termination(signum: int, frame: FrameType | None) -> None:
     except BaseException:  # whatever happened, the process must still die of its signal
         pass
     finally:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        _die_of(signum)
+
+
+_stopping: list[Telemetry] = []
+"""Handles whose shutdown is running: a termination signal then waits for it (:func:`_on_termination`)."""
+_deferred_signal: list[int] = []
+
+
+def _die_of(signum: int) -> None:
+    """End the process by ``signum``'s default action, as it would have ended without our handler."""
+    import signal
+
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _text(option: str, value: object) -> str | None:

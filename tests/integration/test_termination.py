@@ -89,3 +89,28 @@ def test_off_means_no_handler(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM and not home.exists()
+
+
+SIGNAL_DURING_EXIT = r"""
+import os, signal, otel_expansion
+from otel_expansion import journal
+otel_expansion.init("late", record_termination=True)
+original = journal.append
+
+def append(*args, **kwargs):  # the signal arrives while the exit path writes the run
+    os.kill(os.getpid(), signal.SIGTERM)
+    return original(*args, **kwargs)
+
+journal.append = append
+print("ready", flush=True)
+"""
+
+
+def test_a_signal_during_the_exit_path_lets_it_finish_then_kills(tmp_path: Path) -> None:
+    """SIGTERM while the run is being written at exit: the write completes (the run keeps the status it
+    was exiting with), then the process dies of the signal."""
+    proc, home = start(tmp_path, SIGNAL_DURING_EXIT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    (record,) = journal_records(home)
+    assert [c["exit"] for c in record["commands"]] == [0]  # type: ignore[attr-defined]
