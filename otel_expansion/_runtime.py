@@ -139,8 +139,9 @@ class Telemetry:
                 terminated_by(terminated)
             finish_all(self)
             finish_fallback(self)
-            if terminated is not None and self.recorder.active is not None:
-                self.recorder.end(self.recorder.active, terminated)
+            if terminated is not None:  # commands() in progress, in every thread and task
+                for run in self.recorder.open_runs():
+                    self.recorder.end(run, terminated)
         except Exception as exc:
             _contained("shutdown", exc)
         self.flush()
@@ -219,6 +220,9 @@ def _origin(name: str, frame: FrameType | None) -> str:
     return "literal" if literal(name, frame) else "app"
 
 
+_CO_GENERATOR, _CO_COROUTINE = 0x20, 0x80  # inspect's code flags, without importing inspect
+
+
 class _CommandScope:
     """``with command("deploy"):`` and ``@command("deploy")`` for programs without a CLI framework."""
 
@@ -253,10 +257,25 @@ class _CommandScope:
 
     def __call__(self, fn: F) -> F:
         name = self.name
+        flags = getattr(getattr(fn, "__code__", None), "co_flags", 0)
+        wrapper: Callable[..., Any]
+        if flags & _CO_COROUTINE:  # async def: the command runs while the coroutine is awaited
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _CommandScope(_handle if self.telemetry is None else self.telemetry, name, self.origin):
-                return fn(*args, **kwargs)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _CommandScope(_handle if self.telemetry is None else self.telemetry, name, self.origin):
+                    return await fn(*args, **kwargs)
+
+        elif flags & _CO_GENERATOR:  # a generator: the command runs while it is iterated
+
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _CommandScope(_handle if self.telemetry is None else self.telemetry, name, self.origin):
+                    return (yield from fn(*args, **kwargs))
+
+        else:
+
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _CommandScope(_handle if self.telemetry is None else self.telemetry, name, self.origin):
+                    return fn(*args, **kwargs)
 
         # functools.wraps without importing functools (~1 ms)
         for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
@@ -265,7 +284,7 @@ class _CommandScope:
             except AttributeError:
                 pass
         wrapper.__dict__.update(getattr(fn, "__dict__", {}))
-        wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+        setattr(wrapper, "__wrapped__", fn)  # noqa: B010 -- a function's attribute mypy does not know
         return wrapper  # type: ignore[return-value]
 
 

@@ -468,6 +468,7 @@ class CommandRun:
         "name",
         "origin",
         "outcome",
+        "owner",
         "start_cpu",
         "start_mono",
         "start_ns",
@@ -493,6 +494,29 @@ class CommandRun:
         # features recorded during it along (begin() sets them; -1: not begun by a Recorder)
         self.features_at = -1
         self.drains_at = 0
+        self.owner: object = None  # who runs it (see _owner): set by Recorder.begin
+
+
+def _owner() -> object:
+    """Who runs a command now: the asyncio task running in this thread, else the thread.
+
+    Commands of different threads or tasks overlap in time (a threaded server, ``asyncio.gather``): each
+    has its own "command in progress", so one does not hide another as if nested in it. Within one thread
+    or task a command begun inside another still belongs to the outer one. asyncio is asked only when the
+    program has loaded it."""
+    aio = sys.modules.get("asyncio")
+    if aio is not None:
+        try:
+            loop = aio._get_running_loop()
+            task = aio.current_task(loop) if loop is not None else None
+        except Exception:  # an asyncio without these (never in CPython 3.9-3.14): the thread decides
+            task = None
+        if task is not None:
+            return task
+    return _get_ident()
+
+
+_get_ident = _thread.get_ident
 
 
 class Recorder:
@@ -519,7 +543,7 @@ class Recorder:
         self.sample_shift = 0
         self.sample_bits: Callable[[int], int] = _no_bits  # random.getrandbits, given by the service
         self.sampled_out = 0
-        self.active: CommandRun | None = None
+        self._runs: dict[object, CommandRun] = {}  # the command in progress of each thread or task (_owner)
         self.on_command = on_command
         """Called after each recorded command (a service's export thread wakes on it); settable."""
         self._redactor: Any = None
@@ -542,6 +566,24 @@ class Recorder:
         self._feature_names: dict[tuple[str, object], str] = {}
         self._feature_names_for: frozenset[str] | None = None
         self.process_started: float | None = None  # process_started(), read ahead by a long-running program
+
+    @property
+    def active(self) -> CommandRun | None:
+        """The command in progress in this thread or asyncio task (commands of others may run too)."""
+        return self._runs.get(_owner())
+
+    @active.setter
+    def active(self, run: CommandRun | None) -> None:
+        owner = _owner()
+        if run is None:
+            self._runs.pop(owner, None)
+        else:
+            run.owner = owner
+            self._runs[owner] = run
+
+    def open_runs(self) -> list[CommandRun]:
+        """Every command in progress, of every thread and task (a termination signal ends them all)."""
+        return list(self._runs.values())
 
     # -- privacy helpers -------------------------------------------------------------------------------
     @property
@@ -634,7 +676,11 @@ class Recorder:
     def begin(self, name: str, executable: str | None = None, origin: str = "framework") -> CommandRun | None:
         """Start a command; None when one is already running (nested runs belong to the outer one)."""
         level = self.level
-        if self.active is not None or level <= _OFF:
+        if level <= _OFF:
+            return None
+        owner = _owner()
+        runs = self._runs
+        if owner in runs:  # nested in this thread's or task's command: part of it
             return None
         t0 = _perf_ns()
         run = CommandRun(name, executable or default_executable(), origin, level >= _PERFORMANCE)
@@ -642,7 +688,8 @@ class Recorder:
         self._begun += 1
         run.features_at = len(self.features)
         run.drains_at = self._drains
-        self.active = run
+        run.owner = owner
+        runs[owner] = run
         run.cost_ns = _perf_ns() - t0
         return run
 
@@ -652,9 +699,10 @@ class Recorder:
 
         ``unknown``: the process was left by an exception nobody could observe: outcome ``unknown``, no
         exit code (never success); the error noted during the run, if any, is kept as its error type."""
-        if run is None or run is not self.active:
+        # by the run's own owner: the process's exit may end a run a task or thread began
+        if run is None or self._runs.get(run.owner) is not run:
             return
-        self.active = None
+        self._runs.pop(run.owner, None)
         t0 = _perf_ns()
         start_ns = run.start_ns
         end_ns = start_ns + (t0 - run.start_mono)

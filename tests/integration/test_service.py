@@ -189,6 +189,50 @@ def test_a_service_killed_by_sigterm_with_record_termination_loses_no_command(tm
     assert started >= 2000 and invocations(points) == started
 
 
+THREADED_SERVICE = """
+import threading, time
+import otel_expansion
+otel_expansion.init("busy", mode="service", send=False)
+barrier = threading.Barrier(4)
+
+def work():
+    barrier.wait()
+    for n in range(3000):
+        try:
+            if n % 3 == 0:
+                with otel_expansion.command("get"):
+                    if n % 50 == 0:
+                        time.sleep(0.0001)  # overlap guaranteed: others run while this one waits
+            elif n % 3 == 1:
+                with otel_expansion.command("put"):
+                    pass
+            else:
+                with otel_expansion.command("fail"):
+                    raise KeyError(n)
+        except KeyError:
+            pass
+
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+
+
+def test_a_threaded_service_counts_every_command(tmp_path: Path) -> None:
+    """4 threads x 3,000 overlapping commands in a long-running program: 12,000 invocations stored, and
+    spans stored + sampled out + dropped account for every one (acceptance: 15,393 of 20,000 before,
+    the rest in no counter)."""
+    home = tmp_path / "home"
+    script = tmp_path / "service.py"  # a program's file: the names written in it are its own
+    script.write_text(THREADED_SERVICE)
+    subprocess.run([sys.executable, str(script)], env=clean_env(home), check=True, timeout=300)
+    points, spans, counters = stored(home)
+    assert invocations(points) == 12000
+    dropped = sum(n for k, n in counters.items() if k.startswith("dropped.") and k != "dropped.undeclared")
+    assert counters.get("dropped.undeclared", 0) == 0, counters  # every name written in the code
+    assert len(spans) + counters.get("spans.sampled_out", 0) + dropped == 12000, counters
+
+
 HUNDRED_K = """
 import sys
 import otel_expansion
