@@ -109,7 +109,10 @@ def run_consent(args: argparse.Namespace) -> int:
             emit_json({"service": service, "consent": choice})
         else:
             kind, _, level = choice.partition(":")  # "granted:enhanced" is the stored form, not words
-            print(f"granted (level {level})" if kind == "granted" and level else kind)
+            if choice.startswith("granted<="):
+                print(f"granted (at the first-run question, up to level {choice[9:]})")
+            else:
+                print(f"granted (level {level})" if kind == "granted" and level else kind)
         return EXIT_OK
     note_if_unknown(home, service)
     counts = set_consent(home, service, args.action)

@@ -94,6 +94,8 @@ def status_info(s: Settings) -> dict[str, Any]:
 def consent_words(raw: str) -> str:
     """The stored consent (``granted:basic``, ``denied``) in words a person reads; the stored word stays in
     the text so it can still be searched for."""
+    if raw.startswith("granted<="):
+        return f"allowed by the user ({raw}: a yes to the first-run question, up to level {raw[9:]})"
     if raw.startswith("granted"):
         level = raw.partition(":")[2]
         return "allowed by the user (granted" + (f", level {level})" if level else ")")

@@ -519,7 +519,8 @@ def resolve(
 ) -> Settings:
     """Build Settings from init() options and the environment (standard OTEL_* first, then ours).
 
-    ``stored_choice`` is the user's persisted consent ("granted:<level>" / "denied"), read by the caller
+    ``stored_choice`` is the user's persisted consent ("granted:<level>", "granted<=<level>" (a yes to
+    the first-run question: a ceiling, not a choice of level), "denied"), read by the caller
     so that this function stays free of I/O. ``file_values`` are the settings file's (config/file.py) and
     ``stored_debug`` the app's debug switch (``off``, ``on`` [``dry-run``] [``json``], written by ``otel-expansion
     debug`` and ``<prog> telemetry debug``); both are read from the state directory when None.
@@ -563,6 +564,15 @@ def resolve(
         resolved, source = env_level, "env"
     if stored_choice == "denied":
         resolved, source = Level.OFF, "user"
+    elif stored_choice and stored_choice.startswith("granted<="):  # a yes to the first-run question
+        try:  # its level caps the app's and the file's level; the user's own variable still applies
+            ceiling = Level.parse(stored_choice[len("granted<="):])
+        except ValueError:
+            ceiling = Level.OFF  # a damaged answer allows nothing more than off
+        if source != "env" and resolved > ceiling:
+            resolved = ceiling
+        if source in ("default", "app"):
+            source = "user"
     elif stored_choice and stored_choice.startswith("granted"):
         _, _, lvl = stored_choice.partition(":")
         try:
@@ -664,7 +674,8 @@ def _read_text(home: str, name: str, limit: int) -> str | None:
 
 
 def read_choice(home: str) -> str | None:
-    """The stored consent: ``granted``, ``granted:<level>``, ``denied``; None when the user never chose."""
+    """The stored consent: ``granted``, ``granted:<level>``, ``granted<=<level>``, ``denied``; None when the
+    user never chose."""
     text = _read_text(home, paths.CONSENT_FILE, 64)
     return text if text and (text == "denied" or text.startswith("granted")) else None
 

@@ -46,6 +46,19 @@ def grant(home: str, level: Level | None = None) -> None:
     write_private(os.path.join(home, CONSENT_FILE), choice.encode("ascii"))
 
 
+ANSWERED_PREFIX = "granted<="
+"""The consent the first-run question stores: ``granted<=<level>``, a yes to the level it showed. That level
+is a ceiling for the app's and the settings file's level, never a choice of level: the user's
+``OTEL_EXPANSION_LEVEL`` still applies (only ``telemetry level`` stores a level that beats it). An older
+release reads it as consent without a level."""
+
+
+def grant_answered(home: str, level: Level) -> None:
+    """The user said yes to the first-run question, which showed ``level``."""
+    ensure_dir(home)
+    write_private(os.path.join(home, CONSENT_FILE), f"{ANSWERED_PREFIX}{level}".encode("ascii"))
+
+
 def deny(home: str) -> None:
     ensure_dir(home)
     choice = read_choice(home) or ""
@@ -151,7 +164,7 @@ def settle(program: str | None = None, in_time: bool = False) -> Level | None:
             _end_line()
         answer = line.strip().lower()
         if answer in ("y", "yes"):
-            grant(p["home"], level)
+            grant_answered(p["home"], level)
             if in_time and p["on_grant"] is not None:
                 p["on_grant"]()
             return Level(level)

@@ -73,7 +73,8 @@ def test_ask_policy_collects_only_after_yes(tmp_path: Path) -> None:
     assert "[y/N]" not in again and journal_records(no_home) == []
     yes_home = tmp_path / "yes"
     run_on_tty("optin_cli.py", yes_home, b"y\n")  # asked at exit (the app has no telemetry commands to name)
-    assert (yes_home / "consent").read_text() == "granted:enhanced" and journal_records(yes_home) == []
+    assert (yes_home / "consent").read_text() == "granted<=enhanced" and journal_records(yes_home) == []
+    assert not (yes_home / "level-choice").exists()  # a yes is consent, not a choice of level
     _, next_run = run_on_tty("optin_cli.py", yes_home)
     assert "[y/N]" not in next_run and len(journal_records(yes_home)) == 1
 
@@ -96,9 +97,33 @@ def test_ask_grants_the_level_the_app_chose(tmp_path: Path) -> None:
     home = tmp_path / "home"
     code, out = run_on_tty(str(script), home, b"y\n")
     assert code == 0 and "(level: full)" in out and "would like to collect" in out
-    assert (home / "consent").read_text() == "granted:full"
+    assert (home / "consent").read_text() == "granted<=full"
     run_on_tty(str(script), home)
     assert journal_records(home)[0]["level"] == 3
+
+
+def test_a_yes_is_consent_not_a_level_choice(tmp_path: Path) -> None:
+    """After a yes to the question (shown at enhanced), the user's OTEL_EXPANSION_LEVEL still applies
+    (basic, and off records nothing), and the app cannot raise itself past what was shown; only
+    `telemetry level` stores a level that beats the variable (docs/configuration.md)."""
+    from otel_expansion.config import resolve
+
+    home = tmp_path / "home"
+    run_on_tty("optin_cli.py", home, b"y\n")
+    choice = (home / "consent").read_text()
+    assert choice == "granted<=enhanced"
+
+    def level(env: dict[str, str], app: str | None = None) -> str:
+        return str(resolve("optin", environ=env, home=str(home), consent="ask", level=app,
+                           stored_choice=choice).level)
+
+    assert level({"OTEL_EXPANSION_LEVEL": "basic"}) == "basic"
+    assert level({"OTEL_EXPANSION_LEVEL": "off"}) == "off"
+    assert level({"OTEL_EXPANSION_LEVEL": "full"}) == "full"  # the user's own variable
+    assert level({}) == "enhanced" and level({}, app="full") == "enhanced"  # the app: up to what was shown
+    assert level({}, app="basic") == "basic"
+    run_on_tty("optin_cli.py", home, OTEL_EXPANSION_LEVEL="off")
+    assert journal_records(home) == []
 
 
 ASK_ARGPARSE = """import argparse
