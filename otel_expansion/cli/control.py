@@ -39,7 +39,8 @@ def clear(home: str, service: str) -> dict[str, int]:
 
 
 def set_level(home: str, service: str, value: str) -> Level:
-    """Store the user's level; ``off`` withdraws consent and deletes what is pending."""
+    """Store the user's level; ``off`` withdraws consent and deletes what is pending; a lower level
+    applies to what is pending too (``workers.sender.lower_pending``)."""
     from otel_expansion.privacy import consent
 
     try:
@@ -50,8 +51,20 @@ def set_level(home: str, service: str, value: str) -> Level:
         consent.deny(home)
         clear(home, service)
     else:
+        before = consent.level_ceiling(home) if os.path.isdir(home) else None
         consent.grant(home, level)
+        _lower_pending(home, service, before, level)
     return level
+
+
+def _lower_pending(home: str, service: str, before: Level | None, after: Level) -> int:
+    from otel_expansion.cli.common import spool_is_ours
+    from otel_expansion.workers.sender import lower_pending
+
+    if not os.path.isdir(home) or (before is not None and before <= after):
+        return 0
+    spool_is_ours(home, recover=True)
+    return lower_pending(home, settings_for(home, service), before, after)
 
 
 def set_consent(home: str, service: str, action: str) -> dict[str, int]:

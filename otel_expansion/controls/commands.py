@@ -276,7 +276,15 @@ def _level(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
         return 2
     if level == Level.OFF:
         return _disable(args, s, t, prog)
+    before = _effective(s).level
     consent.grant(s.home, level)
+    if level < before and os.path.isdir(s.home):  # what is pending was recorded above it: it applies there too
+        from otel_expansion.workers.sender import lower_pending
+
+        try:
+            lower_pending(s.home, s, int(before), int(level))
+        except OSError as exc:
+            sys.stderr.write(f"{prog}: could not apply the level to pending data: {exc}\n")
     print(f"{s.service_name}: telemetry level set to {level} (from the next run)")
     _note_opt_out(s)
     return 0

@@ -25,6 +25,23 @@ def stored_choice(home: str) -> str | None:
     return read_choice(home)
 
 
+def level_ceiling(home: str) -> Level | None:
+    """The most the user allows for this home's data, from their stored choice: the level of ``telemetry
+    level`` or of the question they said yes to, off when they refused; None when they chose nothing
+    (the app's level then decides). What is still pending is converted at no more than this (the
+    sender), so lowering the level applies to runs recorded before it."""
+    choice = read_choice(home)
+    if choice is None:
+        return None
+    if choice == "denied":
+        return Level.OFF
+    raw = choice[len(ANSWERED_PREFIX):] if choice.startswith(ANSWERED_PREFIX) else choice.partition(":")[2]
+    try:
+        return Level.parse(raw) if raw else None
+    except ValueError:
+        return Level.OFF  # a damaged choice allows nothing
+
+
 def remembered_level(home: str) -> Level | None:
     """The last level the user chose with ``telemetry level``, kept while telemetry is disabled."""
     raw = read_small(os.path.join(home, LEVEL_CHOICE_FILE), 64)

@@ -25,9 +25,13 @@ log = logging.getLogger("otel_expansion.sdk")
 class Replayer:
     """Turns recorded runs into spans and aggregated metric points with their original timestamps."""
 
-    def __init__(self, settings: Settings, redactor: Redactor | None = None, staging: Staging | None = None) -> None:
+    def __init__(self, settings: Settings, redactor: Redactor | None = None, staging: Staging | None = None,
+                 ceiling: int | None = None) -> None:
         """``redactor`` and ``staging``: a service's own (its export thread replays what it spilled through
-        the pipeline it already has, seeded into ``pipelines``)."""
+        the pipeline it already has, seeded into ``pipelines``). ``ceiling``: the most the user allows now
+        (``consent.level_ceiling``): a record made at a higher level is replayed at this one, its level
+        filter and views dropping what this level does not allow (the counts stay)."""
+        self.ceiling = ceiling
         if redactor is None:
             from otel_expansion.privacy.redaction import Redactor
 
@@ -49,6 +53,8 @@ class Replayer:
         for record in records:
             try:
                 level = int(record.get("level", 0))
+                if self.ceiling is not None:
+                    level = min(level, int(self.ceiling))
                 if level <= 0:
                     continue
                 self.pipeline(dict(record.get("resource") or {}), level).ingest(record)

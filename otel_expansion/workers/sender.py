@@ -104,9 +104,10 @@ def ingest_journal(home: str, spool: Spool | DebugSpool, settings: Settings, dea
     from otel_expansion.journal.record import counters_of
 
     if replayer is None:
+        from otel_expansion.privacy.consent import level_ceiling
         from otel_expansion.sdk.replay import Replayer
 
-        replayer = Replayer(settings)
+        replayer = Replayer(settings, ceiling=level_ceiling(home))  # a level lowered since: applies to these
     paths = journal.pending(home) if only is None else [p for p in only if os.path.exists(p)]
     ingested = corrupt = waiting = 0
     # ingest marks matter only while their file exists (we hold the sender lock: nobody else replays)
@@ -341,6 +342,27 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
         finally:
             spool.close()
     return len(records), rows
+
+
+def lower_pending(home: str, settings: Settings, before: int | None, after: int) -> int:
+    """The user lowered the level from ``before`` (None: not known, the app's own, maybe ``full``) to
+    ``after``: delete what is already converted in the spool (its rows do not say the level they were
+    made at), counted in ``dropped.level_lowered``; runs still in the journal are converted at the new
+    level by the next sender (``consent.level_ceiling``). Returns the rows deleted."""
+    from otel_expansion.config import Level
+
+    if (before is not None and before <= after) or after >= Level.FULL:
+        return 0
+    if not os.path.exists(os.path.join(home, SPOOL_FILE)):
+        return 0
+    spool = open_spool(home, settings)
+    try:
+        rows = spool.clear()
+        if rows:
+            spool.incr("dropped.level_lowered", rows)
+        return rows
+    finally:
+        spool.close()
 
 
 def stored_endpoint(home: str) -> str | None:
