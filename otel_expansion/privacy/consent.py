@@ -26,16 +26,17 @@ def stored_choice(home: str) -> str | None:
 
 
 def level_ceiling(home: str) -> Level | None:
-    """The most the user allows for this home's data, from their stored choice: the level of ``telemetry
-    level`` or of the question they said yes to, off when they refused; None when they chose nothing
-    (the app's level then decides). What is still pending is converted at no more than this (the
-    sender), so lowering the level applies to runs recorded before it."""
+    """The most the user allows for this home's data, from their stored choice: the level they chose
+    (``telemetry level``), off when they refused; None when they chose no level (the level in effect at
+    each run decided; a yes to the first-run question is not a choice of level: see ANSWERED_PREFIX).
+    What is still pending is converted at no more than this (the sender), so lowering the level applies
+    to runs recorded before it."""
     choice = read_choice(home)
-    if choice is None:
+    if choice is None or choice.startswith(ANSWERED_PREFIX):
         return None
     if choice == "denied":
         return Level.OFF
-    raw = choice[len(ANSWERED_PREFIX):] if choice.startswith(ANSWERED_PREFIX) else choice.partition(":")[2]
+    raw = choice.partition(":")[2]
     try:
         return Level.parse(raw) if raw else None
     except ValueError:
