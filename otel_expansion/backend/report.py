@@ -931,7 +931,8 @@ def render_report(report: dict[str, Any]) -> str:
         out.append("Ingest limits applied: " + ", ".join(f"{x['what']} {x['count']}" for x in report["limits"]))
     stored = report["stored"]
     out.append(
-        f"Stored: {_count(stored['spans'])} spans, {_count(stored['metric_points'])} metric points,"
-        f" {_count(stored['logs'])} logs, {_count(stored['resources'])} resources"
+        f"Stored in this database (every app, all time, whatever the filter): {_count(stored['spans'])} spans,"
+        f" {_count(stored['metric_points'])} metric points, {_count(stored['logs'])} logs,"
+        f" {_count(stored['resources'])} resources"
     )
     return ("\n".join(out) + "\n").translate(_UNSAFE_FOR_TERMINALS)

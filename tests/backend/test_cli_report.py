@@ -83,6 +83,8 @@ def test_filters(loaded: tuple[Path, ChdbDatabase], capsys: pytest.CaptureFixtur
     assert main(["report", "--db", db, "--service", "gitx"]) == 0
     text = capsys.readouterr().out
     assert "otel-expansion report (gitx, all time)" in text and "migrate" not in text
+    # the raw row counts are the database's (kept at ingest, no scan): said so, not read as gitx's
+    assert "Stored in this database (every app, all time, whatever the filter):" in text
 
 
 def test_bad_arguments(loaded: tuple[Path, ChdbDatabase], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
