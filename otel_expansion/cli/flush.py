@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if s.dry_run:
         raise CliError(f"{service} is in dry-run mode (recorded and shown, never sent); "
                        "`otel-expansion debug off` or OTEL_EXPANSION_DRY_RUN=false to send", EXIT_FAIL)
+    _refuse_under_opt_out(args, s, service)
     spool_is_ours(s.home, recover=True)
     if not s.enabled:
         say(f"note: telemetry is off for new runs ({s.opt_out_reason or s.level_source}); sending what is pending")
@@ -98,6 +99,35 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {summary.error}{retry}", file=sys.stderr)
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _refuse_under_opt_out(args: argparse.Namespace, s: Any, service: str) -> None:
+    """Opt-out wins over everything, flush too: under DO_NOT_TRACK, OTEL_SDK_DISABLED or the app's own
+    variable nothing is sent and nothing is touched; the pending data is kept, and the error says how to
+    send it (without the opt-out) or delete it. Checked before the spool is opened (no file is written)."""
+    import os
+
+    from otel_expansion.config import opted_out
+
+    reason = s.opt_out_reason or opted_out(os.environ, getattr(args, "opt_out_env", None))
+    if not reason:
+        return
+    from otel_expansion.cli.status import spool_stats
+    from otel_expansion.journal import store as journal
+
+    stats = spool_stats(s)
+    records, series, spans = journal.count(s.home), stats.series if stats else 0, stats.spans if stats else 0
+    prog = getattr(args, "prog", None)
+    target = "".join(f" --{flag} {getattr(args, flag)}" for flag in ("service", "home") if getattr(args, flag, None))
+    if prog:  # the program's own telemetry commands: disable deletes what is pending (and turns telemetry off)
+        send_cmd, delete_cmd = f"{prog} flush", f"{prog} disable` (which also turns telemetry off until `{prog} enable"
+    else:  # the user's own target, repeated
+        send_cmd, delete_cmd = f"otel-expansion flush{target}", f"otel-expansion clear{target}"
+    kept = (f"{records} run record{'s' * (records != 1)}, {series} metric series and {spans} "
+            f"span{'s' * (spans != 1)} pending, kept" if records or series or spans else "nothing is pending")
+    raise CliError(f"{reason} is set: telemetry is off and flush sends nothing (opt-out wins over everything); "
+                   f"{kept}. To send them, run `{send_cmd}` without {reason} set; to delete them, "
+                   f"`{delete_cmd}`", EXIT_FAIL)
 
 
 def _done(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) -> int:

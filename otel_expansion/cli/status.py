@@ -83,12 +83,31 @@ def status_info(s: Settings) -> dict[str, Any]:
         "sent_kept": len(history.entries(s.home)),
         "counters": stats.counters if stats else {},
         "sender_running": _sender_running(s.home),
-        "next_send": fmt_time(next_send) if next_send else "on next run",
+        "next_send": "",
     }
+    info["next_send"] = next_send_words(next_send, info)
     id_path = os.path.join(s.home, paths.INSTALL_ID_FILE)
     raw_id = paths.read_small(id_path, 128)
     info["installation_id"] = raw_id.decode("ascii", "replace").strip() if raw_id else None
     return info
+
+
+def next_send_words(due: float, info: dict[str, Any], now: float | None = None) -> str:
+    """When pending data goes, as the files can tell it. Nothing sends on a timer between a CLI's runs: a
+    due time only lets the app's first run from then on start a sender, so a time already past is said as
+    "with the app's next run (due since ...)", never as a time still to come."""
+    import time
+
+    if info.get("sender_running"):
+        return "now: a send round is running"
+    if not (info.get("journal_records") or info.get("spool_series") or info.get("spool_spans")):
+        return "nothing pending"
+    now = time.time() if now is None else now
+    if not due:
+        return "with the app's next run"
+    if due <= now:
+        return f"with the app's next run (due since {fmt_time(due)})"
+    return f"with the app's first run after {fmt_time(due)}"
 
 
 def consent_words(raw: str) -> str:
