@@ -40,16 +40,24 @@ def run(args: argparse.Namespace) -> int:
     if not s.enabled:
         say(f"note: telemetry is off for new runs ({s.opt_out_reason or s.level_source}); sending what is pending")
     last = [0.0]
+    retries_said = [0]
 
     def progress(stage: str, info: Any) -> None:
-        if args.quiet or args.json or time.monotonic() - last[0] < 0.5:
+        if args.quiet or args.json:
+            return
+        if stage != "ingest" and info.retries > retries_said[0]:
+            # one line per retry the summary counts, never throttled: the lines and "retried N times" agree
+            for n in range(retries_said[0] + 1, info.retries + 1):
+                print(f"  retry {n}: collector unavailable ({info.error or 'no answer'}); trying again",
+                      file=sys.stderr)
+            retries_said[0] = info.retries
+            return
+        if time.monotonic() - last[0] < 0.5:  # progress figures only: at most two lines a second
             return
         last[0] = time.monotonic()
         if stage == "ingest":
             done, total = info
             print(f"  ingesting journal: {done}/{total} records", file=sys.stderr)
-        elif info.error:
-            print(f"  collector unavailable ({info.error}); retrying", file=sys.stderr)
         else:
             print(f"  so far: sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
                   file=sys.stderr)

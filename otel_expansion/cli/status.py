@@ -11,10 +11,10 @@ from otel_expansion.cli.common import (
     add_json,
     add_target,
     emit_json,
+    endpoint_of,
     find_home,
     fmt_time,
     require_known,
-    safe_url,
     settings_for,
     spool_is_ours,
 )
@@ -72,8 +72,7 @@ def status_info(s: Settings) -> dict[str, Any]:
         "debug": s.debug,
         "dry_run": s.dry_run,
         "endpoint_problem": cfg.endpoint_problem,  # misconfigured: nothing is sent, the data waits
-        "endpoint": safe_url(cfg.traces_url.rsplit("/v1/", 1)[0]) if cfg.traces_url.endswith("/v1/traces")
-        else safe_url(cfg.traces_url),
+        "endpoint": endpoint_of(cfg),
         "last_send": history.last_round(s.home),
         "journal_records": journal.count(s.home),
         "spool_series": stats.series if stats else 0,
