@@ -130,7 +130,8 @@ def _refuse_under_opt_out(args: argparse.Namespace, s: Any, service: str) -> Non
     if prog:  # the program's own telemetry commands: disable deletes what is pending (and turns telemetry off)
         send_cmd, delete_cmd = f"{prog} flush", f"{prog} disable` (which also turns telemetry off until `{prog} enable"
     else:  # the user's own target, repeated
-        send_cmd, delete_cmd = f"otel-expansion flush{target}", f"otel-expansion clear{target}"
+        to = f" --endpoint {safe_url(args.endpoint)}" if getattr(args, "endpoint", None) else ""
+        send_cmd, delete_cmd = f"otel-expansion flush{target}{to}", f"otel-expansion clear{target}"
     kept = (f"{records} run record{'s' * (records != 1)}, {series} metric series and {spans} "
             f"span{'s' * (spans != 1)} pending, kept" if records or series or spans else "nothing is pending")
     raise CliError(f"{reason} is set: telemetry is off and flush sends nothing (opt-out wins over everything); "
