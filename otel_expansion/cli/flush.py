@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"pending: {summary.pending_series} series, {summary.pending_spans} spans")
     _done(args, result, lines)
     if summary.error:
-        retry = f"; next automatic attempt after {fmt_time(summary.retry_at)}" if summary.retry_at else ""
+        # nothing retries on a timer between a CLI's runs: the first run after the backoff sends again
+        retry = (f"; the data is kept: the app's first run after {fmt_time(summary.retry_at)} sends it again "
+                 "(or `flush` now)") if summary.retry_at else ""
         if not args.json:
             print(f"error: {summary.error}{retry}", file=sys.stderr)
         return EXIT_FAIL

@@ -239,6 +239,7 @@ class TestDebugAndFlushWords:
         result = ox(home, "flush", "--endpoint", REFUSED, "--timeout", "4")
         assert result.returncode == 1
         n = int(re.search(r"retried (\d+) times", result.stdout).group(1))  # type: ignore[union-attr]
+        assert re.search(r"the app's first run after \S+ \S+ sends it again", result.stderr), result.stderr
         lines = [x for x in result.stderr.splitlines() if "collector unavailable" in x]
         assert n >= 2 and len(lines) == n, (result.stdout, result.stderr)
         assert [int(re.search(r"retry (\d+):", x).group(1)) for x in lines] == list(range(1, n + 1))  # type: ignore[union-attr]
