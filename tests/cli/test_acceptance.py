@@ -77,6 +77,10 @@ class TestEveryMetricKindIsShown:
         line = next(x for x in out.splitlines() if x.startswith(f"  metric {signals.DURATION}: "))
         assert re.search(r": 4 values, sum [\d.]+ m?s, min [\d.]+ m?s max [\d.]+ m?s in 3 series$", line), line
         assert f", {points_in(pending)} metric points" in out.splitlines()[0], out
+        app = subprocess.run([sys.executable, str(EXAMPLES / "democli.py"), "telemetry", "show"],
+                             env=clean_env(converted, OTEL_EXPANSION_SEND="false"), capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+        assert set(re.findall(r"^  metric (\S+): ", app.stdout, re.M)) == sent_names, app.stdout  # the app's own
 
     def test_show_detail_lists_every_point(self, converted: Path) -> None:
         """`--detail` has one line per data point of every kind, an exponential histogram's with its count,
