@@ -90,6 +90,23 @@ def service_of(home: str) -> str:
     return raw.decode("utf-8", "replace").strip() if raw else os.path.basename(home)
 
 
+def endpoint_of(cfg: Any) -> str:
+    """The collector's base URL a send goes to, as resolved (credentials masked): the traces URL without its
+    ``/v1/traces`` path, or the traces URL itself when it was set on its own."""
+    url = str(cfg.traces_url)
+    return safe_url(url.rsplit("/v1/", 1)[0]) if url.endswith("/v1/traces") else safe_url(url)
+
+
+def endpoint_source(s: Settings, environ: Any = None) -> str:
+    """Where the endpoint comes from, in words: the program or --endpoint, the environment, or the default."""
+    env = os.environ if environ is None else environ
+    if s.endpoint:
+        return "set by the program (init(endpoint=...)) or --endpoint"
+    named = [n for n in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") if env.get(n, "").strip()]
+    return f"from {' and '.join(named)}" if named else "the OpenTelemetry default"
+
+
 def settings_for(home: str, service: str, endpoint: str | None = None) -> Settings:
     """The settings a run of ``service`` would use, with the user's stored choices applied."""
     return load(service, home=home, endpoint=endpoint)

@@ -16,6 +16,8 @@ from otel_expansion.cli.common import (
     add_json,
     add_target,
     emit_json,
+    endpoint_of,
+    endpoint_source,
     find_home,
     note_if_unknown,
     safe_url,
@@ -59,7 +61,7 @@ def config_info(s: Settings) -> dict[str, Any]:
         "debug_json": s.debug_json,
         "dry_run": s.dry_run,
         "send": s.send,
-        "endpoint": safe_url(s.endpoint) if s.endpoint else None,
+        "endpoint": endpoint_of(cfg),  # as resolved (the program's, the environment's or the default), never None
         "traces_url": safe_url(cfg.traces_url),
         "metrics_url": safe_url(cfg.metrics_url),
         "protocol": cfg.protocol,
@@ -101,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print("effective settings:")
     for key, value in info.items():
+        if key == "endpoint":
+            value = f"{value} ({endpoint_source(settings_for(home, service))})"
         if key != "environment":
-            print(f"  {key:<18} {value}")
+            print(f"  {key:<18} {'none' if value is None else value}")
     print("environment:")
     for name, value in info["environment"].items():
         print(f"  {name}={value}")

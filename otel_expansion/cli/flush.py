@@ -35,20 +35,29 @@ def run(args: argparse.Namespace) -> int:
     if s.dry_run:
         raise CliError(f"{service} is in dry-run mode (recorded and shown, never sent); "
                        "`otel-expansion debug off` or OTEL_EXPANSION_DRY_RUN=false to send", EXIT_FAIL)
+    _refuse_under_opt_out(args, s, service)
     spool_is_ours(s.home, recover=True)
     if not s.enabled:
         say(f"note: telemetry is off for new runs ({s.opt_out_reason or s.level_source}); sending what is pending")
     last = [0.0]
+    retries_said = [0]
 
     def progress(stage: str, info: Any) -> None:
-        if args.quiet or args.json or time.monotonic() - last[0] < 0.5:
+        if args.quiet or args.json:
+            return
+        if stage != "ingest" and info.retries > retries_said[0]:
+            # one line per retry the summary counts, never throttled: the lines and "retried N times" agree
+            for n in range(retries_said[0] + 1, info.retries + 1):
+                print(f"  retry {n}: collector unavailable ({info.error or 'no answer'}); trying again",
+                      file=sys.stderr)
+            retries_said[0] = info.retries
+            return
+        if time.monotonic() - last[0] < 0.5:  # progress figures only: at most two lines a second
             return
         last[0] = time.monotonic()
         if stage == "ingest":
             done, total = info
             print(f"  ingesting journal: {done}/{total} records", file=sys.stderr)
-        elif info.error:
-            print(f"  collector unavailable ({info.error}); retrying", file=sys.stderr)
         else:
             print(f"  so far: sent {info.batches_sent} batches ({info.spans_sent} spans, {info.points_sent} points)",
                   file=sys.stderr)
@@ -93,11 +102,43 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"pending: {summary.pending_series} series, {summary.pending_spans} spans")
     _done(args, result, lines)
     if summary.error:
-        retry = f"; next automatic attempt after {fmt_time(summary.retry_at)}" if summary.retry_at else ""
+        # nothing retries on a timer between a CLI's runs: the first run after the backoff sends again
+        retry = (f"; the data is kept: the app's first run after {fmt_time(summary.retry_at)} sends it again "
+                 "(or `flush` now)") if summary.retry_at else ""
         if not args.json:
             print(f"error: {summary.error}{retry}", file=sys.stderr)
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _refuse_under_opt_out(args: argparse.Namespace, s: Any, service: str) -> None:
+    """Opt-out wins over everything, flush too: under DO_NOT_TRACK, OTEL_SDK_DISABLED or the app's own
+    variable nothing is sent and nothing is touched; the pending data is kept, and the error says how to
+    send it (without the opt-out) or delete it. Checked before the spool is opened (no file is written)."""
+    import os
+
+    from otel_expansion.config import opted_out
+
+    reason = s.opt_out_reason or opted_out(os.environ, getattr(args, "opt_out_env", None))
+    if not reason:
+        return
+    from otel_expansion.cli.status import spool_stats
+    from otel_expansion.journal import store as journal
+
+    stats = spool_stats(s)
+    records, series, spans = journal.count(s.home), stats.series if stats else 0, stats.spans if stats else 0
+    prog = getattr(args, "prog", None)
+    target = "".join(f" --{flag} {getattr(args, flag)}" for flag in ("service", "home") if getattr(args, flag, None))
+    if prog:  # the program's own telemetry commands: disable deletes what is pending (and turns telemetry off)
+        send_cmd, delete_cmd = f"{prog} flush", f"{prog} disable` (which also turns telemetry off until `{prog} enable"
+    else:  # the user's own target, repeated
+        to = f" --endpoint {safe_url(args.endpoint)}" if getattr(args, "endpoint", None) else ""
+        send_cmd, delete_cmd = f"otel-expansion flush{target}{to}", f"otel-expansion clear{target}"
+    kept = (f"{records} run record{'s' * (records != 1)}, {series} metric series and {spans} "
+            f"span{'s' * (spans != 1)} pending, kept" if records or series or spans else "nothing is pending")
+    raise CliError(f"{reason} is set: telemetry is off and flush sends nothing (opt-out wins over everything); "
+                   f"{kept}. To send them, run `{send_cmd}` without {reason} set; to delete them, "
+                   f"`{delete_cmd}`", EXIT_FAIL)
 
 
 def _done(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) -> int:

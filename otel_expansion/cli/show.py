@@ -68,6 +68,8 @@ def sent_data(home: str, since: float | None = None, signal: str | None = None) 
         item = entry.header()
         try:
             item["content"] = entry.content()
+            # counted from what was sent, so an entry kept by an older version that missed a kind reads right
+            item["items"] = items_of(str(item["signal"]), item["content"])
         except Exception as exc:  # an unreadable entry is shown as such, not fatal
             item["content"] = None
             item["error"] = f"could not decode: {exc}"
@@ -80,16 +82,37 @@ def spans_of(request: dict[str, Any]) -> list[dict[str, Any]]:
             for span in ss.get("spans", [])]
 
 
-def points_of(request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(metric name, kind, data point) for every point in a metrics request."""
+def points_of(request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(metric name, kind, data point, unit) for every point in a metrics request.
+
+    A kind is any member of the metric that holds ``dataPoints`` (sum, gauge, histogram,
+    exponentialHistogram, summary): no list of kinds to keep in step with the encoder, so none is left out.
+    """
     out = []
     for rm in request.get("resourceMetrics", []):
         for sm in rm.get("scopeMetrics", []):
             for m in sm.get("metrics", []):
-                for kind in ("sum", "histogram"):
-                    for dp in m.get(kind, {}).get("dataPoints", []):
-                        out.append((m["name"], kind, dp))
+                for kind, body in m.items():
+                    if isinstance(body, dict):
+                        for dp in body.get("dataPoints", []):
+                            out.append((m["name"], kind, dp, str(m.get("unit", ""))))
     return out
+
+
+def items_of(signal: str, request: dict[str, Any]) -> int:
+    """Spans, or metric data points of every kind, in one OTLP/JSON request."""
+    return len(spans_of(request)) if signal == "traces" else len(points_of(request))
+
+
+VALUE_KINDS = ("sum", "gauge")
+"""Kinds whose point is one number; every other kind (the histograms) has a count, a sum, a min and a max."""
+
+
+def quantity(value: float, unit: str) -> str:
+    """A value with its unit, scaled for reading (the debug summary's words: ms, KiB/MiB, {invocation})."""
+    from otel_expansion.sdk.debug import _quantity
+
+    return _quantity(value, unit)
 
 
 def _attrs(items: list[dict[str, Any]]) -> str:
@@ -106,13 +129,16 @@ def describe_span(span: dict[str, Any]) -> str:
     return f"span {span.get('name', '')!r} {fmt_time(start / 1e9)} {(end - start) / 1e6:.1f} ms {status}"
 
 
-def describe_point(name: str, kind: str, dp: dict[str, Any]) -> str:
+def describe_point(name: str, kind: str, dp: dict[str, Any], unit: str = "") -> str:
     attrs = _attrs(dp.get("attributes", []))
-    if kind == "sum":
+    if kind in VALUE_KINDS:
         value = dp.get("asInt", dp.get("asDouble", 0))
         return f"{name} {{{attrs}}} = {value}"
     count, total = int(dp.get("count", 0)), float(dp.get("sum", 0.0))
-    return f"{name} {{{attrs}}} count={count} sum={total:g}"
+    line = f"{name} {{{attrs}}} count={count} sum={quantity(total, unit)}"
+    if count and "min" in dp and "max" in dp:
+        line += f" min={quantity(float(dp['min']), unit)} max={quantity(float(dp['max']), unit)}"
+    return line
 
 
 def _grouped(counts: dict[str, int]) -> str:
@@ -139,19 +165,25 @@ def summarise_pending(p: dict[str, Any]) -> list[str]:
     if by_span:
         lines.append(f"  spans: {_grouped(by_span)}")
     metrics: dict[str, list[dict[str, Any]]] = {}
-    kinds: dict[str, str] = {}
-    for name, kind, dp in points:
+    kinds: dict[str, tuple[str, str]] = {}
+    for name, kind, dp, unit in points:
         metrics.setdefault(name, []).append(dp)
-        kinds[name] = kind
+        kinds[name] = (kind, unit)
     for name, dps in metrics.items():
         series = f"{len(dps)} series" if len(dps) > 1 else "1 series"
-        if kinds[name] == "sum":
+        kind, unit = kinds[name]
+        if kind in VALUE_KINDS:
             total = sum(float(dp.get("asInt", dp.get("asDouble", 0))) for dp in dps)  # OTLP/JSON int64: a string
-            lines.append(f"  metric {name}: total {total:g} in {series}")
-        else:
-            count = sum(int(dp.get("count", 0)) for dp in dps)
-            total_f = sum(float(dp.get("sum", 0.0)) for dp in dps)
-            lines.append(f"  metric {name}: {count} values, sum {total_f:g} in {series}")
+            lines.append(f"  metric {name}: total {quantity(total, unit)} in {series}")
+            continue
+        count = sum(int(dp.get("count", 0)) for dp in dps)
+        line = (f"  metric {name}: {count} value{'s' * (count != 1)}, "
+                f"sum {quantity(sum(float(dp.get('sum', 0.0)) for dp in dps), unit)}")
+        ranged = [dp for dp in dps if int(dp.get("count", 0)) and "min" in dp and "max" in dp]
+        if ranged:
+            line += (f", min {quantity(min(float(dp['min']) for dp in ranged), unit)}"
+                     f" max {quantity(max(float(dp['max']) for dp in ranged), unit)}")
+        lines.append(f"{line} in {series}")
     return lines
 
 

@@ -11,10 +11,10 @@ from otel_expansion.cli.common import (
     add_json,
     add_target,
     emit_json,
+    endpoint_of,
     find_home,
     fmt_time,
     require_known,
-    safe_url,
     settings_for,
     spool_is_ours,
 )
@@ -72,8 +72,7 @@ def status_info(s: Settings) -> dict[str, Any]:
         "debug": s.debug,
         "dry_run": s.dry_run,
         "endpoint_problem": cfg.endpoint_problem,  # misconfigured: nothing is sent, the data waits
-        "endpoint": safe_url(cfg.traces_url.rsplit("/v1/", 1)[0]) if cfg.traces_url.endswith("/v1/traces")
-        else safe_url(cfg.traces_url),
+        "endpoint": endpoint_of(cfg),
         "last_send": history.last_round(s.home),
         "journal_records": journal.count(s.home),
         "spool_series": stats.series if stats else 0,
@@ -83,12 +82,31 @@ def status_info(s: Settings) -> dict[str, Any]:
         "sent_kept": len(history.entries(s.home)),
         "counters": stats.counters if stats else {},
         "sender_running": _sender_running(s.home),
-        "next_send": fmt_time(next_send) if next_send else "on next run",
+        "next_send": "",
     }
+    info["next_send"] = next_send_words(next_send, info)
     id_path = os.path.join(s.home, paths.INSTALL_ID_FILE)
     raw_id = paths.read_small(id_path, 128)
     info["installation_id"] = raw_id.decode("ascii", "replace").strip() if raw_id else None
     return info
+
+
+def next_send_words(due: float, info: dict[str, Any], now: float | None = None) -> str:
+    """When pending data goes, as the files can tell it. Nothing sends on a timer between a CLI's runs: a
+    due time only lets the app's first run from then on start a sender, so a time already past is said as
+    "with the app's next run (due since ...)", never as a time still to come."""
+    import time
+
+    if info.get("sender_running"):
+        return "now: a send round is running"
+    if not (info.get("journal_records") or info.get("spool_series") or info.get("spool_spans")):
+        return "nothing pending"
+    now = time.time() if now is None else now
+    if not due:
+        return "with the app's next run"
+    if due <= now:
+        return f"with the app's next run (due since {fmt_time(due)})"
+    return f"with the app's first run after {fmt_time(due)}"
 
 
 def consent_words(raw: str) -> str:

@@ -313,9 +313,11 @@ def _flush_args(p: argparse.ArgumentParser) -> None:
 def _flush(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
     from otel_expansion.cli import flush
 
-    if t is not None:
+    if t is not None and not s.opt_out_reason:
         t.flush()  # anything this process recorded before the command goes too
-    return int(flush.run(_ns(s, timeout=args.timeout, quiet=args.quiet, endpoint=s.endpoint, json=False)))
+    # under an opt-out (the app's own variable included) flush.run sends nothing and says how to send or delete
+    return int(flush.run(_ns(s, timeout=args.timeout, quiet=args.quiet, endpoint=s.endpoint, json=False,
+                             prog=prog, opt_out_env=s.opt_out_env)))
 
 
 def _reset_id(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:

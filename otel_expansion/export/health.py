@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from otel_expansion.config.otlp import OtlpConfig, masked_url
 from otel_expansion.export import history
@@ -93,15 +94,18 @@ def _items(signal: str, body: bytes, protocol: str) -> int:
             data = to_dict(history._message(signal, body))
     except Exception:
         return 0
+    return items_in(signal, data)
+
+
+def items_in(signal: str, data: Any) -> int:
+    """Spans, or metric data points, in one OTLP/JSON request. Every member of a metric that holds
+    ``dataPoints`` is counted (sum, gauge, histogram, exponentialHistogram...), so no kind can be missed."""
     if signal == "traces":
-        return sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", []) for ss in rs.get("scopeSpans", []))
-    total = 0
-    for rm in data.get("resourceMetrics", []):
-        for sm in rm.get("scopeMetrics", []):
-            for m in sm.get("metrics", []):
-                for kind in ("sum", "histogram", "gauge"):
-                    total += len(m.get(kind, {}).get("dataPoints", []))
-    return total
+        return sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
+                   for ss in rs.get("scopeSpans", []))
+    return sum(len(body.get("dataPoints", [])) for rm in data.get("resourceMetrics", [])
+               for sm in rm.get("scopeMetrics", []) for m in sm.get("metrics", [])
+               for body in m.values() if isinstance(body, dict))
 
 
 def histogram_point(resource: Attrs, name: str, samples: Sequence[float], now_ns: int,

@@ -47,7 +47,8 @@ def ingest_now(settings: Settings, record: Mapping[str, Any], path: str | None =
                     if done:
                         sys.stderr.write(f"{settings.service_name} telemetry (debug): {done} earlier run "
                                          f"record{'s' * (done != 1)} converted too, not shown "
-                                         "(`telemetry show` lists what is pending)\n")
+                                         "(`otel-expansion show` lists what is pending, as does "
+                                         "`telemetry show` in a program that adds its telemetry commands)\n")
                 ingest_journal(settings.home, shown, settings, deadline, only=[path])
             finally:
                 spool.close()

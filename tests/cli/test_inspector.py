@@ -144,11 +144,61 @@ def test_page_at_1400px_has_units_meanings_and_nothing_clipped(page: Any, home: 
         assert name.locator(".meaning").inner_text().strip(), name.inner_text()
         shown = " " + value.inner_text() + " "
         assert any(u in shown for u in units), f"{name.inner_text()!r}: {shown!r} has no unit"
-    clipped = page.evaluate("""() => [...document.querySelectorAll('td, th, .kpi .value, .kpi .label, h1, h2')]
-        .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
-        .map(e => e.textContent.slice(0, 60))""")
-    assert clipped == [], clipped
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+    assert layout_problems(page) == []
+
+
+def layout_problems(page: Any) -> list[str]:
+    """What a reader cannot read: text cut off by its box, a cell reaching past its card, a figure's name
+    squeezed to a letter or two per line, a page that scrolls sideways."""
+    problems: list[str] = page.evaluate("""() => {
+        const out = [];
+        for (const e of document.querySelectorAll('td, th, .kpi .value, .kpi .label, h1, h2')) {
+            if (e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+                out.push('clipped: ' + e.textContent.slice(0, 60));
+        }
+        for (const td of document.querySelectorAll('.card td')) {
+            const card = td.closest('.card').getBoundingClientRect(), box = td.getBoundingClientRect();
+            if (box.right > card.right + 1 || box.left < card.left - 1)
+                out.push('past its card: ' + td.textContent.slice(0, 60));
+        }
+        const names = '#health td:first-child > div:first-child, #drops td:first-child > div:first-child';
+        for (const name of document.querySelectorAll(names)) {
+            const lines = name.getBoundingClientRect().height / (parseFloat(getComputedStyle(name).fontSize) * 1.2);
+            if (lines > 2.5) out.push('squeezed to ' + Math.round(lines) + ' lines: ' + name.textContent);
+        }
+        if (document.documentElement.scrollWidth > window.innerWidth) out.push('scrolls sideways');
+        return out;
+    }""")
+    return problems
+
+
+def test_a_failed_send_and_no_result_read_whole_at_1400_and_1920px(page: Any, home: Path, tmp_path: Path) -> None:
+    """The last send failed (a refused endpoint): at 1400 and 1920 px the self-health figures keep their
+    names readable, the error is said whole in the figure's meaning line, nothing is cut off or runs past
+    the card, no sideways scroll; the same holds when no round's result is kept (a long sentence). The
+    pending list shows the exponential histograms (durations) too."""
+    from playwright.sync_api import expect
+
+    result = ox(home, "flush", "--endpoint", "http://127.0.0.1:9", "--timeout", "1")
+    assert result.returncode == 1 and "Connection refused" in result.stderr, result.stderr
+    row = page.locator('#health tr[data-figure="last send"]')
+    for width in (1400, 1920):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.reload()
+        expect(row.locator("td.num")).to_contain_text("failed")
+        expect(row.locator(".meaning")).to_contain_text("ConnectionRefusedError: [Errno 111] Connection refused")
+        page.screenshot(path=str(tmp_path / f"inspector-failed-{width}.png"), full_page=True)
+        assert layout_problems(page) == [], width
+    expect(page.locator("#pending")).to_contain_text("cli.command.duration {")
+    expect(page.locator("#pending")).to_contain_text("cli.command.cpu_time {")
+    page.click("#consent-deny")
+    page.click("#consent-grant")
+    for width in (1400, 1920):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.reload()
+        expect(row.locator("td.num")).to_contain_text("no result kept (")
+        page.screenshot(path=str(tmp_path / f"inspector-no-result-{width}.png"), full_page=True)
+        assert layout_problems(page) == [], width
 
 
 def test_last_send_is_explained_after_the_history_is_cleared(page: Any, home: Path) -> None:
