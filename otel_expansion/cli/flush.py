@@ -112,14 +112,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse_under_opt_out(args: argparse.Namespace, s: Any, service: str) -> None:
-    """Opt-out wins over everything, flush too: under DO_NOT_TRACK, OTEL_SDK_DISABLED or the app's own
-    variable nothing is sent and nothing is touched; the pending data is kept, and the error says how to
+    """Opt-out wins over everything, flush too: under DO_NOT_TRACK, OTEL_SDK_DISABLED, the app's own
+    variable or OTEL_EXPANSION_LEVEL=off nothing is sent and nothing is touched; the pending data is kept, and the error says how to
     send it (without the opt-out) or delete it. Checked before the spool is opened (no file is written)."""
     import os
 
     from otel_expansion.config import opted_out
 
     reason = s.opt_out_reason or opted_out(os.environ, getattr(args, "opt_out_env", None))
+    if not reason and s.level_source == "env" and not s.level:  # the user's own level variable says off
+        reason = "OTEL_EXPANSION_LEVEL"  # (=off)
     if not reason:
         return
     from otel_expansion.cli.status import spool_stats

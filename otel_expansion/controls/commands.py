@@ -188,8 +188,7 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
     import json
 
-    from otel_expansion.cli.common import fmt_time
-    from otel_expansion.cli.status import spool_stats
+    from otel_expansion.cli.status import next_send_words, spool_stats
     from otel_expansion.config import paths
     from otel_expansion.config.file import SETTINGS_FILE
     from otel_expansion.export import launcher
@@ -212,11 +211,12 @@ def _status(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
         "journal_records": journal.count(s.home),
         "spool_series": stats.series if stats else 0,
         "spool_spans": stats.spans if stats else 0,
-        "next_send": fmt_time(next_at) if next_at else "on next run",
+        "next_send": None,  # in words below, as `otel-expansion status` says it
         "installation_id": id_raw.decode("ascii", "replace").strip() if id_raw else None,
         "home": s.home,
         "settings_file": os.path.join(s.home, SETTINGS_FILE),
     }
+    info["next_send"] = next_send_words(next_at or 0.0, {**info, "sender_running": launcher.sender_running(s.home)})
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

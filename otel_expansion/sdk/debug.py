@@ -97,7 +97,8 @@ def summary(requests: list[tuple[str, dict[str, Any]]], where: str = "recorded")
     app = next((_value(kv.get("value", {})) for kv in resource if kv.get("key") == "service.name"), "")
     out = [f"{app + ' telemetry' if app else PREFIX.rstrip(':')} (debug) {where}: {len(spans)} "
            f"span{'s' * (len(spans) != 1)}, {len(metrics)} metric point{'s' * (len(metrics) != 1)} "
-           "(a summary; `telemetry debug on --otlp` or OTEL_EXPANSION_DEBUG_JSON=1 prints the OTLP/JSON)"]
+           "(a summary; `otel-expansion debug on --otlp` (or the app's `telemetry debug on --otlp`) or "
+           "OTEL_EXPANSION_DEBUG_JSON=1 prints the OTLP/JSON)"]
     if resource:
         out.append(f"  resource: {_attrs(resource)}")
     for sp in spans:

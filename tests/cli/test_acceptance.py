@@ -181,7 +181,8 @@ class TestNextSend:
         assert re.search(r"next send +nothing pending", ox(home, "status").stdout)
 
 
-OPT_OUTS = [{"DO_NOT_TRACK": "1"}, {"OTEL_SDK_DISABLED": "true"}, {"DEMOCLI_NO_TELEMETRY": "1"}]
+OPT_OUTS = [{"DO_NOT_TRACK": "1"}, {"OTEL_SDK_DISABLED": "true"}, {"DEMOCLI_NO_TELEMETRY": "1"},
+            {"OTEL_EXPANSION_LEVEL": "off"}]
 
 
 class TestFlushUnderOptOut:
