@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _refuse_under_opt_out(args: argparse.Namespace, s: Any, service: str) -> None:
     """Opt-out wins over everything, flush too: under DO_NOT_TRACK, OTEL_SDK_DISABLED, the app's own
-    variable or OTEL_EXPANSION_LEVEL=off nothing is sent and nothing is touched; the pending data is kept, and the error says how to
-    send it (without the opt-out) or delete it. Checked before the spool is opened (no file is written)."""
+    variable or OTEL_EXPANSION_LEVEL=off nothing is sent and nothing is touched; the pending data is kept,
+    and the error says how to send it (without the opt-out) or delete it. Checked before the spool is
+    opened (no file is written)."""
     import os
 
     from otel_expansion.config import opted_out
