@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import sqlite3
 import time
 
-from otel_expansion.otlp.model import Batch, MetricPoint
-from otel_expansion.spool.core import _SERIES_COLUMNS, SpoolCore, _chunks, _point_values
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, Batch, MetricPoint
+from otel_expansion.spool import schema
+from otel_expansion.spool.core import _SERIES_COLUMNS, OPEN, SpoolCore, _chunks, _point_values
 from otel_expansion.spool.merge import merge
 
 
@@ -48,7 +50,7 @@ class SpoolBatches(SpoolCore):
             ).rowcount
             reserved += conn.execute(
                 "UPDATE series SET batch_id = ? WHERE id IN "
-                "(SELECT id FROM series WHERE batch_id IS NULL ORDER BY id LIMIT ?)",
+                f"(SELECT id FROM series WHERE {OPEN} ORDER BY id LIMIT ?)",
                 (batch_id, max(0, int(max_points))),
             ).rowcount
             if reserved == 0:
@@ -90,11 +92,17 @@ class SpoolBatches(SpoolCore):
         with self._write() as conn:
             clashes = conn.execute(
                 "SELECT r.id, o.id FROM series r JOIN series o "
-                "ON o.key_hash = r.key_hash AND o.batch_id IS NULL WHERE r.batch_id = ?",
+                f"ON o.key_hash = r.key_hash AND (o.batch_id IS NULL OR o.batch_id = '{schema.KEPT}') "
+                "WHERE r.batch_id = ?",
                 (batch_id,),
             ).fetchall()
             for reserved_id, open_id in clashes:
                 self._merge_rows(conn, int(reserved_id), int(open_id))
+            kept = [int(row_id) for row_id, key in conn.execute(
+                "SELECT id, key FROM series WHERE batch_id = ?", (batch_id,)) if _exponential(bytes(key))]
+            for chunk in _chunks(kept):  # back to the open pool as what release 0.2 leaves alone
+                conn.execute(f"UPDATE series SET batch_id = '{schema.KEPT}' WHERE id IN ({','.join('?' * len(chunk))})",
+                             chunk)
             conn.execute("UPDATE series SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             conn.execute("UPDATE spans SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             self._forget_batch(conn, batch_id)
@@ -159,3 +167,11 @@ class SpoolBatches(SpoolCore):
             (*_point_values(p), time.time_ns() + self._offset_ns, keep_id),
         )
 
+
+def _exponential(key_blob: bytes) -> bool:
+    """Whether a stored key (``schema.encode_key``) is an exponential histogram's: its kind, read by position
+    (an unreadable key is not: it stays where the row was, and its batch's load counts it as corrupt)."""
+    try:
+        return bool(marshal.loads(key_blob)[3] == EXPONENTIAL_HISTOGRAM)
+    except (ValueError, EOFError, TypeError, IndexError):
+        return False
