@@ -92,15 +92,16 @@ def by_day(record: Record) -> list[tuple[int | None, Record]]:
     exceptions by their own time, the rest (usage aggregate, ended sessions, exit cost, heartbeats) on the
     day of its last command. A record of one day (nearly all) is returned whole; one without commands as
     (None, record): collected with the SDK's own time, as before."""
-    commands = record.get("commands") or ()
+    body: Mapping[str, Any] = record
+    commands = body.get("commands") or ()
     if not commands:
         return [(None, record)]
     first = int(commands[0]["end"]) // DAY_NS
     if all(int(c["end"]) // DAY_NS == first for c in commands) and all(
-            int(x.get("t", 0)) // DAY_NS == first for key in _TIMED for x in record.get(key) or ()):
+            int(x.get("t", 0)) // DAY_NS == first for key in _TIMED for x in body.get(key) or ()):
         return [(first, record)]
     parts: dict[int, dict[str, Any]] = {}
-    base = {k: v for k, v in record.items() if k not in ("commands", *_TIMED, *_ONCE, "session_previous")}
+    base = {k: v for k, v in body.items() if k not in ("commands", *_TIMED, *_ONCE, "session_previous")}
 
     def part(day: int) -> dict[str, Any]:
         got = parts.get(day)
@@ -112,13 +113,12 @@ def by_day(record: Record) -> list[tuple[int | None, Record]]:
         part(int(cmd["end"]) // DAY_NS)["commands"].append(cmd)
     last = max(parts)
     for key in _TIMED:
-        for item in record.get(key) or ():
+        for item in body.get(key) or ():
             day = int(item.get("t", 0)) // DAY_NS
             part(day if day in parts else last)[key].append(item)
     for key in _ONCE:
-        if key in record:
-            parts[last][key] = record[key]
-    if record.get("session_previous") is not None:  # only the session's first command carries it
-        first_cmd = min(commands, key=lambda c: int(c["start"]))
-        parts[int(first_cmd["end"]) // DAY_NS]["session_previous"] = record["session_previous"]
+        if key in body:
+            parts[last][key] = body[key]
+    if body.get("session_previous") is not None:  # only the session's first command carries it
+        parts[int(commands[0]["end"]) // DAY_NS]["session_previous"] = body["session_previous"]
     return [(day, cast("Record", parts[day])) for day in sorted(parts)]
