@@ -741,7 +741,7 @@ class TestDays:
         spool.add([counter(2.0, t=midnight - 5 * 10**9)])
         spool.add([MetricPoint(sum_key(), midnight - 2 * 10**9, midnight + 2 * 10**9, value=3.0)])
         spool.add([counter(4.0, t=midnight + 10 * 10**9)])
-        rows = sorted(((p.start_ns, p.time_ns, p.value) for p in spool.pending()[0]))
+        rows = sorted((p.start_ns, p.time_ns, p.value) for p in spool.pending()[0])
         assert rows == [(midnight - 5 * 10**9 - 1000, midnight - 5 * 10**9, 2.0),
                         (midnight, midnight + 10 * 10**9, 7.0)]
 
