@@ -325,7 +325,8 @@ class SpoolCore:
         conn.execute("DELETE FROM state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
 
     def _delete_batch(self, conn: sqlite3.Connection, batch_id: str) -> int:
-        n = conn.execute("DELETE FROM series WHERE batch_id = ?", (batch_id,)).rowcount
+        n = conn.execute("DELETE FROM series WHERE batch_id IN (?, ?)",
+                         (batch_id, batch_id + schema.KEPT_SUFFIX)).rowcount
         n += conn.execute("DELETE FROM spans WHERE batch_id = ?", (batch_id,)).rowcount
         self._forget_batch(conn, batch_id)
         conn.execute(_GC_RESOURCES)

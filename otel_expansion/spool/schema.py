@@ -24,6 +24,7 @@ __all__ = [
     "FORMAT",
     "INDEXES",
     "KEPT",
+    "KEPT_SUFFIX",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SchemaError",
@@ -122,6 +123,12 @@ own and sends every row whose ``batch_id`` is NULL, encoding any kind but ``hist
 rows whose ``batch_id`` is NULL, expires and evicts only those, and loads a batch only by an id listed in
 ``batches``: it never reads, sends or deletes a row marked ``KEPT`` (only ``clear`` would), so these rows
 wait, whole, for a release that knows them. This release treats ``NULL`` and ``KEPT`` alike as open."""
+
+KEPT_SUFFIX = "~kept"
+"""Appended to a batch's id in the ``batch_id`` of its exponential rows while the batch is in flight: 0.2 loads a
+batch by its exact id, so after a downgrade it sends (and acknowledges) the rest of a batch this release
+reserved and leaves these rows; this release loads, acknowledges and releases both, and takes rows whose batch
+is gone (acknowledged by 0.2) back into the open pool, as ``KEPT``."""
 
 INDEXES: tuple[str, ...] = (
     # 1.2 (0.3.0): the open row of an exponential series on one day is unique, as series_open is for NULL.

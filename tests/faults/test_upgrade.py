@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -304,16 +305,26 @@ def _samples(requests: list[Any], name: str) -> dict[str, int]:
 def test_downgrade_leaves_the_new_releases_durations_for_it(base: tuple[Path, Path], new_wheel: Path,
                                                            tmp_path: Path) -> None:
     """The new release's spool holds durations and CPU times as exponential series (a service's 200 commands,
-    2 CLI runs ingested offline); the old release installed over it records 3 runs and flushes: it sends its
+    2 CLI runs ingested offline, part of them in a batch its failed send left reserved); the old release
+    installed over it records 3 runs and flushes: it sends its
     own runs and every invocation, and no duration or CPU time of the new release's, neither misread (as a
     zero sum, which lost them: 1,003 invocations with 3 duration samples) nor at all; the new release
     installed again sends those it left: every run's duration arrives once (was: 3 samples in all)."""
     m = Machine(base, new_wheel, tmp_path)
     m.install("new")
-    with refused_port() as port:
-        m.service_run(200, port)
+    with refused_port() as refused:
+        port = refused.port  # (an Address: its port is what the Machine's helpers put in the URL)
         m.cli_runs(2, OTEL_EXPANSION_SEND="false")
         m.offline_sender_round(port)
+        failed = subprocess.run([m.python, "-m", "otel_expansion", "flush", "--home", m.home, "--timeout", "2"],
+                                env=m.env(OTEL_EXPORTER_OTLP_ENDPOINT=refused.url), capture_output=True, text=True,
+                                timeout=120, cwd=m.scripts)
+        assert failed.returncode != 0 and "refused" in failed.stderr, failed.stderr
+        m.service_run(200, port)
+        with contextlib.closing(sqlite3.connect(m.home / "spool.sqlite")) as conn:  # what the old release meets
+            assert conn.execute("SELECT count(*) FROM batches").fetchone()[0] >= 1  # the failed send's batch
+            assert conn.execute("SELECT count(*) FROM series WHERE batch_id LIKE '%~kept'").fetchone()[0] > 0
+            assert conn.execute("SELECT count(*) FROM series WHERE batch_id = 'kept:exponential'").fetchone()[0]
         m.install("old")
         m.cli_runs(3, OTEL_EXPANSION_SEND="false")
     with otlp_server() as server:
