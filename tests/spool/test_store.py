@@ -767,13 +767,13 @@ class TestKeptForNewerReleases:
     )
 
     def _old_release_would_pick(self, path: Path) -> set[str]:
+        """Keys of the rows 0.2 would send, expire or evict: open rows by its statements, and the rows of
+        each batch it would retry (it loads a batch by its exact id: ``s.batch_id = ?``)."""
         with contextlib.closing(sqlite3.connect(path)) as conn:
-            picked = set()
-            for sql in self.OLD_RELEASE_PICKS:
-                ids = [r[0] for r in conn.execute(sql)]
-                picked.update(str(conn.execute("SELECT key FROM series WHERE id = ?", (i,)).fetchone()[0])
-                              for i in ids)
-            return picked
+            ids = [r[0] for sql in self.OLD_RELEASE_PICKS for r in conn.execute(sql)]
+            for (batch_id,) in conn.execute("SELECT id FROM batches").fetchall():
+                ids += [r[0] for r in conn.execute("SELECT id FROM series WHERE batch_id = ?", (batch_id,))]
+            return {str(conn.execute("SELECT key FROM series WHERE id = ?", (i,)).fetchone()[0]) for i in ids}
 
     def test_exponential_rows_are_open_to_us_and_invisible_to_release_0_2(self, spool: Spool,
                                                                          spool_path: Path) -> None:
@@ -787,6 +787,7 @@ class TestKeptForNewerReleases:
         assert len(self._old_release_would_pick(spool_path)) == 1  # the sum only
         batch = spool.next_batch()
         assert batch is not None and sorted(p.key.kind for p in batch.points) == [EXPONENTIAL_HISTOGRAM, SUM]
+        assert len(self._old_release_would_pick(spool_path)) == 1  # in flight too: the sum only
         spool.add([exp_observation(1.0, t)])  # arrives while the batch is in flight: a new KEPT row
         spool.release(batch.id)
         with contextlib.closing(sqlite3.connect(spool_path)) as conn:
@@ -807,3 +808,45 @@ class TestKeptForNewerReleases:
         with Spool.open(path, max_age_s=3600) as s:
             s.add([counter(1.0)])
             assert s.counters().get("dropped.age") == 1 and s.stats().series == 1
+
+    def test_a_batch_the_old_release_acknowledged_leaves_its_histograms_to_us(self, spool: Spool,
+                                                                              spool_path: Path) -> None:
+        """A batch reserved here, retried and acknowledged by 0.2 after a downgrade (its statements, run on the
+        file): 0.2 sent the sum only; the exponential rows of that batch come back open here and are sent
+        once, merged with what arrived meanwhile."""
+        t = now_ns()
+        spool.add([counter(3.0, t=t), exp_observation(0.5, t)])
+        batch = spool.next_batch()
+        assert batch is not None and len(batch.points) == 2
+        spool.add([exp_observation(2.0, t)])
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:  # 0.2: load by exact id, send, ack
+            sent = [r[0] for r in conn.execute("SELECT id FROM series WHERE batch_id = ?", (batch.id,))]
+            assert len(sent) == 1
+            conn.execute("DELETE FROM series WHERE batch_id = ?", (batch.id,))
+            conn.execute("DELETE FROM batches WHERE id = ?", (batch.id,))
+            conn.commit()
+        again = spool.next_batch()
+        assert again is not None and [p.key.kind for p in again.points] == [EXPONENTIAL_HISTOGRAM]
+        (exp,) = again.points
+        assert exp.count == 2 and exp.sum == 2.5
+        spool.ack(again.id)
+        assert spool.stats().series == 0
+
+    def test_split_and_drop_keep_a_batchs_histograms_with_it(self, spool: Spool, spool_path: Path) -> None:
+        """A 413 split moves the exponential rows into the parts (still invisible to 0.2); dropping a part
+        deletes them with it."""
+        t = now_ns()
+        spool.add([counter(1.0, sum_key(cmd=c), t=t) for c in "abc"] + [exp_observation(0.5, t, c) for c in "abc"])
+        batch = spool.next_batch()
+        assert batch is not None and len(batch.points) == 6
+        parts = spool.split(batch.id, "metrics")
+        assert parts is not None
+        picked = self._old_release_would_pick(spool_path)
+        assert len(picked) == 3 and all("cli.command.invocations" in k for k in picked)  # the sums only
+        first = spool.next_batch()
+        assert first is not None and first.id == parts[0] and len(first.points) == 3
+        assert spool.drop(first.id, "rejected") == 3
+        second = spool.next_batch()
+        assert second is not None and second.id == parts[1] and len(second.points) == 3
+        spool.ack(second.id)
+        assert spool.stats().series == 0 and spool.next_batch() is None
