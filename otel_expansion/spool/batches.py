@@ -7,7 +7,8 @@ import sqlite3
 import time
 
 from otel_expansion.otlp.model import Batch, MetricPoint
-from otel_expansion.spool.core import _SERIES_COLUMNS, SpoolCore, _chunks, _point_values
+from otel_expansion.spool import schema
+from otel_expansion.spool.core import _SERIES_COLUMNS, OPEN, SpoolCore, _chunks, _point_values
 from otel_expansion.spool.merge import merge
 
 
@@ -46,10 +47,11 @@ class SpoolBatches(SpoolCore):
                 "(SELECT id FROM spans WHERE batch_id IS NULL ORDER BY id LIMIT ?)",
                 (batch_id, max(0, int(max_spans))),
             ).rowcount
-            reserved += conn.execute(
-                "UPDATE series SET batch_id = ? WHERE id IN "
-                "(SELECT id FROM series WHERE batch_id IS NULL ORDER BY id LIMIT ?)",
-                (batch_id, max(0, int(max_points))),
+            self._adopt_orphans(conn)
+            reserved += conn.execute(  # exponential (KEPT) rows under the id plus KEPT_SUFFIX: see schema
+                "UPDATE series SET batch_id = CASE WHEN batch_id IS NULL THEN ? ELSE ? END WHERE id IN "
+                f"(SELECT id FROM series WHERE {OPEN} ORDER BY id LIMIT ?)",
+                (batch_id, batch_id + schema.KEPT_SUFFIX, max(0, int(max_points))),
             ).rowcount
             if reserved == 0:
                 return None
@@ -60,7 +62,8 @@ class SpoolBatches(SpoolCore):
         self, conn: sqlite3.Connection, batch_id: str, created_ns: int, attempts: int
     ) -> Batch | None:
         """The batch's rows; undecodable rows are deleted and counted in ``dropped.corrupt``."""
-        points, spans, bad_series, bad_spans = self._load(conn, "s.batch_id = ?", (batch_id,))
+        points, spans, bad_series, bad_spans = self._load(conn, "s.batch_id IN (?, ?)",
+                                                          (batch_id, batch_id + schema.KEPT_SUFFIX))
         for table, bad in (("series", bad_series), ("spans", bad_spans)):
             for chunk in _chunks(bad):
                 conn.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
@@ -88,16 +91,31 @@ class SpoolBatches(SpoolCore):
     def release(self, batch_id: str) -> None:
         """Return a batch's rows to the open pool (e.g. after a 413, to re-form smaller batches)."""
         with self._write() as conn:
-            clashes = conn.execute(
-                "SELECT r.id, o.id FROM series r JOIN series o "
-                "ON o.key_hash = r.key_hash AND o.batch_id IS NULL WHERE r.batch_id = ?",
-                (batch_id,),
-            ).fetchall()
-            for reserved_id, open_id in clashes:
-                self._merge_rows(conn, int(reserved_id), int(open_id))
-            conn.execute("UPDATE series SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
+            self._reopen(conn, "r.batch_id IN (?, ?)", (batch_id, batch_id + schema.KEPT_SUFFIX))
             conn.execute("UPDATE spans SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
             self._forget_batch(conn, batch_id)
+
+    def _reopen(self, conn: sqlite3.Connection, where: str, params: tuple[str, ...]) -> None:
+        """Reserved series rows matching ``where`` (on alias ``r``) back to the open pool: merged into their
+        series' open row of the day if one arrived meanwhile (the older row's id kept), exponential ones
+        (``KEPT_SUFFIX``) as ``KEPT``, the others as NULL."""
+        clashes = conn.execute(
+            "SELECT r.id, o.id FROM series r JOIN series o "
+            f"ON o.key_hash = r.key_hash AND (o.batch_id IS NULL OR o.batch_id = '{schema.KEPT}') WHERE {where}",
+            params,
+        ).fetchall()
+        for reserved_id, open_id in clashes:
+            self._merge_rows(conn, int(reserved_id), int(open_id))
+        conn.execute(f"UPDATE series AS r SET batch_id = CASE WHEN r.batch_id LIKE '%{schema.KEPT_SUFFIX}' THEN "
+                     f"'{schema.KEPT}' ELSE NULL END WHERE {where}", params)
+
+    def _adopt_orphans(self, conn: sqlite3.Connection) -> None:
+        """Exponential rows of a batch that is gone (release 0.2 acknowledged or dropped the rest of a batch
+        this release had reserved, see ``schema.KEPT_SUFFIX``) go back to the open pool: never sent by 0.2,
+        they are sent once by this release. Called when a new batch is formed, i.e. none is left."""
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM batches)").fetchone()[0]:
+            return
+        self._reopen(conn, f"r.batch_id IS NOT NULL AND r.batch_id LIKE '%{schema.KEPT_SUFFIX}'", ())
 
     def split(self, batch_id: str, signal: str) -> tuple[str, str] | None:
         """Persist a 413 split: move the batch's rows of one signal ("metrics" or "traces") into two new
@@ -114,8 +132,9 @@ class SpoolBatches(SpoolCore):
             row = conn.execute("SELECT created_ns FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None:
                 return None
+            kept = batch_id + schema.KEPT_SUFFIX
             ids = [int(r[0]) for r in conn.execute(
-                f"SELECT id FROM {table} WHERE batch_id = ? ORDER BY id", (batch_id,))]
+                f"SELECT id FROM {table} WHERE batch_id IN (?, ?) ORDER BY id", (batch_id, kept))]
             if len(ids) < 2:
                 return None
             half = len(ids) // 2
@@ -123,11 +142,12 @@ class SpoolBatches(SpoolCore):
             for part, members in zip(parts, (ids[:half], ids[half:]), strict=True):
                 conn.execute("INSERT INTO batches (id, created_ns, attempts) VALUES (?, ?, 0)", (part, int(row[0])))
                 for chunk in _chunks(members):
-                    conn.execute(f"UPDATE {table} SET batch_id = ? WHERE id IN ({','.join('?' * len(chunk))})",
-                                 (part, *chunk))
+                    conn.execute(f"UPDATE {table} SET batch_id = CASE WHEN batch_id = ? THEN ? ELSE ? END "
+                                 f"WHERE id IN ({','.join('?' * len(chunk))})",
+                                 (kept, part + schema.KEPT_SUFFIX, part, *chunk))
             left = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM series WHERE batch_id = ?) OR EXISTS (SELECT 1 FROM spans WHERE "
-                "batch_id = ?)", (batch_id, batch_id)).fetchone()[0]
+                "SELECT EXISTS (SELECT 1 FROM series WHERE batch_id IN (?, ?)) OR EXISTS (SELECT 1 FROM spans WHERE "
+                "batch_id = ?)", (batch_id, kept, batch_id)).fetchone()[0]
             if not left:
                 self._forget_batch(conn, batch_id)
             return parts

@@ -30,11 +30,11 @@ _IN_CHUNK = 500  # stay below SQLite's host-parameter limit on old builds (999)
 _SPAN_ROW_OVERHEAD = 64  # rough per-row bytes beyond the blob: row header, three index entries
 _SERIES_ROW_OVERHEAD = 160
 
-_UPSERT_SERIES = """
+_UPSERT = """
 INSERT INTO series (key_hash, resource_id, key, start_ns, time_ns, value, count, sum, min, max, buckets,
-                    updated_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key_hash) WHERE batch_id IS NULL DO UPDATE SET
+                    updated_ns{column})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{value})
+ON CONFLICT (key_hash) WHERE {open} DO UPDATE SET
     start_ns = min(start_ns, excluded.start_ns),
     time_ns = max(time_ns, excluded.time_ns),
     value = value + excluded.value,
@@ -47,6 +47,11 @@ ON CONFLICT (key_hash) WHERE batch_id IS NULL DO UPDATE SET
                    ELSE oe_bucket_add(buckets, excluded.buckets) END,
     updated_ns = excluded.updated_ns
 """
+_UPSERT_SERIES = _UPSERT.format(column="", value="", open="batch_id IS NULL")
+_UPSERT_KEPT = _UPSERT.format(column=", batch_id", value=f", '{schema.KEPT}'", open=f"batch_id = '{schema.KEPT}'")
+"""The upsert of an exponential series' open row (``schema.KEPT``: a row release 0.2 leaves alone)."""
+OPEN = f"(batch_id IS NULL OR batch_id = '{schema.KEPT}')"
+"""An open row (not reserved by a batch), of any kind."""
 _INSERT_SPAN = (
     "INSERT INTO spans (resource_id, scope_name, scope_version, data, end_ns, bytes, stored_ns) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -320,7 +325,8 @@ class SpoolCore:
         conn.execute("DELETE FROM state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
 
     def _delete_batch(self, conn: sqlite3.Connection, batch_id: str) -> int:
-        n = conn.execute("DELETE FROM series WHERE batch_id = ?", (batch_id,)).rowcount
+        n = conn.execute("DELETE FROM series WHERE batch_id IN (?, ?)",
+                         (batch_id, batch_id + schema.KEPT_SUFFIX)).rowcount
         n += conn.execute("DELETE FROM spans WHERE batch_id = ?", (batch_id,)).rowcount
         self._forget_batch(conn, batch_id)
         conn.execute(_GC_RESOURCES)

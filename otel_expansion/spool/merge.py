@@ -4,14 +4,37 @@ Pure: every field merges the same way whatever the kind (a sum's histogram field
 values, a histogram's ``value`` stays 0); exponential histograms merge their buckets at the coarser of the
 two scales (pairwise downscaling, exact), so the operation is associative and commutative and the order in
 which runs reach the spool never matters.
+
+Points merge only within one UTC day (the day of their end, ``time_ns // DAY_NS``, where a backend files a
+delta point): the spool keeps one open row per series and day (``schema.day_key_hash``) and the replay
+collects one point per series and day (``sdk/replay.py``), so every count lands on the day its commands
+ran, and a series costs at most one row per day whatever the number of runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from otel_expansion.otlp import exponential
 from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, MetricPoint
 
-__all__ = ["add_buckets", "buckets_of", "merge"]
+__all__ = ["DAY_NS", "add_buckets", "buckets_of", "day_of", "merge", "within_day"]
+
+DAY_NS = 86_400 * 10**9
+"""One UTC day: the unit a backend files delta points under (by their end)."""
+
+
+def day_of(ns: int) -> int:
+    """The UTC day (days since the epoch) of an instant."""
+    return ns // DAY_NS
+
+
+def within_day(p: MetricPoint) -> MetricPoint:
+    """``p`` with its window starting no earlier than the UTC day it ends on: the windows of one series'
+    points on different days never overlap (a point whose collection straddled midnight, a long-running
+    program's, is filed whole on the day it ended)."""
+    floor = p.time_ns // DAY_NS * DAY_NS
+    return p if p.start_ns >= floor else dataclasses.replace(p, start_ns=floor)
 
 
 def buckets_of(p: MetricPoint) -> exponential.Buckets:

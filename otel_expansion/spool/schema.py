@@ -22,11 +22,15 @@ from otel_expansion.otlp.model import Attrs, SeriesKey
 __all__ = [
     "ADDITIONS",
     "FORMAT",
+    "INDEXES",
+    "KEPT",
+    "KEPT_SUFFIX",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SchemaError",
     "add_compatible",
     "attrs_hash",
+    "day_key_hash",
     "decode_attrs",
     "decode_buckets",
     "decode_key",
@@ -110,7 +114,29 @@ ADDITIONS: tuple[tuple[str, str, str], ...] = (
     # 1.1 (0.3.0): when a span was stored, on the spool's skew-proof clock (0: unknown, use end_ns).
     ("spans", "stored_ns", "INTEGER NOT NULL DEFAULT 0"),
 )
-FORMAT = f"{SCHEMA_VERSION}.{len(ADDITIONS)}"
+KEPT = "kept:exponential"
+"""``batch_id`` of an open row of an exponential histogram (durations, CPU and start-up times; 1.2, 0.3.0).
+
+Why not NULL, as other open rows: release 0.2 (format 1, before ``meta``) reads a spool of this major as its
+own and sends every row whose ``batch_id`` is NULL, encoding any kind but ``histogram`` as a sum of ``value``
+(0 for these rows): a downgrade sent every duration as a zero sum and lost it. 0.2 forms batches only of
+rows whose ``batch_id`` is NULL, expires and evicts only those, and loads a batch only by an id listed in
+``batches``: it never reads, sends or deletes a row marked ``KEPT`` (only ``clear`` would), so these rows
+wait, whole, for a release that knows them. This release treats ``NULL`` and ``KEPT`` alike as open."""
+
+KEPT_SUFFIX = "~kept"
+"""Appended to a batch's id in the ``batch_id`` of its exponential rows while the batch is in flight: 0.2 loads a
+batch by its exact id, so after a downgrade it sends (and acknowledges) the rest of a batch this release
+reserved and leaves these rows; this release loads, acknowledges and releases both, and takes rows whose batch
+is gone (acknowledged by 0.2) back into the open pool, as ``KEPT``."""
+
+INDEXES: tuple[str, ...] = (
+    # 1.2 (0.3.0): the open row of an exponential series on one day is unique, as series_open is for NULL.
+    f"CREATE UNIQUE INDEX IF NOT EXISTS series_kept ON series(key_hash) WHERE batch_id = '{KEPT}'",
+)
+"""Compatible indexes within a major (created with the additions; older releases never name them)."""
+
+FORMAT = f"{SCHEMA_VERSION}.{len(ADDITIONS) + len(INDEXES)}"
 """The full format version, kept in the ``meta`` table (``format``) beside the release that last wrote it."""
 
 
@@ -146,7 +172,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGR
 
 
 def add_compatible(conn: sqlite3.Connection, release: str = "") -> None:
-    """Apply :data:`ADDITIONS` missing from the file, and record :data:`FORMAT` (once, under the write lock).
+    """Apply :data:`ADDITIONS` and :data:`INDEXES` missing from the file, and record :data:`FORMAT` (once,
+    under the write lock).
 
     Reads first and writes only when something is missing, so a file already at this format costs one
     query per open. A file with additions this release does not know keeps them (and its ``format``).
@@ -158,6 +185,8 @@ def add_compatible(conn: sqlite3.Connection, release: str = "") -> None:
         for table, column, definition in ADDITIONS:
             if column not in _columns(conn, table):
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        for statement in INDEXES:
+            conn.execute(statement)
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
         row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None or _newer(FORMAT, str(row[0])):
@@ -232,6 +261,13 @@ def encode_key(key: SeriesKey) -> bytes:
 
 def key_hash(resource_hash: bytes, key_blob: bytes) -> bytes:
     return hashlib.sha1(resource_hash + key_blob).digest()
+
+
+def day_key_hash(series_hash: bytes, day: int) -> bytes:
+    """The open row's key of one series on one UTC day (``time_ns // DAY_NS``): points of one series merge
+    only with points of the same day, so a merged point never spans two days (see ``spool/merge.py``).
+    Rows an earlier release keyed by ``key_hash`` alone stay as they are and are sent as they are."""
+    return hashlib.sha1(series_hash + day.to_bytes(8, "big", signed=True)).digest()
 
 
 def decode_key(resource: Attrs, blob: bytes) -> SeriesKey:

@@ -1,8 +1,9 @@
 """The durable local spool: one SQLite file (WAL, 0600) shared by every process of one service.
 
 Producers ``add`` (one short ``BEGIN IMMEDIATE`` transaction each, points of a series merged into its open
-row); a single consumer (the sender, under its own lock) takes ``next_batch`` and then ``ack``s, ``drop``s
-or ``release``s it. A process killed at any instant leaves either the whole transaction or nothing.
+row of their UTC day: see ``merge.py``; an exponential histogram's open row is marked ``schema.KEPT``, which
+release 0.2 leaves alone); a single consumer (the sender, under its own lock) takes ``next_batch`` and then
+``ack``s, ``drop``s or ``release``s it. A process killed at any instant leaves either the whole transaction or nothing.
 
 Failures are contained: a corrupt file is moved aside and replaced (counted in ``dropped.corrupt``); any
 condition that makes the file unusable for this run (read-only, disk full, locked past the busy timeout,

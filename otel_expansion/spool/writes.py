@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, Attrs, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.spool import schema
 from otel_expansion.spool.core import (
     _AGE_CHECK_EVERY_NS,
     _GC_RESOURCES,
@@ -14,13 +15,15 @@ from otel_expansion.spool.core import (
     _SERIES_ROW_OVERHEAD,
     _SHRINK_TO,
     _SPAN_ROW_OVERHEAD,
+    _UPSERT_KEPT,
     _UPSERT_SERIES,
+    OPEN,
     SpoolCore,
     _chunks,
     _insert_rows,
     _point_values,
 )
-from otel_expansion.spool.merge import merge
+from otel_expansion.spool.merge import DAY_NS, merge, within_day
 
 
 class SpoolWrites(SpoolCore):
@@ -48,27 +51,29 @@ class SpoolWrites(SpoolCore):
         """
         if not points and not spans and not source_ids:
             return claim() if claim is not None else True
-        merged: dict[SeriesKey, MetricPoint] = {}
+        merged: dict[tuple[SeriesKey, int], MetricPoint] = {}
         invalid = 0
         for p in points:
             explicit = p.key.kind != EXPONENTIAL_HISTOGRAM
             if p.bucket_counts and explicit and len(p.bucket_counts) != len(p.key.bounds) + 1:
                 invalid += 1
                 continue
+            p = within_day(p)  # a series keeps one open row per UTC day: a merge never spans two days
             try:
-                prev = merged.get(p.key)
+                slot = (p.key, p.time_ns // DAY_NS)
+                prev = merged.get(slot)
             except TypeError:  # an unhashable attribute value slipped past attrs_of
                 invalid += 1
                 continue
-            merged[p.key] = p if prev is None else merge(prev, p)
+            merged[slot] = p if prev is None else merge(prev, p)
         series_rows: list[tuple[tuple[bytes, bytes], MetricPoint, bytes, bytes]] = []
-        for key, p in merged.items():
+        for (key, day), p in merged.items():
             try:
                 kh, res_hash, res_blob, key_blob = self._key_parts(key)
             except (ValueError, TypeError):
                 invalid += 1
                 continue
-            series_rows.append(((res_hash, res_blob), p, kh, key_blob))
+            series_rows.append(((res_hash, res_blob), p, schema.day_key_hash(kh, day), key_blob))
         span_rows: list[tuple[tuple[bytes, bytes], SpanRecord]] = []
         last_resource: Attrs | None = None
         last_parts = (b"", b"")
@@ -96,19 +101,21 @@ class SpoolWrites(SpoolCore):
                     "INSERT INTO ingested (source_id, at_ns) VALUES (?, ?)", [(i, now) for i in ids]
                 )
             resource_ids: dict[bytes, int] = {}
-            conn.executemany(
-                _UPSERT_SERIES,
-                [
-                    (
-                        kh,
-                        self._resource_id(conn, resource_ids, res),
-                        key_blob,
-                        *_point_values(p),
-                        now,
-                    )
-                    for res, p, kh, key_blob in series_rows
-                ],
-            )
+            for upsert, exponential in ((_UPSERT_SERIES, False), (_UPSERT_KEPT, True)):
+                conn.executemany(
+                    upsert,
+                    [
+                        (
+                            kh,
+                            self._resource_id(conn, resource_ids, res),
+                            key_blob,
+                            *_point_values(p),
+                            now,
+                        )
+                        for res, p, kh, key_blob in series_rows
+                        if (p.key.kind == EXPONENTIAL_HISTOGRAM) is exponential
+                    ],
+                )
             span_values = []
             last_res: tuple[bytes, bytes] | None = None
             rid = 0
@@ -214,7 +221,7 @@ class SpoolWrites(SpoolCore):
         cutoff = now - self._max_age_ns
         n = conn.execute("DELETE FROM spans WHERE (CASE WHEN stored_ns > 0 THEN stored_ns ELSE end_ns END) < ? "
                          "AND batch_id IS NULL", (cutoff,)).rowcount
-        n += conn.execute("DELETE FROM series WHERE updated_ns < ? AND batch_id IS NULL", (cutoff,)).rowcount
+        n += conn.execute(f"DELETE FROM series WHERE updated_ns < ? AND {OPEN}", (cutoff,)).rowcount
         for (batch_id,) in conn.execute("SELECT id FROM batches WHERE created_ns < ?", (cutoff,)).fetchall():
             n += self._delete_batch(conn, str(batch_id))
         conn.execute("DELETE FROM ingested WHERE at_ns < ?", (cutoff,))
@@ -240,7 +247,7 @@ class SpoolWrites(SpoolCore):
             (
                 "series",
                 f"SELECT id, length(key) + coalesce(length(buckets), 0) + {_SERIES_ROW_OVERHEAD} FROM series "
-                "WHERE batch_id IS NULL ORDER BY time_ns, id LIMIT 4096",
+                f"WHERE {OPEN} ORDER BY time_ns, id LIMIT 4096",
             ),
         )
         for table, query in queries:

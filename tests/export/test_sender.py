@@ -51,6 +51,39 @@ def flush(home: Path, url: str, **env: str) -> Any:
         return run_round(str(home), s, force=True, deadline_s=20)
 
 
+DAY_NS = 86_400 * 10**9
+
+
+def write_days(home: Path, records: list[list[int]]) -> None:
+    """Journal records as the recorder writes them, each holding one command per day given (UTC days since
+    the epoch), run at noon of that day: what runs recorded offline on those days leave behind."""
+    settings = resolve("svc", "2.0", environ={}, home=str(home), level=Level.ENHANCED)
+    t = _runtime.Telemetry(settings)
+    from otel_expansion import collect as resource
+
+    resource.forget()
+    os.makedirs(home, exist_ok=True)
+    for i, days in enumerate(records):
+        for _ in days:
+            run = t.recorder.begin("build", "svc", origin="literal")
+            assert run is not None
+            t.recorder.end(run, None, 0)
+        body = t.recorder.drain()
+        assert body is not None and len(body["commands"]) == len(days)
+        for j, (cmd, day) in enumerate(zip(body["commands"], days, strict=True)):
+            cmd["start"] = day * DAY_NS + DAY_NS // 2 + (i * 10 + j) * 10**9
+            cmd["end"] = cmd["start"] + 3 * 10**8
+        now = time.time_ns() + i
+        journal.append(str(home), _runtime.build_record(t, body, now), now)
+
+
+def metric_points(requests: list[Any], name: str) -> list[Any]:
+    """Every data point of one metric across all metrics requests."""
+    return [dp for r in requests if r.signal == "metrics" for rm in r.message().resource_metrics
+            for sm in rm.scope_metrics for m in sm.metrics if m.name == name
+            for dp in getattr(m, m.WhichOneof("data")).data_points]
+
+
 def metric_values(requests: list[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Sum of every data point per (metric, attributes) across all metrics requests."""
     out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -128,6 +161,38 @@ class TestDelivery:
             span = traces.json()["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
         assert traces.content_type.startswith("application/json")
         assert len(span["traceId"]) == 32 and int(span["traceId"], 16)
+
+
+class TestDays:
+    def test_runs_count_on_the_day_they_ran_not_the_day_they_were_sent(self, tmp_path: Path) -> None:
+        """Runs recorded offline on three UTC days (one record holding runs of two of them), part ingested by
+        a round that could not send, the rest by the round that sends: each day's points count exactly that
+        day's runs (a backend files a delta point under the day it ends), their windows lie inside their day,
+        and a series sends one point per day, not one per run (was: one point from the first day to the last,
+        every run counted on the day of the send)."""
+        today = time.time_ns() // DAY_NS
+        d1, d2, d3 = today - 8, today - 3, today
+        write_days(tmp_path, [[d1]] * 5)
+        with refused_port() as addr:
+            assert not flush(tmp_path, addr.url).ok  # ingested into the spool, nothing sent
+        write_days(tmp_path, [[d2]] * 3 + [[d2, d3]] + [[d3]] * 2)
+        with otlp_server() as srv:
+            summary = flush(tmp_path, srv.url)
+            assert summary.ok
+            by_day: dict[int, float] = {}
+            points = metric_points(srv.requests, "cli.command.invocations")
+            for dp in points:
+                day = dp.time_unix_nano // DAY_NS
+                assert dp.start_time_unix_nano // DAY_NS == day, "a point's window spans two days"
+                by_day[day] = by_day.get(day, 0) + dp.as_int
+            assert by_day == {d1: 5, d2: 4, d3: 3}
+            assert len(points) == 3  # one point per series and day
+            durations: dict[int, int] = {}
+            for dp in metric_points(srv.requests, "cli.command.duration"):
+                durations[dp.time_unix_nano // DAY_NS] = durations.get(dp.time_unix_nano // DAY_NS, 0) + dp.count
+            assert durations == {d1: 5, d2: 4, d3: 3}
+            spans = spans_of(srv.requests)
+            assert sorted(s.start_time_unix_nano // DAY_NS for s in spans) == [d1] * 5 + [d2] * 4 + [d3] * 3
 
 
 class TestFailures:

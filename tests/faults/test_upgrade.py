@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -274,3 +275,77 @@ def test_two_releases_side_by_side(base: tuple[Path, Path], new_wheel: Path, tmp
             assert r.returncode == 0, r.stdout + r.stderr
             assert metric_total(server.requests, "cli.command.invocations") == 5
         _no_losses(m.status())
+
+
+_TIMES = ("cli.command.duration", "cli.command.cpu_time", "cli.startup.duration")
+"""Histograms the new release aggregates into base-2 exponential buckets (its spool's exponential series)."""
+
+
+def _samples(requests: list[Any], name: str) -> dict[str, int]:
+    """Samples of histogram ``name`` per command (``cli.command.name``), from the points of any histogram
+    kind; a point of the metric sent as anything else (a sum: the old release misreading a row) fails."""
+    out: dict[str, int] = {}
+    for req in requests:
+        if req.signal != "metrics":
+            continue
+        for rm in req.message().resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name != name:
+                        continue
+                    kind = metric.WhichOneof("data")
+                    assert kind in ("histogram", "exponential_histogram"), f"{name} sent as a {kind}: misread"
+                    for dp in getattr(metric, kind).data_points:
+                        attrs = {a.key: a.value.string_value for a in dp.attributes}
+                        command = attrs.get("cli.command.name", "")
+                        out[command] = out.get(command, 0) + int(dp.count)
+    return out
+
+
+def test_downgrade_leaves_the_new_releases_durations_for_it(base: tuple[Path, Path], new_wheel: Path,
+                                                           tmp_path: Path) -> None:
+    """The new release's spool holds durations and CPU times as exponential series (a service's 200 commands,
+    2 CLI runs ingested offline, part of them in a batch its failed send left reserved); the old release
+    installed over it records 3 runs and flushes: it sends its
+    own runs and every invocation, and no duration or CPU time of the new release's, neither misread (as a
+    zero sum, which lost them: 1,003 invocations with 3 duration samples) nor at all; the new release
+    installed again sends those it left: every run's duration arrives once (was: 3 samples in all)."""
+    m = Machine(base, new_wheel, tmp_path)
+    m.install("new")
+    with refused_port() as refused:
+        port = refused.port  # (an Address: its port is what the Machine's helpers put in the URL)
+        m.cli_runs(2, OTEL_EXPANSION_SEND="false")
+        m.offline_sender_round(port)
+        failed = subprocess.run([m.python, "-m", "otel_expansion", "flush", "--home", m.home, "--timeout", "2"],
+                                env=m.env(OTEL_EXPORTER_OTLP_ENDPOINT=refused.url), capture_output=True, text=True,
+                                timeout=120, cwd=m.scripts)
+        assert failed.returncode != 0 and "refused" in failed.stderr, failed.stderr
+        m.service_run(200, port)
+        with contextlib.closing(sqlite3.connect(m.home / "spool.sqlite")) as conn:  # what the old release meets
+            assert conn.execute("SELECT count(*) FROM batches").fetchone()[0] >= 1  # the failed send's batch
+            assert conn.execute("SELECT count(*) FROM series WHERE batch_id LIKE '%~kept'").fetchone()[0] > 0
+            assert conn.execute("SELECT count(*) FROM series WHERE batch_id = 'kept:exponential'").fetchone()[0]
+        m.install("old")
+        m.cli_runs(3, OTEL_EXPANSION_SEND="false")
+    with otlp_server() as server:
+        r = m.flush(server.url)  # the old release's flush
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert _service_invocations(server.requests) == 200
+        assert metric_total(server.requests, "cli.command.invocations") == 205
+        old = {name: _samples(server.requests, name) for name in _TIMES}  # no misread kind (asserted inside)
+        assert old["cli.command.duration"] == {"hello": 3}, old  # its own runs only
+    _no_losses(m.status())
+    assert m.status()["spool_series"] > 0  # the new release's series, kept
+    m.install("new")
+    with otlp_server() as server:
+        r = m.flush(server.url)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert metric_total(server.requests, "cli.command.invocations") == 0  # nothing sent twice
+        new = {name: _samples(server.requests, name) for name in _TIMES}
+        assert new["cli.command.duration"] == {"process-job": 200, "hello": 2}, new
+        cpu = {k: old["cli.command.cpu_time"].get(k, 0) + new["cli.command.cpu_time"].get(k, 0)
+               for k in {*old["cli.command.cpu_time"], *new["cli.command.cpu_time"]}}
+        assert cpu.get("hello") == 5 and cpu.get("process-job") == 200, cpu
+    info = m.status()
+    _no_losses(info)
+    assert info["journal_records"] == 0 and info["spool_series"] == 0 and info["spool_spans"] == 0

@@ -154,3 +154,38 @@ def test_replay_cost_grows_linearly(level: Level, tmp_path: Path) -> None:
     small = min(replay_cpu(level, 1_000, tmp_path) for _ in range(3))
     large = min(replay_cpu(level, 16_000, tmp_path) for _ in range(3))
     assert large / small < 16 * 2.5, (small, large)
+
+
+DAY = 86_400 * 10**9
+
+
+def test_replay_gives_one_point_per_series_and_utc_day_and_loses_nothing(tmp_path: Path) -> None:
+    """Records whose 1,200 commands run from 05:20 UTC across midnight (one record holds both days), replayed
+    at once: every point's window lies inside one UTC day, each day counts exactly the commands that ended on
+    it, and the totals, features, ended sessions and spans are those of a single replay of the same records
+    (was: one point per series from the first command to the last, filed under the last day)."""
+    from otel_expansion.config import resolve
+    from otel_expansion.sdk.replay import Replayer, by_day
+
+    items = [dict(b, level=int(Level.FULL), resource=RESOURCE) for b in bodies(seed=7)]
+    ends = [int(c["end"]) for b in items for c in b["commands"]]
+    days = sorted({e // DAY for e in ends})
+    assert len(days) == 2 and any(len(by_day(b)) == 2 for b in items)  # the data crosses midnight
+    points, spans = Replayer(resolve("svc", environ={}, home=str(tmp_path), level=Level.FULL)).replay(items)
+    per_day: dict[int, float] = {}
+    totals: dict[tuple[str, Any], float] = {}
+    for p in points:
+        day = p.time_ns // DAY
+        assert p.start_ns // DAY == day and p.start_ns <= p.time_ns, p.key.name
+        if p.key.name == "cli.command.invocations":
+            per_day[day] = per_day.get(day, 0) + p.value
+        totals[(p.key.name, p.key.attributes)] = totals.get((p.key.name, p.key.attributes), 0) + (
+            p.value if p.key.kind == "sum" else p.count)
+    assert per_day == {d: sum(1 for e in ends if e // DAY == d) for d in days}
+    whole, whole_spans = exported(Level.FULL, items, fast=True)  # one collection: the totals to match
+    expected: dict[tuple[str, Any], float] = {}
+    for row in whole:
+        name, attrs, value, count = row[0], row[1], row[3], row[4]
+        expected[(name, attrs)] = expected.get((name, attrs), 0) + (count or value)
+    assert totals == expected
+    assert len(spans) == len(whole_spans) == len(ends)

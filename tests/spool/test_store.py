@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_expansion.otlp.model import HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
+from otel_expansion.otlp.model import EXPONENTIAL_HISTOGRAM, HISTOGRAM, SUM, MetricPoint, SeriesKey, SpanRecord
 from otel_expansion.spool import schema
 from otel_expansion.spool.store import Spool, SpoolUnavailable
 
@@ -692,3 +692,161 @@ def test_readonly_view_creates_no_side_files(tmp_path: Path) -> None:
     finally:
         view.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+DAY = 86_400 * 10**9
+
+
+def exp_key(cmd: str = "build") -> SeriesKey:
+    return SeriesKey(RESOURCE, *SCOPE, "cli.command.duration", EXPONENTIAL_HISTOGRAM, unit="s",
+                     attributes=(("cli.command", cmd),))
+
+
+def exp_observation(seconds: float, t: int, cmd: str = "build") -> MetricPoint:
+    """One exponential-histogram sample at scale 3 (bucket index floor(log2(v) * 8))."""
+    index = math.floor(math.log2(seconds) * 8)
+    return MetricPoint(exp_key(cmd), t - 1000, t, count=1, sum=seconds, min=seconds, max=seconds,
+                       bucket_counts=(1,), scale=3, offset=index)
+
+
+class TestDays:
+    def test_a_series_keeps_one_row_per_utc_day_with_exact_day_totals(self, spool: Spool) -> None:
+        """10,000 runs over 30 days: one row per series and day (bounded by series x days, not runs), each
+        day's totals exactly that day's runs, every row's window inside its day (was: one row per series,
+        from the first day to the last, filed by a backend under the last)."""
+        first = now_ns() // DAY - 40
+        expected: dict[int, int] = {}
+        for i in range(10_000):
+            day = first + (i * 7) % 30
+            t = day * DAY + (i * 8_640_000_000) % DAY
+            expected[day] = expected.get(day, 0) + 1
+            spool.add([counter(1.0, t=t), exp_observation(0.05 + i % 5, t)])
+        assert spool.stats().series == 2 * 30
+        points = spool.pending(limit=1000)[0]
+        runs: dict[int, float] = {}
+        samples: dict[int, int] = {}
+        for p in points:
+            day = p.time_ns // DAY
+            assert p.start_ns // DAY == day and p.start_ns <= p.time_ns
+            if p.key.kind == SUM:
+                runs[day] = runs.get(day, 0) + p.value
+            else:
+                samples[day] = samples.get(day, 0) + p.count
+        assert runs == expected and samples == expected
+
+    def test_a_point_across_midnight_is_filed_whole_on_the_day_it_ended(self, spool: Spool) -> None:
+        """A long-running program's collection that straddled midnight: its window starts at midnight (the
+        day before keeps its own row, windows never overlap), its counts go to the day it ended."""
+        midnight = (now_ns() // DAY) * DAY
+        spool.add([counter(2.0, t=midnight - 5 * 10**9)])
+        spool.add([MetricPoint(sum_key(), midnight - 2 * 10**9, midnight + 2 * 10**9, value=3.0)])
+        spool.add([counter(4.0, t=midnight + 10 * 10**9)])
+        rows = sorted((p.start_ns, p.time_ns, p.value) for p in spool.pending()[0])
+        assert rows == [(midnight - 5 * 10**9 - 1000, midnight - 5 * 10**9, 2.0),
+                        (midnight, midnight + 10 * 10**9, 7.0)]
+
+    def test_release_merges_back_within_each_day(self, spool: Spool) -> None:
+        """Rows of a batch released after more points of the same days arrived merge back day by day."""
+        day = now_ns() // DAY - 3
+        spool.add([counter(1.0, t=day * DAY + 10), counter(1.0, t=(day + 1) * DAY + 10)])
+        batch = spool.next_batch()
+        assert batch is not None and len(batch.points) == 2
+        spool.add([counter(5.0, t=day * DAY + 20), counter(7.0, t=(day + 1) * DAY + 20)])
+        spool.release(batch.id)
+        got = {p.time_ns // DAY: p.value for p in spool.pending()[0]}
+        assert got == {day: 6.0, day + 1: 8.0} and spool.stats().series == 2
+
+
+class TestKeptForNewerReleases:
+    # release 0.2's statements that pick rows (otel_expansion/spool/store.py at 8963b28): the batch it forms,
+    # the rows it expires and those it evicts over the size cap
+    OLD_RELEASE_PICKS = (
+        "SELECT id FROM series WHERE batch_id IS NULL ORDER BY id",
+        "SELECT id FROM series WHERE time_ns < 1e30 AND batch_id IS NULL",
+        "SELECT id FROM series WHERE batch_id IS NULL ORDER BY time_ns, id",
+    )
+
+    def _old_release_would_pick(self, path: Path) -> set[str]:
+        """Keys of the rows 0.2 would send, expire or evict: open rows by its statements, and the rows of
+        each batch it would retry (it loads a batch by its exact id: ``s.batch_id = ?``)."""
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            ids = [r[0] for sql in self.OLD_RELEASE_PICKS for r in conn.execute(sql)]
+            for (batch_id,) in conn.execute("SELECT id FROM batches").fetchall():
+                ids += [r[0] for r in conn.execute("SELECT id FROM series WHERE batch_id = ?", (batch_id,))]
+            return {str(conn.execute("SELECT key FROM series WHERE id = ?", (i,)).fetchone()[0]) for i in ids}
+
+    def test_exponential_rows_are_open_to_us_and_invisible_to_release_0_2(self, spool: Spool,
+                                                                         spool_path: Path) -> None:
+        """Open exponential rows are marked KEPT: 0.2 (which would send them as zero sums) never batches,
+        expires or evicts them; this release batches, releases (back to KEPT) and sends them exactly."""
+        t = now_ns()
+        spool.add([counter(3.0, t=t), exp_observation(0.5, t), exp_observation(2.0, t)])
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            marks = sorted(str(r[0]) for r in conn.execute("SELECT batch_id FROM series"))
+        assert marks == ["None", schema.KEPT]
+        assert len(self._old_release_would_pick(spool_path)) == 1  # the sum only
+        batch = spool.next_batch()
+        assert batch is not None and sorted(p.key.kind for p in batch.points) == [EXPONENTIAL_HISTOGRAM, SUM]
+        assert len(self._old_release_would_pick(spool_path)) == 1  # in flight too: the sum only
+        spool.add([exp_observation(1.0, t)])  # arrives while the batch is in flight: a new KEPT row
+        spool.release(batch.id)
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:
+            marks = sorted(str(r[0]) for r in conn.execute("SELECT batch_id FROM series"))
+        assert marks == ["None", schema.KEPT]
+        assert len(self._old_release_would_pick(spool_path)) == 1
+        (exp,) = [p for p in spool.pending()[0] if p.key.kind == EXPONENTIAL_HISTOGRAM]
+        assert exp.count == 3 and exp.sum == 3.5 and (exp.min, exp.max) == (0.5, 2.0)
+
+    def test_kept_rows_still_expire_and_count_here(self, tmp_path: Path) -> None:
+        """The age bound of this release applies to KEPT rows like any open row (counted in dropped.age)."""
+        path = tmp_path / "s" / "spool.sqlite"
+        with Spool.open(path, max_age_s=3600) as s:
+            s.add([exp_observation(0.5, now_ns())])
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("UPDATE series SET updated_ns = updated_ns - 7200 * 1000000000")
+            conn.commit()
+        with Spool.open(path, max_age_s=3600) as s:
+            s.add([counter(1.0)])
+            assert s.counters().get("dropped.age") == 1 and s.stats().series == 1
+
+    def test_a_batch_the_old_release_acknowledged_leaves_its_histograms_to_us(self, spool: Spool,
+                                                                              spool_path: Path) -> None:
+        """A batch reserved here, retried and acknowledged by 0.2 after a downgrade (its statements, run on the
+        file): 0.2 sent the sum only; the exponential rows of that batch come back open here and are sent
+        once, merged with what arrived meanwhile."""
+        t = now_ns()
+        spool.add([counter(3.0, t=t), exp_observation(0.5, t)])
+        batch = spool.next_batch()
+        assert batch is not None and len(batch.points) == 2
+        spool.add([exp_observation(2.0, t)])
+        with contextlib.closing(sqlite3.connect(spool_path)) as conn:  # 0.2: load by exact id, send, ack
+            sent = [r[0] for r in conn.execute("SELECT id FROM series WHERE batch_id = ?", (batch.id,))]
+            assert len(sent) == 1
+            conn.execute("DELETE FROM series WHERE batch_id = ?", (batch.id,))
+            conn.execute("DELETE FROM batches WHERE id = ?", (batch.id,))
+            conn.commit()
+        again = spool.next_batch()
+        assert again is not None and [p.key.kind for p in again.points] == [EXPONENTIAL_HISTOGRAM]
+        (exp,) = again.points
+        assert exp.count == 2 and exp.sum == 2.5
+        spool.ack(again.id)
+        assert spool.stats().series == 0
+
+    def test_split_and_drop_keep_a_batchs_histograms_with_it(self, spool: Spool, spool_path: Path) -> None:
+        """A 413 split moves the exponential rows into the parts (still invisible to 0.2); dropping a part
+        deletes them with it."""
+        t = now_ns()
+        spool.add([counter(1.0, sum_key(cmd=c), t=t) for c in "abc"] + [exp_observation(0.5, t, c) for c in "abc"])
+        batch = spool.next_batch()
+        assert batch is not None and len(batch.points) == 6
+        parts = spool.split(batch.id, "metrics")
+        assert parts is not None
+        picked = self._old_release_would_pick(spool_path)
+        assert len(picked) == 3 and all("cli.command.invocations" in k for k in picked)  # the sums only
+        first = spool.next_batch()
+        assert first is not None and first.id == parts[0] and len(first.points) == 3
+        assert spool.drop(first.id, "rejected") == 3
+        second = spool.next_batch()
+        assert second is not None and second.id == parts[1] and len(second.points) == 3
+        spool.ack(second.id)
+        assert spool.stats().series == 0 and spool.next_batch() is None
