@@ -199,7 +199,8 @@ def test_upgrade_with_data_pending_delivers_every_run_once(base: tuple[Path, Pat
     """Old release: CLI runs (some in its spool, some in its journal) and a service, all offline; the new
     release installed over it records more, then one flush delivers every run exactly once."""
     m = Machine(base, new_wheel, tmp_path)
-    with refused_port() as port:
+    with refused_port() as refused:
+        port = refused.port  # the number: the rounds below build the URL from it
         m.cli_runs(4, OTEL_EXPANSION_SEND="false")
         m.offline_sender_round(port)
         m.cli_runs(3, OTEL_EXPANSION_SEND="false")
@@ -223,7 +224,8 @@ def test_downgrade_and_upgrade_again_loses_nothing(base: tuple[Path, Path], new_
     ingests; miscounts nothing), then the new one again: every run arrives exactly once."""
     m = Machine(base, new_wheel, tmp_path)
     m.install("new")
-    with refused_port() as port:
+    with refused_port() as refused:
+        port = refused.port  # the number: the rounds below build the URL from it
         m.cli_runs(3, OTEL_EXPANSION_SEND="false")
         # a record of a future format, where a future release writes it: nobody here may touch it
         future = m.home / "journal-v9" / "00000000000000000001-1-future.rec"
