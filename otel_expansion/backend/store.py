@@ -439,6 +439,7 @@ class Store:
         self._keyed = span_keys_kept(self._conn)
         self._recent: set[tuple[int, str, str]] | None = None  # keys of the spans above the mark (_recent_keys)
         self._merged_top: int | None = -1  # largest start in span_keys, None when empty, -1 unknown
+        self._added: list[set[tuple[int, str, str]]] = []  # the keys the current request added to _recent
         self.clock: Callable[[], int] = time.time_ns
         """Receipt time in nanoseconds (a test moves it on to close days)."""
         self._limits = limits or Limits()
@@ -497,11 +498,17 @@ class Store:
                 self._close_days(now // DAY_NS)
             for signal, resources, batch_id in requests:
                 conn.execute("SAVEPOINT oe_request")
+                self._added = []
                 try:
                     result, rollup = self._write_one(signal, resources, batch_id, now)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO oe_request")
+                    recent = self._recent
                     self._forget()  # ids and values inserted in the rolled-back savepoint are gone
+                    if recent is not None:  # the span keys as before the request: those it added taken out
+                        for added in self._added:
+                            recent -= added
+                        self._recent = recent
                     results.append(exc)
                 else:
                     if any(kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
@@ -782,20 +789,25 @@ class Store:
         held as stored: a key already in the recent level, in span_keys, or earlier in ``rows`` is a duplicate.
 
         Exactly once by construction: both levels hold every committed span's key (the recent level is read
-        from the table when not held), a key moves from one to the other only in the writer's transaction, and
-        a rollback drops what memory holds (_forget)."""
+        from the table when not held), a key moves from one to the other only in the writer's transaction, a
+        request rolled back alone takes out the keys it added (none was held before it: only new keys are
+        added), and any other rollback drops what memory holds (_forget)."""
         recent = self._recent_keys()
         keys = [(row[7], row[2], row[3]) for row in rows]
         fresh = set(keys)
         merged = self._merged_keys(keys)
         if not merged and len(fresh) == len(keys) and fresh.isdisjoint(recent):
             recent |= fresh
+            self._added.append(fresh)
             return None
         kept = []
+        added = set()
         for i, key in enumerate(keys):
             if key not in recent and key not in merged:
                 recent.add(key)
+                added.add(key)
                 kept.append(i)
+        self._added.append(added)
         return kept
 
     def _merged_keys(self, keys: list[tuple[int, str, str]]) -> set[tuple[int, str, str]]:
@@ -1114,7 +1126,7 @@ def _backfill(conn: sqlite3.Connection) -> None:
     store = Store.__new__(Store)
     store._conn, store._resource_ids, store._known, store._limits = conn, {}, set(), Limits()
     store._exp_rows, store._data_version, store._open_day, store._spans_before = {}, None, None, 0
-    store._keyed, store._recent, store._merged_top = span_keys_kept(conn), None, -1
+    store._keyed, store._recent, store._merged_top, store._added = span_keys_kept(conn), None, -1, []
     conn.execute("BEGIN IMMEDIATE")
     try:
         resources = {rid: json.loads(attrs) for rid, attrs in conn.execute("SELECT id, attributes FROM resources")}

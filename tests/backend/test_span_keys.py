@@ -157,3 +157,23 @@ def test_store_created_before_schema_six_keeps_its_unique_index(tmp_path: Path) 
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 6
         assert conn.execute("SELECT COUNT(*) FROM span_keys").fetchone()[0] == 0
     assert _stored(db) == (2, 2, 2)
+
+
+def test_request_rolled_back_alone_takes_out_only_its_keys(tmp_path: Path) -> None:
+    """A request that fails after its spans were looked at takes its keys back out of what the writer holds
+    (no re-read of the recent level per failed request): its span is stored when sent again, the others stay
+    duplicates."""
+    a, c = (ns(3, 1), 1, 1), (ns(3, 2), 2, 2)
+    bad = flatten("traces", traces_request(
+        (LINUX, [span("status", {**STATUS, "session.id": "s-1"}, c[0], c[0] + 10**9, c[1], c[2])]),
+        (LINUX, [span("x", {}, 2**64 - 1, 2**64 - 1, 9, 9)])))
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        store.write("traces", flatten("traces", _request([a])), "t-1")
+        held = store._recent
+        assert held is not None and len(held) == 1
+        results = store.write_group([("traces", bad, "bad"), ("traces", flatten("traces", _request([a])), "t-2")])
+        assert isinstance(results[0], OverflowError) and results[1] == WriteResult(1, 0, 0, 0, 0)
+        assert store._recent is held and len(held) == 1
+        assert store.write("traces", flatten("traces", _request([c, a])), "t-3").spans == 1
+    assert _stored(db) == (2, 2, 2)
