@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import marshal
 import sqlite3
 import time
@@ -78,6 +79,8 @@ __all__ = [
     "open_readonly", "span_keys_kept",
 ]
 
+logger = logging.getLogger("otel_expansion.backend.server")
+
 SCHEMA_VERSION = 6
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
@@ -87,9 +90,10 @@ _EXP_CACHE = 20_000
 """Exponential rollup rows the writer keeps decoded (valid while no other connection writes: data_version)."""
 _KNOWN_CACHE = 200_000
 """Admitted dimension values a Store remembers (values are never un-admitted, so a hit needs no query)."""
-MERGE_SPANS = 50_000
+MERGE_SPANS = 8_192
 """Spans a schema-6 store keeps in its recent level (ids above the merged mark, their keys held in memory by the
-writer) before their keys join ``span_keys`` in one sorted insert (see Store._new_spans)."""
+writer) before their keys join ``span_keys`` in one sorted insert (see Store._new_spans): a merge dirties at most
+this many pages of span_keys (32 MiB of WAL at worst, a few MiB when the spans' start times are close)."""
 _PROBE_CHUNK = 1_000
 """Span keys looked up in ``span_keys`` per statement (3 parameters each, far below SQLite's limit)."""
 
@@ -489,9 +493,6 @@ class Store:
                 self._open_day = None
                 self._recent, self._merged_top = None, -1
                 self._data_version = version
-            if self._keyed and self._recent is not None and len(self._recent) >= MERGE_SPANS:
-                merge_span_keys(conn)
-                self._recent, self._merged_top = set(), -1
             if self._open_day is None:
                 self._open_day = self._first_open_day(now)
             if now // DAY_NS > self._open_day:
@@ -526,8 +527,30 @@ class Store:
                 conn.execute("ROLLBACK")
             self._forget()  # ids and values inserted in the rolled-back transaction are gone
             raise
+        if self._keyed and self._recent is not None and len(self._recent) >= MERGE_SPANS:
+            self._merge_spans()
         self._maybe_prune(now)
         return results
+
+    def _merge_spans(self) -> None:
+        """The recent level's keys into span_keys, in a transaction of its own after the group's (no sender's
+        group waits for it, and the WAL grows by one group or one merge between the server's checks); a merge
+        that fails leaves both levels as they were (the group before it is committed either way)."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                merge_span_keys(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # retried after the next group
+            logger.warning("merging span keys failed: %s", exc)
+            self._recent, self._merged_top = None, -1
+            return
+        self._recent, self._merged_top = set(), -1
 
     def _forget(self) -> None:
         self._resource_ids.clear()

@@ -177,3 +177,28 @@ def test_request_rolled_back_alone_takes_out_only_its_keys(tmp_path: Path) -> No
         assert store._recent is held and len(held) == 1
         assert store.write("traces", flatten("traces", _request([c, a])), "t-3").spans == 1
     assert _stored(db) == (2, 2, 2)
+
+
+def test_failed_merge_keeps_the_group_and_both_levels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge runs in its own transaction after the group's: when it fails the group is still stored and
+    answered as stored, the keys stay in the recent level, and the next merge moves them."""
+    monkeypatch.setattr(store_module, "MERGE_SPANS", 1)
+    real = store_module.merge_span_keys
+
+    def failing(conn: sqlite3.Connection) -> None:
+        real(conn)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    a, b = (ns(3, 1), 1, 1), (ns(3, 2), 2, 2)
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        monkeypatch.setattr(store_module, "merge_span_keys", failing)
+        assert store.write("traces", flatten("traces", _request([a])), "t-1").spans == 1
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM span_keys").fetchone()[0] == 0
+        assert store.write("traces", flatten("traces", _request([a, b])), "t-2").spans == 1
+        monkeypatch.setattr(store_module, "merge_span_keys", real)
+        assert store.write("traces", flatten("traces", _request([b])), "t-3").spans == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM span_keys").fetchone()[0] == 2
+    assert _stored(db) == (2, 2, 2)
