@@ -94,8 +94,9 @@ MERGE_SPANS = 8_192
 """Spans a schema-6 store keeps in its recent level (ids above the merged mark, their keys held in memory by the
 writer) before their keys join ``span_keys`` in one sorted insert (see Store._new_spans): a merge dirties at most
 this many pages of span_keys (32 MiB of WAL at worst, a few MiB when the spans' start times are close)."""
-_PROBE_CHUNK = 1_000
-"""Span keys looked up in ``span_keys`` per statement (3 parameters each, far below SQLite's limit)."""
+_PROBE_CHUNK = 1_024
+"""Span keys looked up in ``span_keys`` per statement (3 parameters each, far below SQLite's limit); fewer are
+padded to the next power of two, so the statements the writer prepares are a handful, not one per count."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -845,7 +846,9 @@ class Store:
         found: set[tuple[int, str, str]] = set()
         for i in range(0, len(probe), _PROBE_CHUNK):
             chunk = probe[i:i + _PROBE_CHUNK]
-            found.update(self._conn.execute(_probe_sql(len(chunk)), [v for key in chunk for v in key]))
+            size = min(_PROBE_CHUNK, 1 << (len(chunk) - 1).bit_length())  # a few statement texts, each prepared once
+            chunk += [chunk[-1]] * (size - len(chunk))  # padded with its last key (a set: found once)
+            found.update(self._conn.execute(_probe_sql(size), [v for key in chunk for v in key]))
         return found
 
     def _insert_spans(self, rid: int, rows: list[SpanRow], now: int) -> list[SpanRow]:
