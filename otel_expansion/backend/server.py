@@ -98,7 +98,8 @@ def _allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str] | None:
 WAL_LIMIT_BYTES = 64 * 2**20
 """Past this, the writer checkpoints and truncates the WAL after its commit: SQLite's automatic checkpoints
 never restart the file while writers and readers keep it busy, so under steady ingest it would grow without
-bound. The WAL then stays under this plus one group's pages."""
+bound. The WAL then stays under this plus one group's pages and the span keys merged after it (store.MERGE_SPANS
+keys' pages at most)."""
 WRITER_STOP_TIMEOUT_S = 15.0
 """How long the stop waits for the writer to commit what is queued (at most MAX_PENDING_ROWS rows, a second or
 two; SQLite's busy timeout is 10 s)."""

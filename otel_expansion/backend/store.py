@@ -9,9 +9,13 @@ is needed. The fleet path is ClickHouse (see clickhouse.py and collector-config/
 Tables:
 - raw: ``resources`` (deduplicated by attribute hash), ``spans``, ``metric_points``, ``logs``; kept
   ``retention_days`` (default 30; rollups are kept forever), pruned at most once an hour by the writer.
-  A span is stored once per (start time, trace id, span id): a re-sent span repeats all three, and new
-  spans land at the index's recent end instead of at random pages (random ids first made every span
-  dirty a page of its own). Stores created before 0.3 keep their (trace id, span id) key and start index.
+  A span is stored once per (start time, trace id, span id): a re-sent span repeats all three. A store created
+  at schema 6 keeps those keys in two levels instead of a unique index on ``spans`` (which dirtied one random
+  index page per span: the start time of a span arriving is a minute or two old): the spans above a merged mark
+  (their keys held in memory by the writer, rebuilt from the table whenever it may be stale) and ``span_keys``,
+  which they join ``MERGE_SPANS`` at a time in one sorted insert; a new span is looked up in both before it is
+  inserted (Store._new_spans). Stores created before schema 6 keep their unique index (Stores created before
+  0.3: on (trace id, span id)) and the INSERT OR IGNORE path.
 - rollups (see rollup.py): ``r_metric``, ``r_bucket``, ``r_exp``, ``r_env``, ``r_error`` (error counters by
   stack signature, also kept for all time as grain 0); ``active``/``active_count`` (distinct
   installations per day and per week, each app version and all versions, '*'); ``installations``;
@@ -36,8 +40,10 @@ single writer thread uses it, so N senders no longer contend for SQLite's write 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import marshal
 import sqlite3
 import time
@@ -68,9 +74,14 @@ from otel_expansion.backend.rollup import (
 )
 from otel_expansion.otlp import exponential
 
-__all__ = ["SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "open_readonly"]
+__all__ = [
+    "MERGE_SPANS", "SCHEMA_VERSION", "ForeignDatabase", "Store", "WriteResult", "connect", "merge_span_keys",
+    "open_readonly", "span_keys_kept",
+]
 
-SCHEMA_VERSION = 5
+logger = logging.getLogger("otel_expansion.backend.server")
+
+SCHEMA_VERSION = 6
 DEFAULT_RETENTION_DAYS = 30.0
 _PRUNE_EVERY_NS = 3600 * 10**9
 _RESOURCE_CACHE = 50_000
@@ -79,6 +90,13 @@ _EXP_CACHE = 20_000
 """Exponential rollup rows the writer keeps decoded (valid while no other connection writes: data_version)."""
 _KNOWN_CACHE = 200_000
 """Admitted dimension values a Store remembers (values are never un-admitted, so a hit needs no query)."""
+MERGE_SPANS = 8_192
+"""Spans a schema-6 store keeps in its recent level (ids above the merged mark, their keys held in memory by the
+writer) before their keys join ``span_keys`` in one sorted insert (see Store._new_spans): a merge dirties at most
+this many pages of span_keys (32 MiB of WAL at worst, a few MiB when the spans' start times are close)."""
+_PROBE_CHUNK = 1_024
+"""Span keys looked up in ``span_keys`` per statement (3 parameters each, far below SQLite's limit); fewer are
+padded to the next power of two, so the statements the writer prepares are a handful, not one per count."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -91,8 +109,12 @@ CREATE TABLE IF NOT EXISTS spans (
     name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
     duration_ns INTEGER NOT NULL, status_code INTEGER NOT NULL, status_message TEXT NOT NULL,
     attributes TEXT NOT NULL, events TEXT NOT NULL, command TEXT, outcome TEXT, error_type TEXT,
-    session_id TEXT, exit_code INTEGER, received_ns INTEGER NOT NULL, UNIQUE (start_ns, trace_id, span_id)
+    session_id TEXT, exit_code INTEGER, received_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS span_keys (
+    start_ns INTEGER NOT NULL, trace_id TEXT NOT NULL, span_id TEXT NOT NULL, id INTEGER NOT NULL,
+    PRIMARY KEY (start_ns, trace_id, span_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS metric_points (
     id INTEGER PRIMARY KEY, resource_id INTEGER NOT NULL REFERENCES resources(id), scope_name TEXT NOT NULL,
     scope_version TEXT NOT NULL, name TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, temporality TEXT,
@@ -188,10 +210,43 @@ _SPAN_INSERT = f"INSERT OR IGNORE INTO spans VALUES (NULL, ?, {', '.join(['?'] *
 _POINT_INSERT = f"INSERT INTO metric_points VALUES (NULL, ?, {', '.join(['?'] * 20)}, ?)"
 
 
-def _span_insert(rid: int, now: int) -> str:
+def _span_insert(rid: int, now: int, ignore: bool = True) -> str:
     """The span insert with the resource id and receipt time written in (a packed row is the stored columns
-    alone: executemany takes the worker's tuples as they are, no tuple built per row here)."""
-    return f"INSERT OR IGNORE INTO spans VALUES (NULL, {int(rid)}, {', '.join(['?'] * 19)}, {int(now)})"
+    alone: executemany takes the worker's tuples as they are, no tuple built per row here); ``ignore``: OR
+    IGNORE, for a store whose unique span index drops a re-sent span (before schema 6)."""
+    verb = "INSERT OR IGNORE" if ignore else "INSERT"
+    return f"{verb} INTO spans VALUES (NULL, {int(rid)}, {', '.join(['?'] * 19)}, {int(now)})"
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_sql(n: int) -> str:
+    """The keys of ``n`` (start, trace id, span id) triples that span_keys holds (a primary-key lookup each)."""
+    values = ", ".join(["(?, ?, ?)"] * n)
+    return (f"SELECT k.start_ns, k.trace_id, k.span_id FROM (VALUES {values}) AS v CROSS JOIN span_keys AS k"
+            " ON k.start_ns = v.column1 AND k.trace_id = v.column2 AND k.span_id = v.column3")
+
+
+def span_keys_kept(conn: sqlite3.Connection) -> bool:
+    """Whether this store keeps its span keys in two levels (created at schema 6: no unique index on spans)."""
+    return not any(row[2] for row in conn.execute("PRAGMA index_list(spans)"))
+
+
+def _merged_mark(conn: sqlite3.Connection) -> int:
+    """The largest span id whose key is in span_keys (spans above it are the recent level)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'span_keys_upto'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def merge_span_keys(conn: sqlite3.Connection) -> None:
+    """Move the recent level's keys into span_keys, sorted (one pass over the index's recent pages instead of a
+    random page per span), inside the caller's write transaction."""
+    mark = _merged_mark(conn)
+    top = conn.execute("SELECT MAX(id) FROM spans").fetchone()[0] or 0
+    if top > mark:
+        conn.execute("INSERT INTO span_keys SELECT start_ns, trace_id, span_id, id FROM spans WHERE id > ?"
+                     " ORDER BY start_ns, trace_id, span_id", (mark,))
+    if top != mark:  # below the mark after a prune deleted the latest spans: new ids start above the top
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('span_keys_upto', ?)", (str(top),))
 
 
 def _point_insert(rid: int, now: int) -> str:
@@ -252,13 +307,16 @@ def connect(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         _not_newer(version, db_path)
         if version != SCHEMA_VERSION:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1, 2, 3, 4) or (version == 0 and tables):
+            if version not in (0, 1, 2, 3, 4, 5) or (version == 0 and tables):
                 raise ForeignDatabase(f"{db_path} is not an otel-expansion backend database")
             # 2 -> 3 adds the exponential rollup (r_exp); explicit-bucket rows already stored stay as they are
             # 3 -> 4 adds the error rollup by stack signature (r_error), filled from the metric rollup
             # 4 -> 5 keys new batch parts by content_id (the entry's fingerprint) instead of the digest of its
             # rows; the keys already stored stay and are still recognised (Store._stored); the number keeps an
             # older release, which would not recognise the new keys, from opening the store
+            # 5 -> 6 adds span_keys; a store created before 6 keeps its unique span index (and its path: see
+            # span_keys_kept); a store created at 6 has none, and an older release would store a re-sent span
+            # twice in it: the number keeps that release out
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             if version == 1:
@@ -330,7 +388,7 @@ def open_readonly(db_path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         version = _user_version(conn, db_path)
         _not_newer(version, db_path)
-        if version in (1, 2, 3, 4):  # an older store of ours: upgrade it once (adds the rollups)
+        if version in (1, 2, 3, 4, 5):  # an older store of ours: upgrade it once (adds the rollups)
             conn.close()
             connect(db_path, timeout_s).close()
             return open_readonly(db_path, timeout_s)
@@ -383,6 +441,10 @@ class Store:
         self._data_version: int | None = None
         self._open_day: int | None = None  # read in each write transaction until known (see _close_days)
         self._spans_before = 0  # the largest span id before the last span insert (see _inserted_spans)
+        self._keyed = span_keys_kept(self._conn)
+        self._recent: set[tuple[int, str, str]] | None = None  # keys of the spans above the mark (_recent_keys)
+        self._merged_top: int | None = -1  # largest start in span_keys, None when empty, -1 unknown
+        self._added: list[set[tuple[int, str, str]]] = []  # the keys the current request added to _recent
         self.clock: Callable[[], int] = time.time_ns
         """Receipt time in nanoseconds (a test moves it on to close days)."""
         self._limits = limits or Limits()
@@ -430,6 +492,7 @@ class Store:
             if version != self._data_version:  # another connection wrote: what we remember may be stale
                 self._exp_rows.clear()
                 self._open_day = None
+                self._recent, self._merged_top = None, -1
                 self._data_version = version
             if self._open_day is None:
                 self._open_day = self._first_open_day(now)
@@ -437,11 +500,17 @@ class Store:
                 self._close_days(now // DAY_NS)
             for signal, resources, batch_id in requests:
                 conn.execute("SAVEPOINT oe_request")
+                self._added = []
                 try:
                     result, rollup = self._write_one(signal, resources, batch_id, now)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO oe_request")
+                    recent = self._recent
                     self._forget()  # ids and values inserted in the rolled-back savepoint are gone
+                    if recent is not None:  # the span keys as before the request: those it added taken out
+                        for added in self._added:
+                            recent -= added
+                        self._recent = recent
                     results.append(exc)
                 else:
                     if any(kinds.get(name, kind) != kind for name, kind in rollup.kinds.items()):
@@ -459,13 +528,36 @@ class Store:
                 conn.execute("ROLLBACK")
             self._forget()  # ids and values inserted in the rolled-back transaction are gone
             raise
+        if self._keyed and self._recent is not None and len(self._recent) >= MERGE_SPANS:
+            self._merge_spans()
         self._maybe_prune(now)
         return results
+
+    def _merge_spans(self) -> None:
+        """The recent level's keys into span_keys, in a transaction of its own after the group's (no sender's
+        group waits for it, and the WAL grows by one group or one merge between the server's checks); a merge
+        that fails leaves both levels as they were (the group before it is committed either way)."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                merge_span_keys(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # retried after the next group
+            logger.warning("merging span keys failed: %s", exc)
+            self._recent, self._merged_top = None, -1
+            return
+        self._recent, self._merged_top = set(), -1
 
     def _forget(self) -> None:
         self._resource_ids.clear()
         self._known.clear()
         self._exp_rows.clear()
+        self._recent, self._merged_top = None, -1  # span keys added in the rolled-back part are gone
         self._open_day = None  # re-read: a rolled-back transaction may have set it
 
     # ----------------------------------------------------------------------------------------- open days
@@ -573,7 +665,12 @@ class Store:
             rid = self._resource_id(resource, now)
             service, version = self._app(resource, counts)
             packed = resource.packed
-            if packed is not None and packed.spans:
+            if self._keyed and ((packed is not None and packed.spans) or resource.spans):
+                n, sessions = self._insert_keyed(rid, now, resource)
+                spans += n
+                self._sessions(service, version, sessions)
+                packed = resource.packed  # None when the rows had to be named (a duplicate span)
+            elif packed is not None and packed.spans:
                 if self._insert_packed(_span_insert(rid, now), packed.span_rows, packed.spans):
                     spans += packed.spans
                     self._sessions(service, version, packed.sessions)
@@ -683,6 +780,76 @@ class Store:
             self._resource_ids.clear()
         self._resource_ids[digest] = rid
         return rid
+
+    def _insert_keyed(self, rid: int, now: int, resource: ResourceData) -> tuple[int, dict[str, list[int]]]:
+        """A schema-6 store: insert the entry's spans new to the store (_new_spans); (how many, their sessions'
+        totals)."""
+        packed = resource.packed
+        if packed is not None and packed.spans:
+            rows = marshal.loads(packed.span_rows)
+        else:
+            rows = [row[:-1] for row in resource.spans]  # all but ``adjusted``
+        kept = self._new_spans(rows)
+        sql = _span_insert(rid, now, ignore=False)
+        if kept is None:
+            self._conn.executemany(sql, rows)
+            return len(rows), packed.sessions if packed is not None else session_totals(resource.spans)
+        resource.unpack()  # the named rows: their adjusted counts, for the sessions
+        self._conn.executemany(sql, [rows[i] for i in kept])
+        return len(kept), session_totals([resource.spans[i] for i in kept])
+
+    def _recent_keys(self) -> set[tuple[int, str, str]]:
+        """The keys of the spans above the merged mark (not yet in span_keys), read from the table when not held
+        (a new Store, a rollback, another connection's write): memory is a cache of the table, never the truth."""
+        recent = self._recent
+        if recent is None:
+            conn = self._conn
+            recent = self._recent = set(conn.execute(
+                "SELECT start_ns, trace_id, span_id FROM spans WHERE id > ?", (_merged_mark(conn),)))
+        return recent
+
+    def _new_spans(self, rows: list[tuple[Any, ...]]) -> list[int] | None:
+        """Which of these stored-column span rows are new (indexes, in order; None: all of them), their keys then
+        held as stored: a key already in the recent level, in span_keys, or earlier in ``rows`` is a duplicate.
+
+        Exactly once by construction: both levels hold every committed span's key (the recent level is read
+        from the table when not held), a key moves from one to the other only in the writer's transaction, a
+        request rolled back alone takes out the keys it added (none was held before it: only new keys are
+        added), and any other rollback drops what memory holds (_forget)."""
+        recent = self._recent_keys()
+        keys = [(row[7], row[2], row[3]) for row in rows]
+        fresh = set(keys)
+        merged = self._merged_keys(keys)
+        if not merged and len(fresh) == len(keys) and fresh.isdisjoint(recent):
+            recent |= fresh
+            self._added.append(fresh)
+            return None
+        kept = []
+        added = set()
+        for i, key in enumerate(keys):
+            if key not in recent and key not in merged:
+                recent.add(key)
+                added.add(key)
+                kept.append(i)
+        self._added.append(added)
+        return kept
+
+    def _merged_keys(self, keys: list[tuple[int, str, str]]) -> set[tuple[int, str, str]]:
+        """The keys among ``keys`` that span_keys holds (a span starting after its latest start is not looked
+        up): one statement per _PROBE_CHUNK keys, each an index lookup in SQLite."""
+        top = self._merged_top
+        if top == -1:
+            top = self._merged_top = self._conn.execute("SELECT MAX(start_ns) FROM span_keys").fetchone()[0]
+        if top is None:
+            return set()
+        probe = [key for key in keys if key[0] <= top]
+        found: set[tuple[int, str, str]] = set()
+        for i in range(0, len(probe), _PROBE_CHUNK):
+            chunk = probe[i:i + _PROBE_CHUNK]
+            size = min(_PROBE_CHUNK, 1 << (len(chunk) - 1).bit_length())  # a few statement texts, each prepared once
+            chunk += [chunk[-1]] * (size - len(chunk))  # padded with its last key (a set: found once)
+            found.update(self._conn.execute(_probe_sql(size), [v for key in chunk for v in key]))
+        return found
 
     def _insert_spans(self, rid: int, rows: list[SpanRow], now: int) -> list[SpanRow]:
         """Insert in one executemany; only spans new to the store reach the session rollup.
@@ -900,14 +1067,23 @@ class Store:
         if row is not None and now - int(row[0]) < _PRUNE_EVERY_NS:
             return
         prune(conn, now - int(self._retention_days * DAY_NS), now)
+        self._recent, self._merged_top = None, -1  # the mark and span_keys moved
 
 
 def prune(conn: sqlite3.Connection, cutoff_ns: int, now: int | None = None) -> dict[str, int]:
     """Delete raw spans, points and logs older than ``cutoff_ns``; rollups and sessions stay."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if span_keys_kept(conn):  # every span's key in span_keys first: the old ones are found there
+            merge_span_keys(conn)
+            spans = conn.execute("DELETE FROM spans WHERE id IN (SELECT id FROM span_keys WHERE start_ns < ?)",
+                                 (cutoff_ns,)).rowcount
+            conn.execute("DELETE FROM span_keys WHERE start_ns < ?", (cutoff_ns,))
+            merge_span_keys(conn)  # the mark back to the largest id left
+        else:
+            spans = conn.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff_ns,)).rowcount
         deleted = {
-            "spans": conn.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff_ns,)).rowcount,
+            "spans": spans,
             "metric_points": conn.execute("DELETE FROM metric_points WHERE end_ns < ?", (cutoff_ns,)).rowcount,
             "logs": conn.execute("DELETE FROM logs WHERE time_ns < ?", (cutoff_ns,)).rowcount,
         }
@@ -976,6 +1152,7 @@ def _backfill(conn: sqlite3.Connection) -> None:
     store = Store.__new__(Store)
     store._conn, store._resource_ids, store._known, store._limits = conn, {}, set(), Limits()
     store._exp_rows, store._data_version, store._open_day, store._spans_before = {}, None, None, 0
+    store._keyed, store._recent, store._merged_top, store._added = span_keys_kept(conn), None, -1, []
     conn.execute("BEGIN IMMEDIATE")
     try:
         resources = {rid: json.loads(attrs) for rid, attrs in conn.execute("SELECT id, attributes FROM resources")}

@@ -348,7 +348,7 @@ def test_schema_three_store_is_upgraded_and_keeps_its_error_counts(tmp_path: Pat
     conn.commit()
     conn.close()
     upgraded = build_report(db)
-    assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     for section in set(before) - {"generated_ns", "error_groups"}:
         assert upgraded[section] == before[section], section
     groups = upgraded["error_groups"]["groups"]

@@ -189,7 +189,7 @@ class TestDuplicates:
                 assert store.write("metrics", flatten("metrics", message), bid).duplicates == 1
             assert store.write("metrics", flatten("metrics", invocations("a", 5)), "short").duplicates == 0
         assert build_report(db)["totals"]["invocations"] == 12
-        assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert open_readonly(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
     def test_store_of_a_newer_release_is_refused_untouched(self, tmp_path: Path) -> None:
         """A store whose format is newer than this release reads fails clearly and is left as it is."""
