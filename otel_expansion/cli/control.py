@@ -57,12 +57,12 @@ def set_level(home: str, service: str, value: str) -> Level:
     return level
 
 
-def _lower_pending(home: str, service: str, before: Level | None, after: Level) -> int:
+def _lower_pending(home: str, service: str, before: Level | None, after: Level) -> tuple[int, int]:
     from otel_expansion.cli.common import spool_is_ours
     from otel_expansion.workers.sender import lower_pending
 
     if not os.path.isdir(home) or (before is not None and before <= after):
-        return 0
+        return 0, 0
     spool_is_ours(home, recover=True)
     return lower_pending(home, settings_for(home, service), before, after)
 

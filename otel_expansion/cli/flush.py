@@ -133,15 +133,18 @@ def _refuse_under_opt_out(args: argparse.Namespace, s: Any, service: str) -> Non
     prog = getattr(args, "prog", None)
     target = "".join(f" --{flag} {getattr(args, flag)}" for flag in ("service", "home") if getattr(args, flag, None))
     if prog:  # the program's own telemetry commands: disable deletes what is pending (and turns telemetry off)
-        send_cmd, delete_cmd = f"{prog} flush", f"{prog} disable` (which also turns telemetry off until `{prog} enable"
+        send_cmd = f"{prog} flush"
+        delete_words = f"`{prog} disable` (which also turns telemetry off until `{prog} enable`)"
     else:  # the user's own target, repeated
         to = f" --endpoint {safe_url(args.endpoint)}" if getattr(args, "endpoint", None) else ""
-        send_cmd, delete_cmd = f"otel-expansion flush{target}{to}", f"otel-expansion clear{target}"
+        send_cmd, delete_words = f"otel-expansion flush{target}{to}", f"`otel-expansion clear{target}`"
+    said = f"{reason} is set: telemetry is off and flush sends nothing (opt-out wins over everything)"
+    if not (records or series or spans):
+        raise CliError(f"{said}; nothing is pending", EXIT_FAIL)
     kept = (f"{records} run record{'s' * (records != 1)}, {series} metric series and {spans} "
-            f"span{'s' * (spans != 1)} pending, kept" if records or series or spans else "nothing is pending")
-    raise CliError(f"{reason} is set: telemetry is off and flush sends nothing (opt-out wins over everything); "
-                   f"{kept}. To send them, run `{send_cmd}` without {reason} set; to delete them, "
-                   f"`{delete_cmd}`", EXIT_FAIL)
+            f"span{'s' * (spans != 1)} pending, kept")
+    raise CliError(f"{said}; {kept}. To send them, run `{send_cmd}` without {reason} set; to delete them, "
+                   f"{delete_words}", EXIT_FAIL)
 
 
 def _done(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) -> int:

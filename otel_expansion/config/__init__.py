@@ -248,7 +248,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_EXPANSION_HOME", "per-user state dir", "name",
              "State directory: journal, spool, ids, consent (`~/.local/state/otel-expansion/<service>`, below)."),
     Variable("OTEL_EXPANSION_LEVEL", "app's level, else enhanced", "level",
-             "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level`."),
+             "off, basic, enhanced, full; beats the app and settings.toml, not `telemetry level` (but `off` "
+             "beats everything: an opt-out)."),
     Variable("OTEL_EXPANSION_DEBUG", "false", "flag",
              "true/false: the debug stream, every recorded signal as it will be sent, on stderr and the "
              "`otel_expansion` logger (wins over `otel-expansion debug on\\|off`).", "debug"),
@@ -584,6 +585,8 @@ def resolve(
             source = "user" if source in ("default", "app") else source
     elif consent == "ask" and source in ("default", "app"):  # a file or variable level counts as a choice
         resolved, source = Level.OFF, "consent-pending"
+    if isinstance(env_level, Level) and env_level == Level.OFF:  # the user's own variable says off: that wins
+        resolved, source = Level.OFF, "env"                       # over a level they stored too, as an opt-out
     reason = opted_out(env, opt_out_env)
     if reason:
         resolved, source = Level.OFF, "opt-out"

@@ -31,7 +31,10 @@ import os
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 from otel_expansion.otlp.model import MetricPoint, SpanRecord
 from otel_expansion.spool import accounting, schema
@@ -188,6 +191,19 @@ class Spool(SpoolWrites, SpoolBatches):
             return points, spans
 
         return self._read(query)
+
+    def lower(self, keep_spans: bool, dropped_metrics: Collection[str]) -> tuple[int, int]:
+        """Delete what a lowered level no longer allows: every pending span unless ``keep_spans`` (a span
+        does not say the level it was made at), and the series of the named metrics. Every other series
+        (the counts a lower level keeps) stays, exact. Returns (spans, series) deleted."""
+        with self._write() as conn:
+            spans = 0 if keep_spans else int(conn.execute("DELETE FROM spans").rowcount)
+            names = set(dropped_metrics)
+            doomed = [(row_id,) for row_id, blob in conn.execute("SELECT id, key FROM series")
+                      if schema.decode_key((), blob).name in names]
+            conn.executemany("DELETE FROM series WHERE id = ?", doomed)
+            self._pending_changed(conn)
+            return spans, len(doomed)
 
     def clear(self) -> int:
         """Delete all pending data (counters and non-batch state stay); returns the number of rows removed."""

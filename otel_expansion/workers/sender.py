@@ -344,23 +344,26 @@ def discard_pending(home: str, settings: Settings) -> tuple[int, int]:
     return len(records), rows
 
 
-def lower_pending(home: str, settings: Settings, before: int | None, after: int) -> int:
+def lower_pending(home: str, settings: Settings, before: int | None, after: int) -> tuple[int, int]:
     """The user lowered the level from ``before`` (None: not known, the app's own, maybe ``full``) to
-    ``after``: delete what is already converted in the spool (its rows do not say the level they were
-    made at), counted in ``dropped.level_lowered``; runs still in the journal are converted at the new
-    level by the next sender (``consent.level_ceiling``). Returns the rows deleted."""
+    ``after``: what is already converted in the spool and not allowed at ``after`` is deleted, counted in
+    ``dropped.level_lowered``: the spans (below ``full``: a span does not say the level it was made at) and
+    the series of metrics above ``after``. The counts ``after`` keeps stay, exact. Runs still in the
+    journal are converted at the new level by the next sender (``consent.level_ceiling``). Returns
+    (spans, series) deleted."""
     from otel_expansion.config import Level
+    from otel_expansion.sdk.signals import METRICS
 
     if (before is not None and before <= after) or after >= Level.FULL:
-        return 0
+        return 0, 0
     if not os.path.exists(os.path.join(home, SPOOL_FILE)):
-        return 0
+        return 0, 0
     spool = open_spool(home, settings)
     try:
-        rows = spool.clear()
-        if rows:
-            spool.incr("dropped.level_lowered", rows)
-        return rows
+        spans, series = spool.lower(keep_spans=False, dropped_metrics=[m.name for m in METRICS if m.level > after])
+        if spans or series:
+            spool.incr("dropped.level_lowered", spans + series)
+        return spans, series
     finally:
         spool.close()
 

@@ -1,5 +1,6 @@
 """Lowering the level applies to what is pending, not only to later runs: runs still in the journal are
-converted at the new level, rows already converted above it are deleted and counted."""
+converted at the new level; of what is already converted, what the new level does not allow (spans,
+metrics above it) is deleted and counted, and the counts it keeps stay exact."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def test_runs_in_the_journal_are_sent_at_the_lowered_level(run_cli: RunCli, home
 
 
 def test_rows_converted_above_the_lowered_level_are_deleted_and_counted(run_cli: RunCli, home: Path) -> None:
-    """Runs already converted into the spool (a flush that could not send) carry spans: `level basic`
-    deletes them, says nothing is lost silently (a drop counter reaches the collector), and later runs
-    are sent at basic."""
+    """Runs already converted into the spool (a flush that could not send) carry spans and CPU times:
+    `level basic` deletes those (a drop counter says how many reach the collector) and keeps their
+    invocation counts exact; later runs are sent at basic."""
     for _ in range(2):
         assert run_cli("hello", "a", OTEL_EXPANSION_SEND="false").returncode == 0
     down = ox(home, "flush", "--timeout", "0.5", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
@@ -43,7 +44,8 @@ def test_rows_converted_above_the_lowered_level_are_deleted_and_counted(run_cli:
         assert ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
         values = metric_values(srv.requests)
         spans = spans_of(srv.requests)
-    assert spans == [] and invocations(values) == 1
+    assert spans == [] and invocations(values) == 3  # every run counted, none of the spans sent
+    assert not any(name == "cli.command.cpu_time" for name, _ in values), sorted({n for n, _ in values})
     lowered = {attrs: v for (name, attrs), v in values.items() if name == "otel_expansion.spool.dropped"}
     assert any(("reason", "level_lowered") in attrs and v > 0 for attrs, v in lowered.items()), lowered
 
@@ -55,3 +57,17 @@ def test_raising_the_level_deletes_nothing(run_cli: RunCli, home: Path) -> None:
     with otlp_server() as srv:
         assert ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
         assert invocations(metric_values(srv.requests)) == 1
+
+
+def test_level_off_in_the_environment_beats_a_stored_level(run_cli: RunCli, home: Path) -> None:
+    """`OTEL_EXPANSION_LEVEL=off` is an opt-out: it wins over a level the user stored (`level enhanced`):
+    nothing is recorded, and flush sends nothing, keeps what is pending and exits 1."""
+    assert ox(home, "level", "enhanced").returncode == 0
+    assert run_cli("hello", "a", OTEL_EXPANSION_SEND="false").returncode == 0
+    assert run_cli("hello", "b", OTEL_EXPANSION_SEND="false", OTEL_EXPANSION_LEVEL="off").returncode == 0
+    with otlp_server() as srv:
+        refused = ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url, OTEL_EXPANSION_LEVEL="off")
+        assert refused.returncode == 1 and "OTEL_EXPANSION_LEVEL is set" in refused.stderr, refused.stderr
+        assert srv.requests == []
+        assert ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
+        assert invocations(metric_values(srv.requests)) == 1  # the run under off was not recorded
