@@ -220,7 +220,27 @@ def _origin(name: str, frame: FrameType | None) -> str:
     return "literal" if literal(name, frame) else "app"
 
 
-_CO_GENERATOR, _CO_COROUTINE = 0x20, 0x80  # inspect's code flags, without importing inspect
+_CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x20, 0x80, 0x200  # inspect's flags, without inspect
+
+
+def _begin_own(t: Telemetry | None, name: str, origin: str) -> CommandRun | None:
+    """A generator's command: its own owner, since it runs in turns with other code of its thread (two
+    generators zipped are two commands, not one nested in the other)."""
+    if t is None or t._closed:
+        return None
+    try:
+        return t.recorder.begin(name, None, origin, owner=object())
+    except Exception as exc:
+        _contained("command", exc)
+        return None
+
+
+def _end_own(t: Telemetry | None, run: CommandRun | None, exc: BaseException | None) -> None:
+    if t is not None and run is not None:
+        try:
+            t.recorder.end(run, exc)
+        except Exception as err:
+            _contained("command", err)
 
 
 class _CommandScope:
@@ -268,8 +288,34 @@ class _CommandScope:
         elif flags & _CO_GENERATOR:  # a generator: the command runs while it is iterated
 
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                with _CommandScope(_handle if self.telemetry is None else self.telemetry, name, self.origin):
-                    return (yield from fn(*args, **kwargs))
+                t = _handle if self.telemetry is None else self.telemetry
+                run = _begin_own(t, name, self.origin)
+                try:
+                    result = yield from fn(*args, **kwargs)
+                except GeneratorExit:  # the consumer stopped early (break, close()): the command succeeded
+                    _end_own(t, run, None)
+                    raise
+                except BaseException as exc:
+                    _end_own(t, run, exc)
+                    raise
+                _end_own(t, run, None)
+                return result
+
+        elif flags & _CO_ASYNC_GENERATOR:  # an async generator: the command runs while it is iterated
+
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                t = _handle if self.telemetry is None else self.telemetry
+                run = _begin_own(t, name, self.origin)
+                try:
+                    async for item in fn(*args, **kwargs):
+                        yield item
+                except GeneratorExit:
+                    _end_own(t, run, None)
+                    raise
+                except BaseException as exc:
+                    _end_own(t, run, exc)
+                    raise
+                _end_own(t, run, None)
 
         else:
 

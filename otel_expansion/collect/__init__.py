@@ -673,12 +673,16 @@ class Recorder:
         return exe[1]
 
     # -- commands --------------------------------------------------------------------------------------
-    def begin(self, name: str, executable: str | None = None, origin: str = "framework") -> CommandRun | None:
-        """Start a command; None when one is already running (nested runs belong to the outer one)."""
+    def begin(self, name: str, executable: str | None = None, origin: str = "framework",
+              owner: object = None) -> CommandRun | None:
+        """Start a command; None when one is already running in this thread or task (nested runs belong to
+        the outer one). ``owner``: whose command it is when not this thread's or task's (a generator's
+        own invocation: it runs in turns with other code of the same thread)."""
         level = self.level
         if level <= _OFF:
             return None
-        owner = _owner()
+        if owner is None:
+            owner = _owner()
         runs = self._runs
         if owner in runs:  # nested in this thread's or task's command: part of it
             return None

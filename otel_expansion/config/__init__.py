@@ -571,9 +571,7 @@ def resolve(
         except ValueError:
             ceiling = Level.OFF  # a damaged answer allows nothing more than off
         if source != "env" and resolved > ceiling:
-            resolved = ceiling
-        if source in ("default", "app"):
-            source = "user"
+            resolved, source = ceiling, "user"  # the level the user said yes to, below the app's
     elif stored_choice and stored_choice.startswith("granted"):
         _, _, lvl = stored_choice.partition(":")
         try:
