@@ -571,7 +571,9 @@ def resolve(
         except ValueError:
             ceiling = Level.OFF  # a damaged answer allows nothing more than off
         if source != "env" and resolved > ceiling:
-            resolved, source = ceiling, "user"  # the level the user said yes to, below the app's
+            resolved = ceiling
+        if source in ("default", "app"):
+            source = "user"  # the user answered: nothing more to ask (consent.first_run_due)
     elif stored_choice and stored_choice.startswith("granted"):
         _, _, lvl = stored_choice.partition(":")
         try:
