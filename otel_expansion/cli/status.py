@@ -84,7 +84,7 @@ def status_info(s: Settings) -> dict[str, Any]:
         "sender_running": _sender_running(s.home),
         "next_send": "",
     }
-    info["next_send"] = next_send_words(next_send, info)
+    info["next_send"] = next_send_words(next_send, {**info, "send": s.send})
     id_path = os.path.join(s.home, paths.INSTALL_ID_FILE)
     raw_id = paths.read_small(id_path, 128)
     info["installation_id"] = raw_id.decode("ascii", "replace").strip() if raw_id else None
@@ -97,6 +97,10 @@ def next_send_words(due: float, info: dict[str, Any], now: float | None = None) 
     "with the app's next run (due since ...)", never as a time still to come."""
     import time
 
+    if info.get("dry_run"):
+        return "never: dry run (recorded and shown, never sent; `otel-expansion debug off` ends it)"
+    if info.get("send") is False:
+        return "not by itself: sending is off (OTEL_EXPANSION_SEND=false); `otel-expansion flush` sends"
     if info.get("sender_running"):
         return "now: a send round is running"
     if not (info.get("journal_records") or info.get("spool_series") or info.get("spool_spans")):

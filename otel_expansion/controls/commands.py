@@ -216,7 +216,8 @@ def _status(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
         "home": s.home,
         "settings_file": os.path.join(s.home, SETTINGS_FILE),
     }
-    info["next_send"] = next_send_words(next_at or 0.0, {**info, "sender_running": launcher.sender_running(s.home)})
+    info["next_send"] = next_send_words(next_at or 0.0, {**info, "sender_running": launcher.sender_running(s.home),
+                                                         "dry_run": s.dry_run})
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

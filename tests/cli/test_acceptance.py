@@ -180,6 +180,15 @@ class TestNextSend:
         assert ox(home, "clear").returncode == 0
         assert re.search(r"next send +nothing pending", ox(home, "status").stdout)
 
+    def test_status_says_when_sending_is_off(self, run_cli: RunCli, home: Path) -> None:
+        """With OTEL_EXPANSION_SEND=false or in dry run, the next send is never by itself: status says so
+        (troubleshooting.md), not "with the app's next run"."""
+        assert run_cli("hello", "a", OTEL_EXPANSION_SEND="false").returncode == 0
+        off = ox(home, "status", OTEL_EXPANSION_SEND="false").stdout
+        assert re.search(r"next send +not by itself: sending is off", off), off
+        dry = ox(home, "status", OTEL_EXPANSION_DRY_RUN="true").stdout
+        assert re.search(r"next send +never: dry run", dry), dry
+
 
 OPT_OUTS = [{"DO_NOT_TRACK": "1"}, {"OTEL_SDK_DISABLED": "true"}, {"DEMOCLI_NO_TELEMETRY": "1"},
             {"OTEL_EXPANSION_LEVEL": "off"}]
