@@ -107,7 +107,8 @@ def run_level(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"service": service, "level": str(level), "level_source": "user"})
     else:
-        print(f"{service}: telemetry level set to {level} (stored in {home})")
+        print(f"{service}: telemetry level set to {level} (stored in {home}; from the app's next run: a "
+              "long-running program keeps the level it started with until it is restarted)")
     return EXIT_OK
 
 
