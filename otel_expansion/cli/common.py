@@ -39,7 +39,9 @@ def known_services() -> list[str]:
 
 
 def find_home(args: argparse.Namespace) -> tuple[str, str]:
-    """(home, service): --home, then --service, then OTEL_EXPANSION_HOME, then the only known service.
+    """(home, service): --home, then --service (in OTEL_EXPANSION_HOME when that is set and holds this app's
+    data or none, as the app itself would write there), then OTEL_EXPANSION_HOME, then the only known
+    service.
 
     A home the library refuses (a symbolic link, another user's, not a directory) is refused here too, in
     words, exit 1: telemetry stands down there, so its files say nothing true about the app."""
@@ -69,11 +71,16 @@ def _find_home(args: argparse.Namespace) -> tuple[str, str]:
     if getattr(args, "home", None):
         home = os.path.abspath(args.home)
         return home, args.service or service_of(home)
-    if getattr(args, "service", None):
-        return paths.default_home(args.service), args.service
     from otel_expansion.config import variable
 
     env_home = variable("OTEL_EXPANSION_HOME")
+    if getattr(args, "service", None):
+        if isinstance(env_home, str):  # where the app writes when this variable is set (config.home_of),
+            home = os.path.abspath(env_home)  # unless that directory holds another app's data
+            recorded = paths.read_small(os.path.join(home, paths.SERVICE_FILE), 256)
+            if recorded is None or recorded.decode("utf-8", "replace").strip() == args.service:
+                return home, args.service
+        return paths.default_home(args.service), args.service
     if isinstance(env_home, str):
         home = os.path.abspath(env_home)
         return home, service_of(home)

@@ -71,3 +71,20 @@ def test_level_off_in_the_environment_beats_a_stored_level(run_cli: RunCli, home
         assert srv.requests == []
         assert ox(home, "flush", OTEL_EXPORTER_OTLP_ENDPOINT=srv.url).returncode == 0
         assert invocations(metric_values(srv.requests)) == 1  # the run under off was not recorded
+
+
+def test_service_is_found_where_the_environment_put_its_home(run_cli: RunCli, home: Path) -> None:
+    """With OTEL_EXPANSION_HOME set (the app writes there), `--service NAME` looks there too."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_env
+
+    assert run_cli("hello", "a", OTEL_EXPANSION_SEND="false").returncode == 0
+    env = clean_env(home)  # OTEL_EXPANSION_HOME=home
+    result = subprocess.run([sys.executable, "-m", "otel_expansion", "status", "--service", "democli"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "journal records" in result.stdout and str(home) in result.stdout, (
+        result.stdout, result.stderr)
+    assert os.environ.get("OTEL_EXPANSION_HOME") != str(home)  # the test's own environment is not it
