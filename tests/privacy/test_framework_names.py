@@ -152,6 +152,25 @@ def test_optparse_flags_are_split_from_clusters_by_the_declarations(tmp_path: Pa
     assert cmd["args"] == ("-t", "-x", "-q", "--password", "-p", "-v"), cmd
 
 
+OPTPARSE_NARGS = r"""
+import optparse, otel_expansion
+otel_expansion.init("opt")
+parser = optparse.OptionParser(add_help_option=False)
+parser.add_option("-h", "--host")
+parser.add_option("-v", action="store_true")
+parser.add_option("-n", type="int")
+parser.add_option("--pair", nargs=2)
+parser.parse_args()
+"""
+
+
+def test_optparse_flags_follow_nargs_and_abbreviations(tmp_path: Path) -> None:
+    """`--pair -v -h` gives --pair its two values (neither is a flag); `--ho=x` is optparse's abbreviation
+    of --host; `-n -5` is -n with the value -5."""
+    (cmd,) = run(tmp_path, OPTPARSE_NARGS, "--pair", "-v", "-h", "-n", "-5", "--ho=x", "-v")
+    assert cmd["args"] == ("--pair", "-n", "--host", "-v"), cmd
+
+
 NAMES_FILE = "import json, os\nNAMES = json.load(open(os.environ['NAMES_FILE']))\n"
 
 CLICK_LISTED_PLUGINS = NAMES_FILE + r"""

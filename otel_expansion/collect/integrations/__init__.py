@@ -614,20 +614,24 @@ def short_clusters(argv: list[str]) -> list[tuple[str, str]]:
     return out[:64]
 
 
-def declared_flags(argv: list[str], options: dict[str, bool | None]) -> tuple[str, ...]:
+def declared_flags(argv: list[str], options: dict[str, bool | int | None],
+                   abbreviations: bool = False) -> tuple[str, ...]:
     """The declared options in ``argv`` as click's and optparse's parsers read them, each named once, in
-    order of first use. ``options``: each declared option, False when it takes no value, True when it
-    takes one, None when it may. ``--name`` and ``--name=value`` give ``--name``; a combined short option
-    is split (``-vqtVALUE`` is -v, -q and -t with the value VALUE: letters that take no value one after
-    another, up to one that takes a value, whose value the rest is). Never a value, a positional argument,
-    an undeclared option, or anything after ``--``. An argument an option takes as its value is skipped
-    whatever it looks like (``--password -abc``, ``-vp -abc``); so is the one after an undeclared option
-    (it may be its value)."""
+    order of first use. ``options``: each declared option, False when it takes no value, True (one) or
+    the number of values it takes (``nargs``), None when it may take one. ``--name`` and ``--name=value``
+    give ``--name`` (``abbreviations``: a unique prefix of a declared long option names it, as optparse
+    reads ``--ho`` for ``--host``); a combined short option is split (``-vqtVALUE`` is -v, -q and -t with
+    the value VALUE: letters that take no value one after another, up to one that takes a value, whose
+    first value the rest is). Never a value, a positional argument, an undeclared option, or anything
+    after ``--``. The arguments an option takes as its values are skipped whatever they look like
+    (``--password -abc``, ``-vp -abc``, ``--pair -v -h``); so is the one after an undeclared option (it
+    may be its value)."""
     out: list[str] = []
-    take_next = False
+    skip = 0
+    longs = [o for o in options if o.startswith("--")] if abbreviations else []
     for arg in argv[:1024]:
-        if take_next:
-            take_next = False
+        if skip:
+            skip -= 1
             continue
         if not isinstance(arg, str) or len(arg) < 2 or arg[0] != "-":
             continue
@@ -635,20 +639,34 @@ def declared_flags(argv: list[str], options: dict[str, bool | None]) -> tuple[st
             break
         if arg[1] == "-":
             name, eq, _ = arg.partition("=")
+            if name not in options and longs:
+                matches = [o for o in longs if o.startswith(name)]
+                if len(matches) == 1:
+                    name = matches[0]
             if name in options:
                 out.append(name)
-            take_next = not eq and options.get(name, True) is True
+            skip = max(0, _values(options.get(name, True)) - (1 if eq else 0))
             continue
         if not (arg[1].isascii() and arg[1].isalpha()):
             continue  # "-5", "-.": a value or a positional (named by no declaration)
         for i, letter in enumerate(arg[1:]):
             name = "-" + letter
             if name not in options:
-                take_next = True  # undeclared: the rest, or the next argument, may be its value
+                skip = 1  # undeclared: the rest, or the next argument, may be its value
                 break
             out.append(name)
             kind = options[name]
-            if kind is not False:  # takes a value: the rest of the cluster, else the next argument
-                take_next = kind is True and i == len(arg) - 2
+            if kind is not False:  # takes values: the rest of the cluster is the first, then the next ones
+                skip = max(0, _values(kind) - (0 if i == len(arg) - 2 else 1))
                 break
     return tuple(dict.fromkeys(out))
+
+
+def _values(kind: bool | int | None) -> int:
+    """How many arguments after it an option takes (None, an optional value: none that looks like an
+    option; a declaration's other kinds as said)."""
+    if kind is None or kind is False:
+        return 0
+    if kind is True:
+        return 1
+    return max(0, int(kind))

@@ -243,11 +243,11 @@ def _modules(ctx: Any) -> list[str]:
     return out
 
 
-def _options(ctx: Any) -> dict[str, bool | None]:
+def _options(ctx: Any) -> dict[str, bool | int | None]:
     """The options the invoked commands declare, their help option included (``-h`` where the app
     names it so): False takes no value (a flag, a counter), True takes one, None may or may not
     (``is_flag=False, flag_value=...``)."""
-    out: dict[str, bool | None] = {"--help": False}
+    out: dict[str, bool | int | None] = {"--help": False}
     node = ctx
     try:
         while node is not None:
@@ -256,7 +256,8 @@ def _options(ctx: Any) -> dict[str, bool | None]:
             for param in params:
                 if getattr(param, "param_type_name", None) != "option":
                     continue
-                kind: bool | None = True
+                nargs = getattr(param, "nargs", 1)
+                kind: bool | int | None = nargs if type(nargs) is int and nargs > 1 else True
                 if getattr(param, "_flag_needs_value", False):
                     kind = None
                 elif getattr(param, "is_flag", False) or getattr(param, "count", False):

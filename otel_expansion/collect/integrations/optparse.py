@@ -95,15 +95,16 @@ def finish(telemetry: Any) -> None:
         run.name, run.origin = " ".join(path), "declared"
     argv = _state.pop("argv", [])
     if run.args:  # only options a parser on the way declares: a mistyped flag may be someone's value
-        options: dict[str, bool | None] = {}
+        options: dict[str, bool | int | None] = {}
         try:
             for p in parsers:
                 for table in (getattr(p, "_long_opt", {}), getattr(p, "_short_opt", {})):
                     for name, option in table.items():
-                        options.setdefault(name, bool(option.takes_value()))
+                        takes = option.takes_value()
+                        options.setdefault(name, (option.nargs or 1) if takes else False)
         except Exception:
             options = {}
-        run.args = integrations.declared_flags(argv, options)
+        run.args = integrations.declared_flags(argv, options, abbreviations=True)  # optparse reads --ho
     integrations.end_run(telemetry.recorder, run)
 
 
