@@ -150,11 +150,15 @@ def summarise_pending(p: dict[str, Any]) -> list[str]:
     spans, points = spans_of(p["traces"]), points_of(p["metrics"])
     lines = [f"pending (not sent yet): {len(p['journal'])} run records not converted yet, "
              f"{len(spans)} spans, {len(points)} metric points"]
-    runs: dict[str, int] = {}
-    for record in p["journal"]:
-        cmds = ", ".join(f"{c.get('name')} (exit {c.get('exit')})" for c in record.get("commands") or ())
-        key = cmds or str(record.get("unreadable", "no commands"))
-        runs[key] = runs.get(key, 0) + 1
+    runs: dict[str, int] = {}  # grouped by command and exit status, across records and within one (a
+    for record in p["journal"]:  # long-running program's record holds many commands)
+        commands = record.get("commands") or ()
+        if not commands:
+            key = str(record.get("unreadable", "no commands"))
+            runs[key] = runs.get(key, 0) + 1
+        for c in commands:
+            key = f"{c.get('name')} (exit {c.get('exit')})"
+            runs[key] = runs.get(key, 0) + 1
     if runs:
         lines.append(f"  run records: {_grouped(runs)}")
     by_span: dict[str, int] = {}

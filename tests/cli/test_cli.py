@@ -198,3 +198,18 @@ def test_reset_id_also_starts_a_new_session(recorded: Path, run_cli: RunCli) -> 
     run_cli("hello", "z", OTEL_EXPANSION_SEND="false")
     after = journal_records(recorded)[-1]["session"]
     assert after not in before
+
+
+def test_show_groups_the_commands_inside_one_record(tmp_path: Path) -> None:
+    """A long-running program's record holds many commands: `show` groups them by command and exit status
+    as it groups separate runs (was: every command of the record on the line)."""
+    home = tmp_path / "home"
+    script = tmp_path / "loop.py"
+    script.write_text("import otel_expansion\notel_expansion.init('loop', mode='cli', instrument=False)\n"
+                      "for i in range(40):\n    try:\n        with otel_expansion.command('get'):\n"
+                      "            if i % 4 == 0:\n                raise KeyError(i)\n"
+                      "    except KeyError:\n        pass\n")
+    subprocess.run([sys.executable, str(script)], env=clean_env(home, OTEL_EXPANSION_SEND="false"), check=True,
+                   timeout=60)
+    readable = ox(home, "show").stdout
+    assert "run records: get (exit 1) x10, get (exit 0) x30" in readable, readable  # in order of first seen
