@@ -97,9 +97,13 @@ def _items(signal: str, body: bytes, protocol: str) -> int:
     return items_in(signal, data)
 
 
-def items_in(signal: str, data: Any) -> int:
+def items_in(signal: str, data: Mapping[str, object]) -> int:
     """Spans, or metric data points, in one OTLP/JSON request. Every member of a metric that holds
     ``dataPoints`` is counted (sum, gauge, histogram, exponentialHistogram...), so no kind can be missed."""
+    return _count_items(signal, data)
+
+
+def _count_items(signal: str, data: Any) -> int:
     if signal == "traces":
         return sum(len(ss.get("spans", [])) for rs in data.get("resourceSpans", [])
                    for ss in rs.get("scopeSpans", []))

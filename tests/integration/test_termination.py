@@ -38,13 +38,20 @@ time.sleep(60)
 """
 
 
+def _default_signals() -> None:
+    """The program starts with SIGTERM and SIGHUP at their default action, whatever the test runner has
+    (under `nohup` SIGHUP is ignored, and an ignored signal is left ignored: the program's choice)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, source: str, *args: str, **env: str) -> tuple[subprocess.Popen[str], Path]:
     home = tmp_path / "home"
     script = tmp_path / "app.py"
     script.write_text(source)
     proc = subprocess.Popen([sys.executable, str(script), *args], env=clean_env(home, OTEL_EXPANSION_SEND="false",
                                                                               **env),
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_signals)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     return proc, home
 
