@@ -852,16 +852,18 @@ class Recorder:
 
     def note_error(self, exc: BaseException) -> None:
         """Remember the exception a framework is about to turn into an exit code."""
-        if self.active is not None and not _is_exit(exc):
-            self.active.error = exc
+        run = self.active
+        if run is not None and not _is_exit(exc):
+            run.error = exc
 
     def set_args(self, argv: list[str] | tuple[str, ...]) -> None:
         """Argument shapes (flag names only) for the active command, at ``full`` level."""
-        if self.active is not None and self.level >= levels.ARGUMENT_SHAPES:
+        run = self.active
+        if run is not None and self.level >= levels.ARGUMENT_SHAPES:
             try:
-                self.active.args = tuple(self.redactor.argv_shape(list(argv)))
+                run.args = tuple(self.redactor.argv_shape(list(argv)))
             except Exception:
-                self.active.args = ()
+                run.args = ()
 
     # -- features and exceptions -----------------------------------------------------------------------
     def feature(self, name: str, attributes: Mapping[str, object] | None = None, *,
@@ -962,8 +964,9 @@ class Recorder:
             with self._lock:
                 self.overflow_exceptions += 1
             return
-        if self.active is not None:
-            item["command"] = self.command_name(self.active)
+        run = self.active
+        if run is not None:
+            item["command"] = self.command_name(run)
         if self.level >= levels.EXCEPTION_DETAILS:
             details = self._exception_details(exc)
             item["message"], item["stack"] = details["message"], details["stack"]

@@ -33,17 +33,21 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
-def metric_total(requests: list[Any], name: str) -> float:
-    """Sum of every data point of metric ``name`` over the OTLP metrics requests a receiver recorded."""
-    total = 0.0
+def metrics_of(requests: list[Any], name: str) -> Iterator[Any]:
+    """Every metric ``name`` in the OTLP metrics requests a receiver recorded."""
     for req in requests:
         if req.signal != "metrics":
             continue
         for rm in req.message().resource_metrics:
             for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == name:
-                        total += sum(dp.as_int or dp.as_double for dp in metric.sum.data_points)
+                yield from (metric for metric in sm.metrics if metric.name == name)
+
+
+def metric_total(requests: list[Any], name: str) -> float:
+    """Sum of every data point of metric ``name`` over the OTLP metrics requests a receiver recorded."""
+    total = 0.0
+    for metric in metrics_of(requests, name):
+        total += sum(dp.as_int or dp.as_double for dp in metric.sum.data_points)
     return total
 
 

@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.export.servers import otlp_server, refused_port
-from tests.faults.conftest import metric_total, wait_for_senders
+from tests.faults.conftest import metric_total, metrics_of, wait_for_senders
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -172,18 +172,11 @@ class Machine:
 def _service_invocations(requests: list[Any]) -> float:
     """cli.command.invocations points of the service's command (process-job)."""
     total = 0.0
-    for req in requests:
-        if req.signal != "metrics":
-            continue
-        for rm in req.message().resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name != "cli.command.invocations":
-                        continue
-                    for dp in metric.sum.data_points:
-                        attrs = {a.key: a.value.string_value for a in dp.attributes}
-                        if "process-job" in attrs.values():
-                            total += dp.as_int or dp.as_double
+    for metric in metrics_of(requests, "cli.command.invocations"):
+        for dp in metric.sum.data_points:
+            attrs = {a.key: a.value.string_value for a in dp.attributes}
+            if "process-job" in attrs.values():
+                total += dp.as_int or dp.as_double
     return total
 
 
@@ -287,20 +280,13 @@ def _samples(requests: list[Any], name: str) -> dict[str, int]:
     """Samples of histogram ``name`` per command (``cli.command.name``), from the points of any histogram
     kind; a point of the metric sent as anything else (a sum: the old release misreading a row) fails."""
     out: dict[str, int] = {}
-    for req in requests:
-        if req.signal != "metrics":
-            continue
-        for rm in req.message().resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name != name:
-                        continue
-                    kind = metric.WhichOneof("data")
-                    assert kind in ("histogram", "exponential_histogram"), f"{name} sent as a {kind}: misread"
-                    for dp in getattr(metric, kind).data_points:
-                        attrs = {a.key: a.value.string_value for a in dp.attributes}
-                        command = attrs.get("cli.command.name", "")
-                        out[command] = out.get(command, 0) + int(dp.count)
+    for metric in metrics_of(requests, name):
+        kind = metric.WhichOneof("data")
+        assert kind in ("histogram", "exponential_histogram"), f"{name} sent as a {kind}: misread"
+        for dp in getattr(metric, kind).data_points:
+            attrs = {a.key: a.value.string_value for a in dp.attributes}
+            command = attrs.get("cli.command.name", "")
+            out[command] = out.get(command, 0) + int(dp.count)
     return out
 
 

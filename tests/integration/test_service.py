@@ -142,18 +142,23 @@ finally:
 def test_a_service_stopped_by_sigterm_with_the_documented_handler_loses_no_command(tmp_path: Path) -> None:
     """SIGTERM's default kills a process without its exit handlers: a service that turns it into
     ``sys.exit`` (docs/concepts.md, as gunicorn and uvicorn do) hands every command over at exit."""
+    returncode, started, points = stopped_by_sigterm(tmp_path / "home", STOPPED_BY_SIGTERM)
+    assert returncode == 143
+    assert started >= 2000 and invocations(points) == started
+
+
+def stopped_by_sigterm(home: Path, source: str) -> tuple[int, int, list[Any]]:
+    """Run ``source`` (it prints ``ready`` once 2,000 commands ran, and its stderr ends with the number of
+    commands it started), SIGTERM it, and return its exit status, that number, and the stored points."""
     import signal
 
-    home = tmp_path / "home"
-    proc = subprocess.Popen([sys.executable, "-c", STOPPED_BY_SIGTERM], env=clean_env(home), text=True,
+    proc = subprocess.Popen([sys.executable, "-c", source], env=clean_env(home), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143
-    started = int(err.strip().splitlines()[-1])
     points, _, _ = stored(home)
-    assert started >= 2000 and invocations(points) == started
+    return proc.returncode, int(err.strip().splitlines()[-1]), points
 
 
 TERMINATED_RECORDED = """
@@ -177,15 +182,8 @@ def test_a_service_killed_by_sigterm_with_record_termination_loses_no_command(tm
     exit status 143."""
     import signal
 
-    home = tmp_path / "home"
-    proc = subprocess.Popen([sys.executable, "-c", TERMINATED_RECORDED], env=clean_env(home), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGTERM
-    started = int(err.strip().splitlines()[-1])
-    points, _, _ = stored(home)
+    returncode, started, points = stopped_by_sigterm(tmp_path / "home", TERMINATED_RECORDED)
+    assert returncode == -signal.SIGTERM
     assert started >= 2000 and invocations(points) == started
 
 
