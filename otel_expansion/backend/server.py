@@ -211,7 +211,7 @@ class _Writer:
                 try:
                     if store is None:
                         store = Store(self._db_path, self._limits, self._retention_days)
-                    outcomes = store.write_group([p.request for p in group])
+                    outcomes = store.write_group([p.request for p in group], upkeep=False)
                 except BaseException as exc:  # handed to every waiting request to answer
                     outcomes = [exc] * len(group)
                 for pending, outcome in zip(group, outcomes, strict=True):
@@ -219,9 +219,18 @@ class _Writer:
                     pending.done.set()
                 if store is not None:
                     self._bound_wal(store)
+                    self._upkeep(store)
         finally:
             if store is not None:
                 store.close()
+
+    def _upkeep(self, store: Store) -> None:
+        """Merging and pruning after the senders are answered, the WAL bounded after each (a failure is logged
+        and the work retried after the next group: what was answered is committed either way)."""
+        try:
+            store.upkeep(lambda: self._bound_wal(store))
+        except sqlite3.Error as exc:
+            logger.warning("backend upkeep failed (retried after the next group): %s", exc)
 
     def _bound_wal(self, store: Store) -> None:
         """After a commit: past the limit, checkpoint the whole WAL and truncate it (between groups, so it

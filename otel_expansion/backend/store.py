@@ -474,12 +474,12 @@ class Store:
             raise outcome
         return outcome
 
-    def write_group(self, requests: Sequence[Request]) -> list[WriteResult | Exception]:
+    def write_group(self, requests: Sequence[Request], *, upkeep: bool = True) -> list[WriteResult | Exception]:
         """Store several decoded requests in one transaction (group commit), each atomic on its own.
 
         Each request runs inside its own SAVEPOINT: one that fails is rolled back alone and its exception
         returned in its place; the others commit together, so a result here means stored. A failed COMMIT
-        raises (nothing of the group is stored).
+        raises (nothing of the group is stored). With ``upkeep=False`` the caller runs ``upkeep`` itself.
         """
         now = self.clock()
         conn = self._conn
@@ -528,15 +528,27 @@ class Store:
                 conn.execute("ROLLBACK")
             self._forget()  # ids and values inserted in the rolled-back transaction are gone
             raise
+        if upkeep:
+            self.upkeep()
+        return results
+
+    def upkeep(self, after_each: Callable[[], None] | None = None) -> None:
+        """The work a group leaves due, each in a transaction of its own: merging the span keys, then pruning.
+
+        The server answers a group's senders first and passes ``after_each`` to bound the WAL between these
+        transactions, so it grows by one group, one merge or one prune between its checks, never by their sum.
+        """
         if self._keyed and self._recent is not None and len(self._recent) >= MERGE_SPANS:
             self._merge_spans()
-        self._maybe_prune(now)
-        return results
+            if after_each is not None:
+                after_each()
+        if self._maybe_prune(self.clock()) and after_each is not None:
+            after_each()
 
     def _merge_spans(self) -> None:
         """The recent level's keys into span_keys, in a transaction of its own after the group's (no sender's
-        group waits for it, and the WAL grows by one group or one merge between the server's checks); a merge
-        that fails leaves both levels as they were (the group before it is committed either way)."""
+        group waits for it); a merge that fails leaves both levels as they were (the group before it is
+        committed either way)."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -1058,16 +1070,17 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ retention
 
-    def _maybe_prune(self, now: int) -> None:
-        """Delete raw rows past the retention period, at most once an hour (rollups are kept)."""
+    def _maybe_prune(self, now: int) -> bool:
+        """Delete raw rows past the retention period, at most once an hour (rollups are kept); True if it ran."""
         if self._retention_days <= 0:
-            return
+            return False
         conn = self._conn
         row = conn.execute("SELECT value FROM meta WHERE key = 'pruned_ns'").fetchone()
         if row is not None and now - int(row[0]) < _PRUNE_EVERY_NS:
-            return
+            return False
         prune(conn, now - int(self._retention_days * DAY_NS), now)
         self._recent, self._merged_top = None, -1  # the mark and span_keys moved
+        return True
 
 
 def prune(conn: sqlite3.Connection, cutoff_ns: int, now: int | None = None) -> dict[str, int]:
