@@ -106,10 +106,15 @@ def prepare_resources(resources: list[ResourceData], limits: Limits, tagged: boo
 
 
 def _watch_parent(parent: int) -> None:
-    """Worker initializer: exit when the server process is gone (its pid is no longer our parent); and
+    """Worker initializer: exit when the server process is gone (its pid is no longer our parent); ignore
+    SIGINT and SIGTERM (a Ctrl-C reaches the whole process group, a service manager may stop the whole group:
+    the server stops its workers, bounded, and a worker interrupted mid-read only printed a traceback); and
     collect cyclic garbage less often (GC_THRESHOLDS)."""
     import gc
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same from a service manager's stop of the whole group
     gc.set_threshold(*GC_THRESHOLDS)
 
     def watch() -> None:
@@ -130,11 +135,16 @@ class DecodePool:
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
         self._retired: list[Any] = []  # workers of executors replaced after one broke (see prepare)
+        self._stopping: list[Any] = []  # the workers close() is stopping (see pids)
         if workers > 0:
             self._executor = self._start()
-            # start every worker now (an import takes a while): the first requests should not wait for it
-            for future in [self._executor.submit(os.getpid) for _ in range(workers)]:
-                future.result()
+            try:
+                # start every worker now (an import takes a while): the first requests should not wait for it
+                for future in [self._executor.submit(os.getpid) for _ in range(workers)]:
+                    future.result()
+            except BaseException:  # a worker that died starting (a Ctrl-C to the group): none left behind
+                self.close()
+                raise
 
     def _start(self) -> ProcessPoolExecutor:
         import multiprocessing
@@ -145,8 +155,10 @@ class DecodePool:
         )
 
     def pids(self) -> list[int]:
-        """The worker processes' ids (for tests and the benchmark's CPU accounting)."""
-        return sorted(int(p.pid) for p in _processes(self._executor))
+        """The worker processes' ids, those being stopped included (for a forced stop, tests and the benchmark's
+        CPU accounting)."""
+        processes = [*_processes(self._executor), *self._retired, *self._stopping]
+        return sorted({int(p.pid) for p in processes if p.pid is not None})
 
     def prepare(
         self, signal: str, body: bytes, content_encoding: str | None, encoding: str, tagged: bool
@@ -180,6 +192,7 @@ class DecodePool:
             self._closed = True
             executor, self._executor = self._executor, None
             processes, self._retired = [*self._retired, *_processes(executor)], []
+            self._stopping = processes
             manager = getattr(executor, "_executor_manager_thread", None)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)

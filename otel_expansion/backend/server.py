@@ -636,6 +636,27 @@ def serve(
     threads). Shutdown stops them before returning.
     """
     db_path = prepare_db_path(Path(db_path) if db_path is not None else default_db_path())
+    stop = stop or threading.Event()
+    owns_process = threading.current_thread() is threading.main_thread()
+    serving: list[_Server] = []  # the server once built: a second signal stops its workers before exiting
+    # the handlers go in before anything starts (a SIGTERM while the workers start is a stop, not a death that
+    # leaves them behind) and stay until the end (a second one during the stop ends the process at once)
+    restore = _stop_on_signals(stop, lambda: [pid for server in serving for pid in server.pool.pids()])
+    try:
+        _serve(host, port, db_path, ready, stop, owns_process, serving, limits=limits or Limits(),
+               retention_days=retention_days, allowed_hosts=allowed_hosts, engine=engine,
+               workers=default_workers() if workers is None else workers, wal_limit_bytes=wal_limit_bytes,
+               max_pending_rows=max_pending_rows)
+    finally:
+        restore()
+
+
+def _serve(
+    host: str, port: int, db_path: Path, ready: Callable[[int], None] | None, stop: threading.Event,
+    owns_process: bool, serving: list[_Server], *, limits: Limits, retention_days: float,
+    allowed_hosts: tuple[str, ...], engine: Callable[[], Engine] | None, workers: int, wal_limit_bytes: int,
+    max_pending_rows: int,
+) -> None:
     # Create the schema now (an unwritable path fails here, not on first export), and keep this connection
     # open while serving: the last connection to close checkpoints the whole WAL, which must not be every
     # request's cost.
@@ -645,20 +666,21 @@ def serve(
             (host, port),
             db_path,
             Path(__file__).with_name("dashboard.html").read_bytes(),
-            limits=limits or Limits(),
+            limits=limits,
             retention_days=retention_days,
             allowed_hosts=allowed_hosts,
             engine=engine,
-            workers=default_workers() if workers is None else workers,
+            workers=workers,
             wal_limit_bytes=wal_limit_bytes,
             max_pending_rows=max_pending_rows,
         )
     except BaseException:
         keeper.close()
+        if stop.is_set() and owns_process:  # a stop asked for while starting (a worker died of its Ctrl-C)
+            logger.info("stopped while starting")
+            return
         raise
-    stop = stop or threading.Event()
-    owns_process = threading.current_thread() is threading.main_thread()
-    restore = _stop_on_signals(stop)
+    serving.append(server)
     restore_gc = _fewer_collections()
     try:
 
@@ -674,7 +696,6 @@ def serve(
             ready(int(server.server_address[1]))
         server.serve_forever(poll_interval=0.1)
     finally:
-        restore()
         restore_gc()
         server.server_close()
         keeper.close()
@@ -717,18 +738,44 @@ def _fewer_collections() -> Callable[[], None]:
     return lambda: gc.set_threshold(*previous)
 
 
-def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGTERM (and SIGINT) set ``stop`` so the server shuts down cleanly, its workers with it; returns
-    what restores the previous handlers. Only the main thread may set handlers: elsewhere, nothing."""
+def _stop_on_signals(stop: threading.Event, workers: Callable[[], list[int]]) -> Callable[[], None]:
+    """SIGTERM (and SIGINT) set ``stop`` so the server shuts down cleanly, its workers with it; returns what
+    restores the previous handlers. Only the main thread may set handlers: elsewhere, nothing.
+
+    Once a signal has asked for the stop, the handler stays until the process exits: a further SIGTERM (a
+    shell's ``kill %1`` and then its exit trap's) is ignored, since the stop is bounded anyway (STOP_BOUND_S)
+    and a second SIGTERM that killed the process halfway through it left the decoding workers holding the
+    terminal or a caller's pipe; a second SIGINT (Ctrl-C again: the person wants out now) kills the
+    ``workers`` (their pids) and exits at once with 130."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    signalled = threading.Event()
+
+    def handle(number: int, _frame: object) -> None:
+        if not stop.is_set() or not signalled.is_set():
+            signalled.set()
+            stop.set()
+            return
+        if number != signal.SIGINT:
+            return
+        import os
+
+        for pid in workers():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.write(2, b"otel-expansion backend: stopped at once (interrupted again during the stop)\n")
+        os._exit(128 + number)
+
     previous = {}
     for number in (signal.SIGTERM, signal.SIGINT):
-        previous[number] = signal.signal(number, lambda _n, _f: stop.set())
+        previous[number] = signal.signal(number, handle)
 
     def restore() -> None:
+        if signalled.is_set():  # the process is on its way out: further signals are still ours to handle
+            return
         for number, handler in previous.items():
             signal.signal(number, handler)
 

@@ -33,6 +33,8 @@ def _clickhouse_engine(url: str) -> Any:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import signal
+
     from otel_expansion.backend.limits import Limits
     from otel_expansion.backend.paths import BackendPathError
     from otel_expansion.backend.server import serve
@@ -55,6 +57,9 @@ def run_serve(args: argparse.Namespace) -> int:
             serve(args.host, args.port, db, ready=ready, limits=limits, retention_days=args.retention_days,
                   allowed_hosts=tuple(args.allow_host), engine=engine,
                   workers=None if args.workers is None else max(0, args.workers))
+        # stopped and on the way out (the interpreter's own finalization takes a while): a later SIGTERM
+        # (a shell's `kill %1` and then its exit trap's) must not turn the clean stop into a death by signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except (BackendPathError, ForeignDatabase) as exc:
         raise CliError(str(exc), EXIT_FAIL) from None
     except OSError as exc:

@@ -238,6 +238,119 @@ class TestBoundedStop:
         assert 2.0 <= took < 20
 
 
+def _session_gone_within(session: int, seconds: float) -> bool:
+    """Every process of the session (the server, its workers, multiprocessing's tracker) has exited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(session, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _serve_in_session(tmp_path: Path, port: int = 0, workers: int = 2) -> subprocess.Popen[str]:
+    """``backend serve`` in a session of its own (as a shell job is), its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", str(port), "--db",
+         str(tmp_path / "b.sqlite"), "--workers", str(workers), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def _stopped(server: subprocess.Popen[str], seconds: float = 60) -> str:
+    """The server's stderr once both pipes reached end of file (no process holds them), killing its whole
+    session if they did not in time."""
+    try:
+        return server.communicate(timeout=seconds)[1]
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+        raise
+
+
+class TestSignals:
+    """How people and shells stop a server: every way ends with the pipes closed, no process left in the
+    session, no traceback, and exit 0 (or 130 when interrupted twice)."""
+
+    @pytest.mark.parametrize("gap_s", [0.0, 0.05, 0.3])
+    def test_a_second_sigterm_during_the_stop_is_ignored(self, tmp_path: Path, gap_s: float) -> None:
+        """``kill %1`` and then a shell's exit trap: the second SIGTERM used to kill the server halfway
+        through its stop (exit -15, the workers' tracebacks and multiprocessing's leaked-semaphore warning
+        on the terminal)."""
+        server = _serve_in_session(tmp_path)
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split('"port": ')[1].split(",")[0])
+        assert _post(port, _fresh_spans(11, 10), "t") == 200
+        server.send_signal(signal.SIGTERM)
+        time.sleep(gap_s)
+        with contextlib.suppress(ProcessLookupError):
+            server.send_signal(signal.SIGTERM)
+        err = _stopped(server)
+        assert server.returncode == 0, err
+        assert "Traceback" not in err and "leaked" not in err, err
+        assert _session_gone_within(server.pid, 5)
+        assert stored_counts(open_readonly(tmp_path / "b.sqlite"))["spans"] == 10
+
+    def test_ctrl_c_reaches_the_whole_group_quietly(self, tmp_path: Path) -> None:
+        """A terminal's Ctrl-C goes to every process of the foreground group: the workers used to print a
+        KeyboardInterrupt traceback each; they now leave the stop to the server."""
+        server = _serve_in_session(tmp_path)
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split('"port": ')[1].split(",")[0])
+        assert _post(port, _fresh_spans(12, 10), "i") == 200
+        os.killpg(server.pid, signal.SIGINT)
+        err = _stopped(server)
+        assert server.returncode == 0, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert _session_gone_within(server.pid, 5)
+
+    def test_sigterm_while_starting_is_a_stop(self, tmp_path: Path) -> None:
+        """The port listens before the decoding workers have started: a SIGTERM then used to be the default
+        action (the server dead, exit -15) instead of a stop."""
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        server = _serve_in_session(tmp_path, port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.005)
+        server.send_signal(signal.SIGTERM)
+        err = _stopped(server)
+        assert server.returncode == 0, err
+        assert "Traceback" not in err, err
+        assert _session_gone_within(server.pid, 5)
+
+    def test_a_second_ctrl_c_stops_at_once(self, tmp_path: Path) -> None:
+        """Interrupted again while a stop waits (here on a worker stopped with SIGSTOP, which the stop would
+        wait STOP_TIMEOUT_S for): the server kills its workers and exits 130 at once."""
+        from otel_expansion.backend.decoding import STOP_TIMEOUT_S
+
+        server = _serve_in_session(tmp_path, workers=1)
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split('"port": ')[1].split(",")[0])
+        assert _post(port, _fresh_spans(13, 10), "s") == 200
+        (worker,) = [pid for pid in _children(server.pid)
+                     if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(worker, signal.SIGSTOP)
+        started = time.monotonic()
+        server.send_signal(signal.SIGINT)
+        time.sleep(0.5)  # the stop is now waiting on the stopped worker
+        server.send_signal(signal.SIGINT)
+        err = _stopped(server)
+        assert server.returncode == 130, err
+        assert "stopped at once" in err
+        assert time.monotonic() - started < STOP_TIMEOUT_S
+        assert _gone_within({worker}, 5) == set()
+        assert _session_gone_within(server.pid, 5)
+
+
 @pytest.fixture
 def tight_server(tmp_path: Path) -> Iterator[LiveServer]:
     """A server whose writer takes at most 5 pending rows and whose WAL limit is 1 MiB."""
