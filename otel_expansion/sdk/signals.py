@@ -96,8 +96,9 @@ ATTRIBUTES: dict[str, Attribute] = {
                   "Seconds from process start to the command's start (interpreter and imports); Linux."),
         Attribute("cli.command.args", Level.FULL,
                   "Flag names used that the command declares, each once (never values, positionals or mistyped "
-                  "flags); combined short flags (`-vq`) are split where argparse's declarations make it "
-                  "certain, else give their first letter."),
+                  "flags); combined short flags (`-vq`) are split as the app's parser reads them by its "
+                  "declarations (argparse, click, typer, optparse, docopt); on no known parser they give their "
+                  "first letter."),
         Attribute("feature.name", Level.BASIC, "Name passed to `feature()`."),
         Attribute("activity.hour_of_week", Level.ENHANCED, "0-167, local time, Monday 00h = 0."),
         Attribute("exception.handled", Level.BASIC, "True for exceptions passed to `record_exception()`."),

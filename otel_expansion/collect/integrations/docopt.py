@@ -9,6 +9,13 @@ name the run (``remote add``); words the usage text declares are the program's o
 ``sys.exit``. ``--help`` and ``--version`` exit through ``sys.exit`` before any dict is built: the
 program's run without a command. A program that dispatches to a second ``docopt()`` (git-style
 ``<command> [<args>...]``) is named by the words of the second when the first had none.
+
+Flags (at ``full``) are read as docopt reads them: two more hooks wrap its ``parse_long`` and
+``parse_shorts``, which turn argv's tokens into the declared options. Each option they return that the
+usage text declares is named as typed (a combined ``-vqtVALUE`` gives -v, -q and -t; an abbreviation
+``--verb`` names ``--verbose``), and a token an option takes as its value is never a flag
+(``--password -vqx``). They count once the parse succeeds; ``-h``, ``--help`` and ``--version`` also when
+docopt exits on them.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ def install(telemetry: Any) -> None:
 
     def exit_init(self: Any, *args: Any, **kwargs: Any) -> None:
         orig_exit(self, *args, **kwargs)
+        _state.pop("typed", None)  # the parse failed: what it read is not what the program was given
         try:
             error = UsageError()
             if _begin(recorder) is not None:
@@ -65,6 +73,34 @@ def install(telemetry: Any) -> None:
 
     result_cls.__init__ = result_init
     exit_cls.__init__ = exit_init
+    readers = {name: fn for name, form in _READERS.items() if callable(fn := getattr(docopt, name, None))}
+    _originals[docopt] = dict(readers)
+    for name, fn in readers.items():
+        setattr(docopt, name, _reading(fn, _READERS[name]))
+
+
+_READERS = {"parse_long": "long", "parse_shorts": "short"}
+"""docopt's functions that read argv's options (each returns the options a token gave), and the attribute
+that holds the name as typed: the long one (an abbreviation expanded) or the short letter."""
+
+
+def _reading(parse: Any, form: str) -> Any:
+    """``parse`` noting the declared options it reads (in ``_state["typed"]``, counted at the parse's end)."""
+
+    def hooked(tokens: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            declared = {getattr(o, form, None) for o in options}  # before: parse_shorts adds undeclared ones
+        except Exception:
+            declared = set()
+        parsed = parse(tokens, options, *args, **kwargs)
+        try:
+            typed = _state.setdefault("typed", [])
+            typed.extend(n for o in parsed if (n := getattr(o, form, None)) and n in declared and len(typed) < 256)
+        except Exception:
+            pass
+        return parsed
+
+    return hooked
 
 
 def _begin(recorder: Any) -> Any:
@@ -74,7 +110,7 @@ def _begin(recorder: Any) -> Any:
         if run is not None:
             _state["run"] = run
             _state["words"] = []
-            _state["flags"] = set()
+            _state["flags"] = []
             import sys
 
             recorder.set_args(sys.argv[1:])
@@ -91,7 +127,7 @@ def _parsed(recorder: Any, result: dict[Any, Any]) -> None:
         _state["words"] = words
         run.name = " ".join(words)
         run.origin = "declared"  # words of the program's own usage text
-    _state["flags"].update(k for k in result if isinstance(k, str) and k.startswith("-"))
+    _state["flags"].extend(_state.pop("typed", ()))  # the options this parse read, now that it succeeded
 
 
 def _is_command(key: str) -> bool:
@@ -103,13 +139,14 @@ def _is_command(key: str) -> bool:
 def finish(telemetry: Any) -> None:
     """End the docopt run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
-    flags = _state.pop("flags", set())
+    flags = _state.pop("flags", [])
+    flags += [f for f in _state.pop("typed", ()) if f in ("-h", "--help", "--version")]  # docopt exited on it
     _state.pop("words", None)
     _state["done"] = True
     if run is None:
         return
-    if run.args:  # only options the usage text declares: a mistyped flag may be someone's value
-        run.args = tuple(a for a in run.args if a in flags or a in ("-h", "--help", "--version"))
+    if run.args:  # at this level argument shapes are kept: the options docopt read, each named once
+        run.args = tuple(dict.fromkeys(flags))
     integrations.end_run(telemetry.recorder, run)
 
 
