@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otel_expansion.backend.decoding import GC_THRESHOLDS, DecodePool, PoolBroken, default_workers
@@ -641,19 +642,19 @@ def serve(
     serving: list[_Server] = []  # the server once built: a second signal stops its workers before exiting
     # the handlers go in before anything starts (a SIGTERM while the workers start is a stop, not a death that
     # leaves them behind) and stay until the end (a second one during the stop ends the process at once)
-    restore = _stop_on_signals(stop, lambda: [pid for server in serving for pid in server.pool.pids()])
+    signals = _StopSignals(lambda: [pid for server in serving for pid in server.pool.pids()])
     try:
-        _serve(host, port, db_path, ready, stop, owns_process, serving, limits=limits or Limits(),
-               retention_days=retention_days, allowed_hosts=allowed_hosts, engine=engine,
-               workers=default_workers() if workers is None else workers, wal_limit_bytes=wal_limit_bytes,
-               max_pending_rows=max_pending_rows)
+        _serve(host, port, db_path, ready, stop, owns_process, serving, signals.received,
+               limits=limits or Limits(), retention_days=retention_days, allowed_hosts=allowed_hosts,
+               engine=engine, workers=default_workers() if workers is None else workers,
+               wal_limit_bytes=wal_limit_bytes, max_pending_rows=max_pending_rows)
     finally:
-        restore()
+        signals.restore()
 
 
 def _serve(
     host: str, port: int, db_path: Path, ready: Callable[[int], None] | None, stop: threading.Event,
-    owns_process: bool, serving: list[_Server], *, limits: Limits, retention_days: float,
+    owns_process: bool, serving: list[_Server], signalled: list[int], *, limits: Limits, retention_days: float,
     allowed_hosts: tuple[str, ...], engine: Callable[[], Engine] | None, workers: int, wal_limit_bytes: int,
     max_pending_rows: int,
 ) -> None:
@@ -676,7 +677,7 @@ def _serve(
         )
     except BaseException:
         keeper.close()
-        if stop.is_set() and owns_process:  # a stop asked for while starting (a worker died of its Ctrl-C)
+        if signalled:  # a stop asked for while starting (a worker died of its Ctrl-C)
             logger.info("stopped while starting")
             return
         raise
@@ -685,7 +686,10 @@ def _serve(
     try:
 
         def stopper() -> None:
-            stop.wait()
+            # the signal handler only notes the signal (see _StopSignals): the stop starts here, in a thread
+            while not stop.wait(0.1) and not signalled:
+                pass
+            stop.set()
             if owns_process:
                 _bound_stop(STOP_BOUND_S)
             server.shutdown()
@@ -738,45 +742,52 @@ def _fewer_collections() -> Callable[[], None]:
     return lambda: gc.set_threshold(*previous)
 
 
-def _stop_on_signals(stop: threading.Event, workers: Callable[[], list[int]]) -> Callable[[], None]:
-    """SIGTERM (and SIGINT) set ``stop`` so the server shuts down cleanly, its workers with it; returns what
-    restores the previous handlers. Only the main thread may set handlers: elsewhere, nothing.
+class _StopSignals:
+    """SIGTERM and SIGINT stop the server: each is noted in ``received``, and the server's stop thread, which
+    polls it, stops the server. Handlers exist in the main thread only (elsewhere this does nothing).
 
-    Once a signal has asked for the stop, the handler stays until the process exits: a further SIGTERM (a
-    shell's ``kill %1`` and then its exit trap's) is ignored, since the stop is bounded anyway (STOP_BOUND_S)
-    and a second SIGTERM that killed the process halfway through it left the decoding workers holding the
-    terminal or a caller's pipe; a second SIGINT (Ctrl-C again: the person wants out now) kills the
-    ``workers`` (their pids) and exits at once with 130."""
-    import signal
+    Why the handler only appends to a list: it runs in the main thread between two bytecodes, possibly in
+    the middle of a lock's critical section, and a second signal can interrupt the first handler itself. It
+    used to call ``Event.set()``: a shell's ``kill %1`` followed at once by its exit trap's ``kill`` then
+    interrupted ``Event.set`` inside its condition's lock, the second ``Event.set`` waited for that lock
+    forever, and the server, its workers and whatever pipe they held stayed (1 run in ~170 under load).
+    The handler takes no lock: it appends to a list, and the forced exit makes system calls only.
 
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    signalled = threading.Event()
+    Once a signal has asked for the stop, the handlers stay until the process exits: a further SIGTERM is
+    ignored (the stop is bounded anyway, STOP_BOUND_S), and a second SIGINT (Ctrl-C again: the person wants
+    out now) kills the ``workers`` (their pids) and exits at once with 130."""
 
-    def handle(number: int, _frame: object) -> None:
-        if not stop.is_set() or not signalled.is_set():
-            signalled.set()
-            stop.set()
-            return
-        if number != signal.SIGINT:
+    def __init__(self, workers: Callable[[], list[int]]) -> None:
+        import signal
+
+        self.received: list[int] = []
+        self._workers = workers
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, number: int, _frame: object) -> None:
+        import signal
+
+        self.received.append(number)
+        if len(self.received) == 1 or number != signal.SIGINT:
             return
         import os
 
-        for pid in workers():
+        for pid in self._workers():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             os.write(2, b"otel-expansion backend: stopped at once (interrupted again during the stop)\n")
         os._exit(128 + number)
 
-    previous = {}
-    for number in (signal.SIGTERM, signal.SIGINT):
-        previous[number] = signal.signal(number, handle)
+    def restore(self) -> None:
+        """The previous handlers back, unless a signal stopped the server: the process is on its way out,
+        and further signals are still ours to handle."""
+        import signal
 
-    def restore() -> None:
-        if signalled.is_set():  # the process is on its way out: further signals are still ours to handle
+        if self.received:
             return
-        for number, handler in previous.items():
+        for number, handler in self._previous.items():
             signal.signal(number, handler)
-
-    return restore

@@ -275,6 +275,46 @@ class TestSignals:
     """How people and shells stop a server: every way ends with the pipes closed, no process left in the
     session, no traceback, and exit 0 (or 130 when interrupted twice)."""
 
+    def test_the_handler_survives_a_signal_at_every_line_it_runs(self) -> None:
+        """A signal handler runs between two bytecodes, and a second signal can interrupt the first handler
+        anywhere, inside any lock it holds. Simulated here with a tracer that calls the handler again at each
+        line the handler runs, in its callees too: a handler that took a lock (the old ``Event.set``) waits
+        for itself forever; this one finishes, and every signal is noted."""
+        from otel_expansion.backend.server import _StopSignals
+
+        signals = _StopSignals(lambda: [])
+        nested = [False]
+        lines = [0]
+        done = threading.Event()
+
+        def tracer(frame: object, event: str, arg: object) -> object:
+            if event == "line" and not nested[0]:
+                lines[0] += 1
+                nested[0] = True
+                try:
+                    signals._handle(signal.SIGTERM, None)  # a signal arriving at this line
+                finally:
+                    nested[0] = False
+            return tracer
+
+        def run() -> None:
+            sys.settrace(tracer)  # type: ignore[arg-type]
+            try:
+                signals._handle(signal.SIGTERM, None)
+            finally:
+                sys.settrace(None)
+            done.set()
+
+        try:
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            thread.join(10)
+            assert done.is_set(), "the handler deadlocked on a signal that arrived while it ran"
+            assert lines[0] >= 1 and signals.received == [signal.SIGTERM] * (1 + lines[0])
+        finally:
+            signals.received.clear()
+            signals.restore()
+
     @pytest.mark.parametrize("gap_s", [0.0, 0.05, 0.3])
     def test_a_second_sigterm_during_the_stop_is_ignored(self, tmp_path: Path, gap_s: float) -> None:
         """``kill %1`` and then a shell's exit trap: the second SIGTERM used to kill the server halfway
