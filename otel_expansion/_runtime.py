@@ -427,18 +427,47 @@ def _on_termination(signum: int, frame: FrameType | None) -> None:
     The runs in progress end with exit status 128 + the signal (what a shell reports for a process the
     signal killed), what is pending goes to the journal or spool (local I/O only), then the signal's
     default action is restored and the signal sent again: the process ends by it, its exit handlers and
-    ``finally`` blocks not run, its parent sees the same status as without this handler."""
+    ``finally`` blocks not run, its parent sees the same status as without this handler.
+
+    The recording runs in a thread of its own, waited for at most ``TERMINATION_WRITE_S``: the handler runs
+    in the main thread wherever the signal found it, possibly inside one of our locks (the recorder's, as a
+    command ends), and recording from there waited for that lock forever: a host that never died of its
+    SIGTERM. Now, in that case, the run is not recorded and the process still dies on time."""
     if _stopping:  # the exit path is writing this run already: let it finish, then die of the signal
         _deferred_signal.append(signum)
         return
     try:
         t = _handle
         if t is not None:
-            t.shutdown(terminated=SystemExit(128 + signum))
+            _within(TERMINATION_WRITE_S, lambda: t.shutdown(terminated=SystemExit(128 + signum)))
     except BaseException:  # whatever happened, the process must still die of its signal
         pass
     finally:
         _die_of(signum)
+
+
+TERMINATION_WRITE_S = 2.0
+"""How long a termination signal waits for its run to be recorded (a journal write takes about a millisecond)."""
+
+
+def _within(seconds: float, work: Callable[[], None]) -> None:
+    """``work`` in a new thread, waited for at most ``seconds``. A raw thread and lock (``_thread``): the
+    ``threading`` module's own locks may be held by the very frame the signal interrupted."""
+    import _thread
+
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException:  # the signal's default action follows either way
+            pass
+        finally:
+            done.release()
+
+    _thread.start_new_thread(run, ())
+    done.acquire(timeout=seconds)
 
 
 _stopping: list[Telemetry] = []

@@ -121,3 +121,34 @@ def test_a_signal_during_the_exit_path_lets_it_finish_then_kills(tmp_path: Path)
     assert proc.returncode == -signal.SIGTERM
     (record,) = journal_records(home)
     assert [c["exit"] for c in record["commands"]] == [0]  # type: ignore[attr-defined]
+
+
+LOCK_HELD = r"""
+import os, signal, sys, time, otel_expansion
+t = otel_expansion.init("held", record_termination=True)
+lock = t.recorder._lock
+with lock:  # the main thread inside the recorder's critical section (as when a command ends) ...
+    print("ready", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # ... when the signal arrives
+    time.sleep(60)
+"""
+
+
+def test_a_signal_inside_our_own_lock_still_ends_the_process(tmp_path: Path) -> None:
+    """The handler runs in the main thread wherever the signal found it, possibly holding the recorder's
+    lock: recording from there waited for that lock forever, and the host never died of its SIGTERM. It
+    now dies on time (the run then goes unrecorded; the recording waits TERMINATION_WRITE_S at most)."""
+    import time
+
+    from otel_expansion._runtime import TERMINATION_WRITE_S
+
+    started = time.monotonic()
+    proc, _ = start(tmp_path, LOCK_HELD)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGTERM, err
+    assert time.monotonic() - started < TERMINATION_WRITE_S + 20
