@@ -72,7 +72,7 @@ def install_all(telemetry: TelemetryHandle) -> None:
             _install(framework)
         else:
             pending.append(framework)
-    if pending and not _watched:
+    if pending and _watching() is None:
         sys.meta_path.insert(0, _watcher(pending, _install))
 
 
@@ -103,8 +103,10 @@ def activate(telemetry: TelemetryHandle, framework: str) -> None:
     observe_exit()
     if framework in sys.modules:
         _install(framework)
-    elif _watched:
-        _watched[0].add(framework)
+        return
+    watched = _watching()
+    if watched is not None:
+        watched.add(framework)
     else:
         sys.meta_path.insert(0, _watcher([framework], _install))
 
@@ -220,8 +222,7 @@ def uninstall_all() -> None:
     _installed.clear()
     _telemetry = None
     unobserve_exit()
-    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, _WATCHER, False) is not True]
-    _watched.clear()
+    sys.meta_path[:] = [f for f in sys.meta_path if type(getattr(f, _WATCHER, None)) is not set]
     if _exec_originals:
         import os
 
@@ -232,9 +233,16 @@ def uninstall_all() -> None:
 
 
 _WATCHER = "otel_expansion_post_import"
-"""Marks the post-import watcher (:func:`_watcher`) on ``sys.meta_path``."""
-_watched: list[set[str]] = []
-"""The names the watcher on ``sys.meta_path`` still waits for (one set, while it is there)."""
+"""The post-import watcher's attribute (:func:`_watcher`): the set of names it still waits for."""
+
+
+def _watching() -> set[str] | None:
+    """The names the post-import watcher on ``sys.meta_path`` still waits for; None when none is there."""
+    for finder in sys.meta_path:
+        names = getattr(finder, _WATCHER, None)
+        if type(names) is set:
+            return names
+    return None
 
 
 def _watcher(names: Sequence[str], callback: Callable[[str], None]) -> SimpleNamespace:
@@ -266,8 +274,7 @@ def _watcher(names: Sequence[str], callback: Callable[[str], None]) -> SimpleNam
         watched.discard(fullname)
         callback(fullname)
 
-    _watched[:] = [watched]
-    return type(sys.implementation)(find_spec=find_spec, **{_WATCHER: True})  # type: ignore[call-arg,return-value]
+    return type(sys.implementation)(find_spec=find_spec, **{_WATCHER: watched})  # type: ignore[call-arg,return-value]
 
 
 _loader_type: list[type[Loader]] = []
