@@ -12,6 +12,9 @@ phase of the machine hits them alike. Wall time is the median of N runs, with th
 ``--paired`` is for a shared, busy machine: a burst of load hits both runs of a pair alike, where
 separate medians taken minutes apart mostly measure the load.
 
+    python benchmarks/bench_cli.py --paired 61 --against ../main   # bare, ours and another tree's package
+                                                   # (main's) in turn: both against the same bare runs
+
     python benchmarks/bench_cli.py --instructions  # bare and ours under valgrind (cachegrind): the
                                                    # instructions each run executes, load-independent
 
@@ -205,6 +208,9 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--paired", type=int, default=0, metavar="N",
                         help="only bare vs ours (collector up), N alternating pairs")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="with --paired or --instructions: another source tree's package as a third variant "
+                             "(e.g. main's), measured in the same rounds")
     parser.add_argument("--instructions", action="store_true",
                         help="only bare vs ours: instructions executed per run (valgrind cachegrind)")
     args = parser.parse_args()
@@ -223,11 +229,11 @@ def main() -> None:
 
     up_url, up_srv = collector_up()
     if args.instructions:
-        instructions(scripts, base_env, up_url, tmp)
+        instructions(scripts, base_env, up_url, tmp, args.against)
         up_srv.shutdown()
         return
     if args.paired:
-        paired(scripts, base_env, up_url, tmp, args.paired)
+        paired(scripts, base_env, up_url, tmp, args.paired, args.against)
         up_srv.shutdown()
         return
     refused_url = refused()
@@ -270,26 +276,53 @@ def quartile(times: list[float]) -> float:
     return ordered[(len(ordered) - 1) // 4]
 
 
-def paired(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path, pairs: int) -> None:
-    """Bare and ours alternately (order flipped every pair); the added time is the median difference."""
+def paired(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path, pairs: int,
+           against: Path | None = None) -> None:
+    """Bare and ours alternately (order flipped every pair); the added time is the median difference.
+
+    ``against``: the root of another source tree (say main's, ``git worktree add`` or ``git archive``): its
+    package runs as a third variant, the three in a rotated order each round, so both trees are measured
+    against the same bare runs in the same minutes, and their difference per round is printed too. Two
+    figures per run: wall time, and the child's CPU time (user + system from ``wait4``), which for a
+    single-threaded CLI that waits on nothing is its wall time minus the machine's load; with the load
+    averages of the window."""
     env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPANSION_HOME": str(tmp / "home-paired")}
-    run_once(scripts["ours"], env)  # creates the home: the steady state is measured
-    wait_for_sender(env)
-    wall: dict[str, list[float]] = {"bare": [], "ours": []}
-    cpu: dict[str, list[float]] = {"bare": [], "ours": []}
+    variants: Variants = {"bare": (scripts["bare"], base_env), "ours": (scripts["ours"], env)}
+    if against is not None:
+        import compileall
+
+        compileall.compile_dir(str(against / "otel_expansion"), quiet=1)
+        variants["against"] = (scripts["ours"], {**env, "PYTHONPATH": str(against),
+                                                 "OTEL_EXPANSION_HOME": str(tmp / "home-against")})
+    for name in variants:
+        if name != "bare":  # creates the home: the steady state is measured
+            run_once(*variants[name])
+            wait_for_sender(variants[name][1])
+    names = list(variants)
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    loads = [os.getloadavg()[0]]
     for i in range(pairs):
-        order = ("bare", "ours") if i % 2 == 0 else ("ours", "bare")
-        for name in order:
-            t, _, c = run_measured(scripts[name], base_env if name == "bare" else env)
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            script, run_env = variants[name]
+            t, _, c = run_measured(script, run_env)
             wall[name].append(t)
             cpu[name].append(c)
-        wait_for_sender(env)
+        for name in names[1:]:
+            wait_for_sender(variants[name][1])
+        loads.append(os.getloadavg()[0])
+    print(f"{pairs} rounds ({' / '.join(names)} in a rotated order), load average {min(loads):.1f}-{max(loads):.1f}")
+    comparisons = [("ours", "bare")] + ([("against", "bare"), ("ours", "against")] if against is not None else [])
     for label, series in (("wall", wall), ("CPU (user+system)", cpu)):
-        diffs = sorted(o - b for b, o in zip(series["bare"], series["ours"], strict=True))
-        q1, q3 = diffs[len(diffs) // 4], diffs[(3 * len(diffs)) // 4]
-        print(f"{label}, {pairs} pairs: bare median {statistics.median(series['bare']) * 1000:.1f} ms, "
-              f"ours median {statistics.median(series['ours']) * 1000:.1f} ms; added per pair: median "
-              f"{statistics.median(diffs) * 1000:+.1f} ms (quartiles {q1 * 1000:+.1f} .. {q3 * 1000:+.1f} ms)")
+        print(f"{label}: medians " + ", ".join(f"{n} {statistics.median(series[n]) * 1000:.1f} ms" for n in names)
+              + "; first quartiles " + ", ".join(f"{n} {quartile(series[n]) * 1000:.1f} ms" for n in names))
+        for a, b in comparisons:
+            diffs = sorted(x - y for x, y in zip(series[a], series[b], strict=True))
+            q1, q3 = diffs[len(diffs) // 4], diffs[(3 * len(diffs)) // 4]
+            print(f"  {a} - {b}, per round: median {statistics.median(diffs) * 1000:+.2f} ms (quartiles "
+                  f"{q1 * 1000:+.2f} .. {q3 * 1000:+.2f} ms); between first quartiles "
+                  f"{(quartile(series[a]) - quartile(series[b])) * 1000:+.2f} ms")
 
 
 def count_instructions(script: Path, env: dict[str, str]) -> int:
@@ -303,7 +336,8 @@ def count_instructions(script: Path, env: dict[str, str]) -> int:
     return int(line.split("refs:")[1].replace(",", "").strip())
 
 
-def instructions(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path) -> None:
+def instructions(scripts: dict[str, Path], base_env: dict[str, str], url: str, tmp: Path,
+                 against: Path | None = None) -> None:
     """Bare and ours (collector up, steady state: the home exists, no sender due) counted under valgrind.
 
     Hash randomisation is fixed (PYTHONHASHSEED=0) so that two runs of one script count alike."""
@@ -323,6 +357,16 @@ def instructions(scripts: dict[str, Path], base_env: dict[str, str], url: str, t
     print(f"instructions per run: bare {bare / 1e6:.2f} M, ours {ours / 1e6:.2f} M, stock OTel (collector up) "
           f"{stock / 1e6:.2f} M; added: ours {(ours - bare) / 1e6:+.2f} M ({ours / bare:.3f}x), stock "
           f"{(stock - bare) / 1e6:+.2f} M ({stock / bare:.2f}x)")
+    if against is not None:
+        import compileall
+
+        compileall.compile_dir(str(against / "otel_expansion"), quiet=1)
+        other_env = {**env, "PYTHONPATH": str(against), "OTEL_EXPANSION_HOME": str(tmp / "home-instr-against")}
+        run_once(scripts["ours"], other_env)
+        wait_for_sender(other_env)
+        other = count_instructions(scripts["ours"], other_env)
+        print(f"against {against}: {other / 1e6:.2f} M, added {(other - bare) / 1e6:+.2f} M; ours - against "
+              f"{(ours - other) / 1e6:+.2f} M")
 
 
 if __name__ == "__main__":

@@ -590,7 +590,7 @@ def _first_run_possible(s: Settings) -> bool:
             return False
     except (AttributeError, ValueError):
         return False
-    from otel_expansion.config.paths import NOTICE_FILE
+    from otel_expansion.config import NOTICE_FILE
 
     return s.consent_policy == "ask" or not os.path.exists(os.path.join(s.home, NOTICE_FILE))
 
@@ -636,7 +636,7 @@ def _flush_to_journal(t: Telemetry) -> None:
         return
     s = t.settings
     now = time.time_ns()
-    from otel_expansion.config.paths import ensure_dir
+    from otel_expansion.config import ensure_dir
 
     try:
         ensure_dir(s.home)
@@ -676,7 +676,7 @@ def _flush_to_journal(t: Telemetry) -> None:
 
 def _remember_endpoint(home: str, endpoint: str) -> None:
     """Keep init(endpoint=...) beside the data so `otel-expansion flush` sends where the app would."""
-    from otel_expansion.config.paths import ENDPOINT_FILE, read_small, write_private
+    from otel_expansion.config import ENDPOINT_FILE, read_small, write_private
 
     path = os.path.join(home, ENDPOINT_FILE)
     if read_small(path, 4096) != endpoint.encode():

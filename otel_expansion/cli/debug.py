@@ -37,7 +37,7 @@ def _shown(name: str, value: str, secret: bool) -> str:
 
 def set_debug(home: str, on: bool, dry_run: bool = False, json: bool = False) -> None:
     """Store the app's debug switch (the function every front end uses)."""
-    from otel_expansion.config.file import set_debug_choice
+    from otel_expansion.config import set_debug_choice
 
     set_debug_choice(home, on, dry_run, json)
 

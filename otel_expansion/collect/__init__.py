@@ -40,17 +40,18 @@ if TYPE_CHECKING:
 
 from otel_expansion import config as levels
 from otel_expansion.config import CI_PROVIDERS as CI_PROVIDERS  # re-exported: the environment's CI detection
-from otel_expansion.config import Level, Settings
-from otel_expansion.config import detect_ci as detect_ci
-from otel_expansion.config.paths import (
+from otel_expansion.config import (
     INSTALL_ID_FILE,
     SESSION_FILE,
+    Level,
+    Settings,
     ensure_dir,
     open_private,
     random_id,
     read_small,
     write_private,
 )
+from otel_expansion.config import detect_ci as detect_ci
 
 _cache: dict[str, dict[str, Any]] = {}
 
@@ -71,7 +72,7 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
     variable belongs to the end user's own observability set-up, so by default nothing of it is used.
     """
     if "value" not in _cache:
-        from otel_expansion.config.paths import SERVICE_FILE
+        from otel_expansion.config import SERVICE_FILE
 
         s = settings
         attrs: dict[str, Any] = {}
@@ -91,7 +92,7 @@ def resource_for(settings: Settings, clean: Callable[[str], str],
         if not os.path.exists(service_file):
             write_private(service_file, s.service_name.encode())
         if s.opt_out_env:  # so `otel-expansion status` can name the app's own opt-out variable
-            from otel_expansion.config.paths import OPT_OUT_ENV_FILE
+            from otel_expansion.config import OPT_OUT_ENV_FILE
 
             opt_file = os.path.join(s.home, OPT_OUT_ENV_FILE)
             if read_small(opt_file, 256) != s.opt_out_env.encode():
@@ -109,7 +110,7 @@ def clean_service_name(settings: Settings, clean: Callable[[str], str]) -> str:
     proof = plain_name_proof(settings)
     if proof is None:
         return clean(name)
-    from otel_expansion.config.paths import PLAIN_NAME_FILE
+    from otel_expansion.config import PLAIN_NAME_FILE
 
     path = os.path.join(settings.home, PLAIN_NAME_FILE)
     if read_small(path, 64) == proof:
@@ -1103,7 +1104,7 @@ def _name(executable: object, settings: Settings) -> str:
         return service
     base = os.path.basename(executable)
     home = settings.home
-    from otel_expansion.config.paths import PUBLISHED_FILE, read_small, write_private
+    from otel_expansion.config import PUBLISHED_FILE, read_small, write_private
 
     # console script names proved published before (public names, one a line): later runs skip the scan
     path = os.path.join(home, PUBLISHED_FILE)

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
         debug: bool
         send: bool
 
-from otel_expansion.config.paths import SETTINGS_FILE as SETTINGS_FILE  # re-exported: callers name it here
+SETTINGS_FILE = "settings.toml"
+"""``otel_expansion.config.SETTINGS_FILE``, spelled here (a test holds them equal): this module imports nothing
+of its package, which imports it."""
 
 DEBUG_CHOICE_FILE = "debug"  # == config.paths.DEBUG_FILE: "off", or "on" [dry-run] [json]
 
@@ -295,15 +297,3 @@ def stored_debug(home: str) -> str | None:
     """The app's stored debug switch (``off``, or ``on`` with ``dry-run`` and/or ``json``), or None."""
     text = read_text(os.path.join(home, DEBUG_CHOICE_FILE), 64)
     return text.strip() or None if text is not None else None
-
-
-def set_debug_choice(home: str, on: bool, dry_run: bool = False, json: bool = False) -> None:
-    """Store the app's debug switch: the one writer behind ``otel-expansion debug`` and ``telemetry debug``.
-
-    Written as words: ``off``, or ``on`` followed by ``dry-run`` and/or ``json`` (full OTLP/JSON output).
-    """
-    from otel_expansion.config.paths import ensure_dir, write_private
-
-    words = ["on", *(["dry-run"] if dry_run else []), *(["json"] if json else [])] if on else ["off"]
-    ensure_dir(home)
-    write_private(os.path.join(home, DEBUG_CHOICE_FILE), " ".join(words).encode())

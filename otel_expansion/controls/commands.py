@@ -337,7 +337,7 @@ def _debug(args: argparse.Namespace, s: Settings, t: Any, prog: str) -> int:
         from otel_expansion.cli import debug
 
         return int(debug.run(_ns(s, action=None, dry_run=False, json=False, prog=prog)))
-    from otel_expansion.config.file import set_debug_choice
+    from otel_expansion.config import set_debug_choice
 
     on = args.state == "on"
     set_debug_choice(s.home, on, json=on and args.otlp)

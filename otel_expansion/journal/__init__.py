@@ -29,7 +29,7 @@ import os
 import sys
 import time
 
-from otel_expansion.config.paths import (
+from otel_expansion.config import (
     SENDER_STATE,
     check_dir,
     ensure_own_dir,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from otel_expansion import config
 from otel_expansion.config import Level, resolve
 from otel_expansion.config import file as settings_file
 from otel_expansion.config.file import ParseError, parse, parse_simple
@@ -142,10 +143,10 @@ class TestPrecedence:
         assert self.settings(home, {}, debug=True, send=False)[2:] == (False, True)
         env = {"OTEL_EXPANSION_DEBUG": "true", "OTEL_EXPANSION_SEND": "false"}
         assert self.settings(home, env, debug=False, send=True)[2:] == (True, False)
-        settings_file.set_debug_choice(str(home), False)
+        config.set_debug_choice(str(home), False)
         assert self.settings(home, env)[2:] == (True, False)  # the variable still wins
         assert self.settings(home, {}, debug=True)[2] is False  # the stored switch beats init() and the file
-        settings_file.set_debug_choice(str(home), True)
+        config.set_debug_choice(str(home), True)
         assert self.settings(home, {"OTEL_EXPANSION_DEBUG": "false"})[2] is False
 
     def test_a_file_level_counts_as_a_choice_under_ask(self, tmp_path: Path) -> None:
@@ -175,3 +176,10 @@ def test_malformed_file_never_breaks_the_host(run_cli: RunCli, home: Path) -> No
     assert (result.returncode, result.stdout) == (bare.returncode, bare.stdout) == (0, "hello a\n")
     assert result.stderr.count("warning") == 1 and "settings.toml:1" in result.stderr
     assert journal_records(home)[0]["level"] == 2
+
+
+def test_the_settings_file_name_is_the_configs() -> None:
+    """config/file.py spells the file names it reads (it imports nothing of its package, which imports it):
+    they are the package's one set of state names."""
+    assert settings_file.SETTINGS_FILE == config.SETTINGS_FILE == "settings.toml"
+    assert settings_file.DEBUG_CHOICE_FILE == config.DEBUG_FILE
