@@ -1081,7 +1081,7 @@ class Store:
 
         A row kept is a mutable accumulator (_ExpRow): the common merge (one scale, positive buckets, the sum
         within MAX_SIZE buckets) adds the new counts into its list in place, C-speed slice arithmetic, the
-        same buckets exponential.merge gives without building a merged copy per group (about 6 -> 3 us a row
+        same buckets exponential.merge gives without building a merged copy per group (about 6 -> 3 us a key
         merged and encoded on the benchmark box); anything else goes through exponential.merge."""
         conn = self._conn
         cache = self._exp_rows
