@@ -50,6 +50,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +417,58 @@ class WriteResult:
     logs: int = 0
 
 
+class _ExpRow:
+    """An exponential rollup row the writer keeps between groups, its positive counts in a list it adds into."""
+
+    __slots__ = ("counts", "negative_counts", "negative_offset", "offset", "scale", "zero_count")
+
+    def __init__(self, b: exponential.Buckets) -> None:
+        self.scale, self.zero_count, self.offset = b.scale, b.zero_count, b.offset
+        self.counts = list(b.counts)
+        self.negative_offset, self.negative_counts = b.negative_offset, b.negative_counts
+
+    def add(self, b: exponential.Buckets) -> bool:
+        """Add ``b`` in place when exponential.merge would keep this scale (same scale, no negative buckets, the
+        sum within MAX_SIZE buckets); False, unchanged, otherwise."""
+        if b.scale != self.scale or b.negative_counts or self.negative_counts:
+            return False
+        counts, new = self.counts, b.counts
+        if not new or not counts:  # merge gives the other side, trimmed
+            offset, trimmed = exponential.trimmed(*((self.offset, counts) if counts else (b.offset, new)))
+            if len(trimmed) > exponential.MAX_SIZE:
+                return False
+            self.offset, self.counts = offset, list(trimmed)
+            self.zero_count += b.zero_count
+            self.negative_offset = 0  # as merge's result has it (no negative bucket on either side)
+            return True
+        start = min(self.offset, b.offset)
+        end = max(self.offset + len(counts), b.offset + len(new))
+        if end - start > exponential.MAX_SIZE:
+            return False
+        self.zero_count += b.zero_count
+        self.negative_offset = 0
+        if self.offset > start:
+            counts[:0] = [0] * (self.offset - start)
+            self.offset = start
+        if len(counts) < end - start:
+            counts.extend([0] * (end - start - len(counts)))
+        i = b.offset - start
+        counts[i:i + len(new)] = map(add, counts[i:i + len(new)], new)
+        if not counts[0] or not counts[-1]:  # empty buckets at an end (a row kept untrimmed): the trimmed form
+            self.offset, trimmed = exponential.trimmed(self.offset, counts)
+            self.counts = list(trimmed)
+        return True
+
+    def buckets(self) -> exponential.Buckets:
+        return exponential.Buckets(self.scale, self.zero_count, self.offset, tuple(self.counts),
+                                   self.negative_offset, self.negative_counts)
+
+    def encoded(self) -> bytes:
+        """rollup.encode_exponential of :meth:`buckets`, byte for byte."""
+        return marshal.dumps((self.scale, self.zero_count, self.offset, tuple(self.counts), self.negative_offset,
+                              self.negative_counts), 2)
+
+
 class Store:
     """Write side of the store; one instance per thread (SQLite connections are cheap).
 
@@ -437,7 +490,7 @@ class Store:
         self._conn.execute("PRAGMA wal_autocheckpoint = 4096")
         self._resource_ids: dict[str, int] = {}
         self._known: set[tuple[str, str, str]] = set()
-        self._exp_rows: dict[tuple[Any, ...], exponential.Buckets] = {}
+        self._exp_rows: dict[tuple[Any, ...], _ExpRow] = {}
         self._data_version: int | None = None
         self._open_day: int | None = None  # read in each write transaction until known (see _close_days)
         self._spans_before = 0  # the largest span id before the last span insert (see _inserted_spans)
@@ -1024,25 +1077,31 @@ class Store:
 
     def _upsert_exp(self, grain: int, rows: dict[Any, exponential.Buckets]) -> None:
         """Merge into the exponential rollup: each stored row is read once (then kept, decoded, in
-        ``_exp_rows``), merged here and its blob updated, instead of decoded and re-merged by SQL per group."""
+        ``_exp_rows``), merged here and its blob updated, instead of decoded and re-merged by SQL per group.
+
+        A row kept is a mutable accumulator (_ExpRow): the common merge (one scale, positive buckets, the sum
+        within MAX_SIZE buckets) adds the new counts into its list in place, C-speed slice arithmetic, the
+        same buckets exponential.merge gives without building a merged copy per group (about 6 -> 3 us a key
+        merged and encoded on the benchmark box); anything else goes through exponential.merge."""
         conn = self._conn
         cache = self._exp_rows
         if len(cache) + len(rows) > _EXP_CACHE:
             cache.clear()
         inserts, updates = [], []
         for key, b in rows.items():
-            ckey = (grain, *key)
+            ckey = (grain, key)
             have = cache.get(ckey)
             if have is None:
                 found = conn.execute(_EXP_SELECT, (key[0], grain, *key[1:])).fetchone()
-                if found is not None:
-                    have = decode_exponential(found[0])
-            if have is None:
-                cache[ckey] = b
-                inserts.append((key[0], grain, *key[1:], encode_exponential(b)))
-            else:  # an UPDATE of the blob alone leaves the table's two indexes untouched (REPLACE would not)
-                merged = cache[ckey] = exponential.merge(have, b)
-                updates.append((encode_exponential(merged), key[0], grain, *key[1:]))
+                if found is None:
+                    cache[ckey] = _ExpRow(b)
+                    inserts.append((key[0], grain, *key[1:], encode_exponential(b)))
+                    continue
+                have = cache[ckey] = _ExpRow(decode_exponential(found[0]))
+            if not have.add(b):
+                have = cache[ckey] = _ExpRow(exponential.merge(have.buckets(), b))
+            # an UPDATE of the blob alone leaves the table's two indexes untouched (REPLACE would not)
+            updates.append((have.encoded(), key[0], grain, *key[1:]))
         if updates:
             conn.executemany(_EXP_UPDATE, updates)
         if inserts:
