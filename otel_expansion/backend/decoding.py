@@ -158,7 +158,7 @@ class DecodePool:
         """The worker processes' ids, those being stopped included (for a forced stop, tests and the benchmark's
         CPU accounting)."""
         processes = [*_processes(self._executor), *self._retired, *self._stopping]
-        return sorted({int(p.pid) for p in processes if p.pid is not None})
+        return sorted({int(p.pid) for p in processes if p.pid is not None and _running(p)})
 
     def prepare(
         self, signal: str, body: bytes, content_encoding: str | None, encoding: str, tagged: bool
@@ -201,6 +201,14 @@ class DecodePool:
             manager.join(timeout_s)
             if manager.is_alive():
                 logger.warning("the decoding pool's manager thread did not stop within %.1f s", timeout_s)
+
+
+def _running(process: Any) -> bool:
+    """The process has not exited (a reaped pid may be another process's by now: never listed, never killed)."""
+    try:
+        return process.exitcode is None
+    except ValueError:  # a closed Process object: its process is gone
+        return False
 
 
 def _processes(executor: ProcessPoolExecutor | None) -> list[Any]:
