@@ -181,6 +181,35 @@ def test_docopt_flags_are_read_as_docopt_reads_them(tmp_path: Path) -> None:
     assert cmd["args"] == ("-x", "-v", "-p", "--tag"), cmd
 
 
+DOCOPT_PATTERN = r'''
+"""Usage:
+  tool.py go [-v] [-q] [--tag=TAG] <pos>
+  tool.py (-h | --help)
+
+Options:
+  -h --help
+  -v
+  -q
+  --tag=TAG
+"""
+import docopt, otel_expansion
+otel_expansion.init("doc")
+docopt.docopt(__doc__)
+'''
+
+
+def test_docopt_flags_are_what_argv_gave_not_what_the_usage_names(tmp_path: Path) -> None:
+    """docopt reads its usage pattern with the same functions as argv: the options the pattern names
+    (`-h | --help`, `[-v] [-q] [--tag=TAG]`) are not flags the user gave. `--help`, which docopt answers
+    by exiting before any result, is one."""
+    (cmd,) = run(tmp_path, DOCOPT_PATTERN, "go", "-q", "pos")
+    assert cmd["args"] == ("-q",), cmd
+    (cmd,) = run(tmp_path / "b", DOCOPT_PATTERN, "go", "pos")
+    assert not cmd.get("args"), cmd
+    (cmd,) = run(tmp_path / "c", DOCOPT_PATTERN, "--help")
+    assert cmd["args"] == ("--help",), cmd
+
+
 OPTPARSE_NARGS = r"""
 import optparse, otel_expansion
 otel_expansion.init("opt")

@@ -73,31 +73,41 @@ def install(telemetry: Any) -> None:
 
     result_cls.__init__ = result_init
     exit_cls.__init__ = exit_init
-    readers = {name: fn for name, form in _READERS.items() if callable(fn := getattr(docopt, name, None))}
+    readers = {name: fn for name in _READERS if callable(fn := getattr(docopt, name, None))}
     _originals[docopt] = dict(readers)
+    _state["recorder"], _state["argv_error"] = recorder, exit_cls
     for name, fn in readers.items():
         setattr(docopt, name, _reading(fn, _READERS[name]))
 
 
+_EXITS = ("-h", "--help", "--version")
+"""Options docopt answers by printing and exiting (``extras``) before it builds a result."""
 _READERS = {"parse_long": "long", "parse_shorts": "short"}
 """docopt's functions that read argv's options (each returns the options a token gave), and the attribute
 that holds the name as typed: the long one (an abbreviation expanded) or the short letter."""
 
 
 def _reading(parse: Any, form: str) -> Any:
-    """``parse`` noting the declared options it reads (in ``_state["typed"]``, counted at the parse's end)."""
+    """``parse`` noting the declared options it reads from argv (in ``_state["typed"]``, counted at the
+    parse's end). docopt reads its usage pattern with the same functions: argv's tokens are the ones whose
+    errors are ``DocoptExit`` (the pattern's raise ``DocoptLanguageError``), as docopt itself tells them."""
 
     def hooked(tokens: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        argv = getattr(tokens, "error", None) is _state.get("argv_error")
         try:
-            declared = {getattr(o, form, None) for o in options}  # before: parse_shorts adds undeclared ones
-        except Exception:
+            declared = {getattr(o, form, None) for o in options} if argv else set()  # before the call: it
+        except Exception:  # adds undeclared options to ``options``
             declared = set()
         parsed = parse(tokens, options, *args, **kwargs)
-        try:
-            typed = _state.setdefault("typed", [])
-            typed.extend(n for o in parsed if (n := getattr(o, form, None)) and n in declared and len(typed) < 256)
-        except Exception:
-            pass
+        if declared:
+            try:
+                typed = _state.setdefault("typed", [])
+                new = [n for o in parsed if (n := getattr(o, form, None)) and n in declared]
+                typed.extend(new[:max(0, 256 - len(typed))])
+                if any(n in _EXITS for n in new):  # docopt exits on it before any result: the run starts here
+                    _begin(_state["recorder"])
+            except Exception:
+                pass
         return parsed
 
     return hooked
@@ -140,7 +150,7 @@ def finish(telemetry: Any) -> None:
     """End the docopt run with the status the process exits with; called at shutdown."""
     run = _state.pop("run", None)
     flags = _state.pop("flags", [])
-    flags += [f for f in _state.pop("typed", ()) if f in ("-h", "--help", "--version")]  # docopt exited on it
+    flags += [f for f in _state.pop("typed", ()) if f in _EXITS]  # docopt exited on it
     _state.pop("words", None)
     _state["done"] = True
     if run is None:
