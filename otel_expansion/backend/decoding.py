@@ -115,6 +115,8 @@ def _watch_parent(parent: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same from a service manager's stop of the whole group
+    if hasattr(signal, "pthread_sigmask"):  # started with both blocked (server.block_stop_signals): let them in,
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # ignored from now on
     gc.set_threshold(*GC_THRESHOLDS)
 
     def watch() -> None:

@@ -248,6 +248,12 @@ class _Writer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # a request thread may start a decoding worker (a replacement): the worker inherits this mask, and its
+        # initializer ignores both signals before it lets them in (decoding._watch_parent)
+        block_stop_signals()
+        super().process_request_thread(request, client_address)
+
     def __init__(
         self,
         address: tuple[str, int],
@@ -662,6 +668,8 @@ def _serve(
     # open while serving: the last connection to close checkpoints the whole WAL, which must not be every
     # request's cost.
     keeper = connect(db_path)
+    unblock = block_stop_signals()  # the workers start with them blocked (a Ctrl-C to the group while they
+    # import printed their tracebacks); one that arrives meanwhile waits, and is a stop once let in below
     try:
         server = _Server(
             (host, port),
@@ -677,10 +685,12 @@ def _serve(
         )
     except BaseException:
         keeper.close()
+        unblock()
         if signalled:  # a stop asked for while starting (a worker died of its Ctrl-C)
             logger.info("stopped while starting")
             return
         raise
+    unblock()
     serving.append(server)
     restore_gc = _fewer_collections()
     try:
@@ -742,6 +752,26 @@ def _fewer_collections() -> Callable[[], None]:
     return lambda: gc.set_threshold(*previous)
 
 
+def block_stop_signals() -> Callable[[], None]:
+    """Block SIGINT and SIGTERM in the calling thread (a thread's mask is inherited by the processes it
+    starts, across exec); returns what restores its previous mask. Nothing where there are no masks."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return lambda: None
+    # multiprocessing's resource tracker, started on first use (the pool's first semaphore), unblocks both
+    # signals in the thread that starts it, whatever that thread's mask was: start it first
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    def restore() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return restore
+
+
 class _StopSignals:
     """SIGTERM and SIGINT stop the server: each is noted in ``received``, and the server's stop thread, which
     polls it, stops the server. Handlers exist in the main thread only (elsewhere this does nothing).
@@ -765,6 +795,8 @@ class _StopSignals:
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(number) == signal.SIG_IGN:  # the parent's choice, kept: a shell starts a
+                    continue  # background job (`serve &`) with SIGINT ignored, so a terminal's Ctrl-C is not its
                 self._previous[number] = signal.signal(number, self._handle)
 
     def _handle(self, number: int, _frame: object) -> None:

@@ -250,13 +250,30 @@ def _session_gone_within(session: int, seconds: float) -> bool:
     return False
 
 
-def _serve_in_session(tmp_path: Path, port: int = 0, workers: int = 2) -> subprocess.Popen[str]:
-    """``backend serve`` in a session of its own (as a shell job is), its stdout and stderr piped."""
+def _serve_in_session(tmp_path: Path, port: int = 0, workers: int = 2,
+                      ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    """``backend serve`` in a session of its own (as a shell job is), its stdout and stderr piped; with
+    ``ignore_sigint``, started as a shell starts a background job (``serve &``: SIGINT ignored)."""
+
+    def signals() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
+
     return subprocess.Popen(
         [sys.executable, "-m", "otel_expansion.cli.main", "backend", "serve", "--port", str(port), "--db",
          str(tmp_path / "b.sqlite"), "--workers", str(workers), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=signals,
     )
+
+
+def _listening(port: int, seconds: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.005)
 
 
 def _stopped(server: subprocess.Popen[str], seconds: float = 60) -> str:
@@ -356,15 +373,45 @@ class TestSignals:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
         server = _serve_in_session(tmp_path, port)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            time.sleep(0.005)
+        _listening(port)
         server.send_signal(signal.SIGTERM)
         err = _stopped(server)
         assert server.returncode == 0, err
         assert "Traceback" not in err, err
+        assert _session_gone_within(server.pid, 5)
+
+    def test_ctrl_c_while_the_workers_start_is_a_quiet_stop(self, tmp_path: Path) -> None:
+        """A Ctrl-C to the group while the decoding workers import: each worker printed a KeyboardInterrupt
+        traceback (its handler was not in place yet) and the server died of a broken pool. The workers now
+        start with SIGINT and SIGTERM blocked and ignore both before letting them in; the server's signal
+        waits until its handlers can note it."""
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        server = _serve_in_session(tmp_path, port)
+        _listening(port)  # the port listens before the workers have started
+        os.killpg(server.pid, signal.SIGINT)
+        err = _stopped(server)
+        assert server.returncode == 0, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert _session_gone_within(server.pid, 5)
+
+    def test_sigint_ignored_by_the_parent_stays_ignored(self, tmp_path: Path) -> None:
+        """A shell starts `serve &` with SIGINT ignored, so a terminal's Ctrl-C is not for it: the server kept
+        that until it installed its own handler, then took a later Ctrl-C as a stop. It now keeps the parent's
+        choice (as Python itself does); SIGTERM still stops it."""
+        server = _serve_in_session(tmp_path, ignore_sigint=True)
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split('"port": ')[1].split(",")[0])
+        os.killpg(server.pid, signal.SIGINT)
+        time.sleep(1)
+        assert server.poll() is None
+        assert _post(port, _fresh_spans(14, 10), "g") == 200
+        server.send_signal(signal.SIGTERM)
+        err = _stopped(server)
+        assert server.returncode == 0, err
         assert _session_gone_within(server.pid, 5)
 
     def test_a_second_ctrl_c_stops_at_once(self, tmp_path: Path) -> None:
