@@ -668,6 +668,10 @@ def _serve(
     # open while serving: the last connection to close checkpoints the whole WAL, which must not be every
     # request's cost.
     keeper = connect(db_path)
+    if workers > 0:  # multiprocessing's resource tracker, started on first use (the pool's first semaphore),
+        from multiprocessing import resource_tracker  # unblocks both signals in the thread that starts it,
+
+        resource_tracker.ensure_running()  # whatever that thread's mask was: started before they are blocked
     unblock = block_stop_signals()  # the workers start with them blocked (a Ctrl-C to the group while they
     # import printed their tracebacks); one that arrives meanwhile waits, and is a stop once let in below
     try:
@@ -759,11 +763,6 @@ def block_stop_signals() -> Callable[[], None]:
 
     if not hasattr(signal, "pthread_sigmask"):
         return lambda: None
-    # multiprocessing's resource tracker, started on first use (the pool's first semaphore), unblocks both
-    # signals in the thread that starts it, whatever that thread's mask was: start it first
-    from multiprocessing import resource_tracker
-
-    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
     def restore() -> None:
